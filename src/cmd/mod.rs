@@ -1,0 +1,69 @@
+//! Subcommands. Each module has clap `Args` and an `exec` that returns the process exit code.
+//!
+//! Exit codes, shared by every command: 0 ok/pass, 1 regression, 2 usage or configuration
+//! error, 3 inconclusive or could not measure.
+
+pub mod check_config;
+pub mod explain;
+pub mod run;
+pub mod sim;
+
+use clap::ValueEnum;
+use std::path::PathBuf;
+
+#[allow(dead_code)] // used by verdict commands
+pub const EXIT_REGRESSION: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+#[allow(dead_code)]
+pub const EXIT_INCONCLUSIVE: u8 = 3;
+
+/// Options every subcommand accepts.
+#[derive(Debug, clap::Args)]
+pub struct Global {
+    /// Configuration file.
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "MODELWATCH_CONFIG",
+        default_value = "modelwatch.toml"
+    )]
+    pub config: PathBuf,
+    /// More log output (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Output format for commands that print results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+pub fn init_logging(global: &Global) {
+    use tracing_subscriber::EnvFilter;
+    let default = match global.verbose {
+        0 => "modelwatch=info,warn",
+        1 => "modelwatch=debug,info",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match global.log_format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

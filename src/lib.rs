@@ -1,0 +1,26 @@
+//! modelwatch: catches silent quality regressions in served language models.
+//!
+//! Data flow: `config` + `probe` → `runner` → `provider` → model server; responses → `eval` →
+//! [`sample::Sample`] → `store`; baselines → `stats` → verdicts. `sim` is a simulated model server
+//! for tests and demos.
+
+pub mod config;
+pub mod eval;
+pub mod probe;
+pub mod provider;
+pub mod rng;
+pub mod runner;
+pub mod sample;
+pub mod sim;
+pub mod stats;
+pub mod store;
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}

@@ -1,0 +1,53 @@
+//! The `modelwatch` command line. Parsing and dispatch only; each subcommand lives in `cmd/`.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Catches silent quality regressions in served language models.
+#[derive(Debug, Parser)]
+#[command(name = "modelwatch", version, about, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: cmd::Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one round of probes against the configured targets and store the samples.
+    Run(cmd::run::Args),
+    /// Validate the configuration and every suite it references.
+    CheckConfig(cmd::check_config::Args),
+    /// Judge saved responses against a suite and explain every measurement.
+    Explain(cmd::explain::Args),
+    /// Serve the built-in simulated model server (Ollama and OpenAI APIs).
+    Sim(cmd::sim::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { cmd::EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    cmd::init_logging(&cli.global);
+    let result = match cli.command {
+        Command::Run(args) => cmd::run::exec(args, &cli.global),
+        Command::CheckConfig(args) => cmd::check_config::exec(args, &cli.global),
+        Command::Explain(args) => cmd::explain::exec(args, &cli.global),
+        Command::Sim(args) => cmd::sim::exec(args, &cli.global),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(cmd::EXIT_USAGE)
+        }
+    }
+}
