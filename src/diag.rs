@@ -150,6 +150,16 @@ impl Source {
         (line + 1, column)
     }
 
+    /// The [`Location`](crate::probe::Location) of a byte offset.
+    pub fn location(&self, span: &Range<usize>) -> crate::probe::Location {
+        let (line, column) = self.position(span.start);
+        crate::probe::Location {
+            file: self.path.clone(),
+            line,
+            column,
+        }
+    }
+
     /// A diagnostic pointing at `span`.
     pub fn error(&self, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
         let (line, column) = self.position(span.start);
@@ -180,7 +190,7 @@ impl Source {
         let mut carets = 0;
         for (i, c) in self.text[start..end].char_indices() {
             let at = start + i;
-            let masked = self.secrets.iter().any(|s| s.contains(&at)) && !c.is_whitespace();
+            let masked = self.secrets.iter().any(|s| s.contains(&at));
             shown.push(if masked { '*' } else { c });
             if at < span_start {
                 pad.push(if c == '\t' { '\t' } else { ' ' });

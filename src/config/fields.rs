@@ -24,7 +24,13 @@ pub(crate) fn parse_document<'i>(
         .iter()
         .map(|e| {
             let span = e.span().unwrap_or(0..0);
-            src.error(span, format!("invalid TOML: {}", e.message()))
+            let mut message = e.message().to_owned();
+            if message == "duplicate key"
+                && let Some(key) = src.text.get(span.clone())
+            {
+                message = format!("duplicate key `{key}`: each key may appear once per table");
+            }
+            src.error(span, format!("invalid TOML: {message}"))
                 .with_help("see https://toml.io for the syntax")
         })
         .collect())
@@ -100,6 +106,18 @@ impl<'s> Reader<'s> {
         what: impl Into<String>,
         allowed: &[&str],
     ) -> Fields<'a, 'i> {
+        self.fields_hinted(table, span, what, allowed, &|_| None)
+    }
+
+    /// [`Reader::fields`], with a help text for some unknown keys (e.g. where they belong).
+    pub fn fields_hinted<'a, 'i>(
+        &mut self,
+        table: &'a DeTable<'i>,
+        span: Range<usize>,
+        what: impl Into<String>,
+        allowed: &[&str],
+        hint: &dyn Fn(&str) -> Option<String>,
+    ) -> Fields<'a, 'i> {
         let what = what.into();
         for (key, _) in table.iter() {
             let name = key.get_ref().as_ref();
@@ -107,6 +125,7 @@ impl<'s> Reader<'s> {
                 continue;
             }
             let help = match suggest(name, allowed.iter().copied()) {
+                _ if hint(name).is_some() => hint(name).unwrap_or_default(),
                 Some(s) => format!(
                     "did you mean `{s}`? expected one of: {}",
                     allowed.join(", ")
@@ -283,9 +302,14 @@ impl<'s> Reader<'s> {
         match n {
             Some(n) if n.is_finite() && n >= min && n <= max => Some(Spanned::new(value.span(), n)),
             _ => {
+                let range = match (min == f64::MIN, max == f64::MAX) {
+                    (true, true) => "a finite number".to_owned(),
+                    (false, true) => format!("a number of at least {min}"),
+                    _ => format!("a number from {min} to {max}"),
+                };
                 self.error(
                     value.span(),
-                    format!("`{key}` in {} must be a number from {min} to {max}", f.what),
+                    format!("`{key}` in {} must be {range}", f.what),
                 );
                 None
             }

@@ -249,7 +249,7 @@ fn check_target_suites(
         let Some(suite) = suites.iter().find(|s| s.path == r.path) else {
             continue;
         };
-        let at = src.span_at(&r.location);
+        let at = span_at(src, &r.location);
         if let Some(first) = names.insert(&suite.name, r) {
             diags.push(
                 src.error(
@@ -288,42 +288,31 @@ fn check_target_suites(
     }
 }
 
-impl Source {
-    /// The span of the value at a location this source produced (one character wide).
-    fn span_at(&self, loc: &Location) -> Range<usize> {
-        let mut line_start = 0;
-        for _ in 1..loc.line {
-            match self.text[line_start..].find('\n') {
-                Some(i) => line_start += i + 1,
-                None => break,
-            }
-        }
-        let offset: usize = self.text[line_start..]
-            .chars()
-            .take(loc.column.saturating_sub(1))
-            .map(char::len_utf8)
-            .sum();
-        let start = line_start + offset;
-        // Widen to the whole quoted string when the location is at one.
-        let end = if self.text[start..].starts_with('"') {
-            self.text[start + 1..]
-                .find('"')
-                .map(|i| start + i + 2)
-                .unwrap_or(start + 1)
-        } else {
-            start + 1
-        };
-        start..end
-    }
-
-    fn location(&self, span: &Range<usize>) -> Location {
-        let (line, column) = self.position(span.start);
-        Location {
-            file: self.path.clone(),
-            line,
-            column,
+/// The span of the value at a location this source produced (one character wide).
+fn span_at(src: &Source, loc: &Location) -> Range<usize> {
+    let mut line_start = 0;
+    for _ in 1..loc.line {
+        match src.text[line_start..].find('\n') {
+            Some(i) => line_start += i + 1,
+            None => break,
         }
     }
+    let offset: usize = src.text[line_start..]
+        .chars()
+        .take(loc.column.saturating_sub(1))
+        .map(char::len_utf8)
+        .sum();
+    let start = line_start + offset;
+    // Widen to the whole quoted string when the location is at one.
+    let end = if src.text[start..].starts_with('"') {
+        src.text[start + 1..]
+            .find('"')
+            .map(|i| start + i + 2)
+            .unwrap_or(start + 1)
+    } else {
+        start + 1
+    };
+    start..end
 }
 
 /// Parses configuration text. `src.path` names the file in errors and anchors relative paths.
@@ -378,21 +367,24 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
             "add a [[target]] with name, provider, base_url, model and suites",
         ),
         Some(DeValue::Array(items)) if items.iter().all(|i| i.get_ref().is_table()) => {
+            let mut names: Vec<(String, Location)> = Vec::new();
             for item in items.iter() {
-                if let Some(t) = read_target(&mut r, item, &dir, &probes_dir, &mut suite_paths) {
-                    if let Some(first) = targets.iter().find(|t2| t2.name == t.name) {
-                        let at = item
-                            .get_ref()
-                            .as_table()
-                            .and_then(|t| t.get("name"))
-                            .map(|n| n.span())
-                            .unwrap_or(item.span());
-                        r.error_help(
-                            at,
-                            format!("duplicate target name `{}`: expected unique names", t.name),
-                            format!("first defined at {}", first.location),
-                        );
+                // Duplicates are found on the raw names, so that a broken first target still
+                // counts.
+                if let Some(name) = item.get_ref().as_table().and_then(|t| t.get("name"))
+                    && let Some(s) = name.get_ref().as_str()
+                {
+                    let here = r.src.location(&item.span());
+                    match names.iter().find(|(other, _)| other == s) {
+                        Some((_, first)) => r.error_help(
+                            name.span(),
+                            format!("duplicate target name `{s}`: expected unique names"),
+                            format!("first defined at {first}"),
+                        ),
+                        None => names.push((s.to_owned(), here)),
                     }
+                }
+                if let Some(t) = read_target(&mut r, item, &dir, &probes_dir, &mut suite_paths) {
                     targets.push(t);
                 }
             }
@@ -528,7 +520,14 @@ fn read_target(
     probes_dir: &Path,
     suite_paths: &mut Vec<PathBuf>,
 ) -> Option<Target> {
-    let f = r.table_value(item, "[[target]]", TARGET_KEYS)?;
+    let DeValue::Table(table) = item.get_ref() else {
+        return None;
+    };
+    let f = r.fields_hinted(table, item.span(), "[[target]]", TARGET_KEYS, &|key| {
+        GEN_PARAM_KEYS
+            .contains(&key)
+            .then(|| format!("generation parameters belong in [target.params]; move `{key}` there"))
+    });
     let errors_before = r.diags.len();
     let location = r.src.location(&item.span());
 

@@ -96,27 +96,26 @@ pub fn parse_suite(src: &Source) -> Result<Suite, Vec<Diagnostic>> {
         ),
         Some(v) => match v.get_ref() {
             DeValue::Array(items) if items.iter().all(|i| i.get_ref().is_table()) => {
+                let mut ids: Vec<(String, Location)> = Vec::new();
                 for item in items.iter() {
-                    let Some(p) = read_probe(&mut r, item, &name, &defaults, samples) else {
-                        continue;
-                    };
-                    if let Some(first) = probes.iter().find(|q| q.id == p.id) {
-                        let at = item
-                            .get_ref()
-                            .as_table()
-                            .and_then(|t| t.get("id"))
-                            .map(|i| i.span())
-                            .unwrap_or(item.span());
-                        r.error_help(
-                            at,
-                            format!(
-                                "duplicate probe id `{}`: expected unique ids in a suite",
-                                p.id
+                    // Duplicates are found on the raw ids, so that a broken first probe still
+                    // counts.
+                    if let Some(id) = item.get_ref().as_table().and_then(|t| t.get("id"))
+                        && let Some(s) = id.get_ref().as_str()
+                    {
+                        let here = r.src.location(&item.span());
+                        match ids.iter().find(|(other, _)| other == s) {
+                            Some((_, first)) => r.error_help(
+                                id.span(),
+                                format!("duplicate probe id `{s}`: expected unique ids in a suite"),
+                                format!("first defined at {first}"),
                             ),
-                            format!("first defined at {}", first.location),
-                        );
+                            None => ids.push((s.to_owned(), here)),
+                        }
                     }
-                    probes.push(p);
+                    if let Some(p) = read_probe(&mut r, item, &name, &defaults, samples) {
+                        probes.push(p);
+                    }
                 }
             }
             _ => r.error_help(
@@ -200,7 +199,7 @@ fn read_probe(
     if r.diags.len() > before {
         return None;
     }
-    let (line, column) = r.src.position(item.span().start);
+    let location = r.src.location(&item.span());
     let mut probe = Probe {
         id: id?.into_inner(),
         suite: suite.to_owned(),
@@ -210,11 +209,7 @@ fn read_probe(
         samples,
         tags,
         expect: expect?,
-        location: Location {
-            file: r.src.path.clone(),
-            line,
-            column,
-        },
+        location,
         hash: String::new(),
     };
     probe.hash = probe_hash(&probe);
@@ -347,6 +342,19 @@ fn json_value(r: &mut Reader, v: &Spanned<DeValue>) -> Option<serde_json::Value>
     }
 }
 
+/// What a required check field holds, for "missing key" messages.
+fn field_expected(kind: &str, key: &str) -> &'static str {
+    match (kind, key) {
+        ("number", "value") => "a number",
+        (_, "value") if kind.starts_with("json_") => "the expected JSON value",
+        (_, "value") => "a string",
+        (_, "values") => "an array of strings",
+        (_, "pattern") => "a regular expression",
+        (_, "pointer") => "a JSON pointer such as \"/total\"",
+        _ => "an array of checks",
+    }
+}
+
 /// The fields each check kind takes: (required, optional).
 fn task_fields(kind: &str) -> (&'static [&'static str], &'static [&'static str]) {
     match kind {
@@ -421,7 +429,7 @@ fn read_task(r: &mut Reader, v: &Spanned<DeValue>, what: &str) -> Option<TaskChe
     let before = r.diags.len();
     for key in required {
         if f.get(key).is_none() {
-            r.missing(&f, key, &format!("the `{key}` of a `{kind}` check"));
+            r.missing(&f, key, field_expected(&kind, key));
         }
     }
     if r.diags.len() > before {
