@@ -188,7 +188,8 @@ const TARGET_KEYS: &[&str] = &[
     "max_response_bytes",
 ];
 
-/// Reads and validates a configuration file (suites are not read; see [`load_with_suites`]).
+/// Reads and validates a configuration file. Suite files are neither checked for existence nor
+/// read; see [`load_with_suites`].
 pub fn load(path: &Path, env: Env<'_>) -> Result<Config, Vec<Diagnostic>> {
     let src = read_config(path)?;
     parse(src, env)
@@ -202,13 +203,17 @@ pub fn load_with_suites(path: &Path, env: Env<'_>) -> Result<Loaded, Vec<Diagnos
     let parsed = parse_partial(src.clone(), env);
     let mut diags = parsed.diags;
     let mut suites: Vec<Suite> = Vec::new();
-    let mut seen: Vec<&PathBuf> = Vec::new();
-    for path in &parsed.suite_paths {
-        if seen.contains(&path) {
+    let mut seen: Vec<&Path> = Vec::new();
+    for r in &parsed.suite_refs {
+        if !r.path.is_file() {
+            diags.push(unknown_suite(&src, r, &parsed.probes_dir));
             continue;
         }
-        seen.push(path);
-        match crate::probe::load::load_suite(path) {
+        if seen.contains(&r.path.as_path()) {
+            continue;
+        }
+        seen.push(&r.path);
+        match crate::probe::load::load_suite(&r.path) {
             Ok(s) => suites.push(s),
             Err(d) => diags.extend(d),
         }
@@ -224,6 +229,28 @@ pub fn load_with_suites(path: &Path, env: Env<'_>) -> Result<Loaded, Vec<Diagnos
     } else {
         Err(diags)
     }
+}
+
+fn unknown_suite(src: &Source, r: &SuiteRef, probes_dir: &Path) -> Diagnostic {
+    let names = available_suites(probes_dir);
+    let help = if names.is_empty() {
+        format!("no suites found in {}", probes_dir.display())
+    } else {
+        format!(
+            "available in {}: {}",
+            probes_dir.display(),
+            names.join(", ")
+        )
+    };
+    src.error(
+        span_at(src, &r.location),
+        format!(
+            "unknown suite `{}`: no file {}",
+            r.reference,
+            r.path.display()
+        ),
+    )
+    .with_help(help)
 }
 
 fn read_config(path: &Path) -> Result<Source, Vec<Diagnostic>> {
@@ -328,7 +355,9 @@ pub fn parse(src: Source, env: Env<'_>) -> Result<Config, Vec<Diagnostic>> {
 /// resolved suite file (also of broken targets), and every error.
 struct Parsed {
     config: Option<Config>,
-    suite_paths: Vec<PathBuf>,
+    /// Every suite reference of every target, broken targets included.
+    suite_refs: Vec<SuiteRef>,
+    probes_dir: PathBuf,
     diags: Vec<Diagnostic>,
 }
 
@@ -339,7 +368,8 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
         Err(diags) => {
             return Parsed {
                 config: None,
-                suite_paths: Vec::new(),
+                suite_refs: Vec::new(),
+                probes_dir: PathBuf::new(),
                 diags,
             };
         }
@@ -359,7 +389,7 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
         .unwrap_or_else(|| dir.join("probes"));
 
     let mut targets: Vec<Target> = Vec::new();
-    let mut suite_paths: Vec<PathBuf> = Vec::new();
+    let mut suite_refs: Vec<SuiteRef> = Vec::new();
     match top.get("target").map(|v| v.get_ref()) {
         None => r.error_help(
             0..0,
@@ -384,7 +414,7 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
                         None => names.push((s.to_owned(), here)),
                     }
                 }
-                if let Some(t) = read_target(&mut r, item, &dir, &probes_dir, &mut suite_paths) {
+                if let Some(t) = read_target(&mut r, item, &dir, &probes_dir, &mut suite_refs) {
                     targets.push(t);
                 }
             }
@@ -405,14 +435,15 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
             path: src.path.clone(),
             storage,
             server,
-            probes_dir,
+            probes_dir: probes_dir.clone(),
             targets,
         }),
         _ => None,
     };
     Parsed {
         config,
-        suite_paths,
+        suite_refs,
+        probes_dir,
         diags,
     }
 }
@@ -518,7 +549,7 @@ fn read_target(
     item: &Spanned<DeValue>,
     dir: &Path,
     probes_dir: &Path,
-    suite_paths: &mut Vec<PathBuf>,
+    suite_refs: &mut Vec<SuiteRef>,
 ) -> Option<Target> {
     let DeValue::Table(table) = item.get_ref() else {
         return None;
@@ -604,7 +635,7 @@ fn read_target(
 
     let api_key = read_api_key(r, &f, dir);
     let headers = read_headers(r, &f);
-    let suites = read_suite_refs(r, &f, dir, probes_dir, suite_paths);
+    let suites = read_suite_refs(r, &f, dir, probes_dir, suite_refs);
 
     let params = match f.get("params") {
         Some(v) => match r.table_value(v, "[target.params]", &GEN_PARAM_KEYS) {
@@ -895,7 +926,7 @@ fn read_suite_refs(
     f: &Fields,
     dir: &Path,
     probes_dir: &Path,
-    suite_paths: &mut Vec<PathBuf>,
+    suite_refs: &mut Vec<SuiteRef>,
 ) -> Option<Vec<SuiteRef>> {
     let Some(list) = r.strings(f, "suites") else {
         if f.get("suites").is_none() {
@@ -937,29 +968,13 @@ fn read_suite_refs(
             ok = false;
             continue;
         }
-        if !path.is_file() {
-            let help = match available_suites(probes_dir) {
-                names if names.is_empty() => format!("no suites found in {}", probes_dir.display()),
-                names => format!(
-                    "available in {}: {}",
-                    probes_dir.display(),
-                    names.join(", ")
-                ),
-            };
-            r.error_help(
-                s.span(),
-                format!("unknown suite `{reference}`: no file {}", path.display()),
-                help,
-            );
-            ok = false;
-            continue;
-        }
-        suite_paths.push(path.clone());
-        out.push(SuiteRef {
+        let suite_ref = SuiteRef {
             reference,
             location: r.src.location(&s.span()),
             path,
-        });
+        };
+        suite_refs.push(suite_ref.clone());
+        out.push(suite_ref);
     }
     ok.then_some(out)
 }
@@ -977,4 +992,154 @@ fn available_suites(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn parse_str(text: &str, env: Env<'_>) -> Result<Config, Vec<Diagnostic>> {
+        parse(Source::new("conf/modelwatch.toml", text), env)
+    }
+
+    const MINIMAL: &str = r#"
+[[target]]
+name = "t"
+provider = "ollama"
+base_url = "http://h:1"
+model = "m"
+suites = ["core", "x/y.toml"]
+"#;
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let c = parse_str(MINIMAL, &no_env).unwrap();
+        assert_eq!(c.storage.path, Path::new("conf/modelwatch.db"));
+        assert_eq!(c.storage.raw_text_retention, Duration::from_secs(7 * 86400));
+        assert_eq!(c.storage.sample_retention, Duration::from_secs(90 * 86400));
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:9464");
+        assert_eq!(c.probes_dir, Path::new("conf/probes"));
+        let t = &c.targets[0];
+        assert_eq!(t.api, Api::Chat);
+        assert_eq!(t.interval, Duration::from_secs(600));
+        assert_eq!(t.request_timeout, Duration::from_secs(120));
+        assert_eq!(t.connect_timeout, Duration::from_secs(5));
+        assert_eq!(t.first_byte_timeout, t.request_timeout);
+        assert_eq!((t.retries, t.max_concurrency, t.stream), (2, 4, true));
+        assert_eq!(t.max_response_bytes, 4 << 20);
+        assert_eq!(t.samples, None);
+        assert!(t.api_key.is_none() && t.headers.is_empty());
+        let paths: Vec<&Path> = t.suites.iter().map(|s| s.path.as_path()).collect();
+        assert_eq!(
+            paths,
+            [
+                Path::new("conf/probes/core.toml"),
+                Path::new("conf/x/y.toml")
+            ]
+        );
+        assert_eq!(t.location.line, 2);
+    }
+
+    #[test]
+    fn first_byte_timeout_follows_request_timeout() {
+        let text = MINIMAL.replace("suites", "request_timeout = \"30s\"\nsuites");
+        let c = parse_str(&text, &no_env).unwrap();
+        assert_eq!(c.targets[0].first_byte_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn env_is_expanded_in_string_values_only_after_parsing() {
+        let env = |k: &str| (k == "HOST").then(|| "gpu1".to_owned());
+        let text = MINIMAL
+            .replace("http://h:1", "http://${HOST}:${PORT:-8080}/")
+            .replace("\"m\"", "\"$${literal}\"");
+        let c = parse_str(&text, &env).unwrap();
+        assert_eq!(c.targets[0].base_url, "http://gpu1:8080");
+        assert_eq!(c.targets[0].model, "${literal}");
+    }
+
+    #[test]
+    fn api_key_file_prefers_credentials_directory() {
+        let creds = tempfile::tempdir().unwrap();
+        std::fs::write(creds.path().join("k"), "sk-from-creds\n").unwrap();
+        let dir = creds.path().display().to_string();
+        let env = move |k: &str| (k == "CREDENTIALS_DIRECTORY").then(|| dir.clone());
+        let text = MINIMAL.replace("suites", "api_key_file = \"k\"\nsuites");
+        let c = parse_str(&text, &env).unwrap();
+        assert_eq!(
+            c.targets[0].api_key.as_ref().unwrap().expose(),
+            "sk-from-creds"
+        );
+        // Without the variable, the same relative path is read next to the config: missing.
+        let errs = parse_str(&text, &no_env).unwrap_err();
+        assert!(errs[0].message.contains("conf/k"), "{}", errs[0]);
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_output() {
+        let text = MINIMAL.replace(
+            "suites",
+            "api_key = \"sk-canary-77\"\nheaders = { X-Token = \"tok-canary-88\" }\nsuites",
+        );
+        let c = parse_str(&text, &no_env).unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("canary"), "{shown}");
+        assert_eq!(c.targets[0].headers[0].1.expose(), "tok-canary-88");
+    }
+
+    #[test]
+    fn every_error_is_collected() {
+        let text = r#"
+[storage]
+sample_retention = "forever"
+[[target]]
+name = "a"
+provider = "x"
+base_url = "ftp://h"
+model = "m"
+suites = ["core"]
+interval = "1s"
+"#;
+        let errs = parse_str(text, &no_env).unwrap_err();
+        let lines: Vec<usize> = errs.iter().map(|d| d.line).collect();
+        assert_eq!(errs.len(), 4, "{}", crate::diag::render_all(&errs));
+        for line in [3, 6, 7, 10] {
+            assert!(lines.contains(&line), "{lines:?}");
+        }
+    }
+
+    #[test]
+    fn target_overrides_apply_under_probe_settings() {
+        let text = MINIMAL.replace(
+            "suites",
+            "samples = 7\nparams = { temperature = 0.1, seed = 3 }\nsuites",
+        );
+        let c = parse_str(&text, &no_env).unwrap();
+        let t = &c.targets[0];
+        let probe = GenParams {
+            temperature: Some(0.9),
+            ..GenParams::default()
+        };
+        let p = t.params_for(&probe);
+        assert_eq!((p.temperature, p.seed), (Some(0.9), Some(3)));
+        assert_eq!(t.samples_for(3), 7);
+    }
+
+    #[test]
+    fn urls() {
+        assert!(check_url("http://127.0.0.1:11434").is_ok());
+        assert!(check_url("HTTPS://api.example.com/v1/").is_ok());
+        assert!(check_url("http://[::1]:8000").is_ok());
+        assert!(check_url("http://user@host").is_ok());
+        assert!(check_url("ftp://h").is_err());
+        assert!(check_url("h:80").is_err());
+        assert!(check_url("http://").is_err());
+        assert!(check_url("http://h:x").is_err());
+        assert!(check_url("http://h/a?b=1").is_err());
+        assert!(check_url("http://h /").is_err());
+    }
 }
