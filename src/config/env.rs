@@ -29,12 +29,12 @@ pub fn expand(value: &str, env: Env<'_>) -> Result<String, ExpandError> {
     let bytes = value.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        if value[i..].starts_with("$${") {
+        if bytes[i..].starts_with(b"$${") {
             out.push_str(&value[rest..i]);
             out.push_str("${");
             i += 3;
             rest = i;
-        } else if value[i..].starts_with("${") {
+        } else if bytes[i..].starts_with(b"${") {
             out.push_str(&value[rest..i]);
             let Some(close) = value[i..].find('}').map(|c| i + c) else {
                 return Err(ExpandError {
@@ -108,6 +108,12 @@ mod tests {
         assert_eq!(expand("${EMPTY:-fallback}", &env).unwrap(), "fallback");
         assert_eq!(expand("${EMPTY}", &env).unwrap(), "");
         assert_eq!(expand("${NOPE:-}", &env).unwrap(), "");
+    }
+
+    #[test]
+    fn non_ascii_text_around_references() {
+        assert_eq!(expand("é${HOST}ü$", &env).unwrap(), "égpu1ü$");
+        assert_eq!(expand("ø${NOPE:-å}", &env).unwrap(), "øå");
     }
 
     #[test]

@@ -396,6 +396,11 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
             "no targets: expected at least one [[target]] table",
             "add a [[target]] with name, provider, base_url, model and suites",
         ),
+        Some(DeValue::Array(items)) if items.is_empty() => r.error_help(
+            top.get("target").map(|v| v.span()).unwrap_or(0..0),
+            "no targets: expected at least one [[target]] table",
+            "add a [[target]] with name, provider, base_url, model and suites",
+        ),
         Some(DeValue::Array(items)) if items.iter().all(|i| i.get_ref().is_table()) => {
             let mut names: Vec<(String, Location)> = Vec::new();
             for item in items.iter() {

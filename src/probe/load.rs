@@ -95,6 +95,11 @@ pub fn parse_suite(src: &Source) -> Result<Suite, Vec<Diagnostic>> {
             "add a [[probe]] with an `id` and a `prompt`",
         ),
         Some(v) => match v.get_ref() {
+            DeValue::Array(items) if items.is_empty() => r.error_help(
+                v.span(),
+                "no probes: expected at least one [[probe]] table",
+                "add a [[probe]] with an `id` and a `prompt`",
+            ),
             DeValue::Array(items) if items.iter().all(|i| i.get_ref().is_table()) => {
                 let mut ids: Vec<(String, Location)> = Vec::new();
                 for item in items.iter() {
