@@ -90,6 +90,8 @@ pub struct SuiteRef {
     /// The resolved file.
     pub path: PathBuf,
     pub location: Location,
+    /// Byte range of the reference in the configuration file, for diagnostics.
+    pub span: Range<usize>,
 }
 
 /// One served model endpoint to watch.
@@ -243,7 +245,7 @@ fn unknown_suite(src: &Source, r: &SuiteRef, probes_dir: &Path) -> Diagnostic {
         )
     };
     src.error(
-        span_at(src, &r.location),
+        r.span.clone(),
         format!(
             "unknown suite `{}`: no file {}",
             r.reference,
@@ -276,7 +278,7 @@ fn check_target_suites(
         let Some(suite) = suites.iter().find(|s| s.path == r.path) else {
             continue;
         };
-        let at = span_at(src, &r.location);
+        let at = r.span.clone();
         if let Some(first) = names.insert(&suite.name, r) {
             diags.push(
                 src.error(
@@ -315,33 +317,6 @@ fn check_target_suites(
     }
 }
 
-/// The span of the value at a location this source produced (one character wide).
-fn span_at(src: &Source, loc: &Location) -> Range<usize> {
-    let mut line_start = 0;
-    for _ in 1..loc.line {
-        match src.text[line_start..].find('\n') {
-            Some(i) => line_start += i + 1,
-            None => break,
-        }
-    }
-    let offset: usize = src.text[line_start..]
-        .chars()
-        .take(loc.column.saturating_sub(1))
-        .map(char::len_utf8)
-        .sum();
-    let start = line_start + offset;
-    // Widen to the whole quoted string when the location is at one.
-    let end = if src.text[start..].starts_with('"') {
-        src.text[start + 1..]
-            .find('"')
-            .map(|i| start + i + 2)
-            .unwrap_or(start + 1)
-    } else {
-        start + 1
-    };
-    start..end
-}
-
 /// Parses configuration text. `src.path` names the file in errors and anchors relative paths.
 pub fn parse(src: Source, env: Env<'_>) -> Result<Config, Vec<Diagnostic>> {
     let parsed = parse_partial(src, env);
@@ -351,8 +326,8 @@ pub fn parse(src: Source, env: Env<'_>) -> Result<Config, Vec<Diagnostic>> {
     }
 }
 
-/// What could be read of a configuration: the configuration when no target was unusable, every
-/// resolved suite file (also of broken targets), and every error.
+/// What could be read of a configuration: the configuration when it has no error, every suite
+/// reference (also of broken targets) and every error.
 struct Parsed {
     config: Option<Config>,
     /// Every suite reference of every target, broken targets included.
@@ -453,11 +428,12 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
     }
 }
 
-/// Spans of `api_key` and header values written literally in the file, masked in snippets.
+/// Spans of `api_key` and header values, masked in snippets (even a value that only references
+/// the environment may hold a secret prefix).
 fn literal_secret_spans(doc: &toml::de::DeTable) -> Vec<Range<usize>> {
     let mut spans = Vec::new();
     let literal = |v: &Spanned<DeValue>| match v.get_ref() {
-        DeValue::String(s) if !s.contains("${") => Some(v.span()),
+        DeValue::String(_) => Some(v.span()),
         _ => None,
     };
     let Some(DeValue::Array(targets)) = doc.get("target").map(|v| v.get_ref()) else {
@@ -976,6 +952,7 @@ fn read_suite_refs(
         let suite_ref = SuiteRef {
             reference,
             location: r.src.location(&s.span()),
+            span: s.span(),
             path,
         };
         suite_refs.push(suite_ref.clone());
