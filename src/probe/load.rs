@@ -430,8 +430,8 @@ fn read_task(r: &mut Reader, v: &Spanned<DeValue>, what: &str) -> Option<TaskChe
         .copied()
         .collect();
     let what = format!("{what} (kind = \"{kind}\")");
-    let f = r.fields(t, v.span(), what.clone(), &allowed);
     let before = r.diags.len();
+    let f = r.fields(t, v.span(), what, &allowed);
     for key in required {
         if f.get(key).is_none() {
             r.missing(&f, key, field_expected(&kind, key));
