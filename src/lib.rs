@@ -5,6 +5,7 @@
 //! for tests and demos.
 
 pub mod config;
+pub mod diag;
 pub mod eval;
 pub mod probe;
 pub mod provider;
