@@ -71,9 +71,15 @@ async fn cancelled(signal: Option<&CancelSignal>) {
 }
 
 /// Replaces secret values (API key, configured header values, URL password) in messages.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Redactor {
     secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redactor({} secrets)", self.secrets.len())
+    }
 }
 
 impl Redactor {
@@ -127,7 +133,6 @@ impl Failure {
 }
 
 /// The shared transport of one target.
-#[derive(Debug)]
 pub(crate) struct Transport {
     client: reqwest::Client,
     /// Base URL whose path ends with `/`; endpoint paths are joined onto it.
@@ -144,6 +149,33 @@ pub(crate) struct Transport {
     requests: AtomicU64,
     redactor: Redactor,
     cancel: Option<CancelSignal>,
+}
+
+/// Names the server and the limits, never the credentials.
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("authority", &self.authority)
+            .field("path", &self.root.path())
+            .field("first_byte_timeout", &self.first_byte_timeout)
+            .field("total_timeout", &self.total_timeout)
+            .field("retries", &self.retries)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A URL for display: any password replaced by `[redacted]`, unparsable text withheld.
+pub(crate) fn display_url(url: &str) -> String {
+    match Url::parse(url.trim()) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("[redacted]"));
+            }
+            u.to_string()
+        }
+        Err(_) => "[not a URL]".to_string(),
+    }
 }
 
 /// Parses and checks a base URL: http(s) only, path normalised to end with `/`.
@@ -272,14 +304,17 @@ impl Transport {
         body: Option<&serde_json::Value>,
     ) -> Result<Body<'_>, SampleError> {
         let started = Instant::now();
-        let what = format!("{method} {path} on {}", self.authority);
         let url = match self.root.join(path) {
             Ok(u) => u,
             Err(e) => {
-                let f = Failure::new(ErrorKind::Connect, format!("{what}: bad path: {e}"));
+                let f = Failure::new(
+                    ErrorKind::Connect,
+                    format!("{method} {path}: bad path: {e}"),
+                );
                 return Err(self.sample_error(f, 1, started));
             }
         };
+        let what = format!("{method} {} on {}", url.path(), self.authority);
         let payload = match body.map(serde_json::to_vec).transpose() {
             Ok(p) => p,
             Err(e) => {

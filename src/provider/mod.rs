@@ -119,7 +119,7 @@ pub enum Api {
 /// has been read. Retries (`retries` extra attempts) happen only for connection failures,
 /// timeouts before the headers, 429 and 5xx, with full-jitter exponential backoff drawn from a
 /// [`crate::rng::Rng`] seeded by `retry_seed` and a per-client request counter.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientConfig {
     pub kind: ProviderKind,
     pub api: Api,
@@ -146,6 +146,35 @@ pub struct ClientConfig {
     pub retry_seed: u64,
     /// When triggered, in-flight requests and backoff sleeps end with `ErrorKind::Cancelled`.
     pub cancel: Option<CancelSignal>,
+}
+
+/// Prints everything except secrets: the API key and header values show as `[redacted]`.
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, _)| (n.as_str(), "[redacted]"))
+            .collect();
+        f.debug_struct("ClientConfig")
+            .field("kind", &self.kind)
+            .field("api", &self.api)
+            .field("base_url", &http::display_url(&self.base_url))
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .field("headers", &headers)
+            .field("stream", &self.stream)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("first_byte_timeout", &self.first_byte_timeout)
+            .field("total_timeout", &self.total_timeout)
+            .field("retries", &self.retries)
+            .field("backoff_base", &self.backoff_base)
+            .field("backoff_max", &self.backoff_max)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("retry_seed", &self.retry_seed)
+            .field("cancel", &self.cancel.is_some())
+            .finish()
+    }
 }
 
 impl Default for ClientConfig {
