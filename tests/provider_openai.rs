@@ -241,7 +241,7 @@ async fn fingerprint_from_vllm_uses_root_and_max_model_len_and_treats_missing_pr
     assert!(!fp.details.contains_key("served_id"));
     assert!(!fp.details.contains_key("created"));
     let paths: Vec<String> = server.requests().into_iter().map(|r| r.path).collect();
-    assert_eq!(paths, ["/v1/models", "/props"]);
+    assert_eq!(paths, ["/v1/models", "/props", "/info"]);
 }
 
 fn llama_cpp(build: &'static str) -> impl Fn(&Recorded, usize) -> Reply {

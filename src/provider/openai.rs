@@ -1,7 +1,7 @@
 //! The OpenAI-compatible API as served by vLLM, llama.cpp server, TGI, LM Studio and OpenAI:
 //! `/v1/chat/completions` (messages) and `/v1/completions` (prompt text, for base models),
 //! buffered or streamed as server-sent events; fingerprint from `/v1/models` plus llama.cpp's
-//! `/props` when the server has it.
+//! `/props` and TGI's `/info` when the server has them.
 //!
 //! Streaming asks for `stream_options.include_usage`; servers that ignore it, or that put
 //! `usage` on the chunk carrying `finish_reason` (llama.cpp, TGI), are read the same way: the
@@ -106,26 +106,30 @@ impl OpenAiClient {
         let entry = entry.clone();
         drop(body);
 
-        let props = match self.transport.open(Method::GET, "props", None).await {
-            Ok(mut body) => {
-                let v: Value = body.json().await?;
-                Some(v)
-            }
-            // Not llama.cpp, or /props is protected: simply absent.
-            Err(e)
-                if e.status
-                    .is_some_and(|s| (400..500).contains(&s) && s != 429) =>
-            {
-                None
-            }
-            Err(e) => return Err(e),
-        };
+        let props = self.optional_json("props").await?;
+        let info = self.optional_json("info").await?;
         Ok(fingerprint_from(
             &self.model,
             &entry,
             served_id,
             props.as_ref(),
+            info.as_ref(),
         ))
+    }
+
+    /// A server-specific endpoint (llama.cpp `/props`, TGI `/info`): a 4xx other than 429 means
+    /// this server does not have it (or protects it) and it is simply absent.
+    async fn optional_json(&self, path: &str) -> Result<Option<Value>, SampleError> {
+        match self.transport.open(Method::GET, path, None).await {
+            Ok(mut body) => Ok(Some(body.json().await?)),
+            Err(e)
+                if e.status
+                    .is_some_and(|s| (400..500).contains(&s) && s != 429) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -373,13 +377,14 @@ fn find_model<'v>(models: &'v Value, model: &str) -> Result<(&'v Value, Option<S
 }
 
 /// The fingerprint from the `/v1/models` entry (vLLM `root` / `max_model_len`, llama.cpp
-/// `meta`) and llama.cpp's `/props` when present. Per-call values (`created`, slots) are left
-/// out so the same model always gives the same fingerprint.
+/// `meta`), llama.cpp's `/props` and TGI's `/info` when present. Per-call values (`created`,
+/// slots) are left out so the same model always gives the same fingerprint.
 fn fingerprint_from(
     model: &str,
     entry: &Value,
     served_id: Option<String>,
     props: Option<&Value>,
+    info: Option<&Value>,
 ) -> Fingerprint {
     let mut details = BTreeMap::new();
     if let Some(id) = served_id {
@@ -427,6 +432,21 @@ fn fingerprint_from(
         }
         if let Some(b) = p.get("build_info").and_then(scalar) {
             details.insert("build_info".to_string(), b);
+        }
+    }
+    // TGI: the Hub revision of the weights is the strongest identity it offers.
+    if let Some(i) = info.filter(|i| i.get("model_id").is_some()) {
+        for (from, to) in [
+            ("model_sha", "model_sha"),
+            ("model_dtype", "model_dtype"),
+            ("version", "server_version"),
+        ] {
+            if let Some(v) = i.get(from).and_then(scalar) {
+                details.insert(to.to_string(), v);
+            }
+        }
+        if let Some(sha) = details.get("model_sha") {
+            digest = Some(sha.clone());
         }
     }
     Fingerprint {
@@ -597,11 +617,27 @@ mod tests {
                            "root":"/models/qwen","max_model_len":32768});
         let later = json!({"id":"Qwen/Qwen2.5-7B-Instruct","created":2,"owned_by":"vllm",
                            "root":"/models/qwen","max_model_len":32768});
-        let a = fingerprint_from("m", &entry, None, None);
+        let a = fingerprint_from("m", &entry, None, None, None);
         assert_eq!(a.digest.as_deref(), Some("/models/qwen"));
         assert_eq!(a.details["max_model_len"], "32768");
-        assert_eq!(a.id(), fingerprint_from("m", &later, None, None).id());
+        assert_eq!(a.id(), fingerprint_from("m", &later, None, None, None).id());
         let lm = json!({"error":"Unexpected endpoint or method. (GET /props)"});
-        assert_eq!(a, fingerprint_from("m", &entry, None, Some(&lm)));
+        assert_eq!(a, fingerprint_from("m", &entry, None, Some(&lm), Some(&lm)));
+    }
+
+    #[test]
+    fn fingerprint_from_tgi_info_uses_the_model_revision() {
+        let entry = json!({"id":"meta-llama/Llama-3.1-8B-Instruct","object":"model","created":0,
+                           "owned_by":"meta-llama/Llama-3.1-8B-Instruct"});
+        let info = json!({"model_id":"meta-llama/Llama-3.1-8B-Instruct",
+            "model_sha":"0e9e39f249a16976918f6564b8830bc894c89659","model_dtype":"torch.bfloat16",
+            "model_device_type":"cuda","max_input_tokens":4095,"version":"3.0.1","sha":"abc"});
+        let fp = fingerprint_from("tgi", &entry, None, None, Some(&info));
+        assert_eq!(
+            fp.digest.as_deref(),
+            Some("0e9e39f249a16976918f6564b8830bc894c89659")
+        );
+        assert_eq!(fp.details["model_dtype"], "torch.bfloat16");
+        assert_eq!(fp.details["server_version"], "3.0.1");
     }
 }
