@@ -1,9 +1,290 @@
-//! (in progress)
+//! `modelwatch run`: one round against the selected targets, stored, then summarised.
+//!
+//! With `--sim`, the built-in simulated model server is started in-process and probed through
+//! both provider APIs with the starter probes, so the whole pipeline runs with no server and no
+//! configuration file.
+
+use super::{EXIT_INCONCLUSIVE, EXIT_USAGE, OutputFormat};
+use anyhow::Context;
+use modelwatch::config::{self, Loaded};
+use modelwatch::diag;
+use modelwatch::eval::{CompiledChecks, Evaluator, RefusalConfig};
+use modelwatch::probe::Probe;
+use modelwatch::runner::{self, Clock, RoundOptions, RoundOutcome, SystemClock, setup};
+use modelwatch::sim;
+use modelwatch::store::{FingerprintChange, RoundStatus, Store};
+use modelwatch::summary;
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Only this target (repeatable). Default: every target in the configuration.
+    #[arg(long = "target", value_name = "NAME")]
+    pub targets: Vec<String>,
+    /// Only this suite (repeatable). Default: every suite of each target.
+    #[arg(long = "suite", value_name = "NAME")]
+    pub suites: Vec<String>,
+    /// Samples per probe, overriding suites and targets.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub samples: Option<u32>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Ignore the configuration: start the built-in simulator and probe it with the starter
+    /// probes through both the Ollama and the OpenAI API. Samples go to `modelwatch-sim.db`.
+    #[arg(long)]
+    pub sim: bool,
+    /// With `--sim`: the simulator profile (TOML). Default: a healthy model.
+    #[arg(long, value_name = "FILE", requires = "sim")]
+    pub sim_profile: Option<PathBuf>,
+    /// With `--sim`: the simulator's seed.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "sim")]
+    pub sim_seed: u64,
+}
 
-pub fn exec(_args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not built yet")
+/// The starter suites, embedded so `run --sim` works from any directory.
+const STARTER_SUITES: [(&str, &str); 3] = [
+    ("core", include_str!("../../probes/core.toml")),
+    ("json", include_str!("../../probes/json.toml")),
+    ("tasks", include_str!("../../probes/tasks.toml")),
+];
+const SIM_PROFILE: &str = include_str!("../../sim/profiles/healthy.toml");
+
+pub fn exec(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(args, _global))
+}
+
+async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
+    // Keeps the simulator and its temporary probe folder alive for the whole round.
+    let mut _sim_guard = None;
+    let loaded = if args.sim {
+        let (loaded, guard) = sim_setup(&args).await?;
+        _sim_guard = Some(guard);
+        loaded
+    } else {
+        match config::load_with_suites(&global.config, &config::process_env) {
+            Ok(l) => l,
+            Err(diags) => {
+                eprint!("{}", diag::render_all(&diags));
+                return Ok(ExitCode::from(EXIT_USAGE));
+            }
+        }
+    };
+
+    let targets: Vec<&config::Target> = loaded
+        .config
+        .targets
+        .iter()
+        .filter(|t| args.targets.is_empty() || args.targets.contains(&t.name))
+        .collect();
+    for name in &args.targets {
+        if !loaded.config.targets.iter().any(|t| &t.name == name) {
+            let known: Vec<&str> = loaded.config.targets.iter().map(|t| t.name.as_str()).collect();
+            eprintln!(
+                "error: no target named '{name}' in {}; targets: {}",
+                loaded.config.path.display(),
+                known.join(", ")
+            );
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    }
+
+    let evaluator = Evaluator::new(&RefusalConfig::default())?;
+    let mut checks: HashMap<String, CompiledChecks> = HashMap::new();
+    for suite in &loaded.suites {
+        let dir = suite.path.parent().unwrap_or(Path::new("."));
+        for p in &suite.probes {
+            let compiled = CompiledChecks::compile(&p.expect, dir)
+                .with_context(|| format!("{}: probe '{}'", p.location, p.id))?;
+            checks.insert(p.hash.clone(), compiled);
+        }
+    }
+
+    let mut store = Store::open(&loaded.config.storage.path).with_context(|| {
+        format!(
+            "cannot open the sample store {}",
+            loaded.config.storage.path.display()
+        )
+    })?;
+
+    let clock = SystemClock;
+    let evaluate = |probe: &Probe, completion: &modelwatch::sample::Completion| {
+        evaluator.evaluate(completion, checks.get(&probe.hash))
+    };
+    let mut rounds = Vec::new();
+    for target in &targets {
+        let probes = setup::target_probes(&loaded, target, &args.suites);
+        if probes.is_empty() {
+            tracing::warn!(target = %target.name, "no probes selected; skipping");
+            continue;
+        }
+        let client = setup::build_client(target)?;
+        let options = RoundOptions {
+            target: target.name.clone(),
+            concurrency: target.max_concurrency as usize,
+            stream: target.stream,
+            samples_override: args.samples,
+            keep_text: true,
+        };
+        rounds.push(async move {
+            let outcome =
+                runner::run_round(client.as_ref(), &probes, &options, &evaluate, &clock).await;
+            (target.name.clone(), outcome)
+        });
+    }
+    let outcomes = futures_util::future::join_all(rounds).await;
+
+    let mut all_samples = Vec::new();
+    for (target, outcome) in outcomes {
+        store_round(&mut store, &target, &outcome, &clock)?;
+        all_samples.extend(outcome.samples);
+    }
+
+    let summary = summary::summarize(&all_samples);
+    match args.format {
+        OutputFormat::Text => {
+            print!("{}", summary.render_text(std::io::stdout().is_terminal()));
+            println!(
+                "stored {} samples in {}",
+                all_samples.len(),
+                loaded.config.storage.path.display()
+            );
+        }
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
+    }
+    if summary.measured() == 0 {
+        eprintln!(
+            "error: the round measured nothing: every request failed (see the errors above); \
+             check that the model servers are up and reachable"
+        );
+        return Ok(ExitCode::from(EXIT_INCONCLUSIVE));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Stores one target's round: its fingerprint (a change is logged as a swap), the round and
+/// its samples.
+fn store_round(
+    store: &mut Store,
+    target: &str,
+    outcome: &RoundOutcome,
+    clock: &dyn Clock,
+) -> anyhow::Result<()> {
+    let fingerprint_id = match &outcome.fingerprint {
+        Ok(fp) => {
+            match store.record_fingerprint(target, fp, outcome.started_at_ms)? {
+                FingerprintChange::Swap { previous } => tracing::warn!(
+                    target,
+                    previous = %previous,
+                    current = %fp.id(),
+                    "the served model changed since the last round (swap)"
+                ),
+                FingerprintChange::First => {
+                    tracing::info!(target, fingerprint = %fp.id(), "first fingerprint")
+                }
+                FingerprintChange::None => {}
+            }
+            Some(fp.id())
+        }
+        Err(e) => {
+            tracing::warn!(target, error = %e, "could not read the fingerprint");
+            None
+        }
+    };
+    let round = store.begin_round(target, fingerprint_id.as_deref(), outcome.started_at_ms)?;
+    store.insert_samples(round, &outcome.samples)?;
+    let status = if outcome.measured() {
+        RoundStatus::Completed
+    } else {
+        RoundStatus::Failed
+    };
+    store.finish_round(round, clock.now_ms().max(outcome.ended_at_ms), status)?;
+    Ok(())
+}
+
+/// What `--sim` keeps alive while it runs.
+struct SimGuard {
+    _handle: sim::SimHandle,
+    _dir: super::TempDir,
+}
+
+/// Starts the simulator and builds a configuration that probes it through both APIs.
+async fn sim_setup(args: &Args) -> anyhow::Result<(Loaded, SimGuard)> {
+    let profile_text = match &args.sim_profile {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the simulator profile {}", path.display()))?,
+        None => SIM_PROFILE.to_string(),
+    };
+    let profile = sim::Profile::from_toml(&profile_text)?;
+    let model = profile.models.first().cloned().unwrap_or_else(|| "sim".into());
+    let handle = sim::spawn_on_free_port(profile, args.sim_seed)
+        .context("cannot start the built-in simulator")?;
+    let dir = super::TempDir::new("sim")?;
+    let probes_dir = starter_probes_dir(dir.path())?;
+    let db = std::env::current_dir()
+        .context("cannot read the current directory")?
+        .join("modelwatch-sim.db");
+    let base_url = format!("http://{}", handle.addr());
+    let text = format!(
+        r#"# Written by `modelwatch run --sim`: the built-in simulator, probed through both APIs.
+probes_dir = {probes:?}
+
+[storage]
+path = {db:?}
+
+[[target]]
+name = "sim-ollama"
+provider = "ollama"
+base_url = "{base_url}"
+model = "{model}"
+suites = ["core", "json", "tasks"]
+
+[[target]]
+name = "sim-openai"
+provider = "openai"
+base_url = "{base_url}/v1"
+model = "{model}"
+suites = ["core", "json", "tasks"]
+"#,
+        probes = probes_dir.display().to_string(),
+        db = db.display().to_string(),
+    );
+    let config_path = dir.path().join("modelwatch-sim.toml");
+    std::fs::write(&config_path, text)?;
+    let loaded = config::load_with_suites(&config_path, &config::process_env).map_err(|d| {
+        anyhow::anyhow!("the built-in simulator config is invalid:\n{}", diag::render_all(&d))
+    })?;
+    tracing::info!(address = %base_url, "built-in simulator listening");
+    Ok((
+        loaded,
+        SimGuard {
+            _handle: handle,
+            _dir: dir,
+        },
+    ))
+}
+
+/// `./probes` when it holds the starter suites (so edits there take effect), else the embedded
+/// copies written into `scratch`.
+fn starter_probes_dir(scratch: &Path) -> anyhow::Result<PathBuf> {
+    let local = PathBuf::from("probes");
+    if STARTER_SUITES
+        .iter()
+        .all(|(name, _)| local.join(format!("{name}.toml")).is_file())
+    {
+        return Ok(std::fs::canonicalize(&local)?);
+    }
+    let dir = scratch.join("probes");
+    std::fs::create_dir_all(&dir)?;
+    for (name, text) in STARTER_SUITES {
+        std::fs::write(dir.join(format!("{name}.toml")), text)?;
+    }
+    Ok(dir)
 }

@@ -2,6 +2,8 @@
 //! across probes and bounded by a concurrency limit, each response evaluated into a
 //! [`Sample`]. No storage and no printing here: the caller decides what to do with the round.
 
+pub mod setup;
+
 use crate::probe::Probe;
 use crate::provider::{CompletionRequest, Fingerprint, ModelClient};
 use crate::sample::{Completion, ErrorKind, Measurements, Sample, SampleError};

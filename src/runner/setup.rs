@@ -1,0 +1,64 @@
+//! From configuration to what a round needs: one client per target and its probes with the
+//! target's generation parameters applied.
+
+use crate::config::{self, Loaded, Target};
+use crate::probe::Probe;
+use crate::provider::{self, CancelSignal, ClientConfig, ProviderKind};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Client settings for a target. `retry_seed` varies per target so that the jitter of several
+/// targets retrying the same host does not align.
+pub fn client_config(target: &Target, cancel: Option<CancelSignal>) -> ClientConfig {
+    ClientConfig {
+        kind: match target.provider {
+            config::Provider::Ollama => ProviderKind::Ollama,
+            config::Provider::OpenAi => ProviderKind::OpenAi,
+        },
+        api: match target.api {
+            config::Api::Chat => provider::Api::Chat,
+            config::Api::Completion => provider::Api::Completion,
+        },
+        base_url: target.base_url.clone(),
+        model: target.model.clone(),
+        api_key: target.api_key.as_ref().map(|s| s.expose().to_string()),
+        headers: target
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose().to_string()))
+            .collect(),
+        stream: target.stream,
+        connect_timeout: target.connect_timeout,
+        first_byte_timeout: target.first_byte_timeout,
+        total_timeout: target.request_timeout,
+        retries: target.retries,
+        backoff_base: Duration::from_millis(500),
+        backoff_max: Duration::from_secs(30),
+        max_response_bytes: usize::try_from(target.max_response_bytes).unwrap_or(usize::MAX),
+        retry_seed: crate::rng::hash_str(&target.name),
+        cancel,
+    }
+}
+
+/// The probes a target runs, in suite order, optionally restricted to some suite names, with
+/// the target's generation parameters and sample override applied.
+pub fn target_probes(loaded: &Loaded, target: &Target, only_suites: &[String]) -> Vec<Arc<Probe>> {
+    loaded
+        .target_suites(target)
+        .filter(|s| only_suites.is_empty() || only_suites.iter().any(|n| *n == s.name))
+        .flat_map(|s| s.probes.iter())
+        .map(|p| {
+            let mut p = p.clone();
+            p.params = target.params_for(&p.params);
+            p.samples = target.samples_for(p.samples);
+            Arc::new(p)
+        })
+        .collect()
+}
+
+/// Builds the client for a target (one connection pool per target).
+pub fn build_client(
+    target: &Target,
+) -> Result<Arc<dyn provider::ModelClient>, provider::ProviderError> {
+    provider::build_client(client_config(target, None))
+}
