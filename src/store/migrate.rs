@@ -186,7 +186,11 @@ mod tests {
             index: i,
             started_at_ms: 1_000 + i as i64,
             latency_ms: 10.5 + i as f64,
-            ttft_ms: if i.is_multiple_of(2) { Some(2.25) } else { None },
+            ttft_ms: if i.is_multiple_of(2) {
+                Some(2.25)
+            } else {
+                None
+            },
             attempts: 1 + i % 2,
             finish_reason: (!error).then_some(crate::sample::FinishReason::Stop),
             input_tokens: Some(12),
