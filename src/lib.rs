@@ -15,6 +15,7 @@ pub mod sample;
 pub mod sim;
 pub mod stats;
 pub mod store;
+pub mod summary;
 
 /// Lowercase hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {

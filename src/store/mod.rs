@@ -1,1 +1,248 @@
-//! (in progress)
+//! The SQLite store: targets, fingerprints, rounds, samples (raw text kept apart so its retention
+//! can be shorter) and events.
+//!
+//! One [`Store`] owns one connection. Its API is synchronous; async callers move it into
+//! `spawn_blocking` or a dedicated thread (`Store` is `Send`). The schema is created and upgraded
+//! by forward-only migrations (see [`migrate`]); a database written by a newer modelwatch is
+//! refused without being touched. `docs/storage.md` describes every table.
+//!
+//! Submodules, one job each: [`migrate`] (schema versions), `fingerprints` (swap detection),
+//! `rounds`, `samples` (batched ingest, queries, retention), `events`.
+
+mod events;
+mod fingerprints;
+pub mod migrate;
+mod rounds;
+mod samples;
+
+pub use events::{Event, EventId};
+pub use fingerprints::{FingerprintChange, FingerprintRecord};
+pub use rounds::{RoundId, RoundInfo, RoundStatus};
+pub use samples::{PruneStats, SampleQuery};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a write waits for another connection's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "cannot open the database {path}: the directory {dir} does not exist; create it or set \
+         [storage] path to a writable location"
+    )]
+    MissingDirectory { path: PathBuf, dir: PathBuf },
+    #[error("cannot open the database {path}: {source}; check the path and its permissions")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the database {path} has schema version {found}, newer than this modelwatch understands \
+         (up to {supported}); it was left untouched: upgrade modelwatch or point [storage] path \
+         elsewhere"
+    )]
+    SchemaTooNew {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
+    #[error("migrating the database to schema version {version} ({description}) failed: {source}")]
+    Migration {
+        version: i64,
+        description: &'static str,
+        source: rusqlite::Error,
+    },
+    #[error("round {0} does not exist in the store")]
+    UnknownRound(i64),
+    #[error(
+        "sample for target {sample_target:?} cannot be stored in round {round}, which belongs to \
+         target {round_target:?}"
+    )]
+    TargetMismatch {
+        round: i64,
+        round_target: String,
+        sample_target: String,
+    },
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+    #[error("stored data is corrupt ({table} row {row}): {detail}")]
+    Corrupt {
+        table: &'static str,
+        row: i64,
+        detail: String,
+    },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The modelwatch database. See the module documentation.
+pub struct Store {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.conn.path())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating the file if needed) and migrates the database at `path`.
+    ///
+    /// The parent directory must exist: a typo in the configured path should be an error, not
+    /// a database silently created somewhere unexpected.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        let path = path.as_ref();
+        let dir = match path.parent() {
+            Some(d) if d.as_os_str().is_empty() => Path::new("."),
+            Some(d) => d,
+            None => Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(StoreError::MissingDirectory {
+                path: path.to_path_buf(),
+                dir: dir.to_path_buf(),
+            });
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::setup(conn, true).map_err(|e| match e {
+            StoreError::Sqlite(source) => StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            },
+            other => other,
+        })
+    }
+
+    /// A private database that lives as long as the `Store` (tests, dry runs).
+    pub fn open_in_memory() -> Result<Store> {
+        Self::setup(Connection::open_in_memory()?, false)
+    }
+
+    /// Connection settings, then migrations. The version check runs before anything that
+    /// writes (WAL mode changes the file header), so a too-new database is never touched.
+    fn setup(conn: Connection, on_disk: bool) -> Result<Store> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        migrate::check_not_newer(&conn)?;
+        if on_disk {
+            let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                tracing::warn!(
+                    mode,
+                    "SQLite refused WAL mode; continuing with this journal"
+                );
+            }
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        let mut store = Store { conn };
+        migrate::migrate(&mut store.conn)?;
+        Ok(store)
+    }
+
+    /// The schema version of the open database (always [`migrate::LATEST`] after `open`).
+    pub fn schema_version(&self) -> Result<i64> {
+        migrate::user_version(&self.conn)
+    }
+}
+
+/// The id of `target`, creating its row on first use.
+fn target_id(conn: &Connection, target: &str, at_ms: i64) -> Result<i64> {
+    if target.is_empty() {
+        return Err(StoreError::Invalid("target name is empty".into()));
+    }
+    conn.prepare_cached(
+        "INSERT INTO targets (name, created_at_ms) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+    )?
+    .execute(rusqlite::params![target, at_ms])?;
+    Ok(conn
+        .prepare_cached("SELECT id FROM targets WHERE name = ?1")?
+        .query_row([target], |r| r.get(0))?)
+}
+
+/// The id of `target` if it has ever been stored.
+fn existing_target_id(conn: &Connection, target: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM targets WHERE name = ?1")?
+        .query_row([target], |r| r.get(0))
+        .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Store>();
+    }
+
+    #[test]
+    fn missing_directory_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nope").join("modelwatch.db");
+        let err = Store::open(&path).unwrap_err();
+        assert!(matches!(err, StoreError::MissingDirectory { .. }), "{err}");
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn file_database_uses_wal_and_foreign_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("m.db")).unwrap();
+        let mode: String = store
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = store
+            .conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+        let sync: i64 = store
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 1, "NORMAL");
+        assert_eq!(store.schema_version().unwrap(), migrate::LATEST);
+    }
+
+    #[test]
+    fn not_a_database_names_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("junk.db");
+        std::fs::write(
+            &path,
+            b"this is not sqlite, just some text long enough to matter",
+        )
+        .unwrap();
+        let err = Store::open(&path).unwrap_err();
+        assert!(err.to_string().contains("junk.db"), "{err}");
+    }
+
+    #[test]
+    fn empty_target_name_is_rejected() {
+        let mut store = Store::open_in_memory().unwrap();
+        assert!(matches!(
+            store.begin_round("", None, 0),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+}
