@@ -519,7 +519,11 @@ fn frames_body(frames: VecDeque<(Bytes, Duration)>, cut: bool) -> Body {
                 }
                 Some((Ok(bytes), (frames, cut)))
             }
-            None if cut => Some((Err(Disconnect), (frames, false))),
+            None if cut => {
+                // Let hyper flush what was sent, so the client sees a partial body.
+                tokio::task::yield_now().await;
+                Some((Err(Disconnect), (frames, false)))
+            }
             None => None,
         }
     });
