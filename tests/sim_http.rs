@@ -5,10 +5,17 @@ use modelwatch::sim::{self, Profile, SimHandle};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
+/// The default (healthy) profile without sleeping.
+fn fast() -> Profile {
+    Profile {
+        latency_scale: 0.0,
+        ..Profile::default()
+    }
+}
+
 /// A fast, well-behaved profile: no sleeping, no random breakage.
 fn quiet() -> Profile {
-    let mut p = Profile::default();
-    p.latency_scale = 0.0;
+    let mut p = fast();
     p.rates.refusal = 0.0;
     p.rates.json_invalid = 0.0;
     p.rates.json_schema_break = 0.0;
@@ -444,8 +451,7 @@ async fn script(sim: &SimHandle) -> Vec<Vec<u8>> {
 
 #[tokio::test]
 async fn responses_are_a_function_of_the_seed() {
-    let mut p = Profile::default();
-    p.latency_scale = 0.0;
+    let p = fast();
     let a = sim::spawn_on_free_port(p.clone(), 42).unwrap();
     let b = sim::spawn_on_free_port(p.clone(), 42).unwrap();
     let c = sim::spawn_on_free_port(p, 43).unwrap();
@@ -460,9 +466,7 @@ async fn responses_are_a_function_of_the_seed() {
 
 #[tokio::test]
 async fn concurrency_order_does_not_change_seeded_responses() {
-    let mut p = Profile::default();
-    p.latency_scale = 0.0;
-    let sim = sim::spawn_on_free_port(p, 7).unwrap();
+    let sim = sim::spawn_on_free_port(fast(), 7).unwrap();
     let c = client();
     let body = |i: u64| {
         let mut b = openai_chat(&format!("question {}", i % 5), false);
@@ -751,7 +755,8 @@ async fn observe(c: &reqwest::Client, url: &str, prompt: String) -> Seen {
 async fn rates_of_point_three_come_out_near_point_three() {
     let c = client();
     let n = 1000;
-    let cases: [(fn(&mut Profile), fn(Seen) -> bool); 6] = [
+    type Case = (fn(&mut Profile), fn(Seen) -> bool);
+    let cases: [Case; 6] = [
         (
             |p| p.rates.error_5xx = 0.3,
             |s| matches!(s, Seen::Status(500 | 502 | 503)),
