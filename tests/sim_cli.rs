@@ -135,6 +135,14 @@ fn a_bad_profile_file_is_a_usage_error_with_its_location() {
     assert!(out.stdout.is_empty());
 }
 
+#[tokio::test]
+async fn serves_a_builtin_profile_by_name() {
+    let sim = start(&["--listen", "127.0.0.1:0", "--profile", "degraded"]);
+    let c = reqwest::Client::new();
+    let expected = modelwatch::sim::Profile::builtin("degraded").unwrap();
+    assert_eq!(tags_digest(&c, &sim.url).await, expected.fingerprint.digest);
+}
+
 #[test]
 fn the_example_profiles_are_valid() {
     for name in ["healthy", "degraded"] {

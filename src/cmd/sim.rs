@@ -13,7 +13,8 @@ pub struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:11435")]
     pub listen: SocketAddr,
-    /// Profile (TOML) describing the simulated model; a healthy model when omitted.
+    /// Profile (TOML file) describing the simulated model, or a built-in one: `healthy`,
+    /// `degraded`. A healthy model when omitted.
     #[arg(long)]
     pub profile: Option<PathBuf>,
     /// Seed: the same seed, profile and requests give the same responses.
@@ -21,7 +22,13 @@ pub struct Args {
     pub seed: u64,
 }
 
+/// Reads a profile file; a name of a built-in profile that is not a file also works.
 fn load(path: &Path) -> anyhow::Result<Profile> {
+    if !path.exists()
+        && let Some(p) = path.to_str().and_then(Profile::builtin)
+    {
+        return Ok(p);
+    }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read simulator profile {}", path.display()))?;
     Profile::from_toml(&text).with_context(|| format!("in {}", path.display()))

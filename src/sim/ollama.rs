@@ -40,8 +40,7 @@ struct ChatRequest {
     #[serde(default)]
     messages: Vec<Message>,
     stream: Option<bool>,
-    #[serde(default)]
-    options: Options,
+    options: Option<Options>,
     format: Option<Value>,
 }
 
@@ -52,8 +51,7 @@ struct GenerateRequest {
     prompt: String,
     system: Option<String>,
     stream: Option<bool>,
-    #[serde(default)]
-    options: Options,
+    options: Option<Options>,
     format: Option<Value>,
 }
 
@@ -112,7 +110,7 @@ pub(super) async fn chat(
             .join("\n"),
         stream: r.stream.unwrap_or(true),
         json_mode: json_mode(&r.format),
-        options: r.options,
+        options: r.options.unwrap_or_default(),
     });
     handle(&shared, &headers, Kind::Chat, parsed).await
 }
@@ -130,7 +128,7 @@ pub(super) async fn generate(
         },
         stream: r.stream.unwrap_or(true),
         json_mode: json_mode(&r.format),
-        options: r.options,
+        options: r.options.unwrap_or_default(),
     });
     handle(&shared, &headers, Kind::Generate, parsed).await
 }

@@ -58,10 +58,8 @@ struct Request {
     model: Option<String>,
     messages: Option<Vec<Message>>,
     prompt: Option<PromptSpec>,
-    #[serde(default)]
-    stream: bool,
-    #[serde(default)]
-    stream_options: StreamOptions,
+    stream: Option<bool>,
+    stream_options: Option<StreamOptions>,
     max_tokens: Option<i64>,
     max_completion_tokens: Option<i64>,
     stop: Option<Stop>,
@@ -204,8 +202,9 @@ async fn handle(shared: &Shared, headers: &HeaderMap, kind: Kind, body: &[u8]) -
         fingerprint: fp,
         reply: &reply,
     };
-    if r.stream {
-        let plan = env.stream_plan(r.stream_options.include_usage);
+    if r.stream == Some(true) {
+        let include_usage = r.stream_options.is_some_and(|o| o.include_usage);
+        let plan = env.stream_plan(include_usage);
         stream_response(&active, API, &reply, plan)
     } else {
         json_reply(shared, &active, &reply, &env.full()).await

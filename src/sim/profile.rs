@@ -452,7 +452,25 @@ pub struct Effective {
     pub sigma: f64,
 }
 
+/// The example profiles shipped in `sim/profiles/`, compiled in so a demo needs no files.
+const BUILTIN: &[(&str, &str)] = &[
+    ("healthy", include_str!("../../sim/profiles/healthy.toml")),
+    ("degraded", include_str!("../../sim/profiles/degraded.toml")),
+];
+
 impl Profile {
+    /// A shipped example profile by name: `healthy` (a baseline) or `degraded` (a bad swap:
+    /// more refusals of benign prompts, longer answers, broken JSON, lower correctness).
+    pub fn builtin(name: &str) -> Option<Profile> {
+        let (_, text) = BUILTIN.iter().find(|(n, _)| *n == name)?;
+        Profile::from_toml(text).ok()
+    }
+
+    /// Names accepted by [`Profile::builtin`].
+    pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+        BUILTIN.iter().map(|(n, _)| *n)
+    }
+
     /// Parses and validates a profile. Errors carry the line and column of the bad value.
     pub fn from_toml(text: &str) -> Result<Profile, SimError> {
         let profile: Profile = toml::from_str(text).map_err(|e| {
@@ -767,6 +785,11 @@ filler = false
         assert_eq!((e.rates.refusal, e.sigma), (0.9, 0.0));
         let e = p.effective("hello", "hello");
         assert_eq!(e.rates.refusal, 0.25);
+        let shown = serde_json::to_value(&p).unwrap();
+        assert_eq!(shown["rule"][0]["contains"], "Kill");
+        assert_eq!(shown["rule"][1]["regex"], "(?i)photo");
+        assert_eq!(shown["answer"][1]["json"]["vendor"], "ACME");
+        assert_eq!(shown["api_key"], "***");
         assert!(p.serves("a") && p.serves("a:latest") && p.serves("b:7b") && !p.serves("c"));
     }
 
@@ -838,6 +861,20 @@ filler = false
         };
         assert!(!format!("{p:?}").contains("sk-canary-123"));
         assert!(!serde_json::to_string(&p).unwrap().contains("sk-canary-123"));
+    }
+
+    #[test]
+    fn builtin_profiles_parse() {
+        for name in Profile::builtin_names() {
+            assert!(Profile::builtin(name).is_some(), "{name}");
+        }
+        let (h, d) = (
+            Profile::builtin("healthy").unwrap(),
+            Profile::builtin("degraded").unwrap(),
+        );
+        assert_ne!(h.fingerprint.digest, d.fingerprint.digest);
+        assert!(d.rates.refusal > h.rates.refusal);
+        assert!(Profile::builtin("nope").is_none());
     }
 
     #[test]
