@@ -4,10 +4,13 @@
 //! [`sample::Sample`] → `store`; baselines → `stats` → verdicts. `sim` is a simulated model server
 //! for tests and demos.
 
+pub mod baseline;
 pub mod config;
+pub mod drift;
 pub mod eval;
 pub mod probe;
 pub mod provider;
+pub mod report;
 pub mod rng;
 pub mod runner;
 pub mod sample;

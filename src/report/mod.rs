@@ -1,0 +1,1 @@
+//! Renderers of a drift [`Report`](crate::drift::Report).
