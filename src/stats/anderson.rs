@@ -235,10 +235,11 @@ fn quadratic_fit_eval(xs: &[f64], ys: &[f64], at: f64) -> f64 {
             .unwrap_or(col);
         ata.swap(col, piv);
         aty.swap(col, piv);
+        let pivot_row = ata[col];
         for r in col + 1..3 {
-            let f = ata[r][col] / ata[col][col];
-            for c in col..3 {
-                ata[r][c] -= f * ata[col][c];
+            let f = ata[r][col] / pivot_row[col];
+            for (cell, p) in ata[r].iter_mut().zip(pivot_row).skip(col) {
+                *cell -= f * p;
             }
             aty[r] -= f * aty[col];
         }
