@@ -1,8 +1,8 @@
 //! What `baseline show` prints: rates with intervals, length quantiles and a per-probe table.
 
 use super::Baseline;
-use crate::drift::interim_stats::wilson;
 use crate::sample::Measurements;
+use crate::stats::wilson;
 use serde::Serialize;
 
 /// Confidence of the rate intervals shown.
@@ -91,16 +91,14 @@ impl Baseline {
             .iter()
             .filter_map(|&(name, pick)| {
                 let (x, n) = rate(&all, pick);
-                (n > 0).then(|| {
-                    let ci = wilson(x as u64, n as u64, CONFIDENCE);
-                    MetricSummary {
-                        metric: name,
-                        n,
-                        rate: Some(x as f64 / n as f64),
-                        lower: Some(ci.lower),
-                        upper: Some(ci.upper),
-                        quantiles: None,
-                    }
+                let ci = wilson(x as u64, n as u64, CONFIDENCE).ok()?;
+                Some(MetricSummary {
+                    metric: name,
+                    n,
+                    rate: Some(ci.estimate),
+                    lower: Some(ci.lower),
+                    upper: Some(ci.upper),
+                    quantiles: None,
                 })
             })
             .collect();

@@ -10,12 +10,12 @@
 //! different natural lengths pool into one shift; then Mann–Whitney U (two-sided), Cliff's
 //! delta and the Hodges–Lehmann shift, each with an interval.
 
-use super::interim_stats::{
-    Interval, cliffs_delta, fisher_exact_two_sided, hodges_lehmann, mann_whitney_u, mcnemar_exact,
-    newcombe_diff, wilson,
+use super::calls::{
+    cliffs_delta, fisher_p, hodges_lehmann, mcnemar_p, rate_difference, rate_interval, shift_p,
 };
 use super::prepare::Obs;
 use super::{Effect, Margins, Metric, MetricResult, Side, Verdict};
+use crate::stats::Interval;
 
 /// What a decision needs beyond the result itself.
 pub(crate) enum Basis {
@@ -38,10 +38,12 @@ pub(crate) enum Basis {
         two_sided: bool,
         n: u64,
     },
+    /// One side has no samples for the metric: nothing to decide.
+    Unmeasured,
 }
 
 fn rate_side(x: u64, n: u64, confidence: f64) -> Side {
-    let ci = (n > 0).then(|| wilson(x, n, confidence));
+    let ci = rate_interval(x, n, confidence);
     Side {
         n,
         events: Some(x),
@@ -104,15 +106,12 @@ pub(crate) fn rate(
             .zip(&vc)
             .filter(|(x, y)| **x == Some(false) && **y == Some(true));
         let (db, dc) = (disc_b.count() as u64, disc_c.count() as u64);
-        ("mcnemar_exact", mcnemar_exact(db, dc))
+        ("mcnemar_exact", mcnemar_p(db, dc))
     } else {
-        (
-            "fisher_exact",
-            fisher_exact_two_sided(xc, nc - xc, xb, nb - xb),
-        )
+        ("fisher_exact", fisher_p(xc, nc, xb, nb))
     };
     let conf = margins.confidence;
-    let ci = newcombe_diff(xb, nb, xc, nc, conf);
+    let ci = rate_difference(xb, nb, xc, nc, conf);
     let pb = if nb > 0 { xb as f64 / nb as f64 } else { 0.0 };
     let pc = if nc > 0 { xc as f64 / nc as f64 } else { 0.0 };
     let min_rr = (metric == Metric::RefusalRate).then_some(margins.refusal_relative_risk);
@@ -134,9 +133,9 @@ pub(crate) fn rate(
         e_value: None,
         effect: Effect {
             measure: "rate_difference".into(),
-            estimate: Some(pc - pb),
-            lower: Some(ci.lower),
-            upper: Some(ci.upper),
+            estimate: ci.map(|c| c.estimate),
+            lower: ci.map(|c| c.lower),
+            upper: ci.map(|c| c.upper),
         },
         secondary,
         baseline: rate_side(xb, nb, conf),
@@ -230,7 +229,7 @@ pub(crate) fn shift(
         return None;
     }
     let conf = margins.confidence;
-    let p = mann_whitney_u(&nb, &nc);
+    let p = (!nb.is_empty() && !nc.is_empty()).then(|| shift_p(&nb, &nc));
     let cd = cliffs_delta(&nb, &nc, conf);
     let hl = hodges_lehmann(&nb, &nc, conf);
     let two_sided = matches!(metric, Metric::LengthChars | Metric::LengthTokens);
@@ -246,20 +245,20 @@ pub(crate) fn shift(
         category: metric.category(),
         verdict: Verdict::Inconclusive,
         test: "mann_whitney_u".into(),
-        p_value: Some(p),
+        p_value: p,
         p_adjusted: None,
         e_value: None,
         effect: Effect {
             measure: "hodges_lehmann_log_ratio".into(),
-            estimate: finite(hl.estimate),
-            lower: finite(hl.lower),
-            upper: finite(hl.upper),
+            estimate: hl.and_then(|i| finite(i.estimate)),
+            lower: hl.and_then(|i| finite(i.lower)),
+            upper: hl.and_then(|i| finite(i.upper)),
         },
         secondary: Some(Effect {
             measure: "cliffs_delta".into(),
-            estimate: Some(cd.estimate),
-            lower: Some(cd.lower),
-            upper: Some(cd.upper),
+            estimate: cd.map(|i| i.estimate),
+            lower: cd.map(|i| i.lower),
+            upper: cd.map(|i| i.upper),
         }),
         baseline: dist_side(rb),
         candidate: dist_side(rc),
@@ -272,14 +271,16 @@ pub(crate) fn shift(
         ),
         more_samples: None,
     };
-    let n = nb.len().min(nc.len()) as u64;
-    let basis = Basis::Shift {
-        hl: [hl.estimate, hl.lower, hl.upper],
-        cd: [cd.estimate, cd.lower, cd.upper],
-        log_margin,
-        cd_margin,
-        two_sided,
-        n,
+    let basis = match (hl, cd) {
+        (Some(hl), Some(cd)) => Basis::Shift {
+            hl: [hl.estimate, hl.lower, hl.upper],
+            cd: [cd.estimate, cd.lower, cd.upper],
+            log_margin,
+            cd_margin,
+            two_sided,
+            n: nb.len().min(nc.len()) as u64,
+        },
+        _ => Basis::Unmeasured,
     };
     Some((result, basis))
 }
@@ -304,17 +305,18 @@ pub(crate) fn decide(r: &mut MetricResult, basis: &Basis, m: &Margins) {
             } else {
                 -1.0
             };
-            let ci = newcombe_diff(xb, nb, xc, nc, m.confidence);
-            let (worse, worse_hi) = worse_view(s, r.effect.estimate.unwrap_or(0.0), ci);
+            let Some(ci) = rate_difference(xb, nb, xc, nc, m.confidence) else {
+                r.verdict = Verdict::Inconclusive;
+                return;
+            };
+            let (worse, worse_hi, _) = worse_view(s, ci);
             let rr_ok = match (min_rr, r.secondary.as_ref().and_then(|e| e.estimate)) {
                 (None, _) => true,
                 (Some(min), Some(rr)) => rr >= min - EPS,
                 // A rate rising from zero has an unbounded relative risk.
                 (Some(_), None) => worse > 0.0,
             };
-            r.verdict = if nb == 0 || nc == 0 {
-                Verdict::Inconclusive
-            } else if significant && worse >= margin - EPS && rr_ok {
+            r.verdict = if significant && worse >= margin - EPS && rr_ok {
                 Verdict::Regression
             } else if significant && -worse >= margin - EPS {
                 Verdict::Improvement
@@ -323,7 +325,7 @@ pub(crate) fn decide(r: &mut MetricResult, basis: &Basis, m: &Margins) {
             } else {
                 Verdict::Inconclusive
             };
-            if r.verdict == Verdict::Inconclusive && nb > 0 && nc > 0 {
+            if r.verdict == Verdict::Inconclusive {
                 r.more_samples = more_rate_samples(s, xb, nb, xc, nc, margin, m.confidence);
             }
         }
@@ -361,15 +363,16 @@ pub(crate) fn decide(r: &mut MetricResult, basis: &Basis, m: &Margins) {
                 r.more_samples = more_shift_samples(hl, cd, log_margin, cd_margin, beyond, n);
             }
         }
+        Basis::Unmeasured => r.verdict = Verdict::Inconclusive,
     }
 }
 
-/// The estimate and the interval's far end, both turned so that positive means worse.
-fn worse_view(s: f64, d: f64, ci: Interval) -> (f64, f64) {
+/// The estimate and the interval's worse and better ends, turned so that positive means worse.
+fn worse_view(s: f64, ci: Interval) -> (f64, f64, f64) {
     if s > 0.0 {
-        (d, ci.upper)
+        (ci.estimate, ci.upper, ci.lower)
     } else {
-        (-d, -ci.lower)
+        (-ci.estimate, -ci.lower, -ci.upper)
     }
 }
 
@@ -393,15 +396,16 @@ fn more_rate_samples(
     let worse = s * (pc - pb);
     let settled = |k: f64| {
         let (nb2, nc2) = ((nb as f64 * k).round(), (nc as f64 * k).round());
-        let ci = newcombe_diff(
+        let Some(ci) = rate_difference(
             (pb * nb2).round() as u64,
             nb2 as u64,
             (pc * nc2).round() as u64,
             nc2 as u64,
             conf,
-        );
-        let (_, hi) = worse_view(s, pc - pb, ci);
-        let lo = if s > 0.0 { ci.lower } else { -ci.upper };
+        ) else {
+            return false;
+        };
+        let (_, hi, lo) = worse_view(s, ci);
         if worse < margin {
             hi < margin
         } else {

@@ -6,7 +6,7 @@
 //! median log length moved most, beyond the length margin, and whose per-probe Mann–Whitney
 //! test (Benjamini–Hochberg adjusted across probes) is significant.
 
-use super::interim_stats::{benjamini_hochberg, fisher_exact_two_sided, mann_whitney_u};
+use super::calls::{bh, fisher_p, shift_p};
 use super::metric::BINARY;
 use super::prepare::Obs;
 use super::{FlipKind, FlippedProbe, Margins, Metric};
@@ -58,12 +58,12 @@ pub(crate) fn find(
             }
             let (rb, rc) = (xb as f64 / nb as f64, xc as f64 / nc as f64);
             let s = if metric.higher_is_worse() { 1.0 } else { -1.0 };
-            let p = fisher_exact_two_sided(xc, nc - xc, xb, nb - xb);
+            let p = fisher_p(xc, nc, xb, nb);
             pvals.push(p);
             cands.push((i, metric, s * (rc - rb), rb, rc, nb, nc));
         }
     }
-    let adjusted = benjamini_hochberg(&pvals);
+    let adjusted = bh(&pvals);
     let mut flips: Vec<FlippedProbe> = Vec::new();
     for (&(i, metric, worse, rb, rc, nb, nc), &padj) in cands.iter().zip(&adjusted) {
         if worse <= 0.0 || (worse < margins.flip_min_change && padj >= margins.alpha) {
@@ -91,10 +91,14 @@ pub(crate) fn find(
             candidate_excerpt: pick(&by_probe_c[i], bad),
         });
     }
+    // Grouped by kind (in the order of the rate metrics), largest change first.
+    let rank = |k: FlipKind| BINARY.iter().position(|&m| kind_for(m) == k);
     flips.sort_by(|x, y| {
         let wx = (x.candidate_value - x.baseline_value).abs();
         let wy = (y.candidate_value - y.baseline_value).abs();
-        wy.total_cmp(&wx)
+        rank(x.kind)
+            .cmp(&rank(y.kind))
+            .then_with(|| wy.total_cmp(&wx))
             .then_with(|| x.suite.cmp(&y.suite))
             .then_with(|| x.probe_id.cmp(&y.probe_id))
     });
@@ -132,9 +136,9 @@ fn length_flips(
     let pvals: Vec<f64> = b
         .iter()
         .zip(c)
-        .map(|(ob, oc)| mann_whitney_u(&logs(ob), &logs(oc)))
+        .map(|(ob, oc)| shift_p(&logs(ob), &logs(oc)))
         .collect();
-    let adjusted = benjamini_hochberg(&pvals);
+    let adjusted = bh(&pvals);
     let mut out: Vec<(f64, FlippedProbe)> = Vec::new();
     for (i, (ob, oc)) in b.iter().zip(c).enumerate() {
         let (Some((mb, eb)), Some((mc, ec))) = (median_obs(ob), median_obs(oc)) else {

@@ -14,8 +14,8 @@
 //! side the overall verdict is inconclusive. See `docs/verdicts.md`.
 
 mod analyze;
+mod calls;
 mod flips;
-pub mod interim_stats;
 mod margins;
 mod metric;
 mod prepare;
@@ -284,14 +284,14 @@ fn run(baseline: &[Sample], candidate: &[Sample], margins: &Margins, design: Des
         Category::Diagnostic => 1,
         Category::Performance => 2,
     });
-    let ps: Vec<f64> = analysed
-        .iter()
-        .map(|(r, _)| r.p_value.unwrap_or(1.0))
-        .collect();
-    let adjusted = interim_stats::benjamini_hochberg(&ps);
+    // One Benjamini–Hochberg family: every metric that has a p-value.
+    let ps: Vec<f64> = analysed.iter().filter_map(|(r, _)| r.p_value).collect();
+    let mut adjusted = calls::bh(&ps).into_iter();
     let mut metrics = Vec::with_capacity(analysed.len());
-    for ((mut r, basis), padj) in analysed.into_iter().zip(adjusted) {
-        r.p_adjusted = Some(padj);
+    for (mut r, basis) in analysed {
+        if r.p_value.is_some() {
+            r.p_adjusted = adjusted.next();
+        }
         analyze::decide(&mut r, &basis, margins);
         metrics.push(r);
     }
@@ -353,7 +353,14 @@ fn pct(x: f64) -> String {
 pub fn describe(r: &MetricResult) -> String {
     let p = r
         .p_adjusted
-        .map(|p| format!(", adjusted p = {}", fmt_p(p)))
+        .map(|p| {
+            let f = fmt_p(p);
+            if f.starts_with('<') {
+                format!(", adjusted p {f}")
+            } else {
+                format!(", adjusted p = {f}")
+            }
+        })
         .unwrap_or_default();
     if r.metric.is_rate() {
         let (b, c) = (

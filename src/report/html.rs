@@ -280,12 +280,9 @@ fn ecdf(o: &mut String, r: &Report, s: &SuiteLengths) {
             continue;
         }
         let mut d = format!("M{:.1} {:.1}", px(pts[0].0), py(0.0));
-        let mut last_q = 0.0;
         for &(v, q) in pts.iter() {
             let _ = write!(d, "H{:.1}V{:.1}", px(v), py(q));
-            last_q = q;
         }
-        let _ = last_q;
         let _ = write!(
             o,
             "<path d=\"{d}\" stroke=\"{color}\" stroke-width=\"2\" fill=\"none\"/>"
@@ -307,9 +304,9 @@ fn ecdf(o: &mut String, r: &Report, s: &SuiteLengths) {
             py(q) + 4.0
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         o,
-        "<text x=\"{:.1}\" y=\"245\" font-size=\"11\" text-anchor=\"middle\">characters</text></svg>\n",
+        "<text x=\"{:.1}\" y=\"245\" font-size=\"11\" text-anchor=\"middle\">characters</text></svg>",
         x0 + w / 2.0
     );
 }

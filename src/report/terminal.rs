@@ -12,6 +12,9 @@ const DIM: &str = "\x1b[2m";
 const BOLD: &str = "\x1b[1m";
 const RESET: &str = "\x1b[0m";
 
+/// Flipped probes shown in the terminal; the other formats list all.
+const MAX_FLIPS: usize = 12;
+
 fn paint(s: &str, code: &str, color: bool) -> String {
     if color {
         format!("{code}{s}{RESET}")
@@ -128,7 +131,7 @@ pub fn terminal(r: &Report, color: bool) -> String {
     }
     if !r.flipped.is_empty() {
         let _ = writeln!(out, "\n{}", paint("Flipped probes", BOLD, color));
-        for f in &r.flipped {
+        for f in r.flipped.iter().take(MAX_FLIPS) {
             let _ = writeln!(
                 out,
                 "  {}/{}  {}  {}",
@@ -146,6 +149,13 @@ pub fn terminal(r: &Report, color: bool) -> String {
                 }
             }
         }
+    }
+    if r.flipped.len() > MAX_FLIPS {
+        let _ = writeln!(
+            out,
+            "  … and {} more (all in --format json, markdown or html)",
+            r.flipped.len() - MAX_FLIPS
+        );
     }
     let a = &r.availability;
     let _ = writeln!(
