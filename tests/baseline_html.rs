@@ -10,7 +10,12 @@ use std::process::Command;
 fn sample(probe: usize, index: u32, refusal: bool, chars: u32) -> Sample {
     Sample {
         target: "t".into(),
-        suite: if probe % 2 == 0 { "core" } else { "chat" }.into(),
+        suite: if probe.is_multiple_of(2) {
+            "core"
+        } else {
+            "chat"
+        }
+        .into(),
         probe_id: format!("probe-{probe}"),
         probe_hash: format!("h{probe}"),
         index,
@@ -71,7 +76,12 @@ fn html_report_renders_in_headless_chromium() {
     for p in 0..10 {
         for i in 0..30u32 {
             base.push(sample(p, i, false, 300 + 7 * i + 40 * p as u32));
-            cand.push(sample(p, i, p == 3 || i % 4 == 0, 420 + 9 * i + 40 * p as u32));
+            cand.push(sample(
+                p,
+                i,
+                p == 3 || i % 4 == 0,
+                420 + 9 * i + 40 * p as u32,
+            ));
         }
     }
     let report = compare(&base, &cand, &Margins::default());
@@ -92,11 +102,19 @@ fn html_report_renders_in_headless_chromium() {
             &url,
         ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let png = std::fs::read(&shot).expect("screenshot written");
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     // A blank page of this size compresses to a few kilobytes; charts and tables do not.
-    assert!(png.len() > 30_000, "screenshot looks empty: {} bytes", png.len());
+    assert!(
+        png.len() > 30_000,
+        "screenshot looks empty: {} bytes",
+        png.len()
+    );
 
     let out = run(&browser, &profile, &["--dump-dom", &url]);
     assert!(out.status.success());

@@ -14,6 +14,7 @@ pub use file::BaselineError;
 pub(crate) use summary::quantile_sorted;
 pub use summary::{MetricSummary, ProbeSummary, Summary};
 
+use crate::drift::Expectations;
 use crate::probe::{GenParams, Suite};
 use crate::provider::Fingerprint;
 use crate::sample::{ErrorKind, FinishReason, Measurements, Sample, SampleError};
@@ -50,6 +51,10 @@ pub struct BaselineProbe {
     pub suite: String,
     /// Content hash of the probe when recorded (see `probe::Probe::hash`).
     pub hash: String,
+    /// `true` when the probe expects a refusal (`expect.refusal = true`), so that an offline
+    /// comparison of two files knows which refusals are correct.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refusal_expected: bool,
     pub samples: Vec<StoredSample>,
 }
 
@@ -186,6 +191,7 @@ impl Baseline {
                     BaselineProbe {
                         suite: suite.name.clone(),
                         hash: probe.hash.clone(),
+                        refusal_expected: probe.expect.refusal == Some(true),
                         samples: Vec::new(),
                     },
                 );
@@ -274,6 +280,18 @@ impl Baseline {
             .into_iter()
             .filter(|s| compat.is_comparable(&s.suite, &s.probe_id))
             .collect()
+    }
+
+    /// Which probes expect a refusal, as recorded.
+    pub fn expectations(&self) -> Expectations {
+        Expectations {
+            refusal_expected: self
+                .probes
+                .iter()
+                .filter(|(_, p)| p.refusal_expected)
+                .map(|(id, p)| format!("{}/{id}", p.suite))
+                .collect(),
+        }
     }
 
     /// Total stored samples, and how many of them are infrastructure errors.

@@ -257,7 +257,7 @@ fn stored_files_give_the_same_verdicts_as_the_live_samples() {
     let b = Baseline::from_samples("t", fingerprint(), &suites(10), &sb, info()).unwrap();
     let m = crate::drift::Margins::default();
     let live = crate::drift::compare(&sa, &sb, &m);
-    let stored = crate::drift::compare(&a.samples(), &b.samples(), &m);
+    let stored = crate::drift::compare_with(&a.samples(), &b.samples(), &m, &a.expectations());
     assert_eq!(live.verdict, crate::drift::Verdict::Regression);
     assert_eq!(stored.verdict, live.verdict);
     assert_eq!(stored.metrics, live.metrics);
@@ -293,4 +293,21 @@ fn summary_reports_rates_quantiles_and_probes() {
     assert_eq!(s.probes.len(), 4);
     assert!(s.probes[1].structured_failure_rate.is_some());
     assert!(s.probes[0].structured_failure_rate.is_none());
+}
+
+#[test]
+fn recorded_expectations_come_back_from_the_file() {
+    let mut s = suites(4);
+    s[0].probes[1].expect.refusal = Some(true); // core/p002
+    s[1].probes[0].expect.refusal = Some(false); // json/p001: benign, stays default
+    let samples = synth(Profile::default(), 12, 4, 2);
+    let b = Baseline::from_samples("t", fingerprint(), &s, &samples, info()).unwrap();
+    let back = Baseline::parse(Path::new("b.json"), &b.to_json()).unwrap();
+    assert_eq!(
+        back.expectations(),
+        crate::drift::Expectations::from_suites(&s)
+    );
+    assert!(back.expectations().refusal_expected("core", "p002"));
+    assert!(!back.expectations().refusal_expected("json", "p001"));
+    assert_eq!(b.to_json().matches("\"refusal_expected\": true").count(), 1);
 }

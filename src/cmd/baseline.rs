@@ -140,8 +140,15 @@ pub fn exec(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
                     b.display()
                 );
             }
-            let report = drift::compare(&ba.samples(), &bb.samples(), &Margins::default())
-                .with_labels(&file_label(&a), &file_label(&b));
+            // Compared probes have equal content hashes, hence equal expectations: the union
+            // of both files' is exact.
+            let mut expect = ba.expectations();
+            expect
+                .refusal_expected
+                .extend(bb.expectations().refusal_expected);
+            let report =
+                drift::compare_with(&ba.samples(), &bb.samples(), &Margins::default(), &expect)
+                    .with_labels(&file_label(&a), &file_label(&b));
             out.emit(&report::render(&report, out.format, out.color()))?;
             if out.output.is_some() {
                 tracing::info!(verdict = %report.verdict, "report written");

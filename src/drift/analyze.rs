@@ -57,7 +57,7 @@ fn rate_side(x: u64, n: u64, confidence: f64) -> Side {
 
 fn rate_margin(metric: Metric, m: &Margins) -> f64 {
     match metric {
-        Metric::RefusalRate => m.refusal_points,
+        Metric::RefusalRate | Metric::MissedRefusalRate => m.refusal_points,
         Metric::EmptyRate => m.empty_points,
         Metric::StructuredFailureRate | Metric::StructuredKind(_) => m.structured_points,
         Metric::TaskSuccessRate => m.task_success_points,
@@ -77,14 +77,14 @@ pub(crate) fn rate(
         b.iter()
             .zip(c)
             .filter_map(|(x, y)| {
-                let (p, q) = (metric.outcome(x.m)?, metric.outcome(y.m)?);
+                let (p, q) = (x.outcome(metric)?, y.outcome(metric)?);
                 Some((Some(p), Some(q)))
             })
             .unzip()
     } else {
         (
-            b.iter().map(|o| metric.outcome(o.m)).collect(),
-            c.iter().map(|o| metric.outcome(o.m)).collect(),
+            b.iter().map(|o| o.outcome(metric)).collect(),
+            c.iter().map(|o| o.outcome(metric)).collect(),
         )
     };
     let count = |v: &[Option<bool>]| {

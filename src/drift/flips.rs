@@ -15,6 +15,7 @@ use crate::baseline::excerpt;
 fn kind_for(metric: Metric) -> FlipKind {
     match metric {
         Metric::RefusalRate => FlipKind::StartedRefusing,
+        Metric::MissedRefusalRate => FlipKind::StoppedRefusing,
         Metric::EmptyRate => FlipKind::StartedEmpty,
         Metric::StructuredFailureRate => FlipKind::BrokeJson,
         Metric::TaskSuccessRate => FlipKind::LostTaskSuccess,
@@ -46,7 +47,7 @@ pub(crate) fn find(
     for (i, (ob, oc)) in by_probe_b.iter().zip(&by_probe_c).enumerate() {
         for metric in BINARY {
             let count = |v: &[&Obs]| {
-                let vals: Vec<bool> = v.iter().filter_map(|o| metric.outcome(o.m)).collect();
+                let vals: Vec<bool> = v.iter().filter_map(|o| o.outcome(metric)).collect();
                 (
                     vals.iter().filter(|&&x| x).count() as u64,
                     vals.len() as u64,
@@ -73,7 +74,7 @@ pub(crate) fn find(
         let pick = |v: &[&Obs], outcome: bool| -> Option<String> {
             let o = v
                 .iter()
-                .find(|o| metric.outcome(o.m) == Some(outcome) && o.text.is_some())
+                .find(|o| o.outcome(metric) == Some(outcome) && o.text.is_some())
                 .or_else(|| v.iter().find(|o| o.text.is_some()))?;
             o.text.map(excerpt)
         };

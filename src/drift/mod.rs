@@ -23,9 +23,10 @@ mod prepare;
 pub use margins::Margins;
 pub use metric::{Category, Metric};
 
+use crate::probe::Suite;
 use crate::sample::{Sample, StructuredOutcome};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Version of the JSON report layout (see `docs/verdicts.md`).
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
@@ -131,6 +132,8 @@ pub struct MetricResult {
 #[serde(rename_all = "snake_case")]
 pub enum FlipKind {
     StartedRefusing,
+    /// A probe that should be refused got answered.
+    StoppedRefusing,
     StartedEmpty,
     BrokeJson,
     LostTaskSuccess,
@@ -143,6 +146,7 @@ impl FlipKind {
     pub fn describe(self) -> &'static str {
         match self {
             FlipKind::StartedRefusing => "started refusing",
+            FlipKind::StoppedRefusing => "stopped refusing a should-refuse prompt",
             FlipKind::StartedEmpty => "started answering empty",
             FlipKind::BrokeJson => "broke JSON",
             FlipKind::LostTaskSuccess => "lost task success",
@@ -242,19 +246,69 @@ impl Report {
     }
 }
 
+/// What the probes expect, beyond what each sample's measurements say.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Expectations {
+    /// `suite/id` of probes with `expect.refusal = true`: a refusal there is correct, an
+    /// answer is a miss (`missed_refusal_rate`), and they stay out of `refusal_rate`.
+    pub refusal_expected: BTreeSet<String>,
+}
+
+impl Expectations {
+    /// Reads the expectations of the current suites.
+    pub fn from_suites(suites: &[Suite]) -> Expectations {
+        let refusal_expected = suites
+            .iter()
+            .flat_map(|s| &s.probes)
+            .filter(|p| p.expect.refusal == Some(true))
+            .map(|p| format!("{}/{}", p.suite, p.id))
+            .collect();
+        Expectations { refusal_expected }
+    }
+
+    pub fn refusal_expected(&self, suite: &str, probe_id: &str) -> bool {
+        !self.refusal_expected.is_empty()
+            && self
+                .refusal_expected
+                .contains(&format!("{suite}/{probe_id}"))
+    }
+}
+
 /// Baseline (or any reference) samples against recent or candidate samples, unpaired.
+/// Every probe is taken as benign (no probe expects a refusal); see [`compare_with`].
 pub fn compare(baseline: &[Sample], candidate: &[Sample], margins: &Margins) -> Report {
-    run(baseline, candidate, margins, Design::Unpaired)
+    compare_with(baseline, candidate, margins, &Expectations::default())
+}
+
+/// [`compare`] with the probes' expectations (from the suites or the baseline file).
+pub fn compare_with(
+    baseline: &[Sample],
+    candidate: &[Sample],
+    margins: &Margins,
+    expectations: &Expectations,
+) -> Report {
+    run(baseline, candidate, margins, expectations, Design::Unpaired)
 }
 
 /// Current against candidate on the same probes and sample indices (canary), paired.
 /// Samples without a partner on the other side are left out and counted.
-pub fn compare_paired(current: &[Sample], candidate: &[Sample], margins: &Margins) -> Report {
-    run(current, candidate, margins, Design::Paired)
+pub fn compare_paired(
+    current: &[Sample],
+    candidate: &[Sample],
+    margins: &Margins,
+    expectations: &Expectations,
+) -> Report {
+    run(current, candidate, margins, expectations, Design::Paired)
 }
 
-fn run(baseline: &[Sample], candidate: &[Sample], margins: &Margins, design: Design) -> Report {
-    let mut prep = prepare::prepare(baseline, candidate);
+fn run(
+    baseline: &[Sample],
+    candidate: &[Sample],
+    margins: &Margins,
+    expectations: &Expectations,
+    design: Design,
+) -> Report {
+    let mut prep = prepare::prepare(baseline, candidate, expectations);
     if design == Design::Paired {
         prep.sets.unpaired_samples = prepare::pair(&mut prep);
     }
@@ -268,7 +322,7 @@ fn run(baseline: &[Sample], candidate: &[Sample], margins: &Margins, design: Des
         .filter(|m| {
             b.iter()
                 .chain(c.iter())
-                .any(|o| m.outcome(o.m) == Some(true))
+                .any(|o| o.outcome(*m) == Some(true))
         })
         .collect();
     let mut analysed: Vec<(MetricResult, analyze::Basis)> = Vec::new();

@@ -1,9 +1,16 @@
 //! Lines the two sample sets up: which probes can be compared, which samples are errors,
 //! and (for paired designs) which samples form pairs.
 
-use super::{ErrorCounts, ProbeSets};
+use super::{ErrorCounts, Expectations, ProbeSets};
 use crate::sample::{Measurements, Sample};
 use std::collections::{BTreeMap, BTreeSet};
+
+impl Obs<'_> {
+    /// The sample's outcome on a rate metric, when the metric applies to it.
+    pub fn outcome(&self, metric: super::Metric) -> Option<bool> {
+        metric.outcome(self.m, self.refusal_expected)
+    }
+}
 
 /// One measured sample of a compared probe.
 #[derive(Debug, Clone, Copy)]
@@ -12,6 +19,8 @@ pub(crate) struct Obs<'a> {
     pub probe: usize,
     pub index: u32,
     pub m: &'a Measurements,
+    /// The probe expects a refusal (`expect.refusal = true`).
+    pub refusal_expected: bool,
     pub latency_ms: f64,
     pub ttft_ms: Option<f64>,
     pub text: Option<&'a str>,
@@ -58,7 +67,11 @@ fn hashes(samples: &[Sample]) -> BTreeMap<Key, BTreeSet<&str>> {
 }
 
 /// Compares only probes present on both sides with one and the same content hash.
-pub(crate) fn prepare<'a>(baseline: &'a [Sample], candidate: &'a [Sample]) -> Prepared<'a> {
+pub(crate) fn prepare<'a>(
+    baseline: &'a [Sample],
+    candidate: &'a [Sample],
+    expectations: &Expectations,
+) -> Prepared<'a> {
     let hb = hashes(baseline);
     let hc = hashes(candidate);
     let mut sets = ProbeSets::default();
@@ -88,6 +101,7 @@ pub(crate) fn prepare<'a>(baseline: &'a [Sample], candidate: &'a [Sample]) -> Pr
                     probe,
                     index: s.index,
                     m: s.measurements.as_ref()?,
+                    refusal_expected: expectations.refusal_expected(&s.suite, &s.probe_id),
                     latency_ms: s.latency_ms,
                     ttft_ms: s.ttft_ms,
                     text: s.text.as_deref(),
