@@ -80,7 +80,7 @@ impl Metric {
             Metric::MissedRefusalRate => "Missed refusals".into(),
             Metric::EmptyRate => "Empty responses".into(),
             Metric::StructuredFailureRate => "Structured-output failures".into(),
-            Metric::StructuredKind(k) => format!("  of which {}", k.as_str().replace('_', " ")),
+            Metric::StructuredKind(k) => format!("of which {}", k.as_str().replace('_', " ")),
             Metric::TaskSuccessRate => "Task success".into(),
             Metric::TruncationRate => "Truncation rate".into(),
             Metric::LengthChars => "Length (chars)".into(),

@@ -199,7 +199,7 @@ pub struct ProbeSets {
     pub only_candidate: Vec<String>,
     /// Probes whose content hash differs between the sides: never compared.
     pub changed: Vec<String>,
-    /// Paired designs: samples without a partner, left out.
+    /// Paired designs: measured samples without a measured partner, left out.
     pub unpaired_samples: usize,
 }
 
@@ -308,11 +308,8 @@ fn run(
     expectations: &Expectations,
     design: Design,
 ) -> Report {
-    let mut prep = prepare::prepare(baseline, candidate, expectations);
-    if design == Design::Paired {
-        prep.sets.unpaired_samples = prepare::pair(&mut prep);
-    }
     let paired = design == Design::Paired;
+    let prep = prepare::prepare(baseline, candidate, expectations, paired);
     let (b, c) = (&prep.baseline, &prep.candidate);
 
     let kinds: Vec<Metric> = StructuredOutcome::ALL

@@ -17,7 +17,6 @@ impl Obs<'_> {
 pub(crate) struct Obs<'a> {
     /// Index into [`Prepared::probes`].
     pub probe: usize,
-    pub index: u32,
     pub m: &'a Measurements,
     /// The probe expects a refusal (`expect.refusal = true`).
     pub refusal_expected: bool,
@@ -56,6 +55,10 @@ fn counts(samples: &[Sample]) -> ErrorCounts {
 
 type Key = (String, String);
 
+/// Samples of one side grouped by (probe, sample index), each with its start time; `None`
+/// where the request failed.
+type Groups<'a> = BTreeMap<(usize, u32), Vec<(i64, Option<Obs<'a>>)>>;
+
 fn hashes(samples: &[Sample]) -> BTreeMap<Key, BTreeSet<&str>> {
     let mut m: BTreeMap<Key, BTreeSet<&str>> = BTreeMap::new();
     for s in samples {
@@ -66,11 +69,15 @@ fn hashes(samples: &[Sample]) -> BTreeMap<Key, BTreeSet<&str>> {
     m
 }
 
-/// Compares only probes present on both sides with one and the same content hash.
+/// Compares only probes present on both sides with one and the same content hash. With
+/// `paired`, the k-th sample of (probe, sample index) on one side — in order of start time —
+/// pairs with the k-th on the other (so repeated rounds pair round by round); a pair where
+/// either side failed is left out, and so are samples without a partner.
 pub(crate) fn prepare<'a>(
     baseline: &'a [Sample],
     candidate: &'a [Sample],
     expectations: &Expectations,
+    paired: bool,
 ) -> Prepared<'a> {
     let hb = hashes(baseline);
     let hc = hashes(candidate);
@@ -90,26 +97,54 @@ pub(crate) fn prepare<'a>(
     }
     sets.compared = probes.len();
     let index: BTreeMap<&Key, usize> = probes.iter().enumerate().map(|(i, k)| (k, i)).collect();
-    let obs = |samples: &'a [Sample]| -> Vec<Obs<'a>> {
-        samples
-            .iter()
-            .filter(|s| s.error.is_none())
-            .filter_map(|s| {
-                let key = (s.suite.clone(), s.probe_id.clone());
-                let probe = *index.get(&key)?;
-                Some(Obs {
+    // Every sample of a compared probe, grouped by (probe, sample index) in start order;
+    // `None` where the request failed.
+    let grouped = |samples: &'a [Sample]| {
+        let mut g: Groups<'a> = BTreeMap::new();
+        for s in samples {
+            let Some(&probe) = index.get(&(s.suite.clone(), s.probe_id.clone())) else {
+                continue;
+            };
+            let obs = s
+                .measurements
+                .as_ref()
+                .filter(|_| s.error.is_none())
+                .map(|m| Obs {
                     probe,
-                    index: s.index,
-                    m: s.measurements.as_ref()?,
+                    m,
                     refusal_expected: expectations.refusal_expected(&s.suite, &s.probe_id),
                     latency_ms: s.latency_ms,
                     ttft_ms: s.ttft_ms,
                     text: s.text.as_deref(),
-                })
-            })
-            .collect()
+                });
+            g.entry((probe, s.index))
+                .or_default()
+                .push((s.started_at_ms, obs));
+        }
+        for v in g.values_mut() {
+            v.sort_by_key(|e| e.0);
+        }
+        g
     };
-    let (ob, oc) = (obs(baseline), obs(candidate));
+    let (gb, gc) = (grouped(baseline), grouped(candidate));
+    let (mut ob, mut oc) = (Vec::new(), Vec::new());
+    if paired {
+        let measured = |g: &Groups| g.values().flatten().filter(|e| e.1.is_some()).count();
+        let total = measured(&gb) + measured(&gc);
+        for (key, vb) in &gb {
+            let Some(vc) = gc.get(key) else { continue };
+            for (b, c) in vb.iter().zip(vc) {
+                if let (Some(b), Some(c)) = (b.1, c.1) {
+                    ob.push(b);
+                    oc.push(c);
+                }
+            }
+        }
+        sets.unpaired_samples = total - ob.len() - oc.len();
+    } else {
+        ob = gb.into_values().flatten().filter_map(|e| e.1).collect();
+        oc = gc.into_values().flatten().filter_map(|e| e.1).collect();
+    }
     Prepared {
         probes,
         baseline: ob,
@@ -117,29 +152,4 @@ pub(crate) fn prepare<'a>(
         availability: (counts(baseline), counts(candidate)),
         sets,
     }
-}
-
-/// Keeps only samples that have a partner (same probe, same sample index) on the other side,
-/// in matching order. Duplicated (probe, index) keys keep their first occurrence.
-pub(crate) fn pair<'a>(p: &mut Prepared<'a>) -> usize {
-    let key = |o: &Obs| (o.probe, o.index);
-    let mut b: BTreeMap<(usize, u32), Obs<'a>> = BTreeMap::new();
-    for o in &p.baseline {
-        b.entry(key(o)).or_insert(*o);
-    }
-    let mut c: BTreeMap<(usize, u32), Obs<'a>> = BTreeMap::new();
-    for o in &p.candidate {
-        c.entry(key(o)).or_insert(*o);
-    }
-    let (mut nb, mut nc) = (Vec::new(), Vec::new());
-    for (k, ob) in &b {
-        if let Some(oc) = c.get(k) {
-            nb.push(*ob);
-            nc.push(*oc);
-        }
-    }
-    let unpaired = p.baseline.len() + p.candidate.len() - 2 * nb.len();
-    p.baseline = nb;
-    p.candidate = nc;
-    unpaired
 }

@@ -455,3 +455,24 @@ fn refusals_on_should_refuse_probes_are_correct_and_misses_are_regressions() {
     );
     assert_ne!(get(&naive, "refusal_rate").verdict, Verdict::Regression);
 }
+
+#[test]
+fn paired_design_pairs_round_by_round_and_drops_failed_pairs() {
+    // Two rounds of the same probes: indices repeat, start times tell the rounds apart.
+    let round = |seed, t0: i64| {
+        let mut v = synth(Profile::default(), seed, 3, 4);
+        for s in &mut v {
+            s.started_at_ms = t0 + i64::from(s.index);
+        }
+        v
+    };
+    let cur: Vec<Sample> = round(41, 1000).into_iter().chain(round(42, 5000)).collect();
+    let mut cand: Vec<Sample> = round(43, 1001).into_iter().chain(round(44, 5001)).collect();
+    // The candidate's first round failed once: that pair is dropped, the others stay aligned.
+    cand[0].error = Some(SampleError::new(ErrorKind::Timeout, "timed out"));
+    cand[0].measurements = None;
+    let r = compare_paired(&cur, &cand, &Margins::default(), &Expectations::default());
+    assert_eq!(get(&r, "refusal_rate").baseline.n, 23);
+    assert_eq!(get(&r, "refusal_rate").candidate.n, 23);
+    assert_eq!(r.probes.unpaired_samples, 1);
+}

@@ -131,7 +131,7 @@ fn metric_table(o: &mut String, r: &Report) {
                 "<tr data-metric=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
                  <td>{}</td><td>{}</td><td>{}{note}</td></tr>",
                 esc(&m.metric.id()),
-                esc(m.label.trim()),
+                esc(&m.label),
                 esc(&side_text(m, &m.baseline)),
                 esc(&side_text(m, &m.candidate)),
                 esc(&effect_text(m)),
@@ -187,7 +187,7 @@ fn rate_chart(o: &mut String, r: &Report) {
             o,
             "<text x=\"0\" y=\"{:.1}\" font-size=\"12\">{}</text>",
             y + 20.0,
-            esc(m.label.trim())
+            esc(&m.label)
         );
         for (k, side, color) in [
             (0.0, &m.baseline, BASE_COLOR),

@@ -75,7 +75,7 @@ pub fn markdown(r: &Report) -> String {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {} |",
-                md(m.label.trim()),
+                md(&m.label),
                 md(&side_text(m, &m.baseline)),
                 md(&side_text(m, &m.candidate)),
                 md(&effect_text(m)),

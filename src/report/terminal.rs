@@ -86,7 +86,7 @@ pub fn terminal(r: &Report, color: bool) -> String {
                     verdict.push_str(" (not gating)");
                 }
                 [
-                    m.label.trim().to_string(),
+                    m.label.clone(),
                     side_text(m, &m.baseline),
                     side_text(m, &m.candidate),
                     effect_text(m),
