@@ -476,3 +476,36 @@ fn paired_design_pairs_round_by_round_and_drops_failed_pairs() {
     assert_eq!(get(&r, "refusal_rate").candidate.n, 23);
     assert_eq!(r.probes.unpaired_samples, 1);
 }
+
+#[test]
+fn margins_are_configurable_with_documented_defaults() {
+    let m: Margins = toml::from_str("alpha = 0.01\nrefusal_points = 0.05").unwrap();
+    assert_eq!(m.alpha, 0.01);
+    assert_eq!(m.refusal_points, 0.05);
+    assert_eq!(m.structured_points, Margins::default().structured_points);
+    assert!((Margins::default().length_log_ratio - 1.15f64.ln()).abs() < 1e-15);
+    let err = toml::from_str::<Margins>("refusal_pts = 0.05").unwrap_err();
+    assert!(err.to_string().contains("unknown field"), "{err}");
+}
+
+#[test]
+fn a_larger_margin_turns_a_small_regression_into_a_pass() {
+    let base = synth(Profile::default(), 51, 40, 20);
+    let recent = synth(
+        Profile {
+            refusal: 0.06,
+            ..Profile::default()
+        },
+        52,
+        40,
+        20,
+    );
+    let strict = compare(&base, &recent, &Margins::default());
+    assert_eq!(get(&strict, "refusal_rate").verdict, Verdict::Regression);
+    let loose = Margins {
+        refusal_points: 0.15,
+        ..Margins::default()
+    };
+    let r = compare(&base, &recent, &loose);
+    assert_eq!(get(&r, "refusal_rate").verdict, Verdict::Pass);
+}
