@@ -1,1 +1,831 @@
-//! Loading and validating suite files. (in progress)
+//! Loading a suite file (`probes/*.toml`) into a [`Suite`]: strict shape checks with every error
+//! located, parameters resolved against the suite defaults, and content hashes.
+//!
+//! What the checks mean (and whether a regex or a schema compiles) is `eval`'s business; here
+//! only their shape is validated.
+
+use super::{
+    Expect, GenParams, JsonSchemaSpec, Location, MatchMode, Message, Probe, ProbeInput, Role,
+    Suite, TaskCheck,
+};
+use crate::config::fields::{Fields, GEN_PARAM_KEYS, Reader, article, parse_document};
+use crate::diag::{Diagnostic, Source};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use toml::Spanned;
+use toml::de::{DeValue, ValueDeserializer};
+
+/// Samples per probe and round when neither the suite nor the probe says.
+pub const DEFAULT_SAMPLES: u32 = 3;
+
+const SUITE_KEYS: &[&str] = &["suite", "description", "defaults", "probe"];
+const PROBE_KEYS: &[&str] = &[
+    "id",
+    "description",
+    "prompt",
+    "messages",
+    "samples",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "seed",
+    "stop",
+    "tags",
+    "expect",
+];
+const EXPECT_KEYS: &[&str] = &["refusal", "json", "json_schema", "task"];
+const TASK_KINDS: &[&str] = &[
+    "equals",
+    "contains",
+    "not_contains",
+    "regex",
+    "starts_with",
+    "one_of",
+    "number",
+    "json_equals",
+    "json_contains",
+    "all",
+    "any",
+];
+
+/// Reads and validates a suite file.
+pub fn load_suite(path: &Path) -> Result<Suite, Vec<Diagnostic>> {
+    let src = Source::read(path, "suite file").map_err(|d| vec![d])?;
+    parse_suite(&src)
+}
+
+/// Validates suite text; `src.path` names the file in errors and in [`Location`]s.
+pub fn parse_suite(src: &Source) -> Result<Suite, Vec<Diagnostic>> {
+    let doc = parse_document(src, &src.text)?;
+    let mut r = Reader::new(src, None);
+    let top = r.fields(doc.get_ref(), doc.span(), "the suite", SUITE_KEYS);
+
+    let stem = src
+        .path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match r.nonempty_string(&top, "suite", false) {
+        Some(n) => {
+            check_ident(&mut r, &n, "suite name");
+            n.into_inner()
+        }
+        None => stem,
+    };
+    let description = r.string(&top, "description").map(Spanned::into_inner);
+
+    let (defaults, samples) = match top.get("defaults") {
+        Some(v) => {
+            let allowed: Vec<&str> = GEN_PARAM_KEYS.iter().copied().chain(["samples"]).collect();
+            match r.table_value(v, "[defaults]", &allowed) {
+                Some(f) => (r.gen_params(&f), samples(&mut r, &f)),
+                None => (GenParams::default(), None),
+            }
+        }
+        None => (GenParams::default(), None),
+    };
+    let samples = samples.unwrap_or(DEFAULT_SAMPLES);
+
+    let mut probes: Vec<Probe> = Vec::new();
+    match top.get("probe") {
+        None => r.error_help(
+            0..0,
+            "no probes: expected at least one [[probe]] table",
+            "add a [[probe]] with an `id` and a `prompt`",
+        ),
+        Some(v) => match v.get_ref() {
+            DeValue::Array(items) if items.is_empty() => r.error_help(
+                v.span(),
+                "no probes: expected at least one [[probe]] table",
+                "add a [[probe]] with an `id` and a `prompt`",
+            ),
+            DeValue::Array(items) if items.iter().all(|i| i.get_ref().is_table()) => {
+                let mut ids: Vec<(String, Location)> = Vec::new();
+                for item in items.iter() {
+                    // Duplicates are found on the raw ids, so that a broken first probe still
+                    // counts.
+                    if let Some(id) = item.get_ref().as_table().and_then(|t| t.get("id"))
+                        && let Some(s) = id.get_ref().as_str()
+                    {
+                        let here = r.src.location(&item.span());
+                        match ids.iter().find(|(other, _)| other == s) {
+                            Some((_, first)) => r.error_help(
+                                id.span(),
+                                format!("duplicate probe id `{s}`: expected unique ids in a suite"),
+                                format!("first defined at {first}"),
+                            ),
+                            None => ids.push((s.to_owned(), here)),
+                        }
+                    }
+                    if let Some(p) = read_probe(&mut r, item, &name, &defaults, samples) {
+                        probes.push(p);
+                    }
+                }
+            }
+            _ => r.error_help(
+                v.span(),
+                "wrong type for `probe`: expected an array of tables",
+                "write each probe as a [[probe]] table",
+            ),
+        },
+    }
+
+    if !r.diags.is_empty() {
+        return Err(r.diags);
+    }
+    let hash = suite_hash(&probes);
+    Ok(Suite {
+        name,
+        description,
+        path: src.path.clone(),
+        defaults,
+        samples,
+        probes,
+        hash,
+    })
+}
+
+fn samples(r: &mut Reader, f: &Fields) -> Option<u32> {
+    let s = r.u32(f, "samples", 0)?;
+    if *s.get_ref() == 0 {
+        r.error(
+            s.span(),
+            format!("`samples` in {} must be at least 1", f.what),
+        );
+        return None;
+    }
+    Some(*s.get_ref())
+}
+
+/// Ids and names: letters, digits, `-`, `_`, `.` (they appear in reports, metrics and URLs).
+fn check_ident(r: &mut Reader, s: &Spanned<String>, what: &str) -> bool {
+    let ok = s
+        .get_ref()
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !ok {
+        r.error(
+            s.span(),
+            format!(
+                "invalid {what} `{}`: expected letters, digits, `-`, `_` or `.`",
+                s.get_ref()
+            ),
+        );
+    }
+    ok
+}
+
+fn read_probe(
+    r: &mut Reader,
+    item: &Spanned<DeValue>,
+    suite: &str,
+    defaults: &GenParams,
+    suite_samples: u32,
+) -> Option<Probe> {
+    let f = r.table_value(item, "[[probe]]", PROBE_KEYS)?;
+    let before = r.diags.len();
+    let id = r.nonempty_string(&f, "id", true);
+    if let Some(id) = &id {
+        check_ident(r, id, "probe id");
+    }
+    let description = r.string(&f, "description").map(Spanned::into_inner);
+    let input = read_input(r, &f);
+    let params = r.gen_params(&f).or(defaults);
+    let samples = samples(r, &f).unwrap_or(suite_samples);
+    let tags = r
+        .strings(&f, "tags")
+        .map(|t| t.into_iter().map(Spanned::into_inner).collect())
+        .unwrap_or_default();
+    let expect = match f.get("expect") {
+        Some(v) => read_expect(r, v),
+        None => Some(Expect::default()),
+    };
+    if r.diags.len() > before {
+        return None;
+    }
+    let location = r.src.location(&item.span());
+    let mut probe = Probe {
+        id: id?.into_inner(),
+        suite: suite.to_owned(),
+        description,
+        input: input?,
+        params,
+        samples,
+        tags,
+        expect: expect?,
+        location,
+        hash: String::new(),
+    };
+    probe.hash = probe_hash(&probe);
+    Some(probe)
+}
+
+/// Exactly one of `prompt` and `messages`.
+fn read_input(r: &mut Reader, f: &Fields) -> Option<ProbeInput> {
+    match (f.get("prompt"), f.get("messages")) {
+        (Some(_), Some(m)) => {
+            r.error_help(
+                f.key_span("messages").unwrap_or(m.span()),
+                "probe has both `prompt` and `messages`: expected exactly one",
+                "use `prompt` for a single user turn, `messages` for a conversation",
+            );
+            None
+        }
+        (None, None) => {
+            r.error_help(
+                f.span.start..f.span.start + 1,
+                "probe has neither `prompt` nor `messages`: expected exactly one",
+                "add prompt = \"...\" or messages = [{ role = \"user\", content = \"...\" }]",
+            );
+            None
+        }
+        (Some(_), None) => r
+            .nonempty_string(f, "prompt", true)
+            .map(|p| ProbeInput::Prompt(p.into_inner())),
+        (None, Some(_)) => read_messages(r, f).map(ProbeInput::Messages),
+    }
+}
+
+fn read_messages(r: &mut Reader, f: &Fields) -> Option<Vec<Message>> {
+    let items = r.array(f, "messages", "an array of { role, content } tables")?;
+    if items.is_empty() {
+        let span = f.get("messages").map(|v| v.span()).unwrap_or(0..0);
+        r.error(span, "`messages` is empty: expected at least one message");
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for item in items.iter() {
+        let Some(m) = r.table_value(item, "a message", &["role", "content"]) else {
+            ok = false;
+            continue;
+        };
+        let before = r.diags.len();
+        let role = r
+            .required_string(&m, "role")
+            .and_then(|role| match role.get_ref().as_str() {
+                "system" => Some(Role::System),
+                "user" => Some(Role::User),
+                "assistant" => Some(Role::Assistant),
+                other => {
+                    r.error(
+                        role.span(),
+                        format!(
+                            "unknown role `{other}`: expected \"system\", \"user\" or \"assistant\""
+                        ),
+                    );
+                    None
+                }
+            });
+        let content = r.required_string(&m, "content");
+        match (role, content) {
+            (Some(role), Some(content)) if r.diags.len() == before => out.push(Message {
+                role,
+                content: content.into_inner(),
+            }),
+            _ => ok = false,
+        }
+    }
+    if ok && !out.iter().any(|m| m.role == Role::User) {
+        let span = f.get("messages").map(|v| v.span()).unwrap_or(0..0);
+        r.error(
+            span,
+            "`messages` has no user turn: expected at least one message with role = \"user\"",
+        );
+        return None;
+    }
+    ok.then_some(out)
+}
+
+fn read_expect(r: &mut Reader, v: &Spanned<DeValue>) -> Option<Expect> {
+    let f = r.table_value(v, "`expect`", EXPECT_KEYS)?;
+    let before = r.diags.len();
+    let refusal = r.bool(&f, "refusal").map(Spanned::into_inner);
+    let json = r.bool(&f, "json").map(Spanned::into_inner).unwrap_or(false);
+    let json_schema = f.get("json_schema").and_then(|s| match s.get_ref() {
+        DeValue::String(p) if p.trim().is_empty() => {
+            r.error(s.span(), "`json_schema` is empty: expected a path or an inline schema");
+            None
+        }
+        DeValue::String(p) => Some(JsonSchemaSpec::Path(p.to_string())),
+        DeValue::Table(_) | DeValue::Boolean(_) => json_value(r, s).map(JsonSchemaSpec::Inline),
+        other => {
+            r.error(
+                s.span(),
+                format!(
+                    "wrong type for `json_schema` in `expect`: expected a path (string) or an inline schema (table), found {}",
+                    article(other)
+                ),
+            );
+            None
+        }
+    });
+    let task = f.get("task").and_then(|t| read_task(r, t, "`expect.task`"));
+    if r.diags.len() > before {
+        return None;
+    }
+    Some(Expect {
+        refusal,
+        json,
+        json_schema,
+        task,
+    })
+}
+
+/// A TOML value as JSON (inline schemas and expected JSON values).
+fn json_value(r: &mut Reader, v: &Spanned<DeValue>) -> Option<serde_json::Value> {
+    match serde_json::Value::deserialize(ValueDeserializer::from(v.clone())) {
+        Ok(j) => Some(j),
+        Err(e) => {
+            r.error(
+                e.span().unwrap_or(v.span()),
+                format!("cannot convert value to JSON: {}", e.message()),
+            );
+            None
+        }
+    }
+}
+
+/// What a required check field holds, for "missing key" messages.
+fn field_expected(kind: &str, key: &str) -> &'static str {
+    match (kind, key) {
+        ("number", "value") => "a number",
+        (_, "value") if kind.starts_with("json_") => "the expected JSON value",
+        (_, "value") => "a string",
+        (_, "values") => "an array of strings",
+        (_, "pattern") => "a regular expression",
+        (_, "pointer") => "a JSON pointer such as \"/total\"",
+        _ => "an array of checks",
+    }
+}
+
+/// The fields each check kind takes: (required, optional).
+fn task_fields(kind: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match kind {
+        "equals" => (&["value"], &["case_sensitive", "normalize_whitespace"]),
+        "contains" | "not_contains" => (&["values"], &["mode", "case_sensitive"]),
+        "regex" => (&["pattern"], &[]),
+        "starts_with" => (&["value"], &["case_sensitive"]),
+        "one_of" => (&["values"], &["answer"]),
+        "number" => (&["value"], &["abs_tol", "rel_tol"]),
+        "json_equals" | "json_contains" => (&["pointer", "value"], &[]),
+        _ => (&["checks"], &[]),
+    }
+}
+
+fn read_task(r: &mut Reader, v: &Spanned<DeValue>, what: &str) -> Option<TaskCheck> {
+    let DeValue::Table(t) = v.get_ref() else {
+        r.error(
+            v.span(),
+            format!(
+                "wrong type for {what}: expected a table with a `kind`, found {}",
+                article(v.get_ref())
+            ),
+        );
+        return None;
+    };
+    let Some(kind_v) = t.get("kind") else {
+        r.error_help(
+            v.span().start..v.span().start + 1,
+            format!(
+                "missing key `kind` in {what}: expected one of: {}",
+                TASK_KINDS.join(", ")
+            ),
+            "e.g. task = { kind = \"equals\", value = \"42\" }",
+        );
+        return None;
+    };
+    let DeValue::String(kind) = kind_v.get_ref() else {
+        r.error(
+            kind_v.span(),
+            format!(
+                "wrong type for `kind` in {what}: expected a string, found {}",
+                article(kind_v.get_ref())
+            ),
+        );
+        return None;
+    };
+    if !TASK_KINDS.contains(&kind.as_ref()) {
+        let help = match crate::diag::suggest(kind, TASK_KINDS.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("expected one of: {}", TASK_KINDS.join(", ")),
+        };
+        r.error_help(
+            kind_v.span(),
+            format!(
+                "unknown check kind `{kind}`: expected one of: {}",
+                TASK_KINDS.join(", ")
+            ),
+            help,
+        );
+        return None;
+    }
+    let kind = kind.to_string();
+    let (required, optional) = task_fields(&kind);
+    let allowed: Vec<&str> = ["kind"]
+        .iter()
+        .chain(required)
+        .chain(optional)
+        .copied()
+        .collect();
+    let what = format!("{what} (kind = \"{kind}\")");
+    let before = r.diags.len();
+    let f = r.fields(t, v.span(), what, &allowed);
+    for key in required {
+        if f.get(key).is_none() {
+            r.missing(&f, key, field_expected(&kind, key));
+        }
+    }
+    if r.diags.len() > before {
+        return None;
+    }
+    let case_sensitive = r
+        .bool(&f, "case_sensitive")
+        .map(Spanned::into_inner)
+        .unwrap_or(false);
+    let check = match kind.as_str() {
+        "equals" => TaskCheck::Equals {
+            value: r.string(&f, "value")?.into_inner(),
+            case_sensitive,
+            normalize_whitespace: r
+                .bool(&f, "normalize_whitespace")
+                .map(Spanned::into_inner)
+                .unwrap_or(true),
+        },
+        "contains" | "not_contains" => {
+            let values = nonempty_strings(r, &f, "values")?;
+            let mode = match r.string(&f, "mode") {
+                None => MatchMode::Any,
+                Some(m) if m.get_ref() == "any" => MatchMode::Any,
+                Some(m) if m.get_ref() == "all" => MatchMode::All,
+                Some(m) => {
+                    r.error(
+                        m.span(),
+                        format!(
+                            "unknown mode `{}`: expected \"any\" or \"all\"",
+                            m.get_ref()
+                        ),
+                    );
+                    return None;
+                }
+            };
+            if kind == "contains" {
+                TaskCheck::Contains {
+                    values,
+                    mode,
+                    case_sensitive,
+                }
+            } else {
+                TaskCheck::NotContains {
+                    values,
+                    mode,
+                    case_sensitive,
+                }
+            }
+        }
+        "regex" => TaskCheck::Regex {
+            pattern: r.nonempty_string(&f, "pattern", true)?.into_inner(),
+        },
+        "starts_with" => TaskCheck::StartsWith {
+            value: r.nonempty_string(&f, "value", true)?.into_inner(),
+            case_sensitive,
+        },
+        "one_of" => {
+            let values = nonempty_strings(r, &f, "values")?;
+            let answer = r.string(&f, "answer");
+            if let Some(a) = &answer
+                && !values.iter().any(|v| v.eq_ignore_ascii_case(a.get_ref()))
+            {
+                r.error(
+                    a.span(),
+                    format!(
+                        "`answer` `{}` is not one of `values`: expected one of: {}",
+                        a.get_ref(),
+                        values.join(", ")
+                    ),
+                );
+                return None;
+            }
+            TaskCheck::OneOf {
+                values,
+                answer: answer.map(Spanned::into_inner),
+            }
+        }
+        "number" => {
+            let value = r.number(&f, "value", f64::MIN, f64::MAX);
+            let abs_tol = r
+                .number(&f, "abs_tol", 0.0, f64::MAX)
+                .map(Spanned::into_inner);
+            let rel_tol = r
+                .number(&f, "rel_tol", 0.0, f64::MAX)
+                .map(Spanned::into_inner);
+            if r.diags.len() > before {
+                return None;
+            }
+            TaskCheck::Number {
+                value: value?.into_inner(),
+                abs_tol,
+                rel_tol,
+            }
+        }
+        "json_equals" | "json_contains" => {
+            let pointer = r.string(&f, "pointer");
+            if let Some(p) = &pointer
+                && !(p.get_ref().is_empty() || p.get_ref().starts_with('/'))
+            {
+                r.error_help(
+                    p.span(),
+                    format!(
+                        "invalid JSON pointer `{}`: expected \"\" or a path starting with `/`",
+                        p.get_ref()
+                    ),
+                    "JSON pointers follow RFC 6901, e.g. \"/items/0/name\"",
+                );
+                return None;
+            }
+            let value = json_value(r, f.get("value")?)?;
+            let pointer = pointer?.into_inner();
+            if kind == "json_equals" {
+                TaskCheck::JsonEquals { pointer, value }
+            } else {
+                TaskCheck::JsonContains { pointer, value }
+            }
+        }
+        _ => {
+            let items = r.array(&f, "checks", "an array of checks")?;
+            if items.is_empty() {
+                let span = f.get("checks").map(|c| c.span()).unwrap_or(v.span());
+                r.error(
+                    span,
+                    format!("`checks` of an `{kind}` check is empty: expected at least one check"),
+                );
+                return None;
+            }
+            let checks: Vec<Option<TaskCheck>> = items
+                .iter()
+                .map(|c| read_task(r, c, "a sub-check"))
+                .collect();
+            let checks: Option<Vec<TaskCheck>> = checks.into_iter().collect();
+            if kind == "all" {
+                TaskCheck::All { checks: checks? }
+            } else {
+                TaskCheck::Any { checks: checks? }
+            }
+        }
+    };
+    (r.diags.len() == before).then_some(check)
+}
+
+fn nonempty_strings(r: &mut Reader, f: &Fields, key: &str) -> Option<Vec<String>> {
+    let values = r.strings(f, key)?;
+    if values.is_empty() {
+        let span = f.get(key).map(|v| v.span()).unwrap_or(f.span.clone());
+        r.error(
+            span,
+            format!(
+                "`{key}` in {} is empty: expected at least one string",
+                f.what
+            ),
+        );
+        return None;
+    }
+    Some(values.into_iter().map(Spanned::into_inner).collect())
+}
+
+/// Hex sha256 over a canonical JSON of what is sent and judged: id, input, resolved parameters,
+/// samples and checks. Description and tags are left out: editing them keeps baselines valid.
+pub fn probe_hash(p: &Probe) -> String {
+    let value = serde_json::json!({
+        "id": p.id,
+        "input": p.input,
+        "params": p.params,
+        "samples": p.samples,
+        "expect": p.expect,
+    });
+    let mut canonical = String::new();
+    write_canonical(&value, &mut canonical);
+    crate::hex(&Sha256::digest(canonical.as_bytes()))
+}
+
+/// Hex sha256 over the probe hashes, in order.
+pub fn suite_hash(probes: &[Probe]) -> String {
+    let mut h = Sha256::new();
+    for p in probes {
+        h.update(p.hash.as_bytes());
+        h.update(b"\n");
+    }
+    crate::hex(&h.finalize())
+}
+
+/// JSON with object keys sorted and no whitespace, so equal content hashes equally whatever
+/// the order in the file.
+fn write_canonical(v: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String((*k).clone()).to_string());
+                out.push(':');
+                write_canonical(&map[k.as_str()], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn suite(text: &str) -> Suite {
+        parse_suite(&Source::new("probes/s.toml", text))
+            .unwrap_or_else(|d| panic!("{}", crate::diag::render_all(&d)))
+    }
+
+    const BASE: &str = r#"
+suite = "s"
+[defaults]
+samples = 2
+temperature = 0.5
+max_tokens = 64
+
+[[probe]]
+id = "a"
+prompt = "What is 2+2?"
+tags = ["math"]
+expect.task = { kind = "number", value = 4 }
+
+[[probe]]
+id = "b"
+messages = [{ role = "user", content = "hi" }]
+samples = 5
+temperature = 0.0
+expect = { refusal = false, json_schema = { type = "object", required = ["x"] } }
+"#;
+
+    #[test]
+    fn resolves_defaults_and_locations() {
+        let s = suite(BASE);
+        assert_eq!(s.name, "s");
+        assert_eq!(s.samples, 2);
+        let (a, b) = (&s.probes[0], &s.probes[1]);
+        assert_eq!((a.samples, b.samples), (2, 5));
+        assert_eq!(a.params.temperature, Some(0.5));
+        assert_eq!(b.params.temperature, Some(0.0));
+        assert_eq!(b.params.max_tokens, Some(64));
+        assert_eq!(a.suite, "s");
+        assert_eq!((a.location.line, a.location.column), (8, 1));
+        assert_eq!(b.location.line, 14);
+        assert_eq!(
+            a.expect.task,
+            Some(TaskCheck::Number {
+                value: 4.0,
+                abs_tol: None,
+                rel_tol: None
+            })
+        );
+        assert_eq!(b.expect.refusal, Some(false));
+        assert!(b.expect.expects_json());
+        assert!(matches!(b.input, ProbeInput::Messages(ref m) if m[0].role == Role::User));
+    }
+
+    #[test]
+    fn name_defaults_to_file_stem_and_samples_to_three() {
+        let s = suite("[[probe]]\nid = \"x\"\nprompt = \"p\"\n");
+        assert_eq!(s.name, "s");
+        assert_eq!(s.probes[0].samples, DEFAULT_SAMPLES);
+    }
+
+    #[test]
+    fn hash_changes_with_content_not_with_formatting() {
+        let base = suite(BASE);
+        let changed = |from: &str, to: &str| {
+            assert!(BASE.contains(from), "{from}");
+            suite(&BASE.replacen(from, to, 1))
+        };
+        // Content changes: prompt, parameter (suite default and probe), check, id, samples.
+        for (from, to) in [
+            ("What is 2+2?", "What is 2+3?"),
+            ("temperature = 0.5", "temperature = 0.6"),
+            ("value = 4 }", "value = 5 }"),
+            ("id = \"a\"", "id = \"a2\""),
+            ("samples = 2", "samples = 3"),
+        ] {
+            let s = changed(from, to);
+            assert_ne!(s.probes[0].hash, base.probes[0].hash, "{from} -> {to}");
+            assert_ne!(s.hash, base.hash, "{from} -> {to}");
+        }
+        // A change in probe b leaves a's hash alone but changes the suite's.
+        let s = changed("required = [\"x\"]", "required = [\"y\"]");
+        assert_eq!(s.probes[0].hash, base.probes[0].hash);
+        assert_ne!(s.probes[1].hash, base.probes[1].hash);
+        assert_ne!(s.hash, base.hash);
+        // Not content: tags, description, layout, key order, int vs float, comments.
+        let reformatted = r#"
+# comments and blank lines do not matter
+suite = "s"
+description = "added"
+
+[defaults]
+max_tokens = 64
+temperature = 0.50
+samples = 2
+
+[[probe]]
+tags = ["other"]
+prompt = 'What is 2+2?'
+id = "a"
+description = "added"
+[probe.expect.task]
+value = 4.0
+kind = "number"
+
+[[probe]]
+id = "b"
+temperature = 0
+samples = 5
+messages = [
+  { content = "hi", role = "user" },
+]
+[probe.expect]
+json_schema = { required = ["x"], type = "object" }
+refusal = false
+"#;
+        let s = suite(reformatted);
+        assert_eq!(s.probes[0].hash, base.probes[0].hash);
+        assert_eq!(s.probes[1].hash, base.probes[1].hash);
+        assert_eq!(s.hash, base.hash);
+        assert_eq!(base.hash.len(), 64);
+    }
+
+    #[test]
+    fn probe_order_is_part_of_the_suite_hash() {
+        let one = "[[probe]]\nid = \"x\"\nprompt = \"p\"\n";
+        let two = "[[probe]]\nid = \"y\"\nprompt = \"q\"\n";
+        let ab = suite(&format!("{one}{two}"));
+        let ba = suite(&format!("{two}{one}"));
+        assert_ne!(ab.hash, ba.hash);
+    }
+
+    #[test]
+    fn nested_checks_parse() {
+        let s = suite(
+            r#"
+[[probe]]
+id = "x"
+prompt = "p"
+expect.task = { kind = "any", checks = [{ kind = "contains", values = ["a", "b"], mode = "all" }, { kind = "json_equals", pointer = "/a/0", value = { k = [1, true] } }] }
+"#,
+        );
+        let TaskCheck::Any { checks } = s.probes[0].expect.task.clone().unwrap() else {
+            panic!("not any");
+        };
+        assert_eq!(checks[0].kind(), "contains");
+        assert!(matches!(
+            &checks[0],
+            TaskCheck::Contains {
+                mode: MatchMode::All,
+                ..
+            }
+        ));
+        assert_eq!(
+            checks[1],
+            TaskCheck::JsonEquals {
+                pointer: "/a/0".into(),
+                value: serde_json::json!({ "k": [1, true] })
+            }
+        );
+    }
+
+    #[test]
+    fn starter_suites_load() {
+        for name in ["core", "json", "tasks"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("probes/{name}.toml"));
+            let s = load_suite(&path).unwrap_or_else(|d| panic!("{}", crate::diag::render_all(&d)));
+            assert_eq!(s.name, name);
+            assert!(
+                (8..=12).contains(&s.probes.len()),
+                "{name}: {}",
+                s.probes.len()
+            );
+        }
+    }
+}

@@ -2,12 +2,23 @@
 //! OpenAI-compatible API (vLLM, llama.cpp server, TGI, LM Studio, OpenAI itself).
 //!
 //! Clients turn every failure into a classified [`SampleError`]; they never judge quality.
+//!
+//! Build one client per target with [`build_client`] from a [`ClientConfig`]; `http` holds the
+//! transport both clients share (timeouts, retries, size cap, classification).
+
+pub mod http;
+pub mod ollama;
+pub mod openai;
+
+pub use http::{CancelSignal, CancelTrigger};
 
 use crate::probe::{GenParams, ProbeInput};
 use crate::sample::{Completion, SampleError};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// One generation request.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,8 +46,9 @@ pub struct Fingerprint {
 
 impl Fingerprint {
     /// Short stable identity: the first 16 hex digits of sha256 over provider, model, digest and
-    /// details. Volatile facts (server version, build info) are excluded by the clients so that an
-    /// upgrade of the server alone is not reported as a swap unless it changes what is served.
+    /// details. Facts that change on every call (creation timestamps, slot counts) are left out
+    /// by the clients; the server version and build are kept, because a server upgrade can change
+    /// outputs (sampling, templates, kernels) and is therefore reported as a swap.
     pub fn id(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
@@ -68,6 +80,150 @@ pub trait ModelClient: Send + Sync {
 
     /// Reads what the server is serving; cheap enough to call every round.
     fn fingerprint(&self) -> BoxFuture<'_, Result<Fingerprint, SampleError>>;
+}
+
+/// Which API family the target's server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Ollama's native API (`/api/chat`, `/api/generate`, `/api/tags`, …).
+    #[default]
+    Ollama,
+    /// The OpenAI-compatible API (`/v1/chat/completions`, `/v1/completions`, `/v1/models`).
+    OpenAi,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Ollama => "ollama",
+            ProviderKind::OpenAi => "openai",
+        }
+    }
+}
+
+/// Chat (messages through the server's chat template) or plain text completion (for base
+/// models: Ollama `/api/generate` with `raw`, OpenAI-compatible `/v1/completions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    #[default]
+    Chat,
+    Completion,
+}
+
+/// Everything a client needs to talk to one target's model server.
+///
+/// Timeouts apply per attempt: `connect_timeout` to open the connection (DNS included),
+/// `first_byte_timeout` until the response headers arrive, `total_timeout` until the whole body
+/// has been read. Retries (`retries` extra attempts) happen only for connection failures,
+/// timeouts before the headers, 429 and 5xx, with full-jitter exponential backoff drawn from a
+/// [`crate::rng::Rng`] seeded by `retry_seed` and a per-client request counter.
+#[derive(Clone)]
+pub struct ClientConfig {
+    pub kind: ProviderKind,
+    pub api: Api,
+    /// Server root (`http://127.0.0.1:11434`), or for OpenAI-compatible servers optionally ending
+    /// in `/v1` (`https://api.openai.com/v1`); a path prefix of a reverse proxy is kept.
+    pub base_url: String,
+    pub model: String,
+    /// Sent as `Authorization: Bearer …`; never appears in errors or logs.
+    pub api_key: Option<String>,
+    /// Extra request headers. Their values are treated as secrets in error messages.
+    pub headers: Vec<(String, String)>,
+    /// Whether the target streams. A request streams only when both this and
+    /// [`CompletionRequest::stream`] say so, so a target can turn streaming off for a proxy that
+    /// breaks it.
+    pub stream: bool,
+    pub connect_timeout: Duration,
+    pub first_byte_timeout: Duration,
+    pub total_timeout: Duration,
+    pub retries: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// The body (streamed or not) is read chunk by chunk and abandoned past this many bytes.
+    pub max_response_bytes: usize,
+    pub retry_seed: u64,
+    /// When triggered, in-flight requests and backoff sleeps end with `ErrorKind::Cancelled`.
+    pub cancel: Option<CancelSignal>,
+}
+
+/// Prints everything except secrets: the API key and header values show as `[redacted]`.
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, _)| (n.as_str(), "[redacted]"))
+            .collect();
+        f.debug_struct("ClientConfig")
+            .field("kind", &self.kind)
+            .field("api", &self.api)
+            .field("base_url", &http::display_url(&self.base_url))
+            .field("model", &self.model)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .field("headers", &headers)
+            .field("stream", &self.stream)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("first_byte_timeout", &self.first_byte_timeout)
+            .field("total_timeout", &self.total_timeout)
+            .field("retries", &self.retries)
+            .field("backoff_base", &self.backoff_base)
+            .field("backoff_max", &self.backoff_max)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("retry_seed", &self.retry_seed)
+            .field("cancel", &self.cancel.is_some())
+            .finish()
+    }
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            kind: ProviderKind::Ollama,
+            api: Api::Chat,
+            base_url: "http://127.0.0.1:11434".into(),
+            model: String::new(),
+            api_key: None,
+            headers: Vec::new(),
+            stream: true,
+            connect_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(120),
+            total_timeout: Duration::from_secs(120),
+            retries: 2,
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            max_response_bytes: 4 * 1024 * 1024,
+            retry_seed: 0,
+            cancel: None,
+        }
+    }
+}
+
+/// Why a client could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("base_url is not a usable URL: {reason}; expected e.g. http://127.0.0.1:11434")]
+    BaseUrl { reason: String },
+    #[error("model is empty; set the target's model to the name the server serves")]
+    EmptyModel,
+    #[error("header {name:?} is invalid: {reason}")]
+    Header { name: String, reason: String },
+    #[error("api_key cannot be sent as an HTTP header (it contains control characters)")]
+    ApiKey,
+    #[error("{field} must be greater than zero")]
+    Zero { field: &'static str },
+    #[error("could not build the HTTP client: {0}")]
+    Http(String),
+}
+
+/// Builds the client for one target. Each client owns one pooled HTTP connection pool, so build
+/// it once per target and share the `Arc`.
+pub fn build_client(cfg: ClientConfig) -> Result<Arc<dyn ModelClient>, ProviderError> {
+    Ok(match cfg.kind {
+        ProviderKind::Ollama => Arc::new(ollama::OllamaClient::new(cfg)?),
+        ProviderKind::OpenAi => Arc::new(openai::OpenAiClient::new(cfg)?),
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,810 @@
+//! The HTTP transport both clients share: one pooled `reqwest::Client` per target, per-attempt
+//! connect / first-byte / total timeouts, bounded retries with full-jitter exponential backoff,
+//! a size cap enforced while streaming the body, cancellation, and the classification of every
+//! failure into a [`SampleError`] whose message never contains a secret.
+//!
+//! Redirects are not followed: a 3xx is reported as `http_status`. Following them would carry
+//! the configured headers (which may hold secrets reqwest does not know about) to whatever host
+//! the server names; a monitor should be pointed at the final address instead.
+//! Compression is not negotiated (no `Accept-Encoding`), so a compressed body is never inflated.
+
+use super::{ClientConfig, ProviderError};
+use crate::rng::Rng;
+use crate::sample::{ErrorKind, SampleError};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// How many bytes of an error response are read to explain the failure.
+const ERROR_SNIPPET_BYTES: usize = 2048;
+/// How many characters of a server's explanation go into an error message.
+const ERROR_SNIPPET_CHARS: usize = 300;
+
+/// The receiving side of a cancellation: clone it into every client that should stop together.
+#[derive(Debug, Clone)]
+pub struct CancelSignal(watch::Receiver<bool>);
+
+/// The sending side: [`CancelTrigger::cancel`] ends every request watching the paired signal.
+#[derive(Debug)]
+pub struct CancelTrigger(watch::Sender<bool>);
+
+impl CancelSignal {
+    /// A new trigger and the signal it controls.
+    pub fn pair() -> (CancelTrigger, CancelSignal) {
+        let (tx, rx) = watch::channel(false);
+        (CancelTrigger(tx), CancelSignal(rx))
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once cancelled; never resolves if the trigger is dropped without cancelling.
+    async fn wait(&self) {
+        let mut rx = self.0.clone();
+        loop {
+            if *rx.borrow_and_update() {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+impl CancelTrigger {
+    pub fn cancel(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+async fn cancelled(signal: Option<&CancelSignal>) {
+    match signal {
+        Some(s) => s.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Replaces secret values (API key, configured header values, URL password) in messages.
+#[derive(Clone, Default)]
+pub(crate) struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redactor({} secrets)", self.secrets.len())
+    }
+}
+
+impl Redactor {
+    /// Values shorter than three characters are not treated as secrets: redacting them would
+    /// shred every message while protecting nothing.
+    pub(crate) fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut secrets: Vec<String> = values
+            .into_iter()
+            .map(str::trim)
+            .filter(|v| v.chars().count() >= 3)
+            .map(str::to_string)
+            .collect();
+        // Longest first, so a secret containing another is replaced whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Redactor { secrets }
+    }
+
+    pub(crate) fn apply(&self, message: &str) -> String {
+        let mut out = message.to_string();
+        for s in &self.secrets {
+            if out.contains(s.as_str()) {
+                out = out.replace(s.as_str(), "[redacted]");
+            }
+        }
+        out
+    }
+}
+
+/// A failure before it gets its attempt count and latency.
+#[derive(Debug)]
+struct Failure {
+    kind: ErrorKind,
+    status: Option<u16>,
+    message: String,
+    retryable: bool,
+    /// Server-requested delay (`Retry-After` seconds).
+    retry_after: Option<Duration>,
+}
+
+impl Failure {
+    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            status: None,
+            message: message.into(),
+            retryable: false,
+            retry_after: None,
+        }
+    }
+}
+
+/// The shared transport of one target.
+pub(crate) struct Transport {
+    client: reqwest::Client,
+    /// Base URL whose path ends with `/`; endpoint paths are joined onto it.
+    root: Url,
+    /// `host:port` for messages (never the full URL: it may carry credentials).
+    authority: String,
+    first_byte_timeout: Duration,
+    total_timeout: Duration,
+    retries: u32,
+    backoff_base: Duration,
+    backoff_max: Duration,
+    max_response_bytes: usize,
+    retry_seed: u64,
+    requests: AtomicU64,
+    redactor: Redactor,
+    cancel: Option<CancelSignal>,
+}
+
+/// Names the server and the limits, never the credentials.
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("authority", &self.authority)
+            .field("path", &self.root.path())
+            .field("first_byte_timeout", &self.first_byte_timeout)
+            .field("total_timeout", &self.total_timeout)
+            .field("retries", &self.retries)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A URL for display: any password replaced by `[redacted]`, unparsable text withheld.
+pub(crate) fn display_url(url: &str) -> String {
+    match Url::parse(url.trim()) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("[redacted]"));
+            }
+            u.to_string()
+        }
+        Err(_) => "[not a URL]".to_string(),
+    }
+}
+
+/// Parses and checks a base URL: http(s) only, path normalised to end with `/`.
+pub(crate) fn parse_base_url(base_url: &str) -> Result<Url, ProviderError> {
+    let mut url = Url::parse(base_url.trim()).map_err(|e| ProviderError::BaseUrl {
+        reason: e.to_string(),
+    })?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(ProviderError::BaseUrl {
+            reason: format!("scheme {:?} is not http or https", url.scheme()),
+        });
+    }
+    if url.host_str().is_none() {
+        return Err(ProviderError::BaseUrl {
+            reason: "no host".into(),
+        });
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    if !url.path().ends_with('/') {
+        let p = format!("{}/", url.path());
+        url.set_path(&p);
+    }
+    Ok(url)
+}
+
+impl Transport {
+    /// Builds the transport for `cfg`, sending requests relative to `root` (see
+    /// [`parse_base_url`]; clients may adjust the path first).
+    pub(crate) fn new(cfg: &ClientConfig, root: Url) -> Result<Self, ProviderError> {
+        for (field, d) in [
+            ("connect_timeout", cfg.connect_timeout),
+            ("first_byte_timeout", cfg.first_byte_timeout),
+            ("total_timeout", cfg.total_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ProviderError::Zero { field });
+            }
+        }
+        if cfg.max_response_bytes == 0 {
+            return Err(ProviderError::Zero {
+                field: "max_response_bytes",
+            });
+        }
+        if cfg.model.trim().is_empty() {
+            return Err(ProviderError::EmptyModel);
+        }
+
+        let mut headers = HeaderMap::new();
+        if let Some(key) = &cfg.api_key {
+            let mut v = HeaderValue::from_str(&format!("Bearer {}", key.trim()))
+                .map_err(|_| ProviderError::ApiKey)?;
+            v.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, v);
+        }
+        for (name, value) in &cfg.headers {
+            let n = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+                ProviderError::Header {
+                    name: name.clone(),
+                    reason: "not a valid header name".into(),
+                }
+            })?;
+            let mut v = HeaderValue::from_str(value).map_err(|_| ProviderError::Header {
+                name: name.clone(),
+                reason: "the value contains characters not allowed in a header".into(),
+            })?;
+            v.set_sensitive(true);
+            headers.insert(n, v);
+        }
+
+        let client = reqwest::Client::builder()
+            .connect_timeout(cfg.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers)
+            .user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ProviderError::Http(e.without_url().to_string()))?;
+
+        let host = root.host_str().unwrap_or_default();
+        let authority = match root.port_or_known_default() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        let mut secrets: Vec<&str> = cfg.headers.iter().map(|(_, v)| v.as_str()).collect();
+        if let Some(k) = &cfg.api_key {
+            secrets.push(k);
+        }
+        if let Some(pw) = root.password() {
+            secrets.push(pw);
+        }
+        let redactor = Redactor::new(secrets);
+
+        Ok(Transport {
+            client,
+            root,
+            authority,
+            first_byte_timeout: cfg.first_byte_timeout,
+            total_timeout: cfg.total_timeout,
+            retries: cfg.retries,
+            backoff_base: cfg.backoff_base,
+            backoff_max: cfg.backoff_max,
+            max_response_bytes: cfg.max_response_bytes,
+            retry_seed: cfg.retry_seed,
+            requests: AtomicU64::new(0),
+            redactor,
+            cancel: cfg.cancel.clone(),
+        })
+    }
+
+    fn sample_error(&self, f: Failure, attempts: u32, started: Instant) -> SampleError {
+        SampleError {
+            kind: f.kind,
+            status: f.status,
+            message: self.redactor.apply(&f.message),
+            attempts,
+            latency_ms: ms(started.elapsed()),
+        }
+    }
+
+    /// Sends a request (JSON body when given), retrying what is worth retrying, and returns the
+    /// successful response with its body still unread.
+    pub(crate) async fn open(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Body<'_>, SampleError> {
+        let started = Instant::now();
+        let url = match self.root.join(path) {
+            Ok(u) => u,
+            Err(e) => {
+                let f = Failure::new(
+                    ErrorKind::Connect,
+                    format!("{method} {path}: bad path: {e}"),
+                );
+                return Err(self.sample_error(f, 1, started));
+            }
+        };
+        let what = format!("{method} {} on {}", url.path(), self.authority);
+        let payload = match body.map(serde_json::to_vec).transpose() {
+            Ok(p) => p,
+            Err(e) => {
+                let f = Failure::new(
+                    ErrorKind::MalformedBody,
+                    format!("{what}: request not serialisable: {e}"),
+                );
+                return Err(self.sample_error(f, 1, started));
+            }
+        };
+        let request_no = self.requests.fetch_add(1, Ordering::Relaxed);
+        let mut rng = Rng::from_parts(&[self.retry_seed, request_no]);
+        let max_attempts = self.retries.saturating_add(1);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let attempt_start = Instant::now();
+            let deadline = attempt_start + self.total_timeout;
+            let header_deadline = deadline.min(attempt_start + self.first_byte_timeout);
+            let mut req = self.client.request(method.clone(), url.clone());
+            if let Some(p) = &payload {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(p.clone());
+            }
+            let outcome = tokio::select! {
+                biased;
+                _ = cancelled(self.cancel.as_ref()) => {
+                    let f = Failure::new(ErrorKind::Cancelled, format!("{what}: cancelled"));
+                    return Err(self.sample_error(f, attempt, started));
+                }
+                r = tokio::time::timeout_at(header_deadline, req.send()) => r,
+            };
+            let failure = match outcome {
+                Err(_) => Failure {
+                    retryable: true,
+                    ..Failure::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "{what}: no response headers within {} (first_byte_timeout / \
+                             total_timeout); check the server's load or raise the timeout",
+                            secs(header_deadline - attempt_start)
+                        ),
+                    )
+                },
+                Ok(Err(e)) => classify_send_error(&what, e),
+                Ok(Ok(resp)) if resp.status().is_success() => {
+                    let body = Body {
+                        transport: self,
+                        response: resp,
+                        started,
+                        attempt_start,
+                        deadline,
+                        attempts: attempt,
+                        read: 0,
+                        pending: Vec::new(),
+                        what,
+                    };
+                    if let Some(len) = body.response.content_length()
+                        && len > self.max_response_bytes as u64
+                    {
+                        return Err(body.error(
+                            ErrorKind::TooLarge,
+                            format!(
+                                "declared body of {len} bytes exceeds max_response_bytes ({})",
+                                self.max_response_bytes
+                            ),
+                        ));
+                    }
+                    return Ok(body);
+                }
+                Ok(Ok(resp)) => self.status_failure(&what, resp, deadline).await,
+            };
+            if failure.retryable && attempt < max_attempts {
+                let delay = match failure.retry_after {
+                    Some(d) => d.min(self.backoff_max),
+                    None => full_jitter(&mut rng, self.backoff_base, self.backoff_max, attempt),
+                };
+                tracing::debug!(
+                    request = %what,
+                    attempt,
+                    kind = %failure.kind,
+                    delay_ms = delay.as_millis() as u64,
+                    "retrying model server request"
+                );
+                tokio::select! {
+                    biased;
+                    _ = cancelled(self.cancel.as_ref()) => {
+                        let f = Failure::new(
+                            ErrorKind::Cancelled,
+                            format!("{what}: cancelled while waiting to retry ({})", failure.message),
+                        );
+                        return Err(self.sample_error(f, attempt, started));
+                    }
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                continue;
+            }
+            let mut f = failure;
+            if attempt > 1 {
+                f.message = format!("{} (after {attempt} attempts)", f.message);
+            }
+            return Err(self.sample_error(f, attempt, started));
+        }
+    }
+
+    /// Turns a non-success response into a failure, with the server's explanation when it gives
+    /// one in the first bytes of the body.
+    async fn status_failure(
+        &self,
+        what: &str,
+        mut resp: reqwest::Response,
+        deadline: Instant,
+    ) -> Failure {
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let redirect_to = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| resp.url().join(v).ok())
+            .map(|u| {
+                let host = u.host_str().unwrap_or_default().to_string();
+                match u.port_or_known_default() {
+                    Some(p) => format!("{}://{host}:{p}", u.scheme()),
+                    None => format!("{}://{host}", u.scheme()),
+                }
+            });
+        let mut snippet = Vec::new();
+        let snippet_deadline = deadline.min(Instant::now() + Duration::from_secs(1));
+        while snippet.len() < ERROR_SNIPPET_BYTES {
+            match tokio::time::timeout_at(snippet_deadline, resp.chunk()).await {
+                Ok(Ok(Some(c))) => snippet.extend_from_slice(&c),
+                _ => break,
+            }
+        }
+        snippet.truncate(ERROR_SNIPPET_BYTES);
+        let explanation = explain_error_body(&snippet);
+        let mut message = format!("{what}: server answered {status}");
+        if (300..400).contains(&status) {
+            message.push_str(&format!(
+                "; redirects are not followed (to {}): set base_url to the final address",
+                redirect_to.as_deref().unwrap_or("an unnamed location")
+            ));
+        }
+        if !explanation.is_empty() {
+            message.push_str(": ");
+            message.push_str(&explanation);
+        }
+        let retryable = status == 429 || (500..600).contains(&status);
+        Failure {
+            kind: ErrorKind::HttpStatus,
+            status: Some(status),
+            message,
+            retryable,
+            retry_after: if status == 429 || status == 503 {
+                retry_after
+            } else {
+                None
+            },
+        }
+    }
+}
+
+/// Classifies an error from sending a request (no response yet).
+fn classify_send_error(what: &str, e: reqwest::Error) -> Failure {
+    let timeout = e.is_timeout();
+    let connect = e.is_connect();
+    let cause = error_chain(&e.without_url());
+    let (kind, message) = if timeout {
+        (
+            ErrorKind::Timeout,
+            format!("{what}: connecting timed out (connect_timeout): {cause}"),
+        )
+    } else if connect {
+        (
+            ErrorKind::Connect,
+            format!("{what}: could not connect: {cause}; is the server running at base_url?"),
+        )
+    } else {
+        (
+            ErrorKind::Connect,
+            format!("{what}: connection failed before a response: {cause}"),
+        )
+    };
+    Failure {
+        retryable: true,
+        ..Failure::new(kind, message)
+    }
+}
+
+/// Display of an error and its sources, `a: b: c`, without repeats.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// The server's own explanation from an error body: OpenAI-style `error.message`, Ollama-style
+/// `error`, or the text itself, shortened and stripped of control characters.
+fn explain_error_body(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let from_json = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| match v.get("error") {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(e) => e
+                .get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string),
+            None => v
+                .get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string),
+        });
+    let chosen = from_json.unwrap_or_else(|| text.into_owned());
+    shorten(&chosen)
+}
+
+/// At most [`ERROR_SNIPPET_CHARS`] characters, control characters replaced by spaces.
+pub(crate) fn shorten(s: &str) -> String {
+    let mut out: String = s
+        .trim()
+        .chars()
+        .take(ERROR_SNIPPET_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if s.trim().chars().count() > ERROR_SNIPPET_CHARS {
+        out.push('…');
+    }
+    out
+}
+
+/// Full-jitter backoff (Brooker, "Exponential Backoff And Jitter", AWS Architecture Blog 2015):
+/// uniform in `[0, min(max, base · 2^(retry-1)))` for the `retry`-th retry (1-based).
+pub(crate) fn full_jitter(rng: &mut Rng, base: Duration, max: Duration, retry: u32) -> Duration {
+    let factor = 1u32 << retry.saturating_sub(1).min(20);
+    let cap = base.saturating_mul(factor).min(max);
+    cap.mul_f64(rng.f64())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3}s", d.as_secs_f64())
+}
+
+/// A successful response whose body is read under the total deadline, the size cap and the
+/// cancellation signal.
+pub(crate) struct Body<'t> {
+    transport: &'t Transport,
+    response: reqwest::Response,
+    /// Start of the first attempt (error latency covers retries).
+    started: Instant,
+    /// Start of the attempt that succeeded (latency and TTFT of the answer).
+    attempt_start: Instant,
+    deadline: Instant,
+    attempts: u32,
+    read: usize,
+    pending: Vec<u8>,
+    what: String,
+}
+
+impl Body<'_> {
+    pub(crate) fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Milliseconds since the successful attempt was sent.
+    pub(crate) fn elapsed_ms(&self) -> f64 {
+        ms(self.attempt_start.elapsed())
+    }
+
+    /// A classified error for this request (message prefixed with the request, redacted).
+    pub(crate) fn error(&self, kind: ErrorKind, message: impl AsRef<str>) -> SampleError {
+        self.transport.sample_error(
+            Failure::new(kind, format!("{}: {}", self.what, message.as_ref())),
+            self.attempts,
+            self.started,
+        )
+    }
+
+    /// The next piece of the body, `None` at its end.
+    pub(crate) async fn chunk(&mut self) -> Result<Option<Vec<u8>>, SampleError> {
+        let next = tokio::select! {
+            biased;
+            _ = cancelled(self.transport.cancel.as_ref()) => {
+                return Err(self.error(
+                    ErrorKind::Cancelled,
+                    format!("cancelled after {} bytes of the body", self.read),
+                ));
+            }
+            r = tokio::time::timeout_at(self.deadline, self.response.chunk()) => r,
+        };
+        match next {
+            Err(_) => Err(self.error(
+                ErrorKind::Timeout,
+                format!(
+                    "body not complete within total_timeout ({}) after {} bytes; the server \
+                     is too slow or stalled",
+                    secs(self.transport.total_timeout),
+                    self.read
+                ),
+            )),
+            Ok(Err(e)) => {
+                let cause = error_chain(&e.without_url());
+                Err(self.error(
+                    ErrorKind::MalformedBody,
+                    format!("body broken after {} bytes: {cause}", self.read),
+                ))
+            }
+            Ok(Ok(None)) => Ok(None),
+            Ok(Ok(Some(c))) => {
+                self.read = self.read.saturating_add(c.len());
+                if self.read > self.transport.max_response_bytes {
+                    return Err(self.error(
+                        ErrorKind::TooLarge,
+                        format!(
+                            "body exceeds max_response_bytes ({}); reading stopped",
+                            self.transport.max_response_bytes
+                        ),
+                    ));
+                }
+                Ok(Some(c.to_vec()))
+            }
+        }
+    }
+
+    /// The whole body as UTF-8 text.
+    pub(crate) async fn text(&mut self) -> Result<String, SampleError> {
+        let mut all = std::mem::take(&mut self.pending);
+        while let Some(c) = self.chunk().await? {
+            all.extend_from_slice(&c);
+        }
+        String::from_utf8(all).map_err(|e| {
+            self.error(
+                ErrorKind::MalformedBody,
+                format!(
+                    "body is not valid UTF-8 (at byte {})",
+                    e.utf8_error().valid_up_to()
+                ),
+            )
+        })
+    }
+
+    /// The whole body parsed as JSON into `T`; a parse or shape error is `malformed_body`.
+    pub(crate) async fn json<T: DeserializeOwned>(&mut self) -> Result<T, SampleError> {
+        let text = self.text().await?;
+        serde_json::from_str(&text).map_err(|e| {
+            self.error(
+                ErrorKind::MalformedBody,
+                format!("body is not the expected JSON: {e}"),
+            )
+        })
+    }
+
+    /// The next line of the body (without `\n` / `\r\n`), decoded as UTF-8; the last line may
+    /// lack a newline. `None` at the end of the body.
+    pub(crate) async fn line(&mut self) -> Result<Option<String>, SampleError> {
+        loop {
+            if let Some(pos) = self.pending.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.pending.drain(..=pos).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return self.decode_line(line).map(Some);
+            }
+            match self.chunk().await? {
+                Some(c) => self.pending.extend_from_slice(&c),
+                None if self.pending.is_empty() => return Ok(None),
+                None => {
+                    let line = std::mem::take(&mut self.pending);
+                    return self.decode_line(line).map(Some);
+                }
+            }
+        }
+    }
+
+    fn decode_line(&self, line: Vec<u8>) -> Result<String, SampleError> {
+        String::from_utf8(line).map_err(|e| {
+            self.error(
+                ErrorKind::MalformedBody,
+                format!(
+                    "stream line is not valid UTF-8 (at byte {} of the line)",
+                    e.utf8_error().valid_up_to()
+                ),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redactor_replaces_every_secret_and_keeps_the_rest() {
+        let r = Redactor::new(["sk-secret-123", "tok", "ab", "  "]);
+        let m = r.apply("key sk-secret-123 and tok here, ab stays");
+        assert_eq!(m, "key [redacted] and [redacted] here, ab stays");
+    }
+
+    #[test]
+    fn redactor_prefers_the_longest_overlapping_secret() {
+        let r = Redactor::new(["abc", "abcdef"]);
+        assert_eq!(r.apply("xabcdefx"), "x[redacted]x");
+    }
+
+    #[test]
+    fn full_jitter_stays_under_the_growing_cap_and_is_deterministic() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_millis(1000);
+        let mut a = Rng::new(9);
+        let mut b = Rng::new(9);
+        for retry in 1..=12 {
+            let cap = (base * (1 << (retry - 1).min(20))).min(max);
+            let d = full_jitter(&mut a, base, max, retry);
+            assert!(d < cap, "retry {retry}: {d:?} >= {cap:?}");
+            assert_eq!(d, full_jitter(&mut b, base, max, retry));
+        }
+        // Jitter spreads the delays: 200 draws at the cap are not all alike.
+        let mut r = Rng::new(1);
+        let draws: Vec<Duration> = (0..200)
+            .map(|_| full_jitter(&mut r, base, max, 8))
+            .collect();
+        let below_half = draws.iter().filter(|d| **d < max / 2).count();
+        assert!((60..140).contains(&below_half), "{below_half}");
+    }
+
+    #[test]
+    fn error_bodies_are_explained_briefly() {
+        assert_eq!(
+            explain_error_body(br#"{"error":{"message":"model not found","type":"x"}}"#),
+            "model not found"
+        );
+        assert_eq!(
+            explain_error_body(br#"{"error":"model 'x' not found, try pulling it first"}"#),
+            "model 'x' not found, try pulling it first"
+        );
+        assert_eq!(explain_error_body(b"Bad\ngateway"), "Bad gateway");
+        let long = "x".repeat(1000);
+        let short = explain_error_body(long.as_bytes());
+        assert_eq!(short.chars().count(), ERROR_SNIPPET_CHARS + 1);
+    }
+
+    #[test]
+    fn base_urls_are_checked_and_normalised() {
+        assert_eq!(
+            parse_base_url("http://127.0.0.1:11434").unwrap().as_str(),
+            "http://127.0.0.1:11434/"
+        );
+        assert_eq!(
+            parse_base_url("https://h/proxy/v1?x=1").unwrap().as_str(),
+            "https://h/proxy/v1/"
+        );
+        assert!(matches!(
+            parse_base_url("ftp://h"),
+            Err(ProviderError::BaseUrl { .. })
+        ));
+        assert!(matches!(
+            parse_base_url("not a url"),
+            Err(ProviderError::BaseUrl { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn cancel_signal_resolves_only_after_cancel() {
+        let (trigger, signal) = CancelSignal::pair();
+        assert!(!signal.is_cancelled());
+        let waiting = tokio::time::timeout(Duration::from_millis(20), signal.wait()).await;
+        assert!(waiting.is_err(), "resolved before cancel");
+        trigger.cancel();
+        assert!(signal.is_cancelled());
+        tokio::time::timeout(Duration::from_millis(200), signal.wait())
+            .await
+            .expect("resolves after cancel");
+    }
+}
