@@ -66,6 +66,18 @@ pub enum BaselineError {
         first: String,
         second: String,
     },
+    #[error(
+        "{failed} of {total} requests failed ({kinds}), above the {limit_percent:.0}% limit; \
+         fix the model server (see `modelwatch run` output) or pass --force to record anyway"
+    )]
+    TooManyErrors {
+        failed: usize,
+        total: usize,
+        kinds: String,
+        limit_percent: f64,
+    },
+    #[error("no samples were recorded; check that the target's suites have probes")]
+    NothingRecorded,
     #[error("sample for probe {suite}/{id}, which is not in the target's suites")]
     UnknownProbe { suite: String, id: String },
     #[error(

@@ -27,6 +27,37 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const SUPPORTED_VERSIONS: &[u32] = &[1];
 /// Longest stored text excerpt, in characters.
 pub const EXCERPT_CHARS: usize = 240;
+/// Samples per probe a recording aims for unless told otherwise.
+pub const DEFAULT_SAMPLES_PER_PROBE: u32 = 20;
+/// Above this share of failed requests a recording is refused (unless forced).
+pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.20;
+
+/// Refuses a recording whose requests failed too often: a baseline of mostly timeouts says
+/// little about the model. `max_error_rate` is a share (e.g. [`DEFAULT_MAX_ERROR_RATE`]).
+pub fn check_recording(samples: &[Sample], max_error_rate: f64) -> Result<(), BaselineError> {
+    let failed: Vec<&SampleError> = samples.iter().filter_map(|s| s.error.as_ref()).collect();
+    if samples.is_empty() {
+        return Err(BaselineError::NothingRecorded);
+    }
+    let rate = failed.len() as f64 / samples.len() as f64;
+    if rate <= max_error_rate {
+        return Ok(());
+    }
+    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in &failed {
+        *kinds.entry(e.kind.as_str()).or_default() += 1;
+    }
+    Err(BaselineError::TooManyErrors {
+        failed: failed.len(),
+        total: samples.len(),
+        kinds: kinds
+            .iter()
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        limit_percent: max_error_rate * 100.0,
+    })
+}
 
 /// A baseline file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -311,3 +311,31 @@ fn recorded_expectations_come_back_from_the_file() {
     assert!(!back.expectations().refusal_expected("json", "p001"));
     assert_eq!(b.to_json().matches("\"refusal_expected\": true").count(), 1);
 }
+
+#[test]
+fn recordings_with_too_many_failures_are_refused() {
+    let ok = synth(Profile::default(), 13, 4, 10);
+    assert!(check_recording(&ok, DEFAULT_MAX_ERROR_RATE).is_ok());
+    let flaky = synth(
+        Profile {
+            error: 0.5,
+            ..Profile::default()
+        },
+        14,
+        4,
+        10,
+    );
+    let e = check_recording(&flaky, DEFAULT_MAX_ERROR_RATE)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("requests failed (timeout: "), "{e}");
+    assert!(
+        e.contains("above the 20% limit") && e.contains("--force"),
+        "{e}"
+    );
+    assert!(check_recording(&flaky, 0.9).is_ok());
+    assert!(matches!(
+        check_recording(&[], DEFAULT_MAX_ERROR_RATE),
+        Err(BaselineError::NothingRecorded)
+    ));
+}
