@@ -1,6 +1,7 @@
 //! What `baseline show` prints: rates with intervals, length quantiles and a per-probe table.
 
 use super::Baseline;
+use crate::drift::Metric;
 use crate::sample::Measurements;
 use crate::stats::wilson;
 use serde::Serialize;
@@ -23,7 +24,7 @@ pub struct Summary {
 /// A rate (with its Wilson interval) or a distribution (with quantiles).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MetricSummary {
-    pub metric: &'static str,
+    pub metric: String,
     pub n: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
@@ -42,6 +43,9 @@ pub struct ProbeSummary {
     pub id: String,
     pub samples: usize,
     pub errors: usize,
+    /// The probe expects a refusal: refusing is correct here.
+    pub refusal_expected: bool,
+    /// Share of answered samples that refused.
     pub refusal_rate: Option<f64>,
     pub structured_failure_rate: Option<f64>,
     pub task_success_rate: Option<f64>,
@@ -52,19 +56,29 @@ pub struct ProbeSummary {
 type Pick = fn(&Measurements) -> Option<bool>;
 type Value = fn(&Measurements) -> f64;
 
-const RATES: [(&str, Pick); 5] = [
-    ("refusal_rate", |m| Some(m.refusal)),
-    ("empty_rate", |m| Some(m.empty)),
-    ("structured_failure_rate", |m| {
-        m.structured.map(|s| s.is_failure())
-    }),
-    ("task_success_rate", |m| m.task_success),
-    ("truncation_rate", |m| Some(m.truncated)),
+/// Rates shown, read exactly as the verdict engine reads them.
+const RATES: [Metric; 6] = [
+    Metric::RefusalRate,
+    Metric::MissedRefusalRate,
+    Metric::EmptyRate,
+    Metric::StructuredFailureRate,
+    Metric::TaskSuccessRate,
+    Metric::TruncationRate,
 ];
 
-fn rate(ms: &[&Measurements], pick: Pick) -> (usize, usize) {
-    let vals: Vec<bool> = ms.iter().filter_map(|m| pick(m)).collect();
+/// (events, applicable samples) of `metric`; each measurement with whether its probe expects
+/// a refusal.
+fn rate(ms: &[(&Measurements, bool)], metric: Metric) -> (usize, usize) {
+    let vals: Vec<bool> = ms
+        .iter()
+        .filter_map(|(m, e)| metric.outcome(m, *e))
+        .collect();
     (vals.iter().filter(|&&b| b).count(), vals.len())
+}
+
+fn share(ms: &[&Measurements], pick: Pick) -> Option<f64> {
+    let vals: Vec<bool> = ms.iter().filter_map(|m| pick(m)).collect();
+    (!vals.is_empty()).then(|| vals.iter().filter(|&&b| b).count() as f64 / vals.len() as f64)
 }
 
 /// Linear-interpolation quantile (type 7) of sorted values.
@@ -82,18 +96,22 @@ impl Baseline {
     /// Summarises the stored samples.
     pub fn summary(&self) -> Summary {
         let (samples, errors) = self.counts();
-        let all: Vec<&Measurements> = self
+        let all: Vec<(&Measurements, bool)> = self
             .probes
             .values()
-            .flat_map(|p| p.samples.iter().filter_map(|s| s.measurements.as_ref()))
+            .flat_map(|p| {
+                p.samples
+                    .iter()
+                    .filter_map(|s| Some((s.measurements.as_ref()?, p.refusal_expected)))
+            })
             .collect();
         let mut metrics: Vec<MetricSummary> = RATES
             .iter()
-            .filter_map(|&(name, pick)| {
-                let (x, n) = rate(&all, pick);
+            .filter_map(|&metric| {
+                let (x, n) = rate(&all, metric);
                 let ci = wilson(x as u64, n as u64, CONFIDENCE).ok()?;
                 Some(MetricSummary {
-                    metric: name,
+                    metric: metric.id(),
                     n,
                     rate: Some(ci.estimate),
                     lower: Some(ci.lower),
@@ -107,7 +125,7 @@ impl Baseline {
             ("length_tokens", |m| f64::from(m.output_tokens)),
         ];
         for (name, f) in lengths {
-            let mut v: Vec<f64> = all.iter().map(|m| f(m)).collect();
+            let mut v: Vec<f64> = all.iter().map(|(m, _)| f(m)).collect();
             v.sort_by(f64::total_cmp);
             if let (Some(a), Some(b), Some(c)) = (
                 quantile_sorted(&v, 0.1),
@@ -115,7 +133,7 @@ impl Baseline {
                 quantile_sorted(&v, 0.9),
             ) {
                 metrics.push(MetricSummary {
-                    metric: name,
+                    metric: name.to_string(),
                     n: v.len(),
                     rate: None,
                     lower: None,
@@ -133,10 +151,6 @@ impl Baseline {
                     .iter()
                     .filter_map(|s| s.measurements.as_ref())
                     .collect();
-                let r = |i: usize| {
-                    let (x, n) = rate(&ms, RATES[i].1);
-                    (n > 0).then(|| x as f64 / n as f64)
-                };
                 let mut chars: Vec<f64> = ms.iter().map(|m| f64::from(m.chars)).collect();
                 chars.sort_by(f64::total_cmp);
                 ProbeSummary {
@@ -144,10 +158,11 @@ impl Baseline {
                     id: id.clone(),
                     samples: p.samples.len(),
                     errors: p.samples.iter().filter(|s| s.error.is_some()).count(),
-                    refusal_rate: r(0),
-                    structured_failure_rate: r(2),
-                    task_success_rate: r(3),
-                    truncation_rate: r(4),
+                    refusal_expected: p.refusal_expected,
+                    refusal_rate: share(&ms, |m| Some(m.refusal)),
+                    structured_failure_rate: share(&ms, |m| m.structured.map(|s| s.is_failure())),
+                    task_success_rate: share(&ms, |m| m.task_success),
+                    truncation_rate: share(&ms, |m| Some(m.truncated)),
                     median_chars: quantile_sorted(&chars, 0.5),
                 }
             })

@@ -1,6 +1,6 @@
 //! `modelwatch baseline show | list | diff`: offline work with stored baseline files.
 
-use modelwatch::baseline::{Baseline, Summary};
+use modelwatch::baseline::{Baseline, ProbeSummary, Summary};
 use modelwatch::drift::{self, Margins};
 use modelwatch::report::{self, Format};
 use std::fmt::Write as _;
@@ -173,6 +173,15 @@ fn pct(x: Option<f64>) -> String {
         .unwrap_or_else(|| "–".into())
 }
 
+/// A probe's refusal share, starred when the probe expects refusals.
+fn refusal_cell(p: &ProbeSummary) -> String {
+    let mut c = pct(p.refusal_rate);
+    if p.refusal_expected {
+        c.push('*');
+    }
+    c
+}
+
 fn show_text(s: &Summary) -> String {
     let mut o = String::new();
     let _ = writeln!(
@@ -216,7 +225,7 @@ fn show_text(s: &Summary) -> String {
             format!("{}/{}", p.suite, p.id),
             p.samples,
             p.errors,
-            pct(p.refusal_rate),
+            refusal_cell(p),
             pct(p.structured_failure_rate),
             pct(p.task_success_rate),
             pct(p.truncation_rate),
@@ -224,6 +233,9 @@ fn show_text(s: &Summary) -> String {
                 .map(|c| format!("{c:.0}"))
                 .unwrap_or_else(|| "–".into())
         );
+    }
+    if s.probes.iter().any(|p| p.refusal_expected) {
+        o.push_str("\n  * the probe expects a refusal\n");
     }
     o
 }
@@ -254,7 +266,7 @@ fn show_markdown(s: &Summary) -> String {
             p.id,
             p.samples,
             p.errors,
-            pct(p.refusal_rate),
+            refusal_cell(p),
             pct(p.structured_failure_rate),
             pct(p.task_success_rate),
             p.median_chars
