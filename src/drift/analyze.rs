@@ -55,7 +55,7 @@ fn rate_side(x: u64, n: u64, confidence: f64) -> Side {
     }
 }
 
-fn rate_margin(metric: Metric, m: &Margins) -> f64 {
+pub(crate) fn rate_margin(metric: Metric, m: &Margins) -> f64 {
     match metric {
         Metric::RefusalRate | Metric::MissedRefusalRate => m.refusal_points,
         Metric::EmptyRate => m.empty_points,

@@ -19,9 +19,11 @@ mod flips;
 mod margins;
 mod metric;
 mod prepare;
+pub mod sequential;
 
 pub use margins::Margins;
 pub use metric::{Category, Metric};
+pub use sequential::{CanaryMonitor, Early};
 
 use crate::probe::Suite;
 use crate::sample::{Sample, StructuredOutcome};
