@@ -1,7 +1,9 @@
 //! The verdict engine: two sample sets in, a [`Report`] out. Pure: no I/O, no clock.
 //!
-//! [`compare`] tests recent (or candidate) samples against baseline samples; [`compare_paired`]
-//! tests a candidate against the current model on the same probes and sample indices (canary).
+//! [`compare_with`] (or [`compare`], all probes benign) tests recent or candidate samples
+//! against baseline samples; [`compare_paired`] tests a candidate against the current model on
+//! the same probes and sample slots (canary); [`CanaryMonitor`] decides when a running canary
+//! may stop early.
 //! For every metric the engine runs the right test (see `analyze`), adjusts the p-values across
 //! metrics with Benjamini–Hochberg, and decides:
 //! - **regression**: adjusted p < alpha *and* an effect beyond the practical margin;
