@@ -4,11 +4,14 @@
 //! [`sample::Sample`] → `store`; baselines → `stats` → verdicts. `sim` is a simulated model server
 //! for tests and demos.
 
+pub mod baseline;
 pub mod config;
 pub mod diag;
+pub mod drift;
 pub mod eval;
 pub mod probe;
 pub mod provider;
+pub mod report;
 pub mod rng;
 pub mod runner;
 pub mod sample;

@@ -25,6 +25,8 @@ enum Command {
     Explain(cmd::explain::Args),
     /// Serve the built-in simulated model server (Ollama and OpenAI APIs).
     Sim(cmd::sim::Args),
+    /// Show, list and compare stored baseline files.
+    Baseline(cmd::baseline::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::CheckConfig(args) => cmd::check_config::exec(args, &cli.global),
         Command::Explain(args) => cmd::explain::exec(args, &cli.global),
         Command::Sim(args) => cmd::sim::exec(args, &cli.global),
+        Command::Baseline(args) => cmd::baseline::exec(args, &cli.global),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 //! Exit codes, shared by every command: 0 ok/pass, 1 regression, 2 usage or configuration
 //! error, 3 inconclusive or could not measure.
 
+pub mod baseline;
 pub mod check_config;
 pub mod explain;
 pub mod run;

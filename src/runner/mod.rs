@@ -124,7 +124,14 @@ pub async fn run_round(
         let request = request_for(item, options.stream);
         let at = clock.now_ms();
         let result = client.complete(&request).await;
-        to_sample(&options.target, item, at, result, evaluate, options.keep_text)
+        to_sample(
+            &options.target,
+            item,
+            at,
+            result,
+            evaluate,
+            options.keep_text,
+        )
     }))
     .buffered(concurrency)
     .collect()
@@ -293,15 +300,20 @@ mod tests {
 
     #[test]
     fn plan_interleaves_probes_and_honours_counts() {
-        let probes = vec![probe("a", 2, None), probe("b", 1, None), probe("c", 3, None)];
+        let probes = vec![
+            probe("a", 2, None),
+            probe("b", 1, None),
+            probe("c", 3, None),
+        ];
         let order: Vec<(String, u32)> = plan(&probes, None)
             .iter()
             .map(|i| (i.probe.id.clone(), i.index))
             .collect();
-        let expected: Vec<(String, u32)> = [("a", 0), ("b", 0), ("c", 0), ("a", 1), ("c", 1), ("c", 2)]
-            .iter()
-            .map(|(p, i)| (p.to_string(), *i))
-            .collect();
+        let expected: Vec<(String, u32)> =
+            [("a", 0), ("b", 0), ("c", 0), ("a", 1), ("c", 1), ("c", 2)]
+                .iter()
+                .map(|(p, i)| (p.to_string(), *i))
+                .collect();
         assert_eq!(order, expected);
         assert_eq!(plan(&probes, Some(4)).len(), 12);
     }
@@ -350,7 +362,10 @@ mod tests {
                 assert_eq!(m.chars as usize, format!("prompt {}", s.probe_id).len());
             }
         }
-        assert_eq!(errors_by_kind(&out.samples), vec![(ErrorKind::HttpStatus, 2)]);
+        assert_eq!(
+            errors_by_kind(&out.samples),
+            vec![(ErrorKind::HttpStatus, 2)]
+        );
         assert!(out.measured());
         assert_eq!(out.started_at_ms, 1_000);
     }

@@ -1,0 +1,457 @@
+//! Per-metric tests and decisions.
+//!
+//! Rates, unpaired: Fisher's exact test on counts pooled over probes, with Newcombe's hybrid
+//! score interval for the difference. Pooling is valid because every probe contributes the
+//! same number of samples to both sides in a balanced recording; per-probe changes are looked
+//! at separately (flipped probes). Rates, paired: exact McNemar on the discordant pairs; the
+//! interval is the unpaired Newcombe one (wider than a paired interval under the positive
+//! correlation pairing induces, so conservative for both pass and regression).
+//! Distributions: each value is `ln(1 + x)` minus its probe's baseline median, so probes of
+//! different natural lengths pool into one shift; then Mann–Whitney U (two-sided), Cliff's
+//! delta and the Hodges–Lehmann shift, each with an interval.
+
+use super::calls::{
+    cliffs_delta, fisher_p, hodges_lehmann, mcnemar_p, rate_difference, rate_interval, shift_p,
+};
+use super::prepare::Obs;
+use super::{Effect, Margins, Metric, MetricResult, Side, Verdict};
+use crate::stats::Interval;
+
+/// What a decision needs beyond the result itself.
+pub(crate) enum Basis {
+    Rate {
+        xb: u64,
+        nb: u64,
+        xc: u64,
+        nc: u64,
+        margin: f64,
+        /// Minimum relative risk for a regression (refusal only).
+        min_rr: Option<f64>,
+    },
+    Shift {
+        /// Hodges–Lehmann shift of log values and Cliff's delta, with intervals.
+        hl: [f64; 3],
+        cd: [f64; 3],
+        log_margin: f64,
+        cd_margin: f64,
+        /// Lengths: a change either way counts. Times: only slower counts.
+        two_sided: bool,
+        n: u64,
+    },
+    /// One side has no samples for the metric: nothing to decide.
+    Unmeasured,
+}
+
+fn rate_side(x: u64, n: u64, confidence: f64) -> Side {
+    let ci = rate_interval(x, n, confidence);
+    Side {
+        n,
+        events: Some(x),
+        rate: (n > 0).then(|| x as f64 / n as f64),
+        lower: ci.map(|c| c.lower),
+        upper: ci.map(|c| c.upper),
+        median: None,
+        p90: None,
+    }
+}
+
+pub(crate) fn rate_margin(metric: Metric, m: &Margins) -> f64 {
+    match metric {
+        Metric::RefusalRate | Metric::MissedRefusalRate => m.refusal_points,
+        Metric::EmptyRate => m.empty_points,
+        Metric::StructuredFailureRate | Metric::StructuredKind(_) => m.structured_points,
+        Metric::TaskSuccessRate => m.task_success_points,
+        _ => m.truncation_points,
+    }
+}
+
+/// Tests one rate metric. `paired` treats `b[i]`, `c[i]` as pairs (same length).
+pub(crate) fn rate(
+    metric: Metric,
+    b: &[Obs],
+    c: &[Obs],
+    paired: bool,
+    margins: &Margins,
+) -> Option<(MetricResult, Basis)> {
+    let (vb, vc): (Vec<Option<bool>>, Vec<Option<bool>>) = if paired {
+        b.iter()
+            .zip(c)
+            .filter_map(|(x, y)| {
+                let (p, q) = (x.outcome(metric)?, y.outcome(metric)?);
+                Some((Some(p), Some(q)))
+            })
+            .unzip()
+    } else {
+        (
+            b.iter().map(|o| o.outcome(metric)).collect(),
+            c.iter().map(|o| o.outcome(metric)).collect(),
+        )
+    };
+    let count = |v: &[Option<bool>]| {
+        let n = v.iter().flatten().count() as u64;
+        let x = v.iter().flatten().filter(|&&b| b).count() as u64;
+        (x, n)
+    };
+    let ((xb, nb), (xc, nc)) = (count(&vb), count(&vc));
+    if nb == 0 && nc == 0 {
+        return None;
+    }
+    let (test, p) = if paired {
+        let disc_b = vb
+            .iter()
+            .zip(&vc)
+            .filter(|(x, y)| **x == Some(true) && **y == Some(false));
+        let disc_c = vb
+            .iter()
+            .zip(&vc)
+            .filter(|(x, y)| **x == Some(false) && **y == Some(true));
+        let (db, dc) = (disc_b.count() as u64, disc_c.count() as u64);
+        ("mcnemar_exact", mcnemar_p(db, dc))
+    } else {
+        ("fisher_exact", fisher_p(xc, nc, xb, nb))
+    };
+    let conf = margins.confidence;
+    let ci = rate_difference(xb, nb, xc, nc, conf);
+    let pb = if nb > 0 { xb as f64 / nb as f64 } else { 0.0 };
+    let pc = if nc > 0 { xc as f64 / nc as f64 } else { 0.0 };
+    let min_rr = (metric == Metric::RefusalRate).then_some(margins.refusal_relative_risk);
+    let secondary = min_rr.map(|_| Effect {
+        measure: "relative_risk".into(),
+        estimate: if pb > 0.0 { Some(pc / pb) } else { None },
+        lower: None,
+        upper: None,
+    });
+    let margin = rate_margin(metric, margins);
+    let result = MetricResult {
+        metric,
+        label: metric.label(),
+        category: metric.category(),
+        verdict: Verdict::Inconclusive,
+        test: test.into(),
+        p_value: Some(p),
+        p_adjusted: None,
+        e_value: None,
+        effect: Effect {
+            measure: "rate_difference".into(),
+            estimate: ci.map(|c| c.estimate),
+            lower: ci.map(|c| c.lower),
+            upper: ci.map(|c| c.upper),
+        },
+        secondary,
+        baseline: rate_side(xb, nb, conf),
+        candidate: rate_side(xc, nc, conf),
+        margin: if metric.higher_is_worse() {
+            format!("+{:.1} points", margin * 100.0)
+        } else {
+            format!("−{:.1} points", margin * 100.0)
+        } + &min_rr
+            .map(|r| format!(" and relative risk ≥ {r}"))
+            .unwrap_or_default(),
+        more_samples: None,
+    };
+    let basis = Basis::Rate {
+        xb,
+        nb,
+        xc,
+        nc,
+        margin,
+        min_rr,
+    };
+    Some((result, basis))
+}
+
+/// The raw value of a distribution metric on one sample.
+fn raw(metric: Metric, o: &Obs) -> Option<f64> {
+    match metric {
+        Metric::LengthChars => Some(f64::from(o.m.chars)),
+        Metric::LengthTokens => Some(f64::from(o.m.output_tokens)),
+        Metric::Latency => Some(o.latency_ms).filter(|v| v.is_finite() && *v >= 0.0),
+        Metric::Ttft => o.ttft_ms.filter(|v| v.is_finite() && *v >= 0.0),
+        _ => None,
+    }
+}
+
+fn median(v: &mut [f64]) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    crate::baseline::quantile_sorted(v, 0.5)
+}
+
+fn dist_side(mut v: Vec<f64>) -> Side {
+    v.sort_by(f64::total_cmp);
+    Side {
+        n: v.len() as u64,
+        events: None,
+        rate: None,
+        lower: None,
+        upper: None,
+        median: crate::baseline::quantile_sorted(&v, 0.5),
+        p90: crate::baseline::quantile_sorted(&v, 0.9),
+    }
+}
+
+/// Per-probe normalised log values: `ln(1 + x)` minus the probe's baseline median.
+pub(crate) fn normalised(
+    metric: Metric,
+    probes: usize,
+    b: &[Obs],
+    c: &[Obs],
+) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    let mut per_probe: Vec<Vec<f64>> = vec![Vec::new(); probes];
+    for o in b {
+        if let Some(v) = raw(metric, o) {
+            per_probe[o.probe].push(v.ln_1p());
+        }
+    }
+    let refs: Vec<Option<f64>> = per_probe.iter_mut().map(|v| median(v)).collect();
+    let norm = |side: &[Obs]| -> (Vec<f64>, Vec<f64>) {
+        side.iter()
+            .filter_map(|o| {
+                let v = raw(metric, o)?;
+                Some((v.ln_1p() - refs[o.probe]?, v))
+            })
+            .unzip()
+    };
+    let (nb, rb) = norm(b);
+    let (nc, rc) = norm(c);
+    (nb, nc, rb, rc)
+}
+
+/// Tests one distribution metric.
+pub(crate) fn shift(
+    metric: Metric,
+    probes: usize,
+    b: &[Obs],
+    c: &[Obs],
+    margins: &Margins,
+) -> Option<(MetricResult, Basis)> {
+    let (nb, nc, rb, rc) = normalised(metric, probes, b, c);
+    if nb.is_empty() && nc.is_empty() {
+        return None;
+    }
+    let conf = margins.confidence;
+    let p = (!nb.is_empty() && !nc.is_empty()).then(|| shift_p(&nb, &nc));
+    let cd = cliffs_delta(&nb, &nc, conf);
+    let hl = hodges_lehmann(&nb, &nc, conf);
+    let two_sided = matches!(metric, Metric::LengthChars | Metric::LengthTokens);
+    let (log_margin, cd_margin) = if two_sided {
+        (margins.length_log_ratio, margins.length_cliffs_delta)
+    } else {
+        (margins.latency_log_ratio, margins.latency_cliffs_delta)
+    };
+    let finite = |x: f64| x.is_finite().then_some(x);
+    let result = MetricResult {
+        metric,
+        label: metric.label(),
+        category: metric.category(),
+        verdict: Verdict::Inconclusive,
+        test: "mann_whitney_u".into(),
+        p_value: p,
+        p_adjusted: None,
+        e_value: None,
+        effect: Effect {
+            measure: "hodges_lehmann_log_ratio".into(),
+            estimate: hl.and_then(|i| finite(i.estimate)),
+            lower: hl.and_then(|i| finite(i.lower)),
+            upper: hl.and_then(|i| finite(i.upper)),
+        },
+        secondary: Some(Effect {
+            measure: "cliffs_delta".into(),
+            estimate: cd.map(|i| i.estimate),
+            lower: cd.map(|i| i.lower),
+            upper: cd.map(|i| i.upper),
+        }),
+        baseline: dist_side(rb),
+        candidate: dist_side(rc),
+        margin: format!(
+            "{}HL shift ≥ {:.0}% or {}Cliff's delta ≥ {}",
+            if two_sided { "|" } else { "" },
+            (log_margin.exp() - 1.0) * 100.0,
+            if two_sided { "|" } else { "" },
+            cd_margin
+        ),
+        more_samples: None,
+    };
+    let basis = match (hl, cd) {
+        (Some(hl), Some(cd)) => Basis::Shift {
+            hl: [hl.estimate, hl.lower, hl.upper],
+            cd: [cd.estimate, cd.lower, cd.upper],
+            log_margin,
+            cd_margin,
+            two_sided,
+            n: nb.len().min(nc.len()) as u64,
+        },
+        _ => Basis::Unmeasured,
+    };
+    Some((result, basis))
+}
+
+/// Small slack so that a change of exactly the margin counts as reaching it.
+const EPS: f64 = 1e-12;
+
+/// Sets the verdict and, when inconclusive, the estimate of samples still needed.
+pub(crate) fn decide(r: &mut MetricResult, basis: &Basis, m: &Margins) {
+    let significant = r.p_adjusted.is_some_and(|p| p < m.alpha);
+    match *basis {
+        Basis::Rate {
+            xb,
+            nb,
+            xc,
+            nc,
+            margin,
+            min_rr,
+        } => {
+            let s = if r.metric.higher_is_worse() {
+                1.0
+            } else {
+                -1.0
+            };
+            let Some(ci) = rate_difference(xb, nb, xc, nc, m.confidence) else {
+                r.verdict = Verdict::Inconclusive;
+                return;
+            };
+            let (worse, worse_hi, _) = worse_view(s, ci);
+            let rr_ok = match (min_rr, r.secondary.as_ref().and_then(|e| e.estimate)) {
+                (None, _) => true,
+                (Some(min), Some(rr)) => rr >= min - EPS,
+                // A rate rising from zero has an unbounded relative risk.
+                (Some(_), None) => worse > 0.0,
+            };
+            r.verdict = if significant && worse >= margin - EPS && rr_ok {
+                Verdict::Regression
+            } else if significant && -worse >= margin - EPS {
+                Verdict::Improvement
+            } else if worse_hi < margin {
+                Verdict::Pass
+            } else {
+                Verdict::Inconclusive
+            };
+            if r.verdict == Verdict::Inconclusive {
+                r.more_samples = more_rate_samples(s, xb, nb, xc, nc, margin, m.confidence);
+            }
+        }
+        Basis::Shift {
+            hl,
+            cd,
+            log_margin,
+            cd_margin,
+            two_sided,
+            n,
+        } => {
+            // In the worse direction: for lengths the larger of the two directions.
+            let reaches = |e: [f64; 3], margin: f64| {
+                if two_sided {
+                    e[0].abs() >= margin - EPS
+                } else {
+                    e[0] >= margin - EPS
+                }
+            };
+            let inside = |e: [f64; 3], margin: f64| e[2] < margin && (!two_sided || e[1] > -margin);
+            let beyond = reaches(hl, log_margin) || reaches(cd, cd_margin);
+            let better = !two_sided && (hl[0] <= -log_margin + EPS || cd[0] <= -cd_margin + EPS);
+            r.verdict = if n == 0 {
+                Verdict::Inconclusive
+            } else if significant && beyond {
+                Verdict::Regression
+            } else if significant && better {
+                Verdict::Improvement
+            } else if inside(hl, log_margin) && inside(cd, cd_margin) {
+                Verdict::Pass
+            } else {
+                Verdict::Inconclusive
+            };
+            if r.verdict == Verdict::Inconclusive && n > 0 {
+                r.more_samples = more_shift_samples(hl, cd, log_margin, cd_margin, beyond, n);
+            }
+        }
+        Basis::Unmeasured => r.verdict = Verdict::Inconclusive,
+    }
+}
+
+/// The estimate and the interval's worse and better ends, turned so that positive means worse.
+fn worse_view(s: f64, ci: Interval) -> (f64, f64, f64) {
+    if s > 0.0 {
+        (ci.estimate, ci.upper, ci.lower)
+    } else {
+        (-ci.estimate, -ci.lower, -ci.upper)
+    }
+}
+
+/// Largest growth factor tried before giving up ("not within reach").
+const MAX_FACTOR: f64 = 1000.0;
+
+/// Samples per side still needed for a rate to settle, assuming the observed rates persist
+/// and both sides grow in proportion: the smallest growth factor at which the Newcombe
+/// interval either excludes a regression beyond the margin (observed change below it) or
+/// excludes no change (observed change at or beyond it). Found by doubling then bisection.
+fn more_rate_samples(
+    s: f64,
+    xb: u64,
+    nb: u64,
+    xc: u64,
+    nc: u64,
+    margin: f64,
+    conf: f64,
+) -> Option<u64> {
+    let (pb, pc) = (xb as f64 / nb as f64, xc as f64 / nc as f64);
+    let worse = s * (pc - pb);
+    let settled = |k: f64| {
+        let (nb2, nc2) = ((nb as f64 * k).round(), (nc as f64 * k).round());
+        let Some(ci) = rate_difference(
+            (pb * nb2).round() as u64,
+            nb2 as u64,
+            (pc * nc2).round() as u64,
+            nc2 as u64,
+            conf,
+        ) else {
+            return false;
+        };
+        let (_, hi, lo) = worse_view(s, ci);
+        if worse < margin {
+            hi < margin
+        } else {
+            lo > 0.0
+        }
+    };
+    let mut hi = 1.0;
+    while !settled(hi) {
+        hi *= 2.0;
+        if hi > MAX_FACTOR {
+            return None;
+        }
+    }
+    let mut lo = hi / 2.0;
+    for _ in 0..30 {
+        let mid = (lo + hi) / 2.0;
+        if settled(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some(((nc as f64) * (hi - 1.0)).ceil().max(1.0) as u64)
+}
+
+/// Samples per side still needed for a shift to settle, from interval widths shrinking as
+/// 1/√n: to a width that fits inside the margins (pass), or that excludes zero when the
+/// observed shift is already beyond a margin (regression).
+fn more_shift_samples(
+    hl: [f64; 3],
+    cd: [f64; 3],
+    log_margin: f64,
+    cd_margin: f64,
+    beyond: bool,
+    n: u64,
+) -> Option<u64> {
+    let half = |e: [f64; 3]| ((e[2] - e[1]) / 2.0).max(0.0);
+    let factor = if beyond {
+        let need = hl[0].abs();
+        (half(hl) / need).powi(2)
+    } else {
+        let f = |e: [f64; 3], margin: f64| (half(e) / (margin - e[0].abs())).powi(2);
+        f(hl, log_margin).max(f(cd, cd_margin))
+    };
+    if !factor.is_finite() || factor > MAX_FACTOR {
+        return None;
+    }
+    Some(((n as f64) * (factor - 1.0)).ceil().max(1.0) as u64)
+}

@@ -1,0 +1,130 @@
+//! The metrics a verdict is given for, and how each is read from a sample's measurements.
+
+use crate::sample::{Measurements, StructuredOutcome};
+use serde::{Serialize, Serializer};
+
+/// What a metric says about the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// Answer quality: decides the overall verdict.
+    Quality,
+    /// A breakdown of a quality metric (structured-output failures by kind): explains, does
+    /// not decide.
+    Diagnostic,
+    /// Latency and time to first token: reported separately, decides only when
+    /// `Margins::performance_gates` is on.
+    Performance,
+}
+
+/// One measured quantity compared between two sample sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Refusals on probes that do not expect one (benign prompts).
+    RefusalRate,
+    /// Answers that did not refuse, on probes that expect a refusal (`expect.refusal = true`).
+    MissedRefusalRate,
+    EmptyRate,
+    /// Any structured-output failure among samples of probes expecting JSON.
+    StructuredFailureRate,
+    /// One kind of structured-output failure.
+    StructuredKind(StructuredOutcome),
+    TaskSuccessRate,
+    TruncationRate,
+    LengthChars,
+    LengthTokens,
+    Latency,
+    Ttft,
+}
+
+/// Binary metrics in report order (structured kinds are added after these).
+pub const BINARY: [Metric; 6] = [
+    Metric::RefusalRate,
+    Metric::MissedRefusalRate,
+    Metric::EmptyRate,
+    Metric::StructuredFailureRate,
+    Metric::TaskSuccessRate,
+    Metric::TruncationRate,
+];
+
+/// Distribution metrics in report order.
+pub const CONTINUOUS: [Metric; 4] = [
+    Metric::LengthChars,
+    Metric::LengthTokens,
+    Metric::Latency,
+    Metric::Ttft,
+];
+
+impl Metric {
+    /// Stable machine name (`refusal_rate`, `structured_failure_rate.no_json`, …).
+    pub fn id(&self) -> String {
+        match self {
+            Metric::RefusalRate => "refusal_rate".into(),
+            Metric::MissedRefusalRate => "missed_refusal_rate".into(),
+            Metric::EmptyRate => "empty_rate".into(),
+            Metric::StructuredFailureRate => "structured_failure_rate".into(),
+            Metric::StructuredKind(k) => format!("structured_failure_rate.{}", k.as_str()),
+            Metric::TaskSuccessRate => "task_success_rate".into(),
+            Metric::TruncationRate => "truncation_rate".into(),
+            Metric::LengthChars => "length_chars".into(),
+            Metric::LengthTokens => "length_tokens".into(),
+            Metric::Latency => "latency".into(),
+            Metric::Ttft => "ttft".into(),
+        }
+    }
+
+    /// Human name.
+    pub fn label(&self) -> String {
+        match self {
+            Metric::RefusalRate => "Refusal rate".into(),
+            Metric::MissedRefusalRate => "Missed refusals".into(),
+            Metric::EmptyRate => "Empty responses".into(),
+            Metric::StructuredFailureRate => "Structured-output failures".into(),
+            Metric::StructuredKind(k) => format!("of which {}", k.as_str().replace('_', " ")),
+            Metric::TaskSuccessRate => "Task success".into(),
+            Metric::TruncationRate => "Truncation rate".into(),
+            Metric::LengthChars => "Length (chars)".into(),
+            Metric::LengthTokens => "Length (tokens)".into(),
+            Metric::Latency => "Latency".into(),
+            Metric::Ttft => "Time to first token".into(),
+        }
+    }
+
+    pub fn category(&self) -> Category {
+        match self {
+            Metric::StructuredKind(_) => Category::Diagnostic,
+            Metric::Latency | Metric::Ttft => Category::Performance,
+            _ => Category::Quality,
+        }
+    }
+
+    pub fn is_rate(&self) -> bool {
+        !CONTINUOUS.contains(self)
+    }
+
+    /// The binary outcome of a rate metric on one sample, when the metric applies to it.
+    /// `refusal_expected`: the sample's probe expects a refusal.
+    pub fn outcome(&self, m: &Measurements, refusal_expected: bool) -> Option<bool> {
+        match self {
+            Metric::RefusalRate => (!refusal_expected).then_some(m.refusal),
+            Metric::MissedRefusalRate => refusal_expected.then_some(!m.refusal),
+            Metric::EmptyRate => Some(m.empty),
+            Metric::StructuredFailureRate => m.structured.map(StructuredOutcome::is_failure),
+            Metric::StructuredKind(k) => m.structured.map(|s| s == *k),
+            Metric::TaskSuccessRate => m.task_success,
+            Metric::TruncationRate => Some(m.truncated),
+            _ => None,
+        }
+    }
+
+    /// For rates: whether a higher rate is worse (false only for task success).
+    pub fn higher_is_worse(&self) -> bool {
+        *self != Metric::TaskSuccessRate
+    }
+}
+
+impl Serialize for Metric {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.id())
+    }
+}

@@ -1,0 +1,52 @@
+//! Anytime-valid sequential tests for a monitor that looks again every few minutes forever.
+//!
+//! A fixed-sample p-value checked repeatedly inflates false alarms without bound. These methods
+//! keep their guarantee under continuous monitoring and optional stopping:
+//!
+//! - [`BetaBinomialEProcess`]: Bernoulli rate against the interval null p <= p0, with an
+//!   always-valid p-value and a confidence sequence for p.
+//! - [`McNemarSequential`]: paired binary outcomes (canary), on discordant pairs.
+//! - [`MixtureSprt`]: normal-mixture SPRT for a mean (Johari et al. 2017/2022).
+//! - [`BernoulliCusum`]: Page's CUSUM with a simulation-calibrated threshold for a target
+//!   average run length (false-alarm interval), reproducible from a seed.
+//! - [`RankEProcess`]: a betting e-process on mid-rank placements against a baseline, for
+//!   length shifts.
+//!
+//! The e-processes satisfy Ville's inequality: under the null, P(∃t: Eₜ >= 1/α) <= α. The
+//! always-valid p-value is pₜ = min(1, 1 / max_{s<=t} Eₛ).
+
+mod beta_binomial;
+mod cusum;
+mod mcnemar;
+mod msprt;
+mod rank;
+
+pub use beta_binomial::{BetaBinomialEProcess, BetaPrior, log_beta_binomial_mixture};
+pub use cusum::BernoulliCusum;
+pub use mcnemar::McNemarSequential;
+pub use msprt::{MixtureSprt, normal_mixture_halfwidth};
+pub use rank::RankEProcess;
+
+/// Running maximum of a log e-value, shared by the e-processes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct RunningMax {
+    pub max_log_e: f64,
+}
+
+impl RunningMax {
+    pub fn new() -> Self {
+        RunningMax { max_log_e: 0.0 }
+    }
+    pub fn observe(&mut self, log_e: f64) {
+        if log_e > self.max_log_e {
+            self.max_log_e = log_e;
+        }
+    }
+    /// Always-valid p-value min(1, 1 / max Eₛ).
+    pub fn p_value(&self) -> f64 {
+        (-self.max_log_e).exp().min(1.0)
+    }
+    pub fn rejected(&self, alpha: f64) -> bool {
+        alpha > 0.0 && self.max_log_e >= -alpha.ln()
+    }
+}
