@@ -1,0 +1,219 @@
+//! A probe's checks compiled once at load: the JSON Schema (inline or from a file next to the
+//! suite) and the task check with its regexes.
+
+use super::task::CompiledTask;
+use crate::probe::{Expect, JsonSchemaSpec, Suite};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// A check that cannot be compiled. The message names the check and its place in the probe's
+/// `expect` table; the caller prefixes the probe id and its `file:line:column`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    #[error("check '{kind}' ({at}): invalid regex {pattern:?}: {message}")]
+    InvalidRegex {
+        kind: &'static str,
+        at: String,
+        pattern: String,
+        message: String,
+    },
+    #[error("check '{kind}' ({at}): {message}")]
+    InvalidCheck {
+        kind: &'static str,
+        at: String,
+        message: String,
+    },
+    #[error(
+        "json_schema ({}): cannot read the schema file: {message}; paths are relative to the suite file's directory",
+        path.display()
+    )]
+    SchemaRead { path: PathBuf, message: String },
+    #[error("json_schema ({}): the schema file is not JSON: {message}", path.display())]
+    SchemaNotJson { path: PathBuf, message: String },
+    #[error("json_schema ({location}): invalid schema: {message}")]
+    InvalidSchema { location: String, message: String },
+}
+
+/// Compiled form of a probe's [`Expect`].
+pub struct CompiledChecks {
+    /// `expect.refusal`, kept for the drift layer (a refusal on a benign probe is a failure).
+    pub expect_refusal: Option<bool>,
+    pub expects_json: bool,
+    pub schema: Option<jsonschema::Validator>,
+    pub task: Option<CompiledTask>,
+}
+
+impl std::fmt::Debug for CompiledChecks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledChecks")
+            .field("expect_refusal", &self.expect_refusal)
+            .field("expects_json", &self.expects_json)
+            .field("schema", &self.schema.is_some())
+            .field("task", &self.task)
+            .finish()
+    }
+}
+
+impl CompiledChecks {
+    /// Compiles `expect`. A schema given by path is read relative to `suite_dir`; its draft is
+    /// detected from `$schema` (default 2020-12; drafts 7 and 2020-12 supported). Remote and
+    /// file `$ref`s are not resolved.
+    pub fn compile(expect: &Expect, suite_dir: &Path) -> Result<Self, CheckError> {
+        let schema = match &expect.json_schema {
+            None => None,
+            Some(JsonSchemaSpec::Inline(value)) => Some(compile_schema(value, "inline")?),
+            Some(JsonSchemaSpec::Path(rel)) => {
+                let path = suite_dir.join(rel);
+                let text = std::fs::read_to_string(&path).map_err(|e| CheckError::SchemaRead {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+                let value: serde_json::Value =
+                    serde_json::from_str(&text).map_err(|e| CheckError::SchemaNotJson {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+                Some(compile_schema(&value, &path.display().to_string())?)
+            }
+        };
+        let task = expect
+            .task
+            .as_ref()
+            .map(|t| CompiledTask::compile(t, "task"))
+            .transpose()?;
+        Ok(CompiledChecks {
+            expect_refusal: expect.refusal,
+            expects_json: expect.expects_json(),
+            schema,
+            task,
+        })
+    }
+
+    /// Whether evaluation must look for JSON (a JSON probe, or a `json_*` task check).
+    pub fn needs_json(&self) -> bool {
+        self.expects_json || self.task.as_ref().is_some_and(CompiledTask::needs_json)
+    }
+}
+
+/// A check of one probe in a suite that cannot be compiled, prefixed with the probe id and
+/// where the probe is defined.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{location}: probe '{probe}': {source}")]
+pub struct SuiteCheckError {
+    pub probe: String,
+    pub location: crate::probe::Location,
+    pub source: Box<CheckError>,
+}
+
+/// Compiles the checks of every probe in `suite`, keyed by probe id; schema paths resolve
+/// against the suite file's directory.
+pub fn compile_suite(suite: &Suite) -> Result<HashMap<String, CompiledChecks>, SuiteCheckError> {
+    let dir = suite.path.parent().unwrap_or(Path::new("."));
+    suite
+        .probes
+        .iter()
+        .map(|p| {
+            CompiledChecks::compile(&p.expect, dir)
+                .map(|c| (p.id.clone(), c))
+                .map_err(|source| SuiteCheckError {
+                    probe: p.id.clone(),
+                    location: p.location.clone(),
+                    source: Box::new(source),
+                })
+        })
+        .collect()
+}
+
+fn compile_schema(
+    value: &serde_json::Value,
+    location: &str,
+) -> Result<jsonschema::Validator, CheckError> {
+    jsonschema::validator_for(value).map_err(|e| {
+        let at = e.instance_path().as_str();
+        let message = if at.is_empty() {
+            e.to_string()
+        } else {
+            format!("at {at}: {e}")
+        };
+        CheckError::InvalidSchema {
+            location: location.to_string(),
+            message,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn expect(src: &str) -> Expect {
+        toml::from_str(src).unwrap()
+    }
+
+    #[test]
+    fn compiles_inline_and_file_schemas() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("schemas")).unwrap();
+        std::fs::write(
+            dir.path().join("schemas/inv.json"),
+            r#"{"$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "required": ["total"]}"#,
+        )
+        .unwrap();
+        let c = CompiledChecks::compile(&expect("json_schema = 'schemas/inv.json'"), dir.path())
+            .unwrap();
+        let v = c.schema.as_ref().unwrap();
+        assert!(v.is_valid(&json!({"total": 1})));
+        assert!(!v.is_valid(&json!({})));
+        assert!(c.needs_json());
+
+        let inline = CompiledChecks::compile(
+            &expect("json_schema = { type = 'object', required = ['vendor'] }"),
+            dir.path(),
+        )
+        .unwrap();
+        assert!(!inline.schema.unwrap().is_valid(&json!({"total": 1})));
+    }
+
+    #[test]
+    fn schema_errors_name_the_schema_location() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = CompiledChecks::compile(&expect("json_schema = { type = 12 }"), dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("json_schema (inline): invalid schema: at /type: 12 is not valid under any of the schemas listed in the 'anyOf' keyword"),
+            "{err}"
+        );
+        let missing =
+            CompiledChecks::compile(&expect("json_schema = 'nope.json'"), dir.path()).unwrap_err();
+        assert!(matches!(missing, CheckError::SchemaRead { .. }));
+        assert!(missing.to_string().contains("nope.json"));
+        assert!(
+            missing
+                .to_string()
+                .ends_with("paths are relative to the suite file's directory")
+        );
+        std::fs::write(dir.path().join("bad.json"), "{ nope").unwrap();
+        let not_json =
+            CompiledChecks::compile(&expect("json_schema = 'bad.json'"), dir.path()).unwrap_err();
+        assert!(
+            matches!(not_json, CheckError::SchemaNotJson { .. }),
+            "{not_json}"
+        );
+    }
+
+    #[test]
+    fn task_errors_propagate() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = CompiledChecks::compile(
+            &expect("task = { kind = 'regex', pattern = '[a-' }"),
+            dir.path(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "check 'regex' (task): invalid regex \"[a-\": unclosed character class"
+        );
+    }
+}

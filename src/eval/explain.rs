@@ -1,0 +1,282 @@
+//! `modelwatch explain`: judge saved responses (JSONL) against a suite and say why.
+//!
+//! Input, one JSON object per line (blank lines are skipped, unknown fields ignored so the
+//! refusal corpus can be fed as is):
+//! `{"probe": "<id>", "text": "...", "finish_reason": "stop"}`, optionally also
+//! `"provider_refusal"` (OpenAI's `refusal` field) and `"output_tokens"`. Without `probe`, only
+//! length and refusal are judged.
+
+use super::{CompiledChecks, Evaluator, Explanation};
+use crate::probe::Suite;
+use crate::sample::{Completion, FinishReason};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+/// A response line that cannot be explained; the message names the input line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExplainError {
+    #[error(
+        "line {line}: {message}; expected an object like {{\"probe\": \"<id>\", \"text\": \"...\", \"finish_reason\": \"stop\"}}"
+    )]
+    BadLine { line: usize, message: String },
+    #[error("line {line}: unknown probe '{probe}'; suite '{suite}' has: {known}")]
+    UnknownProbe {
+        line: usize,
+        probe: String,
+        suite: String,
+        known: String,
+    },
+    #[error(
+        "line {line}: response names probe '{probe}' but no suite was given; pass --suite FILE"
+    )]
+    NoSuite { line: usize, probe: String },
+}
+
+#[derive(Deserialize)]
+struct InputLine {
+    probe: Option<String>,
+    text: String,
+    finish_reason: Option<String>,
+    provider_refusal: Option<String>,
+    output_tokens: Option<u32>,
+}
+
+/// Explains every response in `input`, in order. `compiled` holds the suite's compiled checks
+/// by probe id (see [`super::compile_suite`]).
+pub fn explain_jsonl(
+    evaluator: &Evaluator,
+    suite: Option<&Suite>,
+    compiled: &HashMap<String, CompiledChecks>,
+    input: &str,
+) -> Result<Vec<Explanation>, ExplainError> {
+    let mut out = Vec::new();
+    for (i, raw) in input.lines().enumerate() {
+        let line = i + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let parsed: InputLine = serde_json::from_str(raw).map_err(|e| ExplainError::BadLine {
+            line,
+            message: format!("not a response object: {e}"),
+        })?;
+        let checks = match (&parsed.probe, suite) {
+            (None, _) => None,
+            (Some(p), None) => {
+                return Err(ExplainError::NoSuite {
+                    line,
+                    probe: p.clone(),
+                });
+            }
+            (Some(p), Some(s)) => {
+                if !s.probes.iter().any(|q| &q.id == p) {
+                    return Err(ExplainError::UnknownProbe {
+                        line,
+                        probe: p.clone(),
+                        suite: s.name.clone(),
+                        known: s
+                            .probes
+                            .iter()
+                            .map(|q| q.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    });
+                }
+                compiled.get(p)
+            }
+        };
+        let completion = Completion {
+            text: parsed.text,
+            refusal: parsed.provider_refusal,
+            finish_reason: parsed.finish_reason.as_deref().map(FinishReason::parse),
+            output_tokens: parsed.output_tokens,
+            attempts: 1,
+            ..Completion::default()
+        };
+        let mut e = evaluator.explain(&completion, checks);
+        e.line = Some(line);
+        e.probe = parsed.probe;
+        out.push(e);
+    }
+    Ok(out)
+}
+
+/// Human-readable rendering of one explanation.
+pub fn render_text(e: &Explanation) -> String {
+    let m = &e.measurements;
+    let w = &e.why;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "line {}{}",
+        e.line.map_or("-".to_string(), |l| l.to_string()),
+        e.probe
+            .as_deref()
+            .map_or(String::new(), |p| format!("  probe {p}"))
+    );
+    let tokens = match w.length.token_rule {
+        Some(rule) => format!("{} tokens (estimated: {rule})", m.output_tokens),
+        None => format!("{} tokens (server usage)", m.output_tokens),
+    };
+    let _ = writeln!(
+        s,
+        "  length      {} chars, {} words, {} lines, {tokens}; finish {}{}",
+        m.chars,
+        m.words,
+        m.lines,
+        w.length.finish_reason.as_deref().unwrap_or("unknown"),
+        if m.truncated { " (truncated)" } else { "" }
+    );
+    let refusal = match w.refusal.outcome {
+        "refusal" => {
+            let mut r = format!("yes, rule {}", w.refusal.rule.as_deref().unwrap_or("?"));
+            if let (Some(text), Some([a, b])) = (&w.refusal.matched, w.refusal.span) {
+                let _ = write!(r, " matched {text:?} at bytes {a}..{b}");
+            }
+            r
+        }
+        "empty" => "no: empty response (its own outcome)".to_string(),
+        _ => "no: no refusal rule fired".to_string(),
+    };
+    let _ = writeln!(s, "  refusal     {refusal}");
+    if let Some(st) = &w.structured {
+        let mut line = st.outcome.to_string();
+        if let Some(src) = st.source {
+            let _ = write!(line, " ({} JSON", serde_plain(&src));
+            if let Some([a, b]) = st.span {
+                let _ = write!(line, " at bytes {a}..{b}");
+            }
+            line.push(')');
+        }
+        if let Some(err) = &st.error {
+            let _ = write!(
+                line,
+                ": {} at line {} column {}{}",
+                err.message,
+                err.line,
+                err.column,
+                if err.unclosed { " (never closed)" } else { "" }
+            );
+        }
+        let _ = writeln!(s, "  structured  {line}");
+        for v in &st.violations {
+            let ptr = if v.pointer.is_empty() {
+                "(root)"
+            } else {
+                &v.pointer
+            };
+            let _ = writeln!(s, "    {ptr}: {}", v.message);
+        }
+    }
+    if let Some(t) = &w.task {
+        render_check(&mut s, t, 0);
+    }
+    s
+}
+
+fn render_check(s: &mut String, c: &super::CheckResult, depth: usize) {
+    let label = if depth == 0 { "task" } else { "" };
+    let indent = "  ".repeat(depth);
+    let _ = writeln!(
+        s,
+        "  {label:<10}  {indent}{} {}: {}",
+        if c.passed { "pass" } else { "FAIL" },
+        c.kind,
+        c.reason
+    );
+    for sub in &c.checks {
+        render_check(s, sub, depth + 1);
+    }
+}
+
+fn serde_plain<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::RefusalConfig;
+    use crate::probe::{Expect, GenParams, Location, Probe, ProbeInput};
+    use std::path::PathBuf;
+
+    fn suite() -> (Suite, HashMap<String, CompiledChecks>) {
+        let expect: Expect = toml::from_str(
+            "json = true\ntask = { kind = 'json_equals', pointer = '/n', value = 2 }",
+        )
+        .unwrap();
+        let probe = Probe {
+            id: "count".into(),
+            suite: "s".into(),
+            description: None,
+            input: ProbeInput::Prompt("Count".into()),
+            params: GenParams::default(),
+            samples: 1,
+            tags: vec![],
+            expect,
+            location: Location::default(),
+            hash: String::new(),
+        };
+        let suite = Suite {
+            name: "s".into(),
+            description: None,
+            path: PathBuf::from("s.toml"),
+            defaults: GenParams::default(),
+            samples: 1,
+            probes: vec![probe],
+            hash: String::new(),
+        };
+        let compiled = crate::eval::compile_suite(&suite).unwrap();
+        (suite, compiled)
+    }
+
+    #[test]
+    fn explains_lines_in_order_and_names_bad_lines() {
+        let ev = Evaluator::new(&RefusalConfig::default()).unwrap();
+        let (suite, compiled) = suite();
+        let input = "{\"probe\": \"count\", \"text\": \"{\\\"n\\\": 2}\", \"finish_reason\": \"stop\"}\n\n{\"text\": \"I can't help with that.\"}\n";
+        let out = explain_jsonl(&ev, Some(&suite), &compiled, input).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].line, Some(1));
+        assert_eq!(out[0].measurements.task_success, Some(true));
+        assert_eq!(out[1].line, Some(3));
+        assert!(out[1].measurements.refusal);
+        assert!(
+            render_text(&out[1])
+                .contains("yes, rule lexicon:en:cant_help matched \"I can't help\" at bytes 0..12")
+        );
+
+        let err = explain_jsonl(&ev, Some(&suite), &compiled, "{\"text\": 1}").unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "line 1: not a response object: invalid type: integer `1`, expected a string"
+            ),
+            "{err}"
+        );
+        let err = explain_jsonl(
+            &ev,
+            Some(&suite),
+            &compiled,
+            "\n{\"probe\": \"nope\", \"text\": \"x\"}",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 2: unknown probe 'nope'; suite 's' has: count"
+        );
+        let err = explain_jsonl(
+            &ev,
+            None,
+            &compiled,
+            "{\"probe\": \"count\", \"text\": \"x\"}",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 1: response names probe 'count' but no suite was given; pass --suite FILE"
+        );
+    }
+}
