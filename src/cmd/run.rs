@@ -18,7 +18,6 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -37,7 +36,8 @@ pub struct Args {
     /// probes through both the Ollama and the OpenAI API. Samples go to `modelwatch-sim.db`.
     #[arg(long)]
     pub sim: bool,
-    /// With `--sim`: the simulator profile (TOML). Default: a healthy model.
+    /// With `--sim`: the simulator profile, a TOML file or a built-in name (`healthy`,
+    /// `degraded`). Default: `healthy`.
     #[arg(long, value_name = "FILE", requires = "sim")]
     pub sim_profile: Option<PathBuf>,
     /// With `--sim`: the simulator's seed.
@@ -51,7 +51,6 @@ const STARTER_SUITES: [(&str, &str); 3] = [
     ("json", include_str!("../../probes/json.toml")),
     ("tasks", include_str!("../../probes/tasks.toml")),
 ];
-const SIM_PROFILE: &str = include_str!("../../sim/profiles/healthy.toml");
 
 pub fn exec(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -86,7 +85,12 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         .collect();
     for name in &args.targets {
         if !loaded.config.targets.iter().any(|t| &t.name == name) {
-            let known: Vec<&str> = loaded.config.targets.iter().map(|t| t.name.as_str()).collect();
+            let known: Vec<&str> = loaded
+                .config
+                .targets
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect();
             eprintln!(
                 "error: no target named '{name}' in {}; targets: {}",
                 loaded.config.path.display(),
@@ -217,13 +221,15 @@ struct SimGuard {
 
 /// Starts the simulator and builds a configuration that probes it through both APIs.
 async fn sim_setup(args: &Args) -> anyhow::Result<(Loaded, SimGuard)> {
-    let profile_text = match &args.sim_profile {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the simulator profile {}", path.display()))?,
-        None => SIM_PROFILE.to_string(),
+    let profile = match &args.sim_profile {
+        Some(path) => super::sim::load(path)?,
+        None => sim::Profile::builtin("healthy").unwrap_or_default(),
     };
-    let profile = sim::Profile::from_toml(&profile_text)?;
-    let model = profile.models.first().cloned().unwrap_or_else(|| "sim".into());
+    let model = profile
+        .models
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "sim".into());
     let handle = sim::spawn_on_free_port(profile, args.sim_seed)
         .context("cannot start the built-in simulator")?;
     let dir = super::TempDir::new("sim")?;
@@ -259,7 +265,10 @@ suites = ["core", "json", "tasks"]
     let config_path = dir.path().join("modelwatch-sim.toml");
     std::fs::write(&config_path, text)?;
     let loaded = config::load_with_suites(&config_path, &config::process_env).map_err(|d| {
-        anyhow::anyhow!("the built-in simulator config is invalid:\n{}", diag::render_all(&d))
+        anyhow::anyhow!(
+            "the built-in simulator config is invalid:\n{}",
+            diag::render_all(&d)
+        )
     })?;
     tracing::info!(address = %base_url, "built-in simulator listening");
     Ok((

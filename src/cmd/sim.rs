@@ -23,7 +23,7 @@ pub struct Args {
 }
 
 /// Reads a profile file; a name of a built-in profile that is not a file also works.
-fn load(path: &Path) -> anyhow::Result<Profile> {
+pub fn load(path: &Path) -> anyhow::Result<Profile> {
     if !path.exists()
         && let Some(p) = path.to_str().and_then(Profile::builtin)
     {

@@ -264,7 +264,7 @@ mod tests {
                 tokio::task::yield_now().await;
                 tokio::time::sleep(std::time::Duration::from_millis(2)).await;
                 self.in_flight.fetch_sub(1, Ordering::SeqCst);
-                if self.fail_every > 0 && n % self.fail_every == 0 {
+                if self.fail_every > 0 && n.is_multiple_of(self.fail_every) {
                     let mut e = SampleError::new(ErrorKind::HttpStatus, "boom");
                     e.status = Some(503);
                     e.attempts = 3;

@@ -45,7 +45,7 @@ pub fn client_config(target: &Target, cancel: Option<CancelSignal>) -> ClientCon
 pub fn target_probes(loaded: &Loaded, target: &Target, only_suites: &[String]) -> Vec<Arc<Probe>> {
     loaded
         .target_suites(target)
-        .filter(|s| only_suites.is_empty() || only_suites.iter().any(|n| *n == s.name))
+        .filter(|s| only_suites.is_empty() || only_suites.contains(&s.name))
         .flat_map(|s| s.probes.iter())
         .map(|p| {
             let mut p = p.clone();
