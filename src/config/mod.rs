@@ -9,6 +9,7 @@
 pub mod duration;
 pub mod env;
 pub(crate) mod fields;
+mod margins;
 pub mod secret;
 
 pub use env::{Env, process_env};
@@ -40,6 +41,8 @@ pub struct Config {
     /// Where suites named without a path live.
     pub probes_dir: PathBuf,
     pub targets: Vec<Target>,
+    /// Practical margins of the verdict commands (`[margins]`, defaults when absent).
+    pub margins: crate::drift::Margins,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -164,7 +167,7 @@ impl Loaded {
     }
 }
 
-const TOP_KEYS: &[&str] = &["storage", "server", "probes_dir", "target"];
+const TOP_KEYS: &[&str] = &["storage", "server", "probes_dir", "target", "margins"];
 const STORAGE_KEYS: &[&str] = &["path", "raw_text_retention", "sample_retention"];
 const SERVER_KEYS: &[&str] = &["listen"];
 const TARGET_KEYS: &[&str] = &[
@@ -358,6 +361,7 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
 
     let storage = read_storage(&mut r, &top, &dir);
     let server = read_server(&mut r, &top);
+    let margins = margins::read_margins(&mut r, top.get("margins"));
     let probes_dir = r
         .nonempty_string(&top, "probes_dir", false)
         .map(|s| dir.join(s.get_ref()))
@@ -417,6 +421,7 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
             server,
             probes_dir: probes_dir.clone(),
             targets,
+            margins,
         }),
         _ => None,
     };
@@ -1024,6 +1029,43 @@ suites = ["core", "x/y.toml"]
             ]
         );
         assert_eq!(t.location.line, 2);
+    }
+
+    #[test]
+    fn margins_default_and_override_per_key() {
+        let c = parse_str(MINIMAL, &no_env).unwrap();
+        assert_eq!(c.margins, crate::drift::Margins::default());
+        let text = format!(
+            "{MINIMAL}\n[margins]\nrefusal_points = 0.05\nalpha = 0.01\nperformance_gates = true\nmax_length_flips = 3\n"
+        );
+        let c = parse_str(&text, &no_env).unwrap();
+        assert_eq!(c.margins.refusal_points, 0.05);
+        assert_eq!(c.margins.alpha, 0.01);
+        assert!(c.margins.performance_gates);
+        assert_eq!(c.margins.max_length_flips, 3);
+        assert_eq!(
+            c.margins.structured_points,
+            crate::drift::Margins::default().structured_points
+        );
+    }
+
+    #[test]
+    fn bad_margins_are_located_errors() {
+        let text = format!("{MINIMAL}\n[margins]\nrefusal_points = 2\nalpha = 1\nrefusal = 0.1\n");
+        let diags = parse_str(&text, &no_env).unwrap_err();
+        let all = crate::diag::render_all(&diags);
+        assert_eq!(diags.len(), 3, "{all}");
+        assert!(
+            all.contains("`refusal_points` in [margins] must be a number from 0 to 1"),
+            "{all}"
+        );
+        assert!(all.contains("2 percentage points is 0.02"), "{all}");
+        assert!(
+            all.contains("`alpha` in [margins] must be strictly between 0 and 1"),
+            "{all}"
+        );
+        assert!(all.contains("unknown key `refusal` in [margins]"), "{all}");
+        assert_eq!(diags[0].line, 11, "{all}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! across probes and bounded by a concurrency limit, each response evaluated into a
 //! [`Sample`]. No storage and no printing here: the caller decides what to do with the round.
 
+pub mod paired;
 pub mod setup;
 
 use crate::probe::Probe;

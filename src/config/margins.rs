@@ -1,0 +1,117 @@
+//! The `[margins]` table: practical margins and decision parameters of the verdict engine
+//! (`drift::Margins`), each key optional over the documented default.
+
+use super::fields::{Fields, Reader};
+use crate::drift::Margins;
+use toml::Spanned;
+use toml::de::DeValue;
+
+/// Keys of `[margins]`: the fields of [`Margins`].
+pub(crate) const MARGIN_KEYS: &[&str] = &[
+    "refusal_points",
+    "refusal_relative_risk",
+    "empty_points",
+    "structured_points",
+    "task_success_points",
+    "truncation_points",
+    "length_cliffs_delta",
+    "length_log_ratio",
+    "latency_log_ratio",
+    "latency_cliffs_delta",
+    "alpha",
+    "confidence",
+    "max_error_rate",
+    "performance_gates",
+    "flip_min_change",
+    "max_length_flips",
+];
+
+/// Rate margins are shares, not percentages: `2` where `0.02` was meant is the common mistake.
+const SHARE_HELP: &str = "margins on rates are shares: 2 percentage points is 0.02";
+
+/// Reads `[margins]` over the defaults. Every error is reported at its value.
+pub(crate) fn read_margins(r: &mut Reader, value: Option<&Spanned<DeValue>>) -> Margins {
+    let mut m = Margins::default();
+    let Some(v) = value else {
+        return m;
+    };
+    let Some(f) = r.table_value(v, "[margins]", MARGIN_KEYS) else {
+        return m;
+    };
+    let share = |r: &mut Reader, key: &str, slot: &mut f64| {
+        if let Some(x) = number(r, &f, key, 0.0, 1.0, Some(SHARE_HELP)) {
+            *slot = x;
+        }
+    };
+    share(r, "refusal_points", &mut m.refusal_points);
+    share(r, "empty_points", &mut m.empty_points);
+    share(r, "structured_points", &mut m.structured_points);
+    share(r, "task_success_points", &mut m.task_success_points);
+    share(r, "truncation_points", &mut m.truncation_points);
+    share(r, "max_error_rate", &mut m.max_error_rate);
+    share(r, "flip_min_change", &mut m.flip_min_change);
+    let delta_help = Some("Cliff's delta lies between 0 and 1; 0.147 is a small effect");
+    if let Some(x) = number(r, &f, "length_cliffs_delta", 0.0, 1.0, delta_help) {
+        m.length_cliffs_delta = x;
+    }
+    if let Some(x) = number(r, &f, "latency_cliffs_delta", 0.0, 1.0, delta_help) {
+        m.latency_cliffs_delta = x;
+    }
+    let log_help = Some("a natural log of a ratio: 15 % longer is ln(1.15) = 0.1398");
+    if let Some(x) = number(r, &f, "length_log_ratio", 0.0, 10.0, log_help) {
+        m.length_log_ratio = x;
+    }
+    if let Some(x) = number(r, &f, "latency_log_ratio", 0.0, 10.0, log_help) {
+        m.latency_log_ratio = x;
+    }
+    if let Some(x) = number(
+        r,
+        &f,
+        "refusal_relative_risk",
+        1.0,
+        1000.0,
+        Some("a ratio of rates: 1.5 means half as many refusals again"),
+    ) {
+        m.refusal_relative_risk = x;
+    }
+    for (key, slot) in [("alpha", &mut m.alpha), ("confidence", &mut m.confidence)] {
+        if let Some(x) = number(r, &f, key, 0.0, 1.0, Some("a share: 95 % is 0.95")) {
+            if x <= 0.0 || x >= 1.0 {
+                let span = f.get(key).map(|v| v.span()).unwrap_or(0..0);
+                r.error(
+                    span,
+                    format!("`{key}` in [margins] must be strictly between 0 and 1"),
+                );
+            } else {
+                *slot = x;
+            }
+        }
+    }
+    if let Some(b) = r.bool(&f, "performance_gates") {
+        m.performance_gates = *b.get_ref();
+    }
+    if let Some(n) = r.uint(&f, "max_length_flips", 0, 1000) {
+        m.max_length_flips = *n.get_ref() as usize;
+    }
+    m
+}
+
+/// A number in `min..=max`, with a help text when it is out of range.
+fn number(
+    r: &mut Reader,
+    f: &Fields,
+    key: &str,
+    min: f64,
+    max: f64,
+    help: Option<&str>,
+) -> Option<f64> {
+    let before = r.diags.len();
+    let x = r.number(f, key, min, max).map(Spanned::into_inner);
+    if let Some(help) = help
+        && r.diags.len() > before
+        && let Some(last) = r.diags.pop()
+    {
+        r.diags.push(last.with_help(help));
+    }
+    x
+}
