@@ -3,6 +3,7 @@
 //! [`Sample`]. No storage and no printing here: the caller decides what to do with the round.
 
 pub mod paired;
+pub mod recording;
 pub mod setup;
 
 use crate::probe::Probe;
