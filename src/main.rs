@@ -25,8 +25,14 @@ enum Command {
     Explain(cmd::explain::Args),
     /// Serve the built-in simulated model server (Ollama and OpenAI APIs).
     Sim(cmd::sim::Args),
-    /// Show, list and compare stored baseline files.
+    /// Record, show, list and compare baseline files.
     Baseline(cmd::baseline::Args),
+    /// Judge a target's recent stored samples against its baseline (exit 0 pass,
+    /// 1 regression, 3 inconclusive).
+    Compare(cmd::compare::Args),
+    /// Before a swap: a candidate against the current model on the same probes, paired and
+    /// interleaved, or against a stored baseline (exit 0 pass, 1 regression, 3 inconclusive).
+    Canary(cmd::canary::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +51,8 @@ fn main() -> ExitCode {
         Command::Explain(args) => cmd::explain::exec(args, &cli.global),
         Command::Sim(args) => cmd::sim::exec(args, &cli.global),
         Command::Baseline(args) => cmd::baseline::exec(args, &cli.global),
+        Command::Compare(args) => cmd::compare::exec(args, &cli.global),
+        Command::Canary(args) => cmd::canary::exec(args, &cli.global),
     };
     match result {
         Ok(code) => code,

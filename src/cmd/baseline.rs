@@ -1,4 +1,5 @@
-//! `modelwatch baseline show | list | diff`: offline work with stored baseline files.
+//! `modelwatch baseline record | show | list | diff`: recording baselines, and offline work
+//! with stored baseline files.
 
 use modelwatch::baseline::{Baseline, ProbeSummary, Summary};
 use modelwatch::drift::{self, Margins};
@@ -16,6 +17,9 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
+    /// Sample a target until every probe has N samples, store them and write a baseline file.
+    /// Refuses (exit 3) when too many requests failed; --force overrides.
+    Record(super::record::Args),
     /// Show one baseline: rates with intervals, length quantiles and a per-probe table.
     Show {
         /// The baseline file.
@@ -65,7 +69,7 @@ pub enum ColorWhen {
 }
 
 impl Output {
-    fn color(&self) -> bool {
+    pub(super) fn color(&self) -> bool {
         match self.color {
             ColorWhen::Always => true,
             ColorWhen::Never => false,
@@ -77,7 +81,7 @@ impl Output {
         }
     }
 
-    fn emit(&self, text: &str) -> anyhow::Result<()> {
+    pub(super) fn emit(&self, text: &str) -> anyhow::Result<()> {
         match &self.output {
             Some(path) => std::fs::write(path, text).map_err(|e| {
                 anyhow::anyhow!(
@@ -106,8 +110,9 @@ impl Output {
     }
 }
 
-pub fn exec(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
+pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     match args.command {
+        Command::Record(args) => super::record::exec(args, global),
         Command::Show { file, out } => {
             out.only_text_json_markdown("show")?;
             let b = Baseline::load(&file)?;
@@ -146,9 +151,12 @@ pub fn exec(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
             expect
                 .refusal_expected
                 .extend(bb.expectations().refusal_expected);
-            let report =
-                drift::compare_with(&ba.samples(), &bb.samples(), &Margins::default(), &expect)
-                    .with_labels(&file_label(&a), &file_label(&b));
+            let margins = match margins_if_configured(global) {
+                Ok(m) => m,
+                Err(code) => return Ok(code),
+            };
+            let report = drift::compare_with(&ba.samples(), &bb.samples(), &margins, &expect)
+                .with_labels(&file_label(&a), &file_label(&b));
             out.emit(&report::render(&report, out.format, out.color()))?;
             if out.output.is_some() {
                 tracing::info!(verdict = %report.verdict, "report written");
@@ -158,7 +166,21 @@ pub fn exec(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn file_label(p: &Path) -> String {
+/// The `[margins]` of the configuration when its file exists (a broken one is a usage error),
+/// else the defaults: `baseline diff` needs no configuration.
+fn margins_if_configured(global: &super::Global) -> Result<Margins, ExitCode> {
+    if !global.config.is_file() {
+        return Ok(Margins::default());
+    }
+    modelwatch::config::load(&global.config, &modelwatch::config::process_env)
+        .map(|c| c.margins)
+        .map_err(|diags| {
+            eprint!("{}", modelwatch::diag::render_all(&diags));
+            ExitCode::from(super::EXIT_USAGE)
+        })
+}
+
+pub(super) fn file_label(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| p.display().to_string())

@@ -4,18 +4,21 @@
 //! error, 3 inconclusive or could not measure.
 
 pub mod baseline;
+pub mod canary;
 pub mod check_config;
+pub mod compare;
 pub mod explain;
+mod live;
+mod progress;
+mod record;
 pub mod run;
 pub mod sim;
 
 use clap::ValueEnum;
 use std::path::PathBuf;
 
-#[allow(dead_code)] // used by verdict commands
 pub const EXIT_REGRESSION: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
-#[allow(dead_code)]
 pub const EXIT_INCONCLUSIVE: u8 = 3;
 
 /// Options every subcommand accepts.

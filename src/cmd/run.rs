@@ -175,7 +175,7 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
 
 /// Stores one target's round: its fingerprint (a change is logged as a swap), the round and
 /// its samples.
-fn store_round(
+pub(super) fn store_round(
     store: &mut Store,
     target: &str,
     outcome: &RoundOutcome,

@@ -209,10 +209,13 @@ mod tests {
         })
     }
 
-    /// Logs `(side, prompt, temperature)` of every request into a shared log.
+    /// `(side, prompt, temperature)` of every request, in the order they were sent.
+    type Log = Arc<Mutex<Vec<(String, String, Option<f64>)>>>;
+
+    /// Logs every request into a shared log.
     struct Logging {
         side: &'static str,
-        log: Arc<Mutex<Vec<(String, String, Option<f64>)>>>,
+        log: Log,
     }
 
     impl ModelClient for Logging {

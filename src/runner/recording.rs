@@ -265,7 +265,14 @@ mod tests {
             idx.sort();
             assert_eq!(idx, (0..10).collect::<Vec<_>>(), "probe {id}");
         }
-        let mut seeds: Vec<u64> = echo.seeds.lock().unwrap().iter().flatten().copied().collect();
+        let mut seeds: Vec<u64> = echo
+            .seeds
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
         seeds.sort();
         assert_eq!(seeds, (100..110).collect::<Vec<_>>());
     }

@@ -1,0 +1,373 @@
+//! `modelwatch canary`: before a swap, the candidate against the current model on the same
+//! probes, paired and interleaved (or against a stored baseline), one verdict and an exit code.
+
+use super::baseline::{Output, file_label};
+use super::progress::Progress;
+use super::{EXIT_REGRESSION, EXIT_USAGE, live};
+use modelwatch::baseline::{self, Baseline};
+use modelwatch::config::{Loaded, Target};
+use modelwatch::drift::{self, CanaryMonitor, Category, Early, Expectations, Report, Verdict};
+use modelwatch::probe::Probe;
+use modelwatch::report;
+use modelwatch::runner::paired::{self, Flow, PairedOptions};
+use modelwatch::runner::{SystemClock, setup};
+use modelwatch::sample::{Completion, Sample};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("reference").required(true).args(["current", "baseline"])))]
+pub struct Args {
+    /// The target serving the current model.
+    #[arg(long, value_name = "NAME")]
+    pub current: Option<String>,
+    /// The target serving the candidate model.
+    #[arg(long, value_name = "NAME")]
+    pub candidate: String,
+    /// Compare the candidate with this stored baseline instead of a live current model.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["current", "max_samples"])]
+    pub baseline: Option<PathBuf>,
+    /// Samples per probe on each side (default 20). With --max-samples: the minimum per probe
+    /// before stopping early.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub samples: Option<u32>,
+    /// Sample up to M per probe, stopping as soon as the anytime-valid evidence is decisive
+    /// (a regression shown, or non-inferiority shown).
+    #[arg(long, value_name = "M", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_samples: Option<u32>,
+    #[command(flatten)]
+    pub out: Output,
+}
+
+pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
+    live::runtime()?.block_on(run(args, global))
+}
+
+async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
+    let loaded = match live::load(global) {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    let candidate = live::target(&loaded, &args.candidate)?;
+    let report = match (&args.current, &args.baseline) {
+        (Some(current), None) => {
+            let current = live::target(&loaded, current)?;
+            if current.name == candidate.name {
+                eprintln!("error: --current and --candidate name the same target");
+                return Ok(ExitCode::from(EXIT_USAGE));
+            }
+            if let (Some(min), Some(max)) = (args.samples, args.max_samples)
+                && min > max
+            {
+                eprintln!("error: --samples {min} is more than --max-samples {max}");
+                return Ok(ExitCode::from(EXIT_USAGE));
+            }
+            paired_canary(&loaded, current, candidate, &args).await?
+        }
+        (None, Some(path)) => against_baseline(&loaded, candidate, path, &args).await?,
+        _ => anyhow::bail!("pass either --current NAME or --baseline FILE"),
+    };
+    warn_unmeasured(&report);
+    args.out
+        .emit(&report::render(&report, args.out.format, args.out.color()))?;
+    Ok(ExitCode::from(report.exit_code))
+}
+
+/// A probe as a target runs it: that target's generation parameters under the probe's own.
+fn as_run_by(probe: &Probe, target: &Target) -> Arc<Probe> {
+    let mut p = probe.clone();
+    p.params = target.params_for(&probe.params);
+    Arc::new(p)
+}
+
+async fn paired_canary(
+    loaded: &Loaded,
+    current: &Target,
+    candidate: &Target,
+    args: &Args,
+) -> anyhow::Result<Report> {
+    let suites = live::suites(loaded, current);
+    let cand_suites: Vec<&std::path::Path> =
+        candidate.suites.iter().map(|s| s.path.as_path()).collect();
+    if current
+        .suites
+        .iter()
+        .map(|s| s.path.as_path())
+        .ne(cand_suites)
+    {
+        eprintln!(
+            "warning: targets {} and {} list different suites; both run the suites of {}",
+            current.name, candidate.name, current.name
+        );
+    }
+    let raw: Vec<&Probe> = suites.iter().flat_map(|s| &s.probes).collect();
+    if raw.is_empty() {
+        anyhow::bail!("target '{}' has no probes to compare", current.name);
+    }
+    let cur_probes: Vec<Arc<Probe>> = raw.iter().map(|p| as_run_by(p, current)).collect();
+    let cand_probes: Vec<Arc<Probe>> = raw.iter().map(|p| as_run_by(p, candidate)).collect();
+    let n = raw.len();
+    let (sequential, per_probe) = match args.max_samples {
+        Some(m) => (true, m),
+        None => (
+            false,
+            args.samples.unwrap_or(baseline::DEFAULT_SAMPLES_PER_PROBE),
+        ),
+    };
+    let min_pairs = args.samples.unwrap_or(1) as usize * n;
+    let plan = paired::plan_pairs(n, per_probe);
+
+    let judge = live::Judge::new(loaded)?;
+    let (cur_client, cand_client) = (
+        setup::build_client(current)?,
+        setup::build_client(candidate)?,
+    );
+    let options = PairedOptions {
+        current: current.name.clone(),
+        candidate: candidate.name.clone(),
+        concurrency: current.max_concurrency.min(candidate.max_concurrency) as usize,
+        stream_current: current.stream,
+        stream_candidate: candidate.stream,
+        keep_text: true,
+    };
+    let margins = &loaded.config.margins;
+    let expect = Expectations::from_suites(&suites);
+    let mut monitor = CanaryMonitor::new(margins);
+    let mut decision = Early::Continue;
+    let progress = Progress::new(
+        format!("canary {} vs {}", current.name, candidate.name),
+        plan.len(),
+    );
+    let (mut done, mut failed_cur, mut failed_cand) = (0usize, 0usize, 0usize);
+    let mut on_pair = |a: &Sample, b: &Sample| {
+        done += 1;
+        failed_cur += usize::from(a.is_error());
+        failed_cand += usize::from(b.is_error());
+        progress.update(done);
+        monitor.push(a, b, &expect);
+        // A side whose every request of the first sample slot failed is unreachable: going
+        // on would only collect more errors.
+        if done >= n && (failed_cur == done || failed_cand == done) {
+            return Flow::Stop;
+        }
+        if sequential && done >= min_pairs {
+            decision = monitor.decision();
+            if decision != Early::Continue {
+                return Flow::Stop;
+            }
+        }
+        Flow::Continue
+    };
+    let evaluate = |p: &Probe, c: &Completion| judge.evaluate(p, c);
+    let clock = SystemClock;
+    let out = paired::run_paired(
+        cur_client.as_ref(),
+        cand_client.as_ref(),
+        &cur_probes,
+        &cand_probes,
+        &plan,
+        &options,
+        &evaluate,
+        &clock,
+        &mut on_pair,
+    )
+    .await;
+    let per_probe_used = out.pairs.div_ceil(n);
+    progress.finish(&format!(
+        "{} pairs, {per_probe_used} of {per_probe} samples per probe",
+        out.pairs
+    ));
+
+    let mut store = live::open_store(loaded)?;
+    for (name, outcome) in [
+        (&current.name, &out.current),
+        (&candidate.name, &out.candidate),
+    ] {
+        if let Err(e) = super::run::store_round(&mut store, name, outcome, &clock) {
+            eprintln!("warning: the canary samples of {name} could not be stored: {e:#}");
+        }
+    }
+
+    let mut report = drift::compare_paired(
+        &out.current.samples,
+        &out.candidate.samples,
+        margins,
+        &expect,
+    )
+    .with_labels(&current.name, &candidate.name);
+    if sequential {
+        for m in &mut report.metrics {
+            if let Some(e) = monitor.e_value(m.metric) {
+                m.e_value = Some(e);
+            }
+        }
+        apply_early(&mut report, &decision);
+        let used = format!(
+            "{} pairs ({per_probe_used} of at most {per_probe} samples per probe)",
+            out.pairs
+        );
+        let note = match &decision {
+            Early::Regression(_) => format!("stopped early after {used}: regression shown"),
+            Early::NonInferior => format!("stopped early after {used}: non-inferiority shown"),
+            Early::Continue if out.stopped_early => {
+                format!("stopped after {used}: a side could not be measured")
+            }
+            Early::Continue => format!(
+                "used all {used} without a decisive sequential result; the fixed-sample tests \
+                 decide"
+            ),
+        };
+        eprintln!("canary: {note}");
+        report
+            .reasons
+            .insert(0, format!("sequential canary: {note}"));
+    }
+    Ok(report)
+}
+
+/// Applies an anytime-valid early decision of the canary to the fixed-sample report (whose
+/// p-values are not corrected for stopping when the evidence looked decisive). Only when both
+/// sides were measured well enough to judge at all.
+fn apply_early(report: &mut Report, decision: &Early) {
+    let limit = report.margins.max_error_rate;
+    if report.availability.baseline.error_rate > limit
+        || report.availability.candidate.error_rate > limit
+        || report.probes.compared == 0
+    {
+        return;
+    }
+    match decision {
+        Early::Continue => {}
+        Early::Regression(metrics) => {
+            let mut reasons = Vec::new();
+            for m in report.metrics.iter_mut() {
+                if metrics.contains(&m.metric) {
+                    m.verdict = Verdict::Regression;
+                    reasons.push(format!(
+                        "regression (anytime-valid, e-value {:.0}): {}",
+                        m.e_value.unwrap_or(f64::NAN),
+                        drift::describe(m)
+                    ));
+                }
+            }
+            if report.verdict != Verdict::Regression {
+                report.reasons = reasons;
+            }
+            report.verdict = Verdict::Regression;
+            report.exit_code = EXIT_REGRESSION;
+        }
+        Early::NonInferior => {
+            for m in report.metrics.iter_mut() {
+                if m.category == Category::Quality
+                    && m.metric.is_rate()
+                    && m.verdict == Verdict::Inconclusive
+                {
+                    m.verdict = Verdict::Pass;
+                }
+            }
+            let gates = report.margins.performance_gates;
+            let deciding: Vec<Verdict> = report
+                .metrics
+                .iter()
+                .filter(|m| {
+                    m.category == Category::Quality
+                        || (gates && m.category == Category::Performance)
+                })
+                .map(|m| m.verdict)
+                .collect();
+            if report.verdict == Verdict::Inconclusive
+                && deciding
+                    .iter()
+                    .all(|v| matches!(v, Verdict::Pass | Verdict::Improvement))
+            {
+                report.verdict = Verdict::Pass;
+                report.exit_code = Verdict::Pass.exit_code();
+                report.reasons = vec![format!(
+                    "all {} quality metrics are within their margins (rates by the \
+                     anytime-valid confidence sequence)",
+                    deciding.len()
+                )];
+            }
+        }
+    }
+}
+
+async fn against_baseline(
+    loaded: &Loaded,
+    candidate: &Target,
+    path: &Path,
+    args: &Args,
+) -> anyhow::Result<Report> {
+    let baseline = Baseline::load(path)?;
+    let suites = live::suites(loaded, candidate);
+    let compat = baseline.check(&suites)?;
+    for w in compat.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let probes: Vec<Arc<Probe>> = setup::target_probes(loaded, candidate, &[])
+        .into_iter()
+        .filter(|p| {
+            baseline
+                .probes
+                .get(&p.id)
+                .is_some_and(|b| b.suite == p.suite && b.hash == p.hash)
+        })
+        .collect();
+    if probes.is_empty() {
+        anyhow::bail!(
+            "no probe of target '{}' is in {} with the same content; record a new baseline",
+            candidate.name,
+            path.display()
+        );
+    }
+    let samples = args.samples.unwrap_or(baseline::DEFAULT_SAMPLES_PER_PROBE);
+    let judge = live::Judge::new(loaded)?;
+    let mut store = live::open_store(loaded)?;
+    let rec = live::record(
+        candidate,
+        &probes,
+        samples,
+        &judge,
+        &mut store,
+        &format!("canary {}", candidate.name),
+    )
+    .await?;
+    let mut expect = Expectations::from_suites(&suites);
+    expect
+        .refusal_expected
+        .extend(baseline.expectations().refusal_expected);
+    Ok(drift::compare_with(
+        &baseline.comparable_samples(&compat),
+        &rec.samples(),
+        &loaded.config.margins,
+        &expect,
+    )
+    .with_labels(&file_label(path), &candidate.name))
+}
+
+/// Says on stderr which side could not be measured and why (the report says it too, but a CI
+/// log should show it without opening the report).
+fn warn_unmeasured(report: &Report) {
+    let limit = report.margins.max_error_rate;
+    for (label, side) in [
+        (&report.baseline_label, &report.availability.baseline),
+        (&report.candidate_label, &report.availability.candidate),
+    ] {
+        if side.requests > 0 && side.error_rate > limit {
+            let kinds: Vec<String> = side
+                .by_kind
+                .iter()
+                .map(|(k, n)| format!("{k}: {n}"))
+                .collect();
+            eprintln!(
+                "error: {label} could not be measured: {} of {} requests failed ({}); the \
+                 verdict is inconclusive, not a quality regression — check that the server is \
+                 up and reachable",
+                side.errors,
+                side.requests,
+                kinds.join(", ")
+            );
+        }
+    }
+}
