@@ -18,8 +18,15 @@ fn identical_models_pass_and_never_regress() {
         let out = modelwatch(
             &config,
             &[
-                "canary", "--current", "current", "--candidate", "candidate", "--samples",
-                "200", "--format", "json",
+                "canary",
+                "--current",
+                "current",
+                "--candidate",
+                "candidate",
+                "--samples",
+                "200",
+                "--format",
+                "json",
             ],
         );
         let r = report(&out);
@@ -30,7 +37,11 @@ fn identical_models_pass_and_never_regress() {
         );
         assert_eq!(r["design"], "paired");
         assert_eq!(r["probes"]["compared"], 5);
-        assert_eq!(r["metrics"][0]["candidate"]["n"], 1000, "{:#}", r["metrics"][0]);
+        assert_eq!(
+            r["metrics"][0]["candidate"]["n"], 1000,
+            "{:#}",
+            r["metrics"][0]
+        );
         if k == 0 {
             assert_eq!(r["verdict"], "pass", "{:#}", r["reasons"]);
             assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -54,8 +65,15 @@ fn degraded_model_regresses_on_exactly_the_degraded_metrics() {
     let out = modelwatch(
         &config,
         &[
-            "canary", "--current", "current", "--candidate", "candidate", "--samples", "60",
-            "--format", "json",
+            "canary",
+            "--current",
+            "current",
+            "--candidate",
+            "candidate",
+            "--samples",
+            "60",
+            "--format",
+            "json",
         ],
     );
     let r = report(&out);
@@ -108,8 +126,15 @@ fn unreachable_candidate_is_inconclusive_not_a_regression() {
     let out = modelwatch(
         &config,
         &[
-            "canary", "--current", "current", "--candidate", "candidate", "--samples", "200",
-            "--format", "json",
+            "canary",
+            "--current",
+            "current",
+            "--candidate",
+            "candidate",
+            "--samples",
+            "200",
+            "--format",
+            "json",
         ],
     );
     let r = report(&out);
@@ -160,7 +185,11 @@ fn max_samples_stops_early_on_a_clear_regression() {
         first.starts_with("sequential canary: stopped early after"),
         "{first}"
     );
-    assert!(stderr(&out).contains("canary: stopped early after"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("canary: stopped early after"),
+        "{}",
+        stderr(&out)
+    );
     let used = r["metrics"][0]["candidate"]["n"].as_u64().unwrap();
     assert!(used < 400 * 5 / 4, "used {used} of 2000 pairs");
     assert!(

@@ -204,7 +204,7 @@ async fn paired_canary(
         }
         apply_early(&mut report, &decision);
         let used = format!(
-            "{} pairs ({per_probe_used} of at most {per_probe} samples per probe)",
+            "{} pairs (up to {per_probe_used} of at most {per_probe} samples per probe)",
             out.pairs
         );
         let note = match &decision {

@@ -1065,7 +1065,7 @@ suites = ["core", "x/y.toml"]
             "{all}"
         );
         assert!(all.contains("unknown key `refusal` in [margins]"), "{all}");
-        assert_eq!(diags[0].line, 11, "{all}");
+        assert_eq!(diags[0].line, 10, "{all}");
     }
 
     #[test]
