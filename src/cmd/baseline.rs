@@ -49,7 +49,7 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct Output {
-    /// Output format (`junit` and `html` apply to `diff`).
+    /// Output format (`junit` and `html` are for verdict reports: `diff`, `compare`, `canary`).
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
     /// Write to this file instead of standard output.
