@@ -201,3 +201,88 @@ fn max_samples_stops_early_on_a_clear_regression() {
         "an anytime-valid e-value backs the regression"
     );
 }
+
+/// Bad arguments and unusable baselines are usage errors (exit 2), before any request is sent.
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dead_url();
+    let config = write_config(dir.path(), &[("a", &dead), ("b", &dead)], "");
+    let missing = dir.path().join("missing.json");
+    let foreign = dir.path().join("foreign.json");
+    std::fs::write(&foreign, "{\"hello\": 1}").unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["canary", "--current", "a", "--candidate", "a"],
+            "same target",
+        ),
+        (
+            vec![
+                "canary",
+                "--current",
+                "a",
+                "--candidate",
+                "b",
+                "--samples",
+                "10",
+                "--max-samples",
+                "5",
+            ],
+            "more than --max-samples",
+        ),
+        (
+            vec![
+                "canary",
+                "--candidate",
+                "b",
+                "--baseline",
+                "x.json",
+                "--max-samples",
+                "5",
+            ],
+            "cannot be used with",
+        ),
+        (vec!["canary", "--candidate", "b"], "required"),
+        (
+            vec!["canary", "--current", "nope", "--candidate", "b"],
+            "no target named 'nope'",
+        ),
+        (
+            vec!["compare", "--target", "a", "--since", "5 parsecs"],
+            "invalid duration",
+        ),
+        (
+            vec!["compare", "--target", "a", "--since", "1h", "--rounds", "2"],
+            "cannot be used with",
+        ),
+        (
+            vec![
+                "compare",
+                "--target",
+                "a",
+                "--baseline",
+                missing.to_str().unwrap(),
+            ],
+            "cannot read baseline",
+        ),
+        (
+            vec![
+                "compare",
+                "--target",
+                "a",
+                "--baseline",
+                foreign.to_str().unwrap(),
+            ],
+            "not a modelwatch baseline",
+        ),
+        (
+            vec!["baseline", "record", "--target", "zzz"],
+            "no target named 'zzz'",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = modelwatch(&config, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+    }
+}

@@ -33,6 +33,18 @@ pub struct Args {
 }
 
 pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
+    let since = match &args.since {
+        Some(s) => match parse_duration(s) {
+            Some(d) => Some(d),
+            None => {
+                eprintln!("error: invalid duration `{s}` for --since: {DURATION_EXPECTED}");
+                return Ok(ExitCode::from(EXIT_USAGE));
+            }
+        },
+        None if args.rounds.is_none() => Some(DEFAULT_SINCE),
+        None => None,
+    };
+
     let loaded = match live::load(global) {
         Ok(l) => l,
         Err(code) => return Ok(code),
@@ -56,18 +68,6 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
             target.name
         );
     }
-    let since = match &args.since {
-        Some(s) => match parse_duration(s) {
-            Some(d) => Some(d),
-            None => {
-                eprintln!("error: invalid duration `{s}` for --since: {DURATION_EXPECTED}");
-                return Ok(ExitCode::from(EXIT_USAGE));
-            }
-        },
-        None if args.rounds.is_none() => Some(DEFAULT_SINCE),
-        None => None,
-    };
-
     let store = live::open_store(&loaded)?;
     let Some(fingerprint) = store.latest_fingerprint(&target.name)? else {
         eprintln!(
