@@ -7,7 +7,7 @@ use common_verdict::*;
 /// Identical models give `pass` at the default margins, and no seed gives a regression.
 #[test]
 fn identical_models_pass_and_never_regress() {
-    for (k, seed) in [11u64, 12, 13].into_iter().enumerate() {
+    for seed in [11u64, 12, 13] {
         let sims = Sims::start(&[("clean", seed), ("clean", seed + 100)]);
         let dir = tempfile::tempdir().unwrap();
         let config = write_config(
@@ -42,12 +42,8 @@ fn identical_models_pass_and_never_regress() {
             "{:#}",
             r["metrics"][0]
         );
-        if k == 0 {
-            assert_eq!(r["verdict"], "pass", "{:#}", r["reasons"]);
-            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        } else {
-            assert_ne!(out.status.code(), Some(1), "{}", stderr(&out));
-        }
+        assert_eq!(r["verdict"], "pass", "seed {seed}: {:#}", r["reasons"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     }
 }
 
