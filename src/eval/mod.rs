@@ -133,8 +133,7 @@ impl Evaluator {
         };
         let truncated = c.finish_reason == Some(FinishReason::Length);
 
-        let refusal = if let Some(r) = c.refusal.as_deref().filter(|r| !r.trim().is_empty()) {
-            let _ = r;
+        let refusal = if c.refusal.as_deref().is_some_and(|r| !r.trim().is_empty()) {
             provider_refusal("provider:refusal_field", text)
         } else if c.finish_reason == Some(FinishReason::ContentFilter) {
             provider_refusal("provider:content_filter", text)
@@ -300,6 +299,13 @@ mod tests {
     fn checks(src: &str) -> CompiledChecks {
         let e: Expect = toml::from_str(src).unwrap();
         CompiledChecks::compile(&e, Path::new(".")).unwrap()
+    }
+
+    #[test]
+    fn evaluator_and_checks_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Evaluator>();
+        assert_send_sync::<CompiledChecks>();
     }
 
     #[test]
