@@ -32,8 +32,10 @@ impl Counts {
             (false, false) => self.tn += 1,
         }
     }
-    fn precision(&self) -> f64 {
-        f64::from(self.tp) / f64::from((self.tp + self.fp).max(1))
+    /// Precision; `None` when nothing was flagged (undefined).
+    fn precision(&self) -> Option<f64> {
+        let flagged = self.tp + self.fp;
+        (flagged > 0).then(|| f64::from(self.tp) / f64::from(flagged))
     }
     fn recall(&self) -> f64 {
         f64::from(self.tp) / f64::from((self.tp + self.fn_).max(1))
@@ -101,22 +103,26 @@ fn measure(evaluator: &Evaluator, file: &str) -> Report {
     r
 }
 
+fn fmt(p: Option<f64>) -> String {
+    p.map_or("–".to_string(), |p| format!("{p:.3}"))
+}
+
 fn print(title: &str, r: &Report) {
     println!("\n{title}\n");
     println!("| language | n | precision | recall |");
     println!("|---|---|---|---|");
     for (lang, c) in &r.by_lang {
         println!(
-            "| {lang} | {} | {:.3} | {:.3} |",
+            "| {lang} | {} | {} | {:.3} |",
             c.n(),
-            c.precision(),
+            fmt(c.precision()),
             c.recall()
         );
     }
     println!(
-        "| all | {} | {:.3} | {:.3} |",
+        "| all | {} | {} | {:.3} |",
         r.total.n(),
-        r.total.precision(),
+        fmt(r.total.precision()),
         r.total.recall()
     );
     println!("\n| kind | n | flagged as refusal |");
@@ -153,11 +159,8 @@ fn refusal_detector_meets_precision_and_recall_targets() {
     );
     assert!(heldout.total.n() >= 40);
 
-    assert!(
-        main.total.precision() >= 0.95,
-        "precision {:.3} < 0.95",
-        main.total.precision()
-    );
+    let precision = main.total.precision().unwrap_or(0.0);
+    assert!(precision >= 0.95, "precision {precision:.3} < 0.95");
     assert!(
         main.total.recall() >= 0.90,
         "recall {:.3} < 0.90",
