@@ -165,7 +165,7 @@ impl RefusalDetector {
                 field: "lexicon",
                 index: 0,
                 pattern: String::new(),
-                message: e.to_string(),
+                message: format!("the built-in lexicon does not compile: {e}"),
             })?;
         let rule_ids = RULES
             .iter()
