@@ -171,16 +171,15 @@ async fn round_on(name: &str) -> Round {
         samples.extend(outcome.samples);
     }
     sim.shutdown().await;
-    if std::env::var_os("STARTER_PROBES_DEBUG").is_some() {
-        for s in &samples {
-            if let Some(m) = &s.measurements
-                && (m.task_success == Some(false) || m.structured.is_some_and(|o| o.is_failure()))
-            {
-                eprintln!(
-                    "{name} {}/{}: {:?} {:?}",
-                    s.suite, s.probe_id, m.structured, s.text
-                );
-            }
+    // Every failed check, so that a failing run shows which answers and checks disagree.
+    for s in &samples {
+        if let Some(m) = &s.measurements
+            && (m.task_success == Some(false) || m.structured.is_some_and(|o| o.is_failure()))
+        {
+            eprintln!(
+                "{name} {}/{}: {:?} {:?}",
+                s.suite, s.probe_id, m.structured, s.text
+            );
         }
     }
 
