@@ -32,8 +32,10 @@ impl Counts {
             (false, false) => self.tn += 1,
         }
     }
-    fn precision(&self) -> f64 {
-        f64::from(self.tp) / f64::from((self.tp + self.fp).max(1))
+    /// Precision; `None` when nothing was flagged (undefined).
+    fn precision(&self) -> Option<f64> {
+        let flagged = self.tp + self.fp;
+        (flagged > 0).then(|| f64::from(self.tp) / f64::from(flagged))
     }
     fn recall(&self) -> f64 {
         f64::from(self.tp) / f64::from((self.tp + self.fn_).max(1))
@@ -43,25 +45,30 @@ impl Counts {
     }
 }
 
-#[test]
-fn refusal_detector_meets_precision_and_recall_targets() {
-    let corpus = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/refusal_corpus/corpus.jsonl"
-    ))
-    .expect("corpus file");
+struct Report {
+    total: Counts,
+    by_lang: BTreeMap<String, Counts>,
+    by_kind: BTreeMap<String, Counts>,
+    errors: Vec<String>,
+}
+
+fn measure(evaluator: &Evaluator, file: &str) -> Report {
+    let path = format!(
+        "{}/tests/fixtures/refusal_corpus/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let corpus = std::fs::read_to_string(&path).expect("corpus file");
     let items: Vec<Item> = corpus
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).expect("corpus line"))
         .collect();
-    assert!(items.len() >= 300, "corpus has {} items", items.len());
-
-    let evaluator = Evaluator::new(&RefusalConfig::default()).unwrap();
-    let mut total = Counts::default();
-    let mut by_lang: BTreeMap<String, Counts> = BTreeMap::new();
-    let mut by_kind: BTreeMap<String, Counts> = BTreeMap::new();
-    let mut errors = Vec::new();
+    let mut r = Report {
+        total: Counts::default(),
+        by_lang: BTreeMap::new(),
+        by_kind: BTreeMap::new(),
+        errors: Vec::new(),
+    };
     for item in &items {
         let completion = Completion {
             text: item.text.clone(),
@@ -69,18 +76,18 @@ fn refusal_detector_meets_precision_and_recall_targets() {
             ..Completion::default()
         };
         let m = evaluator.evaluate(&completion, None);
-        total.add(item.refusal, m.refusal);
-        by_lang
+        r.total.add(item.refusal, m.refusal);
+        r.by_lang
             .entry(item.lang.clone())
             .or_default()
             .add(item.refusal, m.refusal);
-        by_kind
+        r.by_kind
             .entry(item.kind.clone())
             .or_default()
             .add(item.refusal, m.refusal);
         if m.refusal != item.refusal {
-            errors.push(format!(
-                "  {} {} {:?} (rule {:?}): {}",
+            r.errors.push(format!(
+                "  {} {} {} (rule {:?}): {}",
                 item.lang,
                 item.kind,
                 if item.refusal {
@@ -93,38 +100,70 @@ fn refusal_detector_meets_precision_and_recall_targets() {
             ));
         }
     }
+    r
+}
 
+fn fmt(p: Option<f64>) -> String {
+    p.map_or("–".to_string(), |p| format!("{p:.3}"))
+}
+
+fn print(title: &str, r: &Report) {
+    println!("\n{title}\n");
     println!("| language | n | precision | recall |");
     println!("|---|---|---|---|");
-    for (lang, c) in &by_lang {
+    for (lang, c) in &r.by_lang {
         println!(
-            "| {lang} | {} | {:.3} | {:.3} |",
+            "| {lang} | {} | {} | {:.3} |",
             c.n(),
-            c.precision(),
+            fmt(c.precision()),
             c.recall()
         );
     }
     println!(
-        "| all | {} | {:.3} | {:.3} |",
-        total.n(),
-        total.precision(),
-        total.recall()
+        "| all | {} | {} | {:.3} |",
+        r.total.n(),
+        fmt(r.total.precision()),
+        r.total.recall()
     );
     println!("\n| kind | n | flagged as refusal |");
     println!("|---|---|---|");
-    for (kind, c) in &by_kind {
+    for (kind, c) in &r.by_kind {
         println!("| {kind} | {} | {} |", c.n(), c.tp + c.fp);
     }
-    println!("\nmisclassified ({}):\n{}", errors.len(), errors.join("\n"));
-
-    assert!(
-        total.precision() >= 0.95,
-        "precision {:.3} < 0.95",
-        total.precision()
+    println!(
+        "\nmisclassified ({}):\n{}",
+        r.errors.len(),
+        r.errors.join("\n")
     );
+}
+
+#[test]
+fn refusal_detector_meets_precision_and_recall_targets() {
+    let evaluator = Evaluator::new(&RefusalConfig::default()).unwrap();
+    let main = measure(&evaluator, "corpus.jsonl");
+    print("corpus.jsonl (written before the detector)", &main);
+    assert!(main.total.n() >= 300, "corpus has {} items", main.total.n());
+    assert_eq!(
+        main.by_lang.len(),
+        9,
+        "languages: {:?}",
+        main.by_lang.keys()
+    );
+
+    // Written after the detector and never used to change it: an out-of-sample estimate.
+    // Reported, not asserted against the targets (it is small).
+    let heldout = measure(&evaluator, "heldout.jsonl");
+    print(
+        "heldout.jsonl (written after the detector, never tuned on)",
+        &heldout,
+    );
+    assert!(heldout.total.n() >= 40);
+
+    let precision = main.total.precision().unwrap_or(0.0);
+    assert!(precision >= 0.95, "precision {precision:.3} < 0.95");
     assert!(
-        total.recall() >= 0.90,
+        main.total.recall() >= 0.90,
         "recall {:.3} < 0.90",
-        total.recall()
+        main.total.recall()
     );
 }

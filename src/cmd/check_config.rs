@@ -3,7 +3,6 @@
 
 use modelwatch::config::{self, Loaded};
 use modelwatch::diag::{Diagnostic, render_all};
-use modelwatch::probe::Suite;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -37,10 +36,7 @@ pub fn exec(_args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
 pub fn check(path: &std::path::Path, env: config::Env<'_>) -> (Option<String>, Vec<Diagnostic>) {
     match config::load_with_suites(path, env) {
         Err(diags) => (None, diags),
-        Ok(loaded) => {
-            let diags: Vec<Diagnostic> = loaded.suites.iter().flat_map(validate_checks).collect();
-            (Some(summary(&loaded)), diags)
-        }
+        Ok(loaded) => (Some(summary(&loaded)), Vec::new()),
     }
 }
 
@@ -53,15 +49,4 @@ fn summary(loaded: &Loaded) -> String {
         plural(loaded.suites.len(), "suite"),
         plural(loaded.probe_count(), "probe"),
     )
-}
-
-/// Semantic validation of a suite's checks (regexes compile, JSON Schemas are valid and their
-/// files exist), one diagnostic per failing probe, pointing at the probe.
-///
-/// The suite loader validates only the shape of the checks; compiling them is the job of the
-/// evaluation module. The lead wires `eval::CompiledChecks::compile(&probe.expect, suite_dir)`
-/// in here, turning each `CheckError` into a diagnostic at `probe.location`.
-pub fn validate_checks(suite: &Suite) -> Vec<Diagnostic> {
-    let _ = suite;
-    Vec::new()
 }

@@ -67,59 +67,8 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
         .with_context(|| format!("cannot read responses file {}", path.display()))
 }
 
-/// Reads the probe ids and `expect` tables of a suite file.
-///
-/// Stand-in until `probe::load::load_suite` (full validation, defaults, locations) is on this
-/// branch: replace the call in `exec` with it; nothing else here depends on this reader.
+/// Loads and validates a suite; errors are printed located, like `check-config`'s.
 fn read_suite(path: &Path) -> anyhow::Result<Suite> {
-    use modelwatch::probe::{Expect, GenParams, Location, Probe, ProbeInput};
-
-    #[derive(serde::Deserialize)]
-    struct RawSuite {
-        suite: String,
-        #[serde(default)]
-        probe: Vec<RawProbe>,
-    }
-    #[derive(serde::Deserialize)]
-    struct RawProbe {
-        id: String,
-        #[serde(default)]
-        prompt: String,
-        #[serde(default)]
-        expect: Expect,
-    }
-
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read suite file {}", path.display()))?;
-    let raw: RawSuite =
-        toml::from_str(&text).with_context(|| format!("invalid suite file {}", path.display()))?;
-    let probes = raw
-        .probe
-        .into_iter()
-        .map(|p| Probe {
-            id: p.id,
-            suite: raw.suite.clone(),
-            description: None,
-            input: ProbeInput::Prompt(p.prompt),
-            params: GenParams::default(),
-            samples: 1,
-            tags: Vec::new(),
-            expect: p.expect,
-            location: Location {
-                file: path.to_path_buf(),
-                line: 0,
-                column: 0,
-            },
-            hash: String::new(),
-        })
-        .collect();
-    Ok(Suite {
-        name: raw.suite,
-        description: None,
-        path: path.to_path_buf(),
-        defaults: GenParams::default(),
-        samples: 1,
-        probes,
-        hash: String::new(),
-    })
+    modelwatch::probe::load::load_suite(path)
+        .map_err(|diags| anyhow::anyhow!("invalid suite\n{}", modelwatch::diag::render_all(&diags)))
 }

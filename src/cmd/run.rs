@@ -46,10 +46,27 @@ pub struct Args {
 }
 
 /// The starter suites, embedded so `run --sim` works from any directory.
-const STARTER_SUITES: [(&str, &str); 3] = [
+const STARTER_SUITES: [(&str, &str); 5] = [
     ("core", include_str!("../../probes/core.toml")),
     ("json", include_str!("../../probes/json.toml")),
     ("tasks", include_str!("../../probes/tasks.toml")),
+    ("format", include_str!("../../probes/format.toml")),
+    (
+        "multilingual",
+        include_str!("../../probes/multilingual.toml"),
+    ),
+];
+
+/// The JSON Schema files the starter suites refer to, by path relative to `probes/`.
+const STARTER_SCHEMAS: [(&str, &str); 2] = [
+    (
+        "schemas/order.json",
+        include_str!("../../probes/schemas/order.json"),
+    ),
+    (
+        "schemas/job-posting.json",
+        include_str!("../../probes/schemas/job-posting.json"),
+    ),
 ];
 
 pub fn exec(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
@@ -250,14 +267,14 @@ name = "sim-ollama"
 provider = "ollama"
 base_url = "{base_url}"
 model = "{model}"
-suites = ["core", "json", "tasks"]
+suites = ["core", "json", "tasks", "format", "multilingual"]
 
 [[target]]
 name = "sim-openai"
 provider = "openai"
 base_url = "{base_url}/v1"
 model = "{model}"
-suites = ["core", "json", "tasks"]
+suites = ["core", "json", "tasks", "format", "multilingual"]
 "#,
         probes = probes_dir.display().to_string(),
         db = db.display().to_string(),
@@ -294,6 +311,10 @@ fn starter_probes_dir(scratch: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(&dir)?;
     for (name, text) in STARTER_SUITES {
         std::fs::write(dir.join(format!("{name}.toml")), text)?;
+    }
+    std::fs::create_dir_all(dir.join("schemas"))?;
+    for (path, text) in STARTER_SCHEMAS {
+        std::fs::write(dir.join(path), text)?;
     }
     Ok(dir)
 }

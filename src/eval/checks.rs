@@ -181,9 +181,9 @@ mod tests {
         let err = CompiledChecks::compile(&expect("json_schema = { type = 12 }"), dir.path())
             .unwrap_err()
             .to_string();
-        assert!(
-            err.starts_with("json_schema (inline): invalid schema: at /type: 12 is not valid under any of the schemas listed in the 'anyOf' keyword"),
-            "{err}"
+        assert_eq!(
+            err,
+            "json_schema (inline): invalid schema: at /type: 12 is not valid under any of the schemas listed in the 'anyOf' keyword"
         );
         let missing =
             CompiledChecks::compile(&expect("json_schema = 'nope.json'"), dir.path()).unwrap_err();
@@ -200,6 +200,35 @@ mod tests {
         assert!(
             matches!(not_json, CheckError::SchemaNotJson { .. }),
             "{not_json}"
+        );
+    }
+
+    #[test]
+    fn draft_is_detected_from_dollar_schema() {
+        // Tuple `items` is draft 7; under 2020-12 (the default) it must be `prefixItems`.
+        let dir = tempfile::tempdir().unwrap();
+        let d7 = CompiledChecks::compile(
+            &expect("json_schema = { '$schema' = 'http://json-schema.org/draft-07/schema#', items = [{ type = 'string' }] }"),
+            dir.path(),
+        )
+        .unwrap();
+        let v = d7.schema.unwrap();
+        assert!(v.is_valid(&json!(["a", 1])));
+        assert!(!v.is_valid(&json!([1])));
+        let d2020 = CompiledChecks::compile(
+            &expect("json_schema = { prefixItems = [{ type = 'string' }], items = false }"),
+            dir.path(),
+        )
+        .unwrap();
+        let v = d2020.schema.unwrap();
+        assert!(v.is_valid(&json!(["a"])));
+        assert!(!v.is_valid(&json!(["a", 1])));
+        assert!(
+            CompiledChecks::compile(
+                &expect("json_schema = { items = [{ type = 'string' }] }"),
+                dir.path()
+            )
+            .is_err()
         );
     }
 

@@ -20,37 +20,75 @@ pub struct Length {
 /// How the token estimate is made when the server reports no usage, for explanations.
 pub const TOKEN_ESTIMATE_RULE: &str = "ceil(non-CJK chars / 4) + CJK chars";
 
-/// Measures `text` in one pass over its characters.
+/// Byte classes for the ASCII fast path: 0 other, 1 whitespace, 2 letter or digit.
+const ASCII_CLASS: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_whitespace() || c == 0x0b {
+            1
+        } else if c.is_ascii_alphanumeric() {
+            2
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+};
+
+/// Measures `text` in one pass; ASCII bytes take a table lookup, other characters are decoded.
 pub fn measure(text: &str) -> Length {
     let mut len = Length::default();
     // Inside a run of non-space, non-CJK characters; whether that run had a letter or digit.
     let mut in_run = false;
     let mut run_has_alnum = false;
-    for c in text.chars() {
-        len.chars += 1;
-        if c.is_whitespace() {
-            if in_run && run_has_alnum {
-                len.words += 1;
+    let mut words: u32 = 0;
+    let mut chars: u32 = 0;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        chars += 1;
+        if b < 0x80 {
+            match ASCII_CLASS[usize::from(b)] {
+                1 => {
+                    words += u32::from(in_run & run_has_alnum);
+                    in_run = false;
+                    run_has_alnum = false;
+                }
+                class => {
+                    in_run = true;
+                    run_has_alnum |= class == 2;
+                }
             }
-            in_run = false;
-            run_has_alnum = false;
-        } else if is_cjk(c) {
-            if in_run && run_has_alnum {
-                len.words += 1;
-            }
-            in_run = false;
-            run_has_alnum = false;
-            len.words += 1;
+            i += 1;
+            continue;
+        }
+        let c = text[i..].chars().next().unwrap_or(' ');
+        i += c.len_utf8();
+        if is_cjk(c) {
             len.cjk_chars += 1;
+            words += u32::from(in_run & run_has_alnum) + 1;
+            in_run = false;
+            run_has_alnum = false;
+        } else if c.is_whitespace() {
+            words += u32::from(in_run & run_has_alnum);
+            in_run = false;
+            run_has_alnum = false;
         } else {
             in_run = true;
             run_has_alnum |= c.is_alphanumeric();
         }
     }
-    if in_run && run_has_alnum {
-        len.words += 1;
-    }
-    len.lines = u32::try_from(text.lines().count()).unwrap_or(u32::MAX);
+    words += u32::from(in_run & run_has_alnum);
+    len.chars = chars;
+    len.words = words;
+    // As `str::lines` counts: a final line without a newline still counts.
+    let newlines = bytes.iter().filter(|&&b| b == b'\n').count();
+    let lines = newlines + usize::from(!bytes.is_empty() && !text.ends_with('\n'));
+    len.lines = u32::try_from(lines).unwrap_or(u32::MAX);
     len
 }
 
@@ -103,6 +141,26 @@ mod tests {
         assert_eq!(measure("").lines, 0);
         assert_eq!(measure("one line").lines, 1);
         assert_eq!(measure("a\n\nb").lines, 3);
+    }
+
+    #[test]
+    fn agrees_with_str_lines_and_chars() {
+        for text in [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "a\r\nb",
+            "\n\nx\n",
+            "é\u{2028}ü",
+            "x\ty\u{3000}z",
+        ] {
+            let l = measure(text);
+            assert_eq!(l.lines as usize, text.lines().count(), "{text:?}");
+            assert_eq!(l.chars as usize, text.chars().count(), "{text:?}");
+        }
+        // Unicode whitespace (ideographic space) separates words too.
+        assert_eq!(measure("x\ty\u{3000}z").words, 3);
     }
 
     #[test]

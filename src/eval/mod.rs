@@ -133,11 +133,10 @@ impl Evaluator {
         };
         let truncated = c.finish_reason == Some(FinishReason::Length);
 
-        let refusal = if let Some(r) = c.refusal.as_deref().filter(|r| !r.trim().is_empty()) {
-            let _ = r;
-            provider_refusal("provider:refusal_field", text)
+        let refusal = if c.refusal.as_deref().is_some_and(|r| !r.trim().is_empty()) {
+            provider_refusal("provider:refusal_field")
         } else if c.finish_reason == Some(FinishReason::ContentFilter) {
-            provider_refusal("provider:content_filter", text)
+            provider_refusal("provider:content_filter")
         } else {
             self.refusal.judge_text(text)
         };
@@ -193,10 +192,12 @@ impl Evaluator {
     }
 }
 
-fn provider_refusal(rule: &str, text: &str) -> refusal::RefusalJudgement {
+/// A provider-signalled refusal. Never also `empty`, even with an empty body: the two outcomes
+/// are exclusive so that rates do not count one response twice.
+fn provider_refusal(rule: &str) -> refusal::RefusalJudgement {
     refusal::RefusalJudgement {
         refusal: true,
-        empty: text.trim().is_empty(),
+        empty: false,
         rule: Some(rule.to_string()),
         layer: Some(Layer::Provider),
         span: None,
@@ -303,6 +304,13 @@ mod tests {
     }
 
     #[test]
+    fn evaluator_and_checks_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Evaluator>();
+        assert_send_sync::<CompiledChecks>();
+    }
+
+    #[test]
     fn fills_length_and_token_fields() {
         let m = evaluator().evaluate(&completion("Hello there,\nworld"), None);
         assert_eq!((m.chars, m.words, m.lines), (18, 3, 2));
@@ -330,6 +338,7 @@ mod tests {
         c.finish_reason = Some(FinishReason::ContentFilter);
         let m = evaluator().evaluate(&c, None);
         assert_eq!(m.refusal_rule.as_deref(), Some("provider:content_filter"));
+        assert!(m.refusal && !m.empty);
     }
 
     #[test]

@@ -71,7 +71,6 @@ pub struct RefusalJudgement {
 enum Role {
     Phrase,
     Head,
-    Tail,
     Exclusion,
 }
 
@@ -91,6 +90,12 @@ struct PatternMeta {
 pub struct RefusalDetector {
     automaton: AhoCorasick,
     patterns: Vec<PatternMeta>,
+    /// Tails of pair rules (with their left-boundary flag), indexed like `lexicon::RULES`.
+    /// Looked up only in the short window after a head, so common words like "help" never
+    /// enter the automaton.
+    tails: Vec<Vec<(String, bool)>>,
+    /// Per rule, which bytes can start one of its tails (both ASCII cases).
+    tail_starts: Vec<[bool; 256]>,
     /// Rule ids, `lexicon:<lang>:<id>`, indexed like `lexicon::RULES`.
     rule_ids: Vec<String>,
     extra: Option<(RegexSet, Vec<Regex>)>,
@@ -104,8 +109,7 @@ impl RefusalDetector {
         let mut add = |text: &str, rule: usize, role: Role| {
             for variant in variants(text) {
                 let bound_left = variant.chars().next().is_some_and(is_spaced_letter);
-                let bound_right =
-                    role != Role::Tail && variant.chars().next_back().is_some_and(is_spaced_letter);
+                let bound_right = variant.chars().next_back().is_some_and(is_spaced_letter);
                 strings.push(variant);
                 patterns.push(PatternMeta {
                     rule,
@@ -115,15 +119,34 @@ impl RefusalDetector {
                 });
             }
         };
+        let mut tails: Vec<Vec<(String, bool)>> = vec![Vec::new(); RULES.len()];
         for (i, rule) in RULES.iter().enumerate() {
             match &rule.form {
                 Form::Phrases(ps) => ps.iter().for_each(|p| add(p, i, Role::Phrase)),
-                Form::Pair { heads, tails, .. } => {
+                Form::Pair {
+                    heads, tails: ts, ..
+                } => {
                     heads.iter().for_each(|p| add(p, i, Role::Head));
-                    tails.iter().for_each(|p| add(p, i, Role::Tail));
+                    for t in ts.iter().flat_map(|t| variants(t)) {
+                        let bound = t.chars().next().is_some_and(is_spaced_letter);
+                        tails[i].push((t, bound));
+                    }
                 }
             }
         }
+        let tail_starts = tails
+            .iter()
+            .map(|ts| {
+                let mut set = [false; 256];
+                for (t, _) in ts {
+                    if let Some(&b) = t.as_bytes().first() {
+                        set[usize::from(b.to_ascii_lowercase())] = true;
+                        set[usize::from(b.to_ascii_uppercase())] = true;
+                    }
+                }
+                set
+            })
+            .collect();
         for p in lexicon::EXCLUSIONS {
             add(p, usize::MAX, Role::Exclusion);
         }
@@ -142,7 +165,7 @@ impl RefusalDetector {
                 field: "lexicon",
                 index: 0,
                 pattern: String::new(),
-                message: e.to_string(),
+                message: format!("the built-in lexicon does not compile: {e}"),
             })?;
         let rule_ids = RULES
             .iter()
@@ -178,6 +201,8 @@ impl RefusalDetector {
         Ok(RefusalDetector {
             automaton,
             patterns,
+            tails,
+            tail_starts,
             rule_ids,
             extra,
             exclusions,
@@ -193,7 +218,7 @@ impl RefusalDetector {
                 ..RefusalJudgement::default()
             };
         }
-        let mut found: Vec<(usize, Range<usize>)> = Vec::new();
+        let mut found: Vec<(usize, Range<usize>)> = Vec::new(); // (pattern, range)
         let mut exclusions: Vec<Range<usize>> = Vec::new();
         for m in self.automaton.find_overlapping_iter(text) {
             let meta = self.patterns[m.pattern().as_usize()];
@@ -206,12 +231,26 @@ impl RefusalDetector {
                 found.push((m.pattern().as_usize(), m.range()));
             }
         }
+        // Candidate spans: phrases, and heads followed by one of their tails.
+        let mut candidates: Vec<(usize, Range<usize>)> = Vec::new();
+        for (pid, range) in found {
+            let meta = self.patterns[pid];
+            match (meta.role, &RULES[meta.rule].form) {
+                (Role::Phrase, _) => candidates.push((meta.rule, range)),
+                (Role::Head, Form::Pair { max_gap, .. }) => {
+                    if let Some(end) = self.tail_after(text, meta.rule, range.end, *max_gap) {
+                        candidates.push((meta.rule, range.start..end));
+                    }
+                }
+                _ => {}
+            }
+        }
         let extra_hits = self
             .extra
             .as_ref()
             .map(|(set, _)| set.matches(text))
             .filter(|s| s.matched_any());
-        if found.is_empty() && extra_hits.is_none() {
+        if candidates.is_empty() && extra_hits.is_none() {
             return RefusalJudgement::default();
         }
         // Only texts with a candidate pay for the guards.
@@ -219,42 +258,13 @@ impl RefusalDetector {
             exclusions.extend(re.find_iter(text).map(|m| m.range()));
         }
         let guards = Guards::new(text, exclusions);
-
-        let mut best: Option<(usize, Range<usize>)> = None; // (rule, span)
-        let mut consider = |rule: usize, span: Range<usize>| {
-            if best.as_ref().is_none_or(|(_, b)| span.start < b.start) {
-                best = Some((rule, span));
-            }
-        };
-        for (i, (pid, range)) in found.iter().enumerate() {
-            let meta = self.patterns[*pid];
-            let def = &RULES[meta.rule];
-            let span = match (meta.role, &def.form) {
-                (Role::Phrase, _) => Some(range.clone()),
-                (Role::Head, Form::Pair { max_gap, .. }) => found[i + 1..]
-                    .iter()
-                    .filter(|(p, r)| {
-                        let t = self.patterns[*p];
-                        t.rule == meta.rule
-                            && t.role == Role::Tail
-                            && r.start >= range.end
-                            && r.start - range.end <= *max_gap
-                            && !has_sentence_break(&text[range.end..r.start])
-                            && !guards.blocked(r.clone())
-                    })
-                    .map(|(_, r)| range.start..r.end)
-                    .next(),
-                _ => None,
-            };
-            let Some(span) = span else { continue };
-            if guards.blocked(span.clone()) {
-                continue;
-            }
-            if def.scope == Scope::Opening && span.start >= guards.opening_end {
-                continue;
-            }
-            consider(meta.rule, span);
-        }
+        let best = candidates
+            .into_iter()
+            .filter(|(rule, span)| {
+                !guards.blocked(span.clone())
+                    && (RULES[*rule].scope == Scope::Anywhere || span.start < guards.opening_end)
+            })
+            .min_by_key(|(_, span)| span.start);
         if let Some((rule, span)) = best {
             return RefusalJudgement {
                 refusal: true,
@@ -281,6 +291,38 @@ impl RefusalDetector {
             }
         }
         RefusalJudgement::default()
+    }
+}
+
+impl RefusalDetector {
+    /// End of the first tail of `rule` starting at most `max_gap` bytes after `from`, with no
+    /// sentence break before it.
+    fn tail_after(&self, text: &str, rule: usize, from: usize, max_gap: usize) -> Option<usize> {
+        let bytes = text.as_bytes();
+        for (off, c) in text[from..].char_indices() {
+            if off > max_gap {
+                break;
+            }
+            let p = from + off;
+            let rest = &bytes[p..];
+            if is_sentence_break(c) {
+                break;
+            }
+            if !self.tail_starts[rule][usize::from(rest[0])] {
+                continue;
+            }
+            let after_letter = || text[..p].chars().next_back().is_some_and(is_spaced_letter);
+            for (tail, bound_left) in &self.tails[rule] {
+                let t = tail.as_bytes();
+                if rest.len() >= t.len()
+                    && rest[..t.len()].eq_ignore_ascii_case(t)
+                    && !(*bound_left && after_letter())
+                {
+                    return Some(p + t.len());
+                }
+            }
+        }
+        None
     }
 }
 
@@ -319,8 +361,8 @@ fn on_boundaries(text: &str, start: usize, end: usize, meta: PatternMeta) -> boo
     left_ok && right_ok
 }
 
-fn has_sentence_break(s: &str) -> bool {
-    s.contains(['.', '!', '?', ';', '\n', '。', '！', '？', '；'])
+fn is_sentence_break(c: char) -> bool {
+    matches!(c, '.' | '!' | '?' | ';' | '\n' | '。' | '！' | '？' | '；')
 }
 
 /// Regions where a trigger does not count, and where the opening of the response ends.
@@ -385,6 +427,11 @@ fn masked_regions(text: &str) -> Vec<Range<usize>> {
     // Character-based: inline code and quotations.
     let mut i = 0;
     while i < bytes.len() {
+        // Openers start with one of these bytes (`, ", and the lead bytes of “ „ « 「 『).
+        if !matches!(bytes[i], b'`' | b'"' | 0xC2 | 0xE2 | 0xE3) {
+            i += 1;
+            continue;
+        }
         let Some(c) = text[i..].chars().next() else {
             break;
         };

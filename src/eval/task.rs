@@ -298,11 +298,15 @@ impl CompiledTask {
                 value,
                 case_sensitive,
             } => {
-                let got = fold(s.text.trim_start(), *case_sensitive);
+                // Only the first characters matter: fold just that prefix.
+                let n = value.chars().count();
+                let text = s.text.trim_start();
+                let end = text.char_indices().nth(n).map_or(text.len(), |(i, _)| i);
+                let got = fold(&text[..end], *case_sensitive);
                 if got.starts_with(value.as_str()) {
                     CheckResult::new(kind, true, format!("starts with {value:?}"))
                 } else {
-                    let head: String = got.chars().take(value.chars().count().max(12)).collect();
+                    let head: String = text.chars().take(n.max(12)).collect();
                     CheckResult::new(
                         kind,
                         false,

@@ -52,7 +52,48 @@ const TASK_KINDS: &[&str] = &[
 /// Reads and validates a suite file.
 pub fn load_suite(path: &Path) -> Result<Suite, Vec<Diagnostic>> {
     let src = Source::read(path, "suite file").map_err(|d| vec![d])?;
-    parse_suite(&src)
+    let suite = parse_suite(&src)?;
+    let diags = check_diagnostics(&src, &suite);
+    if diags.is_empty() {
+        Ok(suite)
+    } else {
+        Err(diags)
+    }
+}
+
+/// Compiles every probe's checks (regexes, JSON Schemas) as the evaluation will, so a bad
+/// pattern or schema is reported at load, at the probe's `[[probe]]` table, not at run time.
+fn check_diagnostics(src: &Source, suite: &Suite) -> Vec<Diagnostic> {
+    let dir = suite.path.parent().unwrap_or(Path::new("."));
+    suite
+        .probes
+        .iter()
+        .filter_map(|probe| {
+            let err = crate::eval::CompiledChecks::compile(&probe.expect, dir).err()?;
+            let message = format!("probe '{}': {err}", probe.id);
+            Some(match line_span(&src.text, probe.location.line) {
+                Some(span) => src.error(span, message),
+                None => Diagnostic::file(&src.path, message),
+            })
+        })
+        .collect()
+}
+
+/// Byte span of the non-blank part of 1-based line `line`.
+fn line_span(text: &str, line: usize) -> Option<std::ops::Range<usize>> {
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(line.checked_sub(1)?)
+        .map(str::len)
+        .sum();
+    let this = text
+        .get(start..)?
+        .split('\n')
+        .next()?
+        .trim_end_matches('\r');
+    let indent = this.len() - this.trim_start().len();
+    let end = this.trim_end().len();
+    (end > indent).then(|| start + indent..start + end)
 }
 
 /// Validates suite text; `src.path` names the file in errors and in [`Location`]s.
@@ -817,12 +858,18 @@ expect.task = { kind = "any", checks = [{ kind = "contains", values = ["a", "b"]
 
     #[test]
     fn starter_suites_load() {
-        for name in ["core", "json", "tasks"] {
+        for (name, sizes) in [
+            ("core", 35..=50),
+            ("json", 15..=25),
+            ("tasks", 35..=50),
+            ("format", 10..=25),
+            ("multilingual", 8..=20),
+        ] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("probes/{name}.toml"));
             let s = load_suite(&path).unwrap_or_else(|d| panic!("{}", crate::diag::render_all(&d)));
             assert_eq!(s.name, name);
             assert!(
-                (8..=12).contains(&s.probes.len()),
+                sizes.contains(&s.probes.len()),
                 "{name}: {}",
                 s.probes.len()
             );

@@ -9,6 +9,9 @@ use super::{
 /// Relative tolerance for "as or less likely than observed" (scipy `binomtest`, R `binom.test`).
 const REL_TOL: f64 = 1e-7;
 
+/// Largest number of trials the exact test enumerates (memory for the pmf: 8 bytes per trial).
+const MAX_EXACT_TRIALS: u64 = 50_000_000;
+
 fn check_counts(what: &'static str, x: u64, n: u64) -> Result<()> {
     if n == 0 {
         return Err(StatsError::ZeroTotal { what });
@@ -29,6 +32,12 @@ fn check_counts(what: &'static str, x: u64, n: u64) -> Result<()> {
 pub fn binom_test(k: u64, n: u64, p0: f64, alternative: Alternative) -> Result<TestResult> {
     check_counts("binomial test", k, n)?;
     check_prob("binomial test null probability p0", p0, false)?;
+    if n > MAX_EXACT_TRIALS {
+        return Err(StatsError::TooLarge {
+            what: "exact binomial test",
+            detail: format!("{n} trials (limit {MAX_EXACT_TRIALS})"),
+        });
+    }
     let p = if p0 == 0.0 || p0 == 1.0 {
         // Degenerate null: everything but the certain outcome has probability zero.
         let certain = if p0 == 0.0 { 0 } else { n };

@@ -116,19 +116,22 @@ struct Diffs<'a> {
 }
 
 impl<'a> Diffs<'a> {
-    const MATERIALISE_LIMIT: u64 = 1 << 20;
+    const MATERIALISE_LIMIT: u64 = 1 << 12;
 
     fn new(sx: &'a [f64], sy: &'a [f64]) -> Self {
         let total = sx.len() as u64 * sy.len() as u64;
-        let all = (total <= Self::MATERIALISE_LIMIT).then(|| {
-            let mut v: Vec<f64> = sy
-                .iter()
-                .flat_map(|&b| sx.iter().map(move |&a| b - a))
-                .collect();
-            v.sort_unstable_by(f64::total_cmp);
-            v
-        });
+        let all = (total <= Self::MATERIALISE_LIMIT).then(|| Self::all_sorted(sx, sy));
         Diffs { sx, sy, all }
+    }
+
+    /// Every difference, sorted (small samples: simpler and faster than bisection).
+    fn all_sorted(sx: &[f64], sy: &[f64]) -> Vec<f64> {
+        let mut v: Vec<f64> = sy
+            .iter()
+            .flat_map(|&b| sx.iter().map(move |&a| b - a))
+            .collect();
+        v.sort_unstable_by(f64::total_cmp);
+        v
     }
 
     /// Number of differences <= t (two pointers; y_j − x_i is monotone in both indices even
@@ -145,6 +148,21 @@ impl<'a> Diffs<'a> {
         count
     }
 
+    /// The smallest difference strictly above `t` (+∞ if none).
+    fn next_above(&self, t: f64) -> f64 {
+        let mut best = f64::INFINITY;
+        let mut end = 0usize; // number of x with b − x > t; grows with b
+        for &b in self.sy {
+            while end < self.sx.len() && b - self.sx[end] > t {
+                end += 1;
+            }
+            if end > 0 {
+                best = best.min(b - self.sx[end - 1]);
+            }
+        }
+        best
+    }
+
     /// The k-th smallest difference, 0-based.
     fn kth(&self, k: u64) -> f64 {
         if let Some(all) = &self.all {
@@ -159,18 +177,26 @@ impl<'a> Diffs<'a> {
         }
         // Invariant: count_le(lo) <= k < count_le(hi).
         let limit = (sx.len() + sy.len()) as u64 * 4;
+        let mut c_hi = sx.len() as u64 * sy.len() as u64;
         loop {
-            let c_hi = self.count_le(hi);
+            // Jump to the next distinct difference above lo: with heavily tied data (integer
+            // token counts) the answer is often a value of huge multiplicity, found here.
+            let v = self.next_above(lo);
+            let c_v = self.count_le(v);
+            if c_v > k {
+                return v;
+            }
+            (lo, c_lo) = (v, c_v);
             let mid = lo + (hi - lo) / 2.0;
             if c_hi - c_lo <= limit || mid <= lo || mid >= hi {
                 break;
             }
             let c_mid = self.count_le(mid);
             if c_mid > k {
-                hi = mid;
+                (hi, c_hi) = (mid, c_mid);
             } else {
+                // (c_lo is refreshed by the jump at the top of the loop.)
                 lo = mid;
-                c_lo = c_mid;
             }
         }
         // Enumerate the few differences in (lo, hi] and select.
@@ -205,7 +231,11 @@ mod tests {
             .collect();
         let sx = sorted(&x);
         let sy = sorted(&y);
-        let full = Diffs::new(&sx, &sy);
+        let full = Diffs {
+            sx: &sx,
+            sy: &sy,
+            all: Some(Diffs::all_sorted(&sx, &sy)),
+        };
         let lazy = Diffs {
             sx: &sx,
             sy: &sy,
@@ -213,6 +243,23 @@ mod tests {
         };
         for k in [0u64, 1, 999, 37_499, 37_500, 74_999] {
             assert_eq!(full.kth(k), lazy.kth(k), "k={k}");
+        }
+        // Heavy ties: few distinct values, each difference repeated thousands of times.
+        let x: Vec<f64> = (0..400).map(|_| r.below(5) as f64).collect();
+        let y: Vec<f64> = (0..300).map(|_| r.below(6) as f64).collect();
+        let (sx, sy) = (sorted(&x), sorted(&y));
+        let full = Diffs {
+            sx: &sx,
+            sy: &sy,
+            all: Some(Diffs::all_sorted(&sx, &sy)),
+        };
+        let lazy = Diffs {
+            sx: &sx,
+            sy: &sy,
+            all: None,
+        };
+        for k in [0u64, 5_000, 59_999, 60_000, 119_999] {
+            assert_eq!(full.kth(k), lazy.kth(k), "tied k={k}");
         }
     }
 

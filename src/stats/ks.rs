@@ -88,7 +88,7 @@ pub fn ks_2samp(
         let (m, n) = (n1.max(n2) as f64, n1.min(n2) as f64);
         let en = m * n / (m + n);
         let p = match alternative {
-            Alternative::TwoSided => kstwo_sf(en.round_ties_even() as u64, d),
+            Alternative::TwoSided => kstwo_sf(en.round_ties_even().max(1.0) as u64, d),
             _ => {
                 let z = en.sqrt() * d;
                 (-2.0 * z * z - 2.0 * z * (m + 2.0 * n) / (m * n * (m + n)).sqrt() / 3.0).exp()

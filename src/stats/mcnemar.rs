@@ -2,7 +2,7 @@
 //! `b` = pairs where only the first arm succeeded, `c` = pairs where only the second did.
 //! Under the null of marginal homogeneity, b ~ Binomial(b + c, 1/2).
 
-use super::dist::{binom_cdf, binom_pmf_all, chi2_sf};
+use super::dist::{binom_cdf, chi2_sf, ln_choose};
 use super::{Result, StatsError, TestResult, clip_p};
 
 /// Which McNemar p-value to compute.
@@ -38,10 +38,10 @@ pub fn mcnemar(b: u64, c: u64, method: McNemarMethod) -> Result<TestResult> {
     let (statistic, p, name) = match method {
         McNemarMethod::Exact => (lo as f64, 2.0 * binom_cdf(lo, n, 0.5), "exact"),
         McNemarMethod::MidP => {
-            let pmf = binom_pmf_all(n, 0.5);
+            let pmf_lo = (ln_choose(n, lo) - nf * std::f64::consts::LN_2).exp();
             (
                 lo as f64,
-                2.0 * (binom_cdf(lo, n, 0.5) - 0.5 * pmf[lo as usize]),
+                2.0 * (binom_cdf(lo, n, 0.5) - 0.5 * pmf_lo),
                 "mid-p",
             )
         }

@@ -71,7 +71,8 @@ impl BernoulliCusum {
         }
         // Lorden: ARL₀ >= e^h, so h <= ln(target); h = 0 alarms at the first event.
         let (mut lo, mut hi) = (0.0f64, target_arl.ln().max(probe.up));
-        for _ in 0..40 {
+        // Bisect until h is known to 1e-3 (far below the Monte Carlo error of the ARL).
+        while hi - lo > 1e-3 {
             let mid = 0.5 * (lo + hi);
             let arl = probe.mean_run_length(p0, mid, CALIBRATION_RUNS, seed, target_arl * 100.0);
             if arl < target_arl {
