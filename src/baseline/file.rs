@@ -9,15 +9,17 @@ use std::path::{Path, PathBuf};
 /// What can go wrong with a baseline file.
 #[derive(Debug, thiserror::Error)]
 pub enum BaselineError {
-    #[error("cannot read baseline {path}: {source}")]
+    // The I/O error is part of the message, not a `source`, so error chains do not print it
+    // twice.
+    #[error("cannot read baseline {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("cannot write baseline {path}: {source}")]
+    #[error("cannot write baseline {path}: {error}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}:{line}:{column}: not valid JSON: {message}")]
     NotJson {
@@ -90,9 +92,9 @@ pub enum BaselineError {
 impl Baseline {
     /// Reads and validates a baseline file.
     pub fn load(path: &Path) -> Result<Baseline, BaselineError> {
-        let text = std::fs::read_to_string(path).map_err(|source| BaselineError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| BaselineError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Baseline::parse(path, &text)
     }
@@ -151,9 +153,9 @@ impl Baseline {
     /// Writes the file atomically: a temporary file in the same directory, synced, then
     /// renamed over `path`.
     pub fn save(&self, path: &Path) -> Result<(), BaselineError> {
-        let err = |source| BaselineError::Write {
+        let err = |error| BaselineError::Write {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),

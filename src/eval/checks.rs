@@ -98,11 +98,12 @@ impl CompiledChecks {
 /// A check of one probe in a suite that cannot be compiled, prefixed with the probe id and
 /// where the probe is defined.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{location}: probe '{probe}': {source}")]
+#[error("{location}: probe '{probe}': {error}")]
 pub struct SuiteCheckError {
     pub probe: String,
     pub location: crate::probe::Location,
-    pub source: Box<CheckError>,
+    /// Part of the message, not a `source`, so error chains do not print it twice.
+    pub error: Box<CheckError>,
 }
 
 /// Compiles the checks of every probe in `suite`, keyed by probe id; schema paths resolve
@@ -115,10 +116,10 @@ pub fn compile_suite(suite: &Suite) -> Result<HashMap<String, CompiledChecks>, S
         .map(|p| {
             CompiledChecks::compile(&p.expect, dir)
                 .map(|c| (p.id.clone(), c))
-                .map_err(|source| SuiteCheckError {
+                .map_err(|error| SuiteCheckError {
                     probe: p.id.clone(),
                     location: p.location.clone(),
-                    source: Box::new(source),
+                    error: Box::new(error),
                 })
         })
         .collect()

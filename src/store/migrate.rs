@@ -134,10 +134,10 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
 /// Applies migrations up to and including `target` (tests build old schemas with it).
 pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
     for m in MIGRATIONS.iter().filter(|m| m.version <= target) {
-        let fail = |source| StoreError::Migration {
+        let fail = |error| StoreError::Migration {
             version: m.version,
             description: m.description,
-            source,
+            error,
         };
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

@@ -35,10 +35,10 @@ pub enum StoreError {
          [storage] path to a writable location"
     )]
     MissingDirectory { path: PathBuf, dir: PathBuf },
-    #[error("cannot open the database {path}: {source}; check the path and its permissions")]
+    #[error("cannot open the database {path}: {error}; check the path and its permissions")]
     Open {
         path: PathBuf,
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
     #[error(
         "the database {path} has schema version {found}, newer than this modelwatch understands \
@@ -50,11 +50,11 @@ pub enum StoreError {
         found: i64,
         supported: i64,
     },
-    #[error("migrating the database to schema version {version} ({description}) failed: {source}")]
+    #[error("migrating the database to schema version {version} ({description}) failed: {error}")]
     Migration {
         version: i64,
         description: &'static str,
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
     #[error("round {0} does not exist in the store")]
     UnknownRound(i64),
@@ -115,14 +115,14 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
+        let conn = Connection::open_with_flags(path, flags).map_err(|error| StoreError::Open {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::setup(conn, true).map_err(|e| match e {
-            StoreError::Sqlite(source) => StoreError::Open {
+            StoreError::Sqlite(error) => StoreError::Open {
                 path: path.to_path_buf(),
-                source,
+                error,
             },
             other => other,
         })
