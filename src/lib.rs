@@ -4,6 +4,7 @@
 //! [`sample::Sample`] → `store`; baselines → `stats` → verdicts. `sim` is a simulated model server
 //! for tests and demos.
 
+pub mod alert;
 pub mod baseline;
 pub mod config;
 pub mod diag;
