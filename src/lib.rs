@@ -7,6 +7,7 @@
 pub mod alert;
 pub mod baseline;
 pub mod config;
+pub mod daemon;
 pub mod diag;
 pub mod drift;
 pub mod eval;
