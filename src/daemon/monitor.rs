@@ -357,7 +357,7 @@ impl TargetMonitor {
                     flipped_probes: flipped.into_iter().take(5).map(|(_, k)| k).collect(),
                 };
                 out.push((t.metric.id(), Observation::Breach(evidence)));
-            } else if e < 1.0 && !t.since_cusum_alarm.is_some_and(|r| r < RECENT_ROUNDS) {
+            } else if e < 1.0 && t.since_cusum_alarm.is_none_or(|r| r >= RECENT_ROUNDS) {
                 out.push((t.metric.id(), Observation::Clear));
             } else {
                 // Some evidence, not enough to alarm: neither fire nor resolve.
