@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod diag;
 pub mod drift;
 pub mod eval;
+pub mod http;
 pub mod probe;
 pub mod provider;
 pub mod report;

@@ -27,6 +27,12 @@ enum Command {
     Sim(cmd::sim::Args),
     /// Show, list and compare stored baseline files.
     Baseline(cmd::baseline::Args),
+    /// Run continuously: scheduled rounds, swap detection, monitoring, alerts, HTTP status.
+    Daemon(cmd::daemon::Args),
+    /// List every target with the model it serves, pin status, baseline age and verdict.
+    Inventory(cmd::inventory::Args),
+    /// Mute a target's alert notifications for a while (they are still recorded).
+    Silence(cmd::silence::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +51,9 @@ fn main() -> ExitCode {
         Command::Explain(args) => cmd::explain::exec(args, &cli.global),
         Command::Sim(args) => cmd::sim::exec(args, &cli.global),
         Command::Baseline(args) => cmd::baseline::exec(args, &cli.global),
+        Command::Daemon(args) => cmd::daemon::exec(args, &cli.global),
+        Command::Inventory(args) => cmd::inventory::exec(args, &cli.global),
+        Command::Silence(args) => cmd::silence::exec(args, &cli.global),
     };
     match result {
         Ok(code) => code,

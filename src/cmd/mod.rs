@@ -5,8 +5,12 @@
 
 pub mod baseline;
 pub mod check_config;
+pub mod daemon;
 pub mod explain;
+pub mod inventory;
+pub mod promote;
 pub mod run;
+pub mod silence;
 pub mod sim;
 
 use clap::ValueEnum;

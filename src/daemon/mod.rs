@@ -16,6 +16,7 @@
 pub mod limit;
 pub mod monitor;
 pub mod notify;
+pub mod promote;
 pub mod state;
 
 use crate::alert::{
