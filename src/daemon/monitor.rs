@@ -152,13 +152,20 @@ pub struct TargetMonitor {
 impl TargetMonitor {
     /// A fresh episode against `baseline`.
     pub fn new(baseline: &Baseline, settings: MonitorSettings) -> TargetMonitor {
-        let expectations = baseline.expectations();
-        let samples = baseline.samples();
+        Self::from_samples(&baseline.samples(), baseline.expectations(), settings)
+    }
+
+    /// A fresh episode against baseline `samples`.
+    pub fn from_samples(
+        samples: &[Sample],
+        expectations: Expectations,
+        settings: MonitorSettings,
+    ) -> TargetMonitor {
         let margins = &settings.margins;
         let mut rates = Vec::new();
         for metric in RATES {
             let mut per_probe: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-            for s in &samples {
+            for s in samples {
                 if let Some(b) = bad(metric, s, &expectations) {
                     let e = per_probe
                         .entry(format!("{}/{}", s.suite, s.probe_id))
@@ -199,7 +206,7 @@ impl TargetMonitor {
             });
         }
         let mut lengths: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-        for s in &samples {
+        for s in samples {
             if s.error.is_none()
                 && let Some(m) = &s.measurements
             {
@@ -453,5 +460,101 @@ impl TargetMonitor {
     /// Metric ids this monitor reports on.
     pub fn metric_ids(&self) -> Vec<String> {
         self.snapshot().into_iter().map(|s| s.metric).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drift::tests::{Profile, synth};
+
+    fn settings() -> MonitorSettings {
+        MonitorSettings {
+            margins: Margins::default(),
+            // 90 days of 10-minute rounds.
+            false_alarm_rounds: 90.0 * 144.0,
+        }
+    }
+
+    fn breaches(obs: &[(String, Observation)]) -> Vec<String> {
+        obs.iter()
+            .filter(|(_, o)| matches!(o, Observation::Breach(_)))
+            .map(|(m, _)| m.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_long_seeded_run_without_a_change_never_breaches() {
+        for seed in 0..3u64 {
+            let baseline = synth(Profile::default(), 1000 + seed, 20, 20);
+            let mut m = TargetMonitor::from_samples(&baseline, Expectations::default(), settings());
+            assert!(m.metric_count() >= 4);
+            for round in 0..1500u64 {
+                let samples = synth(Profile::default(), seed * 100_000 + round, 20, 1);
+                let obs = m.observe_round(&samples);
+                assert!(
+                    breaches(&obs).is_empty(),
+                    "seed {seed} round {round}: {:?}",
+                    obs
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_degraded_model_breaches_within_a_few_rounds_with_evidence() {
+        let baseline = synth(Profile::default(), 7, 20, 20);
+        let mut m = TargetMonitor::from_samples(&baseline, Expectations::default(), settings());
+        let bad = Profile {
+            json_fail: 0.4,
+            refusal: 0.2,
+            ..Profile::default()
+        };
+        let mut fired_at = None;
+        for round in 0..20u64 {
+            let obs = m.observe_round(&synth(bad, 500 + round, 20, 1));
+            if let Some((metric, Observation::Breach(ev))) = obs
+                .iter()
+                .find(|(_, o)| matches!(o, Observation::Breach(_)))
+            {
+                assert!(ev.e_value.unwrap() >= m.threshold(), "{metric}: {ev:?}");
+                assert!(ev.effect.unwrap() > 0.0);
+                assert!(ev.samples > 0);
+                fired_at = Some(round);
+                break;
+            }
+        }
+        let at = fired_at.expect("no breach in 20 rounds");
+        assert!(at <= 8, "took {} rounds", at + 1);
+    }
+
+    #[test]
+    fn failed_rounds_are_no_data_and_recovery_clears() {
+        let baseline = synth(Profile::default(), 9, 20, 20);
+        let mut m = TargetMonitor::from_samples(&baseline, Expectations::default(), settings());
+        let failed = synth(
+            Profile {
+                error: 1.0,
+                ..Profile::default()
+            },
+            3,
+            20,
+            1,
+        );
+        let obs = m.observe_round(&failed);
+        assert!(
+            obs.iter().all(|(_, o)| *o == Observation::NoData),
+            "{obs:?}"
+        );
+        // Healthy rounds read clear once the e-values sink below 1.
+        let mut cleared = false;
+        for r in 0..10 {
+            let obs = m.observe_round(&synth(Profile::default(), 40 + r, 20, 1));
+            if obs.iter().any(|(_, o)| *o == Observation::Clear) {
+                cleared = true;
+                break;
+            }
+        }
+        assert!(cleared);
     }
 }
