@@ -68,11 +68,13 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
     let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
     let path = global.config.clone();
     let reload_shared = shared.clone();
+    let notifier = Notifier::from_env();
     let signals = tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = hup.recv() => {
                     tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
+                    notifier.reloading();
                     match config::load_with_suites(&path, &config::process_env) {
                         Ok(l) => {
                             if commands.send(Command::Reload(Box::new(l))).await.is_err() {
@@ -81,6 +83,7 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
                         }
                         Err(diags) => {
                             reload_shared.reload_ok.store(false, Ordering::Relaxed);
+                            notifier.ready("reload rejected: invalid configuration; running the previous one");
                             tracing::error!(
                                 "the new configuration is invalid; keeping the running one:\n{}",
                                 diag::render_all(&diags)

@@ -402,7 +402,7 @@ impl Scheduler {
     fn command(&mut self, cmd: Command) {
         match cmd {
             Command::Reload(loaded) => {
-                self.options.notifier.reloading();
+                // The sender has announced RELOADING=1 (it validated the file first).
                 match self.apply(*loaded) {
                     Ok(()) => tracing::info!("configuration reloaded"),
                     Err(e) => {

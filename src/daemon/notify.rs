@@ -78,6 +78,8 @@ impl Notifier {
 
 fn send(path: &str, message: &str) -> std::io::Result<()> {
     let sock = UnixDatagram::unbound()?;
+    // Never block the scheduler on a full receive queue: drop the message instead.
+    sock.set_nonblocking(true)?;
     if let Some(name) = path.strip_prefix('@') {
         use std::os::linux::net::SocketAddrExt;
         let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
