@@ -334,6 +334,10 @@ impl Scheduler {
                 checks.insert(p.hash.clone(), compiled);
             }
         }
+        // Rounds still running on the previous configuration keep its limit until they end.
+        let global = Arc::new(Semaphore::new(
+            loaded.config.daemon.max_concurrency as usize,
+        ));
         let mut prepared = BTreeMap::new();
         for t in &loaded.config.targets {
             let inner =
@@ -348,7 +352,7 @@ impl Scheduler {
                 .max_requests_per_second
                 .map(|r| Arc::new(TokenBucket::new(r, r.max(1.0))));
             let client: Arc<dyn ModelClient> =
-                Arc::new(LimitedClient::new(inner, self.global.clone(), bucket));
+                Arc::new(LimitedClient::new(inner, global.clone(), bucket));
             prepared.insert(
                 t.name.clone(),
                 Prepared {
@@ -382,9 +386,7 @@ impl Scheduler {
                 rt.monitor = None;
             }
         }
-        self.global = Arc::new(Semaphore::new(
-            loaded.config.daemon.max_concurrency as usize,
-        ));
+        self.global = global;
         self.checks = Arc::new(checks);
         self.prepared = prepared;
         self.loaded = Arc::new(loaded);
