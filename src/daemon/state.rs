@@ -483,3 +483,116 @@ fn fmt_f(v: f64) -> String {
         format!("{v}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{AlertKey, AlertState, Severity};
+
+    /// Checks the text exposition format: HELP then TYPE before each family's samples, sample
+    /// names belong to the declared family, counters end in `_total`, values parse, every
+    /// metric is prefixed.
+    fn lint(text: &str) -> Result<(), String> {
+        let mut family: Option<(String, String)> = None;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut help: Option<String> = None;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                help = rest.split_whitespace().next().map(str::to_string);
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut it = rest.split_whitespace();
+                let (name, kind) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
+                if help.as_deref() != Some(name) {
+                    return Err(format!("TYPE without HELP: {line}"));
+                }
+                if !seen.insert(name.to_string()) {
+                    return Err(format!("family declared twice: {name}"));
+                }
+                if !name.starts_with("modelwatch_") {
+                    return Err(format!("unprefixed: {name}"));
+                }
+                if kind == "counter" && !name.ends_with("_total") {
+                    return Err(format!("counter without _total: {name}"));
+                }
+                family = Some((name.to_string(), kind.to_string()));
+                continue;
+            }
+            let (name_labels, value) = line
+                .rsplit_once(' ')
+                .ok_or_else(|| format!("no value: {line}"))?;
+            let name = name_labels.split('{').next().unwrap_or("");
+            let Some((fam, kind)) = &family else {
+                return Err(format!("sample before TYPE: {line}"));
+            };
+            let ok = name == fam
+                || (kind == "histogram"
+                    && [
+                        format!("{fam}_bucket"),
+                        format!("{fam}_sum"),
+                        format!("{fam}_count"),
+                    ]
+                    .contains(&name.to_string()));
+            if !ok {
+                return Err(format!("sample {name} outside family {fam}"));
+            }
+            if value.parse::<f64>().is_err() && !["+Inf", "-Inf", "NaN"].contains(&value) {
+                return Err(format!("bad value: {line}"));
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn metrics_follow_the_exposition_format() {
+        let shared = Shared::default();
+        let samples = crate::drift::tests::synth(crate::drift::tests::Profile::default(), 1, 4, 3);
+        shared.count_round("a", "completed", &samples);
+        shared.count_notification("firing");
+        shared.update_status(|s| {
+            s.targets.push(TargetStatus {
+                name: "a".into(),
+                swaps: 2,
+                metrics: vec![MetricSnapshot {
+                    metric: "refusal_rate".into(),
+                    baseline: 0.01,
+                    current: Some(0.2),
+                    null_bound: 0.05,
+                    e_value: f64::INFINITY,
+                    threshold: 140.0,
+                    samples: 12,
+                }],
+                ..TargetStatus::default()
+            });
+            s.alerts.push(AlertState::new(
+                AlertKey::new("a", "refusal_rate"),
+                Severity::Warning,
+                0,
+            ));
+        });
+        let text = shared.render_metrics();
+        lint(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(
+            text.contains("modelwatch_metric_e_value{target=\"a\",metric=\"refusal_rate\"} +Inf")
+        );
+        assert!(text.contains("modelwatch_requests_total{target=\"a\",outcome=\"ok\"} 12"));
+        assert!(text.contains("modelwatch_request_duration_seconds_count{target=\"a\"} 12"));
+        assert!(text.contains(
+            "modelwatch_alert_firing{target=\"a\",metric=\"refusal_rate\",severity=\"warning\"} 0"
+        ));
+        assert!(text.contains("modelwatch_build_info{version="));
+    }
+
+    #[test]
+    fn readiness_needs_config_store_and_a_recent_tick() {
+        let s = Shared::default();
+        assert!(s.ready(1000).is_err());
+        s.config_loaded.store(true, Ordering::Relaxed);
+        s.store_ok.store(true, Ordering::Relaxed);
+        assert!(s.ready(1000).unwrap_err().contains("scheduler"));
+        s.last_tick_ms.store(1000, Ordering::Relaxed);
+        assert!(s.ready(2000).is_ok());
+        assert!(s.ready(1000 + 61_000).is_err());
+    }
+}
