@@ -215,3 +215,95 @@ async fn a_round_past_its_deadline_is_cut_off() {
     let last = status.targets[0].last_round.as_ref().unwrap();
     assert_eq!(last.status, "deadline");
 }
+
+/// A sink that never finishes delivering: it stalls the scheduler loop.
+struct Hang;
+
+impl modelwatch::alert::AlertSink for Hang {
+    fn name(&self) -> &str {
+        "hang"
+    }
+    fn deliver<'a>(
+        &'a self,
+        _n: &'a modelwatch::alert::Notification,
+    ) -> modelwatch::alert::sink::SinkFuture<'a> {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// Watchdog pings come from the scheduler loop: when the loop is stuck (here in a sink that
+/// never returns, after an unapproved-model alert), the pings stop and systemd would restart
+/// the service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_scheduler_stops_the_watchdog_pings() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_nonblocking(true).unwrap();
+    let l = loaded(dir.path(), &["a"], "", |t| {
+        t.max_concurrency = 16;
+        t.daemon.pin = Some(modelwatch::config::Pin {
+            model: "sha256:not-served".into(),
+            approved_by: None,
+            approved_on: None,
+            license_reviewed: false,
+        })
+    });
+    let log = Arc::new(Log::default());
+    let clients_log = log.clone();
+    let (_tx, rx) = mpsc::channel(1);
+    let options = Options {
+        clients: Arc::new(move |t: &Target, _| {
+            Ok(Arc::new(Fake {
+                target: t.name.clone(),
+                latency: Duration::from_millis(600),
+                log: clients_log.clone(),
+            }) as Arc<dyn ModelClient>)
+        }),
+        sinks: vec![Arc::new(Hang)],
+        notifier: daemon::notify::Notifier::with_socket(
+            sock_path.to_str().unwrap(),
+            Some(Duration::from_millis(300)),
+        ),
+        ..Options::default()
+    };
+    let fut = daemon::run(
+        l,
+        Store::open_in_memory().unwrap(),
+        options,
+        Arc::new(Shared::default()),
+        rx,
+        std::future::pending(),
+    );
+    let pings = |sock: &UnixDatagram| {
+        let mut buf = [0u8; 512];
+        let mut n = 0;
+        while let Ok(len) = sock.recv(&mut buf) {
+            n += usize::from(&buf[..len] == b"WATCHDOG=1");
+        }
+        n
+    };
+    let driver = async {
+        // While the first round runs (600 ms), the loop pings.
+        let mut early = 0;
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            early += pings(&sock);
+        }
+        assert!(early >= 2, "{early} pings while healthy");
+        // The round ends, the alert's delivery hangs: no more pings.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let _ = pings(&sock);
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(
+            pings(&sock),
+            0,
+            "pings continued while the scheduler was stuck"
+        );
+    };
+    tokio::select! {
+        _ = fut => panic!("the daemon stopped"),
+        _ = driver => {}
+    }
+}
