@@ -55,6 +55,9 @@ pub const UNAPPROVED_MODEL: &str = "unapproved_model";
 pub const SWAP: &str = "swap";
 /// How often retention pruning runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Longest wait for one sink delivery; the scheduler waits for it, so a hung sink must not
+/// hold it (and the watchdog pings) for long.
+const SINK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest sleep of the scheduler loop (it also pings the watchdog).
 const MAX_TICK: Duration = Duration::from_secs(5);
 
@@ -793,7 +796,16 @@ impl Scheduler {
                     name: sink.name().to_string(),
                     ..SinkStatus::default()
                 });
-            match sink.deliver(n).await {
+            let delivered = tokio::time::timeout(SINK_TIMEOUT, sink.deliver(n))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(alert::SinkError {
+                        sink: sink.name().to_string(),
+                        incident: n.incident.clone(),
+                        reason: format!("no answer within {}s", SINK_TIMEOUT.as_secs()),
+                    })
+                });
+            match delivered {
                 Ok(()) => entry.delivered += 1,
                 Err(e) => {
                     entry.failed += 1;
