@@ -4,11 +4,14 @@
 //! [`sample::Sample`] → `store`; baselines → `stats` → verdicts. `sim` is a simulated model server
 //! for tests and demos.
 
+pub mod alert;
 pub mod baseline;
 pub mod config;
+pub mod daemon;
 pub mod diag;
 pub mod drift;
 pub mod eval;
+pub mod http;
 pub mod probe;
 pub mod provider;
 pub mod report;

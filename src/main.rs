@@ -33,6 +33,12 @@ enum Command {
     /// Before a swap: a candidate against the current model on the same probes, paired and
     /// interleaved, or against a stored baseline (exit 0 pass, 1 regression, 3 inconclusive).
     Canary(cmd::canary::Args),
+    /// Run continuously: scheduled rounds, swap detection, monitoring, alerts, HTTP status.
+    Daemon(cmd::daemon::Args),
+    /// List every target with the model it serves, pin status, baseline age and verdict.
+    Inventory(cmd::inventory::Args),
+    /// Mute a target's alert notifications for a while (they are still recorded).
+    Silence(cmd::silence::Args),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +59,9 @@ fn main() -> ExitCode {
         Command::Baseline(args) => cmd::baseline::exec(args, &cli.global),
         Command::Compare(args) => cmd::compare::exec(args, &cli.global),
         Command::Canary(args) => cmd::canary::exec(args, &cli.global),
+        Command::Daemon(args) => cmd::daemon::exec(args, &cli.global),
+        Command::Inventory(args) => cmd::inventory::exec(args, &cli.global),
+        Command::Silence(args) => cmd::silence::exec(args, &cli.global),
     };
     match result {
         Ok(code) => code,

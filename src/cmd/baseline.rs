@@ -45,6 +45,9 @@ pub enum Command {
         #[command(flatten)]
         out: Output,
     },
+    /// Accept the model a target serves now: write its baseline from the stored samples of
+    /// the current fingerprint.
+    Promote(super::promote::Args),
 }
 
 #[derive(Debug, clap::Args)]
@@ -163,6 +166,7 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::from(report.exit_code))
         }
+        Command::Promote(args) => super::promote::exec(args, global),
     }
 }
 

@@ -7,11 +7,15 @@ pub mod baseline;
 pub mod canary;
 pub mod check_config;
 pub mod compare;
+pub mod daemon;
 pub mod explain;
+pub mod inventory;
 mod live;
 mod progress;
+pub mod promote;
 mod record;
 pub mod run;
+pub mod silence;
 pub mod sim;
 
 use clap::ValueEnum;

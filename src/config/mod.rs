@@ -6,12 +6,14 @@
 //! every referenced suite and checks what needs both. The format is documented in
 //! `docs/configuration.md`.
 
+pub mod daemon;
 pub mod duration;
 pub mod env;
 pub(crate) mod fields;
 mod margins;
 pub mod secret;
 
+pub use daemon::{Alerts, DaemonSettings, Pin, TargetDaemon};
 pub use env::{Env, process_env};
 pub use secret::Secret;
 
@@ -43,6 +45,10 @@ pub struct Config {
     pub targets: Vec<Target>,
     /// Practical margins of the verdict commands (`[margins]`, defaults when absent).
     pub margins: crate::drift::Margins,
+    /// `[daemon]`: process-wide limits of `modelwatch daemon`.
+    pub daemon: DaemonSettings,
+    /// `[alerts]`: the alert lifecycle.
+    pub alerts: Alerts,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +65,9 @@ pub struct Storage {
 pub struct Server {
     /// Address of the HTTP endpoint (/metrics, /healthz, status API).
     pub listen: SocketAddr,
+    /// Bearer token required by state-changing endpoints (`POST /api/v1/silence`); without
+    /// one they are refused.
+    pub token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +138,8 @@ pub struct Target {
     pub stream: bool,
     /// Responses larger than this are cut off and recorded as an error.
     pub max_response_bytes: u64,
+    /// Daemon settings: pin, jitter, false-alarm budget, rate limit, round deadline.
+    pub daemon: TargetDaemon,
     /// Where the `[[target]]` table starts.
     pub location: Location,
 }
@@ -167,9 +178,17 @@ impl Loaded {
     }
 }
 
-const TOP_KEYS: &[&str] = &["storage", "server", "probes_dir", "target", "margins"];
+const TOP_KEYS: &[&str] = &[
+    "storage",
+    "server",
+    "probes_dir",
+    "target",
+    "margins",
+    "daemon",
+    "alerts",
+];
 const STORAGE_KEYS: &[&str] = &["path", "raw_text_retention", "sample_retention"];
-const SERVER_KEYS: &[&str] = &["listen"];
+const SERVER_KEYS: &[&str] = &["listen", "token"];
 const TARGET_KEYS: &[&str] = &[
     "name",
     "provider",
@@ -191,6 +210,11 @@ const TARGET_KEYS: &[&str] = &[
     "max_concurrency",
     "stream",
     "max_response_bytes",
+    "pin",
+    "jitter",
+    "false_alarm_interval",
+    "max_requests_per_second",
+    "round_deadline",
 ];
 
 /// Reads and validates a configuration file. Suite files are neither checked for existence nor
@@ -362,6 +386,8 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
     let storage = read_storage(&mut r, &top, &dir);
     let server = read_server(&mut r, &top);
     let margins = margins::read_margins(&mut r, top.get("margins"));
+    let daemon_settings = daemon::read_daemon(&mut r, &top);
+    let alerts = daemon::read_alerts(&mut r, &top);
     let probes_dir = r
         .nonempty_string(&top, "probes_dir", false)
         .map(|s| dir.join(s.get_ref()))
@@ -414,14 +440,16 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
     }
 
     let diags = r.diags;
-    let config = match (diags.is_empty(), storage, server) {
-        (true, Some(storage), Some(server)) => Some(Config {
+    let config = match (diags.is_empty(), storage, server, daemon_settings, alerts) {
+        (true, Some(storage), Some(server), Some(daemon), Some(alerts)) => Some(Config {
             path: src.path.clone(),
             storage,
             server,
             probes_dir: probes_dir.clone(),
             targets,
             margins,
+            daemon,
+            alerts,
         }),
         _ => None,
     };
@@ -441,6 +469,9 @@ fn literal_secret_spans(doc: &toml::de::DeTable) -> Vec<Range<usize>> {
         DeValue::String(_) => Some(v.span()),
         _ => None,
     };
+    if let Some(DeValue::Table(server)) = doc.get("server").map(|v| v.get_ref()) {
+        spans.extend(server.get("token").and_then(literal));
+    }
     let Some(DeValue::Array(targets)) = doc.get("target").map(|v| v.get_ref()) else {
         return spans;
     };
@@ -481,6 +512,7 @@ fn read_storage(r: &mut Reader, top: &Fields, dir: &Path) -> Option<Storage> {
 fn read_server(r: &mut Reader, top: &Fields) -> Option<Server> {
     let mut server = Server {
         listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        token: None,
     };
     let Some(v) = top.get("server") else {
         return Some(server);
@@ -499,10 +531,11 @@ fn read_server(r: &mut Reader, top: &Fields) -> Option<Server> {
             ),
         }
     }
+    server.token = daemon::read_token(r, &f);
     Some(server)
 }
 
-fn duration(r: &mut Reader, f: &Fields, key: &str) -> Option<Duration> {
+pub(crate) fn duration(r: &mut Reader, f: &Fields, key: &str) -> Option<Duration> {
     let s = r.string(f, key)?;
     match parse_duration(s.get_ref()) {
         Some(d) => Some(d),
@@ -520,7 +553,7 @@ fn duration(r: &mut Reader, f: &Fields, key: &str) -> Option<Duration> {
 }
 
 /// A duration that must be strictly positive.
-fn positive_duration(r: &mut Reader, f: &Fields, key: &str) -> Option<Duration> {
+pub(crate) fn positive_duration(r: &mut Reader, f: &Fields, key: &str) -> Option<Duration> {
     let d = duration(r, f, key)?;
     if d.is_zero() {
         let span = f.get(key).map(|v| v.span()).unwrap_or(0..0);
@@ -672,6 +705,7 @@ fn read_target(
         .unwrap_or(4);
     let stream = r.bool(&f, "stream").map(|v| *v.get_ref()).unwrap_or(true);
     let max_response_bytes = read_size(r, &f, "max_response_bytes").unwrap_or(4 << 20);
+    let daemon = daemon::read_target_daemon(r, &f, interval);
 
     if r.diags.len() > errors_before {
         return None;
@@ -696,6 +730,7 @@ fn read_target(
         max_concurrency,
         stream,
         max_response_bytes,
+        daemon: daemon?,
         location,
     })
 }

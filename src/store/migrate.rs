@@ -104,6 +104,29 @@ CREATE TABLE events (
 CREATE INDEX events_target_time ON events (target_id, at_ms);
 "#,
     },
+    Migration {
+        version: 3,
+        description: "alert state and silences",
+        sql: r#"
+CREATE TABLE alert_state (
+    target TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    status TEXT NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (target, metric)
+);
+CREATE TABLE silences (
+    id INTEGER PRIMARY KEY,
+    target TEXT NOT NULL,
+    metric TEXT,
+    created_at_ms INTEGER NOT NULL,
+    until_ms INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX silences_until ON silences (until_ms);
+"#,
+    },
 ];
 
 /// The schema version this build writes.

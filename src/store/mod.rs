@@ -7,8 +7,10 @@
 //! refused without being touched. `docs/storage.md` describes every table.
 //!
 //! Submodules, one job each: [`migrate`] (schema versions), `fingerprints` (swap detection),
-//! `rounds`, `samples` (batched ingest, queries, retention), `events`.
+//! `rounds`, `samples` (batched ingest, queries, retention), `events`, `alerts` (alert state and
+//! silences).
 
+mod alerts;
 mod events;
 mod fingerprints;
 pub mod migrate;

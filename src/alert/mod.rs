@@ -1,0 +1,20 @@
+//! Alerts: the lifecycle of one (target, metric) and where notifications go.
+//!
+//! [`machine`] is the pure state machine: a transition takes the current state, one
+//! observation and the time, and returns the next state and the notifications it produced. No
+//! clock and no I/O inside, so every path is tested without waiting. [`mute`] decides whether a
+//! notification is muted (silences, maintenance windows): a muted notification is still
+//! recorded, only not delivered. [`sink`] delivers notifications (a log sink and an in-memory
+//! fake; more sinks plug in behind the same trait). The state is persisted by the store
+//! (`alert_state`, `silences`), so a restart neither fires twice nor forgets a resolution.
+
+pub mod machine;
+pub mod mute;
+pub mod sink;
+
+pub use machine::{
+    AlertKey, AlertState, Evidence, Notification, NotificationKind, Observation, Policy, Severity,
+    Status, transition,
+};
+pub use mute::{MaintenanceWindow, Silence, is_muted};
+pub use sink::{AlertSink, LogSink, MemorySink, SinkError};

@@ -1,0 +1,115 @@
+//! `modelwatch daemon`: the long-running service. Signals: SIGHUP reloads (a configuration
+//! that fails validation is rejected and the old one keeps running), SIGTERM/SIGINT stop.
+
+use super::EXIT_USAGE;
+use anyhow::Context;
+use modelwatch::config;
+use modelwatch::daemon::{self, Command, notify::Notifier, state::Shared};
+use modelwatch::diag;
+use modelwatch::store::Store;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn exec(_args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(global))
+}
+
+async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
+    let loaded = match config::load_with_suites(&global.config, &config::process_env) {
+        Ok(l) => l,
+        Err(diags) => {
+            eprint!("{}", diag::render_all(&diags));
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    let store = Store::open(&loaded.config.storage.path).with_context(|| {
+        format!(
+            "cannot open the sample store {}",
+            loaded.config.storage.path.display()
+        )
+    })?;
+    let listener = tokio::net::TcpListener::bind(loaded.config.server.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} ([server] listen): is another modelwatch running?",
+                loaded.config.server.listen
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    tracing::info!(address = %addr, "HTTP endpoint listening");
+
+    let shared = Arc::new(Shared::default());
+    let (commands, rx) = mpsc::channel(16);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let router = modelwatch::http::router(
+        shared.clone(),
+        commands.clone(),
+        loaded.config.server.token.clone(),
+    );
+    let mut http_stop = stop_rx.clone();
+    let http = tokio::spawn(modelwatch::http::serve(listener, router, async move {
+        let _ = http_stop.wait_for(|s| *s).await;
+    }));
+
+    // Signals: SIGHUP validates and reloads; SIGTERM / SIGINT stop.
+    let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    let path = global.config.clone();
+    let reload_shared = shared.clone();
+    let notifier = Notifier::from_env();
+    let signals = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
+                    notifier.reloading();
+                    match config::load_with_suites(&path, &config::process_env) {
+                        Ok(l) => {
+                            if commands.send(Command::Reload(Box::new(l))).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(diags) => {
+                            reload_shared.reload_ok.store(false, Ordering::Relaxed);
+                            notifier.ready("reload rejected: invalid configuration; running the previous one");
+                            tracing::error!(
+                                "the new configuration is invalid; keeping the running one:\n{}",
+                                diag::render_all(&diags)
+                            );
+                        }
+                    }
+                }
+                _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
+                _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
+            }
+        }
+        let _ = stop_tx.send(true);
+    });
+
+    let options = daemon::Options {
+        notifier: Notifier::from_env(),
+        seed: std::process::id() as u64,
+        ..daemon::Options::default()
+    };
+    let mut stop = stop_rx.clone();
+    let result = daemon::run(loaded, store, options, shared, rx, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    })
+    .await;
+    signals.abort();
+    let _ = http.await;
+    result?;
+    Ok(ExitCode::SUCCESS)
+}

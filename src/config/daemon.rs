@@ -1,0 +1,283 @@
+//! Daemon settings of the configuration: `[daemon]`, `[alerts]` (reminders, maintenance
+//! windows), `[server] token`, and the daemon keys of a `[[target]]` (`pin`, `jitter`,
+//! `false_alarm_interval`, `max_requests_per_second`, `round_deadline`).
+//!
+//! Kept apart from the rest of the configuration so each concern reads its own keys; the
+//! format is documented in `docs/daemon.md`.
+
+use super::fields::{Fields, Reader};
+use super::{Secret, duration, positive_duration};
+use crate::alert::MaintenanceWindow;
+use std::time::Duration;
+use toml::de::DeValue;
+
+pub(super) const DAEMON_KEYS: &[&str] = &["max_concurrency", "shutdown_grace"];
+pub(super) const ALERTS_KEYS: &[&str] = &["reminder", "resolve_after", "maintenance"];
+const WINDOW_KEYS: &[&str] = &["start", "duration", "targets"];
+const PIN_KEYS: &[&str] = &["model", "approved_by", "approved_on", "license_reviewed"];
+
+/// `[daemon]`: limits of the whole process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonSettings {
+    /// Requests in flight at once across all targets.
+    pub max_concurrency: u32,
+    /// On SIGTERM, how long in-flight requests may finish before they are abandoned.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        DaemonSettings {
+            max_concurrency: 16,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[alerts]`: the alert lifecycle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alerts {
+    /// Repeat a firing alert this often; `None` (`"0s"`) never.
+    pub reminder: Option<Duration>,
+    /// Consecutive clear rounds needed to resolve.
+    pub resolve_after: u32,
+    /// Daily windows (UTC) during which notifications are muted but recorded.
+    pub maintenance: Vec<MaintenanceWindow>,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Alerts {
+            reminder: Some(Duration::from_secs(4 * 3600)),
+            resolve_after: 1,
+            maintenance: Vec::new(),
+        }
+    }
+}
+
+/// The approved model of a target: serving anything else raises an alert at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pin {
+    /// A digest (as in the fingerprint's `digest`) or a fingerprint id.
+    pub model: String,
+    pub approved_by: Option<String>,
+    pub approved_on: Option<String>,
+    pub license_reviewed: bool,
+}
+
+impl Pin {
+    /// Whether a served fingerprint (its id and digest) is the approved one.
+    pub fn matches(&self, fingerprint_id: &str, digest: Option<&str>) -> bool {
+        let want = self.model.trim();
+        let strip = |s: &str| s.strip_prefix("sha256:").unwrap_or(s).to_string();
+        want == fingerprint_id || digest.is_some_and(|d| strip(d) == strip(want))
+    }
+}
+
+/// The daemon settings of one target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetDaemon {
+    pub pin: Option<Pin>,
+    /// Random delay added to each interval, uniform in [0, jitter]. Default: a tenth of the
+    /// interval.
+    pub jitter: Duration,
+    /// Mean time between false alarms of the continuous monitor, split across metrics.
+    pub false_alarm_interval: Duration,
+    /// Request rate limit against the target (token bucket); `None`: unlimited.
+    pub max_requests_per_second: Option<f64>,
+    /// A round still running after this long is cut off. Default: the interval.
+    pub round_deadline: Duration,
+}
+
+pub(super) fn read_daemon(r: &mut Reader, top: &Fields) -> Option<DaemonSettings> {
+    let mut d = DaemonSettings::default();
+    let Some(v) = top.get("daemon") else {
+        return Some(d);
+    };
+    let f = r.table_value(v, "[daemon]", DAEMON_KEYS)?;
+    if let Some(n) = r.uint(&f, "max_concurrency", 1, 4096) {
+        d.max_concurrency = *n.get_ref() as u32;
+    }
+    if let Some(g) = positive_duration(r, &f, "shutdown_grace") {
+        d.shutdown_grace = g;
+    }
+    Some(d)
+}
+
+pub(super) fn read_alerts(r: &mut Reader, top: &Fields) -> Option<Alerts> {
+    let mut a = Alerts::default();
+    let Some(v) = top.get("alerts") else {
+        return Some(a);
+    };
+    let f = r.table_value(v, "[alerts]", ALERTS_KEYS)?;
+    if let Some(d) = duration(r, &f, "reminder") {
+        a.reminder = (!d.is_zero()).then_some(d);
+    }
+    if let Some(n) = r.uint(&f, "resolve_after", 1, 1000) {
+        a.resolve_after = *n.get_ref() as u32;
+    }
+    if let Some(items) = r.array(&f, "maintenance", "an array of tables") {
+        for item in items.iter() {
+            let DeValue::Table(t) = item.get_ref() else {
+                r.error(
+                    item.span(),
+                    "wrong type for an [[alerts.maintenance]] entry: expected a table",
+                );
+                continue;
+            };
+            let wf = r.fields(t, item.span(), "[[alerts.maintenance]]", WINDOW_KEYS);
+            let start = r.required_string(&wf, "start").and_then(|s| {
+                let parsed = parse_hhmm(s.get_ref());
+                if parsed.is_none() {
+                    r.error_help(
+                        s.span(),
+                        format!("invalid `start` `{}`: expected HH:MM (UTC)", s.get_ref()),
+                        "e.g. \"02:30\"; windows repeat daily in UTC",
+                    );
+                }
+                parsed
+            });
+            let length = match wf.get("duration") {
+                None => {
+                    r.missing(&wf, "duration", "a duration such as \"1h\"");
+                    None
+                }
+                Some(_) => positive_duration(r, &wf, "duration"),
+            };
+            let targets = r
+                .strings(&wf, "targets")
+                .map(|v| v.into_iter().map(|s| s.into_inner()).collect())
+                .unwrap_or_default();
+            if let (Some(start_minute), Some(length)) = (start, length) {
+                a.maintenance.push(MaintenanceWindow {
+                    start_minute,
+                    duration_ms: length.as_millis().min(i64::MAX as u128) as i64,
+                    targets,
+                });
+            }
+        }
+    }
+    Some(a)
+}
+
+/// `[server] token`: the bearer token of state-changing endpoints.
+pub(super) fn read_token(r: &mut Reader, f: &Fields) -> Option<Secret> {
+    let t = r.string(f, "token")?;
+    if t.get_ref().trim().len() < 16 {
+        r.error_help(
+            t.span(),
+            "`token` in [server] is too short: expected at least 16 characters",
+            "generate one with `openssl rand -hex 32` and pass it as \"${MODELWATCH_TOKEN}\"",
+        );
+        return None;
+    }
+    Some(Secret::new(t.into_inner()))
+}
+
+pub(super) fn read_target_daemon(
+    r: &mut Reader,
+    f: &Fields,
+    interval: Duration,
+) -> Option<TargetDaemon> {
+    let before = r.diags.len();
+    let pin = match f.get("pin") {
+        None => None,
+        Some(v) => match v.get_ref() {
+            DeValue::String(_) => r.nonempty_string(f, "pin", false).map(|s| Pin {
+                model: s.into_inner(),
+                approved_by: None,
+                approved_on: None,
+                license_reviewed: false,
+            }),
+            _ => r.table_value(v, "[target.pin]", PIN_KEYS).and_then(|pf| {
+                let model = r.nonempty_string(&pf, "model", true)?;
+                Some(Pin {
+                    model: model.into_inner(),
+                    approved_by: r.string(&pf, "approved_by").map(|s| s.into_inner()),
+                    approved_on: r.string(&pf, "approved_on").map(|s| s.into_inner()),
+                    license_reviewed: r
+                        .bool(&pf, "license_reviewed")
+                        .map(|b| *b.get_ref())
+                        .unwrap_or(false),
+                })
+            }),
+        },
+    };
+    let jitter = duration(r, f, "jitter").unwrap_or(interval / 10);
+    if jitter > interval
+        && let Some(v) = f.get("jitter")
+    {
+        r.error_help(
+            v.span(),
+            "`jitter` is longer than `interval`: expected at most the interval",
+            "jitter spreads rounds out; a tenth of the interval is the default",
+        );
+    }
+    let false_alarm_interval =
+        positive_duration(r, f, "false_alarm_interval").unwrap_or(Duration::from_secs(90 * 86_400));
+    if false_alarm_interval < interval.saturating_mul(10)
+        && let Some(v) = f.get("false_alarm_interval")
+    {
+        r.error_help(
+            v.span(),
+            "`false_alarm_interval` is shorter than ten intervals: expected a long horizon such as \"90d\"",
+            "this is the mean time between false alarms of the continuous monitor",
+        );
+    }
+    let max_requests_per_second = r
+        .number(f, "max_requests_per_second", 0.001, 100_000.0)
+        .map(|v| *v.get_ref());
+    let round_deadline = positive_duration(r, f, "round_deadline").unwrap_or(interval);
+    if r.diags.len() > before {
+        return None;
+    }
+    Some(TargetDaemon {
+        pin,
+        jitter,
+        false_alarm_interval,
+        max_requests_per_second,
+        round_deadline,
+    })
+}
+
+/// `"HH:MM"` → minutes after midnight.
+fn parse_hhmm(s: &str) -> Option<u32> {
+    let (h, m) = s.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some(h * 60 + m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hhmm() {
+        assert_eq!(parse_hhmm("02:30"), Some(150));
+        assert_eq!(parse_hhmm("23:59"), Some(1439));
+        assert_eq!(parse_hhmm("24:00"), None);
+        assert_eq!(parse_hhmm("2:30"), None);
+    }
+
+    #[test]
+    fn pins_match_digest_or_fingerprint() {
+        let p = Pin {
+            model: "sha256:abc".into(),
+            approved_by: None,
+            approved_on: None,
+            license_reviewed: true,
+        };
+        assert!(p.matches("ffff", Some("abc")));
+        assert!(p.matches("ffff", Some("sha256:abc")));
+        assert!(!p.matches("ffff", Some("abd")));
+        assert!(!p.matches("ffff", None));
+        let id = Pin {
+            model: "0123456789abcdef".into(),
+            ..p
+        };
+        assert!(id.matches("0123456789abcdef", None));
+    }
+}

@@ -1,0 +1,598 @@
+//! What the daemon shows the outside: the status document (`/api/v1/status`) and the counters
+//! behind `/metrics`. Written by the scheduler after every round, read by the HTTP server.
+
+use super::monitor::MetricSnapshot;
+use crate::alert::{AlertState, Status as AlertStatus};
+use crate::sample::Sample;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+/// Upper bounds of the latency histogram, in seconds.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+/// Upper bounds of the output-token histogram.
+pub const TOKEN_BUCKETS: [f64; 10] = [
+    8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0,
+];
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PinStatus {
+    pub model: String,
+    pub approved_by: Option<String>,
+    pub approved_on: Option<String>,
+    pub license_reviewed: bool,
+    /// Whether the served model matches (None before the first fingerprint).
+    pub matches: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BaselineStatus {
+    pub path: String,
+    pub fingerprint: String,
+    pub recorded_at: String,
+    /// Whether the baseline was recorded from the model served now.
+    pub same_fingerprint: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RoundSummary {
+    pub started_at_ms: i64,
+    pub ended_at_ms: i64,
+    pub samples: usize,
+    pub errors: usize,
+    /// `completed`, `failed` (nothing measured) or `deadline` (cut off).
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TargetStatus {
+    pub name: String,
+    pub provider: String,
+    pub model: String,
+    pub fingerprint: Option<String>,
+    pub digest: Option<String>,
+    pub pin: Option<PinStatus>,
+    pub baseline: Option<BaselineStatus>,
+    /// When the current monitoring episode began (start, swap or new baseline).
+    pub episode_started_ms: Option<i64>,
+    pub last_round: Option<RoundSummary>,
+    pub rounds: u64,
+    pub swaps: u64,
+    pub metrics: Vec<MetricSnapshot>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SinkStatus {
+    pub name: String,
+    pub delivered: u64,
+    pub failed: u64,
+    pub last_error: Option<String>,
+}
+
+/// The `/api/v1/status` document.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StatusDoc {
+    pub version: &'static str,
+    pub config: String,
+    pub targets: Vec<TargetStatus>,
+    pub alerts: Vec<AlertState>,
+    pub sinks: Vec<SinkStatus>,
+}
+
+#[derive(Debug, Default)]
+struct Histogram {
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, bounds: &[f64], v: f64) {
+        if self.counts.len() != bounds.len() {
+            self.counts = vec![0; bounds.len()];
+        }
+        for (i, b) in bounds.iter().enumerate() {
+            if v <= *b {
+                self.counts[i] += 1;
+            }
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    /// (target, outcome) → requests.
+    requests: BTreeMap<(String, String), u64>,
+    /// (target, status) → rounds.
+    rounds: BTreeMap<(String, String), u64>,
+    latency: BTreeMap<String, Histogram>,
+    tokens: BTreeMap<String, Histogram>,
+    /// (kind) → notifications.
+    notifications: BTreeMap<String, u64>,
+}
+
+/// Shared between the scheduler and the HTTP server.
+#[derive(Debug)]
+pub struct Shared {
+    status: Mutex<StatusDoc>,
+    counters: Mutex<Counters>,
+    pub config_loaded: AtomicBool,
+    pub reload_ok: AtomicBool,
+    pub reload_at_ms: AtomicI64,
+    /// Unix ms of the scheduler's last loop iteration (readiness).
+    pub last_tick_ms: AtomicI64,
+    pub store_ok: AtomicBool,
+    /// Longest acceptable gap between scheduler ticks before `/readyz` fails.
+    pub tick_budget_ms: AtomicI64,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            status: Mutex::new(StatusDoc {
+                version: env!("CARGO_PKG_VERSION"),
+                ..StatusDoc::default()
+            }),
+            counters: Mutex::new(Counters::default()),
+            config_loaded: AtomicBool::new(false),
+            reload_ok: AtomicBool::new(true),
+            reload_at_ms: AtomicI64::new(0),
+            last_tick_ms: AtomicI64::new(0),
+            store_ok: AtomicBool::new(false),
+            tick_budget_ms: AtomicI64::new(60_000),
+        }
+    }
+}
+
+impl Shared {
+    pub fn status(&self) -> StatusDoc {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn update_status(&self, f: impl FnOnce(&mut StatusDoc)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
+        }
+    }
+
+    pub fn count_round(&self, target: &str, status: &str, samples: &[Sample]) {
+        let Ok(mut c) = self.counters.lock() else {
+            return;
+        };
+        *c.rounds
+            .entry((target.to_string(), status.to_string()))
+            .or_default() += 1;
+        for s in samples {
+            let outcome = s.error.as_ref().map(|e| e.kind.as_str()).unwrap_or("ok");
+            *c.requests
+                .entry((target.to_string(), outcome.to_string()))
+                .or_default() += 1;
+            if s.error.is_none() {
+                if s.latency_ms.is_finite() {
+                    c.latency
+                        .entry(target.to_string())
+                        .or_default()
+                        .observe(&LATENCY_BUCKETS, s.latency_ms / 1000.0);
+                }
+                if let Some(m) = &s.measurements {
+                    c.tokens
+                        .entry(target.to_string())
+                        .or_default()
+                        .observe(&TOKEN_BUCKETS, f64::from(m.output_tokens));
+                }
+            }
+        }
+    }
+
+    pub fn count_notification(&self, kind: &str) {
+        if let Ok(mut c) = self.counters.lock() {
+            *c.notifications.entry(kind.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Whether the daemon is ready: configuration loaded, store writable, scheduler ticking.
+    pub fn ready(&self, now_ms: i64) -> Result<(), String> {
+        if !self.config_loaded.load(Ordering::Relaxed) {
+            return Err("configuration not loaded".into());
+        }
+        if !self.store_ok.load(Ordering::Relaxed) {
+            return Err("store not writable".into());
+        }
+        let last = self.last_tick_ms.load(Ordering::Relaxed);
+        let budget = self.tick_budget_ms.load(Ordering::Relaxed);
+        if last == 0 || now_ms - last > budget {
+            return Err(format!(
+                "scheduler not ticking (last tick {} ms ago)",
+                now_ms - last
+            ));
+        }
+        Ok(())
+    }
+
+    /// The Prometheus text exposition of everything the daemon measures.
+    pub fn render_metrics(&self) -> String {
+        let status = self.status();
+        let mut o = String::new();
+        let esc = |s: &str| {
+            s.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n")
+        };
+        let family = |o: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(o, "# HELP {name} {help}");
+            let _ = writeln!(o, "# TYPE {name} {kind}");
+        };
+        family(
+            &mut o,
+            "modelwatch_build_info",
+            "gauge",
+            "Build information; always 1.",
+        );
+        let _ = writeln!(
+            o,
+            "modelwatch_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        family(
+            &mut o,
+            "modelwatch_config_last_reload_successful",
+            "gauge",
+            "1 when the last configuration (re)load succeeded, 0 when it was rejected.",
+        );
+        let _ = writeln!(
+            o,
+            "modelwatch_config_last_reload_successful {}",
+            u8::from(self.reload_ok.load(Ordering::Relaxed))
+        );
+        family(
+            &mut o,
+            "modelwatch_config_last_reload_success_timestamp_seconds",
+            "gauge",
+            "When the configuration was last loaded successfully.",
+        );
+        let _ = writeln!(
+            o,
+            "modelwatch_config_last_reload_success_timestamp_seconds {}",
+            self.reload_at_ms.load(Ordering::Relaxed) as f64 / 1000.0
+        );
+
+        family(
+            &mut o,
+            "modelwatch_metric_value",
+            "gauge",
+            "Current value of a monitored metric in this episode (bad-outcome rate, or mean length placement).",
+        );
+        for t in &status.targets {
+            for m in &t.metrics {
+                if let Some(v) = m.current {
+                    let _ = writeln!(
+                        o,
+                        "modelwatch_metric_value{{target=\"{}\",metric=\"{}\"}} {v}",
+                        esc(&t.name),
+                        m.metric
+                    );
+                }
+            }
+        }
+        family(
+            &mut o,
+            "modelwatch_metric_baseline_value",
+            "gauge",
+            "Baseline value of a monitored metric.",
+        );
+        for t in &status.targets {
+            for m in &t.metrics {
+                let _ = writeln!(
+                    o,
+                    "modelwatch_metric_baseline_value{{target=\"{}\",metric=\"{}\"}} {}",
+                    esc(&t.name),
+                    m.metric,
+                    m.baseline
+                );
+            }
+        }
+        family(
+            &mut o,
+            "modelwatch_metric_e_value",
+            "gauge",
+            "Anytime-valid e-value of the monitored metric against its interval null.",
+        );
+        for t in &status.targets {
+            for m in &t.metrics {
+                let _ = writeln!(
+                    o,
+                    "modelwatch_metric_e_value{{target=\"{}\",metric=\"{}\"}} {}",
+                    esc(&t.name),
+                    m.metric,
+                    fmt_f(m.e_value)
+                );
+            }
+        }
+        family(
+            &mut o,
+            "modelwatch_metric_e_value_threshold",
+            "gauge",
+            "E-value at which the metric alarms (metrics / alpha).",
+        );
+        for t in &status.targets {
+            if let Some(m) = t.metrics.first() {
+                let _ = writeln!(
+                    o,
+                    "modelwatch_metric_e_value_threshold{{target=\"{}\"}} {}",
+                    esc(&t.name),
+                    fmt_f(m.threshold)
+                );
+            }
+        }
+        family(
+            &mut o,
+            "modelwatch_alert_firing",
+            "gauge",
+            "1 while the alert of a target and metric fires.",
+        );
+        for a in &status.alerts {
+            let _ = writeln!(
+                o,
+                "modelwatch_alert_firing{{target=\"{}\",metric=\"{}\",severity=\"{}\"}} {}",
+                esc(&a.key.target),
+                esc(&a.key.metric),
+                a.severity.as_str(),
+                u8::from(a.status == AlertStatus::Firing)
+            );
+        }
+        family(
+            &mut o,
+            "modelwatch_target_pin_match",
+            "gauge",
+            "1 when the served model is the pinned one, 0 when not (targets with a pin).",
+        );
+        for t in &status.targets {
+            if let Some(m) = t.pin.as_ref().and_then(|p| p.matches) {
+                let _ = writeln!(
+                    o,
+                    "modelwatch_target_pin_match{{target=\"{}\"}} {}",
+                    esc(&t.name),
+                    u8::from(m)
+                );
+            }
+        }
+        family(
+            &mut o,
+            "modelwatch_swaps_total",
+            "counter",
+            "Model swaps seen since the daemon started.",
+        );
+        for t in &status.targets {
+            let _ = writeln!(
+                o,
+                "modelwatch_swaps_total{{target=\"{}\"}} {}",
+                esc(&t.name),
+                t.swaps
+            );
+        }
+        family(
+            &mut o,
+            "modelwatch_last_round_timestamp_seconds",
+            "gauge",
+            "When the target's last round ended.",
+        );
+        for t in &status.targets {
+            if let Some(r) = &t.last_round {
+                let _ = writeln!(
+                    o,
+                    "modelwatch_last_round_timestamp_seconds{{target=\"{}\"}} {}",
+                    esc(&t.name),
+                    r.ended_at_ms as f64 / 1000.0
+                );
+            }
+        }
+
+        let Ok(c) = self.counters.lock() else {
+            return o;
+        };
+        family(
+            &mut o,
+            "modelwatch_rounds_total",
+            "counter",
+            "Rounds by target and status.",
+        );
+        for ((t, s), v) in &c.rounds {
+            let _ = writeln!(
+                o,
+                "modelwatch_rounds_total{{target=\"{}\",status=\"{s}\"}} {v}",
+                esc(t)
+            );
+        }
+        family(
+            &mut o,
+            "modelwatch_requests_total",
+            "counter",
+            "Probe requests by target and outcome (ok or the infrastructure error kind).",
+        );
+        for ((t, out), v) in &c.requests {
+            let _ = writeln!(
+                o,
+                "modelwatch_requests_total{{target=\"{}\",outcome=\"{out}\"}} {v}",
+                esc(t)
+            );
+        }
+        family(
+            &mut o,
+            "modelwatch_notifications_total",
+            "counter",
+            "Alert notifications by kind (muted ones included).",
+        );
+        for (k, v) in &c.notifications {
+            let _ = writeln!(o, "modelwatch_notifications_total{{kind=\"{k}\"}} {v}");
+        }
+        let hist = |o: &mut String,
+                    name: &str,
+                    help: &str,
+                    bounds: &[f64],
+                    data: &BTreeMap<String, Histogram>| {
+            family(o, name, "histogram", help);
+            for (t, h) in data {
+                let t = esc(t);
+                for (i, b) in bounds.iter().enumerate() {
+                    let _ = writeln!(
+                        o,
+                        "{name}_bucket{{target=\"{t}\",le=\"{b}\"}} {}",
+                        h.counts.get(i).copied().unwrap_or(0)
+                    );
+                }
+                let _ = writeln!(o, "{name}_bucket{{target=\"{t}\",le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(o, "{name}_sum{{target=\"{t}\"}} {}", h.sum);
+                let _ = writeln!(o, "{name}_count{{target=\"{t}\"}} {}", h.count);
+            }
+        };
+        hist(
+            &mut o,
+            "modelwatch_request_duration_seconds",
+            "Latency of successful probe requests.",
+            &LATENCY_BUCKETS,
+            &c.latency,
+        );
+        hist(
+            &mut o,
+            "modelwatch_output_tokens",
+            "Output tokens of successful probe responses.",
+            &TOKEN_BUCKETS,
+            &c.tokens,
+        );
+        o
+    }
+}
+
+/// Prometheus float: `+Inf` for infinity.
+fn fmt_f(v: f64) -> String {
+    if v.is_infinite() {
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
+    } else if v.is_nan() {
+        "NaN".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{AlertKey, AlertState, Severity};
+
+    /// Checks the text exposition format: HELP then TYPE before each family's samples, sample
+    /// names belong to the declared family, counters end in `_total`, values parse, every
+    /// metric is prefixed.
+    fn lint(text: &str) -> Result<(), String> {
+        let mut family: Option<(String, String)> = None;
+        let mut seen = std::collections::BTreeSet::new();
+        let mut help: Option<String> = None;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                help = rest.split_whitespace().next().map(str::to_string);
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut it = rest.split_whitespace();
+                let (name, kind) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
+                if help.as_deref() != Some(name) {
+                    return Err(format!("TYPE without HELP: {line}"));
+                }
+                if !seen.insert(name.to_string()) {
+                    return Err(format!("family declared twice: {name}"));
+                }
+                if !name.starts_with("modelwatch_") {
+                    return Err(format!("unprefixed: {name}"));
+                }
+                if kind == "counter" && !name.ends_with("_total") {
+                    return Err(format!("counter without _total: {name}"));
+                }
+                family = Some((name.to_string(), kind.to_string()));
+                continue;
+            }
+            let (name_labels, value) = line
+                .rsplit_once(' ')
+                .ok_or_else(|| format!("no value: {line}"))?;
+            let name = name_labels.split('{').next().unwrap_or("");
+            let Some((fam, kind)) = &family else {
+                return Err(format!("sample before TYPE: {line}"));
+            };
+            let ok = name == fam
+                || (kind == "histogram"
+                    && [
+                        format!("{fam}_bucket"),
+                        format!("{fam}_sum"),
+                        format!("{fam}_count"),
+                    ]
+                    .contains(&name.to_string()));
+            if !ok {
+                return Err(format!("sample {name} outside family {fam}"));
+            }
+            if value.parse::<f64>().is_err() && !["+Inf", "-Inf", "NaN"].contains(&value) {
+                return Err(format!("bad value: {line}"));
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn metrics_follow_the_exposition_format() {
+        let shared = Shared::default();
+        let samples = crate::drift::tests::synth(crate::drift::tests::Profile::default(), 1, 4, 3);
+        shared.count_round("a", "completed", &samples);
+        shared.count_notification("firing");
+        shared.update_status(|s| {
+            s.targets.push(TargetStatus {
+                name: "a".into(),
+                swaps: 2,
+                metrics: vec![MetricSnapshot {
+                    metric: "refusal_rate".into(),
+                    baseline: 0.01,
+                    current: Some(0.2),
+                    null_bound: 0.05,
+                    e_value: f64::INFINITY,
+                    threshold: 140.0,
+                    samples: 12,
+                }],
+                ..TargetStatus::default()
+            });
+            s.alerts.push(AlertState::new(
+                AlertKey::new("a", "refusal_rate"),
+                Severity::Warning,
+                0,
+            ));
+        });
+        let text = shared.render_metrics();
+        lint(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(
+            text.contains("modelwatch_metric_e_value{target=\"a\",metric=\"refusal_rate\"} +Inf")
+        );
+        assert!(text.contains("modelwatch_requests_total{target=\"a\",outcome=\"ok\"} 12"));
+        assert!(text.contains("modelwatch_request_duration_seconds_count{target=\"a\"} 12"));
+        assert!(text.contains(
+            "modelwatch_alert_firing{target=\"a\",metric=\"refusal_rate\",severity=\"warning\"} 0"
+        ));
+        assert!(text.contains("modelwatch_build_info{version="));
+    }
+
+    #[test]
+    fn readiness_needs_config_store_and_a_recent_tick() {
+        let s = Shared::default();
+        assert!(s.ready(1000).is_err());
+        s.config_loaded.store(true, Ordering::Relaxed);
+        s.store_ok.store(true, Ordering::Relaxed);
+        assert!(s.ready(1000).unwrap_err().contains("scheduler"));
+        s.last_tick_ms.store(1000, Ordering::Relaxed);
+        assert!(s.ready(2000).is_ok());
+        assert!(s.ready(1000 + 61_000).is_err());
+    }
+}

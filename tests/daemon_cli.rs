@@ -1,0 +1,134 @@
+//! `baseline promote`, `inventory` and `silence` through the binary, on a store filled by
+//! `modelwatch run` against the simulator.
+
+use modelwatch::sim::{self, Profile};
+use std::process::{Command, Output};
+
+fn mw(args: &[&str], cfg: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+        .args(args)
+        .arg("--config")
+        .arg(cfg)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn promote_inventory_and_silence() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sim = rt.block_on(async {
+        sim::spawn_on_free_port(Profile::builtin("healthy").unwrap(), 5).unwrap()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let probes = std::fs::canonicalize("probes").unwrap();
+    let cfg = dir.path().join("modelwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"probes_dir = {probes:?}
+[[target]]
+name = "sim"
+provider = "ollama"
+base_url = "{url}"
+model = "sim-7b"
+suites = ["core", "json"]
+samples = 1
+baseline = "baselines/sim.json"
+pin = {{ model = "sha256:0000", approved_by = "ops", approved_on = "2026-11-01", license_reviewed = true }}
+
+[[target]]
+name = "idle"
+provider = "openai"
+base_url = "{url}"
+model = "sim-7b"
+suites = ["core"]
+"#,
+            probes = probes.display().to_string(),
+            url = sim.base_url()
+        ),
+    )
+    .unwrap();
+
+    // Before any round: nothing to promote.
+    let out = mw(&["baseline", "promote", "--target", "sim"], &cfg);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no fingerprint stored"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    for _ in 0..2 {
+        let out = mw(&["run", "--target", "sim"], &cfg);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = mw(&["baseline", "promote", "--target", "sim"], &cfg);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let baseline = dir.path().join("baselines/sim.json");
+    let b = modelwatch::baseline::Baseline::load(&baseline).unwrap();
+    // Two rounds of 17 probes, one sample each, renumbered per probe.
+    assert_eq!(b.counts().0, 2 * 17);
+    assert!(
+        b.probes
+            .values()
+            .all(|p| p.samples.iter().map(|s| s.index).eq(0..2))
+    );
+
+    let out = mw(&["inventory", "--format", "json"], &cfg);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sim_row = &rows[0];
+    assert_eq!(sim_row["target"], "sim");
+    assert_eq!(sim_row["pin_status"], "unapproved");
+    assert_eq!(sim_row["approved_by"], "ops");
+    assert_eq!(sim_row["verdict"], "unapproved");
+    assert_eq!(sim_row["baseline_matches_served"], true);
+    assert!(sim_row["fingerprint"].is_string());
+    let idle = &rows[1];
+    assert_eq!(idle["pin_status"], "unpinned");
+    assert_eq!(idle["verdict"], "no_baseline");
+    assert!(idle["fingerprint"].is_null());
+    let text = mw(&["inventory"], &cfg);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("unapproved"));
+
+    let out = mw(
+        &[
+            "silence", "--target", "sim", "--for", "2h", "--reason", "upgrade",
+        ],
+        &cfg,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = modelwatch::store::Store::open(dir.path().join("modelwatch.db")).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let active = store.active_silences(now).unwrap();
+    assert_eq!(active.len(), 1);
+    assert!(active[0].until_ms - now > 7_100_000 && active[0].until_ms - now <= 7_200_000);
+    let bad = mw(&["silence", "--target", "sim", "--for", "soon"], &cfg);
+    assert_eq!(bad.status.code(), Some(2));
+    let unknown = mw(&["silence", "--target", "nope", "--for", "1h"], &cfg);
+    assert_eq!(unknown.status.code(), Some(2));
+}
