@@ -26,6 +26,7 @@ fn promote_inventory_and_silence() {
     });
     let dir = tempfile::tempdir().unwrap();
     let probes = std::fs::canonicalize("probes").unwrap();
+    let dir_probes = probes.clone();
     let cfg = dir.path().join("modelwatch.toml");
     std::fs::write(
         &cfg,
@@ -79,8 +80,17 @@ suites = ["core"]
     );
     let baseline = dir.path().join("baselines/sim.json");
     let b = modelwatch::baseline::Baseline::load(&baseline).unwrap();
-    // Two rounds of 17 probes, one sample each, renumbered per probe.
-    assert_eq!(b.counts().0, 2 * 17);
+    // Two rounds of every probe of the target's suites, one sample each, renumbered per probe.
+    let probes: usize = ["core", "json"]
+        .iter()
+        .map(|s| {
+            modelwatch::probe::load::load_suite(&dir_probes.join(format!("{s}.toml")))
+                .unwrap()
+                .probes
+                .len()
+        })
+        .sum();
+    assert_eq!(b.counts().0, 2 * probes);
     assert!(
         b.probes
             .values()
