@@ -6,6 +6,7 @@
 
 pub mod baseline;
 pub mod config;
+pub mod demo;
 pub mod diag;
 pub mod drift;
 pub mod eval;

@@ -33,6 +33,9 @@ enum Command {
     /// Before a swap: a candidate against the current model on the same probes, paired and
     /// interleaved, or against a stored baseline (exit 0 pass, 1 regression, 3 inconclusive).
     Canary(cmd::canary::Args),
+    /// The whole story in under a minute: simulator, baseline, a model swap caught live, an
+    /// HTML report. No server, no configuration.
+    Demo(cmd::demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Command::Baseline(args) => cmd::baseline::exec(args, &cli.global),
         Command::Compare(args) => cmd::compare::exec(args, &cli.global),
         Command::Canary(args) => cmd::canary::exec(args, &cli.global),
+        Command::Demo(args) => cmd::demo::exec(args, &cli.global),
     };
     match result {
         Ok(code) => code,

@@ -7,6 +7,7 @@ pub mod baseline;
 pub mod canary;
 pub mod check_config;
 pub mod compare;
+pub mod demo;
 pub mod explain;
 mod live;
 mod progress;
