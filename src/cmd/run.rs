@@ -89,6 +89,7 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
             Ok(l) => l,
             Err(diags) => {
                 eprint!("{}", diag::render_all(&diags));
+                super::hint_missing_config(&global.config);
                 return Ok(ExitCode::from(EXIT_USAGE));
             }
         }
