@@ -77,9 +77,9 @@ impl DemoOptions {
             dir,
             seed,
             baseline_samples: 5,
-            rounds_before_swap: 2,
+            rounds_before_swap: 3,
             max_rounds_after_swap: 10,
-            latency_scale: 0.02,
+            latency_scale: 0.05,
         }
     }
 }
@@ -244,6 +244,8 @@ base_url = "{base_url}"
 model = "sim-7b"
 suites = ["core", "json", "tasks", "format", "multilingual"]
 max_concurrency = 8
+# Whole responses: streaming would pace every token, which only slows the demo down.
+stream = false
 baseline = "baselines/{TARGET}.json"
 "#
     );

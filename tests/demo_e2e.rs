@@ -163,3 +163,35 @@ fn demo_report_opens_in_headless_chromium() {
         assert!(dom.contains(needle), "rendered page lacks {needle}");
     }
 }
+
+/// The control: without the swap, the same monitoring raises nothing (no false alarm), and the
+/// demo says it did not detect anything.
+#[test]
+fn without_a_swap_the_demo_detects_nothing() {
+    struct Log(Vec<String>);
+    impl modelwatch::demo::DemoProgress for Log {
+        fn event(&mut self, e: &modelwatch::demo::Event) {
+            self.0.push(format!("{e:?}"));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = modelwatch::demo::DemoOptions::new(dir.path().join("d"), 11);
+    options.rounds_before_swap = 3;
+    options.max_rounds_after_swap = 0;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut log = Log(Vec::new());
+    let out = rt
+        .block_on(modelwatch::demo::run(&options, &mut log))
+        .unwrap();
+    assert!(!out.detected, "false alarm: {:?}", log.0);
+    assert!(out.regressed.is_empty());
+    assert_ne!(out.verdict, modelwatch::drift::Verdict::Regression);
+    let rounds = log.0.iter().filter(|e| e.starts_with("Round(")).count();
+    assert_eq!(rounds, 3);
+    assert!(!log.0.iter().any(|e| e.starts_with("SwapSeen")));
+    assert!(out.report.is_file());
+}
