@@ -149,15 +149,16 @@ pub enum Event {
 }
 
 /// Receives the demo's events (a progress display, or a log in tests).
-pub trait DemoProgress: Send {
-    fn event(&mut self, event: &Event);
+pub trait DemoProgress: Send + Sync {
+    /// Called from the request tasks too (recording progress), hence `&self`.
+    fn event(&self, event: &Event);
 }
 
 /// Ignores every event.
 pub struct Quiet;
 
 impl DemoProgress for Quiet {
-    fn event(&mut self, _: &Event) {}
+    fn event(&self, _: &Event) {}
 }
 
 /// What the demo produced.
@@ -211,7 +212,7 @@ fn with_latency(name: &str, scale: f64) -> Profile {
 /// Runs the whole demo. Needs a Tokio runtime with timers and I/O.
 pub async fn run(
     options: &DemoOptions,
-    progress: &mut dyn DemoProgress,
+    progress: &dyn DemoProgress,
 ) -> Result<DemoOutcome, DemoError> {
     let dir = options.dir.as_path();
     std::fs::create_dir_all(dir).map_err(files(dir))?;
@@ -283,7 +284,7 @@ async fn monitor(
     handle: &sim::SimHandle,
     baseline_path: &Path,
     report_path: &Path,
-    progress: &mut dyn DemoProgress,
+    progress: &dyn DemoProgress,
 ) -> Result<Monitored, DemoError> {
     let target = loaded
         .config
@@ -323,7 +324,6 @@ async fn monitor(
     // 1. The baseline.
     let total = probes.len() * options.baseline_samples as usize;
     let mut rounds = Vec::new();
-    let mut recorded = 0usize;
     let rec = recording::record(
         client.as_ref(),
         &probes,
@@ -331,15 +331,8 @@ async fn monitor(
         &round_options,
         &evaluate,
         &clock,
-        &|_| {},
-        &mut |round| {
-            recorded += round.samples.len();
-            progress.event(&Event::Recording {
-                done: recorded,
-                total,
-            });
-            rounds.push(round.clone());
-        },
+        &|done| progress.event(&Event::Recording { done, total }),
+        &mut |round| rounds.push(round.clone()),
     )
     .await;
     for round in &rounds {

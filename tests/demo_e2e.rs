@@ -168,10 +168,10 @@ fn demo_report_opens_in_headless_chromium() {
 /// demo says it did not detect anything.
 #[test]
 fn without_a_swap_the_demo_detects_nothing() {
-    struct Log(Vec<String>);
+    struct Log(std::sync::Mutex<Vec<String>>);
     impl modelwatch::demo::DemoProgress for Log {
-        fn event(&mut self, e: &modelwatch::demo::Event) {
-            self.0.push(format!("{e:?}"));
+        fn event(&self, e: &modelwatch::demo::Event) {
+            self.0.lock().unwrap().push(format!("{e:?}"));
         }
     }
     let dir = tempfile::tempdir().unwrap();
@@ -183,15 +183,14 @@ fn without_a_swap_the_demo_detects_nothing() {
         .enable_all()
         .build()
         .unwrap();
-    let mut log = Log(Vec::new());
-    let out = rt
-        .block_on(modelwatch::demo::run(&options, &mut log))
-        .unwrap();
-    assert!(!out.detected, "false alarm: {:?}", log.0);
+    let log = Log(Default::default());
+    let out = rt.block_on(modelwatch::demo::run(&options, &log)).unwrap();
+    let log = log.0.into_inner().unwrap();
+    assert!(!out.detected, "false alarm: {log:?}");
     assert!(out.regressed.is_empty());
     assert_ne!(out.verdict, modelwatch::drift::Verdict::Regression);
-    let rounds = log.0.iter().filter(|e| e.starts_with("Round(")).count();
+    let rounds = log.iter().filter(|e| e.starts_with("Round(")).count();
     assert_eq!(rounds, 3);
-    assert!(!log.0.iter().any(|e| e.starts_with("SwapSeen")));
+    assert!(!log.iter().any(|e| e.starts_with("SwapSeen")));
     assert!(out.report.is_file());
 }

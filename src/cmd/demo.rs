@@ -21,15 +21,24 @@ pub struct Args {
 /// Prints each step on stderr; on a terminal the recording line updates in place.
 struct Printer {
     tty: bool,
+    /// The highest recording count shown: requests finish concurrently, out of order.
+    shown: std::sync::Mutex<usize>,
 }
 
 impl DemoProgress for Printer {
-    fn event(&mut self, event: &Event) {
+    fn event(&self, event: &Event) {
         match event {
             Event::SimStarted { base_url } => eprintln!(
                 "demo: built-in simulator serving a healthy model at {base_url} (Ollama API)"
             ),
             Event::Recording { done, total } => {
+                let Ok(mut shown) = self.shown.lock() else {
+                    return;
+                };
+                if *done <= *shown {
+                    return;
+                }
+                *shown = *done;
                 if self.tty {
                     eprint!("\rdemo: recording the baseline: {done}/{total} samples");
                     if done >= total {
@@ -115,10 +124,11 @@ pub fn exec(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
         }
     };
     let options = DemoOptions::new(dir, args.seed);
-    let mut printer = Printer {
+    let printer = Printer {
         tty: std::io::stderr().is_terminal(),
+        shown: std::sync::Mutex::new(0),
     };
-    let outcome = super::live::runtime()?.block_on(demo::run(&options, &mut printer))?;
+    let outcome = super::live::runtime()?.block_on(demo::run(&options, &printer))?;
     let report = if args.dir.is_some() {
         outcome.report.clone()
     } else {
