@@ -7,6 +7,7 @@
 use super::{EXIT_INCONCLUSIVE, EXIT_USAGE, OutputFormat};
 use anyhow::Context;
 use modelwatch::config::{self, Loaded};
+use modelwatch::demo::STARTER_SUITES;
 use modelwatch::diag;
 use modelwatch::eval::{CompiledChecks, Evaluator, RefusalConfig};
 use modelwatch::probe::Probe;
@@ -44,30 +45,6 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 1, requires = "sim")]
     pub sim_seed: u64,
 }
-
-/// The starter suites, embedded so `run --sim` works from any directory.
-const STARTER_SUITES: [(&str, &str); 5] = [
-    ("core", include_str!("../../probes/core.toml")),
-    ("json", include_str!("../../probes/json.toml")),
-    ("tasks", include_str!("../../probes/tasks.toml")),
-    ("format", include_str!("../../probes/format.toml")),
-    (
-        "multilingual",
-        include_str!("../../probes/multilingual.toml"),
-    ),
-];
-
-/// The JSON Schema files the starter suites refer to, by path relative to `probes/`.
-const STARTER_SCHEMAS: [(&str, &str); 2] = [
-    (
-        "schemas/order.json",
-        include_str!("../../probes/schemas/order.json"),
-    ),
-    (
-        "schemas/job-posting.json",
-        include_str!("../../probes/schemas/job-posting.json"),
-    ),
-];
 
 pub fn exec(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -309,13 +286,6 @@ fn starter_probes_dir(scratch: &Path) -> anyhow::Result<PathBuf> {
         return Ok(std::fs::canonicalize(&local)?);
     }
     let dir = scratch.join("probes");
-    std::fs::create_dir_all(&dir)?;
-    for (name, text) in STARTER_SUITES {
-        std::fs::write(dir.join(format!("{name}.toml")), text)?;
-    }
-    std::fs::create_dir_all(dir.join("schemas"))?;
-    for (path, text) in STARTER_SCHEMAS {
-        std::fs::write(dir.join(path), text)?;
-    }
+    modelwatch::demo::write_starter_probes(&dir)?;
     Ok(dir)
 }
