@@ -8,6 +8,7 @@ pub mod alert;
 pub mod baseline;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod diag;
 pub mod drift;
 pub mod eval;

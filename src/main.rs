@@ -2,12 +2,24 @@
 
 mod cmd;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
+
+/// The version with build information: git commit, target triple, profile.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MODELWATCH_GIT_COMMIT"),
+    ", ",
+    env!("MODELWATCH_TARGET"),
+    ", ",
+    env!("MODELWATCH_PROFILE"),
+    ")"
+);
 
 /// Catches silent quality regressions in served language models.
 #[derive(Debug, Parser)]
-#[command(name = "modelwatch", version, about, propagate_version = true)]
+#[command(name = "modelwatch", version = VERSION, about, propagate_version = true)]
 struct Cli {
     #[command(flatten)]
     global: cmd::Global,
@@ -39,6 +51,16 @@ enum Command {
     Inventory(cmd::inventory::Args),
     /// Mute a target's alert notifications for a while (they are still recorded).
     Silence(cmd::silence::Args),
+    /// The whole story in under a minute: simulator, baseline, a model swap caught live, an
+    /// HTML report. No server, no configuration.
+    Demo(cmd::demo::Args),
+    /// Write a commented starter configuration for a local Ollama or OpenAI-compatible
+    /// server, or the built-in simulator when none is found.
+    Init(cmd::init::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cmd::completions::Args),
+    /// Print the man page (roff).
+    Man(cmd::completions::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +84,10 @@ fn main() -> ExitCode {
         Command::Daemon(args) => cmd::daemon::exec(args, &cli.global),
         Command::Inventory(args) => cmd::inventory::exec(args, &cli.global),
         Command::Silence(args) => cmd::silence::exec(args, &cli.global),
+        Command::Demo(args) => cmd::demo::exec(args, &cli.global),
+        Command::Init(args) => cmd::init::exec(args, &cli.global),
+        Command::Completions(args) => cmd::completions::exec(args, Cli::command()),
+        Command::Man(args) => cmd::completions::man(args, Cli::command()),
     };
     match result {
         Ok(code) => code,

@@ -21,6 +21,7 @@ pub fn exec(_args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     let n = diags.len();
     if n == 1 && diags[0].line == 0 {
         // A file that could not be read: the one error says it all.
+        super::hint_missing_config(&global.config);
         return Ok(ExitCode::from(super::EXIT_USAGE));
     }
     writeln!(

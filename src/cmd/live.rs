@@ -30,6 +30,7 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn load(global: &super::Global) -> Result<Loaded, ExitCode> {
     config::load_with_suites(&global.config, &config::process_env).map_err(|diags| {
         eprint!("{}", diag::render_all(&diags));
+        super::hint_missing_config(&global.config);
         ExitCode::from(EXIT_USAGE)
     })
 }

@@ -7,8 +7,11 @@ pub mod baseline;
 pub mod canary;
 pub mod check_config;
 pub mod compare;
+pub mod completions;
 pub mod daemon;
+pub mod demo;
 pub mod explain;
+pub mod init;
 pub mod inventory;
 mod live;
 mod progress;
@@ -57,6 +60,19 @@ pub enum OutputFormat {
     #[default]
     Text,
     Json,
+}
+
+/// When the configuration file does not exist, says which path was tried and how to get one.
+/// Printed after the configuration errors.
+pub fn hint_missing_config(path: &std::path::Path) {
+    if !path.exists() {
+        eprintln!(
+            "hint: no configuration at {} (from --config, MODELWATCH_CONFIG or the default); \
+             `modelwatch init` writes a commented starter one for a local model server, or try \
+             `modelwatch demo` / `modelwatch run --sim`, which need none",
+            path.display()
+        );
+    }
 }
 
 pub fn init_logging(global: &Global) {

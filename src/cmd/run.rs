@@ -7,6 +7,7 @@
 use super::{EXIT_INCONCLUSIVE, EXIT_USAGE, OutputFormat};
 use anyhow::Context;
 use modelwatch::config::{self, Loaded};
+use modelwatch::demo::STARTER_SUITES;
 use modelwatch::diag;
 use modelwatch::eval::{CompiledChecks, Evaluator, RefusalConfig};
 use modelwatch::probe::Probe;
@@ -45,30 +46,6 @@ pub struct Args {
     pub sim_seed: u64,
 }
 
-/// The starter suites, embedded so `run --sim` works from any directory.
-const STARTER_SUITES: [(&str, &str); 5] = [
-    ("core", include_str!("../../probes/core.toml")),
-    ("json", include_str!("../../probes/json.toml")),
-    ("tasks", include_str!("../../probes/tasks.toml")),
-    ("format", include_str!("../../probes/format.toml")),
-    (
-        "multilingual",
-        include_str!("../../probes/multilingual.toml"),
-    ),
-];
-
-/// The JSON Schema files the starter suites refer to, by path relative to `probes/`.
-const STARTER_SCHEMAS: [(&str, &str); 2] = [
-    (
-        "schemas/order.json",
-        include_str!("../../probes/schemas/order.json"),
-    ),
-    (
-        "schemas/job-posting.json",
-        include_str!("../../probes/schemas/job-posting.json"),
-    ),
-];
-
 pub fn exec(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -89,6 +66,7 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
             Ok(l) => l,
             Err(diags) => {
                 eprint!("{}", diag::render_all(&diags));
+                super::hint_missing_config(&global.config);
                 return Ok(ExitCode::from(EXIT_USAGE));
             }
         }
@@ -308,13 +286,6 @@ fn starter_probes_dir(scratch: &Path) -> anyhow::Result<PathBuf> {
         return Ok(std::fs::canonicalize(&local)?);
     }
     let dir = scratch.join("probes");
-    std::fs::create_dir_all(&dir)?;
-    for (name, text) in STARTER_SUITES {
-        std::fs::write(dir.join(format!("{name}.toml")), text)?;
-    }
-    std::fs::create_dir_all(dir.join("schemas"))?;
-    for (path, text) in STARTER_SCHEMAS {
-        std::fs::write(dir.join(path), text)?;
-    }
+    modelwatch::demo::write_starter_probes(&dir)?;
     Ok(dir)
 }
