@@ -1020,6 +1020,7 @@ fn available_suites(dir: &Path) -> Vec<String> {
         .into_iter()
         .flatten()
         .flatten()
+        .filter(|e| e.path().is_file())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
             name.strip_suffix(".toml").map(str::to_owned)
