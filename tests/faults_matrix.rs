@@ -323,7 +323,7 @@ fn server_faults() -> Vec<Fault> {
     vec![
         fault("accepts and never answers", None, Timeout, |_| hang()),
         fault("timeout before headers", None, Timeout, |_| Reply {
-            steps: vec![Step::Sleep(Duration::from_millis(1500))],
+            steps: vec![Step::Sleep(Duration::from_millis(3000))],
             then: Then::Close,
         }),
         fault(
@@ -332,8 +332,8 @@ fn server_faults() -> Vec<Fault> {
             Timeout,
             |_| {
                 let mut r = chunked("application/json", &[], false);
-                for _ in 0..40 {
-                    r.steps.push(Step::Sleep(Duration::from_millis(50)));
+                for _ in 0..60 {
+                    r.steps.push(Step::Sleep(Duration::from_millis(80)));
                     r.steps.push(Step::Write(chunk_of(b" ")));
                 }
                 r
@@ -471,7 +471,10 @@ fn client_for(kind: ProviderKind, base_url: String, stream: bool) -> Arc<dyn Mod
     cfg.stream = stream;
     cfg.api_key = Some("sk-matrix-secret".into());
     cfg.retries = 1;
-    cfg.total_timeout = Duration::from_millis(1200);
+    // Healthy answers arrive at once; the margins keep a loaded machine from turning them
+    // into timeouts, and the slow faults outlast them by far.
+    cfg.first_byte_timeout = Duration::from_millis(1000);
+    cfg.total_timeout = Duration::from_millis(2500);
     build_client(cfg).unwrap()
 }
 
@@ -709,7 +712,10 @@ async fn every_simulator_fault_survives_repeated_trials_without_moving_quality()
             );
             cfg.stream = stream;
             cfg.retries = 1;
-            cfg.total_timeout = Duration::from_millis(1200);
+            // Healthy answers arrive at once; the margins keep a loaded machine from turning them
+            // into timeouts, and the slow faults outlast them by far.
+            cfg.first_byte_timeout = Duration::from_millis(1000);
+            cfg.total_timeout = Duration::from_millis(2500);
             build_client(cfg).unwrap()
         };
         let clean = round(mk(clean_sim.addr()).as_ref(), stream).await;
