@@ -557,6 +557,16 @@ async fn server_trial(f: &Fault, mode: usize, trial: usize, clean: &[Sample], ta
     let client = client_for(kind, server.url(), stream);
     let samples = round(client.as_ref(), stream).await;
     check_round(&label, &samples, clean, f.kind, false);
+    // Every request carried the credentials (so a redirect had something to leak) and never
+    // offered to accept a compressed body.
+    for r in server.requests() {
+        assert_eq!(
+            r.header("authorization"),
+            Some("Bearer sk-matrix-secret"),
+            "{label}"
+        );
+        assert!(r.header("accept-encoding").is_none(), "{label}");
+    }
     tally.add(&format!("{} ({})", f.name, mode_label(kind, stream)));
 }
 
