@@ -125,8 +125,14 @@ const BASELINES: &[(&str, &str)] = &[
          version(s) 1; re-record the baseline or use a matching modelwatch",
     ),
     (
+        "latin1.json",
+        "cannot read baseline {p}: the file is not UTF-8 (first invalid byte at offset 402); a \
+         baseline is UTF-8 JSON written by `modelwatch baseline record`",
+    ),
+    (
         "utf16.json",
-        "cannot read baseline {p}: stream did not contain valid UTF-8",
+        "cannot read baseline {p}: the file is UTF-16 (it starts with a byte order mark); a \
+         baseline is UTF-8 JSON written by `modelwatch baseline record`",
     ),
 ];
 
