@@ -115,6 +115,21 @@ impl Source {
                 format!("cannot read {what} `{}`: {e}", path.display()),
             )
         })?;
+        let utf16 = match bytes.get(..2) {
+            Some([0xff, 0xfe]) => Some("UTF-16 little-endian"),
+            Some([0xfe, 0xff]) => Some("UTF-16 big-endian"),
+            _ => None,
+        };
+        if let Some(encoding) = utf16 {
+            // A snippet of UTF-16 read as bytes is noise; the byte order mark says it all.
+            let mut d = Diagnostic::file(
+                path,
+                format!("{what} is {encoding} (it starts with a byte order mark): expected UTF-8"),
+            )
+            .with_help("re-save the file as UTF-8, e.g. `iconv -f UTF-16 -t UTF-8`");
+            (d.line, d.column) = (1, 1);
+            return Err(d);
+        }
         match String::from_utf8(bytes) {
             Ok(text) => Ok(Source::new(path, text)),
             Err(e) => {
@@ -122,7 +137,12 @@ impl Source {
                 let bytes = e.into_bytes();
                 let lossy = String::from_utf8_lossy(&bytes).into_owned();
                 // The lossy text agrees with the original up to `valid`, so the span holds.
-                let src = Source::new(path, lossy);
+                let mut src = Source::new(path, lossy);
+                // The file was never parsed, so its secrets are unknown: a line that may hold
+                // one (an API key, a header value) is shown with its strings masked.
+                if let Some(span) = secret_line_strings(&src.text, valid) {
+                    src.add_secret(span);
+                }
                 Err(src
                     .error(
                         valid..valid + 1,
@@ -237,6 +257,38 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
+/// The span from the first quote to the end of the line holding byte `at` when that line may hold a secret: an
+/// `api_key` (or `*_key`, `*token*`, `*secret*`, `*password*`) value, or any value inside a
+/// `headers` table. Used only for text that could not be parsed.
+fn secret_line_strings(text: &str, at: usize) -> Option<Range<usize>> {
+    let at = floor_char_boundary(text, at.min(text.len()));
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let line = &text[start..end];
+    let key = line
+        .split('=')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let secret_key = ["key", "token", "secret", "password", "authorization"]
+        .iter()
+        .any(|w| key.contains(w));
+    let in_headers = line.contains("headers")
+        || text[..start]
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('['))
+            .is_some_and(|h| h.contains("headers"));
+    if !secret_key && !in_headers {
+        return None;
+    }
+    // Mask from the first quote to the end of the line: an unterminated or odd string is
+    // masked too.
+    let q = line.find(['"', '\''])?;
+    Some(start + q..end)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +322,43 @@ mod tests {
         let d = src.error(0..7, "bad");
         assert!(!d.to_string().contains("sk-123"), "{d}");
         assert!(d.snippet.contains("api_key = ********"), "{}", d.snippet);
+    }
+
+    #[test]
+    fn non_utf8_lines_that_may_hold_a_secret_are_masked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.toml");
+        for (text, secret) in [
+            (
+                &b"[[target]]\napi_key = \"sk-\xe9tude-42\"\n"[..],
+                "tude-42",
+            ),
+            (b"[target.headers]\nX-Auth = \"caf\xe9-77\"\n", "-77"),
+            (b"headers = { A = \"t\xf6k-88\" }\n", "-88"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let d = Source::read(&path, "configuration file").unwrap_err();
+            assert!(d.message.contains("not valid UTF-8"), "{d}");
+            assert!(!d.to_string().contains(secret), "{d}");
+            assert!(d.to_string().contains('*'), "{d}");
+        }
+        std::fs::write(&path, b"name = \"caf\xe9\"\n").unwrap();
+        let d = Source::read(&path, "configuration file").unwrap_err();
+        assert!(d.to_string().contains("name = \"caf"), "{d}");
+    }
+
+    #[test]
+    fn utf16_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.toml");
+        for (bom, name) in [([0xff, 0xfe], "little"), ([0xfe, 0xff], "big")] {
+            let mut bytes = bom.to_vec();
+            bytes.extend(b"a\0=\0");
+            std::fs::write(&path, bytes).unwrap();
+            let d = Source::read(&path, "suite file").unwrap_err();
+            assert!(d.message.contains(&format!("UTF-16 {name}-endian")), "{d}");
+            assert_eq!((d.line, d.column), (1, 1));
+        }
     }
 
     #[test]

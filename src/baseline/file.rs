@@ -92,9 +92,25 @@ pub enum BaselineError {
 impl Baseline {
     /// Reads and validates a baseline file.
     pub fn load(path: &Path) -> Result<Baseline, BaselineError> {
-        let text = std::fs::read_to_string(path).map_err(|error| BaselineError::Read {
+        let read_error = |error| BaselineError::Read {
             path: path.to_path_buf(),
             error,
+        };
+        let bytes = std::fs::read(path).map_err(read_error)?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let what = match e.as_bytes().get(..2) {
+                Some([0xff, 0xfe] | [0xfe, 0xff]) => {
+                    "the file is UTF-16 (it starts with a byte order mark)".to_string()
+                }
+                _ => format!(
+                    "the file is not UTF-8 (first invalid byte at offset {})",
+                    e.utf8_error().valid_up_to()
+                ),
+            };
+            read_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{what}; a baseline is UTF-8 JSON written by `modelwatch baseline record`"),
+            ))
         })?;
         Baseline::parse(path, &text)
     }

@@ -2,7 +2,7 @@
 //! every error, exits 0 when valid and 2 otherwise.
 
 use modelwatch::config::{self, Loaded};
-use modelwatch::diag::{Diagnostic, render_all};
+use modelwatch::diag::render_all;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -10,13 +10,18 @@ use std::process::ExitCode;
 pub struct Args {}
 
 pub fn exec(_args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
-    let (summary, diags) = check(&global.config, &config::process_env);
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
-    if diags.is_empty() {
-        writeln!(stdout, "{}", summary.unwrap_or_default())?;
-        return Ok(ExitCode::SUCCESS);
-    }
+    let diags = match config::load_with_suites(&global.config, &config::process_env) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                writeln!(stderr, "warning: {w}")?;
+            }
+            writeln!(stdout, "{}", summary(&loaded))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(diags) => diags,
+    };
     write!(stderr, "{}", render_all(&diags))?;
     let n = diags.len();
     if n == 1 && diags[0].line == 0 {
@@ -31,14 +36,6 @@ pub fn exec(_args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         if n == 1 { "" } else { "s" }
     )?;
     Ok(ExitCode::from(super::EXIT_USAGE))
-}
-
-/// Validates everything; returns the OK summary line when valid, and all errors.
-pub fn check(path: &std::path::Path, env: config::Env<'_>) -> (Option<String>, Vec<Diagnostic>) {
-    match config::load_with_suites(path, env) {
-        Err(diags) => (None, diags),
-        Ok(loaded) => (Some(summary(&loaded)), Vec::new()),
-    }
 }
 
 /// "config OK: 2 targets, 3 suites, 31 probes".

@@ -29,9 +29,13 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
         Ok(l) => l,
         Err(diags) => {
             eprint!("{}", diag::render_all(&diags));
+            super::hint_missing_config(&global.config);
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
     let store = Store::open(&loaded.config.storage.path).with_context(|| {
         format!(
             "cannot open the sample store {}",

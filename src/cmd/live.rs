@@ -28,11 +28,16 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// The configuration with its suites; on errors they are printed and the usage exit code is
 /// returned.
 pub fn load(global: &super::Global) -> Result<Loaded, ExitCode> {
-    config::load_with_suites(&global.config, &config::process_env).map_err(|diags| {
-        eprint!("{}", diag::render_all(&diags));
-        super::hint_missing_config(&global.config);
-        ExitCode::from(EXIT_USAGE)
-    })
+    let loaded =
+        config::load_with_suites(&global.config, &config::process_env).map_err(|diags| {
+            eprint!("{}", diag::render_all(&diags));
+            super::hint_missing_config(&global.config);
+            ExitCode::from(EXIT_USAGE)
+        })?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(loaded)
 }
 
 /// The named target, or an error naming the known ones.

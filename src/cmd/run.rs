@@ -63,7 +63,12 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         loaded
     } else {
         match config::load_with_suites(&global.config, &config::process_env) {
-            Ok(l) => l,
+            Ok(l) => {
+                for w in &l.warnings {
+                    eprintln!("warning: {w}");
+                }
+                l
+            }
             Err(diags) => {
                 eprint!("{}", diag::render_all(&diags));
                 super::hint_missing_config(&global.config);

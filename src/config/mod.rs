@@ -162,6 +162,9 @@ pub struct Loaded {
     pub config: Config,
     /// Each referenced suite file once, in order of first reference.
     pub suites: Vec<Suite>,
+    /// Problems that do not stop a run but deserve a fix (a config file holding secrets that
+    /// others can read). Commands print them to stderr.
+    pub warnings: Vec<String>,
 }
 
 impl Loaded {
@@ -254,10 +257,47 @@ pub fn load_with_suites(path: &Path, env: Env<'_>) -> Result<Loaded, Vec<Diagnos
         check_target_suites(&src, target, &suites, &mut diags);
     }
     if diags.is_empty() {
-        Ok(Loaded { config, suites })
+        let warnings = exposure_warning(path, parsed.holds_secrets, file_mode(path))
+            .into_iter()
+            .collect();
+        Ok(Loaded {
+            config,
+            suites,
+            warnings,
+        })
     } else {
         Err(diags)
     }
+}
+
+/// The permission bits of a file (`None` where unknown or not Unix).
+fn file_mode(path: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).ok().map(|m| m.permissions().mode())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// A warning when a configuration file that holds secrets in clear (an `api_key` or header value
+/// that does not come from the environment) can be read by group or others.
+pub fn exposure_warning(path: &Path, holds_secrets: bool, mode: Option<u32>) -> Option<String> {
+    let mode = mode?;
+    if !holds_secrets || mode & 0o077 == 0 {
+        return None;
+    }
+    Some(format!(
+        "{} holds secrets (api_key or header values) and is readable by group or others \
+         (mode {:03o}): run `chmod 600 {}`, or move the key to api_key_file or ${{VAR}}",
+        path.display(),
+        mode & 0o777,
+        path.display()
+    ))
 }
 
 fn unknown_suite(src: &Source, r: &SuiteRef, probes_dir: &Path) -> Diagnostic {
@@ -361,6 +401,8 @@ struct Parsed {
     suite_refs: Vec<SuiteRef>,
     probes_dir: PathBuf,
     diags: Vec<Diagnostic>,
+    /// The text holds an `api_key` or header value in clear (not only `${VAR}` references).
+    holds_secrets: bool,
 }
 
 fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
@@ -373,10 +415,15 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
                 suite_refs: Vec::new(),
                 probes_dir: PathBuf::new(),
                 diags,
+                holds_secrets: false,
             };
         }
     };
+    let mut holds_secrets = false;
     for span in literal_secret_spans(doc.get_ref()) {
+        holds_secrets |= text
+            .get(span.clone())
+            .is_some_and(|raw| !raw.contains("${"));
         src.add_secret(span);
     }
     let dir = src.path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -458,6 +505,7 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
         suite_refs,
         probes_dir,
         diags,
+        holds_secrets,
     }
 }
 
@@ -1007,6 +1055,7 @@ fn available_suites(dir: &Path) -> Vec<String> {
         .into_iter()
         .flatten()
         .flatten()
+        .filter(|e| e.path().is_file())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
             name.strip_suffix(".toml").map(str::to_owned)
@@ -1036,6 +1085,36 @@ base_url = "http://h:1"
 model = "m"
 suites = ["core", "x/y.toml"]
 "#;
+
+    fn holds_secrets(text: &str) -> bool {
+        parse_partial(Source::new("c.toml", text), &no_env).holds_secrets
+    }
+
+    #[test]
+    fn only_secrets_written_in_clear_count_as_held_by_the_file() {
+        assert!(!holds_secrets(MINIMAL));
+        let key = MINIMAL.replace("suites", "api_key = \"sk-1\"\nsuites");
+        assert!(holds_secrets(&key));
+        let from_env = MINIMAL.replace("suites", "api_key = \"${KEY}\"\nsuites");
+        assert!(!holds_secrets(&from_env));
+        let header = MINIMAL.replace("suites", "headers = { X-Token = \"t0k\" }\nsuites");
+        assert!(holds_secrets(&header));
+        let header_env = MINIMAL.replace("suites", "headers = { X-Token = \"${T}\" }\nsuites");
+        assert!(!holds_secrets(&header_env));
+    }
+
+    #[test]
+    fn exposure_warning_needs_secrets_and_group_or_other_bits() {
+        let p = Path::new("/etc/modelwatch.toml");
+        assert_eq!(exposure_warning(p, true, Some(0o100600)), None);
+        assert_eq!(exposure_warning(p, true, Some(0o100400)), None);
+        assert_eq!(exposure_warning(p, false, Some(0o100644)), None);
+        assert_eq!(exposure_warning(p, true, None), None);
+        let w = exposure_warning(p, true, Some(0o100640)).unwrap();
+        assert!(w.contains("readable by group or others (mode 640)"), "{w}");
+        assert!(w.contains("chmod 600 /etc/modelwatch.toml"), "{w}");
+        assert!(exposure_warning(p, true, Some(0o100604)).is_some());
+    }
 
     #[test]
     fn defaults_and_relative_paths() {

@@ -227,6 +227,7 @@ pub async fn run(
         loaded: Arc::new(Loaded {
             config: loaded.config.clone(),
             suites: Vec::new(),
+            warnings: Vec::new(),
         }),
         evaluator,
         checks: Arc::new(HashMap::new()),
