@@ -109,9 +109,18 @@ struct Llama {
 }
 
 impl Llama {
-    /// Starts the server with the standard arguments (plus `extra`, which win) and waits for
-    /// `/health`. Start-up is 1–6 s on an idle machine; the timeout allows for a loaded one.
-    fn start(bin: &Path, model: &Path, port: u16, extra: &[&str], dir: &Path) -> Llama {
+    /// Starts the server with the standard arguments, `alias` as the served model name (a
+    /// repeated `--alias` would add a name, not replace it) and `extra` (later arguments win),
+    /// and waits for `/health`. Start-up is 1–6 s on an idle machine; the timeout allows for a
+    /// loaded one.
+    fn start(
+        bin: &Path,
+        model: &Path,
+        port: u16,
+        alias: &str,
+        extra: &[&str],
+        dir: &Path,
+    ) -> Llama {
         static STARTS: AtomicUsize = AtomicUsize::new(0);
         let n = STARTS.fetch_add(1, Ordering::SeqCst);
         let log = dir.join(format!("llama-{port}-{n}.log"));
@@ -122,7 +131,7 @@ impl Llama {
             "-m",
             model.to_str().expect("utf-8 model path"),
             "--alias",
-            ALIAS,
+            alias,
             "--host",
             "127.0.0.1",
             "--port",
@@ -404,7 +413,7 @@ fn fingerprint_reads_models_and_props_and_a_changed_alias_or_template_is_a_swap(
         &[("fp", 1, 8, 0)],
     );
 
-    let mut server = Llama::start(&bin, &model, port, &[], dir.path());
+    let mut server = Llama::start(&bin, &model, port, ALIAS, &[], dir.path());
     let a = fingerprint_of(&server.url(), ALIAS);
     eprintln!("fingerprint {}: {:?}", a.id(), a);
     assert_eq!(a.provider, "openai");
@@ -444,19 +453,13 @@ fn fingerprint_reads_models_and_props_and_a_changed_alias_or_template_is_a_swap(
 
     // The same model file and arguments after a restart: the same fingerprint.
     server.kill();
-    server = Llama::start(&bin, &model, port, &[], dir.path());
+    server = Llama::start(&bin, &model, port, ALIAS, &[], dir.path());
     assert_eq!(fingerprint_of(&server.url(), ALIAS).id(), a.id());
 
     // Another alias: the configured name is no longer listed; the single served model is used
     // and recorded as served_id, so the fingerprint differs.
     server.kill();
-    server = Llama::start(
-        &bin,
-        &model,
-        port,
-        &["--alias", "gemma-3-270m-other"],
-        dir.path(),
-    );
+    server = Llama::start(&bin, &model, port, "gemma-3-270m-other", &[], dir.path());
     let b = fingerprint_of(&server.url(), ALIAS);
     assert_eq!(
         b.details.get("served_id").map(String::as_str),
@@ -477,6 +480,7 @@ fn fingerprint_reads_models_and_props_and_a_changed_alias_or_template_is_a_swap(
         &bin,
         &model,
         port,
+        ALIAS,
         &["--chat-template", "chatml"],
         dir.path(),
     );
@@ -534,7 +538,7 @@ fn real_lengths_no_change_passes_and_a_tighter_max_tokens_is_a_regression() {
         ],
     );
     let per_probe = 8;
-    let server = Llama::start(&bin, &model, port, &[], dir.path());
+    let server = Llama::start(&bin, &model, port, ALIAS, &[], dir.path());
 
     let base_run = run(&config, "baseline", per_probe);
     assert_eq!(base_run.code, 0, "{}", base_run.stderr);
@@ -601,7 +605,7 @@ fn real_lengths_no_change_passes_and_a_tighter_max_tokens_is_a_regression() {
 
     // No change, after a restart of the server on the same port.
     drop(server);
-    let _server = Llama::start(&bin, &model, port, &[], dir.path());
+    let _server = Llama::start(&bin, &model, port, ALIAS, &[], dir.path());
     let restarted_run = run(&config, "restarted", per_probe);
     assert_eq!(restarted_run.code, 0, "{}", restarted_run.stderr);
     let restarted = samples_of(&config, "restarted");
@@ -702,14 +706,15 @@ fn server_killed_mid_round_is_availability_and_monitoring_recovers() {
         &url,
         &[("baseline", 1_000, 96, 0), ("watch", 2_000, 96, 0)],
     );
-    let mut server = Llama::start(&bin, &model, port, &[], dir.path());
+    let mut server = Llama::start(&bin, &model, port, ALIAS, &[], dir.path());
     let base_run = run(&config, "baseline", 3);
     assert_eq!(base_run.code, 0, "{}", base_run.stderr);
     let base = samples_of(&config, "baseline");
     assert!(base.iter().all(|s| !s.is_error()));
 
-    // A long round; kill the server once a few of its requests have been answered.
-    let completions_in_log = |s: &Llama| s.log_text().matches("POST /v1/completions").count();
+    // A long round; kill the server once a few of its requests have been answered (the
+    // server logs "stop processing" when a slot finishes a request).
+    let completions_in_log = |s: &Llama| s.log_text().matches("stop processing").count();
     let before = completions_in_log(&server);
     let mut child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
         .args(run_args(&config, "watch", 8))
@@ -797,7 +802,7 @@ fn server_killed_mid_round_is_availability_and_monitoring_recovers() {
     drop(store);
 
     // Back up on the same port: the next round measures again, with the same fingerprint.
-    let server = Llama::start(&bin, &model, port, &[], dir.path());
+    let server = Llama::start(&bin, &model, port, ALIAS, &[], dir.path());
     let back = run(&config, "watch", 1);
     assert_eq!(back.code, 0, "{}", back.stderr);
     let store = Store::open(dir.path().join("modelwatch.db")).unwrap();

@@ -187,8 +187,8 @@ main() {
     install_model
     install_model_licence
     install_server
-    printf 'MODELWATCH_LLAMA_SERVER=%s\n' "$SERVER_BIN"
-    printf 'MODELWATCH_LLAMA_MODEL=%s\n' "$MODEL_PATH"
+    printf 'MODELWATCH_LLAMA_SERVER=%q\n' "$SERVER_BIN"
+    printf 'MODELWATCH_LLAMA_MODEL=%q\n' "$MODEL_PATH"
 }
 
 main "$@"
