@@ -2,12 +2,15 @@
 # Starts a llama.cpp `llama-server` with the Gemma 3 270M model on 127.0.0.1, waits until it is
 # ready, records its PID and port, and prints its base URL.
 #
-# Usage: scripts/llama/start.sh [--port PORT] [--name NAME] [--timeout SECONDS] [-- EXTRA...]
+# Usage: scripts/llama/start.sh [--port PORT] [--name NAME] [--alias ALIAS] [--timeout SECONDS]
+#                               [-- EXTRA...]
 #   --port     port to listen on (default: a free port chosen by the system)
 #   --name     instance name, so several servers can run side by side (default: default)
+#   --alias    the served model name (default: gemma-3-270m); llama-server adds a repeated
+#              --alias to the list instead of replacing it, so change it here
 #   --timeout  seconds to wait for /health (default: 120)
 #   EXTRA      passed to llama-server after the standard arguments; later arguments win, so
-#              `-- --alias other-name` or `-- --chat-template chatml` change the served model.
+#              `-- --chat-template chatml` changes the chat template.
 #
 # The binary and model are taken from MODELWATCH_LLAMA_SERVER / MODELWATCH_LLAMA_MODEL, or from
 # the cache that scripts/llama/install.sh fills. State (PID, port, log) goes to
@@ -24,14 +27,16 @@ die() { printf 'start.sh: error: %s\n' "$*" >&2; exit 1; }
 
 port=""
 name="default"
+alias="gemma-3-270m"
 timeout=120
 while (($#)); do
     case "$1" in
     --port) port="${2:?--port needs a value}"; shift 2 ;;
     --name) name="${2:?--name needs a value}"; shift 2 ;;
+    --alias) alias="${2:?--alias needs a value}"; shift 2 ;;
     --timeout) timeout="${2:?--timeout needs a value}"; shift 2 ;;
     --) shift; break ;;
-    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
     *) die "unknown option $1 (extra llama-server arguments go after --)" ;;
     esac
 done
@@ -55,7 +60,7 @@ fi
 log="$STATE/$name.log"
 # setsid: the server does not share the caller's process group, so it outlives this script and
 # the terminal; it is stopped by PID only.
-setsid "$SERVER" -m "$MODEL" --alias gemma-3-270m --host 127.0.0.1 --port "$port" \
+setsid "$SERVER" -m "$MODEL" --alias "$alias" --host 127.0.0.1 --port "$port" \
     -c 2048 -np 2 -t 1 --no-jinja --chat-template gemma "$@" >"$log" 2>&1 </dev/null &
 pid=$!
 echo "$pid" >"$pidfile"
