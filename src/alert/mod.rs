@@ -9,10 +9,13 @@
 //! retrying worker per sink. The state is persisted by the store
 //! (`alert_state`, `silences`), so a restart neither fires twice nor forgets a resolution.
 
+pub mod hmac;
 pub mod machine;
 pub mod mute;
 pub mod outbox;
+pub mod sentry;
 pub mod sink;
+pub mod webhook;
 
 pub use machine::{
     AlertKey, AlertState, Evidence, Notification, NotificationKind, Observation, Policy, Severity,

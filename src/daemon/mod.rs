@@ -13,9 +13,11 @@
 //! Submodules: [`monitor`] (the statistics, pure), [`limit`] (rate and concurrency limits),
 //! [`notify`] (systemd notifications), [`state`] (status and metrics).
 
+pub mod checkins;
 pub mod limit;
 pub mod monitor;
 pub mod notify;
+pub mod outputs;
 pub mod promote;
 pub mod state;
 
@@ -105,6 +107,25 @@ pub fn http_clients() -> ClientFactory {
     })
 }
 
+/// Told when rounds start and finish (Sentry check-ins, OpenTelemetry export). Called on the
+/// scheduler: implementations must not block (queue or spawn the work).
+pub trait RoundObserver: Send + Sync {
+    fn round_started(&self, target: &Target, started_ms: i64) {
+        let _ = (target, started_ms);
+    }
+    /// `outcome` is `None` for a round cut off by its deadline; `status` is `completed`,
+    /// `failed` or `deadline`.
+    fn round_finished(
+        &self,
+        target: &Target,
+        started_ms: i64,
+        outcome: Option<&RoundOutcome>,
+        status: &str,
+    ) {
+        let _ = (target, started_ms, outcome, status);
+    }
+}
+
 /// How the daemon runs, beyond its configuration.
 pub struct Options {
     pub notifier: Notifier,
@@ -116,6 +137,8 @@ pub struct Options {
     pub margins: Margins,
     /// How failed alert deliveries are retried.
     pub retry: alert::RetryPolicy,
+    /// Told about every round.
+    pub observers: Vec<Arc<dyn RoundObserver>>,
 }
 
 impl Default for Options {
@@ -127,6 +150,7 @@ impl Default for Options {
             seed: 0,
             margins: Margins::default(),
             retry: alert::RetryPolicy::default(),
+            observers: Vec::new(),
         }
     }
 }
@@ -206,6 +230,8 @@ struct Scheduler {
     sink_status: BTreeMap<String, SinkStatus>,
     /// The outbox worker of each sink, by outbox name.
     workers: Vec<(String, mpsc::UnboundedSender<alert::outbox::Job>)>,
+    /// When the running round of each target was launched (for the observers).
+    round_starts: HashMap<String, i64>,
     last_prune: Option<Instant>,
     last_ping: Option<Instant>,
 }
@@ -248,6 +274,7 @@ pub async fn run(
         generation: 0,
         sink_status: BTreeMap::new(),
         workers: Vec::new(),
+        round_starts: HashMap::new(),
         last_prune: None,
         last_ping: None,
     };
@@ -551,6 +578,11 @@ impl Scheduler {
                 keep_text: true,
             };
             let deadline = p.target.daemon.round_deadline;
+            let started_ms = self.clock.now_ms();
+            self.round_starts.insert(name.clone(), started_ms);
+            for o in &self.options.observers {
+                o.round_started(&p.target, started_ms);
+            }
             let evaluator = self.evaluator.clone();
             let checks = self.checks.clone();
             let clock = self.clock;
@@ -577,6 +609,17 @@ impl Scheduler {
         };
         rt.running = false;
         rt.rounds += 1;
+        if let Some(p) = self.prepared.get(name) {
+            let started = self.round_starts.remove(name).unwrap_or(now_ms);
+            let status = match &outcome {
+                None => "deadline",
+                Some(o) if o.measured() => "completed",
+                Some(_) => "failed",
+            };
+            for o in &self.options.observers {
+                o.round_finished(&p.target, started, outcome.as_ref(), status);
+            }
+        }
         let Some(outcome) = outcome else {
             tracing::warn!(target = name, "round cut off by the round deadline");
             rt.last_round = Some(RoundSummary {
