@@ -1,5 +1,5 @@
-//! The sinks and round observers a configuration asks for: the log always, the webhook and
-//! Sentry (events and check-ins) when configured. Built once at start; changing them needs a
+//! The sinks and round observers a configuration asks for: the log always, the webhook,
+//! Sentry (events and check-ins) and the OTLP exporter when configured. Built once at start; changing them needs a
 //! restart.
 
 use super::RoundObserver;
@@ -8,6 +8,7 @@ use crate::alert::sentry::{SentrySink, TargetInfo};
 use crate::alert::webhook::WebhookSink;
 use crate::alert::{AlertSink, LogSink, SinkError};
 use crate::config::Config;
+use crate::runner::Clock;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +44,22 @@ pub fn from_config(config: &Config) -> Result<Outputs, SinkError> {
         let sink = Arc::new(SentrySink::new(s.clone(), targets, SINK_TIMEOUT)?);
         observers.push(Arc::new(SentryCheckIns::new(sink.clone())));
         sinks.push(sink);
+    }
+    if let Some(o) = &config.telemetry.otlp {
+        let env = |k: &str| std::env::var(k).ok();
+        let resource = crate::telemetry::otlp::resource(&env, crate::telemetry::otlp::host_name());
+        let exporter = crate::telemetry::otlp::OtlpExporter::start(
+            o,
+            resource,
+            std::process::id() as u64,
+            crate::runner::SystemClock.now_ms(),
+        )
+        .map_err(|reason| SinkError {
+            sink: "otlp".into(),
+            incident: String::new(),
+            reason,
+        })?;
+        observers.push(Arc::new(exporter));
     }
     Ok(Outputs { sinks, observers })
 }
