@@ -59,14 +59,20 @@ pub struct Telemetry {
     pub otlp: Option<Otlp>,
 }
 
-fn http_url(r: &mut Reader, f: &Fields, key: &str, required: bool) -> Option<String> {
+fn http_url(
+    r: &mut Reader,
+    f: &Fields,
+    key: &str,
+    required: bool,
+    example: &str,
+) -> Option<String> {
     let s = r.nonempty_string(f, key, required)?;
     let v = s.get_ref().trim().to_string();
     if !(v.starts_with("http://") || v.starts_with("https://")) {
         r.error_help(
             s.span(),
             format!("`{key}` in {} is not an http(s) URL", f.what),
-            "e.g. \"https://hooks.example.com/modelwatch\"",
+            format!("e.g. \"{example}\""),
         );
         return None;
     }
@@ -76,7 +82,7 @@ fn http_url(r: &mut Reader, f: &Fields, key: &str, required: bool) -> Option<Str
 /// `[alerts.webhook]`; `Some(None)` when absent, `None` after an error.
 pub(super) fn read_webhook(r: &mut Reader, v: &toml::Spanned<DeValue<'_>>) -> Option<Webhook> {
     let f = r.table_value(v, "[alerts.webhook]", WEBHOOK_KEYS)?;
-    let url = http_url(r, &f, "url", true);
+    let url = http_url(r, &f, "url", true, "https://hooks.example.com/modelwatch");
     let secret = match r.string(&f, "secret") {
         Some(s) if s.get_ref().len() < 16 => {
             r.error_help(
@@ -84,32 +90,32 @@ pub(super) fn read_webhook(r: &mut Reader, v: &toml::Spanned<DeValue<'_>>) -> Op
                 "`secret` in [alerts.webhook] is too short: expected at least 16 characters",
                 "generate one with `openssl rand -hex 32` and pass it as \"${MODELWATCH_WEBHOOK_SECRET}\"",
             );
-            return None;
+            None
         }
-        Some(s) => Some(Secret::new(s.into_inner())),
-        None if f.get("secret").is_some() => return None,
-        None => None,
+        Some(s) => Some(Some(Secret::new(s.into_inner()))),
+        None if f.get("secret").is_some() => None,
+        None => Some(None),
     };
     let format = match r.string(&f, "format") {
-        None if f.get("format").is_some() => return None,
-        None => WebhookFormat::Json,
+        None if f.get("format").is_some() => None,
+        None => Some(WebhookFormat::Json),
         Some(s) => match s.get_ref().as_str() {
-            "json" => WebhookFormat::Json,
-            "slack" => WebhookFormat::Slack,
+            "json" => Some(WebhookFormat::Json),
+            "slack" => Some(WebhookFormat::Slack),
             other => {
                 r.error_help(
                     s.span(),
                     format!("unknown webhook `format` `{other}`"),
                     "expected \"json\" or \"slack\"",
                 );
-                return None;
+                None
             }
         },
     };
     Some(Webhook {
         url: url?,
-        secret,
-        format,
+        secret: secret?,
+        format: format?,
     })
 }
 
@@ -211,8 +217,8 @@ pub(super) fn read_telemetry(r: &mut Reader, top: &Fields) -> Option<Telemetry> 
     };
     let o = r.table_value(ov, "[telemetry.otlp]", OTLP_KEYS)?;
     let endpoint = match o.get("endpoint") {
-        Some(_) => http_url(r, &o, "endpoint", true)?,
-        None => env_endpoint.unwrap_or_else(|| "http://127.0.0.1:4318".into()),
+        Some(_) => http_url(r, &o, "endpoint", true, "http://127.0.0.1:4318"),
+        None => Some(env_endpoint.unwrap_or_else(|| "http://127.0.0.1:4318".into())),
     };
     if let Some(h) = o.get("headers") {
         let DeValue::Table(t) = h.get_ref() else {
@@ -245,7 +251,7 @@ pub(super) fn read_telemetry(r: &mut Reader, top: &Fields) -> Option<Telemetry> 
     };
     Some(Telemetry {
         otlp: Some(Otlp {
-            endpoint,
+            endpoint: endpoint?,
             headers,
             timeout,
         }),
