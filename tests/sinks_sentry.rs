@@ -98,6 +98,11 @@ async fn events_and_check_ins_parse_with_the_official_envelope_parser() {
     assert_eq!(tags["metric"], "unapproved_model");
     assert_eq!(tags["model"], "fake");
     assert_eq!(tags["provider"], "ollama");
+    assert_eq!(
+        tags["model.fingerprint"].as_str().unwrap().len(),
+        12,
+        "{tags}"
+    );
     assert_eq!(tags["alert.state"], "firing");
     assert_eq!(tags["environment"], "staging");
     assert_eq!(tags["alert.fingerprint"].as_str().unwrap().len(), 12);

@@ -98,6 +98,8 @@ impl Dsn {
 pub struct TargetInfo {
     pub provider: String,
     pub model: String,
+    /// The served model's fingerprint id, short (the last one seen by a round).
+    pub fingerprint: Option<String>,
 }
 
 /// Sentry's limit on tag values.
@@ -150,6 +152,9 @@ pub fn event(
     if let Some(t) = target {
         tags.insert("model", tag(&t.model));
         tags.insert("provider", tag(&t.provider));
+        if let Some(f) = &t.fingerprint {
+            tags.insert("model.fingerprint", tag(f));
+        }
     }
     json!({
         "event_id": event_id,
@@ -233,7 +238,7 @@ pub fn check_in(
 pub struct SentrySink {
     config: Sentry,
     dsn: Dsn,
-    targets: BTreeMap<String, TargetInfo>,
+    targets: std::sync::Mutex<BTreeMap<String, TargetInfo>>,
     client: reqwest::Client,
 }
 
@@ -257,9 +262,17 @@ impl SentrySink {
         Ok(SentrySink {
             config,
             dsn,
-            targets,
+            targets: std::sync::Mutex::new(targets),
             client,
         })
+    }
+
+    /// Remembers the fingerprint a target serves (first 12 characters), for the events' tags.
+    pub fn note_fingerprint(&self, target: &str, id: &str) {
+        if let Ok(mut t) = self.targets.lock() {
+            t.entry(target.to_string()).or_default().fingerprint =
+                Some(id.chars().take(12).collect());
+        }
     }
 
     async fn post(&self, body: Vec<u8>) -> Result<(), String> {
@@ -324,10 +337,15 @@ impl AlertSink for SentrySink {
 
     fn deliver_keyed<'a>(&'a self, key: &'a str, n: &'a Notification) -> SinkFuture<'a> {
         Box::pin(async move {
+            let info = self
+                .targets
+                .lock()
+                .ok()
+                .and_then(|t| t.get(&n.key.target).cloned());
             let ev = event(
                 key,
                 n,
-                self.targets.get(&n.key.target),
+                info.as_ref(),
                 &self.config.environment,
                 &self.config.release,
             );

@@ -69,6 +69,9 @@ impl RoundObserver for SentryCheckIns {
         outcome: Option<&RoundOutcome>,
         status: &str,
     ) {
+        if let Some(Ok(fp)) = outcome.map(|o| &o.fingerprint) {
+            self.sink.note_fingerprint(&target.name, &fp.id());
+        }
         let ended = outcome.map(|o| o.ended_at_ms).unwrap_or(started_ms);
         let duration = Duration::from_millis((ended - started_ms).max(0) as u64);
         let s = if status == "completed" {

@@ -37,6 +37,7 @@ pub fn from_config(config: &Config) -> Result<Outputs, SinkError> {
                     TargetInfo {
                         provider: t.provider.as_str().to_string(),
                         model: t.model.clone(),
+                        fingerprint: None,
                     },
                 )
             })
