@@ -160,6 +160,15 @@ async fn metrics_and_spans_decode_with_the_official_definitions() {
         .collect();
     assert!(names.contains(&"refusal_rate".into()), "{names:?}");
     by_name("modelwatch.requests");
+    let length = by_name("modelwatch.response.length_chars");
+    assert_eq!(
+        attr_str(
+            &length["histogram"]["dataPoints"][0]["attributes"],
+            "modelwatch.target"
+        )
+        .unwrap(),
+        "a"
+    );
 
     // Traces: a client span per request with evaluation events.
     let t = items.iter().find(|i| i["path"] == "/v1/traces").unwrap();

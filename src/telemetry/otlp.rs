@@ -35,6 +35,11 @@ const TOKEN_BOUNDS: [f64; 14] = [
     16777216.0, 67108864.0,
 ];
 
+/// Response length buckets in characters (length quantiles come from these).
+const LENGTH_BOUNDS: [f64; 11] = [
+    16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0,
+];
+
 pub type Attrs = Vec<(String, Value)>;
 
 /// The resource: `service.name` (`$OTEL_SERVICE_NAME`, default `modelwatch`), `host.name`,
@@ -255,6 +260,12 @@ impl MetricState {
                 );
             }
             if let Some(m) = &sample.measurements {
+                self.observe(
+                    "modelwatch.response.length_chars",
+                    &LENGTH_BOUNDS,
+                    vec![target()],
+                    f64::from(m.chars),
+                );
                 let mut count = |k: &'static str, b: Option<bool>| {
                     if let Some(b) = b {
                         let e = bad.entry(k).or_default();
@@ -289,10 +300,10 @@ impl MetricState {
         let mut metrics: BTreeMap<&'static str, Msg> = BTreeMap::new();
         let mut hist_points: BTreeMap<&'static str, Vec<Msg>> = BTreeMap::new();
         for ((name, _), (attrs, h)) in &self.hists {
-            let bounds: &[f64] = if *name == "gen_ai.client.token.usage" {
-                &TOKEN_BOUNDS
-            } else {
-                &DURATION_BOUNDS
+            let bounds: &[f64] = match *name {
+                "gen_ai.client.token.usage" => &TOKEN_BOUNDS,
+                "modelwatch.response.length_chars" => &LENGTH_BOUNDS,
+                _ => &DURATION_BOUNDS,
             };
             let mut p = Msg::new();
             p.fixed64(2, self.start_ns)
@@ -310,10 +321,12 @@ impl MetricState {
                 h.msg(1, p);
             }
             h.uint(2, 2); // cumulative
-            let (unit, desc) = if name == "gen_ai.client.token.usage" {
-                ("{token}", "Tokens used per request, by token type.")
-            } else {
-                ("s", "Duration of GenAI client operations (probe requests).")
+            let (unit, desc) = match name {
+                "gen_ai.client.token.usage" => {
+                    ("{token}", "Tokens used per request, by token type.")
+                }
+                "modelwatch.response.length_chars" => ("{char}", "Response length in characters."),
+                _ => ("s", "Duration of GenAI client operations (probe requests)."),
             };
             let mut m = Msg::new();
             m.string(1, name).string(2, desc).string(3, unit).msg(9, &h);
