@@ -23,6 +23,7 @@ pub mod sim;
 pub mod stats;
 pub mod store;
 pub mod summary;
+pub mod telemetry;
 
 /// Lowercase hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {

@@ -162,7 +162,10 @@ async fn swap_fires_is_visible_over_http_and_resolves_after_promote_and_survives
         // Swap to the degraded model.
         env.sim.set_profile(Profile::builtin("degraded").unwrap());
         let at_swap = rounds(&shared.status());
-        wait_for(&shared, 90, "an alert firing", |s| !firing(s).is_empty()).await;
+        wait_for(&shared, 90, "an alert firing and delivered", |s| {
+            !firing(s).is_empty() && s.sinks.iter().all(|k| k.pending == 0)
+        })
+        .await;
         let after = rounds(&shared.status()) - at_swap;
         assert!(after <= 8, "fired only after {after} rounds");
         let status = shared.status();
@@ -292,7 +295,10 @@ async fn swap_fires_is_visible_over_http_and_resolves_after_promote_and_survives
             let store = Store::open(&env.db).unwrap();
             promote(&loaded, &store, "sim", 5, SystemClock.now_ms()).unwrap();
         }
-        wait_for(&shared, 90, "alerts resolved", |s| firing(s).is_empty()).await;
+        wait_for(&shared, 90, "alerts resolved and delivered", |s| {
+            firing(s).is_empty() && s.sinks.iter().all(|k| k.pending == 0)
+        })
+        .await;
         let resolved: Vec<_> = sink2
             .delivered()
             .into_iter()

@@ -241,9 +241,35 @@ impl modelwatch::alert::AlertSink for Hang {
     }
 }
 
-/// Watchdog pings come from the scheduler loop: when the loop is stuck (here in a sink that
-/// never returns, after an unapproved-model alert), the pings stop and systemd would restart
-/// the service.
+/// Answers like [`Fake`], but its first request blocks the thread that polls it for `block`
+/// after the latency: a scheduler stuck in synchronous work.
+struct Blocking {
+    inner: Fake,
+    block: Duration,
+    blocked: std::sync::atomic::AtomicBool,
+}
+
+impl ModelClient for Blocking {
+    fn complete<'a>(
+        &'a self,
+        request: &'a CompletionRequest,
+    ) -> BoxFuture<'a, Result<Completion, SampleError>> {
+        Box::pin(async move {
+            let out = self.inner.complete(request).await;
+            if !self.blocked.swap(true, Ordering::SeqCst) {
+                std::thread::sleep(self.block);
+            }
+            out
+        })
+    }
+
+    fn fingerprint(&self) -> BoxFuture<'_, Result<Fingerprint, SampleError>> {
+        self.inner.fingerprint()
+    }
+}
+
+/// Watchdog pings come from the scheduler loop: when the loop is stuck, the pings stop and
+/// systemd would restart the service.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_scheduler_stops_the_watchdog_pings() {
     use std::os::unix::net::UnixDatagram;
@@ -251,8 +277,90 @@ async fn a_stuck_scheduler_stops_the_watchdog_pings() {
     let sock_path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_nonblocking(true).unwrap();
+    let l = loaded(dir.path(), &["a"], "", |t| t.max_concurrency = 16);
+    let log = Arc::new(Log::default());
+    let clients_log = log.clone();
+    let notify_path = sock_path.to_str().unwrap().to_string();
+    // The daemon runs on its own thread, so the stall blocks it and not the test.
+    std::thread::spawn(move || {
+        let (_tx, rx) = mpsc::channel(1);
+        let options = Options {
+            clients: Arc::new(move |t: &Target, _| {
+                Ok(Arc::new(Blocking {
+                    inner: Fake {
+                        target: t.name.clone(),
+                        latency: Duration::from_millis(600),
+                        log: clients_log.clone(),
+                    },
+                    block: Duration::from_secs(4),
+                    blocked: Default::default(),
+                }) as Arc<dyn ModelClient>)
+            }),
+            sinks: Vec::new(),
+            notifier: daemon::notify::Notifier::with_socket(
+                &notify_path,
+                Some(Duration::from_millis(300)),
+            ),
+            ..Options::default()
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _ = rt.block_on(daemon::run(
+            l,
+            Store::open_in_memory().unwrap(),
+            options,
+            Arc::new(Shared::default()),
+            rx,
+            std::future::pending(),
+        ));
+    });
+    let pings = |sock: &UnixDatagram| {
+        let mut buf = [0u8; 512];
+        let mut n = 0;
+        while let Ok(len) = sock.recv(&mut buf) {
+            n += usize::from(&buf[..len] == b"WATCHDOG=1");
+        }
+        n
+    };
+    // Started (the first ping), then, while the first requests run (600 ms), the loop pings.
+    let started = Instant::now();
+    while pings(&sock) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no ping at all"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let early = pings(&sock);
+    assert!(early >= 2, "{early} pings while healthy");
+    // A request blocks the scheduler's thread: no more pings.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let _ = pings(&sock);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        pings(&sock),
+        0,
+        "pings continued while the scheduler was stuck"
+    );
+}
+
+/// A sink that never answers delays only its own notifications: the scheduler keeps running
+/// rounds and pinging the watchdog while the alert's delivery hangs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_sink_does_not_stop_the_scheduler() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_nonblocking(true).unwrap();
     let l = loaded(dir.path(), &["a"], "", |t| {
         t.max_concurrency = 16;
+        t.interval = Duration::from_millis(300);
+        t.daemon.jitter = Duration::ZERO;
+        t.daemon.round_deadline = Duration::from_millis(300);
         t.daemon.pin = Some(modelwatch::config::Pin {
             model: "sha256:not-served".into(),
             approved_by: None,
@@ -263,11 +371,12 @@ async fn a_stuck_scheduler_stops_the_watchdog_pings() {
     let log = Arc::new(Log::default());
     let clients_log = log.clone();
     let (_tx, rx) = mpsc::channel(1);
+    let shared = Arc::new(Shared::default());
     let options = Options {
         clients: Arc::new(move |t: &Target, _| {
             Ok(Arc::new(Fake {
                 target: t.name.clone(),
-                latency: Duration::from_millis(600),
+                latency: Duration::from_millis(50),
                 log: clients_log.clone(),
             }) as Arc<dyn ModelClient>)
         }),
@@ -282,34 +391,33 @@ async fn a_stuck_scheduler_stops_the_watchdog_pings() {
         l,
         Store::open_in_memory().unwrap(),
         options,
-        Arc::new(Shared::default()),
+        shared.clone(),
         rx,
         std::future::pending(),
     );
-    let pings = |sock: &UnixDatagram| {
-        let mut buf = [0u8; 512];
-        let mut n = 0;
-        while let Ok(len) = sock.recv(&mut buf) {
-            n += usize::from(&buf[..len] == b"WATCHDOG=1");
-        }
-        n
-    };
     let driver = async {
-        // While the first round runs (600 ms), the loop pings.
-        let mut early = 0;
-        for _ in 0..5 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            early += pings(&sock);
+        // The unapproved-model alert fires in the first round; its delivery hangs.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let _ = sock.recv(&mut [0u8; 512]);
+        let before = log.rounds.lock().unwrap().len();
+        let mut buf = [0u8; 512];
+        while sock.recv(&mut buf).is_ok() {}
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let mut pings = 0;
+        while let Ok(len) = sock.recv(&mut buf) {
+            pings += usize::from(&buf[..len] == b"WATCHDOG=1");
         }
-        assert!(early >= 2, "{early} pings while healthy");
-        // The round ends, the alert's delivery hangs: no more pings.
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        let _ = pings(&sock);
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        assert_eq!(
-            pings(&sock),
-            0,
-            "pings continued while the scheduler was stuck"
+        let after = log.rounds.lock().unwrap().len();
+        assert!(pings >= 3, "{pings} pings while a sink hangs");
+        assert!(after >= before + 2, "rounds stopped: {before} → {after}");
+        let status = shared.status();
+        let hang = status.sinks.iter().find(|k| k.name == "hang").unwrap();
+        assert_eq!(hang.pending, 1, "{hang:?}");
+        assert!(
+            status
+                .alerts
+                .iter()
+                .any(|a| a.key.metric == "unapproved_model")
         );
     };
     tokio::select! {

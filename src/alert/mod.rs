@@ -5,16 +5,22 @@
 //! clock and no I/O inside, so every path is tested without waiting. [`mute`] decides whether a
 //! notification is muted (silences, maintenance windows): a muted notification is still
 //! recorded, only not delivered. [`sink`] delivers notifications (a log sink and an in-memory
-//! fake; more sinks plug in behind the same trait). The state is persisted by the store
+//! fake; more sinks plug in behind the same trait); [`outbox`] delivers them durably, one
+//! retrying worker per sink. The state is persisted by the store
 //! (`alert_state`, `silences`), so a restart neither fires twice nor forgets a resolution.
 
+pub mod hmac;
 pub mod machine;
 pub mod mute;
+pub mod outbox;
+pub mod sentry;
 pub mod sink;
+pub mod webhook;
 
 pub use machine::{
     AlertKey, AlertState, Evidence, Notification, NotificationKind, Observation, Policy, Severity,
     Status, transition,
 };
 pub use mute::{MaintenanceWindow, Silence, is_muted};
-pub use sink::{AlertSink, LogSink, MemorySink, SinkError};
+pub use outbox::{RetryPolicy, idempotency_key};
+pub use sink::{AlertSink, LogSink, MemorySink, SinkError, SinkFuture};

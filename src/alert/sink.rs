@@ -22,6 +22,13 @@ pub trait AlertSink: Send + Sync {
     /// A short name for logs and status (`log`, `sentry`).
     fn name(&self) -> &str;
     fn deliver<'a>(&'a self, notification: &'a Notification) -> SinkFuture<'a>;
+
+    /// Delivers with the notification's idempotency key (the same on every retry), for sinks
+    /// whose receivers can drop repeats. Defaults to [`AlertSink::deliver`].
+    fn deliver_keyed<'a>(&'a self, key: &'a str, notification: &'a Notification) -> SinkFuture<'a> {
+        let _ = key;
+        self.deliver(notification)
+    }
 }
 
 /// Writes every notification to the log (tracing): warnings for firing and reminders, info for

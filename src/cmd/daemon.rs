@@ -102,8 +102,11 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
         let _ = stop_tx.send(true);
     });
 
+    let outputs = daemon::outputs::from_config(&loaded.config)?;
     let options = daemon::Options {
         notifier: Notifier::from_env(),
+        sinks: outputs.sinks,
+        observers: outputs.observers,
         seed: std::process::id() as u64,
         ..daemon::Options::default()
     };

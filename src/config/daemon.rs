@@ -12,7 +12,13 @@ use std::time::Duration;
 use toml::de::DeValue;
 
 pub(super) const DAEMON_KEYS: &[&str] = &["max_concurrency", "shutdown_grace"];
-pub(super) const ALERTS_KEYS: &[&str] = &["reminder", "resolve_after", "maintenance"];
+pub(super) const ALERTS_KEYS: &[&str] = &[
+    "reminder",
+    "resolve_after",
+    "maintenance",
+    "webhook",
+    "sentry",
+];
 const WINDOW_KEYS: &[&str] = &["start", "duration", "targets"];
 const PIN_KEYS: &[&str] = &["model", "approved_by", "approved_on", "license_reviewed"];
 
@@ -43,6 +49,10 @@ pub struct Alerts {
     pub resolve_after: u32,
     /// Daily windows (UTC) during which notifications are muted but recorded.
     pub maintenance: Vec<MaintenanceWindow>,
+    /// `[alerts.webhook]`.
+    pub webhook: Option<super::sinks::Webhook>,
+    /// `[alerts.sentry]`.
+    pub sentry: Option<super::sinks::Sentry>,
 }
 
 impl Default for Alerts {
@@ -51,6 +61,8 @@ impl Default for Alerts {
             reminder: Some(Duration::from_secs(4 * 3600)),
             resolve_after: 1,
             maintenance: Vec::new(),
+            webhook: None,
+            sentry: None,
         }
     }
 }
@@ -104,7 +116,7 @@ pub(super) fn read_daemon(r: &mut Reader, top: &Fields) -> Option<DaemonSettings
     Some(d)
 }
 
-pub(super) fn read_alerts(r: &mut Reader, top: &Fields) -> Option<Alerts> {
+pub(super) fn read_alerts(r: &mut Reader, top: &Fields, dir: &std::path::Path) -> Option<Alerts> {
     let mut a = Alerts::default();
     let Some(v) = top.get("alerts") else {
         return Some(a);
@@ -115,6 +127,18 @@ pub(super) fn read_alerts(r: &mut Reader, top: &Fields) -> Option<Alerts> {
     }
     if let Some(n) = r.uint(&f, "resolve_after", 1, 1000) {
         a.resolve_after = *n.get_ref() as u32;
+    }
+    let mut ok = true;
+    if let Some(v) = f.get("webhook") {
+        a.webhook = super::sinks::read_webhook(r, v);
+        ok &= a.webhook.is_some();
+    }
+    if let Some(v) = f.get("sentry") {
+        a.sentry = super::sinks::read_sentry(r, v, dir);
+        ok &= a.sentry.is_some();
+    }
+    if !ok {
+        return None;
     }
     if let Some(items) = r.array(&f, "maintenance", "an array of tables") {
         for item in items.iter() {

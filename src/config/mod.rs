@@ -12,10 +12,12 @@ pub mod env;
 pub(crate) mod fields;
 mod margins;
 pub mod secret;
+pub mod sinks;
 
 pub use daemon::{Alerts, DaemonSettings, Pin, TargetDaemon};
 pub use env::{Env, process_env};
 pub use secret::Secret;
+pub use sinks::{Otlp, Sentry, Telemetry, Webhook, WebhookFormat};
 
 use crate::diag::{Diagnostic, Source};
 use crate::probe::{GenParams, Location, ProbeInput, Suite};
@@ -47,8 +49,10 @@ pub struct Config {
     pub margins: crate::drift::Margins,
     /// `[daemon]`: process-wide limits of `modelwatch daemon`.
     pub daemon: DaemonSettings,
-    /// `[alerts]`: the alert lifecycle.
+    /// `[alerts]`: the alert lifecycle and its sinks.
     pub alerts: Alerts,
+    /// `[telemetry]`: OpenTelemetry export.
+    pub telemetry: Telemetry,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -189,6 +193,7 @@ const TOP_KEYS: &[&str] = &[
     "margins",
     "daemon",
     "alerts",
+    "telemetry",
 ];
 const STORAGE_KEYS: &[&str] = &["path", "raw_text_retention", "sample_retention"];
 const SERVER_KEYS: &[&str] = &["listen", "token"];
@@ -434,7 +439,8 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
     let server = read_server(&mut r, &top);
     let margins = margins::read_margins(&mut r, top.get("margins"));
     let daemon_settings = daemon::read_daemon(&mut r, &top);
-    let alerts = daemon::read_alerts(&mut r, &top);
+    let alerts = daemon::read_alerts(&mut r, &top, &dir);
+    let telemetry = sinks::read_telemetry(&mut r, &top);
     let probes_dir = r
         .nonempty_string(&top, "probes_dir", false)
         .map(|s| dir.join(s.get_ref()))
@@ -487,17 +493,27 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
     }
 
     let diags = r.diags;
-    let config = match (diags.is_empty(), storage, server, daemon_settings, alerts) {
-        (true, Some(storage), Some(server), Some(daemon), Some(alerts)) => Some(Config {
-            path: src.path.clone(),
-            storage,
-            server,
-            probes_dir: probes_dir.clone(),
-            targets,
-            margins,
-            daemon,
-            alerts,
-        }),
+    let config = match (
+        diags.is_empty(),
+        storage,
+        server,
+        daemon_settings,
+        alerts,
+        telemetry,
+    ) {
+        (true, Some(storage), Some(server), Some(daemon), Some(alerts), Some(telemetry)) => {
+            Some(Config {
+                path: src.path.clone(),
+                storage,
+                server,
+                probes_dir: probes_dir.clone(),
+                targets,
+                margins,
+                daemon,
+                alerts,
+                telemetry,
+            })
+        }
         _ => None,
     };
     Parsed {
@@ -519,6 +535,20 @@ fn literal_secret_spans(doc: &toml::de::DeTable) -> Vec<Range<usize>> {
     };
     if let Some(DeValue::Table(server)) = doc.get("server").map(|v| v.get_ref()) {
         spans.extend(server.get("token").and_then(literal));
+    }
+    if let Some(DeValue::Table(alerts)) = doc.get("alerts").map(|v| v.get_ref()) {
+        if let Some(DeValue::Table(w)) = alerts.get("webhook").map(|v| v.get_ref()) {
+            spans.extend(w.get("secret").and_then(literal));
+        }
+        if let Some(DeValue::Table(sn)) = alerts.get("sentry").map(|v| v.get_ref()) {
+            spans.extend(sn.get("dsn").and_then(literal));
+        }
+    }
+    if let Some(DeValue::Table(tel)) = doc.get("telemetry").map(|v| v.get_ref())
+        && let Some(DeValue::Table(o)) = tel.get("otlp").map(|v| v.get_ref())
+        && let Some(DeValue::Table(h)) = o.get("headers").map(|v| v.get_ref())
+    {
+        spans.extend(h.iter().filter_map(|(_, v)| literal(v)));
     }
     let Some(DeValue::Array(targets)) = doc.get("target").map(|v| v.get_ref()) else {
         return spans;

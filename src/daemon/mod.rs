@@ -13,9 +13,11 @@
 //! Submodules: [`monitor`] (the statistics, pure), [`limit`] (rate and concurrency limits),
 //! [`notify`] (systemd notifications), [`state`] (status and metrics).
 
+pub mod checkins;
 pub mod limit;
 pub mod monitor;
 pub mod notify;
+pub mod outputs;
 pub mod promote;
 pub mod state;
 
@@ -53,11 +55,11 @@ use tokio::time::Instant;
 pub const UNAPPROVED_MODEL: &str = "unapproved_model";
 /// Alert metric of swap notifications.
 pub const SWAP: &str = "swap";
+/// How long shutdown waits for notifications being delivered (the rest are resumed at the next
+/// start).
+const DELIVERY_GRACE: Duration = Duration::from_secs(5);
 /// How often retention pruning runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-/// Longest wait for one sink delivery; the scheduler waits for it, so a hung sink must not
-/// hold it (and the watchdog pings) for long.
-const SINK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest sleep of the scheduler loop (it also pings the watchdog).
 const MAX_TICK: Duration = Duration::from_secs(5);
 
@@ -105,6 +107,25 @@ pub fn http_clients() -> ClientFactory {
     })
 }
 
+/// Told when rounds start and finish (Sentry check-ins, OpenTelemetry export). Called on the
+/// scheduler: implementations must not block (queue or spawn the work).
+pub trait RoundObserver: Send + Sync {
+    fn round_started(&self, target: &Target, started_ms: i64) {
+        let _ = (target, started_ms);
+    }
+    /// `outcome` is `None` for a round cut off by its deadline; `status` is `completed`,
+    /// `failed` or `deadline`.
+    fn round_finished(
+        &self,
+        target: &Target,
+        started_ms: i64,
+        outcome: Option<&RoundOutcome>,
+        status: &str,
+    ) {
+        let _ = (target, started_ms, outcome, status);
+    }
+}
+
 /// How the daemon runs, beyond its configuration.
 pub struct Options {
     pub notifier: Notifier,
@@ -114,6 +135,10 @@ pub struct Options {
     pub seed: u64,
     /// Decision margins (the same defaults as `compare`).
     pub margins: Margins,
+    /// How failed alert deliveries are retried.
+    pub retry: alert::RetryPolicy,
+    /// Told about every round.
+    pub observers: Vec<Arc<dyn RoundObserver>>,
 }
 
 impl Default for Options {
@@ -124,6 +149,8 @@ impl Default for Options {
             clients: http_clients(),
             seed: 0,
             margins: Margins::default(),
+            retry: alert::RetryPolicy::default(),
+            observers: Vec::new(),
         }
     }
 }
@@ -201,6 +228,10 @@ struct Scheduler {
     /// Generation of the configuration (rounds of an old one are still stored).
     generation: u64,
     sink_status: BTreeMap<String, SinkStatus>,
+    /// The outbox worker of each sink, by outbox name.
+    workers: Vec<(String, mpsc::UnboundedSender<alert::outbox::Job>)>,
+    /// When the running round of each target was launched (for the observers).
+    round_starts: HashMap<String, i64>,
     last_prune: Option<Instant>,
     last_ping: Option<Instant>,
 }
@@ -243,12 +274,16 @@ pub async fn run(
         clock,
         generation: 0,
         sink_status: BTreeMap::new(),
+        workers: Vec::new(),
+        round_starts: HashMap::new(),
         last_prune: None,
         last_ping: None,
     };
     for st in s.store.alert_states()? {
         s.alerts.insert(st.key.clone(), st);
     }
+    let (report_tx, mut reports) = mpsc::unbounded_channel();
+    s.start_workers(report_tx);
     s.apply(loaded)?;
     s.shared.store_ok.store(true, Ordering::Relaxed);
     s.publish();
@@ -285,6 +320,13 @@ pub async fn run(
                 s.finish_round(&name, generation, outcome).await;
             }
             Some(cmd) = commands.recv() => s.command(cmd),
+            Some(report) = reports.recv() => {
+                s.record_delivery(report);
+                while let Ok(r) = reports.try_recv() {
+                    s.record_delivery(r);
+                }
+                s.publish();
+            }
             _ = tokio::time::sleep_until(wake) => {}
         }
     }
@@ -315,6 +357,16 @@ pub async fn run(
                 }
                 break;
             }
+        }
+    }
+    // Stop the workers; what they reported so far is recorded, the rest stays pending and is
+    // delivered after the next start.
+    s.workers.clear();
+    let deadline = Instant::now() + grace.min(DELIVERY_GRACE);
+    while s.sink_status.values().any(|k| k.pending > 0) {
+        match tokio::time::timeout_at(deadline, reports.recv()).await {
+            Ok(Some(r)) => s.record_delivery(r),
+            _ => break,
         }
     }
     s.publish();
@@ -473,6 +525,10 @@ impl Scheduler {
             ) {
                 Ok(stats) => {
                     let _ = self.store.prune_silences(now_ms);
+                    // Delivered and expired outbox rows are kept as long as samples.
+                    let _ = self
+                        .store
+                        .prune_outbox(now_ms - ms(storage.sample_retention));
                     if stats.samples + stats.texts > 0 {
                         tracing::info!(
                             texts = stats.texts,
@@ -523,6 +579,11 @@ impl Scheduler {
                 keep_text: true,
             };
             let deadline = p.target.daemon.round_deadline;
+            let started_ms = self.clock.now_ms();
+            self.round_starts.insert(name.clone(), started_ms);
+            for o in &self.options.observers {
+                o.round_started(&p.target, started_ms);
+            }
             let evaluator = self.evaluator.clone();
             let checks = self.checks.clone();
             let clock = self.clock;
@@ -549,6 +610,17 @@ impl Scheduler {
         };
         rt.running = false;
         rt.rounds += 1;
+        if let Some(p) = self.prepared.get(name) {
+            let started = self.round_starts.remove(name).unwrap_or(now_ms);
+            let status = match &outcome {
+                None => "deadline",
+                Some(o) if o.measured() => "completed",
+                Some(_) => "failed",
+            };
+            for o in &self.options.observers {
+                o.round_finished(&p.target, started, outcome.as_ref(), status);
+            }
+        }
         let Some(outcome) = outcome else {
             tracing::warn!(target = name, "round cut off by the round deadline");
             rt.last_round = Some(RoundSummary {
@@ -789,30 +861,111 @@ impl Scheduler {
             tracing::info!(alert = %n.key, kind = n.kind.as_str(), "notification muted (silence or maintenance window)");
             return;
         }
-        for sink in &self.options.sinks {
-            let entry = self
-                .sink_status
-                .entry(sink.name().to_string())
-                .or_insert_with(|| SinkStatus {
-                    name: sink.name().to_string(),
-                    ..SinkStatus::default()
-                });
-            let delivered = tokio::time::timeout(SINK_TIMEOUT, sink.deliver(n))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(alert::SinkError {
-                        sink: sink.name().to_string(),
-                        incident: n.incident.clone(),
-                        reason: format!("no answer within {}s", SINK_TIMEOUT.as_secs()),
-                    })
-                });
-            match delivered {
-                Ok(()) => entry.delivered += 1,
-                Err(e) => {
-                    entry.failed += 1;
-                    entry.last_error = Some(e.to_string());
-                    tracing::warn!(error = %e, "alert delivery failed");
+        let now_ms = self.clock.now_ms();
+        let key = alert::idempotency_key(n);
+        for i in 0..self.workers.len() {
+            let name = self.workers[i].0.clone();
+            match self.store.enqueue_outbox(&name, &key, n, now_ms) {
+                Ok(Some(id)) => {
+                    self.sink_entry(&name).pending += 1;
+                    let job = alert::outbox::Job {
+                        id,
+                        key: key.clone(),
+                        notification: n.clone(),
+                        attempts: 0,
+                    };
+                    let _ = self.workers[i].1.send(job);
                 }
+                Ok(None) => {
+                    tracing::debug!(sink = %name, key = %key, "notification already in the outbox")
+                }
+                Err(e) => {
+                    tracing::error!(sink = %name, error = %e, "cannot write the notification to the outbox")
+                }
+            }
+        }
+    }
+
+    /// Starts one delivery worker per sink and hands it the rows left pending by an earlier run.
+    fn start_workers(&mut self, reports: mpsc::UnboundedSender<alert::outbox::Report>) {
+        let sinks = self.options.sinks.clone();
+        for (i, sink) in sinks.into_iter().enumerate() {
+            let mut name = sink.name().to_string();
+            if self.workers.iter().any(|(n, _)| *n == name) {
+                name = format!("{name}-{}", i + 1);
+            }
+            let tx = alert::outbox::spawn_worker(
+                sink,
+                self.options.retry,
+                self.options.seed,
+                reports.clone(),
+            );
+            let pending = match self.store.pending_outbox(&name) {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::error!(sink = %name, error = %e, "cannot read the outbox");
+                    Vec::new()
+                }
+            };
+            if !pending.is_empty() {
+                tracing::info!(sink = %name, pending = pending.len(), "resuming undelivered notifications");
+            }
+            self.sink_entry(&name).pending += pending.len() as u64;
+            for row in pending {
+                let _ = tx.send(alert::outbox::Job {
+                    id: row.id,
+                    key: row.idempotency_key,
+                    notification: row.notification,
+                    attempts: row.attempts,
+                });
+            }
+            self.workers.push((name, tx));
+        }
+    }
+
+    fn sink_entry(&mut self, name: &str) -> &mut SinkStatus {
+        self.sink_status
+            .entry(name.to_string())
+            .or_insert_with(|| SinkStatus {
+                name: name.to_string(),
+                ..SinkStatus::default()
+            })
+    }
+
+    /// Records one delivery attempt reported by a worker: store, status, counters.
+    fn record_delivery(&mut self, r: alert::outbox::Report) {
+        use crate::store::OutboxStatus;
+        use alert::outbox::Outcome;
+        let now_ms = self.clock.now_ms();
+        let status = match r.outcome {
+            Outcome::Delivered => OutboxStatus::Delivered,
+            Outcome::Failed => OutboxStatus::Pending,
+            Outcome::Expired => OutboxStatus::Expired,
+        };
+        if let Err(e) =
+            self.store
+                .update_outbox(r.id, status, r.attempts, r.error.as_deref(), now_ms)
+        {
+            tracing::error!(sink = %r.sink, error = %e, "cannot record the delivery");
+        }
+        self.shared.count_delivery(&r.sink, r.outcome.as_str());
+        let entry = self.sink_entry(&r.sink);
+        match r.outcome {
+            Outcome::Delivered => {
+                entry.delivered += 1;
+                entry.pending = entry.pending.saturating_sub(1);
+            }
+            Outcome::Failed => {
+                entry.failed += 1;
+                tracing::warn!(sink = %r.sink, attempts = r.attempts, error = r.error.as_deref().unwrap_or(""), "alert delivery failed; will retry");
+                entry.last_error = r.error;
+            }
+            Outcome::Expired => {
+                entry.failed += 1;
+                entry.expired += 1;
+                entry.pending = entry.pending.saturating_sub(1);
+                tracing::error!(sink = %r.sink, attempts = r.attempts, error = r.error.as_deref().unwrap_or(""), "alert delivery given up after the last retry");
+                entry.last_error = r.error;
             }
         }
     }

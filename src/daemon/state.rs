@@ -68,8 +68,14 @@ pub struct TargetStatus {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SinkStatus {
     pub name: String,
+    /// Notifications delivered.
     pub delivered: u64,
+    /// Failed attempts (each retried later, until the notification expires).
     pub failed: u64,
+    /// Notifications in the outbox awaiting delivery.
+    pub pending: u64,
+    /// Notifications given up after the last retry.
+    pub expired: u64,
     pub last_error: Option<String>,
 }
 
@@ -115,6 +121,8 @@ struct Counters {
     tokens: BTreeMap<String, Histogram>,
     /// (kind) → notifications.
     notifications: BTreeMap<String, u64>,
+    /// (sink, outcome) → delivery attempts.
+    deliveries: BTreeMap<(String, String), u64>,
 }
 
 /// Shared between the scheduler and the HTTP server.
@@ -193,6 +201,15 @@ impl Shared {
     pub fn count_notification(&self, kind: &str) {
         if let Ok(mut c) = self.counters.lock() {
             *c.notifications.entry(kind.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Counts one delivery attempt of a sink (`delivered`, `failed`, `expired`).
+    pub fn count_delivery(&self, sink: &str, outcome: &str) {
+        if let Ok(mut c) = self.counters.lock() {
+            *c.deliveries
+                .entry((sink.to_string(), outcome.to_string()))
+                .or_default() += 1;
         }
     }
 
@@ -430,6 +447,19 @@ impl Shared {
         );
         for (k, v) in &c.notifications {
             let _ = writeln!(o, "modelwatch_notifications_total{{kind=\"{k}\"}} {v}");
+        }
+        family(
+            &mut o,
+            "modelwatch_alert_deliveries_total",
+            "counter",
+            "Alert delivery attempts by sink and outcome (delivered, failed and retried, expired).",
+        );
+        for ((sink, out), v) in &c.deliveries {
+            let _ = writeln!(
+                o,
+                "modelwatch_alert_deliveries_total{{sink=\"{}\",outcome=\"{out}\"}} {v}",
+                esc(sink)
+            );
         }
         let hist = |o: &mut String,
                     name: &str,

@@ -127,6 +127,25 @@ CREATE TABLE silences (
 CREATE INDEX silences_until ON silences (until_ms);
 "#,
     },
+    Migration {
+        version: 4,
+        description: "alert delivery outbox",
+        sql: r#"
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    sink TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    notification TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    last_error TEXT,
+    done_at_ms INTEGER,
+    UNIQUE (sink, idempotency_key)
+);
+CREATE INDEX outbox_status ON outbox (status, sink);
+"#,
+    },
 ];
 
 /// The schema version this build writes.

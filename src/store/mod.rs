@@ -8,17 +8,19 @@
 //!
 //! Submodules, one job each: [`migrate`] (schema versions), `fingerprints` (swap detection),
 //! `rounds`, `samples` (batched ingest, queries, retention), `events`, `alerts` (alert state and
-//! silences).
+//! silences), `outbox` (notifications awaiting delivery).
 
 mod alerts;
 mod events;
 mod fingerprints;
 pub mod migrate;
+mod outbox;
 mod rounds;
 mod samples;
 
 pub use events::{Event, EventId};
 pub use fingerprints::{FingerprintChange, FingerprintRecord};
+pub use outbox::{OutboxRow, OutboxStatus};
 pub use rounds::{RoundId, RoundInfo, RoundStatus};
 pub use samples::{PruneStats, SampleQuery};
 

@@ -1,0 +1,179 @@
+//! Webhook sink: one JSON POST per notification.
+//!
+//! The body is the documented [`payload`] (format `json`) or `{"text": "…"}` (format `slack`,
+//! for Slack incoming webhooks and compatible services). Every request carries
+//! `Idempotency-Key` (the same on every retry of one notification) and, with a secret,
+//! `X-Modelwatch-Signature: sha256=<hex HMAC-SHA256 of the body>`. Any 2xx is success; anything
+//! else (or no answer) is retried by the outbox.
+
+use super::hmac::hmac_sha256;
+use super::outbox::hex;
+use super::{AlertSink, Notification, NotificationKind, SinkError, SinkFuture};
+use crate::baseline::rfc3339_utc;
+use crate::config::{Secret, Webhook, WebhookFormat};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Version of the JSON payload; bumped only for incompatible changes.
+pub const PAYLOAD_VERSION: u32 = 1;
+
+/// The `json` payload of one notification.
+pub fn payload(key: &str, n: &Notification) -> Value {
+    json!({
+        "version": PAYLOAD_VERSION,
+        "idempotency_key": key,
+        "kind": n.kind.as_str(),
+        "severity": n.severity.as_str(),
+        "target": n.key.target,
+        "metric": n.key.metric,
+        "incident": n.incident,
+        "at": rfc3339_utc(n.at_ms),
+        "summary": n.evidence.as_ref().map(|e| e.summary.as_str()).unwrap_or(""),
+        "evidence": n.evidence,
+    })
+}
+
+/// One line of text for chat tools.
+pub fn text(n: &Notification) -> String {
+    let icon = match (n.kind, n.severity) {
+        (NotificationKind::Resolved, _) => ":white_check_mark:",
+        (NotificationKind::Info, _) => ":information_source:",
+        (_, super::Severity::Critical) => ":rotating_light:",
+        _ => ":warning:",
+    };
+    let summary = n
+        .evidence
+        .as_ref()
+        .map(|e| e.summary.as_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("");
+    let mut t = format!(
+        "{icon} modelwatch {} {} `{}` ({})",
+        n.severity.as_str(),
+        n.kind.as_str(),
+        n.key,
+        n.incident
+    );
+    if !summary.is_empty() {
+        t.push_str(": ");
+        t.push_str(summary);
+    }
+    t
+}
+
+/// The signature header value of a body.
+pub fn signature(secret: &Secret, body: &[u8]) -> String {
+    format!(
+        "sha256={}",
+        hex(&hmac_sha256(secret.expose().as_bytes(), body))
+    )
+}
+
+pub struct WebhookSink {
+    config: Webhook,
+    client: reqwest::Client,
+}
+
+impl WebhookSink {
+    pub fn new(config: Webhook, timeout: Duration) -> Result<WebhookSink, SinkError> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SinkError {
+                sink: "webhook".into(),
+                incident: String::new(),
+                reason: format!("cannot build the HTTP client: {e}"),
+            })?;
+        Ok(WebhookSink { config, client })
+    }
+}
+
+impl AlertSink for WebhookSink {
+    fn name(&self) -> &str {
+        "webhook"
+    }
+
+    fn deliver<'a>(&'a self, n: &'a Notification) -> SinkFuture<'a> {
+        Box::pin(async move {
+            let key = super::idempotency_key(n);
+            self.send(&key, n).await
+        })
+    }
+
+    fn deliver_keyed<'a>(&'a self, key: &'a str, n: &'a Notification) -> SinkFuture<'a> {
+        Box::pin(self.send(key, n))
+    }
+}
+
+impl WebhookSink {
+    async fn send(&self, key: &str, n: &Notification) -> Result<(), SinkError> {
+        let err = |reason: String| SinkError {
+            sink: "webhook".into(),
+            incident: n.incident.clone(),
+            reason,
+        };
+        let body = match self.config.format {
+            WebhookFormat::Json => payload(key, n),
+            WebhookFormat::Slack => json!({ "text": text(n) }),
+        };
+        let body = serde_json::to_vec(&body).map_err(|e| err(e.to_string()))?;
+        let mut req = self
+            .client
+            .post(&self.config.url)
+            .header("content-type", "application/json")
+            .header("idempotency-key", key);
+        if let Some(secret) = &self.config.secret {
+            req = req.header("x-modelwatch-signature", signature(secret, &body));
+        }
+        // The URL may carry a token (Slack): errors name the host only.
+        let resp = req
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| err(format!("request failed: {}", e.without_url())))?;
+        let status = resp.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(err(format!("the receiver answered {status}")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{AlertKey, Evidence, Severity};
+
+    #[test]
+    fn payload_and_text_carry_the_notification() {
+        let n = Notification {
+            kind: NotificationKind::Firing,
+            key: AlertKey::new("chat", "refusal_rate"),
+            severity: Severity::Warning,
+            incident: "chat/refusal_rate#2".into(),
+            at_ms: 1_764_000_000_000,
+            evidence: Some(Evidence {
+                summary: "refusals 2% → 20%".into(),
+                samples: 40,
+                ..Evidence::default()
+            }),
+            muted: false,
+        };
+        let p = payload("k", &n);
+        assert_eq!(p["version"], 1);
+        assert_eq!(p["kind"], "firing");
+        assert_eq!(p["target"], "chat");
+        assert_eq!(p["evidence"]["samples"], 40);
+        assert_eq!(p["at"], "2025-11-24T16:00:00.000Z");
+        let t = text(&n);
+        assert!(
+            t.contains("chat/refusal_rate") && t.contains("refusals 2% → 20%"),
+            "{t}"
+        );
+        let sig = signature(&Secret::new("0123456789abcdef"), b"{}");
+        assert_eq!(sig.len(), 7 + 64);
+        assert!(sig.starts_with("sha256="));
+    }
+}

@@ -1,0 +1,274 @@
+//! Where alerts and telemetry go: `[alerts.webhook]`, `[alerts.sentry]` and `[telemetry.otlp]`.
+//!
+//! Secrets (the webhook's signing secret, the Sentry DSN, OTLP header values) are [`Secret`]s:
+//! never printed, masked in error snippets. Documented in `docs/alerting.md`.
+
+use super::fields::{Fields, Reader};
+use super::{Secret, positive_duration};
+use std::path::Path;
+use std::time::Duration;
+use toml::de::DeValue;
+
+pub(super) const WEBHOOK_KEYS: &[&str] = &["url", "secret", "format"];
+pub(super) const SENTRY_KEYS: &[&str] = &["dsn", "dsn_file", "environment", "release", "monitor"];
+pub(super) const TELEMETRY_KEYS: &[&str] = &["otlp"];
+pub(super) const OTLP_KEYS: &[&str] = &["endpoint", "headers", "timeout"];
+
+/// Body format of the webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WebhookFormat {
+    /// The documented modelwatch JSON payload.
+    #[default]
+    Json,
+    /// `{"text": "…"}`, accepted by Slack incoming webhooks and compatible services.
+    Slack,
+}
+
+/// `[alerts.webhook]`: a JSON POST per notification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    pub url: String,
+    /// Signs each body with HMAC-SHA256 (`X-Modelwatch-Signature: sha256=<hex>`).
+    pub secret: Option<Secret>,
+    pub format: WebhookFormat,
+}
+
+/// `[alerts.sentry]`: an event per alert transition and a cron check-in per round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sentry {
+    /// `{scheme}://{public_key}@{host}/{project_id}`.
+    pub dsn: Secret,
+    pub environment: String,
+    pub release: String,
+    /// Monitor slug of the per-round check-ins (default `modelwatch-rounds`).
+    pub monitor: String,
+}
+
+/// `[telemetry.otlp]`: OTLP/HTTP protobuf export of metrics and traces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Otlp {
+    /// Base URL; `/v1/metrics` and `/v1/traces` are appended.
+    pub endpoint: String,
+    pub headers: Vec<(String, Secret)>,
+    pub timeout: Duration,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Telemetry {
+    pub otlp: Option<Otlp>,
+}
+
+fn http_url(
+    r: &mut Reader,
+    f: &Fields,
+    key: &str,
+    required: bool,
+    example: &str,
+) -> Option<String> {
+    let s = r.nonempty_string(f, key, required)?;
+    let v = s.get_ref().trim().to_string();
+    if !(v.starts_with("http://") || v.starts_with("https://")) {
+        r.error_help(
+            s.span(),
+            format!("`{key}` in {} is not an http(s) URL", f.what),
+            format!("e.g. \"{example}\""),
+        );
+        return None;
+    }
+    Some(v)
+}
+
+/// `[alerts.webhook]`; `Some(None)` when absent, `None` after an error.
+pub(super) fn read_webhook(r: &mut Reader, v: &toml::Spanned<DeValue<'_>>) -> Option<Webhook> {
+    let f = r.table_value(v, "[alerts.webhook]", WEBHOOK_KEYS)?;
+    let url = http_url(r, &f, "url", true, "https://hooks.example.com/modelwatch");
+    let secret = match r.string(&f, "secret") {
+        Some(s) if s.get_ref().len() < 16 => {
+            r.error_help(
+                s.span(),
+                "`secret` in [alerts.webhook] is too short: expected at least 16 characters",
+                "generate one with `openssl rand -hex 32` and pass it as \"${MODELWATCH_WEBHOOK_SECRET}\"",
+            );
+            None
+        }
+        Some(s) => Some(Some(Secret::new(s.into_inner()))),
+        None if f.get("secret").is_some() => None,
+        None => Some(None),
+    };
+    let format = match r.string(&f, "format") {
+        None if f.get("format").is_some() => None,
+        None => Some(WebhookFormat::Json),
+        Some(s) => match s.get_ref().as_str() {
+            "json" => Some(WebhookFormat::Json),
+            "slack" => Some(WebhookFormat::Slack),
+            other => {
+                r.error_help(
+                    s.span(),
+                    format!("unknown webhook `format` `{other}`"),
+                    "expected \"json\" or \"slack\"",
+                );
+                None
+            }
+        },
+    };
+    Some(Webhook {
+        url: url?,
+        secret: secret?,
+        format: format?,
+    })
+}
+
+/// `[alerts.sentry]`: the DSN from `dsn`, `dsn_file` (a credential file), or `$SENTRY_DSN`.
+pub(super) fn read_sentry(
+    r: &mut Reader,
+    v: &toml::Spanned<DeValue<'_>>,
+    dir: &Path,
+) -> Option<Sentry> {
+    let f = r.table_value(v, "[alerts.sentry]", SENTRY_KEYS)?;
+    let dsn = match (
+        r.string(&f, "dsn"),
+        r.nonempty_string(&f, "dsn_file", false),
+    ) {
+        (Some(d), None) => Some(d),
+        (None, Some(file)) => {
+            let path = super::resolve_credential(file.get_ref(), dir, r);
+            match std::fs::read_to_string(&path) {
+                Ok(s) => Some(toml::Spanned::new(file.span(), s.trim().to_string())),
+                Err(e) => {
+                    r.error_help(
+                        file.span(),
+                        format!("cannot read dsn_file `{}`: {e}", path.display()),
+                        "relative paths are resolved against $CREDENTIALS_DIRECTORY when set, else the configuration file's directory",
+                    );
+                    return None;
+                }
+            }
+        }
+        (Some(_), Some(file)) => {
+            r.error_help(
+                file.span(),
+                "both `dsn` and `dsn_file` are set in [alerts.sentry]: expected at most one",
+                "keep `dsn_file` (the DSN stays out of the config)",
+            );
+            return None;
+        }
+        (None, None) => match r.env("SENTRY_DSN").filter(|s| !s.trim().is_empty()) {
+            Some(d) => Some(toml::Spanned::new(f.span.clone(), d.trim().to_string())),
+            None => {
+                r.error_help(
+                    f.span.clone(),
+                    "[alerts.sentry] has no DSN",
+                    "set `dsn`, `dsn_file`, or the SENTRY_DSN environment variable",
+                );
+                return None;
+            }
+        },
+    }?;
+    if let Err(e) = crate::alert::sentry::Dsn::parse(dsn.get_ref()) {
+        r.error(
+            dsn.span(),
+            format!("invalid Sentry DSN in [alerts.sentry]: {e}"),
+        );
+        return None;
+    }
+    let environment = r
+        .nonempty_string(&f, "environment", false)
+        .map(|s| s.into_inner())
+        .or_else(|| r.env("SENTRY_ENVIRONMENT").filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "production".into());
+    let release = r
+        .nonempty_string(&f, "release", false)
+        .map(|s| s.into_inner())
+        .or_else(|| r.env("SENTRY_RELEASE").filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| format!("modelwatch@{}", env!("CARGO_PKG_VERSION")));
+    let monitor = r
+        .nonempty_string(&f, "monitor", false)
+        .map(|s| s.into_inner())
+        .unwrap_or_else(|| "modelwatch-rounds".into());
+    Some(Sentry {
+        dsn: Secret::new(dsn.into_inner()),
+        environment,
+        release,
+        monitor,
+    })
+}
+
+/// `[telemetry]`; the OTLP exporter is on when `[telemetry.otlp]` is present or
+/// `$OTEL_EXPORTER_OTLP_ENDPOINT` is set (the table's keys win over the environment).
+pub(super) fn read_telemetry(r: &mut Reader, top: &Fields) -> Option<Telemetry> {
+    let env_endpoint = r
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .filter(|s| !s.trim().is_empty());
+    let env_headers = r.env("OTEL_EXPORTER_OTLP_HEADERS").unwrap_or_default();
+    let mut headers = parse_otel_headers(&env_headers);
+    let Some(v) = top.get("telemetry") else {
+        return Some(Telemetry {
+            otlp: env_endpoint.map(|endpoint| Otlp {
+                endpoint,
+                headers,
+                timeout: Duration::from_secs(10),
+            }),
+        });
+    };
+    let f = r.table_value(v, "[telemetry]", TELEMETRY_KEYS)?;
+    let Some(ov) = f.get("otlp") else {
+        return Some(Telemetry::default());
+    };
+    let o = r.table_value(ov, "[telemetry.otlp]", OTLP_KEYS)?;
+    let endpoint = match o.get("endpoint") {
+        Some(_) => http_url(r, &o, "endpoint", true, "http://127.0.0.1:4318"),
+        None => Some(env_endpoint.unwrap_or_else(|| "http://127.0.0.1:4318".into())),
+    };
+    if let Some(h) = o.get("headers") {
+        let DeValue::Table(t) = h.get_ref() else {
+            r.error(
+                h.span(),
+                "wrong type for `headers` in [telemetry.otlp]: expected a table of strings",
+            );
+            return None;
+        };
+        for (k, val) in t.iter() {
+            let DeValue::String(s) = val.get_ref() else {
+                r.error(
+                    val.span(),
+                    format!(
+                        "header `{}` in [telemetry.otlp] must be a string",
+                        k.get_ref()
+                    ),
+                );
+                return None;
+            };
+            let s = r.expand(s, val.span())?;
+            headers.retain(|(name, _)| !name.eq_ignore_ascii_case(k.get_ref()));
+            headers.push((k.get_ref().to_string(), Secret::new(s)));
+        }
+    }
+    let timeout = if o.get("timeout").is_some() {
+        positive_duration(r, &o, "timeout")?
+    } else {
+        Duration::from_secs(10)
+    };
+    Some(Telemetry {
+        otlp: Some(Otlp {
+            endpoint: endpoint?,
+            headers,
+            timeout,
+        }),
+    })
+}
+
+/// `OTEL_EXPORTER_OTLP_HEADERS`: `key1=value1,key2=value2` (values percent-decoded for `%20`
+/// and `%2C` only; malformed pairs are skipped).
+pub fn parse_otel_headers(s: &str) -> Vec<(String, Secret)> {
+    s.split(',')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            let k = k.trim();
+            (!k.is_empty()).then(|| {
+                let v = v.trim().replace("%20", " ").replace("%2C", ",");
+                (k.to_string(), Secret::new(v))
+            })
+        })
+        .collect()
+}

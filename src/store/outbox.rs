@@ -1,0 +1,189 @@
+//! The alert outbox: one row per (sink, notification), written before the notification is sent.
+//!
+//! A row is `pending` until its sink accepts it (`delivered`) or the retries run out
+//! (`expired`). The `(sink, idempotency_key)` pair is unique, so recording the same notification
+//! twice is a no-op, and pending rows are handed to the sinks again after a restart.
+
+use super::{Result, Store, StoreError};
+use crate::alert::Notification;
+use rusqlite::params;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxStatus {
+    Pending,
+    Delivered,
+    /// Given up after the last retry.
+    Expired,
+}
+
+impl OutboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Delivered => "delivered",
+            OutboxStatus::Expired => "expired",
+        }
+    }
+}
+
+/// One notification awaiting delivery to one sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub sink: String,
+    pub idempotency_key: String,
+    pub notification: Notification,
+    pub created_at_ms: i64,
+    pub attempts: u32,
+}
+
+impl Store {
+    /// Records a notification for a sink; `None` when the same (sink, key) is already recorded.
+    pub fn enqueue_outbox(
+        &mut self,
+        sink: &str,
+        idempotency_key: &str,
+        notification: &Notification,
+        now_ms: i64,
+    ) -> Result<Option<i64>> {
+        let json = serde_json::to_string(notification)
+            .map_err(|e| StoreError::Invalid(format!("notification is not serialisable: {e}")))?;
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO outbox (sink, idempotency_key, notification, created_at_ms, status)
+                 VALUES (?1, ?2, ?3, ?4, 'pending')",
+            )?
+            .execute(params![sink, idempotency_key, json, now_ms])?;
+        Ok((n > 0).then(|| self.conn.last_insert_rowid()))
+    }
+
+    /// The pending rows of one sink, oldest first.
+    pub fn pending_outbox(&self, sink: &str) -> Result<Vec<OutboxRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, sink, idempotency_key, notification, created_at_ms, attempts FROM outbox
+             WHERE status = 'pending' AND sink = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([sink], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, sink, key, text, created, attempts) = row?;
+            let notification = serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                table: "outbox",
+                row: id,
+                detail: format!("notification is not valid: {e}"),
+            })?;
+            out.push(OutboxRow {
+                id,
+                sink,
+                idempotency_key: key,
+                notification,
+                created_at_ms: created,
+                attempts: attempts.clamp(0, u32::MAX as i64) as u32,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records an attempt: its count, its error, and the row's new status.
+    pub fn update_outbox(
+        &mut self,
+        id: i64,
+        status: OutboxStatus,
+        attempts: u32,
+        error: Option<&str>,
+        now_ms: i64,
+    ) -> Result<()> {
+        let done = (status != OutboxStatus::Pending).then_some(now_ms);
+        self.conn
+            .prepare_cached(
+                "UPDATE outbox SET status = ?2, attempts = ?3,
+                     last_error = COALESCE(?4, last_error), done_at_ms = ?5 WHERE id = ?1",
+            )?
+            .execute(params![id, status.as_str(), attempts as i64, error, done])?;
+        Ok(())
+    }
+
+    /// Counts rows by (sink, status).
+    pub fn outbox_counts(&self) -> Result<Vec<(String, String, u64)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT sink, status, COUNT(*) FROM outbox GROUP BY sink, status ORDER BY sink, status",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?.max(0) as u64,
+            ))
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Deletes finished rows older than `before_ms` (pending rows are kept).
+    pub fn prune_outbox(&mut self, before_ms: i64) -> Result<u64> {
+        let n = self.conn.execute(
+            "DELETE FROM outbox WHERE status != 'pending' AND done_at_ms < ?1",
+            [before_ms],
+        )?;
+        Ok(n as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{AlertKey, NotificationKind, Severity};
+
+    fn n(at: i64) -> Notification {
+        Notification {
+            kind: NotificationKind::Firing,
+            key: AlertKey::new("t", "refusal_rate"),
+            severity: Severity::Warning,
+            incident: "t/refusal_rate#1".into(),
+            at_ms: at,
+            evidence: None,
+            muted: false,
+        }
+    }
+
+    #[test]
+    fn enqueue_is_idempotent_and_pending_rows_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let mut s = Store::open(&path).unwrap();
+        let a = s.enqueue_outbox("webhook", "k1", &n(1), 10).unwrap();
+        assert!(a.is_some());
+        assert_eq!(s.enqueue_outbox("webhook", "k1", &n(1), 11).unwrap(), None);
+        let b = s.enqueue_outbox("sentry", "k1", &n(1), 12).unwrap();
+        assert!(b.is_some());
+        s.update_outbox(b.unwrap(), OutboxStatus::Delivered, 1, None, 20)
+            .unwrap();
+        s.update_outbox(a.unwrap(), OutboxStatus::Pending, 2, Some("503"), 20)
+            .unwrap();
+        drop(s);
+        let mut s = Store::open(&path).unwrap();
+        let p = s.pending_outbox("webhook").unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].attempts, 2);
+        assert_eq!(p[0].notification, n(1));
+        assert!(s.pending_outbox("sentry").unwrap().is_empty());
+        assert_eq!(
+            s.outbox_counts().unwrap(),
+            vec![
+                ("sentry".into(), "delivered".into(), 1),
+                ("webhook".into(), "pending".into(), 1)
+            ]
+        );
+        assert_eq!(s.prune_outbox(100).unwrap(), 1);
+        assert_eq!(s.pending_outbox("webhook").unwrap().len(), 1);
+    }
+}

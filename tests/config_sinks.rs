@@ -1,0 +1,73 @@
+//! `[alerts.webhook]`, `[alerts.sentry]` and `[telemetry.otlp]`: every key, the environment
+//! fallbacks (`SENTRY_DSN`, `OTEL_EXPORTER_OTLP_*`), and secrets kept out of debug output.
+
+use modelwatch::config::{self, WebhookFormat};
+use modelwatch::diag::render_all;
+use std::path::Path;
+use std::time::Duration;
+
+#[test]
+fn every_sink_key_is_read_and_secrets_stay_hidden() {
+    let c = config::load(Path::new("tests/fixtures/valid/sinks.toml"), &|_: &str| {
+        None
+    })
+    .unwrap_or_else(|d| panic!("{}", render_all(&d)));
+    let w = c.alerts.webhook.as_ref().unwrap();
+    assert_eq!(w.url, "https://hooks.example.com/modelwatch");
+    assert_eq!(w.format, WebhookFormat::Slack);
+    assert_eq!(
+        w.secret.as_ref().unwrap().expose(),
+        "0123456789abcdef0123456789abcdef"
+    );
+    let s = c.alerts.sentry.as_ref().unwrap();
+    assert_eq!(s.dsn.expose(), "https://publickey@o1.ingest.example.com/42");
+    assert_eq!(
+        (s.environment.as_str(), s.release.as_str()),
+        ("staging", "modelwatch@1.2.3")
+    );
+    let o = c.telemetry.otlp.as_ref().unwrap();
+    assert_eq!(o.endpoint, "http://127.0.0.1:4318");
+    assert_eq!(o.timeout, Duration::from_secs(5));
+    assert_eq!(o.headers[0].0, "authorization");
+    let debug = format!("{c:?}");
+    for secret in ["0123456789abcdef0123", "publickey", "otlp-token"] {
+        assert!(!debug.contains(secret), "{secret} printed");
+    }
+}
+
+#[test]
+fn environment_fallbacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.toml");
+    std::fs::write(
+        &path,
+        "[alerts.sentry]\n\n[[target]]\nname = \"a\"\nprovider = \"ollama\"\nbase_url = \"http://127.0.0.1:1\"\nmodel = \"m\"\nsuites = [\"chat\"]\n",
+    )
+    .unwrap();
+    let env = |k: &str| match k {
+        "SENTRY_DSN" => Some("http://k@127.0.0.1:9/3".to_string()),
+        "SENTRY_ENVIRONMENT" => Some("canary".to_string()),
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://collector:4318".to_string()),
+        "OTEL_EXPORTER_OTLP_HEADERS" => Some("api-key=abc%20def,x-team=ml".to_string()),
+        _ => None,
+    };
+    let c = config::load(&path, &env).unwrap_or_else(|d| panic!("{}", render_all(&d)));
+    let s = c.alerts.sentry.unwrap();
+    assert_eq!(s.dsn.expose(), "http://k@127.0.0.1:9/3");
+    assert_eq!(s.environment, "canary");
+    assert!(s.release.starts_with("modelwatch@"));
+    let o = c.telemetry.otlp.unwrap();
+    assert_eq!(o.endpoint, "http://collector:4318");
+    let h: Vec<(&str, &str)> = o
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.expose()))
+        .collect();
+    assert_eq!(h, [("api-key", "abc def"), ("x-team", "ml")]);
+
+    // Without any DSN, [alerts.sentry] is an error that says where to put one.
+    let err = config::load(&path, &|_: &str| None).unwrap_err();
+    let text = render_all(&err);
+    assert!(text.contains("[alerts.sentry] has no DSN"), "{text}");
+    assert!(text.contains("SENTRY_DSN"), "{text}");
+}

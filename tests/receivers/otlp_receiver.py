@@ -1,0 +1,48 @@
+"""An OTLP/HTTP receiver for tests: decodes each POSTed protobuf body with the official
+opentelemetry-proto definitions and appends one JSON line per request to argv[1].
+Prints its port. Rejects bodies that do not decode."""
+import json
+import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from google.protobuf.json_format import MessageToDict
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+OUT = sys.argv[1]
+KINDS = {"/v1/metrics": ExportMetricsServiceRequest, "/v1/traces": ExportTraceServiceRequest}
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        kind = KINDS.get(self.path)
+        if kind is None or self.headers.get("Content-Type") != "application/x-protobuf":
+            self.send_response(404)
+            self.end_headers()
+            return
+        try:
+            msg = kind.FromString(body)
+        except Exception as e:  # a decode error is the test's failure
+            with open(OUT, "a") as f:
+                f.write(json.dumps({"path": self.path, "error": str(e)}) + "\n")
+            self.send_response(400)
+            self.end_headers()
+            return
+        with open(OUT, "a") as f:
+            f.write(json.dumps({
+                "path": self.path,
+                "auth": self.headers.get("Authorization", ""),
+                "body": MessageToDict(msg),
+            }) + "\n")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+server = HTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()

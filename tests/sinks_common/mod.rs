@@ -1,0 +1,146 @@
+//! Shared by the receiver tests: a fake model client, a small configuration, and the Python
+//! receivers of `tests/receivers/` (run from the venv of `scripts/test-deps.sh`).
+#![allow(dead_code)]
+
+use futures_util::future::BoxFuture;
+use modelwatch::config::{self, Loaded};
+use modelwatch::provider::{CompletionRequest, Fingerprint, ModelClient};
+use modelwatch::sample::{Completion, FinishReason, SampleError};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Answers every request quickly with a benign answer.
+pub struct Fake {
+    pub rounds: Arc<AtomicUsize>,
+}
+
+impl ModelClient for Fake {
+    fn complete<'a>(
+        &'a self,
+        _request: &'a CompletionRequest,
+    ) -> BoxFuture<'a, Result<Completion, SampleError>> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            Ok(Completion {
+                text: "Use kill -9 on the process id.".into(),
+                refusal: None,
+                finish_reason: Some(FinishReason::Stop),
+                output_tokens: Some(8),
+                input_tokens: Some(10),
+                response_model: Some("fake-1".into()),
+                system_fingerprint: None,
+                latency_ms: 5.0,
+                ttft_ms: None,
+                attempts: 1,
+            })
+        })
+    }
+
+    fn fingerprint(&self) -> BoxFuture<'_, Result<Fingerprint, SampleError>> {
+        Box::pin(async move {
+            self.rounds.fetch_add(1, Ordering::SeqCst);
+            Ok(Fingerprint {
+                provider: "ollama".into(),
+                model: "fake".into(),
+                digest: Some("abc".into()),
+                details: BTreeMap::new(),
+            })
+        })
+    }
+}
+
+/// Targets named `names`, every 200 ms, pinned to a model that is not served when `pinned`.
+pub fn loaded(dir: &std::path::Path, names: &[&str], extra: &str, pinned: bool) -> Loaded {
+    let probes = std::fs::canonicalize("probes").unwrap();
+    let mut text = format!("probes_dir = {:?}\n{extra}\n", probes.display().to_string());
+    for t in names {
+        text.push_str(&format!(
+            "[[target]]\nname = \"{t}\"\nprovider = \"ollama\"\nbase_url = \"http://127.0.0.1:9\"\nmodel = \"fake\"\nsuites = [\"core\"]\nsamples = 1\n"
+        ));
+    }
+    let path = dir.join("modelwatch.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut l = config::load_with_suites(&path, &|_: &str| None).unwrap();
+    for t in &mut l.config.targets {
+        t.interval = Duration::from_millis(200);
+        t.daemon.jitter = Duration::ZERO;
+        t.daemon.round_deadline = Duration::from_secs(5);
+        if pinned {
+            t.daemon.pin = Some(config::Pin {
+                model: "sha256:not-served".into(),
+                approved_by: None,
+                approved_on: None,
+                license_reviewed: false,
+            });
+        }
+    }
+    l
+}
+
+/// The venv's python, or `None` (the test is skipped; under CI that is a failure).
+pub fn venv_python() -> Option<PathBuf> {
+    let cache = std::env::var_os("MODELWATCH_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/modelwatch")))?;
+    let py = cache.join("venv/bin/python");
+    if py.exists() {
+        return Some(py);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing: run scripts/test-deps.sh",
+        py.display()
+    );
+    eprintln!(
+        "skipped: {} is missing (run scripts/test-deps.sh)",
+        py.display()
+    );
+    None
+}
+
+/// A receiver process, killed on drop.
+pub struct Receiver {
+    child: Child,
+    pub port: u16,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `tests/receivers/{script}` with `args`; it prints its port first.
+pub fn start_receiver(py: &std::path::Path, script: &str, args: &[&str]) -> Receiver {
+    let mut child = Command::new(py)
+        .arg(format!("tests/receivers/{script}"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no port: {line:?}"));
+    Receiver { child, port }
+}
+
+/// The JSON lines written so far to `path`.
+pub fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}

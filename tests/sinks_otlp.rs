@@ -1,0 +1,222 @@
+//! OTLP/HTTP export against a receiver that decodes with the official opentelemetry-proto
+//! definitions: GenAI metric names and attributes, spans per request with evaluation events,
+//! resource attributes and headers; and a dead collector that does not slow probing.
+
+mod sinks_common;
+
+use modelwatch::config::Target;
+use modelwatch::daemon::{self, Options, state::Shared};
+use modelwatch::provider::ModelClient;
+use modelwatch::store::Store;
+use serde_json::Value;
+use sinks_common::{Fake, lines, loaded, start_receiver, venv_python};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+fn attr<'a>(attrs: &'a Value, key: &str) -> Option<&'a Value> {
+    attrs
+        .as_array()?
+        .iter()
+        .find(|a| a["key"] == key)
+        .map(|a| &a["value"])
+}
+
+fn attr_str(attrs: &Value, key: &str) -> Option<String> {
+    attr(attrs, key).and_then(|v| v["stringValue"].as_str().map(String::from))
+}
+
+/// Runs the daemon with `extra` configuration until `done(rounds)`.
+async fn run(dir: &std::path::Path, extra: &str, done: impl Fn(usize) -> bool) -> usize {
+    let l = loaded(dir, &["a"], extra, false);
+    let outputs = daemon::outputs::from_config(&l.config).unwrap();
+    let rounds = Arc::new(AtomicUsize::new(0));
+    let counted = rounds.clone();
+    let (_tx, rx) = mpsc::channel(1);
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let options = Options {
+        clients: Arc::new(move |_: &Target, _| {
+            Ok(Arc::new(Fake {
+                rounds: rounds.clone(),
+            }) as Arc<dyn ModelClient>)
+        }),
+        sinks: outputs.sinks,
+        observers: outputs.observers,
+        ..Options::default()
+    };
+    let fut = daemon::run(
+        l,
+        Store::open(dir.join("m.db")).unwrap(),
+        options,
+        Arc::new(Shared::default()),
+        rx,
+        async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        },
+    );
+    let driver = async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !done(counted.load(Ordering::SeqCst)) {
+            assert!(tokio::time::Instant::now() < deadline, "timed out");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop_tx.send(true).unwrap();
+    };
+    let (r, ()) = tokio::join!(fut, driver);
+    r.unwrap();
+    counted.load(Ordering::SeqCst)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_spans_decode_with_the_official_definitions() {
+    let Some(py) = venv_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("otlp.jsonl");
+    let receiver = start_receiver(&py, "otlp_receiver.py", &[out.to_str().unwrap()]);
+    let extra = format!(
+        "[telemetry.otlp]\nendpoint = \"http://127.0.0.1:{}\"\nheaders = {{ Authorization = \"Bearer otlp-test-token\" }}\ntimeout = \"5s\"\n",
+        receiver.port
+    );
+    let path = out.clone();
+    run(dir.path(), &extra, move |_| {
+        let items = lines(&path);
+        items.iter().filter(|i| i["path"] == "/v1/metrics").count() >= 2
+            && items.iter().filter(|i| i["path"] == "/v1/traces").count() >= 2
+    })
+    .await;
+    let items = lines(&out);
+    assert!(
+        items.iter().all(|i| i.get("error").is_none()),
+        "decode errors: {items:#?}"
+    );
+    assert!(items.iter().all(|i| i["auth"] == "Bearer otlp-test-token"));
+
+    // Metrics: the latest cumulative export.
+    let m = items
+        .iter()
+        .rev()
+        .find(|i| i["path"] == "/v1/metrics")
+        .unwrap();
+    let rm = &m["body"]["resourceMetrics"][0];
+    assert!(attr_str(&rm["resource"]["attributes"], "service.name").is_some());
+    let metrics = rm["scopeMetrics"][0]["metrics"].as_array().unwrap();
+    let by_name = |n: &str| {
+        metrics
+            .iter()
+            .find(|x| x["name"] == n)
+            .unwrap_or_else(|| panic!("no {n} in {metrics:#?}"))
+    };
+    let dur = by_name("gen_ai.client.operation.duration");
+    assert_eq!(dur["unit"], "s");
+    let p = &dur["histogram"]["dataPoints"][0];
+    assert_eq!(
+        dur["histogram"]["aggregationTemporality"],
+        "AGGREGATION_TEMPORALITY_CUMULATIVE"
+    );
+    assert_eq!(
+        attr_str(&p["attributes"], "gen_ai.operation.name").unwrap(),
+        "chat"
+    );
+    assert_eq!(
+        attr_str(&p["attributes"], "gen_ai.provider.name").unwrap(),
+        "ollama"
+    );
+    assert_eq!(
+        attr_str(&p["attributes"], "gen_ai.request.model").unwrap(),
+        "fake"
+    );
+    assert_eq!(
+        attr_str(&p["attributes"], "gen_ai.response.model").unwrap(),
+        "fake-1"
+    );
+    let count: u64 = p["count"].as_str().unwrap().parse().unwrap();
+    let buckets: u64 = p["bucketCounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_str().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(count > 0 && buckets == count, "{p}");
+    let tokens = by_name("gen_ai.client.token.usage");
+    let types: Vec<String> = tokens["histogram"]["dataPoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| attr_str(&p["attributes"], "gen_ai.token.type"))
+        .collect();
+    assert!(
+        types.contains(&"input".into()) && types.contains(&"output".into()),
+        "{types:?}"
+    );
+    let rounds = by_name("modelwatch.rounds");
+    assert_eq!(rounds["sum"]["isMonotonic"], true);
+    let rates = by_name("modelwatch.round.metric_value");
+    let names: Vec<String> = rates["gauge"]["dataPoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| attr_str(&p["attributes"], "modelwatch.metric"))
+        .collect();
+    assert!(names.contains(&"refusal_rate".into()), "{names:?}");
+    by_name("modelwatch.requests");
+    let length = by_name("modelwatch.response.length_chars");
+    assert_eq!(
+        attr_str(
+            &length["histogram"]["dataPoints"][0]["attributes"],
+            "modelwatch.target"
+        )
+        .unwrap(),
+        "a"
+    );
+
+    // Traces: a client span per request with evaluation events.
+    let t = items.iter().find(|i| i["path"] == "/v1/traces").unwrap();
+    let spans = t["body"]["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .unwrap();
+    assert!(!spans.is_empty());
+    for span in spans {
+        assert_eq!(span["name"], "chat fake");
+        assert_eq!(span["kind"], "SPAN_KIND_CLIENT");
+        assert_eq!(
+            attr_str(&span["attributes"], "gen_ai.operation.name").unwrap(),
+            "chat"
+        );
+        let events = span["events"].as_array().unwrap();
+        assert!(events.len() >= 3, "{span}");
+        for e in events {
+            assert_eq!(e["name"], "gen_ai.evaluation.result");
+            assert!(attr_str(&e["attributes"], "gen_ai.evaluation.name").is_some());
+            assert!(attr(&e["attributes"], "gen_ai.evaluation.score.value").is_some());
+            assert!(attr_str(&e["attributes"], "gen_ai.evaluation.score.label").is_some());
+        }
+    }
+    let names: Vec<String> = spans[0]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| attr_str(&e["attributes"], "gen_ai.evaluation.name"))
+        .collect();
+    assert!(names.contains(&"refusal".into()), "{names:?}");
+}
+
+/// A collector that accepts connections and never answers: rounds keep their pace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_collector_does_not_slow_probing() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let extra =
+        format!("[telemetry.otlp]\nendpoint = \"http://127.0.0.1:{port}\"\ntimeout = \"30s\"\n");
+    let started = std::time::Instant::now();
+    // Rounds every 200 ms: 10 rounds in about 2 s, although no export ever completes.
+    let n = run(dir.path(), &extra, |n| n >= 10).await;
+    assert!(n >= 10);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(listener);
+}

@@ -1,0 +1,188 @@
+//! A real Prometheus (Debian package `prometheus`, see scripts/test-deps.sh) scrapes the
+//! daemon's /metrics on loopback; the series are read back through Prometheus' HTTP API, and
+//! `promtool check metrics` finds no problem in the exposition (delivery counters included).
+
+mod sinks_common;
+
+use modelwatch::alert::MemorySink;
+use modelwatch::config::Target;
+use modelwatch::daemon::{self, Options, state::Shared};
+use modelwatch::provider::ModelClient;
+use modelwatch::store::Store;
+use sinks_common::{Fake, loaded};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn have(tool: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is missing: run scripts/test-deps.sh"
+        );
+        eprintln!("skipped: {tool} is missing (run scripts/test-deps.sh)");
+    }
+    ok
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_the_daemon_and_promtool_finds_no_problem() {
+    if !have("prometheus") || !have("promtool") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Arc::new(Shared::default());
+    let (tx, rx) = mpsc::channel(8);
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = modelwatch::http::router(shared.clone(), tx, None);
+    let mut http_stop = stop_rx.clone();
+    let http = tokio::spawn(modelwatch::http::serve(listener, router, async move {
+        let _ = http_stop.wait_for(|s| *s).await;
+    }));
+
+    let prom_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: modelwatch\n    static_configs:\n      - targets: ['{addr}']\n"
+        ),
+    )
+    .unwrap();
+    let _prom = Kill(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    // Pinned to a model that is not served: an alert fires and is delivered.
+    let l = loaded(dir.path(), &["a"], "", true);
+    let options = Options {
+        clients: Arc::new(move |_: &Target, _| {
+            Ok(Arc::new(Fake {
+                rounds: Arc::new(AtomicUsize::new(0)),
+            }) as Arc<dyn ModelClient>)
+        }),
+        sinks: vec![Arc::new(MemorySink::new())],
+        ..Options::default()
+    };
+    let fut = daemon::run(
+        l,
+        Store::open(dir.path().join("m.db")).unwrap(),
+        options,
+        shared.clone(),
+        rx,
+        async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        },
+    );
+    let driver = async {
+        let client = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+        let query = |q: &'static str| {
+            let client = client.clone();
+            async move {
+                let v: serde_json::Value = client
+                    .get(format!("http://127.0.0.1:{prom_port}/api/v1/query"))
+                    .query(&[("query", q)])
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                let r = v["data"]["result"].as_array()?.clone();
+                (!r.is_empty()).then_some(r)
+            }
+        };
+        let (rounds, deliveries) = loop {
+            let rounds = query("modelwatch_rounds_total{target=\"a\",status=\"completed\"}").await;
+            let deliveries =
+                query("modelwatch_alert_deliveries_total{sink=\"memory\",outcome=\"delivered\"}")
+                    .await;
+            if let (Some(r), Some(d)) = (rounds, deliveries) {
+                break (r, d);
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "Prometheus never saw the series"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        let value = |r: &[serde_json::Value]| -> f64 {
+            r[0]["value"][1].as_str().unwrap().parse().unwrap()
+        };
+        assert!(value(&rounds) >= 1.0, "{rounds:?}");
+        assert_eq!(value(&deliveries), 1.0, "{deliveries:?}");
+        assert_eq!(rounds[0]["metric"]["job"], "modelwatch");
+
+        // promtool on the exposition as served.
+        let text = client
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(text.contains("# TYPE modelwatch_alert_deliveries_total counter"));
+        let mut lint = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        lint.stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        let out = lint.wait_with_output().unwrap();
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && report.trim().is_empty(),
+            "promtool: {report}\n{text}"
+        );
+        stop_tx.send(true).unwrap();
+    };
+    let (r, ()) = tokio::join!(fut, driver);
+    r.unwrap();
+    http.await.unwrap().unwrap();
+}

@@ -1,0 +1,142 @@
+//! The Sentry sink against an envelope endpoint that parses with sentry-sdk's own parser:
+//! fingerprint, level, tags and evidence of the alert event, and the per-round cron check-ins.
+
+mod sinks_common;
+
+use modelwatch::config::Target;
+use modelwatch::daemon::{self, Options, state::Shared};
+use modelwatch::provider::ModelClient;
+use modelwatch::store::Store;
+use sinks_common::{Fake, lines, loaded, start_receiver, venv_python};
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_and_check_ins_parse_with_the_official_envelope_parser() {
+    let Some(py) = venv_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("envelopes.jsonl");
+    let receiver = start_receiver(&py, "sentry_receiver.py", &[out.to_str().unwrap()]);
+    let extra = format!(
+        "[alerts.sentry]\ndsn = \"http://publickey@127.0.0.1:{}/7\"\nenvironment = \"staging\"\nrelease = \"modelwatch@test\"\n",
+        receiver.port
+    );
+    let l = loaded(dir.path(), &["a"], &extra, true);
+    let outputs = daemon::outputs::from_config(&l.config).unwrap();
+    assert_eq!(outputs.sinks.len(), 2, "log and sentry");
+    let rounds = Arc::new(AtomicUsize::new(0));
+    let shared = Arc::new(Shared::default());
+    let (_tx, rx) = mpsc::channel(1);
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let options = Options {
+        clients: Arc::new(move |_: &Target, _| {
+            Ok(Arc::new(Fake {
+                rounds: rounds.clone(),
+            }) as Arc<dyn ModelClient>)
+        }),
+        sinks: outputs.sinks,
+        observers: outputs.observers,
+        ..Options::default()
+    };
+    let fut = daemon::run(
+        l,
+        Store::open(dir.path().join("m.db")).unwrap(),
+        options,
+        shared.clone(),
+        rx,
+        async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        },
+    );
+    let path = out.clone();
+    let driver = async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let items = lines(&path);
+            let events = items.iter().filter(|i| i["type"] == "event").count();
+            let oks = items
+                .iter()
+                .filter(|i| i["type"] == "check_in" && i["payload"]["status"] == "ok")
+                .count();
+            if events >= 1 && oks >= 2 {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{items:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop_tx.send(true).unwrap();
+    };
+    let (r, ()) = tokio::join!(fut, driver);
+    r.unwrap();
+
+    let items = lines(&out);
+    let event = items.iter().find(|i| i["type"] == "event").unwrap();
+    assert!(event["path"] == "/api/7/envelope/", "{event}");
+    assert_eq!(
+        event["parsed_as_json"], true,
+        "the SDK parsed the event item"
+    );
+    assert!(
+        event["auth"]
+            .as_str()
+            .unwrap()
+            .contains("sentry_key=publickey")
+    );
+    let p = &event["payload"];
+    assert_eq!(
+        p["fingerprint"],
+        serde_json::json!(["modelwatch", "a", "unapproved_model"])
+    );
+    assert_eq!(p["level"], "error");
+    assert_eq!(p["environment"], "staging");
+    assert_eq!(p["release"], "modelwatch@test");
+    assert_eq!(event["envelope"]["event_id"], p["event_id"]);
+    let tags = &p["tags"];
+    assert_eq!(tags["target"], "a");
+    assert_eq!(tags["metric"], "unapproved_model");
+    assert_eq!(tags["model"], "fake");
+    assert_eq!(tags["provider"], "ollama");
+    assert_eq!(
+        tags["model.fingerprint"].as_str().unwrap().len(),
+        12,
+        "{tags}"
+    );
+    assert_eq!(tags["alert.state"], "firing");
+    assert_eq!(tags["environment"], "staging");
+    assert_eq!(tags["alert.fingerprint"].as_str().unwrap().len(), 12);
+    for (k, v) in tags.as_object().unwrap() {
+        assert!(k.len() <= 32 && v.as_str().unwrap().len() <= 200, "{k}");
+    }
+    assert!(
+        p["contexts"]["evidence"]["summary"].as_str().is_some(),
+        "{p}"
+    );
+    // Exactly one event: the alert stays firing without repeats (no reminder within 4 h).
+    assert_eq!(items.iter().filter(|i| i["type"] == "event").count(), 1);
+
+    // Check-ins: every closing one matches an opening one of the same round.
+    let check_ins: Vec<&serde_json::Value> = items
+        .iter()
+        .filter(|i| i["type"] == "check_in")
+        .map(|i| &i["payload"])
+        .collect();
+    for c in &check_ins {
+        assert_eq!(c["monitor_slug"], "modelwatch-rounds");
+        assert_eq!(c["environment"], "staging");
+        assert_eq!(c["check_in_id"].as_str().unwrap().len(), 32);
+    }
+    for ok in check_ins.iter().filter(|c| c["status"] == "ok") {
+        assert!(ok["duration"].as_f64().unwrap() >= 0.0);
+        assert!(
+            check_ins
+                .iter()
+                .any(|c| c["status"] == "in_progress" && c["check_in_id"] == ok["check_in_id"]),
+            "{ok}"
+        );
+    }
+    let status = shared.status();
+    let sentry = status.sinks.iter().find(|k| k.name == "sentry").unwrap();
+    assert_eq!((sentry.delivered, sentry.pending), (1, 0), "{sentry:?}");
+}
