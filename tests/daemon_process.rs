@@ -115,10 +115,18 @@ fn notify_reload_and_stop() {
         sim::spawn_on_free_port(Profile::builtin("healthy").unwrap(), 2).unwrap()
     });
     let dir = tempfile::tempdir().unwrap();
-    let probes = std::fs::canonicalize("probes")
-        .unwrap()
-        .display()
-        .to_string();
+    // A small suite of its own, so rounds stay short and the timings below do not depend on
+    // the starter library's size or the machine's load.
+    let probes_dir = dir.path().join("probes");
+    std::fs::create_dir_all(&probes_dir).unwrap();
+    let mut suite = String::from("suite = \"core\"\n");
+    for i in 0..5 {
+        suite.push_str(&format!(
+            "\n[[probe]]\nid = \"p{i}\"\nprompt = \"Explain topic {i} briefly.\"\n"
+        ));
+    }
+    std::fs::write(probes_dir.join("core.toml"), suite).unwrap();
+    let probes = probes_dir.display().to_string();
     let db = dir.path().join("m.db").display().to_string();
     let port = free_port();
     let cfg = dir.path().join("modelwatch.toml");
@@ -150,7 +158,7 @@ fn notify_reload_and_stop() {
         // A broken configuration: rejected, the daemon keeps monitoring.
         std::fs::write(&cfg, "this is [not valid").unwrap();
         signal(pid, "-HUP");
-        expect(&sock, "RELOADING=1", Duration::from_secs(10), &mut seen);
+        expect(&sock, "RELOADING=1", Duration::from_secs(30), &mut seen);
         wait_until("reload metric 0", 10, || {
             get(port, "/metrics").contains("modelwatch_config_last_reload_successful 0")
         });
@@ -163,13 +171,13 @@ fn notify_reload_and_stop() {
         // A good configuration with a second target: applied.
         std::fs::write(&cfg, config(&probes, &db, port, &sim.base_url(), true)).unwrap();
         signal(pid, "-HUP");
-        expect(&sock, "RELOADING=1", Duration::from_secs(10), &mut seen);
-        expect(&sock, "READY=1", Duration::from_secs(10), &mut seen);
+        expect(&sock, "RELOADING=1", Duration::from_secs(30), &mut seen);
+        expect(&sock, "READY=1", Duration::from_secs(30), &mut seen);
         wait_until("the second target", 30, || rounds(port, "second") >= 1);
         assert!(get(port, "/metrics").contains("modelwatch_config_last_reload_successful 1"));
 
         signal(pid, "-TERM");
-        expect(&sock, "STOPPING=1", Duration::from_secs(10), &mut seen);
+        expect(&sock, "STOPPING=1", Duration::from_secs(30), &mut seen);
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
     if outcome.is_err() {
