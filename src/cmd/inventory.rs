@@ -1,13 +1,9 @@
 //! `modelwatch inventory`: every target with the model it actually serves, pin status,
 //! baseline age and current verdict.
 
-use super::{EXIT_USAGE, OutputFormat};
-use anyhow::Context;
-use modelwatch::config;
+use super::OutputFormat;
 use modelwatch::daemon::promote::inventory;
-use modelwatch::diag;
 use modelwatch::runner::{Clock, SystemClock};
-use modelwatch::store::Store;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -17,19 +13,11 @@ pub struct Args {
 }
 
 pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
-    let loaded = match config::load_with_suites(&global.config, &config::process_env) {
+    let loaded = match super::live::load(global) {
         Ok(l) => l,
-        Err(diags) => {
-            eprint!("{}", diag::render_all(&diags));
-            return Ok(ExitCode::from(EXIT_USAGE));
-        }
+        Err(code) => return Ok(code),
     };
-    let store = Store::open(&loaded.config.storage.path).with_context(|| {
-        format!(
-            "cannot open the sample store {}",
-            loaded.config.storage.path.display()
-        )
-    })?;
+    let store = super::live::open_store(&loaded)?;
     let rows = inventory(&loaded, &store, SystemClock.now_ms())?;
     match args.format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),

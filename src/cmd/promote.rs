@@ -1,12 +1,7 @@
 //! `modelwatch baseline promote --target T`: accept the model a target serves now.
 
-use super::EXIT_USAGE;
-use anyhow::Context;
-use modelwatch::config;
 use modelwatch::daemon::promote::promote;
-use modelwatch::diag;
 use modelwatch::runner::{Clock, SystemClock};
-use modelwatch::store::Store;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -20,19 +15,11 @@ pub struct Args {
 }
 
 pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
-    let loaded = match config::load_with_suites(&global.config, &config::process_env) {
+    let loaded = match super::live::load(global) {
         Ok(l) => l,
-        Err(diags) => {
-            eprint!("{}", diag::render_all(&diags));
-            return Ok(ExitCode::from(EXIT_USAGE));
-        }
+        Err(code) => return Ok(code),
     };
-    let store = Store::open(&loaded.config.storage.path).with_context(|| {
-        format!(
-            "cannot open the sample store {}",
-            loaded.config.storage.path.display()
-        )
-    })?;
+    let store = super::live::open_store(&loaded)?;
     let (b, path) = promote(
         &loaded,
         &store,

@@ -111,12 +111,7 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         }
     }
 
-    let mut store = Store::open(&loaded.config.storage.path).with_context(|| {
-        format!(
-            "cannot open the sample store {}",
-            loaded.config.storage.path.display()
-        )
-    })?;
+    let mut store = super::live::open_store(&loaded)?;
 
     let clock = SystemClock;
     let evaluate = |probe: &Probe, completion: &modelwatch::sample::Completion| {
