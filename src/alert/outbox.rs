@@ -101,6 +101,8 @@ pub enum Outcome {
     Failed,
     /// Failed for the last time; given up.
     Expired,
+    /// Refused by the receiver (a 4xx other than 408 and 429); not retried.
+    Rejected,
 }
 
 impl Outcome {
@@ -109,6 +111,7 @@ impl Outcome {
             Outcome::Delivered => "delivered",
             Outcome::Failed => "failed",
             Outcome::Expired => "expired",
+            Outcome::Rejected => "rejected",
         }
     }
 }
@@ -132,9 +135,21 @@ pub fn spawn_worker(
     seed: u64,
     reports: mpsc::UnboundedSender<Report>,
 ) -> mpsc::UnboundedSender<Job> {
+    spawn_worker_with_handle(sink, policy, seed, reports).0
+}
+
+/// [`spawn_worker`], also returning the task so that the worker can be stopped at once (a
+/// reload replacing the sink): aborting it abandons the attempt in flight, whose row stays
+/// pending.
+pub fn spawn_worker_with_handle(
+    sink: Arc<dyn AlertSink>,
+    policy: RetryPolicy,
+    seed: u64,
+    reports: mpsc::UnboundedSender<Report>,
+) -> (mpsc::UnboundedSender<Job>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(worker(sink, policy, seed, rx, reports));
-    tx
+    let handle = tokio::spawn(worker(sink, policy, seed, rx, reports));
+    (tx, handle)
 }
 
 async fn worker(
@@ -171,19 +186,24 @@ async fn worker(
         .await
         {
             Ok(r) => r,
-            Err(_) => Err(SinkError {
-                sink: name.clone(),
-                incident: job.notification.incident.clone(),
-                reason: format!("no answer within {:?}", policy.timeout),
-            }),
+            Err(_) => Err(SinkError::transient(
+                name.clone(),
+                job.notification.incident.clone(),
+                format!("no answer within {:?}", policy.timeout),
+            )),
         };
         job.attempts += 1;
+        let mut retry_after = None;
         let (outcome, error) = match result {
             Ok(()) => (Outcome::Delivered, None),
+            Err(e) if e.permanent => (Outcome::Rejected, Some(e.to_string())),
             Err(e) if job.attempts >= policy.max_attempts => {
                 (Outcome::Expired, Some(e.to_string()))
             }
-            Err(e) => (Outcome::Failed, Some(e.to_string())),
+            Err(e) => {
+                retry_after = e.retry_after;
+                (Outcome::Failed, Some(e.to_string()))
+            }
         };
         let report = Report {
             sink: name.clone(),
@@ -196,7 +216,10 @@ async fn worker(
             return;
         }
         if outcome == Outcome::Failed {
-            let wait = policy.backoff(job.attempts, &mut rng);
+            // The receiver's Retry-After is honoured, up to the longest backoff.
+            let wait = policy
+                .backoff(job.attempts, &mut rng)
+                .max(retry_after.unwrap_or_default().min(policy.max));
             tracing::debug!(sink = %name, attempts = job.attempts, ?wait, "delivery failed; retrying later");
             let sleep = tokio::time::sleep(wait);
             tokio::pin!(sleep);
@@ -282,11 +305,7 @@ mod tests {
                 let mut f = self.fail.lock().unwrap();
                 if *f > 0 {
                     *f -= 1;
-                    return Err(SinkError {
-                        sink: "flaky".into(),
-                        incident: n.incident.clone(),
-                        reason: "down".into(),
-                    });
+                    return Err(SinkError::transient("flaky", n.incident.clone(), "down"));
                 }
                 self.got.lock().unwrap().push(n.incident.clone());
                 Ok(())

@@ -248,11 +248,7 @@ impl SentrySink {
         targets: BTreeMap<String, TargetInfo>,
         timeout: Duration,
     ) -> Result<SentrySink, SinkError> {
-        let err = |reason: String| SinkError {
-            sink: "sentry".into(),
-            incident: String::new(),
-            reason,
-        };
+        let err = |reason: String| SinkError::permanent("sentry", "", reason);
         let dsn = Dsn::parse(config.dsn.expose()).map_err(|e| err(format!("invalid DSN: {e}")))?;
         let client = reqwest::Client::builder()
             .timeout(timeout)
@@ -275,7 +271,9 @@ impl SentrySink {
         }
     }
 
-    async fn post(&self, body: Vec<u8>) -> Result<(), String> {
+    /// Posts one envelope; 408, 429 (Sentry's rate limit) and 5xx are transient, other 4xx
+    /// (a revoked key, an envelope Sentry refuses) permanent.
+    async fn post(&self, incident: &str, body: Vec<u8>) -> Result<(), SinkError> {
         let resp = self
             .client
             .post(self.dsn.envelope_url())
@@ -284,13 +282,14 @@ impl SentrySink {
             .body(body)
             .send()
             .await
-            .map_err(|e| format!("request failed: {}", e.without_url()))?;
-        let status = resp.status();
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(format!("Sentry answered {status}"))
-        }
+            .map_err(|e| {
+                SinkError::transient(
+                    "sentry",
+                    incident,
+                    format!("request failed: {}", e.without_url()),
+                )
+            })?;
+        super::sink::check_response("sentry", incident, &resp)
     }
 
     /// Sends one check-in of the round monitor (best effort: errors are returned, not retried).
@@ -309,8 +308,9 @@ impl SentrySink {
             &self.config.environment,
             &self.config.release,
         );
-        self.post(envelope(None, now_ms, &[("check_in", payload)]))
+        self.post("check-in", envelope(None, now_ms, &[("check_in", payload)]))
             .await
+            .map_err(|e| e.reason)
     }
 
     /// A fresh check-in id (32 hex) derived from a round's identity.
@@ -349,13 +349,8 @@ impl AlertSink for SentrySink {
                 &self.config.environment,
                 &self.config.release,
             );
-            self.post(envelope(Some(key), n.at_ms, &[("event", ev)]))
+            self.post(&n.incident, envelope(Some(key), n.at_ms, &[("event", ev)]))
                 .await
-                .map_err(|reason| SinkError {
-                    sink: "sentry".into(),
-                    incident: n.incident.clone(),
-                    reason,
-                })
         })
     }
 }

@@ -5,6 +5,7 @@ use super::Notification;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 /// A delivery failure (network, remote rejection).
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +14,126 @@ pub struct SinkError {
     pub sink: String,
     pub incident: String,
     pub reason: String,
+    /// The receiver refused the notification itself (a 4xx other than 408 and 429): sending
+    /// it again cannot succeed, so it is not retried.
+    pub permanent: bool,
+    /// How long the receiver asked to be left alone (`Retry-After` of a 429 or 503).
+    pub retry_after: Option<Duration>,
+}
+
+impl SinkError {
+    /// A failure worth retrying (network error, timeout, 408, 429, 5xx).
+    pub fn transient(
+        sink: impl Into<String>,
+        incident: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> SinkError {
+        SinkError {
+            sink: sink.into(),
+            incident: incident.into(),
+            reason: reason.into(),
+            permanent: false,
+            retry_after: None,
+        }
+    }
+
+    /// A refusal that retrying cannot change.
+    pub fn permanent(
+        sink: impl Into<String>,
+        incident: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> SinkError {
+        SinkError {
+            permanent: true,
+            ..SinkError::transient(sink, incident, reason)
+        }
+    }
+}
+
+/// How a receiver's HTTP answer is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpVerdict {
+    /// 2xx.
+    Accepted,
+    /// 408, 429, 5xx (and anything unexpected): retried with backoff, after `Retry-After`.
+    Retry(Option<Duration>),
+    /// Any other 4xx, or a redirect left over after following redirects: given up at once.
+    Reject,
+}
+
+/// Classifies a receiver's answer; `retry_after` is the raw `Retry-After` header, if any.
+pub fn classify(status: u16, retry_after: Option<&str>, now: SystemTime) -> HttpVerdict {
+    match status {
+        200..=299 => HttpVerdict::Accepted,
+        408 | 429 => HttpVerdict::Retry(retry_after.and_then(|v| parse_retry_after(v, now))),
+        300..=499 => HttpVerdict::Reject,
+        _ => HttpVerdict::Retry(retry_after.and_then(|v| parse_retry_after(v, now))),
+    }
+}
+
+/// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3); a date in the past is 0.
+pub fn parse_retry_after(v: &str, now: SystemTime) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = parse_imf_fixdate(v)?;
+    let now = now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs() as i64;
+    Some(Duration::from_secs((at - now).max(0) as u64))
+}
+
+/// `Sun, 06 Nov 1994 08:49:37 GMT` → Unix seconds (the HTTP-date form senders must use).
+fn parse_imf_fixdate(v: &str) -> Option<i64> {
+    let rest = v.split_once(", ")?.1;
+    let mut it = rest.split(' ');
+    let day: i64 = it.next()?.parse().ok()?;
+    let mon = it.next()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == mon)? as i64
+        + 1;
+    let year: i64 = it.next()?.parse().ok()?;
+    let mut hms = it.next()?.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
+    if it.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    // Days from civil (H. Hinnant).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + m * 60 + s)
+}
+
+/// Turns a receiver's answer into the sink's result.
+pub fn check_response(
+    sink: &str,
+    incident: &str,
+    resp: &reqwest::Response,
+) -> Result<(), SinkError> {
+    let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok());
+    match classify(status.as_u16(), retry_after, SystemTime::now()) {
+        HttpVerdict::Accepted => Ok(()),
+        HttpVerdict::Retry(after) => Err(SinkError {
+            retry_after: after,
+            ..SinkError::transient(sink, incident, format!("the receiver answered {status}"))
+        }),
+        HttpVerdict::Reject => Err(SinkError::permanent(
+            sink,
+            incident,
+            format!("the receiver rejected the notification: {status}"),
+        )),
+    }
 }
 
 pub type SinkFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send + 'a>>;
@@ -68,6 +189,43 @@ impl AlertSink for LogSink {
     }
 }
 
+#[cfg(test)]
+mod http_tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_classified_and_retry_after_is_read_in_both_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777); // 06 Nov 1994 08:49:37
+        assert_eq!(classify(204, None, now), HttpVerdict::Accepted);
+        for s in [400, 401, 403, 404, 410, 413, 422, 301] {
+            assert_eq!(classify(s, Some("5"), now), HttpVerdict::Reject, "{s}");
+        }
+        assert_eq!(
+            classify(429, Some("7"), now),
+            HttpVerdict::Retry(Some(Duration::from_secs(7)))
+        );
+        assert_eq!(classify(408, None, now), HttpVerdict::Retry(None));
+        assert_eq!(
+            classify(503, Some("Sun, 06 Nov 1994 08:50:07 GMT"), now),
+            HttpVerdict::Retry(Some(Duration::from_secs(30)))
+        );
+        assert_eq!(classify(500, Some("soon"), now), HttpVerdict::Retry(None));
+        assert_eq!(
+            parse_retry_after("Sat, 05 Nov 1994 08:49:37 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 25:00:00 GMT", now),
+            None
+        );
+        assert_eq!(parse_imf_fixdate("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            parse_imf_fixdate("Thu, 26 Nov 2026 19:31:17 GMT"),
+            Some(1_795_721_477)
+        );
+    }
+}
+
 /// Keeps every delivered notification in memory (tests), optionally failing every delivery.
 #[derive(Debug, Default, Clone)]
 pub struct MemorySink {
@@ -101,11 +259,11 @@ impl AlertSink for MemorySink {
     fn deliver<'a>(&'a self, n: &'a Notification) -> SinkFuture<'a> {
         Box::pin(async move {
             if self.fail {
-                return Err(SinkError {
-                    sink: "memory".into(),
-                    incident: n.incident.clone(),
-                    reason: "configured to fail".into(),
-                });
+                return Err(SinkError::transient(
+                    "memory",
+                    n.incident.clone(),
+                    "configured to fail",
+                ));
             }
             if let Ok(mut v) = self.delivered.lock() {
                 v.push(n.clone());

@@ -3,8 +3,9 @@
 //! The body is the documented [`payload`] (format `json`) or `{"text": "…"}` (format `slack`,
 //! for Slack incoming webhooks and compatible services). Every request carries
 //! `Idempotency-Key` (the same on every retry of one notification) and, with a secret,
-//! `X-Modelwatch-Signature: sha256=<hex HMAC-SHA256 of the body>`. Any 2xx is success; anything
-//! else (or no answer) is retried by the outbox.
+//! `X-Modelwatch-Signature: sha256=<hex HMAC-SHA256 of the body>`. Any 2xx is success; 408, 429,
+//! 5xx and no answer are retried by the outbox (after `Retry-After`); any other 4xx is a
+//! rejection, not retried.
 
 use super::hmac::hmac_sha256;
 use super::outbox::hex;
@@ -80,10 +81,8 @@ impl WebhookSink {
             .timeout(timeout)
             .user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| SinkError {
-                sink: "webhook".into(),
-                incident: String::new(),
-                reason: format!("cannot build the HTTP client: {e}"),
+            .map_err(|e| {
+                SinkError::permanent("webhook", "", format!("cannot build the HTTP client: {e}"))
             })?;
         Ok(WebhookSink { config, client })
     }
@@ -108,11 +107,7 @@ impl AlertSink for WebhookSink {
 
 impl WebhookSink {
     async fn send(&self, key: &str, n: &Notification) -> Result<(), SinkError> {
-        let err = |reason: String| SinkError {
-            sink: "webhook".into(),
-            incident: n.incident.clone(),
-            reason,
-        };
+        let err = |reason: String| SinkError::transient("webhook", n.incident.clone(), reason);
         let body = match self.config.format {
             WebhookFormat::Json => payload(key, n),
             WebhookFormat::Slack => json!({ "text": text(n) }),
@@ -132,12 +127,7 @@ impl WebhookSink {
             .send()
             .await
             .map_err(|e| err(format!("request failed: {}", e.without_url())))?;
-        let status = resp.status();
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(err(format!("the receiver answered {status}")))
-        }
+        super::sink::check_response("webhook", &n.incident, &resp)
     }
 }
 

@@ -107,6 +107,7 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
         notifier: Notifier::from_env(),
         sinks: outputs.sinks,
         observers: outputs.observers,
+        outputs: Some(Arc::new(daemon::outputs::from_config)),
         seed: std::process::id() as u64,
         ..daemon::Options::default()
     };

@@ -1,9 +1,10 @@
 //! Sentry Crons check-ins per round: `in_progress` when a round starts, `ok` when it measured
 //! something, `error` when it failed or hit its deadline. Sent off the scheduler (spawned, at
 //! most a few at once; a check-in that finds the queue full is dropped and counted), so a slow
-//! Sentry never delays a round.
+//! Sentry never delays a round. Outcomes are counted on `/metrics` as
+//! `modelwatch_sentry_checkins_total{outcome="sent|failed|dropped"}`.
 
-use super::RoundObserver;
+use super::{ObserverCounter, RoundObserver};
 use crate::alert::sentry::{CheckInStatus, SentrySink};
 use crate::config::Target;
 use crate::runner::RoundOutcome;
@@ -18,16 +19,27 @@ const IN_FLIGHT: usize = 8;
 pub struct SentryCheckIns {
     sink: Arc<SentrySink>,
     permits: Arc<Semaphore>,
-    /// Check-ins dropped (queue full) or failed.
+    /// Check-ins dropped unsent (too many in flight: Sentry slow or down).
     pub dropped: Arc<AtomicU64>,
+    /// Check-ins Sentry accepted.
+    pub sent: Arc<AtomicU64>,
+    /// Check-ins sent but not accepted (network error, non-2xx).
+    pub failed: Arc<AtomicU64>,
 }
 
 impl SentryCheckIns {
     pub fn new(sink: Arc<SentrySink>) -> SentryCheckIns {
+        SentryCheckIns::with_limit(sink, IN_FLIGHT)
+    }
+
+    /// At most `in_flight` check-ins at once (tests use small limits).
+    pub fn with_limit(sink: Arc<SentrySink>, in_flight: usize) -> SentryCheckIns {
         SentryCheckIns {
             sink,
-            permits: Arc::new(Semaphore::new(IN_FLIGHT)),
+            permits: Arc::new(Semaphore::new(in_flight)),
             dropped: Arc::new(AtomicU64::new(0)),
+            sent: Arc::new(AtomicU64::new(0)),
+            failed: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -43,14 +55,19 @@ impl SentryCheckIns {
             return;
         };
         let sink = self.sink.clone();
-        let dropped = self.dropped.clone();
+        let (sent, failed) = (self.sent.clone(), self.failed.clone());
         let id = SentrySink::check_in_id(target, started_ms);
         let now_ms = started_ms + duration.map(|d| d.as_millis() as i64).unwrap_or(0);
         let target = target.to_string();
         tokio::spawn(async move {
-            if let Err(e) = sink.send_check_in(&id, status, duration, now_ms).await {
-                dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(target = %target, error = %e, "Sentry check-in failed");
+            match sink.send_check_in(&id, status, duration, now_ms).await {
+                Ok(()) => {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(target = %target, error = %e, "Sentry check-in failed");
+                }
             }
             drop(permit);
         });
@@ -58,6 +75,22 @@ impl SentryCheckIns {
 }
 
 impl RoundObserver for SentryCheckIns {
+    fn counters(&self) -> Vec<ObserverCounter> {
+        [
+            ("sent", &self.sent),
+            ("failed", &self.failed),
+            ("dropped", &self.dropped),
+        ]
+        .into_iter()
+        .map(|(outcome, v)| ObserverCounter {
+            family: "modelwatch_sentry_checkins_total",
+            help: "Sentry cron check-ins by outcome: sent (accepted), failed (not accepted), dropped (not sent: too many in flight).",
+            labels: vec![("outcome", outcome.to_string())],
+            value: v.load(Ordering::Relaxed),
+        })
+        .collect()
+    }
+
     fn round_started(&self, target: &Target, started_ms: i64) {
         self.send(&target.name, started_ms, CheckInStatus::InProgress, None);
     }

@@ -38,7 +38,7 @@ use crate::store::{FingerprintChange, RoundStatus, Store};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use limit::{LimitedClient, TokenBucket};
-use monitor::{MonitorSettings, TargetMonitor};
+use monitor::{MetricSnapshot, MonitorSettings, TargetMonitor};
 use notify::Notifier;
 use state::{BaselineStatus, PinStatus, RoundSummary, Shared, SinkStatus, TargetStatus};
 use std::collections::{BTreeMap, HashMap};
@@ -124,6 +124,35 @@ pub trait RoundObserver: Send + Sync {
     ) {
         let _ = (target, started_ms, outcome, status);
     }
+    /// After a finished round was stored and its monitor and alerts stepped (also after a
+    /// round cut off by its deadline): the target's readings as they are now.
+    fn round_assessed(&self, target: &Target, assessment: &Assessment<'_>) {
+        let _ = (target, assessment);
+    }
+    /// Counters for `/metrics`, read at every scrape.
+    fn counters(&self) -> Vec<ObserverCounter> {
+        Vec::new()
+    }
+}
+
+/// A target's readings after a round: what `/metrics` shows of it, for the observers.
+#[derive(Debug, Clone, Copy)]
+pub struct Assessment<'a> {
+    /// The monitored metrics of the episode: value, baseline, e-value (the evidence).
+    pub metrics: &'a [MetricSnapshot],
+    /// The target's alert states (every metric that ever had one).
+    pub alerts: &'a [AlertState],
+    /// Last-round rates and response-length quantiles.
+    pub quality: &'a crate::telemetry::quality::TargetQuality,
+}
+
+/// One sample of a counter family an observer keeps (its name ends in `_total`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObserverCounter {
+    pub family: &'static str,
+    pub help: &'static str,
+    pub labels: Vec<(&'static str, String)>,
+    pub value: u64,
 }
 
 /// How the daemon runs, beyond its configuration.
@@ -139,7 +168,15 @@ pub struct Options {
     pub retry: alert::RetryPolicy,
     /// Told about every round.
     pub observers: Vec<Arc<dyn RoundObserver>>,
+    /// Builds the sinks and observers of a configuration: when set, a reload that changes
+    /// them (`[alerts.webhook]`, `[alerts.sentry]`, `[telemetry]`, the targets' models)
+    /// replaces `sinks` and `observers` without a restart. `None` keeps them as given.
+    pub outputs: Option<OutputsFactory>,
 }
+
+/// See [`Options::outputs`]; [`outputs::from_config`] is the real one.
+pub type OutputsFactory =
+    Arc<dyn Fn(&crate::config::Config) -> Result<outputs::Outputs, alert::SinkError> + Send + Sync>;
 
 impl Default for Options {
     fn default() -> Self {
@@ -151,6 +188,7 @@ impl Default for Options {
             margins: Margins::default(),
             retry: alert::RetryPolicy::default(),
             observers: Vec::new(),
+            outputs: None,
         }
     }
 }
@@ -229,7 +267,13 @@ struct Scheduler {
     generation: u64,
     sink_status: BTreeMap<String, SinkStatus>,
     /// The outbox worker of each sink, by outbox name.
-    workers: Vec<(String, mpsc::UnboundedSender<alert::outbox::Job>)>,
+    workers: Vec<(
+        String,
+        mpsc::UnboundedSender<alert::outbox::Job>,
+        Option<tokio::task::JoinHandle<()>>,
+    )>,
+    /// Where the workers report (kept to start new workers after a reload).
+    report_tx: Option<mpsc::UnboundedSender<alert::outbox::Report>>,
     /// When the running round of each target was launched (for the observers).
     round_starts: HashMap<String, i64>,
     last_prune: Option<Instant>,
@@ -275,6 +319,7 @@ pub async fn run(
         generation: 0,
         sink_status: BTreeMap::new(),
         workers: Vec::new(),
+        report_tx: None,
         round_starts: HashMap::new(),
         last_prune: None,
         last_ping: None,
@@ -283,7 +328,9 @@ pub async fn run(
         s.alerts.insert(st.key.clone(), st);
     }
     let (report_tx, mut reports) = mpsc::unbounded_channel();
-    s.start_workers(report_tx);
+    s.shared.set_observers(s.options.observers.clone());
+    s.start_workers(report_tx.clone());
+    s.report_tx = Some(report_tx);
     s.apply(loaded)?;
     s.shared.store_ok.store(true, Ordering::Relaxed);
     s.publish();
@@ -319,7 +366,7 @@ pub async fn run(
             Some((name, generation, outcome)) = rounds.next(), if !rounds.is_empty() => {
                 s.finish_round(&name, generation, outcome).await;
             }
-            Some(cmd) = commands.recv() => s.command(cmd),
+            Some(cmd) = commands.recv() => s.command(cmd, &mut reports).await,
             Some(report) = reports.recv() => {
                 s.record_delivery(report);
                 while let Ok(r) = reports.try_recv() {
@@ -362,6 +409,7 @@ pub async fn run(
     // Stop the workers; what they reported so far is recorded, the rest stays pending and is
     // delivered after the next start.
     s.workers.clear();
+    s.report_tx = None;
     let deadline = Instant::now() + grace.min(DELIVERY_GRACE);
     while s.sink_status.values().any(|k| k.pending > 0) {
         match tokio::time::timeout_at(deadline, reports.recv()).await {
@@ -445,6 +493,8 @@ impl Scheduler {
         self.global = global;
         self.checks = Arc::new(checks);
         self.prepared = prepared;
+        let kept = &self.prepared;
+        self.shared.retain_quality(|t| kept.contains_key(t));
         self.loaded = Arc::new(loaded);
         self.generation += 1;
         self.shared.config_loaded.store(true, Ordering::Relaxed);
@@ -457,12 +507,20 @@ impl Scheduler {
         Ok(())
     }
 
-    fn command(&mut self, cmd: Command) {
+    async fn command(
+        &mut self,
+        cmd: Command,
+        reports: &mut mpsc::UnboundedReceiver<alert::outbox::Report>,
+    ) {
         match cmd {
             Command::Reload(loaded) => {
                 // The sender has announced RELOADING=1 (it validated the file first).
+                let previous = self.loaded.config.clone();
                 match self.apply(*loaded) {
-                    Ok(()) => tracing::info!("configuration reloaded"),
+                    Ok(()) => {
+                        tracing::info!("configuration reloaded");
+                        self.reload_outputs(&previous, reports).await;
+                    }
                     Err(e) => {
                         self.shared.reload_ok.store(false, Ordering::Relaxed);
                         tracing::error!(error = %e, "reload failed; keeping the previous configuration");
@@ -631,6 +689,8 @@ impl Scheduler {
                 status: "deadline".into(),
             });
             self.shared.count_round(name, "deadline", &[]);
+            let quality = self.shared.record_quality(name, &[], &|_, _| false);
+            self.assess(name, &quality);
             self.publish();
             return;
         };
@@ -719,6 +779,21 @@ impl Scheduler {
             "failed"
         };
         self.shared.count_round(name, status, &outcome.samples);
+        let quality = match self.prepared.get(name) {
+            Some(p) => {
+                let expects: std::collections::HashSet<(&str, &str)> = p
+                    .probes
+                    .iter()
+                    .filter(|pr| pr.expect.refusal == Some(true))
+                    .map(|pr| (pr.suite.as_str(), pr.id.as_str()))
+                    .collect();
+                self.shared
+                    .record_quality(name, &outcome.samples, &|suite, probe| {
+                        expects.contains(&(suite, probe))
+                    })
+            }
+            None => self.shared.record_quality(name, &[], &|_, _| false),
+        };
         let Some(rt) = self.runtime.get_mut(name) else {
             return;
         };
@@ -844,7 +919,34 @@ impl Scheduler {
         for n in &notifications {
             self.deliver(n).await;
         }
+        self.assess(name, &quality);
         self.publish();
+    }
+
+    /// Tells the observers a target's readings after a round.
+    fn assess(&self, name: &str, quality: &crate::telemetry::quality::TargetQuality) {
+        let (Some(p), Some(rt)) = (self.prepared.get(name), self.runtime.get(name)) else {
+            return;
+        };
+        let metrics = rt
+            .monitor
+            .as_ref()
+            .map(|m| m.snapshot())
+            .unwrap_or_default();
+        let alerts: Vec<AlertState> = self
+            .alerts
+            .values()
+            .filter(|a| a.key.target == name)
+            .cloned()
+            .collect();
+        let assessment = Assessment {
+            metrics: &metrics,
+            alerts: &alerts,
+            quality,
+        };
+        for o in &self.options.observers {
+            o.round_assessed(&p.target, &assessment);
+        }
     }
 
     /// Records a notification as an event, counts it, and hands it to every sink unless muted.
@@ -886,15 +988,81 @@ impl Scheduler {
         }
     }
 
-    /// Starts one delivery worker per sink and hands it the rows left pending by an earlier run.
+    /// After a reload: rebuilds the sinks and observers when their configuration changed.
+    /// The old workers are stopped (a delivery in flight is abandoned and sent again, with
+    /// the same idempotency key, by the new worker), their reports recorded, and the new
+    /// workers take over the pending rows of their sink; rows of a sink that is gone are
+    /// marked `orphaned`.
+    async fn reload_outputs(
+        &mut self,
+        previous: &crate::config::Config,
+        reports: &mut mpsc::UnboundedReceiver<alert::outbox::Report>,
+    ) {
+        let Some(factory) = self.options.outputs.clone() else {
+            return;
+        };
+        let config = &self.loaded.config;
+        let models = |c: &crate::config::Config| -> Vec<(String, String, String)> {
+            c.targets
+                .iter()
+                .map(|t| {
+                    let provider = t.provider.as_str().to_string();
+                    (t.name.clone(), provider, t.model.clone())
+                })
+                .collect()
+        };
+        if previous.alerts.webhook == config.alerts.webhook
+            && previous.alerts.sentry == config.alerts.sentry
+            && previous.telemetry == config.telemetry
+            && models(previous) == models(config)
+        {
+            return;
+        }
+        let outputs = match factory(config) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the reloaded sinks; keeping the previous ones");
+                return;
+            }
+        };
+        for (name, _, handle) in std::mem::take(&mut self.workers) {
+            if let Some(h) = handle {
+                h.abort();
+                let _ = h.await;
+            }
+            tracing::debug!(sink = %name, "delivery worker stopped for the reload");
+        }
+        // Every report the old workers sent is in the channel now.
+        while let Ok(r) = reports.try_recv() {
+            self.record_delivery(r);
+        }
+        for st in self.sink_status.values_mut() {
+            st.pending = 0;
+        }
+        self.options.sinks = outputs.sinks;
+        self.options.observers = outputs.observers;
+        self.shared.set_observers(self.options.observers.clone());
+        if let Some(tx) = self.report_tx.clone() {
+            self.start_workers(tx);
+        }
+        tracing::info!(
+            sinks = ?self.workers.iter().map(|w| w.0.as_str()).collect::<Vec<_>>(),
+            observers = self.options.observers.len(),
+            "alert sinks and telemetry rebuilt for the new configuration"
+        );
+    }
+
+    /// Starts one delivery worker per sink and hands it the rows left pending by an earlier run
+    /// (or by the workers a reload replaced). Pending rows of sinks that are not configured
+    /// are marked `orphaned`.
     fn start_workers(&mut self, reports: mpsc::UnboundedSender<alert::outbox::Report>) {
         let sinks = self.options.sinks.clone();
         for (i, sink) in sinks.into_iter().enumerate() {
             let mut name = sink.name().to_string();
-            if self.workers.iter().any(|(n, _)| *n == name) {
+            if self.workers.iter().any(|(n, _, _)| *n == name) {
                 name = format!("{name}-{}", i + 1);
             }
-            let tx = alert::outbox::spawn_worker(
+            let (tx, handle) = alert::outbox::spawn_worker_with_handle(
                 sink,
                 self.options.retry,
                 self.options.seed,
@@ -919,7 +1087,19 @@ impl Scheduler {
                     attempts: row.attempts,
                 });
             }
-            self.workers.push((name, tx));
+            self.workers.push((name, tx, Some(handle)));
+        }
+        let names: Vec<&str> = self.workers.iter().map(|w| w.0.as_str()).collect();
+        match self.store.orphan_outbox(&names, self.clock.now_ms()) {
+            Ok(orphaned) => {
+                for (sink, n) in orphaned {
+                    tracing::warn!(sink = %sink, notifications = n, "the sink is no longer configured: its undelivered notifications are marked orphaned");
+                    let entry = self.sink_entry(&sink);
+                    entry.orphaned += n;
+                    entry.pending = 0;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot mark the outbox rows of removed sinks"),
         }
     }
 
@@ -941,6 +1121,7 @@ impl Scheduler {
             Outcome::Delivered => OutboxStatus::Delivered,
             Outcome::Failed => OutboxStatus::Pending,
             Outcome::Expired => OutboxStatus::Expired,
+            Outcome::Rejected => OutboxStatus::Rejected,
         };
         if let Err(e) =
             self.store
@@ -965,6 +1146,13 @@ impl Scheduler {
                 entry.expired += 1;
                 entry.pending = entry.pending.saturating_sub(1);
                 tracing::error!(sink = %r.sink, attempts = r.attempts, error = r.error.as_deref().unwrap_or(""), "alert delivery given up after the last retry");
+                entry.last_error = r.error;
+            }
+            Outcome::Rejected => {
+                entry.failed += 1;
+                entry.rejected += 1;
+                entry.pending = entry.pending.saturating_sub(1);
+                tracing::error!(sink = %r.sink, attempts = r.attempts, error = r.error.as_deref().unwrap_or(""), "alert delivery rejected by the receiver; not retried (check the sink's configuration)");
                 entry.last_error = r.error;
             }
         }

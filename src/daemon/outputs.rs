@@ -1,6 +1,6 @@
 //! The sinks and round observers a configuration asks for: the log always, the webhook,
-//! Sentry (events and check-ins) and the OTLP exporter when configured. Built once at start; changing them needs a
-//! restart.
+//! Sentry (events and check-ins) and the OTLP exporter when configured. Built at start, and
+//! again by a reload that changes them (see [`super::Options::outputs`]).
 
 use super::RoundObserver;
 use super::checkins::SentryCheckIns;
@@ -55,11 +55,7 @@ pub fn from_config(config: &Config) -> Result<Outputs, SinkError> {
             std::process::id() as u64,
             crate::runner::SystemClock.now_ms(),
         )
-        .map_err(|reason| SinkError {
-            sink: "otlp".into(),
-            incident: String::new(),
-            reason,
-        })?;
+        .map_err(|reason| SinkError::permanent("otlp", "", reason))?;
         observers.push(Arc::new(exporter));
     }
     Ok(Outputs { sinks, observers })

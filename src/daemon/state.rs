@@ -76,6 +76,11 @@ pub struct SinkStatus {
     pub pending: u64,
     /// Notifications given up after the last retry.
     pub expired: u64,
+    /// Notifications the receiver refused (a 4xx other than 408 and 429), not retried.
+    pub rejected: u64,
+    /// Pending notifications of this sink dropped because the sink was removed from the
+    /// configuration.
+    pub orphaned: u64,
     pub last_error: Option<String>,
 }
 
@@ -138,6 +143,8 @@ pub struct Shared {
     pub store_ok: AtomicBool,
     /// Longest acceptable gap between scheduler ticks before `/readyz` fails.
     pub tick_budget_ms: AtomicI64,
+    /// Counters of the round observers and per-target quality readings (sinks block).
+    sinks: Mutex<SinkMetrics>,
 }
 
 impl Default for Shared {
@@ -154,6 +161,7 @@ impl Default for Shared {
             last_tick_ms: AtomicI64::new(0),
             store_ok: AtomicBool::new(false),
             tick_budget_ms: AtomicI64::new(60_000),
+            sinks: Mutex::new(SinkMetrics::default()),
         }
     }
 }
@@ -452,7 +460,7 @@ impl Shared {
             &mut o,
             "modelwatch_alert_deliveries_total",
             "counter",
-            "Alert delivery attempts by sink and outcome (delivered, failed and retried, expired).",
+            "Alert delivery attempts by sink and outcome (delivered; failed, to be retried; expired after the last retry; rejected by the receiver, not retried).",
         );
         for ((sink, out), v) in &c.deliveries {
             let _ = writeln!(
@@ -495,7 +503,147 @@ impl Shared {
             &TOKEN_BUCKETS,
             &c.tokens,
         );
+        drop(c);
+        self.render_sink_metrics(&mut o);
         o
+    }
+}
+
+// ---- Sinks and telemetry: observer counters and quality readings ----
+
+/// What the sinks block of `/metrics` renders: the live observers' counters (plus the final
+/// counts of observers replaced by a reload, so counters never go backwards) and the quality
+/// readings of each target's last rounds.
+/// A counter sample's family and labels.
+type CounterKey = (&'static str, Vec<(&'static str, String)>);
+
+#[derive(Default)]
+struct SinkMetrics {
+    observers: Vec<std::sync::Arc<dyn super::RoundObserver>>,
+    /// (family, labels) → count carried over from replaced observers.
+    carried: BTreeMap<CounterKey, u64>,
+    helps: BTreeMap<&'static str, &'static str>,
+    quality: BTreeMap<String, crate::telemetry::quality::TargetQuality>,
+}
+
+impl std::fmt::Debug for SinkMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkMetrics")
+            .field("observers", &self.observers.len())
+            .field("carried", &self.carried)
+            .finish()
+    }
+}
+
+impl Shared {
+    /// Replaces the round observers whose counters `/metrics` shows.
+    pub fn set_observers(&self, observers: Vec<std::sync::Arc<dyn super::RoundObserver>>) {
+        let Ok(mut m) = self.sinks.lock() else {
+            return;
+        };
+        let old = std::mem::replace(&mut m.observers, observers);
+        for o in old {
+            for c in o.counters() {
+                m.helps.insert(c.family, c.help);
+                *m.carried.entry((c.family, c.labels)).or_default() += c.value;
+            }
+        }
+    }
+
+    /// Adds a finished round's samples to the quality readings of its target and returns
+    /// them (the observers show the same readings).
+    pub fn record_quality(
+        &self,
+        target: &str,
+        samples: &[Sample],
+        refusal_expected: &dyn Fn(&str, &str) -> bool,
+    ) -> crate::telemetry::quality::TargetQuality {
+        let Ok(mut m) = self.sinks.lock() else {
+            return Default::default();
+        };
+        let q = m.quality.entry(target.to_string()).or_default();
+        q.record(samples, refusal_expected);
+        q.clone()
+    }
+
+    /// Forgets targets no longer configured.
+    pub fn retain_quality(&self, keep: impl Fn(&str) -> bool) {
+        if let Ok(mut m) = self.sinks.lock() {
+            m.quality.retain(|t, _| keep(t));
+        }
+    }
+
+    fn render_sink_metrics(&self, o: &mut String) {
+        let Ok(m) = self.sinks.lock() else {
+            return;
+        };
+        let esc = |s: &str| {
+            s.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n")
+        };
+        let family = |o: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(o, "# HELP {name} {help}");
+            let _ = writeln!(o, "# TYPE {name} {kind}");
+        };
+        let mut counters = m.carried.clone();
+        let mut helps = m.helps.clone();
+        for obs in &m.observers {
+            for c in obs.counters() {
+                helps.insert(c.family, c.help);
+                *counters.entry((c.family, c.labels)).or_default() += c.value;
+            }
+        }
+        for (name, help) in &helps {
+            family(o, name, "counter", help);
+            for ((_, labels), v) in counters.iter().filter(|((f, _), _)| f == name) {
+                let labels: Vec<String> = labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
+                    .collect();
+                let _ = writeln!(o, "{name}{{{}}} {v}", labels.join(","));
+            }
+        }
+        family(
+            o,
+            "modelwatch_round_metric_value",
+            "gauge",
+            "Bad-outcome rate of the target's last round, by metric (as modelwatch_metric_value; for task_success_rate the share of failed tasks).",
+        );
+        for (t, q) in &m.quality {
+            for (metric, v) in q.round_rates() {
+                let _ = writeln!(
+                    o,
+                    "modelwatch_round_metric_value{{target=\"{}\",metric=\"{metric}\"}} {v}",
+                    esc(t)
+                );
+            }
+        }
+        family(
+            o,
+            "modelwatch_response_length_chars",
+            "summary",
+            "Response length in characters: quantiles over the target's last responses (a window), sum and count since start.",
+        );
+        for (t, q) in &m.quality {
+            let t = esc(t);
+            for (quantile, v) in q.length.quantiles() {
+                let _ = writeln!(
+                    o,
+                    "modelwatch_response_length_chars{{target=\"{t}\",quantile=\"{quantile}\"}} {v}"
+                );
+            }
+            let _ = writeln!(
+                o,
+                "modelwatch_response_length_chars_sum{{target=\"{t}\"}} {}",
+                q.length.sum
+            );
+            let _ = writeln!(
+                o,
+                "modelwatch_response_length_chars_count{{target=\"{t}\"}} {}",
+                q.length.count
+            );
+        }
     }
 }
 

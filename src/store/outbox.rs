@@ -14,6 +14,10 @@ pub enum OutboxStatus {
     Delivered,
     /// Given up after the last retry.
     Expired,
+    /// Refused by the receiver (a 4xx other than 408 and 429); never retried.
+    Rejected,
+    /// Its sink was removed from the configuration; never delivered.
+    Orphaned,
 }
 
 impl OutboxStatus {
@@ -22,6 +26,8 @@ impl OutboxStatus {
             OutboxStatus::Pending => "pending",
             OutboxStatus::Delivered => "delivered",
             OutboxStatus::Expired => "expired",
+            OutboxStatus::Rejected => "rejected",
+            OutboxStatus::Orphaned => "orphaned",
         }
     }
 }
@@ -113,6 +119,34 @@ impl Store {
         Ok(())
     }
 
+    /// Marks the pending rows of every sink not in `sinks` as `orphaned` (the sink was removed
+    /// from the configuration), so they are neither retried nor counted as pending; returns
+    /// how many rows per sink.
+    pub fn orphan_outbox(&mut self, sinks: &[&str], now_ms: i64) -> Result<Vec<(String, u64)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT sink, COUNT(*) FROM outbox WHERE status = 'pending' GROUP BY sink ORDER BY sink",
+        )?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        drop(stmt);
+        let mut out = Vec::new();
+        for (sink, n) in rows {
+            if sinks.contains(&sink.as_str()) {
+                continue;
+            }
+            self.conn
+                .prepare_cached(
+                    "UPDATE outbox SET status = 'orphaned', done_at_ms = ?2,
+                         last_error = 'the sink was removed from the configuration'
+                     WHERE status = 'pending' AND sink = ?1",
+                )?
+                .execute(params![sink, now_ms])?;
+            out.push((sink, n.max(0) as u64));
+        }
+        Ok(out)
+    }
+
     /// Counts rows by (sink, status).
     pub fn outbox_counts(&self) -> Result<Vec<(String, String, u64)>> {
         let mut stmt = self.conn.prepare_cached(
@@ -185,5 +219,32 @@ mod tests {
         );
         assert_eq!(s.prune_outbox(100).unwrap(), 1);
         assert_eq!(s.pending_outbox("webhook").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn pending_rows_of_removed_sinks_are_orphaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path().join("m.db")).unwrap();
+        s.enqueue_outbox("webhook", "k1", &n(1), 10).unwrap();
+        s.enqueue_outbox("webhook", "k2", &n(2), 10).unwrap();
+        let d = s
+            .enqueue_outbox("sentry", "k1", &n(1), 10)
+            .unwrap()
+            .unwrap();
+        s.enqueue_outbox("sentry", "k2", &n(2), 10).unwrap();
+        s.update_outbox(d, OutboxStatus::Delivered, 1, None, 11)
+            .unwrap();
+        assert_eq!(
+            s.orphan_outbox(&["log", "sentry"], 20).unwrap(),
+            vec![("webhook".to_string(), 2)]
+        );
+        assert!(s.pending_outbox("webhook").unwrap().is_empty());
+        assert_eq!(s.pending_outbox("sentry").unwrap().len(), 1);
+        assert!(
+            s.outbox_counts()
+                .unwrap()
+                .contains(&("webhook".into(), "orphaned".into(), 2))
+        );
+        assert!(s.orphan_outbox(&["log", "sentry"], 30).unwrap().is_empty());
     }
 }

@@ -8,13 +8,17 @@
 //!
 //! Metrics follow the OpenTelemetry GenAI semantic conventions
 //! (`gen_ai.client.operation.duration`, `gen_ai.client.token.usage`) plus modelwatch's own
-//! (`modelwatch.rounds`, `modelwatch.requests`, `modelwatch.round.metric_value`), named like the
-//! Prometheus families. Each probe request is a client span `chat {model}` with one
-//! `gen_ai.evaluation.result` event per evaluation outcome.
+//! quality metrics, each the OTel spelling of a `/metrics` family (`modelwatch.metric.e_value`
+//! ↔ `modelwatch_metric_e_value`, attribute `modelwatch.target` ↔ label `target`): rounds,
+//! requests, per-metric values, baselines and e-values (the evidence), alert state, last-round
+//! rates and response-length quantiles. Traces go out when a round finishes, metrics once the
+//! scheduler has assessed it ([`RoundObserver::round_assessed`]). Each probe request is a client
+//! span `chat {model}` with one `gen_ai.evaluation.result` event per evaluation outcome.
 
 use super::proto::{Msg, Value, attributes};
+use super::quality::{LengthWindow, TargetQuality};
 use crate::config::{Otlp, Target};
-use crate::daemon::RoundObserver;
+use crate::daemon::{Assessment, ObserverCounter, RoundObserver};
 use crate::rng::Rng;
 use crate::runner::RoundOutcome;
 use crate::sample::{Sample, StructuredOutcome};
@@ -35,9 +39,39 @@ const TOKEN_BOUNDS: [f64; 14] = [
     16777216.0, 67108864.0,
 ];
 
-/// Response length buckets in characters (length quantiles come from these).
-const LENGTH_BOUNDS: [f64; 11] = [
-    16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0,
+/// The gauges of an assessment: (name, unit, description); each is the OTel spelling of the
+/// `/metrics` family of the same meaning.
+const GAUGES: [(&str, &str, &str); 6] = [
+    (
+        "modelwatch.metric.value",
+        "1",
+        "Current value of a monitored metric in this episode (bad-outcome rate, or mean length placement).",
+    ),
+    (
+        "modelwatch.metric.baseline_value",
+        "1",
+        "Baseline value of a monitored metric.",
+    ),
+    (
+        "modelwatch.metric.e_value",
+        "1",
+        "Anytime-valid e-value of the monitored metric against its interval null.",
+    ),
+    (
+        "modelwatch.metric.e_value_threshold",
+        "1",
+        "E-value at which the metric alarms (metrics / alpha).",
+    ),
+    (
+        "modelwatch.alert.firing",
+        "1",
+        "1 while the alert of a target and metric fires.",
+    ),
+    (
+        "modelwatch.round.metric_value",
+        "1",
+        "Bad-outcome rate of the target's last round, by metric.",
+    ),
 ];
 
 pub type Attrs = Vec<(String, Value)>;
@@ -103,7 +137,11 @@ pub struct MetricState {
     start_ns: u64,
     hists: BTreeMap<(&'static str, String), (Attrs, Hist)>,
     sums: BTreeMap<(&'static str, String), (Attrs, u64)>,
-    gauges: BTreeMap<(&'static str, String), (Attrs, f64)>,
+    /// Per target: the gauges of its last assessment (replaced whole, so a metric that is no
+    /// longer monitored disappears).
+    gauges: BTreeMap<String, Vec<(&'static str, Attrs, f64)>>,
+    /// Per target: response lengths (the summary `modelwatch.response.length_chars`).
+    lengths: BTreeMap<String, LengthWindow>,
 }
 
 fn attr_key(a: &Attrs) -> String {
@@ -206,8 +244,44 @@ impl MetricState {
             .1 += n;
     }
 
-    fn set(&mut self, name: &'static str, attrs: Attrs, v: f64) {
-        self.gauges.insert((name, attr_key(&attrs)), (attrs, v));
+    /// Takes a target's assessment: evidence, alert states, last-round rates, lengths.
+    pub fn assess(&mut self, target: &str, a: &OwnedAssessment) {
+        let t = || s("modelwatch.target", target);
+        let mut g: Vec<(&'static str, Attrs, f64)> = Vec::new();
+        for m in &a.metrics {
+            let attrs = vec![t(), s("modelwatch.metric", m.metric.as_str())];
+            if let Some(v) = m.current {
+                g.push((GAUGES[0].0, attrs.clone(), v));
+            }
+            g.push((GAUGES[1].0, attrs.clone(), m.baseline));
+            g.push((GAUGES[2].0, attrs, m.e_value));
+        }
+        if let Some(m) = a.metrics.first() {
+            g.push((GAUGES[3].0, vec![t()], m.threshold));
+        }
+        for al in &a.alerts {
+            g.push((
+                GAUGES[4].0,
+                vec![
+                    t(),
+                    s("modelwatch.metric", al.key.metric.as_str()),
+                    s("modelwatch.severity", al.severity.as_str()),
+                ],
+                f64::from(u8::from(al.status == crate::alert::Status::Firing)),
+            ));
+        }
+        for (metric, v) in a.quality.round_rates() {
+            g.push((GAUGES[5].0, vec![t(), s("modelwatch.metric", metric)], v));
+        }
+        self.gauges.insert(target.to_string(), g);
+        self.lengths
+            .insert(target.to_string(), a.quality.length.clone());
+    }
+
+    /// Forgets a target (removed from the configuration).
+    pub fn forget(&mut self, target: &str) {
+        self.gauges.remove(target);
+        self.lengths.remove(target);
     }
 
     /// Adds a round.
@@ -218,7 +292,6 @@ impl MetricState {
             vec![target(), s("modelwatch.status", r.status.as_str())],
             1,
         );
-        let mut bad: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
         for sample in &r.samples {
             let outcome = sample
                 .error
@@ -259,38 +332,6 @@ impl MetricState {
                     sample.measurements.as_ref().map(|m| m.output_tokens),
                 );
             }
-            if let Some(m) = &sample.measurements {
-                self.observe(
-                    "modelwatch.response.length_chars",
-                    &LENGTH_BOUNDS,
-                    vec![target()],
-                    f64::from(m.chars),
-                );
-                let mut count = |k: &'static str, b: Option<bool>| {
-                    if let Some(b) = b {
-                        let e = bad.entry(k).or_default();
-                        e.0 += u64::from(b);
-                        e.1 += 1;
-                    }
-                };
-                count("refusal_rate", Some(m.refusal));
-                count("empty_rate", Some(m.empty));
-                count("truncation_rate", Some(m.truncated));
-                count(
-                    "structured_failure_rate",
-                    m.structured.map(|s| s != StructuredOutcome::Ok),
-                );
-                count("task_failure_rate", m.task_success.map(|t| !t));
-            }
-        }
-        for (metric, (n, d)) in bad {
-            if d > 0 {
-                self.set(
-                    "modelwatch.round.metric_value",
-                    vec![target(), s("modelwatch.metric", metric)],
-                    n as f64 / d as f64,
-                );
-            }
         }
     }
 
@@ -302,7 +343,6 @@ impl MetricState {
         for ((name, _), (attrs, h)) in &self.hists {
             let bounds: &[f64] = match *name {
                 "gen_ai.client.token.usage" => &TOKEN_BOUNDS,
-                "modelwatch.response.length_chars" => &LENGTH_BOUNDS,
                 _ => &DURATION_BOUNDS,
             };
             let mut p = Msg::new();
@@ -325,7 +365,6 @@ impl MetricState {
                 "gen_ai.client.token.usage" => {
                     ("{token}", "Tokens used per request, by token type.")
                 }
-                "modelwatch.response.length_chars" => ("{char}", "Response length in characters."),
                 _ => ("s", "Duration of GenAI client operations (probe requests)."),
             };
             let mut m = Msg::new();
@@ -345,27 +384,63 @@ impl MetricState {
                 sum.msg(1, p);
             }
             sum.uint(2, 2).boolean(3, true);
-            let mut m = Msg::new();
-            m.string(1, name).string(3, "1").msg(7, &sum);
-            metrics.insert(name, m);
-        }
-        let mut gauge_points: BTreeMap<&'static str, Vec<Msg>> = BTreeMap::new();
-        for ((name, _), (attrs, v)) in &self.gauges {
-            let mut p = Msg::new();
-            p.fixed64(3, now).double(4, *v);
-            attributes(&mut p, 7, attrs);
-            gauge_points.entry(name).or_default().push(p);
-        }
-        for (name, points) in gauge_points {
-            let mut g = Msg::new();
-            for p in &points {
-                g.msg(1, p);
-            }
+            let (unit, desc) = match name {
+                "modelwatch.rounds" => ("{round}", "Rounds by target and status."),
+                _ => (
+                    "{request}",
+                    "Probe requests by target and outcome (ok or the infrastructure error kind).",
+                ),
+            };
             let mut m = Msg::new();
             m.string(1, name)
-                .string(2, "Bad-outcome rate of the last round, by metric.")
-                .string(3, "1")
-                .msg(5, &g);
+                .string(2, desc)
+                .string(3, unit)
+                .msg(7, &sum);
+            metrics.insert(name, m);
+        }
+        for (name, unit, desc) in GAUGES {
+            let mut g = Msg::new();
+            let mut any = false;
+            for (n, attrs, v) in self.gauges.values().flatten() {
+                if *n == name {
+                    let mut p = Msg::new();
+                    p.fixed64(3, now).double(4, *v);
+                    attributes(&mut p, 7, attrs);
+                    g.msg(1, &p);
+                    any = true;
+                }
+            }
+            if any {
+                let mut m = Msg::new();
+                m.string(1, name).string(2, desc).string(3, unit).msg(5, &g);
+                metrics.insert(name, m);
+            }
+        }
+        if self.lengths.values().any(|w| w.count > 0) {
+            let mut summary = Msg::new();
+            for (target, w) in self.lengths.iter().filter(|(_, w)| w.count > 0) {
+                let mut p = Msg::new();
+                p.fixed64(2, self.start_ns)
+                    .fixed64(3, now)
+                    .fixed64(4, w.count)
+                    .double(5, w.sum);
+                for (q, v) in w.quantiles() {
+                    let mut qv = Msg::new();
+                    qv.double(1, q).double(2, v);
+                    p.msg(6, &qv);
+                }
+                attributes(&mut p, 7, &[s("modelwatch.target", target.as_str())]);
+                summary.msg(1, &p);
+            }
+            let name = "modelwatch.response.length_chars";
+            let mut m = Msg::new();
+            m.string(1, name)
+                .string(
+                    2,
+                    "Response length in characters: quantiles over the target's last responses, sum and count since start.",
+                )
+                .string(3, "{char}")
+                .msg(11, &summary);
             metrics.insert(name, m);
         }
         let mut scope = Msg::new();
@@ -465,17 +540,50 @@ pub fn encode_traces(resource: &Attrs, r: &RoundRecord, rng: &mut Rng) -> Vec<u8
     req.0
 }
 
-/// Counters of the exporter (for logs and tests).
+/// A target's assessment, owned (it crosses to the exporter task).
+#[derive(Debug, Clone, Default)]
+pub struct OwnedAssessment {
+    pub metrics: Vec<crate::daemon::monitor::MetricSnapshot>,
+    pub alerts: Vec<crate::alert::AlertState>,
+    pub quality: TargetQuality,
+}
+
+impl From<&Assessment<'_>> for OwnedAssessment {
+    fn from(a: &Assessment<'_>) -> Self {
+        OwnedAssessment {
+            metrics: a.metrics.to_vec(),
+            alerts: a.alerts.to_vec(),
+            quality: a.quality.clone(),
+        }
+    }
+}
+
+/// Work for the exporter task.
+enum Work {
+    /// A finished round: counters, histograms, and its trace.
+    Round(RoundRecord),
+    /// The scheduler's assessment of a target after a round: gauges, then the metrics export.
+    Assessed {
+        target: String,
+        assessment: Box<OwnedAssessment>,
+        now_ms: i64,
+    },
+}
+
+/// Counters of the exporter, shown on `/metrics` as `modelwatch_otlp_exports_total`.
 #[derive(Debug, Default)]
 pub struct ExportStats {
+    /// Requests the collector accepted.
     pub exported: AtomicU64,
+    /// Requests that failed (network error, no answer within the timeout, non-2xx).
     pub failed: AtomicU64,
+    /// Rounds or assessments not exported because the queue was full (collector slow or dead).
     pub dropped: AtomicU64,
 }
 
 /// The round observer that exports; see the module documentation.
 pub struct OtlpExporter {
-    tx: mpsc::Sender<RoundRecord>,
+    tx: mpsc::Sender<Work>,
     pub stats: Arc<ExportStats>,
 }
 
@@ -492,7 +600,7 @@ impl OtlpExporter {
             .user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the OTLP HTTP client: {e}"))?;
-        let (tx, mut rx) = mpsc::channel::<RoundRecord>(QUEUE);
+        let (tx, mut rx) = mpsc::channel::<Work>(QUEUE);
         let stats = Arc::new(ExportStats::default());
         let base = config.endpoint.trim_end_matches('/').to_string();
         let headers = config.headers.clone();
@@ -500,43 +608,52 @@ impl OtlpExporter {
         tokio::spawn(async move {
             let mut state = MetricState::new(start_ms);
             let mut rng = Rng::new(seed);
-            while let Some(r) = rx.recv().await {
-                state.record(&r);
-                let now_ms = r
-                    .samples
-                    .iter()
-                    .map(|s| s.started_at_ms + s.latency_ms.max(0.0) as i64)
-                    .max()
-                    .unwrap_or(r.started_ms)
-                    .max(r.started_ms);
-                let bodies = [
-                    ("/v1/traces", encode_traces(&resource, &r, &mut rng)),
-                    ("/v1/metrics", state.encode(&resource, now_ms)),
-                ];
-                for (path, body) in bodies {
-                    let mut req = client
-                        .post(format!("{base}{path}"))
-                        .header("content-type", "application/x-protobuf");
-                    for (k, v) in &headers {
-                        req = req.header(k.as_str(), v.expose());
+            while let Some(work) = rx.recv().await {
+                let (path, body) = match work {
+                    Work::Round(r) => {
+                        state.record(&r);
+                        if r.samples.is_empty() {
+                            continue;
+                        }
+                        ("/v1/traces", encode_traces(&resource, &r, &mut rng))
                     }
-                    match req.body(body).send().await {
-                        Ok(resp) if resp.status().is_success() => {
-                            st.exported.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok(resp) => {
-                            st.failed.fetch_add(1, Ordering::Relaxed);
-                            tracing::debug!(status = %resp.status(), path, "OTLP export refused");
-                        }
-                        Err(e) => {
-                            st.failed.fetch_add(1, Ordering::Relaxed);
-                            tracing::debug!(error = %e.without_url(), path, "OTLP export failed");
-                        }
+                    Work::Assessed {
+                        target,
+                        assessment,
+                        now_ms,
+                    } => {
+                        state.assess(&target, &assessment);
+                        ("/v1/metrics", state.encode(&resource, now_ms))
+                    }
+                };
+                let mut req = client
+                    .post(format!("{base}{path}"))
+                    .header("content-type", "application/x-protobuf");
+                for (k, v) in &headers {
+                    req = req.header(k.as_str(), v.expose());
+                }
+                match req.body(body).send().await {
+                    Ok(resp) if resp.status().is_success() => {
+                        st.exported.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(resp) => {
+                        st.failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(status = %resp.status(), path, "OTLP export refused");
+                    }
+                    Err(e) => {
+                        st.failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(error = %e.without_url(), path, "OTLP export failed");
                     }
                 }
             }
         });
         Ok(OtlpExporter { tx, stats })
+    }
+
+    fn queue(&self, work: Work) {
+        if self.tx.try_send(work).is_err() {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -548,16 +665,38 @@ impl RoundObserver for OtlpExporter {
         outcome: Option<&RoundOutcome>,
         status: &str,
     ) {
-        let record = RoundRecord {
+        self.queue(Work::Round(RoundRecord {
             target: target.name.clone(),
             provider: target.provider.as_str().to_string(),
             model: target.model.clone(),
             started_ms,
             status: status.to_string(),
             samples: outcome.map(|o| o.samples.clone()).unwrap_or_default(),
-        };
-        if self.tx.try_send(record).is_err() {
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        }));
+    }
+
+    fn round_assessed(&self, target: &Target, assessment: &Assessment<'_>) {
+        use crate::runner::Clock;
+        self.queue(Work::Assessed {
+            target: target.name.clone(),
+            assessment: Box::new(assessment.into()),
+            now_ms: crate::runner::SystemClock.now_ms(),
+        });
+    }
+
+    fn counters(&self) -> Vec<ObserverCounter> {
+        [
+            ("exported", &self.stats.exported),
+            ("failed", &self.stats.failed),
+            ("dropped", &self.stats.dropped),
+        ]
+        .into_iter()
+        .map(|(outcome, v)| ObserverCounter {
+            family: "modelwatch_otlp_exports_total",
+            help: "OTLP export requests by outcome: exported, failed; dropped counts rounds not exported because the queue was full.",
+            labels: vec![("outcome", outcome.to_string())],
+            value: v.load(Ordering::Relaxed),
+        })
+        .collect()
     }
 }
