@@ -5,8 +5,9 @@
 mod sinks_common;
 
 use modelwatch::config::Target;
-use modelwatch::daemon::{self, Options, state::Shared};
+use modelwatch::daemon::{self, Options, promote::promote, state::Shared};
 use modelwatch::provider::ModelClient;
+use modelwatch::runner::{Clock, SystemClock};
 use modelwatch::store::Store;
 use serde_json::Value;
 use sinks_common::{Fake, lines, loaded, start_receiver, venv_python};
@@ -27,12 +28,16 @@ fn attr_str(attrs: &Value, key: &str) -> Option<String> {
     attr(attrs, key).and_then(|v| v["stringValue"].as_str().map(String::from))
 }
 
-/// Runs the daemon with `extra` configuration until `done(rounds)`.
-async fn run(dir: &std::path::Path, extra: &str, done: impl Fn(usize) -> bool) -> usize {
-    let l = loaded(dir, &["a"], extra, false);
+/// Runs the daemon on `l` until `done(rounds)` (which may act, e.g. promote a baseline).
+async fn run_loaded(
+    dir: &std::path::Path,
+    l: modelwatch::config::Loaded,
+    mut done: impl FnMut(usize) -> bool,
+) -> (usize, Arc<Shared>) {
     let outputs = daemon::outputs::from_config(&l.config).unwrap();
     let rounds = Arc::new(AtomicUsize::new(0));
     let counted = rounds.clone();
+    let shared = Arc::new(Shared::default());
     let (_tx, rx) = mpsc::channel(1);
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let options = Options {
@@ -49,14 +54,14 @@ async fn run(dir: &std::path::Path, extra: &str, done: impl Fn(usize) -> bool) -
         l,
         Store::open(dir.join("m.db")).unwrap(),
         options,
-        Arc::new(Shared::default()),
+        shared.clone(),
         rx,
         async move {
             let _ = stop_rx.wait_for(|s| *s).await;
         },
     );
     let driver = async {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
         while !done(counted.load(Ordering::SeqCst)) {
             assert!(tokio::time::Instant::now() < deadline, "timed out");
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -65,7 +70,14 @@ async fn run(dir: &std::path::Path, extra: &str, done: impl Fn(usize) -> bool) -
     };
     let (r, ()) = tokio::join!(fut, driver);
     r.unwrap();
-    counted.load(Ordering::SeqCst)
+    (counted.load(Ordering::SeqCst), shared)
+}
+
+/// Runs the daemon with `extra` configuration until `done(rounds)`.
+async fn run(dir: &std::path::Path, extra: &str, done: impl Fn(usize) -> bool) -> usize {
+    run_loaded(dir, loaded(dir, &["a"], extra, false), done)
+        .await
+        .0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,11 +90,26 @@ async fn metrics_and_spans_decode_with_the_official_definitions() {
         "[telemetry.otlp]\nendpoint = \"http://127.0.0.1:{}\"\nheaders = {{ Authorization = \"Bearer otlp-test-token\" }}\ntimeout = \"5s\"\n",
         receiver.port
     );
+    // Pinned to a model that is not served (an alert fires); after a few rounds they become
+    // the baseline, so the monitor reports evidence.
+    let mut l = loaded(dir.path(), &["a"], &extra, true);
+    let baseline = dir.path().join("baseline.json");
+    l.config.targets[0].baseline = Some(baseline.clone());
+    let for_promote = loaded(dir.path(), &["a"], &extra, true);
+    let mut for_promote = for_promote;
+    for_promote.config.targets[0].baseline = Some(baseline.clone());
+    let db = dir.path().join("m.db");
     let path = out.clone();
-    run(dir.path(), &extra, move |_| {
+    let (_, shared) = run_loaded(dir.path(), l, move |rounds| {
+        if rounds >= 3 && !baseline.exists() {
+            let store = Store::open(&db).unwrap();
+            promote(&for_promote, &store, "a", 20, SystemClock.now_ms()).unwrap();
+        }
         let items = lines(&path);
-        items.iter().filter(|i| i["path"] == "/v1/metrics").count() >= 2
-            && items.iter().filter(|i| i["path"] == "/v1/traces").count() >= 2
+        items.iter().filter(|i| i["path"] == "/v1/traces").count() >= 2
+            && items.iter().any(|i| {
+                i["path"] == "/v1/metrics" && i.to_string().contains("modelwatch.metric.e_value")
+            })
     })
     .await;
     let items = lines(&out);
@@ -160,14 +187,126 @@ async fn metrics_and_spans_decode_with_the_official_definitions() {
         .collect();
     assert!(names.contains(&"refusal_rate".into()), "{names:?}");
     by_name("modelwatch.requests");
+
+    // Quality metrics: evidence per metric, alert state, last-round rates, length quantiles.
+    let points = |n: &str| -> Vec<(String, f64, Value)> {
+        by_name(n)["gauge"]["dataPoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    attr_str(&p["attributes"], "modelwatch.metric").unwrap_or_default(),
+                    p["asDouble"].as_f64().unwrap_or(f64::NAN),
+                    p["attributes"].clone(),
+                )
+            })
+            .collect()
+    };
+    for n in [
+        "modelwatch.metric.value",
+        "modelwatch.metric.baseline_value",
+        "modelwatch.metric.e_value",
+    ] {
+        let metrics: Vec<String> = points(n).into_iter().map(|p| p.0).collect();
+        for want in ["refusal_rate", "empty_rate", "length_chars"] {
+            assert!(metrics.contains(&want.to_string()), "{n}: {metrics:?}");
+        }
+    }
+    let e = points("modelwatch.metric.e_value");
+    assert!(e.iter().all(|p| p.1 >= 0.0), "{e:?}");
+    let threshold = &points("modelwatch.metric.e_value_threshold")[0];
+    assert!(threshold.1 > 1.0);
+    assert_eq!(attr_str(&threshold.2, "modelwatch.target").unwrap(), "a");
+    let firing = points("modelwatch.alert.firing");
+    let pin = firing
+        .iter()
+        .find(|p| p.0 == "unapproved_model")
+        .unwrap_or_else(|| panic!("{firing:?}"));
+    assert_eq!(pin.1, 1.0);
+    assert_eq!(attr_str(&pin.2, "modelwatch.severity").unwrap(), "critical");
+    let round: Vec<(String, f64)> = points("modelwatch.round.metric_value")
+        .into_iter()
+        .map(|p| (p.0, p.1))
+        .collect();
+    assert!(
+        round
+            .iter()
+            .any(|r| r == &("refusal_rate".to_string(), 0.0)),
+        "{round:?}"
+    );
     let length = by_name("modelwatch.response.length_chars");
+    assert_eq!(length["unit"], "{char}");
+    let p = &length["summary"]["dataPoints"][0];
     assert_eq!(
-        attr_str(
-            &length["histogram"]["dataPoints"][0]["attributes"],
-            "modelwatch.target"
-        )
-        .unwrap(),
+        attr_str(&p["attributes"], "modelwatch.target").unwrap(),
         "a"
+    );
+    let qs: Vec<(f64, f64)> = p["quantileValues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| {
+            (
+                q["quantile"].as_f64().unwrap(),
+                q["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    // Every answer of the fake is the same sentence.
+    let chars = "Use kill -9 on the process id.".chars().count() as f64;
+    assert_eq!(qs, vec![(0.5, chars), (0.9, chars), (0.99, chars)], "{p}");
+    let count: u64 = p["count"].as_str().unwrap().parse().unwrap();
+    assert!(count > 0);
+    assert_eq!(p["sum"].as_f64().unwrap(), count as f64 * chars);
+
+    // Named like /metrics: every modelwatch.* metric is a Prometheus family once dots become
+    // underscores (and monotonic sums get `_total`), and every quality family of /metrics is
+    // exported.
+    let prom = shared.render_metrics();
+    let families: Vec<&str> = prom
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let otlp_names: Vec<&str> = metrics.iter().filter_map(|m| m["name"].as_str()).collect();
+    for m in metrics {
+        let name = m["name"].as_str().unwrap();
+        if !name.starts_with("modelwatch.") {
+            continue;
+        }
+        let mut want = name.replace('.', "_");
+        if m["sum"]["isMonotonic"] == true {
+            want.push_str("_total");
+        }
+        assert!(
+            families.contains(&want.as_str()),
+            "{name} → {want}: {families:?}"
+        );
+    }
+    for fam in [
+        "modelwatch_metric_value",
+        "modelwatch_metric_baseline_value",
+        "modelwatch_metric_e_value",
+        "modelwatch_metric_e_value_threshold",
+        "modelwatch_alert_firing",
+        "modelwatch_round_metric_value",
+        "modelwatch_response_length_chars",
+        "modelwatch_rounds_total",
+        "modelwatch_requests_total",
+    ] {
+        let otel = fam.trim_end_matches("_total").replacen('_', ".", 1);
+        let found = otlp_names
+            .iter()
+            .any(|n| n.replace('.', "_") == fam.trim_end_matches("_total"));
+        assert!(
+            found,
+            "{fam} has no OTLP counterpart (like {otel}): {otlp_names:?}"
+        );
+    }
+    assert!(
+        prom.contains("modelwatch_otlp_exports_total{outcome=\"exported\"}"),
+        "{prom}"
     );
 
     // Traces: a client span per request with evaluation events.

@@ -140,3 +140,86 @@ async fn events_and_check_ins_parse_with_the_official_envelope_parser() {
     let sentry = status.sinks.iter().find(|k| k.name == "sentry").unwrap();
     assert_eq!((sentry.delivered, sentry.pending), (1, 0), "{sentry:?}");
 }
+
+/// The value of one sample line of the exposition.
+fn sample(text: &str, series: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// Runs the daemon with Sentry at `dsn` until `/metrics` satisfies `done`; returns it.
+async fn checkins_until(dsn: &str, done: impl Fn(&str) -> bool) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!("[alerts.sentry]\ndsn = \"{dsn}\"\n");
+    let l = loaded(dir.path(), &["a"], &extra, false);
+    let outputs = daemon::outputs::from_config(&l.config).unwrap();
+    let rounds = Arc::new(AtomicUsize::new(0));
+    let shared = Arc::new(Shared::default());
+    let (_tx, rx) = mpsc::channel(1);
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let options = Options {
+        clients: Arc::new(move |_: &Target, _| {
+            Ok(Arc::new(Fake {
+                rounds: rounds.clone(),
+            }) as Arc<dyn ModelClient>)
+        }),
+        sinks: Vec::new(),
+        observers: outputs.observers,
+        ..Options::default()
+    };
+    let fut = daemon::run(
+        l,
+        Store::open(dir.path().join("m.db")).unwrap(),
+        options,
+        shared.clone(),
+        rx,
+        async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        },
+    );
+    let driver = async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = shared.render_metrics();
+            if done(&text) {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{text}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop_tx.send(true).unwrap();
+    };
+    let (r, ()) = tokio::join!(fut, driver);
+    r.unwrap();
+    shared.render_metrics()
+}
+
+/// Check-ins that Sentry never answers fill the in-flight budget; the rest are dropped, and
+/// `/metrics` counts both the drops and the failures of a Sentry that refuses connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_and_failed_check_ins_are_counted() {
+    const DROPPED: &str = "modelwatch_sentry_checkins_total{outcome=\"dropped\"}";
+    const FAILED: &str = "modelwatch_sentry_checkins_total{outcome=\"failed\"}";
+    const SENT: &str = "modelwatch_sentry_checkins_total{outcome=\"sent\"}";
+    // Accepts connections (the kernel's backlog) and never answers.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hung.local_addr().unwrap().port();
+    let text = checkins_until(&format!("http://k@127.0.0.1:{port}/1"), |t| {
+        sample(t, DROPPED).is_some_and(|n| n >= 3)
+    })
+    .await;
+    assert_eq!(sample(&text, SENT), Some(0), "{text}");
+    assert!(text.contains("# TYPE modelwatch_sentry_checkins_total counter"));
+    drop(hung);
+
+    // Nothing listens: every check-in fails at once, none needs dropping.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let text = checkins_until(&format!("http://k@127.0.0.1:{port}/1"), |t| {
+        sample(t, FAILED).is_some_and(|n| n >= 4)
+    })
+    .await;
+    assert_eq!(sample(&text, DROPPED), Some(0), "{text}");
+    assert_eq!(sample(&text, SENT), Some(0), "{text}");
+}

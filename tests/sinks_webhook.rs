@@ -2,6 +2,8 @@
 //! JSON and Slack bodies, and an outage across a daemon restart in which every notification is
 //! delivered exactly once (by idempotency key) while probing goes on.
 
+mod sinks_common;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use futures_util::future::BoxFuture;
@@ -15,7 +17,7 @@ use modelwatch::provider::{CompletionRequest, Fingerprint, ModelClient};
 use modelwatch::sample::{Completion, FinishReason, SampleError};
 use modelwatch::store::Store;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -26,6 +28,11 @@ const SECRET: &str = "0123456789abcdef0123";
 struct Receiver {
     down: AtomicBool,
     refused: AtomicUsize,
+    /// When non-zero, every request is answered with this status (and `retry_after`).
+    answer: AtomicU16,
+    retry_after: Mutex<Option<String>>,
+    /// When each request arrived.
+    arrivals: Mutex<Vec<std::time::Instant>>,
     /// (idempotency key, signature valid, body).
     got: Mutex<Vec<(String, bool, serde_json::Value)>>,
 }
@@ -34,10 +41,20 @@ async fn receive(
     State(r): State<Arc<Receiver>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> StatusCode {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    r.arrivals.lock().unwrap().push(std::time::Instant::now());
+    let answer = r.answer.load(Ordering::SeqCst);
+    if answer != 0 {
+        let status = StatusCode::from_u16(answer).unwrap();
+        return match r.retry_after.lock().unwrap().clone() {
+            Some(v) => (status, [("retry-after", v)]).into_response(),
+            None => status.into_response(),
+        };
+    }
     if r.down.load(Ordering::SeqCst) {
         r.refused.fetch_add(1, Ordering::SeqCst);
-        return StatusCode::SERVICE_UNAVAILABLE;
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     let h = |n: &str| {
         headers
@@ -52,7 +69,7 @@ async fn receive(
         .lock()
         .unwrap()
         .push((h("idempotency-key"), valid, json));
-    StatusCode::NO_CONTENT
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn receiver() -> (Arc<Receiver>, String) {
@@ -322,4 +339,258 @@ fn r_refused_enough(s: &Shared) -> bool {
         .sinks
         .iter()
         .any(|k| k.name == "webhook" && k.pending == 3 && k.failed >= 6)
+}
+
+/// A receiver that refuses the notification itself (400, 401, 404, 410, 413, 422): the
+/// delivery is `rejected` after one attempt, never retried, counted and shown in the status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_4xx_is_rejected_once_and_never_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, url) = receiver().await;
+    r.answer.store(400, Ordering::SeqCst);
+    let rounds = Arc::new(AtomicUsize::new(0));
+    let counted = rounds.clone();
+    let shared = life(dir.path(), &url, rounds.clone(), move |s| {
+        counted.load(Ordering::SeqCst) >= 15
+            && s.status()
+                .sinks
+                .iter()
+                .any(|k| k.name == "webhook" && k.rejected == 3)
+    })
+    .await;
+    // One request per notification (3 targets, one alert each), although rounds went on for
+    // far longer than the 50 ms first retry.
+    assert_eq!(r.arrivals.lock().unwrap().len(), 3);
+    let status = serde_json::to_value(shared.status()).unwrap();
+    let hook = status["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "webhook")
+        .unwrap()
+        .clone();
+    assert_eq!(hook["rejected"], 3, "{hook}");
+    assert_eq!(hook["pending"], 0, "{hook}");
+    assert_eq!(hook["delivered"], 0, "{hook}");
+    assert!(
+        hook["last_error"].as_str().unwrap().contains("400"),
+        "{hook}"
+    );
+    let metrics = shared.render_metrics();
+    assert!(
+        metrics
+            .contains("modelwatch_alert_deliveries_total{sink=\"webhook\",outcome=\"rejected\"} 3"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("outcome=\"failed\""), "{metrics}");
+    let store = Store::open(dir.path().join("m.db")).unwrap();
+    assert!(store.pending_outbox("webhook").unwrap().is_empty());
+    assert!(
+        store
+            .outbox_counts()
+            .unwrap()
+            .contains(&("webhook".into(), "rejected".into(), 3))
+    );
+}
+
+/// 429 and 503 are retried; the receiver's `Retry-After` is waited out although the backoff
+/// alone would retry after 20 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_are_retried_after_retry_after() {
+    use modelwatch::alert::outbox::{Job, Outcome, spawn_worker};
+    let (r, url) = receiver().await;
+    let policy = RetryPolicy {
+        initial: Duration::from_millis(20),
+        max: Duration::from_secs(5),
+        max_attempts: 10,
+        timeout: Duration::from_secs(2),
+    };
+    for (status, retry_after) in [(429u16, "1"), (503, "1"), (408, "1")] {
+        r.arrivals.lock().unwrap().clear();
+        r.got.lock().unwrap().clear();
+        r.answer.store(status, Ordering::SeqCst);
+        *r.retry_after.lock().unwrap() = Some(retry_after.into());
+        let (tx, mut reports) = mpsc::unbounded_channel();
+        let jobs = spawn_worker(Arc::new(webhook(&url, WebhookFormat::Json)), policy, 1, tx);
+        jobs.send(Job {
+            id: 1,
+            key: format!("k{status}"),
+            notification: note(),
+            attempts: 0,
+        })
+        .unwrap();
+        let first = reports.recv().await.unwrap();
+        assert_eq!(first.outcome, Outcome::Failed, "{status}");
+        assert!(
+            first
+                .error
+                .as_deref()
+                .unwrap()
+                .contains(&status.to_string()),
+            "{first:?}"
+        );
+        r.answer.store(0, Ordering::SeqCst);
+        let second = reports.recv().await.unwrap();
+        assert_eq!((second.outcome, second.attempts), (Outcome::Delivered, 2));
+        let arrivals = r.arrivals.lock().unwrap().clone();
+        assert_eq!(arrivals.len(), 2);
+        let gap = arrivals[1] - arrivals[0];
+        assert!(
+            gap >= Duration::from_millis(950),
+            "{status}: retried after {gap:?}, before Retry-After"
+        );
+        assert_eq!(r.got.lock().unwrap()[0].0, format!("k{status}"));
+    }
+}
+
+/// Waits (up to 30 s) until `cond` holds of the daemon's status.
+async fn wait(
+    shared: &Shared,
+    what: &str,
+    cond: impl Fn(&modelwatch::daemon::state::StatusDoc) -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = shared.status();
+        if cond(&st) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {:#?}",
+            st.sinks
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn sink<'a>(
+    st: &'a modelwatch::daemon::state::StatusDoc,
+    name: &str,
+) -> Option<&'a modelwatch::daemon::state::SinkStatus> {
+    st.sinks.iter().find(|k| k.name == name)
+}
+
+/// A reload that changes the webhook URL moves pending and later notifications to the new
+/// receiver without a restart; a reload that removes the webhook marks its pending rows
+/// orphaned and the other sinks go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_rebuilds_the_sinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, old_url) = receiver().await;
+    old.down.store(true, Ordering::SeqCst);
+    let (new, new_url) = receiver().await;
+    let hook = |url: &str| format!("[alerts.webhook]\nurl = \"{url}\"\nsecret = \"{SECRET}\"\n");
+    let config =
+        |targets: &[&str], extra: &str| sinks_common::loaded(dir.path(), targets, extra, true);
+    let first = config(&["a", "b"], &hook(&old_url));
+    let outputs = daemon::outputs::from_config(&first.config).unwrap();
+    let rounds = Arc::new(AtomicUsize::new(0));
+    let counter = rounds.clone();
+    let shared = Arc::new(Shared::default());
+    let (tx, rx) = mpsc::channel(4);
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let options = Options {
+        clients: Arc::new(move |_: &Target, _| {
+            Ok(Arc::new(Fake {
+                rounds: counter.clone(),
+            }) as Arc<dyn ModelClient>)
+        }),
+        sinks: outputs.sinks,
+        observers: outputs.observers,
+        outputs: Some(Arc::new(daemon::outputs::from_config)),
+        retry: RetryPolicy {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+            max_attempts: 1000,
+            timeout: Duration::from_secs(2),
+        },
+        ..Options::default()
+    };
+    let fut = daemon::run(
+        first,
+        Store::open(dir.path().join("m.db")).unwrap(),
+        options,
+        shared.clone(),
+        rx,
+        async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        },
+    );
+    let driver = async {
+        let reload = |targets: &[&str], extra: &str| {
+            tx.try_send(daemon::Command::Reload(Box::new(config(targets, extra))))
+                .map_err(|_| "reload channel full")
+                .unwrap()
+        };
+        // The first receiver is down: both alerts wait in the outbox.
+        wait(&shared, "two pending", |st| {
+            sink(st, "webhook").is_some_and(|k| k.pending == 2 && k.failed >= 4)
+        })
+        .await;
+        // New URL (and a new target): the pending rows and the new alert go there.
+        let at_reload = rounds.load(Ordering::SeqCst);
+        reload(&["a", "b", "c"], &hook(&new_url));
+        wait(&shared, "three delivered", |st| {
+            sink(st, "webhook").is_some_and(|k| k.delivered == 3 && k.pending == 0)
+        })
+        .await;
+        let refused = old.refused.load(Ordering::SeqCst);
+        let now = rounds.load(Ordering::SeqCst);
+        while rounds.load(Ordering::SeqCst) < now + 6 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            old.refused.load(Ordering::SeqCst),
+            refused,
+            "the old URL is no longer tried"
+        );
+        assert!(now > at_reload, "probing went on");
+
+        // The receiver goes down, a new alert waits; then the webhook is removed.
+        new.down.store(true, Ordering::SeqCst);
+        reload(&["a", "b", "c", "d"], &hook(&new_url));
+        wait(&shared, "one pending", |st| {
+            sink(st, "webhook").is_some_and(|k| k.pending == 1)
+        })
+        .await;
+        reload(&["a", "b", "c", "d", "e"], "");
+        wait(&shared, "orphaned", |st| {
+            sink(st, "webhook").is_some_and(|k| k.orphaned == 1 && k.pending == 0)
+                && sink(st, "log").is_some_and(|k| k.delivered == 5 && k.pending == 0)
+        })
+        .await;
+        let now = rounds.load(Ordering::SeqCst);
+        while rounds.load(Ordering::SeqCst) < now + 5 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop_tx.send(true).unwrap();
+    };
+    let (r, ()) = tokio::join!(fut, driver);
+    r.unwrap();
+
+    let got = new.got.lock().unwrap().clone();
+    let mut targets: Vec<&str> = got
+        .iter()
+        .map(|g| g.2["target"].as_str().unwrap())
+        .collect();
+    targets.sort();
+    assert_eq!(
+        targets,
+        ["a", "b", "c"],
+        "each exactly once, at the new URL"
+    );
+    assert!(got.iter().all(|g| g.1), "signed with the secret");
+    assert!(old.got.lock().unwrap().is_empty());
+    let store = Store::open(dir.path().join("m.db")).unwrap();
+    let counts = store.outbox_counts().unwrap();
+    assert!(
+        counts.contains(&("webhook".into(), "delivered".into(), 3)),
+        "{counts:?}"
+    );
+    assert!(
+        counts.contains(&("webhook".into(), "orphaned".into(), 1)),
+        "{counts:?}"
+    );
+    assert!(store.pending_outbox("webhook").unwrap().is_empty());
 }
