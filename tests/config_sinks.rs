@@ -71,3 +71,76 @@ fn environment_fallbacks() {
     assert!(text.contains("[alerts.sentry] has no DSN"), "{text}");
     assert!(text.contains("SENTRY_DSN"), "{text}");
 }
+
+#[test]
+fn otel_variables_and_the_sentry_credential_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("creds");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::write(creds.join("sentry-dsn"), "http://filekey@127.0.0.1:9/5\n").unwrap();
+    let path = dir.path().join("m.toml");
+    let target = "[[target]]\nname = \"a\"\nprovider = \"ollama\"\nbase_url = \"http://127.0.0.1:1\"\nmodel = \"m\"\nsuites = [\"chat\"]\n";
+    std::fs::write(
+        &path,
+        format!("[alerts.sentry]\ndsn_file = \"sentry-dsn\"\n\n{target}"),
+    )
+    .unwrap();
+    let creds_dir = creds.display().to_string();
+    let vars = |extra: &'static [(&'static str, &'static str)]| {
+        let creds_dir = creds_dir.clone();
+        move |k: &str| {
+            if k == "CREDENTIALS_DIRECTORY" {
+                return Some(creds_dir.clone());
+            }
+            extra
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    };
+    let c = config::load(
+        &path,
+        &vars(&[
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://traces:4318/custom/traces",
+            ),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+        ]),
+    )
+    .unwrap_or_else(|d| panic!("{}", render_all(&d)));
+    assert_eq!(
+        c.alerts.sentry.unwrap().dsn.expose(),
+        "http://filekey@127.0.0.1:9/5"
+    );
+    let o = c
+        .telemetry
+        .otlp
+        .expect("a signal's endpoint alone turns the exporter on");
+    assert_eq!(o.traces_url(), "http://traces:4318/custom/traces");
+    assert_eq!(o.metrics_url(), "http://127.0.0.1:4318/v1/metrics");
+    assert_eq!(o.timeout, Duration::from_millis(2500));
+
+    // OTEL_SDK_DISABLED wins over the endpoint variables and the table.
+    let off = vars(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+        ("OTEL_SDK_DISABLED", "true"),
+    ]);
+    assert!(config::load(&path, &off).unwrap().telemetry.otlp.is_none());
+    std::fs::write(
+        &path,
+        format!("[alerts.sentry]\ndsn_file = \"sentry-dsn\"\n[telemetry.otlp]\n\n{target}"),
+    )
+    .unwrap();
+    assert!(config::load(&path, &off).unwrap().telemetry.otlp.is_none());
+    let on = config::load(
+        &path,
+        &vars(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")]),
+    )
+    .unwrap()
+    .telemetry
+    .otlp
+    .unwrap();
+    assert_eq!(on.traces_url(), "http://collector:4318/v1/traces");
+    assert_eq!(on.timeout, Duration::from_secs(10));
+}

@@ -87,9 +87,18 @@ async fn prometheus_scrapes_the_daemon_and_promtool_finds_no_problem() {
             .unwrap(),
     );
 
-    // Pinned to a model that is not served: an alert fires and is delivered.
-    let l = loaded(dir.path(), &["a"], "", true);
+    // Pinned to a model that is not served: an alert fires and is delivered. Sentry check-ins
+    // and the OTLP exporter point at a closed port, so their counters show (and are linted).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = closed.local_addr().unwrap().port();
+    drop(closed);
+    let extra = format!(
+        "[alerts.sentry]\ndsn = \"http://k@127.0.0.1:{dead}/1\"\n[telemetry.otlp]\nendpoint = \"http://127.0.0.1:{dead}\"\n"
+    );
+    let l = loaded(dir.path(), &["a"], &extra, true);
+    let outputs = daemon::outputs::from_config(&l.config).unwrap();
     let options = Options {
+        observers: outputs.observers,
         clients: Arc::new(move |_: &Target, _| {
             Ok(Arc::new(Fake {
                 rounds: Arc::new(AtomicUsize::new(0)),
@@ -127,13 +136,16 @@ async fn prometheus_scrapes_the_daemon_and_promtool_finds_no_problem() {
                 (!r.is_empty()).then_some(r)
             }
         };
-        let (rounds, deliveries) = loop {
+        let (rounds, deliveries, median, checkins) = loop {
             let rounds = query("modelwatch_rounds_total{target=\"a\",status=\"completed\"}").await;
             let deliveries =
                 query("modelwatch_alert_deliveries_total{sink=\"memory\",outcome=\"delivered\"}")
                     .await;
-            if let (Some(r), Some(d)) = (rounds, deliveries) {
-                break (r, d);
+            let median =
+                query("modelwatch_response_length_chars{target=\"a\",quantile=\"0.5\"}").await;
+            let checkins = query("modelwatch_sentry_checkins_total{outcome=\"failed\"} > 0").await;
+            if let (Some(r), Some(d), Some(m), Some(c)) = (rounds, deliveries, median, checkins) {
+                break (r, d, m, c);
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
@@ -146,6 +158,9 @@ async fn prometheus_scrapes_the_daemon_and_promtool_finds_no_problem() {
         };
         assert!(value(&rounds) >= 1.0, "{rounds:?}");
         assert_eq!(value(&deliveries), 1.0, "{deliveries:?}");
+        let chars = "Use kill -9 on the process id.".chars().count() as f64;
+        assert_eq!(value(&median), chars, "{median:?}");
+        assert!(value(&checkins) >= 1.0, "{checkins:?}");
         assert_eq!(rounds[0]["metric"]["job"], "modelwatch");
 
         // promtool on the exposition as served.
@@ -157,7 +172,15 @@ async fn prometheus_scrapes_the_daemon_and_promtool_finds_no_problem() {
             .text()
             .await
             .unwrap();
-        assert!(text.contains("# TYPE modelwatch_alert_deliveries_total counter"));
+        for family in [
+            "# TYPE modelwatch_alert_deliveries_total counter",
+            "# TYPE modelwatch_response_length_chars summary",
+            "# TYPE modelwatch_round_metric_value gauge",
+            "# TYPE modelwatch_sentry_checkins_total counter",
+            "# TYPE modelwatch_otlp_exports_total counter",
+        ] {
+            assert!(text.contains(family), "{family}\n{text}");
+        }
         let mut lint = Command::new("promtool")
             .args(["check", "metrics"])
             .stdin(Stdio::piped())

@@ -6,6 +6,7 @@ mod sinks_common;
 use modelwatch::config::Target;
 use modelwatch::daemon::{self, Options, state::Shared};
 use modelwatch::provider::ModelClient;
+use modelwatch::sample::{ErrorKind, SampleError};
 use modelwatch::store::Store;
 use sinks_common::{Fake, lines, loaded, start_receiver, venv_python};
 use std::sync::Arc;
@@ -222,4 +223,145 @@ async fn dropped_and_failed_check_ins_are_counted() {
     .await;
     assert_eq!(sample(&text, DROPPED), Some(0), "{text}");
     assert_eq!(sample(&text, SENT), Some(0), "{text}");
+}
+
+/// Healthy for three rounds, then another model behind the same name (a swap) that fails
+/// every request.
+struct SwapThenFail {
+    fingerprints: AtomicUsize,
+}
+
+impl SwapThenFail {
+    fn swapped(&self) -> bool {
+        self.fingerprints.load(std::sync::atomic::Ordering::SeqCst) > 3
+    }
+}
+
+impl ModelClient for SwapThenFail {
+    fn complete<'a>(
+        &'a self,
+        request: &'a modelwatch::provider::CompletionRequest,
+    ) -> futures_util::future::BoxFuture<'a, Result<modelwatch::sample::Completion, SampleError>>
+    {
+        Box::pin(async move {
+            if self.swapped() {
+                return Err(SampleError::new(ErrorKind::Connect, "connection refused"));
+            }
+            Fake {
+                rounds: Arc::new(AtomicUsize::new(0)),
+            }
+            .complete(request)
+            .await
+        })
+    }
+
+    fn fingerprint(
+        &self,
+    ) -> futures_util::future::BoxFuture<'_, Result<modelwatch::provider::Fingerprint, SampleError>>
+    {
+        Box::pin(async move {
+            let n = self
+                .fingerprints
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(modelwatch::provider::Fingerprint {
+                provider: "ollama".into(),
+                model: "fake".into(),
+                digest: Some(if n >= 3 { "def" } else { "abc" }.into()),
+                details: Default::default(),
+            })
+        })
+    }
+}
+
+/// A swap is an `info` event of its own issue (`swap`); a round in which every request fails
+/// closes its check-in with `error`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swaps_are_info_events_and_failed_rounds_check_in_error() {
+    let Some(py) = venv_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("envelopes.jsonl");
+    let receiver = start_receiver(&py, "sentry_receiver.py", &[out.to_str().unwrap()]);
+    let extra = format!(
+        "[alerts.sentry]\ndsn = \"http://publickey@127.0.0.1:{}/7\"\n",
+        receiver.port
+    );
+    let l = loaded(dir.path(), &["a"], &extra, false);
+    let outputs = daemon::outputs::from_config(&l.config).unwrap();
+    let client = Arc::new(SwapThenFail {
+        fingerprints: AtomicUsize::new(0),
+    });
+    let (_tx, rx) = mpsc::channel(1);
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let options = Options {
+        clients: Arc::new(move |_: &Target, _| Ok(client.clone() as Arc<dyn ModelClient>)),
+        sinks: outputs.sinks,
+        observers: outputs.observers,
+        ..Options::default()
+    };
+    let fut = daemon::run(
+        l,
+        Store::open(dir.path().join("m.db")).unwrap(),
+        options,
+        Arc::new(Shared::default()),
+        rx,
+        async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        },
+    );
+    let path = out.clone();
+    let driver = async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let items = lines(&path);
+            let swap = items.iter().any(|i| i["type"] == "event");
+            let errors = items
+                .iter()
+                .filter(|i| i["type"] == "check_in" && i["payload"]["status"] == "error")
+                .count();
+            if swap && errors >= 1 {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{items:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop_tx.send(true).unwrap();
+    };
+    let (r, ()) = tokio::join!(fut, driver);
+    r.unwrap();
+    let items = lines(&out);
+    let events: Vec<&serde_json::Value> = items
+        .iter()
+        .filter(|i| i["type"] == "event")
+        .map(|i| &i["payload"])
+        .collect();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let e = events[0];
+    assert_eq!(e["level"], "info");
+    assert_eq!(
+        e["fingerprint"],
+        serde_json::json!(["modelwatch", "a", "swap"])
+    );
+    assert_eq!(e["tags"]["alert.state"], "info");
+    assert!(
+        e["contexts"]["evidence"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("swap"),
+        "{e}"
+    );
+    let check_ins: Vec<&serde_json::Value> = items
+        .iter()
+        .filter(|i| i["type"] == "check_in")
+        .map(|i| &i["payload"])
+        .collect();
+    let error = check_ins.iter().find(|c| c["status"] == "error").unwrap();
+    assert!(
+        check_ins
+            .iter()
+            .any(|c| c["status"] == "in_progress" && c["check_in_id"] == error["check_in_id"])
+    );
+    assert!(
+        check_ins.iter().any(|c| c["status"] == "ok"),
+        "healthy rounds first"
+    );
 }

@@ -156,7 +156,7 @@ pub fn event(
             tags.insert("model.fingerprint", tag(f));
         }
     }
-    json!({
+    let mut ev = json!({
         "event_id": event_id,
         "timestamp": n.at_ms as f64 / 1000.0,
         "platform": "other",
@@ -167,9 +167,13 @@ pub fn event(
         "environment": environment,
         "release": release,
         "tags": tags,
-        "contexts": { "evidence": n.evidence },
         "extra": { "incident": n.incident, "at": rfc3339_utc(n.at_ms) },
-    })
+    });
+    // Contexts are objects; a notification without evidence has none.
+    if let Some(e) = &n.evidence {
+        ev["contexts"] = json!({ "evidence": e });
+    }
+    ev
 }
 
 /// An envelope: header line, then per item a header line and a payload line.

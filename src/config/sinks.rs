@@ -51,6 +51,26 @@ pub struct Otlp {
     pub endpoint: String,
     pub headers: Vec<(String, Secret)>,
     pub timeout: Duration,
+    /// Full URL for traces (`$OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), used as is.
+    pub traces_endpoint: Option<String>,
+    /// Full URL for metrics (`$OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`), used as is.
+    pub metrics_endpoint: Option<String>,
+}
+
+impl Otlp {
+    /// Where traces go: the signal's own URL, else `{endpoint}/v1/traces`.
+    pub fn traces_url(&self) -> String {
+        self.traces_endpoint
+            .clone()
+            .unwrap_or_else(|| format!("{}/v1/traces", self.endpoint.trim_end_matches('/')))
+    }
+
+    /// Where metrics go: the signal's own URL, else `{endpoint}/v1/metrics`.
+    pub fn metrics_url(&self) -> String {
+        self.metrics_endpoint
+            .clone()
+            .unwrap_or_else(|| format!("{}/v1/metrics", self.endpoint.trim_end_matches('/')))
+    }
 }
 
 /// `[telemetry]`.
@@ -195,19 +215,35 @@ pub(super) fn read_sentry(
 }
 
 /// `[telemetry]`; the OTLP exporter is on when `[telemetry.otlp]` is present or
-/// `$OTEL_EXPORTER_OTLP_ENDPOINT` is set (the table's keys win over the environment).
+/// `$OTEL_EXPORTER_OTLP_ENDPOINT` (or a signal's own endpoint variable) is set; the table's
+/// keys win over the environment. `OTEL_SDK_DISABLED=true` turns it off.
 pub(super) fn read_telemetry(r: &mut Reader, top: &Fields) -> Option<Telemetry> {
-    let env_endpoint = r
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .filter(|s| !s.trim().is_empty());
+    let nonempty = |r: &Reader, k: &str| {
+        r.env(k)
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let env_endpoint = nonempty(r, "OTEL_EXPORTER_OTLP_ENDPOINT");
+    let traces_endpoint = nonempty(r, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    let metrics_endpoint = nonempty(r, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT");
+    // Milliseconds, per the specification; unparsable values are ignored.
+    let env_timeout = nonempty(r, "OTEL_EXPORTER_OTLP_TIMEOUT")
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|&ms| ms > 0)
+        .map(Duration::from_millis);
+    let disabled = nonempty(r, "OTEL_SDK_DISABLED").is_some_and(|s| s.eq_ignore_ascii_case("true"));
     let env_headers = r.env("OTEL_EXPORTER_OTLP_HEADERS").unwrap_or_default();
     let mut headers = parse_otel_headers(&env_headers);
+    let default_endpoint = || "http://127.0.0.1:4318".to_string();
     let Some(v) = top.get("telemetry") else {
+        let on = env_endpoint.is_some() || traces_endpoint.is_some() || metrics_endpoint.is_some();
         return Some(Telemetry {
-            otlp: env_endpoint.map(|endpoint| Otlp {
-                endpoint,
+            otlp: (on && !disabled).then(|| Otlp {
+                endpoint: env_endpoint.unwrap_or_else(default_endpoint),
                 headers,
-                timeout: Duration::from_secs(10),
+                timeout: env_timeout.unwrap_or(Duration::from_secs(10)),
+                traces_endpoint,
+                metrics_endpoint,
             }),
         });
     };
@@ -215,10 +251,13 @@ pub(super) fn read_telemetry(r: &mut Reader, top: &Fields) -> Option<Telemetry> 
     let Some(ov) = f.get("otlp") else {
         return Some(Telemetry::default());
     };
+    if disabled {
+        return Some(Telemetry::default());
+    }
     let o = r.table_value(ov, "[telemetry.otlp]", OTLP_KEYS)?;
     let endpoint = match o.get("endpoint") {
         Some(_) => http_url(r, &o, "endpoint", true, "http://127.0.0.1:4318"),
-        None => Some(env_endpoint.unwrap_or_else(|| "http://127.0.0.1:4318".into())),
+        None => Some(env_endpoint.unwrap_or_else(default_endpoint)),
     };
     if let Some(h) = o.get("headers") {
         let DeValue::Table(t) = h.get_ref() else {
@@ -247,13 +286,15 @@ pub(super) fn read_telemetry(r: &mut Reader, top: &Fields) -> Option<Telemetry> 
     let timeout = if o.get("timeout").is_some() {
         positive_duration(r, &o, "timeout")?
     } else {
-        Duration::from_secs(10)
+        env_timeout.unwrap_or(Duration::from_secs(10))
     };
     Some(Telemetry {
         otlp: Some(Otlp {
             endpoint: endpoint?,
             headers,
             timeout,
+            traces_endpoint,
+            metrics_endpoint,
         }),
     })
 }

@@ -602,20 +602,24 @@ impl OtlpExporter {
             .map_err(|e| format!("cannot build the OTLP HTTP client: {e}"))?;
         let (tx, mut rx) = mpsc::channel::<Work>(QUEUE);
         let stats = Arc::new(ExportStats::default());
-        let base = config.endpoint.trim_end_matches('/').to_string();
+        let (traces_url, metrics_url) = (config.traces_url(), config.metrics_url());
         let headers = config.headers.clone();
         let st = stats.clone();
         tokio::spawn(async move {
             let mut state = MetricState::new(start_ms);
             let mut rng = Rng::new(seed);
             while let Some(work) = rx.recv().await {
-                let (path, body) = match work {
+                let (signal, url, body) = match work {
                     Work::Round(r) => {
                         state.record(&r);
                         if r.samples.is_empty() {
                             continue;
                         }
-                        ("/v1/traces", encode_traces(&resource, &r, &mut rng))
+                        (
+                            "traces",
+                            &traces_url,
+                            encode_traces(&resource, &r, &mut rng),
+                        )
                     }
                     Work::Assessed {
                         target,
@@ -623,11 +627,11 @@ impl OtlpExporter {
                         now_ms,
                     } => {
                         state.assess(&target, &assessment);
-                        ("/v1/metrics", state.encode(&resource, now_ms))
+                        ("metrics", &metrics_url, state.encode(&resource, now_ms))
                     }
                 };
                 let mut req = client
-                    .post(format!("{base}{path}"))
+                    .post(url.as_str())
                     .header("content-type", "application/x-protobuf");
                 for (k, v) in &headers {
                     req = req.header(k.as_str(), v.expose());
@@ -638,11 +642,11 @@ impl OtlpExporter {
                     }
                     Ok(resp) => {
                         st.failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(status = %resp.status(), path, "OTLP export refused");
+                        tracing::debug!(status = %resp.status(), signal, "OTLP export refused");
                     }
                     Err(e) => {
                         st.failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(error = %e.without_url(), path, "OTLP export failed");
+                        tracing::debug!(error = %e.without_url(), signal, "OTLP export failed");
                     }
                 }
             }
@@ -698,5 +702,38 @@ impl RoundObserver for OtlpExporter {
             value: v.load(Ordering::Relaxed),
         })
         .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_reads_the_otel_variables_and_the_host() {
+        let env = |k: &str| match k {
+            "OTEL_SERVICE_NAME" => Some("watcher".to_string()),
+            "OTEL_RESOURCE_ATTRIBUTES" => Some(
+                "deployment.environment.name=prod, team=ml%20ops,service.name=ignored,broken"
+                    .into(),
+            ),
+            _ => None,
+        };
+        let r: BTreeMap<String, String> = resource(&env, Some("host-1".into()))
+            .into_iter()
+            .map(|(k, v)| (k, format!("{v:?}")))
+            .collect();
+        assert_eq!(r["service.name"], format!("{:?}", Value::from("watcher")));
+        assert_eq!(r["host.name"], format!("{:?}", Value::from("host-1")));
+        assert_eq!(r["team"], format!("{:?}", Value::from("ml ops")));
+        assert_eq!(
+            r["deployment.environment.name"],
+            format!("{:?}", Value::from("prod"))
+        );
+        assert!(r.contains_key("service.version"));
+        let plain = resource(&|_: &str| None, None);
+        assert!(plain.iter().any(|(k, v)| k == "service.name"
+            && format!("{v:?}") == format!("{:?}", Value::from("modelwatch"))));
+        assert!(!plain.iter().any(|(k, _)| k == "host.name"));
     }
 }
