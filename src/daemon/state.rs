@@ -705,6 +705,8 @@ mod tests {
                 return Err(format!("sample before TYPE: {line}"));
             };
             let ok = name == fam
+                || (kind == "summary"
+                    && [format!("{fam}_sum"), format!("{fam}_count")].contains(&name.to_string()))
                 || (kind == "histogram"
                     && [
                         format!("{fam}_bucket"),
@@ -727,6 +729,7 @@ mod tests {
         let shared = Shared::default();
         let samples = crate::drift::tests::synth(crate::drift::tests::Profile::default(), 1, 4, 3);
         shared.count_round("a", "completed", &samples);
+        shared.record_quality("a", &samples, &|_, _| false);
         shared.count_notification("firing");
         shared.update_status(|s| {
             s.targets.push(TargetStatus {
@@ -760,6 +763,41 @@ mod tests {
             "modelwatch_alert_firing{target=\"a\",metric=\"refusal_rate\",severity=\"warning\"} 0"
         ));
         assert!(text.contains("modelwatch_build_info{version="));
+        assert!(text.contains("modelwatch_response_length_chars{target=\"a\",quantile=\"0.99\"}"));
+        assert!(text.contains("modelwatch_response_length_chars_count{target=\"a\"} 12"));
+        assert!(
+            text.contains("modelwatch_round_metric_value{target=\"a\",metric=\"refusal_rate\"}")
+        );
+    }
+
+    /// Counts of observers replaced by a reload carry on, so counters never go backwards.
+    #[test]
+    fn observer_counters_survive_replacement() {
+        struct Counting(u64);
+        impl crate::daemon::RoundObserver for Counting {
+            fn counters(&self) -> Vec<crate::daemon::ObserverCounter> {
+                vec![crate::daemon::ObserverCounter {
+                    family: "modelwatch_test_things_total",
+                    help: "Things.",
+                    labels: vec![("outcome", "ok".into())],
+                    value: self.0,
+                }]
+            }
+        }
+        let shared = Shared::default();
+        shared.set_observers(vec![std::sync::Arc::new(Counting(5))]);
+        assert!(
+            shared
+                .render_metrics()
+                .contains("modelwatch_test_things_total{outcome=\"ok\"} 5")
+        );
+        shared.set_observers(vec![std::sync::Arc::new(Counting(2))]);
+        let text = shared.render_metrics();
+        assert!(
+            text.contains("modelwatch_test_things_total{outcome=\"ok\"} 7"),
+            "{text}"
+        );
+        lint(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     }
 
     #[test]
