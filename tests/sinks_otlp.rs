@@ -359,3 +359,79 @@ async fn a_dead_collector_does_not_slow_probing() {
     );
     drop(listener);
 }
+
+/// A reload that points `[telemetry.otlp]` at another collector moves the export there without
+/// a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_moves_the_export_to_a_new_collector() {
+    let Some(py) = venv_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (out_a, out_b) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    let first = start_receiver(&py, "otlp_receiver.py", &[out_a.to_str().unwrap()]);
+    let second = start_receiver(&py, "otlp_receiver.py", &[out_b.to_str().unwrap()]);
+    let extra = |port: u16| format!("[telemetry.otlp]\nendpoint = \"http://127.0.0.1:{port}\"\n");
+    let l = loaded(dir.path(), &["a"], &extra(first.port), false);
+    let outputs = daemon::outputs::from_config(&l.config).unwrap();
+    let rounds = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel(1);
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let options = Options {
+        clients: Arc::new(move |_: &Target, _| {
+            Ok(Arc::new(Fake {
+                rounds: rounds.clone(),
+            }) as Arc<dyn ModelClient>)
+        }),
+        sinks: outputs.sinks,
+        observers: outputs.observers,
+        outputs: Some(Arc::new(daemon::outputs::from_config)),
+        ..Options::default()
+    };
+    let fut = daemon::run(
+        l,
+        Store::open(dir.path().join("m.db")).unwrap(),
+        options,
+        Arc::new(Shared::default()),
+        rx,
+        async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        },
+    );
+    let metrics = |p: &std::path::Path| {
+        lines(p)
+            .iter()
+            .filter(|i| i["path"] == "/v1/metrics")
+            .count()
+    };
+    let driver = async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while metrics(&out_a) < 2 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no export to the first collector"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let reloaded = loaded(dir.path(), &["a"], &extra(second.port), false);
+        tx.send(daemon::Command::Reload(Box::new(reloaded)))
+            .await
+            .unwrap();
+        while metrics(&out_b) < 2 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no export to the new collector"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let at_a = metrics(&out_a);
+        let at_b = metrics(&out_b);
+        while metrics(&out_b) < at_b + 3 {
+            assert!(tokio::time::Instant::now() < deadline, "the export stopped");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(metrics(&out_a), at_a, "the old collector gets nothing more");
+        stop_tx.send(true).unwrap();
+    };
+    let (r, ()) = tokio::join!(fut, driver);
+    r.unwrap();
+    assert!(lines(&out_b).iter().all(|i| i.get("error").is_none()));
+}
