@@ -350,12 +350,21 @@ async fn a_dead_collector_does_not_slow_probing() {
         format!("[telemetry.otlp]\nendpoint = \"http://127.0.0.1:{port}\"\ntimeout = \"30s\"\n");
     let started = std::time::Instant::now();
     // Rounds every 200 ms: 10 rounds in about 2 s, although no export ever completes.
-    let n = run(dir.path(), &extra, |n| n >= 10).await;
+    let l = loaded(dir.path(), &["a"], &extra, false);
+    let (n, shared) = run_loaded(dir.path(), l, |n| n >= 10).await;
     assert!(n >= 10);
     assert!(
         started.elapsed() < Duration::from_secs(8),
         "{:?}",
         started.elapsed()
+    );
+    // The round itself took as long as its requests (5 ms each), not an export's timeout.
+    let last = shared.status().targets[0].last_round.clone().unwrap();
+    assert!(last.ended_at_ms - last.started_at_ms < 1000, "{last:?}");
+    let text = shared.render_metrics();
+    assert!(
+        text.contains("modelwatch_otlp_exports_total{outcome=\"exported\"} 0"),
+        "{text}"
     );
     drop(listener);
 }
