@@ -73,13 +73,6 @@ async fn run_loaded(
     (counted.load(Ordering::SeqCst), shared)
 }
 
-/// Runs the daemon with `extra` configuration until `done(rounds)`.
-async fn run(dir: &std::path::Path, extra: &str, done: impl Fn(usize) -> bool) -> usize {
-    run_loaded(dir, loaded(dir, &["a"], extra, false), done)
-        .await
-        .0
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_spans_decode_with_the_official_definitions() {
     let Some(py) = venv_python() else { return };
