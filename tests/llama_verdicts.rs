@@ -6,8 +6,9 @@
 //!   verdict or an alert.
 //! - A real change: a second server started with `--logit-bias 107+6` (the newline token made
 //!   more likely, a sampling setting the fingerprint does not show) answers empty about half the
-//!   time and in a few words otherwise. The canary exits 1 and the test prints how many samples per probe it took; the
-//!   daemon watching that server fires an alert, the one watching the unchanged server does not.
+//!   time and in a few words otherwise. The canary exits 1 and the test prints how many samples
+//!   per probe it took; the daemon watching that server fires an alert, the one watching the
+//!   unchanged server does not.
 //!
 //! Every target sends the same `seed` (sample i gets seed + i), so a no-change replays the
 //! baseline's requests, and the canary runs at `alpha = 0.001`: see docs/llama-cpp.md for the

@@ -93,9 +93,10 @@ pub fn installed() -> Option<(PathBuf, PathBuf)> {
             Some((s, m))
         }
         _ if in_ci() => panic!(
-            "CI (or MODELWATCH_REQUIRE_LLAMA) is set but MODELWATCH_LLAMA_SERVER / MODELWATCH_LLAMA_MODEL are not: the llama.cpp \
-             tests must run in CI; run `eval \"$(scripts/llama/install.sh)\"` and export both \
-             before the tests (.ci/run does)"
+            "CI (or MODELWATCH_REQUIRE_LLAMA) is set but MODELWATCH_LLAMA_SERVER / \
+             MODELWATCH_LLAMA_MODEL are not: the llama.cpp tests must run in CI; run \
+             `eval \"$(scripts/llama/install.sh)\"` and export both before the tests (.ci/run \
+             does)"
         ),
         _ => {
             eprintln!(
