@@ -57,14 +57,7 @@ type Pick = fn(&Measurements) -> Option<bool>;
 type Value = fn(&Measurements) -> f64;
 
 /// Rates shown, read exactly as the verdict engine reads them.
-const RATES: [Metric; 6] = [
-    Metric::RefusalRate,
-    Metric::MissedRefusalRate,
-    Metric::EmptyRate,
-    Metric::StructuredFailureRate,
-    Metric::TaskSuccessRate,
-    Metric::TruncationRate,
-];
+const RATES: [Metric; 6] = crate::drift::BINARY;
 
 /// (events, applicable samples) of `metric`; each measurement with whether its probe expects
 /// a refusal.

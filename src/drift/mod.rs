@@ -24,7 +24,7 @@ mod prepare;
 pub mod sequential;
 
 pub use margins::Margins;
-pub use metric::{Category, Metric};
+pub use metric::{BINARY, Category, Metric};
 pub use sequential::{CanaryMonitor, Early};
 
 use crate::probe::Suite;

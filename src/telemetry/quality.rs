@@ -13,14 +13,7 @@ pub const QUANTILES: [f64; 3] = [0.5, 0.9, 0.99];
 pub const LENGTH_WINDOW: usize = 256;
 
 /// Rate metrics read per round, named like the monitor's metrics.
-const RATES: [Metric; 6] = [
-    Metric::RefusalRate,
-    Metric::MissedRefusalRate,
-    Metric::EmptyRate,
-    Metric::StructuredFailureRate,
-    Metric::TaskSuccessRate,
-    Metric::TruncationRate,
-];
+const RATES: [Metric; 6] = crate::drift::BINARY;
 
 /// Recent response lengths (characters) plus totals since the start.
 #[derive(Debug, Clone, Default, PartialEq)]
