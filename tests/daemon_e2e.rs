@@ -6,16 +6,19 @@
 //! The interval is shortened after loading (the configuration floor is 10 s) so a round follows
 //! the previous one at once.
 
+mod sinks_common;
+
 use modelwatch::alert::{MemorySink, NotificationKind, Status};
 use modelwatch::config::{self, Loaded};
 use modelwatch::daemon::{self, Command, Options, promote::promote, state::Shared};
 use modelwatch::runner::{Clock, SystemClock};
 use modelwatch::sim::{self, Profile, SimHandle};
 use modelwatch::store::Store;
+use sinks_common::{Http, poll, run_daemon};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 struct Env {
     _dir: tempfile::TempDir,
@@ -76,18 +79,17 @@ async fn wait_for(
     what: &str,
     f: impl Fn(&daemon::state::StatusDoc) -> bool,
 ) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
+    poll(secs, || {
         if f(&shared.status()) {
-            return;
+            Ok(())
+        } else {
+            Err(format!(
+                "timed out waiting for {what}: {:#?}",
+                shared.status()
+            ))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}: {:#?}",
-            shared.status()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 fn rounds(s: &daemon::state::StatusDoc) -> u64 {
@@ -110,30 +112,13 @@ async fn swap_fires_is_visible_over_http_and_resolves_after_promote_and_survives
     // ---- first daemon life ----
     let shared = Arc::new(Shared::default());
     let (tx, rx) = mpsc::channel(8);
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = modelwatch::http::router(shared.clone(), tx.clone(), None);
-    let mut http_stop = stop_rx.clone();
-    let http = tokio::spawn(modelwatch::http::serve(listener, router, async move {
-        let _ = http_stop.wait_for(|s| *s).await;
-    }));
-    let store = Store::open(&env.db).unwrap();
+    let http = Http::serve(shared.clone(), tx.clone(), None).await;
+    let addr = http.addr;
     let options = Options {
         sinks: vec![Arc::new(sink.clone())],
         seed: 3,
         ..Options::default()
     };
-    let daemon_fut = daemon::run(
-        load(&env.config),
-        store,
-        options,
-        shared.clone(),
-        rx,
-        async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        },
-    );
     let driver = async {
         // A few healthy rounds, then accept them as the baseline.
         wait_for(&shared, 60, "3 rounds", |s| rounds(s) >= 3).await;
@@ -227,11 +212,17 @@ async fn swap_fires_is_visible_over_http_and_resolves_after_promote_and_survives
             .await
             .unwrap();
         assert_eq!(refused.status(), 403);
-        stop_tx.send(true).unwrap();
     };
-    let (result, ()) = tokio::join!(daemon_fut, driver);
-    result.unwrap();
-    http.await.unwrap().unwrap();
+    run_daemon(
+        load(&env.config),
+        &env.db,
+        options,
+        shared.clone(),
+        rx,
+        driver,
+    )
+    .await;
+    http.stop().await;
     let firing_before: Vec<String> = {
         let store = Store::open(&env.db).unwrap();
         store
@@ -252,24 +243,12 @@ async fn swap_fires_is_visible_over_http_and_resolves_after_promote_and_survives
     // ---- restart while firing ----
     let shared = Arc::new(Shared::default());
     let (_tx, rx) = mpsc::channel(8);
-    let (stop_tx, mut stop_rx) = watch::channel(false);
     let sink2 = MemorySink::new();
     let options = Options {
         sinks: vec![Arc::new(sink2.clone())],
         seed: 4,
         ..Options::default()
     };
-    let store = Store::open(&env.db).unwrap();
-    let daemon_fut = daemon::run(
-        load(&env.config),
-        store,
-        options,
-        shared.clone(),
-        rx,
-        async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        },
-    );
     let driver = async {
         wait_for(&shared, 60, "5 rounds after restart", |s| rounds(s) >= 5).await;
         // Still firing, no second firing notification.
@@ -313,10 +292,16 @@ async fn swap_fires_is_visible_over_http_and_resolves_after_promote_and_survives
                 .unwrap_or_else(|| panic!("{m} not resolved: {resolved:#?}"));
             assert!(n.incident.ends_with("#1"), "{n:?}");
         }
-        stop_tx.send(true).unwrap();
     };
-    let (result, ()) = tokio::join!(daemon_fut, driver);
-    result.unwrap();
+    run_daemon(
+        load(&env.config),
+        &env.db,
+        options,
+        shared.clone(),
+        rx,
+        driver,
+    )
+    .await;
     assert!(fired_first_life >= 1);
 }
 
@@ -325,26 +310,9 @@ async fn reload_applies_a_new_configuration_and_silences_go_through_the_api() {
     let env = setup();
     let shared = Arc::new(Shared::default());
     let (tx, rx) = mpsc::channel(8);
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let store = Store::open(&env.db).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let token = modelwatch::config::Secret::new("0123456789abcdef-token");
-    let router = modelwatch::http::router(shared.clone(), tx.clone(), Some(token));
-    let mut http_stop = stop_rx.clone();
-    let http = tokio::spawn(modelwatch::http::serve(listener, router, async move {
-        let _ = http_stop.wait_for(|s| *s).await;
-    }));
-    let daemon_fut = daemon::run(
-        load(&env.config),
-        store,
-        Options::default(),
-        shared.clone(),
-        rx,
-        async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        },
-    );
+    let http = Http::serve(shared.clone(), tx.clone(), Some(token)).await;
+    let addr = http.addr;
     let driver = async {
         wait_for(&shared, 60, "a round", |s| rounds(s) >= 1).await;
         // Reload with a second target.
@@ -397,11 +365,18 @@ async fn reload_applies_a_new_configuration_and_silences_go_through_the_api() {
             .await
             .unwrap();
         assert_eq!(big.status(), 413);
-        stop_tx.send(true).unwrap();
     };
-    let (result, ()) = tokio::join!(daemon_fut, driver);
-    result.unwrap();
-    http.await.unwrap().unwrap();
+    let options = Options::default();
+    run_daemon(
+        load(&env.config),
+        &env.db,
+        options,
+        shared.clone(),
+        rx,
+        driver,
+    )
+    .await;
+    http.stop().await;
     let store = Store::open(&env.db).unwrap();
     let silences = store.active_silences(SystemClock.now_ms()).unwrap();
     assert_eq!(silences.len(), 1);

@@ -4,17 +4,26 @@
 
 mod sinks_common;
 
-use modelwatch::config::Target;
 use modelwatch::daemon::{self, Options, promote::promote, state::Shared};
-use modelwatch::provider::ModelClient;
 use modelwatch::runner::{Clock, SystemClock};
 use modelwatch::store::Store;
 use serde_json::Value;
-use sinks_common::{Fake, lines, loaded, start_receiver, venv_python};
+use sinks_common::{
+    fake_clients, lines, loaded, poll, poll_until, run_daemon, start_receiver, venv_python,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+
+/// `Ok` once `n` reaches `want`, else `why`.
+fn at_least(n: usize, want: usize, why: &str) -> Result<(), String> {
+    if n >= want {
+        Ok(())
+    } else {
+        Err(why.to_string())
+    }
+}
 
 fn attr<'a>(attrs: &'a Value, key: &str) -> Option<&'a Value> {
     attrs
@@ -36,41 +45,26 @@ async fn run_loaded(
 ) -> (usize, Arc<Shared>) {
     let outputs = daemon::outputs::from_config(&l.config).unwrap();
     let rounds = Arc::new(AtomicUsize::new(0));
-    let counted = rounds.clone();
     let shared = Arc::new(Shared::default());
     let (_tx, rx) = mpsc::channel(1);
-    let (stop_tx, mut stop_rx) = watch::channel(false);
     let options = Options {
-        clients: Arc::new(move |_: &Target, _| {
-            Ok(Arc::new(Fake {
-                rounds: rounds.clone(),
-            }) as Arc<dyn ModelClient>)
-        }),
+        clients: fake_clients(rounds.clone()),
         sinks: outputs.sinks,
         observers: outputs.observers,
         ..Options::default()
     };
-    let fut = daemon::run(
-        l,
-        Store::open(dir.join("m.db")).unwrap(),
-        options,
-        shared.clone(),
-        rx,
-        async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        },
-    );
-    let driver = async {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
-        while !done(counted.load(Ordering::SeqCst)) {
-            assert!(tokio::time::Instant::now() < deadline, "timed out");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        stop_tx.send(true).unwrap();
-    };
-    let (r, ()) = tokio::join!(fut, driver);
-    r.unwrap();
-    (counted.load(Ordering::SeqCst), shared)
+    run_daemon(l, &dir.join("m.db"), options, shared.clone(), rx, async {
+        poll(40, || {
+            if done(rounds.load(Ordering::SeqCst)) {
+                Ok(())
+            } else {
+                Err("timed out".to_string())
+            }
+        })
+        .await;
+    })
+    .await;
+    (rounds.load(Ordering::SeqCst), shared)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -374,66 +368,44 @@ async fn a_reload_moves_the_export_to_a_new_collector() {
     let extra = |port: u16| format!("[telemetry.otlp]\nendpoint = \"http://127.0.0.1:{port}\"\n");
     let l = loaded(dir.path(), &["a"], &extra(first.port), false);
     let outputs = daemon::outputs::from_config(&l.config).unwrap();
-    let rounds = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = mpsc::channel(1);
-    let (stop_tx, mut stop_rx) = watch::channel(false);
     let options = Options {
-        clients: Arc::new(move |_: &Target, _| {
-            Ok(Arc::new(Fake {
-                rounds: rounds.clone(),
-            }) as Arc<dyn ModelClient>)
-        }),
+        clients: fake_clients(Arc::new(AtomicUsize::new(0))),
         sinks: outputs.sinks,
         observers: outputs.observers,
         outputs: Some(Arc::new(daemon::outputs::from_config)),
         ..Options::default()
     };
-    let fut = daemon::run(
-        l,
-        Store::open(dir.path().join("m.db")).unwrap(),
-        options,
-        Arc::new(Shared::default()),
-        rx,
-        async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        },
-    );
     let metrics = |p: &std::path::Path| {
         lines(p)
             .iter()
             .filter(|i| i["path"] == "/v1/metrics")
             .count()
     };
+    // One deadline for the whole exchange.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let driver = async {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while metrics(&out_a) < 2 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no export to the first collector"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        poll_until(deadline, || {
+            at_least(metrics(&out_a), 2, "no export to the first collector")
+        })
+        .await;
         let reloaded = loaded(dir.path(), &["a"], &extra(second.port), false);
         tx.send(daemon::Command::Reload(Box::new(reloaded)))
             .await
             .unwrap();
-        while metrics(&out_b) < 2 {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no export to the new collector"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        poll_until(deadline, || {
+            at_least(metrics(&out_b), 2, "no export to the new collector")
+        })
+        .await;
         let at_a = metrics(&out_a);
         let at_b = metrics(&out_b);
-        while metrics(&out_b) < at_b + 3 {
-            assert!(tokio::time::Instant::now() < deadline, "the export stopped");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        poll_until(deadline, || {
+            at_least(metrics(&out_b), at_b + 3, "the export stopped")
+        })
+        .await;
         assert_eq!(metrics(&out_a), at_a, "the old collector gets nothing more");
-        stop_tx.send(true).unwrap();
     };
-    let (r, ()) = tokio::join!(fut, driver);
-    r.unwrap();
+    let db = dir.path().join("m.db");
+    run_daemon(l, &db, options, Arc::new(Shared::default()), rx, driver).await;
     assert!(lines(&out_b).iter().all(|i| i.get("error").is_none()));
 }

@@ -5,17 +5,14 @@
 mod sinks_common;
 
 use modelwatch::alert::MemorySink;
-use modelwatch::config::Target;
 use modelwatch::daemon::{self, Options, state::Shared};
-use modelwatch::provider::ModelClient;
-use modelwatch::store::Store;
-use sinks_common::{Fake, loaded};
+use sinks_common::{Http, fake_clients, loaded, run_daemon};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 struct Kill(std::process::Child);
 
@@ -51,14 +48,8 @@ async fn prometheus_scrapes_the_daemon_and_promtool_finds_no_problem() {
     let dir = tempfile::tempdir().unwrap();
     let shared = Arc::new(Shared::default());
     let (tx, rx) = mpsc::channel(8);
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let router = modelwatch::http::router(shared.clone(), tx, None);
-    let mut http_stop = stop_rx.clone();
-    let http = tokio::spawn(modelwatch::http::serve(listener, router, async move {
-        let _ = http_stop.wait_for(|s| *s).await;
-    }));
+    let http = Http::serve(shared.clone(), tx, None).await;
+    let addr = http.addr;
 
     let prom_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -99,24 +90,10 @@ async fn prometheus_scrapes_the_daemon_and_promtool_finds_no_problem() {
     let outputs = daemon::outputs::from_config(&l.config).unwrap();
     let options = Options {
         observers: outputs.observers,
-        clients: Arc::new(move |_: &Target, _| {
-            Ok(Arc::new(Fake {
-                rounds: Arc::new(AtomicUsize::new(0)),
-            }) as Arc<dyn ModelClient>)
-        }),
+        clients: fake_clients(Arc::new(AtomicUsize::new(0))),
         sinks: vec![Arc::new(MemorySink::new())],
         ..Options::default()
     };
-    let fut = daemon::run(
-        l,
-        Store::open(dir.path().join("m.db")).unwrap(),
-        options,
-        shared.clone(),
-        rx,
-        async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        },
-    );
     let driver = async {
         let client = reqwest::Client::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
@@ -203,9 +180,8 @@ async fn prometheus_scrapes_the_daemon_and_promtool_finds_no_problem() {
             out.status.success() && report.trim().is_empty(),
             "promtool: {report}\n{text}"
         );
-        stop_tx.send(true).unwrap();
     };
-    let (r, ()) = tokio::join!(fut, driver);
-    r.unwrap();
-    http.await.unwrap().unwrap();
+    let db = dir.path().join("m.db");
+    run_daemon(l, &db, options, shared, rx, driver).await;
+    http.stop().await;
 }

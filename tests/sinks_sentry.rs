@@ -7,12 +7,12 @@ use modelwatch::config::Target;
 use modelwatch::daemon::{self, Options, state::Shared};
 use modelwatch::provider::ModelClient;
 use modelwatch::sample::{ErrorKind, SampleError};
-use modelwatch::store::Store;
-use sinks_common::{Fake, lines, loaded, start_receiver, venv_python};
+use sinks_common::{
+    Fake, fake_clients, lines, loaded, poll, run_daemon, start_receiver, venv_python,
+};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
-use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_and_check_ins_parse_with_the_official_envelope_parser() {
@@ -27,50 +27,32 @@ async fn events_and_check_ins_parse_with_the_official_envelope_parser() {
     let l = loaded(dir.path(), &["a"], &extra, true);
     let outputs = daemon::outputs::from_config(&l.config).unwrap();
     assert_eq!(outputs.sinks.len(), 2, "log and sentry");
-    let rounds = Arc::new(AtomicUsize::new(0));
     let shared = Arc::new(Shared::default());
     let (_tx, rx) = mpsc::channel(1);
-    let (stop_tx, mut stop_rx) = watch::channel(false);
     let options = Options {
-        clients: Arc::new(move |_: &Target, _| {
-            Ok(Arc::new(Fake {
-                rounds: rounds.clone(),
-            }) as Arc<dyn ModelClient>)
-        }),
+        clients: fake_clients(Arc::new(AtomicUsize::new(0))),
         sinks: outputs.sinks,
         observers: outputs.observers,
         ..Options::default()
     };
-    let fut = daemon::run(
-        l,
-        Store::open(dir.path().join("m.db")).unwrap(),
-        options,
-        shared.clone(),
-        rx,
-        async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        },
-    );
-    let path = out.clone();
-    let driver = async move {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let items = lines(&path);
+    let db = dir.path().join("m.db");
+    run_daemon(l, &db, options, shared.clone(), rx, async {
+        poll(30, || {
+            let items = lines(&out);
             let events = items.iter().filter(|i| i["type"] == "event").count();
             let oks = items
                 .iter()
                 .filter(|i| i["type"] == "check_in" && i["payload"]["status"] == "ok")
                 .count();
             if events >= 1 && oks >= 2 {
-                break;
+                Ok(())
+            } else {
+                Err(format!("{items:#?}"))
             }
-            assert!(tokio::time::Instant::now() < deadline, "{items:#?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        stop_tx.send(true).unwrap();
-    };
-    let (r, ()) = tokio::join!(fut, driver);
-    r.unwrap();
+        })
+        .await;
+    })
+    .await;
 
     let items = lines(&out);
     let event = items.iter().find(|i| i["type"] == "event").unwrap();
@@ -154,44 +136,23 @@ async fn checkins_until(dsn: &str, done: impl Fn(&str) -> bool) -> String {
     let extra = format!("[alerts.sentry]\ndsn = \"{dsn}\"\n");
     let l = loaded(dir.path(), &["a"], &extra, false);
     let outputs = daemon::outputs::from_config(&l.config).unwrap();
-    let rounds = Arc::new(AtomicUsize::new(0));
     let shared = Arc::new(Shared::default());
     let (_tx, rx) = mpsc::channel(1);
-    let (stop_tx, mut stop_rx) = watch::channel(false);
     let options = Options {
-        clients: Arc::new(move |_: &Target, _| {
-            Ok(Arc::new(Fake {
-                rounds: rounds.clone(),
-            }) as Arc<dyn ModelClient>)
-        }),
+        clients: fake_clients(Arc::new(AtomicUsize::new(0))),
         sinks: Vec::new(),
         observers: outputs.observers,
         ..Options::default()
     };
-    let fut = daemon::run(
-        l,
-        Store::open(dir.path().join("m.db")).unwrap(),
-        options,
-        shared.clone(),
-        rx,
-        async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        },
-    );
-    let driver = async {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
+    let db = dir.path().join("m.db");
+    run_daemon(l, &db, options, shared.clone(), rx, async {
+        poll(30, || {
             let text = shared.render_metrics();
-            if done(&text) {
-                break;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{text}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        stop_tx.send(true).unwrap();
-    };
-    let (r, ()) = tokio::join!(fut, driver);
-    r.unwrap();
+            if done(&text) { Ok(()) } else { Err(text) }
+        })
+        .await;
+    })
+    .await;
     shared.render_metrics()
 }
 
@@ -291,43 +252,30 @@ async fn swaps_are_info_events_and_failed_rounds_check_in_error() {
         fingerprints: AtomicUsize::new(0),
     });
     let (_tx, rx) = mpsc::channel(1);
-    let (stop_tx, mut stop_rx) = watch::channel(false);
     let options = Options {
         clients: Arc::new(move |_: &Target, _| Ok(client.clone() as Arc<dyn ModelClient>)),
         sinks: outputs.sinks,
         observers: outputs.observers,
         ..Options::default()
     };
-    let fut = daemon::run(
-        l,
-        Store::open(dir.path().join("m.db")).unwrap(),
-        options,
-        Arc::new(Shared::default()),
-        rx,
-        async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        },
-    );
-    let path = out.clone();
-    let driver = async move {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let items = lines(&path);
+    let db = dir.path().join("m.db");
+    run_daemon(l, &db, options, Arc::new(Shared::default()), rx, async {
+        poll(30, || {
+            let items = lines(&out);
             let swap = items.iter().any(|i| i["type"] == "event");
             let errors = items
                 .iter()
                 .filter(|i| i["type"] == "check_in" && i["payload"]["status"] == "error")
                 .count();
             if swap && errors >= 1 {
-                break;
+                Ok(())
+            } else {
+                Err(format!("{items:#?}"))
             }
-            assert!(tokio::time::Instant::now() < deadline, "{items:#?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        stop_tx.send(true).unwrap();
-    };
-    let (r, ()) = tokio::join!(fut, driver);
-    r.unwrap();
+        })
+        .await;
+    })
+    .await;
     let items = lines(&out);
     let events: Vec<&serde_json::Value> = items
         .iter()

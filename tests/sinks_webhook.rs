@@ -6,23 +6,28 @@ mod sinks_common;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use futures_util::future::BoxFuture;
 use modelwatch::alert::webhook::{WebhookSink, signature};
 use modelwatch::alert::{
     AlertKey, AlertSink, Notification, NotificationKind, RetryPolicy, Severity,
 };
-use modelwatch::config::{self, Loaded, Secret, Target, Webhook, WebhookFormat};
+use modelwatch::config::{Secret, Webhook, WebhookFormat};
 use modelwatch::daemon::{self, Options, state::Shared};
-use modelwatch::provider::{CompletionRequest, Fingerprint, ModelClient};
-use modelwatch::sample::{Completion, FinishReason, SampleError};
 use modelwatch::store::Store;
-use std::collections::BTreeMap;
+use sinks_common::{fake_clients, loaded, poll, run_daemon};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 const SECRET: &str = "0123456789abcdef0123";
+
+/// Quick retries, so an outage is retried many times within a test.
+const RETRY: RetryPolicy = RetryPolicy {
+    initial: Duration::from_millis(50),
+    max: Duration::from_millis(200),
+    max_attempts: 1000,
+    timeout: Duration::from_secs(2),
+};
 
 #[derive(Default)]
 struct Receiver {
@@ -136,71 +141,6 @@ async fn json_and_slack_bodies_are_signed() {
     assert!(e.to_string().contains("503"), "{e}");
 }
 
-/// Answers every request at once; the served model never matches the pin.
-struct Fake {
-    rounds: Arc<AtomicUsize>,
-}
-
-impl ModelClient for Fake {
-    fn complete<'a>(
-        &'a self,
-        _request: &'a CompletionRequest,
-    ) -> BoxFuture<'a, Result<Completion, SampleError>> {
-        Box::pin(async move {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            Ok(Completion {
-                text: "Use kill -9 on the process id.".into(),
-                refusal: None,
-                finish_reason: Some(FinishReason::Stop),
-                output_tokens: Some(8),
-                input_tokens: Some(10),
-                response_model: None,
-                system_fingerprint: None,
-                latency_ms: 5.0,
-                ttft_ms: None,
-                attempts: 1,
-            })
-        })
-    }
-
-    fn fingerprint(&self) -> BoxFuture<'_, Result<Fingerprint, SampleError>> {
-        Box::pin(async move {
-            self.rounds.fetch_add(1, Ordering::SeqCst);
-            Ok(Fingerprint {
-                provider: "ollama".into(),
-                model: "fake".into(),
-                digest: Some("abc".into()),
-                details: BTreeMap::new(),
-            })
-        })
-    }
-}
-
-fn loaded(dir: &std::path::Path) -> Loaded {
-    let probes = std::fs::canonicalize("probes").unwrap();
-    let mut text = format!("probes_dir = {:?}\n", probes.display().to_string());
-    for t in ["a", "b", "c"] {
-        text.push_str(&format!(
-            "[[target]]\nname = \"{t}\"\nprovider = \"ollama\"\nbase_url = \"http://127.0.0.1:9\"\nmodel = \"fake\"\nsuites = [\"core\"]\nsamples = 1\n"
-        ));
-    }
-    let path = dir.join("modelwatch.toml");
-    std::fs::write(&path, text).unwrap();
-    let mut l = config::load_with_suites(&path, &|_: &str| None).unwrap();
-    for t in &mut l.config.targets {
-        t.interval = Duration::from_millis(200);
-        t.daemon.jitter = Duration::ZERO;
-        t.daemon.round_deadline = Duration::from_secs(5);
-        t.daemon.pin = Some(config::Pin {
-            model: "sha256:not-served".into(),
-            approved_by: None,
-            approved_on: None,
-            license_reviewed: false,
-        });
-    }
-    l
-}
-
 /// Runs the daemon until `until` returns true (checked every 50 ms), then stops it.
 async fn life(
     dir: &std::path::Path,
@@ -210,47 +150,24 @@ async fn life(
 ) -> Arc<Shared> {
     let shared = Arc::new(Shared::default());
     let (_tx, rx) = mpsc::channel(1);
-    let (stop_tx, mut stop_rx) = watch::channel(false);
     let options = Options {
-        clients: Arc::new(move |_: &Target, _| {
-            Ok(Arc::new(Fake {
-                rounds: rounds.clone(),
-            }) as Arc<dyn ModelClient>)
-        }),
+        clients: fake_clients(rounds),
         sinks: vec![Arc::new(webhook(url, WebhookFormat::Json))],
-        retry: RetryPolicy {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(200),
-            max_attempts: 1000,
-            timeout: Duration::from_secs(2),
-        },
+        retry: RETRY,
         ..Options::default()
     };
-    let store = Store::open(dir.join("m.db")).unwrap();
-    let fut = daemon::run(
-        loaded(dir),
-        store,
-        options,
-        shared.clone(),
-        rx,
-        async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        },
-    );
-    let driver = async {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while !until(&shared) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out: {:#?}",
-                shared.status()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        stop_tx.send(true).unwrap();
-    };
-    let (r, ()) = tokio::join!(fut, driver);
-    r.unwrap();
+    let l = loaded(dir, &["a", "b", "c"], "", true);
+    run_daemon(l, &dir.join("m.db"), options, shared.clone(), rx, async {
+        poll(30, || {
+            if until(&shared) {
+                Ok(())
+            } else {
+                Err(format!("timed out: {:#?}", shared.status()))
+            }
+        })
+        .await;
+    })
+    .await;
     shared
 }
 
@@ -449,19 +366,15 @@ async fn wait(
     what: &str,
     cond: impl Fn(&modelwatch::daemon::state::StatusDoc) -> bool,
 ) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    poll(30, || {
         let st = shared.status();
         if cond(&st) {
-            return;
+            Ok(())
+        } else {
+            Err(format!("timed out waiting for {what}: {:#?}", st.sinks))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}: {:#?}",
-            st.sinks
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
 }
 
 fn sink<'a>(
@@ -481,42 +394,20 @@ async fn a_reload_rebuilds_the_sinks() {
     old.down.store(true, Ordering::SeqCst);
     let (new, new_url) = receiver().await;
     let hook = |url: &str| format!("[alerts.webhook]\nurl = \"{url}\"\nsecret = \"{SECRET}\"\n");
-    let config =
-        |targets: &[&str], extra: &str| sinks_common::loaded(dir.path(), targets, extra, true);
+    let config = |targets: &[&str], extra: &str| loaded(dir.path(), targets, extra, true);
     let first = config(&["a", "b"], &hook(&old_url));
     let outputs = daemon::outputs::from_config(&first.config).unwrap();
     let rounds = Arc::new(AtomicUsize::new(0));
-    let counter = rounds.clone();
     let shared = Arc::new(Shared::default());
     let (tx, rx) = mpsc::channel(4);
-    let (stop_tx, mut stop_rx) = watch::channel(false);
     let options = Options {
-        clients: Arc::new(move |_: &Target, _| {
-            Ok(Arc::new(Fake {
-                rounds: counter.clone(),
-            }) as Arc<dyn ModelClient>)
-        }),
+        clients: fake_clients(rounds.clone()),
         sinks: outputs.sinks,
         observers: outputs.observers,
         outputs: Some(Arc::new(daemon::outputs::from_config)),
-        retry: RetryPolicy {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(200),
-            max_attempts: 1000,
-            timeout: Duration::from_secs(2),
-        },
+        retry: RETRY,
         ..Options::default()
     };
-    let fut = daemon::run(
-        first,
-        Store::open(dir.path().join("m.db")).unwrap(),
-        options,
-        shared.clone(),
-        rx,
-        async move {
-            let _ = stop_rx.wait_for(|s| *s).await;
-        },
-    );
     let driver = async {
         let reload = |targets: &[&str], extra: &str| {
             tx.try_send(daemon::Command::Reload(Box::new(config(targets, extra))))
@@ -564,10 +455,9 @@ async fn a_reload_rebuilds_the_sinks() {
         while rounds.load(Ordering::SeqCst) < now + 5 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        stop_tx.send(true).unwrap();
     };
-    let (r, ()) = tokio::join!(fut, driver);
-    r.unwrap();
+    let db = dir.path().join("m.db");
+    run_daemon(first, &db, options, shared.clone(), rx, driver).await;
 
     let got = new.got.lock().unwrap().clone();
     let mut targets: Vec<&str> = got

@@ -1,18 +1,23 @@
-//! Shared by the receiver tests: a fake model client, a small configuration, and the Python
-//! receivers of `tests/receivers/` (run from the venv of `scripts/test-deps.sh`).
+//! Shared by the receiver and daemon tests: a fake model client, a small configuration, the
+//! Python receivers of `tests/receivers/` (run from the venv of `scripts/test-deps.sh`), and
+//! the plumbing of an in-process daemon (run until done, poll a condition, serve the HTTP API).
 #![allow(dead_code)]
 
 use futures_util::future::BoxFuture;
-use modelwatch::config::{self, Loaded};
+use modelwatch::config::{self, Loaded, Secret, Target};
+use modelwatch::daemon::{self, ClientFactory, Options, state::Shared};
 use modelwatch::provider::{CompletionRequest, Fingerprint, ModelClient};
 use modelwatch::sample::{Completion, FinishReason, SampleError};
+use modelwatch::store::Store;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use tokio::sync::{mpsc, watch};
 
 /// Answers every request quickly with a benign answer.
 pub struct Fake {
@@ -143,4 +148,97 @@ pub fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+/// Hands every target a [`Fake`] that counts its rounds in `rounds`.
+pub fn fake_clients(rounds: Arc<AtomicUsize>) -> ClientFactory {
+    Arc::new(move |_: &Target, _| {
+        Ok(Arc::new(Fake {
+            rounds: rounds.clone(),
+        }) as Arc<dyn ModelClient>)
+    })
+}
+
+/// Runs the daemon on `l` with its store at `db` until `driver` finishes, then stops it and
+/// fails the test if the daemon returned an error.
+pub async fn run_daemon(
+    l: Loaded,
+    db: &Path,
+    options: Options,
+    shared: Arc<Shared>,
+    commands: mpsc::Receiver<daemon::Command>,
+    driver: impl Future<Output = ()>,
+) {
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let fut = daemon::run(
+        l,
+        Store::open(db).unwrap(),
+        options,
+        shared,
+        commands,
+        async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        },
+    );
+    let driver = async {
+        driver.await;
+        stop_tx.send(true).unwrap();
+    };
+    let (r, ()) = tokio::join!(fut, driver);
+    r.unwrap();
+}
+
+/// Checks `check` every 50 ms until it gives `Ok`; after `secs` seconds the test fails with the
+/// last `Err` (which says what was awaited and what was seen).
+pub async fn poll<T>(secs: u64, check: impl FnMut() -> Result<T, String>) -> T {
+    poll_until(
+        tokio::time::Instant::now() + Duration::from_secs(secs),
+        check,
+    )
+    .await
+}
+
+/// [`poll`] against a deadline shared by several steps.
+pub async fn poll_until<T>(
+    deadline: tokio::time::Instant,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(e) => assert!(tokio::time::Instant::now() < deadline, "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The daemon's HTTP API served on 127.0.0.1 (port 0) until [`Http::stop`].
+pub struct Http {
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Http {
+    /// Serves `shared` with `commands` and the optional bearer `token`.
+    pub async fn serve(
+        shared: Arc<Shared>,
+        commands: mpsc::Sender<daemon::Command>,
+        token: Option<Secret>,
+    ) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = modelwatch::http::router(shared, commands, token);
+        let (stop, mut stop_rx) = watch::channel(false);
+        let task = tokio::spawn(modelwatch::http::serve(listener, router, async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        }));
+        Http { addr, stop, task }
+    }
+
+    /// Shuts the server down and fails the test if it ended with an error.
+    pub async fn stop(self) {
+        self.stop.send(true).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
 }
