@@ -14,7 +14,7 @@ use modelwatch::daemon::{self, Command, Options, promote::promote, state::Shared
 use modelwatch::runner::{Clock, SystemClock};
 use modelwatch::sim::{self, Profile, SimHandle};
 use modelwatch::store::Store;
-use sinks_common::{Http, poll, run_daemon};
+use sinks_common::{Http, get_text, poll, run_daemon};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,6 +90,22 @@ async fn wait_for(
         }
     })
     .await;
+}
+
+/// Posts `body` to the silence endpoint `url` with the bearer `token`.
+async fn silence(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    client
+        .post(url)
+        .bearer_auth(token)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 fn rounds(s: &daemon::state::StatusDoc) -> u64 {
@@ -181,14 +197,7 @@ async fn swap_fires_is_visible_over_http_and_resolves_after_promote_and_survives
             "{fired}"
         );
         assert!(fired["evidence"]["samples"].as_u64().unwrap() > 0);
-        let metrics = client
-            .get(format!("http://{addr}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = get_text(&client, &format!("http://{addr}/metrics")).await;
         let metric = fired["key"]["metric"].as_str().unwrap();
         assert!(
             metrics.contains(&format!(
@@ -213,15 +222,7 @@ async fn swap_fires_is_visible_over_http_and_resolves_after_promote_and_survives
             .unwrap();
         assert_eq!(refused.status(), 403);
     };
-    run_daemon(
-        load(&env.config),
-        &env.db,
-        options,
-        shared.clone(),
-        rx,
-        driver,
-    )
-    .await;
+    run_daemon(load(&env.config), &env.db, options, &shared, rx, driver).await;
     http.stop().await;
     let firing_before: Vec<String> = {
         let store = Store::open(&env.db).unwrap();
@@ -293,15 +294,7 @@ async fn swap_fires_is_visible_over_http_and_resolves_after_promote_and_survives
             assert!(n.incident.ends_with("#1"), "{n:?}");
         }
     };
-    run_daemon(
-        load(&env.config),
-        &env.db,
-        options,
-        shared.clone(),
-        rx,
-        driver,
-    )
-    .await;
+    run_daemon(load(&env.config), &env.db, options, &shared, rx, driver).await;
     assert!(fired_first_life >= 1);
 }
 
@@ -333,49 +326,41 @@ async fn reload_applies_a_new_configuration_and_silences_go_through_the_api() {
         .await;
         let client = reqwest::Client::new();
         let url = format!("http://{addr}/api/v1/silence");
-        let bad = client
-            .post(&url)
-            .bearer_auth("wrong-token-wrong-token")
-            .body(r#"{"target":"sim","for":"2h"}"#)
-            .send()
-            .await
-            .unwrap();
+        let bad = silence(
+            &client,
+            &url,
+            "wrong-token-wrong-token",
+            r#"{"target":"sim","for":"2h"}"#,
+        )
+        .await;
         assert_eq!(bad.status(), 401);
-        let ok = client
-            .post(&url)
-            .bearer_auth("0123456789abcdef-token")
-            .body(r#"{"target":"sim","for":"2h","reason":"upgrade"}"#)
-            .send()
-            .await
-            .unwrap();
+        let ok = silence(
+            &client,
+            &url,
+            "0123456789abcdef-token",
+            r#"{"target":"sim","for":"2h","reason":"upgrade"}"#,
+        )
+        .await;
         assert_eq!(ok.status(), 201, "{:?}", ok.text().await);
-        let unknown = client
-            .post(&url)
-            .bearer_auth("0123456789abcdef-token")
-            .body(r#"{"target":"nope","for":"2h"}"#)
-            .send()
-            .await
-            .unwrap();
+        let unknown = silence(
+            &client,
+            &url,
+            "0123456789abcdef-token",
+            r#"{"target":"nope","for":"2h"}"#,
+        )
+        .await;
         assert_eq!(unknown.status(), 400);
-        let big = client
-            .post(&url)
-            .bearer_auth("0123456789abcdef-token")
-            .body(vec![b' '; 64 * 1024])
-            .send()
-            .await
-            .unwrap();
+        let big = silence(
+            &client,
+            &url,
+            "0123456789abcdef-token",
+            vec![b' '; 64 * 1024],
+        )
+        .await;
         assert_eq!(big.status(), 413);
     };
     let options = Options::default();
-    run_daemon(
-        load(&env.config),
-        &env.db,
-        options,
-        shared.clone(),
-        rx,
-        driver,
-    )
-    .await;
+    run_daemon(load(&env.config), &env.db, options, &shared, rx, driver).await;
     http.stop().await;
     let store = Store::open(&env.db).unwrap();
     let silences = store.active_silences(SystemClock.now_ms()).unwrap();

@@ -53,7 +53,7 @@ async fn run_loaded(
         observers: outputs.observers,
         ..Options::default()
     };
-    run_daemon(l, &dir.join("m.db"), options, shared.clone(), rx, async {
+    run_daemon(l, &dir.join("m.db"), options, &shared, rx, async {
         poll(40, || {
             if done(rounds.load(Ordering::SeqCst)) {
                 Ok(())
@@ -406,6 +406,6 @@ async fn a_reload_moves_the_export_to_a_new_collector() {
         assert_eq!(metrics(&out_a), at_a, "the old collector gets nothing more");
     };
     let db = dir.path().join("m.db");
-    run_daemon(l, &db, options, Arc::new(Shared::default()), rx, driver).await;
+    run_daemon(l, &db, options, &Arc::new(Shared::default()), rx, driver).await;
     assert!(lines(&out_b).iter().all(|i| i.get("error").is_none()));
 }

@@ -6,7 +6,7 @@ mod sinks_common;
 
 use modelwatch::alert::MemorySink;
 use modelwatch::daemon::{self, Options, state::Shared};
-use sinks_common::{Http, fake_clients, loaded, run_daemon};
+use sinks_common::{Http, fake_clients, get_text, loaded, run_daemon};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -141,14 +141,7 @@ async fn prometheus_scrapes_the_daemon_and_promtool_finds_no_problem() {
         assert_eq!(rounds[0]["metric"]["job"], "modelwatch");
 
         // promtool on the exposition as served.
-        let text = client
-            .get(format!("http://{addr}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = get_text(&client, &format!("http://{addr}/metrics")).await;
         for family in [
             "# TYPE modelwatch_alert_deliveries_total counter",
             "# TYPE modelwatch_response_length_chars summary",
@@ -182,6 +175,6 @@ async fn prometheus_scrapes_the_daemon_and_promtool_finds_no_problem() {
         );
     };
     let db = dir.path().join("m.db");
-    run_daemon(l, &db, options, shared, rx, driver).await;
+    run_daemon(l, &db, options, &shared, rx, driver).await;
     http.stop().await;
 }

@@ -8,21 +8,29 @@ use modelwatch::daemon::{self, Options, state::Shared};
 use modelwatch::provider::ModelClient;
 use modelwatch::sample::{ErrorKind, SampleError};
 use sinks_common::{
-    Fake, fake_clients, lines, loaded, poll, run_daemon, start_receiver, venv_python,
+    Fake, Receiver, fake_clients, lines, loaded, poll, run_daemon, start_receiver, venv_python,
 };
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use tokio::sync::mpsc;
+
+/// A Sentry receiver that writes what it parsed to `envelopes.jsonl` in `dir`: the receiver
+/// (stopped on drop), that file, and the DSN of project 7 with the key `publickey` at it.
+fn sentry_receiver(py: &Path, dir: &Path) -> (Receiver, PathBuf, String) {
+    let out = dir.join("envelopes.jsonl");
+    let receiver = start_receiver(py, "sentry_receiver.py", &[out.to_str().unwrap()]);
+    let dsn = format!("http://publickey@127.0.0.1:{}/7", receiver.port);
+    (receiver, out, dsn)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_and_check_ins_parse_with_the_official_envelope_parser() {
     let Some(py) = venv_python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("envelopes.jsonl");
-    let receiver = start_receiver(&py, "sentry_receiver.py", &[out.to_str().unwrap()]);
+    let (_receiver, out, dsn) = sentry_receiver(&py, dir.path());
     let extra = format!(
-        "[alerts.sentry]\ndsn = \"http://publickey@127.0.0.1:{}/7\"\nenvironment = \"staging\"\nrelease = \"modelwatch@test\"\n",
-        receiver.port
+        "[alerts.sentry]\ndsn = \"{dsn}\"\nenvironment = \"staging\"\nrelease = \"modelwatch@test\"\n"
     );
     let l = loaded(dir.path(), &["a"], &extra, true);
     let outputs = daemon::outputs::from_config(&l.config).unwrap();
@@ -36,7 +44,7 @@ async fn events_and_check_ins_parse_with_the_official_envelope_parser() {
         ..Options::default()
     };
     let db = dir.path().join("m.db");
-    run_daemon(l, &db, options, shared.clone(), rx, async {
+    run_daemon(l, &db, options, &shared, rx, async {
         poll(30, || {
             let items = lines(&out);
             let events = items.iter().filter(|i| i["type"] == "event").count();
@@ -145,7 +153,7 @@ async fn checkins_until(dsn: &str, done: impl Fn(&str) -> bool) -> String {
         ..Options::default()
     };
     let db = dir.path().join("m.db");
-    run_daemon(l, &db, options, shared.clone(), rx, async {
+    run_daemon(l, &db, options, &shared, rx, async {
         poll(30, || {
             let text = shared.render_metrics();
             if done(&text) { Ok(()) } else { Err(text) }
@@ -240,12 +248,8 @@ impl ModelClient for SwapThenFail {
 async fn swaps_are_info_events_and_failed_rounds_check_in_error() {
     let Some(py) = venv_python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("envelopes.jsonl");
-    let receiver = start_receiver(&py, "sentry_receiver.py", &[out.to_str().unwrap()]);
-    let extra = format!(
-        "[alerts.sentry]\ndsn = \"http://publickey@127.0.0.1:{}/7\"\n",
-        receiver.port
-    );
+    let (_receiver, out, dsn) = sentry_receiver(&py, dir.path());
+    let extra = format!("[alerts.sentry]\ndsn = \"{dsn}\"\n");
     let l = loaded(dir.path(), &["a"], &extra, false);
     let outputs = daemon::outputs::from_config(&l.config).unwrap();
     let client = Arc::new(SwapThenFail {
@@ -259,7 +263,7 @@ async fn swaps_are_info_events_and_failed_rounds_check_in_error() {
         ..Options::default()
     };
     let db = dir.path().join("m.db");
-    run_daemon(l, &db, options, Arc::new(Shared::default()), rx, async {
+    run_daemon(l, &db, options, &Arc::new(Shared::default()), rx, async {
         poll(30, || {
             let items = lines(&out);
             let swap = items.iter().any(|i| i["type"] == "event");

@@ -157,7 +157,7 @@ async fn life(
         ..Options::default()
     };
     let l = loaded(dir, &["a", "b", "c"], "", true);
-    run_daemon(l, &dir.join("m.db"), options, shared.clone(), rx, async {
+    run_daemon(l, &dir.join("m.db"), options, &shared, rx, async {
         poll(30, || {
             if until(&shared) {
                 Ok(())
@@ -240,13 +240,18 @@ async fn an_outage_across_a_restart_loses_nothing_and_duplicates_nothing() {
         "{metrics}"
     );
     // Nothing left pending in the store.
-    let store = Store::open(dir.path().join("m.db")).unwrap();
+    assert_outbox_settled(dir.path(), "delivered", 3);
+}
+
+/// Nothing is pending in the store at `dir` and `n` webhook rows ended as `outcome`.
+fn assert_outbox_settled(dir: &std::path::Path, outcome: &str, n: u64) {
+    let store = Store::open(dir.join("m.db")).unwrap();
     assert!(store.pending_outbox("webhook").unwrap().is_empty());
     assert!(
         store
             .outbox_counts()
             .unwrap()
-            .contains(&("webhook".into(), "delivered".into(), 3))
+            .contains(&("webhook".into(), outcome.into(), n))
     );
 }
 
@@ -300,14 +305,7 @@ async fn a_4xx_is_rejected_once_and_never_retried() {
         "{metrics}"
     );
     assert!(!metrics.contains("outcome=\"failed\""), "{metrics}");
-    let store = Store::open(dir.path().join("m.db")).unwrap();
-    assert!(store.pending_outbox("webhook").unwrap().is_empty());
-    assert!(
-        store
-            .outbox_counts()
-            .unwrap()
-            .contains(&("webhook".into(), "rejected".into(), 3))
-    );
+    assert_outbox_settled(dir.path(), "rejected", 3);
 }
 
 /// 429 and 503 are retried; the receiver's `Retry-After` is waited out although the backoff
@@ -457,7 +455,7 @@ async fn a_reload_rebuilds_the_sinks() {
         }
     };
     let db = dir.path().join("m.db");
-    run_daemon(first, &db, options, shared.clone(), rx, driver).await;
+    run_daemon(first, &db, options, &shared, rx, driver).await;
 
     let got = new.got.lock().unwrap().clone();
     let mut targets: Vec<&str> = got

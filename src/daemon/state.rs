@@ -244,15 +244,6 @@ impl Shared {
     pub fn render_metrics(&self) -> String {
         let status = self.status();
         let mut o = String::new();
-        let esc = |s: &str| {
-            s.replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n")
-        };
-        let family = |o: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(o, "# HELP {name} {help}");
-            let _ = writeln!(o, "# TYPE {name} {kind}");
-        };
         family(
             &mut o,
             "modelwatch_build_info",
@@ -577,15 +568,6 @@ impl Shared {
         let Ok(m) = self.sinks.lock() else {
             return;
         };
-        let esc = |s: &str| {
-            s.replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n")
-        };
-        let family = |o: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(o, "# HELP {name} {help}");
-            let _ = writeln!(o, "# TYPE {name} {kind}");
-        };
         let mut counters = m.carried.clone();
         let mut helps = m.helps.clone();
         for obs in &m.observers {
@@ -660,6 +642,19 @@ fn fmt_f(v: f64) -> String {
     } else {
         format!("{v}")
     }
+}
+
+/// A label value escaped for the Prometheus text exposition.
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The `# HELP` and `# TYPE` lines that open a metric family.
+fn family(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}");
+    let _ = writeln!(o, "# TYPE {name} {kind}");
 }
 
 #[cfg(test)]

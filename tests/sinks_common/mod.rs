@@ -165,7 +165,7 @@ pub async fn run_daemon(
     l: Loaded,
     db: &Path,
     options: Options,
-    shared: Arc<Shared>,
+    shared: &Arc<Shared>,
     commands: mpsc::Receiver<daemon::Command>,
     driver: impl Future<Output = ()>,
 ) {
@@ -174,7 +174,7 @@ pub async fn run_daemon(
         l,
         Store::open(db).unwrap(),
         options,
-        shared,
+        shared.clone(),
         commands,
         async move {
             let _ = stop_rx.wait_for(|s| *s).await;
@@ -241,4 +241,9 @@ impl Http {
         self.stop.send(true).unwrap();
         self.task.await.unwrap().unwrap();
     }
+}
+
+/// The body of a GET of `url`, which must answer.
+pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    client.get(url).send().await.unwrap().text().await.unwrap()
 }
