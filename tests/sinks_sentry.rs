@@ -24,6 +24,27 @@ fn sentry_receiver(py: &Path, dir: &Path) -> (Receiver, PathBuf, String) {
     (receiver, out, dsn)
 }
 
+/// Waits (up to 30 s) until the items the receiver wrote to `out` satisfy `done`.
+async fn envelopes_until(out: &Path, done: impl Fn(&[serde_json::Value]) -> bool) {
+    poll(30, || {
+        let items = lines(out);
+        if done(&items) {
+            Ok(())
+        } else {
+            Err(format!("{items:#?}"))
+        }
+    })
+    .await;
+}
+
+/// How many check-ins among `items` have `status`.
+fn check_ins(items: &[serde_json::Value], status: &str) -> usize {
+    items
+        .iter()
+        .filter(|i| i["type"] == "check_in" && i["payload"]["status"] == status)
+        .count()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_and_check_ins_parse_with_the_official_envelope_parser() {
     let Some(py) = venv_python() else { return };
@@ -45,18 +66,9 @@ async fn events_and_check_ins_parse_with_the_official_envelope_parser() {
     };
     let db = dir.path().join("m.db");
     run_daemon(l, &db, options, &shared, rx, async {
-        poll(30, || {
-            let items = lines(&out);
+        envelopes_until(&out, |items| {
             let events = items.iter().filter(|i| i["type"] == "event").count();
-            let oks = items
-                .iter()
-                .filter(|i| i["type"] == "check_in" && i["payload"]["status"] == "ok")
-                .count();
-            if events >= 1 && oks >= 2 {
-                Ok(())
-            } else {
-                Err(format!("{items:#?}"))
-            }
+            events >= 1 && check_ins(items, "ok") >= 2
         })
         .await;
     })
@@ -264,18 +276,9 @@ async fn swaps_are_info_events_and_failed_rounds_check_in_error() {
     };
     let db = dir.path().join("m.db");
     run_daemon(l, &db, options, &Arc::new(Shared::default()), rx, async {
-        poll(30, || {
-            let items = lines(&out);
+        envelopes_until(&out, |items| {
             let swap = items.iter().any(|i| i["type"] == "event");
-            let errors = items
-                .iter()
-                .filter(|i| i["type"] == "check_in" && i["payload"]["status"] == "error")
-                .count();
-            if swap && errors >= 1 {
-                Ok(())
-            } else {
-                Err(format!("{items:#?}"))
-            }
+            swap && check_ins(items, "error") >= 1
         })
         .await;
     })
