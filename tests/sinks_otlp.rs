@@ -128,22 +128,15 @@ async fn metrics_and_spans_decode_with_the_official_definitions() {
         dur["histogram"]["aggregationTemporality"],
         "AGGREGATION_TEMPORALITY_CUMULATIVE"
     );
-    assert_eq!(
-        attr_str(&p["attributes"], "gen_ai.operation.name").unwrap(),
-        "chat"
-    );
-    assert_eq!(
-        attr_str(&p["attributes"], "gen_ai.provider.name").unwrap(),
-        "ollama"
-    );
-    assert_eq!(
-        attr_str(&p["attributes"], "gen_ai.request.model").unwrap(),
-        "fake"
-    );
-    assert_eq!(
-        attr_str(&p["attributes"], "gen_ai.response.model").unwrap(),
-        "fake-1"
-    );
+    for (key, want) in [
+        ("gen_ai.operation.name", "chat"),
+        ("gen_ai.provider.name", "ollama"),
+        ("gen_ai.request.model", "fake"),
+        ("gen_ai.response.model", "fake-1"),
+    ] {
+        let got = attr_str(&p["attributes"], key);
+        assert_eq!(got.as_deref(), Some(want), "{key}: {p}");
+    }
     let count: u64 = p["count"].as_str().unwrap().parse().unwrap();
     let buckets: u64 = p["bucketCounts"]
         .as_array()
