@@ -731,12 +731,25 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     // `cargo bench` passes `--bench`; filters are not supported.
     let quick = args.iter().any(|a| a == "--quick");
+    // `--only TEXT`: just the alternatives whose name contains TEXT (no nulls, no sweep);
+    // `--replicates N`: replicates per alternative.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let reps_arg = args
+        .iter()
+        .position(|a| a == "--replicates")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse::<usize>().ok());
     let threads = std::env::var("DETECTION_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2usize);
     let started = Instant::now();
-    let (null_reps, null_days, alt_reps) = if quick { (6, 1, 12) } else { (400, 7, 200) };
+    let (null_reps, null_days, alt_reps) = if quick { (6, 1, 12) } else { (1000, 3, 200) };
+    let alt_reps = reps_arg.unwrap_or(alt_reps);
     let results_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/results");
     let _ = std::fs::create_dir_all(results_dir);
 
@@ -754,7 +767,12 @@ fn main() {
          | scenario | replicates × horizon | alarms | exposure (target-days) | P30 point | P30 95 % upper |\n|---|---|---|---|---|---|"
     );
     let mut nulls_json = Vec::new();
-    for kind in [Null::NoChange, Null::LatencyOnly, Null::FreshBaselineDaily] {
+    let nulls = if only.is_some() {
+        Vec::new()
+    } else {
+        vec![Null::NoChange, Null::LatencyOnly, Null::FreshBaselineDaily]
+    };
+    for kind in nulls {
         let t0 = Instant::now();
         let r = run_null(kind, null_reps, null_days, threads);
         eprintln!("null {:?}: {:.1}s", kind, t0.elapsed().as_secs_f64());
@@ -842,6 +860,9 @@ fn main() {
     );
     let mut alts_json = Vec::new();
     for sc in &scenarios {
+        if only.as_ref().is_some_and(|o| !sc.name.contains(o.as_str())) {
+            continue;
+        }
         for start in starts {
             let t0 = Instant::now();
             let r = run_alt(sc, alt_reps, start, cap_rounds, threads);
@@ -923,6 +944,10 @@ fn main() {
     // Effect-size sweep for the plot (refusal from 2 %, change at episode start).
     let mut points = Vec::new();
     let sweep_reps = if quick { 8 } else { 100 };
+    if only.is_some() {
+        print!("{md}");
+        return;
+    }
     for effect in [0.03, 0.04, 0.05, 0.07, 0.10, 0.15] {
         let sc = Scenario {
             name: format!("refusal +{:.0} points", effect * 100.0),

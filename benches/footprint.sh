@@ -69,7 +69,7 @@ ls "$work"/baselines/*.json > /dev/null
 daemon_pid=$!
 addr=""
 for _ in $(seq 200); do
-  addr=$(grep -o 'address=[0-9.:]*' "$work/daemon.err" 2>/dev/null | head -1 | cut -d= -f2 || true)
+  addr=$(sed 's/\x1b\[[0-9;]*m//g' "$work/daemon.err" 2>/dev/null | grep -o 'address=[0-9.:]*' | head -1 | cut -d= -f2 || true)
   [[ -n "$addr" ]] && break
   sleep 0.1
 done
@@ -78,6 +78,7 @@ done
 pid=$(pgrep -P "$daemon_pid" -x modelwatch || echo "$daemon_pid")
 
 # Wait for the first round to be stored (the status API lists rounds per target).
+done_round=""
 for _ in $(seq 300); do
   if curl -fsS "http://$addr/api/v1/status" 2>/dev/null | python3 -c '
 import json, sys
@@ -88,9 +89,10 @@ def rounds(x):
     if isinstance(x, list):
         return max([rounds(v) for v in x] + [0])
     return 0
-sys.exit(0 if rounds(d) >= 1 else 1)'; then break; fi
+sys.exit(0 if rounds(d) >= 1 else 1)'; then done_round=1; break; fi
   sleep 0.2
 done
+[[ -n "$done_round" ]] || { echo "the first round did not finish" >&2; exit 1; }
 sleep 5
 
 ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
