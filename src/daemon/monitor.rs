@@ -11,9 +11,9 @@
 //!   its e-value reaches K/alpha (K monitored metrics; Bonferroni over e-values is valid by
 //!   Ville's inequality), so the chance of any false alarm in an episode is at most `alpha`
 //!   however often the daemon looks;
-//! - a **Bernoulli CUSUM** (`BernoulliCusum`, in control at `p0`, out of control at `p1`) runs
-//!   alongside and restarts after each alarm, so a change late in a long quiet episode (where
-//!   the e-process has sunk far below 1) is still found quickly. Its threshold is
+//! - a **Bernoulli CUSUM** (`BernoulliCusum`, in control at `p0`, out of control at
+//!   `p0 + margin`) runs alongside and restarts after each alarm, so a change late in a long
+//!   quiet episode (where the e-process has sunk far below 1) is still found quickly. Its threshold is
 //!   `h = ln(ARL)` with ARL the metric's share of the false-alarm budget in observations;
 //!   by Lorden's bound the in-control run length is then at least ARL (conservative; no
 //!   simulation needed at start-up).
@@ -278,7 +278,6 @@ impl TargetMonitor {
             let (mut x, mut n) = (0u64, 0u64);
             for s in samples {
                 if let Some(b) = bad(t.metric, s, &self.expectations) {
-                    t.eprocess.update(b);
                     x += u64::from(b);
                     n += 1;
                     let e = t
@@ -293,10 +292,17 @@ impl TargetMonitor {
                 out.push((t.metric.id(), Observation::NoData));
                 continue;
             }
+            // The e-value depends only on the counts, and is read once per round: one update
+            // per round costs one incomplete beta function instead of one per sample.
+            t.eprocess.update_counts(x, n);
             if t.cusum.is_none() {
                 // Budget in observations: rounds × observations per round, × K for the split.
                 let arl = (self.settings.false_alarm_rounds * n as f64 * k).max(2.0);
-                let p1 = (t.p0 + t.margin.max(0.05)).min(0.99);
+                // Out of control one margin above the null boundary: Page's CUSUM only drifts
+                // up for rates above a point between p0 and p1 (≈ p0 + margin / 2), so a wider
+                // p1 would leave shifts just past p0 to the e-process, which has sunk after a
+                // long quiet episode (see docs/statistics.md, "Monitor").
+                let p1 = (t.p0 + t.margin.max(0.01)).min(0.99);
                 t.cusum = BernoulliCusum::with_threshold(t.p0, p1, arl.ln()).ok();
             }
             let mut alarm = false;
