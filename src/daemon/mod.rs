@@ -540,7 +540,7 @@ impl Scheduler {
                     self.shared.store_ok.store(true, Ordering::Relaxed);
                 }
                 Err(e) => {
-                    self.shared.store_ok.store(false, Ordering::Relaxed);
+                    self.store_error("prune", &e);
                     tracing::error!(error = %e, "retention pruning failed");
                 }
             }
@@ -634,7 +634,81 @@ impl Scheduler {
             self.publish();
             return;
         };
-        let mut notifications = Vec::new();
+        let notifications = Vec::new();
+        // Everything the round changes (fingerprint, samples, alert states, events, outbox
+        // rows) commits in one transaction: a crash keeps all of it or none, so a transition
+        // is never stored without its notification, nor a swap without its alert.
+        if let Err(e) = self.store.begin() {
+            // The database is locked, unreadable or gone: probing goes on, the round is
+            // counted and shown, but neither stored nor fed to the monitor (its alerts could
+            // not be recorded).
+            self.store_error("begin", &e);
+            tracing::error!(target = name, error = %e, "cannot store the round: the database is not available");
+            self.unstored_round(name, &outcome);
+            return;
+        }
+        let notifications = self.step_round(name, &outcome, now_ms, notifications);
+        let jobs = self.record_notifications(&notifications);
+        let committed = match self.store.commit() {
+            Ok(()) => true,
+            Err(e) => {
+                self.store_error("commit", &e);
+                tracing::error!(target = name, error = %e, "cannot commit the round");
+                false
+            }
+        };
+        for n in &notifications {
+            self.shared.count_notification(n.kind.as_str());
+        }
+        if committed {
+            for (i, job) in jobs {
+                if let Some((name, tx)) = self.workers.get(i) {
+                    self.sink_status
+                        .entry(name.clone())
+                        .or_insert_with(|| SinkStatus {
+                            name: name.clone(),
+                            ..SinkStatus::default()
+                        })
+                        .pending += 1;
+                    let _ = tx.send(job);
+                }
+            }
+        }
+        self.publish();
+    }
+
+    /// Counts and shows a round that could not be stored.
+    fn unstored_round(&mut self, name: &str, outcome: &RoundOutcome) {
+        let status = if outcome.measured() {
+            "completed"
+        } else {
+            "failed"
+        };
+        self.shared.count_round(name, status, &outcome.samples);
+        if let Some(rt) = self.runtime.get_mut(name) {
+            rt.last_round = Some(RoundSummary {
+                started_at_ms: outcome.started_at_ms,
+                ended_at_ms: outcome.ended_at_ms,
+                samples: outcome.samples.len(),
+                errors: outcome.errors(),
+                status: status.into(),
+            });
+        }
+        self.publish();
+    }
+
+    /// Stores the round, checks fingerprint and pin, feeds the monitor and steps the alerts;
+    /// returns the notifications produced.
+    fn step_round(
+        &mut self,
+        name: &str,
+        outcome: &RoundOutcome,
+        now_ms: i64,
+        mut notifications: Vec<Notification>,
+    ) -> Vec<Notification> {
+        let Some(rt) = self.runtime.get_mut(name) else {
+            return notifications;
+        };
         let silences = self.store.active_silences(now_ms).unwrap_or_default();
         let windows = self.loaded.config.alerts.maintenance.clone();
 
@@ -675,7 +749,7 @@ impl Scheduler {
                     }
                     Ok(FingerprintChange::None) => {}
                     Err(e) => {
-                        self.shared.store_ok.store(false, Ordering::Relaxed);
+                        self.shared.store_failed("fingerprint", &e.to_string());
                         tracing::error!(target = name, error = %e, "cannot store the fingerprint");
                     }
                 }
@@ -709,7 +783,7 @@ impl Scheduler {
         match stored {
             Ok(()) => self.shared.store_ok.store(true, Ordering::Relaxed),
             Err(e) => {
-                self.shared.store_ok.store(false, Ordering::Relaxed);
+                self.shared.store_failed("round", &e.to_string());
                 tracing::error!(target = name, error = %e, "cannot store the round");
             }
         }
@@ -720,7 +794,7 @@ impl Scheduler {
         };
         self.shared.count_round(name, status, &outcome.samples);
         let Some(rt) = self.runtime.get_mut(name) else {
-            return;
+            return notifications;
         };
         rt.last_round = Some(RoundSummary {
             started_at_ms: outcome.started_at_ms,
@@ -731,7 +805,7 @@ impl Scheduler {
         });
 
         let Some(p) = self.prepared.get(name) else {
-            return;
+            return notifications;
         };
         let target = p.target.clone();
         let mut observations: Vec<(String, Severity, Observation)> = Vec::new();
@@ -835,55 +909,75 @@ impl Scheduler {
             let (next, mut out) = alert::transition(&current, &obs, now_ms, &policy, muted);
             if next != current || !self.alerts.contains_key(&key) {
                 if let Err(e) = self.store.save_alert_state(&next, now_ms) {
+                    self.shared.store_failed("alert_state", &e.to_string());
                     tracing::error!(alert = %key, error = %e, "cannot persist the alert state");
                 }
                 self.alerts.insert(key, next);
             }
             notifications.append(&mut out);
         }
-        for n in &notifications {
-            self.deliver(n).await;
-        }
-        self.publish();
+        notifications
     }
 
-    /// Records a notification as an event, counts it, and hands it to every sink unless muted.
-    async fn deliver(&mut self, n: &Notification) {
-        self.shared.count_notification(n.kind.as_str());
+    /// Writes a round's notifications (events and outbox rows) inside the open transaction and
+    /// returns the delivery jobs, to be handed to the workers once the transaction commits.
+    fn record_notifications(
+        &mut self,
+        notifications: &[Notification],
+    ) -> Vec<(usize, alert::outbox::Job)> {
+        let mut jobs = Vec::new();
+        for n in notifications {
+            jobs.extend(self.record_notification(n));
+        }
+        jobs
+    }
+
+    /// Records a notification as an event and, unless muted, as one outbox row per sink;
+    /// returns the delivery jobs (worker index, job) for the rows written.
+    fn record_notification(&mut self, n: &Notification) -> Vec<(usize, alert::outbox::Job)> {
         if let Ok(payload) = serde_json::to_value(n)
             && let Err(e) = self
                 .store
                 .add_event(&n.key.target, "alert", n.at_ms, &payload)
         {
+            self.store_error("event", &e);
             tracing::error!(error = %e, "cannot record the alert event");
         }
         if n.muted {
             tracing::info!(alert = %n.key, kind = n.kind.as_str(), "notification muted (silence or maintenance window)");
-            return;
+            return Vec::new();
         }
         let now_ms = self.clock.now_ms();
         let key = alert::idempotency_key(n);
+        let mut jobs = Vec::new();
         for i in 0..self.workers.len() {
             let name = self.workers[i].0.clone();
             match self.store.enqueue_outbox(&name, &key, n, now_ms) {
-                Ok(Some(id)) => {
-                    self.sink_entry(&name).pending += 1;
-                    let job = alert::outbox::Job {
+                Ok(Some(id)) => jobs.push((
+                    i,
+                    alert::outbox::Job {
                         id,
                         key: key.clone(),
                         notification: n.clone(),
                         attempts: 0,
-                    };
-                    let _ = self.workers[i].1.send(job);
-                }
+                    },
+                )),
                 Ok(None) => {
                     tracing::debug!(sink = %name, key = %key, "notification already in the outbox")
                 }
                 Err(e) => {
+                    self.store_error("outbox", &e);
                     tracing::error!(sink = %name, error = %e, "cannot write the notification to the outbox")
                 }
             }
         }
+        jobs
+    }
+
+    /// Counts a failed store operation and marks the store as not writable until the next
+    /// successful write (`/readyz` shows the reason).
+    fn store_error(&self, operation: &str, e: &crate::store::StoreError) {
+        self.shared.store_failed(operation, &e.to_string());
     }
 
     /// Starts one delivery worker per sink and hands it the rows left pending by an earlier run.
@@ -946,6 +1040,7 @@ impl Scheduler {
             self.store
                 .update_outbox(r.id, status, r.attempts, r.error.as_deref(), now_ms)
         {
+            self.store_error("outbox", &e);
             tracing::error!(sink = %r.sink, error = %e, "cannot record the delivery");
         }
         self.shared.count_delivery(&r.sink, r.outcome.as_str());

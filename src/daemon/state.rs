@@ -138,6 +138,16 @@ pub struct Shared {
     pub store_ok: AtomicBool,
     /// Longest acceptable gap between scheduler ticks before `/readyz` fails.
     pub tick_budget_ms: AtomicI64,
+    /// Store failures: counts per operation and the last error (`/metrics`, `/readyz`).
+    store_health: Mutex<StoreHealth>,
+}
+
+/// Failed store operations since the start, and the latest error message.
+#[derive(Debug, Default)]
+struct StoreHealth {
+    /// (operation) → failures.
+    errors: BTreeMap<String, u64>,
+    last_error: Option<String>,
 }
 
 impl Default for Shared {
@@ -154,6 +164,7 @@ impl Default for Shared {
             last_tick_ms: AtomicI64::new(0),
             store_ok: AtomicBool::new(false),
             tick_budget_ms: AtomicI64::new(60_000),
+            store_health: Mutex::new(StoreHealth::default()),
         }
     }
 }
@@ -213,13 +224,40 @@ impl Shared {
         }
     }
 
+    /// Records a failed store operation (`begin`, `commit`, `round`, `fingerprint`,
+    /// `alert_state`, `event`, `outbox`, `prune`): counted, and the store is not ready until
+    /// the next successful write.
+    pub fn store_failed(&self, operation: &str, error: &str) {
+        self.store_ok.store(false, Ordering::Relaxed);
+        if let Ok(mut h) = self.store_health.lock() {
+            *h.errors.entry(operation.to_string()).or_default() += 1;
+            h.last_error = Some(format!("{operation}: {error}"));
+        }
+    }
+
+    /// Store failures per operation since the start.
+    pub fn store_errors(&self) -> BTreeMap<String, u64> {
+        self.store_health
+            .lock()
+            .map(|h| h.errors.clone())
+            .unwrap_or_default()
+    }
+
     /// Whether the daemon is ready: configuration loaded, store writable, scheduler ticking.
     pub fn ready(&self, now_ms: i64) -> Result<(), String> {
         if !self.config_loaded.load(Ordering::Relaxed) {
             return Err("configuration not loaded".into());
         }
         if !self.store_ok.load(Ordering::Relaxed) {
-            return Err("store not writable".into());
+            let last = self
+                .store_health
+                .lock()
+                .ok()
+                .and_then(|h| h.last_error.clone());
+            return Err(match last {
+                Some(e) => format!("store not writable (last error: {e})"),
+                None => "store not writable".into(),
+            });
         }
         let last = self.last_tick_ms.load(Ordering::Relaxed);
         let budget = self.tick_budget_ms.load(Ordering::Relaxed);
@@ -495,6 +533,33 @@ impl Shared {
             &TOKEN_BUCKETS,
             &c.tokens,
         );
+        drop(c);
+
+        // Store health.
+        family(
+            &mut o,
+            "modelwatch_store_up",
+            "gauge",
+            "1 when the last store write succeeded, 0 while the database cannot be written.",
+        );
+        let _ = writeln!(
+            o,
+            "modelwatch_store_up {}",
+            u8::from(self.store_ok.load(Ordering::Relaxed))
+        );
+        family(
+            &mut o,
+            "modelwatch_store_errors_total",
+            "counter",
+            "Failed store operations (begin, commit, round, fingerprint, alert_state, event, outbox, prune).",
+        );
+        for (op, n) in self.store_errors() {
+            let _ = writeln!(
+                o,
+                "modelwatch_store_errors_total{{operation=\"{}\"}} {n}",
+                esc(&op)
+            );
+        }
         o
     }
 }

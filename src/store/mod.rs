@@ -158,6 +158,30 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens a write transaction spanning several calls, so that what belongs together (a
+    /// round, its fingerprint, alert states, events and outbox rows) survives a crash
+    /// entirely or not at all. Methods keep their own atomicity inside it (savepoints).
+    /// Waits for the lock up to the busy timeout (5 s).
+    pub fn begin(&mut self) -> Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    /// Commits the transaction opened by [`Store::begin`]. When SQLite already rolled it back
+    /// (a full disk or an I/O error aborts the whole transaction), says so.
+    pub fn commit(&mut self) -> Result<()> {
+        if self.conn.is_autocommit() {
+            return Err(StoreError::Invalid(
+                "the transaction was rolled back after an earlier write error".into(),
+            ));
+        }
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     /// The schema version of the open database (always [`migrate::LATEST`] after `open`).
     pub fn schema_version(&self) -> Result<i64> {
         migrate::user_version(&self.conn)
