@@ -39,6 +39,11 @@ pub enum StoreError {
          [storage] path to a writable location"
     )]
     MissingDirectory { path: PathBuf, dir: PathBuf },
+    #[error(
+        "cannot open the database {path}: {dir} is a file, not a directory; set [storage] path \
+         to a file in a writable directory"
+    )]
+    NotADirectory { path: PathBuf, dir: PathBuf },
     #[error("cannot open the database {path}: {error}; check the path and its permissions")]
     Open {
         path: PathBuf,
@@ -110,6 +115,12 @@ impl Store {
             Some(d) => d,
             None => Path::new("."),
         };
+        if dir.exists() && !dir.is_dir() {
+            return Err(StoreError::NotADirectory {
+                path: path.to_path_buf(),
+                dir: dir.to_path_buf(),
+            });
+        }
         if !dir.is_dir() {
             return Err(StoreError::MissingDirectory {
                 path: path.to_path_buf(),
