@@ -60,6 +60,8 @@ pub const SWAP: &str = "swap";
 const DELIVERY_GRACE: Duration = Duration::from_secs(5);
 /// How often retention pruning runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How long rounds go unstored after the store could not start a transaction.
+const STORE_RETRY: Duration = Duration::from_secs(10);
 /// Longest sleep of the scheduler loop (it also pings the watchdog).
 const MAX_TICK: Duration = Duration::from_secs(5);
 
@@ -234,6 +236,10 @@ struct Scheduler {
     round_starts: HashMap<String, i64>,
     last_prune: Option<Instant>,
     last_ping: Option<Instant>,
+    /// After the store could not start a transaction (locked, gone), rounds are not stored
+    /// until then: each attempt may wait the whole busy timeout, which must not stall the
+    /// scheduler round after round.
+    store_retry_at: Option<Instant>,
 }
 
 /// Runs the daemon until `shutdown` completes. `commands` carries reloads and silences.
@@ -278,6 +284,7 @@ pub async fn run(
         round_starts: HashMap::new(),
         last_prune: None,
         last_ping: None,
+        store_retry_at: None,
     };
     for st in s.store.alert_states()? {
         s.alerts.insert(st.key.clone(), st);
@@ -638,7 +645,17 @@ impl Scheduler {
         // Everything the round changes (fingerprint, samples, alert states, events, outbox
         // rows) commits in one transaction: a crash keeps all of it or none, so a transition
         // is never stored without its notification, nor a swap without its alert.
+        if self.store_retry_at.is_some_and(|t| Instant::now() < t) {
+            tracing::warn!(
+                target = name,
+                "round not stored: the database was not available moments ago"
+            );
+            self.unstored_round(name, &outcome);
+            return;
+        }
+        self.store_retry_at = None;
         if let Err(e) = self.store.begin() {
+            self.store_retry_at = Some(Instant::now() + STORE_RETRY);
             // The database is locked, unreadable or gone: probing goes on, the round is
             // counted and shown, but neither stored nor fed to the monitor (its alerts could
             // not be recorded).
