@@ -641,10 +641,6 @@ impl Scheduler {
             self.publish();
             return;
         };
-        let notifications = Vec::new();
-        // Everything the round changes (fingerprint, samples, alert states, events, outbox
-        // rows) commits in one transaction: a crash keeps all of it or none, so a transition
-        // is never stored without its notification, nor a swap without its alert.
         if self.store_retry_at.is_some_and(|t| Instant::now() < t) {
             tracing::warn!(
                 target = name,
@@ -664,13 +660,21 @@ impl Scheduler {
             self.unstored_round(name, &outcome);
             return;
         }
-        let notifications = self.step_round(name, &outcome, now_ms, notifications);
+        // Everything the round changes (fingerprint, samples, alert states, events, outbox
+        // rows) commits in one transaction: a crash keeps all of it or none, so a transition
+        // is never stored without its notification, nor a swap without its alert.
+        let notifications = self.step_round(name, &outcome, now_ms);
         let jobs = self.record_notifications(&notifications);
         let committed = match self.store.commit() {
             Ok(()) => true,
             Err(e) => {
                 self.store_error("commit", &e);
-                tracing::error!(target = name, error = %e, "cannot commit the round");
+                tracing::error!(target = name, error = %e, "cannot commit the round; its notifications are not sent");
+                // Back to the stored alert states, so that the transitions lost with the
+                // transaction happen again (and notify) once the store works.
+                if let Ok(states) = self.store.alert_states() {
+                    self.alerts = states.into_iter().map(|st| (st.key.clone(), st)).collect();
+                }
                 false
             }
         };
@@ -716,13 +720,8 @@ impl Scheduler {
 
     /// Stores the round, checks fingerprint and pin, feeds the monitor and steps the alerts;
     /// returns the notifications produced.
-    fn step_round(
-        &mut self,
-        name: &str,
-        outcome: &RoundOutcome,
-        now_ms: i64,
-        mut notifications: Vec<Notification>,
-    ) -> Vec<Notification> {
+    fn step_round(&mut self, name: &str, outcome: &RoundOutcome, now_ms: i64) -> Vec<Notification> {
+        let mut notifications = Vec::new();
         let Some(rt) = self.runtime.get_mut(name) else {
             return notifications;
         };
