@@ -584,6 +584,31 @@ mod tests {
     use super::*;
     use crate::alert::{AlertKey, AlertState, Severity};
 
+    #[test]
+    fn store_failures_are_counted_shown_and_cleared_by_a_success() {
+        let shared = Shared::default();
+        shared.config_loaded.store(true, Ordering::Relaxed);
+        shared.last_tick_ms.store(1_000, Ordering::Relaxed);
+        shared.store_ok.store(true, Ordering::Relaxed);
+        assert_eq!(shared.ready(1_000), Ok(()));
+        shared.store_failed("begin", "database is locked");
+        shared.store_failed("begin", "database is locked");
+        shared.store_failed("commit", "disk I/O error");
+        let why = shared.ready(1_000).unwrap_err();
+        assert_eq!(
+            why,
+            "store not writable (last error: commit: disk I/O error)"
+        );
+        let text = shared.render_metrics();
+        lint(&text).unwrap();
+        assert!(text.contains("modelwatch_store_up 0\n"), "{text}");
+        assert!(text.contains("modelwatch_store_errors_total{operation=\"begin\"} 2\n"));
+        assert!(text.contains("modelwatch_store_errors_total{operation=\"commit\"} 1\n"));
+        shared.store_ok.store(true, Ordering::Relaxed);
+        assert_eq!(shared.ready(1_000), Ok(()));
+        assert!(shared.render_metrics().contains("modelwatch_store_up 1\n"));
+    }
+
     /// Checks the text exposition format: HELP then TYPE before each family's samples, sample
     /// names belong to the declared family, counters end in `_total`, values parse, every
     /// metric is prefixed.

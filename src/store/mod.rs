@@ -242,6 +242,42 @@ mod tests {
     }
 
     #[test]
+    fn begin_and_commit_span_several_calls_and_savepoints_nest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let mut store = Store::open(&path).unwrap();
+        store.begin().unwrap();
+        // add_event has its own savepoint inside the outer transaction.
+        store
+            .add_event("t", "note", 1, &serde_json::json!({"n": 1}))
+            .unwrap();
+        // Not visible to another connection before the commit.
+        let other = Connection::open(&path).unwrap();
+        let count = |c: &Connection| -> i64 {
+            c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(count(&other), 0);
+        store.commit().unwrap();
+        assert_eq!(count(&other), 1);
+        // Commit without an open transaction says so.
+        let err = store.commit().unwrap_err();
+        assert!(err.to_string().contains("rolled back"), "{err}");
+    }
+
+    #[test]
+    fn a_file_as_the_directory_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), "x").unwrap();
+        let err = Store::open(dir.path().join("f").join("m.db")).unwrap_err();
+        assert!(matches!(err, StoreError::NotADirectory { .. }), "{err}");
+        assert!(
+            err.to_string().contains("is a file, not a directory"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn file_database_uses_wal_and_foreign_keys() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("m.db")).unwrap();
