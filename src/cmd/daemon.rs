@@ -11,6 +11,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::signal::unix::{SignalKind, signal};
+
+/// SIGXFSZ (25 on Linux and the BSDs).
+const XFSZ: i32 = 25;
 use tokio::sync::{mpsc, watch};
 
 #[derive(Debug, clap::Args)]
@@ -70,6 +73,18 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
     let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
     let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    // A file size limit (`LimitFSIZE=`, `ulimit -f`) would kill the process with SIGXFSZ on the
+    // first write past it; with a handler the write fails (EFBIG) and is handled as a store
+    // error, so the daemon keeps probing and recovers when the limit is raised.
+    let mut xfsz =
+        signal(SignalKind::from_raw(XFSZ)).context("cannot install the SIGXFSZ handler")?;
+    tokio::spawn(async move {
+        while xfsz.recv().await.is_some() {
+            tracing::error!(
+                "SIGXFSZ: a write exceeded the file size limit (ulimit -f / LimitFSIZE)"
+            );
+        }
+    });
     let path = global.config.clone();
     let reload_shared = shared.clone();
     let notifier = Notifier::from_env();

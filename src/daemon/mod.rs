@@ -60,6 +60,8 @@ pub const SWAP: &str = "swap";
 const DELIVERY_GRACE: Duration = Duration::from_secs(5);
 /// How often retention pruning runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How long rounds go unstored after the store could not start a transaction.
+const STORE_RETRY: Duration = Duration::from_secs(10);
 /// Longest sleep of the scheduler loop (it also pings the watchdog).
 const MAX_TICK: Duration = Duration::from_secs(5);
 
@@ -278,6 +280,10 @@ struct Scheduler {
     round_starts: HashMap<String, i64>,
     last_prune: Option<Instant>,
     last_ping: Option<Instant>,
+    /// After the store could not start a transaction (locked, gone), rounds are not stored
+    /// until then: each attempt may wait the whole busy timeout, which must not stall the
+    /// scheduler round after round.
+    store_retry_at: Option<Instant>,
 }
 
 /// Runs the daemon until `shutdown` completes. `commands` carries reloads and silences.
@@ -323,6 +329,7 @@ pub async fn run(
         round_starts: HashMap::new(),
         last_prune: None,
         last_ping: None,
+        store_retry_at: None,
     };
     for st in s.store.alert_states()? {
         s.alerts.insert(st.key.clone(), st);
@@ -598,7 +605,7 @@ impl Scheduler {
                     self.shared.store_ok.store(true, Ordering::Relaxed);
                 }
                 Err(e) => {
-                    self.shared.store_ok.store(false, Ordering::Relaxed);
+                    self.store_error("prune", &e);
                     tracing::error!(error = %e, "retention pruning failed");
                 }
             }
@@ -689,12 +696,97 @@ impl Scheduler {
                 status: "deadline".into(),
             });
             self.shared.count_round(name, "deadline", &[]);
-            let quality = self.shared.record_quality(name, &[], &|_, _| false);
+            let quality = self.record_quality(name, &[]);
             self.assess(name, &quality);
             self.publish();
             return;
         };
+        if self.store_retry_at.is_some_and(|t| Instant::now() < t) {
+            tracing::warn!(
+                target = name,
+                "round not stored: the database was not available moments ago"
+            );
+            self.unstored_round(name, &outcome);
+            return;
+        }
+        self.store_retry_at = None;
+        if let Err(e) = self.store.begin() {
+            self.store_retry_at = Some(Instant::now() + STORE_RETRY);
+            // The database is locked, unreadable or gone: probing goes on, the round is
+            // counted and shown, but neither stored nor fed to the monitor (its alerts could
+            // not be recorded).
+            self.store_error("begin", &e);
+            tracing::error!(target = name, error = %e, "cannot store the round: the database is not available");
+            self.unstored_round(name, &outcome);
+            return;
+        }
+        // Everything the round changes (fingerprint, samples, alert states, events, outbox
+        // rows) commits in one transaction: a crash keeps all of it or none, so a transition
+        // is never stored without its notification, nor a swap without its alert.
+        let notifications = self.step_round(name, &outcome, now_ms);
+        let jobs = self.record_notifications(&notifications);
+        let committed = match self.store.commit() {
+            Ok(()) => true,
+            Err(e) => {
+                self.store_error("commit", &e);
+                tracing::error!(target = name, error = %e, "cannot commit the round; its notifications are not sent");
+                // Back to the stored alert states, so that the transitions lost with the
+                // transaction happen again (and notify) once the store works.
+                if let Ok(states) = self.store.alert_states() {
+                    self.alerts = states.into_iter().map(|st| (st.key.clone(), st)).collect();
+                }
+                false
+            }
+        };
+        for n in &notifications {
+            self.shared.count_notification(n.kind.as_str());
+        }
+        if committed {
+            for (i, job) in jobs {
+                if let Some((name, tx, _)) = self.workers.get(i) {
+                    self.sink_status
+                        .entry(name.clone())
+                        .or_insert_with(|| SinkStatus {
+                            name: name.clone(),
+                            ..SinkStatus::default()
+                        })
+                        .pending += 1;
+                    let _ = tx.send(job);
+                }
+            }
+        }
+        self.publish();
+    }
+
+    /// Counts and shows a round that could not be stored.
+    fn unstored_round(&mut self, name: &str, outcome: &RoundOutcome) {
+        let status = if outcome.measured() {
+            "completed"
+        } else {
+            "failed"
+        };
+        self.shared.count_round(name, status, &outcome.samples);
+        if let Some(rt) = self.runtime.get_mut(name) {
+            rt.last_round = Some(RoundSummary {
+                started_at_ms: outcome.started_at_ms,
+                ended_at_ms: outcome.ended_at_ms,
+                samples: outcome.samples.len(),
+                errors: outcome.errors(),
+                status: status.into(),
+            });
+        }
+        let quality = self.record_quality(name, &outcome.samples);
+        self.assess(name, &quality);
+        self.publish();
+    }
+
+    /// Stores the round, checks fingerprint and pin, feeds the monitor and steps the alerts;
+    /// returns the notifications produced.
+    fn step_round(&mut self, name: &str, outcome: &RoundOutcome, now_ms: i64) -> Vec<Notification> {
         let mut notifications = Vec::new();
+        let Some(rt) = self.runtime.get_mut(name) else {
+            return notifications;
+        };
         let silences = self.store.active_silences(now_ms).unwrap_or_default();
         let windows = self.loaded.config.alerts.maintenance.clone();
 
@@ -735,7 +827,7 @@ impl Scheduler {
                     }
                     Ok(FingerprintChange::None) => {}
                     Err(e) => {
-                        self.shared.store_ok.store(false, Ordering::Relaxed);
+                        self.shared.store_failed("fingerprint", &e.to_string());
                         tracing::error!(target = name, error = %e, "cannot store the fingerprint");
                     }
                 }
@@ -769,7 +861,7 @@ impl Scheduler {
         match stored {
             Ok(()) => self.shared.store_ok.store(true, Ordering::Relaxed),
             Err(e) => {
-                self.shared.store_ok.store(false, Ordering::Relaxed);
+                self.shared.store_failed("round", &e.to_string());
                 tracing::error!(target = name, error = %e, "cannot store the round");
             }
         }
@@ -779,23 +871,9 @@ impl Scheduler {
             "failed"
         };
         self.shared.count_round(name, status, &outcome.samples);
-        let quality = match self.prepared.get(name) {
-            Some(p) => {
-                let expects: std::collections::HashSet<(&str, &str)> = p
-                    .probes
-                    .iter()
-                    .filter(|pr| pr.expect.refusal == Some(true))
-                    .map(|pr| (pr.suite.as_str(), pr.id.as_str()))
-                    .collect();
-                self.shared
-                    .record_quality(name, &outcome.samples, &|suite, probe| {
-                        expects.contains(&(suite, probe))
-                    })
-            }
-            None => self.shared.record_quality(name, &[], &|_, _| false),
-        };
+        let quality = self.record_quality(name, &outcome.samples);
         let Some(rt) = self.runtime.get_mut(name) else {
-            return;
+            return notifications;
         };
         rt.last_round = Some(RoundSummary {
             started_at_ms: outcome.started_at_ms,
@@ -806,7 +884,7 @@ impl Scheduler {
         });
 
         let Some(p) = self.prepared.get(name) else {
-            return;
+            return notifications;
         };
         let target = p.target.clone();
         let mut observations: Vec<(String, Severity, Observation)> = Vec::new();
@@ -910,17 +988,37 @@ impl Scheduler {
             let (next, mut out) = alert::transition(&current, &obs, now_ms, &policy, muted);
             if next != current || !self.alerts.contains_key(&key) {
                 if let Err(e) = self.store.save_alert_state(&next, now_ms) {
+                    self.shared.store_failed("alert_state", &e.to_string());
                     tracing::error!(alert = %key, error = %e, "cannot persist the alert state");
                 }
                 self.alerts.insert(key, next);
             }
             notifications.append(&mut out);
         }
-        for n in &notifications {
-            self.deliver(n).await;
-        }
         self.assess(name, &quality);
-        self.publish();
+        notifications
+    }
+
+    /// Reads a round's quality figures into the shared state (for `/metrics` and OTLP).
+    fn record_quality(
+        &self,
+        name: &str,
+        samples: &[crate::sample::Sample],
+    ) -> crate::telemetry::quality::TargetQuality {
+        match self.prepared.get(name) {
+            Some(p) => {
+                let expects: std::collections::HashSet<(&str, &str)> = p
+                    .probes
+                    .iter()
+                    .filter(|pr| pr.expect.refusal == Some(true))
+                    .map(|pr| (pr.suite.as_str(), pr.id.as_str()))
+                    .collect();
+                self.shared.record_quality(name, samples, &|suite, probe| {
+                    expects.contains(&(suite, probe))
+                })
+            }
+            None => self.shared.record_quality(name, &[], &|_, _| false),
+        }
     }
 
     /// Tells the observers a target's readings after a round.
@@ -949,43 +1047,65 @@ impl Scheduler {
         }
     }
 
-    /// Records a notification as an event, counts it, and hands it to every sink unless muted.
-    async fn deliver(&mut self, n: &Notification) {
-        self.shared.count_notification(n.kind.as_str());
+    /// Writes a round's notifications (events and outbox rows) inside the open transaction and
+    /// returns the delivery jobs, to be handed to the workers once the transaction commits.
+    fn record_notifications(
+        &mut self,
+        notifications: &[Notification],
+    ) -> Vec<(usize, alert::outbox::Job)> {
+        let mut jobs = Vec::new();
+        for n in notifications {
+            jobs.extend(self.record_notification(n));
+        }
+        jobs
+    }
+
+    /// Records a notification as an event and, unless muted, as one outbox row per sink;
+    /// returns the delivery jobs (worker index, job) for the rows written.
+    fn record_notification(&mut self, n: &Notification) -> Vec<(usize, alert::outbox::Job)> {
         if let Ok(payload) = serde_json::to_value(n)
             && let Err(e) = self
                 .store
                 .add_event(&n.key.target, "alert", n.at_ms, &payload)
         {
+            self.store_error("event", &e);
             tracing::error!(error = %e, "cannot record the alert event");
         }
         if n.muted {
             tracing::info!(alert = %n.key, kind = n.kind.as_str(), "notification muted (silence or maintenance window)");
-            return;
+            return Vec::new();
         }
         let now_ms = self.clock.now_ms();
         let key = alert::idempotency_key(n);
+        let mut jobs = Vec::new();
         for i in 0..self.workers.len() {
             let name = self.workers[i].0.clone();
             match self.store.enqueue_outbox(&name, &key, n, now_ms) {
-                Ok(Some(id)) => {
-                    self.sink_entry(&name).pending += 1;
-                    let job = alert::outbox::Job {
+                Ok(Some(id)) => jobs.push((
+                    i,
+                    alert::outbox::Job {
                         id,
                         key: key.clone(),
                         notification: n.clone(),
                         attempts: 0,
-                    };
-                    let _ = self.workers[i].1.send(job);
-                }
+                    },
+                )),
                 Ok(None) => {
                     tracing::debug!(sink = %name, key = %key, "notification already in the outbox")
                 }
                 Err(e) => {
+                    self.store_error("outbox", &e);
                     tracing::error!(sink = %name, error = %e, "cannot write the notification to the outbox")
                 }
             }
         }
+        jobs
+    }
+
+    /// Counts a failed store operation and marks the store as not writable until the next
+    /// successful write (`/readyz` shows the reason).
+    fn store_error(&self, operation: &str, e: &crate::store::StoreError) {
+        self.shared.store_failed(operation, &e.to_string());
     }
 
     /// After a reload: rebuilds the sinks and observers when their configuration changed.
@@ -1127,6 +1247,7 @@ impl Scheduler {
             self.store
                 .update_outbox(r.id, status, r.attempts, r.error.as_deref(), now_ms)
         {
+            self.store_error("outbox", &e);
             tracing::error!(sink = %r.sink, error = %e, "cannot record the delivery");
         }
         self.shared.count_delivery(&r.sink, r.outcome.as_str());

@@ -145,6 +145,16 @@ pub struct Shared {
     pub tick_budget_ms: AtomicI64,
     /// Counters of the round observers and per-target quality readings (sinks block).
     sinks: Mutex<SinkMetrics>,
+    /// Store failures: counts per operation and the last error (`/metrics`, `/readyz`).
+    store_health: Mutex<StoreHealth>,
+}
+
+/// Failed store operations since the start, and the latest error message.
+#[derive(Debug, Default)]
+struct StoreHealth {
+    /// (operation) → failures.
+    errors: BTreeMap<String, u64>,
+    last_error: Option<String>,
 }
 
 impl Default for Shared {
@@ -162,6 +172,7 @@ impl Default for Shared {
             store_ok: AtomicBool::new(false),
             tick_budget_ms: AtomicI64::new(60_000),
             sinks: Mutex::new(SinkMetrics::default()),
+            store_health: Mutex::new(StoreHealth::default()),
         }
     }
 }
@@ -221,13 +232,40 @@ impl Shared {
         }
     }
 
+    /// Records a failed store operation (`begin`, `commit`, `round`, `fingerprint`,
+    /// `alert_state`, `event`, `outbox`, `prune`): counted, and the store is not ready until
+    /// the next successful write.
+    pub fn store_failed(&self, operation: &str, error: &str) {
+        self.store_ok.store(false, Ordering::Relaxed);
+        if let Ok(mut h) = self.store_health.lock() {
+            *h.errors.entry(operation.to_string()).or_default() += 1;
+            h.last_error = Some(format!("{operation}: {error}"));
+        }
+    }
+
+    /// Store failures per operation since the start.
+    pub fn store_errors(&self) -> BTreeMap<String, u64> {
+        self.store_health
+            .lock()
+            .map(|h| h.errors.clone())
+            .unwrap_or_default()
+    }
+
     /// Whether the daemon is ready: configuration loaded, store writable, scheduler ticking.
     pub fn ready(&self, now_ms: i64) -> Result<(), String> {
         if !self.config_loaded.load(Ordering::Relaxed) {
             return Err("configuration not loaded".into());
         }
         if !self.store_ok.load(Ordering::Relaxed) {
-            return Err("store not writable".into());
+            let last = self
+                .store_health
+                .lock()
+                .ok()
+                .and_then(|h| h.last_error.clone());
+            return Err(match last {
+                Some(e) => format!("store not writable (last error: {e})"),
+                None => "store not writable".into(),
+            });
         }
         let last = self.last_tick_ms.load(Ordering::Relaxed);
         let budget = self.tick_budget_ms.load(Ordering::Relaxed);
@@ -496,6 +534,32 @@ impl Shared {
         );
         drop(c);
         self.render_sink_metrics(&mut o);
+
+        // Store health.
+        family(
+            &mut o,
+            "modelwatch_store_up",
+            "gauge",
+            "1 when the last store write succeeded, 0 while the database cannot be written.",
+        );
+        let _ = writeln!(
+            o,
+            "modelwatch_store_up {}",
+            u8::from(self.store_ok.load(Ordering::Relaxed))
+        );
+        family(
+            &mut o,
+            "modelwatch_store_errors_total",
+            "counter",
+            "Failed store operations (begin, commit, round, fingerprint, alert_state, event, outbox, prune).",
+        );
+        for (op, n) in self.store_errors() {
+            let _ = writeln!(
+                o,
+                "modelwatch_store_errors_total{{operation=\"{}\"}} {n}",
+                esc(&op)
+            );
+        }
         o
     }
 }
@@ -661,6 +725,31 @@ fn family(o: &mut String, name: &str, kind: &str, help: &str) {
 mod tests {
     use super::*;
     use crate::alert::{AlertKey, AlertState, Severity};
+
+    #[test]
+    fn store_failures_are_counted_shown_and_cleared_by_a_success() {
+        let shared = Shared::default();
+        shared.config_loaded.store(true, Ordering::Relaxed);
+        shared.last_tick_ms.store(1_000, Ordering::Relaxed);
+        shared.store_ok.store(true, Ordering::Relaxed);
+        assert_eq!(shared.ready(1_000), Ok(()));
+        shared.store_failed("begin", "database is locked");
+        shared.store_failed("begin", "database is locked");
+        shared.store_failed("commit", "disk I/O error");
+        let why = shared.ready(1_000).unwrap_err();
+        assert_eq!(
+            why,
+            "store not writable (last error: commit: disk I/O error)"
+        );
+        let text = shared.render_metrics();
+        lint(&text).unwrap();
+        assert!(text.contains("modelwatch_store_up 0\n"), "{text}");
+        assert!(text.contains("modelwatch_store_errors_total{operation=\"begin\"} 2\n"));
+        assert!(text.contains("modelwatch_store_errors_total{operation=\"commit\"} 1\n"));
+        shared.store_ok.store(true, Ordering::Relaxed);
+        assert_eq!(shared.ready(1_000), Ok(()));
+        assert!(shared.render_metrics().contains("modelwatch_store_up 1\n"));
+    }
 
     /// Checks the text exposition format: HELP then TYPE before each family's samples, sample
     /// names belong to the declared family, counters end in `_total`, values parse, every

@@ -33,7 +33,7 @@ impl Store {
         if kind.is_empty() {
             return Err(StoreError::Invalid("event kind is empty".into()));
         }
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let tid = target_id(&tx, target, at_ms)?;
         tx.execute(
             "INSERT INTO events (target_id, kind, at_ms, payload) VALUES (?1, ?2, ?3, ?4)",

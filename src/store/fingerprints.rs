@@ -43,7 +43,7 @@ impl Store {
         let id = fingerprint.id();
         let details = serde_json::to_string(fingerprint)
             .map_err(|e| StoreError::Invalid(format!("fingerprint cannot be encoded: {e}")))?;
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let tid = target_id(&tx, target, at_ms)?;
         let current: Option<String> = tx.query_row(
             "SELECT current_fingerprint FROM targets WHERE id = ?1",

@@ -39,6 +39,11 @@ pub enum StoreError {
          [storage] path to a writable location"
     )]
     MissingDirectory { path: PathBuf, dir: PathBuf },
+    #[error(
+        "cannot open the database {path}: {dir} is a file, not a directory; set [storage] path \
+         to a file in a writable directory"
+    )]
+    NotADirectory { path: PathBuf, dir: PathBuf },
     #[error("cannot open the database {path}: {error}; check the path and its permissions")]
     Open {
         path: PathBuf,
@@ -110,6 +115,12 @@ impl Store {
             Some(d) => d,
             None => Path::new("."),
         };
+        if dir.exists() && !dir.is_dir() {
+            return Err(StoreError::NotADirectory {
+                path: path.to_path_buf(),
+                dir: dir.to_path_buf(),
+            });
+        }
         if !dir.is_dir() {
             return Err(StoreError::MissingDirectory {
                 path: path.to_path_buf(),
@@ -158,6 +169,30 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens a write transaction spanning several calls, so that what belongs together (a
+    /// round, its fingerprint, alert states, events and outbox rows) survives a crash
+    /// entirely or not at all. Methods keep their own atomicity inside it (savepoints).
+    /// Waits for the lock up to the busy timeout (5 s).
+    pub fn begin(&mut self) -> Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    /// Commits the transaction opened by [`Store::begin`]. When SQLite already rolled it back
+    /// (a full disk or an I/O error aborts the whole transaction), says so.
+    pub fn commit(&mut self) -> Result<()> {
+        if self.conn.is_autocommit() {
+            return Err(StoreError::Invalid(
+                "the transaction was rolled back after an earlier write error".into(),
+            ));
+        }
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     /// The schema version of the open database (always [`migrate::LATEST`] after `open`).
     pub fn schema_version(&self) -> Result<i64> {
         migrate::user_version(&self.conn)
@@ -204,6 +239,42 @@ mod tests {
         assert!(matches!(err, StoreError::MissingDirectory { .. }), "{err}");
         assert!(err.to_string().contains("does not exist"), "{err}");
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn begin_and_commit_span_several_calls_and_savepoints_nest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let mut store = Store::open(&path).unwrap();
+        store.begin().unwrap();
+        // add_event has its own savepoint inside the outer transaction.
+        store
+            .add_event("t", "note", 1, &serde_json::json!({"n": 1}))
+            .unwrap();
+        // Not visible to another connection before the commit.
+        let other = Connection::open(&path).unwrap();
+        let count = |c: &Connection| -> i64 {
+            c.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(count(&other), 0);
+        store.commit().unwrap();
+        assert_eq!(count(&other), 1);
+        // Commit without an open transaction says so.
+        let err = store.commit().unwrap_err();
+        assert!(err.to_string().contains("rolled back"), "{err}");
+    }
+
+    #[test]
+    fn a_file_as_the_directory_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), "x").unwrap();
+        let err = Store::open(dir.path().join("f").join("m.db")).unwrap_err();
+        assert!(matches!(err, StoreError::NotADirectory { .. }), "{err}");
+        assert!(
+            err.to_string().contains("is a file, not a directory"),
+            "{err}"
+        );
     }
 
     #[test]

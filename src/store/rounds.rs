@@ -75,7 +75,7 @@ impl Store {
         fingerprint_id: Option<&str>,
         at_ms: i64,
     ) -> Result<RoundId> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let tid = target_id(&tx, target, at_ms)?;
         tx.execute(
             "INSERT INTO rounds (target_id, fingerprint, started_at_ms, status) VALUES (?1, ?2, ?3, ?4)",

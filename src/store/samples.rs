@@ -63,7 +63,7 @@ impl Store {
     /// Stores `samples` in `round`, all or none, in one transaction with one prepared statement.
     /// Every sample must belong to the round's target. Updates the round's counts.
     pub fn insert_samples(&mut self, round: RoundId, samples: &[Sample]) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let (target_id, round_target): (i64, String) = tx
             .query_row(
                 "SELECT r.target_id, t.name FROM rounds r JOIN targets t ON t.id = r.target_id
@@ -166,7 +166,7 @@ impl Store {
         }
         let text_cutoff = now_ms.saturating_sub(raw_text_retention_ms);
         let sample_cutoff = now_ms.saturating_sub(sample_retention_ms);
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let texts = tx.execute(
             "DELETE FROM sample_texts WHERE sample_id IN
                  (SELECT id FROM samples WHERE started_at_ms < ?1)",
