@@ -249,6 +249,9 @@ impl Transport {
         let client = reqwest::Client::builder()
             .connect_timeout(cfg.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
+            // Connections idle between rounds are closed instead of held for the default
+            // 90 s: the pool (at most the target's concurrency) shrinks back while idle.
+            .pool_idle_timeout(std::time::Duration::from_secs(30))
             .default_headers(headers)
             .user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION")))
             .build()
