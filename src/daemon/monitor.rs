@@ -50,15 +50,10 @@ pub const LENGTH_METRIC: &str = "length_chars";
 const RECENT_ROUNDS: usize = 5;
 /// Tolerated drift of the mean placement before the practical margin is added.
 const PLACEMENT_SLACK: f64 = 0.05;
+/// Weight of the e-process mixture at its centre, in expected events (strength a + b = this / p1).
+const PRIOR_EVENTS: f64 = 12.0;
 /// Rate metrics monitored, in report order.
-const RATES: [Metric; 6] = [
-    Metric::RefusalRate,
-    Metric::MissedRefusalRate,
-    Metric::EmptyRate,
-    Metric::StructuredFailureRate,
-    Metric::TaskSuccessRate,
-    Metric::TruncationRate,
-];
+const RATES: [Metric; 6] = crate::drift::BINARY;
 
 /// How a monitor is set up.
 #[derive(Debug, Clone)]
@@ -183,8 +178,13 @@ impl TargetMonitor {
             let upper = clopper_pearson(x, n, 0.95).map(|i| i.upper).unwrap_or(1.0);
             let margin = rate_margin(metric, margins);
             let p0 = (upper + margin).min(0.98);
-            let p1 = (p0 + margin.max(0.05)).min(0.99);
-            let Ok(eprocess) = BetaBinomialEProcess::new(p0, BetaPrior::for_alternative(p1)) else {
+            // The mixture is centred one margin above the null boundary (the smallest change
+            // worth an alert) with PRIOR_EVENTS expected events' worth of weight there: close
+            // to Wald's SPRT for that alternative, and a round of samples still carries larger
+            // shifts past the threshold at once (docs/statistics.md, "Monitor").
+            let p1 = (p0 + margin.max(0.01)).min(0.99);
+            let prior = BetaPrior::centered(p1, PRIOR_EVENTS / p1);
+            let Ok(eprocess) = BetaBinomialEProcess::new(p0, prior) else {
                 continue;
             };
             rates.push(RateTrack {
