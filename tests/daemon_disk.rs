@@ -1,0 +1,419 @@
+//! A real filesystem under the real `modelwatch daemon` process: its database lives on a small
+//! tmpfs mounted for the test, and the test fills that tmpfs to the last byte (a filler file
+//! written until ENOSPC) while the daemon probes the simulator. `/readyz` answers 503 naming the
+//! store, `modelwatch_store_errors_total` counts the failures, the process stays up and keeps
+//! probing; once the filler is deleted the next round is stored and `/readyz` is 200 again, with
+//! `PRAGMA integrity_check` ok and every sample committed before the fault still there.
+//!
+//! The test also asks for a read-only remount of the tmpfs while the daemon runs. Linux refuses
+//! it (EBUSY) as long as a file on it is open for writing, which the database always is; the
+//! test checks that the refusal leaves the daemon storing. Should a kernel allow it, the same
+//! fault cycle runs on the read-only filesystem, then on the remount read-write.
+//!
+//! Needs `mount` (root or CAP_SYS_ADMIN); skipped with a printed reason when it is not
+//! permitted. Rounds run every 10 s (the shortest interval allowed): about 25 s.
+
+use modelwatch::sim::{self, Profile, SimHandle};
+use rusqlite::{Connection, OpenFlags};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const TARGETS: usize = 3;
+
+/// A tmpfs mounted on a fresh temporary directory, unmounted when dropped (also on panic; a
+/// lazy unmount if the plain one is refused).
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// The mounted tmpfs, or why mounting is not permitted here (other failures panic).
+    fn mount(size: &str) -> Result<Tmpfs, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={size}"))
+            .arg("none")
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("cannot run `mount`: {e}"))?;
+        if out.status.success() {
+            return Ok(Tmpfs { dir });
+        }
+        let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let lower = why.to_lowercase();
+        let denied = [
+            "permission denied",
+            "only root",
+            "not permitted",
+            "superuser",
+        ]
+        .iter()
+        .any(|w| lower.contains(w));
+        assert!(
+            denied,
+            "mount failed for another reason than permissions: {why}"
+        );
+        Err(why)
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `mount -o remount,MODE`: the exit status and what mount said.
+    fn remount(&self, mode: &str) -> (bool, String) {
+        let out = Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(self.path())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        )
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = self.remount("rw");
+        let ok = Command::new("umount")
+            .arg(self.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(self.path()).status();
+        }
+    }
+}
+
+struct Env {
+    rt: tokio::runtime::Runtime,
+    _sim: SimHandle,
+    cfg: PathBuf,
+    db: PathBuf,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Configuration and probes in `conf`, the database on `disk`.
+fn setup(conf: &Path, disk: &Path) -> Env {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut profile = Profile::builtin("healthy").unwrap();
+    profile.latency_scale = 0.0;
+    let sim = rt.block_on(async { sim::spawn_on_free_port(profile, 3).unwrap() });
+    let probes = conf.join("probes");
+    std::fs::create_dir_all(&probes).unwrap();
+    std::fs::write(
+        probes.join("disk.toml"),
+        "suite = \"disk\"\n[[probe]]\nid = \"a\"\nprompt = \"Explain disks.\"\n[[probe]]\nid = \"b\"\nprompt = \"Explain mounts.\"\n",
+    )
+    .unwrap();
+    let db = disk.join("m.db");
+    let port = free_port();
+    let cfg = conf.join("modelwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"probes_dir = {probes:?}
+[storage]
+path = {db:?}
+[server]
+listen = "127.0.0.1:{port}"
+"#,
+            probes = probes.display().to_string(),
+            db = db.display().to_string(),
+        ) + &(0..TARGETS)
+            .map(|i| {
+                format!(
+                    "[[target]]\nname = \"sim{i}\"\nprovider = \"ollama\"\nbase_url = \"{}\"\nmodel = \"sim-7b\"\nsuites = [\"disk\"]\nsamples = 1\ninterval = \"10s\"\njitter = \"0s\"\n",
+                    sim.base_url()
+                )
+            })
+            .collect::<String>(),
+    )
+    .unwrap();
+    Env {
+        rt,
+        _sim: sim,
+        cfg,
+        db,
+        port,
+    }
+}
+
+/// The daemon with its stderr collected through a pipe (logging works whatever the disk).
+fn start(env: &Env) -> (Child, Arc<Mutex<String>>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+        .args(["daemon", "--config"])
+        .arg(&env.cfg)
+        .env("RUST_LOG", "modelwatch=info")
+        .env("NO_COLOR", "1")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().unwrap();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    (child, log)
+}
+
+fn get(env: &Env, path: &str) -> (u16, String) {
+    env.rt.block_on(async {
+        match reqwest::get(format!("http://127.0.0.1:{}{path}", env.port)).await {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(_) => (0, String::new()),
+        }
+    })
+}
+
+/// Ids of the stored samples (read-only connection; empty while the database cannot be read).
+fn sample_ids(db: &Path) -> Vec<i64> {
+    let Ok(c) = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
+        return Vec::new();
+    };
+    c.busy_timeout(Duration::from_secs(5)).unwrap();
+    let Ok(mut st) = c.prepare("SELECT id FROM samples ORDER BY id") else {
+        return Vec::new();
+    };
+    st.query_map([], |r| r.get(0))
+        .map(|rows| rows.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+fn rounds(env: &Env) -> u64 {
+    let (_, body) = get(env, "/api/v1/status");
+    serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v["targets"]
+                .as_array()
+                .map(|t| t.iter().filter_map(|t| t["rounds"].as_u64()).sum())
+        })
+        .unwrap_or(0)
+}
+
+fn store_errors(env: &Env) -> u64 {
+    let (_, metrics) = get(env, "/metrics");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("modelwatch_store_errors_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out after {secs} s waiting for {what}");
+}
+
+/// Fills the filesystem of `dir` with one file until the write fails with ENOSPC.
+fn fill(dir: &Path) -> PathBuf {
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0xa5u8; 64 * 1024];
+    loop {
+        if let Err(e) = f.write_all(&chunk) {
+            assert_eq!(
+                e.raw_os_error(),
+                Some(28),
+                "the filler stopped on something else than ENOSPC: {e}"
+            );
+            break;
+        }
+    }
+    // The last bytes of a partly written chunk: one byte at a time until nothing fits.
+    while f.write_all(&[0xa5]).is_ok() {}
+    path
+}
+
+/// One fault on the running daemon: `fault` starts it, `clear` ends it. Checks that it shows
+/// (503 naming the store, errors counted, process alive, probing on, nothing stored) and that
+/// the daemon recovers by itself; returns the recovery time after `clear`.
+fn fault_cycle(
+    env: &Env,
+    child: &mut Child,
+    name: &str,
+    fault: impl FnOnce(),
+    clear: impl FnOnce(),
+) -> Duration {
+    let stored = sample_ids(&env.db);
+    let errors_before = store_errors(env);
+    fault();
+    let rounds_at_fault = rounds(env);
+    wait_until(&format!("{name}: /readyz 503 naming the store"), 25, || {
+        let (code, body) = get(env, "/readyz");
+        code == 503 && body.contains("store not writable")
+    });
+    let (_, why) = get(env, "/readyz");
+    let errors = store_errors(env);
+    assert!(errors > errors_before, "{name}: no store error counted");
+    assert!(
+        get(env, "/metrics").1.contains("modelwatch_store_up 0"),
+        "{name}"
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{name}: the daemon exited"
+    );
+    wait_until(&format!("{name}: rounds during the fault"), 25, || {
+        rounds(env) >= rounds_at_fault + TARGETS as u64
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{name}: the daemon exited"
+    );
+    assert_eq!(
+        sample_ids(&env.db).len(),
+        stored.len(),
+        "{name}: samples stored during the fault?"
+    );
+    clear();
+    let cleared = Instant::now();
+    wait_until(
+        &format!("{name}: /readyz 200 and samples stored again"),
+        25,
+        || get(env, "/readyz").0 == 200 && sample_ids(&env.db).len() > stored.len(),
+    );
+    let recovered = cleared.elapsed();
+    assert!(
+        get(env, "/metrics").1.contains("modelwatch_store_up 1"),
+        "{name}"
+    );
+    println!(
+        "{name}: /readyz said `{}`, {} store error(s) counted, recovered {:.1} s after the fault cleared",
+        why.trim(),
+        errors - errors_before,
+        recovered.as_secs_f64()
+    );
+    recovered
+}
+
+#[test]
+fn read_only_and_full_tmpfs() {
+    let disk = match Tmpfs::mount("4m") {
+        Ok(d) => d,
+        Err(why) => {
+            println!("SKIPPED read-only and full tmpfs: mounting a tmpfs is not permitted ({why})");
+            return;
+        }
+    };
+    let conf = tempfile::tempdir().unwrap();
+    let env = setup(conf.path(), disk.path());
+    let (mut child, log) = start(&env);
+    let mut before_faults = Vec::new();
+    let run = || {
+        wait_until("the first stored round of every target", 30, || {
+            get(&env, "/readyz").0 == 200 && sample_ids(&env.db).len() == 2 * TARGETS
+        });
+        before_faults = sample_ids(&env.db);
+
+        let (remounted, said) = disk.remount("ro");
+        if remounted {
+            fault_cycle(
+                &env,
+                &mut child,
+                "read-only remount",
+                || {},
+                || {
+                    let (ok, said) = disk.remount("rw");
+                    assert!(ok, "cannot remount read-write: {said}");
+                },
+            );
+        } else {
+            // Refused while the database is open for writing: the filesystem stays writable
+            // and the daemon goes on storing.
+            assert!(
+                said.contains("busy"),
+                "remount refused for another reason: {said}"
+            );
+            let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+            let line = mounts
+                .lines()
+                .find(|l| l.contains(&*disk.path().to_string_lossy()))
+                .unwrap_or_default()
+                .to_string();
+            assert!(line.contains(" rw"), "{line}");
+            let n = sample_ids(&env.db).len();
+            wait_until("samples stored after the refused remount", 25, || {
+                sample_ids(&env.db).len() > n && get(&env, "/readyz").0 == 200
+            });
+            println!(
+                "read-only remount under the running daemon refused: `{said}`; the daemon kept storing"
+            );
+        }
+        before_faults = sample_ids(&env.db);
+
+        let filler = disk.path().join("filler");
+        fault_cycle(
+            &env,
+            &mut child,
+            "full tmpfs (ENOSPC)",
+            || {
+                fill(disk.path());
+            },
+            || std::fs::remove_file(&filler).unwrap(),
+        );
+        let text = log.lock().unwrap().clone();
+        assert!(
+            text.contains("cannot store") || text.contains("cannot commit"),
+            "no error logged:\n{text}"
+        );
+    };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = outcome {
+        eprintln!("{}", log.lock().unwrap());
+        std::panic::resume_unwind(e);
+    }
+    let c = Connection::open(&env.db).unwrap();
+    let check: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(c);
+    let after = sample_ids(&env.db);
+    let lost: Vec<_> = before_faults
+        .iter()
+        .filter(|id| !after.contains(id))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "samples committed before the faults lost: {lost:?}"
+    );
+}
