@@ -10,8 +10,15 @@
 //! test checks that the refusal leaves the daemon storing. Should a kernel allow it, the same
 //! fault cycle runs on the read-only filesystem, then on the remount read-write.
 //!
-//! Needs `mount` (root or CAP_SYS_ADMIN); skipped with a printed reason when it is not
-//! permitted. Rounds run every 10 s (the shortest interval allowed): about 25 s.
+//! A filesystem does turn read-only under open files when the kernel forces it: an ext4 image on
+//! a loop device (on the tmpfs) mounted with `errors=remount-ro`, and an ext4 error raised
+//! through sysfs. Writes fail, the daemon shows it the same way, and since the kernel keeps that
+//! filesystem read-only until it is unmounted, recovery is the operator's: stop, `e2fsck`, mount,
+//! start; no sample committed before the error is lost.
+//!
+//! Needs `mount` (root or CAP_SYS_ADMIN), and for the ext4 case `mkfs.ext4`, `losetup` and
+//! `e2fsck`; skipped with a printed reason when they are not there. Rounds run every 10 s (the
+//! shortest interval allowed): about 30 s.
 
 use modelwatch::sim::{self, Profile, SimHandle};
 use rusqlite::{Connection, OpenFlags};
@@ -415,5 +422,182 @@ fn read_only_and_full_tmpfs() {
     assert!(
         lost.is_empty(),
         "samples committed before the faults lost: {lost:?}"
+    );
+}
+
+/// An ext4 image on a loop device, mounted with `errors=remount-ro`; unmounted and detached
+/// when dropped.
+struct Ext4 {
+    dev: String,
+    mnt: PathBuf,
+}
+
+impl Ext4 {
+    /// The mounted filesystem, or why the tools for it are missing here.
+    fn create(image: &Path, mnt: &Path) -> Result<Ext4, String> {
+        std::fs::File::create(image)
+            .unwrap()
+            .set_len(8 << 20)
+            .unwrap();
+        let mkfs = Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(image)
+            .output()
+            .map_err(|e| format!("cannot run mkfs.ext4: {e}"))?;
+        if !mkfs.status.success() {
+            return Err(String::from_utf8_lossy(&mkfs.stderr).trim().to_string());
+        }
+        let out = Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(image)
+            .output()
+            .map_err(|e| format!("cannot run losetup: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        std::fs::create_dir_all(mnt).unwrap();
+        let fs = Ext4 {
+            dev,
+            mnt: mnt.to_path_buf(),
+        };
+        if !fs.mount() {
+            return Err(format!("cannot mount {} as ext4", fs.dev));
+        }
+        Ok(fs)
+    }
+
+    fn mount(&self) -> bool {
+        Command::new("mount")
+            .args(["-o", "errors=remount-ro", &self.dev])
+            .arg(&self.mnt)
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// An ext4 error, as a failing disk would raise: the kernel makes the filesystem
+    /// read-only under the open files.
+    fn fail(&self) {
+        let name = self.dev.trim_start_matches("/dev/");
+        std::fs::write(format!("/sys/fs/ext4/{name}/trigger_fs_error"), "1").unwrap();
+    }
+
+    /// What an operator does next: unmount, check, mount again.
+    fn repair(&self) {
+        let ok = Command::new("umount").arg(&self.mnt).status().unwrap();
+        assert!(ok.success(), "cannot unmount {}", self.mnt.display());
+        let fsck = Command::new("e2fsck")
+            .args(["-f", "-y", &self.dev])
+            .output()
+            .unwrap();
+        assert!(
+            matches!(fsck.status.code(), Some(0 | 1)),
+            "e2fsck: {}",
+            String::from_utf8_lossy(&fsck.stdout)
+        );
+        assert!(self.mount(), "cannot mount {} again", self.dev);
+    }
+}
+
+impl Drop for Ext4 {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.mnt)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+        }
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+    }
+}
+
+#[test]
+fn filesystem_forced_read_only_by_the_kernel() {
+    let disk = match Tmpfs::mount("16m") {
+        Ok(d) => d,
+        Err(why) => {
+            println!("SKIPPED forced read-only: mounting is not permitted ({why})");
+            return;
+        }
+    };
+    let ext4 = match Ext4::create(&disk.path().join("img"), &disk.path().join("mnt")) {
+        Ok(fs) => fs,
+        Err(why) => {
+            println!("SKIPPED forced read-only: no ext4 on a loop device here ({why})");
+            return;
+        }
+    };
+    let conf = tempfile::tempdir().unwrap();
+    let env = setup(conf.path(), &ext4.mnt);
+    let (mut child, log) = start(&env);
+    let mut stored = Vec::new();
+    let mut restarted = None;
+    let run = || {
+        wait_until("the first stored round of every target", 30, || {
+            get(&env, "/readyz").0 == 200 && sample_ids(&env.db).len() == 2 * TARGETS
+        });
+        stored = sample_ids(&env.db);
+        let errors_before = store_errors(&env);
+        ext4.fail();
+        let rounds_at_fault = rounds(&env);
+        // Nothing here reads the database during the fault: a reader writes to the shared
+        // memory file too.
+        wait_until("/readyz 503 naming the store", 25, || {
+            let (code, body) = get(&env, "/readyz");
+            code == 503 && body.contains("store not writable")
+        });
+        let (_, why) = get(&env, "/readyz");
+        let errors = store_errors(&env);
+        assert!(errors > errors_before, "no store error counted");
+        assert!(child.try_wait().unwrap().is_none(), "the daemon exited");
+        wait_until("rounds during the fault", 25, || {
+            rounds(&env) >= rounds_at_fault + TARGETS as u64
+        });
+        assert!(child.try_wait().unwrap().is_none(), "the daemon exited");
+        println!(
+            "forced read-only (ext4 errors=remount-ro): /readyz said `{}`, {} store error(s) counted, probing went on",
+            why.trim(),
+            errors - errors_before
+        );
+        // The kernel keeps it read-only until it is unmounted: stop, repair, start again.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let t = Instant::now();
+        ext4.repair();
+        let (again, again_log) = start(&env);
+        restarted = Some((again, again_log));
+        wait_until(
+            "/readyz 200 and samples stored after the restart",
+            30,
+            || get(&env, "/readyz").0 == 200 && sample_ids(&env.db).len() > stored.len(),
+        );
+        println!(
+            "forced read-only: unmount, e2fsck, mount and restart to the first stored round: {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run));
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Some((mut c, _)) = restarted.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    if let Err(e) = outcome {
+        eprintln!("{}", log.lock().unwrap());
+        std::panic::resume_unwind(e);
+    }
+    let c = Connection::open(&env.db).unwrap();
+    let check: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    drop(c);
+    let after = sample_ids(&env.db);
+    let lost: Vec<_> = stored.iter().filter(|id| !after.contains(id)).collect();
+    assert!(
+        lost.is_empty(),
+        "samples committed before the fault lost: {lost:?}"
     );
 }
