@@ -759,6 +759,14 @@ fn main() {
     let started = Instant::now();
     let (null_reps, null_days, alt_reps) = if quick { (6, 1, 12) } else { (1000, 3, 200) };
     let alt_reps = reps_arg.unwrap_or(alt_reps);
+    // `--nulls-only DAYS`: just the null scenarios, 1,000 replicates × DAYS each (a longer
+    // exposure tightens the upper bound of each scenario on its own).
+    let nulls_only = args
+        .iter()
+        .position(|a| a == "--nulls-only")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse::<usize>().ok());
+    let null_days = nulls_only.unwrap_or(null_days);
     let results_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/results");
     let _ = std::fs::create_dir_all(results_dir);
 
@@ -801,6 +809,12 @@ fn main() {
             "alarms": r.alarms, "exposure_days": r.exposure_days,
             "p30_point": r.p30_point, "p30_upper95": r.p30_upper,
         }));
+    }
+    if nulls_only.is_some() {
+        print!("{md}");
+        let _ = std::fs::write(format!("{results_dir}/detection_nulls.md"), &md);
+        eprintln!("total {:.0}s", started.elapsed().as_secs_f64());
+        return;
     }
 
     // Alternatives.
