@@ -11,9 +11,12 @@
 //! recorded twice (one `firing` and at most one `resolved` per incident), and no transition of
 //! the pin alert missing from the outbox.
 
+mod daemon_proc;
+
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::post;
+use daemon_proc::{free_port, integrity, runtime, write_suite};
 use modelwatch::rng::Rng;
 use modelwatch::sim::{self, Profile};
 use rusqlite::{Connection, OpenFlags};
@@ -37,14 +40,6 @@ fn profile(c: char) -> Profile {
     p.latency_scale = 0.0;
     p.fingerprint.digest = digest(c);
     p
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
@@ -82,14 +77,11 @@ async fn receiver() -> (String, Received) {
 
 fn write_setup(dir: &Path, sim_url: &str, hook: &str, port: u16) -> PathBuf {
     let probes = dir.join("probes");
-    std::fs::create_dir_all(&probes).unwrap();
-    let mut suite = String::from("suite = \"crash\"\n");
-    for i in 0..PROBES {
-        suite.push_str(&format!(
-            "\n[[probe]]\nid = \"p{i}\"\nprompt = \"Explain topic {i} in two sentences.\"\n"
-        ));
-    }
-    std::fs::write(probes.join("crash.toml"), suite).unwrap();
+    write_suite(
+        &probes,
+        "crash",
+        (0..PROBES).map(|i| format!("Explain topic {i} in two sentences.")),
+    );
     let mut cfg = format!(
         r#"probes_dir = {probes:?}
 [storage]
@@ -169,12 +161,6 @@ fn sample_ids(db: &Path) -> BTreeSet<i64> {
         .collect()
 }
 
-fn integrity(db: &Path) -> String {
-    let c = Connection::open(db).unwrap();
-    c.query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap()
-}
-
 fn pending(db: &Path) -> i64 {
     read_only(db)
         .and_then(|c| {
@@ -191,11 +177,7 @@ fn pending(db: &Path) -> i64 {
 #[test]
 fn kill_9_at_random_moments_loses_nothing_and_duplicates_nothing() {
     let started = Instant::now();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime(1);
     let sim = rt.block_on(async { sim::spawn_on_free_port(profile('a'), 7).unwrap() });
     let (hook, received) = rt.block_on(receiver());
     let dir = tempfile::tempdir().unwrap();

@@ -20,12 +20,13 @@
 //! `e2fsck`; skipped with a printed reason when they are not there. Rounds run every 10 s (the
 //! shortest interval allowed): about 30 s.
 
-use modelwatch::sim::{self, Profile, SimHandle};
+mod daemon_proc;
+
+use daemon_proc::{StoreDaemon, integrity, wait_until};
 use rusqlite::{Connection, OpenFlags};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const TARGETS: usize = 3;
@@ -98,110 +99,6 @@ impl Drop for Tmpfs {
     }
 }
 
-struct Env {
-    rt: tokio::runtime::Runtime,
-    _sim: SimHandle,
-    cfg: PathBuf,
-    db: PathBuf,
-    port: u16,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Configuration and probes in `conf`, the database on `disk`.
-fn setup(conf: &Path, disk: &Path) -> Env {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let mut profile = Profile::builtin("healthy").unwrap();
-    profile.latency_scale = 0.0;
-    let sim = rt.block_on(async { sim::spawn_on_free_port(profile, 3).unwrap() });
-    let probes = conf.join("probes");
-    std::fs::create_dir_all(&probes).unwrap();
-    std::fs::write(
-        probes.join("disk.toml"),
-        "suite = \"disk\"\n[[probe]]\nid = \"a\"\nprompt = \"Explain disks.\"\n[[probe]]\nid = \"b\"\nprompt = \"Explain mounts.\"\n",
-    )
-    .unwrap();
-    let db = disk.join("m.db");
-    let port = free_port();
-    let cfg = conf.join("modelwatch.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"probes_dir = {probes:?}
-[storage]
-path = {db:?}
-[server]
-listen = "127.0.0.1:{port}"
-"#,
-            probes = probes.display().to_string(),
-            db = db.display().to_string(),
-        ) + &(0..TARGETS)
-            .map(|i| {
-                format!(
-                    "[[target]]\nname = \"sim{i}\"\nprovider = \"ollama\"\nbase_url = \"{}\"\nmodel = \"sim-7b\"\nsuites = [\"disk\"]\nsamples = 1\ninterval = \"10s\"\njitter = \"0s\"\n",
-                    sim.base_url()
-                )
-            })
-            .collect::<String>(),
-    )
-    .unwrap();
-    Env {
-        rt,
-        _sim: sim,
-        cfg,
-        db,
-        port,
-    }
-}
-
-/// The daemon with its stderr collected through a pipe (logging works whatever the disk).
-fn start(env: &Env) -> (Child, Arc<Mutex<String>>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
-        .args(["daemon", "--config"])
-        .arg(&env.cfg)
-        .env("RUST_LOG", "modelwatch=info")
-        .env("NO_COLOR", "1")
-        .env_remove("NOTIFY_SOCKET")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let mut stderr = child.stderr.take().unwrap();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    (child, log)
-}
-
-fn get(env: &Env, path: &str) -> (u16, String) {
-    env.rt.block_on(async {
-        match reqwest::get(format!("http://127.0.0.1:{}{path}", env.port)).await {
-            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
-            Err(_) => (0, String::new()),
-        }
-    })
-}
-
 /// Ids of the stored samples (read-only connection; empty while the database cannot be read).
 fn sample_ids(db: &Path) -> Vec<i64> {
     let Ok(c) = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY) else {
@@ -216,36 +113,13 @@ fn sample_ids(db: &Path) -> Vec<i64> {
         .unwrap_or_default()
 }
 
-fn rounds(env: &Env) -> u64 {
-    let (_, body) = get(env, "/api/v1/status");
-    serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| {
-            v["targets"]
-                .as_array()
-                .map(|t| t.iter().filter_map(|t| t["rounds"].as_u64()).sum())
-        })
-        .unwrap_or(0)
-}
-
-fn store_errors(env: &Env) -> u64 {
-    let (_, metrics) = get(env, "/metrics");
+fn store_errors(env: &StoreDaemon) -> u64 {
+    let (_, metrics) = env.get("/metrics");
     metrics
         .lines()
         .filter(|l| l.starts_with("modelwatch_store_errors_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
-}
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out after {secs} s waiting for {what}");
 }
 
 /// Fills the filesystem of `dir` with one file until the write fails with ENOSPC.
@@ -272,7 +146,7 @@ fn fill(dir: &Path) -> PathBuf {
 /// (503 naming the store, errors counted, process alive, probing on, nothing stored) and that
 /// the daemon recovers by itself; returns the recovery time after `clear`.
 fn fault_cycle(
-    env: &Env,
+    env: &StoreDaemon,
     child: &mut Child,
     name: &str,
     fault: impl FnOnce(),
@@ -281,16 +155,16 @@ fn fault_cycle(
     let stored = sample_ids(&env.db);
     let errors_before = store_errors(env);
     fault();
-    let rounds_at_fault = rounds(env);
+    let rounds_at_fault = env.rounds();
     wait_until(&format!("{name}: /readyz 503 naming the store"), 25, || {
-        let (code, body) = get(env, "/readyz");
+        let (code, body) = env.get("/readyz");
         code == 503 && body.contains("store not writable")
     });
-    let (_, why) = get(env, "/readyz");
+    let (_, why) = env.get("/readyz");
     let errors = store_errors(env);
     assert!(errors > errors_before, "{name}: no store error counted");
     assert!(
-        get(env, "/metrics").1.contains("modelwatch_store_up 0"),
+        env.get("/metrics").1.contains("modelwatch_store_up 0"),
         "{name}"
     );
     assert!(
@@ -298,7 +172,7 @@ fn fault_cycle(
         "{name}: the daemon exited"
     );
     wait_until(&format!("{name}: rounds during the fault"), 25, || {
-        rounds(env) >= rounds_at_fault + TARGETS as u64
+        env.rounds() >= rounds_at_fault + TARGETS as u64
     });
     assert!(
         child.try_wait().unwrap().is_none(),
@@ -314,11 +188,11 @@ fn fault_cycle(
     wait_until(
         &format!("{name}: /readyz 200 and samples stored again"),
         25,
-        || get(env, "/readyz").0 == 200 && sample_ids(&env.db).len() > stored.len(),
+        || env.get("/readyz").0 == 200 && sample_ids(&env.db).len() > stored.len(),
     );
     let recovered = cleared.elapsed();
     assert!(
-        get(env, "/metrics").1.contains("modelwatch_store_up 1"),
+        env.get("/metrics").1.contains("modelwatch_store_up 1"),
         "{name}"
     );
     println!(
@@ -339,13 +213,12 @@ fn read_only_and_full_tmpfs() {
             return;
         }
     };
-    let conf = tempfile::tempdir().unwrap();
-    let env = setup(conf.path(), disk.path());
-    let (mut child, log) = start(&env);
+    let env = StoreDaemon::new(&disk.path().join("m.db"), "Explain mounts.", TARGETS);
+    let (mut child, log) = env.start();
     let mut before_faults = Vec::new();
     let run = || {
         wait_until("the first stored round of every target", 30, || {
-            get(&env, "/readyz").0 == 200 && sample_ids(&env.db).len() == 2 * TARGETS
+            env.get("/readyz").0 == 200 && sample_ids(&env.db).len() == 2 * TARGETS
         });
         before_faults = sample_ids(&env.db);
 
@@ -377,7 +250,7 @@ fn read_only_and_full_tmpfs() {
             assert!(line.contains(" rw"), "{line}");
             let n = sample_ids(&env.db).len();
             wait_until("samples stored after the refused remount", 25, || {
-                sample_ids(&env.db).len() > n && get(&env, "/readyz").0 == 200
+                sample_ids(&env.db).len() > n && env.get("/readyz").0 == 200
             });
             println!(
                 "read-only remount under the running daemon refused: `{said}`; the daemon kept storing"
@@ -408,12 +281,7 @@ fn read_only_and_full_tmpfs() {
         eprintln!("{}", log.lock().unwrap());
         std::panic::resume_unwind(e);
     }
-    let c = Connection::open(&env.db).unwrap();
-    let check: String = c
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(check, "ok");
-    drop(c);
+    assert_eq!(integrity(&env.db), "ok");
     let after = sample_ids(&env.db);
     let lost: Vec<_> = before_faults
         .iter()
@@ -528,31 +396,30 @@ fn filesystem_forced_read_only_by_the_kernel() {
             return;
         }
     };
-    let conf = tempfile::tempdir().unwrap();
-    let env = setup(conf.path(), &ext4.mnt);
-    let (mut child, log) = start(&env);
+    let env = StoreDaemon::new(&ext4.mnt.join("m.db"), "Explain mounts.", TARGETS);
+    let (mut child, log) = env.start();
     let mut stored = Vec::new();
     let mut restarted = None;
     let run = || {
         wait_until("the first stored round of every target", 30, || {
-            get(&env, "/readyz").0 == 200 && sample_ids(&env.db).len() == 2 * TARGETS
+            env.get("/readyz").0 == 200 && sample_ids(&env.db).len() == 2 * TARGETS
         });
         stored = sample_ids(&env.db);
         let errors_before = store_errors(&env);
         ext4.fail();
-        let rounds_at_fault = rounds(&env);
+        let rounds_at_fault = env.rounds();
         // Nothing here reads the database during the fault: a reader writes to the shared
         // memory file too.
         wait_until("/readyz 503 naming the store", 25, || {
-            let (code, body) = get(&env, "/readyz");
+            let (code, body) = env.get("/readyz");
             code == 503 && body.contains("store not writable")
         });
-        let (_, why) = get(&env, "/readyz");
+        let (_, why) = env.get("/readyz");
         let errors = store_errors(&env);
         assert!(errors > errors_before, "no store error counted");
         assert!(child.try_wait().unwrap().is_none(), "the daemon exited");
         wait_until("rounds during the fault", 25, || {
-            rounds(&env) >= rounds_at_fault + TARGETS as u64
+            env.rounds() >= rounds_at_fault + TARGETS as u64
         });
         assert!(child.try_wait().unwrap().is_none(), "the daemon exited");
         println!(
@@ -565,12 +432,12 @@ fn filesystem_forced_read_only_by_the_kernel() {
         child.wait().unwrap();
         let t = Instant::now();
         ext4.repair();
-        let (again, again_log) = start(&env);
+        let (again, again_log) = env.start();
         restarted = Some((again, again_log));
         wait_until(
             "/readyz 200 and samples stored after the restart",
             30,
-            || get(&env, "/readyz").0 == 200 && sample_ids(&env.db).len() > stored.len(),
+            || env.get("/readyz").0 == 200 && sample_ids(&env.db).len() > stored.len(),
         );
         println!(
             "forced read-only: unmount, e2fsck, mount and restart to the first stored round: {:.1} s",
@@ -588,12 +455,7 @@ fn filesystem_forced_read_only_by_the_kernel() {
         eprintln!("{}", log.lock().unwrap());
         std::panic::resume_unwind(e);
     }
-    let c = Connection::open(&env.db).unwrap();
-    let check: String = c
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(check, "ok");
-    drop(c);
+    assert_eq!(integrity(&env.db), "ok");
     let after = sample_ids(&env.db);
     let lost: Vec<_> = stored.iter().filter(|id| !after.contains(id)).collect();
     assert!(

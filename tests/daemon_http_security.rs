@@ -7,9 +7,12 @@
 //! each was really used (the simulator requires the key, webhooks arrive signed, a silence was
 //! created with the token).
 
+mod daemon_proc;
+
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::any;
+use daemon_proc::{free_port, runtime};
 use modelwatch::sim::{self, Profile};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -20,14 +23,6 @@ const HEADER: &str = "hdr-canary-1c2d3e4f5a6b7c8d";
 const WEBHOOK_SECRET: &str = "whsec-canary-0a1b2c3d4e5f6071";
 const DSN_KEY: &str = "dsnkeycanary94e1b7c3a2f0d8e6";
 const TOKEN: &str = "tok-canary-5e6f7a8b9c0d1e2f";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[test]
 fn the_endpoint_binds_loopback_by_default() {
@@ -69,11 +64,7 @@ async fn receiver() -> (u16, Hits) {
 
 #[test]
 fn tokens_limits_and_no_secret_in_any_output() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime(1);
     let mut profile = Profile::from_toml(&format!("api_key = \"{KEY}\"\n")).unwrap();
     profile.latency_scale = 0.0;
     let sim = rt.block_on(async { sim::spawn_on_free_port(profile, 5).unwrap() });

@@ -12,8 +12,11 @@
 //! 3 minutes:
 //! `cargo test --release --test daemon_load -- --ignored --nocapture`.
 
+mod daemon_proc;
+
 use axum::Router;
 use axum::routing::post;
+use daemon_proc::{free_port, runtime, write_suite};
 use modelwatch::sim::{self, Profile};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -26,14 +29,6 @@ const PINNED: usize = 10;
 const RSS_RELEASE_MB: f64 = 64.0;
 /// RSS bound of a debug build (unoptimised code, bigger futures and allocations).
 const RSS_DEBUG_MB: f64 = 96.0;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[derive(Debug, Clone, Copy)]
 struct Reading {
@@ -62,11 +57,7 @@ fn read(pid: u32, start: Instant) -> Option<Reading> {
 
 fn run(probes_per_target: usize, duration: Duration) {
     let probes_n = probes_per_target;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime(2);
     let mut profile = Profile::builtin("healthy").unwrap();
     profile.latency_scale = 0.0;
     profile.models = (0..TARGETS).map(|i| format!("m{i}")).collect();
@@ -89,14 +80,11 @@ fn run(probes_per_target: usize, duration: Duration) {
 
     let dir = tempfile::tempdir().unwrap();
     let probes = dir.path().join("probes");
-    std::fs::create_dir_all(&probes).unwrap();
-    let mut suite = String::from("suite = \"load\"\n");
-    for i in 0..probes_n {
-        suite.push_str(&format!(
-            "\n[[probe]]\nid = \"p{i}\"\nprompt = \"Question {i}: explain item {i} in one paragraph.\"\n"
-        ));
-    }
-    std::fs::write(probes.join("load.toml"), suite).unwrap();
+    write_suite(
+        &probes,
+        "load",
+        (0..probes_n).map(|i| format!("Question {i}: explain item {i} in one paragraph.")),
+    );
     let port = free_port();
     let mut cfg = format!(
         r#"probes_dir = {probes:?}

@@ -3,18 +3,13 @@
 //! (rejected, monitoring continues, reload metric 0) and with a good one (applied), and
 //! SIGTERM (clean exit 0).
 
+mod daemon_proc;
+
+use daemon_proc::{free_port, runtime, wait_until, write_suite};
 use modelwatch::sim::{self, Profile};
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn config(probes: &str, db: &str, port: u16, sim_url: &str, second: bool) -> String {
     let mut s = format!(
@@ -85,17 +80,6 @@ fn rounds(port: u16, target: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn wait_until(what: &str, secs: u64, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
-}
-
 fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &pid.to_string()])
@@ -106,11 +90,7 @@ fn signal(pid: u32, sig: &str) {
 
 #[test]
 fn notify_reload_and_stop() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime(1);
     let sim = rt.block_on(async {
         sim::spawn_on_free_port(Profile::builtin("healthy").unwrap(), 2).unwrap()
     });
@@ -118,14 +98,11 @@ fn notify_reload_and_stop() {
     // A small suite of its own, so rounds stay short and the timings below do not depend on
     // the starter library's size or the machine's load.
     let probes_dir = dir.path().join("probes");
-    std::fs::create_dir_all(&probes_dir).unwrap();
-    let mut suite = String::from("suite = \"core\"\n");
-    for i in 0..5 {
-        suite.push_str(&format!(
-            "\n[[probe]]\nid = \"p{i}\"\nprompt = \"Explain topic {i} briefly.\"\n"
-        ));
-    }
-    std::fs::write(probes_dir.join("core.toml"), suite).unwrap();
+    write_suite(
+        &probes_dir,
+        "core",
+        (0..5).map(|i| format!("Explain topic {i} briefly.")),
+    );
     let probes = probes_dir.display().to_string();
     let db = dir.path().join("m.db").display().to_string();
     let port = free_port();
