@@ -16,7 +16,7 @@ mod daemon_proc;
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::post;
-use daemon_proc::{free_port, integrity, runtime, write_suite};
+use daemon_proc::{free_port, integrity, runtime, server_config, write_suite};
 use modelwatch::rng::Rng;
 use modelwatch::sim::{self, Profile};
 use rusqlite::{Connection, OpenFlags};
@@ -82,21 +82,15 @@ fn write_setup(dir: &Path, sim_url: &str, hook: &str, port: u16) -> PathBuf {
         "crash",
         (0..PROBES).map(|i| format!("Explain topic {i} in two sentences.")),
     );
-    let mut cfg = format!(
-        r#"probes_dir = {probes:?}
-[storage]
-path = {db:?}
-[server]
-listen = "127.0.0.1:{port}"
-[alerts]
+    let mut cfg = server_config(&probes, &dir.join("m.db"), port);
+    cfg.push_str(&format!(
+        r#"[alerts]
 reminder = "0s"
 resolve_after = 1
 [alerts.webhook]
 url = "{hook}"
-"#,
-        probes = probes.display().to_string(),
-        db = dir.join("m.db").display().to_string(),
-    );
+"#
+    ));
     for t in 0..TARGETS {
         cfg.push_str(&format!(
             r#"

@@ -12,7 +12,7 @@ mod daemon_proc;
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::any;
-use daemon_proc::{free_port, runtime};
+use daemon_proc::{free_port, runtime, server_config};
 use modelwatch::sim::{self, Profile};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -82,13 +82,9 @@ fn tokens_limits_and_no_secret_in_any_output() {
     let cfg = dir.path().join("modelwatch.toml");
     std::fs::write(
         &cfg,
-        format!(
-            r#"probes_dir = {probes:?}
-[storage]
-path = {db:?}
-[server]
-listen = "127.0.0.1:{port}"
-token = "{TOKEN}"
+        server_config(&probes, &db, port)
+            + &format!(
+                r#"token = "{TOKEN}"
 [alerts.webhook]
 url = "http://127.0.0.1:{rport}/hook"
 secret = "{WEBHOOK_SECRET}"
@@ -107,11 +103,9 @@ interval = "10s"
 jitter = "0s"
 pin = "{pin}"
 "#,
-            probes = probes.display().to_string(),
-            db = db.display().to_string(),
-            url = sim.base_url(),
-            pin = "0".repeat(64),
-        ),
+                url = sim.base_url(),
+                pin = "0".repeat(64),
+            ),
     )
     .unwrap();
     std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();

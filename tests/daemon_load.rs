@@ -16,7 +16,7 @@ mod daemon_proc;
 
 use axum::Router;
 use axum::routing::post;
-use daemon_proc::{free_port, runtime, write_suite};
+use daemon_proc::{free_port, runtime, server_config, write_suite};
 use modelwatch::sim::{self, Profile};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -86,22 +86,16 @@ fn run(probes_per_target: usize, duration: Duration) {
         (0..probes_n).map(|i| format!("Question {i}: explain item {i} in one paragraph.")),
     );
     let port = free_port();
-    let mut cfg = format!(
-        r#"probes_dir = {probes:?}
-[storage]
-path = {db:?}
-[server]
-listen = "127.0.0.1:{port}"
-[daemon]
+    let mut cfg = server_config(&probes, &dir.path().join("m.db"), port);
+    cfg.push_str(&format!(
+        r#"[daemon]
 max_concurrency = 64
 [alerts]
 reminder = "0s"
 [alerts.webhook]
 url = "http://127.0.0.1:{hook_port}/hook"
-"#,
-        probes = probes.display().to_string(),
-        db = dir.path().join("m.db").display().to_string(),
-    );
+"#
+    ));
     for t in 0..TARGETS {
         cfg.push_str(&format!(
             "\n[[target]]\nname = \"t{t}\"\nprovider = \"{}\"\nbase_url = \"{}\"\nmodel = \"m{t}\"\nsuites = [\"load\"]\nsamples = 1\ninterval = \"10s\"\njitter = \"0s\"\nmax_concurrency = 4\nround_deadline = \"300s\"\n{}",

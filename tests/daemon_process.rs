@@ -5,20 +5,17 @@
 
 mod daemon_proc;
 
-use daemon_proc::{free_port, runtime, wait_until, write_suite};
+use daemon_proc::{free_port, runtime, server_config, wait_until, write_suite};
 use modelwatch::sim::{self, Profile};
 use std::os::unix::net::UnixDatagram;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn config(probes: &str, db: &str, port: u16, sim_url: &str, second: bool) -> String {
-    let mut s = format!(
-        r#"probes_dir = {probes:?}
-[storage]
-path = {db:?}
-[server]
-listen = "127.0.0.1:{port}"
-[[target]]
+    let mut s = server_config(Path::new(probes), Path::new(db), port);
+    s.push_str(&format!(
+        r#"[[target]]
 name = "sim"
 provider = "ollama"
 base_url = "{sim_url}"
@@ -28,7 +25,7 @@ samples = 1
 interval = "10s"
 jitter = "0s"
 "#
-    );
+    ));
     if second {
         s.push_str(&format!(
             "[[target]]\nname = \"second\"\nprovider = \"openai\"\nbase_url = \"{sim_url}\"\nmodel = \"sim-7b\"\nsuites = [\"core\"]\nsamples = 1\n"

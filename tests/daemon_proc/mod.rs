@@ -41,9 +41,9 @@ pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     panic!("timed out after {secs} s waiting for {what}");
 }
 
-/// The configuration of the storage-fault tests: `targets` Ollama targets named `sim0`… on
-/// the suite `disk`, every 10 s without jitter, storing into `db`.
-pub fn disk_config(probes: &Path, db: &Path, port: u16, sim_url: &str, targets: usize) -> String {
+/// The head of a daemon configuration: probes from `probes`, the database at `db`, the HTTP
+/// server on 127.0.0.1:`port` (sections and targets follow).
+pub fn server_config(probes: &Path, db: &Path, port: u16) -> String {
     format!(
         r#"probes_dir = {probes:?}
 [storage]
@@ -53,7 +53,14 @@ listen = "127.0.0.1:{port}"
 "#,
         probes = probes.display().to_string(),
         db = db.display().to_string(),
-    ) + &(0..targets)
+    )
+}
+
+/// The configuration of the storage-fault tests: `targets` Ollama targets named `sim0`… on
+/// the suite `disk`, every 10 s without jitter, storing into `db`.
+pub fn disk_config(probes: &Path, db: &Path, port: u16, sim_url: &str, targets: usize) -> String {
+    server_config(probes, db, port)
+        + &(0..targets)
         .map(|i| {
             format!(
                 "[[target]]\nname = \"sim{i}\"\nprovider = \"ollama\"\nbase_url = \"{sim_url}\"\nmodel = \"sim-7b\"\nsuites = [\"disk\"]\nsamples = 1\ninterval = \"10s\"\njitter = \"0s\"\n",
