@@ -76,19 +76,15 @@ impl SentryCheckIns {
 
 impl RoundObserver for SentryCheckIns {
     fn counters(&self) -> Vec<ObserverCounter> {
-        [
-            ("sent", &self.sent),
-            ("failed", &self.failed),
-            ("dropped", &self.dropped),
-        ]
-        .into_iter()
-        .map(|(outcome, v)| ObserverCounter {
-            family: "modelwatch_sentry_checkins_total",
-            help: "Sentry cron check-ins by outcome: sent (accepted), failed (not accepted), dropped (not sent: too many in flight).",
-            labels: vec![("outcome", outcome.to_string())],
-            value: v.load(Ordering::Relaxed),
-        })
-        .collect()
+        ObserverCounter::by_outcome(
+            "modelwatch_sentry_checkins_total",
+            "Sentry cron check-ins by outcome: sent (accepted), failed (not accepted), dropped (not sent: too many in flight).",
+            &[
+                ("sent", &self.sent),
+                ("failed", &self.failed),
+                ("dropped", &self.dropped),
+            ],
+        )
     }
 
     fn round_started(&self, target: &Target, started_ms: i64) {

@@ -157,6 +157,25 @@ pub struct ObserverCounter {
     pub value: u64,
 }
 
+impl ObserverCounter {
+    /// One counter per `(outcome, value)` of a family labelled by `outcome`.
+    pub fn by_outcome(
+        family: &'static str,
+        help: &'static str,
+        outcomes: &[(&str, &std::sync::atomic::AtomicU64)],
+    ) -> Vec<ObserverCounter> {
+        outcomes
+            .iter()
+            .map(|(outcome, v)| ObserverCounter {
+                family,
+                help,
+                labels: vec![("outcome", outcome.to_string())],
+                value: v.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+}
+
 /// How the daemon runs, beyond its configuration.
 pub struct Options {
     pub notifier: Notifier,
@@ -1262,18 +1281,18 @@ impl Scheduler {
                 tracing::warn!(sink = %r.sink, attempts = r.attempts, error = r.error.as_deref().unwrap_or(""), "alert delivery failed; will retry");
                 entry.last_error = r.error;
             }
-            Outcome::Expired => {
+            Outcome::Expired | Outcome::Rejected => {
+                // Final failures: the row leaves the queue.
+                let why = if r.outcome == Outcome::Expired {
+                    entry.expired += 1;
+                    "alert delivery given up after the last retry"
+                } else {
+                    entry.rejected += 1;
+                    "alert delivery rejected by the receiver; not retried (check the sink's configuration)"
+                };
                 entry.failed += 1;
-                entry.expired += 1;
                 entry.pending = entry.pending.saturating_sub(1);
-                tracing::error!(sink = %r.sink, attempts = r.attempts, error = r.error.as_deref().unwrap_or(""), "alert delivery given up after the last retry");
-                entry.last_error = r.error;
-            }
-            Outcome::Rejected => {
-                entry.failed += 1;
-                entry.rejected += 1;
-                entry.pending = entry.pending.saturating_sub(1);
-                tracing::error!(sink = %r.sink, attempts = r.attempts, error = r.error.as_deref().unwrap_or(""), "alert delivery rejected by the receiver; not retried (check the sink's configuration)");
+                tracing::error!(sink = %r.sink, attempts = r.attempts, error = r.error.as_deref().unwrap_or(""), "{why}");
                 entry.last_error = r.error;
             }
         }

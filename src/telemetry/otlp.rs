@@ -689,19 +689,15 @@ impl RoundObserver for OtlpExporter {
     }
 
     fn counters(&self) -> Vec<ObserverCounter> {
-        [
-            ("exported", &self.stats.exported),
-            ("failed", &self.stats.failed),
-            ("dropped", &self.stats.dropped),
-        ]
-        .into_iter()
-        .map(|(outcome, v)| ObserverCounter {
-            family: "modelwatch_otlp_exports_total",
-            help: "OTLP export requests by outcome: exported, failed; dropped counts rounds not exported because the queue was full.",
-            labels: vec![("outcome", outcome.to_string())],
-            value: v.load(Ordering::Relaxed),
-        })
-        .collect()
+        ObserverCounter::by_outcome(
+            "modelwatch_otlp_exports_total",
+            "OTLP export requests by outcome: exported, failed; dropped counts rounds not exported because the queue was full.",
+            &[
+                ("exported", &self.stats.exported),
+                ("failed", &self.stats.failed),
+                ("dropped", &self.stats.dropped),
+            ],
+        )
     }
 }
 
