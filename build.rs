@@ -1,5 +1,9 @@
 //! Build information for `modelwatch --version`: the git commit (when built from a checkout
 //! with git available), the target triple and the profile.
+//!
+//! Only `HEAD` and the ref it points to are watched, so a commit or a checkout rebuilds the
+//! version string while `git add` or `git status` (which rewrite `.git/index`) rebuild nothing.
+//! Uncommitted changes are therefore not marked in the version: not worth a full rebuild.
 
 use std::process::Command;
 
@@ -14,24 +18,20 @@ fn git(args: &[&str]) -> Option<String> {
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    // Rebuild the version string when the checked-out commit changes.
-    for p in ["HEAD", "index"] {
-        if let Some(path) = git(&["rev-parse", "--git-path", p]) {
-            println!("cargo:rerun-if-changed={path}");
-        }
-    }
-    if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"])
-        && let Some(path) = git(&["rev-parse", "--git-path", &head])
-    {
+    if let Some(path) = git(&["rev-parse", "--git-path", "HEAD"]) {
         println!("cargo:rerun-if-changed={path}");
     }
+    if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        // A ref may live loose (refs/heads/main) or in packed-refs; watch whichever exists.
+        for p in [head.as_str(), "packed-refs"] {
+            if let Some(path) = git(&["rev-parse", "--git-path", p])
+                && std::path::Path::new(&path).exists()
+            {
+                println!("cargo:rerun-if-changed={path}");
+            }
+        }
+    }
     let commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
-    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some();
-    let commit = if dirty && commit != "unknown" {
-        format!("{commit}-dirty")
-    } else {
-        commit
-    };
     let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".into());
     let profile = std::env::var("PROFILE").unwrap_or_else(|_| "unknown".into());
     println!("cargo:rustc-env=MODELWATCH_GIT_COMMIT={commit}");

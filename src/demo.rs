@@ -14,7 +14,7 @@ use crate::probe::Probe;
 use crate::runner::{self, Clock, RoundOptions, RoundOutcome, SystemClock, recording, setup};
 use crate::sample::{Completion, Sample};
 use crate::sim::{self, Profile};
-use crate::store::{RoundStatus, Store};
+use crate::store::Store;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -550,13 +550,6 @@ fn store_round(
         }
         Err(_) => None,
     };
-    let round = store.begin_round(target, fingerprint_id.as_deref(), outcome.started_at_ms)?;
-    store.insert_samples(round, &outcome.samples)?;
-    let status = if outcome.measured() {
-        RoundStatus::Completed
-    } else {
-        RoundStatus::Failed
-    };
-    store.finish_round(round, clock.now_ms().max(outcome.ended_at_ms), status)?;
+    store.record_round(target, fingerprint_id.as_deref(), outcome, clock.now_ms())?;
     Ok(())
 }

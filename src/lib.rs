@@ -22,15 +22,6 @@ pub mod sample;
 pub mod sim;
 pub mod stats;
 pub mod store;
-pub mod summary;
 pub mod telemetry;
-
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
+pub mod time;
+pub mod util;

@@ -7,10 +7,10 @@ use modelwatch::config;
 use modelwatch::eval::{CompiledChecks, Evaluator, RefusalConfig};
 use modelwatch::probe::load::load_suite;
 use modelwatch::probe::{Probe, Suite};
+use modelwatch::report::summary::Figures;
 use modelwatch::runner::{self, RoundOptions, SystemClock, setup};
 use modelwatch::sample::Sample;
 use modelwatch::sim::{self, Profile};
-use modelwatch::summary::Figures;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 

@@ -27,7 +27,7 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::outbox::hex;
+    use crate::util::hex;
 
     fn unhex(s: &str) -> Vec<u8> {
         (0..s.len())

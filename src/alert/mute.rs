@@ -2,8 +2,10 @@
 //! A muted notification is recorded but not delivered; the alert state changes as usual.
 
 use super::AlertKey;
+pub use crate::config::MaintenanceWindow;
 use serde::{Deserialize, Serialize};
 
+#[cfg(test)]
 const DAY_MS: i64 = 86_400_000;
 
 /// An ad-hoc silence of a target (all its alerts, or one metric) until a time.
@@ -23,28 +25,6 @@ impl Silence {
         now_ms < self.until_ms
             && self.target == key.target
             && self.metric.as_ref().is_none_or(|m| *m == key.metric)
-    }
-}
-
-/// A daily maintenance window in UTC: `start` minutes after midnight, lasting `duration_ms`
-/// (may cross midnight), for some targets (empty: all).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MaintenanceWindow {
-    pub start_minute: u32,
-    pub duration_ms: i64,
-    pub targets: Vec<String>,
-}
-
-impl MaintenanceWindow {
-    pub fn covers(&self, target: &str, now_ms: i64) -> bool {
-        if !self.targets.is_empty() && !self.targets.iter().any(|t| t == target) {
-            return false;
-        }
-        let start = i64::from(self.start_minute) * 60_000;
-        let into_day = now_ms.rem_euclid(DAY_MS);
-        // Time since the most recent start (today's or yesterday's).
-        let since = (into_day - start).rem_euclid(DAY_MS);
-        since < self.duration_ms.min(DAY_MS)
     }
 }
 

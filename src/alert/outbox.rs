@@ -10,6 +10,7 @@
 
 use super::{AlertSink, Notification, SinkError};
 use crate::rng::Rng;
+use crate::util::hex;
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -32,16 +33,6 @@ pub fn idempotency_key(n: &Notification) -> String {
         h.update(part.as_bytes());
     }
     hex(&h.finalize()[..16])
-}
-
-/// Lower-case hexadecimal.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 /// How failed deliveries are retried.

@@ -8,10 +8,10 @@
 //! rejection, not retried.
 
 use super::hmac::hmac_sha256;
-use super::outbox::hex;
 use super::{AlertSink, Notification, NotificationKind, SinkError, SinkFuture};
-use crate::baseline::rfc3339_utc;
 use crate::config::{Secret, Webhook, WebhookFormat};
+use crate::time::rfc3339_utc;
+use crate::util::hex;
 use serde_json::{Value, json};
 use std::time::Duration;
 

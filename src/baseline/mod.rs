@@ -11,13 +11,14 @@ mod file;
 mod summary;
 
 pub use file::BaselineError;
-pub(crate) use summary::quantile_sorted;
 pub use summary::{MetricSummary, ProbeSummary, Summary};
 
 use crate::drift::Expectations;
 use crate::probe::{GenParams, Suite};
 use crate::provider::Fingerprint;
 use crate::sample::{ErrorKind, FinishReason, Measurements, Sample, SampleError};
+pub use crate::time::rfc3339_utc;
+pub use crate::util::{EXCERPT_CHARS, excerpt};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,8 +26,6 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const FORMAT_VERSION: u32 = 1;
 /// Formats this build reads.
 pub const SUPPORTED_VERSIONS: &[u32] = &[1];
-/// Longest stored text excerpt, in characters.
-pub const EXCERPT_CHARS: usize = 240;
 /// Samples per probe a recording aims for unless told otherwise.
 pub const DEFAULT_SAMPLES_PER_PROBE: u32 = 20;
 /// Above this share of failed requests a recording is refused (unless forced).
@@ -378,56 +377,6 @@ impl StoredSample {
             text: self.excerpt.clone(),
         }
     }
-}
-
-/// At most [`EXCERPT_CHARS`] characters of `text` on one line (whitespace runs collapsed),
-/// with `…` when cut.
-pub fn excerpt(text: &str) -> String {
-    let mut out = String::new();
-    let mut count = 0;
-    for word in text.split_whitespace() {
-        let sep = usize::from(!out.is_empty());
-        let len = word.chars().count();
-        if count + sep + len > EXCERPT_CHARS {
-            let room = EXCERPT_CHARS.saturating_sub(count + sep + 1);
-            if sep == 1 && room > 0 {
-                out.push(' ');
-            }
-            out.extend(word.chars().take(room));
-            out.push('…');
-            return out;
-        }
-        if sep == 1 {
-            out.push(' ');
-        }
-        out.push_str(word);
-        count += sep + len;
-    }
-    out
-}
-
-/// Formats unix milliseconds as RFC 3339 UTC (`2026-11-26T16:30:00.123Z`), without a clock or
-/// a date library (civil-from-days, H. Hinnant's algorithm).
-pub fn rfc3339_utc(unix_ms: i64) -> String {
-    let secs = unix_ms.div_euclid(1000);
-    let ms = unix_ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
 }
 
 #[cfg(test)]

@@ -74,17 +74,6 @@ fn share(ms: &[&Measurements], pick: Pick) -> Option<f64> {
     (!vals.is_empty()).then(|| vals.iter().filter(|&&b| b).count() as f64 / vals.len() as f64)
 }
 
-/// Linear-interpolation quantile (type 7) of sorted values.
-pub(crate) fn quantile_sorted(sorted: &[f64], q: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let h = (sorted.len() - 1) as f64 * q;
-    let lo = h.floor() as usize;
-    let hi = h.ceil() as usize;
-    Some(sorted[lo] + (sorted[hi] - sorted[lo]) * (h - lo as f64))
-}
-
 impl Baseline {
     /// Summarises the stored samples.
     pub fn summary(&self) -> Summary {
@@ -121,9 +110,9 @@ impl Baseline {
             let mut v: Vec<f64> = all.iter().map(|(m, _)| f(m)).collect();
             v.sort_by(f64::total_cmp);
             if let (Some(a), Some(b), Some(c)) = (
-                quantile_sorted(&v, 0.1),
-                quantile_sorted(&v, 0.5),
-                quantile_sorted(&v, 0.9),
+                crate::stats::quantile(&v, 0.1),
+                crate::stats::quantile(&v, 0.5),
+                crate::stats::quantile(&v, 0.9),
             ) {
                 metrics.push(MetricSummary {
                     metric: name.to_string(),
@@ -156,7 +145,7 @@ impl Baseline {
                     structured_failure_rate: share(&ms, |m| m.structured.map(|s| s.is_failure())),
                     task_success_rate: share(&ms, |m| m.task_success),
                     truncation_rate: share(&ms, |m| Some(m.truncated)),
-                    median_chars: quantile_sorted(&chars, 0.5),
+                    median_chars: crate::stats::quantile(&chars, 0.5),
                 }
             })
             .collect();

@@ -11,10 +11,10 @@ use modelwatch::demo::STARTER_SUITES;
 use modelwatch::diag;
 use modelwatch::eval::{CompiledChecks, Evaluator, RefusalConfig};
 use modelwatch::probe::Probe;
+use modelwatch::report::summary;
 use modelwatch::runner::{self, Clock, RoundOptions, RoundOutcome, SystemClock, setup};
 use modelwatch::sim;
-use modelwatch::store::{FingerprintChange, RoundStatus, Store};
-use modelwatch::summary;
+use modelwatch::store::{FingerprintChange, Store};
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -197,14 +197,7 @@ pub(super) fn store_round(
             None
         }
     };
-    let round = store.begin_round(target, fingerprint_id.as_deref(), outcome.started_at_ms)?;
-    store.insert_samples(round, &outcome.samples)?;
-    let status = if outcome.measured() {
-        RoundStatus::Completed
-    } else {
-        RoundStatus::Failed
-    };
-    store.finish_round(round, clock.now_ms().max(outcome.ended_at_ms), status)?;
+    store.record_round(target, fingerprint_id.as_deref(), outcome, clock.now_ms())?;
     Ok(())
 }
 

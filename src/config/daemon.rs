@@ -5,9 +5,8 @@
 //! Kept apart from the rest of the configuration so each concern reads its own keys; the
 //! format is documented in `docs/daemon.md`.
 
-use super::fields::{Fields, Reader};
 use super::{Secret, duration, positive_duration};
-use crate::alert::MaintenanceWindow;
+use crate::diag::fields::{Fields, Reader};
 use std::time::Duration;
 use toml::de::DeValue;
 
@@ -272,6 +271,30 @@ fn parse_hhmm(s: &str) -> Option<u32> {
     }
     let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
     (h < 24 && m < 60).then_some(h * 60 + m)
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// A daily maintenance window in UTC: `start` minutes after midnight, lasting `duration_ms`
+/// (may cross midnight), for some targets (empty: all).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MaintenanceWindow {
+    pub start_minute: u32,
+    pub duration_ms: i64,
+    pub targets: Vec<String>,
+}
+
+impl MaintenanceWindow {
+    pub fn covers(&self, target: &str, now_ms: i64) -> bool {
+        if !self.targets.is_empty() && !self.targets.iter().any(|t| t == target) {
+            return false;
+        }
+        let start = i64::from(self.start_minute) * 60_000;
+        let into_day = now_ms.rem_euclid(DAY_MS);
+        // Time since the most recent start (today's or yesterday's).
+        let since = (into_day - start).rem_euclid(DAY_MS);
+        since < self.duration_ms.min(DAY_MS)
+    }
 }
 
 #[cfg(test)]

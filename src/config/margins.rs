@@ -1,7 +1,7 @@
 //! The `[margins]` table: practical margins and decision parameters of the verdict engine
 //! (`drift::Margins`), each key optional over the documented default.
 
-use super::fields::{Fields, Reader};
+use crate::diag::fields::{Fields, Reader};
 use crate::drift::Margins;
 use toml::Spanned;
 use toml::de::DeValue;

@@ -8,21 +8,21 @@
 
 pub mod daemon;
 pub mod duration;
-pub mod env;
-pub(crate) mod fields;
+pub use crate::diag::env;
 mod margins;
 pub mod secret;
 pub mod sinks;
 
-pub use daemon::{Alerts, DaemonSettings, Pin, TargetDaemon};
+pub use daemon::{Alerts, DaemonSettings, MaintenanceWindow, Pin, TargetDaemon};
 pub use env::{Env, process_env};
 pub use secret::Secret;
 pub use sinks::{Otlp, Sentry, Telemetry, Webhook, WebhookFormat};
 
+use crate::diag::fields::{self, Fields, Reader, parse_document};
 use crate::diag::{Diagnostic, Source};
+use crate::probe::{GEN_PARAM_KEYS, read_gen_params};
 use crate::probe::{GenParams, Location, ProbeInput, Suite};
 use duration::{DURATION_EXPECTED, SIZE_EXPECTED, format_duration, parse_duration, parse_size};
-use fields::{Fields, GEN_PARAM_KEYS, Reader, parse_document};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -736,7 +736,7 @@ fn read_target(
 
     let params = match f.get("params") {
         Some(v) => match r.table_value(v, "[target.params]", &GEN_PARAM_KEYS) {
-            Some(pf) => r.gen_params(&pf),
+            Some(pf) => read_gen_params(r, &pf),
             None => GenParams::default(),
         },
         None => GenParams::default(),

@@ -3,8 +3,8 @@
 //! Secrets (the webhook's signing secret, the Sentry DSN, OTLP header values) are [`Secret`]s:
 //! never printed, masked in error snippets. Documented in `docs/alerting.md`.
 
-use super::fields::{Fields, Reader};
 use super::{Secret, positive_duration};
+use crate::diag::fields::{Fields, Reader};
 use std::path::Path;
 use std::time::Duration;
 use toml::de::DeValue;
@@ -185,7 +185,7 @@ pub(super) fn read_sentry(
             }
         },
     }?;
-    if let Err(e) = crate::alert::sentry::Dsn::parse(dsn.get_ref()) {
+    if let Err(e) = Dsn::parse(dsn.get_ref()) {
         r.error(
             dsn.span(),
             format!("invalid Sentry DSN in [alerts.sentry]: {e}"),
@@ -312,4 +312,80 @@ pub fn parse_otel_headers(s: &str) -> Vec<(String, Secret)> {
             })
         })
         .collect()
+}
+
+/// A parsed DSN: `{scheme}://{public_key}@{host}/{path/}{project_id}`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Dsn {
+    pub scheme: String,
+    pub public_key: String,
+    /// Host with an optional port.
+    pub host: String,
+    /// Path prefix before the project id (usually empty).
+    pub path: String,
+    pub project_id: String,
+}
+
+impl std::fmt::Debug for Dsn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Dsn({}://[redacted]@{}/{})",
+            self.scheme, self.host, self.project_id
+        )
+    }
+}
+
+impl Dsn {
+    /// Parses a DSN; errors name the part that is wrong, never the key.
+    pub fn parse(s: &str) -> Result<Dsn, String> {
+        let s = s.trim();
+        let (scheme, rest) = s
+            .split_once("://")
+            .ok_or("expected {scheme}://{public_key}@{host}/{project_id}")?;
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("scheme `{scheme}` is not http or https"));
+        }
+        let (auth, rest) = rest.split_once('@').ok_or("no public key before `@`")?;
+        let public_key = auth.split(':').next().unwrap_or("");
+        if public_key.is_empty() {
+            return Err("empty public key".into());
+        }
+        let (host, path) = rest.split_once('/').ok_or("no project id after the host")?;
+        if host.is_empty() {
+            return Err("empty host".into());
+        }
+        let path = path.trim_end_matches('/');
+        let (prefix, project) = match path.rsplit_once('/') {
+            Some((p, id)) => (format!("/{p}"), id),
+            None => (String::new(), path),
+        };
+        if project.is_empty() || !project.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(format!("project id `{project}` is not alphanumeric"));
+        }
+        Ok(Dsn {
+            scheme: scheme.into(),
+            public_key: public_key.into(),
+            host: host.into(),
+            path: prefix,
+            project_id: project.into(),
+        })
+    }
+
+    /// `{scheme}://{host}{path}/api/{project}/envelope/`.
+    pub fn envelope_url(&self) -> String {
+        format!(
+            "{}://{}{}/api/{}/envelope/",
+            self.scheme, self.host, self.path, self.project_id
+        )
+    }
+
+    /// The `X-Sentry-Auth` header.
+    pub fn auth_header(&self) -> String {
+        format!(
+            "Sentry sentry_version=7, sentry_client=modelwatch/{}, sentry_key={}",
+            env!("CARGO_PKG_VERSION"),
+            self.public_key
+        )
+    }
 }

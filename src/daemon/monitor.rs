@@ -117,20 +117,7 @@ struct LengthTrack {
     n: u64,
 }
 
-/// A metric's current reading, for status pages and metrics.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct MetricSnapshot {
-    pub metric: String,
-    /// Baseline value (bad-outcome rate, or ½ for length placements).
-    pub baseline: f64,
-    /// Value in the current episode (None before any sample).
-    pub current: Option<f64>,
-    /// Null bound (rate) or placement bound.
-    pub null_bound: f64,
-    pub e_value: f64,
-    pub threshold: f64,
-    pub samples: u64,
-}
+pub use crate::telemetry::observer::MetricSnapshot;
 
 /// The monitor of one target.
 #[derive(Debug, Clone)]

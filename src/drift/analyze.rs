@@ -173,7 +173,7 @@ fn raw(metric: Metric, o: &Obs) -> Option<f64> {
 
 fn median(v: &mut [f64]) -> Option<f64> {
     v.sort_by(f64::total_cmp);
-    crate::baseline::quantile_sorted(v, 0.5)
+    crate::stats::quantile(v, 0.5)
 }
 
 fn dist_side(mut v: Vec<f64>) -> Side {
@@ -184,8 +184,8 @@ fn dist_side(mut v: Vec<f64>) -> Side {
         rate: None,
         lower: None,
         upper: None,
-        median: crate::baseline::quantile_sorted(&v, 0.5),
-        p90: crate::baseline::quantile_sorted(&v, 0.9),
+        median: crate::stats::quantile(&v, 0.5),
+        p90: crate::stats::quantile(&v, 0.9),
     }
 }
 

@@ -10,7 +10,7 @@ use super::calls::{bh, fisher_p, shift_p};
 use super::metric::BINARY;
 use super::prepare::Obs;
 use super::{FlipKind, FlippedProbe, Margins, Metric};
-use crate::baseline::excerpt;
+use crate::util::excerpt;
 
 fn kind_for(metric: Metric) -> FlipKind {
     match metric {
@@ -117,7 +117,7 @@ fn median_obs<'a>(v: &[&'a Obs<'a>]) -> Option<(f64, &'a Obs<'a>)> {
     }
     logs.sort_by(|a, b| a.0.total_cmp(&b.0));
     let vals: Vec<f64> = logs.iter().map(|l| l.0).collect();
-    let med = crate::baseline::quantile_sorted(&vals, 0.5)?;
+    let med = crate::stats::quantile(&vals, 0.5)?;
     let nearest = logs
         .iter()
         .filter(|l| l.1.text.is_some())

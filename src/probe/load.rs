@@ -8,7 +8,8 @@ use super::{
     Expect, GenParams, JsonSchemaSpec, Location, MatchMode, Message, Probe, ProbeInput, Role,
     Suite, TaskCheck,
 };
-use crate::config::fields::{Fields, GEN_PARAM_KEYS, Reader, article, parse_document};
+use super::{GEN_PARAM_KEYS, read_gen_params};
+use crate::diag::fields::{Fields, Reader, article, parse_document};
 use crate::diag::{Diagnostic, Source};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -120,7 +121,7 @@ pub fn parse_suite(src: &Source) -> Result<Suite, Vec<Diagnostic>> {
         Some(v) => {
             let allowed: Vec<&str> = GEN_PARAM_KEYS.iter().copied().chain(["samples"]).collect();
             match r.table_value(v, "[defaults]", &allowed) {
-                Some(f) => (r.gen_params(&f), samples(&mut r, &f)),
+                Some(f) => (read_gen_params(&mut r, &f), samples(&mut r, &f)),
                 None => (GenParams::default(), None),
             }
         }
@@ -232,7 +233,7 @@ fn read_probe(
     }
     let description = r.string(&f, "description").map(Spanned::into_inner);
     let input = read_input(r, &f);
-    let params = r.gen_params(&f).or(defaults);
+    let params = read_gen_params(r, &f).or(defaults);
     let samples = samples(r, &f).unwrap_or(suite_samples);
     let tags = r
         .strings(&f, "tags")
@@ -646,7 +647,7 @@ pub fn probe_hash(p: &Probe) -> String {
     });
     let mut canonical = String::new();
     write_canonical(&value, &mut canonical);
-    crate::hex(&Sha256::digest(canonical.as_bytes()))
+    crate::util::hex(&Sha256::digest(canonical.as_bytes()))
 }
 
 /// Hex sha256 over the probe hashes, in order.
@@ -656,7 +657,7 @@ pub fn suite_hash(probes: &[Probe]) -> String {
         h.update(p.hash.as_bytes());
         h.update(b"\n");
     }
-    crate::hex(&h.finalize())
+    crate::util::hex(&h.finalize())
 }
 
 /// JSON with object keys sorted and no whitespace, so equal content hashes equally whatever

@@ -5,8 +5,11 @@
 
 pub mod expect;
 pub mod load;
+mod params;
 
+pub use crate::diag::Location;
 pub use expect::{Expect, JsonSchemaSpec, MatchMode, TaskCheck};
+pub(crate) use params::{GEN_PARAM_KEYS, read_gen_params};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -92,20 +95,6 @@ impl ProbeInput {
                 .collect::<Vec<_>>()
                 .join("\n"),
         }
-    }
-}
-
-/// Where something was defined, for error messages (`file:line:column`, 1-based).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Location {
-    pub file: PathBuf,
-    pub line: usize,
-    pub column: usize,
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
     }
 }
 

@@ -63,7 +63,7 @@ impl Fingerprint {
             h.update([1]);
             h.update(v.as_bytes());
         }
-        crate::hex(&h.finalize()[..8])
+        crate::util::hex(&h.finalize()[..8])
     }
 }
 

@@ -261,7 +261,7 @@ fn scalar(v: &Value) -> Option<String> {
 
 fn sha256_hex(s: &str) -> String {
     use sha2::{Digest, Sha256};
-    crate::hex(&Sha256::digest(s.as_bytes()))
+    crate::util::hex(&Sha256::digest(s.as_bytes()))
 }
 
 /// The `/api/tags` entry of `model`. A name without a tag means `:latest`, as in Ollama.

@@ -346,7 +346,7 @@ fn scalar(v: &Value) -> Option<String> {
 
 fn sha256_hex(s: &str) -> String {
     use sha2::{Digest, Sha256};
-    crate::hex(&Sha256::digest(s.as_bytes()))
+    crate::util::hex(&Sha256::digest(s.as_bytes()))
 }
 
 /// The `/v1/models` entry for `model`. Single-model servers (llama.cpp, TGI) answer whatever

@@ -6,6 +6,7 @@
 mod html;
 mod junit;
 mod markdown;
+pub mod summary;
 mod terminal;
 
 pub use html::html;

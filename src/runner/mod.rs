@@ -12,24 +12,7 @@ use crate::sample::{Completion, ErrorKind, Measurements, Sample, SampleError};
 use futures_util::stream::{self, StreamExt};
 use std::sync::Arc;
 
-/// Wall-clock source, so the round logic is testable without real time.
-pub trait Clock: Send + Sync {
-    /// Unix time in milliseconds.
-    fn now_ms(&self) -> i64;
-}
-
-/// The real clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
-    }
-}
+pub use crate::time::{Clock, SystemClock};
 
 /// Turns a successful response into measurements (the `eval` module, or a fake in tests).
 pub type Evaluate<'a> = dyn Fn(&Probe, &Completion) -> Measurements + Send + Sync + 'a;
@@ -74,6 +57,42 @@ pub fn request_for(item: &PlanItem, stream: bool) -> CompletionRequest {
     }
 }
 
+/// Where a round stands. A round left `Running` after a crash stays so: readers see it was
+/// never finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoundStatus {
+    Running,
+    /// Every probe was attempted (some samples may still be errors).
+    Completed,
+    /// The round could not measure anything (e.g. every request failed).
+    Failed,
+    /// Stopped early (shutdown, round deadline).
+    Cancelled,
+}
+
+impl RoundStatus {
+    pub const ALL: [RoundStatus; 4] = [
+        RoundStatus::Running,
+        RoundStatus::Completed,
+        RoundStatus::Failed,
+        RoundStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoundStatus::Running => "running",
+            RoundStatus::Completed => "completed",
+            RoundStatus::Failed => "failed",
+            RoundStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
 /// What a round produced.
 #[derive(Debug, Clone)]
 pub struct RoundOutcome {
@@ -94,6 +113,16 @@ impl RoundOutcome {
     /// True when at least one sample was measured: the round says something about quality.
     pub fn measured(&self) -> bool {
         self.samples.iter().any(|s| !s.is_error())
+    }
+
+    /// How the round ended: `Completed` when it measured something, `Failed` when every
+    /// request failed.
+    pub fn status(&self) -> RoundStatus {
+        if self.measured() {
+            RoundStatus::Completed
+        } else {
+            RoundStatus::Failed
+        }
     }
 }
 
@@ -122,22 +151,28 @@ pub async fn run_round(
     let fingerprint = client.fingerprint().await;
     let items = plan(probes, options.samples_override);
     let concurrency = options.concurrency.max(1);
-    let samples: Vec<Sample> = stream::iter(items.iter().map(|item| async move {
-        let request = request_for(item, options.stream);
-        let at = clock.now_ms();
-        let result = client.complete(&request).await;
-        to_sample(
-            &options.target,
-            item,
-            at,
-            result,
-            evaluate,
-            options.keep_text,
-        )
-    }))
-    .buffered(concurrency)
-    .collect()
-    .await;
+    // Unordered, so a slow request never holds a free slot idle behind it; plan order is
+    // restored afterwards.
+    let mut done: Vec<(usize, Sample)> =
+        stream::iter(items.iter().enumerate().map(|(i, item)| async move {
+            let request = request_for(item, options.stream);
+            let at = clock.now_ms();
+            let result = client.complete(&request).await;
+            let sample = to_sample(
+                &options.target,
+                item,
+                at,
+                result,
+                evaluate,
+                options.keep_text,
+            );
+            (i, sample)
+        }))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    done.sort_unstable_by_key(|(i, _)| *i);
+    let samples: Vec<Sample> = done.into_iter().map(|(_, s)| s).collect();
     RoundOutcome {
         fingerprint,
         started_at_ms,

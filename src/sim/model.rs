@@ -274,7 +274,7 @@ pub fn respond(profile: &Profile, draw: &Draw, req: &GenRequest<'_>) -> Outcome 
         disconnect: malformed.is_none()
             && draw.rng(Purpose::Disconnect).bernoulli(rates.disconnect),
         malformed,
-        id: crate::hex(&draw.rng(Purpose::Id).next_u64().to_be_bytes()),
+        id: crate::util::hex(&draw.rng(Purpose::Id).next_u64().to_be_bytes()),
         notes,
     })
 }

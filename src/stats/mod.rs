@@ -19,6 +19,7 @@ mod ks;
 mod mannwhitney;
 mod mcnemar;
 mod multiple;
+mod quantile;
 mod rank;
 pub mod sequential;
 
@@ -32,6 +33,7 @@ pub use ks::{KsMethod, ks_2samp};
 pub use mannwhitney::{MwuMethod, mann_whitney_u, mann_whitney_u_with};
 pub use mcnemar::{McNemarMethod, mcnemar, mcnemar_exact};
 pub use multiple::{benjamini_hochberg, benjamini_yekutieli, e_bh, holm};
+pub use quantile::quantile;
 pub use rank::{midranks, placement};
 
 /// Errors from the statistics core. Each says which input is wrong and what to do.

@@ -1,6 +1,8 @@
 //! Rounds: one pass over a target's probes, with its fingerprint, timing, status and counts.
 
 use super::{Result, Store, StoreError, existing_target_id, target_id};
+use crate::runner::RoundOutcome;
+pub use crate::runner::RoundStatus;
 use rusqlite::{OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -13,42 +15,6 @@ pub struct RoundId(pub i64);
 impl fmt::Display for RoundId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
-    }
-}
-
-/// Where a round stands. A round left `Running` after a crash stays so: readers see it was
-/// never finished.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RoundStatus {
-    Running,
-    /// Every probe was attempted (some samples may still be errors).
-    Completed,
-    /// The round could not measure anything (e.g. every request failed).
-    Failed,
-    /// Stopped early (shutdown, round deadline).
-    Cancelled,
-}
-
-impl RoundStatus {
-    pub const ALL: [RoundStatus; 4] = [
-        RoundStatus::Running,
-        RoundStatus::Completed,
-        RoundStatus::Failed,
-        RoundStatus::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RoundStatus::Running => "running",
-            RoundStatus::Completed => "completed",
-            RoundStatus::Failed => "failed",
-            RoundStatus::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -101,6 +67,26 @@ impl Store {
             return Err(StoreError::UnknownRound(round.0));
         }
         Ok(())
+    }
+
+    /// Stores a round as it ended: begun when it started, its samples, finished at
+    /// `ended_at_ms` (or when its last request ended, if later) with the status its samples give.
+    /// The one place a round is written, for `run`, the demo and the daemon alike.
+    pub fn record_round(
+        &mut self,
+        target: &str,
+        fingerprint_id: Option<&str>,
+        outcome: &RoundOutcome,
+        ended_at_ms: i64,
+    ) -> Result<RoundId> {
+        let round = self.begin_round(target, fingerprint_id, outcome.started_at_ms)?;
+        self.insert_samples(round, &outcome.samples)?;
+        self.finish_round(
+            round,
+            ended_at_ms.max(outcome.ended_at_ms),
+            outcome.status(),
+        )?;
+        Ok(round)
     }
 
     /// The newest `limit` rounds of `target`, newest first.

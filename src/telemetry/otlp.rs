@@ -15,10 +15,10 @@
 //! scheduler has assessed it ([`RoundObserver::round_assessed`]). Each probe request is a client
 //! span `chat {model}` with one `gen_ai.evaluation.result` event per evaluation outcome.
 
+use super::observer::{Assessment, MetricSnapshot, ObserverCounter, RoundObserver};
 use super::proto::{Msg, Value, attributes};
 use super::quality::{LengthWindow, TargetQuality};
 use crate::config::{Otlp, Target};
-use crate::daemon::{Assessment, ObserverCounter, RoundObserver};
 use crate::rng::Rng;
 use crate::runner::RoundOutcome;
 use crate::sample::{Sample, StructuredOutcome};
@@ -543,7 +543,7 @@ pub fn encode_traces(resource: &Attrs, r: &RoundRecord, rng: &mut Rng) -> Vec<u8
 /// A target's assessment, owned (it crosses to the exporter task).
 #[derive(Debug, Clone, Default)]
 pub struct OwnedAssessment {
-    pub metrics: Vec<crate::daemon::monitor::MetricSnapshot>,
+    pub metrics: Vec<MetricSnapshot>,
     pub alerts: Vec<crate::alert::AlertState>,
     pub quality: TargetQuality,
 }

@@ -48,11 +48,7 @@ impl LengthWindow {
         v.sort_by(f64::total_cmp);
         QUANTILES
             .iter()
-            .map(|&q| {
-                let pos = q * (v.len() - 1) as f64;
-                let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-                (q, v[lo] + (v[hi] - v[lo]) * (pos - lo as f64))
-            })
+            .filter_map(|&q| Some((q, crate::stats::quantile(&v, q)?)))
             .collect()
     }
 }

@@ -5,8 +5,7 @@
 //! table, the expected type of each value and where to point when something is wrong.
 
 use super::env::{Env, expand};
-use crate::diag::{Diagnostic, Source, suggest};
-use crate::probe::GenParams;
+use super::{Diagnostic, Source, suggest};
 use std::ops::Range;
 use toml::Spanned;
 use toml::de::{DeArray, DeTable, DeValue};
@@ -359,45 +358,7 @@ impl<'s> Reader<'s> {
         }
         ok.then_some(out)
     }
-
-    /// Generation parameters (`temperature`, `top_p`, `max_tokens`, `seed`, `stop`) from a table.
-    pub fn gen_params(&mut self, f: &Fields) -> GenParams {
-        let stop = self.strings(f, "stop").map(|v| {
-            for s in &v {
-                if s.get_ref().is_empty() {
-                    self.error(
-                        s.span(),
-                        format!("`stop` in {} must not contain empty strings", f.what),
-                    );
-                }
-            }
-            v.into_iter().map(Spanned::into_inner).collect()
-        });
-        let top_p = self.number(f, "top_p", 0.0, 1.0);
-        if let Some(p) = &top_p
-            && *p.get_ref() == 0.0
-        {
-            self.error(
-                p.span(),
-                format!("`top_p` in {} must be greater than 0 and at most 1", f.what),
-            );
-        }
-        GenParams {
-            temperature: self
-                .number(f, "temperature", 0.0, 2.0)
-                .map(Spanned::into_inner),
-            top_p: top_p.map(Spanned::into_inner),
-            max_tokens: self.u32(f, "max_tokens", 1).map(Spanned::into_inner),
-            seed: self
-                .uint(f, "seed", 0, i64::MAX as u64)
-                .map(Spanned::into_inner),
-            stop,
-        }
-    }
 }
-
-/// The keys [`Reader::gen_params`] reads.
-pub(crate) const GEN_PARAM_KEYS: [&str; 5] = ["temperature", "top_p", "max_tokens", "seed", "stop"];
 
 /// "a string", "an integer", … for messages.
 pub(crate) fn article(v: &DeValue) -> &'static str {

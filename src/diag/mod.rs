@@ -7,6 +7,23 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+pub mod env;
+pub(crate) mod fields;
+
+/// Where something was defined, for error messages (`file:line:column`, 1-based).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.column)
+    }
+}
+
 /// One error about an input file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -170,10 +187,10 @@ impl Source {
         (line + 1, column)
     }
 
-    /// The [`Location`](crate::probe::Location) of a byte offset.
-    pub fn location(&self, span: &Range<usize>) -> crate::probe::Location {
+    /// The [`Location`](Location) of a byte offset.
+    pub fn location(&self, span: &Range<usize>) -> Location {
         let (line, column) = self.position(span.start);
-        crate::probe::Location {
+        Location {
             file: self.path.clone(),
             line,
             column,

@@ -92,17 +92,7 @@ pub struct Figures {
     pub task: Option<TaskFigures>,
 }
 
-/// Type-7 quantile of `sorted` (ascending, finite) at probability `p` in [0, 1].
-pub fn quantile(sorted: &[f64], p: f64) -> Option<f64> {
-    let n = sorted.len();
-    if n == 0 || !(0.0..=1.0).contains(&p) {
-        return None;
-    }
-    let h = (n - 1) as f64 * p;
-    let lo = h.floor() as usize;
-    let hi = (lo + 1).min(n - 1);
-    Some(sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo]))
-}
+pub use crate::stats::quantile;
 
 /// Quantiles of the finite values in `values`, or `None` when there are none.
 fn quantiles(mut values: Vec<f64>) -> Option<Quantiles> {

@@ -1,0 +1,206 @@
+//! Applying a configuration (at start and on reload): clients, probes, checks, monitor
+//! settings per target; rebuilding the sinks; the commands the HTTP API and signals send.
+
+use super::*;
+
+impl Scheduler {
+    /// Applies a configuration: clients, probes, checks; keeps the runtime of targets that stay.
+    pub(super) fn apply(&mut self, loaded: Loaded) -> Result<(), DaemonError> {
+        let mut checks = HashMap::new();
+        for suite in &loaded.suites {
+            let dir = suite.path.parent().unwrap_or(Path::new("."));
+            for p in &suite.probes {
+                let compiled =
+                    CompiledChecks::compile(&p.expect, dir).map_err(|e| DaemonError::Checks {
+                        probe: format!("{}: {}", p.location, p.id),
+                        message: e.to_string(),
+                    })?;
+                checks.insert(p.hash.clone(), compiled);
+            }
+        }
+        // Rounds still running on the previous configuration keep its limit until they end.
+        let global = Arc::new(Semaphore::new(
+            loaded.config.daemon.max_concurrency as usize,
+        ));
+        let mut prepared = BTreeMap::new();
+        for t in &loaded.config.targets {
+            let inner =
+                (self.options.clients)(t, self.cancel_signal.clone()).map_err(|source| {
+                    DaemonError::Client {
+                        target: t.name.clone(),
+                        source,
+                    }
+                })?;
+            let bucket = t
+                .daemon
+                .max_requests_per_second
+                .map(|r| Arc::new(TokenBucket::new(r, r.max(1.0))));
+            let client: Arc<dyn ModelClient> =
+                Arc::new(LimitedClient::new(inner, global.clone(), bucket));
+            prepared.insert(
+                t.name.clone(),
+                Prepared {
+                    target: t.clone(),
+                    probes: setup::target_probes(&loaded, t, &[]),
+                    client,
+                    monitor_settings: MonitorSettings {
+                        margins: self.options.margins.clone(),
+                        false_alarm_rounds: t.daemon.false_alarm_interval.as_secs_f64()
+                            / t.interval.as_secs_f64().max(1.0),
+                    },
+                },
+            );
+        }
+        let now = Instant::now();
+        self.runtime.retain(|name, _| prepared.contains_key(name));
+        for name in prepared.keys() {
+            self.runtime.entry(name.clone()).or_insert(Runtime {
+                next_due: now,
+                running: false,
+                monitor: None,
+                baseline: None,
+                fingerprint: None,
+                episode_started_ms: None,
+                rounds: 0,
+                swaps: 0,
+                last_round: None,
+                digest: None,
+            });
+        }
+        // A changed baseline path or margins: start a new episode.
+        for (name, rt) in self.runtime.iter_mut() {
+            let want = prepared.get(name).and_then(|p| p.target.baseline.clone());
+            if rt.baseline.as_ref().map(|b| &b.0) != want.as_ref() {
+                rt.baseline = None;
+                rt.monitor = None;
+            }
+        }
+        self.global = global;
+        self.checks = Arc::new(checks);
+        self.prepared = prepared;
+        let kept = &self.prepared;
+        self.shared.retain_quality(|t| kept.contains_key(t));
+        self.loaded = Arc::new(loaded);
+        self.generation += 1;
+        self.shared.config_loaded.store(true, Ordering::Relaxed);
+        self.shared.reload_ok.store(true, Ordering::Relaxed);
+        self.shared
+            .reload_at_ms
+            .store(self.clock.now_ms(), Ordering::Relaxed);
+        let path = self.loaded.config.path.display().to_string();
+        self.shared.update_status(|s| s.config = path);
+        Ok(())
+    }
+
+    pub(super) async fn command(
+        &mut self,
+        cmd: Command,
+        reports: &mut mpsc::UnboundedReceiver<alert::outbox::Report>,
+    ) {
+        match cmd {
+            Command::Reload(loaded) => {
+                // The sender has announced RELOADING=1 (it validated the file first).
+                let previous = self.loaded.config.clone();
+                match self.apply(*loaded) {
+                    Ok(()) => {
+                        tracing::info!("configuration reloaded");
+                        self.reload_outputs(&previous, reports).await;
+                    }
+                    Err(e) => {
+                        self.shared.reload_ok.store(false, Ordering::Relaxed);
+                        tracing::error!(error = %e, "reload failed; keeping the previous configuration");
+                    }
+                }
+                self.publish();
+                self.options
+                    .notifier
+                    .ready(&format!("watching {} target(s)", self.prepared.len()));
+            }
+            Command::Silence {
+                target,
+                metric,
+                duration,
+                reason,
+                reply,
+            } => {
+                let result = if !self.prepared.contains_key(&target) {
+                    Err(format!("no target named '{target}'"))
+                } else {
+                    let now = self.clock.now_ms();
+                    let until = now.saturating_add(duration.as_millis() as i64);
+                    self.store
+                        .add_silence(&target, metric.as_deref(), now, until, &reason)
+                        .map_err(|e| e.to_string())
+                };
+                if let Ok(s) = &result {
+                    tracing::info!(target = %s.target, until_ms = s.until_ms, "silence added");
+                }
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// After a reload: rebuilds the sinks and observers when their configuration changed.
+    /// The old workers are stopped (a delivery in flight is abandoned and sent again, with
+    /// the same idempotency key, by the new worker), their reports recorded, and the new
+    /// workers take over the pending rows of their sink; rows of a sink that is gone are
+    /// marked `orphaned`.
+    pub(super) async fn reload_outputs(
+        &mut self,
+        previous: &crate::config::Config,
+        reports: &mut mpsc::UnboundedReceiver<alert::outbox::Report>,
+    ) {
+        let Some(factory) = self.options.outputs.clone() else {
+            return;
+        };
+        let config = &self.loaded.config;
+        let models = |c: &crate::config::Config| -> Vec<(String, String, String)> {
+            c.targets
+                .iter()
+                .map(|t| {
+                    let provider = t.provider.as_str().to_string();
+                    (t.name.clone(), provider, t.model.clone())
+                })
+                .collect()
+        };
+        if previous.alerts.webhook == config.alerts.webhook
+            && previous.alerts.sentry == config.alerts.sentry
+            && previous.telemetry == config.telemetry
+            && models(previous) == models(config)
+        {
+            return;
+        }
+        let outputs = match factory(config) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the reloaded sinks; keeping the previous ones");
+                return;
+            }
+        };
+        for (name, _, handle) in std::mem::take(&mut self.workers) {
+            if let Some(h) = handle {
+                h.abort();
+                let _ = h.await;
+            }
+            tracing::debug!(sink = %name, "delivery worker stopped for the reload");
+        }
+        // Every report the old workers sent is in the channel now.
+        while let Ok(r) = reports.try_recv() {
+            self.record_delivery(r);
+        }
+        for st in self.sink_status.values_mut() {
+            st.pending = 0;
+        }
+        self.options.sinks = outputs.sinks;
+        self.options.observers = outputs.observers;
+        self.shared.set_observers(self.options.observers.clone());
+        if let Some(tx) = self.report_tx.clone() {
+            self.start_workers(tx);
+        }
+        tracing::info!(
+            sinks = ?self.workers.iter().map(|w| w.0.as_str()).collect::<Vec<_>>(),
+            observers = self.options.observers.len(),
+            "alert sinks and telemetry rebuilt for the new configuration"
+        );
+    }
+}

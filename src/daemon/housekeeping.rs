@@ -1,0 +1,112 @@
+//! What the scheduler does between rounds: retention, the watchdog, store errors, and
+//! publishing the status document.
+
+use super::*;
+
+impl Scheduler {
+    /// Scheduler heartbeat: readiness, watchdog, retention.
+    pub(super) fn tick(&mut self) {
+        let now = Instant::now();
+        self.shared
+            .last_tick_ms
+            .store(self.clock.now_ms(), Ordering::Relaxed);
+        let ping_every = self
+            .options
+            .notifier
+            .watchdog()
+            .map(|w| w / 2)
+            .unwrap_or(MAX_TICK);
+        if self.last_ping.is_none_or(|p| now - p >= ping_every / 2) {
+            self.options.notifier.watchdog_ping();
+            self.last_ping = Some(now);
+        }
+        if self.last_prune.is_none_or(|p| now - p >= PRUNE_EVERY) {
+            self.last_prune = Some(now);
+            let storage = &self.loaded.config.storage;
+            let ms = |d: Duration| d.as_millis().min(i64::MAX as u128) as i64;
+            let now_ms = self.clock.now_ms();
+            match self.store.prune(
+                now_ms,
+                ms(storage.raw_text_retention),
+                ms(storage.sample_retention),
+            ) {
+                Ok(stats) => {
+                    let _ = self.store.prune_silences(now_ms);
+                    // Delivered and expired outbox rows are kept as long as samples.
+                    let _ = self
+                        .store
+                        .prune_outbox(now_ms - ms(storage.sample_retention));
+                    if stats.samples + stats.texts > 0 {
+                        tracing::info!(
+                            texts = stats.texts,
+                            samples = stats.samples,
+                            rounds = stats.rounds,
+                            "retention: pruned old data"
+                        );
+                    }
+                    self.shared.store_ok.store(true, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    self.store_error("prune", &e);
+                    tracing::error!(error = %e, "retention pruning failed");
+                }
+            }
+        }
+    }
+
+    /// Counts a failed store operation and marks the store as not writable until the next
+    /// successful write (`/readyz` shows the reason).
+    pub(super) fn store_error(&self, operation: &str, e: &crate::store::StoreError) {
+        self.shared.store_failed(operation, &e.to_string());
+    }
+
+    /// Publishes the status document.
+    pub(super) fn publish(&self) {
+        let mut targets = Vec::new();
+        for (name, p) in &self.prepared {
+            let Some(rt) = self.runtime.get(name) else {
+                continue;
+            };
+            let t = &p.target;
+            targets.push(TargetStatus {
+                name: name.clone(),
+                provider: t.provider.as_str().to_string(),
+                model: t.model.clone(),
+                fingerprint: rt.fingerprint.clone(),
+                digest: rt.digest.clone(),
+                pin: t.daemon.pin.as_ref().map(|pin| PinStatus {
+                    model: pin.model.clone(),
+                    approved_by: pin.approved_by.clone(),
+                    approved_on: pin.approved_on.clone(),
+                    license_reviewed: pin.license_reviewed,
+                    matches: rt
+                        .fingerprint
+                        .as_ref()
+                        .map(|id| pin.matches(id, rt.digest.as_deref())),
+                }),
+                baseline: rt.baseline.as_ref().map(|(path, _, b)| BaselineStatus {
+                    path: path.display().to_string(),
+                    fingerprint: b.fingerprint.id(),
+                    recorded_at: b.recorded.at.clone(),
+                    same_fingerprint: rt.fingerprint.as_ref().map(|f| *f == b.fingerprint.id()),
+                }),
+                episode_started_ms: rt.episode_started_ms,
+                last_round: rt.last_round.clone(),
+                rounds: rt.rounds,
+                swaps: rt.swaps,
+                metrics: rt
+                    .monitor
+                    .as_ref()
+                    .map(|m| m.snapshot())
+                    .unwrap_or_default(),
+            });
+        }
+        let alerts: Vec<AlertState> = self.alerts.values().cloned().collect();
+        let sinks: Vec<SinkStatus> = self.sink_status.values().cloned().collect();
+        self.shared.update_status(|s| {
+            s.targets = targets;
+            s.alerts = alerts;
+            s.sinks = sinks;
+        });
+    }
+}

@@ -1,0 +1,408 @@
+//! The Prometheus text exposition of `/metrics`, one function per block, each writing its
+//! families with [`family`] (the `# HELP`/`# TYPE` header) and escaped label values.
+
+use super::state::{Histogram, LATENCY_BUCKETS, Shared, StatusDoc, TOKEN_BUCKETS};
+use crate::alert::Status as AlertStatus;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+impl Shared {
+    /// The Prometheus text exposition of everything the daemon measures.
+    pub fn render_metrics(&self) -> String {
+        let status = self.status();
+        let mut o = String::new();
+        self.render_daemon(&mut o);
+        render_monitor(&mut o, &status);
+        render_targets(&mut o, &status);
+        self.render_counters(&mut o);
+        self.render_sink_metrics(&mut o);
+        self.render_store(&mut o);
+        o
+    }
+
+    /// Build, configuration and reload state.
+    fn render_daemon(&self, o: &mut String) {
+        family(
+            o,
+            "modelwatch_build_info",
+            "gauge",
+            "Build information; always 1.",
+        );
+        let _ = writeln!(
+            o,
+            "modelwatch_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        family(
+            o,
+            "modelwatch_config_last_reload_successful",
+            "gauge",
+            "1 when the last configuration (re)load succeeded, 0 when it was rejected.",
+        );
+        let _ = writeln!(
+            o,
+            "modelwatch_config_last_reload_successful {}",
+            u8::from(self.reload_ok.load(Ordering::Relaxed))
+        );
+        family(
+            o,
+            "modelwatch_config_last_reload_success_timestamp_seconds",
+            "gauge",
+            "When the configuration was last loaded successfully.",
+        );
+        let _ = writeln!(
+            o,
+            "modelwatch_config_last_reload_success_timestamp_seconds {}",
+            self.reload_at_ms.load(Ordering::Relaxed) as f64 / 1000.0
+        );
+    }
+
+    /// Rounds, requests, notifications and deliveries; latency and token histograms.
+    fn render_counters(&self, o: &mut String) {
+        let Ok(c) = self.counters.lock() else {
+            return;
+        };
+        family(
+            o,
+            "modelwatch_rounds_total",
+            "counter",
+            "Rounds by target and status.",
+        );
+        for ((t, s), v) in &c.rounds {
+            let _ = writeln!(
+                o,
+                "modelwatch_rounds_total{{target=\"{}\",status=\"{s}\"}} {v}",
+                esc(t)
+            );
+        }
+        family(
+            o,
+            "modelwatch_requests_total",
+            "counter",
+            "Probe requests by target and outcome (ok or the infrastructure error kind).",
+        );
+        for ((t, out), v) in &c.requests {
+            let _ = writeln!(
+                o,
+                "modelwatch_requests_total{{target=\"{}\",outcome=\"{out}\"}} {v}",
+                esc(t)
+            );
+        }
+        family(
+            o,
+            "modelwatch_notifications_total",
+            "counter",
+            "Alert notifications by kind (muted ones included).",
+        );
+        for (k, v) in &c.notifications {
+            let _ = writeln!(o, "modelwatch_notifications_total{{kind=\"{k}\"}} {v}");
+        }
+        family(
+            o,
+            "modelwatch_alert_deliveries_total",
+            "counter",
+            "Alert delivery attempts by sink and outcome (delivered; failed, to be retried; expired after the last retry; rejected by the receiver, not retried).",
+        );
+        for ((sink, out), v) in &c.deliveries {
+            let _ = writeln!(
+                o,
+                "modelwatch_alert_deliveries_total{{sink=\"{}\",outcome=\"{out}\"}} {v}",
+                esc(sink)
+            );
+        }
+        let hist = |o: &mut String,
+                    name: &str,
+                    help: &str,
+                    bounds: &[f64],
+                    data: &BTreeMap<String, Histogram>| {
+            family(o, name, "histogram", help);
+            for (t, h) in data {
+                let t = esc(t);
+                for (i, b) in bounds.iter().enumerate() {
+                    let _ = writeln!(
+                        o,
+                        "{name}_bucket{{target=\"{t}\",le=\"{b}\"}} {}",
+                        h.counts.get(i).copied().unwrap_or(0)
+                    );
+                }
+                let _ = writeln!(o, "{name}_bucket{{target=\"{t}\",le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(o, "{name}_sum{{target=\"{t}\"}} {}", h.sum);
+                let _ = writeln!(o, "{name}_count{{target=\"{t}\"}} {}", h.count);
+            }
+        };
+        hist(
+            o,
+            "modelwatch_request_duration_seconds",
+            "Latency of successful probe requests.",
+            &LATENCY_BUCKETS,
+            &c.latency,
+        );
+        hist(
+            o,
+            "modelwatch_output_tokens",
+            "Output tokens of successful probe responses.",
+            &TOKEN_BUCKETS,
+            &c.tokens,
+        );
+    }
+
+    /// Store health.
+    fn render_store(&self, o: &mut String) {
+        // Store health.
+        family(
+            o,
+            "modelwatch_store_up",
+            "gauge",
+            "1 when the last store write succeeded, 0 while the database cannot be written.",
+        );
+        let _ = writeln!(
+            o,
+            "modelwatch_store_up {}",
+            u8::from(self.store_ok.load(Ordering::Relaxed))
+        );
+        family(
+            o,
+            "modelwatch_store_errors_total",
+            "counter",
+            "Failed store operations (begin, commit, round, fingerprint, alert_state, event, outbox, prune).",
+        );
+        for (op, n) in self.store_errors() {
+            let _ = writeln!(
+                o,
+                "modelwatch_store_errors_total{{operation=\"{}\"}} {n}",
+                esc(&op)
+            );
+        }
+    }
+
+    fn render_sink_metrics(&self, o: &mut String) {
+        let Ok(m) = self.sinks.lock() else {
+            return;
+        };
+        let mut counters = m.carried.clone();
+        let mut helps = m.helps.clone();
+        for obs in &m.observers {
+            for c in obs.counters() {
+                helps.insert(c.family, c.help);
+                *counters.entry((c.family, c.labels)).or_default() += c.value;
+            }
+        }
+        for (name, help) in &helps {
+            family(o, name, "counter", help);
+            for ((_, labels), v) in counters.iter().filter(|((f, _), _)| f == name) {
+                let labels: Vec<String> = labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
+                    .collect();
+                let _ = writeln!(o, "{name}{{{}}} {v}", labels.join(","));
+            }
+        }
+        family(
+            o,
+            "modelwatch_round_metric_value",
+            "gauge",
+            "Bad-outcome rate of the target's last round, by metric (as modelwatch_metric_value; for task_success_rate the share of failed tasks).",
+        );
+        for (t, q) in &m.quality {
+            for (metric, v) in q.round_rates() {
+                let _ = writeln!(
+                    o,
+                    "modelwatch_round_metric_value{{target=\"{}\",metric=\"{metric}\"}} {v}",
+                    esc(t)
+                );
+            }
+        }
+        family(
+            o,
+            "modelwatch_response_length_chars",
+            "summary",
+            "Response length in characters: quantiles over the target's last responses (a window), sum and count since start.",
+        );
+        for (t, q) in &m.quality {
+            let t = esc(t);
+            for (quantile, v) in q.length.quantiles() {
+                let _ = writeln!(
+                    o,
+                    "modelwatch_response_length_chars{{target=\"{t}\",quantile=\"{quantile}\"}} {v}"
+                );
+            }
+            let _ = writeln!(
+                o,
+                "modelwatch_response_length_chars_sum{{target=\"{t}\"}} {}",
+                q.length.sum
+            );
+            let _ = writeln!(
+                o,
+                "modelwatch_response_length_chars_count{{target=\"{t}\"}} {}",
+                q.length.count
+            );
+        }
+    }
+}
+
+/// The monitored metrics of each target's episode: value, baseline, evidence, threshold.
+fn render_monitor(o: &mut String, status: &StatusDoc) {
+    family(
+        o,
+        "modelwatch_metric_value",
+        "gauge",
+        "Current value of a monitored metric in this episode (bad-outcome rate, or mean length placement).",
+    );
+    for t in &status.targets {
+        for m in &t.metrics {
+            if let Some(v) = m.current {
+                let _ = writeln!(
+                    o,
+                    "modelwatch_metric_value{{target=\"{}\",metric=\"{}\"}} {v}",
+                    esc(&t.name),
+                    m.metric
+                );
+            }
+        }
+    }
+    family(
+        o,
+        "modelwatch_metric_baseline_value",
+        "gauge",
+        "Baseline value of a monitored metric.",
+    );
+    for t in &status.targets {
+        for m in &t.metrics {
+            let _ = writeln!(
+                o,
+                "modelwatch_metric_baseline_value{{target=\"{}\",metric=\"{}\"}} {}",
+                esc(&t.name),
+                m.metric,
+                m.baseline
+            );
+        }
+    }
+    family(
+        o,
+        "modelwatch_metric_e_value",
+        "gauge",
+        "Anytime-valid e-value of the monitored metric against its interval null.",
+    );
+    for t in &status.targets {
+        for m in &t.metrics {
+            let _ = writeln!(
+                o,
+                "modelwatch_metric_e_value{{target=\"{}\",metric=\"{}\"}} {}",
+                esc(&t.name),
+                m.metric,
+                fmt_f(m.e_value)
+            );
+        }
+    }
+    family(
+        o,
+        "modelwatch_metric_e_value_threshold",
+        "gauge",
+        "E-value at which the metric alarms (metrics / alpha).",
+    );
+    for t in &status.targets {
+        if let Some(m) = t.metrics.first() {
+            let _ = writeln!(
+                o,
+                "modelwatch_metric_e_value_threshold{{target=\"{}\"}} {}",
+                esc(&t.name),
+                fmt_f(m.threshold)
+            );
+        }
+    }
+}
+
+/// Alerts, pins, swaps and the last round of each target.
+fn render_targets(o: &mut String, status: &StatusDoc) {
+    family(
+        o,
+        "modelwatch_alert_firing",
+        "gauge",
+        "1 while the alert of a target and metric fires.",
+    );
+    for a in &status.alerts {
+        let _ = writeln!(
+            o,
+            "modelwatch_alert_firing{{target=\"{}\",metric=\"{}\",severity=\"{}\"}} {}",
+            esc(&a.key.target),
+            esc(&a.key.metric),
+            a.severity.as_str(),
+            u8::from(a.status == AlertStatus::Firing)
+        );
+    }
+    family(
+        o,
+        "modelwatch_target_pin_match",
+        "gauge",
+        "1 when the served model is the pinned one, 0 when not (targets with a pin).",
+    );
+    for t in &status.targets {
+        if let Some(m) = t.pin.as_ref().and_then(|p| p.matches) {
+            let _ = writeln!(
+                o,
+                "modelwatch_target_pin_match{{target=\"{}\"}} {}",
+                esc(&t.name),
+                u8::from(m)
+            );
+        }
+    }
+    family(
+        o,
+        "modelwatch_swaps_total",
+        "counter",
+        "Model swaps seen since the daemon started.",
+    );
+    for t in &status.targets {
+        let _ = writeln!(
+            o,
+            "modelwatch_swaps_total{{target=\"{}\"}} {}",
+            esc(&t.name),
+            t.swaps
+        );
+    }
+    family(
+        o,
+        "modelwatch_last_round_timestamp_seconds",
+        "gauge",
+        "When the target's last round ended.",
+    );
+    for t in &status.targets {
+        if let Some(r) = &t.last_round {
+            let _ = writeln!(
+                o,
+                "modelwatch_last_round_timestamp_seconds{{target=\"{}\"}} {}",
+                esc(&t.name),
+                r.ended_at_ms as f64 / 1000.0
+            );
+        }
+    }
+}
+
+/// Prometheus float: `+Inf` for infinity.
+fn fmt_f(v: f64) -> String {
+    if v.is_infinite() {
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
+    } else if v.is_nan() {
+        "NaN".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// A label value escaped for the Prometheus text exposition.
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The `# HELP` and `# TYPE` lines that open a metric family.
+fn family(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}");
+    let _ = writeln!(o, "# TYPE {name} {kind}");
+}

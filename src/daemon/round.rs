@@ -1,0 +1,507 @@
+//! One round of a target, from launch to the effects of its outcome: stored with its
+//! fingerprint, the pin checked, the monitor fed, the alerts stepped.
+
+use super::*;
+
+/// The silences and maintenance windows in force while a round's alerts are stepped.
+struct Mutes {
+    silences: Vec<Silence>,
+    windows: Vec<MaintenanceWindow>,
+}
+
+impl Mutes {
+    fn muted(&self, key: &AlertKey, now_ms: i64) -> bool {
+        alert::is_muted(key, now_ms, &self.silences, &self.windows)
+    }
+}
+
+impl Scheduler {
+    pub(super) fn launch_due(&mut self, rounds: &mut Rounds) {
+        let now = Instant::now();
+        for (name, p) in &self.prepared {
+            let Some(rt) = self.runtime.get_mut(name) else {
+                continue;
+            };
+            if rt.running || rt.next_due > now {
+                continue;
+            }
+            if p.probes.is_empty() {
+                rt.next_due = now + p.target.interval;
+                continue;
+            }
+            rt.running = true;
+            let jitter = p.target.daemon.jitter;
+            let extra = if jitter.is_zero() {
+                Duration::ZERO
+            } else {
+                jitter.mul_f64(self.rng.f64())
+            };
+            // The next round is due one interval (plus jitter) after this one starts.
+            rt.next_due = now + p.target.interval + extra;
+            let client = p.client.clone();
+            let probes = p.probes.clone();
+            let options = RoundOptions {
+                target: name.clone(),
+                concurrency: p.target.max_concurrency as usize,
+                stream: p.target.stream,
+                samples_override: None,
+                keep_text: true,
+            };
+            let deadline = p.target.daemon.round_deadline;
+            let started_ms = self.clock.now_ms();
+            self.round_starts.insert(name.clone(), started_ms);
+            for o in &self.options.observers {
+                o.round_started(&p.target, started_ms);
+            }
+            let evaluator = self.evaluator.clone();
+            let checks = self.checks.clone();
+            let clock = self.clock;
+            let name = name.clone();
+            let generation = self.generation;
+            rounds.push(Box::pin(async move {
+                let evaluate = evaluate_fn(evaluator, checks);
+                let outcome = tokio::time::timeout(
+                    deadline,
+                    runner::run_round(client.as_ref(), &probes, &options, &*evaluate, &clock),
+                )
+                .await
+                .ok();
+                (name, generation, outcome)
+            }));
+        }
+    }
+
+    /// Stores a finished round and steps the monitor and the alerts.
+    pub(super) async fn finish_round(
+        &mut self,
+        name: &str,
+        _generation: u64,
+        outcome: Option<RoundOutcome>,
+    ) {
+        let now_ms = self.clock.now_ms();
+        let Some(rt) = self.runtime.get_mut(name) else {
+            return; // target removed by a reload
+        };
+        rt.running = false;
+        rt.rounds += 1;
+        if let Some(p) = self.prepared.get(name) {
+            let started = self.round_starts.remove(name).unwrap_or(now_ms);
+            let status = match &outcome {
+                None => "deadline",
+                Some(o) => o.status().as_str(),
+            };
+            for o in &self.options.observers {
+                o.round_finished(&p.target, started, outcome.as_ref(), status);
+            }
+        }
+        let Some(outcome) = outcome else {
+            tracing::warn!(target = name, "round cut off by the round deadline");
+            rt.last_round = Some(RoundSummary {
+                started_at_ms: now_ms,
+                ended_at_ms: now_ms,
+                samples: 0,
+                errors: 0,
+                status: "deadline".into(),
+            });
+            self.shared.count_round(name, "deadline", &[]);
+            let quality = self.record_quality(name, &[]);
+            self.assess(name, &quality);
+            self.publish();
+            return;
+        };
+        if self.store_retry_at.is_some_and(|t| Instant::now() < t) {
+            tracing::warn!(
+                target = name,
+                "round not stored: the database was not available moments ago"
+            );
+            self.unstored_round(name, &outcome);
+            return;
+        }
+        self.store_retry_at = None;
+        if let Err(e) = self.store.begin() {
+            self.store_retry_at = Some(Instant::now() + STORE_RETRY);
+            // The database is locked, unreadable or gone: probing goes on, the round is
+            // counted and shown, but neither stored nor fed to the monitor (its alerts could
+            // not be recorded).
+            self.store_error("begin", &e);
+            tracing::error!(target = name, error = %e, "cannot store the round: the database is not available");
+            self.unstored_round(name, &outcome);
+            return;
+        }
+        // Everything the round changes (fingerprint, samples, alert states, events, outbox
+        // rows) commits in one transaction: a crash keeps all of it or none, so a transition
+        // is never stored without its notification, nor a swap without its alert.
+        let notifications = self.step_round(name, &outcome, now_ms);
+        let jobs = self.record_notifications(&notifications);
+        let committed = match self.store.commit() {
+            Ok(()) => true,
+            Err(e) => {
+                self.store_error("commit", &e);
+                tracing::error!(target = name, error = %e, "cannot commit the round; its notifications are not sent");
+                // Back to the stored alert states, so that the transitions lost with the
+                // transaction happen again (and notify) once the store works.
+                if let Ok(states) = self.store.alert_states() {
+                    self.alerts = states.into_iter().map(|st| (st.key.clone(), st)).collect();
+                }
+                false
+            }
+        };
+        for n in &notifications {
+            self.shared.count_notification(n.kind.as_str());
+        }
+        if committed {
+            for (i, job) in jobs {
+                if let Some((name, tx, _)) = self.workers.get(i) {
+                    self.sink_status
+                        .entry(name.clone())
+                        .or_insert_with(|| SinkStatus {
+                            name: name.clone(),
+                            ..SinkStatus::default()
+                        })
+                        .pending += 1;
+                    let _ = tx.send(job);
+                }
+            }
+        }
+        self.publish();
+    }
+
+    /// Counts and shows a round that could not be stored.
+    pub(super) fn unstored_round(&mut self, name: &str, outcome: &RoundOutcome) {
+        let status = outcome.status().as_str();
+        self.shared.count_round(name, status, &outcome.samples);
+        if let Some(rt) = self.runtime.get_mut(name) {
+            rt.last_round = Some(RoundSummary {
+                started_at_ms: outcome.started_at_ms,
+                ended_at_ms: outcome.ended_at_ms,
+                samples: outcome.samples.len(),
+                errors: outcome.errors(),
+                status: status.into(),
+            });
+        }
+        let quality = self.record_quality(name, &outcome.samples);
+        self.assess(name, &quality);
+        self.publish();
+    }
+
+    /// Stores the round, checks fingerprint and pin, feeds the monitor and steps the alerts;
+    /// returns the notifications produced.
+    pub(super) fn step_round(
+        &mut self,
+        name: &str,
+        outcome: &RoundOutcome,
+        now_ms: i64,
+    ) -> Vec<Notification> {
+        let mut notifications = Vec::new();
+        if !self.runtime.contains_key(name) {
+            return notifications;
+        }
+        let mutes = Mutes {
+            silences: self.store.active_silences(now_ms).unwrap_or_default(),
+            windows: self.loaded.config.alerts.maintenance.clone(),
+        };
+        let (fingerprint_id, swapped) =
+            self.record_fingerprint(name, outcome, now_ms, &mutes, &mut notifications);
+        self.store_round(name, fingerprint_id.as_deref(), outcome, now_ms);
+        let status = outcome.status().as_str();
+        self.shared.count_round(name, status, &outcome.samples);
+        let quality = self.record_quality(name, &outcome.samples);
+        let Some(rt) = self.runtime.get_mut(name) else {
+            return notifications;
+        };
+        rt.last_round = Some(RoundSummary {
+            started_at_ms: outcome.started_at_ms,
+            ended_at_ms: outcome.ended_at_ms,
+            samples: outcome.samples.len(),
+            errors: outcome.errors(),
+            status: status.into(),
+        });
+        let Some(p) = self.prepared.get(name) else {
+            return notifications;
+        };
+        let target = p.target.clone();
+        let settings = p.monitor_settings.clone();
+        let mut observations: Vec<(String, Severity, Observation)> = Vec::new();
+        // Pin: before any statistics.
+        observations.extend(self.pin_observation(name, &target, fingerprint_id.as_deref()));
+        observations
+            .extend(self.monitor_observations(name, &target, settings, outcome, swapped, now_ms));
+        notifications.append(&mut self.step_alerts(name, observations, now_ms, &mutes));
+        self.assess(name, &quality);
+        notifications
+    }
+
+    /// Records the round's fingerprint; a change is a swap (an info notification). Returns the
+    /// fingerprint id, when it could be read, and whether the model was swapped.
+    fn record_fingerprint(
+        &mut self,
+        name: &str,
+        outcome: &RoundOutcome,
+        now_ms: i64,
+        mutes: &Mutes,
+        notifications: &mut Vec<Notification>,
+    ) -> (Option<String>, bool) {
+        let Some(rt) = self.runtime.get_mut(name) else {
+            return (None, false);
+        };
+        let mut swapped = false;
+        let fingerprint_id = match &outcome.fingerprint {
+            Ok(fp) => {
+                let id = fp.id();
+                match self
+                    .store
+                    .record_fingerprint(name, fp, outcome.started_at_ms)
+                {
+                    Ok(FingerprintChange::Swap { previous }) => {
+                        swapped = true;
+                        rt.swaps += 1;
+                        tracing::warn!(
+                            target = name,
+                            previous = %previous,
+                            current = %id,
+                            "the served model changed (swap): new monitoring episode"
+                        );
+                        let key = AlertKey::new(name, SWAP);
+                        let muted = mutes.muted(&key, now_ms);
+                        notifications.push(Notification::info(
+                            key,
+                            now_ms,
+                            Evidence {
+                                summary: format!(
+                                    "model swap on {name}: fingerprint {previous} → {id}"
+                                ),
+                                ..Evidence::default()
+                            },
+                            muted,
+                        ));
+                    }
+                    Ok(FingerprintChange::First) => {
+                        tracing::info!(target = name, fingerprint = %id, "first fingerprint")
+                    }
+                    Ok(FingerprintChange::None) => {}
+                    Err(e) => {
+                        self.shared.store_failed("fingerprint", &e.to_string());
+                        tracing::error!(target = name, error = %e, "cannot store the fingerprint");
+                    }
+                }
+                rt.digest = fp.digest.clone();
+                Some(id)
+            }
+            Err(e) => {
+                tracing::warn!(target = name, error = %e, "could not read the fingerprint");
+                None
+            }
+        };
+        if fingerprint_id.is_some() {
+            rt.fingerprint = fingerprint_id.clone();
+        }
+        (fingerprint_id, swapped)
+    }
+
+    /// Stores the round and its samples (inside the round's transaction).
+    fn store_round(
+        &mut self,
+        name: &str,
+        fingerprint_id: Option<&str>,
+        outcome: &RoundOutcome,
+        now_ms: i64,
+    ) {
+        let stored = self
+            .store
+            .record_round(name, fingerprint_id, outcome, now_ms);
+        match stored {
+            Ok(_) => self.shared.store_ok.store(true, Ordering::Relaxed),
+            Err(e) => {
+                self.shared.store_failed("round", &e.to_string());
+                tracing::error!(target = name, error = %e, "cannot store the round");
+            }
+        }
+    }
+
+    /// The pin check of a round whose fingerprint was read.
+    fn pin_observation(
+        &self,
+        name: &str,
+        target: &Target,
+        fingerprint_id: Option<&str>,
+    ) -> Option<(String, Severity, Observation)> {
+        let (Some(pin), Some(id)) = (&target.daemon.pin, fingerprint_id) else {
+            return None;
+        };
+        let digest = self.runtime.get(name).and_then(|rt| rt.digest.as_deref());
+        let ok = pin.matches(id, digest);
+        Some((
+            UNAPPROVED_MODEL.into(),
+            Severity::Critical,
+            if ok {
+                Observation::Clear
+            } else {
+                Observation::Breach(Evidence {
+                    summary: format!(
+                        "{name} serves {} (digest {}), not the approved model {}",
+                        id,
+                        digest.unwrap_or("unknown"),
+                        pin.model
+                    ),
+                    ..Evidence::default()
+                })
+            },
+        ))
+    }
+
+    /// Loads a new or changed baseline, starts a new episode after a swap or a new baseline,
+    /// and feeds the round to the monitor. After a reset, firing alerts of metrics the new
+    /// episode no longer tracks are cleared.
+    fn monitor_observations(
+        &mut self,
+        name: &str,
+        target: &Target,
+        settings: MonitorSettings,
+        outcome: &RoundOutcome,
+        swapped: bool,
+        now_ms: i64,
+    ) -> Vec<(String, Severity, Observation)> {
+        let mut observations = Vec::new();
+        let Some(rt) = self.runtime.get_mut(name) else {
+            return observations;
+        };
+        let mut reset = swapped;
+        if let Some(path) = &target.baseline {
+            let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            let changed = match &rt.baseline {
+                None => true,
+                Some((p, t, _)) => p != path || *t != mtime,
+            };
+            if changed && mtime.is_some() {
+                match Baseline::load(path) {
+                    Ok(b) => {
+                        tracing::info!(target = name, baseline = %path.display(), fingerprint = %b.fingerprint.id(), "baseline loaded: new monitoring episode");
+                        rt.baseline = Some((path.clone(), mtime, b));
+                        reset = true;
+                    }
+                    Err(e) => {
+                        if rt.baseline.is_none() {
+                            tracing::warn!(target = name, error = %e, "cannot load the baseline; monitoring waits for one");
+                        }
+                    }
+                }
+            }
+        }
+        if (reset || rt.monitor.is_none())
+            && let Some((_, _, b)) = &rt.baseline
+        {
+            rt.monitor = Some(TargetMonitor::new(b, settings));
+            rt.episode_started_ms = Some(now_ms);
+        }
+        let tracked: Vec<String> = rt
+            .monitor
+            .as_ref()
+            .map(|m| m.metric_ids())
+            .unwrap_or_default();
+        if let Some(m) = rt.monitor.as_mut() {
+            for (metric, obs) in m.observe_round(&outcome.samples) {
+                observations.push((metric, Severity::Warning, obs));
+            }
+        }
+        if reset {
+            for (key, st) in &self.alerts {
+                if key.target == name
+                    && st.status == Status::Firing
+                    && key.metric != UNAPPROVED_MODEL
+                    && !tracked.contains(&key.metric)
+                {
+                    observations.push((key.metric.clone(), st.severity, Observation::Clear));
+                }
+            }
+        }
+        observations
+    }
+
+    /// Steps the alert of each observation (pure transitions), persists the states that
+    /// changed and returns the notifications.
+    fn step_alerts(
+        &mut self,
+        name: &str,
+        observations: Vec<(String, Severity, Observation)>,
+        now_ms: i64,
+        mutes: &Mutes,
+    ) -> Vec<Notification> {
+        let mut notifications = Vec::new();
+        let policy = Policy {
+            reminder_ms: self
+                .loaded
+                .config
+                .alerts
+                .reminder
+                .map(|d| d.as_millis() as i64),
+            resolve_after: self.loaded.config.alerts.resolve_after,
+        };
+        for (metric, severity, obs) in observations {
+            let key = AlertKey::new(name, metric);
+            let current = self
+                .alerts
+                .get(&key)
+                .cloned()
+                .unwrap_or_else(|| AlertState::new(key.clone(), severity, now_ms));
+            let muted = mutes.muted(&key, now_ms);
+            let (next, mut out) = alert::transition(&current, &obs, now_ms, &policy, muted);
+            if next != current || !self.alerts.contains_key(&key) {
+                if let Err(e) = self.store.save_alert_state(&next, now_ms) {
+                    self.shared.store_failed("alert_state", &e.to_string());
+                    tracing::error!(alert = %key, error = %e, "cannot persist the alert state");
+                }
+                self.alerts.insert(key, next);
+            }
+            notifications.append(&mut out);
+        }
+        notifications
+    }
+
+    /// Reads a round's quality figures into the shared state (for `/metrics` and OTLP).
+    pub(super) fn record_quality(
+        &self,
+        name: &str,
+        samples: &[crate::sample::Sample],
+    ) -> crate::telemetry::quality::TargetQuality {
+        match self.prepared.get(name) {
+            Some(p) => {
+                let expects: std::collections::HashSet<(&str, &str)> = p
+                    .probes
+                    .iter()
+                    .filter(|pr| pr.expect.refusal == Some(true))
+                    .map(|pr| (pr.suite.as_str(), pr.id.as_str()))
+                    .collect();
+                self.shared.record_quality(name, samples, &|suite, probe| {
+                    expects.contains(&(suite, probe))
+                })
+            }
+            None => self.shared.record_quality(name, &[], &|_, _| false),
+        }
+    }
+
+    /// Tells the observers a target's readings after a round.
+    pub(super) fn assess(&self, name: &str, quality: &crate::telemetry::quality::TargetQuality) {
+        let (Some(p), Some(rt)) = (self.prepared.get(name), self.runtime.get(name)) else {
+            return;
+        };
+        let metrics = rt
+            .monitor
+            .as_ref()
+            .map(|m| m.snapshot())
+            .unwrap_or_default();
+        let alerts: Vec<AlertState> = self
+            .alerts
+            .values()
+            .filter(|a| a.key.target == name)
+            .cloned()
+            .collect();
+        let assessment = Assessment {
+            metrics: &metrics,
+            alerts: &alerts,
+            quality,
+        };
+        for o in &self.options.observers {
+            o.round_assessed(&p.target, &assessment);
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! Small helpers shared across layers: hex encoding and one-line text excerpts.
+
+/// Longest stored text excerpt, in characters.
+pub const EXCERPT_CHARS: usize = 240;
+
+/// Lower-case hexadecimal of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// At most [`EXCERPT_CHARS`] characters of `text` on one line (whitespace runs collapsed),
+/// with `…` when cut.
+pub fn excerpt(text: &str) -> String {
+    let mut out = String::new();
+    let mut count = 0;
+    for word in text.split_whitespace() {
+        let sep = usize::from(!out.is_empty());
+        let len = word.chars().count();
+        if count + sep + len > EXCERPT_CHARS {
+            let room = EXCERPT_CHARS.saturating_sub(count + sep + 1);
+            if sep == 1 && room > 0 {
+                out.push(' ');
+            }
+            out.extend(word.chars().take(room));
+            out.push('…');
+            return out;
+        }
+        if sep == 1 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        count += sep + len;
+    }
+    out
+}
