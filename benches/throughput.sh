@@ -10,6 +10,10 @@
 #   benches/throughput.sh                 # 200 probes × 50 samples, concurrency 256, 5 runs
 #   STREAM=true benches/throughput.sh     # streamed responses (one frame per token)
 #   BIN=target/release/modelwatch PROBES=100 SAMPLES=20 RUNS=3 benches/throughput.sh
+#   LATENCY=on PROBES=100 SAMPLES=20 CONCURRENCY=16 RUNS=3 benches/throughput.sh
+#       the simulator's realistic latency kept: also prints how full the concurrency slots were,
+#       the round's wall time against the sum of request latencies divided by the concurrency
+#       (1.0 when every slot is busy all the time)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -18,6 +22,7 @@ SAMPLES=${SAMPLES:-50}
 CONCURRENCY=${CONCURRENCY:-256}
 RUNS=${RUNS:-5}
 STREAM=${STREAM:-false}
+LATENCY=${LATENCY:-off}
 BIN=${BIN:-}
 if [[ -z "$BIN" ]]; then
   cargo build --release --quiet --bin modelwatch
@@ -33,9 +38,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Healthy model, no sleeping.
-sed -e 's/^latency_scale = .*/latency_scale = 0.0/' sim/profiles/healthy.toml > "$work/profile.toml"
-grep -q '^latency_scale = 0.0' "$work/profile.toml"
+# Healthy model, no sleeping (or with its latency, LATENCY=on).
+if [[ "$LATENCY" == "on" ]]; then
+  cp sim/profiles/healthy.toml "$work/profile.toml"
+else
+  sed -e 's/^latency_scale = .*/latency_scale = 0.0/' sim/profiles/healthy.toml > "$work/profile.toml"
+  grep -q '^latency_scale = 0.0' "$work/profile.toml"
+fi
 
 "$BIN" sim --listen 127.0.0.1:0 --profile "$work/profile.toml" > "$work/sim.out" 2> "$work/sim.err" &
 sim_pid=$!
@@ -95,6 +104,18 @@ t = "samples" if "samples" in tables else None
 print(db.execute(f"select count(*) from {t}").fetchone()[0] if t else -1)
 PY
 )
+  if [[ "$LATENCY" == "on" ]]; then
+    python3 - "$work/bench.db" "$CONCURRENCY" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+c = int(sys.argv[2])
+lat = db.execute("select sum(latency_ms) from samples").fetchone()[0] or 0.0
+first, last = db.execute("select min(started_at_ms), max(started_at_ms + latency_ms) from samples").fetchone()
+wall = last - first
+ideal = lat / c
+print(f"  slots: requests from first start to last end {wall/1000:.2f} s; sum of latencies / concurrency {ideal/1000:.2f} s; ratio {wall/ideal:.3f} (busy slots {lat/wall:.1f} of {c})")
+PY
+  fi
   line=$(python3 -c "
 w,u,s,rss=$wall,$user,$sys,$maxrss
 n=$requests

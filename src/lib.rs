@@ -1,8 +1,37 @@
 //! modelwatch: catches silent quality regressions in served language models.
 //!
-//! Data flow: `config` + `probe` → `runner` → `provider` → model server; responses → `eval` →
-//! [`sample::Sample`] → `store`; baselines → `stats` → verdicts. `sim` is a simulated model server
-//! for tests and demos.
+//! # Layout
+//!
+//! Modules in layer order, bottom first; each imports only modules above it in this list
+//! (checked by `tests/cli/architecture.rs`, described in `docs/architecture.md`):
+//!
+//! - [`util`], [`time`], [`rng`]: hex and excerpts; the [`time::Clock`] trait and RFC 3339; the
+//!   seeded PRNG every random choice draws from.
+//! - [`diag`]: errors that point into a file (`file:line:column` and a caret), the TOML field
+//!   reader and `${VAR}` expansion shared by configuration and suite files.
+//! - [`sample`]: one observation: a completion, an infrastructure error, the measurements.
+//! - [`stats`]: tests, intervals, quantiles, sequential tests (pure).
+//! - [`eval`]: the check language and the evaluation of a response (pure).
+//! - [`probe`]: suite files: probes, parameters, content hashes.
+//! - [`provider`]: Ollama and OpenAI-compatible clients behind [`provider::ModelClient`];
+//!   fingerprints.
+//! - [`drift`]: fixed-sample verdicts (and the canary's sequential monitor) over samples.
+//! - [`baseline`]: baseline files.
+//! - [`config`]: the configuration file.
+//! - [`runner`]: one round: plan, concurrency, samples; recordings; the paired canary.
+//! - [`alert`]: the alert state machine (pure), mutes, the outbox and the sinks.
+//! - [`store`]: SQLite: rounds ([`store::Store::record_round`]), samples, fingerprints, alerts.
+//! - [`report`]: verdict renderers and the per-round summary.
+//! - [`telemetry`]: the round observer trait; OTLP export.
+//! - [`sim`]: the simulated model server.
+//! - [`daemon`]: the scheduler, split by job; [`http`]: its HTTP endpoint.
+//! - [`demo`]: the one-command demo.
+//!
+//! # Data flow
+//!
+//! `config` + `probe` → `runner` → `provider` → model server; responses → `eval` →
+//! [`sample::Sample`] → `store`; `baseline` + samples → `drift` → verdicts → `report`; in the
+//! daemon, samples → `daemon::monitor` → `alert` transitions → sinks and `telemetry`.
 
 pub mod alert;
 pub mod baseline;

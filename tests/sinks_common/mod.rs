@@ -62,15 +62,7 @@ impl ModelClient for Fake {
 /// Targets named `names`, every 200 ms, pinned to a model that is not served when `pinned`.
 pub fn loaded(dir: &std::path::Path, names: &[&str], extra: &str, pinned: bool) -> Loaded {
     let probes = std::fs::canonicalize("probes").unwrap();
-    let mut text = format!("probes_dir = {:?}\n{extra}\n", probes.display().to_string());
-    for t in names {
-        text.push_str(&format!(
-            "[[target]]\nname = \"{t}\"\nprovider = \"ollama\"\nbase_url = \"http://127.0.0.1:9\"\nmodel = \"fake\"\nsuites = [\"core\"]\nsamples = 1\n"
-        ));
-    }
-    let path = dir.join("modelwatch.toml");
-    std::fs::write(&path, text).unwrap();
-    let mut l = config::load_with_suites(&path, &|_: &str| None).unwrap();
+    let mut l = fake_targets(dir, &probes, names, extra);
     for t in &mut l.config.targets {
         t.interval = Duration::from_millis(200);
         t.daemon.jitter = Duration::ZERO;
@@ -246,4 +238,23 @@ impl Http {
 /// The body of a GET of `url`, which must answer.
 pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
     client.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// A configuration in `dir` whose targets `names` (fake Ollama models, suite `core` of
+/// `probes`, one sample per probe) follow the `extra` text, loaded with its suites.
+pub fn fake_targets(
+    dir: &std::path::Path,
+    probes: &std::path::Path,
+    names: &[&str],
+    extra: &str,
+) -> Loaded {
+    let mut text = format!("probes_dir = {:?}\n{extra}\n", probes.display().to_string());
+    for t in names {
+        text.push_str(&format!(
+            "[[target]]\nname = \"{t}\"\nprovider = \"ollama\"\nbase_url = \"http://127.0.0.1:9\"\nmodel = \"fake\"\nsuites = [\"core\"]\nsamples = 1\n"
+        ));
+    }
+    let path = dir.join("modelwatch.toml");
+    std::fs::write(&path, text).unwrap();
+    config::load_with_suites(&path, &|_: &str| None).unwrap()
 }

@@ -1,0 +1,12 @@
+//! The command line as a user drives it: version and help, init, the simulator command, the documented commands, the demo, bad input, ops files, the source tree's shape.
+//!
+//! One test binary per area: each module is one former test file; shared helpers are declared
+//! once here.
+
+mod bad_input;
+mod cli_meta;
+mod demo_e2e;
+mod docs_commands;
+mod init_cli;
+mod ops_files;
+mod sim_cli;

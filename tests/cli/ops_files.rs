@@ -1,0 +1,86 @@
+//! The shipped Prometheus rules and Grafana dashboard stay valid and only use metrics the daemon
+//! exports: `promtool check rules` accepts the rules, and every `modelwatch_*` name they use is
+//! one `/metrics` writes.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("modelwatch_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.insert(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// Every metric family the daemon's exposition writes (the histogram's `_bucket` / `_count` /
+/// `_sum` series included).
+fn exported() -> BTreeSet<String> {
+    let src = std::fs::read_to_string("src/daemon/metrics.rs").unwrap();
+    let mut names = metric_names(&src);
+    for base in names.clone() {
+        for suffix in ["_bucket", "_count", "_sum"] {
+            names.insert(format!("{base}{suffix}"));
+        }
+    }
+    names
+}
+
+#[test]
+fn rules_and_dashboard_use_only_exported_metrics() {
+    let exported = exported();
+    assert!(exported.contains("modelwatch_alert_firing"));
+    for file in [
+        "ops/prometheus/modelwatch-rules.yml",
+        "ops/grafana/modelwatch-dashboard.json",
+    ] {
+        let text = std::fs::read_to_string(file).unwrap();
+        let used = metric_names(&text);
+        assert!(!used.is_empty(), "{file} uses no modelwatch metric");
+        let unknown: Vec<_> = used.difference(&exported).collect();
+        assert!(
+            unknown.is_empty(),
+            "{file} uses unknown metrics {unknown:?}"
+        );
+    }
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string("ops/grafana/modelwatch-dashboard.json").unwrap(),
+    )
+    .unwrap();
+    assert!(dashboard["panels"].as_array().is_some_and(|p| p.len() >= 6));
+}
+
+#[test]
+fn promtool_accepts_the_rules_and_the_scrape_config() {
+    let Ok(out) = Command::new("promtool")
+        .args(["check", "rules", "ops/prometheus/modelwatch-rules.yml"])
+        .output()
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is missing in CI: scripts/test-deps.sh installs it"
+        );
+        eprintln!("skipped: promtool not installed (scripts/test-deps.sh installs it)");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("promtool")
+        .args(["check", "config", "ops/prometheus/scrape.yml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

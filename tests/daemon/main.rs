@@ -1,0 +1,18 @@
+//! The daemon: the scheduler in process, the real binary under faults, crashes, disk and storage failures, HTTP security, load.
+//!
+//! One test binary per area: each module is one former test file; shared helpers are declared
+//! once here.
+
+mod daemon_cli;
+mod daemon_crash;
+mod daemon_disk;
+mod daemon_e2e;
+mod daemon_http_security;
+mod daemon_load;
+#[path = "../daemon_proc/mod.rs"]
+mod daemon_proc;
+mod daemon_process;
+mod daemon_scheduler;
+mod daemon_storage;
+#[path = "../sinks_common/mod.rs"]
+mod sinks_common;

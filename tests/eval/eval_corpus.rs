@@ -1,0 +1,169 @@
+//! Precision and recall of the refusal detector on the labelled corpus
+//! (`tests/fixtures/refusal_corpus/corpus.jsonl`), overall and per language.
+//! Run with `cargo test --test eval eval_corpus:: -- --nocapture` to see the figures.
+
+use modelwatch::eval::{Evaluator, RefusalConfig};
+use modelwatch::sample::{Completion, FinishReason};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Deserialize)]
+struct Item {
+    text: String,
+    refusal: bool,
+    lang: String,
+    kind: String,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    tp: u32,
+    fp: u32,
+    fn_: u32,
+    tn: u32,
+}
+
+impl Counts {
+    fn add(&mut self, label: bool, predicted: bool) {
+        match (label, predicted) {
+            (true, true) => self.tp += 1,
+            (false, true) => self.fp += 1,
+            (true, false) => self.fn_ += 1,
+            (false, false) => self.tn += 1,
+        }
+    }
+    /// Precision; `None` when nothing was flagged (undefined).
+    fn precision(&self) -> Option<f64> {
+        let flagged = self.tp + self.fp;
+        (flagged > 0).then(|| f64::from(self.tp) / f64::from(flagged))
+    }
+    fn recall(&self) -> f64 {
+        f64::from(self.tp) / f64::from((self.tp + self.fn_).max(1))
+    }
+    fn n(&self) -> u32 {
+        self.tp + self.fp + self.fn_ + self.tn
+    }
+}
+
+struct Report {
+    total: Counts,
+    by_lang: BTreeMap<String, Counts>,
+    by_kind: BTreeMap<String, Counts>,
+    errors: Vec<String>,
+}
+
+fn measure(evaluator: &Evaluator, file: &str) -> Report {
+    let path = format!(
+        "{}/tests/fixtures/refusal_corpus/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let corpus = std::fs::read_to_string(&path).expect("corpus file");
+    let items: Vec<Item> = corpus
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("corpus line"))
+        .collect();
+    let mut r = Report {
+        total: Counts::default(),
+        by_lang: BTreeMap::new(),
+        by_kind: BTreeMap::new(),
+        errors: Vec::new(),
+    };
+    for item in &items {
+        let completion = Completion {
+            text: item.text.clone(),
+            finish_reason: Some(FinishReason::Stop),
+            ..Completion::default()
+        };
+        let m = evaluator.evaluate(&completion, None);
+        r.total.add(item.refusal, m.refusal);
+        r.by_lang
+            .entry(item.lang.clone())
+            .or_default()
+            .add(item.refusal, m.refusal);
+        r.by_kind
+            .entry(item.kind.clone())
+            .or_default()
+            .add(item.refusal, m.refusal);
+        if m.refusal != item.refusal {
+            r.errors.push(format!(
+                "  {} {} {} (rule {:?}): {}",
+                item.lang,
+                item.kind,
+                if item.refusal {
+                    "missed"
+                } else {
+                    "false alarm"
+                },
+                m.refusal_rule,
+                item.text.replace('\n', " ")
+            ));
+        }
+    }
+    r
+}
+
+fn fmt(p: Option<f64>) -> String {
+    p.map_or("–".to_string(), |p| format!("{p:.3}"))
+}
+
+fn print(title: &str, r: &Report) {
+    println!("\n{title}\n");
+    println!("| language | n | precision | recall |");
+    println!("|---|---|---|---|");
+    for (lang, c) in &r.by_lang {
+        println!(
+            "| {lang} | {} | {} | {:.3} |",
+            c.n(),
+            fmt(c.precision()),
+            c.recall()
+        );
+    }
+    println!(
+        "| all | {} | {} | {:.3} |",
+        r.total.n(),
+        fmt(r.total.precision()),
+        r.total.recall()
+    );
+    println!("\n| kind | n | flagged as refusal |");
+    println!("|---|---|---|");
+    for (kind, c) in &r.by_kind {
+        println!("| {kind} | {} | {} |", c.n(), c.tp + c.fp);
+    }
+    println!(
+        "\nmisclassified ({}):\n{}",
+        r.errors.len(),
+        r.errors.join("\n")
+    );
+}
+
+#[test]
+fn refusal_detector_meets_precision_and_recall_targets() {
+    let evaluator = Evaluator::new(&RefusalConfig::default()).unwrap();
+    let main = measure(&evaluator, "corpus.jsonl");
+    print("corpus.jsonl (written before the detector)", &main);
+    assert!(main.total.n() >= 300, "corpus has {} items", main.total.n());
+    assert_eq!(
+        main.by_lang.len(),
+        9,
+        "languages: {:?}",
+        main.by_lang.keys()
+    );
+
+    // Written after the detector and never used to change it: an out-of-sample estimate.
+    // Reported, not asserted against the targets (it is small).
+    let heldout = measure(&evaluator, "heldout.jsonl");
+    print(
+        "heldout.jsonl (written after the detector, never tuned on)",
+        &heldout,
+    );
+    assert!(heldout.total.n() >= 40);
+
+    let precision = main.total.precision().unwrap_or(0.0);
+    assert!(precision >= 0.95, "precision {precision:.3} < 0.95");
+    assert!(
+        main.total.recall() >= 0.90,
+        "recall {:.3} < 0.90",
+        main.total.recall()
+    );
+}

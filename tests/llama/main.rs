@@ -1,0 +1,11 @@
+//! A real llama.cpp server with small real models: install, fingerprints, verdicts, faults.
+//!
+//! One test binary per area: each module is one former test file; shared helpers are declared
+//! once here.
+
+mod llama_fault;
+mod llama_fingerprint;
+mod llama_install;
+#[path = "../llama_support/mod.rs"]
+mod llama_support;
+mod llama_verdicts;

@@ -1,0 +1,14 @@
+//! Alert and telemetry sinks against real receivers, and secrets in every output.
+//!
+//! One test binary per area: each module is one former test file; shared helpers are declared
+//! once here.
+
+#[path = "../common_verdict/mod.rs"]
+mod common_verdict;
+mod secrets_exposure;
+#[path = "../sinks_common/mod.rs"]
+mod sinks_common;
+mod sinks_otlp;
+mod sinks_prometheus;
+mod sinks_sentry;
+mod sinks_webhook;

@@ -1,0 +1,356 @@
+//! End-to-end: `baseline record`, `compare` and `baseline diff` through the real binary against
+//! simulators on port 0.
+
+use crate::common_verdict;
+use common_verdict::*;
+use modelwatch::baseline::Baseline;
+
+/// `baseline diff` of two recorded files gives the same verdict, metric by metric, as the live
+/// comparison of the stored samples the second file was recorded from.
+#[test]
+fn diff_of_recorded_files_matches_the_live_comparison() {
+    let sims = Sims::start(&[("clean", 51), ("degraded", 52)]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &[("good", &sims.url(0)), ("bad", &sims.url(1))],
+        "",
+    );
+
+    // Default path: baselines/<target>.json next to the configuration.
+    let out = modelwatch(
+        &config,
+        &["baseline", "record", "--target", "good", "--samples", "40"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let a = dir.path().join("baselines/good.json");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("recorded 200 samples (0 failed requests) of 5 probes"),
+        "{stdout}"
+    );
+    // Not a terminal: plain progress lines, the last one complete.
+    assert!(
+        stderr(&out).contains("recording good: 200/200 (100%)"),
+        "{}",
+        stderr(&out)
+    );
+    let good = Baseline::load(&a).unwrap();
+    assert_eq!(good.recorded.samples_per_probe, 40);
+    for p in good.probes.values() {
+        let idx: Vec<u32> = p.samples.iter().map(|s| s.index).collect();
+        assert_eq!(idx, (0..40).collect::<Vec<_>>());
+    }
+
+    let b = dir.path().join("bad.json");
+    let out = modelwatch(
+        &config,
+        &[
+            "baseline",
+            "record",
+            "--target",
+            "bad",
+            "--samples",
+            "40",
+            "--out",
+            b.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Samples are stored too: 40 per probe at 50 per round is one round.
+    let store = modelwatch::store::Store::open(dir.path().join("modelwatch.db")).unwrap();
+    assert_eq!(store.rounds("bad", 10).unwrap().len(), 1);
+    drop(store);
+
+    let live = modelwatch(
+        &config,
+        &[
+            "compare",
+            "--target",
+            "bad",
+            "--baseline",
+            a.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    let offline = modelwatch(
+        &config,
+        &[
+            "baseline",
+            "diff",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    let (rl, ro) = (report(&live), report(&offline));
+    assert_eq!(live.status.code(), Some(1), "{}", stderr(&live));
+    assert_eq!(offline.status.code(), live.status.code());
+    assert_eq!(rl["verdict"], "regression");
+    assert_eq!(ro["verdict"], rl["verdict"]);
+    assert_eq!(
+        ro["metrics"], rl["metrics"],
+        "the same samples give the same statistics"
+    );
+    assert_eq!(
+        metrics_with(&rl, "quality", "regression"),
+        metrics_with(&ro, "quality", "regression")
+    );
+    assert!(
+        stderr(&live).contains("was recorded from target good"),
+        "{}",
+        stderr(&live)
+    );
+
+    // `--rounds 1` selects the same round; a window with no samples is inconclusive.
+    let one = modelwatch(
+        &config,
+        &[
+            "compare",
+            "--target",
+            "bad",
+            "--baseline",
+            a.to_str().unwrap(),
+            "--rounds",
+            "1",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(report(&one)["metrics"], rl["metrics"]);
+    let none = modelwatch(&config, &["compare", "--target", "good", "--since", "1ms"]);
+    assert_eq!(none.status.code(), Some(3), "{}", stderr(&none));
+    assert!(
+        stderr(&none).contains("no stored samples"),
+        "{}",
+        stderr(&none)
+    );
+}
+
+/// Margins from the configuration decide both the live and the offline comparison.
+#[test]
+fn configured_margins_apply_to_compare_and_diff() {
+    let sims = Sims::start(&[("clean", 61), ("degraded", 62)]);
+    let dir = tempfile::tempdir().unwrap();
+    let loose = "[margins]\nrefusal_points = 0.9\nrefusal_relative_risk = 1000\n\
+                 structured_points = 0.9\ntask_success_points = 0.9\nlength_cliffs_delta = 1\n\
+                 length_log_ratio = 5\n";
+    let config = write_config(
+        dir.path(),
+        &[("good", &sims.url(0)), ("bad", &sims.url(1))],
+        loose,
+    );
+    let a = dir.path().join("a.json");
+    let b = dir.path().join("b.json");
+    for (t, f) in [("good", &a), ("bad", &b)] {
+        let out = modelwatch(
+            &config,
+            &[
+                "baseline",
+                "record",
+                "--target",
+                t,
+                "--samples",
+                "20",
+                "--out",
+                f.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let live = report(&modelwatch(
+        &config,
+        &[
+            "compare",
+            "--target",
+            "bad",
+            "--baseline",
+            a.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    ));
+    let offline = report(&modelwatch(
+        &config,
+        &[
+            "baseline",
+            "diff",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    ));
+    for r in [&live, &offline] {
+        assert!(
+            metrics_with(r, "quality", "regression").is_empty(),
+            "{:#}",
+            r["reasons"]
+        );
+        assert_eq!(r["margins"]["refusal_points"], 0.9);
+    }
+    // Without the configuration the defaults apply and the same files regress.
+    let defaults = modelwatch(
+        &dir.path().join("absent.toml"),
+        &[
+            "baseline",
+            "diff",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(defaults.status.code(), Some(1), "{}", stderr(&defaults));
+}
+
+/// An unreachable target is not recorded (exit 3, says why); --force records anyway.
+#[test]
+fn recording_an_unreachable_target_is_refused_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dead_url();
+    let config = write_config(dir.path(), &[("down", &dead)], "");
+    let path = dir.path().join("down.json");
+    let out = modelwatch(
+        &config,
+        &[
+            "baseline",
+            "record",
+            "--target",
+            "down",
+            "--samples",
+            "200",
+            "--out",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("not recording a baseline") && err.contains("connect"),
+        "{err}"
+    );
+    assert!(err.contains("--force"), "{err}");
+    assert!(!path.exists());
+    let out = modelwatch(
+        &config,
+        &[
+            "baseline",
+            "record",
+            "--target",
+            "down",
+            "--samples",
+            "2",
+            "--out",
+            path.to_str().unwrap(),
+            "--force",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let b = Baseline::load(&path).unwrap();
+    assert_eq!(b.counts(), (10, 10));
+    // A candidate compared with a baseline is inconclusive when it cannot be reached.
+    let sims = Sims::start(&[("clean", 71)]);
+    let config = write_config(dir.path(), &[("up", &sims.url(0)), ("down", &dead)], "");
+    let good = dir.path().join("good.json");
+    let out = modelwatch(
+        &config,
+        &[
+            "baseline",
+            "record",
+            "--target",
+            "up",
+            "--samples",
+            "10",
+            "--out",
+            good.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = modelwatch(
+        &config,
+        &[
+            "canary",
+            "--candidate",
+            "down",
+            "--baseline",
+            good.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let r = report(&out);
+    assert!(metrics_with(&r, "quality", "regression").is_empty());
+    assert!(
+        stderr(&out).contains("down could not be measured"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A candidate compared with a stored baseline of the same model passes; of a degraded one,
+/// regresses.
+#[test]
+fn canary_against_a_baseline() {
+    let sims = Sims::start(&[("clean", 81), ("clean", 82), ("degraded", 83)]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &[
+            ("prod", &sims.url(0)),
+            ("same", &sims.url(1)),
+            ("worse", &sims.url(2)),
+        ],
+        "",
+    );
+    let a = dir.path().join("prod.json");
+    let out = modelwatch(
+        &config,
+        &[
+            "baseline",
+            "record",
+            "--target",
+            "prod",
+            "--samples",
+            "200",
+            "--out",
+            a.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let same = modelwatch(
+        &config,
+        &[
+            "canary",
+            "--candidate",
+            "same",
+            "--baseline",
+            a.to_str().unwrap(),
+            "--samples",
+            "200",
+            "--format",
+            "json",
+        ],
+    );
+    let r = report(&same);
+    assert_eq!(r["design"], "unpaired");
+    assert_eq!(same.status.code(), Some(0), "{:#}", r["reasons"]);
+    let worse = modelwatch(
+        &config,
+        &[
+            "canary",
+            "--candidate",
+            "worse",
+            "--baseline",
+            a.to_str().unwrap(),
+            "--samples",
+            "30",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(worse.status.code(), Some(1), "{}", stderr(&worse));
+}
