@@ -156,7 +156,7 @@ impl Evaluator {
 
         let refused = j.refusal.refusal;
         if checks.needs_json() && !refused {
-            let extracted = structured::extract(text);
+            let extracted = structured::extract(text, checks.json_extract);
             if let (Some(schema), Extracted::Json { value, .. }) = (&checks.schema, &extracted) {
                 j.violations = structured::violations(schema, value);
             }

@@ -6,7 +6,7 @@
 pub mod expect;
 pub mod load;
 
-pub use expect::{Expect, JsonSchemaSpec, MatchMode, TaskCheck};
+pub use expect::{Expect, JsonExtract, JsonSchemaSpec, MatchMode, TaskCheck};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
