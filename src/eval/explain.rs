@@ -133,10 +133,26 @@ pub fn render_text(e: &Explanation) -> String {
             if let (Some(text), Some([a, b])) = (&w.refusal.matched, w.refusal.span) {
                 let _ = write!(r, " matched {text:?} at bytes {a}..{b}");
             }
+            if let Some(layer) = w.refusal.layer {
+                let _ = write!(r, "; layer {}", serde_plain(&layer));
+            }
+            if w.refusal.partial {
+                r.push_str("; partial refusal: answers but withholds a part");
+            }
             r
         }
         "empty" => "no: empty response (its own outcome)".to_string(),
-        _ => "no: no refusal rule fired".to_string(),
+        _ => match &w.refusal.guard {
+            Some(g) => format!(
+                "no: guard set aside rule {} ({}) matched {:?} at bytes {}..{}",
+                g.rule,
+                g.reason,
+                g.matched.as_deref().unwrap_or(""),
+                g.span[0],
+                g.span[1]
+            ),
+            None => "no: no refusal rule fired".to_string(),
+        },
     };
     let _ = writeln!(s, "  refusal     {refusal}");
     if let Some(st) = &w.structured {

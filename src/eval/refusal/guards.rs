@@ -7,6 +7,7 @@
 //! merged ranges, so a 5 MB response of quoted phrases costs a few passes, not one pass per
 //! trigger.
 
+use super::lexicon::Scope as RuleScope;
 use std::ops::Range;
 
 /// A quotation closes at most this many bytes after it opens.
@@ -37,6 +38,19 @@ impl Guards {
             self.exclusions
                 .get(i)
                 .is_some_and(|e| e.start < span.end.max(span.start + 1))
+        }
+    }
+
+    /// Why a trigger at `span` of a rule with `scope` does not count, if it does not.
+    pub(crate) fn reason(&self, span: Range<usize>, scope: RuleScope) -> Option<&'static str> {
+        if self.masked_at(span.start) {
+            Some("quotation, code or dialogue")
+        } else if self.blocked(span.clone()) {
+            Some("exclusion")
+        } else if scope == RuleScope::Opening && span.start >= self.opening_end {
+            Some("outside the opening")
+        } else {
+            None
         }
     }
 
@@ -104,11 +118,15 @@ fn line_regions(text: &str) -> Vec<Range<usize>> {
         out.push(start..text.len());
     }
     // An all-caps label is a screenplay cue on its own; a mixed-case one ("Alice: …") only
-    // when some speaker talks twice, i.e. the text reads as a dialogue rather than as a list
+    // when some speaker talks twice or two alternate on consecutive lines, i.e. the text reads as a dialogue rather than as a list
     // of headings ("Note: …", "Summary: …").
     let names: Vec<&str> = speakers.iter().map(|s| s.1).collect();
     let repeated = |name: &str| names.iter().filter(|n| **n == name).count() >= 2;
-    let dialogue = speakers.iter().any(|s| repeated(s.1));
+    // Two different speakers on consecutive lines also read as a dialogue.
+    let exchange = speakers
+        .windows(2)
+        .any(|w| w[0].0.end == w[1].0.start && w[0].1 != w[1].1);
+    let dialogue = exchange || speakers.iter().any(|s| repeated(s.1));
     out.extend(
         speakers
             .into_iter()
