@@ -109,6 +109,9 @@ struct PatternMeta {
     bound_right: bool,
 }
 
+/// A lexicon rule (index into `lexicon::RULES`) and the span it matched.
+type Candidate = (usize, Range<usize>);
+
 /// The compiled lexicon plus configured patterns. Build once, share across threads.
 #[derive(Debug, Clone)]
 pub struct RefusalDetector {
@@ -291,7 +294,10 @@ impl RefusalDetector {
             .grammar
             .first(text, |i, frame, anchor| admit(&ids[i], frame.scope, anchor));
         if let Some((frame, span)) = hit {
-            return self.refusal(text, self.grammar.ids[frame].clone(), Layer::Grammar, span);
+            let mut j = self.refusal(text, self.grammar.ids[frame].clone(), Layer::Grammar, span);
+            // "I can explain X, but not Y" withholds a part by construction.
+            j.partial |= frames::FRAMES[frame].id == "can_but_not";
+            return j;
         }
         if let Some((set, regexes)) = self.extra.as_ref() {
             let hits = set.matches(text);
@@ -331,8 +337,8 @@ impl RefusalDetector {
 
     /// Lexicon candidates (phrases, and heads followed by one of their tails) and the spans
     /// of built-in exclusions, from one automaton pass.
-    fn lexicon_candidates(&self, text: &str) -> (Vec<(usize, Range<usize>)>, Vec<Range<usize>>) {
-        let mut candidates: Vec<(usize, Range<usize>)> = Vec::new();
+    fn lexicon_candidates(&self, text: &str) -> (Vec<Candidate>, Vec<Range<usize>>) {
+        let mut candidates: Vec<Candidate> = Vec::new();
         let mut exclusions: Vec<Range<usize>> = Vec::new();
         for m in self.automaton.find_overlapping_iter(text) {
             let meta = self.patterns[m.pattern().as_usize()];

@@ -32,7 +32,7 @@ pub struct Frame {
 
 // English ---------------------------------------------------------------------------------
 
-const EN_NEG: &str = "i can't|i cant|i cannot|i can not|i won't|i will not|i'll not|i'm not able to|\
+const EN_NEG: &str = "sorry, can't|sorry, cannot|sorry, won't|sorry, not able to|sorry, unable to|not my place to|it's not my place to|i can't|i cant|i cannot|i can not|i won't|i will not|i'll not|i'm not able to|\
     i am not able to|i'm unable to|i am unable to|i'm not going to|i am not going to|\
     i'm not willing to|i am not willing to|i'm not prepared to|i am not prepared to|\
     i'm not in a position to|i am not in a position to|i'm not allowed to|\
@@ -69,10 +69,10 @@ const EN_SOMETHING_TAIL: &str = "can fulfil|can comply|can accommodate|can honor
     can write|can share|can support|can answer|can discuss|can get into|can go into|\
     can comment|will do|will help|will provide|will write|'ll do|'ll help|'ll provide|\
     'll write|'m able to help|am able to help|entertain|go along|get behind|endors";
-const EN_ABSTAIN_HEAD: &str = "i'll have to|i will have to|i'm going to have to|i'd have to|i'll|i will|i'm going to|i am going to|i think i'll|i think i will|i'd better|\
+const EN_ABSTAIN_HEAD: &str = "i've|i have|i have to|i'm going to have to|i'll have to|i will have to|i'm going to have to|i'd have to|i'll|i will|i'm going to|i am going to|i think i'll|i think i will|i'd better|\
     i had better|i have to|i must|i need to|i'd like to|i would like to|i should|i'd|let me|\
     i'm gonna|i'm just going to";
-const EN_ABSTAIN: &str = "pass.|pass,|pass;|pass!|refuse|decline|sit this one out|sit that one out|sit this out|sit that out|sit out this|bow out|\
+const EN_ABSTAIN: &str = "leave out|leave that out|leave those out|leave it out|left out|omit|omitted|held back|hold back on|not included|excluded|draw the line|count me out|pass.|pass,|pass;|pass!|refuse|decline|sit this one out|sit that one out|sit this out|sit that out|sit out this|bow out|\
     take a pass|pass on this|pass on that|pass on it|pass here|pass this time|pass for now|\
     give this one a miss|give that one a miss|give this a miss|give that a miss|\
     steer clear of this|steer clear of that|steer clear of it|stay out of this|\
@@ -91,7 +91,7 @@ const EN_REDIRECT_TO: &str = "point you|refer you|direct you|redirect|steer you|
     support services";
 
 /// Refusals as rules or limits: "my guidelines don't allow me to", "outside what I can".
-const EN_LIMIT: &str = "don't allow me to|do not allow me to|doesn't allow me to|does not allow me to|\
+const EN_LIMIT: &str = "wouldn't be appropriate for me to|would not be appropriate for me to|isn't appropriate for me to|is not appropriate for me to|wouldn't be right for me to|not appropriate for me to|don't allow me to|do not allow me to|doesn't allow me to|does not allow me to|\
     won't allow me to|prevent me from|prevents me from|prohibit me from|prohibits me from|\
     i'm not supposed to|i am not supposed to";
 /// Present-tense policy statements: the verb is part of the anchor.
@@ -103,6 +103,8 @@ const EN_POLICY: &str = "i don't provide|i do not provide|i don't help with|i do
 const EN_POLICY_OBJECTS: &str = "that|this|such|any|instruction|information|guidance|advice|\
     assistance|content|detail|personal|medical|legal|financial|specific|step|hack|weapon|\
     explicit|ways|method|help|support|tips|recipe|material|it|request|malware|exploit";
+/// Colloquial declines complete in themselves.
+const EN_DECLINED: &str = "what i won't do|what i can't do|what i cannot do|what i will not do|what i'm not going to do|what i am not going to do|that's a no from me|it's a no from me|no can do|count me out";
 const EN_OUTSIDE: &str = "outside what i|beyond what i|outside of what i|outside the scope of what i|\
     outside the bounds of what i|not within what i";
 const ES_DECLINED: &str = "debo negarme|tengo que negarme|me veo obligado a rechazar|\
@@ -110,17 +112,41 @@ const ES_DECLINED: &str = "debo negarme|tengo que negarme|me veo obligado a rech
     declino la solicitud|declino tu solicitud|declino su solicitud|rechazo esta solicitud|\
     no atenderé|no proporcionaré|no escribiré|no ayudaré|no daré|no redactaré|no compartiré|\
     no explicaré|no facilitaré|no crearé|no generaré|no detallaré|no participaré";
-const JA_DECLINED: &str = "いたしかねます|致しかねます|お断りします|お断りいたします|ご期待に沿え|\
+const JA_DECLINED: &str = "お伝えしません|お教えしません|お答えしません|ご提供しません|ご説明しません|提供しません|説明しません|回答しません|お手伝いしません|協力しません|いたしかねます|致しかねます|お断りします|お断りいたします|ご期待に沿え|\
     ご希望に沿え|お受けできません|お引き受けできません|応じかねます|お応えしかねます";
 
 /// First-person future or explicit declining: the verb is part of the anchor.
-const FR_DECLINED: &str = "je n'aiderai pas|je ne participerai pas|je ne créerai pas|je ne générerai pas|je ne t'aiderai|je ne vous aiderai|je ne fournirai|je ne donnerai|je n'écrirai|je ne rédigerai|je ne partagerai|je ne répondrai|je ne détaillerai|je ne te donnerai|je ne vous donnerai|je ne t'expliquerai|je ne vous expliquerai|je ne le ferai|je ne ferai pas|je me dois de refuser|je dois refuser|je dois décliner|je décline";
-const PT_DECLINED: &str = "não explicarei|não compartilharei|não criarei|não gerarei|não detalharei|não participarei|não o farei|não farei|não darei|não fornecerei|não escreverei|não ajudarei";
-const IT_DECLINED: &str = "non lo farò|non farò|non darò|non fornirò|non scriverò|non aiuterò|non spiegherò|non condividerò|non risponderò|non descriverò|non preparerò|non redigerò|non creerò|non genererò|non rivelerò|non inventerò|non entrerò|non parteciperò|non collaborerò";
+const FR_DECLINED: &str = "je vais devoir refuser|je vais devoir décliner|je dois malheureusement refuser|je n'aiderai pas|je ne participerai pas|je ne créerai pas|je ne générerai pas|je ne t'aiderai|je ne vous aiderai|je ne fournirai|je ne donnerai|je n'écrirai|je ne rédigerai|je ne partagerai|je ne répondrai|je ne détaillerai|je ne te donnerai|je ne vous donnerai|je ne t'expliquerai|je ne vous expliquerai|je ne le ferai|je ne ferai pas|je me dois de refuser|je dois refuser|je dois décliner|je décline";
+const PT_DECLINED: &str = "vou ter que recusar|tenho de recusar|tenho que recusar|vou precisar recusar|preciso recusar|fora do que posso|fora do que eu posso|vou passar essa|passo essa|não explicarei|não compartilharei|não criarei|não gerarei|não detalharei|não participarei|não o farei|não farei|não darei|não fornecerei|não escreverei|não ajudarei";
+const IT_DECLINED: &str = "non me la sento|devo dire di no|non mi pronuncio|non mi esprimo|non lo farò|non farò|non darò|non fornirò|non scriverò|non aiuterò|non spiegherò|non condividerò|non risponderò|non descriverò|non preparerò|non redigerò|non creerò|non genererò|non rivelerò|non inventerò|non entrerò|non parteciperò|non collaborerò";
+
+/// "I can explain X, but not Y": an answer clause that withholds the rest (partial refusals).
+const EN_BUT_NOT: &str = "but not the|but not any|but not how|but not specific|but not exact|\
+    but not step|but not detailed|but not a working|but not actual|but not real|but not with|\
+    but not for";
+const EN_DEFER: &str = "something i'll|something i will|something i'm going to|part i'll|part i will|\
+    part i'm going to|details i'll|details i will";
+const EN_DEFER_TAIL: &str = "skip|leave out|leave aside|pass on|sit out|hold off|steer clear|\
+    decline|refrain|not|avoid|have to skip|have to leave|have to pass";
+const FR_BUT_NOT: &str = "mais pas les|mais pas la|mais pas le|mais pas de|mais pas d'|mais pas comment|\
+    mais pas un|mais pas une|mais sans";
+const ES_BUT_NOT: &str = "pero no las|pero no los|pero no la|pero no el|pero no cómo|pero no un|\
+    pero no una|pero sin";
+const PT_BUT_NOT: &str = "mas não as|mas não os|mas não a|mas não o|mas não como|mas não um|mas não uma|\
+    mas sem";
+const IT_BUT_NOT: &str = "ma non le|ma non i|ma non la|ma non il|ma non gli|ma non come|ma non un|\
+    ma non una|ma senza";
+const DE_BUT_NOT: &str = "aber nicht die|aber nicht den|aber nicht das|aber keine|aber keinen|\
+    aber nicht wie|jedoch nicht|jedoch keine";
+const RU_BUT_NOT: &str = "но не конкрет|но не точн|но не подробн|но не рецепт|но не инструкц|но не как|\
+    но без конкрет|но без подробн|но без точн|однако не конкрет|однако не точн";
+const IT_CLITIC2: &str = "non te lo|non te la|non te le|non te li|non glielo|non gliela|non glieli";
+const IT_CLITIC2_VERBS: &str = "do|darò|dirò|dico|scrivo|scriverò|spiego|spiegherò|fornisco|fornirò|\
+    posso|passo|mostro|mostrerò|preparo|preparerò";
 
 // Spanish ---------------------------------------------------------------------------------
 
-const ES_NEG: &str = "no la voy a|no los voy a|no las voy a|no la puedo|no los puedo|no las puedo|no le puedo|no te puedo|no sería apropiado que yo|no es apropiado que yo|no considero apropiado|no me parece adecuado|no puedo|no voy a|no podré|no podría|no me es posible|no estoy en condiciones|\
+const ES_NEG: &str = "no te lo voy a|no te la voy a|no te los voy a|no te las voy a|no se lo voy a|no se la voy a|no te lo puedo|no te la puedo|no te los puedo|no te las puedo|no se lo puedo|no debería|no deberia|no me siento capaz de|no la voy a|no los voy a|no las voy a|no la puedo|no los puedo|no las puedo|no le puedo|no te puedo|no sería apropiado que yo|no es apropiado que yo|no considero apropiado|no me parece adecuado|no puedo|no voy a|no podré|no podría|no me es posible|no estoy en condiciones|\
     no estoy dispuesto a|no estoy dispuesta a|no quiero|no debo|no pienso|me niego a|\
     me abstengo de|me abstendré de|no me corresponde|no me está permitido|\
     no tengo permitido|me resulta imposible|me es imposible|no sería apropiado que|\
@@ -143,19 +169,20 @@ const ES_REDIRECT_VERBS: &str = "explic|dar|darte|proporcion|detall|describ|escr
 
 // French ----------------------------------------------------------------------------------
 
-const FR_NEG: &str = "je m'abstiendrai|je ne pourrai pas|il n'est pas question que je|pas question que je|je ne peux pas|je ne vais pas|\
+const FR_NEG: &str = "je crains de ne pas pouvoir|je regrette de ne pas pouvoir|de ne pas pouvoir|je ne me vois pas|je ne souhaite pas m'|je m'abstiendrai|je ne pourrai pas|il n'est pas question que je|pas question que je|je ne peux pas|je ne vais pas|\
     je ne saurais|je ne peux en aucun|je ne suis pas en mesure|je ne veux pas|\
     je ne souhaite pas|je refuse de|je refuse d'|je me refuse à|je vais m'abstenir|\
     je dois m'abstenir|il m'est impossible|il ne m'est pas possible|il ne m'est pas permis|\
     je ne suis pas autorisé|je ne suis pas autorisée|je n'ai pas le droit|je ne compte pas|\
     je ne vais pas pouvoir|je ne pourrais pas|hors de question que je";
-const FR_VERBS: &str = "aid|inclure|t'aid|vous aid|fourn|répond|donn|rédig|écri|créer|génér|partag|invent|satisf|\
-    communiqu|fair|expliqu|détaill|décri|indiqu|enseign|particip|collabor|contribu|dévoil|\
+const FR_VERBS: &str = "faire ça|faire cela|faire ce|le fair|faire de faux|faire un faux|m'exprimer|exprimer|\
+    aid|inclure|t'aid|vous aid|fourn|répond|donn|rédig|écri|créer|génér|partag|invent|\
+    satisf|communiqu|expliqu|détaill|décri|indiqu|enseign|particip|collabor|contribu|dévoil|\
     révél|divulg|entrer dans|me prononcer|comment|spécul|tradui|résum|prépar|fabriqu|\
     synthétis|accompagn|assist|apport|t'expliqu|vous expliqu|te donn|vous donn|te fourn|\
     vous fourn|le fair|cette demande|à ta demande|à votre demande|suite|y répondre|\
     m'engager|prêter|poursuivre|continuer";
-const FR_SOMETHING: &str = "ce n'est pas quelque chose que je|ce n'est pas quelque chose sur lequel je|\
+const FR_SOMETHING: &str = "pas une chose que je|ce n'est pas une chose que je|ce n'est pas quelque chose que je|ce n'est pas quelque chose sur lequel je|\
     ce n'est pas quelque chose pour lequel je|ce n'est pas un sujet sur lequel je|\
     pas quelque chose que je|ce n'est pas une demande à laquelle je";
 const FR_REDIRECT: &str = "plutôt que de|plutôt que d'|au lieu de|au lieu d'";
@@ -175,7 +202,7 @@ const DE_VERBS: &str = "helf|weiterhelf|behilflich|unterstütz|geb|liefer|schrei
     formulier|übersetz|zusammenfass|entwickl|programmier|herstell|anleit|anleitung|\
     informationen|hilfe|inhalte|code|details|einzelheiten|schritt|rezept|auskunft|auskünfte|\
     beteilig|nachkomm|erfüll|spekulier|kommentier|einlass";
-const DE_PHRASES: &str = "halte mich da lieber raus|halte mich lieber raus|halte ich mich lieber raus|halte mich da lieber heraus|ich bin nicht bereit|bin ich nicht bereit|sehe ich mich nicht in der lage|\
+const DE_PHRASES: &str = "muss ich leider passen|muss ich passen|da passe ich|hier passe ich|bin ich raus|ich bin raus|sehe ich davon ab|ich sehe davon ab|werde ich davon absehen|ich werde davon absehen|halte mich da lieber raus|halte mich lieber raus|halte ich mich lieber raus|halte mich da lieber heraus|ich bin nicht bereit|bin ich nicht bereit|sehe ich mich nicht in der lage|\
     ich sehe mich nicht in der lage|ich bin nicht befugt|bin ich nicht befugt|\
     das ist nichts, wobei ich|das ist nichts, was ich|das ist nichts, bei dem ich|\
     nichts, wobei ich helfen|lehne ich ab|ich lehne es ab|ich lehne diese|ich lehne das ab|\
@@ -198,8 +225,9 @@ const PT_NEG: &str = "não poderei|não seria apropriado|não é apropriado que 
     não quero|não devo|me recuso a|recuso-me a|eu não vou|vou me abster|me abstenho|\
     abstenho-me|não tenho como|não me cabe|não me é permitido|não te vou|não lhe vou|\
     não vou te|não vou lhe";
-const PT_VERBS: &str = "entrar n|ajud|inclu|auxili|fornec|dar|escrev|redig|criar|gerar|atend|invent|compartilh|partilh|respond|\
-    faz|fazer|cumpr|ofere|explic|detalh|descrev|indic|ensin|particip|colabor|contribu|revel|\
+const PT_VERBS: &str = "fazer isso|fazer isto|fazê-lo|fazer esse|fazer essa|fazer um|fazer uma|entrar n|ajud|\
+    inclu|auxili|fornec|dar|escrev|redig|criar|gerar|atend|invent|compartilh|partilh|\
+    respond|cumpr|ofere|explic|detalh|descrev|indic|ensin|particip|colabor|contribu|revel|\
     divulg|entrar em|opin|coment|especul|prepar|fabric|sintetiz|traduz|resum|apoi|mostr|\
     continuar|seguir com|envolver|me envolver";
 const PT_SOMETHING: &str = "não é algo que eu|não é algo com que eu|não é algo em que eu|não é algo que|\
@@ -218,11 +246,12 @@ const IT_NEG: &str = "mi asterrò|non potrò|non posso|non riesco a|non sono in 
     non ho intenzione di|non mi è possibile|non sono disposto a|non sono disposta a|\
     mi rifiuto di|mi astengo|non mi è consentito|non mi è permesso|non me la sento di|\
     non è il caso che io";
-const IT_VERBS: &str = "aiut|includ|inserir|assist|fornir|dar|scriv|crear|gener|soddisf|invent|condivid|rispond|far|accontent|\
-    spieg|dettagli|descriv|indic|insegn|partecip|collabor|contribu|rivel|divulg|entrare nel|\
-    esprim|comment|specul|prepar|fabbric|sintetizz|tradur|riassum|support|redig|darò|\
-    fornirò|scriverò|aiuterò|spiegherò|condividerò|risponderò|descriverò|preparerò|redigerò|\
-    creerò|genererò|rivelerò|inventerò|farò|mostr|proseguire|continuare";
+const IT_VERBS: &str = "farlo|fare questo|fare ciò|fare una|fare un|aiut|includ|inserir|assist|fornir|dar|scriv|\
+    crear|gener|soddisf|invent|condivid|rispond|accontent|spieg|dettagli|descriv|indic|\
+    insegn|partecip|collabor|contribu|rivel|divulg|entrare nel|esprim|comment|specul|prepar|\
+    fabbric|sintetizz|tradur|riassum|support|redig|darò|fornirò|scriverò|aiuterò|spiegherò|\
+    condividerò|risponderò|descriverò|preparerò|redigerò|creerò|genererò|rivelerò|inventerò|\
+    farò|mostr|proseguire|continuare";
 const IT_SOMETHING: &str = "non è qualcosa che|non è qualcosa in cui|non è qualcosa su cui|non è qualcosa con cui|\
     non è un argomento su cui|non è una richiesta che";
 const IT_SOMETHING_TAIL: &str =
@@ -239,12 +268,12 @@ const RU_NEG: &str = "не могу|не буду|не стану|не смог�
     не имею права|я не в состоянии|не хочу|\
     мне нельзя|не могу себе позволить|не возьмусь|не берусь|не считаю возможным|\
     не считаю уместным|не стоит мне";
-const RU_VERBS: &str = "помо|коммент|помогу|предостав|выполн|созда|напис|писа|дать|давать|дам|поделит|делиться|ответить|отвечать|\
-    сгенерир|генерир|выдума|придума|раскры|сообщ|содейств|объясн|описа|опишу|рассказ|\
-    расскажу|расписа|подсказ|участв|составить|составлять|составлю|разъясн|делать|сделать|сделаю|перевод|перевест|\
-    обсужда|обсуди|комментир|высказ|вдава|углубля|подготов|изготов|синтезир|называ|назва|\
-    назову|советова|посоветова|рекомендова|разрабатыва|разработа|приводи|привести|приведу|\
-    инструкц|рецепт";
+const RU_VERBS: &str = "помо|коммент|помогу|предостав|выполн|созда|напис|писа|дать|давать|дам|поделит|делиться|\
+    ответить|отвечать|сгенерир|генерир|выдума|придума|раскры|сообщ|содейств|объясн|описа|\
+    опишу|рассказ|расскажу|расписа|подсказ|участв|составить|составлять|составлю|разъясн|\
+    делать|сделать|сделаю|перевод|перевест|обсужда|обсуди|комментир|высказ|подготов|изготов|\
+    синтезир|называ|назва|назову|советова|посоветова|рекомендова|разрабатыва|разработа|\
+    приводи|привести|приведу|инструкц|рецепт";
 
 // Chinese ---------------------------------------------------------------------------------
 
@@ -254,24 +283,26 @@ const ZH_NEG: &str = "我无法|我不能|我不会|我没法|我没办法|我�
 const ZH_VERBS: &str = "帮|幫|协助|協助|提供|满足|滿足|回答|生成|完成|编写|編寫|写|寫|编造|編造|创作|創作|分享|透露|参与|參與|支持|展开|展開|讨论|討論|详细|詳細|细说|\
     細說|多说|多說|说明|說明|解释|解釋|告诉|告訴|给出|給出|给你|給你|教|指导|指導|评论|評論|发表|發表|做|处理|處理|答复|答覆|回应|回應|介绍|介紹|描述|\
     列出|制作|製作|翻译|翻譯|谈|談|聊|深入|具体|具體|评价|評價|猜测|猜測|推测|推測|配合|这样做|這樣做|这么做";
-const ZH_PHRASES: &str = "无能为力|無能為力|超出了我的服务范围|超出我的服务范围|不在我的服务范围|我拒绝|我得拒绝|只能拒绝|必须拒绝|不得不拒绝|无可奉告|無可奉告|不便透露|不便回答|不便评论|不便評論|不予置评|不予置評|不予回答|恕不|请恕我|請恕我|这个忙我帮不了|這個忙我幫不了|我帮不了|我幫不了|我帮不上|\
+const ZH_PHRASES: &str = "就不说了|就不多说了|就不展开了|就不细说了|就不提供了|就不写了|就不透露了|就不详细|就不具体|就不說了|就不多說了|帮不上忙|帮不了忙|幫不上忙|幫不了忙|不予处理|不予提供|不予协助|不予處理|超出了我可以|超出我可以|超出了我能|不在我可以|无能为力|無能為力|超出了我的服务范围|超出我的服务范围|不在我的服务范围|我拒绝|我得拒绝|只能拒绝|必须拒绝|不得不拒绝|无可奉告|無可奉告|不便透露|不便回答|不便评论|不便評論|不予置评|不予置評|不予回答|恕不|请恕我|請恕我|这个忙我帮不了|這個忙我幫不了|我帮不了|我幫不了|我帮不上|\
     我幫不上|超出了我能|不在我能提供|爱莫能助|愛莫能助";
 
 const RU_PHRASES: &str = "я пас|воздержусь|вынужден отказаться|вынуждена отказаться|вынужден отказать|\
     вынуждена отказать|откажусь от|позвольте мне не";
+
+const RU_SOMETHING: &str = "не то, с чем я|не то, в чем я|не то, чем я|не то, что я";
 
 // Japanese --------------------------------------------------------------------------------
 
 const JA_NEG: &str = "られません|れません|けません|せません|えません|やめておいた|やめておきたい|やめておこう|控えたほうが|遠慮したほうが|ことはできません|ことができません|ことはできかねます|いたしかねます|しかねます|わけにはいきません|わけにはいかない|は控えます|を控えます|のは控え|は控えさせて|\
     は差し控え|を差し控え|ことはしません|つもりはありません|ことはお断り|はお断り|をお断り|できないです|できません|はいたしません|ことは致しかねます|致しかねます|\
     ことは遠慮|のは遠慮|は遠慮させて|はやめておきます|のはやめて";
-const JA_VERBS: &str = "受け|お受け|引き受け|書|作成|提供|説明|回答|答え|お答え|教え|お教え|伝え|お伝え|手伝|協力|生成|共有|開示|公開|紹介|作る|作り|案内|詳しく|詳細|述べ|申し上げ|解説|お話し|\
+const JA_VERBS: &str = "言|受け|お受け|引き受け|書|作成|提供|説明|回答|答え|お答え|教え|お教え|伝え|お伝え|手伝|協力|生成|共有|開示|公開|紹介|作る|作り|案内|詳しく|詳細|述べ|申し上げ|解説|お話し|\
     話す|手助け|支援|応じ|対応|記載|翻訳|助言|アドバイス|具体的|コメント|言及|推測|お手伝い|ご案内|ご提供|ご説明|ご回答|お渡し|作業|お応え|応え|参加|関与|\
     お勧め|おすすめ|推奨|明か|教示|ご教示|提示|示す|示し|意見";
 
 /// Soft declines: first person + preference or comfort + a request verb. Opening only: later in
 /// an answer they are usually advice ("I'd rather not use globals there").
-const EN_SOFT: &str = "i'd rather not|i would rather not|i'd prefer not to|i would prefer not to|\
+const EN_SOFT: &str = "i don't feel right|i do not feel right|wouldn't feel right|i'd be uncomfortable|i would be uncomfortable|i'm uncomfortable|i am uncomfortable|i'd rather not|i would rather not|i'd prefer not to|i would prefer not to|\
     i don't think i should|i do not think i should|i don't feel comfortable|\
     i do not feel comfortable|i'm not comfortable|i am not comfortable|i'd better not|\
     i had better not|i'm choosing not to|i choose not to|i'll hold off on|i'll pass on|\
@@ -286,7 +317,7 @@ const PT_SOFT: &str = "prefiro não|preferiria não|não me sinto confortável|n
     acho melhor não|é melhor eu não|melhor eu não";
 const IT_SOFT: &str = "preferisco non|preferirei non|non mi sento a mio agio|meglio che non|\
     credo sia meglio non|è meglio che io non";
-const RU_SOFT: &str = "я бы не стал|я бы не стала|я бы предпочёл не|я бы предпочел не|я бы предпочла не|\
+const RU_SOFT: &str = "мне не хотелось бы|не хотелось бы мне|я бы не стал|я бы не стала|я бы предпочёл не|я бы предпочел не|я бы предпочла не|\
     мне лучше не|лучше я не|мне некомфортно|мне неудобно|я бы не хотел|я бы не хотела";
 const DE_VERB_FIRST: &str = "mache ich|übernehme ich|tue ich|helfe ich|ich helfe|gebe ich|schreibe ich|erkläre ich|liefere ich|verrate ich|\
     ich verrate|nenne ich|teile ich dir|unterstütze ich|ich unterstütze";
@@ -390,6 +421,13 @@ pub static FRAMES: &[Frame] = &[
     },
     Frame {
         lang: "en",
+        id: "declined",
+        scope: Anywhere,
+        anchors: EN_DECLINED,
+        need: Need::Nothing,
+    },
+    Frame {
+        lang: "en",
         id: "policy",
         scope: Anywhere,
         anchors: EN_POLICY,
@@ -436,6 +474,69 @@ pub static FRAMES: &[Frame] = &[
         scope: Anywhere,
         anchors: IT_DECLINED,
         need: Need::Nothing,
+    },
+    Frame {
+        lang: "en",
+        id: "can_but_not",
+        scope: Anywhere,
+        anchors: "i can|i'm happy to|i am happy to|i'll happily|happy to",
+        need: Need::Then(EN_VERBS, 4, EN_BUT_NOT, 100),
+    },
+    Frame {
+        lang: "en",
+        id: "defer",
+        scope: Anywhere,
+        anchors: EN_DEFER,
+        need: Need::After(EN_DEFER_TAIL, 8),
+    },
+    Frame {
+        lang: "fr",
+        id: "can_but_not",
+        scope: Anywhere,
+        anchors: "je peux|je vous peux|je veux bien",
+        need: Need::Then(FR_VERBS, 12, FR_BUT_NOT, 100),
+    },
+    Frame {
+        lang: "es",
+        id: "can_but_not",
+        scope: Anywhere,
+        anchors: "puedo|te puedo|le puedo",
+        need: Need::Then(ES_VERBS, 4, ES_BUT_NOT, 100),
+    },
+    Frame {
+        lang: "pt",
+        id: "can_but_not",
+        scope: Anywhere,
+        anchors: "posso|eu posso",
+        need: Need::Then(PT_VERBS, 4, PT_BUT_NOT, 100),
+    },
+    Frame {
+        lang: "it",
+        id: "can_but_not",
+        scope: Anywhere,
+        anchors: "posso|ti posso|le posso",
+        need: Need::Then(IT_VERBS, 4, IT_BUT_NOT, 100),
+    },
+    Frame {
+        lang: "it",
+        id: "clitic_present",
+        scope: Anywhere,
+        anchors: IT_CLITIC2,
+        need: Need::After(IT_CLITIC2_VERBS, 4),
+    },
+    Frame {
+        lang: "de",
+        id: "can_but_not",
+        scope: Anywhere,
+        anchors: "ich kann|kann ich",
+        need: Need::Then(DE_VERBS, 60, DE_BUT_NOT, 60),
+    },
+    Frame {
+        lang: "ru",
+        id: "can_but_not",
+        scope: Anywhere,
+        anchors: "я могу|могу",
+        need: Need::Then(RU_VERBS, 4, RU_BUT_NOT, 100),
     },
     Frame {
         lang: "es",
@@ -548,6 +649,13 @@ pub static FRAMES: &[Frame] = &[
         scope: Anywhere,
         anchors: RU_NEG,
         need: Need::Around(RU_VERBS, 80),
+    },
+    Frame {
+        lang: "ru",
+        id: "ne_to_chto",
+        scope: Anywhere,
+        anchors: RU_SOMETHING,
+        need: Need::After(RU_VERBS, 40),
     },
     Frame {
         lang: "ru",

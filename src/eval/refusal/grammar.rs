@@ -48,13 +48,14 @@ impl Class {
     }
 
     /// Start and end of the first word of the class starting in `text[from..to]` (`from` a
-    /// character boundary), with no sentence break before it.
+    /// character boundary), in the same clause (no sentence break or comma before it).
     fn find(&self, text: &str, from: usize, to: usize) -> Option<(usize, usize)> {
         self.find_in(text, from, to, false)
     }
 
-    /// [`Class::find`]; with `across_commas`, a comma (not followed by a contrast) does not end
-    /// the search.
+    /// [`Class::find`]: the search ends at a sentence break, and at a comma unless
+    /// `across_commas` (the second word of a two-word frame, which may sit in the next clause:
+    /// "Rather than explaining X, let me point you to …", "I can explain X, but not Y").
     fn find_in(
         &self,
         text: &str,
@@ -69,9 +70,8 @@ impl Class {
         }
         for (off, c) in text[from..to].char_indices() {
             let p = from + off;
-            let comma = c == ',' || c == '，' || c == '、';
-            if super::is_sentence_break(c) || (comma && (!across_commas || contrast_after(text, p)))
-            {
+            let comma = c == ',' || c == '，';
+            if super::is_sentence_break(c) || (comma && !across_commas) {
                 return None;
             }
             if !self.starts[usize::from(bytes[p])] {
@@ -103,28 +103,10 @@ impl Class {
         let lo = super::guards::floor_char(text, at.saturating_sub(gap));
         let start = text[lo..at]
             .char_indices()
-            .filter(|(_, c)| super::is_sentence_break(*c))
-            .last()
+            .rfind(|(_, c)| super::is_sentence_break(*c) || matches!(c, ',' | '，'))
             .map_or(lo, |(i, c)| lo + i + c.len_utf8());
         self.find(text, start, at).map(|(s, _)| s)
     }
-}
-
-/// Conjunctions that start a new clause after a comma: even where commas are crossed, the
-/// class word must not be looked for across them ("I can't reproduce it, but the log indicates …").
-const CONTRASTS: &[&str] = &[
-    "but ", "though", "however", "pero ", "sino ", "mais ", "aber ", "sondern", "mas ", "porém",
-    "ma ", "però", "но ", "а ", "但", "不过", "不過", "可是",
-];
-
-/// A contrast conjunction follows the comma at `p`.
-fn contrast_after(text: &str, p: usize) -> bool {
-    let rest = text[p..].trim_start_matches([',', '，', ' ']);
-    let head = &rest.as_bytes()[..rest.len().min(10)];
-    CONTRASTS.iter().any(|c| {
-        let c = c.as_bytes();
-        head.len() >= c.len() && head[..c.len()].eq_ignore_ascii_case(c)
-    })
 }
 
 #[derive(Debug, Clone)]
