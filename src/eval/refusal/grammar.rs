@@ -25,26 +25,22 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use std::ops::Range;
 
 /// One open word class, compiled: its words (with their case and apostrophe variants and
-/// whether they must start a word) and which bytes can start one of them.
+/// whether they must start a word), bucketed by lower-cased first byte.
 #[derive(Debug, Clone)]
 struct Class {
-    words: Vec<(String, bool)>,
-    starts: Box<[bool; 256]>,
+    buckets: Vec<Vec<(String, bool)>>,
 }
 
 impl Class {
     fn new(alternatives: &str) -> Self {
-        let mut words = Vec::new();
-        let mut starts = Box::new([false; 256]);
+        let mut buckets = vec![Vec::new(); 256];
         for w in alternatives.split('|').flat_map(super::variants) {
             let bound = w.chars().next().is_some_and(super::is_spaced_letter);
             if let Some(&b) = w.as_bytes().first() {
-                starts[usize::from(b.to_ascii_lowercase())] = true;
-                starts[usize::from(b.to_ascii_uppercase())] = true;
+                buckets[usize::from(b.to_ascii_lowercase())].push((w, bound));
             }
-            words.push((w, bound));
         }
-        Class { words, starts }
+        Class { buckets }
     }
 
     /// Start and end of the first word of the class starting in `text[from..to]` (`from` a
@@ -74,7 +70,8 @@ impl Class {
             if super::is_sentence_break(c) || (comma && !across_commas) {
                 return None;
             }
-            if !self.starts[usize::from(bytes[p])] {
+            let bucket = &self.buckets[usize::from(bytes[p].to_ascii_lowercase())];
+            if bucket.is_empty() {
                 continue;
             }
             let rest = &bytes[p..];
@@ -84,7 +81,7 @@ impl Class {
                     .next_back()
                     .is_some_and(super::is_spaced_letter)
             };
-            for (w, bound) in &self.words {
+            for (w, bound) in bucket {
                 let w = w.as_bytes();
                 if rest.len() >= w.len()
                     && rest[..w.len()].eq_ignore_ascii_case(w)
@@ -171,8 +168,9 @@ impl Grammar {
         })
     }
 
-    /// The first frame match, in text order, whose anchor `accept` admits (guards and scope,
-    /// checked before the word classes so masked text costs one lookup per anchor).
+    /// The first complete frame match, in anchor order, that `accept` admits (guards and
+    /// scope). Word classes are checked first, so ordinary answers never pay for the guards;
+    /// each check looks at a bounded window, so the pass stays linear.
     pub(crate) fn first(
         &self,
         text: &str,
@@ -194,9 +192,6 @@ impl Grammar {
             {
                 continue;
             }
-            if !accept(frame, &FRAMES[frame], start..end) {
-                continue;
-            }
             let span = match &self.needs[frame] {
                 Compiled::Nothing => Some(start..end),
                 Compiled::After(c, gap) => c.find(text, end, end + gap).map(|(_, e)| start..e),
@@ -210,7 +205,9 @@ impl Grammar {
                     .and_then(|(_, e1)| c2.find_in(text, e1, e1 + g2, true))
                     .map(|(_, e)| start..e),
             };
-            if let Some(span) = span {
+            if let Some(span) = span
+                && accept(frame, &FRAMES[frame], span.clone())
+            {
                 return Some((frame, span));
             }
         }
