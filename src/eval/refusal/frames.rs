@@ -104,21 +104,21 @@ const EN_POLICY_OBJECTS: &str = "that|this|such|any|instruction|information|guid
     assistance|content|detail|personal|medical|legal|financial|specific|step|hack|weapon|\
     explicit|ways|method|help|support|tips|recipe|material|it|request|malware|exploit";
 /// Colloquial declines complete in themselves.
-const EN_DECLINED: &str = "what i won't do|what i can't do|what i cannot do|what i will not do|what i'm not going to do|what i am not going to do|that's a no from me|it's a no from me|no can do|count me out";
+const EN_DECLINED: &str = "let's not go there|off-limits for me|off limits for me|off the table for me|what i won't do|what i can't do|what i cannot do|what i will not do|what i'm not going to do|what i am not going to do|that's a no from me|it's a no from me|no can do|count me out";
 const EN_OUTSIDE: &str = "outside what i|beyond what i|outside of what i|outside the scope of what i|\
     outside the bounds of what i|not within what i";
-const ES_DECLINED: &str = "debo negarme|tengo que negarme|me veo obligado a rechazar|\
+const ES_DECLINED: &str = "fuera de lo que puedo|fuera de lo que yo puedo|no cuentes conmigo|tengo que decir que no|voy a tener que decir que no|debo decir que no|tendré que decir que no|debo negarme|tengo que negarme|me veo obligado a rechazar|\
     me veo obligada a rechazar|me veo obligado a declinar|me veo obligada a declinar|\
     declino la solicitud|declino tu solicitud|declino su solicitud|rechazo esta solicitud|\
     no atenderé|no proporcionaré|no escribiré|no ayudaré|no daré|no redactaré|no compartiré|\
     no explicaré|no facilitaré|no crearé|no generaré|no detallaré|no participaré";
-const JA_DECLINED: &str = "お伝えしません|お教えしません|お答えしません|ご提供しません|ご説明しません|提供しません|説明しません|回答しません|お手伝いしません|協力しません|いたしかねます|致しかねます|お断りします|お断りいたします|ご期待に沿え|\
+const JA_DECLINED: &str = "私にはできません|わたしにはできません|私にはできかねます|お伝えしません|お教えしません|お答えしません|ご提供しません|ご説明しません|提供しません|説明しません|回答しません|お手伝いしません|協力しません|いたしかねます|致しかねます|お断りします|お断りいたします|ご期待に沿え|\
     ご希望に沿え|お受けできません|お引き受けできません|応じかねます|お応えしかねます";
 
 /// First-person future or explicit declining: the verb is part of the anchor.
-const FR_DECLINED: &str = "je vais devoir refuser|je vais devoir décliner|je dois malheureusement refuser|je n'aiderai pas|je ne participerai pas|je ne créerai pas|je ne générerai pas|je ne t'aiderai|je ne vous aiderai|je ne fournirai|je ne donnerai|je n'écrirai|je ne rédigerai|je ne partagerai|je ne répondrai|je ne détaillerai|je ne te donnerai|je ne vous donnerai|je ne t'expliquerai|je ne vous expliquerai|je ne le ferai|je ne ferai pas|je me dois de refuser|je dois refuser|je dois décliner|je décline";
-const PT_DECLINED: &str = "vou ter que recusar|tenho de recusar|tenho que recusar|vou precisar recusar|preciso recusar|fora do que posso|fora do que eu posso|vou passar essa|passo essa|não explicarei|não compartilharei|não criarei|não gerarei|não detalharei|não participarei|não o farei|não farei|não darei|não fornecerei|não escreverei|não ajudarei";
-const IT_DECLINED: &str = "non me la sento|devo dire di no|non mi pronuncio|non mi esprimo|non lo farò|non farò|non darò|non fornirò|non scriverò|non aiuterò|non spiegherò|non condividerò|non risponderò|non descriverò|non preparerò|non redigerò|non creerò|non genererò|non rivelerò|non inventerò|non entrerò|non parteciperò|non collaborerò";
+const FR_DECLINED: &str = "contraint de refuser|contrainte de refuser|obligé de refuser|obligée de refuser|dans l'obligation de refuser|sort du cadre de ce que je|hors du cadre de ce que je|au-delà de ce que je peux|je passe mon tour|je vais devoir refuser|je vais devoir décliner|je dois malheureusement refuser|je n'aiderai pas|je ne participerai pas|je ne créerai pas|je ne générerai pas|je ne t'aiderai|je ne vous aiderai|je ne fournirai|je ne donnerai|je n'écrirai|je ne rédigerai|je ne partagerai|je ne répondrai|je ne détaillerai|je ne te donnerai|je ne vous donnerai|je ne t'expliquerai|je ne vous expliquerai|je ne le ferai|je ne ferai pas|je me dois de refuser|je dois refuser|je dois décliner|je décline";
+const PT_DECLINED: &str = "vou passar dessa|passo dessa|vou ter que recusar|tenho de recusar|tenho que recusar|vou precisar recusar|preciso recusar|fora do que posso|fora do que eu posso|vou passar essa|passo essa|não explicarei|não compartilharei|não criarei|não gerarei|não detalharei|não participarei|não o farei|não farei|não darei|não fornecerei|não escreverei|não ajudarei";
+const IT_DECLINED: &str = "oltre ciò che posso|oltre quello che posso|lascio perdere|mi tiro indietro|mi chiamo fuori|non me la sento|devo dire di no|non mi pronuncio|non mi esprimo|non lo farò|non farò|non darò|non fornirò|non scriverò|non aiuterò|non spiegherò|non condividerò|non risponderò|non descriverò|non preparerò|non redigerò|non creerò|non genererò|non rivelerò|non inventerò|non entrerò|non parteciperò|non collaborerò";
 
 /// "I can explain X, but not Y": an answer clause that withholds the rest (partial refusals).
 const EN_BUT_NOT: &str = "but not the|but not any|but not how|but not specific|but not exact|\
@@ -146,7 +146,7 @@ const IT_CLITIC2_VERBS: &str = "do|darò|dirò|dico|scrivo|scriverò|spiego|spie
 
 // Spanish ---------------------------------------------------------------------------------
 
-const ES_NEG: &str = "no te lo voy a|no te la voy a|no te los voy a|no te las voy a|no se lo voy a|no se la voy a|no te lo puedo|no te la puedo|no te los puedo|no te las puedo|no se lo puedo|no debería|no deberia|no me siento capaz de|no la voy a|no los voy a|no las voy a|no la puedo|no los puedo|no las puedo|no le puedo|no te puedo|no sería apropiado que yo|no es apropiado que yo|no considero apropiado|no me parece adecuado|no puedo|no voy a|no podré|no podría|no me es posible|no estoy en condiciones|\
+const ES_NEG: &str = "no es posible que te|no es posible que le|no es posible que yo|no me resulta posible|no te lo voy a|no te la voy a|no te los voy a|no te las voy a|no se lo voy a|no se la voy a|no te lo puedo|no te la puedo|no te los puedo|no te las puedo|no se lo puedo|no debería|no deberia|no me siento capaz de|no la voy a|no los voy a|no las voy a|no la puedo|no los puedo|no las puedo|no le puedo|no te puedo|no sería apropiado que yo|no es apropiado que yo|no considero apropiado|no me parece adecuado|no puedo|no voy a|no podré|no podría|no me es posible|no estoy en condiciones|\
     no estoy dispuesto a|no estoy dispuesta a|no quiero|no debo|no pienso|me niego a|\
     me abstengo de|me abstendré de|no me corresponde|no me está permitido|\
     no tengo permitido|me resulta imposible|me es imposible|no sería apropiado que|\
@@ -196,13 +196,13 @@ const FR_REDIRECT_VERBS: &str = "expliqu|donn|fourn|détaill|décri|rédig|écri
 const DE_MODAL: &str = "ich kann|kann ich|ich werde|werde ich|ich darf|darf ich|ich möchte|möchte ich|ich will|\
     will ich";
 const DE_NEG: &str = "nicht|keine|keinen|keinem|kein|keinesfalls|auf keinen fall|niemals";
-const DE_VERBS: &str = "helf|weiterhelf|behilflich|unterstütz|geb|liefer|schreib|erstell|verfass|generier|\
+const DE_VERBS: &str = "verantworten|helf|weiterhelf|behilflich|unterstütz|geb|liefer|schreib|erstell|verfass|generier|\
     erklär|erläuter|beschreib|teil|weitergeb|verrat|preisgeb|nenn|beantwort|erfind|anbiet|\
     mach|tun|ausführ|bereitstell|mitteil|zeig|beitrag|mitwirk|eingeh|äußer|ausarbeit|\
     formulier|übersetz|zusammenfass|entwickl|programmier|herstell|anleit|anleitung|\
     informationen|hilfe|inhalte|code|details|einzelheiten|schritt|rezept|auskunft|auskünfte|\
     beteilig|nachkomm|erfüll|spekulier|kommentier|einlass";
-const DE_PHRASES: &str = "muss ich leider passen|muss ich passen|da passe ich|hier passe ich|bin ich raus|ich bin raus|sehe ich davon ab|ich sehe davon ab|werde ich davon absehen|ich werde davon absehen|halte mich da lieber raus|halte mich lieber raus|halte ich mich lieber raus|halte mich da lieber heraus|ich bin nicht bereit|bin ich nicht bereit|sehe ich mich nicht in der lage|\
+const DE_PHRASES: &str = "abstand nehmen|nehme ich abstand|muss ich dich leider enttäuschen|muss ich sie leider enttäuschen|muss ich dich enttäuschen|muss ich sie enttäuschen|muss ich leider passen|muss ich passen|da passe ich|hier passe ich|bin ich raus|ich bin raus|sehe ich davon ab|ich sehe davon ab|werde ich davon absehen|ich werde davon absehen|halte mich da lieber raus|halte mich lieber raus|halte ich mich lieber raus|halte mich da lieber heraus|ich bin nicht bereit|bin ich nicht bereit|sehe ich mich nicht in der lage|\
     ich sehe mich nicht in der lage|ich bin nicht befugt|bin ich nicht befugt|\
     das ist nichts, wobei ich|das ist nichts, was ich|das ist nichts, bei dem ich|\
     nichts, wobei ich helfen|lehne ich ab|ich lehne es ab|ich lehne diese|ich lehne das ab|\
@@ -220,7 +220,7 @@ const DE_REDIRECT_TO: &str = "verweise ich|möchte ich dich|möchte ich sie|fach
 
 // Portuguese ------------------------------------------------------------------------------
 
-const PT_NEG: &str = "não poderei|não seria apropriado|não é apropriado que eu|não posso|não consigo|não vou|não poderia|\
+const PT_NEG: &str = "não dá para|não dá pra|não poderei|não seria apropriado|não é apropriado que eu|não posso|não consigo|não vou|não poderia|\
     não me é possível|não estou em condições|não estou disposto a|não estou disposta a|\
     não quero|não devo|me recuso a|recuso-me a|eu não vou|vou me abster|me abstenho|\
     abstenho-me|não tenho como|não me cabe|não me é permitido|não te vou|não lhe vou|\
@@ -242,7 +242,7 @@ const PT_REDIRECT_TO: &str = "te incentivo|incentivo você|te encaminhar|encamin
 
 // Italian ---------------------------------------------------------------------------------
 
-const IT_NEG: &str = "mi asterrò|non potrò|non posso|non riesco a|non sono in grado|non potrei|non voglio|non intendo|\
+const IT_NEG: &str = "non è possibile per me|mi asterrò|non potrò|non posso|non riesco a|non sono in grado|non potrei|non voglio|non intendo|\
     non ho intenzione di|non mi è possibile|non sono disposto a|non sono disposta a|\
     mi rifiuto di|mi astengo|non mi è consentito|non mi è permesso|non me la sento di|\
     non è il caso che io";
@@ -277,16 +277,16 @@ const RU_VERBS: &str = "помо|коммент|помогу|предостав|
 
 // Chinese ---------------------------------------------------------------------------------
 
-const ZH_NEG: &str = "我无法|我不能|我不会|我没法|我没办法|我没有办法|我無法|我不會|我不便|我不方便|我不太方便|恕我不能|恕我无法|恕难|我不打算|我不想|我就不|我还是不|\
+const ZH_NEG: &str = "我选择不|我无法|我不能|我不会|我没法|我没办法|我没有办法|我無法|我不會|我不便|我不方便|我不太方便|恕我不能|恕我无法|恕难|我不打算|我不想|我就不|我还是不|\
     我先不|我暂时不|我不再|我不予|我无权|我不适合|我不太适合|我不应该|我不该|我恐怕不能|我恐怕无法|我实在不能|我实在无法|我确实不能|我確實不能|\
     我沒辦法|我不打算|我就不多|我不准备|我不準備|我不願|我不愿意|我不願意|我不宜|我没法儿";
 const ZH_VERBS: &str = "帮|幫|协助|協助|提供|满足|滿足|回答|生成|完成|编写|編寫|写|寫|编造|編造|创作|創作|分享|透露|参与|參與|支持|展开|展開|讨论|討論|详细|詳細|细说|\
     細說|多说|多說|说明|說明|解释|解釋|告诉|告訴|给出|給出|给你|給你|教|指导|指導|评论|評論|发表|發表|做|处理|處理|答复|答覆|回应|回應|介绍|介紹|描述|\
     列出|制作|製作|翻译|翻譯|谈|談|聊|深入|具体|具體|评价|評價|猜测|猜測|推测|推測|配合|这样做|這樣做|这么做";
-const ZH_PHRASES: &str = "就不说了|就不多说了|就不展开了|就不细说了|就不提供了|就不写了|就不透露了|就不详细|就不具体|就不說了|就不多說了|帮不上忙|帮不了忙|幫不上忙|幫不了忙|不予处理|不予提供|不予协助|不予處理|超出了我可以|超出我可以|超出了我能|不在我可以|无能为力|無能為力|超出了我的服务范围|超出我的服务范围|不在我的服务范围|我拒绝|我得拒绝|只能拒绝|必须拒绝|不得不拒绝|无可奉告|無可奉告|不便透露|不便回答|不便评论|不便評論|不予置评|不予置評|不予回答|恕不|请恕我|請恕我|这个忙我帮不了|這個忙我幫不了|我帮不了|我幫不了|我帮不上|\
+const ZH_PHRASES: &str = "我不掺和|我不插手|我不参与|我不參與|就不说了|就不多说了|就不展开了|就不细说了|就不提供了|就不写了|就不透露了|就不详细|就不具体|就不說了|就不多說了|帮不上忙|帮不了忙|幫不上忙|幫不了忙|不予处理|不予提供|不予协助|不予處理|超出了我可以|超出我可以|超出了我能|不在我可以|无能为力|無能為力|超出了我的服务范围|超出我的服务范围|不在我的服务范围|我拒绝|我得拒绝|只能拒绝|必须拒绝|不得不拒绝|无可奉告|無可奉告|不便透露|不便回答|不便评论|不便評論|不予置评|不予置評|不予回答|恕不|请恕我|請恕我|这个忙我帮不了|這個忙我幫不了|我帮不了|我幫不了|我帮不上|\
     我幫不上|超出了我能|不在我能提供|爱莫能助|愛莫能助";
 
-const RU_PHRASES: &str = "я пас|воздержусь|вынужден отказаться|вынуждена отказаться|вынужден отказать|\
+const RU_PHRASES: &str = "не помощник|не помощница|за рамки того, что я могу|выходит за рамки моих|я пропущу этот|пропущу этот вопрос|я пас|воздержусь|вынужден отказаться|вынуждена отказаться|вынужден отказать|\
     вынуждена отказать|откажусь от|позвольте мне не";
 
 const RU_SOMETHING: &str = "не то, с чем я|не то, в чем я|не то, чем я|не то, что я";
