@@ -72,17 +72,17 @@ const EN_SOMETHING_TAIL: &str = "can fulfil|can comply|can accommodate|can honor
 const EN_ABSTAIN_HEAD: &str = "i've|i have|i have to|i'm going to have to|i'll have to|i will have to|i'm going to have to|i'd have to|i'll|i will|i'm going to|i am going to|i think i'll|i think i will|i'd better|\
     i had better|i have to|i must|i need to|i'd like to|i would like to|i should|i'd|let me|\
     i'm gonna|i'm just going to";
-const EN_ABSTAIN: &str = "leave out|leave that out|leave those out|leave it out|left out|omit|omitted|held back|hold back on|not included|excluded|draw the line|count me out|pass.|pass,|pass;|pass!|refuse|decline|sit this one out|sit that one out|sit this out|sit that out|sit out this|bow out|\
-    take a pass|pass on this|pass on that|pass on it|pass here|pass this time|pass for now|\
+const EN_ABSTAIN: &str = "draw the line|count me out|pass.|pass,|pass;|pass!|refuse|decline|sit this one out|\
+    sit that one out|sit this out|sit that out|sit out this|bow out|take a pass|\
+    pass on this|pass on that|pass on it|pass here|pass this time|pass for now|\
     give this one a miss|give that one a miss|give this a miss|give that a miss|\
     steer clear of this|steer clear of that|steer clear of it|stay out of this|\
-    stay out of that|stay away from this|stay away from that|not touch|leave this one|\
-    leave that one|leave this alone|leave that alone|leave it there|not weigh in|\
-    not get into|not go into|keep out of|not go there|not engage|not participate|\
-    not take part|respectfully decline|decline this|decline that|decline the request|\
-    decline to|hold off on this|hold off on that|not help|not be helping|\
-    not be able to help|not be providing|not be writing|not provide|not write|not share|\
-    not assist";
+    stay out of that|stay away from this|stay away from that|leave this one|leave that one|\
+    leave this alone|leave that alone|leave it there|not weigh in|not get into|not go into|\
+    keep out of|not go there|not engage|not participate|not take part|respectfully decline|\
+    decline this|decline that|decline the request|decline to|hold off on this|\
+    hold off on that|not help|not be helping|not be able to help|not be providing|\
+    not be writing|not provide|not write|not share|not assist";
 const EN_REDIRECT_VERBS: &str = "explain|provid|giv|writ|describ|detail|help|assist|shar|answer|walk|go into|going into|\
     get into|getting into|outlin|list|teach|creat|generat|produc|spell|break|offer|instruct|\
     engag|speculat";
@@ -121,9 +121,8 @@ const PT_DECLINED: &str = "vou passar dessa|passo dessa|vou ter que recusar|tenh
 const IT_DECLINED: &str = "oltre ciò che posso|oltre quello che posso|lascio perdere|mi tiro indietro|mi chiamo fuori|non me la sento|devo dire di no|non mi pronuncio|non mi esprimo|non lo farò|non farò|non darò|non fornirò|non scriverò|non aiuterò|non spiegherò|non condividerò|non risponderò|non descriverò|non preparerò|non redigerò|non creerò|non genererò|non rivelerò|non inventerò|non entrerò|non parteciperò|non collaborerò";
 
 /// "I can explain X, but not Y": an answer clause that withholds the rest (partial refusals).
-const EN_BUT_NOT: &str = "but not the|but not any|but not how|but not specific|but not exact|\
-    but not step|but not detailed|but not a working|but not actual|but not real|but not with|\
-    but not for";
+const EN_BUT_NOT: &str = "but not the|but not any|but not how|but not specific|but not exact|but not step|\
+    but not detailed|but not a working|but not actual|but not real";
 const EN_DEFER: &str = "something i'll|something i will|something i'm going to|part i'll|part i will|\
     part i'm going to|details i'll|details i will";
 const EN_DEFER_TAIL: &str = "skip|leave out|leave aside|pass on|sit out|hold off|steer clear|\
