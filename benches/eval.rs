@@ -147,6 +147,7 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
     cpu_time_figure(&evaluator, &work);
+    large_responses(&evaluator);
     if std::env::var_os("EVAL_BENCH_EACH").is_some() {
         let mut each = c.benchmark_group("eval_each");
         for (i, (completion, checks)) in work.iter().enumerate() {
@@ -195,6 +196,51 @@ fn cpu_time_figure(evaluator: &Evaluator, work: &[(Completion, Option<CompiledCh
         n as f64 / cpu,
         n as f64 / wall
     );
+}
+
+/// Time to judge 5 MB responses made of quoted refusal phrases and of fenced blocks (each
+/// full of refusal phrases), with the JSON checks of a structured probe: the guards and the
+/// JSON extraction must stay linear. Median of three runs, wall time.
+fn large_responses(evaluator: &Evaluator) {
+    const SIZE: usize = 5_000_000;
+    let quoted = sized(
+        "The filter fired on \"I'm sorry, but I can't help with that\" and on 'I cannot comply' \
+         and on “I won't assist with this”. ",
+        SIZE,
+    );
+    let fenced = sized(
+        "```\nprint(\"I can't help with that\")\n# I won't provide it\n```\n",
+        SIZE,
+    );
+    let single = sized("'I cannot comply ", SIZE);
+    let curly = sized("“I can't help with that ", SIZE);
+    let json = checks("json = true");
+    for (name, text) in [
+        ("quoted refusal phrases", quoted),
+        ("fenced blocks", fenced),
+        ("unclosed single quotes", single),
+        ("unclosed typographic quotes", curly),
+    ] {
+        let completion = Completion {
+            text,
+            finish_reason: Some(FinishReason::Stop),
+            ..Completion::default()
+        };
+        let mut times: Vec<f64> = (0..3)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                let m = evaluator.evaluate(black_box(&completion), Some(&json));
+                black_box(m);
+                t.elapsed().as_secs_f64()
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let m = evaluator.evaluate(&completion, Some(&json));
+        eprintln!(
+            "5 MB of {name}: {:.3} s (median of 3); refusal {}, structured {:?}",
+            times[1], m.refusal, m.structured
+        );
+    }
 }
 
 criterion_group!(benches, bench);

@@ -40,31 +40,54 @@ pub fn exec(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
         None => HashMap::new(),
     };
     let input = read_input(&args.responses)?;
-    let explanations = eval::explain::explain_jsonl(&evaluator, suite.as_ref(), &compiled, &input)
-        .with_context(|| format!("in {}", args.responses.display()))?;
+    let explained = eval::explain::explain_lines(&evaluator, suite.as_ref(), &compiled, &input);
 
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for e in &explanations {
+    for e in &explained.explanations {
         match args.format {
             OutputFormat::Json => writeln!(out, "{}", serde_json::to_string(e)?)?,
             OutputFormat::Text => writeln!(out, "{}", eval::explain::render_text(e))?,
         }
     }
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    if explained.bad_lines.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for e in &explained.bad_lines {
+        eprintln!("error: in {}: {e}; line skipped", args.responses.display());
+    }
+    eprintln!(
+        "{} of {} non-blank lines skipped; the others were judged",
+        explained.bad_lines.len(),
+        explained.bad_lines.len() + explained.explanations.len()
+    );
+    Ok(ExitCode::from(super::EXIT_USAGE))
 }
 
-fn read_input(path: &Path) -> anyhow::Result<String> {
-    if path == Path::new("-") {
-        let mut s = String::new();
+/// Responses files larger than this are refused rather than read into memory.
+const MAX_INPUT_BYTES: u64 = 1 << 30;
+
+fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let n = if path == Path::new("-") {
         std::io::stdin()
-            .read_to_string(&mut s)
-            .context("cannot read responses from standard input")?;
-        return Ok(s);
+            .take(MAX_INPUT_BYTES + 1)
+            .read_to_end(&mut buf)
+            .context("cannot read responses from standard input")?
+    } else {
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_INPUT_BYTES + 1).read_to_end(&mut buf))
+            .with_context(|| format!("cannot read responses file {}", path.display()))?
+    };
+    if n as u64 > MAX_INPUT_BYTES {
+        anyhow::bail!(
+            "responses input {} is larger than {} MiB; split it into smaller files",
+            path.display(),
+            MAX_INPUT_BYTES >> 20
+        );
     }
-    std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read responses file {}", path.display()))
+    Ok(buf)
 }
 
 /// Loads and validates a suite; errors are printed located, like `check-config`'s.

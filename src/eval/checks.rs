@@ -39,6 +39,8 @@ pub struct CompiledChecks {
     /// `expect.refusal`, kept for the drift layer (a refusal on a benign probe is a failure).
     pub expect_refusal: Option<bool>,
     pub expects_json: bool,
+    /// Where the JSON may be (`expect.json.extract`).
+    pub json_extract: crate::probe::JsonExtract,
     pub schema: Option<jsonschema::Validator>,
     pub task: Option<CompiledTask>,
 }
@@ -48,6 +50,7 @@ impl std::fmt::Debug for CompiledChecks {
         f.debug_struct("CompiledChecks")
             .field("expect_refusal", &self.expect_refusal)
             .field("expects_json", &self.expects_json)
+            .field("json_extract", &self.json_extract)
             .field("schema", &self.schema.is_some())
             .field("task", &self.task)
             .finish()
@@ -84,6 +87,7 @@ impl CompiledChecks {
         Ok(CompiledChecks {
             expect_refusal: expect.refusal,
             expects_json: expect.expects_json(),
+            json_extract: expect.json_extract,
             schema,
             task,
         })
@@ -245,5 +249,35 @@ mod tests {
             err.to_string(),
             "check 'regex' (task): invalid regex \"[a-\": unclosed character class"
         );
+    }
+
+    #[test]
+    fn json_extract_key_is_read_from_suites() {
+        use crate::diag::{Source, render_all};
+        use crate::probe::JsonExtract;
+        let parse = |expect: &str| {
+            let text = format!("suite = \"s\"\n[[probe]]\nid = \"p\"\nprompt = \"x\"\n{expect}\n");
+            crate::probe::load::parse_suite(&Source::new("s.toml", text))
+        };
+        let suite = parse("expect.json.extract = \"embedded\"").unwrap();
+        let c = compile_suite(&suite).unwrap();
+        assert!(c["p"].expects_json);
+        assert_eq!(c["p"].json_extract, JsonExtract::Embedded);
+        // The default is left out of the probe hash: `json = true` and `extract = "whole"` agree.
+        let plain = parse("expect.json = true").unwrap();
+        let whole = parse("expect.json = { extract = \"whole\" }").unwrap();
+        assert_eq!(plain.probes[0].hash, whole.probes[0].hash);
+        assert_ne!(plain.probes[0].hash, suite.probes[0].hash);
+        assert_eq!(
+            compile_suite(&plain).unwrap()["p"].json_extract,
+            JsonExtract::Whole
+        );
+        let err = render_all(&parse("expect.json.extract = \"prose\"").unwrap_err());
+        assert!(
+            err.contains("unknown value \"prose\" for `extract` in `expect.json`"),
+            "{err}"
+        );
+        let err = render_all(&parse("expect.json.mode = \"x\"").unwrap_err());
+        assert!(err.contains("unknown key `mode`"), "{err}");
     }
 }

@@ -4,7 +4,8 @@
 //! refusal corpus can be fed as is):
 //! `{"probe": "<id>", "text": "...", "finish_reason": "stop"}`, optionally also
 //! `"provider_refusal"` (OpenAI's `refusal` field) and `"output_tokens"`. Without `probe`, only
-//! length and refusal are judged.
+//! length and refusal are judged. A bad line (invalid UTF-8, not such an object, an unknown
+//! probe) is reported with its line number and skipped; the rest are judged.
 
 use super::{CompiledChecks, Evaluator, Explanation};
 use crate::probe::Suite;
@@ -42,63 +43,109 @@ struct InputLine {
     output_tokens: Option<u32>,
 }
 
-/// Explains every response in `input`, in order. `compiled` holds the suite's compiled checks
-/// by probe id (see [`super::compile_suite`]).
+/// Explains every response in `input`, in order; the first bad line is an error (see
+/// [`explain_lines`] to skip bad lines and judge the rest).
 pub fn explain_jsonl(
     evaluator: &Evaluator,
     suite: Option<&Suite>,
     compiled: &HashMap<String, CompiledChecks>,
     input: &str,
 ) -> Result<Vec<Explanation>, ExplainError> {
-    let mut out = Vec::new();
-    for (i, raw) in input.lines().enumerate() {
+    let out = explain_lines(evaluator, suite, compiled, input.as_bytes());
+    match out.bad_lines.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(out.explanations),
+    }
+}
+
+/// What [`explain_lines`] made of an input: the judged lines, and the lines it skipped with why.
+#[derive(Debug, Default)]
+pub struct Explained {
+    pub explanations: Vec<Explanation>,
+    pub bad_lines: Vec<ExplainError>,
+}
+
+/// Explains every response in `input` (JSONL bytes), in order. A line that is not valid UTF-8,
+/// not a response object, or names an unknown probe is reported with its line number and
+/// skipped; the rest are judged. `compiled` holds the suite's compiled checks by probe id (see
+/// [`super::compile_suite`]).
+pub fn explain_lines(
+    evaluator: &Evaluator,
+    suite: Option<&Suite>,
+    compiled: &HashMap<String, CompiledChecks>,
+    input: &[u8],
+) -> Explained {
+    let mut out = Explained::default();
+    for (i, raw) in input.split(|&b| b == b'\n').enumerate() {
         let line = i + 1;
-        if raw.trim().is_empty() {
-            continue;
+        match explain_line(evaluator, suite, compiled, line, raw) {
+            Ok(Some(e)) => out.explanations.push(e),
+            Ok(None) => {}
+            Err(e) => out.bad_lines.push(e),
         }
-        let parsed: InputLine = serde_json::from_str(raw).map_err(|e| ExplainError::BadLine {
-            line,
-            message: format!("not a response object: {e}"),
-        })?;
-        let checks = match (&parsed.probe, suite) {
-            (None, _) => None,
-            (Some(p), None) => {
-                return Err(ExplainError::NoSuite {
+    }
+    out
+}
+
+fn explain_line(
+    evaluator: &Evaluator,
+    suite: Option<&Suite>,
+    compiled: &HashMap<String, CompiledChecks>,
+    line: usize,
+    raw: &[u8],
+) -> Result<Option<Explanation>, ExplainError> {
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let raw = std::str::from_utf8(raw).map_err(|e| ExplainError::BadLine {
+        line,
+        message: format!(
+            "not valid UTF-8 (invalid byte at column {}); save the file as UTF-8",
+            e.valid_up_to() + 1
+        ),
+    })?;
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    let parsed: InputLine = serde_json::from_str(raw).map_err(|e| ExplainError::BadLine {
+        line,
+        message: format!("not a response object: {e}"),
+    })?;
+    let checks = match (&parsed.probe, suite) {
+        (None, _) => None,
+        (Some(p), None) => {
+            return Err(ExplainError::NoSuite {
+                line,
+                probe: p.clone(),
+            });
+        }
+        (Some(p), Some(s)) => {
+            if !s.probes.iter().any(|q| &q.id == p) {
+                return Err(ExplainError::UnknownProbe {
                     line,
                     probe: p.clone(),
+                    suite: s.name.clone(),
+                    known: s
+                        .probes
+                        .iter()
+                        .map(|q| q.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 });
             }
-            (Some(p), Some(s)) => {
-                if !s.probes.iter().any(|q| &q.id == p) {
-                    return Err(ExplainError::UnknownProbe {
-                        line,
-                        probe: p.clone(),
-                        suite: s.name.clone(),
-                        known: s
-                            .probes
-                            .iter()
-                            .map(|q| q.id.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    });
-                }
-                compiled.get(p)
-            }
-        };
-        let completion = Completion {
-            text: parsed.text,
-            refusal: parsed.provider_refusal,
-            finish_reason: parsed.finish_reason.as_deref().map(FinishReason::parse),
-            output_tokens: parsed.output_tokens,
-            attempts: 1,
-            ..Completion::default()
-        };
-        let mut e = evaluator.explain(&completion, checks);
-        e.line = Some(line);
-        e.probe = parsed.probe;
-        out.push(e);
-    }
-    Ok(out)
+            compiled.get(p)
+        }
+    };
+    let completion = Completion {
+        text: parsed.text,
+        refusal: parsed.provider_refusal,
+        finish_reason: parsed.finish_reason.as_deref().map(FinishReason::parse),
+        output_tokens: parsed.output_tokens,
+        attempts: 1,
+        ..Completion::default()
+    };
+    let mut e = evaluator.explain(&completion, checks);
+    e.line = Some(line);
+    e.probe = parsed.probe;
+    Ok(Some(e))
 }
 
 /// Human-readable rendering of one explanation.
@@ -133,10 +180,26 @@ pub fn render_text(e: &Explanation) -> String {
             if let (Some(text), Some([a, b])) = (&w.refusal.matched, w.refusal.span) {
                 let _ = write!(r, " matched {text:?} at bytes {a}..{b}");
             }
+            if let Some(layer) = w.refusal.layer {
+                let _ = write!(r, "; layer {}", serde_plain(&layer));
+            }
+            if w.refusal.partial {
+                r.push_str("; partial refusal: answers but withholds a part");
+            }
             r
         }
         "empty" => "no: empty response (its own outcome)".to_string(),
-        _ => "no: no refusal rule fired".to_string(),
+        _ => match &w.refusal.guard {
+            Some(g) => format!(
+                "no: guard set aside rule {} ({}) matched {:?} at bytes {}..{}",
+                g.rule,
+                g.reason,
+                g.matched.as_deref().unwrap_or(""),
+                g.span[0],
+                g.span[1]
+            ),
+            None => "no: no refusal rule fired".to_string(),
+        },
     };
     let _ = writeln!(s, "  refusal     {refusal}");
     if let Some(st) = &w.structured {
@@ -277,6 +340,39 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "line 1: response names probe 'count' but no suite was given; pass --suite FILE"
+        );
+    }
+
+    #[test]
+    fn bad_lines_are_reported_and_skipped() {
+        let ev = Evaluator::new(&RefusalConfig::default()).unwrap();
+        let (suite, compiled) = suite();
+        let mut input = b"{\"text\": \"I can't help with that.\"}\n".to_vec();
+        input.extend_from_slice(b"{\"text\": \"caf\xe9\"}\n"); // Latin-1, not UTF-8
+        input.extend_from_slice(b"{\"text\": \"unterminated}\r\n");
+        input.extend_from_slice(b"{\"probe\": \"nope\", \"text\": \"x\"}\n");
+        input.extend_from_slice(b"\n{\"probe\": \"count\", \"text\": \"{\\\"n\\\": 2}\"}");
+        let out = explain_lines(&ev, Some(&suite), &compiled, &input);
+        let judged: Vec<usize> = out.explanations.iter().filter_map(|e| e.line).collect();
+        assert_eq!(judged, [1, 6]);
+        assert!(out.explanations[0].measurements.refusal);
+        assert_eq!(out.explanations[1].measurements.task_success, Some(true));
+        let bad: Vec<String> = out.bad_lines.iter().map(ToString::to_string).collect();
+        assert_eq!(bad.len(), 3, "{bad:?}");
+        assert!(
+            bad[0].starts_with("line 2: not valid UTF-8 (invalid byte at column 14)"),
+            "{}",
+            bad[0]
+        );
+        assert!(
+            bad[1].starts_with("line 3: not a response object: EOF"),
+            "{}",
+            bad[1]
+        );
+        assert!(
+            bad[2].starts_with("line 4: unknown probe 'nope'"),
+            "{}",
+            bad[2]
         );
     }
 }

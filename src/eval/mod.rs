@@ -66,6 +66,7 @@ impl Evaluator {
     pub fn explain(&self, completion: &Completion, checks: Option<&CompiledChecks>) -> Explanation {
         let j = self.judge(completion, checks);
         let text = completion.text.as_str();
+        let guarded = j.refusal.guarded.as_ref();
         let refusal_why = RefusalWhy {
             outcome: if j.refusal.refusal {
                 "refusal"
@@ -74,7 +75,8 @@ impl Evaluator {
             } else {
                 "answer"
             },
-            layer: j.refusal.layer,
+            partial: j.refusal.partial,
+            layer: j.refusal.layer.or(guarded.map(|_| Layer::Guard)),
             rule: j.refusal.rule.clone(),
             matched: j
                 .refusal
@@ -83,6 +85,12 @@ impl Evaluator {
                 .and_then(|s| text.get(s.clone()))
                 .map(str::to_string),
             span: j.refusal.span.as_ref().map(|s| [s.start, s.end]),
+            guard: guarded.map(|g| GuardWhy {
+                rule: g.rule.clone(),
+                reason: g.reason,
+                matched: text.get(g.span.clone()).map(structured::excerpt),
+                span: [g.span.start, g.span.end],
+            }),
         };
         let structured_why = j.structured.map(|outcome| {
             let (source, span, error) = match &j.extracted {
@@ -156,7 +164,7 @@ impl Evaluator {
 
         let refused = j.refusal.refusal;
         if checks.needs_json() && !refused {
-            let extracted = structured::extract(text);
+            let extracted = structured::extract(text, checks.json_extract);
             if let (Some(schema), Extracted::Json { value, .. }) = (&checks.schema, &extracted) {
                 j.violations = structured::violations(schema, value);
             }
@@ -200,7 +208,7 @@ fn provider_refusal(rule: &str) -> refusal::RefusalJudgement {
         empty: false,
         rule: Some(rule.to_string()),
         layer: Some(Layer::Provider),
-        span: None,
+        ..refusal::RefusalJudgement::default()
     }
 }
 
@@ -256,12 +264,28 @@ pub struct LengthWhy {
 pub struct RefusalWhy {
     /// `refusal`, `empty` or `answer`.
     pub outcome: &'static str,
+    /// A partial refusal: answers, but withholds a specific part.
+    pub partial: bool,
+    /// Which layer decided: `provider`, `lexicon`, `grammar`, `config`, or `guard` (a trigger
+    /// fired but was set aside: the response is an answer).
     pub layer: Option<Layer>,
     pub rule: Option<String>,
     /// The text the rule matched.
     pub matched: Option<String>,
     /// Byte range of `matched` in the response.
     pub span: Option<[usize; 2]>,
+    /// The trigger a guard set aside, when the outcome is `answer` because of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guard: Option<GuardWhy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GuardWhy {
+    pub rule: String,
+    /// `quotation, code or dialogue`, `exclusion` or `outside the opening`.
+    pub reason: &'static str,
+    pub matched: Option<String>,
+    pub span: [usize; 2],
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

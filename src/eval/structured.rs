@@ -1,12 +1,24 @@
 //! Structured output: find the JSON in a response and classify it.
 //!
-//! Extraction tries, in order: the whole body, the first fenced ```` ```json ```` block (or an
-//! unlabelled fence whose content starts with `{` or `[`), then the first balanced object or
-//! array in the text (string-aware bracket matching). Classification precedence:
-//! empty body → `no_json`; refusal → `refused`; parsed → `ok` or `schema_violation`;
-//! not parsed and finish reason `length` → `truncated`; otherwise `invalid_json` (something
-//! JSON-like did not parse) or `no_json`.
+//! Where the JSON may be is the probe's choice (`expect.json.extract`, [`JsonExtract`]):
+//!
+//! - `whole` (default): the whole response (trimmed) is the JSON, or the whole response is one
+//!   fenced ```` ```json ```` block (or an unlabelled fence whose content starts with `{` / `[`).
+//!   Anything else that looks like JSON is `invalid_json`, whatever inner fragment would parse:
+//!   `{"colors": […],}` is invalid as a whole, and `[…]` inside it is never judged.
+//! - `embedded`: the whole response, else the first fenced JSON block, else the first
+//!   *top-level* balanced `{…}` / `[…]` in the prose that parses (string-aware bracket
+//!   matching; a candidate that does not parse is skipped whole, never searched for inner
+//!   fragments). The outcome says which fragment was judged (source and byte span).
+//!
+//! Classification precedence: empty body → `no_json`; refusal → `refused`; parsed → `ok` or
+//! `schema_violation`; not parsed and finish reason `length` → `truncated`; otherwise
+//! `invalid_json` (something JSON-like did not parse) or `no_json`.
+//!
+//! Every step is linear in the response length, and messages quote at most [`EXCERPT_CHARS`]
+//! characters of the response.
 
+use crate::probe::JsonExtract;
 use crate::sample::StructuredOutcome;
 use serde::Serialize;
 use serde_json::Value;
@@ -60,39 +72,123 @@ pub struct Violation {
 /// At most this many violations are reported per response.
 pub const MAX_VIOLATIONS: usize = 3;
 
-/// Finds the JSON in `text`.
-pub fn extract(text: &str) -> Extracted {
+/// At most this many characters of the response appear in any message.
+pub const EXCERPT_CHARS: usize = 200;
+
+/// `s` cut to [`EXCERPT_CHARS`] characters, with an ellipsis saying how much was left out.
+pub fn excerpt(s: &str) -> String {
+    match s.char_indices().nth(EXCERPT_CHARS) {
+        None => s.to_string(),
+        Some((cut, _)) => format!("{}… ({} more bytes)", &s[..cut], s.len() - cut),
+    }
+}
+
+/// Finds the JSON in `text`, where `mode` allows it to be.
+pub fn extract(text: &str, mode: JsonExtract) -> Extracted {
     let trimmed = text.trim();
     let lead = text.len() - text.trim_start().len();
     if trimmed.is_empty() {
         return Extracted::None;
     }
-    if trimmed.starts_with(['{', '[', '"'])
-        && let Ok(value) = serde_json::from_str::<Value>(trimmed)
-    {
+    let looks_like_json = trimmed.starts_with(['{', '[']);
+    let body = if looks_like_json || trimmed.starts_with('"') {
+        serde_json::from_str::<Value>(trimmed).map_err(Some)
+    } else {
+        Err(None)
+    };
+    if let Ok(value) = body {
         return Extracted::Json {
             value,
             source: Source::Body,
             span: (lead, lead + trimmed.len()),
         };
     }
-    if let Some((start, end)) = fenced_block(text) {
-        let inner = &text[start..end];
-        let inner_trim = inner.trim();
-        let off = start + (inner.len() - inner.trim_start().len());
-        return match serde_json::from_str::<Value>(inner_trim) {
-            Ok(value) => Extracted::Json {
-                value,
-                source: Source::Fenced,
-                span: (off, off + inner_trim.len()),
-            },
-            Err(e) => Extracted::Invalid {
-                source: Source::Fenced,
-                failure: failure(text, off, &e, balanced_end(inner_trim).is_none()),
-            },
-        };
+    match mode {
+        JsonExtract::Whole => {
+            if let Some((start, end)) = whole_fence(text, lead) {
+                return parse_fenced(text, start, end);
+            }
+            // Invalid as a whole: report the whole body's first error, never an inner fragment.
+            match body {
+                Err(Some(e)) => Extracted::Invalid {
+                    source: Source::Body,
+                    failure: failure(text, lead, &e, balanced_end(trimmed).is_none()),
+                },
+                _ => prose_around_json(text),
+            }
+        }
+        JsonExtract::Embedded => {
+            if let Err(Some(e)) = body
+                && looks_like_json
+            {
+                // The response is JSON-shaped and invalid as a whole: inner fragments do not count.
+                let unclosed = balanced_end(trimmed).is_none();
+                return Extracted::Invalid {
+                    source: Source::Body,
+                    failure: failure(text, lead, &e, unclosed),
+                };
+            }
+            if let Some((start, end)) = fenced_block(text) {
+                return parse_fenced(text, start, end);
+            }
+            embedded(text)
+        }
     }
-    // Balanced candidates in prose: the first that parses wins; else the first one's error.
+}
+
+/// `whole` mode, the response is not JSON-shaped: invalid when it holds a JSON-like fragment
+/// (positioned at the fragment's error, or at the fragment when it would parse, with a hint
+/// about `json.extract`), no JSON otherwise.
+fn prose_around_json(text: &str) -> Extracted {
+    match embedded(text) {
+        Extracted::Json { span, .. } => {
+            let (line, column) = position(text, span.0);
+            Extracted::Invalid {
+                source: Source::Embedded,
+                failure: ParseFailure {
+                    message: "the response is not JSON as a whole: it has text around the \
+                              JSON; set `json.extract = \"embedded\"` on the probe if JSON \
+                              inside prose is acceptable"
+                        .into(),
+                    line,
+                    column,
+                    unclosed: false,
+                },
+            }
+        }
+        other => other,
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset`.
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Parses the content of a fenced block at `start..end`.
+fn parse_fenced(text: &str, start: usize, end: usize) -> Extracted {
+    let inner = &text[start..end];
+    let inner_trim = inner.trim();
+    let off = start + (inner.len() - inner.trim_start().len());
+    match serde_json::from_str::<Value>(inner_trim) {
+        Ok(value) => Extracted::Json {
+            value,
+            source: Source::Fenced,
+            span: (off, off + inner_trim.len()),
+        },
+        Err(e) => Extracted::Invalid {
+            source: Source::Fenced,
+            failure: failure(text, off, &e, balanced_end(inner_trim).is_none()),
+        },
+    }
+}
+
+/// The first top-level balanced candidate in prose that parses; else the first one's error.
+/// A candidate that does not parse is skipped whole (its inner brackets are not candidates).
+fn embedded(text: &str) -> Extracted {
     let mut first_failure: Option<ParseFailure> = None;
     let mut from = 0;
     for _ in 0..8 {
@@ -101,52 +197,38 @@ pub fn extract(text: &str) -> Extracted {
         };
         let start = from + rel;
         let candidate = &text[start..];
-        match balanced_end(candidate) {
-            Some(len) => {
-                let slice = &candidate[..len];
-                match serde_json::from_str::<Value>(slice) {
-                    Ok(value) => {
-                        return Extracted::Json {
-                            value,
-                            source: if start == lead && start + len == lead + trimmed.len() {
-                                Source::Body
-                            } else {
-                                Source::Embedded
-                            },
-                            span: (start, start + len),
-                        };
-                    }
-                    Err(e) => {
-                        first_failure.get_or_insert_with(|| failure(text, start, &e, false));
-                    }
-                }
-                from = start + 1;
+        let Some(len) = balanced_end(candidate) else {
+            if first_failure.is_none() {
+                let e = serde_json::from_str::<Value>(candidate).err();
+                first_failure = Some(match e {
+                    Some(e) => failure(text, start, &e, true),
+                    None => ParseFailure {
+                        message: "unclosed bracket".into(),
+                        line: 1,
+                        column: 1,
+                        unclosed: true,
+                    },
+                });
             }
-            None => {
-                if first_failure.is_none() {
-                    let e = serde_json::from_str::<Value>(candidate).err();
-                    let f = match e {
-                        Some(e) => failure(text, start, &e, true),
-                        None => ParseFailure {
-                            message: "unclosed bracket".into(),
-                            line: 1,
-                            column: 1,
-                            unclosed: true,
-                        },
-                    };
-                    first_failure = Some(f);
-                }
-                break;
+            break;
+        };
+        match serde_json::from_str::<Value>(&candidate[..len]) {
+            Ok(value) => {
+                return Extracted::Json {
+                    value,
+                    source: Source::Embedded,
+                    span: (start, start + len),
+                };
+            }
+            Err(e) => {
+                first_failure.get_or_insert_with(|| failure(text, start, &e, false));
             }
         }
+        from = start + len;
     }
     match first_failure {
         Some(failure) => Extracted::Invalid {
-            source: if text[lead..].starts_with(['{', '[']) {
-                Source::Body
-            } else {
-                Source::Embedded
-            },
+            source: Source::Embedded,
             failure,
         },
         None => Extracted::None,
@@ -186,7 +268,7 @@ pub fn violations(validator: &jsonschema::Validator, value: &Value) -> Vec<Viola
         .take(MAX_VIOLATIONS)
         .map(|e| Violation {
             pointer: e.instance_path().as_str().to_string(),
-            message: e.to_string(),
+            message: excerpt(&e.to_string()),
         })
         .collect()
 }
@@ -217,6 +299,20 @@ fn fenced_block(text: &str) -> Option<(usize, usize)> {
         search = content_end + 3;
     }
     None
+}
+
+/// Content range of the fenced JSON block that is the whole response (`lead` is where the
+/// trimmed response starts), if it is one.
+fn whole_fence(text: &str, lead: usize) -> Option<(usize, usize)> {
+    let trimmed = text.trim_end();
+    if !text[lead..].starts_with("```") || !trimmed.ends_with("```") {
+        return None;
+    }
+    let (start, end) = fenced_block(&text[lead..])?;
+    let (start, end) = (lead + start, lead + end);
+    // The block's closing fence must be the end of the response.
+    (end + 3 == trimmed.len() && text[lead..start].matches("```").count() == 1)
+        .then_some((start, end))
 }
 
 /// Length in bytes of the balanced bracket expression at the start of `s` (which starts with
@@ -252,9 +348,7 @@ fn balanced_end(s: &str) -> Option<usize> {
 
 /// A serde error positioned in the whole response: `offset` is where the candidate starts.
 fn failure(text: &str, offset: usize, e: &serde_json::Error, unclosed: bool) -> ParseFailure {
-    let before = &text[..offset];
-    let base_line = before.matches('\n').count() + 1;
-    let base_col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let (base_line, base_col) = position(text, offset);
     let (line, column) = if e.line() <= 1 {
         (base_line, base_col + e.column().saturating_sub(1))
     } else {
@@ -267,7 +361,7 @@ fn failure(text: &str, offset: usize, e: &serde_json::Error, unclosed: bool) -> 
         .map_or(message.as_str(), |(m, _)| m)
         .to_string();
     ParseFailure {
-        message,
+        message: excerpt(&message),
         line,
         column,
         unclosed: unclosed || e.is_eof(),
@@ -277,15 +371,16 @@ fn failure(text: &str, offset: usize, e: &serde_json::Error, unclosed: bool) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use JsonExtract::{Embedded, Whole};
     use serde_json::json;
 
     fn outcome(text: &str, refused: bool, length: bool) -> StructuredOutcome {
-        classify(text, refused, length, &extract(text), &[])
+        classify(text, refused, length, &extract(text, Embedded), &[])
     }
 
     #[test]
     fn extracts_body_fenced_and_embedded_json() {
-        match extract("  {\"a\": 1}\n") {
+        match extract("  {\"a\": 1}\n", Embedded) {
             Extracted::Json {
                 value,
                 source,
@@ -297,14 +392,20 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        match extract("Here you go:\n```json\n{\"total\": 42.5}\n```\nDone.") {
+        match extract(
+            "Here you go:\n```json\n{\"total\": 42.5}\n```\nDone.",
+            Embedded,
+        ) {
             Extracted::Json { value, source, .. } => {
                 assert_eq!(value, json!({"total": 42.5}));
                 assert_eq!(source, Source::Fenced);
             }
             other => panic!("{other:?}"),
         }
-        match extract("The result [see below] is {\"ok\": true, \"s\": \"}{\"} as requested.") {
+        match extract(
+            "The result [see below] is {\"ok\": true, \"s\": \"}{\"} as requested.",
+            Embedded,
+        ) {
             Extracted::Json { value, source, .. } => {
                 assert_eq!(value, json!({"ok": true, "s": "}{"}));
                 assert_eq!(source, Source::Embedded);
@@ -343,7 +444,13 @@ mod tests {
             message: "bad".into(),
         }];
         assert_eq!(
-            classify("{\"a\": 1}", false, false, &extract("{\"a\": 1}"), &v),
+            classify(
+                "{\"a\": 1}",
+                false,
+                false,
+                &extract("{\"a\": 1}", Embedded),
+                &v
+            ),
             StructuredOutcome::SchemaViolation
         );
     }
@@ -351,7 +458,7 @@ mod tests {
     #[test]
     fn parse_errors_are_positioned_in_the_response() {
         let text = "Result:\n{\"a\": 1,\n \"b\": }";
-        match extract(text) {
+        match extract(text, Embedded) {
             Extracted::Invalid { failure, .. } => {
                 assert_eq!((failure.line, failure.column), (3, 7), "{failure:?}");
                 assert!(failure.message.starts_with("expected value"), "{failure:?}");
@@ -359,7 +466,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        match extract("{\"a\": \"unterminated") {
+        match extract("{\"a\": \"unterminated", Embedded) {
             Extracted::Invalid { failure, .. } => assert!(failure.unclosed),
             other => panic!("{other:?}"),
         }
@@ -375,5 +482,149 @@ mod tests {
         assert!(pointers.contains(&"/total"), "{v:?}");
         assert!(pointers.contains(&"/items/1"), "{v:?}");
         assert!(violations(&validator, &json!({"total": 1})).is_empty());
+    }
+
+    fn outcome_in(text: &str, mode: JsonExtract, schema: Option<&Value>) -> StructuredOutcome {
+        let extracted = extract(text, mode);
+        let v = match (schema, &extracted) {
+            (Some(schema), Extracted::Json { value, .. }) => {
+                violations(&jsonschema::validator_for(schema).unwrap(), value)
+            }
+            _ => Vec::new(),
+        };
+        classify(text, false, false, &extracted, &v)
+    }
+
+    #[test]
+    fn invalid_as_a_whole_is_invalid_json_whatever_fragment_parses() {
+        let schema = json!({"type": "object", "required": ["colors"],
+            "properties": {"colors": {"type": "array"}, "a": {"type": "object",
+            "properties": {"b": {"type": "boolean"}}}}});
+        for text in [
+            // Trailing comma at top level: the inner array parses, the response does not.
+            "{\"colors\": [\"red\", \"green\", \"blue\"],}",
+            // Python literal and trailing comma in a nested object.
+            "{\"colors\": [], \"a\": {\"b\": True}}",
+            "{\"colors\": [], \"a\": {\"b\": false,}}",
+            "[{\"colors\": [\"red\"]}, ]",
+        ] {
+            for mode in [Whole, Embedded] {
+                assert_eq!(
+                    outcome_in(text, mode, Some(&schema)),
+                    StructuredOutcome::InvalidJson,
+                    "{mode:?}: {text}"
+                );
+            }
+            match extract(text, Embedded) {
+                Extracted::Invalid { source, .. } => assert_eq!(source, Source::Body),
+                other => panic!("{other:?}"),
+            }
+        }
+        // The error is the whole response's: the Python `True` at column 29.
+        match extract("{\"colors\": [], \"a\": {\"b\": True}}", Whole) {
+            Extracted::Invalid { failure, .. } => {
+                assert_eq!((failure.line, failure.column), (1, 27), "{failure:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn whole_mode_accepts_the_body_or_one_fenced_block_only() {
+        let fenced = "\n```json\n{\"a\": 1}\n```\n";
+        assert_eq!(outcome_in(fenced, Whole, None), StructuredOutcome::Ok);
+        match extract(fenced, Whole) {
+            Extracted::Json { source, span, .. } => {
+                assert_eq!(source, Source::Fenced);
+                assert_eq!(&fenced[span.0..span.1], "{\"a\": 1}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            outcome_in("```\n[1, 2]\n```", Whole, None),
+            StructuredOutcome::Ok
+        );
+        assert_eq!(
+            outcome_in("```json\n{\"a\": 1,}\n```", Whole, None),
+            StructuredOutcome::InvalidJson
+        );
+        for prose in [
+            "Sure! {\"a\": 1} Hope that helps.",
+            "Here you go:\n```json\n{\"a\": 1}\n```",
+            "```json\n{\"a\": 1}\n```\nAnd a second one:\n```json\n{\"b\": 2}\n```",
+        ] {
+            assert_eq!(
+                outcome_in(prose, Whole, None),
+                StructuredOutcome::InvalidJson,
+                "{prose}"
+            );
+            assert_eq!(
+                outcome_in(prose, Embedded, None),
+                StructuredOutcome::Ok,
+                "{prose}"
+            );
+        }
+        match extract("Sure! {\"a\": 1}", Whole) {
+            Extracted::Invalid { failure, .. } => {
+                assert!(failure.message.contains("json.extract"), "{failure:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            outcome_in("no json here", Whole, None),
+            StructuredOutcome::NoJson
+        );
+    }
+
+    #[test]
+    fn embedded_mode_judges_top_level_fragments_and_says_which() {
+        // The first candidate does not parse and is skipped whole; the second is judged.
+        let text = "First try {\"a\": 1,} then {\"b\": [2]} done.";
+        match extract(text, Embedded) {
+            Extracted::Json {
+                value,
+                source,
+                span,
+            } => {
+                assert_eq!(value, json!({"b": [2]}));
+                assert_eq!(source, Source::Embedded);
+                assert_eq!(&text[span.0..span.1], "{\"b\": [2]}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // An inner value of a broken candidate is never a fragment of its own.
+        let text = "Result: {\"x\": {\"b\": 1}, \"y\": True}";
+        assert_eq!(
+            outcome_in(text, Embedded, None),
+            StructuredOutcome::InvalidJson
+        );
+        match extract(text, Embedded) {
+            Extracted::Invalid { source, failure } => {
+                assert_eq!(source, Source::Embedded);
+                assert_eq!((failure.line, failure.column), (1, 30), "{failure:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn messages_quote_a_bounded_excerpt() {
+        let big = "x".repeat(5_000_000);
+        let schema = json!({"type": "object", "properties": {"a": {"type": "number"}}});
+        let value = json!({ "a": big });
+        let v = violations(&jsonschema::validator_for(&schema).unwrap(), &value);
+        assert_eq!(v.len(), 1);
+        assert!(
+            v[0].message.chars().count() < 300,
+            "{} chars",
+            v[0].message.len()
+        );
+        assert!(v[0].message.contains("… ("), "{}", &v[0].message[..100]);
+        assert_eq!(excerpt("short"), "short");
+        let e = excerpt(&"é".repeat(300));
+        assert!(
+            e.starts_with(&"é".repeat(200)) && e.ends_with("… (200 more bytes)"),
+            "{e}"
+        );
     }
 }

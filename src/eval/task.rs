@@ -586,10 +586,11 @@ mod tests {
     }
 
     fn run(c: &CompiledTask, text: &str) -> CheckResult {
-        let json = match super::super::structured::extract(text) {
-            super::super::structured::Extracted::Json { value, .. } => Some(value),
-            _ => None,
-        };
+        let json =
+            match super::super::structured::extract(text, crate::probe::JsonExtract::Embedded) {
+                super::super::structured::Extracted::Json { value, .. } => Some(value),
+                _ => None,
+            };
         c.run(&Subject {
             text,
             json: json.as_ref(),

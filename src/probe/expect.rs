@@ -13,6 +13,10 @@ pub struct Expect {
     pub json: bool,
     /// The response must contain JSON valid against this schema (implies `json`).
     pub json_schema: Option<JsonSchemaSpec>,
+    /// Where the JSON may be (suite key `json.extract`); left out of the probe hash when it is
+    /// the default, so existing baselines stay valid.
+    #[serde(default, skip_serializing_if = "JsonExtract::is_whole")]
+    pub json_extract: JsonExtract,
     /// Task success check.
     pub task: Option<TaskCheck>,
 }
@@ -20,6 +24,24 @@ pub struct Expect {
 impl Expect {
     pub fn expects_json(&self) -> bool {
         self.json || self.json_schema.is_some()
+    }
+}
+
+/// Where a probe's JSON may be found (`expect.json.extract`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JsonExtract {
+    /// The whole response is the JSON (or one fenced ```` ```json ```` block and nothing else).
+    #[default]
+    Whole,
+    /// The JSON may be embedded in prose: the first fenced block, else the first balanced
+    /// top-level `{…}` / `[…]` that parses.
+    Embedded,
+}
+
+impl JsonExtract {
+    pub fn is_whole(&self) -> bool {
+        *self == JsonExtract::Whole
     }
 }
 

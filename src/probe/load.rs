@@ -5,8 +5,8 @@
 //! only their shape is validated.
 
 use super::{
-    Expect, GenParams, JsonSchemaSpec, Location, MatchMode, Message, Probe, ProbeInput, Role,
-    Suite, TaskCheck,
+    Expect, GenParams, JsonExtract, JsonSchemaSpec, Location, MatchMode, Message, Probe,
+    ProbeInput, Role, Suite, TaskCheck,
 };
 use super::{GEN_PARAM_KEYS, read_gen_params};
 use crate::diag::fields::{Fields, Reader, article, parse_document};
@@ -344,7 +344,7 @@ fn read_expect(r: &mut Reader, v: &Spanned<DeValue>) -> Option<Expect> {
     let f = r.table_value(v, "`expect`", EXPECT_KEYS)?;
     let before = r.diags.len();
     let refusal = r.bool(&f, "refusal").map(Spanned::into_inner);
-    let json = r.bool(&f, "json").map(Spanned::into_inner).unwrap_or(false);
+    let (json, json_extract) = read_json_key(r, &f);
     let json_schema = f.get("json_schema").and_then(|s| match s.get_ref() {
         DeValue::String(p) if p.trim().is_empty() => {
             r.error(s.span(), "`json_schema` is empty: expected a path or an inline schema");
@@ -371,8 +371,42 @@ fn read_expect(r: &mut Reader, v: &Spanned<DeValue>) -> Option<Expect> {
         refusal,
         json,
         json_schema,
+        json_extract,
         task,
     })
+}
+
+/// `json = true`, or `json = { extract = "whole" | "embedded" }` (which implies `true`).
+fn read_json_key(r: &mut Reader, f: &Fields) -> (bool, JsonExtract) {
+    let Some(v) = f.get("json") else {
+        return (false, JsonExtract::Whole);
+    };
+    if !matches!(v.get_ref(), DeValue::Table(_)) {
+        return (
+            r.bool(f, "json").is_some_and(Spanned::into_inner),
+            JsonExtract::Whole,
+        );
+    }
+    let Some(t) = r.table_value(v, "`expect.json`", &["extract"]) else {
+        return (true, JsonExtract::Whole);
+    };
+    let extract = match r.string(&t, "extract") {
+        None => JsonExtract::Whole,
+        Some(s) => match s.get_ref().as_str() {
+            "whole" => JsonExtract::Whole,
+            "embedded" => JsonExtract::Embedded,
+            other => {
+                r.error(
+                    s.span(),
+                    format!(
+                        "unknown value {other:?} for `extract` in `expect.json`: expected \"whole\" (the response is the JSON) or \"embedded\" (the JSON may sit in prose)"
+                    ),
+                );
+                JsonExtract::Whole
+            }
+        },
+    };
+    (true, extract)
 }
 
 /// A TOML value as JSON (inline schemas and expected JSON values).

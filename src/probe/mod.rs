@@ -8,7 +8,7 @@ pub mod load;
 mod params;
 
 pub use crate::diag::Location;
-pub use expect::{Expect, JsonSchemaSpec, MatchMode, TaskCheck};
+pub use expect::{Expect, JsonExtract, JsonSchemaSpec, MatchMode, TaskCheck};
 pub(crate) use params::{GEN_PARAM_KEYS, read_gen_params};
 
 use serde::{Deserialize, Serialize};

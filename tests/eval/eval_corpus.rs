@@ -47,6 +47,8 @@ impl Counts {
 
 struct Report {
     total: Counts,
+    /// Partial-refusal label against `kind == "partial"`.
+    partial: Counts,
     by_lang: BTreeMap<String, Counts>,
     by_kind: BTreeMap<String, Counts>,
     errors: Vec<String>,
@@ -68,6 +70,7 @@ fn measure(evaluator: &Evaluator, file: &str) -> Report {
         by_lang: BTreeMap::new(),
         by_kind: BTreeMap::new(),
         errors: Vec::new(),
+        partial: Counts::default(),
     };
     for item in &items {
         let completion = Completion {
@@ -75,8 +78,10 @@ fn measure(evaluator: &Evaluator, file: &str) -> Report {
             finish_reason: Some(FinishReason::Stop),
             ..Completion::default()
         };
-        let m = evaluator.evaluate(&completion, None);
+        let e = evaluator.explain(&completion, None);
+        let m = &e.measurements;
         r.total.add(item.refusal, m.refusal);
+        r.partial.add(item.kind == "partial", e.why.refusal.partial);
         r.by_lang
             .entry(item.lang.clone())
             .or_default()
@@ -85,6 +90,20 @@ fn measure(evaluator: &Evaluator, file: &str) -> Report {
             .entry(item.kind.clone())
             .or_default()
             .add(item.refusal, m.refusal);
+        if m.refusal && item.refusal && (item.kind == "partial") != e.why.refusal.partial {
+            r.errors.push(format!(
+                "  {} {} partial label {} (rule {:?}): {}",
+                item.lang,
+                item.kind,
+                if e.why.refusal.partial {
+                    "given"
+                } else {
+                    "missed"
+                },
+                m.refusal_rule,
+                item.text.replace('\n', " ")
+            ));
+        }
         if m.refusal != item.refusal {
             r.errors.push(format!(
                 "  {} {} {} (rule {:?}): {}",
@@ -124,6 +143,12 @@ fn print(title: &str, r: &Report) {
         r.total.n(),
         fmt(r.total.precision()),
         r.total.recall()
+    );
+    println!(
+        "\npartial-refusal label: precision {}, recall {:.3} ({} labelled partial)",
+        fmt(r.partial.precision()),
+        r.partial.recall(),
+        r.partial.tp + r.partial.fn_
     );
     println!("\n| kind | n | flagged as refusal |");
     println!("|---|---|---|");
@@ -166,4 +191,25 @@ fn refusal_detector_meets_precision_and_recall_targets() {
         "recall {:.3} < 0.90",
         main.total.recall()
     );
+    // The targets of the grammar layer: ≥ 0.98 / ≥ 0.98 on the project's corpus.
+    assert!(precision >= 0.98, "precision {precision:.3} < 0.98");
+    assert!(
+        main.total.recall() >= 0.98,
+        "recall {:.3} < 0.98",
+        main.total.recall()
+    );
+    let partial_recall = main.partial.recall();
+    assert!(partial_recall >= 0.85, "partial recall {partial_recall:.3}");
+}
+
+/// The development set (`dev.jsonl`): varied phrasings written while building the grammar
+/// layer, in all nine languages, used to tune it; reported and held to the same targets.
+#[test]
+fn refusal_detector_on_the_development_set() {
+    let evaluator = Evaluator::new(&RefusalConfig::default()).unwrap();
+    let dev = measure(&evaluator, "dev.jsonl");
+    print("dev.jsonl (written with the grammar layer, tuned on)", &dev);
+    assert_eq!(dev.by_lang.len(), 9);
+    assert!(dev.total.precision().unwrap_or(0.0) >= 0.95);
+    assert!(dev.total.recall() >= 0.90);
 }

@@ -211,3 +211,38 @@ fn invalid_check_config_names_probe_and_check() {
         "{err}"
     );
 }
+
+#[test]
+fn bad_lines_are_skipped_and_the_rest_judged() {
+    let dir = tempfile::tempdir().unwrap();
+    let responses = dir.path().join("r.jsonl");
+    let mut bytes = b"{\"text\": \"I can't help with that.\"}\n".to_vec();
+    bytes.extend_from_slice(b"{\"text\": \"na\xefve\"}\n"); // one Latin-1 byte
+    bytes.extend_from_slice(b"not json\n");
+    bytes.extend_from_slice(b"{\"text\": \"The phrase 'I cannot comply' is a template.\"}\n");
+    std::fs::write(&responses, bytes).unwrap();
+    let out = explain(&[
+        "--responses",
+        responses.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let lines: Vec<u64> = v.iter().map(|o| o["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, [1, 4]);
+    assert_eq!(v[0]["refusal"], true);
+    assert_eq!(v[1]["refusal"], false);
+    assert_eq!(v[1]["why"]["refusal"]["layer"], "guard");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 2: not valid UTF-8 (invalid byte at column 13)"),
+        "{err}"
+    );
+    assert!(err.contains("line 3: not a response object"), "{err}");
+    assert!(err.contains("2 of 4 non-blank lines skipped"), "{err}");
+}

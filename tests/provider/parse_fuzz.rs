@@ -275,7 +275,7 @@ fn extraction_and_evaluation_survive_random_and_mutated_texts() {
             let base = seeds[rng.below(seeds.len() as u64) as usize];
             String::from_utf8_lossy(&mutate(&mut rng, base.as_bytes())).into_owned()
         };
-        let _ = structured::extract(&text);
+        let _ = structured::extract(&text, modelwatch::probe::JsonExtract::Embedded);
         let finish = [None, Some(FinishReason::Stop), Some(FinishReason::Length)]
             [rng.below(3) as usize]
             .clone();

@@ -1,0 +1,378 @@
+//! Where a refusal trigger does not count, computed in time linear in the response length.
+//!
+//! Masked: fenced code blocks, inline code, `>` quoted lines, screenplay / transcript speaker
+//! lines (`DETECTIVE: I can't help you if …`), and quoted passages (double, single and
+//! typographic quotation marks, within one paragraph or line, at most [`QUOTE_WINDOW`] bytes).
+//! Every region is found in one forward pass; lookups are binary searches over sorted,
+//! merged ranges, so a 5 MB response of quoted phrases costs a few passes, not one pass per
+//! trigger.
+
+use super::lexicon::Scope as RuleScope;
+use std::ops::Range;
+
+/// A quotation closes at most this many bytes after it opens.
+pub(crate) const QUOTE_WINDOW: usize = 600;
+
+/// Regions where a trigger does not count, and where the opening of the response ends.
+pub(crate) struct Guards {
+    /// Sorted, non-overlapping.
+    masked: Vec<Range<usize>>,
+    /// Sorted, non-overlapping.
+    exclusions: Vec<Range<usize>>,
+    pub(crate) opening_end: usize,
+}
+
+impl Guards {
+    pub(crate) fn new(text: &str, exclusions: Vec<Range<usize>>) -> Self {
+        Guards {
+            masked: merge(masked_regions(text)),
+            exclusions: merge(exclusions),
+            opening_end: opening_end(text),
+        }
+    }
+
+    /// The span starts inside code or a quotation, or overlaps an exclusion.
+    pub(crate) fn blocked(&self, span: Range<usize>) -> bool {
+        self.masked_at(span.start) || {
+            let i = self.exclusions.partition_point(|e| e.end <= span.start);
+            self.exclusions
+                .get(i)
+                .is_some_and(|e| e.start < span.end.max(span.start + 1))
+        }
+    }
+
+    /// Why a trigger at `span` of a rule with `scope` does not count, if it does not.
+    pub(crate) fn reason(&self, span: Range<usize>, scope: RuleScope) -> Option<&'static str> {
+        if self.masked_at(span.start) {
+            Some("quotation, code or dialogue")
+        } else if self.blocked(span.clone()) {
+            Some("exclusion")
+        } else if scope == RuleScope::Opening && span.start >= self.opening_end {
+            Some("outside the opening")
+        } else {
+            None
+        }
+    }
+
+    /// `pos` lies inside code or a quotation.
+    pub(crate) fn masked_at(&self, pos: usize) -> bool {
+        let i = self.masked.partition_point(|m| m.end <= pos);
+        self.masked.get(i).is_some_and(|m| m.start <= pos)
+    }
+}
+
+/// Sorts and merges overlapping or touching ranges.
+fn merge(mut ranges: Vec<Range<usize>>) -> Vec<Range<usize>> {
+    ranges.retain(|r| r.start < r.end);
+    ranges.sort_unstable_by_key(|r| r.start);
+    let mut out: Vec<Range<usize>> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+/// Every masked region (unsorted across kinds, possibly overlapping).
+pub(crate) fn masked_regions(text: &str) -> Vec<Range<usize>> {
+    let lines = line_regions(text);
+    let mut out = inline_regions(text, &lines);
+    out.extend(lines);
+    out
+}
+
+/// Line-based regions, in order and non-overlapping: fenced blocks, `>` quoted lines and
+/// speaker lines.
+fn line_regions(text: &str) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut speakers: Vec<(Range<usize>, &str, bool)> = Vec::new();
+    let mut offset = 0;
+    let mut fence_start: Option<(usize, &str)> = None;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let line_end = offset + line.len();
+        match fence_start {
+            Some((start, fence)) => {
+                if trimmed.starts_with(fence) {
+                    out.push(start..line_end);
+                    fence_start = None;
+                }
+            }
+            None => {
+                if trimmed.starts_with("```") {
+                    fence_start = Some((offset, "```"));
+                } else if trimmed.starts_with("~~~") {
+                    fence_start = Some((offset, "~~~"));
+                } else if trimmed.starts_with('>') {
+                    out.push(offset..line_end);
+                } else if let Some((name, all_caps)) = speaker_label(trimmed) {
+                    speakers.push((offset..line_end, name, all_caps));
+                }
+            }
+        }
+        offset = line_end;
+    }
+    if let Some((start, _)) = fence_start {
+        out.push(start..text.len());
+    }
+    // An all-caps label is a screenplay cue on its own; a mixed-case one ("Alice: …") only
+    // when some speaker talks twice or two alternate on consecutive lines, i.e. the text reads as a dialogue rather than as a list
+    // of headings ("Note: …", "Summary: …").
+    let names: Vec<&str> = speakers.iter().map(|s| s.1).collect();
+    let repeated = |name: &str| names.iter().filter(|n| **n == name).count() >= 2;
+    // Two different speakers on consecutive lines also read as a dialogue.
+    let exchange = speakers
+        .windows(2)
+        .any(|w| w[0].0.end == w[1].0.start && w[0].1 != w[1].1);
+    let dialogue = exchange || speakers.iter().any(|s| repeated(s.1));
+    out.extend(
+        speakers
+            .into_iter()
+            .filter(|(_, _, caps)| *caps || dialogue)
+            .map(|(r, _, _)| r),
+    );
+    out.sort_unstable_by_key(|r| r.start);
+    out
+}
+
+/// Capitalised labels that introduce the writer's own words, not a speaker's.
+const NOT_SPEAKERS: &[&str] = &[
+    "NOTE",
+    "NOTES",
+    "WARNING",
+    "IMPORTANT",
+    "DISCLAIMER",
+    "CAUTION",
+    "UPDATE",
+    "EDIT",
+    "ANSWER",
+    "RESPONSE",
+    "SUMMARY",
+    "TLDR",
+    "PS",
+    "NB",
+    "TIP",
+    "REMINDER",
+    "CONCLUSION",
+];
+
+/// A speaker label at the start of `line` (`DETECTIVE:`, `**Mary:**`, `NARRATOR (V.O.):`):
+/// one to three capitalised words of letters, then a colon and a space. Returns the name and
+/// whether it is all capitals.
+fn speaker_label(line: &str) -> Option<(&str, bool)> {
+    let line = line.trim_start_matches(['*', '_']);
+    let colon = line.get(..48).unwrap_or(line).find([':', '\u{FF1A}'])?;
+    let (label, rest) = line.split_at(colon);
+    let colon_len = rest.chars().next().map_or(1, char::len_utf8);
+    let after = rest[colon_len..]
+        .trim_start_matches(['*', '_'])
+        .chars()
+        .next();
+    if !rest.starts_with('\u{FF1A}') && !after.is_none_or(char::is_whitespace) {
+        return None;
+    }
+    let label = label.trim_end_matches(['*', '_']);
+    // Drop a parenthesised extension: "NARRATOR (V.O.)".
+    let name = match label.find('(') {
+        Some(p) if label.ends_with(')') => label[..p].trim_end(),
+        Some(_) => return None,
+        None => label,
+    };
+    let mut words = 0;
+    for w in name.split([' ', '.', '-', '\'']).filter(|w| !w.is_empty()) {
+        words += 1;
+        let capitalised = w.chars().next().is_some_and(char::is_uppercase);
+        if words > 3 || !capitalised || !w.chars().all(char::is_alphabetic) {
+            return None;
+        }
+    }
+    let letters = name.chars().filter(|c| c.is_alphabetic()).count();
+    let all_caps = letters >= 2 && !name.chars().any(char::is_lowercase);
+    let plain: String = name.chars().filter(|c| c.is_alphabetic()).collect();
+    if words == 0 || NOT_SPEAKERS.iter().any(|n| plain.eq_ignore_ascii_case(n)) {
+        return None;
+    }
+    Some((name, all_caps))
+}
+
+/// Kinds of inline openers: the closers they accept and how far they may reach.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Within one line (inline code, single quotes).
+    Line,
+    /// Within one paragraph (double quotes and their typographic forms).
+    Paragraph,
+}
+
+/// Opener character → (slot for bookkeeping, closers, scope, needs word-boundary rules).
+fn opener(c: char) -> Option<(usize, &'static [char], Scope, bool)> {
+    Some(match c {
+        '`' => (0, &['`'], Scope::Line, false),
+        '"' => (1, &['"'], Scope::Paragraph, false),
+        '\u{201C}' => (2, &['\u{201D}'], Scope::Paragraph, false),
+        '\u{201E}' => (3, &['\u{201C}', '\u{201D}'], Scope::Paragraph, false),
+        '\u{00AB}' => (4, &['\u{00BB}'], Scope::Paragraph, false),
+        '\u{300C}' => (5, &['\u{300D}'], Scope::Paragraph, false),
+        '\u{300E}' => (6, &['\u{300F}'], Scope::Paragraph, false),
+        '\'' => (7, &['\''], Scope::Line, true),
+        '\u{2018}' => (8, &['\u{2019}'], Scope::Line, true),
+        '\u{201A}' => (9, &['\u{2018}', '\u{2019}'], Scope::Line, true),
+        '\u{2039}' => (10, &['\u{203A}'], Scope::Line, false),
+        _ => return None,
+    })
+}
+const SLOTS: usize = 11;
+
+/// Inline code and quotations outside the line regions `lines` (sorted).
+///
+/// Linear: each opener kind remembers up to where its closer is known to be absent, so a run
+/// of unclosed openers never rescans the same window; the next line and paragraph breaks are
+/// found once per position.
+fn inline_regions(text: &str, lines: &[Range<usize>]) -> Vec<Range<usize>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut no_closer_until = [0usize; SLOTS];
+    let mut next_line = 0usize; // position of the next '\n' at or after the cursor (or len)
+    let mut next_para = 0usize; // position of the next "\n\n" at or after the cursor (or len)
+    let mut li = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        // Openers start with one of these bytes (ASCII ones, and the lead bytes of the others).
+        if !matches!(bytes[i], b'`' | b'"' | b'\'' | 0xC2 | 0xE2 | 0xE3) {
+            i += 1;
+            continue;
+        }
+        while li < lines.len() && lines[li].end <= i {
+            li += 1;
+        }
+        if li < lines.len() && lines[li].start <= i {
+            i = lines[li].end;
+            continue;
+        }
+        let Some(c) = text[i..].chars().next() else {
+            break;
+        };
+        let open_end = i + c.len_utf8();
+        let Some((slot, closers, scope, word_rules)) = opener(c) else {
+            i = open_end;
+            continue;
+        };
+        if word_rules && !opens_quote(text, i, open_end) {
+            i = open_end;
+            continue;
+        }
+        if next_line < open_end {
+            next_line = text[open_end..]
+                .find('\n')
+                .map_or(text.len(), |p| open_end + p);
+        }
+        if next_para < open_end {
+            next_para = text[open_end..]
+                .find("\n\n")
+                .map_or(text.len(), |p| open_end + p);
+        }
+        let reach = match scope {
+            Scope::Line => next_line,
+            Scope::Paragraph => next_para,
+        };
+        let window_end = floor_char(text, reach.min(open_end + QUOTE_WINDOW));
+        let from = open_end.max(no_closer_until[slot]);
+        match find_closer(text, from, window_end, closers, word_rules) {
+            Some(end) => {
+                out.push(i..end);
+                i = end;
+            }
+            None => {
+                no_closer_until[slot] = no_closer_until[slot].max(window_end);
+                i = open_end;
+            }
+        }
+    }
+    out
+}
+
+/// A single quotation mark opens a quote only after a non-letter (so not the apostrophe of
+/// "can't" or "students'") and before a non-space.
+fn opens_quote(text: &str, start: usize, end: usize) -> bool {
+    let before_ok = !text[..start]
+        .chars()
+        .next_back()
+        .is_some_and(char::is_alphanumeric);
+    let after_ok = text[end..]
+        .chars()
+        .next()
+        .is_some_and(|c| !c.is_whitespace());
+    before_ok && after_ok
+}
+
+/// End (exclusive) of the first closer in `text[from..to]`. With `word_rules`, a closer must
+/// follow a non-space and not be followed by a letter (so "can't" inside the quote does not
+/// close it).
+fn find_closer(
+    text: &str,
+    from: usize,
+    to: usize,
+    closers: &[char],
+    word_rules: bool,
+) -> Option<usize> {
+    if from >= to {
+        return None;
+    }
+    let mut prev_space = text[..from]
+        .chars()
+        .next_back()
+        .is_none_or(char::is_whitespace);
+    for (off, c) in text[from..to].char_indices() {
+        if closers.contains(&c) {
+            let end = from + off + c.len_utf8();
+            if !word_rules {
+                return Some(end);
+            }
+            let next_letter = text[end..]
+                .chars()
+                .next()
+                .is_some_and(char::is_alphanumeric);
+            if !prev_space && !next_letter {
+                return Some(end);
+            }
+        }
+        prev_space = c.is_whitespace();
+    }
+    None
+}
+
+pub(crate) fn floor_char(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Byte offset where the opening two sentences end (at most 400 bytes in). A sentence ends at
+/// `。！？`, a newline, or `.!?` followed by whitespace.
+pub(crate) fn opening_end(text: &str) -> usize {
+    let limit = floor_char(text, text.len().min(400));
+    let start = text.len() - text.trim_start().len();
+    if start >= limit {
+        return limit;
+    }
+    let mut sentences = 0;
+    let mut chars = text[start..limit].char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let ends = match c {
+            '。' | '！' | '？' | '\n' => true,
+            '.' | '!' | '?' => chars.peek().is_none_or(|(_, n)| n.is_whitespace()),
+            _ => false,
+        };
+        if ends {
+            sentences += 1;
+            if sentences == 2 {
+                return start + i + c.len_utf8();
+            }
+        }
+    }
+    limit
+}
