@@ -9,7 +9,7 @@ use crate::baseline::{self, Baseline, RecordInfo};
 use crate::config::{self, Loaded};
 use crate::diag;
 use crate::drift::{self, CanaryMonitor, Early, Expectations, Metric, Verdict};
-use crate::eval::{CompiledChecks, Evaluator, RefusalConfig};
+use crate::eval::{Evaluator, RefusalConfig};
 use crate::probe::Probe;
 use crate::runner::{self, Clock, RoundOptions, RoundOutcome, SystemClock, recording, setup};
 use crate::sample::{Completion, Sample};
@@ -295,15 +295,7 @@ async fn monitor(
     let probes = setup::target_probes(loaded, target, &[]);
     let evaluator =
         Evaluator::new(&RefusalConfig::default()).map_err(|e| DemoError::Setup(e.to_string()))?;
-    let mut checks: HashMap<String, CompiledChecks> = HashMap::new();
-    for suite in &loaded.suites {
-        let sdir = suite.path.parent().unwrap_or(Path::new("."));
-        for p in &suite.probes {
-            let c = CompiledChecks::compile(&p.expect, sdir)
-                .map_err(|e| DemoError::Setup(format!("probe '{}': {e}", p.id)))?;
-            checks.insert(p.hash.clone(), c);
-        }
-    }
+    let checks = loaded.checks.clone();
     let evaluate = |p: &Probe, c: &Completion| evaluator.evaluate(c, checks.get(&p.hash));
     let client = setup::build_client(target).map_err(|e| DemoError::Setup(e.to_string()))?;
     let store_err = |e: anyhow::Error| DemoError::Store {

@@ -3,7 +3,8 @@
 
 use super::OutputFormat;
 use anyhow::Context;
-use modelwatch::eval::{self, Evaluator, RefusalConfig};
+use modelwatch::eval::explain::ProbeIds;
+use modelwatch::eval::{self, CompiledChecks, Evaluator, RefusalConfig};
 use modelwatch::probe::Suite;
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -35,9 +36,15 @@ pub fn exec(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
         exclusions: args.refusal_exclusions,
     })?;
     let suite = args.suite.as_deref().map(read_suite).transpose()?;
-    let compiled = match &suite {
-        Some(s) => eval::compile_suite(s)?,
-        None => HashMap::new(),
+    let (suite, compiled) = match suite {
+        Some((s, compiled)) => {
+            let ids = ProbeIds {
+                suite: s.name.clone(),
+                ids: s.probes.iter().map(|p| p.id.clone()).collect(),
+            };
+            (Some(ids), compiled)
+        }
+        None => (None, HashMap::new()),
     };
     let input = read_input(&args.responses)?;
     let explained = eval::explain::explain_lines(&evaluator, suite.as_ref(), &compiled, &input);
@@ -91,7 +98,7 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Loads and validates a suite; errors are printed located, like `check-config`'s.
-fn read_suite(path: &Path) -> anyhow::Result<Suite> {
-    modelwatch::probe::load::load_suite(path)
+fn read_suite(path: &Path) -> anyhow::Result<(Suite, HashMap<String, CompiledChecks>)> {
+    modelwatch::probe::load::load_suite_checked(path)
         .map_err(|diags| anyhow::anyhow!("invalid suite\n{}", modelwatch::diag::render_all(&diags)))
 }

@@ -84,21 +84,13 @@ pub fn default_baseline(loaded: &Loaded, target: &Target) -> PathBuf {
 /// Evaluation with every probe's checks compiled once.
 pub struct Judge {
     evaluator: Evaluator,
-    checks: HashMap<String, CompiledChecks>,
+    checks: Arc<HashMap<String, CompiledChecks>>,
 }
 
 impl Judge {
     pub fn new(loaded: &Loaded) -> anyhow::Result<Judge> {
         let evaluator = Evaluator::new(&RefusalConfig::default())?;
-        let mut checks = HashMap::new();
-        for suite in &loaded.suites {
-            let dir = suite.path.parent().unwrap_or(Path::new("."));
-            for p in &suite.probes {
-                let compiled = CompiledChecks::compile(&p.expect, dir)
-                    .with_context(|| format!("{}: probe '{}'", p.location, p.id))?;
-                checks.insert(p.hash.clone(), compiled);
-            }
-        }
+        let checks = loaded.checks.clone();
         Ok(Judge { evaluator, checks })
     }
 

@@ -9,13 +9,12 @@ use anyhow::Context;
 use modelwatch::config::{self, Loaded};
 use modelwatch::demo::STARTER_SUITES;
 use modelwatch::diag;
-use modelwatch::eval::{CompiledChecks, Evaluator, RefusalConfig};
+use modelwatch::eval::{Evaluator, RefusalConfig};
 use modelwatch::probe::Probe;
 use modelwatch::report::summary;
 use modelwatch::runner::{self, Clock, RoundOptions, RoundOutcome, SystemClock, setup};
 use modelwatch::sim;
 use modelwatch::store::{FingerprintChange, Store};
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -101,15 +100,7 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     }
 
     let evaluator = Evaluator::new(&RefusalConfig::default())?;
-    let mut checks: HashMap<String, CompiledChecks> = HashMap::new();
-    for suite in &loaded.suites {
-        let dir = suite.path.parent().unwrap_or(Path::new("."));
-        for p in &suite.probes {
-            let compiled = CompiledChecks::compile(&p.expect, dir)
-                .with_context(|| format!("{}: probe '{}'", p.location, p.id))?;
-            checks.insert(p.hash.clone(), compiled);
-        }
-    }
+    let checks = loaded.checks.clone();
 
     let mut store = super::live::open_store(&loaded)?;
 

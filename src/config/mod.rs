@@ -20,6 +20,7 @@ pub use sinks::{Otlp, Sentry, Telemetry, Webhook, WebhookFormat};
 
 use crate::diag::fields::{self, Fields, Reader, parse_document};
 use crate::diag::{Diagnostic, Source};
+use crate::eval::CompiledChecks;
 use crate::probe::{GEN_PARAM_KEYS, read_gen_params};
 use crate::probe::{GenParams, Location, ProbeInput, Suite};
 use duration::{DURATION_EXPECTED, SIZE_EXPECTED, format_duration, parse_duration, parse_size};
@@ -27,6 +28,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use toml::Spanned;
 use toml::de::DeValue;
@@ -166,6 +168,9 @@ pub struct Loaded {
     pub config: Config,
     /// Each referenced suite file once, in order of first reference.
     pub suites: Vec<Suite>,
+    /// Every probe's checks, compiled once when its suite was loaded, by probe hash (as rounds
+    /// look them up).
+    pub checks: Arc<HashMap<String, CompiledChecks>>,
     /// Problems that do not stop a run but deserve a fix (a config file holding secrets that
     /// others can read). Commands print them to stderr.
     pub warnings: Vec<String>,
@@ -240,6 +245,7 @@ pub fn load_with_suites(path: &Path, env: Env<'_>) -> Result<Loaded, Vec<Diagnos
     let parsed = parse_partial(src.clone(), env);
     let mut diags = parsed.diags;
     let mut suites: Vec<Suite> = Vec::new();
+    let mut checks = HashMap::new();
     let mut seen: Vec<&Path> = Vec::new();
     for r in &parsed.suite_refs {
         if !r.path.is_file() {
@@ -250,8 +256,15 @@ pub fn load_with_suites(path: &Path, env: Env<'_>) -> Result<Loaded, Vec<Diagnos
             continue;
         }
         seen.push(&r.path);
-        match crate::probe::load::load_suite(&r.path) {
-            Ok(s) => suites.push(s),
+        match crate::probe::load::load_suite_checked(&r.path) {
+            Ok((s, mut by_id)) => {
+                for p in &s.probes {
+                    if let Some(c) = by_id.remove(&p.id) {
+                        checks.insert(p.hash.clone(), c);
+                    }
+                }
+                suites.push(s);
+            }
             Err(d) => diags.extend(d),
         }
     }
@@ -268,6 +281,7 @@ pub fn load_with_suites(path: &Path, env: Env<'_>) -> Result<Loaded, Vec<Diagnos
         Ok(Loaded {
             config,
             suites,
+            checks: Arc::new(checks),
             warnings,
         })
     } else {

@@ -4,20 +4,9 @@
 use super::*;
 
 impl Scheduler {
-    /// Applies a configuration: clients, probes, checks; keeps the runtime of targets that stay.
+    /// Applies a configuration: clients, probes, the checks compiled at load; keeps the runtime of
+    /// targets that stay.
     pub(super) fn apply(&mut self, loaded: Loaded) -> Result<(), DaemonError> {
-        let mut checks = HashMap::new();
-        for suite in &loaded.suites {
-            let dir = suite.path.parent().unwrap_or(Path::new("."));
-            for p in &suite.probes {
-                let compiled =
-                    CompiledChecks::compile(&p.expect, dir).map_err(|e| DaemonError::Checks {
-                        probe: format!("{}: {}", p.location, p.id),
-                        message: e.to_string(),
-                    })?;
-                checks.insert(p.hash.clone(), compiled);
-            }
-        }
         // Rounds still running on the previous configuration keep its limit until they end.
         let global = Arc::new(Semaphore::new(
             loaded.config.daemon.max_concurrency as usize,
@@ -76,7 +65,7 @@ impl Scheduler {
             }
         }
         self.global = global;
-        self.checks = Arc::new(checks);
+        self.checks = loaded.checks.clone();
         self.prepared = prepared;
         let kept = &self.prepared;
         self.shared.retain_quality(|t| kept.contains_key(t));

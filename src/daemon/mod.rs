@@ -48,7 +48,7 @@ use notify::Notifier;
 use state::{BaselineStatus, PinStatus, RoundSummary, Shared, SinkStatus, TargetStatus};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -269,6 +269,7 @@ pub async fn run(
         loaded: Arc::new(Loaded {
             config: loaded.config.clone(),
             suites: Vec::new(),
+            checks: Arc::default(),
             warnings: Vec::new(),
         }),
         evaluator,

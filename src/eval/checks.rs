@@ -1,9 +1,8 @@
 //! A probe's checks compiled once at load: the JSON Schema (inline or from a file next to the
 //! suite) and the task check with its regexes.
 
+use super::expect::{Expect, JsonExtract, JsonSchemaSpec};
 use super::task::CompiledTask;
-use crate::probe::{Expect, JsonSchemaSpec, Suite};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// A check that cannot be compiled. The message names the check and its place in the probe's
@@ -40,7 +39,7 @@ pub struct CompiledChecks {
     pub expect_refusal: Option<bool>,
     pub expects_json: bool,
     /// Where the JSON may be (`expect.json.extract`).
-    pub json_extract: crate::probe::JsonExtract,
+    pub json_extract: JsonExtract,
     pub schema: Option<jsonschema::Validator>,
     pub task: Option<CompiledTask>,
 }
@@ -99,36 +98,6 @@ impl CompiledChecks {
     }
 }
 
-/// A check of one probe in a suite that cannot be compiled, prefixed with the probe id and
-/// where the probe is defined.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{location}: probe '{probe}': {error}")]
-pub struct SuiteCheckError {
-    pub probe: String,
-    pub location: crate::probe::Location,
-    /// Part of the message, not a `source`, so error chains do not print it twice.
-    pub error: Box<CheckError>,
-}
-
-/// Compiles the checks of every probe in `suite`, keyed by probe id; schema paths resolve
-/// against the suite file's directory.
-pub fn compile_suite(suite: &Suite) -> Result<HashMap<String, CompiledChecks>, SuiteCheckError> {
-    let dir = suite.path.parent().unwrap_or(Path::new("."));
-    suite
-        .probes
-        .iter()
-        .map(|p| {
-            CompiledChecks::compile(&p.expect, dir)
-                .map(|c| (p.id.clone(), c))
-                .map_err(|error| SuiteCheckError {
-                    probe: p.id.clone(),
-                    location: p.location.clone(),
-                    error: Box::new(error),
-                })
-        })
-        .collect()
-}
-
 fn compile_schema(
     value: &serde_json::Value,
     location: &str,
@@ -150,6 +119,7 @@ fn compile_schema(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::compile_suite;
     use serde_json::json;
 
     fn expect(src: &str) -> Expect {
@@ -254,7 +224,7 @@ mod tests {
     #[test]
     fn json_extract_key_is_read_from_suites() {
         use crate::diag::{Source, render_all};
-        use crate::probe::JsonExtract;
+        use JsonExtract;
         let parse = |expect: &str| {
             let text = format!("suite = \"s\"\n[[probe]]\nid = \"p\"\nprompt = \"x\"\n{expect}\n");
             crate::probe::load::parse_suite(&Source::new("s.toml", text))

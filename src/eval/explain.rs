@@ -8,7 +8,6 @@
 //! probe) is reported with its line number and skipped; the rest are judged.
 
 use super::{CompiledChecks, Evaluator, Explanation};
-use crate::probe::Suite;
 use crate::sample::{Completion, FinishReason};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -43,11 +42,18 @@ struct InputLine {
     output_tokens: Option<u32>,
 }
 
+/// The suite whose probes responses may name: its name and probe ids in order (for messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeIds {
+    pub suite: String,
+    pub ids: Vec<String>,
+}
+
 /// Explains every response in `input`, in order; the first bad line is an error (see
 /// [`explain_lines`] to skip bad lines and judge the rest).
 pub fn explain_jsonl(
     evaluator: &Evaluator,
-    suite: Option<&Suite>,
+    suite: Option<&ProbeIds>,
     compiled: &HashMap<String, CompiledChecks>,
     input: &str,
 ) -> Result<Vec<Explanation>, ExplainError> {
@@ -67,11 +73,11 @@ pub struct Explained {
 
 /// Explains every response in `input` (JSONL bytes), in order. A line that is not valid UTF-8,
 /// not a response object, or names an unknown probe is reported with its line number and
-/// skipped; the rest are judged. `compiled` holds the suite's compiled checks by probe id (see
-/// [`super::compile_suite`]).
+/// skipped; the rest are judged. `compiled` holds the suite's compiled checks by probe id (as
+/// `probe::compile_suite` gives them).
 pub fn explain_lines(
     evaluator: &Evaluator,
-    suite: Option<&Suite>,
+    suite: Option<&ProbeIds>,
     compiled: &HashMap<String, CompiledChecks>,
     input: &[u8],
 ) -> Explained {
@@ -89,7 +95,7 @@ pub fn explain_lines(
 
 fn explain_line(
     evaluator: &Evaluator,
-    suite: Option<&Suite>,
+    suite: Option<&ProbeIds>,
     compiled: &HashMap<String, CompiledChecks>,
     line: usize,
     raw: &[u8],
@@ -118,17 +124,12 @@ fn explain_line(
             });
         }
         (Some(p), Some(s)) => {
-            if !s.probes.iter().any(|q| &q.id == p) {
+            if !s.ids.iter().any(|q| q == p) {
                 return Err(ExplainError::UnknownProbe {
                     line,
                     probe: p.clone(),
-                    suite: s.name.clone(),
-                    known: s
-                        .probes
-                        .iter()
-                        .map(|q| q.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    suite: s.suite.clone(),
+                    known: s.ids.join(", "),
                 });
             }
             compiled.get(p)
@@ -263,10 +264,10 @@ fn serde_plain<T: serde::Serialize>(v: &T) -> String {
 mod tests {
     use super::*;
     use crate::eval::RefusalConfig;
-    use crate::probe::{Expect, GenParams, Location, Probe, ProbeInput};
+    use crate::probe::{Expect, GenParams, Location, Probe, ProbeInput, Suite};
     use std::path::PathBuf;
 
-    fn suite() -> (Suite, HashMap<String, CompiledChecks>) {
+    fn suite() -> (ProbeIds, HashMap<String, CompiledChecks>) {
         let expect: Expect = toml::from_str(
             "json = true\ntask = { kind = 'json_equals', pointer = '/n', value = 2 }",
         )
@@ -292,8 +293,12 @@ mod tests {
             probes: vec![probe],
             hash: String::new(),
         };
-        let compiled = crate::eval::compile_suite(&suite).unwrap();
-        (suite, compiled)
+        let compiled = crate::probe::compile_suite(&suite).unwrap();
+        let ids = ProbeIds {
+            suite: suite.name.clone(),
+            ids: suite.probes.iter().map(|p| p.id.clone()).collect(),
+        };
+        (ids, compiled)
     }
 
     #[test]

@@ -9,13 +9,15 @@
 //! - [`explain`]: `modelwatch explain` over JSONL responses.
 
 pub mod checks;
+pub mod expect;
 pub mod explain;
 pub mod length;
 pub mod refusal;
 pub mod structured;
 pub mod task;
 
-pub use checks::{CheckError, CompiledChecks, SuiteCheckError, compile_suite};
+pub use checks::{CheckError, CompiledChecks};
+pub use expect::{Expect, JsonExtract, JsonSchemaSpec, MatchMode, TaskCheck};
 pub use refusal::{Layer, RefusalConfig, RefusalConfigError, RefusalDetector};
 pub use task::CheckResult;
 
@@ -306,7 +308,7 @@ pub struct StructuredWhy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::Expect;
+    use crate::eval::Expect;
     use std::path::Path;
 
     fn evaluator() -> &'static Evaluator {

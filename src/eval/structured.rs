@@ -18,7 +18,7 @@
 //! Every step is linear in the response length, and messages quote at most [`EXCERPT_CHARS`]
 //! characters of the response.
 
-use crate::probe::JsonExtract;
+use super::expect::JsonExtract;
 use crate::sample::StructuredOutcome;
 use serde::Serialize;
 use serde_json::Value;

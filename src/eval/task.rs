@@ -9,7 +9,7 @@
 //! allowed) and passes within `abs_tol` or `rel_tol` × |value| (exact when neither is given).
 
 use super::checks::CheckError;
-use crate::probe::{MatchMode, TaskCheck};
+use super::expect::{MatchMode, TaskCheck};
 use regex::Regex;
 use serde::Serialize;
 use serde_json::Value;

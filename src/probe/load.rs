@@ -4,6 +4,7 @@
 //! What the checks mean (and whether a regex or a schema compiles) is `eval`'s business; here
 //! only their shape is validated.
 
+use super::checks::compile_probe;
 use super::{
     Expect, GenParams, JsonExtract, JsonSchemaSpec, Location, MatchMode, Message, Probe,
     ProbeInput, Role, Suite, TaskCheck,
@@ -11,8 +12,10 @@ use super::{
 use super::{GEN_PARAM_KEYS, read_gen_params};
 use crate::diag::fields::{Fields, Reader, article, parse_document};
 use crate::diag::{Diagnostic, Source};
+use crate::eval::CompiledChecks;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::path::Path;
 use toml::Spanned;
 use toml::de::{DeValue, ValueDeserializer};
@@ -52,32 +55,38 @@ const TASK_KINDS: &[&str] = &[
 
 /// Reads and validates a suite file.
 pub fn load_suite(path: &Path) -> Result<Suite, Vec<Diagnostic>> {
+    load_suite_checked(path).map(|(suite, _)| suite)
+}
+
+/// Reads and validates a suite file and returns it with its checks compiled, by probe id: a bad
+/// pattern or schema is reported at load, at the probe's `[[probe]]` table, not at run time.
+pub fn load_suite_checked(
+    path: &Path,
+) -> Result<(Suite, HashMap<String, CompiledChecks>), Vec<Diagnostic>> {
     let src = Source::read(path, "suite file").map_err(|d| vec![d])?;
     let suite = parse_suite(&src)?;
-    let diags = check_diagnostics(&src, &suite);
+    let dir = suite.path.parent().unwrap_or(Path::new("."));
+    let mut checks = HashMap::new();
+    let mut diags = Vec::new();
+    for probe in &suite.probes {
+        match compile_probe(probe, dir) {
+            Ok(c) => {
+                checks.insert(probe.id.clone(), c);
+            }
+            Err(err) => {
+                let message = format!("probe '{}': {err}", probe.id);
+                diags.push(match line_span(&src.text, probe.location.line) {
+                    Some(span) => src.error(span, message),
+                    None => Diagnostic::file(&src.path, message),
+                });
+            }
+        }
+    }
     if diags.is_empty() {
-        Ok(suite)
+        Ok((suite, checks))
     } else {
         Err(diags)
     }
-}
-
-/// Compiles every probe's checks (regexes, JSON Schemas) as the evaluation will, so a bad
-/// pattern or schema is reported at load, at the probe's `[[probe]]` table, not at run time.
-fn check_diagnostics(src: &Source, suite: &Suite) -> Vec<Diagnostic> {
-    let dir = suite.path.parent().unwrap_or(Path::new("."));
-    suite
-        .probes
-        .iter()
-        .filter_map(|probe| {
-            let err = crate::eval::CompiledChecks::compile(&probe.expect, dir).err()?;
-            let message = format!("probe '{}': {err}", probe.id);
-            Some(match line_span(&src.text, probe.location.line) {
-                Some(span) => src.error(span, message),
-                None => Diagnostic::file(&src.path, message),
-            })
-        })
-        .collect()
 }
 
 /// Byte span of the non-blank part of 1-based line `line`.

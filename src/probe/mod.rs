@@ -1,14 +1,15 @@
 //! Probe suites: the prompts modelwatch replays, their generation parameters and their checks.
 //!
-//! `probe` owns the data model and the loading of `probes/*.toml` (see `load`); the meaning of
-//! the checks lives in `eval`.
+//! `probe` owns the data model and the loading of `probes/*.toml` (see `load`), which compiles
+//! every probe's checks once (see `checks`); the check language and its meaning live in `eval`.
 
-pub mod expect;
+pub mod checks;
 pub mod load;
 mod params;
 
 pub use crate::diag::Location;
-pub use expect::{Expect, JsonExtract, JsonSchemaSpec, MatchMode, TaskCheck};
+pub use crate::eval::expect::{Expect, JsonExtract, JsonSchemaSpec, MatchMode, TaskCheck};
+pub use checks::{SuiteCheckError, compile_suite};
 pub(crate) use params::{GEN_PARAM_KEYS, read_gen_params};
 
 use serde::{Deserialize, Serialize};

@@ -3,6 +3,7 @@
 //! One test binary per area: each module is one former test file; shared helpers are declared
 //! once here.
 
+mod architecture;
 mod bad_input;
 mod cli_meta;
 mod demo_e2e;

@@ -3,7 +3,7 @@
 //! limit and the round deadline.
 
 use futures_util::future::BoxFuture;
-use modelwatch::config::{self, Loaded, Target};
+use modelwatch::config::{Loaded, Target};
 use modelwatch::daemon::{self, Options, state::Shared};
 use modelwatch::provider::{CompletionRequest, Fingerprint, ModelClient};
 use modelwatch::sample::{Completion, FinishReason, SampleError};

@@ -183,6 +183,14 @@ fn refusal_detector_meets_precision_and_recall_targets() {
         &heldout,
     );
     assert!(heldout.total.n() >= 40);
+    // Written after this detector was frozen, by a reviewer who had seen neither the detector
+    // nor any example data: 360 responses, 40 in each of the nine languages. Reported only.
+    let heldout2 = measure(&evaluator, "heldout-2026-12.jsonl");
+    print(
+        "heldout-2026-12.jsonl (written after the detector was frozen, never tuned on)",
+        &heldout2,
+    );
+    assert_eq!(heldout2.total.n(), 360);
 
     let precision = main.total.precision().unwrap_or(0.0);
     assert!(precision >= 0.95, "precision {precision:.3} < 0.95");
