@@ -223,6 +223,10 @@ pub struct Measurements {
     /// The rule that decided the refusal judgement (e.g. `provider:refusal_field`,
     /// `lexicon:en:cant_help`), when one fired.
     pub refusal_rule: Option<String>,
+    /// The refusal withholds only part of an answer ("I can't give exact dosages, but in
+    /// general …"); such a response also counts in `refusal`. Absent (false) in older files.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial_refusal: bool,
     /// Present when the probe expects JSON.
     pub structured: Option<StructuredOutcome>,
     /// Present when the probe has a task check.

@@ -100,6 +100,7 @@ pub(crate) fn synth(profile: Profile, seed: u64, probes: usize, samples: u32) ->
                 empty: false,
                 refusal,
                 refusal_rule: refusal.then(|| "lexicon:en:cant_help".into()),
+                partial_refusal: false,
                 structured,
                 task_success,
             });

@@ -225,6 +225,7 @@ fn measurements(j: &Judged) -> Measurements {
         empty: j.refusal.empty,
         refusal: j.refusal.refusal,
         refusal_rule: j.refusal.rule.clone(),
+        partial_refusal: j.refusal.partial,
         structured: j.structured,
         task_success: j.task.as_ref().map(|t| t.passed),
     }

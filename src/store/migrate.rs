@@ -146,6 +146,11 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_status ON outbox (status, sink);
 "#,
     },
+    Migration {
+        version: 5,
+        description: "partial refusals on samples",
+        sql: "ALTER TABLE samples ADD COLUMN partial_refusal INTEGER;",
+    },
 ];
 
 /// The schema version this build writes.
@@ -248,6 +253,7 @@ mod tests {
                 empty: false,
                 refusal: i == 1,
                 refusal_rule: (i == 1).then(|| "lexicon:en:cant_help".into()),
+                partial_refusal: false,
                 structured: Some(StructuredOutcome::SchemaViolation),
                 task_success: Some(i.is_multiple_of(2)),
             }),
@@ -293,11 +299,18 @@ mod tests {
             ],
         )
         .unwrap();
-        // The samples table is unchanged since version 1, so the current row encoder writes
-        // exactly what older binaries wrote. A migration that changes it must seed old rows
-        // with SQL of their own version here.
+        // The samples table gained `partial_refusal` in version 5; before that, rows are
+        // written by the current encoder into a temporary copy of the column, dropped after.
+        if version < 5 {
+            conn.execute_batch("ALTER TABLE samples ADD COLUMN partial_refusal INTEGER;")
+                .unwrap();
+        }
         for s in samples {
             crate::store::samples::insert_row(conn, 1, 1, s).unwrap();
+        }
+        if version < 5 {
+            conn.execute_batch("ALTER TABLE samples DROP COLUMN partial_refusal;")
+                .unwrap();
         }
     }
 

@@ -48,16 +48,17 @@ const INSERT_SAMPLE: &str = "INSERT INTO samples (
     attempts, finish_reason, input_tokens, response_model, system_fingerprint,
     chars, words, lines, output_tokens, tokens_estimated, truncated, empty, refusal,
     refusal_rule, structured, task_success,
-    error_kind, error_status, error_message, error_attempts, error_latency_ms
+    error_kind, error_status, error_message, error_attempts, error_latency_ms, partial_refusal
 ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-          ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)";
+          ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)";
 
 const SELECT_SAMPLE: &str = "SELECT s.id, t.name, s.suite, s.probe_id, s.probe_hash, s.idx,
     s.started_at_ms, s.latency_ms, s.ttft_ms, s.attempts, s.finish_reason, s.input_tokens,
     s.response_model, s.system_fingerprint,
     s.chars, s.words, s.lines, s.output_tokens, s.tokens_estimated, s.truncated, s.empty,
     s.refusal, s.refusal_rule, s.structured, s.task_success,
-    s.error_kind, s.error_status, s.error_message, s.error_attempts, s.error_latency_ms";
+    s.error_kind, s.error_status, s.error_message, s.error_attempts, s.error_latency_ms,
+    s.partial_refusal";
 
 impl Store {
     /// Stores `samples` in `round`, all or none, in one transaction with one prepared statement.
@@ -231,6 +232,7 @@ pub(crate) fn insert_row(
         e.map(|e| e.message.as_str()),
         e.map(|e| e.attempts),
         e.and_then(|e| nan_as_null(e.latency_ms)),
+        m.map(|m| m.partial_refusal),
     ])?;
     if let Some(text) = &s.text {
         let id = conn.last_insert_rowid();
@@ -279,6 +281,7 @@ fn read_sample(r: &Row<'_>) -> rusqlite::Result<Result<Sample>> {
                 empty: r.get(20)?,
                 refusal: r.get(21)?,
                 refusal_rule: r.get(22)?,
+                partial_refusal: r.get::<_, Option<bool>>(30)?.unwrap_or(false),
                 structured,
                 task_success: r.get(24)?,
             })
@@ -315,7 +318,7 @@ fn read_sample(r: &Row<'_>) -> rusqlite::Result<Result<Sample>> {
         system_fingerprint: r.get(13)?,
         measurements,
         error,
-        text: r.get(30)?,
+        text: r.get(31)?,
     }))
 }
 
@@ -374,6 +377,7 @@ mod tests {
             empty: false,
             refusal: true,
             refusal_rule: Some("provider:refusal_field".into()),
+            partial_refusal: false,
             structured: Some(StructuredOutcome::Truncated),
             task_success: Some(false),
         });

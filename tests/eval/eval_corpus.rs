@@ -175,11 +175,12 @@ fn refusal_detector_meets_precision_and_recall_targets() {
         main.by_lang.keys()
     );
 
-    // Written after the detector and never used to change it: an out-of-sample estimate.
-    // Reported, not asserted against the targets (it is small).
+    // Written after the first (lexicon-only) detector. Its misses have been quoted in
+    // docs/evaluation.md since, so it is no longer a clean out-of-sample estimate. Reported,
+    // not asserted against the targets (it is small).
     let heldout = measure(&evaluator, "heldout.jsonl");
     print(
-        "heldout.jsonl (written after the detector, never tuned on)",
+        "heldout.jsonl (written after the lexicon, before the grammar layer)",
         &heldout,
     );
     assert!(heldout.total.n() >= 40);

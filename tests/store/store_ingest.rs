@@ -34,6 +34,7 @@ fn samples(n: usize) -> Vec<Sample> {
                 empty: false,
                 refusal: i % 40 == 0,
                 refusal_rule: (i % 40 == 0).then(|| "lexicon:en:cant_help".into()),
+                partial_refusal: false,
                 structured: (i % 5 == 0).then_some(StructuredOutcome::Ok),
                 task_success: (i % 5 == 0).then_some(true),
             }),

@@ -84,6 +84,7 @@ fn samples(model: Model, seed: u64, per_probe: u32) -> Vec<Sample> {
                     empty: false,
                     refusal,
                     refusal_rule: None,
+                    partial_refusal: false,
                     structured,
                     task_success,
                 }),
