@@ -26,6 +26,9 @@ pub struct Margins {
     pub length_cliffs_delta: f64,
     /// … or a Hodges–Lehmann shift of log length ≥ ln 1.15 (15 % longer or shorter).
     pub length_log_ratio: f64,
+    /// Length shape: a Kolmogorov–Smirnov distance ≥ 0.25 between the suite's answer-length
+    /// distributions (normalised per probe) is a change of shape that matters.
+    pub length_shape_ks: f64,
     /// Latency and time to first token: a Hodges–Lehmann shift of log time ≥ ln 1.25 …
     pub latency_log_ratio: f64,
     /// … or Cliff's delta ≥ 0.147 toward slower.
@@ -58,6 +61,7 @@ impl Default for Margins {
             truncation_points: 0.02,
             length_cliffs_delta: 0.147,
             length_log_ratio: 1.15f64.ln(),
+            length_shape_ks: 0.25,
             latency_log_ratio: 1.25f64.ln(),
             latency_cliffs_delta: 0.147,
             alpha: 0.05,

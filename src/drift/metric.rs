@@ -33,6 +33,8 @@ pub enum Metric {
     TruncationRate,
     LengthChars,
     LengthTokens,
+    /// The shape of answers' length distribution per suite (beyond its location).
+    LengthShape,
     Latency,
     Ttft,
 }
@@ -68,6 +70,7 @@ impl Metric {
             Metric::TruncationRate => "truncation_rate".into(),
             Metric::LengthChars => "length_chars".into(),
             Metric::LengthTokens => "length_tokens".into(),
+            Metric::LengthShape => "length_shape".into(),
             Metric::Latency => "latency".into(),
             Metric::Ttft => "ttft".into(),
         }
@@ -85,6 +88,7 @@ impl Metric {
             Metric::TruncationRate => "Truncation rate".into(),
             Metric::LengthChars => "Length (chars)".into(),
             Metric::LengthTokens => "Length (tokens)".into(),
+            Metric::LengthShape => "Length shape".into(),
             Metric::Latency => "Latency".into(),
             Metric::Ttft => "Time to first token".into(),
         }
@@ -99,7 +103,12 @@ impl Metric {
     }
 
     pub fn is_rate(&self) -> bool {
-        !CONTINUOUS.contains(self)
+        !CONTINUOUS.contains(self) && !self.is_distance()
+    }
+
+    /// Metrics whose effect is a distance between distributions (no rate, no shift).
+    pub fn is_distance(&self) -> bool {
+        matches!(self, Metric::LengthShape)
     }
 
     /// The binary outcome of a rate metric on one sample, when the metric applies to it.

@@ -21,6 +21,8 @@ mod flips;
 mod margins;
 mod metric;
 mod prepare;
+mod shape;
+mod strata;
 pub mod sequential;
 
 pub use margins::Margins;
@@ -85,6 +87,8 @@ pub enum Design {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Effect {
     /// `rate_difference`, `relative_risk`, `hodges_lehmann_log_ratio` or `cliffs_delta`.
+    /// A metric's `effect` is the one its verdict rests on (for distributions Cliff's delta
+    /// when it alone decided, else the Hodges–Lehmann shift), `secondary` the other.
     pub measure: String,
     pub estimate: Option<f64>,
     pub lower: Option<f64>,
@@ -129,6 +133,31 @@ pub struct MetricResult {
     /// For inconclusive: roughly how many more samples per side would settle it (none when
     /// out of reach).
     pub more_samples: Option<u64>,
+    /// The effect in plain words where numbers alone do not read well (length shape,
+    /// behaviour), e.g. `core: p90 length +140% (410 → 985 chars); answers under 57 chars
+    /// 10% → 41%`.
+    pub detail: Option<String>,
+    /// Strata (suites, probes) that moved on their own, most significant first.
+    pub strata: Vec<Stratum>,
+}
+
+/// A suite or probe that moved on its own within one metric.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stratum {
+    /// `suite` or `probe`.
+    pub level: String,
+    /// The suite name, or `suite/probe_id`.
+    pub name: String,
+    pub baseline_n: u64,
+    pub candidate_n: u64,
+    /// Rates: the stratum's rate on each side; length shape: none.
+    pub baseline_rate: Option<f64>,
+    pub candidate_rate: Option<f64>,
+    /// The stratum's own p-value, adjusted for the strata it is tested among (see
+    /// `docs/statistics.md`).
+    pub p_adjusted: f64,
+    /// What moved, in words.
+    pub summary: String,
 }
 
 /// How a probe changed behaviour.
@@ -207,7 +236,8 @@ pub struct ProbeSets {
     pub unpaired_samples: usize,
 }
 
-/// Raw lengths (chars) per suite, for distribution plots.
+/// Raw lengths (chars) of answers (refusals and empty responses set apart) per suite, for
+/// distribution plots.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SuiteLengths {
     pub suite: String,
@@ -251,11 +281,14 @@ impl Report {
 }
 
 /// What the probes expect, beyond what each sample's measurements say.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Expectations {
     /// `suite/id` of probes with `expect.refusal = true`: a refusal there is correct, an
     /// answer is a miss (`missed_refusal_rate`), and they stay out of `refusal_rate`.
     pub refusal_expected: BTreeSet<String>,
+    /// Margins of rate metrics for one suite (`suite`) or probe (`suite/id`), from the suite
+    /// file's `margin` key, used for that stratum's own test (see `docs/probes.md`).
+    pub stratum_margins: BTreeMap<String, f64>,
 }
 
 impl Expectations {
@@ -267,7 +300,10 @@ impl Expectations {
             .filter(|p| p.expect.refusal == Some(true))
             .map(|p| format!("{}/{}", p.suite, p.id))
             .collect();
-        Expectations { refusal_expected }
+        Expectations {
+            refusal_expected,
+            ..Expectations::default()
+        }
     }
 
     pub fn refusal_expected(&self, suite: &str, probe_id: &str) -> bool {
@@ -328,10 +364,20 @@ fn run(
         .collect();
     let mut analysed: Vec<(MetricResult, analyze::Basis)> = Vec::new();
     for metric in metric::BINARY.into_iter().chain(kinds) {
-        analysed.extend(analyze::rate(metric, b, c, paired, margins));
+        analysed.extend(analyze::rate(
+            metric,
+            &prep.probes,
+            (b, c),
+            paired,
+            margins,
+            &expectations.stratum_margins,
+        ));
     }
     for metric in metric::CONTINUOUS {
         analysed.extend(analyze::shift(metric, prep.probes.len(), b, c, margins));
+        if metric == Metric::LengthTokens {
+            analysed.extend(shape::length_shape(&prep.probes, b, c, margins));
+        }
     }
     // Report order: quality, then its diagnostics, then performance.
     analysed.sort_by_key(|(r, _)| match r.category {
@@ -382,7 +428,7 @@ fn suite_lengths(
 ) -> Vec<SuiteLengths> {
     let mut by_suite: BTreeMap<&str, SuiteLengths> = BTreeMap::new();
     for (side, obs) in [(0, b), (1, c)] {
-        for o in obs {
+        for o in obs.iter().filter(|o| analyze::is_answer(o)) {
             let suite = probes[o.probe].0.as_str();
             let e = by_suite.entry(suite).or_insert_with(|| SuiteLengths {
                 suite: suite.to_string(),
@@ -426,7 +472,40 @@ pub fn describe(r: &MetricResult) -> String {
             (Some(l), Some(u)) => format!(" (CI {:+.1} to {:+.1} points)", l * 100.0, u * 100.0),
             _ => String::new(),
         };
-        format!("{} {} → {}{ci}{p}", r.metric.id(), pct(b), pct(c))
+        let strata = if r.strata.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<String> = r
+                .strata
+                .iter()
+                .map(|s| format!("{} {}", s.name, s.summary))
+                .collect();
+            format!("; moved in {}", names.join(", "))
+        };
+        format!("{} {} → {}{ci}{p}{strata}", r.metric.id(), pct(b), pct(c))
+    } else if r.metric.is_distance() {
+        let d = |x: Option<f64>| x.map_or_else(|| "n/a".into(), |v| format!("{v:.2}"));
+        let words = r
+            .detail
+            .as_ref()
+            .map(|w| format!(" — {w}"))
+            .unwrap_or_default();
+        format!(
+            "{} distance {} (CI {} to {}){p}{words}",
+            r.metric.id(),
+            d(r.effect.estimate),
+            d(r.effect.lower),
+            d(r.effect.upper),
+        )
+    } else if r.effect.measure == "cliffs_delta" {
+        let d = |x: Option<f64>| x.map_or_else(|| "n/a".into(), |v| format!("{v:+.2}"));
+        format!(
+            "{} Cliff's delta {} (CI {} to {}){p}",
+            r.metric.id(),
+            d(r.effect.estimate),
+            d(r.effect.lower),
+            d(r.effect.upper),
+        )
     } else {
         let ratio = |x: Option<f64>| x.map(|v| format!("{:+.1}%", (v.exp() - 1.0) * 100.0));
         format!(

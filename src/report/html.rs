@@ -1,7 +1,7 @@
 //! One self-contained HTML file: no scripts, no external assets, charts as inline SVG.
 //! Every piece of text from the report is escaped.
 
-use super::{decides, effect_text, flip_values, p_text, side_text};
+use super::{decides, effect_text, flip_values, moved_lines, p_text, side_text};
 use crate::drift::{Category, MetricResult, Report, SuiteLengths, Verdict};
 use std::fmt::Write;
 
@@ -69,6 +69,14 @@ pub fn html(r: &Report) -> String {
     }
     o.push_str("</ul>\n");
     metric_table(&mut o, r);
+    let moved = moved_lines(r);
+    if !moved.is_empty() {
+        o.push_str("<h2>What moved</h2><ul id=\"moved\">");
+        for (label, line) in &moved {
+            let _ = write!(o, "<li><strong>{}</strong>: {}</li>", esc(label), esc(line));
+        }
+        o.push_str("</ul>\n");
+    }
     rate_chart(&mut o, r);
     for s in &r.lengths {
         ecdf(&mut o, r, s);

@@ -63,11 +63,24 @@ pub fn junit(r: &Report) -> String {
             )),
             _ => None,
         };
+        let mut text = format!("{} ({})", detail, m.verdict);
+        if let Some(d) = &m.detail {
+            text.push_str(&format!("\n{d}"));
+        }
+        for s in &m.strata {
+            text.push_str(&format!(
+                "\n{} {}: {} (adj. p = {})",
+                s.level,
+                s.name,
+                s.summary,
+                crate::drift::fmt_p(s.p_adjusted)
+            ));
+        }
         cases.push(Case {
             class: format!("modelwatch.{}", serde_plain(m.category)),
             name: m.metric.id(),
             outcome,
-            out: format!("{} ({})", detail, m.verdict),
+            out: text,
         });
     }
     for f in &r.flipped {

@@ -1,6 +1,6 @@
 //! Markdown fit for a pull request (GitHub-flavoured tables, details blocks).
 
-use super::{decides, effect_text, flip_values, p_text, side_text};
+use super::{decides, effect_text, flip_values, moved_lines, p_text, side_text};
 use crate::drift::{Category, Report, Verdict};
 use std::fmt::Write;
 
@@ -83,6 +83,13 @@ pub fn markdown(r: &Report) -> String {
                 md(&p_text(m)),
                 verdict
             );
+        }
+    }
+    let moved = moved_lines(r);
+    if !moved.is_empty() {
+        let _ = writeln!(out, "\n### What moved\n");
+        for (label, line) in &moved {
+            let _ = writeln!(out, "- **{}**: {}", md(label), md(line));
         }
     }
     if !r.flipped.is_empty() {

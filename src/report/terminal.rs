@@ -1,6 +1,6 @@
 //! The terminal table.
 
-use super::{decides, effect_text, flip_values, p_text, side_text};
+use super::{decides, effect_text, flip_values, moved_lines, p_text, side_text};
 use crate::drift::{Category, Report, Verdict};
 use std::fmt::Write;
 
@@ -127,6 +127,13 @@ pub fn terminal(r: &Report, color: bool) -> String {
                 })
                 .collect();
             let _ = writeln!(out, "  {}", cells.join("  "));
+        }
+    }
+    let moved = moved_lines(r);
+    if !moved.is_empty() {
+        let _ = writeln!(out, "\n{}", paint("What moved", BOLD, color));
+        for (label, line) in &moved {
+            let _ = writeln!(out, "  {}: {line}", paint(label, DIM, color));
         }
     }
     if !r.flipped.is_empty() {
