@@ -16,6 +16,7 @@ pub(crate) const MARGIN_KEYS: &[&str] = &[
     "truncation_points",
     "length_cliffs_delta",
     "length_log_ratio",
+    "length_shape_ks",
     "latency_log_ratio",
     "latency_cliffs_delta",
     "alpha",
@@ -56,6 +57,10 @@ pub(crate) fn read_margins(r: &mut Reader, value: Option<&Spanned<DeValue>>) -> 
     }
     if let Some(x) = number(r, &f, "latency_cliffs_delta", 0.0, 1.0, delta_help) {
         m.latency_cliffs_delta = x;
+    }
+    let ks_help = Some("a Kolmogorov–Smirnov distance lies between 0 and 1; 0.25 by default");
+    if let Some(x) = number(r, &f, "length_shape_ks", 0.0, 1.0, ks_help) {
+        m.length_shape_ks = x;
     }
     let log_help = Some("a natural log of a ratio: 15 % longer is ln(1.15) = 0.1398");
     if let Some(x) = number(r, &f, "length_log_ratio", 0.0, 10.0, log_help) {

@@ -178,6 +178,11 @@ pub(crate) fn length_shape(
             .total_cmp(&y.p_holm)
             .then_with(|| y.d.total_cmp(&x.d))
     })?;
+    let moved_words: Vec<&str> = suites
+        .iter()
+        .filter(|t| t.p_holm < margins.alpha && t.d >= margin)
+        .map(|t| t.words.as_str())
+        .collect();
     let moved: Vec<Stratum> = suites
         .iter()
         .filter(|t| t.p_holm < margins.alpha && t.d >= margin)
@@ -229,14 +234,10 @@ pub(crate) fn length_shape(
         candidate: side(nc),
         margin: format!("KS distance ≥ {margin} in a suite"),
         more_samples: None,
-        detail: Some(if moved.is_empty() {
+        detail: Some(if moved_words.is_empty() {
             worst.words.clone()
         } else {
-            moved
-                .iter()
-                .map(|s| s.summary.clone())
-                .collect::<Vec<_>>()
-                .join("; ")
+            moved_words.join("; ")
         }),
         strata: moved,
     };
