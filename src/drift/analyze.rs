@@ -57,6 +57,8 @@ pub(crate) enum Basis {
     },
     /// One side has no samples for the metric: nothing to decide.
     Unmeasured,
+    /// The metric decided its own verdict (behaviour, in a family of its own).
+    Decided,
 }
 
 fn rate_side(x: u64, n: u64, confidence: f64) -> Side {
@@ -141,19 +143,9 @@ pub(crate) fn rate(
         upper: None,
     });
     let margin = rate_margin(metric, margins);
-    let strat = BINARY.contains(&metric).then(|| {
-        stratified(
-            metric,
-            probes,
-            b,
-            c,
-            paired,
-            p,
-            margin,
-            own,
-            margins.alpha,
-        )
-    });
+    let strat = BINARY
+        .contains(&metric)
+        .then(|| stratified(metric, probes, b, c, paired, p, margin, own, margins.alpha));
     let p = strat.as_ref().map_or(p, |s| s.p);
     let strata = strat.map(|s| s.moved).unwrap_or_default();
     let result = MetricResult {
@@ -400,8 +392,7 @@ pub(crate) fn decide(r: &mut MetricResult, basis: &Basis, m: &Margins) {
             };
             let inside = |e: [f64; 3], margin: f64| e[2] < margin && (!two_sided || e[1] > -margin);
             let beyond = reaches(hl, log_margin) || reaches(cd, cd_margin);
-            let better =
-                !two_sided && (better_hl(hl, log_margin) || better_cd(cd, cd_margin));
+            let better = !two_sided && (better_hl(hl, log_margin) || better_cd(cd, cd_margin));
             r.verdict = if n == 0 {
                 Verdict::Inconclusive
             } else if significant && beyond {
@@ -424,10 +415,9 @@ pub(crate) fn decide(r: &mut MetricResult, basis: &Basis, m: &Margins) {
             let on_cd = match r.verdict {
                 Verdict::Regression | Verdict::Improvement => cd_moved && !hl_moved,
                 Verdict::Inconclusive => {
-                    inside(hl, log_margin) && !inside(cd, cd_margin)
-                        || cd_moved && !hl_moved
+                    inside(hl, log_margin) && !inside(cd, cd_margin) || cd_moved && !hl_moved
                 }
-                Verdict::Pass => false,
+                Verdict::Pass | Verdict::Changed => false,
             };
             if on_cd && let Some(secondary) = r.secondary.take() {
                 r.secondary = Some(std::mem::replace(&mut r.effect, secondary));
@@ -458,6 +448,7 @@ pub(crate) fn decide(r: &mut MetricResult, basis: &Basis, m: &Margins) {
             }
         }
         Basis::Unmeasured => r.verdict = Verdict::Inconclusive,
+        Basis::Decided => {}
     }
 }
 

@@ -73,9 +73,8 @@ pub(crate) fn find(
     for (&(i, metric, worse, rb, rc, nb, nc), &padj) in cands.iter().zip(&adjusted) {
         // A change alone is claimed only from enough samples on both sides: 0% → 100% from
         // one sample each is noise at any sampling temperature.
-        let by_change = worse >= margins.flip_min_change
-            && nb >= FLIP_MIN_SAMPLES
-            && nc >= FLIP_MIN_SAMPLES;
+        let by_change =
+            worse >= margins.flip_min_change && nb >= FLIP_MIN_SAMPLES && nc >= FLIP_MIN_SAMPLES;
         if worse <= 0.0 || (!by_change && padj >= margins.alpha) {
             continue;
         }

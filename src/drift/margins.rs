@@ -35,6 +35,9 @@ pub struct Margins {
     pub latency_cliffs_delta: f64,
     /// Significance level for the Benjamini–Hochberg adjusted p-values.
     pub alpha: f64,
+    /// Significance level of the behavioural identity test (its own family: a warning that
+    /// the served model's texts changed, never a quality verdict).
+    pub behaviour_alpha: f64,
     /// Confidence level of every reported interval.
     pub confidence: f64,
     /// Above this share of failed requests on either side the overall verdict is
@@ -65,6 +68,7 @@ impl Default for Margins {
             latency_log_ratio: 1.25f64.ln(),
             latency_cliffs_delta: 0.147,
             alpha: 0.05,
+            behaviour_alpha: 0.01,
             confidence: 0.95,
             max_error_rate: 0.20,
             performance_gates: false,

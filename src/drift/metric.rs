@@ -15,6 +15,9 @@ pub enum Category {
     /// Latency and time to first token: reported separately, decides only when
     /// `Margins::performance_gates` is on.
     Performance,
+    /// Whether the served model behaves like the reference (its texts): a warning, never a
+    /// quality verdict.
+    Behaviour,
 }
 
 /// One measured quantity compared between two sample sets.
@@ -35,6 +38,8 @@ pub enum Metric {
     LengthTokens,
     /// The shape of answers' length distribution per suite (beyond its location).
     LengthShape,
+    /// The response texts themselves: a two-sample test of "is this the same model?".
+    Behaviour,
     Latency,
     Ttft,
 }
@@ -71,6 +76,7 @@ impl Metric {
             Metric::LengthChars => "length_chars".into(),
             Metric::LengthTokens => "length_tokens".into(),
             Metric::LengthShape => "length_shape".into(),
+            Metric::Behaviour => "behaviour".into(),
             Metric::Latency => "latency".into(),
             Metric::Ttft => "ttft".into(),
         }
@@ -89,6 +95,7 @@ impl Metric {
             Metric::LengthChars => "Length (chars)".into(),
             Metric::LengthTokens => "Length (tokens)".into(),
             Metric::LengthShape => "Length shape".into(),
+            Metric::Behaviour => "Behaviour (texts)".into(),
             Metric::Latency => "Latency".into(),
             Metric::Ttft => "Time to first token".into(),
         }
@@ -98,6 +105,7 @@ impl Metric {
         match self {
             Metric::StructuredKind(_) => Category::Diagnostic,
             Metric::Latency | Metric::Ttft => Category::Performance,
+            Metric::Behaviour => Category::Behaviour,
             _ => Category::Quality,
         }
     }
@@ -108,7 +116,7 @@ impl Metric {
 
     /// Metrics whose effect is a distance between distributions (no rate, no shift).
     pub fn is_distance(&self) -> bool {
-        matches!(self, Metric::LengthShape)
+        matches!(self, Metric::LengthShape | Metric::Behaviour)
     }
 
     /// The binary outcome of a rate metric on one sample, when the metric applies to it.

@@ -16,14 +16,15 @@
 //! side the overall verdict is inconclusive. See `docs/verdicts.md`.
 
 mod analyze;
+mod behaviour;
 mod calls;
 mod flips;
 mod margins;
 mod metric;
 mod prepare;
+pub mod sequential;
 mod shape;
 mod strata;
-pub mod sequential;
 
 pub use margins::Margins;
 pub use metric::{BINARY, Category, Metric};
@@ -45,13 +46,16 @@ pub enum Verdict {
     Improvement,
     Inconclusive,
     Regression,
+    /// The behaviour metric only: the served texts differ from the reference's. A warning,
+    /// never an overall verdict.
+    Changed,
 }
 
 impl Verdict {
     /// Process exit code: 0 pass (or improvement), 1 regression, 3 inconclusive.
     pub fn exit_code(self) -> u8 {
         match self {
-            Verdict::Pass | Verdict::Improvement => 0,
+            Verdict::Pass | Verdict::Improvement | Verdict::Changed => 0,
             Verdict::Regression => 1,
             Verdict::Inconclusive => 3,
         }
@@ -63,6 +67,7 @@ impl Verdict {
             Verdict::Improvement => "improvement",
             Verdict::Inconclusive => "inconclusive",
             Verdict::Regression => "regression",
+            Verdict::Changed => "changed",
         }
     }
 }
@@ -256,6 +261,8 @@ pub struct Report {
     pub exit_code: u8,
     /// Why the overall verdict is what it is, one sentence each.
     pub reasons: Vec<String>,
+    /// The behaviour metric says the served texts changed (a warning; see `behaviour`).
+    pub behaviour_changed: bool,
     pub metrics: Vec<MetricResult>,
     pub flipped: Vec<FlippedProbe>,
     pub availability: Availability,
@@ -289,6 +296,9 @@ pub struct Expectations {
     /// Margins of rate metrics for one suite (`suite`) or probe (`suite/id`), from the suite
     /// file's `margin` key, used for that stratum's own test (see `docs/probes.md`).
     pub stratum_margins: BTreeMap<String, f64>,
+    /// `suite/id` of probes that declare a `seed`: sample `i` is sent with `seed + i`, so
+    /// both sides' `i`-th samples can be compared word for word (replay agreement).
+    pub seeded: BTreeSet<String>,
 }
 
 impl Expectations {
@@ -300,8 +310,15 @@ impl Expectations {
             .filter(|p| p.expect.refusal == Some(true))
             .map(|p| format!("{}/{}", p.suite, p.id))
             .collect();
+        let seeded = suites
+            .iter()
+            .flat_map(|s| &s.probes)
+            .filter(|p| p.params.seed.is_some())
+            .map(|p| format!("{}/{}", p.suite, p.id))
+            .collect();
         Expectations {
             refusal_expected,
+            seeded,
             ..Expectations::default()
         }
     }
@@ -384,6 +401,7 @@ fn run(
         Category::Quality => 0,
         Category::Diagnostic => 1,
         Category::Performance => 2,
+        Category::Behaviour => 3,
     });
     // One Benjamini–Hochberg family: every metric that has a p-value.
     let ps: Vec<f64> = analysed.iter().filter_map(|(r, _)| r.p_value).collect();
@@ -403,7 +421,21 @@ fn run(
         baseline: prep.availability.0.clone(),
         candidate: prep.availability.1.clone(),
     };
-    let (verdict, reasons) = overall(&metrics, &availability, &prep.sets, margins);
+    let (verdict, mut reasons) = overall(&metrics, &availability, &prep.sets, margins);
+    // Behaviour: its own family and its own level, after the quality verdict; a change is a
+    // warning in the reasons, never the verdict or the exit code.
+    let behaviour = behaviour::behaviour(&prep.probes, b, c, margins, &expectations.seeded);
+    let mut behaviour_changed = false;
+    if let Some((m, _)) = behaviour {
+        if m.verdict == Verdict::Changed {
+            behaviour_changed = true;
+            reasons.push(format!(
+                "warning: the served behaviour changed (not a quality verdict): {}",
+                describe(&m)
+            ));
+        }
+        metrics.push(m);
+    }
     Report {
         schema_version: REPORT_SCHEMA_VERSION,
         design,
@@ -412,6 +444,7 @@ fn run(
         verdict,
         exit_code: verdict.exit_code(),
         reasons,
+        behaviour_changed,
         metrics,
         flipped,
         availability,
@@ -484,19 +517,30 @@ pub fn describe(r: &MetricResult) -> String {
         };
         format!("{} {} → {}{ci}{p}{strata}", r.metric.id(), pct(b), pct(c))
     } else if r.metric.is_distance() {
-        let d = |x: Option<f64>| x.map_or_else(|| "n/a".into(), |v| format!("{v:.2}"));
+        let name = if r.metric == Metric::Behaviour {
+            "MMD²"
+        } else {
+            "KS distance"
+        };
+        let ci = match (r.effect.lower, r.effect.upper) {
+            (Some(l), Some(u)) => format!(" (CI {l:.2} to {u:.2})"),
+            _ => String::new(),
+        };
         let words = r
             .detail
             .as_ref()
             .map(|w| format!(" — {w}"))
             .unwrap_or_default();
-        format!(
-            "{} distance {} (CI {} to {}){p}{words}",
-            r.metric.id(),
-            d(r.effect.estimate),
-            d(r.effect.lower),
-            d(r.effect.upper),
-        )
+        let est = r
+            .effect
+            .estimate
+            .map_or_else(|| "n/a".into(), |v| format!("{v:.2}"));
+        let p = if r.metric == Metric::Behaviour {
+            p.replace("adjusted p", "p")
+        } else {
+            p
+        };
+        format!("{} {name} {est}{ci}{p}{words}", r.metric.id())
     } else if r.effect.measure == "cliffs_delta" {
         let d = |x: Option<f64>| x.map_or_else(|| "n/a".into(), |v| format!("{v:+.2}"));
         format!(

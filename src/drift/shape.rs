@@ -274,7 +274,10 @@ mod tests {
             })
             .collect();
         let w = words("core", &mut b, &mut c);
-        assert!(w.starts_with("core: p10 length -91% (110 → 10 chars)"), "{w}");
+        assert!(
+            w.starts_with("core: p10 length -91% (110 → 10 chars)"),
+            "{w}"
+        );
         assert!(w.contains("answers under 110 chars 10% → 34%"), "{w}");
     }
 }

@@ -50,8 +50,12 @@ impl Counts {
         }
     }
     fn rates(&self) -> Option<(f64, f64)> {
-        (self.nb > 0 && self.nc > 0)
-            .then(|| (self.xb as f64 / self.nb as f64, self.xc as f64 / self.nc as f64))
+        (self.nb > 0 && self.nc > 0).then(|| {
+            (
+                self.xb as f64 / self.nb as f64,
+                self.xc as f64 / self.nc as f64,
+            )
+        })
     }
 }
 

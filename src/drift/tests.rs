@@ -584,7 +584,10 @@ fn lengths_are_judged_on_answers_not_refusals() {
     assert!(len.effect.estimate.unwrap() > 0.0, "{len:?}");
     let answers = r.metrics.iter().find(|m| m.metric == Metric::RefusalRate);
     let refusals = answers.unwrap().candidate.events.unwrap();
-    assert_eq!(len.candidate.n + refusals, get(&r, "empty_rate").candidate.n);
+    assert_eq!(
+        len.candidate.n + refusals,
+        get(&r, "empty_rate").candidate.n
+    );
 }
 
 #[test]
@@ -611,7 +614,11 @@ fn the_effect_shown_is_the_one_the_verdict_rests_on() {
         len.secondary.as_ref().unwrap().measure,
         "hodges_lehmann_log_ratio"
     );
-    assert!(describe(len).contains("Cliff's delta +0.40"), "{}", describe(len));
+    assert!(
+        describe(len).contains("Cliff's delta +0.40"),
+        "{}",
+        describe(len)
+    );
     assert_eq!(len.margin, "|HL shift| ≥ 15% or |Cliff's delta| ≥ 0.147");
 }
 
@@ -646,8 +653,69 @@ fn a_flip_needs_enough_samples_to_be_claimed_from_its_size() {
     }
     let r = compare(&base, &cand, &Margins::default());
     assert!(
-        r.flipped.iter().all(|f| f.metric != Metric::TaskSuccessRate),
+        r.flipped
+            .iter()
+            .all(|f| f.metric != Metric::TaskSuccessRate),
         "{:?}",
         r.flipped
     );
+}
+
+#[test]
+fn other_wording_with_equal_rates_is_a_behaviour_change_not_a_regression() {
+    let base = synth(Profile::default(), 53, 20, 10);
+    let mut cand = synth(Profile::default(), 54, 20, 10);
+    for s in cand.iter_mut() {
+        if let Some(t) = s.text.as_mut() {
+            *t = t.replace("Answer to probe", "Here is the reply for item");
+        }
+    }
+    let r = compare(&base, &cand, &Margins::default());
+    let b = get(&r, "behaviour");
+    assert_eq!(b.verdict, Verdict::Changed, "{b:#?}");
+    assert_eq!(b.category, Category::Behaviour);
+    assert!(b.p_value.unwrap() < 0.01);
+    assert!(r.behaviour_changed);
+    assert_ne!(r.verdict, Verdict::Regression);
+    assert!(
+        r.reasons
+            .iter()
+            .any(|s| s.starts_with("warning: the served behaviour changed")),
+        "{:?}",
+        r.reasons
+    );
+    let same = compare(
+        &base,
+        &synth(Profile::default(), 55, 20, 10),
+        &Margins::default(),
+    );
+    assert_eq!(get(&same, "behaviour").verdict, Verdict::Pass);
+    assert!(!same.behaviour_changed);
+}
+
+#[test]
+fn seed_paired_replay_agreement_is_shown_for_seeded_probes() {
+    let base = synth(Profile::default(), 56, 6, 8);
+    // The same seeds replayed: identical texts on the seeded probes.
+    let cand = base.clone();
+    let expect = Expectations {
+        seeded: ["core/p000".to_string(), "json/p001".to_string()].into(),
+        ..Expectations::default()
+    };
+    let r = compare_paired(&base, &cand, &Margins::default(), &expect);
+    let b = get(&r, "behaviour");
+    let agreement = b.secondary.as_ref().unwrap();
+    assert_eq!(agreement.measure, "replay_agreement");
+    assert_eq!(agreement.estimate, Some(1.0));
+    assert!(
+        b.detail
+            .as_deref()
+            .unwrap()
+            .starts_with("seed-paired replay agreement 100% (16 of 16 pairs identical)"),
+        "{:?}",
+        b.detail
+    );
+    // Without seeded probes there is nothing to replay.
+    let r = compare_paired(&base, &cand, &Margins::default(), &Expectations::default());
+    assert!(get(&r, "behaviour").secondary.is_none());
 }

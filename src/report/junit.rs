@@ -166,6 +166,7 @@ fn serde_plain(c: crate::drift::Category) -> &'static str {
         crate::drift::Category::Quality => "quality",
         crate::drift::Category::Diagnostic => "diagnostic",
         crate::drift::Category::Performance => "performance",
+        crate::drift::Category::Behaviour => "behaviour",
     }
 }
 

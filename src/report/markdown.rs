@@ -30,6 +30,7 @@ fn badge(v: Verdict) -> &'static str {
         Verdict::Improvement => "✅ improvement",
         Verdict::Inconclusive => "⚠️ inconclusive",
         Verdict::Regression => "❌ regression",
+        Verdict::Changed => "🔶 changed",
     }
 }
 
@@ -51,6 +52,10 @@ pub fn markdown(r: &Report) -> String {
         (Category::Quality, "Quality"),
         (Category::Diagnostic, "Structured-output failures by kind"),
         (Category::Performance, "Performance (reported separately)"),
+        (
+            Category::Behaviour,
+            "Served behaviour (a warning, not a quality verdict)",
+        ),
     ] {
         if r.metrics_in(cat).next().is_none() {
             continue;

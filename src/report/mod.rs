@@ -63,8 +63,13 @@ pub(crate) fn decides(report: &Report, m: &MetricResult) -> bool {
 /// A side of a metric in a few characters: `4.0% (8/200)` or `median 412 (p90 730)`.
 pub(crate) fn side_text(m: &MetricResult, s: &Side) -> String {
     if m.metric.is_distance() {
+        let what = if m.metric == crate::drift::Metric::Behaviour {
+            "texts"
+        } else {
+            "answers"
+        };
         return if s.n > 0 {
-            format!("{} answers", s.n)
+            format!("{} {what}", s.n)
         } else {
             "no samples".into()
         };
@@ -98,6 +103,7 @@ pub(crate) fn effect_text(m: &MetricResult) -> String {
     let named = match e.measure.as_str() {
         "cliffs_delta" => Some(("δ", true)),
         "ks_distance" => Some(("D", false)),
+        "mmd2" => Some(("MMD²", false)),
         _ => None,
     };
     if let Some((name, signed)) = named {
@@ -146,7 +152,10 @@ pub(crate) fn moved_lines(r: &Report) -> Vec<(String, String)> {
             } else {
                 format!("adj. p = {p}")
             };
-            out.push((m.label.clone(), format!("{} {}: {} ({p})", s.level, s.name, s.summary)));
+            out.push((
+                m.label.clone(),
+                format!("{} {}: {} ({p})", s.level, s.name, s.summary),
+            ));
         }
     }
     out

@@ -29,6 +29,7 @@ fn verdict_color(v: Verdict) -> &'static str {
         Verdict::Improvement => CYAN,
         Verdict::Inconclusive => YELLOW,
         Verdict::Regression => RED,
+        Verdict::Changed => YELLOW,
     }
 }
 
@@ -72,6 +73,10 @@ pub fn terminal(r: &Report, color: bool) -> String {
         (Category::Quality, "Quality"),
         (Category::Diagnostic, "Structured-output failures by kind"),
         (Category::Performance, "Performance"),
+        (
+            Category::Behaviour,
+            "Served behaviour (a warning, not a quality verdict)",
+        ),
     ] {
         let rows: Vec<[String; 7]> = r
             .metrics_in(cat)

@@ -18,6 +18,7 @@ mod fisher;
 mod ks;
 mod mannwhitney;
 mod mcnemar;
+mod mmd;
 mod multiple;
 mod rank;
 pub mod sequential;
@@ -31,6 +32,7 @@ pub use fisher::fisher_exact;
 pub use ks::{KsMethod, ks_2samp};
 pub use mannwhitney::{MwuMethod, mann_whitney_u, mann_whitney_u_with};
 pub use mcnemar::{McNemarMethod, mcnemar, mcnemar_exact};
+pub use mmd::{MmdResult, PromptTexts, hamming, mmd_test, same_words};
 pub use multiple::{benjamini_hochberg, benjamini_yekutieli, e_bh, holm};
 pub use rank::{midranks, placement};
 
