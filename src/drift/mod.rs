@@ -316,10 +316,25 @@ impl Expectations {
             .filter(|p| p.params.seed.is_some())
             .map(|p| format!("{}/{}", p.suite, p.id))
             .collect();
+        let mut stratum_margins = BTreeMap::new();
+        for s in suites {
+            for p in &s.probes {
+                if let Some(m) = p.expect.margin {
+                    stratum_margins.insert(format!("{}/{}", p.suite, p.id), m);
+                }
+            }
+            // The suite's own: the margin every one of its probes carries (`[defaults]`).
+            let first = s.probes.first().and_then(|p| p.expect.margin);
+            if let Some(m) = first
+                && s.probes.iter().all(|p| p.expect.margin == Some(m))
+            {
+                stratum_margins.insert(s.name.clone(), m);
+            }
+        }
         Expectations {
             refusal_expected,
+            stratum_margins,
             seeded,
-            ..Expectations::default()
         }
     }
 

@@ -719,3 +719,28 @@ fn seed_paired_replay_agreement_is_shown_for_seeded_probes() {
     let r = compare_paired(&base, &cand, &Margins::default(), &Expectations::default());
     assert!(get(&r, "behaviour").secondary.is_none());
 }
+
+#[test]
+fn a_stratum_can_carry_its_own_margin() {
+    let base = synth(Profile::default(), 49, 80, 20);
+    let mut cand = synth(Profile::default(), 50, 80, 20);
+    for s in cand.iter_mut().filter(|s| s.probe_id == "p007") {
+        s.measurements.as_mut().unwrap().task_success = Some(false);
+    }
+    // The probe is allowed to move all the way: nothing moved beyond its margin.
+    let loose = Expectations {
+        stratum_margins: [("json/p007".to_string(), 1.0)].into(),
+        ..Expectations::default()
+    };
+    let r = compare_with(&base, &cand, &Margins::default(), &loose);
+    let task = get(&r, "task_success_rate");
+    assert!(task.strata.is_empty(), "{:?}", task.strata);
+    assert_ne!(task.verdict, Verdict::Regression);
+    // A suite margin applies to its probes that have none of their own.
+    let suite = Expectations {
+        stratum_margins: [("json".to_string(), 1.0)].into(),
+        ..Expectations::default()
+    };
+    let r = compare_with(&base, &cand, &Margins::default(), &suite);
+    assert!(get(&r, "task_success_rate").strata.is_empty());
+}

@@ -3,9 +3,11 @@
 //! Gao, Liang & Guestrin (2024), *Model Equality Testing: Which Model Is This API Serving?*
 //! (arXiv:2410.20247): the maximum mean discrepancy (Gretton et al. 2012, JMLR 13) between the
 //! two sides' completions, per prompt, averaged over prompts, with a permutation p-value. The
-//! kernel is their Hamming kernel on token sequences, here on whitespace-separated words:
-//! `k(x, y) = (1/L) Σ_{i<L} 1[x_i = y_i]`, both sequences padded to `L` with an end marker (a
-//! sum of indicator kernels, so positive semi-definite). Per prompt `j` with `m` and `n`
+//! kernel is the mean of two positive semi-definite kernels on whitespace-separated words:
+//! their Hamming kernel `(1/L) Σ_{i<L} 1[x_i = y_i]` (both sequences padded to `L` with an
+//! end marker; sensitive to the same words in the same places, as a replay gives) and the
+//! cosine of word-count vectors (a bag-of-words spectrum kernel, Leslie et al. 2002;
+//! sensitive to vocabulary wherever it sits, which free sampling scatters). Per prompt `j` with `m` and `n`
 //! samples the unbiased estimate is
 //! `MMD²_j = Σ_{i≠i'} k(x_i, x_i')/(m(m−1)) + Σ_{l≠l'} k(y_l, y_l')/(n(n−1)) − 2 Σ k(x_i, y_l)/(mn)`,
 //! and the statistic is the mean over prompts. Under the null the labels are exchangeable
@@ -59,11 +61,12 @@ impl Gram {
             .map(|t| t.split_whitespace().take(MAX_WORDS).collect())
             .collect();
         let len = words.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        let bags: Vec<Vec<(&str, f64)>> = words.iter().map(|w| bag(w)).collect();
         let total = words.len();
         let mut k = vec![0.0; total * total];
         for i in 0..total {
             for j in i..total {
-                let v = hamming(&words[i], &words[j], len);
+                let v = (hamming(&words[i], &words[j], len) + cosine(&bags[i], &bags[j])) / 2.0;
                 k[i * total + j] = v;
                 k[j * total + i] = v;
             }
@@ -97,6 +100,45 @@ impl Gram {
         }
         2.0 * sum
     }
+}
+
+/// A text's words as a sorted bag with unit Euclidean norm (an empty text: an empty bag).
+fn bag<'a>(words: &[&'a str]) -> Vec<(&'a str, f64)> {
+    let mut sorted: Vec<&str> = words.to_vec();
+    sorted.sort_unstable();
+    let mut out: Vec<(&str, f64)> = Vec::new();
+    for w in sorted {
+        match out.last_mut() {
+            Some((last, c)) if *last == w => *c += 1.0,
+            _ => out.push((w, 1.0)),
+        }
+    }
+    let norm = out.iter().map(|(_, c)| c * c).sum::<f64>().sqrt();
+    if norm > 0.0 {
+        out.iter_mut().for_each(|(_, c)| *c /= norm);
+    }
+    out
+}
+
+/// The cosine (linear) kernel on word bags: 1 for the same words in any order, 0 for no word
+/// in common; two empty texts count as alike.
+pub(crate) fn cosine(a: &[(&str, f64)], b: &[(&str, f64)]) -> f64 {
+    if a.is_empty() && b.is_empty() {
+        return 1.0;
+    }
+    let (mut i, mut j, mut dot) = (0, 0, 0.0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(b[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                dot += a[i].1 * b[j].1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    dot
 }
 
 /// The Hamming kernel on word sequences padded to `len`: the share of positions that agree.
@@ -269,6 +311,17 @@ mod tests {
             candidate: vec!["y", "z"],
         };
         assert!(mmd_test(&[single], 10, 1).is_err());
+    }
+
+    #[test]
+    fn cosine_of_word_bags() {
+        let (a, b, c) = (bag(&["x", "y", "x"]), bag(&["y", "x", "x"]), bag(&["z"]));
+        assert!((cosine(&a, &b) - 1.0).abs() < 1e-12);
+        assert_eq!(cosine(&a, &c), 0.0);
+        // (2, 1) · (1, 1) / (√5 · √2)
+        let d = bag(&["x", "y"]);
+        assert!((cosine(&a, &d) - 3.0 / 10f64.sqrt()).abs() < 1e-12);
+        assert_eq!(cosine(&bag(&[]), &bag(&[])), 1.0);
     }
 
     #[test]
