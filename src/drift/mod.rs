@@ -494,6 +494,9 @@ fn suite_lengths(
     by_suite.into_values().collect()
 }
 
+/// Strata named in a one-sentence description; the report lists all.
+const REASON_STRATA: usize = 5;
+
 fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
@@ -526,9 +529,16 @@ pub fn describe(r: &MetricResult) -> String {
             let names: Vec<String> = r
                 .strata
                 .iter()
+                .take(REASON_STRATA)
                 .map(|s| format!("{} {}", s.name, s.summary))
                 .collect();
-            format!("; moved in {}", names.join(", "))
+            let more = r.strata.len().saturating_sub(REASON_STRATA);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!("; moved in {}{more}", names.join(", "))
         };
         format!("{} {} → {}{ci}{p}{strata}", r.metric.id(), pct(b), pct(c))
     } else if r.metric.is_distance() {

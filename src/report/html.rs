@@ -71,7 +71,7 @@ pub fn html(r: &Report) -> String {
     metric_table(&mut o, r);
     let moved = moved_lines(r);
     if !moved.is_empty() {
-        o.push_str("<h2>What moved</h2><ul id=\"moved\">");
+        o.push_str("<h2>Strata, shape and behaviour</h2><ul id=\"moved\">");
         for (label, line) in &moved {
             let _ = write!(o, "<li><strong>{}</strong>: {}</li>", esc(label), esc(line));
         }

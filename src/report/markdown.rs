@@ -92,7 +92,7 @@ pub fn markdown(r: &Report) -> String {
     }
     let moved = moved_lines(r);
     if !moved.is_empty() {
-        let _ = writeln!(out, "\n### What moved\n");
+        let _ = writeln!(out, "\n### Strata, shape and behaviour\n");
         for (label, line) in &moved {
             let _ = writeln!(out, "- **{}**: {}", md(label), md(line));
         }

@@ -136,7 +136,11 @@ pub fn terminal(r: &Report, color: bool) -> String {
     }
     let moved = moved_lines(r);
     if !moved.is_empty() {
-        let _ = writeln!(out, "\n{}", paint("What moved", BOLD, color));
+        let _ = writeln!(
+            out,
+            "\n{}",
+            paint("Strata, shape and behaviour", BOLD, color)
+        );
         for (label, line) in &moved {
             let _ = writeln!(out, "  {}: {line}", paint(label, DIM, color));
         }
