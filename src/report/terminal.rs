@@ -39,6 +39,49 @@ fn pad(s: &str, width: usize) -> String {
     format!("{s}{}", " ".repeat(width.saturating_sub(n)))
 }
 
+/// The strata, shape and behaviour lines, then the flipped probes with excerpts.
+fn moved_and_flips(out: &mut String, r: &Report, color: bool) {
+    let moved = moved_lines(r);
+    if !moved.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            paint("Strata, shape and behaviour", BOLD, color)
+        );
+        for (label, line) in &moved {
+            let _ = writeln!(out, "  {}: {line}", paint(label, DIM, color));
+        }
+    }
+    if !r.flipped.is_empty() {
+        let _ = writeln!(out, "\n{}", paint("Flipped probes", BOLD, color));
+        for f in r.flipped.iter().take(MAX_FLIPS) {
+            let _ = writeln!(
+                out,
+                "  {}/{}  {}  {}",
+                f.suite,
+                f.probe_id,
+                paint(f.kind.describe(), YELLOW, color),
+                flip_values(f)
+            );
+            for (label, e) in [
+                (&r.baseline_label, &f.baseline_excerpt),
+                (&r.candidate_label, &f.candidate_excerpt),
+            ] {
+                if let Some(e) = e {
+                    let _ = writeln!(out, "    {}: {}", paint(label, DIM, color), e);
+                }
+            }
+        }
+    }
+    if r.flipped.len() > MAX_FLIPS {
+        let _ = writeln!(
+            out,
+            "  … and {} more (all in --format json, markdown or html)",
+            r.flipped.len() - MAX_FLIPS
+        );
+    }
+}
+
 /// A plain-text report; `color` adds ANSI colours.
 pub fn terminal(r: &Report, color: bool) -> String {
     let mut out = String::new();
@@ -134,45 +177,7 @@ pub fn terminal(r: &Report, color: bool) -> String {
             let _ = writeln!(out, "  {}", cells.join("  "));
         }
     }
-    let moved = moved_lines(r);
-    if !moved.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n{}",
-            paint("Strata, shape and behaviour", BOLD, color)
-        );
-        for (label, line) in &moved {
-            let _ = writeln!(out, "  {}: {line}", paint(label, DIM, color));
-        }
-    }
-    if !r.flipped.is_empty() {
-        let _ = writeln!(out, "\n{}", paint("Flipped probes", BOLD, color));
-        for f in r.flipped.iter().take(MAX_FLIPS) {
-            let _ = writeln!(
-                out,
-                "  {}/{}  {}  {}",
-                f.suite,
-                f.probe_id,
-                paint(f.kind.describe(), YELLOW, color),
-                flip_values(f)
-            );
-            for (label, e) in [
-                (&r.baseline_label, &f.baseline_excerpt),
-                (&r.candidate_label, &f.candidate_excerpt),
-            ] {
-                if let Some(e) = e {
-                    let _ = writeln!(out, "    {}: {}", paint(label, DIM, color), e);
-                }
-            }
-        }
-    }
-    if r.flipped.len() > MAX_FLIPS {
-        let _ = writeln!(
-            out,
-            "  … and {} more (all in --format json, markdown or html)",
-            r.flipped.len() - MAX_FLIPS
-        );
-    }
+    moved_and_flips(&mut out, r, color);
     let a = &r.availability;
     let _ = writeln!(
         out,
