@@ -20,6 +20,7 @@ pub(crate) const MARGIN_KEYS: &[&str] = &[
     "latency_log_ratio",
     "latency_cliffs_delta",
     "alpha",
+    "behaviour_alpha",
     "confidence",
     "max_error_rate",
     "performance_gates",
@@ -79,7 +80,11 @@ pub(crate) fn read_margins(r: &mut Reader, value: Option<&Spanned<DeValue>>) -> 
     ) {
         m.refusal_relative_risk = x;
     }
-    for (key, slot) in [("alpha", &mut m.alpha), ("confidence", &mut m.confidence)] {
+    for (key, slot) in [
+        ("alpha", &mut m.alpha),
+        ("behaviour_alpha", &mut m.behaviour_alpha),
+        ("confidence", &mut m.confidence),
+    ] {
         if let Some(x) = number(r, &f, key, 0.0, 1.0, Some("a share: 95 % is 0.95")) {
             if x <= 0.0 || x >= 1.0 {
                 let span = f.get(key).map(|v| v.span()).unwrap_or(0..0);
