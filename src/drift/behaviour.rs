@@ -74,6 +74,16 @@ pub(crate) fn behaviour(
             candidate: y.iter().map(String::as_str).collect(),
         })
         .collect();
+    if std::env::var_os("MWDEBUG").is_some() {
+        for (i, (x, y)) in tb.iter().zip(&tc).enumerate() {
+            let mut x = x.clone();
+            let mut y = y.clone();
+            x.sort();
+            y.sort();
+            eprintln!("DBG {} B {:?}", probes[i].1, x);
+            eprintln!("DBG {} C {:?}", probes[i].1, y);
+        }
+    }
     let r = mmd_test(&prompts, PERMUTATIONS, SEED).ok()?;
     let changed = r.p_value < margins.behaviour_alpha;
     let mut ranked: Vec<(f64, usize)> = r
