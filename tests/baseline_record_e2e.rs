@@ -86,8 +86,6 @@ fn diff_of_recorded_files_matches_the_live_comparison() {
             "json",
         ],
     );
-    std::fs::write("/tmp/detect-live.txt", stderr(&live)).unwrap();
-    std::fs::write("/tmp/detect-off.txt", stderr(&offline)).unwrap();
     let (rl, ro) = (report(&live), report(&offline));
     assert_eq!(live.status.code(), Some(1), "{}", stderr(&live));
     assert_eq!(offline.status.code(), live.status.code());

@@ -25,11 +25,19 @@ const SEED: u64 = 0x6265_6861_7669_6f75;
 /// Probes named as differing most.
 const NAMED: usize = 3;
 
-fn texts<'a>(probes: usize, obs: &[Obs<'a>]) -> Vec<Vec<String>> {
+/// A text as a baseline stores it, normalised: `excerpt` can end one character over its
+/// length when a word ends exactly at the limit, and an excerpt of such an excerpt is cut
+/// once more; applied twice it is a fixed point, so a live text and a stored excerpt of the
+/// same answer compare equal.
+fn stored_form(text: &str) -> String {
+    excerpt(&excerpt(text))
+}
+
+fn texts(probes: usize, obs: &[Obs]) -> Vec<Vec<String>> {
     let mut out = vec![Vec::new(); probes];
     for o in obs {
         if let Some(t) = o.text {
-            out[o.probe].push(excerpt(t));
+            out[o.probe].push(stored_form(t));
         }
     }
     out
@@ -74,16 +82,6 @@ pub(crate) fn behaviour(
             candidate: y.iter().map(String::as_str).collect(),
         })
         .collect();
-    if std::env::var_os("MWDEBUG").is_some() {
-        for (i, (x, y)) in tb.iter().zip(&tc).enumerate() {
-            let mut x = x.clone();
-            let mut y = y.clone();
-            x.sort();
-            y.sort();
-            eprintln!("DBG {} B {:?}", probes[i].1, x);
-            eprintln!("DBG {} C {:?}", probes[i].1, y);
-        }
-    }
     let r = mmd_test(&prompts, PERMUTATIONS, SEED).ok()?;
     let changed = r.p_value < margins.behaviour_alpha;
     let mut ranked: Vec<(f64, usize)> = r
@@ -167,4 +165,19 @@ pub(crate) fn behaviour(
         strata: Vec::new(),
     };
     Some((result, Basis::Decided))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stored_form;
+
+    #[test]
+    fn the_stored_form_of_a_stored_excerpt_is_the_same() {
+        // 240 characters of words exactly, then more: the first excerpt is 241 characters.
+        let full = format!("abcde{} more words follow", " abcd".repeat(47));
+        let once = crate::baseline::excerpt(&full);
+        assert_eq!(once.chars().count(), 241);
+        assert_eq!(stored_form(&full), stored_form(&once));
+        assert!(stored_form(&full).chars().count() <= crate::baseline::EXCERPT_CHARS);
+    }
 }
