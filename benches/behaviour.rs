@@ -5,7 +5,7 @@
 //! probe in `probes/*.toml`, prompts rendered as the OpenAI-compatible endpoint renders chat
 //! messages, no request seed (the server samples freely). Each replicate draws `n` texts per
 //! probe on each side from two independently seeded simulated servers, cuts them to the stored
-//! excerpt as the verdict engine does, and runs the same test (`stats::mmd_test`, 499
+//! excerpt (`baseline::excerpt`), and runs the verdict engine's test (`stats::mmd_test`, 499
 //! permutations, fixed seed) at alpha 0.01:
 //! - power: `healthy` against `reworded` (equal rates, lengths and fingerprint, other words);
 //! - false flags: `healthy` against `healthy`, new server seeds each replicate.
