@@ -137,7 +137,7 @@ pub(crate) fn behaviour(
         } else {
             Verdict::Pass
         },
-        test: "mmd_hamming_permutation".into(),
+        test: "mmd_permutation".into(),
         p_value: Some(r.p_value),
         // A family of its own: nothing to adjust for.
         p_adjusted: Some(r.p_value),
