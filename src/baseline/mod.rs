@@ -321,6 +321,7 @@ impl Baseline {
                 .filter(|(_, p)| p.refusal_expected)
                 .map(|(id, p)| format!("{}/{id}", p.suite))
                 .collect(),
+            ..Expectations::default()
         }
     }
 

@@ -16,9 +16,11 @@ pub(crate) const MARGIN_KEYS: &[&str] = &[
     "truncation_points",
     "length_cliffs_delta",
     "length_log_ratio",
+    "length_shape_ks",
     "latency_log_ratio",
     "latency_cliffs_delta",
     "alpha",
+    "behaviour_alpha",
     "confidence",
     "max_error_rate",
     "performance_gates",
@@ -57,6 +59,10 @@ pub(crate) fn read_margins(r: &mut Reader, value: Option<&Spanned<DeValue>>) -> 
     if let Some(x) = number(r, &f, "latency_cliffs_delta", 0.0, 1.0, delta_help) {
         m.latency_cliffs_delta = x;
     }
+    let ks_help = Some("a Kolmogorov–Smirnov distance lies between 0 and 1; 0.25 by default");
+    if let Some(x) = number(r, &f, "length_shape_ks", 0.0, 1.0, ks_help) {
+        m.length_shape_ks = x;
+    }
     let log_help = Some("a natural log of a ratio: 15 % longer is ln(1.15) = 0.1398");
     if let Some(x) = number(r, &f, "length_log_ratio", 0.0, 10.0, log_help) {
         m.length_log_ratio = x;
@@ -74,7 +80,11 @@ pub(crate) fn read_margins(r: &mut Reader, value: Option<&Spanned<DeValue>>) -> 
     ) {
         m.refusal_relative_risk = x;
     }
-    for (key, slot) in [("alpha", &mut m.alpha), ("confidence", &mut m.confidence)] {
+    for (key, slot) in [
+        ("alpha", &mut m.alpha),
+        ("behaviour_alpha", &mut m.behaviour_alpha),
+        ("confidence", &mut m.confidence),
+    ] {
         if let Some(x) = number(r, &f, key, 0.0, 1.0, Some("a share: 95 % is 0.95")) {
             if x <= 0.0 || x >= 1.0 {
                 let span = f.get(key).map(|v| v.span()).unwrap_or(0..0);

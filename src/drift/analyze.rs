@@ -1,5 +1,7 @@
 //! Per-metric tests and decisions.
 //!
+//! The binary quality metrics are also tested per suite and per probe; their p-value is the
+//! weighted Bonferroni combination of the pooled and the per-stratum tests (see `strata`).
 //! Rates, unpaired: Fisher's exact test on counts pooled over probes, with Newcombe's hybrid
 //! score interval for the difference. Pooling is valid because every probe contributes the
 //! same number of samples to both sides in a balanced recording; per-probe changes are looked
@@ -13,7 +15,9 @@
 use super::calls::{
     cliffs_delta, fisher_p, hodges_lehmann, mcnemar_p, rate_difference, rate_interval, shift_p,
 };
+use super::metric::BINARY;
 use super::prepare::Obs;
+use super::strata::{StrataMargins, stratified};
 use super::{Effect, Margins, Metric, MetricResult, Side, Verdict};
 use crate::stats::Interval;
 
@@ -27,6 +31,8 @@ pub(crate) enum Basis {
         margin: f64,
         /// Minimum relative risk for a regression (refusal only).
         min_rr: Option<f64>,
+        /// A suite or probe moved on its own beyond its margin (see `strata`).
+        strata_moved: bool,
     },
     Shift {
         /// Hodges–Lehmann shift of log values and Cliff's delta, with intervals.
@@ -38,8 +44,21 @@ pub(crate) enum Basis {
         two_sided: bool,
         n: u64,
     },
+    /// Length shape: the suite whose KS band reaches highest decides a pass.
+    Shape {
+        /// A suite moved significantly and beyond the margin.
+        moved: bool,
+        /// Highest upper end of a suite's KS band, with that suite's D and half-width.
+        upper: f64,
+        d: f64,
+        half: f64,
+        margin: f64,
+        n: u64,
+    },
     /// One side has no samples for the metric: nothing to decide.
     Unmeasured,
+    /// The metric decided its own verdict (behaviour, in a family of its own).
+    Decided,
 }
 
 fn rate_side(x: u64, n: u64, confidence: f64) -> Side {
@@ -65,13 +84,15 @@ pub(crate) fn rate_margin(metric: Metric, m: &Margins) -> f64 {
     }
 }
 
-/// Tests one rate metric. `paired` treats `b[i]`, `c[i]` as pairs (same length).
+/// Tests one rate metric. `paired` treats `b[i]`, `c[i]` as pairs (same length). The binary
+/// quality metrics are also tested per suite and per probe (see `strata`).
 pub(crate) fn rate(
     metric: Metric,
-    b: &[Obs],
-    c: &[Obs],
+    probes: &[(String, String)],
+    (b, c): (&[Obs], &[Obs]),
     paired: bool,
     margins: &Margins,
+    own: &StrataMargins,
 ) -> Option<(MetricResult, Basis)> {
     let (vb, vc): (Vec<Option<bool>>, Vec<Option<bool>>) = if paired {
         b.iter()
@@ -122,6 +143,11 @@ pub(crate) fn rate(
         upper: None,
     });
     let margin = rate_margin(metric, margins);
+    let strat = BINARY
+        .contains(&metric)
+        .then(|| stratified(metric, probes, b, c, paired, p, margin, own, margins.alpha));
+    let p = strat.as_ref().map_or(p, |s| s.p);
+    let strata = strat.map(|s| s.moved).unwrap_or_default();
     let result = MetricResult {
         metric,
         label: metric.label(),
@@ -148,8 +174,11 @@ pub(crate) fn rate(
             .map(|r| format!(" and relative risk ≥ {r}"))
             .unwrap_or_default(),
         more_samples: None,
+        detail: None,
+        strata,
     };
     let basis = Basis::Rate {
+        strata_moved: !result.strata.is_empty(),
         xb,
         nb,
         xc,
@@ -160,11 +189,19 @@ pub(crate) fn rate(
     Some((result, basis))
 }
 
+/// Whether a sample is an answer: not a refusal and not empty. Lengths are judged on answers
+/// only; refusals and empty responses are counted by their own metrics, and a refusal's short
+/// text would otherwise pull the length of answers toward it (and a swap that refuses more and
+/// rambles more would look unchanged).
+pub(crate) fn is_answer(o: &Obs) -> bool {
+    !o.m.refusal && !o.m.empty
+}
+
 /// The raw value of a distribution metric on one sample.
-fn raw(metric: Metric, o: &Obs) -> Option<f64> {
+pub(crate) fn raw(metric: Metric, o: &Obs) -> Option<f64> {
     match metric {
-        Metric::LengthChars => Some(f64::from(o.m.chars)),
-        Metric::LengthTokens => Some(f64::from(o.m.output_tokens)),
+        Metric::LengthChars => is_answer(o).then(|| f64::from(o.m.chars)),
+        Metric::LengthTokens => is_answer(o).then(|| f64::from(o.m.output_tokens)),
         Metric::Latency => Some(o.latency_ms).filter(|v| v.is_finite() && *v >= 0.0),
         Metric::Ttft => o.ttft_ms.filter(|v| v.is_finite() && *v >= 0.0),
         _ => None,
@@ -262,14 +299,10 @@ pub(crate) fn shift(
         }),
         baseline: dist_side(rb),
         candidate: dist_side(rc),
-        margin: format!(
-            "{}HL shift ≥ {:.0}% or {}Cliff's delta ≥ {}",
-            if two_sided { "|" } else { "" },
-            (log_margin.exp() - 1.0) * 100.0,
-            if two_sided { "|" } else { "" },
-            cd_margin
-        ),
+        margin: shift_margin_text(two_sided, log_margin, cd_margin),
         more_samples: None,
+        detail: None,
+        strata: Vec::new(),
     };
     let basis = match (hl, cd) {
         (Some(hl), Some(cd)) => Basis::Shift {
@@ -283,6 +316,17 @@ pub(crate) fn shift(
         _ => Basis::Unmeasured,
     };
     Some((result, basis))
+}
+
+/// The margin of a distribution metric in words, bars balanced: `|HL shift| ≥ 15% or
+/// |Cliff's delta| ≥ 0.147` (either direction) or `HL shift ≥ 25% or Cliff's delta ≥ 0.147`.
+pub(crate) fn shift_margin_text(two_sided: bool, log_margin: f64, cd_margin: f64) -> String {
+    let pct = (log_margin.exp() - 1.0) * 100.0;
+    if two_sided {
+        format!("|HL shift| ≥ {pct:.0}% or |Cliff's delta| ≥ {cd_margin}")
+    } else {
+        format!("HL shift ≥ {pct:.0}% or Cliff's delta ≥ {cd_margin}")
+    }
 }
 
 /// Small slack so that a change of exactly the margin counts as reaching it.
@@ -299,6 +343,7 @@ pub(crate) fn decide(r: &mut MetricResult, basis: &Basis, m: &Margins) {
             nc,
             margin,
             min_rr,
+            strata_moved,
         } => {
             let s = if r.metric.higher_is_worse() {
                 1.0
@@ -316,7 +361,7 @@ pub(crate) fn decide(r: &mut MetricResult, basis: &Basis, m: &Margins) {
                 // A rate rising from zero has an unbounded relative risk.
                 (Some(_), None) => worse > 0.0,
             };
-            r.verdict = if significant && worse >= margin - EPS && rr_ok {
+            r.verdict = if significant && (worse >= margin - EPS && rr_ok || strata_moved) {
                 Verdict::Regression
             } else if significant && -worse >= margin - EPS {
                 Verdict::Improvement
@@ -347,7 +392,7 @@ pub(crate) fn decide(r: &mut MetricResult, basis: &Basis, m: &Margins) {
             };
             let inside = |e: [f64; 3], margin: f64| e[2] < margin && (!two_sided || e[1] > -margin);
             let beyond = reaches(hl, log_margin) || reaches(cd, cd_margin);
-            let better = !two_sided && (hl[0] <= -log_margin + EPS || cd[0] <= -cd_margin + EPS);
+            let better = !two_sided && (better_hl(hl, log_margin) || better_cd(cd, cd_margin));
             r.verdict = if n == 0 {
                 Verdict::Inconclusive
             } else if significant && beyond {
@@ -362,9 +407,57 @@ pub(crate) fn decide(r: &mut MetricResult, basis: &Basis, m: &Margins) {
             if r.verdict == Verdict::Inconclusive && n > 0 {
                 r.more_samples = more_shift_samples(hl, cd, log_margin, cd_margin, beyond, n);
             }
+            // Report first the effect the verdict rests on: Cliff's delta when it alone
+            // reached its margin (regression, improvement) or alone kept the metric from
+            // passing (inconclusive); the Hodges–Lehmann shift otherwise.
+            let hl_moved = reaches(hl, log_margin) || (!two_sided && better_hl(hl, log_margin));
+            let cd_moved = reaches(cd, cd_margin) || (!two_sided && better_cd(cd, cd_margin));
+            let on_cd = match r.verdict {
+                Verdict::Regression | Verdict::Improvement => cd_moved && !hl_moved,
+                Verdict::Inconclusive => {
+                    inside(hl, log_margin) && !inside(cd, cd_margin) || cd_moved && !hl_moved
+                }
+                Verdict::Pass | Verdict::Changed => false,
+            };
+            if on_cd && let Some(secondary) = r.secondary.take() {
+                r.secondary = Some(std::mem::replace(&mut r.effect, secondary));
+            }
+        }
+        Basis::Shape {
+            moved,
+            upper,
+            d,
+            half,
+            margin,
+            n,
+        } => {
+            r.verdict = if significant && moved {
+                Verdict::Regression
+            } else if upper < margin {
+                Verdict::Pass
+            } else {
+                Verdict::Inconclusive
+            };
+            // The band narrows as 1/√n: the factor at which D + half·/√k falls below the
+            // margin (out of reach when D itself is at or beyond it).
+            if r.verdict == Verdict::Inconclusive && n > 0 && d < margin {
+                let factor = (half / (margin - d)).powi(2);
+                if factor.is_finite() && factor <= MAX_FACTOR {
+                    r.more_samples = Some(((n as f64) * (factor - 1.0)).ceil().max(1.0) as u64);
+                }
+            }
         }
         Basis::Unmeasured => r.verdict = Verdict::Inconclusive,
+        Basis::Decided => {}
     }
+}
+
+fn better_hl(hl: [f64; 3], log_margin: f64) -> bool {
+    hl[0] <= -log_margin + EPS
+}
+
+fn better_cd(cd: [f64; 3], cd_margin: f64) -> bool {
+    cd[0] <= -cd_margin + EPS
 }
 
 /// The estimate and the interval's worse and better ends, turned so that positive means worse.

@@ -1,16 +1,20 @@
 //! Flipped probes: which probes changed behaviour, with a short excerpt of each side.
 //!
 //! A probe flipped on a rate when its own rate moved at least `Margins::flip_min_change` in
-//! the bad direction, or when its per-probe Fisher test, Benjamini–Hochberg adjusted across
+//! the bad direction with at least five samples on each side, or when its per-probe Fisher test, Benjamini–Hochberg adjusted across
 //! all probes and rates, is significant in the bad direction. Lengths list the probes whose
 //! median log length moved most, beyond the length margin, and whose per-probe Mann–Whitney
 //! test (Benjamini–Hochberg adjusted across probes) is significant.
 
+use super::analyze::is_answer;
 use super::calls::{bh, fisher_p, shift_p};
 use super::metric::BINARY;
 use super::prepare::Obs;
 use super::{FlipKind, FlippedProbe, Margins, Metric};
 use crate::util::excerpt;
+
+/// Fewest samples per side for a flip claimed from the size of the change alone.
+pub(crate) const FLIP_MIN_SAMPLES: u64 = 5;
 
 fn kind_for(metric: Metric) -> FlipKind {
     match metric {
@@ -67,7 +71,11 @@ pub(crate) fn find(
     let adjusted = bh(&pvals);
     let mut flips: Vec<FlippedProbe> = Vec::new();
     for (&(i, metric, worse, rb, rc, nb, nc), &padj) in cands.iter().zip(&adjusted) {
-        if worse <= 0.0 || (worse < margins.flip_min_change && padj >= margins.alpha) {
+        // A change alone is claimed only from enough samples on both sides: 0% → 100% from
+        // one sample each is noise at any sampling temperature.
+        let by_change =
+            worse >= margins.flip_min_change && nb >= FLIP_MIN_SAMPLES && nc >= FLIP_MIN_SAMPLES;
+        if worse <= 0.0 || (!by_change && padj >= margins.alpha) {
             continue;
         }
         let bad = metric.higher_is_worse();
@@ -110,6 +118,7 @@ pub(crate) fn find(
 fn median_obs<'a>(v: &[&'a Obs<'a>]) -> Option<(f64, &'a Obs<'a>)> {
     let mut logs: Vec<(f64, &Obs)> = v
         .iter()
+        .filter(|o| is_answer(o))
         .map(|o| (f64::from(o.m.chars).ln_1p(), *o))
         .collect();
     if logs.is_empty() {
@@ -132,8 +141,12 @@ fn length_flips(
     c: &[Vec<&Obs>],
     margins: &Margins,
 ) -> Vec<FlippedProbe> {
-    let logs =
-        |v: &[&Obs]| -> Vec<f64> { v.iter().map(|o| f64::from(o.m.chars).ln_1p()).collect() };
+    let logs = |v: &[&Obs]| -> Vec<f64> {
+        v.iter()
+            .filter(|o| is_answer(o))
+            .map(|o| f64::from(o.m.chars).ln_1p())
+            .collect()
+    };
     let pvals: Vec<f64> = b
         .iter()
         .zip(c)
@@ -162,8 +175,8 @@ fn length_flips(
                 metric: Metric::LengthChars,
                 baseline_value: mb.exp_m1(),
                 candidate_value: mc.exp_m1(),
-                baseline_n: ob.len() as u64,
-                candidate_n: oc.len() as u64,
+                baseline_n: ob.iter().filter(|o| is_answer(o)).count() as u64,
+                candidate_n: oc.iter().filter(|o| is_answer(o)).count() as u64,
                 p_adjusted: Some(adjusted[i]),
                 baseline_excerpt: text_of(Some(eb)),
                 candidate_excerpt: text_of(Some(ec)),

@@ -26,12 +26,18 @@ pub struct Margins {
     pub length_cliffs_delta: f64,
     /// … or a Hodges–Lehmann shift of log length ≥ ln 1.15 (15 % longer or shorter).
     pub length_log_ratio: f64,
+    /// Length shape: a Kolmogorov–Smirnov distance ≥ 0.25 between the suite's answer-length
+    /// distributions (normalised per probe) is a change of shape that matters.
+    pub length_shape_ks: f64,
     /// Latency and time to first token: a Hodges–Lehmann shift of log time ≥ ln 1.25 …
     pub latency_log_ratio: f64,
     /// … or Cliff's delta ≥ 0.147 toward slower.
     pub latency_cliffs_delta: f64,
     /// Significance level for the Benjamini–Hochberg adjusted p-values.
     pub alpha: f64,
+    /// Significance level of the behavioural identity test (its own family: a warning that
+    /// the served model's texts changed, never a quality verdict).
+    pub behaviour_alpha: f64,
     /// Confidence level of every reported interval.
     pub confidence: f64,
     /// Above this share of failed requests on either side the overall verdict is
@@ -58,9 +64,11 @@ impl Default for Margins {
             truncation_points: 0.02,
             length_cliffs_delta: 0.147,
             length_log_ratio: 1.15f64.ln(),
+            length_shape_ks: 0.25,
             latency_log_ratio: 1.25f64.ln(),
             latency_cliffs_delta: 0.147,
             alpha: 0.05,
+            behaviour_alpha: 0.01,
             confidence: 0.95,
             max_error_rate: 0.20,
             performance_gates: false,

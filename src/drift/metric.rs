@@ -15,6 +15,9 @@ pub enum Category {
     /// Latency and time to first token: reported separately, decides only when
     /// `Margins::performance_gates` is on.
     Performance,
+    /// Whether the served model behaves like the reference (its texts): a warning, never a
+    /// quality verdict.
+    Behaviour,
 }
 
 /// One measured quantity compared between two sample sets.
@@ -33,6 +36,10 @@ pub enum Metric {
     TruncationRate,
     LengthChars,
     LengthTokens,
+    /// The shape of answers' length distribution per suite (beyond its location).
+    LengthShape,
+    /// The response texts themselves: a two-sample test of "is this the same model?".
+    Behaviour,
     Latency,
     Ttft,
 }
@@ -68,6 +75,8 @@ impl Metric {
             Metric::TruncationRate => "truncation_rate".into(),
             Metric::LengthChars => "length_chars".into(),
             Metric::LengthTokens => "length_tokens".into(),
+            Metric::LengthShape => "length_shape".into(),
+            Metric::Behaviour => "behaviour".into(),
             Metric::Latency => "latency".into(),
             Metric::Ttft => "ttft".into(),
         }
@@ -85,6 +94,8 @@ impl Metric {
             Metric::TruncationRate => "Truncation rate".into(),
             Metric::LengthChars => "Length (chars)".into(),
             Metric::LengthTokens => "Length (tokens)".into(),
+            Metric::LengthShape => "Length shape".into(),
+            Metric::Behaviour => "Behaviour (texts)".into(),
             Metric::Latency => "Latency".into(),
             Metric::Ttft => "Time to first token".into(),
         }
@@ -94,12 +105,18 @@ impl Metric {
         match self {
             Metric::StructuredKind(_) => Category::Diagnostic,
             Metric::Latency | Metric::Ttft => Category::Performance,
+            Metric::Behaviour => Category::Behaviour,
             _ => Category::Quality,
         }
     }
 
     pub fn is_rate(&self) -> bool {
-        !CONTINUOUS.contains(self)
+        !CONTINUOUS.contains(self) && !self.is_distance()
+    }
+
+    /// Metrics whose effect is a distance between distributions (no rate, no shift).
+    pub fn is_distance(&self) -> bool {
+        matches!(self, Metric::LengthShape | Metric::Behaviour)
     }
 
     /// The binary outcome of a rate metric on one sample, when the metric applies to it.

@@ -16,12 +16,15 @@
 //! side the overall verdict is inconclusive. See `docs/verdicts.md`.
 
 mod analyze;
+mod behaviour;
 mod calls;
 mod flips;
 mod margins;
 mod metric;
 mod prepare;
 pub mod sequential;
+mod shape;
+mod strata;
 
 pub use margins::Margins;
 pub use metric::{BINARY, Category, Metric};
@@ -43,13 +46,16 @@ pub enum Verdict {
     Improvement,
     Inconclusive,
     Regression,
+    /// The behaviour metric only: the served texts differ from the reference's. A warning,
+    /// never an overall verdict.
+    Changed,
 }
 
 impl Verdict {
     /// Process exit code: 0 pass (or improvement), 1 regression, 3 inconclusive.
     pub fn exit_code(self) -> u8 {
         match self {
-            Verdict::Pass | Verdict::Improvement => 0,
+            Verdict::Pass | Verdict::Improvement | Verdict::Changed => 0,
             Verdict::Regression => 1,
             Verdict::Inconclusive => 3,
         }
@@ -61,6 +67,7 @@ impl Verdict {
             Verdict::Improvement => "improvement",
             Verdict::Inconclusive => "inconclusive",
             Verdict::Regression => "regression",
+            Verdict::Changed => "changed",
         }
     }
 }
@@ -85,6 +92,8 @@ pub enum Design {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Effect {
     /// `rate_difference`, `relative_risk`, `hodges_lehmann_log_ratio` or `cliffs_delta`.
+    /// A metric's `effect` is the one its verdict rests on (for distributions Cliff's delta
+    /// when it alone decided, else the Hodges–Lehmann shift), `secondary` the other.
     pub measure: String,
     pub estimate: Option<f64>,
     pub lower: Option<f64>,
@@ -129,6 +138,31 @@ pub struct MetricResult {
     /// For inconclusive: roughly how many more samples per side would settle it (none when
     /// out of reach).
     pub more_samples: Option<u64>,
+    /// The effect in plain words where numbers alone do not read well (length shape,
+    /// behaviour), e.g. `core: p90 length +140% (410 → 985 chars); answers under 57 chars
+    /// 10% → 41%`.
+    pub detail: Option<String>,
+    /// Strata (suites, probes) that moved on their own, most significant first.
+    pub strata: Vec<Stratum>,
+}
+
+/// A suite or probe that moved on its own within one metric.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stratum {
+    /// `suite` or `probe`.
+    pub level: String,
+    /// The suite name, or `suite/probe_id`.
+    pub name: String,
+    pub baseline_n: u64,
+    pub candidate_n: u64,
+    /// Rates: the stratum's rate on each side; length shape: none.
+    pub baseline_rate: Option<f64>,
+    pub candidate_rate: Option<f64>,
+    /// The stratum's own p-value, adjusted for the strata it is tested among (see
+    /// `docs/statistics.md`).
+    pub p_adjusted: f64,
+    /// What moved, in words.
+    pub summary: String,
 }
 
 /// How a probe changed behaviour.
@@ -207,7 +241,8 @@ pub struct ProbeSets {
     pub unpaired_samples: usize,
 }
 
-/// Raw lengths (chars) per suite, for distribution plots.
+/// Raw lengths (chars) of answers (refusals and empty responses set apart) per suite, for
+/// distribution plots.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SuiteLengths {
     pub suite: String,
@@ -226,6 +261,8 @@ pub struct Report {
     pub exit_code: u8,
     /// Why the overall verdict is what it is, one sentence each.
     pub reasons: Vec<String>,
+    /// The behaviour metric says the served texts changed (a warning; see `behaviour`).
+    pub behaviour_changed: bool,
     pub metrics: Vec<MetricResult>,
     pub flipped: Vec<FlippedProbe>,
     pub availability: Availability,
@@ -251,11 +288,17 @@ impl Report {
 }
 
 /// What the probes expect, beyond what each sample's measurements say.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Expectations {
     /// `suite/id` of probes with `expect.refusal = true`: a refusal there is correct, an
     /// answer is a miss (`missed_refusal_rate`), and they stay out of `refusal_rate`.
     pub refusal_expected: BTreeSet<String>,
+    /// Margins of rate metrics for one suite (`suite`) or probe (`suite/id`), from the suite
+    /// file's `margin` key, used for that stratum's own test (see `docs/probes.md`).
+    pub stratum_margins: BTreeMap<String, f64>,
+    /// `suite/id` of probes that declare a `seed`: sample `i` is sent with `seed + i`, so
+    /// both sides' `i`-th samples can be compared word for word (replay agreement).
+    pub seeded: BTreeSet<String>,
 }
 
 impl Expectations {
@@ -267,7 +310,32 @@ impl Expectations {
             .filter(|p| p.expect.refusal == Some(true))
             .map(|p| format!("{}/{}", p.suite, p.id))
             .collect();
-        Expectations { refusal_expected }
+        let seeded = suites
+            .iter()
+            .flat_map(|s| &s.probes)
+            .filter(|p| p.params.seed.is_some())
+            .map(|p| format!("{}/{}", p.suite, p.id))
+            .collect();
+        let mut stratum_margins = BTreeMap::new();
+        for s in suites {
+            for p in &s.probes {
+                if let Some(m) = p.expect.margin {
+                    stratum_margins.insert(format!("{}/{}", p.suite, p.id), m);
+                }
+            }
+            // The suite's own: the margin every one of its probes carries (`[defaults]`).
+            let first = s.probes.first().and_then(|p| p.expect.margin);
+            if let Some(m) = first
+                && s.probes.iter().all(|p| p.expect.margin == Some(m))
+            {
+                stratum_margins.insert(s.name.clone(), m);
+            }
+        }
+        Expectations {
+            refusal_expected,
+            stratum_margins,
+            seeded,
+        }
     }
 
     pub fn refusal_expected(&self, suite: &str, probe_id: &str) -> bool {
@@ -328,16 +396,27 @@ fn run(
         .collect();
     let mut analysed: Vec<(MetricResult, analyze::Basis)> = Vec::new();
     for metric in metric::BINARY.into_iter().chain(kinds) {
-        analysed.extend(analyze::rate(metric, b, c, paired, margins));
+        analysed.extend(analyze::rate(
+            metric,
+            &prep.probes,
+            (b, c),
+            paired,
+            margins,
+            &expectations.stratum_margins,
+        ));
     }
     for metric in metric::CONTINUOUS {
         analysed.extend(analyze::shift(metric, prep.probes.len(), b, c, margins));
+        if metric == Metric::LengthTokens {
+            analysed.extend(shape::length_shape(&prep.probes, b, c, margins));
+        }
     }
     // Report order: quality, then its diagnostics, then performance.
     analysed.sort_by_key(|(r, _)| match r.category {
         Category::Quality => 0,
         Category::Diagnostic => 1,
         Category::Performance => 2,
+        Category::Behaviour => 3,
     });
     // One Benjamini–Hochberg family: every metric that has a p-value.
     let ps: Vec<f64> = analysed.iter().filter_map(|(r, _)| r.p_value).collect();
@@ -357,7 +436,21 @@ fn run(
         baseline: prep.availability.0.clone(),
         candidate: prep.availability.1.clone(),
     };
-    let (verdict, reasons) = overall(&metrics, &availability, &prep.sets, margins);
+    let (verdict, mut reasons) = overall(&metrics, &availability, &prep.sets, margins);
+    // Behaviour: its own family and its own level, after the quality verdict; a change is a
+    // warning in the reasons, never the verdict or the exit code.
+    let behaviour = behaviour::behaviour(&prep.probes, b, c, margins, &expectations.seeded);
+    let mut behaviour_changed = false;
+    if let Some((m, _)) = behaviour {
+        if m.verdict == Verdict::Changed {
+            behaviour_changed = true;
+            reasons.push(format!(
+                "warning: the served behaviour changed (not a quality verdict): {}",
+                describe(&m)
+            ));
+        }
+        metrics.push(m);
+    }
     Report {
         schema_version: REPORT_SCHEMA_VERSION,
         design,
@@ -366,6 +459,7 @@ fn run(
         verdict,
         exit_code: verdict.exit_code(),
         reasons,
+        behaviour_changed,
         metrics,
         flipped,
         availability,
@@ -382,7 +476,7 @@ fn suite_lengths(
 ) -> Vec<SuiteLengths> {
     let mut by_suite: BTreeMap<&str, SuiteLengths> = BTreeMap::new();
     for (side, obs) in [(0, b), (1, c)] {
-        for o in obs {
+        for o in obs.iter().filter(|o| analyze::is_answer(o)) {
             let suite = probes[o.probe].0.as_str();
             let e = by_suite.entry(suite).or_insert_with(|| SuiteLengths {
                 suite: suite.to_string(),
@@ -399,6 +493,9 @@ fn suite_lengths(
     }
     by_suite.into_values().collect()
 }
+
+/// Strata named in a one-sentence description; the report lists all.
+const REASON_STRATA: usize = 5;
 
 fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
@@ -426,7 +523,58 @@ pub fn describe(r: &MetricResult) -> String {
             (Some(l), Some(u)) => format!(" (CI {:+.1} to {:+.1} points)", l * 100.0, u * 100.0),
             _ => String::new(),
         };
-        format!("{} {} → {}{ci}{p}", r.metric.id(), pct(b), pct(c))
+        let strata = if r.strata.is_empty() {
+            String::new()
+        } else {
+            let names: Vec<String> = r
+                .strata
+                .iter()
+                .take(REASON_STRATA)
+                .map(|s| format!("{} {}", s.name, s.summary))
+                .collect();
+            let more = r.strata.len().saturating_sub(REASON_STRATA);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!("; moved in {}{more}", names.join(", "))
+        };
+        format!("{} {} → {}{ci}{p}{strata}", r.metric.id(), pct(b), pct(c))
+    } else if r.metric.is_distance() {
+        let name = if r.metric == Metric::Behaviour {
+            "MMD²"
+        } else {
+            "KS distance"
+        };
+        let ci = match (r.effect.lower, r.effect.upper) {
+            (Some(l), Some(u)) => format!(" (CI {l:.2} to {u:.2})"),
+            _ => String::new(),
+        };
+        let words = r
+            .detail
+            .as_ref()
+            .map(|w| format!(" — {w}"))
+            .unwrap_or_default();
+        let est = r
+            .effect
+            .estimate
+            .map_or_else(|| "n/a".into(), |v| format!("{v:.2}"));
+        let p = if r.metric == Metric::Behaviour {
+            p.replace("adjusted p", "p")
+        } else {
+            p
+        };
+        format!("{} {name} {est}{ci}{p}{words}", r.metric.id())
+    } else if r.effect.measure == "cliffs_delta" {
+        let d = |x: Option<f64>| x.map_or_else(|| "n/a".into(), |v| format!("{v:+.2}"));
+        format!(
+            "{} Cliff's delta {} (CI {} to {}){p}",
+            r.metric.id(),
+            d(r.effect.estimate),
+            d(r.effect.lower),
+            d(r.effect.upper),
+        )
     } else {
         let ratio = |x: Option<f64>| x.map(|v| format!("{:+.1}%", (v.exp() - 1.0) * 100.0));
         format!(

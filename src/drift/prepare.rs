@@ -23,6 +23,8 @@ pub(crate) struct Obs<'a> {
     pub latency_ms: f64,
     pub ttft_ms: Option<f64>,
     pub text: Option<&'a str>,
+    /// The sample's index within its probe (a seeded probe sends `seed + index`).
+    pub index: u32,
 }
 
 pub(crate) struct Prepared<'a> {
@@ -116,6 +118,7 @@ pub(crate) fn prepare<'a>(
                     latency_ms: s.latency_ms,
                     ttft_ms: s.ttft_ms,
                     text: s.text.as_deref(),
+                    index: s.index,
                 });
             g.entry((probe, s.index))
                 .or_default()

@@ -432,6 +432,7 @@ fn refusals_on_should_refuse_probes_are_correct_and_misses_are_regressions() {
     }
     let expect = Expectations {
         refusal_expected: ["core/p000".to_string()].into(),
+        ..Expectations::default()
     };
     let r = compare_with(&base, &cand, &Margins::default(), &expect);
     let missed = get(&r, "missed_refusal_rate");
@@ -509,4 +510,238 @@ fn a_larger_margin_turns_a_small_regression_into_a_pass() {
     };
     let r = compare(&base, &recent, &loose);
     assert_eq!(get(&r, "refusal_rate").verdict, Verdict::Pass);
+}
+
+/// Candidate lengths scaled per sample by `f(index)`, answers of suite `suite` only.
+fn reshape(samples: &mut [Sample], suite: &str, f: impl Fn(u32) -> f64) {
+    for s in samples.iter_mut().filter(|s| s.suite == suite) {
+        if let Some(m) = s.measurements.as_mut().filter(|m| !m.refusal) {
+            m.chars = (f64::from(m.chars) * f(s.index)).round() as u32;
+            m.output_tokens = m.chars / 4;
+        }
+    }
+}
+
+#[test]
+fn a_bimodal_change_with_equal_median_is_a_shape_regression_in_words() {
+    let base = synth(Profile::default(), 41, 40, 20);
+    let mut cand = synth(Profile::default(), 42, 40, 20);
+    // A third much shorter, a third much longer, the middle third (and the median) kept.
+    reshape(&mut cand, "core", |i| match i % 3 {
+        0 => 0.15,
+        1 => 1.0,
+        _ => 3.0,
+    });
+    let r = compare(&base, &cand, &Margins::default());
+    let shape = get(&r, "length_shape");
+    assert_eq!(shape.verdict, Verdict::Regression, "{shape:#?}");
+    assert_eq!(shape.effect.measure, "ks_distance");
+    assert!(shape.effect.estimate.unwrap() > 0.25, "{shape:?}");
+    assert_eq!(shape.strata.len(), 1, "only the core suite moved");
+    assert_eq!(shape.strata[0].name, "core");
+    let words = shape.detail.as_deref().unwrap();
+    assert!(words.starts_with("core: p10 length -"), "{words}");
+    assert!(words.contains("answers under"), "{words}");
+    assert_eq!(r.verdict, Verdict::Regression);
+    assert!(r.reasons.iter().any(|s| s.contains("length_shape")));
+}
+
+#[test]
+fn a_pure_location_change_is_not_a_shape_regression() {
+    let base = synth(Profile::default(), 43, 40, 20);
+    let longer = Profile {
+        median_chars: 520.0,
+        ..Profile::default()
+    };
+    let r = compare(&base, &synth(longer, 44, 40, 20), &Margins::default());
+    assert_eq!(get(&r, "length_chars").verdict, Verdict::Regression);
+    assert_ne!(get(&r, "length_shape").verdict, Verdict::Regression);
+}
+
+#[test]
+fn identical_profiles_never_flag_a_shape_across_seeds() {
+    for seed in 0..20 {
+        let base = synth(Profile::default(), 300 + seed, 20, 10);
+        let recent = synth(Profile::default(), 400 + seed, 20, 10);
+        let r = compare(&base, &recent, &Margins::default());
+        let shape = get(&r, "length_shape");
+        assert_ne!(shape.verdict, Verdict::Regression, "seed {seed}: {shape:?}");
+    }
+}
+
+#[test]
+fn lengths_are_judged_on_answers_not_refusals() {
+    // More refusals (short texts) and longer answers: with refusals counted as answers the
+    // two cancel; judged on answers the length is longer.
+    let base = synth(Profile::default(), 45, 40, 20);
+    let worse = Profile {
+        refusal: 0.35,
+        median_chars: 560.0,
+        ..Profile::default()
+    };
+    let r = compare(&base, &synth(worse, 46, 40, 20), &Margins::default());
+    let len = get(&r, "length_chars");
+    assert_eq!(len.verdict, Verdict::Regression, "{len:#?}");
+    assert!(len.effect.estimate.unwrap() > 0.0, "{len:?}");
+    let answers = r.metrics.iter().find(|m| m.metric == Metric::RefusalRate);
+    let refusals = answers.unwrap().candidate.events.unwrap();
+    assert_eq!(
+        len.candidate.n + refusals,
+        get(&r, "empty_rate").candidate.n
+    );
+}
+
+#[test]
+fn the_effect_shown_is_the_one_the_verdict_rests_on() {
+    // Every baseline answer of a probe has the same length: the Hodges–Lehmann shift is zero
+    // while 40 % of candidate answers triple, so Cliff's delta alone reaches its margin.
+    let mut base = synth(Profile::default(), 47, 20, 20);
+    let mut cand = synth(Profile::default(), 48, 20, 20);
+    for s in base.iter_mut().chain(cand.iter_mut()) {
+        if let Some(m) = s.measurements.as_mut() {
+            m.refusal = false;
+            m.chars = 100;
+        }
+    }
+    for s in cand.iter_mut().filter(|s| s.index % 5 < 2) {
+        s.measurements.as_mut().unwrap().chars = 300;
+    }
+    let r = compare(&base, &cand, &Margins::default());
+    let len = get(&r, "length_chars");
+    assert_eq!(len.verdict, Verdict::Regression);
+    assert_eq!(len.effect.measure, "cliffs_delta", "{len:#?}");
+    assert!((len.effect.estimate.unwrap() - 0.4).abs() < 1e-9);
+    assert_eq!(
+        len.secondary.as_ref().unwrap().measure,
+        "hodges_lehmann_log_ratio"
+    );
+    assert!(
+        describe(len).contains("Cliff's delta +0.40"),
+        "{}",
+        describe(len)
+    );
+    assert_eq!(len.margin, "|HL shift| ≥ 15% or |Cliff's delta| ≥ 0.147");
+}
+
+#[test]
+fn one_probe_always_wrong_is_a_regression_naming_it() {
+    // 80 probes, 40 with a task check; one of them always fails: pooled task success moves
+    // about 2.4 points (below the 3-point margin), the probe alone about 95 % → 0 %.
+    let base = synth(Profile::default(), 49, 80, 20);
+    let mut cand = synth(Profile::default(), 50, 80, 20);
+    for s in cand.iter_mut().filter(|s| s.probe_id == "p007") {
+        s.measurements.as_mut().unwrap().task_success = Some(false);
+    }
+    let r = compare(&base, &cand, &Margins::default());
+    let task = get(&r, "task_success_rate");
+    assert_eq!(task.verdict, Verdict::Regression, "{task:#?}");
+    let names: Vec<&str> = task.strata.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["json/p007"]);
+    assert!(task.strata[0].summary.ends_with("→ 0% (20 vs 20 samples)"));
+    assert!(r.reasons.iter().any(|s| s.contains("moved in json/p007")));
+    // The same sets without the broken probe: no stratum moves.
+    let clean = synth(Profile::default(), 50, 80, 20);
+    let r = compare(&base, &clean, &Margins::default());
+    assert!(get(&r, "task_success_rate").strata.is_empty());
+}
+
+#[test]
+fn a_flip_needs_enough_samples_to_be_claimed_from_its_size() {
+    let base = synth(Profile::default(), 51, 10, 1);
+    let mut cand = synth(Profile::default(), 52, 10, 1);
+    for s in cand.iter_mut().filter(|s| s.probe_id == "p001") {
+        s.measurements.as_mut().unwrap().task_success = Some(false);
+    }
+    let r = compare(&base, &cand, &Margins::default());
+    assert!(
+        r.flipped
+            .iter()
+            .all(|f| f.metric != Metric::TaskSuccessRate),
+        "{:?}",
+        r.flipped
+    );
+}
+
+#[test]
+fn other_wording_with_equal_rates_is_a_behaviour_change_not_a_regression() {
+    let base = synth(Profile::default(), 53, 20, 10);
+    let mut cand = synth(Profile::default(), 54, 20, 10);
+    for s in cand.iter_mut() {
+        if let Some(t) = s.text.as_mut() {
+            *t = t.replace("Answer to probe", "Here is the reply for item");
+        }
+    }
+    let r = compare(&base, &cand, &Margins::default());
+    let b = get(&r, "behaviour");
+    assert_eq!(b.verdict, Verdict::Changed, "{b:#?}");
+    assert_eq!(b.category, Category::Behaviour);
+    assert!(b.p_value.unwrap() < 0.01);
+    assert!(r.behaviour_changed);
+    assert_ne!(r.verdict, Verdict::Regression);
+    assert!(
+        r.reasons
+            .iter()
+            .any(|s| s.starts_with("warning: the served behaviour changed")),
+        "{:?}",
+        r.reasons
+    );
+    let same = compare(
+        &base,
+        &synth(Profile::default(), 55, 20, 10),
+        &Margins::default(),
+    );
+    assert_eq!(get(&same, "behaviour").verdict, Verdict::Pass);
+    assert!(!same.behaviour_changed);
+}
+
+#[test]
+fn seed_paired_replay_agreement_is_shown_for_seeded_probes() {
+    let base = synth(Profile::default(), 56, 6, 8);
+    // The same seeds replayed: identical texts on the seeded probes.
+    let cand = base.clone();
+    let expect = Expectations {
+        seeded: ["core/p000".to_string(), "json/p001".to_string()].into(),
+        ..Expectations::default()
+    };
+    let r = compare_paired(&base, &cand, &Margins::default(), &expect);
+    let b = get(&r, "behaviour");
+    let agreement = b.secondary.as_ref().unwrap();
+    assert_eq!(agreement.measure, "replay_agreement");
+    assert_eq!(agreement.estimate, Some(1.0));
+    assert!(
+        b.detail
+            .as_deref()
+            .unwrap()
+            .starts_with("seed-paired replay agreement 100% (16 of 16 pairs identical)"),
+        "{:?}",
+        b.detail
+    );
+    // Without seeded probes there is nothing to replay.
+    let r = compare_paired(&base, &cand, &Margins::default(), &Expectations::default());
+    assert!(get(&r, "behaviour").secondary.is_none());
+}
+
+#[test]
+fn a_stratum_can_carry_its_own_margin() {
+    let base = synth(Profile::default(), 49, 80, 20);
+    let mut cand = synth(Profile::default(), 50, 80, 20);
+    for s in cand.iter_mut().filter(|s| s.probe_id == "p007") {
+        s.measurements.as_mut().unwrap().task_success = Some(false);
+    }
+    // The probe is allowed to move all the way: nothing moved beyond its margin.
+    let loose = Expectations {
+        stratum_margins: [("json/p007".to_string(), 1.0)].into(),
+        ..Expectations::default()
+    };
+    let r = compare_with(&base, &cand, &Margins::default(), &loose);
+    let task = get(&r, "task_success_rate");
+    assert!(task.strata.is_empty(), "{:?}", task.strata);
+    assert_ne!(task.verdict, Verdict::Regression);
+    // A suite margin applies to its probes that have none of their own.
+    let suite = Expectations {
+        stratum_margins: [("json".to_string(), 1.0)].into(),
+        ..Expectations::default()
+    };
+    let r = compare_with(&base, &cand, &Margins::default(), &suite);
+    assert!(get(&r, "task_success_rate").strata.is_empty());
 }

@@ -19,6 +19,11 @@ pub struct Expect {
     pub json_extract: JsonExtract,
     /// Task success check.
     pub task: Option<TaskCheck>,
+    /// This probe's own practical margin (a share: 0.2 is 20 points) for its per-probe rate
+    /// tests in the verdicts; `[defaults] margin` sets it for every probe of the suite and for
+    /// the suite itself. Left out of the probe hash: changing it keeps baselines valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub margin: Option<f64>,
 }
 
 impl Expect {

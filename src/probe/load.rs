@@ -38,7 +38,9 @@ const PROBE_KEYS: &[&str] = &[
     "tags",
     "expect",
 ];
-const EXPECT_KEYS: &[&str] = &["refusal", "json", "json_schema", "task"];
+const EXPECT_KEYS: &[&str] = &["refusal", "json", "json_schema", "task", "margin"];
+/// Margins are shares: 20 points is 0.2.
+const MARGIN_MAX: f64 = 1.0;
 const TASK_KINDS: &[&str] = &[
     "equals",
     "contains",
@@ -126,15 +128,24 @@ pub fn parse_suite(src: &Source) -> Result<Suite, Vec<Diagnostic>> {
     };
     let description = r.string(&top, "description").map(Spanned::into_inner);
 
-    let (defaults, samples) = match top.get("defaults") {
+    let (defaults, samples, margin) = match top.get("defaults") {
         Some(v) => {
-            let allowed: Vec<&str> = GEN_PARAM_KEYS.iter().copied().chain(["samples"]).collect();
+            let allowed: Vec<&str> = GEN_PARAM_KEYS
+                .iter()
+                .copied()
+                .chain(["samples", "margin"])
+                .collect();
             match r.table_value(v, "[defaults]", &allowed) {
-                Some(f) => (read_gen_params(&mut r, &f), samples(&mut r, &f)),
-                None => (GenParams::default(), None),
+                Some(f) => (
+                    read_gen_params(&mut r, &f),
+                    samples(&mut r, &f),
+                    r.number(&f, "margin", 0.0, MARGIN_MAX)
+                        .map(Spanned::into_inner),
+                ),
+                None => (GenParams::default(), None, None),
             }
         }
-        None => (GenParams::default(), None),
+        None => (GenParams::default(), None, None),
     };
     let samples = samples.unwrap_or(DEFAULT_SAMPLES);
 
@@ -169,7 +180,8 @@ pub fn parse_suite(src: &Source) -> Result<Suite, Vec<Diagnostic>> {
                             None => ids.push((s.to_owned(), here)),
                         }
                     }
-                    if let Some(p) = read_probe(&mut r, item, &name, &defaults, samples) {
+                    if let Some(mut p) = read_probe(&mut r, item, &name, &defaults, samples) {
+                        p.expect.margin = p.expect.margin.or(margin);
                         probes.push(p);
                     }
                 }
@@ -373,6 +385,9 @@ fn read_expect(r: &mut Reader, v: &Spanned<DeValue>) -> Option<Expect> {
         }
     });
     let task = f.get("task").and_then(|t| read_task(r, t, "`expect.task`"));
+    let margin = r
+        .number(&f, "margin", 0.0, MARGIN_MAX)
+        .map(Spanned::into_inner);
     if r.diags.len() > before {
         return None;
     }
@@ -382,6 +397,7 @@ fn read_expect(r: &mut Reader, v: &Spanned<DeValue>) -> Option<Expect> {
         json_schema,
         json_extract,
         task,
+        margin,
     })
 }
 
@@ -681,12 +697,16 @@ fn nonempty_strings(r: &mut Reader, f: &Fields, key: &str) -> Option<Vec<String>
 /// Hex sha256 over a canonical JSON of what is sent and judged: id, input, resolved parameters,
 /// samples and checks. Description and tags are left out: editing them keeps baselines valid.
 pub fn probe_hash(p: &Probe) -> String {
+    let expect = crate::probe::Expect {
+        margin: None,
+        ..p.expect.clone()
+    };
     let value = serde_json::json!({
         "id": p.id,
         "input": p.input,
         "params": p.params,
         "samples": p.samples,
-        "expect": p.expect,
+        "expect": expect,
     });
     let mut canonical = String::new();
     write_canonical(&value, &mut canonical);
@@ -859,6 +879,24 @@ refusal = false
         assert_eq!(s.probes[1].hash, base.probes[1].hash);
         assert_eq!(s.hash, base.hash);
         assert_eq!(base.hash.len(), 64);
+    }
+
+    #[test]
+    fn margins_per_probe_and_per_suite_stay_out_of_the_hash() {
+        let plain = suite("[[probe]]\nid = \"a\"\nprompt = \"x\"\n");
+        let with = suite(
+            "[defaults]\nmargin = 0.2\n[[probe]]\nid = \"a\"\nprompt = \"x\"\n\
+             [[probe]]\nid = \"b\"\nprompt = \"y\"\nexpect = { margin = 0.05 }\n",
+        );
+        assert_eq!(with.probes[0].expect.margin, Some(0.2));
+        assert_eq!(with.probes[1].expect.margin, Some(0.05));
+        assert_eq!(plain.probes[0].hash, with.probes[0].hash);
+        let bad = parse_suite(&Source::new(
+            "s.toml",
+            "[[probe]]\nid = \"a\"\nprompt = \"x\"\nexpect = { margin = 5 }\n",
+        ))
+        .unwrap_err();
+        assert!(format!("{bad:?}").contains("margin"), "{bad:?}");
     }
 
     #[test]

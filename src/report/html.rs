@@ -1,7 +1,7 @@
 //! One self-contained HTML file: no scripts, no external assets, charts as inline SVG.
 //! Every piece of text from the report is escaped.
 
-use super::{decides, effect_text, flip_values, p_text, side_text};
+use super::{decides, effect_text, flip_values, moved_lines, p_text, side_text};
 use crate::drift::{Category, MetricResult, Report, SuiteLengths, Verdict};
 use std::fmt::Write;
 
@@ -30,7 +30,7 @@ table{border-collapse:collapse;width:100%;font-size:.9rem}th,td{border-bottom:1p
 padding:.35rem .5rem;text-align:left;vertical-align:top}th{background:#f5f5f5}\
 .v{font-weight:600;padding:.1rem .4rem;border-radius:.25rem}.pass{background:#d9f2dd;color:#17622a}\
 .improvement{background:#dcecf7;color:#1b4f72}.inconclusive{background:#fdf1d3;color:#7a5a00}\
-.regression{background:#f8d7d7;color:#8b1a1a}.excerpt{font-family:ui-monospace,monospace;\
+.regression{background:#f8d7d7;color:#8b1a1a}.changed{background:#fde2c8;color:#8a4b00}.excerpt{font-family:ui-monospace,monospace;\
 font-size:.8rem;white-space:pre-wrap;background:#fafafa}.muted{color:#666}svg{display:block;\
 margin:.5rem 0}.legend span{display:inline-block;width:.8rem;height:.8rem;margin:0 .3rem 0 1rem;\
 vertical-align:middle}";
@@ -69,6 +69,14 @@ pub fn html(r: &Report) -> String {
     }
     o.push_str("</ul>\n");
     metric_table(&mut o, r);
+    let moved = moved_lines(r);
+    if !moved.is_empty() {
+        o.push_str("<h2>Strata, shape and behaviour</h2><ul id=\"moved\">");
+        for (label, line) in &moved {
+            let _ = write!(o, "<li><strong>{}</strong>: {}</li>", esc(label), esc(line));
+        }
+        o.push_str("</ul>\n");
+    }
     rate_chart(&mut o, r);
     for s in &r.lengths {
         ecdf(&mut o, r, s);
@@ -111,6 +119,10 @@ fn metric_table(o: &mut String, r: &Report) {
         (Category::Quality, "Quality"),
         (Category::Diagnostic, "Structured-output failures by kind"),
         (Category::Performance, "Performance (reported separately)"),
+        (
+            Category::Behaviour,
+            "Served behaviour (a warning, not a quality verdict)",
+        ),
     ] {
         if r.metrics_in(cat).next().is_none() {
             continue;

@@ -34,42 +34,57 @@ struct Case {
     out: String,
 }
 
-pub fn junit(r: &Report) -> String {
-    let mut cases = Vec::new();
-    for m in &r.metrics {
-        let detail = format!(
-            "{}: {} → {}; effect {}; {} adjusted p = {}; margin {}",
-            m.metric.id(),
-            side_text(m, &m.baseline),
-            side_text(m, &m.candidate),
-            effect_text(m),
-            m.test,
-            p_text(m),
-            m.margin
-        );
-        let outcome = match m.verdict {
-            Verdict::Regression if decides(r, m) => {
-                Some(("failure", format!("regression: {}", describe(m))))
-            }
-            Verdict::Inconclusive => Some((
-                "skipped",
-                format!(
-                    "inconclusive: {}{}",
-                    describe(m),
-                    m.more_samples
-                        .map(|n| format!("; about {n} more samples per side would settle it"))
-                        .unwrap_or_default()
-                ),
-            )),
-            _ => None,
-        };
-        cases.push(Case {
-            class: format!("modelwatch.{}", serde_plain(m.category)),
-            name: m.metric.id(),
-            outcome,
-            out: format!("{} ({})", detail, m.verdict),
-        });
+/// One metric's test case: a gating regression fails, an inconclusive metric is skipped.
+fn metric_case(r: &Report, m: &crate::drift::MetricResult) -> Case {
+    let detail = format!(
+        "{}: {} → {}; effect {}; {} adjusted p = {}; margin {}",
+        m.metric.id(),
+        side_text(m, &m.baseline),
+        side_text(m, &m.candidate),
+        effect_text(m),
+        m.test,
+        p_text(m),
+        m.margin
+    );
+    let outcome = match m.verdict {
+        Verdict::Regression if decides(r, m) => {
+            Some(("failure", format!("regression: {}", describe(m))))
+        }
+        Verdict::Inconclusive => Some((
+            "skipped",
+            format!(
+                "inconclusive: {}{}",
+                describe(m),
+                m.more_samples
+                    .map(|n| format!("; about {n} more samples per side would settle it"))
+                    .unwrap_or_default()
+            ),
+        )),
+        _ => None,
+    };
+    let mut text = format!("{} ({})", detail, m.verdict);
+    if let Some(d) = &m.detail {
+        text.push_str(&format!("\n{d}"));
     }
+    for s in &m.strata {
+        text.push_str(&format!(
+            "\n{} {}: {} (adj. p = {})",
+            s.level,
+            s.name,
+            s.summary,
+            crate::drift::fmt_p(s.p_adjusted)
+        ));
+    }
+    Case {
+        class: format!("modelwatch.{}", serde_plain(m.category)),
+        name: m.metric.id(),
+        outcome,
+        out: text,
+    }
+}
+
+pub fn junit(r: &Report) -> String {
+    let mut cases: Vec<Case> = r.metrics.iter().map(|m| metric_case(r, m)).collect();
     for f in &r.flipped {
         let gating = r
             .metrics
@@ -153,6 +168,7 @@ fn serde_plain(c: crate::drift::Category) -> &'static str {
         crate::drift::Category::Quality => "quality",
         crate::drift::Category::Diagnostic => "diagnostic",
         crate::drift::Category::Performance => "performance",
+        crate::drift::Category::Behaviour => "behaviour",
     }
 }
 

@@ -1,6 +1,6 @@
 //! Markdown fit for a pull request (GitHub-flavoured tables, details blocks).
 
-use super::{decides, effect_text, flip_values, p_text, side_text};
+use super::{decides, effect_text, flip_values, moved_lines, p_text, side_text};
 use crate::drift::{Category, Report, Verdict};
 use std::fmt::Write;
 
@@ -30,6 +30,7 @@ fn badge(v: Verdict) -> &'static str {
         Verdict::Improvement => "✅ improvement",
         Verdict::Inconclusive => "⚠️ inconclusive",
         Verdict::Regression => "❌ regression",
+        Verdict::Changed => "🔶 changed",
     }
 }
 
@@ -51,6 +52,10 @@ pub fn markdown(r: &Report) -> String {
         (Category::Quality, "Quality"),
         (Category::Diagnostic, "Structured-output failures by kind"),
         (Category::Performance, "Performance (reported separately)"),
+        (
+            Category::Behaviour,
+            "Served behaviour (a warning, not a quality verdict)",
+        ),
     ] {
         if r.metrics_in(cat).next().is_none() {
             continue;
@@ -83,6 +88,13 @@ pub fn markdown(r: &Report) -> String {
                 md(&p_text(m)),
                 verdict
             );
+        }
+    }
+    let moved = moved_lines(r);
+    if !moved.is_empty() {
+        let _ = writeln!(out, "\n### Strata, shape and behaviour\n");
+        for (label, line) in &moved {
+            let _ = writeln!(out, "- **{}**: {}", md(label), md(line));
         }
     }
     if !r.flipped.is_empty() {

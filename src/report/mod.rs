@@ -63,6 +63,18 @@ pub(crate) fn decides(report: &Report, m: &MetricResult) -> bool {
 
 /// A side of a metric in a few characters: `4.0% (8/200)` or `median 412 (p90 730)`.
 pub(crate) fn side_text(m: &MetricResult, s: &Side) -> String {
+    if m.metric.is_distance() {
+        let what = if m.metric == crate::drift::Metric::Behaviour {
+            "texts"
+        } else {
+            "answers"
+        };
+        return if s.n > 0 {
+            format!("{} {what}", s.n)
+        } else {
+            "no samples".into()
+        };
+    }
     if m.metric.is_rate() {
         match (s.rate, s.events) {
             (Some(r), Some(x)) => format!("{:.1}% ({x}/{})", r * 100.0, s.n),
@@ -85,8 +97,30 @@ pub(crate) fn side_text(m: &MetricResult, s: &Side) -> String {
 }
 
 /// The effect with its interval: `+12.0 pts [+8.1, +16.0]` or `+23.4% [+15.0, +32.1]`.
+/// Cliff's delta, when the verdict rests on it: `δ +0.31 [+0.20, +0.42]`; a KS distance:
+/// `D 0.34 [0.21, 0.47]`.
 pub(crate) fn effect_text(m: &MetricResult) -> String {
     let e = &m.effect;
+    let named = match e.measure.as_str() {
+        "cliffs_delta" => Some(("δ", true)),
+        "ks_distance" => Some(("D", false)),
+        "mmd2" => Some(("MMD²", false)),
+        _ => None,
+    };
+    if let Some((name, signed)) = named {
+        let f = |x: f64| {
+            if signed {
+                format!("{x:+.2}")
+            } else {
+                format!("{x:.2}")
+            }
+        };
+        return match (e.estimate, e.lower, e.upper) {
+            (Some(x), Some(l), Some(u)) => format!("{name} {} [{}, {}]", f(x), f(l), f(u)),
+            (Some(x), _, _) => format!("{name} {}", f(x)),
+            _ => "n/a".into(),
+        };
+    }
     let f = |x: f64| {
         if m.metric.is_rate() {
             format!("{:+.1}", x * 100.0)
@@ -100,6 +134,32 @@ pub(crate) fn effect_text(m: &MetricResult) -> String {
         (Some(x), _, _) => format!("{}{unit}", f(x)),
         _ => "n/a".into(),
     }
+}
+
+/// What moved beneath the pooled figures, one line per item: the words of a metric's effect
+/// (length shape, behaviour) and each stratum that moved on its own. `(metric label, line)`.
+pub(crate) fn moved_lines(r: &Report) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for m in &r.metrics {
+        if let Some(d) = &m.detail
+            && m.strata.is_empty()
+        {
+            out.push((m.label.clone(), d.clone()));
+        }
+        for s in &m.strata {
+            let p = crate::drift::fmt_p(s.p_adjusted);
+            let p = if p.starts_with('<') {
+                format!("adj. p {p}")
+            } else {
+                format!("adj. p = {p}")
+            };
+            out.push((
+                m.label.clone(),
+                format!("{} {}: {} ({p})", s.level, s.name, s.summary),
+            ));
+        }
+    }
+    out
 }
 
 pub(crate) fn p_text(m: &MetricResult) -> String {

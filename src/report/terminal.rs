@@ -1,6 +1,6 @@
 //! The terminal table.
 
-use super::{decides, effect_text, flip_values, p_text, side_text};
+use super::{decides, effect_text, flip_values, moved_lines, p_text, side_text};
 use crate::drift::{Category, Report, Verdict};
 use std::fmt::Write;
 
@@ -29,6 +29,7 @@ fn verdict_color(v: Verdict) -> &'static str {
         Verdict::Improvement => CYAN,
         Verdict::Inconclusive => YELLOW,
         Verdict::Regression => RED,
+        Verdict::Changed => YELLOW,
     }
 }
 
@@ -36,6 +37,49 @@ fn verdict_color(v: Verdict) -> &'static str {
 fn pad(s: &str, width: usize) -> String {
     let n = s.chars().count();
     format!("{s}{}", " ".repeat(width.saturating_sub(n)))
+}
+
+/// The strata, shape and behaviour lines, then the flipped probes with excerpts.
+fn moved_and_flips(out: &mut String, r: &Report, color: bool) {
+    let moved = moved_lines(r);
+    if !moved.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            paint("Strata, shape and behaviour", BOLD, color)
+        );
+        for (label, line) in &moved {
+            let _ = writeln!(out, "  {}: {line}", paint(label, DIM, color));
+        }
+    }
+    if !r.flipped.is_empty() {
+        let _ = writeln!(out, "\n{}", paint("Flipped probes", BOLD, color));
+        for f in r.flipped.iter().take(MAX_FLIPS) {
+            let _ = writeln!(
+                out,
+                "  {}/{}  {}  {}",
+                f.suite,
+                f.probe_id,
+                paint(f.kind.describe(), YELLOW, color),
+                flip_values(f)
+            );
+            for (label, e) in [
+                (&r.baseline_label, &f.baseline_excerpt),
+                (&r.candidate_label, &f.candidate_excerpt),
+            ] {
+                if let Some(e) = e {
+                    let _ = writeln!(out, "    {}: {}", paint(label, DIM, color), e);
+                }
+            }
+        }
+    }
+    if r.flipped.len() > MAX_FLIPS {
+        let _ = writeln!(
+            out,
+            "  … and {} more (all in --format json, markdown or html)",
+            r.flipped.len() - MAX_FLIPS
+        );
+    }
 }
 
 /// A plain-text report; `color` adds ANSI colours.
@@ -72,6 +116,10 @@ pub fn terminal(r: &Report, color: bool) -> String {
         (Category::Quality, "Quality"),
         (Category::Diagnostic, "Structured-output failures by kind"),
         (Category::Performance, "Performance"),
+        (
+            Category::Behaviour,
+            "Served behaviour (a warning, not a quality verdict)",
+        ),
     ] {
         let rows: Vec<[String; 7]> = r
             .metrics_in(cat)
@@ -129,34 +177,7 @@ pub fn terminal(r: &Report, color: bool) -> String {
             let _ = writeln!(out, "  {}", cells.join("  "));
         }
     }
-    if !r.flipped.is_empty() {
-        let _ = writeln!(out, "\n{}", paint("Flipped probes", BOLD, color));
-        for f in r.flipped.iter().take(MAX_FLIPS) {
-            let _ = writeln!(
-                out,
-                "  {}/{}  {}  {}",
-                f.suite,
-                f.probe_id,
-                paint(f.kind.describe(), YELLOW, color),
-                flip_values(f)
-            );
-            for (label, e) in [
-                (&r.baseline_label, &f.baseline_excerpt),
-                (&r.candidate_label, &f.candidate_excerpt),
-            ] {
-                if let Some(e) = e {
-                    let _ = writeln!(out, "    {}: {}", paint(label, DIM, color), e);
-                }
-            }
-        }
-    }
-    if r.flipped.len() > MAX_FLIPS {
-        let _ = writeln!(
-            out,
-            "  … and {} more (all in --format json, markdown or html)",
-            r.flipped.len() - MAX_FLIPS
-        );
-    }
+    moved_and_flips(&mut out, r, color);
     let a = &r.availability;
     let _ = writeln!(
         out,

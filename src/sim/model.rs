@@ -219,7 +219,9 @@ pub fn respond(profile: &Profile, draw: &Draw, req: &GenRequest<'_>) -> Outcome 
                     }
                 }
                 // About eight words of keys and punctuation around the prose.
-                None => text::generic_json(&mut text_rng, sampled.saturating_sub(8)),
+                None => {
+                    text::generic_json_in(profile.wording, &mut text_rng, sampled.saturating_sub(8))
+                }
             };
             let mut json_rng = draw.rng(Purpose::Json);
             if json_rng.bernoulli(rates.json_schema_break) {
@@ -250,12 +252,15 @@ pub fn respond(profile: &Profile, draw: &Draw, req: &GenRequest<'_>) -> Outcome 
                     };
                     let have = text::word_count(&said);
                     if a.filler && sampled > have {
-                        format!("{said}\n\n{}", text::filler(&mut text_rng, sampled - have))
+                        format!(
+                            "{said}\n\n{}",
+                            text::filler_in(profile.wording, &mut text_rng, sampled - have)
+                        )
                     } else {
                         said
                     }
                 }
-                None => text::filler(&mut text_rng, sampled),
+                None => text::filler_in(profile.wording, &mut text_rng, sampled),
             }
         }
     };

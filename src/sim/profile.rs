@@ -35,7 +35,12 @@ pub struct Profile {
     /// Known answers; the first matching one is used.
     #[serde(rename = "answer")]
     pub answers: Vec<Answer>,
+    /// The prose the model writes around its answers (`plain` or `alternate`): equal lengths
+    /// and rates, different words.
+    pub wording: Wording,
 }
+
+pub use super::text::Wording;
 
 impl Default for Profile {
     fn default() -> Self {
@@ -51,6 +56,7 @@ impl Default for Profile {
             rates: Rates::default(),
             rules: Vec::new(),
             answers: Vec::new(),
+            wording: Wording::default(),
         }
     }
 }
@@ -456,11 +462,13 @@ pub struct Effective {
 const BUILTIN: &[(&str, &str)] = &[
     ("healthy", include_str!("../../sim/profiles/healthy.toml")),
     ("degraded", include_str!("../../sim/profiles/degraded.toml")),
+    ("reworded", include_str!("../../sim/profiles/reworded.toml")),
 ];
 
 impl Profile {
-    /// A shipped example profile by name: `healthy` (a baseline) or `degraded` (a bad swap:
-    /// more refusals of benign prompts, longer answers, broken JSON, lower correctness).
+    /// A shipped example profile by name: `healthy` (a baseline), `degraded` (a bad swap:
+    /// more refusals of benign prompts, longer answers, broken JSON, lower correctness) or
+    /// `reworded` (the healthy rates and fingerprint, other words).
     pub fn builtin(name: &str) -> Option<Profile> {
         let (_, text) = BUILTIN.iter().find(|(n, _)| *n == name)?;
         Profile::from_toml(text).ok()

@@ -57,6 +57,43 @@ const SENTENCES: &[&str] = &[
     "Think about who will read the result and what they need from it.",
 ];
 
+/// Alternate filler: the same register in other words, for a model that no rate tells apart.
+const ALT_SENTENCES: &[&str] = &[
+    "Start from what already works and extend it one piece at a time.",
+    "Usually the surrounding setup decides which variant fits best.",
+    "Checking the present situation first saves effort later on.",
+    "Trying the idea on a tiny case before the real one tends to pay off.",
+    "Splitting the job into pieces and finishing them one by one is the core of it.",
+    "Watch the results as you go so nothing unexpected slips through.",
+    "Should anything seem off, retrace the last move and compare notes.",
+    "Several routes lead there, each with its own costs and benefits.",
+    "Plain solutions are frequently the sturdiest ones.",
+    "The reference pages of the software normally describe every setting.",
+    "Keeping notes on each attempt makes the procedure simple to redo.",
+    "If unsure, pick whatever can be reverted most easily.",
+    "Modest, deliberate edits reveal far more clearly what mattered.",
+    "It suits routine situations and grows to bigger ones without fuss.",
+    "The same recipe carries over to neighbouring problems almost unchanged.",
+    "Being steady beats any one smart shortcut in this area.",
+    "Plain labels and brief stages keep everything readable.",
+    "A short look at the end shows that all of it runs as planned.",
+    "Plenty of groups rely on a brief list of checks for jobs like this.",
+    "What comes out ought to be simple to read and simple to confirm.",
+    "Then the result holds steady even when the starting data shifts a bit.",
+    "Lastly, tidy away any scratch material made during the work.",
+    "Every section of the reply rests on the one before it.",
+    "Consider the reader of the output and what they require from it.",
+];
+
+/// Which prose a simulated model writes around its answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Wording {
+    #[default]
+    Plain,
+    Alternate,
+}
+
 /// Whitespace-separated words: the simulator's token count.
 pub fn word_count(s: &str) -> usize {
     s.split_whitespace().count()
@@ -119,10 +156,19 @@ pub fn refusal(rng: &mut Rng) -> &'static str {
 
 /// Exactly `words` words of neutral prose (a final sentence may be cut short).
 pub fn filler(rng: &mut Rng, words: usize) -> String {
+    filler_in(Wording::Plain, rng, words)
+}
+
+/// [`filler`] in the given wording: the same number of words, the same draws.
+pub fn filler_in(wording: Wording, rng: &mut Rng, words: usize) -> String {
+    let sentences = match wording {
+        Wording::Plain => SENTENCES,
+        Wording::Alternate => ALT_SENTENCES,
+    };
     let mut out = String::new();
     let mut count = 0;
     while count < words {
-        let sentence = SENTENCES[rng.below(SENTENCES.len() as u64) as usize];
+        let sentence = sentences[rng.below(sentences.len() as u64) as usize];
         for w in sentence.split_whitespace() {
             if count == words {
                 break;
@@ -257,8 +303,16 @@ pub fn break_syntax(text: &str, rng: &mut Rng) -> String {
 /// A generic JSON answer for prompts that ask for JSON without a known answer; `words` sizes
 /// the prose in it.
 pub fn generic_json(rng: &mut Rng, words: usize) -> Value {
+    generic_json_in(Wording::Plain, rng, words)
+}
+
+/// [`generic_json`] with its prose in the given wording.
+pub fn generic_json_in(wording: Wording, rng: &mut Rng, words: usize) -> Value {
     let mut o = Map::new();
-    o.insert("answer".into(), Value::String(filler(rng, words.max(1))));
+    o.insert(
+        "answer".into(),
+        Value::String(filler_in(wording, rng, words.max(1))),
+    );
     let confidence = (0.6 + 0.39 * rng.f64()) * 100.0;
     o.insert("confidence".into(), Value::from(confidence.round() / 100.0));
     o.insert(
@@ -298,6 +352,22 @@ mod tests {
         assert_eq!(pieces("a").concat(), "a");
         assert!(pieces("").is_empty());
         assert_eq!(pieces("héllo wörld").len(), 2);
+    }
+
+    #[test]
+    fn alternate_wording_has_the_same_length_and_other_words() {
+        for n in [1, 7, 40] {
+            let plain = filler_in(Wording::Plain, &mut Rng::new(5), n);
+            let alt = filler_in(Wording::Alternate, &mut Rng::new(5), n);
+            assert_eq!(word_count(&alt), n);
+            assert_ne!(plain, alt);
+        }
+        for s in ALT_SENTENCES {
+            assert!(
+                !s.chars()
+                    .any(|c| c.is_ascii_digit() || c == '{' || c == '}')
+            );
+        }
     }
 
     #[test]

@@ -5,4 +5,5 @@
 
 mod eval_corpus;
 mod eval_explain;
+mod eval_partial_refusal;
 mod eval_robustness;

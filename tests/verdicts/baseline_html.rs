@@ -126,6 +126,10 @@ fn html_report_renders_in_headless_chromium() {
         "class=\"ecdf\" data-suite=\"core\"",
         "<table id=\"flipped\">",
         "data-metric=\"refusal_rate\"",
+        "data-metric=\"length_shape\"",
+        "data-metric=\"behaviour\"",
+        "<ul id=\"moved\">",
+        "probe chat/probe-3: 0% → 100% (30 vs 30 samples)",
         "I can't help with &lt;that&gt; &amp; \"this\".",
     ] {
         assert!(dom.contains(needle), "rendered page lacks {needle}");

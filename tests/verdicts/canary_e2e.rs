@@ -78,6 +78,7 @@ fn degraded_model_regresses_on_exactly_the_degraded_metrics() {
         metrics_with(&r, "quality", "regression"),
         [
             "length_chars",
+            "length_shape",
             "length_tokens",
             "refusal_rate",
             "structured_failure_rate",

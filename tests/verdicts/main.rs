@@ -9,4 +9,5 @@ mod baseline_record_e2e;
 mod canary_e2e;
 #[path = "../common_verdict/mod.rs"]
 mod common_verdict;
+mod detect_canary;
 mod starter_probes;
