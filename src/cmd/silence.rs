@@ -61,7 +61,8 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
             .enable_all()
             .build()?;
         let sent = runtime.block_on(async {
-            reqwest::Client::new()
+            let client = modelwatch::provider::http::outbound_client().build()?;
+            client
                 .post(&url)
                 .bearer_auth(token.expose())
                 .json(&body)
