@@ -929,6 +929,21 @@ impl Scheduler {
                 },
             ));
         }
+        // No pin any more (removed by a reload or before a restart): nothing is unapproved, so
+        // an `unapproved_model` alert still firing from the old pin resolves.
+        let unapproved = AlertKey::new(name, UNAPPROVED_MODEL);
+        if target.daemon.pin.is_none()
+            && self
+                .alerts
+                .get(&unapproved)
+                .is_some_and(|st| st.status == Status::Firing)
+        {
+            observations.push((
+                UNAPPROVED_MODEL.into(),
+                Severity::Critical,
+                Observation::Clear,
+            ));
+        }
 
         // Baseline (re)load and the monitoring episode.
         let settings = MonitorSettings {
