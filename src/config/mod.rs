@@ -12,11 +12,13 @@ pub mod env;
 pub(crate) mod fields;
 mod margins;
 pub mod secret;
+mod server;
 pub mod sinks;
 
 pub use daemon::{Alerts, DaemonSettings, Pin, TargetDaemon};
 pub use env::{Env, process_env};
 pub use secret::Secret;
+pub use server::Server;
 pub use sinks::{Otlp, Sentry, Telemetry, Webhook, WebhookFormat};
 
 use crate::diag::{Diagnostic, Source};
@@ -24,7 +26,6 @@ use crate::probe::{GenParams, Location, ProbeInput, Suite};
 use duration::{DURATION_EXPECTED, SIZE_EXPECTED, format_duration, parse_duration, parse_size};
 use fields::{Fields, GEN_PARAM_KEYS, Reader, parse_document};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -63,15 +64,6 @@ pub struct Storage {
     pub raw_text_retention: Duration,
     /// How long samples (measurements) are kept.
     pub sample_retention: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Server {
-    /// Address of the HTTP endpoint (/metrics, /healthz, status API).
-    pub listen: SocketAddr,
-    /// Bearer token required by state-changing endpoints (`POST /api/v1/silence`); without
-    /// one they are refused.
-    pub token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +188,6 @@ const TOP_KEYS: &[&str] = &[
     "telemetry",
 ];
 const STORAGE_KEYS: &[&str] = &["path", "raw_text_retention", "sample_retention"];
-const SERVER_KEYS: &[&str] = &["listen", "token"];
 const TARGET_KEYS: &[&str] = &[
     "name",
     "provider",
@@ -264,6 +255,7 @@ pub fn load_with_suites(path: &Path, env: Env<'_>) -> Result<Loaded, Vec<Diagnos
     if diags.is_empty() {
         let warnings = exposure_warning(path, parsed.holds_secrets, file_mode(path))
             .into_iter()
+            .chain(config.server.exposure_warning())
             .collect();
         Ok(Loaded {
             config,
@@ -436,7 +428,7 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
     let top = r.fields(doc.get_ref(), doc.span(), "the configuration", TOP_KEYS);
 
     let storage = read_storage(&mut r, &top, &dir);
-    let server = read_server(&mut r, &top);
+    let server = server::read_server(&mut r, &top);
     let margins = margins::read_margins(&mut r, top.get("margins"));
     let daemon_settings = daemon::read_daemon(&mut r, &top);
     let alerts = daemon::read_alerts(&mut r, &top, &dir);
@@ -585,32 +577,6 @@ fn read_storage(r: &mut Reader, top: &Fields, dir: &Path) -> Option<Storage> {
         storage.sample_retention = d;
     }
     Some(storage)
-}
-
-fn read_server(r: &mut Reader, top: &Fields) -> Option<Server> {
-    let mut server = Server {
-        listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
-        token: None,
-    };
-    let Some(v) = top.get("server") else {
-        return Some(server);
-    };
-    let f = r.table_value(v, "[server]", SERVER_KEYS)?;
-    if let Some(l) = r.string(&f, "listen") {
-        match l.get_ref().parse::<SocketAddr>() {
-            Ok(a) => server.listen = a,
-            Err(_) => r.error_help(
-                l.span(),
-                format!(
-                    "invalid `listen` address `{}`: expected IP:PORT",
-                    l.get_ref()
-                ),
-                "e.g. \"127.0.0.1:9464\" (loopback) or \"[::1]:9464\"; use port 0 for any free port",
-            ),
-        }
-    }
-    server.token = daemon::read_token(r, &f);
-    Some(server)
 }
 
 pub(crate) fn duration(r: &mut Reader, f: &Fields, key: &str) -> Option<Duration> {
