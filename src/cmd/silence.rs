@@ -44,6 +44,10 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_USAGE));
     };
+    if let Err(why) = modelwatch::http::check_silence(args.metric.as_deref(), duration) {
+        eprintln!("error: {why}");
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
     if !loaded.targets.iter().any(|t| t.name == args.target) {
         eprintln!(
             "error: no target named '{}' in {}",

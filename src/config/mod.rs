@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod duration;
 pub mod env;
 pub(crate) mod fields;
+pub mod files;
 mod margins;
 pub mod secret;
 mod server;
@@ -289,7 +290,7 @@ pub fn exposure_warning(path: &Path, holds_secrets: bool, mode: Option<u32>) -> 
         return None;
     }
     Some(format!(
-        "{} holds secrets (api_key or header values) and is readable by group or others \
+        "{} holds secrets (api_key, header values, tokens or a webhook URL) and is readable by group or others \
          (mode {:03o}): run `chmod 600 {}`, or move the key to api_key_file or ${{VAR}}",
         path.display(),
         mode & 0o777,
@@ -517,6 +518,28 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
     }
 }
 
+/// A webhook URL whose path or query is the credential: Slack (`hooks.slack.com/services/…`),
+/// Discord, Microsoft Teams, or a token in the query or the user information.
+fn secret_url(url: &str) -> bool {
+    let u = url.to_ascii_lowercase();
+    [
+        "hooks.slack.com/services/",
+        "hooks.slack.com/workflows/",
+        "hooks.slack.com/triggers/",
+        "discord.com/api/webhooks/",
+        "discordapp.com/api/webhooks/",
+        ".webhook.office.com/",
+        "token=",
+        "key=",
+        "sig=",
+    ]
+    .iter()
+    .any(|p| u.contains(p))
+        || u.split_once("://")
+            .and_then(|(_, rest)| rest.split('/').next())
+            .is_some_and(|authority| authority.contains('@'))
+}
+
 /// Spans of `api_key` and header values, masked in snippets (even a value that only references
 /// the environment may hold a secret prefix).
 fn literal_secret_spans(doc: &toml::de::DeTable) -> Vec<Range<usize>> {
@@ -531,6 +554,12 @@ fn literal_secret_spans(doc: &toml::de::DeTable) -> Vec<Range<usize>> {
     if let Some(DeValue::Table(alerts)) = doc.get("alerts").map(|v| v.get_ref()) {
         if let Some(DeValue::Table(w)) = alerts.get("webhook").map(|v| v.get_ref()) {
             spans.extend(w.get("secret").and_then(literal));
+            // A Slack-style URL is itself the credential.
+            spans.extend(
+                w.get("url")
+                    .filter(|u| matches!(u.get_ref(), DeValue::String(u) if secret_url(u)))
+                    .and_then(literal),
+            );
         }
         if let Some(DeValue::Table(sn)) = alerts.get("sentry").map(|v| v.get_ref()) {
             spans.extend(sn.get("dsn").and_then(literal));
@@ -855,7 +884,38 @@ fn read_size(r: &mut Reader, f: &Fields, key: &str) -> Option<u64> {
         r.error(v.span(), format!("`{key}` must be at least 1KiB"));
         return None;
     }
+    if n > MAX_RESPONSE_BYTES {
+        r.error_help(
+            v.span(),
+            format!("`{key}` must be at most 64MiB"),
+            "an answer larger than that is a fault to report, not to read: keep the default 4MiB",
+        );
+        return None;
+    }
     Some(n)
+}
+
+/// Upper bound of `max_response_bytes`: one answer of a target, read into memory (times its
+/// `max_concurrency`).
+const MAX_RESPONSE_BYTES: u64 = 64 << 20;
+
+/// Why `value` (sent as `Bearer <value>`) is not a valid HTTP header value, if it is not:
+/// the HTTP client refuses anything but visible ASCII, space and tab.
+fn header_problem(value: &str) -> Option<String> {
+    let bad = value
+        .trim()
+        .char_indices()
+        .find(|(_, c)| !(*c == ' ' || *c == '\t' || c.is_ascii_graphic()))?;
+    Some(format!(
+        "character {} (U+{:04X}) at offset {} is not allowed (only visible ASCII)",
+        if bad.1.is_control() {
+            "control".to_string()
+        } else {
+            format!("'{}'", bad.1)
+        },
+        bad.1 as u32,
+        bad.0
+    ))
 }
 
 /// `api_key` or `api_key_file`. `Some(None)`: no key; `None`: an error was reported.
@@ -885,13 +945,32 @@ fn read_api_key(r: &mut Reader, f: &Fields, dir: &Path) -> Option<Option<Secret>
                 );
                 return None;
             }
+            if let Some(why) = header_problem(k.get_ref()) {
+                r.error(
+                    k.span(),
+                    format!("`api_key` cannot be sent as an HTTP header: {why}"),
+                );
+                return None;
+            }
             Some(Some(Secret::new(k.into_inner())))
         }
         (None, Some(file)) => {
             let path = resolve_credential(file.get_ref(), dir, r);
-            match std::fs::read_to_string(&path) {
+            match files::read_text_limited(&path, files::MAX_CREDENTIAL_BYTES) {
                 Ok(s) if !s.trim().is_empty() => {
-                    Some(Some(Secret::new(s.trim_end_matches(['\n', '\r']))))
+                    let key = s.trim_end_matches(['\n', '\r']);
+                    if let Some(why) = header_problem(key) {
+                        r.error_help(
+                            file.span(),
+                            format!(
+                                "api_key_file `{}` cannot be sent as an HTTP header: {why}",
+                                path.display()
+                            ),
+                            "the file should hold the key alone, on one line",
+                        );
+                        return None;
+                    }
+                    Some(Some(Secret::new(key)))
                 }
                 Ok(_) => {
                     r.error(
@@ -972,10 +1051,11 @@ fn read_headers(r: &mut Reader, f: &Fields) -> Option<Vec<(String, Secret)>> {
             continue;
         };
         match r.expand(s, val.span()) {
-            Some(s) if s.chars().any(|c| c.is_control() && c != '\t') => {
+            Some(s) if header_problem(&s).is_some() => {
+                let why = header_problem(&s).unwrap_or_default();
                 r.error(
                     val.span(),
-                    format!("header `{name}` has a control character in its value: expected printable text"),
+                    format!("header `{name}` cannot be sent as an HTTP header value: {why}; expected printable text"),
                 );
                 ok = false;
             }
@@ -1095,6 +1175,12 @@ suites = ["core", "x/y.toml"]
         assert!(!holds_secrets(&from_env));
         let header = MINIMAL.replace("suites", "headers = { X-Token = \"t0k\" }\nsuites");
         assert!(holds_secrets(&header));
+        let slack = format!(
+            "[alerts.webhook]\nurl = \"https://hooks.slack.com/services/T0/B0/abcdef\"\n{MINIMAL}"
+        );
+        assert!(holds_secrets(&slack));
+        let plain = format!("[alerts.webhook]\nurl = \"https://hooks.example.com/mw\"\n{MINIMAL}");
+        assert!(!holds_secrets(&plain));
         let header_env = MINIMAL.replace("suites", "headers = { X-Token = \"${T}\" }\nsuites");
         assert!(!holds_secrets(&header_env));
     }

@@ -64,7 +64,11 @@ impl CompiledChecks {
             Some(JsonSchemaSpec::Inline(value)) => Some(compile_schema(value, "inline")?),
             Some(JsonSchemaSpec::Path(rel)) => {
                 let path = suite_dir.join(rel);
-                let text = std::fs::read_to_string(&path).map_err(|e| CheckError::SchemaRead {
+                let text = crate::config::files::read_text_limited(
+                    &path,
+                    crate::config::files::MAX_TEXT_BYTES,
+                )
+                .map_err(|e| CheckError::SchemaRead {
                     path: path.clone(),
                     message: e.to_string(),
                 })?;

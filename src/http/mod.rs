@@ -37,6 +37,37 @@ use tokio::sync::{mpsc, oneshot};
 pub const MAX_BODY: usize = 16 * 1024;
 /// Longest silence accepted through the API.
 const MAX_SILENCE_MS: u128 = 30 * 86_400_000;
+/// Shortest silence accepted: anything shorter is a typo (`1ms` for `1m`) and mutes nothing.
+pub const MIN_SILENCE_MS: u128 = 60_000;
+
+/// The metrics an alert can be about: the monitor's rate metrics, `length_chars` and
+/// `unapproved_model`. A silence naming anything else would silently mute nothing.
+pub fn alert_metrics() -> Vec<String> {
+    let mut ids: Vec<String> = crate::drift::BINARY.iter().map(|m| m.id()).collect();
+    ids.push(crate::daemon::monitor::LENGTH_METRIC.to_string());
+    ids.push(crate::daemon::UNAPPROVED_MODEL.to_string());
+    ids
+}
+
+/// Checks a silence's metric and duration; the error says what is accepted.
+pub fn check_silence(metric: Option<&str>, duration: std::time::Duration) -> Result<(), String> {
+    if let Some(m) = metric {
+        let known = alert_metrics();
+        if !known.iter().any(|k| k == m) {
+            return Err(format!(
+                "unknown metric `{m}`: expected one of {}, or none for every alert of the target",
+                known.join(", ")
+            ));
+        }
+    }
+    if duration.as_millis() < MIN_SILENCE_MS {
+        return Err("a silence must last at least 1m".into());
+    }
+    if duration.as_millis() > MAX_SILENCE_MS {
+        return Err("a silence may last at most 30d".into());
+    }
+    Ok(())
+}
 
 #[derive(Clone)]
 struct AppState {
@@ -241,8 +272,8 @@ async fn silence(
             ),
         );
     };
-    if duration.as_millis() > MAX_SILENCE_MS {
-        return error(StatusCode::BAD_REQUEST, "a silence may last at most 30d");
+    if let Err(why) = check_silence(req.metric.as_deref(), duration) {
+        return error(StatusCode::BAD_REQUEST, why);
     }
     let (reply, rx) = oneshot::channel();
     let cmd = Command::Silence {
