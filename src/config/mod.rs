@@ -15,6 +15,7 @@ mod margins;
 pub mod secret;
 mod server;
 pub mod sinks;
+mod values;
 
 pub use daemon::{Alerts, DaemonSettings, Pin, TargetDaemon};
 pub use env::{Env, process_env};
@@ -32,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
 use toml::de::DeValue;
+use values::{MAX_RESPONSE_BYTES, header_problem, secret_url};
 
 /// The shortest allowed `interval`: probing faster measures the server's load, not the model.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
@@ -518,28 +520,6 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
     }
 }
 
-/// A webhook URL whose path or query is the credential: Slack (`hooks.slack.com/services/…`),
-/// Discord, Microsoft Teams, or a token in the query or the user information.
-fn secret_url(url: &str) -> bool {
-    let u = url.to_ascii_lowercase();
-    [
-        "hooks.slack.com/services/",
-        "hooks.slack.com/workflows/",
-        "hooks.slack.com/triggers/",
-        "discord.com/api/webhooks/",
-        "discordapp.com/api/webhooks/",
-        ".webhook.office.com/",
-        "token=",
-        "key=",
-        "sig=",
-    ]
-    .iter()
-    .any(|p| u.contains(p))
-        || u.split_once("://")
-            .and_then(|(_, rest)| rest.split('/').next())
-            .is_some_and(|authority| authority.contains('@'))
-}
-
 /// Spans of `api_key` and header values, masked in snippets (even a value that only references
 /// the environment may hold a secret prefix).
 fn literal_secret_spans(doc: &toml::de::DeTable) -> Vec<Range<usize>> {
@@ -893,29 +873,6 @@ fn read_size(r: &mut Reader, f: &Fields, key: &str) -> Option<u64> {
         return None;
     }
     Some(n)
-}
-
-/// Upper bound of `max_response_bytes`: one answer of a target, read into memory (times its
-/// `max_concurrency`).
-const MAX_RESPONSE_BYTES: u64 = 64 << 20;
-
-/// Why `value` (sent as `Bearer <value>`) is not a valid HTTP header value, if it is not:
-/// the HTTP client refuses anything but visible ASCII, space and tab.
-fn header_problem(value: &str) -> Option<String> {
-    let bad = value
-        .trim()
-        .char_indices()
-        .find(|(_, c)| !(*c == ' ' || *c == '\t' || c.is_ascii_graphic()))?;
-    Some(format!(
-        "character {} (U+{:04X}) at offset {} is not allowed (only visible ASCII)",
-        if bad.1.is_control() {
-            "control".to_string()
-        } else {
-            format!("'{}'", bad.1)
-        },
-        bad.1 as u32,
-        bad.0
-    ))
 }
 
 /// `api_key` or `api_key_file`. `Some(None)`: no key; `None`: an error was reported.
