@@ -41,6 +41,7 @@ pub mod demo;
 pub mod diag;
 pub mod drift;
 pub mod eval;
+pub mod files;
 pub mod http;
 pub mod probe;
 pub mod provider;

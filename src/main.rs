@@ -72,6 +72,12 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // A command whose output is cut short (`modelwatch … | head`) ends quietly, as Unix tools
+    // do, instead of panicking on the broken pipe. The long-running servers keep ignoring
+    // SIGPIPE: a closed log pipe must not stop monitoring.
+    if !matches!(cli.command, Command::Daemon(_) | Command::Sim(_)) {
+        default_sigpipe();
+    }
     cmd::init_logging(&cli.global);
     let result = match cli.command {
         Command::Run(args) => cmd::run::exec(args, &cli.global),
@@ -97,3 +103,22 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Restores the default action of SIGPIPE (terminate), which the Rust runtime sets to ignore.
+#[cfg(unix)]
+fn default_sigpipe() {
+    unsafe extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    /// SIGPIPE on Linux and the BSDs.
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: `signal` from the C library with a valid signal number and SIG_DFL, called from
+    // the main thread before any other thread exists; no handler of ours is replaced.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn default_sigpipe() {}

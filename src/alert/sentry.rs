@@ -179,9 +179,8 @@ impl SentrySink {
     ) -> Result<SentrySink, SinkError> {
         let err = |reason: String| SinkError::permanent("sentry", "", reason);
         let dsn = Dsn::parse(config.dsn.expose()).map_err(|e| err(format!("invalid DSN: {e}")))?;
-        let client = reqwest::Client::builder()
+        let client = crate::provider::http::outbound_client()
             .timeout(timeout)
-            .user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| err(format!("cannot build the HTTP client: {e}")))?;
         Ok(SentrySink {

@@ -57,7 +57,7 @@ pub enum HttpVerdict {
     Accepted,
     /// 408, 429, 5xx (and anything unexpected): retried with backoff, after `Retry-After`.
     Retry(Option<Duration>),
-    /// Any other 4xx, or a redirect left over after following redirects: given up at once.
+    /// Any other 4xx, or a redirect (never followed): given up at once.
     Reject,
 }
 
@@ -128,6 +128,14 @@ pub fn check_response(
             retry_after: after,
             ..SinkError::transient(sink, incident, format!("the receiver answered {status}"))
         }),
+        HttpVerdict::Reject if status.is_redirection() => Err(SinkError::permanent(
+            sink,
+            incident,
+            format!(
+                "the receiver answered {status}; redirects are not followed (they would carry \
+                 the credentials elsewhere): configure the final URL"
+            ),
+        )),
         HttpVerdict::Reject => Err(SinkError::permanent(
             sink,
             incident,

@@ -77,9 +77,8 @@ pub struct WebhookSink {
 
 impl WebhookSink {
     pub fn new(config: Webhook, timeout: Duration) -> Result<WebhookSink, SinkError> {
-        let client = reqwest::Client::builder()
+        let client = crate::provider::http::outbound_client()
             .timeout(timeout)
-            .user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| {
                 SinkError::permanent("webhook", "", format!("cannot build the HTTP client: {e}"))

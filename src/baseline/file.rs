@@ -96,7 +96,8 @@ impl Baseline {
             path: path.to_path_buf(),
             error,
         };
-        let bytes = std::fs::read(path).map_err(read_error)?;
+        let bytes = crate::files::read_limited(path, crate::files::MAX_BASELINE_BYTES)
+            .map_err(read_error)?;
         let text = String::from_utf8(bytes).map_err(|e| {
             let what = match e.as_bytes().get(..2) {
                 Some([0xff, 0xfe] | [0xfe, 0xff]) => {
@@ -167,7 +168,8 @@ impl Baseline {
     }
 
     /// Writes the file atomically: a temporary file in the same directory, synced, then
-    /// renamed over `path`.
+    /// renamed over `path`. The file is owner-only (0600), a created directory 0700: a
+    /// baseline holds answer excerpts.
     pub fn save(&self, path: &Path) -> Result<(), BaselineError> {
         let err = |error| BaselineError::Write {
             path: path.to_path_buf(),
@@ -177,14 +179,14 @@ impl Baseline {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        std::fs::create_dir_all(&dir).map_err(err)?;
+        crate::files::create_private_dir_all(&dir).map_err(err)?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "baseline.json".into());
         let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
         let result = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
+            let mut f = crate::files::create_private(&tmp)?;
             f.write_all(self.to_json().as_bytes())?;
             f.sync_all()?;
             std::fs::rename(&tmp, path)

@@ -6,6 +6,7 @@ use anyhow::Context;
 use modelwatch::config;
 use modelwatch::daemon::{self, Command, notify::Notifier, state::Shared};
 use modelwatch::diag;
+use modelwatch::http::serve;
 use modelwatch::store::Store;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -59,13 +60,18 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
     let shared = Arc::new(Shared::default());
     let (commands, rx) = mpsc::channel(16);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let router = modelwatch::http::router(
-        shared.clone(),
-        commands.clone(),
-        loaded.config.server.token.clone(),
+    let server = &loaded.config.server;
+    let access =
+        modelwatch::http::Access::for_listen(addr, server.token.clone(), server.public_metrics);
+    let router = modelwatch::http::router_with(shared.clone(), commands.clone(), access);
+    let limits = serve::Limits::within_budget(server.max_connections, serve::soft_nofile());
+    tracing::info!(
+        max_connections = limits.max_connections,
+        soft_nofile = serve::soft_nofile(),
+        "HTTP connection limit (at most a quarter of the descriptor limit)"
     );
     let mut http_stop = stop_rx.clone();
-    let http = tokio::spawn(modelwatch::http::serve(listener, router, async move {
+    let http = tokio::spawn(serve::serve_with(listener, router, limits, async move {
         let _ = http_stop.wait_for(|s| *s).await;
     }));
 

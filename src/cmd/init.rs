@@ -97,7 +97,7 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
 /// The first candidate that answers as Ollama (`/api/tags`) or OpenAI-compatible
 /// (`/v1/models`) with at least one model.
 pub async fn detect(candidates: &[String]) -> Found {
-    let Ok(client) = reqwest::Client::builder()
+    let Ok(client) = modelwatch::provider::http::outbound_client()
         .timeout(PROBE_TIMEOUT)
         .connect_timeout(PROBE_TIMEOUT)
         .build()

@@ -44,6 +44,10 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_USAGE));
     };
+    if let Err(why) = modelwatch::http::check_silence(args.metric.as_deref(), duration) {
+        eprintln!("error: {why}");
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
     if !loaded.targets.iter().any(|t| t.name == args.target) {
         eprintln!(
             "error: no target named '{}' in {}",
@@ -61,7 +65,8 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
             .enable_all()
             .build()?;
         let sent = runtime.block_on(async {
-            reqwest::Client::new()
+            let client = modelwatch::provider::http::outbound_client().build()?;
+            client
                 .post(&url)
                 .bearer_auth(token.expose())
                 .json(&body)

@@ -1,11 +1,11 @@
 //! Daemon settings of the configuration: `[daemon]`, `[alerts]` (reminders, maintenance
-//! windows), `[server] token`, and the daemon keys of a `[[target]]` (`pin`, `jitter`,
+//! windows), and the daemon keys of a `[[target]]` (`pin`, `jitter`,
 //! `false_alarm_interval`, `max_requests_per_second`, `round_deadline`).
 //!
 //! Kept apart from the rest of the configuration so each concern reads its own keys; the
 //! format is documented in `docs/daemon.md`.
 
-use super::{Secret, duration, positive_duration};
+use super::{duration, positive_duration};
 use crate::diag::fields::{Fields, Reader};
 use std::time::Duration;
 use toml::de::DeValue;
@@ -181,20 +181,6 @@ pub(super) fn read_alerts(r: &mut Reader, top: &Fields, dir: &std::path::Path) -
         }
     }
     Some(a)
-}
-
-/// `[server] token`: the bearer token of state-changing endpoints.
-pub(super) fn read_token(r: &mut Reader, f: &Fields) -> Option<Secret> {
-    let t = r.string(f, "token")?;
-    if t.get_ref().trim().len() < 16 {
-        r.error_help(
-            t.span(),
-            "`token` in [server] is too short: expected at least 16 characters",
-            "generate one with `openssl rand -hex 32` and pass it as \"${MODELWATCH_TOKEN}\"",
-        );
-        return None;
-    }
-    Some(Secret::new(t.into_inner()))
 }
 
 pub(super) fn read_target_daemon(

@@ -9,13 +9,17 @@
 pub mod daemon;
 pub mod duration;
 pub use crate::diag::env;
+use crate::files;
 mod margins;
 pub mod secret;
+pub mod server;
 pub mod sinks;
+mod values;
 
 pub use daemon::{Alerts, DaemonSettings, MaintenanceWindow, Pin, TargetDaemon};
 pub use env::{Env, process_env};
 pub use secret::Secret;
+pub use server::Server;
 pub use sinks::{Otlp, Sentry, Telemetry, Webhook, WebhookFormat};
 
 use crate::diag::fields::{self, Fields, Reader, parse_document};
@@ -25,13 +29,13 @@ use crate::probe::{GEN_PARAM_KEYS, read_gen_params};
 use crate::probe::{GenParams, Location, ProbeInput, Suite};
 use duration::{DURATION_EXPECTED, SIZE_EXPECTED, format_duration, parse_duration, parse_size};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use toml::Spanned;
 use toml::de::DeValue;
+use values::{MAX_RESPONSE_BYTES, header_problem, secret_url};
 
 /// The shortest allowed `interval`: probing faster measures the server's load, not the model.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
@@ -65,15 +69,6 @@ pub struct Storage {
     pub raw_text_retention: Duration,
     /// How long samples (measurements) are kept.
     pub sample_retention: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Server {
-    /// Address of the HTTP endpoint (/metrics, /healthz, status API).
-    pub listen: SocketAddr,
-    /// Bearer token required by state-changing endpoints (`POST /api/v1/silence`); without
-    /// one they are refused.
-    pub token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,7 +196,6 @@ const TOP_KEYS: &[&str] = &[
     "telemetry",
 ];
 const STORAGE_KEYS: &[&str] = &["path", "raw_text_retention", "sample_retention"];
-const SERVER_KEYS: &[&str] = &["listen", "token"];
 const TARGET_KEYS: &[&str] = &[
     "name",
     "provider",
@@ -277,6 +271,7 @@ pub fn load_with_suites(path: &Path, env: Env<'_>) -> Result<Loaded, Vec<Diagnos
     if diags.is_empty() {
         let warnings = exposure_warning(path, parsed.holds_secrets, file_mode(path))
             .into_iter()
+            .chain(config.server.exposure_warning())
             .collect();
         Ok(Loaded {
             config,
@@ -311,7 +306,7 @@ pub fn exposure_warning(path: &Path, holds_secrets: bool, mode: Option<u32>) -> 
         return None;
     }
     Some(format!(
-        "{} holds secrets (api_key or header values) and is readable by group or others \
+        "{} holds secrets (api_key, header values, tokens or a webhook URL) and is readable by group or others \
          (mode {:03o}): run `chmod 600 {}`, or move the key to api_key_file or ${{VAR}}",
         path.display(),
         mode & 0o777,
@@ -450,7 +445,7 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
     let top = r.fields(doc.get_ref(), doc.span(), "the configuration", TOP_KEYS);
 
     let storage = read_storage(&mut r, &top, &dir);
-    let server = read_server(&mut r, &top);
+    let server = server::read_server(&mut r, &top);
     let margins = margins::read_margins(&mut r, top.get("margins"));
     let daemon_settings = daemon::read_daemon(&mut r, &top);
     let alerts = daemon::read_alerts(&mut r, &top, &dir);
@@ -553,6 +548,12 @@ fn literal_secret_spans(doc: &toml::de::DeTable) -> Vec<Range<usize>> {
     if let Some(DeValue::Table(alerts)) = doc.get("alerts").map(|v| v.get_ref()) {
         if let Some(DeValue::Table(w)) = alerts.get("webhook").map(|v| v.get_ref()) {
             spans.extend(w.get("secret").and_then(literal));
+            // A Slack-style URL is itself the credential.
+            spans.extend(
+                w.get("url")
+                    .filter(|u| matches!(u.get_ref(), DeValue::String(u) if secret_url(u)))
+                    .and_then(literal),
+            );
         }
         if let Some(DeValue::Table(sn)) = alerts.get("sentry").map(|v| v.get_ref()) {
             spans.extend(sn.get("dsn").and_then(literal));
@@ -599,32 +600,6 @@ fn read_storage(r: &mut Reader, top: &Fields, dir: &Path) -> Option<Storage> {
         storage.sample_retention = d;
     }
     Some(storage)
-}
-
-fn read_server(r: &mut Reader, top: &Fields) -> Option<Server> {
-    let mut server = Server {
-        listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
-        token: None,
-    };
-    let Some(v) = top.get("server") else {
-        return Some(server);
-    };
-    let f = r.table_value(v, "[server]", SERVER_KEYS)?;
-    if let Some(l) = r.string(&f, "listen") {
-        match l.get_ref().parse::<SocketAddr>() {
-            Ok(a) => server.listen = a,
-            Err(_) => r.error_help(
-                l.span(),
-                format!(
-                    "invalid `listen` address `{}`: expected IP:PORT",
-                    l.get_ref()
-                ),
-                "e.g. \"127.0.0.1:9464\" (loopback) or \"[::1]:9464\"; use port 0 for any free port",
-            ),
-        }
-    }
-    server.token = daemon::read_token(r, &f);
-    Some(server)
 }
 
 pub(crate) fn duration(r: &mut Reader, f: &Fields, key: &str) -> Option<Duration> {
@@ -903,6 +878,14 @@ fn read_size(r: &mut Reader, f: &Fields, key: &str) -> Option<u64> {
         r.error(v.span(), format!("`{key}` must be at least 1KiB"));
         return None;
     }
+    if n > MAX_RESPONSE_BYTES {
+        r.error_help(
+            v.span(),
+            format!("`{key}` must be at most 64MiB"),
+            "an answer larger than that is a fault to report, not to read: keep the default 4MiB",
+        );
+        return None;
+    }
     Some(n)
 }
 
@@ -933,13 +916,32 @@ fn read_api_key(r: &mut Reader, f: &Fields, dir: &Path) -> Option<Option<Secret>
                 );
                 return None;
             }
+            if let Some(why) = header_problem(k.get_ref()) {
+                r.error(
+                    k.span(),
+                    format!("`api_key` cannot be sent as an HTTP header: {why}"),
+                );
+                return None;
+            }
             Some(Some(Secret::new(k.into_inner())))
         }
         (None, Some(file)) => {
             let path = resolve_credential(file.get_ref(), dir, r);
-            match std::fs::read_to_string(&path) {
+            match files::read_text_limited(&path, files::MAX_CREDENTIAL_BYTES) {
                 Ok(s) if !s.trim().is_empty() => {
-                    Some(Some(Secret::new(s.trim_end_matches(['\n', '\r']))))
+                    let key = s.trim_end_matches(['\n', '\r']);
+                    if let Some(why) = header_problem(key) {
+                        r.error_help(
+                            file.span(),
+                            format!(
+                                "api_key_file `{}` cannot be sent as an HTTP header: {why}",
+                                path.display()
+                            ),
+                            "the file should hold the key alone, on one line",
+                        );
+                        return None;
+                    }
+                    Some(Some(Secret::new(key)))
                 }
                 Ok(_) => {
                     r.error(
@@ -1020,10 +1022,11 @@ fn read_headers(r: &mut Reader, f: &Fields) -> Option<Vec<(String, Secret)>> {
             continue;
         };
         match r.expand(s, val.span()) {
-            Some(s) if s.chars().any(|c| c.is_control() && c != '\t') => {
+            Some(s) if header_problem(&s).is_some() => {
+                let why = header_problem(&s).unwrap_or_default();
                 r.error(
                     val.span(),
-                    format!("header `{name}` has a control character in its value: expected printable text"),
+                    format!("header `{name}` cannot be sent as an HTTP header value: {why}; expected printable text"),
                 );
                 ok = false;
             }
@@ -1143,6 +1146,12 @@ suites = ["core", "x/y.toml"]
         assert!(!holds_secrets(&from_env));
         let header = MINIMAL.replace("suites", "headers = { X-Token = \"t0k\" }\nsuites");
         assert!(holds_secrets(&header));
+        let slack = format!(
+            "[alerts.webhook]\nurl = \"https://hooks.slack.com/services/T0/B0/abcdef\"\n{MINIMAL}"
+        );
+        assert!(holds_secrets(&slack));
+        let plain = format!("[alerts.webhook]\nurl = \"https://hooks.example.com/mw\"\n{MINIMAL}");
+        assert!(!holds_secrets(&plain));
         let header_env = MINIMAL.replace("suites", "headers = { X-Token = \"${T}\" }\nsuites");
         assert!(!holds_secrets(&header_env));
     }

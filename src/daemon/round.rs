@@ -224,6 +224,21 @@ impl Scheduler {
         let mut observations: Vec<(String, Severity, Observation)> = Vec::new();
         // Pin: before any statistics.
         observations.extend(self.pin_observation(name, &target, fingerprint_id.as_deref()));
+        // No pin any more (removed by a reload or before a restart): nothing is unapproved, so
+        // an `unapproved_model` alert still firing from the old pin resolves.
+        let unapproved = AlertKey::new(name, UNAPPROVED_MODEL);
+        if target.daemon.pin.is_none()
+            && self
+                .alerts
+                .get(&unapproved)
+                .is_some_and(|st| st.status == Status::Firing)
+        {
+            observations.push((
+                UNAPPROVED_MODEL.into(),
+                Severity::Critical,
+                Observation::Clear,
+            ));
+        }
         observations
             .extend(self.monitor_observations(name, &target, settings, outcome, swapped, now_ms));
         notifications.append(&mut self.step_alerts(name, observations, now_ms, &mutes));

@@ -126,12 +126,13 @@ impl Source {
     /// Reads a file as UTF-8. A missing, unreadable or non-UTF-8 file is a diagnostic; the
     /// non-UTF-8 one points at the first invalid byte.
     pub fn read(path: &Path, what: &str) -> Result<Source, Diagnostic> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            Diagnostic::file(
-                path,
-                format!("cannot read {what} `{}`: {e}", path.display()),
-            )
-        })?;
+        let bytes =
+            crate::files::read_limited(path, crate::files::MAX_TEXT_BYTES).map_err(|e| {
+                Diagnostic::file(
+                    path,
+                    format!("cannot read {what} `{}`: {e}", path.display()),
+                )
+            })?;
         let utf16 = match bytes.get(..2) {
             Some([0xff, 0xfe]) => Some("UTF-16 little-endian"),
             Some([0xfe, 0xff]) => Some("UTF-16 big-endian"),

@@ -66,10 +66,11 @@ impl CompiledChecks {
             Some(JsonSchemaSpec::Inline(value)) => Some(compile_schema(value, "inline")?),
             Some(JsonSchemaSpec::Path(rel)) => {
                 let path = suite_dir.join(rel);
-                let text = std::fs::read_to_string(&path).map_err(|e| CheckError::SchemaRead {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
+                let text = crate::files::read_text_limited(&path, crate::files::MAX_TEXT_BYTES)
+                    .map_err(|e| CheckError::SchemaRead {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
                 let value: serde_json::Value =
                     serde_json::from_str(&text).map_err(|e| CheckError::SchemaNotJson {
                         path: path.clone(),

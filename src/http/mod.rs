@@ -9,7 +9,13 @@
 //! - `POST /api/v1/silence`: mute a target's notifications for a while; needs
 //!   `Authorization: Bearer <[server] token>` and is refused when no token is configured.
 //!
-//! Request bodies are limited to [`MAX_BODY`] bytes.
+//! Bound to a non-loopback address ([`Access::exposed`]), every endpoint but `/healthz` and
+//! `/readyz` (and `/metrics` with `[server] public_metrics = true`) needs the bearer token, and
+//! is refused when none is configured: the status API shows models, digests, pins and alert
+//! evidence. Request bodies are limited to [`MAX_BODY`] bytes; connections, header size and
+//! timeouts are limited by [`serve::Limits`].
+
+pub mod serve;
 
 use crate::config::Secret;
 use crate::config::duration::parse_duration;
@@ -17,8 +23,9 @@ use crate::daemon::Command;
 use crate::daemon::state::Shared;
 use crate::runner::{Clock, SystemClock};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -30,6 +37,37 @@ use tokio::sync::{mpsc, oneshot};
 pub const MAX_BODY: usize = 16 * 1024;
 /// Longest silence accepted through the API.
 const MAX_SILENCE_MS: u128 = 30 * 86_400_000;
+/// Shortest silence accepted: anything shorter is a typo (`1ms` for `1m`) and mutes nothing.
+pub const MIN_SILENCE_MS: u128 = 60_000;
+
+/// The metrics an alert can be about: the monitor's rate metrics, `length_chars` and
+/// `unapproved_model`. A silence naming anything else would silently mute nothing.
+pub fn alert_metrics() -> Vec<String> {
+    let mut ids: Vec<String> = crate::drift::BINARY.iter().map(|m| m.id()).collect();
+    ids.push(crate::daemon::monitor::LENGTH_METRIC.to_string());
+    ids.push(crate::daemon::UNAPPROVED_MODEL.to_string());
+    ids
+}
+
+/// Checks a silence's metric and duration; the error says what is accepted.
+pub fn check_silence(metric: Option<&str>, duration: std::time::Duration) -> Result<(), String> {
+    if let Some(m) = metric {
+        let known = alert_metrics();
+        if !known.iter().any(|k| k == m) {
+            return Err(format!(
+                "unknown metric `{m}`: expected one of {}, or none for every alert of the target",
+                known.join(", ")
+            ));
+        }
+    }
+    if duration.as_millis() < MIN_SILENCE_MS {
+        return Err("a silence must last at least 1m".into());
+    }
+    if duration.as_millis() > MAX_SILENCE_MS {
+        return Err("a silence may last at most 30d".into());
+    }
+    Ok(())
+}
 
 #[derive(Clone)]
 struct AppState {
@@ -38,12 +76,51 @@ struct AppState {
     token: Option<Secret>,
 }
 
-/// The routes, ready to serve.
+/// Who may read what: see the module documentation.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// Bearer token (`[server] token`).
+    pub token: Option<Secret>,
+    /// Bound to a non-loopback address: reading needs the token too.
+    pub exposed: bool,
+    /// `/metrics` is served without the token even when exposed.
+    pub public_metrics: bool,
+}
+
+impl Access {
+    /// The access rules of a server listening on `listen`.
+    pub fn for_listen(
+        listen: std::net::SocketAddr,
+        token: Option<Secret>,
+        public_metrics: bool,
+    ) -> Access {
+        Access {
+            token,
+            exposed: !listen.ip().is_loopback(),
+            public_metrics,
+        }
+    }
+}
+
+/// The routes, ready to serve, for a loopback listener.
 pub fn router(
     shared: Arc<Shared>,
     commands: mpsc::Sender<Command>,
     token: Option<Secret>,
 ) -> Router {
+    router_with(
+        shared,
+        commands,
+        Access {
+            token,
+            ..Access::default()
+        },
+    )
+}
+
+/// The routes, ready to serve, under `access`.
+pub fn router_with(shared: Arc<Shared>, commands: mpsc::Sender<Command>, access: Access) -> Router {
+    let token = access.token.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -51,6 +128,10 @@ pub fn router(
         .route("/api/v1/status", get(status))
         .route("/api/v1/silence", post(silence))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(access),
+            guard,
+        ))
         .with_state(AppState {
             shared,
             commands,
@@ -58,15 +139,49 @@ pub fn router(
         })
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
+/// Serves `router` on `listener` with the default [`serve::Limits`] inside this process's
+/// descriptor budget, until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = serve::Limits::within_budget(serve::DEFAULT_MAX_CONNECTIONS, serve::soft_nofile());
+    serve::serve_with(listener, router, limits, shutdown).await
+}
+
+/// Lets a request through when `access` allows it without the token, or it carries the token.
+async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let open = !access.exposed
+        || matches!(path, "/healthz" | "/readyz" | "/api/v1/silence")
+        || (path == "/metrics" && access.public_metrics);
+    if open {
+        return next.run(req).await;
+    }
+    let Some(token) = &access.token else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "the HTTP endpoint listens on a non-loopback address without a token: set [server] \
+             token (and send Authorization: Bearer <token>), or listen on 127.0.0.1",
+        );
+    };
+    if !bearer_matches(req.headers(), token) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token: send Authorization: Bearer <[server] token>",
+        );
+    }
+    next.run(req).await
+}
+
+/// The request carries `Authorization: Bearer <token>`.
+fn bearer_matches(headers: &HeaderMap, token: &Secret) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    given.is_some_and(|g| same(g.trim().as_bytes(), token.expose().as_bytes()))
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
@@ -131,11 +246,7 @@ async fn silence(
             "state-changing endpoints are disabled: set [server] token in the configuration",
         );
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if !given.is_some_and(|g| same(g.trim().as_bytes(), token.expose().as_bytes())) {
+    if !bearer_matches(&headers, token) {
         return error(
             StatusCode::UNAUTHORIZED,
             "missing or wrong bearer token: send Authorization: Bearer <[server] token>",
@@ -161,8 +272,8 @@ async fn silence(
             ),
         );
     };
-    if duration.as_millis() > MAX_SILENCE_MS {
-        return error(StatusCode::BAD_REQUEST, "a silence may last at most 30d");
+    if let Err(why) = check_silence(req.metric.as_deref(), duration) {
+        return error(StatusCode::BAD_REQUEST, why);
     }
     let (reply, rx) = oneshot::channel();
     let cmd = Command::Silence {

@@ -8,6 +8,7 @@
 //! the server names; a monitor should be pointed at the final address instead.
 //! Compression is not negotiated (no `Accept-Encoding`), so a compressed body is never inflated.
 
+use super::redact::Redactor;
 use super::{ClientConfig, ProviderError};
 use crate::rng::Rng;
 use crate::sample::{ErrorKind, SampleError};
@@ -18,6 +19,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+/// The one way to build an outbound HTTP client (model servers, webhook, Sentry, OTLP): every
+/// client starts here so none can follow a redirect. A 3xx would carry the request's headers
+/// and body (API keys, signatures, Sentry keys, OTLP tokens) to whatever host the answer names,
+/// so a redirect is an answer like any other and the caller reports it.
+pub fn outbound_client() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION")))
+}
 
 /// How many bytes of an error response are read to explain the failure.
 const ERROR_SNIPPET_BYTES: usize = 2048;
@@ -67,45 +78,6 @@ async fn cancelled(signal: Option<&CancelSignal>) {
     match signal {
         Some(s) => s.wait().await,
         None => std::future::pending().await,
-    }
-}
-
-/// Replaces secret values (API key, configured header values, URL password) in messages.
-#[derive(Clone, Default)]
-pub(crate) struct Redactor {
-    secrets: Vec<String>,
-}
-
-impl std::fmt::Debug for Redactor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Redactor({} secrets)", self.secrets.len())
-    }
-}
-
-impl Redactor {
-    /// Values shorter than three characters are not treated as secrets: redacting them would
-    /// shred every message while protecting nothing.
-    pub(crate) fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut secrets: Vec<String> = values
-            .into_iter()
-            .map(str::trim)
-            .filter(|v| v.chars().count() >= 3)
-            .map(str::to_string)
-            .collect();
-        // Longest first, so a secret containing another is replaced whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
-        Redactor { secrets }
-    }
-
-    pub(crate) fn apply(&self, message: &str) -> String {
-        let mut out = message.to_string();
-        for s in &self.secrets {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), "[redacted]");
-            }
-        }
-        out
     }
 }
 
@@ -246,14 +218,12 @@ impl Transport {
             headers.insert(n, v);
         }
 
-        let client = reqwest::Client::builder()
+        let client = outbound_client()
             .connect_timeout(cfg.connect_timeout)
-            .redirect(reqwest::redirect::Policy::none())
             // Connections idle between rounds are closed instead of held for the default
             // 90 s: the pool (at most the target's concurrency) shrinks back while idle.
             .pool_idle_timeout(std::time::Duration::from_secs(30))
             .default_headers(headers)
-            .user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ProviderError::Http(e.without_url().to_string()))?;
 
@@ -262,14 +232,7 @@ impl Transport {
             Some(p) => format!("{host}:{p}"),
             None => host.to_string(),
         };
-        let mut secrets: Vec<&str> = cfg.headers.iter().map(|(_, v)| v.as_str()).collect();
-        if let Some(k) = &cfg.api_key {
-            secrets.push(k);
-        }
-        if let Some(pw) = root.password() {
-            secrets.push(pw);
-        }
-        let redactor = Redactor::new(secrets);
+        let redactor = Redactor::for_config(cfg);
 
         Ok(Transport {
             client,
@@ -460,7 +423,7 @@ impl Transport {
             }
         }
         snippet.truncate(ERROR_SNIPPET_BYTES);
-        let explanation = explain_error_body(&snippet);
+        let explanation = explain_error_body(&snippet, &self.redactor);
         let mut message = format!("{what}: server answered {status}");
         if (300..400).contains(&status) {
             message.push_str(&format!(
@@ -529,9 +492,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// The server's own explanation from an error body: OpenAI-style `error.message`, Ollama-style
-/// `error`, or the text itself, shortened and stripped of control characters.
-fn explain_error_body(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
+/// `error`, or the text itself, stripped of secrets, then shortened and stripped of control
+/// characters. Redaction comes first: a secret crossing the cut would otherwise no longer be
+/// recognised and its first part would be kept.
+fn explain_error_body(bytes: &[u8], redactor: &Redactor) -> String {
+    let text = redactor.apply(&String::from_utf8_lossy(bytes));
     let from_json = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| match v.get("error") {
@@ -545,7 +510,8 @@ fn explain_error_body(bytes: &[u8]) -> String {
                 .and_then(|m| m.as_str())
                 .map(str::to_string),
         });
-    let chosen = from_json.unwrap_or_else(|| text.into_owned());
+    // JSON escapes may have hidden a secret from the first pass.
+    let chosen = from_json.map_or(text, |m| redactor.apply(&m));
     shorten(&chosen)
 }
 
@@ -729,19 +695,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn redactor_replaces_every_secret_and_keeps_the_rest() {
-        let r = Redactor::new(["sk-secret-123", "tok", "ab", "  "]);
-        let m = r.apply("key sk-secret-123 and tok here, ab stays");
-        assert_eq!(m, "key [redacted] and [redacted] here, ab stays");
-    }
-
-    #[test]
-    fn redactor_prefers_the_longest_overlapping_secret() {
-        let r = Redactor::new(["abc", "abcdef"]);
-        assert_eq!(r.apply("xabcdefx"), "x[redacted]x");
-    }
-
-    #[test]
     fn full_jitter_stays_under_the_growing_cap_and_is_deterministic() {
         let base = Duration::from_millis(100);
         let max = Duration::from_millis(1000);
@@ -764,18 +717,39 @@ mod tests {
 
     #[test]
     fn error_bodies_are_explained_briefly() {
+        let none = Redactor::default();
         assert_eq!(
-            explain_error_body(br#"{"error":{"message":"model not found","type":"x"}}"#),
+            explain_error_body(
+                br#"{"error":{"message":"model not found","type":"x"}}"#,
+                &none
+            ),
             "model not found"
         );
         assert_eq!(
-            explain_error_body(br#"{"error":"model 'x' not found, try pulling it first"}"#),
+            explain_error_body(
+                br#"{"error":"model 'x' not found, try pulling it first"}"#,
+                &none
+            ),
             "model 'x' not found, try pulling it first"
         );
-        assert_eq!(explain_error_body(b"Bad\ngateway"), "Bad gateway");
+        assert_eq!(explain_error_body(b"Bad\ngateway", &none), "Bad gateway");
         let long = "x".repeat(1000);
-        let short = explain_error_body(long.as_bytes());
+        let short = explain_error_body(long.as_bytes(), &none);
         assert_eq!(short.chars().count(), ERROR_SNIPPET_CHARS + 1);
+    }
+
+    #[test]
+    fn a_secret_crossing_the_cut_is_redacted_before_shortening() {
+        let key = "sk-abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKL";
+        let r = Redactor::new([key]);
+        for offset in 0..ERROR_SNIPPET_CHARS + 10 {
+            let body = format!("{}{key}{}", "x".repeat(offset), "y".repeat(400));
+            let short = explain_error_body(body.as_bytes(), &r);
+            for w in key.as_bytes().windows(6) {
+                let w = std::str::from_utf8(w).unwrap();
+                assert!(!short.contains(w), "offset {offset}: {w} kept in {short}");
+            }
+        }
     }
 
     #[test]

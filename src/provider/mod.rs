@@ -9,6 +9,7 @@
 pub mod http;
 pub mod ollama;
 pub mod openai;
+mod redact;
 
 pub use http::{CancelSignal, CancelTrigger};
 
@@ -220,10 +221,12 @@ pub enum ProviderError {
 /// Builds the client for one target. Each client owns one pooled HTTP connection pool, so build
 /// it once per target and share the `Arc`.
 pub fn build_client(cfg: ClientConfig) -> Result<Arc<dyn ModelClient>, ProviderError> {
-    Ok(match cfg.kind {
-        ProviderKind::Ollama => Arc::new(ollama::OllamaClient::new(cfg)?),
-        ProviderKind::OpenAi => Arc::new(openai::OpenAiClient::new(cfg)?),
-    })
+    let client: Arc<dyn ModelClient> = match cfg.kind {
+        ProviderKind::Ollama => Arc::new(ollama::OllamaClient::new(cfg.clone())?),
+        ProviderKind::OpenAi => Arc::new(openai::OpenAiClient::new(cfg.clone())?),
+    };
+    // A server may echo a secret even in a successful answer: nothing it says is kept as is.
+    Ok(redact::Redacting::wrap(client, &cfg))
 }
 
 #[cfg(test)]

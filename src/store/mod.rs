@@ -127,6 +127,9 @@ impl Store {
                 dir: dir.to_path_buf(),
             });
         }
+        // Created owner-only (SQLite gives its -wal and -shm files the same mode); an
+        // existing file keeps its mode. A failure here is reported by the open below.
+        let _ = crate::files::create_private_file(path);
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;

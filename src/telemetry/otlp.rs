@@ -595,9 +595,8 @@ impl OtlpExporter {
         seed: u64,
         start_ms: i64,
     ) -> Result<OtlpExporter, String> {
-        let client = reqwest::Client::builder()
+        let client = crate::provider::http::outbound_client()
             .timeout(config.timeout)
-            .user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the OTLP HTTP client: {e}"))?;
         let (tx, mut rx) = mpsc::channel::<Work>(QUEUE);

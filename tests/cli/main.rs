@@ -8,6 +8,7 @@ mod bad_input;
 mod cli_meta;
 mod demo_e2e;
 mod docs_commands;
+mod harden_files;
 mod init_cli;
 mod ops_files;
 mod sim_cli;

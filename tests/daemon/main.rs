@@ -14,5 +14,7 @@ mod daemon_proc;
 mod daemon_process;
 mod daemon_scheduler;
 mod daemon_storage;
+mod harden_http;
+mod harden_pin;
 #[path = "../sinks_common/mod.rs"]
 mod sinks_common;

@@ -5,6 +5,8 @@
 
 #[path = "../common_verdict/mod.rs"]
 mod common_verdict;
+mod harden_redirects;
+mod harden_secrets;
 mod secrets_exposure;
 #[path = "../sinks_common/mod.rs"]
 mod sinks_common;

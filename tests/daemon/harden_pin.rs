@@ -1,0 +1,121 @@
+//! Removing a target's `pin` ends its `unapproved_model` alert: through a reload, and across a
+//! restart with the pin gone from the configuration. The resolution keeps the firing's incident
+//! key, so a sink closes what it opened.
+
+use crate::sinks_common;
+
+use modelwatch::alert::Status;
+use modelwatch::daemon::{self, Options, state::Shared};
+use modelwatch::store::Store;
+use sinks_common::{fake_clients, loaded, poll, run_daemon};
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use tokio::sync::mpsc;
+
+/// The `unapproved_model` alert of target `a` as the daemon shows it: (status, incident).
+fn unapproved(shared: &Shared) -> Option<(Status, u64)> {
+    shared
+        .status()
+        .alerts
+        .iter()
+        .find(|a| a.key.target == "a" && a.key.metric == "unapproved_model")
+        .map(|a| (a.status, a.incident))
+}
+
+fn options() -> Options {
+    Options {
+        clients: fake_clients(Arc::new(AtomicUsize::new(0))),
+        ..Options::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_the_pin_by_reload_resolves_the_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let pinned = loaded(dir.path(), &["a"], "", true);
+    let unpinned = loaded(dir.path(), &["a"], "", false);
+    let shared = Arc::new(Shared::default());
+    let (tx, rx) = mpsc::channel(1);
+    let s = shared.clone();
+    run_daemon(
+        pinned,
+        &dir.path().join("m.db"),
+        options(),
+        &shared,
+        rx,
+        async move {
+            poll(20, || match unapproved(&s) {
+                Some((Status::Firing, 1)) => Ok(()),
+                other => Err(format!("waiting for the alert to fire: {other:?}")),
+            })
+            .await;
+            tx.send(daemon::Command::Reload(Box::new(unpinned)))
+                .await
+                .unwrap();
+            poll(20, || match unapproved(&s) {
+                Some((Status::Resolved, 1)) => Ok(()),
+                other => Err(format!("waiting for the alert to resolve: {other:?}")),
+            })
+            .await;
+        },
+    )
+    .await;
+    // Stored as resolved too: a restart does not bring it back.
+    let store = Store::open(dir.path().join("m.db")).unwrap();
+    let states = store.alert_states().unwrap();
+    let st = states
+        .iter()
+        .find(|s| s.key.metric == "unapproved_model")
+        .unwrap();
+    assert_eq!(st.status, Status::Resolved);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_without_the_pin_resolves_the_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let shared = Arc::new(Shared::default());
+    let (_tx, rx) = mpsc::channel(1);
+    let s = shared.clone();
+    run_daemon(
+        loaded(dir.path(), &["a"], "", true),
+        &db,
+        options(),
+        &shared,
+        rx,
+        async move {
+            poll(20, || match unapproved(&s) {
+                Some((Status::Firing, 1)) => Ok(()),
+                other => Err(format!("waiting for the alert to fire: {other:?}")),
+            })
+            .await;
+        },
+    )
+    .await;
+
+    let shared = Arc::new(Shared::default());
+    let (_tx, rx) = mpsc::channel(1);
+    let s = shared.clone();
+    run_daemon(
+        loaded(dir.path(), &["a"], "", false),
+        &db,
+        options(),
+        &shared,
+        rx,
+        async move {
+            poll(20, || match unapproved(&s) {
+                Some((Status::Resolved, 1)) => Ok(()),
+                other => Err(format!("waiting for the alert to resolve: {other:?}")),
+            })
+            .await;
+        },
+    )
+    .await;
+    let events = Store::open(&db).unwrap();
+    let st = events.alert_states().unwrap();
+    assert!(
+        st.iter()
+            .all(|s| s.key.metric != "unapproved_model" || s.status == Status::Resolved),
+        "{st:?}"
+    );
+}
