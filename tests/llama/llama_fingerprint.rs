@@ -30,6 +30,7 @@ fn fingerprint_of(url: &str, model: &str) -> Fingerprint {
 /// again gives the same fingerprint, a different alias or chat template a different one, and
 /// `modelwatch run` stores the change as a swap event.
 #[test]
+#[ignore = "needs llama-server and the model; scripts/test runs it when MODELWATCH_LLAMA_SERVER is set (always in CI)"]
 fn fingerprint_reads_models_and_props_and_a_changed_alias_or_template_is_a_swap() {
     let Some((bin, model)) = installed() else {
         return;
