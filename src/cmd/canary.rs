@@ -1,12 +1,17 @@
 //! `modelwatch canary`: before a swap, the candidate against the current model on the same
 //! probes, paired and interleaved (or against a stored baseline), one verdict and an exit code.
 
+mod evidence;
+
 use super::baseline::{Output, file_label};
 use super::progress::Progress;
 use super::{EXIT_REGRESSION, EXIT_USAGE, live};
+use evidence::Agreement;
 use modelwatch::baseline::{self, Baseline};
 use modelwatch::config::{Loaded, Target};
-use modelwatch::drift::{self, CanaryMonitor, Category, Early, Expectations, Report, Verdict};
+use modelwatch::drift::{
+    self, CanaryMonitor, Category, Early, Expectations, ProbeRegression, Report, Verdict,
+};
 use modelwatch::probe::Probe;
 use modelwatch::report;
 use modelwatch::runner::paired::{self, Flow, PairedOptions};
@@ -36,9 +41,20 @@ pub struct Args {
     /// (a regression shown, or non-inferiority shown).
     #[arg(long, value_name = "M", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_samples: Option<u32>,
+    /// Seed both sides' requests alike (seed + sample index, for probes without their own
+    /// seed), so that identical models on servers that honour `seed` give identical pairs.
+    #[arg(long, value_name = "SEED", default_value_t = DEFAULT_PAIR_SEED)]
+    pub pair_seed: u64,
+    /// Send no seed for probes without their own: each side samples freely.
+    #[arg(long, conflicts_with = "pair_seed")]
+    pub no_seed_pairing: bool,
     #[command(flatten)]
     pub out: Output,
 }
+
+/// The default base seed of a paired canary (any fixed value: it only has to be the same on
+/// both sides).
+pub const DEFAULT_PAIR_SEED: u64 = 20_240_601;
 
 pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     live::runtime()?.block_on(run(args, global))
@@ -75,9 +91,12 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
 }
 
 /// A probe as a target runs it: that target's generation parameters under the probe's own.
-fn as_run_by(probe: &Probe, target: &Target) -> Arc<Probe> {
+fn as_run_by(probe: &Probe, target: &Target, pair_seed: Option<u64>) -> Arc<Probe> {
     let mut p = probe.clone();
     p.params = target.params_for(&probe.params);
+    if p.params.seed.is_none() {
+        p.params.seed = pair_seed;
+    }
     Arc::new(p)
 }
 
@@ -105,8 +124,15 @@ async fn paired_canary(
     if raw.is_empty() {
         anyhow::bail!("target '{}' has no probes to compare", current.name);
     }
-    let cur_probes: Vec<Arc<Probe>> = raw.iter().map(|p| as_run_by(p, current)).collect();
-    let cand_probes: Vec<Arc<Probe>> = raw.iter().map(|p| as_run_by(p, candidate)).collect();
+    let pair_seed = (!args.no_seed_pairing).then_some(args.pair_seed);
+    let cur_probes: Vec<Arc<Probe>> = raw
+        .iter()
+        .map(|p| as_run_by(p, current, pair_seed))
+        .collect();
+    let cand_probes: Vec<Arc<Probe>> = raw
+        .iter()
+        .map(|p| as_run_by(p, candidate, pair_seed))
+        .collect();
     let n = raw.len();
     let (sequential, per_probe) = match args.max_samples {
         Some(m) => (true, m),
@@ -133,7 +159,8 @@ async fn paired_canary(
     };
     let margins = &loaded.config.margins;
     let expect = Expectations::from_suites(&suites);
-    let mut monitor = CanaryMonitor::new(margins);
+    let mut monitor = CanaryMonitor::with_probes(margins, n);
+    let mut agreement = Agreement::default();
     let mut decision = Early::Continue;
     let progress = Progress::new(
         format!("canary {} vs {}", current.name, candidate.name),
@@ -146,12 +173,14 @@ async fn paired_canary(
         failed_cand += usize::from(b.is_error());
         progress.update(done);
         monitor.push(a, b, &expect);
+        agreement.push(a, b);
         // A side whose every request of the first sample slot failed is unreachable: going
         // on would only collect more errors.
         if done >= n && (failed_cur == done || failed_cand == done) {
             return Flow::Stop;
         }
-        if sequential && done >= min_pairs {
+        // Looks at slot ends only, where the pooled evidence is valid (see drift::sequential).
+        if sequential && done >= min_pairs && done % n == 0 {
             decision = monitor.decision();
             if decision != Early::Continue {
                 return Flow::Stop;
@@ -202,7 +231,8 @@ async fn paired_canary(
                 m.e_value = Some(e);
             }
         }
-        apply_early(&mut report, &decision);
+        let probes = monitor.probe_regressions();
+        apply_early(&mut report, &decision, &probes);
         let used = format!(
             "{} pairs (up to {per_probe_used} of at most {per_probe} samples per probe)",
             out.pairs
@@ -219,17 +249,23 @@ async fn paired_canary(
             ),
         };
         eprintln!("canary: {note}");
-        report
-            .reasons
-            .insert(0, format!("sequential canary: {note}"));
+        let mut head = vec![
+            format!("sequential canary: {note}"),
+            evidence::error_rates(&monitor),
+        ];
+        head.extend(evidence::sequences(&monitor));
+        report.reasons.splice(0..0, head);
     }
+    let pairing = agreement.describe(pair_seed.is_some());
+    eprintln!("canary: {pairing}");
+    report.reasons.push(pairing);
     Ok(report)
 }
 
 /// Applies an anytime-valid early decision of the canary to the fixed-sample report (whose
 /// p-values are not corrected for stopping when the evidence looked decisive). Only when both
 /// sides were measured well enough to judge at all.
-fn apply_early(report: &mut Report, decision: &Early) {
+fn apply_early(report: &mut Report, decision: &Early, probes: &[ProbeRegression]) {
     let limit = report.margins.max_error_rate;
     if report.availability.baseline.error_rate > limit
         || report.availability.candidate.error_rate > limit
@@ -251,8 +287,11 @@ fn apply_early(report: &mut Report, decision: &Early) {
                     ));
                 }
             }
+            reasons.extend(evidence::probe_lines(probes));
             if report.verdict != Verdict::Regression {
                 report.reasons = reasons;
+            } else {
+                report.reasons.extend(evidence::probe_lines(probes));
             }
             report.verdict = Verdict::Regression;
             report.exit_code = EXIT_REGRESSION;
@@ -425,7 +464,7 @@ mod tests {
         let cand = side("b", 2, |p, _| p < 2);
         let mut r = paired(&cur, &cand);
         assert_ne!(r.verdict, Verdict::Regression, "{:?}", r.reasons);
-        apply_early(&mut r, &Early::Regression(vec![Metric::RefusalRate]));
+        apply_early(&mut r, &Early::Regression(vec![Metric::RefusalRate]), &[]);
         assert_eq!(
             (r.verdict, r.exit_code),
             (Verdict::Regression, EXIT_REGRESSION)
@@ -445,7 +484,7 @@ mod tests {
         let cand = side("b", 3, |_, _| false);
         let mut r = paired(&cur, &cand);
         assert_eq!(r.verdict, Verdict::Inconclusive);
-        apply_early(&mut r, &Early::NonInferior);
+        apply_early(&mut r, &Early::NonInferior, &[]);
         for m in r.metrics.iter().filter(|m| m.category == Category::Quality) {
             if m.metric.is_rate() {
                 assert_eq!(m.verdict, Verdict::Pass, "{:?}", m.metric);
@@ -471,7 +510,7 @@ mod tests {
         let mut r = paired(&cur, &cand);
         assert_eq!(r.verdict, Verdict::Inconclusive);
         let before = r.clone();
-        apply_early(&mut r, &Early::Regression(vec![Metric::RefusalRate]));
+        apply_early(&mut r, &Early::Regression(vec![Metric::RefusalRate]), &[]);
         assert_eq!(r, before);
     }
 }

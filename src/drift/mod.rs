@@ -25,7 +25,7 @@ pub mod sequential;
 
 pub use margins::Margins;
 pub use metric::{BINARY, Category, Metric};
-pub use sequential::{CanaryMonitor, Early};
+pub use sequential::{Bounds, CanaryMonitor, Early, ProbeRegression};
 
 use crate::probe::Suite;
 use crate::sample::{Sample, StructuredOutcome};
