@@ -20,6 +20,7 @@ use modelwatch::sample::{Completion, Sample};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("reference").required(true).args(["current", "baseline"])))]
@@ -141,7 +142,7 @@ async fn paired_canary(
             args.samples.unwrap_or(baseline::DEFAULT_SAMPLES_PER_PROBE),
         ),
     };
-    let min_pairs = args.samples.unwrap_or(1) as usize * n;
+    let min_slots = args.samples.unwrap_or(1);
     let plan = paired::plan_pairs(n, per_probe);
 
     let judge = live::Judge::new(loaded)?;
@@ -149,6 +150,8 @@ async fn paired_canary(
         setup::build_client(current)?,
         setup::build_client(candidate)?,
     );
+    // Probes still worth sampling: a sequential canary drops those whose metrics settled.
+    let active: Arc<Vec<AtomicBool>> = Arc::new((0..n).map(|_| AtomicBool::new(true)).collect());
     let options = PairedOptions {
         current: current.name.clone(),
         candidate: candidate.name.clone(),
@@ -156,6 +159,7 @@ async fn paired_canary(
         stream_current: current.stream,
         stream_candidate: candidate.stream,
         keep_text: true,
+        active: sequential.then(|| Arc::clone(&active)),
     };
     let margins = &loaded.config.margins;
     let expect = Expectations::from_suites(&suites);
@@ -167,7 +171,25 @@ async fn paired_canary(
         plan.len(),
     );
     let (mut done, mut failed_cur, mut failed_cand) = (0usize, 0usize, 0usize);
+    let mut slot = 0u32;
     let mut on_pair = |a: &Sample, b: &Sample| {
+        // The first pair of a new slot closes the previous one: look there, where the pooled
+        // evidence is valid (see drift::sequential), then drop probes no longer needed.
+        if sequential && a.index != slot {
+            let completed = slot + 1;
+            slot = a.index;
+            if completed >= min_slots {
+                decision = monitor.decision();
+                if decision != Early::Continue {
+                    return Flow::Stop;
+                }
+                for (flag, p) in active.iter().zip(&raw) {
+                    if !monitor.needed(&p.suite, &p.id) {
+                        flag.store(false, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
         done += 1;
         failed_cur += usize::from(a.is_error());
         failed_cand += usize::from(b.is_error());
@@ -178,13 +200,6 @@ async fn paired_canary(
         // on would only collect more errors.
         if done >= n && (failed_cur == done || failed_cand == done) {
             return Flow::Stop;
-        }
-        // Looks at slot ends only, where the pooled evidence is valid (see drift::sequential).
-        if sequential && done >= min_pairs && done % n == 0 {
-            decision = monitor.decision();
-            if decision != Early::Continue {
-                return Flow::Stop;
-            }
         }
         Flow::Continue
     };
@@ -202,7 +217,17 @@ async fn paired_canary(
         &mut on_pair,
     )
     .await;
-    let per_probe_used = out.pairs.div_ceil(n);
+    // The last slot has no successor to close it.
+    if sequential && decision == Early::Continue && !out.stopped_early && out.pairs > 0 {
+        decision = monitor.decision();
+    }
+    let per_probe_used = out
+        .current
+        .samples
+        .iter()
+        .map(|s| s.index + 1)
+        .max()
+        .unwrap_or(0);
     progress.finish(&format!(
         "{} pairs, {per_probe_used} of {per_probe} samples per probe",
         out.pairs

@@ -198,11 +198,32 @@ impl CanaryMonitor {
             } else {
                 (!a, !b)
             };
-            t.pooled.push(bad_a, bad_b);
+            // A metric shown within its margin is settled (the pass is anytime-valid); its
+            // pooled sequence stops here, so that dropping probes only it needed leaves no
+            // partial cycles behind.
+            if !t.passed {
+                t.pooled.push(bad_a, bad_b);
+            }
             if let Some(sides) = probe_sides.as_mut() {
                 sides[i].push(bad_a, bad_b);
             }
         }
+    }
+
+    /// Whether a probe still informs an unsettled metric: not measured yet, or measured on a
+    /// metric that has not passed. A canary may stop sampling the others (at a slot end).
+    pub fn needed(&self, suite: &str, probe_id: &str) -> bool {
+        if self.planned_probes == 0 {
+            return true;
+        }
+        let Some(sides) = self.probes.get(&(suite.to_string(), probe_id.to_string())) else {
+            return true;
+        };
+        sides
+            .iter()
+            .zip(&self.tracks)
+            .any(|(side, t)| side.cs.count() > 0 && !t.passed)
+            || sides.iter().all(|side| side.cs.count() == 0)
     }
 
     /// Pairs with measurements on both sides so far.
@@ -448,6 +469,29 @@ mod tests {
             d == Early::Continue || used_pooled > used,
             "{d:?} after {used_pooled} pairs"
         );
+    }
+
+    #[test]
+    fn probes_of_settled_metrics_are_no_longer_needed() {
+        // Identical answers: refusal, empty and truncation settle first; then only the JSON
+        // probes (odd ones, with structured output and task checks) are still needed.
+        let cur = synth(Profile::default(), 90, 20, 60);
+        let mut m = monitor(&Margins::default());
+        let mut dropped_at = None;
+        for slot in 0..60 {
+            for s in cur.iter().filter(|s| s.index == slot) {
+                m.push(s, s, &Expectations::default());
+            }
+            if m.decision() != Early::Continue {
+                break;
+            }
+            if dropped_at.is_none() && !m.needed("core", "p000") {
+                dropped_at = Some(slot);
+                assert!(m.needed("json", "p001"), "slot {slot}");
+            }
+        }
+        assert!(dropped_at.is_some(), "core probes never dropped");
+        assert!(m.needed("core", "p999"), "an unseen probe is needed");
     }
 
     #[test]
