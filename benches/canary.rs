@@ -123,9 +123,7 @@ fn canary(seed: u64, candidate: Rates, paired_seeds: bool) -> Outcome {
             *on = m.needed(suite, &format!("p{p:03}"));
         }
     }
-    let task_passed = m
-        .bounds(Metric::TaskSuccessRate)
-        .is_some_and(|b| b.passed);
+    let task_passed = m.bounds(Metric::TaskSuccessRate).is_some_and(|b| b.passed);
     Outcome {
         decision,
         pairs: m.pairs(),
@@ -148,10 +146,15 @@ fn main() {
         task: BASE.task + margins.task_success_points,
         ..BASE
     };
-    println!("| design | scenario | runs | pass | regression | undecided in {MAX_SLOTS} slots | task metric passed | pairs to decision (median, p90) |");
+    println!(
+        "| design | scenario | runs | pass | regression | undecided in {MAX_SLOTS} slots | task metric passed | pairs to decision (median, p90) |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for paired in [true, false] {
-        for (name, cand) in [("task failure at the margin (+3 points)", at_margin), ("equal models", BASE)] {
+        for (name, cand) in [
+            ("task failure at the margin (+3 points)", at_margin),
+            ("equal models", BASE),
+        ] {
             let (mut pass, mut reg, mut open, mut task) = (0, 0, 0, 0);
             let mut pairs = Vec::new();
             for r in 0..runs {

@@ -11,6 +11,7 @@ pub mod duration;
 pub mod env;
 pub(crate) mod fields;
 mod margins;
+pub use margins::Sensitivity;
 pub mod secret;
 pub mod sinks;
 

@@ -28,7 +28,7 @@ pub use beta_binomial::{BetaBinomialEProcess, BetaPrior, log_beta_binomial_mixtu
 pub use cusum::BernoulliCusum;
 pub use mcnemar::McNemarSequential;
 pub use msprt::{MixtureSprt, normal_mixture_halfwidth};
-pub use paired_diff::PairedDiffCs;
+pub use paired_diff::{PairedDiffCs, pairs_to_show_above, pairs_to_show_below};
 pub use rank::RankEProcess;
 
 /// Running maximum of a log e-value, shared by the e-processes.

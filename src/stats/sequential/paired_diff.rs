@@ -45,14 +45,71 @@ fn log_sum_exp(xs: impl Iterator<Item = f64> + Clone) -> f64 {
 }
 
 /// n·ln(f), with 0·ln(0) = 0 (no observation of that kind, no factor).
-fn n_ln(n: u64, f: f64) -> f64 {
-    if n == 0 {
+fn n_ln(n: f64, f: f64) -> f64 {
+    if n <= 0.0 {
         0.0
     } else if f <= 0.0 {
         f64::NEG_INFINITY
     } else {
-        n as f64 * f.ln()
+        n * f.ln()
     }
+}
+
+/// ln of the mixture wealth against E[d] ≥ m for (possibly fractional) counts.
+fn log_wealth_below(better: f64, same: f64, worse: f64, m: f64) -> f64 {
+    let m = m.clamp(-1.0 + 1e-12, 1.0 - 1e-12);
+    let terms = (0..GRID).map(move |k| {
+        let lambda = (k as f64 + 0.5) / GRID as f64;
+        let c = lambda / (1.0 - m);
+        n_ln(better, 1.0 + c * (m + 1.0)) + n_ln(same, 1.0 + c * m) + n_ln(worse, 1.0 - lambda)
+    });
+    log_sum_exp(terms) - (GRID as f64).ln()
+}
+
+/// Planning: the number of pairs after which the *expected* counts (shares `q_better` of
+/// d = −1 and `q_worse` of d = +1) show the mean below `m` at level alpha — how long a pass
+/// takes when the truth is as assumed. None when not within `max` pairs.
+pub fn pairs_to_show_below(
+    q_better: f64,
+    q_worse: f64,
+    m: f64,
+    alpha: f64,
+    max: u64,
+) -> Option<u64> {
+    let q_same = (1.0 - q_better - q_worse).max(0.0);
+    let shown = |n: u64| {
+        let n = n as f64;
+        log_wealth_below(n * q_better, n * q_same, n * q_worse, m) >= -alpha.ln()
+    };
+    let mut hi = 1u64;
+    while !shown(hi) {
+        if hi >= max {
+            return None;
+        }
+        hi = (hi * 2).min(max);
+    }
+    let mut lo = hi / 2;
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if shown(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some(hi)
+}
+
+/// Planning: pairs until the expected counts show the mean above `m` (the mirror of
+/// [`pairs_to_show_below`]).
+pub fn pairs_to_show_above(
+    q_better: f64,
+    q_worse: f64,
+    m: f64,
+    alpha: f64,
+    max: u64,
+) -> Option<u64> {
+    pairs_to_show_below(q_worse, q_better, -m, alpha, max)
 }
 
 impl PairedDiffCs {
@@ -82,15 +139,7 @@ impl PairedDiffCs {
     /// ln of the mixture wealth against H₀: E[d] ≥ m (evidence that the mean is below m).
     /// `m` must lie in (−1, 1).
     pub fn log_e_below(&self, m: f64) -> f64 {
-        let m = m.clamp(-1.0 + 1e-12, 1.0 - 1e-12);
-        let terms = (0..GRID).map(move |k| {
-            let lambda = (k as f64 + 0.5) / GRID as f64;
-            let c = lambda / (1.0 - m);
-            n_ln(self.better, 1.0 + c * (m + 1.0))
-                + n_ln(self.same, 1.0 + c * m)
-                + n_ln(self.worse, 1.0 - lambda)
-        });
-        log_sum_exp(terms) - (GRID as f64).ln()
+        log_wealth_below(self.better as f64, self.same as f64, self.worse as f64, m)
     }
 
     /// ln of the mixture wealth against H₀: E[d] ≤ m (evidence that the mean is above m).
@@ -187,6 +236,25 @@ mod tests {
         assert!(lo < c.mean() && c.mean() < hi, "{lo} {} {hi}", c.mean());
         assert!(lo > 0.0, "40 net worse pairs in 1000 exclude zero: {lo}");
         assert!(hi < 0.08, "{hi}");
+    }
+
+    #[test]
+    fn planning_follows_the_expected_path() {
+        // Identical pairs: the same count as feeding zeros one by one.
+        let direct = (1..5000u64)
+            .find(|&n| counts(0, n, 0).shows_below(0.01, 0.05))
+            .unwrap();
+        assert_eq!(
+            pairs_to_show_below(0.0, 0.0, 0.01, 0.05, 100_000),
+            Some(direct)
+        );
+        // Discordance in both directions needs far more; a tiny budget is not enough.
+        let noisy = pairs_to_show_below(0.05, 0.05, 0.01, 0.05, 1_000_000).unwrap();
+        assert!(noisy > 20 * direct, "{noisy} vs {direct}");
+        assert_eq!(pairs_to_show_below(0.05, 0.05, 0.01, 0.05, 100), None);
+        // A change of 10 points shows above zero in tens of pairs.
+        let up = pairs_to_show_above(0.0, 0.1, 0.0, 0.004, 10_000).unwrap();
+        assert!((20..200).contains(&up), "{up}");
     }
 
     #[test]
