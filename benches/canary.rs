@@ -97,7 +97,7 @@ fn canary(seed: u64, candidate: Rates, paired_seeds: bool) -> Outcome {
     let margins = Margins::default();
     let mut m = CanaryMonitor::with_probes(&margins, PROBES);
     let expect = Expectations::default();
-    let mut active = vec![true; PROBES];
+    let mut active = [true; PROBES];
     let mut decision = Early::Continue;
     for slot in 0..MAX_SLOTS {
         for (p, on) in active.iter().enumerate() {

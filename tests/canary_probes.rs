@@ -151,3 +151,49 @@ fn identical_models_with_paired_seeds_pass_with_identical_pairs() {
     );
     assert!(text.contains("false pass at the margin ≤ 5.0 %"), "{text}");
 }
+
+#[test]
+fn the_plan_is_printed_and_a_budget_that_cannot_pass_is_refused() {
+    let sims = start(vec![(healthy(), 5), (healthy(), 6)]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &sims);
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(["canary", "--current", "current", "--candidate", "candidate"])
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--plan"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("ms per pair measured"), "{text}");
+    let samples = |line: &str| -> u32 {
+        let at = line.find(" samples per probe").unwrap();
+        let start = line[..at].rfind('(').unwrap() + 1;
+        line[start..at].parse().unwrap()
+    };
+    let identical = text
+        .lines()
+        .find(|l| l.contains("identical answers (seed pairing effective): pass after about"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let need = samples(identical);
+    assert!((10..=40).contains(&need), "{identical}");
+    // One sample per probe fewer than identical answers need: refused before sampling.
+    let too_few = (need - 1).to_string();
+    let out = run(&["--max-samples", &too_few]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("too small to ever pass"), "{err}");
+    // A coarser preset needs fewer samples, so the same budget is accepted.
+    let out = run(&["--plan", "--sensitivity", "coarse"]);
+    let coarse = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = coarse
+        .lines()
+        .find(|l| l.contains("identical answers"))
+        .unwrap();
+    assert!(samples(line) < need, "{line}");
+}
