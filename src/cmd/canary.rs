@@ -3,6 +3,7 @@
 
 mod evidence;
 mod plan;
+mod sim;
 mod watch;
 
 use super::baseline::{Output, file_label};
@@ -25,14 +26,26 @@ use std::sync::atomic::AtomicBool;
 use watch::Watch;
 
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("reference").required(true).args(["current", "baseline"])))]
+#[command(group(
+    clap::ArgGroup::new("reference")
+        .required(true)
+        .args(["current", "baseline", "sim"])
+))]
 pub struct Args {
     /// The target serving the current model.
     #[arg(long, value_name = "NAME")]
     pub current: Option<String>,
     /// The target serving the candidate model.
-    #[arg(long, value_name = "NAME")]
-    pub candidate: String,
+    #[arg(long, value_name = "NAME", required_unless_present = "sim")]
+    pub candidate: Option<String>,
+    /// Ignore the configuration: start two built-in simulators (a healthy current model and
+    /// the candidate of --sim-candidate) and run the canary between them on the starter probes.
+    #[arg(long, conflicts_with_all = ["current", "candidate", "baseline"])]
+    pub sim: bool,
+    /// With --sim: the candidate's simulator profile, a TOML file or a built-in name
+    /// (`healthy`, `degraded`). Default: healthy.
+    #[arg(long, value_name = "PROFILE", requires = "sim")]
+    pub sim_candidate: Option<PathBuf>,
     /// Compare the candidate with this stored baseline instead of a live current model.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["current", "max_samples"])]
     pub baseline: Option<PathBuf>,
@@ -70,15 +83,25 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     live::runtime()?.block_on(run(args, global))
 }
 
-async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
-    let mut loaded = match live::load(global) {
-        Ok(l) => l,
-        Err(code) => return Ok(code),
+async fn run(mut args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
+    // Keeps the simulators and their scratch folder alive for the whole canary.
+    let mut _sim_guard = None;
+    let mut loaded = if args.sim {
+        let (loaded, guard) = sim::setup(args.sim_candidate.as_deref(), 1)?;
+        _sim_guard = Some(guard);
+        args.current = Some("sim-current".into());
+        args.candidate = Some("sim-candidate".into());
+        loaded
+    } else {
+        match live::load(global) {
+            Ok(l) => l,
+            Err(code) => return Ok(code),
+        }
     };
     if let Some(preset) = args.sensitivity {
         preset.apply(&mut loaded.config.margins);
     }
-    let candidate = live::target(&loaded, &args.candidate)?;
+    let candidate = live::target(&loaded, args.candidate.as_deref().unwrap_or_default())?;
     let report = match (&args.current, &args.baseline) {
         (Some(current), None) => {
             let current = live::target(&loaded, current)?;
