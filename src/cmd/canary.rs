@@ -198,7 +198,7 @@ async fn paired_canary(
         // A few pairs of the first slot measure the time a pair takes at this concurrency.
         let first: Vec<paired::PairItem> = paired::plan_pairs(n, 1)
             .into_iter()
-            .take((2 * concurrency).clamp(4, n))
+            .take((2 * concurrency).max(4).min(n))
             .collect();
         let out = sides.run(&first, &mut |_, _| Flow::Continue).await;
         let per_pair = seconds_per_pair(&out, concurrency);
