@@ -1195,6 +1195,23 @@ suites = ["core", "x/y.toml"]
     }
 
     #[test]
+    fn a_sensitivity_preset_sets_the_margins_and_keys_override_it() {
+        let text =
+            format!("{MINIMAL}\n[margins]\nsensitivity = \"coarse\"\ntask_success_points = 0.04\n");
+        let c = parse_str(&text, &no_env).unwrap();
+        let mut coarse = crate::drift::Margins::default();
+        Sensitivity::Coarse.apply(&mut coarse);
+        assert_eq!(c.margins.structured_points, coarse.structured_points);
+        assert_eq!(c.margins.task_success_points, 0.04);
+        let text = format!("{MINIMAL}\n[margins]\nsensitivity = \"medium\"\n");
+        let all = crate::diag::render_all(&parse_str(&text, &no_env).unwrap_err());
+        assert!(
+            all.contains("expected one of coarse, default, fine"),
+            "{all}"
+        );
+    }
+
+    #[test]
     fn bad_margins_are_located_errors() {
         let text = format!("{MINIMAL}\n[margins]\nrefusal_points = 2\nalpha = 1\nrefusal = 0.1\n");
         let diags = parse_str(&text, &no_env).unwrap_err();
