@@ -1,12 +1,19 @@
 //! `modelwatch canary`: before a swap, the candidate against the current model on the same
 //! probes, paired and interleaved (or against a stored baseline), one verdict and an exit code.
 
+mod evidence;
+mod plan;
+mod sim;
+mod watch;
+
 use super::baseline::{Output, file_label};
 use super::progress::Progress;
 use super::{EXIT_REGRESSION, EXIT_USAGE, live};
 use modelwatch::baseline::{self, Baseline};
 use modelwatch::config::{Loaded, Target};
-use modelwatch::drift::{self, CanaryMonitor, Category, Early, Expectations, Report, Verdict};
+use modelwatch::drift::{
+    self, CanaryMonitor, Category, Early, Expectations, ProbeRegression, Report, Verdict,
+};
 use modelwatch::probe::Probe;
 use modelwatch::report;
 use modelwatch::runner::paired::{self, Flow, PairedOptions};
@@ -15,16 +22,30 @@ use modelwatch::sample::{Completion, Sample};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use watch::Watch;
 
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("reference").required(true).args(["current", "baseline"])))]
+#[command(group(
+    clap::ArgGroup::new("reference")
+        .required(true)
+        .args(["current", "baseline", "sim"])
+))]
 pub struct Args {
     /// The target serving the current model.
     #[arg(long, value_name = "NAME")]
     pub current: Option<String>,
     /// The target serving the candidate model.
-    #[arg(long, value_name = "NAME")]
-    pub candidate: String,
+    #[arg(long, value_name = "NAME", required_unless_present = "sim")]
+    pub candidate: Option<String>,
+    /// Ignore the configuration: start two built-in simulators (a healthy current model and
+    /// the candidate of --sim-candidate) and run the canary between them on the starter probes.
+    #[arg(long, conflicts_with_all = ["current", "candidate", "baseline"])]
+    pub sim: bool,
+    /// With --sim: the candidate's simulator profile, a TOML file or a built-in name
+    /// (`healthy`, `degraded`). Default: healthy.
+    #[arg(long, value_name = "PROFILE", requires = "sim")]
+    pub sim_candidate: Option<PathBuf>,
     /// Compare the candidate with this stored baseline instead of a live current model.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["current", "max_samples"])]
     pub baseline: Option<PathBuf>,
@@ -36,20 +57,51 @@ pub struct Args {
     /// (a regression shown, or non-inferiority shown).
     #[arg(long, value_name = "M", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_samples: Option<u32>,
+    /// Seed both sides' requests alike (seed + sample index, for probes without their own
+    /// seed), so that identical models on servers that honour `seed` give identical pairs.
+    #[arg(long, value_name = "SEED", default_value_t = DEFAULT_PAIR_SEED)]
+    pub pair_seed: u64,
+    /// Print the plan (pairs and time to a pass for an unchanged candidate, to a regression for
+    /// a change at the margin) from a few measured requests, then exit.
+    #[arg(long, conflicts_with = "baseline")]
+    pub plan: bool,
+    /// Margin preset for this run (overrides `[margins]`' rate and length margins).
+    #[arg(long, value_enum, value_name = "PRESET")]
+    pub sensitivity: Option<modelwatch::config::Sensitivity>,
+    /// Send no seed for probes without their own: each side samples freely.
+    #[arg(long, conflicts_with = "pair_seed")]
+    pub no_seed_pairing: bool,
     #[command(flatten)]
     pub out: Output,
 }
+
+/// The default base seed of a paired canary (any fixed value: it only has to be the same on
+/// both sides).
+pub const DEFAULT_PAIR_SEED: u64 = 20_240_601;
 
 pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     live::runtime()?.block_on(run(args, global))
 }
 
-async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
-    let loaded = match live::load(global) {
-        Ok(l) => l,
-        Err(code) => return Ok(code),
+async fn run(mut args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
+    // Keeps the simulators and their scratch folder alive for the whole canary.
+    let mut _sim_guard = None;
+    let mut loaded = if args.sim {
+        let (loaded, guard) = sim::setup(args.sim_candidate.as_deref(), 1)?;
+        _sim_guard = Some(guard);
+        args.current = Some("sim-current".into());
+        args.candidate = Some("sim-candidate".into());
+        loaded
+    } else {
+        match live::load(global) {
+            Ok(l) => l,
+            Err(code) => return Ok(code),
+        }
     };
-    let candidate = live::target(&loaded, &args.candidate)?;
+    if let Some(preset) = args.sensitivity {
+        preset.apply(&mut loaded.config.margins);
+    }
+    let candidate = live::target(&loaded, args.candidate.as_deref().unwrap_or_default())?;
     let report = match (&args.current, &args.baseline) {
         (Some(current), None) => {
             let current = live::target(&loaded, current)?;
@@ -63,7 +115,10 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
                 eprintln!("error: --samples {min} is more than --max-samples {max}");
                 return Ok(ExitCode::from(EXIT_USAGE));
             }
-            paired_canary(&loaded, current, candidate, &args).await?
+            match paired_canary(&loaded, current, candidate, &args).await? {
+                Ok(report) => report,
+                Err(code) => return Ok(code),
+            }
         }
         (None, Some(path)) => against_baseline(&loaded, candidate, path, &args).await?,
         _ => anyhow::bail!("pass either --current NAME or --baseline FILE"),
@@ -75,19 +130,233 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
 }
 
 /// A probe as a target runs it: that target's generation parameters under the probe's own.
-fn as_run_by(probe: &Probe, target: &Target) -> Arc<Probe> {
+fn as_run_by(probe: &Probe, target: &Target, pair_seed: Option<u64>) -> Arc<Probe> {
     let mut p = probe.clone();
     p.params = target.params_for(&probe.params);
+    if p.params.seed.is_none() {
+        p.params.seed = pair_seed;
+    }
     Arc::new(p)
 }
 
+/// The report, or an exit code when the run ends before sampling (`--plan`, a budget that
+/// cannot pass).
 async fn paired_canary(
     loaded: &Loaded,
     current: &Target,
     candidate: &Target,
     args: &Args,
-) -> anyhow::Result<Report> {
+) -> anyhow::Result<Result<Report, ExitCode>> {
     let suites = live::suites(loaded, current);
+    warn_suite_mismatch(current, candidate);
+    let raw: Vec<&Probe> = suites.iter().flat_map(|s| &s.probes).collect();
+    if raw.is_empty() {
+        anyhow::bail!("target '{}' has no probes to compare", current.name);
+    }
+    let pair_seed = (!args.no_seed_pairing).then_some(args.pair_seed);
+    let n = raw.len();
+    let margins = &loaded.config.margins;
+    let kinds: Vec<plan::ProbeKind> = raw.iter().map(|p| plan::ProbeKind::of(p)).collect();
+    let ahead = plan::Plan::new(
+        &kinds,
+        margins,
+        CanaryMonitor::with_probes(margins, n).regression_alpha(),
+    );
+    let concurrency = current.max_concurrency.min(candidate.max_concurrency) as usize;
+    let (sequential, per_probe) = match budget(args, &ahead, n, concurrency) {
+        Ok(b) => b,
+        Err(code) => return Ok(Err(code)),
+    };
+    let plan = paired::plan_pairs(n, per_probe);
+
+    let judge = live::Judge::new(loaded)?;
+    // Probes still worth sampling: a sequential canary drops those whose metrics settled.
+    let active: Arc<Vec<AtomicBool>> = Arc::new((0..n).map(|_| AtomicBool::new(true)).collect());
+    let sides = Sides {
+        current: setup::build_client(current)?,
+        candidate: setup::build_client(candidate)?,
+        current_probes: raw
+            .iter()
+            .map(|p| as_run_by(p, current, pair_seed))
+            .collect(),
+        candidate_probes: raw
+            .iter()
+            .map(|p| as_run_by(p, candidate, pair_seed))
+            .collect(),
+        options: PairedOptions {
+            current: current.name.clone(),
+            candidate: candidate.name.clone(),
+            concurrency,
+            stream_current: current.stream,
+            stream_candidate: candidate.stream,
+            keep_text: true,
+            active: sequential.then(|| Arc::clone(&active)),
+        },
+        judge: &judge,
+    };
+    if args.plan {
+        // A few pairs of the first slot measure the time a pair takes at this concurrency.
+        let first: Vec<paired::PairItem> = paired::plan_pairs(n, 1)
+            .into_iter()
+            .take((2 * concurrency).max(4).min(n))
+            .collect();
+        let out = sides.run(&first, &mut |_, _| Flow::Continue).await;
+        let per_pair = seconds_per_pair(&out, concurrency);
+        if per_pair.is_none() {
+            eprintln!("plan: the time per pair could not be measured: no pair was answered");
+        }
+        for line in plan_lines(&ahead, n, concurrency, per_pair) {
+            println!("{line}");
+        }
+        return Ok(Err(ExitCode::SUCCESS));
+    }
+    let expect = Expectations::from_suites(&suites);
+    let progress = Progress::new(
+        format!("canary {} vs {}", current.name, candidate.name),
+        plan.len(),
+    );
+    let ahead_ref = &ahead;
+    let mut watch = Watch::new(
+        CanaryMonitor::with_probes(margins, n),
+        sequential,
+        args.samples.unwrap_or(1),
+        raw.iter()
+            .map(|p| (p.suite.clone(), p.id.clone()))
+            .collect(),
+        Arc::clone(&active),
+        &expect,
+        &progress,
+        Box::new(move |per_pair| {
+            for line in plan_lines(ahead_ref, n, concurrency, Some(per_pair)) {
+                eprintln!("canary: after the first slot: {line}");
+            }
+        }),
+    );
+    let mut on_pair = |a: &Sample, b: &Sample| watch.on_pair(a, b);
+    let out = sides.run(&plan, &mut on_pair).await;
+    watch.finish(out.stopped_early);
+    progress.finish(&format!("{} pairs", out.pairs));
+
+    store_sides(loaded, current, candidate, &out)?;
+
+    let mut report = drift::compare_paired(
+        &out.current.samples,
+        &out.candidate.samples,
+        margins,
+        &expect,
+    )
+    .with_labels(&current.name, &candidate.name);
+    if sequential {
+        annotate_sequential(
+            &mut report,
+            &watch.monitor,
+            &watch.decision,
+            &out,
+            per_probe,
+        );
+    }
+    let pairing = watch.agreement.describe(pair_seed.is_some());
+    eprintln!("canary: {pairing}");
+    report.reasons.push(pairing);
+    Ok(Ok(report))
+}
+
+/// Stores both sides' samples as one round each.
+fn store_sides(
+    loaded: &Loaded,
+    current: &Target,
+    candidate: &Target,
+    out: &paired::PairedOutcome,
+) -> anyhow::Result<()> {
+    let mut store = live::open_store(loaded)?;
+    for (name, outcome) in [
+        (&current.name, &out.current),
+        (&candidate.name, &out.candidate),
+    ] {
+        if let Err(e) = super::run::store_round(&mut store, name, outcome, &SystemClock) {
+            eprintln!("warning: the canary samples of {name} could not be stored: {e:#}");
+        }
+    }
+    Ok(())
+}
+
+/// Both sides of a paired canary, ready to run a plan.
+struct Sides<'a> {
+    current: Arc<dyn modelwatch::provider::ModelClient>,
+    candidate: Arc<dyn modelwatch::provider::ModelClient>,
+    current_probes: Vec<Arc<Probe>>,
+    candidate_probes: Vec<Arc<Probe>>,
+    options: PairedOptions,
+    judge: &'a live::Judge,
+}
+
+impl Sides<'_> {
+    async fn run(
+        &self,
+        plan: &[paired::PairItem],
+        on_pair: &mut (dyn FnMut(&Sample, &Sample) -> Flow + Send),
+    ) -> paired::PairedOutcome {
+        let evaluate = |p: &Probe, c: &Completion| self.judge.evaluate(p, c);
+        paired::run_paired(
+            self.current.as_ref(),
+            self.candidate.as_ref(),
+            &self.current_probes,
+            &self.candidate_probes,
+            plan,
+            &self.options,
+            &evaluate,
+            &SystemClock,
+            on_pair,
+        )
+        .await
+    }
+}
+
+/// Sequential or fixed, and samples per probe: `--max-samples`, else `--samples` (fixed), else
+/// what the plan says an unchanged candidate needs. Prints the plan of a sequential run and
+/// refuses a budget too small to ever pass.
+fn budget(
+    args: &Args,
+    ahead: &plan::Plan,
+    n: usize,
+    concurrency: usize,
+) -> Result<(bool, u32), ExitCode> {
+    let (sequential, per_probe) = match (args.max_samples, args.samples) {
+        (Some(m), _) => (true, m),
+        (None, Some(fixed)) => (false, fixed),
+        // What an unchanged candidate needs to pass even when the answers are not identical.
+        (None, None) => (
+            true,
+            ahead
+                .pass_independent()
+                .map_or(plan::MAX_SLOTS, |(e, _)| e.slots)
+                .max(baseline::DEFAULT_SAMPLES_PER_PROBE),
+        ),
+    };
+    if !sequential || args.plan {
+        return Ok((sequential, per_probe));
+    }
+    for line in plan_lines(ahead, n, concurrency, None) {
+        eprintln!("{line}");
+    }
+    if let Some((need, metric)) = ahead.pass_identical()
+        && per_probe < need.slots
+    {
+        eprintln!(
+            "error: --max-samples {per_probe} is too small to ever pass: even identical answers \
+             need {} samples per probe to show {} within its margin of {:.1} points; raise \
+             --max-samples or choose a coarser --sensitivity",
+            need.slots,
+            metric.id(),
+            100.0 * ahead.margin(metric).unwrap_or(f64::NAN)
+        );
+        return Err(ExitCode::from(EXIT_USAGE));
+    }
+    Ok((sequential, per_probe))
+}
+
+/// Warns when the two targets list different suites (both run the current one's).
+fn warn_suite_mismatch(current: &Target, candidate: &Target) {
     let cand_suites: Vec<&std::path::Path> =
         candidate.suites.iter().map(|s| s.path.as_path()).collect();
     if current
@@ -101,135 +370,104 @@ async fn paired_canary(
             current.name, candidate.name, current.name
         );
     }
-    let raw: Vec<&Probe> = suites.iter().flat_map(|s| &s.probes).collect();
-    if raw.is_empty() {
-        anyhow::bail!("target '{}' has no probes to compare", current.name);
+}
+
+/// The median answered pair's time over the concurrency (a pair's two requests run one
+/// after the other, `concurrency` pairs at once).
+fn seconds_per_pair(out: &paired::PairedOutcome, concurrency: usize) -> Option<f64> {
+    let mut answered: Vec<f64> = out
+        .current
+        .samples
+        .iter()
+        .zip(&out.candidate.samples)
+        .filter(|(a, b)| !a.is_error() && !b.is_error())
+        .map(|(a, b)| (a.latency_ms + b.latency_ms) / 1000.0)
+        .collect();
+    answered.sort_by(f64::total_cmp);
+    (!answered.is_empty()).then(|| answered[answered.len() / 2] / concurrency.max(1) as f64)
+}
+
+/// The sequential canary's part of the report: e-values, the early decision, how far it went,
+/// the design's error rates and each metric's confidence sequence.
+fn annotate_sequential(
+    report: &mut Report,
+    monitor: &CanaryMonitor,
+    decision: &Early,
+    out: &paired::PairedOutcome,
+    per_probe: u32,
+) {
+    for m in &mut report.metrics {
+        if let Some(e) = monitor.e_value(m.metric) {
+            m.e_value = Some(e);
+        }
     }
-    let cur_probes: Vec<Arc<Probe>> = raw.iter().map(|p| as_run_by(p, current)).collect();
-    let cand_probes: Vec<Arc<Probe>> = raw.iter().map(|p| as_run_by(p, candidate)).collect();
-    let n = raw.len();
-    let (sequential, per_probe) = match args.max_samples {
-        Some(m) => (true, m),
-        None => (
-            false,
-            args.samples.unwrap_or(baseline::DEFAULT_SAMPLES_PER_PROBE),
+    let probes = monitor.probe_regressions();
+    apply_early(report, decision, &probes);
+    let per_probe_used = out
+        .current
+        .samples
+        .iter()
+        .map(|s| s.index + 1)
+        .max()
+        .unwrap_or(0);
+    let used = format!(
+        "{} pairs (up to {per_probe_used} of at most {per_probe} samples per probe)",
+        out.pairs
+    );
+    let note = match decision {
+        Early::Regression(_) => format!("stopped early after {used}: regression shown"),
+        Early::NonInferior => format!("stopped early after {used}: non-inferiority shown"),
+        Early::Continue if out.stopped_early => {
+            format!("stopped after {used}: a side could not be measured")
+        }
+        Early::Continue => format!(
+            "used all {used} without a decisive sequential result; the fixed-sample tests \
+             decide"
         ),
     };
-    let min_pairs = args.samples.unwrap_or(1) as usize * n;
-    let plan = paired::plan_pairs(n, per_probe);
+    eprintln!("canary: {note}");
+    let mut head = vec![
+        format!("sequential canary: {note}"),
+        evidence::error_rates(monitor),
+    ];
+    head.extend(evidence::sequences(monitor));
+    report.reasons.splice(0..0, head);
+}
 
-    let judge = live::Judge::new(loaded)?;
-    let (cur_client, cand_client) = (
-        setup::build_client(current)?,
-        setup::build_client(candidate)?,
-    );
-    let options = PairedOptions {
-        current: current.name.clone(),
-        candidate: candidate.name.clone(),
-        concurrency: current.max_concurrency.min(candidate.max_concurrency) as usize,
-        stream_current: current.stream,
-        stream_candidate: candidate.stream,
-        keep_text: true,
+/// The plan as printed at the start of a canary (and by `--plan`).
+fn plan_lines(
+    ahead: &plan::Plan,
+    probes: usize,
+    concurrency: usize,
+    per_pair: Option<f64>,
+) -> Vec<String> {
+    let timing = match per_pair {
+        Some(s) => format!("{:.0} ms per pair measured at this concurrency", 1000.0 * s),
+        None => "time per pair measured after the first slot".to_string(),
     };
-    let margins = &loaded.config.margins;
-    let expect = Expectations::from_suites(&suites);
-    let mut monitor = CanaryMonitor::new(margins);
-    let mut decision = Early::Continue;
-    let progress = Progress::new(
-        format!("canary {} vs {}", current.name, candidate.name),
-        plan.len(),
-    );
-    let (mut done, mut failed_cur, mut failed_cand) = (0usize, 0usize, 0usize);
-    let mut on_pair = |a: &Sample, b: &Sample| {
-        done += 1;
-        failed_cur += usize::from(a.is_error());
-        failed_cand += usize::from(b.is_error());
-        progress.update(done);
-        monitor.push(a, b, &expect);
-        // A side whose every request of the first sample slot failed is unreachable: going
-        // on would only collect more errors.
-        if done >= n && (failed_cur == done || failed_cand == done) {
-            return Flow::Stop;
-        }
-        if sequential && done >= min_pairs {
-            decision = monitor.decision();
-            if decision != Early::Continue {
-                return Flow::Stop;
-            }
-        }
-        Flow::Continue
-    };
-    let evaluate = |p: &Probe, c: &Completion| judge.evaluate(p, c);
-    let clock = SystemClock;
-    let out = paired::run_paired(
-        cur_client.as_ref(),
-        cand_client.as_ref(),
-        &cur_probes,
-        &cand_probes,
-        &plan,
-        &options,
-        &evaluate,
-        &clock,
-        &mut on_pair,
-    )
-    .await;
-    let per_probe_used = out.pairs.div_ceil(n);
-    progress.finish(&format!(
-        "{} pairs, {per_probe_used} of {per_probe} samples per probe",
-        out.pairs
-    ));
-
-    let mut store = live::open_store(loaded)?;
-    for (name, outcome) in [
-        (&current.name, &out.current),
-        (&candidate.name, &out.candidate),
-    ] {
-        if let Err(e) = super::run::store_round(&mut store, name, outcome, &clock) {
-            eprintln!("warning: the canary samples of {name} could not be stored: {e:#}");
-        }
-    }
-
-    let mut report = drift::compare_paired(
-        &out.current.samples,
-        &out.candidate.samples,
-        margins,
-        &expect,
-    )
-    .with_labels(&current.name, &candidate.name);
-    if sequential {
-        for m in &mut report.metrics {
-            if let Some(e) = monitor.e_value(m.metric) {
-                m.e_value = Some(e);
-            }
-        }
-        apply_early(&mut report, &decision);
-        let used = format!(
-            "{} pairs (up to {per_probe_used} of at most {per_probe} samples per probe)",
-            out.pairs
-        );
-        let note = match &decision {
-            Early::Regression(_) => format!("stopped early after {used}: regression shown"),
-            Early::NonInferior => format!("stopped early after {used}: non-inferiority shown"),
-            Early::Continue if out.stopped_early => {
-                format!("stopped after {used}: a side could not be measured")
-            }
-            Early::Continue => format!(
-                "used all {used} without a decisive sequential result; the fixed-sample tests \
-                 decide"
-            ),
-        };
-        eprintln!("canary: {note}");
-        report
-            .reasons
-            .insert(0, format!("sequential canary: {note}"));
-    }
-    Ok(report)
+    vec![
+        format!("plan: {probes} probes, {concurrency} pairs at once, {timing}"),
+        format!(
+            "plan: unchanged candidate, identical answers (seed pairing effective): pass after {}",
+            plan::describe(ahead.pass_identical(), per_pair)
+        ),
+        format!(
+            "plan: unchanged candidate, independent answers: pass after {}",
+            plan::describe(ahead.pass_independent(), per_pair)
+        ),
+        format!(
+            "plan: a change of one margin: regression after {} (identical answers elsewhere), {} \
+             (independent answers)",
+            plan::describe(ahead.regression_at_margin(true), per_pair),
+            plan::describe(ahead.regression_at_margin(false), per_pair)
+        ),
+    ]
 }
 
 /// Applies an anytime-valid early decision of the canary to the fixed-sample report (whose
 /// p-values are not corrected for stopping when the evidence looked decisive). Only when both
 /// sides were measured well enough to judge at all.
-fn apply_early(report: &mut Report, decision: &Early) {
+fn apply_early(report: &mut Report, decision: &Early, probes: &[ProbeRegression]) {
     let limit = report.margins.max_error_rate;
     if report.availability.baseline.error_rate > limit
         || report.availability.candidate.error_rate > limit
@@ -251,8 +489,11 @@ fn apply_early(report: &mut Report, decision: &Early) {
                     ));
                 }
             }
+            reasons.extend(evidence::probe_lines(probes));
             if report.verdict != Verdict::Regression {
                 report.reasons = reasons;
+            } else {
+                report.reasons.extend(evidence::probe_lines(probes));
             }
             report.verdict = Verdict::Regression;
             report.exit_code = EXIT_REGRESSION;
@@ -425,7 +666,7 @@ mod tests {
         let cand = side("b", 2, |p, _| p < 2);
         let mut r = paired(&cur, &cand);
         assert_ne!(r.verdict, Verdict::Regression, "{:?}", r.reasons);
-        apply_early(&mut r, &Early::Regression(vec![Metric::RefusalRate]));
+        apply_early(&mut r, &Early::Regression(vec![Metric::RefusalRate]), &[]);
         assert_eq!(
             (r.verdict, r.exit_code),
             (Verdict::Regression, EXIT_REGRESSION)
@@ -445,7 +686,7 @@ mod tests {
         let cand = side("b", 3, |_, _| false);
         let mut r = paired(&cur, &cand);
         assert_eq!(r.verdict, Verdict::Inconclusive);
-        apply_early(&mut r, &Early::NonInferior);
+        apply_early(&mut r, &Early::NonInferior, &[]);
         for m in r.metrics.iter().filter(|m| m.category == Category::Quality) {
             if m.metric.is_rate() {
                 assert_eq!(m.verdict, Verdict::Pass, "{:?}", m.metric);
@@ -471,7 +712,7 @@ mod tests {
         let mut r = paired(&cur, &cand);
         assert_eq!(r.verdict, Verdict::Inconclusive);
         let before = r.clone();
-        apply_early(&mut r, &Early::Regression(vec![Metric::RefusalRate]));
+        apply_early(&mut r, &Early::Regression(vec![Metric::RefusalRate]), &[]);
         assert_eq!(r, before);
     }
 }

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// The window used when neither `--since` nor `--rounds` is given.
+/// The window used when neither `--since` nor `--rounds` is given and the baseline's
+/// recording time cannot be read.
 const DEFAULT_SINCE: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, clap::Args)]
@@ -22,7 +23,8 @@ pub struct Args {
     /// Baseline file. Default: the target's `baseline` key, else `baselines/<target>.json`.
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
-    /// Samples of the last DURATION (`90m`, `24h`, `7d`). Default: 24h.
+    /// Samples of the last DURATION (`90m`, `24h`, `7d`). Default: the rounds since the
+    /// baseline was recorded (never the baseline's own).
     #[arg(long, value_name = "DURATION", conflicts_with = "rounds")]
     pub since: Option<String>,
     /// Samples of the newest N rounds instead of a time window.
@@ -41,7 +43,6 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(EXIT_USAGE));
             }
         },
-        None if args.rounds.is_none() => Some(DEFAULT_SINCE),
         None => None,
     };
 
@@ -91,20 +92,33 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         })
         .map(|p| p.hash.clone())
         .collect();
+    // Default window: after the baseline's recording, so its own rounds are never judged.
+    let recorded_ms = parse_rfc3339_utc(&baseline.recorded.at);
+    let since_ms = match (since, args.rounds, recorded_ms) {
+        (Some(d), _, _) => Some(live::now_ms() - d.as_millis() as i64),
+        (None, Some(_), _) => None,
+        (None, None, Some(at)) => Some(at + 1),
+        (None, None, None) => Some(live::now_ms() - DEFAULT_SINCE.as_millis() as i64),
+    };
+    let excluded = other_fingerprints(&store, &target.name, since_ms, &fingerprint.id)?;
     let query = SampleQuery {
         target: Some(target.name.clone()),
-        since_ms: since.map(|d| live::now_ms() - d.as_millis() as i64),
+        since_ms,
         fingerprint: Some(fingerprint.id.clone()),
         last_rounds: args.rounds,
         probe_hashes: Some(hashes),
         skip_text: false,
     };
     let recent = store.samples(&query)?;
-    let window = match (since, args.rounds) {
-        (Some(d), _) => format!("last {}", format_duration(d)),
-        (None, Some(n)) => format!("last {n} rounds"),
-        (None, None) => "all".into(),
+    let window = match (since, args.rounds, recorded_ms) {
+        (Some(d), _, _) => format!("last {}", format_duration(d)),
+        (None, Some(n), _) => format!("last {n} rounds"),
+        (None, None, Some(_)) => format!("since the baseline, {}", baseline.recorded.at),
+        (None, None, None) => format!("last {}", format_duration(DEFAULT_SINCE)),
     };
+    if let Some(note) = &excluded {
+        eprintln!("note: {note}");
+    }
     if recent.is_empty() {
         eprintln!(
             "error: no stored samples of target {} ({window}, fingerprint {}) for the probes of \
@@ -128,7 +142,86 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         &super::baseline::file_label(&path),
         &format!("{} ({window})", target.name),
     );
+    let mut report = report;
+    report.reasons.extend(excluded);
     args.out
         .emit(&report::render(&report, args.out.format, args.out.color()))?;
     Ok(ExitCode::from(report.exit_code))
+}
+
+/// Rounds of the window served by another fingerprint than the one judged: excluded, and said.
+fn other_fingerprints(
+    store: &modelwatch::store::Store,
+    target: &str,
+    since_ms: Option<i64>,
+    judged: &str,
+) -> anyhow::Result<Option<String>> {
+    let Some(since) = since_ms else {
+        return Ok(None);
+    };
+    let others: Vec<_> = store
+        .rounds(target, 100_000)?
+        .into_iter()
+        .filter(|r| r.started_at_ms >= since && r.fingerprint.as_deref() != Some(judged))
+        .collect();
+    if others.is_empty() {
+        return Ok(None);
+    }
+    let samples: u64 = others.iter().map(|r| u64::from(r.samples)).sum();
+    let mut ids: Vec<&str> = others
+        .iter()
+        .map(|r| r.fingerprint.as_deref().unwrap_or("unknown"))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(Some(format!(
+        "{} round(s) ({samples} samples) in the window were served by another fingerprint ({}) \
+         and are excluded; judged: fingerprint {judged}",
+        others.len(),
+        ids.join(", ")
+    )))
+}
+
+/// Reads the RFC 3339 UTC time a baseline stores (`2026-11-26T16:30:00.123Z`) as unix
+/// milliseconds (days-from-civil, H. Hinnant's algorithm, the inverse of
+/// `baseline::rfc3339_utc`). None when it is not of that form.
+fn parse_rfc3339_utc(s: &str) -> Option<i64> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.splitn(3, ':').map(|x| x.parse::<i64>().ok());
+    let (h, min, sec) = (t.next()??, t.next()??, t.next()??);
+    let ms: i64 = format!("{frac:0<3}").get(..3)?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + h * 3600 + min * 60 + sec) * 1000) + ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recording_times_round_trip() {
+        for ms in [0i64, 1_764_174_600_123, 951_782_400_000, 4_102_444_799_999] {
+            let text = modelwatch::baseline::rfc3339_utc(ms);
+            assert_eq!(parse_rfc3339_utc(&text), Some(ms), "{text}");
+        }
+        assert_eq!(parse_rfc3339_utc("2026-13-01T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339_utc("yesterday"), None);
+        assert_eq!(
+            parse_rfc3339_utc("2026-11-26T16:30:00Z"),
+            parse_rfc3339_utc("2026-11-26T16:30:00.000Z")
+        );
+    }
 }

@@ -6,8 +6,51 @@ use crate::drift::Margins;
 use toml::Spanned;
 use toml::de::DeValue;
 
-/// Keys of `[margins]`: the fields of [`Margins`].
+/// How small a change the verdicts treat as a regression: a preset of the rate and length
+/// margins. `fine` halves the default margins (more samples to decide), `coarse` widens them
+/// (fewer samples; only larger changes count). Explicit `[margins]` keys override a preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Sensitivity {
+    Coarse,
+    #[default]
+    Default,
+    Fine,
+}
+
+impl Sensitivity {
+    pub const NAMES: [&'static str; 3] = ["coarse", "default", "fine"];
+
+    pub fn from_name(name: &str) -> Option<Sensitivity> {
+        match name {
+            "coarse" => Some(Sensitivity::Coarse),
+            "default" => Some(Sensitivity::Default),
+            "fine" => Some(Sensitivity::Fine),
+            _ => None,
+        }
+    }
+
+    /// Applies the preset's margins to `m`, leaving the decision parameters (alpha,
+    /// confidence, error budget, gates, flips) as they are.
+    pub fn apply(self, m: &mut Margins) {
+        let d = Margins::default();
+        let (points, cliffs, ratio) = match self {
+            Sensitivity::Default => (1.0, d.length_cliffs_delta, 1.15f64),
+            Sensitivity::Coarse => (2.5, 0.33, 1.30),
+            Sensitivity::Fine => (0.5, 0.11, 1.075),
+        };
+        m.refusal_points = d.refusal_points * points;
+        m.empty_points = d.empty_points * points;
+        m.structured_points = d.structured_points * points;
+        m.task_success_points = d.task_success_points * points;
+        m.truncation_points = d.truncation_points * points;
+        m.length_cliffs_delta = cliffs;
+        m.length_log_ratio = ratio.ln();
+    }
+}
+
+/// Keys of `[margins]`: the preset and the fields of [`Margins`].
 pub(crate) const MARGIN_KEYS: &[&str] = &[
+    "sensitivity",
     "refusal_points",
     "refusal_relative_risk",
     "empty_points",
@@ -40,6 +83,19 @@ pub(crate) fn read_margins(r: &mut Reader, value: Option<&Spanned<DeValue>>) -> 
     let Some(f) = r.table_value(v, "[margins]", MARGIN_KEYS) else {
         return m;
     };
+    if let Some(name) = r.string(&f, "sensitivity") {
+        match Sensitivity::from_name(name.get_ref()) {
+            Some(s) => s.apply(&mut m),
+            None => r.error(
+                name.span(),
+                format!(
+                    "`sensitivity` in [margins] is \"{}\"; expected one of {}",
+                    name.get_ref(),
+                    Sensitivity::NAMES.join(", ")
+                ),
+            ),
+        }
+    }
     let share = |r: &mut Reader, key: &str, slot: &mut f64| {
         if let Some(x) = number(r, &f, key, 0.0, 1.0, Some(SHARE_HELP)) {
             *slot = x;
@@ -124,4 +180,28 @@ fn number(
         r.diags.push(last.with_help(help));
     }
     x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_scale_the_rate_margins_and_keep_the_decision_parameters() {
+        let mut m = Margins {
+            alpha: 0.01,
+            ..Margins::default()
+        };
+        Sensitivity::Coarse.apply(&mut m);
+        assert!((m.structured_points - 0.025).abs() < 1e-12);
+        assert!((m.task_success_points - 0.075).abs() < 1e-12);
+        assert_eq!(m.alpha, 0.01);
+        Sensitivity::Fine.apply(&mut m);
+        assert!((m.refusal_points - 0.01).abs() < 1e-12);
+        Sensitivity::Default.apply(&mut m);
+        assert_eq!(Margins { alpha: 0.05, ..m }, Margins::default());
+        for n in Sensitivity::NAMES {
+            assert!(Sensitivity::from_name(n).is_some());
+        }
+    }
 }

@@ -11,6 +11,7 @@ pub mod duration;
 pub use crate::diag::env;
 use crate::files;
 mod margins;
+pub use margins::Sensitivity;
 pub mod secret;
 pub mod server;
 pub mod sinks;
@@ -1213,6 +1214,23 @@ suites = ["core", "x/y.toml"]
         assert_eq!(
             c.margins.structured_points,
             crate::drift::Margins::default().structured_points
+        );
+    }
+
+    #[test]
+    fn a_sensitivity_preset_sets_the_margins_and_keys_override_it() {
+        let text =
+            format!("{MINIMAL}\n[margins]\nsensitivity = \"coarse\"\ntask_success_points = 0.04\n");
+        let c = parse_str(&text, &no_env).unwrap();
+        let mut coarse = crate::drift::Margins::default();
+        Sensitivity::Coarse.apply(&mut coarse);
+        assert_eq!(c.margins.structured_points, coarse.structured_points);
+        assert_eq!(c.margins.task_success_points, 0.04);
+        let text = format!("{MINIMAL}\n[margins]\nsensitivity = \"medium\"\n");
+        let all = crate::diag::render_all(&parse_str(&text, &no_env).unwrap_err());
+        assert!(
+            all.contains("expected one of coarse, default, fine"),
+            "{all}"
         );
     }
 

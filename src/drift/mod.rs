@@ -28,7 +28,7 @@ mod strata;
 
 pub use margins::Margins;
 pub use metric::{BINARY, Category, Metric};
-pub use sequential::{CanaryMonitor, Early};
+pub use sequential::{Bounds, CanaryMonitor, Early, ProbeRegression};
 
 use crate::probe::Suite;
 use crate::sample::{Sample, StructuredOutcome};

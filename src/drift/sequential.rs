@@ -1,24 +1,34 @@
-//! Anytime-valid early stopping for the paired canary: feed pairs as they arrive, ask after
-//! each whether the evidence is already decisive. Pure and stateful; the caller owns the loop.
+//! Anytime-valid early stopping for the paired canary: feed pairs as they arrive, look at the
+//! end of every slot (each probe sampled once more) whether the evidence is already decisive.
+//! Pure and stateful; the caller owns the loop.
 //!
-//! Rate metrics only (lengths are judged by the fixed-sample report at the end):
-//! - **regression** on a metric when its sequential exact McNemar e-process (H₀: the candidate
-//!   is no worse on discordant pairs) reaches K/alpha — Bonferroni over the K monitored
-//!   metrics, valid for e-values by Ville's inequality — *and* the paired rate difference is at
-//!   least the metric's margin (refusals also need the relative risk);
-//! - **non-inferior** when, for every metric observed so far, the upper end of the
-//!   normal-mixture confidence sequence (at alpha/K) for the mean paired difference
-//!   `bad(candidate) − bad(current)` is below the margin. The differences lie in [−1, 1], so
-//!   they are 1-sub-Gaussian and σ² = 1 keeps the sequence valid without knowing the
-//!   variance (Howard, Ramdas, McAuliffe & Sekhon 2021). That bound is conservative: with
-//!   rare discordance it needs many thousands of pairs at 2-point margins, so early passes come
-//!   from loose margins or very long runs, early regressions come quickly.
+//! Rate metrics only (lengths are judged by the fixed-sample report at the end). For each
+//! metric the paired differences d = bad(candidate) − bad(current) ∈ {−1, 0, 1} feed a
+//! betting confidence sequence for their mean (Waudby-Smith & Ramdas 2023, see
+//! [`crate::stats::sequential::PairedDiffCs`]); the decision is two-sided:
 //!
-//! The e-processes and the confidence sequence are `crate::stats::sequential`'s.
+//! - **pass** on a metric once the sequence's upper end falls below the metric's margin: the
+//!   test of H₀ "worse by the margin or more" rejects at level alpha. The canary passes when
+//!   every observed metric passed. An overall pass needs every metric's null rejected
+//!   (an intersection–union test, Berger 1982), so each metric keeps the whole alpha: the
+//!   chance of a pass when some metric is exactly at its margin is at most alpha.
+//! - **regression** on a metric when the sequence excludes zero on the bad side (H₀ "no worse"
+//!   rejected at alpha/(2K), Bonferroni over the K monitored metrics) *and* the paired rate
+//!   difference is at least the margin (refusals also need the relative risk);
+//! - **regression of a probe** when that probe's own sequence excludes zero on the bad side at
+//!   alpha/(2·P·K) — Bonferroni over the P·K probe-metric strata declared up front — and its
+//!   own rate moved at least `flip_min_change`. Pooled tests miss a regression confined to a
+//!   few probes; the stratified ones name them. With both halves the chance of any false
+//!   regression between equal models stays at most alpha.
+//!
+//! Looks belong at slot ends: there the pooled wealth is a supermartingale even though the
+//! probes' own rates differ (see `PairedDiffCs`); each probe's own sequence is valid at any
+//! time.
 
 use super::{Expectations, Margins, Metric};
 use crate::sample::Sample;
-use crate::stats::sequential::{McNemarSequential, MixtureSprt};
+use crate::stats::sequential::PairedDiffCs;
+use std::collections::BTreeMap;
 
 /// Monitored metrics, in report order.
 const MONITORED: [Metric; 6] = [
@@ -29,27 +39,72 @@ const MONITORED: [Metric; 6] = [
     Metric::TaskSuccessRate,
     Metric::TruncationRate,
 ];
+const K: usize = MONITORED.len();
 
 /// What the evidence says so far.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Early {
     /// Not decisive yet: keep sampling.
     Continue,
-    /// The candidate is worse on these metrics, beyond their margins.
+    /// The candidate is worse on these metrics, beyond their margins (pooled, or on the probes
+    /// [`CanaryMonitor::probe_regressions`] names).
     Regression(Vec<Metric>),
     /// Every observed rate excludes a regression beyond its margin.
     NonInferior,
+}
+
+/// A probe whose own rate worsened, with anytime-valid evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeRegression {
+    pub suite: String,
+    pub probe_id: String,
+    pub metric: Metric,
+    pub pairs: u64,
+    /// Bad-outcome rates (for task success: failures) on each side.
+    pub current_bad: f64,
+    pub candidate_bad: f64,
+    pub e_value: f64,
+}
+
+/// A metric's paired difference so far: estimate and the confidence sequence's ends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    pub pairs: u64,
+    /// Mean of bad(candidate) − bad(current).
+    pub estimate: f64,
+    /// Lower end at the regression level (alpha/2K).
+    pub lower: f64,
+    /// Upper end at the pass level (alpha).
+    pub upper: f64,
+    /// Whether the pass test rejected at some look.
+    pub passed: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Side {
+    cs: PairedDiffCs,
+    bad_current: u64,
+    bad_candidate: u64,
+}
+
+impl Side {
+    fn push(&mut self, bad_a: bool, bad_b: bool) {
+        self.cs.push(bad_a, bad_b);
+        self.bad_current += u64::from(bad_a);
+        self.bad_candidate += u64::from(bad_b);
+    }
+    fn rates(&self) -> (f64, f64) {
+        let n = self.cs.count().max(1) as f64;
+        (self.bad_current as f64 / n, self.bad_candidate as f64 / n)
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Track {
     metric: Metric,
     margin: f64,
-    mcnemar: McNemarSequential,
-    diff: Option<MixtureSprt>,
-    pairs: u64,
-    bad_current: u64,
-    bad_candidate: u64,
+    pooled: Side,
+    passed: bool,
 }
 
 /// Sequential state of a paired canary.
@@ -57,32 +112,60 @@ struct Track {
 pub struct CanaryMonitor {
     margins: Margins,
     tracks: Vec<Track>,
+    /// Per probe (suite, id), per monitored metric.
+    probes: BTreeMap<(String, String), [Side; K]>,
+    /// Probes declared up front for the stratified tests (0: pooled tests only).
+    planned_probes: usize,
     pairs: u64,
 }
 
 impl CanaryMonitor {
+    /// Pooled tests only, each regression at alpha/K (the daemon-like demo uses this).
     pub fn new(margins: &Margins) -> CanaryMonitor {
+        Self::with_probes(margins, 0)
+    }
+
+    /// Pooled and per-probe tests for a canary over `probes` probes, the regression budget
+    /// split evenly between the two families.
+    pub fn with_probes(margins: &Margins, probes: usize) -> CanaryMonitor {
         let tracks = MONITORED
             .iter()
-            .map(|&metric| {
-                let margin = super::analyze::rate_margin(metric, margins);
-                Track {
-                    metric,
-                    margin,
-                    mcnemar: McNemarSequential::new(),
-                    // Mixing scale τ = the margin: the shift worth detecting.
-                    diff: MixtureSprt::new(0.0, 1.0, (margin * margin).max(1e-6)).ok(),
-                    pairs: 0,
-                    bad_current: 0,
-                    bad_candidate: 0,
-                }
+            .map(|&metric| Track {
+                metric,
+                margin: super::analyze::rate_margin(metric, margins),
+                pooled: Side::default(),
+                passed: false,
             })
             .collect();
         CanaryMonitor {
             margins: margins.clone(),
             tracks,
+            probes: BTreeMap::new(),
+            planned_probes: probes,
             pairs: 0,
         }
+    }
+
+    /// Level of each pooled regression test.
+    pub fn regression_alpha(&self) -> f64 {
+        let split = if self.planned_probes > 0 { 2.0 } else { 1.0 };
+        self.margins.alpha / (split * K as f64)
+    }
+
+    /// Level of each per-probe regression test (None without declared probes).
+    pub fn probe_alpha(&self) -> Option<f64> {
+        (self.planned_probes > 0)
+            .then(|| self.margins.alpha / (2.0 * (self.planned_probes * K) as f64))
+    }
+
+    /// Level of each metric's pass test (the whole alpha: intersection–union).
+    pub fn pass_alpha(&self) -> f64 {
+        self.margins.alpha
+    }
+
+    /// The e-value a pooled metric needs for a regression.
+    pub fn threshold(&self) -> f64 {
+        1.0 / self.regression_alpha()
     }
 
     /// Records one pair (same probe, same sample slot). Pairs where either request failed
@@ -96,7 +179,13 @@ impl CanaryMonitor {
         }
         self.pairs += 1;
         let expected = expectations.refusal_expected(&current.suite, &current.probe_id);
-        for t in &mut self.tracks {
+        let per_probe = self.planned_probes > 0;
+        let mut probe_sides = per_probe.then(|| {
+            self.probes
+                .entry((current.suite.clone(), current.probe_id.clone()))
+                .or_default()
+        });
+        for (i, t) in self.tracks.iter_mut().enumerate() {
             let (Some(a), Some(b)) = (
                 t.metric.outcome(mc, expected),
                 t.metric.outcome(md, expected),
@@ -109,14 +198,32 @@ impl CanaryMonitor {
             } else {
                 (!a, !b)
             };
-            t.pairs += 1;
-            t.bad_current += u64::from(bad_a);
-            t.bad_candidate += u64::from(bad_b);
-            t.mcnemar.update(!bad_a, !bad_b);
-            if let Some(d) = t.diff.as_mut() {
-                d.update(f64::from(u8::from(bad_b)) - f64::from(u8::from(bad_a)));
+            // A metric shown within its margin is settled (the pass is anytime-valid); its
+            // pooled sequence stops here, so that dropping probes only it needed leaves no
+            // partial cycles behind.
+            if !t.passed {
+                t.pooled.push(bad_a, bad_b);
+            }
+            if let Some(sides) = probe_sides.as_mut() {
+                sides[i].push(bad_a, bad_b);
             }
         }
+    }
+
+    /// Whether a probe still informs an unsettled metric: not measured yet, or measured on a
+    /// metric that has not passed. A canary may stop sampling the others (at a slot end).
+    pub fn needed(&self, suite: &str, probe_id: &str) -> bool {
+        if self.planned_probes == 0 {
+            return true;
+        }
+        let Some(sides) = self.probes.get(&(suite.to_string(), probe_id.to_string())) else {
+            return true;
+        };
+        sides
+            .iter()
+            .zip(&self.tracks)
+            .any(|(side, t)| side.cs.count() > 0 && !t.passed)
+            || sides.iter().all(|side| side.cs.count() == 0)
     }
 
     /// Pairs with measurements on both sides so far.
@@ -124,40 +231,102 @@ impl CanaryMonitor {
         self.pairs
     }
 
-    /// The regression e-value of a metric (candidate worse), when monitored.
+    /// The regression e-value of a metric (candidate worse than current), when observed.
     pub fn e_value(&self, metric: Metric) -> Option<f64> {
         self.tracks
             .iter()
-            .find(|t| t.metric == metric)
-            .map(|t| t.mcnemar.e_value())
+            .find(|t| t.metric == metric && t.pooled.cs.count() > 0)
+            .map(|t| t.pooled.cs.log_e_above(0.0).exp())
     }
 
-    pub fn decision(&self) -> Early {
-        let k = MONITORED.len() as f64;
-        let alpha = self.margins.alpha / k;
+    /// Observed metrics with their margins, in report order.
+    pub fn observed(&self) -> Vec<(Metric, f64)> {
+        self.tracks
+            .iter()
+            .filter(|t| t.pooled.cs.count() > 0)
+            .map(|t| (t.metric, t.margin))
+            .collect()
+    }
+
+    /// Estimate and confidence-sequence ends of a metric's paired difference, when observed.
+    pub fn bounds(&self, metric: Metric) -> Option<Bounds> {
+        let t = self
+            .tracks
+            .iter()
+            .find(|t| t.metric == metric && t.pooled.cs.count() > 0)?;
+        let cs = &t.pooled.cs;
+        Some(Bounds {
+            pairs: cs.count(),
+            estimate: cs.mean(),
+            lower: cs.lower(self.regression_alpha()),
+            upper: cs.upper(self.pass_alpha()),
+            passed: t.passed,
+        })
+    }
+
+    /// Probes whose own rate worsened by at least `flip_min_change`, with their e-process
+    /// beyond the stratified threshold; worst first.
+    pub fn probe_regressions(&self) -> Vec<ProbeRegression> {
+        let Some(alpha) = self.probe_alpha() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for ((suite, id), sides) in &self.probes {
+            for (side, &metric) in sides.iter().zip(MONITORED.iter()) {
+                let (cur, cand) = side.rates();
+                if side.cs.count() > 0
+                    && cand - cur >= self.margins.flip_min_change - 1e-12
+                    && side.cs.shows_above(0.0, alpha)
+                {
+                    out.push(ProbeRegression {
+                        suite: suite.clone(),
+                        probe_id: id.clone(),
+                        metric,
+                        pairs: side.cs.count(),
+                        current_bad: cur,
+                        candidate_bad: cand,
+                        e_value: side.cs.log_e_above(0.0).exp(),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| b.e_value.total_cmp(&a.e_value));
+        out
+    }
+
+    /// One look (at a slot end): regression first, then pass.
+    pub fn decision(&mut self) -> Early {
+        let alpha_reg = self.regression_alpha();
+        let alpha_pass = self.pass_alpha();
         let mut regressions = Vec::new();
-        for t in self.tracks.iter().filter(|t| t.pairs > 0) {
-            let n = t.pairs as f64;
-            let worse = (t.bad_candidate as f64 - t.bad_current as f64) / n;
+        for t in self.tracks.iter().filter(|t| t.pooled.cs.count() > 0) {
+            let (cur, cand) = t.pooled.rates();
             let rr_ok = t.metric != Metric::RefusalRate
-                || t.bad_current == 0
-                || t.bad_candidate as f64 / t.bad_current as f64
-                    >= self.margins.refusal_relative_risk;
-            if t.mcnemar.e_value() >= 1.0 / alpha && worse >= t.margin - 1e-12 && rr_ok {
+                || t.pooled.bad_current == 0
+                || cand / cur >= self.margins.refusal_relative_risk;
+            if cand - cur >= t.margin - 1e-12 && rr_ok && t.pooled.cs.shows_above(0.0, alpha_reg) {
                 regressions.push(t.metric);
             }
         }
+        for p in self.probe_regressions() {
+            if !regressions.contains(&p.metric) {
+                regressions.push(p.metric);
+            }
+        }
         if !regressions.is_empty() {
+            regressions.sort_by_key(|m| MONITORED.iter().position(|x| x == m));
             return Early::Regression(regressions);
         }
-        let observed: Vec<&Track> = self.tracks.iter().filter(|t| t.pairs > 0).collect();
-        let all_inside = !observed.is_empty()
-            && observed.iter().all(|t| {
-                t.diff
-                    .as_ref()
-                    .is_some_and(|d| d.confidence_sequence(alpha).1 < t.margin)
-            });
-        if all_inside {
+        for t in self.tracks.iter_mut().filter(|t| t.pooled.cs.count() > 0) {
+            t.passed = t.passed || t.pooled.cs.shows_below(t.margin, alpha_pass);
+        }
+        let mut observed = self.tracks.iter().filter(|t| t.pooled.cs.count() > 0);
+        let mut any = false;
+        if observed.all(|t| {
+            any = true;
+            t.passed
+        }) && any
+        {
             Early::NonInferior
         } else {
             Early::Continue
@@ -170,19 +339,26 @@ mod tests {
     use super::*;
     use crate::drift::tests::{Profile, synth};
 
-    /// Feeds pairs round by round (probe-major within a round) until a decision.
-    fn run(cur: &[Sample], cand: &[Sample], margins: &Margins) -> (Early, u64) {
-        let mut m = CanaryMonitor::new(margins);
+    /// Feeds pairs slot by slot (probe-major within a slot), looking at each slot end.
+    fn run(cur: &[Sample], cand: &[Sample], m: &mut CanaryMonitor) -> (Early, u64) {
         let mut order: Vec<usize> = (0..cur.len()).collect();
         order.sort_by_key(|&i| (cur[i].index, cur[i].probe_id.clone()));
+        let mut slot = None;
         for i in order {
-            m.push(&cur[i], &cand[i], &Expectations::default());
-            let d = m.decision();
-            if d != Early::Continue {
-                return (d, m.pairs());
+            if slot.is_some_and(|s| s != cur[i].index) {
+                let d = m.decision();
+                if d != Early::Continue {
+                    return (d, m.pairs());
+                }
             }
+            slot = Some(cur[i].index);
+            m.push(&cur[i], &cand[i], &Expectations::default());
         }
-        (Early::Continue, m.pairs())
+        (m.decision(), m.pairs())
+    }
+
+    fn monitor(margins: &Margins) -> CanaryMonitor {
+        CanaryMonitor::with_probes(margins, 20)
     }
 
     #[test]
@@ -197,23 +373,35 @@ mod tests {
             20,
             30,
         );
-        let (d, used) = run(&cur, &cand, &Margins::default());
+        let (d, used) = run(&cur, &cand, &mut monitor(&Margins::default()));
         assert_eq!(d, Early::Regression(vec![Metric::RefusalRate]));
-        assert!(used < 100, "took {used} pairs");
+        assert!(used <= 100, "took {used} pairs");
     }
 
     #[test]
     fn equal_models_never_stop_as_a_regression() {
         for seed in 0..20 {
-            let cur = synth(Profile::default(), 1000 + seed, 20, 30);
-            let cand = synth(Profile::default(), 2000 + seed, 20, 30);
-            let (d, _) = run(&cur, &cand, &Margins::default());
+            let cur = synth(Profile::default(), 1000 + seed, 20, 60);
+            let cand = synth(Profile::default(), 2000 + seed, 20, 60);
+            let mut m = monitor(&Margins::default());
+            let (d, _) = run(&cur, &cand, &mut m);
             assert!(!matches!(d, Early::Regression(_)), "seed {seed}: {d:?}");
+            assert!(m.probe_regressions().is_empty());
         }
     }
 
     #[test]
-    fn non_inferiority_is_shown_early_only_when_the_margins_allow() {
+    fn identical_answers_pass_at_the_default_margins() {
+        // Seed-paired identical models: no discordant pair. The 1-point margins need about
+        // ln(1/alpha)/0.01 pairs of the metric, the floor for any valid bound.
+        let cur = synth(Profile::default(), 63, 20, 60);
+        let (d, used) = run(&cur, &cur, &mut monitor(&Margins::default()));
+        assert_eq!(d, Early::NonInferior);
+        assert!(used <= 900, "took {used} pairs");
+    }
+
+    #[test]
+    fn independent_equal_models_pass_when_the_margins_allow() {
         let good = Profile {
             refusal: 0.0,
             task_fail: 0.0,
@@ -221,19 +409,99 @@ mod tests {
         };
         let (cur, cand) = (synth(good, 63, 20, 30), synth(good, 64, 20, 30));
         let loose = Margins {
-            refusal_points: 0.25,
-            empty_points: 0.25,
-            structured_points: 0.25,
-            task_success_points: 0.25,
-            truncation_points: 0.25,
+            refusal_points: 0.05,
+            empty_points: 0.05,
+            structured_points: 0.05,
+            task_success_points: 0.05,
+            truncation_points: 0.05,
             ..Margins::default()
         };
-        let (d, used) = run(&cur, &cand, &loose);
+        let (d, used) = run(&cur, &cand, &mut monitor(&loose));
         assert_eq!(d, Early::NonInferior);
         assert!(used < 600, "took {used} pairs");
-        // At the default 1–3 point margins 600 pairs are not enough for the conservative
-        // sequence: the canary keeps sampling (and the fixed-sample report decides at the end).
-        let (d, _) = run(&cur, &cand, &Margins::default());
+        // Noisy task success at a 3-point margin needs thousands of pairs.
+        let noisy = Profile::default();
+        let (cur, cand) = (synth(noisy, 65, 20, 30), synth(noisy, 66, 20, 30));
+        let (d, _) = run(&cur, &cand, &mut monitor(&Margins::default()));
         assert_eq!(d, Early::Continue);
+    }
+
+    #[test]
+    fn two_broken_probes_are_named_though_the_pooled_rate_barely_moves() {
+        // 40 task-checked probes of 80; two always wrong moves pooled task failure ≈ +4.75
+        // points, near the 3-point margin, so the pooled test is slow.
+        let cur = synth(Profile::default(), 70, 80, 40);
+        let mut cand = synth(Profile::default(), 71, 80, 40);
+        for s in cand.iter_mut() {
+            if (s.probe_id == "p003" || s.probe_id == "p017")
+                && let Some(m) = s.measurements.as_mut()
+            {
+                m.task_success = Some(false);
+            }
+        }
+        let mut m = CanaryMonitor::with_probes(&Margins::default(), 80);
+        let (d, used) = run(&cur, &cand, &mut m);
+        assert_eq!(d, Early::Regression(vec![Metric::TaskSuccessRate]));
+        let named = |m: &CanaryMonitor| {
+            let mut v: Vec<String> = m
+                .probe_regressions()
+                .iter()
+                .map(|p| p.probe_id.clone())
+                .collect();
+            v.sort();
+            v
+        };
+        let first = named(&m);
+        assert!(
+            !first.is_empty() && first.iter().all(|p| p == "p003" || p == "p017"),
+            "{first:?} after {used} pairs"
+        );
+        // Every pair of the 40 slots: both probes named, no other.
+        let mut all = CanaryMonitor::with_probes(&Margins::default(), 80);
+        for (a, b) in cur.iter().zip(&cand) {
+            all.push(a, b, &Expectations::default());
+        }
+        assert_eq!(named(&all), ["p003", "p017"]);
+        // The pooled tests alone need longer, or never get there within 40 slots.
+        let mut pooled = CanaryMonitor::new(&Margins::default());
+        let (d, used_pooled) = run(&cur, &cand, &mut pooled);
+        assert!(
+            d == Early::Continue || used_pooled > used,
+            "{d:?} after {used_pooled} pairs"
+        );
+    }
+
+    #[test]
+    fn probes_of_settled_metrics_are_no_longer_needed() {
+        // Identical answers: refusal, empty and truncation settle first; then only the JSON
+        // probes (odd ones, with structured output and task checks) are still needed.
+        let cur = synth(Profile::default(), 90, 20, 60);
+        let mut m = monitor(&Margins::default());
+        let mut dropped_at = None;
+        for slot in 0..60 {
+            for s in cur.iter().filter(|s| s.index == slot) {
+                m.push(s, s, &Expectations::default());
+            }
+            if m.decision() != Early::Continue {
+                break;
+            }
+            if dropped_at.is_none() && !m.needed("core", "p000") {
+                dropped_at = Some(slot);
+                assert!(m.needed("json", "p001"), "slot {slot}");
+            }
+        }
+        assert!(dropped_at.is_some(), "core probes never dropped");
+        assert!(m.needed("core", "p999"), "an unseen probe is needed");
+    }
+
+    #[test]
+    fn bounds_report_the_pass_and_regression_ends() {
+        let cur = synth(Profile::default(), 80, 20, 10);
+        let mut m = monitor(&Margins::default());
+        run(&cur, &cur, &mut m);
+        let b = m.bounds(Metric::TaskSuccessRate).unwrap();
+        assert_eq!(b.estimate, 0.0);
+        assert!(b.lower < 0.0 && b.upper > 0.0 && b.upper < 0.1, "{b:?}");
+        assert!(m.bounds(Metric::MissedRefusalRate).is_none());
     }
 }

@@ -12,6 +12,7 @@ use crate::provider::ModelClient;
 use crate::sample::Sample;
 use futures_util::stream::{self, StreamExt};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// One pair: probe `probe` (a position in the probe list), sample slot `index`, on both sides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +60,17 @@ pub struct PairedOptions {
     pub stream_candidate: bool,
     /// Keep the raw response text in the samples.
     pub keep_text: bool,
+    /// Probes (by position) still worth sampling; pairs of the others are skipped when their
+    /// turn comes. The caller may clear entries while the run goes on (a sequential canary
+    /// drops probes whose metrics are already decided). `None`: every probe.
+    pub active: Option<Arc<Vec<AtomicBool>>>,
+}
+
+/// Whether probe `i` is still active (out-of-range positions are not).
+fn is_active(active: &Option<Arc<Vec<AtomicBool>>>, i: usize) -> bool {
+    active
+        .as_ref()
+        .is_none_or(|a| a.get(i).is_some_and(|b| b.load(Ordering::Relaxed)))
 }
 
 /// What a paired run produced: one outcome per side, samples in plan order, pair by pair.
@@ -101,39 +113,46 @@ pub async fn run_paired(
     let (fp_current, fp_candidate) =
         futures_util::future::join(current.fingerprint(), candidate.fingerprint()).await;
     let n = current_probes.len().min(candidate_probes.len());
-    let pairs = plan.iter().filter(|i| i.probe < n).map(|item| {
-        let cur = one(
-            current,
-            &options.current,
-            side_item(current_probes, item),
-            options.stream_current,
-            evaluate,
-            clock,
-            options.keep_text,
-        );
-        let cand = one(
-            candidate,
-            &options.candidate,
-            side_item(candidate_probes, item),
-            options.stream_candidate,
-            evaluate,
-            clock,
-            options.keep_text,
-        );
-        let first = item.candidate_first;
-        async move {
-            if first {
-                let b = cand.await;
-                (cur.await, b)
-            } else {
-                let a = cur.await;
-                (a, cand.await)
+    let active = options.active.clone();
+    let pairs = plan
+        .iter()
+        .filter(move |i| i.probe < n && is_active(&active, i.probe))
+        .map(|item| {
+            let cur = one(
+                current,
+                &options.current,
+                side_item(current_probes, item),
+                options.stream_current,
+                evaluate,
+                clock,
+                options.keep_text,
+            );
+            let cand = one(
+                candidate,
+                &options.candidate,
+                side_item(candidate_probes, item),
+                options.stream_candidate,
+                evaluate,
+                clock,
+                options.keep_text,
+            );
+            let first = item.candidate_first;
+            async move {
+                if first {
+                    let b = cand.await;
+                    (cur.await, b)
+                } else {
+                    let a = cur.await;
+                    (a, cand.await)
+                }
             }
-        }
-    });
+        });
     let mut results = stream::iter(pairs).buffered(options.concurrency.max(1));
     let (mut cur_samples, mut cand_samples) = (Vec::new(), Vec::new());
-    let planned = plan.iter().filter(|i| i.probe < n).count();
+    let planned = plan
+        .iter()
+        .filter(|i| i.probe < n && is_active(&options.active, i.probe))
+        .count();
     let mut stopped_early = false;
     while let Some((a, b)) = results.next().await {
         let flow = on_pair(&a, &b);
@@ -299,6 +318,7 @@ mod tests {
             stream_current: false,
             stream_candidate: false,
             keep_text: true,
+            active: None,
         };
         let mut seen = 0;
         let out = run_paired(
@@ -363,6 +383,7 @@ mod tests {
             stream_current: true,
             stream_candidate: true,
             keep_text: false,
+            active: None,
         };
         let mut n = 0;
         let out = run_paired(
@@ -386,5 +407,55 @@ mod tests {
         assert_eq!(out.candidate.samples.len(), 10);
         // At most the buffered pairs beyond the stop were started.
         assert!(log.lock().unwrap().len() <= 2 * (10 + 4));
+    }
+
+    #[tokio::test]
+    async fn dropped_probes_are_skipped_from_their_next_turn() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let cur = Logging {
+            side: "current",
+            log: Arc::clone(&log),
+        };
+        let cand = Logging {
+            side: "candidate",
+            log: Arc::clone(&log),
+        };
+        let probes = vec![probe("a", 0.5), probe("b", 0.5), probe("c", 0.5)];
+        let plan = plan_pairs(3, 4);
+        let active: Arc<Vec<AtomicBool>> =
+            Arc::new((0..3).map(|_| AtomicBool::new(true)).collect());
+        let options = PairedOptions {
+            current: "cur".into(),
+            candidate: "cand".into(),
+            concurrency: 1,
+            stream_current: false,
+            stream_candidate: false,
+            keep_text: false,
+            active: Some(Arc::clone(&active)),
+        };
+        let mut seen = Vec::new();
+        let out = run_paired(
+            &cur,
+            &cand,
+            &probes,
+            &probes,
+            &plan,
+            &options,
+            &measure,
+            &FixedClock,
+            &mut |a, _| {
+                seen.push((a.probe_id.clone(), a.index));
+                // After slot 0, only probe "b" is still needed.
+                if seen.len() == 3 {
+                    active[0].store(false, Ordering::Relaxed);
+                    active[2].store(false, Ordering::Relaxed);
+                }
+                Flow::Continue
+            },
+        )
+        .await;
+        let b_only: Vec<(String, u32)> = (1..4).map(|i| ("b".to_string(), i)).collect();
+        assert_eq!(seen[3..], b_only[..]);
+        assert_eq!((out.pairs, out.stopped_early), (6, false));
     }
 }

@@ -72,12 +72,14 @@ impl Draw {
     }
 
     fn rng(&self, purpose: Purpose) -> Rng {
-        let (tag, value) = match self.source {
-            DrawSource::RequestSeed(s) => (1, s),
-            DrawSource::Occurrence(n) => (2, n),
+        // A request seed fixes the sampling as on a real server: the same weights (profile)
+        // and the same request seed give the same answer whatever the server's own seed.
+        let (tag, value, server) = match self.source {
+            DrawSource::RequestSeed(s) => (1, s, 0),
+            DrawSource::Occurrence(n) => (2, n, self.seed),
         };
         Rng::from_parts(&[
-            self.seed,
+            server,
             self.generation,
             self.prompt_hash,
             tag,
@@ -375,6 +377,12 @@ mod tests {
         assert_ne!(a, respond(&p, &s, &req("hello")));
         let g = Draw::new(7, 1, "hello", DrawSource::Occurrence(0));
         assert_ne!(a, respond(&p, &g, &req("hello")));
+        // A request seed does not depend on the server's seed (seed-paired canaries).
+        let other = Draw::new(8, 0, "hello", DrawSource::RequestSeed(0));
+        assert_eq!(
+            respond(&p, &s, &req("hello")),
+            respond(&p, &other, &req("hello"))
+        );
     }
 
     #[test]

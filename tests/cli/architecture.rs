@@ -45,7 +45,6 @@ const LONG_FNS: &[&str] = &[
     "provider/http.rs::open",
     "report/terminal.rs::terminal",
     "sim/server.rs::malformed_body",
-    "cmd/canary.rs::paired_canary",
     "config/mod.rs::read_target",
 ];
 

@@ -5,6 +5,7 @@
 
 mod architecture;
 mod bad_input;
+mod canary_docs;
 mod cli_meta;
 mod demo_e2e;
 mod docs_commands;

@@ -220,6 +220,8 @@ fn no_output_of_any_command_contains_a_secret() {
             "current",
             "--baseline",
             &b,
+            "--since",
+            "24h",
             "--format",
             format,
             "--output",

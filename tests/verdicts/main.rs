@@ -6,7 +6,9 @@
 mod baseline_cli;
 mod baseline_html;
 mod baseline_record_e2e;
+mod canary_compare;
 mod canary_e2e;
+mod canary_probes;
 #[path = "../common_verdict/mod.rs"]
 mod common_verdict;
 mod detect_canary;

@@ -7,6 +7,8 @@
 //!   always-valid p-value and a confidence sequence for p.
 //! - [`McNemarSequential`]: paired binary outcomes (canary), on discordant pairs.
 //! - [`MixtureSprt`]: normal-mixture SPRT for a mean (Johari et al. 2017/2022).
+//! - [`PairedDiffCs`]: a betting confidence sequence for the mean paired difference of binary
+//!   outcomes (canary equivalence: pass inside the margin, regression outside).
 //! - [`BernoulliCusum`]: Page's CUSUM with a simulation-calibrated threshold for a target
 //!   average run length (false-alarm interval), reproducible from a seed.
 //! - [`RankEProcess`]: a betting e-process on mid-rank placements against a baseline, for
@@ -19,12 +21,14 @@ mod beta_binomial;
 mod cusum;
 mod mcnemar;
 mod msprt;
+mod paired_diff;
 mod rank;
 
 pub use beta_binomial::{BetaBinomialEProcess, BetaPrior, log_beta_binomial_mixture};
 pub use cusum::BernoulliCusum;
 pub use mcnemar::McNemarSequential;
 pub use msprt::{MixtureSprt, normal_mixture_halfwidth};
+pub use paired_diff::{PairedDiffCs, pairs_to_show_above, pairs_to_show_below};
 pub use rank::RankEProcess;
 
 /// Running maximum of a log e-value, shared by the e-processes.

@@ -1,0 +1,199 @@
+//! End-to-end: the sequential canary on the starter suites against built-in simulator profiles,
+//! through the real binary. Stratified evidence names probes that broke on their own; identical
+//! models with paired seeds give identical pairs and pass.
+
+use modelwatch::sim::{self, Profile, Rule, SimHandle};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Sims {
+    _rt: tokio::runtime::Runtime,
+    handles: Vec<SimHandle>,
+}
+
+fn start(profiles: Vec<(Profile, u64)>) -> Sims {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let handles = {
+        let _guard = rt.enter();
+        profiles
+            .into_iter()
+            .map(|(p, seed)| sim::spawn_on_free_port(p, seed).unwrap())
+            .collect()
+    };
+    Sims { _rt: rt, handles }
+}
+
+/// The built-in healthy profile without simulated delays (the pairs are what matters here).
+fn healthy() -> Profile {
+    let mut p = Profile::builtin("healthy").unwrap();
+    p.latency_scale = 0.0;
+    p
+}
+
+/// Writes a configuration with the starter suites of `probes/` and one target per simulator.
+fn config(dir: &Path, sims: &Sims) -> PathBuf {
+    let probes = std::fs::canonicalize("probes").unwrap();
+    let mut text = format!(
+        "probes_dir = {:?}\n\n[storage]\npath = {:?}\n\n",
+        probes.display().to_string(),
+        dir.join("modelwatch.db").display().to_string()
+    );
+    for (name, h) in ["current", "candidate"].iter().zip(&sims.handles) {
+        text.push_str(&format!(
+            "[[target]]\nname = \"{name}\"\nprovider = \"openai\"\nbase_url = \"{}\"\n\
+             model = \"sim-7b\"\nsuites = [\"core\", \"json\", \"tasks\", \"format\", \
+             \"multilingual\"]\nstream = false\nretries = 0\nmax_concurrency = 8\n\n",
+            h.base_url()
+        ));
+    }
+    let path = dir.join("modelwatch.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn canary(config: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+        .arg("--config")
+        .arg(config)
+        .args([
+            "canary",
+            "--current",
+            "current",
+            "--candidate",
+            "candidate",
+            "--format",
+            "json",
+        ])
+        .args(extra)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not a JSON report ({e}); stderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, report)
+}
+
+fn reasons(r: &serde_json::Value) -> String {
+    r["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn two_probes_always_wrong_end_in_a_regression_that_names_them() {
+    let mut broken = healthy();
+    for prompt in ["347 multiplied by 28", "A crate holds 24 apples"] {
+        let mut rule = Rule::contains(prompt);
+        rule.correct = Some(0.0);
+        broken.rules.push(rule);
+    }
+    for (seed, pairing) in [(1u64, true), (2, false)] {
+        let sims = start(vec![(healthy(), seed), (broken.clone(), seed + 100)]);
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path(), &sims);
+        let extra: &[&str] = if pairing {
+            &["--max-samples", "40"]
+        } else {
+            &["--max-samples", "40", "--no-seed-pairing"]
+        };
+        let (out, r) = canary(&cfg, extra);
+        let text = reasons(&r);
+        assert_eq!(out.status.code(), Some(1), "pairing {pairing}:\n{text}");
+        assert_eq!(r["verdict"], "regression");
+        assert!(text.contains("regression shown"), "{text}");
+        // Named by their own anytime-valid evidence, or else among the flipped probes.
+        let flipped: Vec<&str> = r["flipped"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] == "lost_task_success")
+            .map(|f| f["probe_id"].as_str().unwrap())
+            .collect();
+        for id in ["multiply-3digit", "apples-word-problem"] {
+            assert!(
+                text.contains(&format!("tasks/{id} task_success_rate")) || flipped.contains(&id),
+                "pairing {pairing}: {id} not named:\n{text}\nflipped: {flipped:?}"
+            );
+        }
+        assert!(
+            text.contains("per probe"),
+            "pairing {pairing}: no probe-level evidence:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn identical_models_with_paired_seeds_pass_with_identical_pairs() {
+    let sims = start(vec![(healthy(), 3), (healthy(), 4)]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &sims);
+    let (out, r) = canary(&cfg, &["--max-samples", "60"]);
+    let text = reasons(&r);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(r["verdict"], "pass");
+    assert!(text.contains("non-inferiority shown"), "{text}");
+    assert!(
+        text.contains("seed pairing effective") && text.contains("(100 %)"),
+        "{text}"
+    );
+    assert!(text.contains("false pass at the margin ≤ 5.0 %"), "{text}");
+}
+
+#[test]
+fn the_plan_is_printed_and_a_budget_that_cannot_pass_is_refused() {
+    let sims = start(vec![(healthy(), 5), (healthy(), 6)]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &sims);
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(["canary", "--current", "current", "--candidate", "candidate"])
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--plan"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("ms per pair measured"), "{text}");
+    let samples = |line: &str| -> u32 {
+        let at = line.find(" samples per probe").unwrap();
+        let start = line[..at].rfind('(').unwrap() + 1;
+        line[start..at].parse().unwrap()
+    };
+    let identical = text
+        .lines()
+        .find(|l| l.contains("identical answers (seed pairing effective): pass after about"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let need = samples(identical);
+    assert!((10..=40).contains(&need), "{identical}");
+    // One sample per probe fewer than identical answers need: refused before sampling.
+    let too_few = (need - 1).to_string();
+    let out = run(&["--max-samples", &too_few]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("too small to ever pass"), "{err}");
+    // A coarser preset needs fewer samples, so the same budget is accepted.
+    let out = run(&["--plan", "--sensitivity", "coarse"]);
+    let coarse = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = coarse
+        .lines()
+        .find(|l| l.contains("identical answers"))
+        .unwrap();
+    assert!(samples(line) < need, "{line}");
+}
