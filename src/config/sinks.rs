@@ -152,7 +152,7 @@ pub(super) fn read_sentry(
     ) {
         (Some(d), None) => Some(d),
         (None, Some(file)) => {
-            let path = super::resolve_credential(file.get_ref(), dir, r);
+            let path = super::target::resolve_credential(file.get_ref(), dir, r);
             match crate::files::read_text_limited(&path, crate::files::MAX_CREDENTIAL_BYTES) {
                 Ok(s) => Some(toml::Spanned::new(file.span(), s.trim().to_string())),
                 Err(e) => {

@@ -32,7 +32,7 @@ const MAX_FILE_LINES: usize = 800;
 const MAX_FN_LINES: usize = 120;
 
 /// Files over [`MAX_FILE_LINES`] today (path under `src/`). Remove an entry once it fits.
-const LONG_FILES: &[&str] = &["config/mod.rs", "probe/load.rs", "sim/profile.rs"];
+const LONG_FILES: &[&str] = &[];
 
 /// Functions over [`MAX_FN_LINES`] today (`path::name` under `src/`), tables and test code
 /// aside. Remove an entry once it fits.
@@ -45,7 +45,7 @@ const LONG_FNS: &[&str] = &[
     "provider/http.rs::open",
     "report/terminal.rs::terminal",
     "sim/server.rs::malformed_body",
-    "config/mod.rs::read_target",
+    "config/target.rs::read_target",
 ];
 
 fn src() -> PathBuf {
