@@ -53,7 +53,7 @@ fn partial_refusals_are_measured_stored_and_read_back() {
     assert!(!answer.refusal && !answer.partial_refusal);
 
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+    let mut store = Store::open(dir.path().join("s.db")).unwrap();
     let fp = Fingerprint {
         provider: "openai".into(),
         model: "m".into(),
