@@ -261,6 +261,36 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// Sample `index` of a probe whose request started at `started_at_ms`, before anything is
+    /// known of the answer: no measurements, no error, no text yet.
+    pub fn pending(
+        target: &str,
+        suite: &str,
+        probe_id: &str,
+        probe_hash: &str,
+        index: u32,
+        started_at_ms: i64,
+    ) -> Sample {
+        Sample {
+            target: target.to_string(),
+            suite: suite.to_string(),
+            probe_id: probe_id.to_string(),
+            probe_hash: probe_hash.to_string(),
+            index,
+            started_at_ms,
+            latency_ms: 0.0,
+            ttft_ms: None,
+            attempts: 1,
+            finish_reason: None,
+            input_tokens: None,
+            response_model: None,
+            system_fingerprint: None,
+            measurements: None,
+            error: None,
+            text: None,
+        }
+    }
+
     pub fn is_error(&self) -> bool {
         self.error.is_some()
     }

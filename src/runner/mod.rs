@@ -191,24 +191,14 @@ pub fn to_sample(
     keep_text: bool,
 ) -> Sample {
     let probe = &item.probe;
-    let mut sample = Sample {
-        target: target.to_string(),
-        suite: probe.suite.clone(),
-        probe_id: probe.id.clone(),
-        probe_hash: probe.hash.clone(),
-        index: item.index,
+    let mut sample = Sample::pending(
+        target,
+        &probe.suite,
+        &probe.id,
+        &probe.hash,
+        item.index,
         started_at_ms,
-        latency_ms: 0.0,
-        ttft_ms: None,
-        attempts: 1,
-        finish_reason: None,
-        input_tokens: None,
-        response_model: None,
-        system_fingerprint: None,
-        measurements: None,
-        error: None,
-        text: None,
-    };
+    );
     match result {
         Ok(completion) => {
             sample.measurements = Some(evaluate(probe, &completion));

@@ -119,22 +119,9 @@ mod tests {
 
     fn sample(text: Option<&str>) -> Sample {
         Sample {
-            target: "t".into(),
-            suite: "s".into(),
-            probe_id: "p".into(),
-            probe_hash: "h".into(),
-            index: 0,
-            started_at_ms: 0,
             latency_ms: 1.0,
-            ttft_ms: None,
-            attempts: 1,
-            finish_reason: None,
-            input_tokens: None,
-            response_model: None,
-            system_fingerprint: None,
-            measurements: None,
-            error: None,
             text: text.map(str::to_string),
+            ..Sample::pending("t", "s", "p", "h", 0, 0)
         }
     }
 
