@@ -20,6 +20,7 @@ pub mod notify;
 pub mod outputs;
 pub mod promote;
 pub mod state;
+pub mod strata;
 
 use crate::alert::{
     self, AlertKey, AlertSink, AlertState, Evidence, MaintenanceWindow, Notification, Observation,
