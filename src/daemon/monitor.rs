@@ -424,8 +424,19 @@ fn read_rate(t: &mut RateTrack, threshold: f64, detector_threshold: f64, flip: f
         t.strata.restart_detector();
         t.incident = false;
     }
-    let log_e = t.strata.log_e_value();
-    let log_d = t.strata.log_detector();
+    // Exact sums only near a threshold (or 1, for a clear reading); otherwise their upper
+    // bounds decide the same way.
+    let (ue, ud) = t.strata.upper_bounds();
+    let log_e = if ue >= 0.0 {
+        t.strata.log_e_value()
+    } else {
+        ue
+    };
+    let log_d = if ud >= detector_threshold.ln() {
+        t.strata.log_detector()
+    } else {
+        ud
+    };
     let margin = t.margin;
     let by_episode: Vec<&Stratum> = if log_e >= threshold.ln() {
         t.strata

@@ -237,6 +237,24 @@ impl StratifiedRate {
             .map(|s| s.ln_w_detector + s.grid.log_detector())
     }
 
+    /// Upper bounds of ln of the combined episode e-value and change detector: the largest
+    /// weighted term plus ln(number of terms), from each stratum's largest grid member.
+    pub fn upper_bounds(&self) -> (f64, f64) {
+        let ln_n = (self.strata.len() as f64).ln();
+        let (mut e, mut d) = (
+            self.ln_w_mixture + self.mixture.log_e_value(),
+            f64::NEG_INFINITY,
+        );
+        for (i, s) in self.strata.iter().enumerate() {
+            let (ue, ud) = s.grid.upper_bounds();
+            if i > 0 {
+                e = e.max(s.ln_w_episode + ue);
+            }
+            d = d.max(s.ln_w_detector + ud);
+        }
+        (e + ln_n, d + ln_n)
+    }
+
     /// ln of the combined episode e-value.
     pub fn log_e_value(&self) -> f64 {
         log_sum_exp(self.episode_terms())
@@ -407,6 +425,8 @@ mod tests {
         }
         // c for 90 days of 10-minute rounds and 7 metrics is ~9e4 (ln 11.4).
         assert!(max < 9e4f64.ln(), "max ln detector {max}");
+        let (ue, ud) = s.upper_bounds();
+        assert!(ue >= s.log_e_value() && ud >= s.log_detector());
         assert!(s.log_e_value() < 0.0);
     }
 }

@@ -115,6 +115,17 @@ impl ShiftGrid {
         log_sum_exp(self.members.iter().map(|m| m.cusum)) - self.ln_j
     }
 
+    /// Cheap upper bounds (the largest member; a mean never exceeds its largest term) of
+    /// [`Self::log_e_value`] and [`Self::log_detector`], for skipping exact sums far from any
+    /// threshold.
+    pub fn upper_bounds(&self) -> (f64, f64) {
+        self.members
+            .iter()
+            .fold((f64::NEG_INFINITY, f64::NEG_INFINITY), |(e, d), m| {
+                (e.max(m.episode), d.max(m.cusum))
+            })
+    }
+
     /// (events, trials) since the change estimated by the member with the largest statistic.
     pub fn since_change(&self) -> (u64, u64) {
         self.members
@@ -237,6 +248,8 @@ mod tests {
             g.update_counts(10, 10);
         }
         assert_eq!(g.since_change(), (30, 30));
+        let (ue, ud) = g.upper_bounds();
+        assert!(ue >= g.log_e_value() && ud >= g.log_detector());
         g.restart_detector();
         assert_eq!(g.since_change(), (0, 0));
         assert!(g.log_detector() <= 1e-12);
