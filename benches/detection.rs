@@ -86,6 +86,8 @@ enum Change {
     TaskFailure(f64),
     /// Task failure +0.5 on 10 % of probes only (every tenth: one per suite).
     FewProbes,
+    /// Task failure +0.5 on the first 10 % of probes only (all in one suite).
+    FirstProbes,
     /// Structured failures +17 points on the JSON probes of one suite only.
     OneSuiteStructured,
     /// The max-token cap lowered so that every response is cut off.
@@ -106,7 +108,12 @@ impl Change {
             Change::Refusal(d) => q.refusal = (p.refusal + d).min(1.0),
             Change::TaskFailure(d) => q.task_failure = (p.task_failure + d).min(1.0),
             Change::FewProbes => {
-                if index % 10 == 0 {
+                if index.is_multiple_of(10) {
+                    q.task_failure = (p.task_failure + 0.5).min(1.0);
+                }
+            }
+            Change::FirstProbes => {
+                if index < PROBES / 10 {
                     q.task_failure = (p.task_failure + 0.5).min(1.0);
                 }
             }
@@ -143,7 +150,7 @@ impl Change {
             Change::Refusal(_) | Change::Ramp { .. } => {
                 Some(("refusal_rate", mean_changed(&|p| p.refusal)))
             }
-            Change::TaskFailure(_) | Change::FewProbes => {
+            Change::TaskFailure(_) | Change::FewProbes | Change::FirstProbes => {
                 Some(("task_success_rate", mean_changed(&|p| p.task_failure)))
             }
             Change::OneSuiteStructured => {
@@ -470,6 +477,8 @@ struct Detection {
     metric: Option<String>,
     /// Alarms before the change (false alarms on the way).
     early: bool,
+    /// The metric of the first alarm before the change.
+    early_metric: Option<String>,
     /// Same-hypotheses Wald figure ln(K/α)/KL(p_true ‖ p0), in samples (None: not a rate shift
     /// or the true rate is inside the null).
     wald: Option<f64>,
@@ -515,6 +524,7 @@ fn alt_replicate(sc: &Scenario, seed: u64, start: Start, cap_rounds: usize) -> D
     let mut early = false;
     let mut delay = None;
     let mut alarm_metric = None;
+    let mut early_metric = None;
     for r in 0..change_at + cap_rounds {
         let since = r.checked_sub(change_at);
         let current: Vec<ProbeModel> = match since {
@@ -528,7 +538,12 @@ fn alt_replicate(sc: &Scenario, seed: u64, start: Start, cap_rounds: usize) -> D
         fill_round(&mut rng, &current, &mut slots);
         if let Some(metric) = breach(&monitor.observe_round(&slots)) {
             match since {
-                None => early = true,
+                None => {
+                    if !early {
+                        early_metric = Some(metric);
+                    }
+                    early = true;
+                }
                 Some(t) => {
                     delay = Some((t + 1) * SAMPLES_PER_ROUND);
                     alarm_metric = Some(metric);
@@ -540,6 +555,7 @@ fn alt_replicate(sc: &Scenario, seed: u64, start: Start, cap_rounds: usize) -> D
     Detection {
         delay,
         metric: alarm_metric,
+        early_metric,
         early,
         wald,
         lorden,
@@ -638,6 +654,9 @@ fn run_alt(
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for m in ds.iter().filter_map(|d| d.metric.clone()) {
         *counts.entry(m).or_default() += 1;
+    }
+    for m in ds.iter().filter_map(|d| d.early_metric.clone()) {
+        *counts.entry(format!("{m} before the change")).or_default() += 1;
     }
     let mut metrics: Vec<(String, usize)> = counts.into_iter().collect();
     metrics.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -932,6 +951,14 @@ fn main() {
                 "10 % of probes (one per suite): task failure +50 points (pooled 10 % → 15 %)",
                 base,
                 Change::FewProbes,
+            )
+        },
+        Scenario {
+            within: Some((ROUNDS_PER_DAY, "24 h")),
+            ..sc(
+                "10 % of probes (the first 5, one suite): task failure +50 points (pooled 10 % → 15 %)",
+                base,
+                Change::FirstProbes,
             )
         },
         Scenario {

@@ -101,7 +101,6 @@ fn bad(metric: Metric, s: &Sample, expectations: &Expectations) -> Option<bool> 
 #[derive(Debug, Clone)]
 struct RateTrack {
     metric: Metric,
-    margin: f64,
     strata: StratifiedRate,
     /// A change-detector incident is open (alarmed, not yet recovered).
     incident: bool,
@@ -197,7 +196,6 @@ impl TargetMonitor {
             };
             rates.push(RateTrack {
                 metric,
-                margin,
                 strata,
                 incident: false,
             });
@@ -437,12 +435,11 @@ fn read_rate(t: &mut RateTrack, threshold: f64, detector_threshold: f64, flip: f
     } else {
         ud
     };
-    let margin = t.margin;
     let by_episode: Vec<&Stratum> = if log_e >= threshold.ln() {
         t.strata
             .carriers(false, threshold.ln())
             .into_iter()
-            .filter(|s| s.episode_rate() >= s.baseline_rate + margin)
+            .filter(|s| s.episode_rate() >= s.baseline_rate + s.margin)
             .collect()
     } else {
         Vec::new()
