@@ -17,8 +17,9 @@
 //!   in an episode is at most `alpha` however often the daemon looks;
 //! - a **change detector**: per stratum, e-CUSUMs at a grid of shift sizes from one margin
 //!   above p0 to near certainty (`stats::sequential::ShiftGrid`), averaged over the grid and the
-//!   strata. It alarms at c = K × the false-alarm interval in rounds; as an e-detector its mean
-//!   time to a false alarm is at least c rounds (Shin, Ramdas & Rinaldo 2024). Each CUSUM
+//!   strata. It alarms at c = K × the false-alarm interval in observations (rounds × the
+//!   metric's observations per round); as an e-detector its mean time to a false alarm is at
+//!   least c steps (Shin, Ramdas & Rinaldo 2024), so at least c observations' worth of rounds. Each CUSUM
 //!   restarts from zero whenever the evidence is against a change, so the delay after a jump
 //!   does not depend on how long the quiet period before it was, and the grid member nearest the
 //!   jump sets the pace (a jump to ~100 % is seen in one round).
@@ -102,6 +103,8 @@ fn bad(metric: Metric, s: &Sample, expectations: &Expectations) -> Option<bool> 
 struct RateTrack {
     metric: Metric,
     strata: StratifiedRate,
+    /// The change detector's threshold (set at the first round).
+    detector_c: Option<f64>,
     /// A change-detector incident is open (alarmed, not yet recovered).
     incident: bool,
 }
@@ -137,8 +140,9 @@ pub struct TargetMonitor {
     rates: Vec<RateTrack>,
     length: Option<LengthTrack>,
     threshold: f64,
-    /// Change-detector threshold c = K × false-alarm interval in rounds.
-    detector_threshold: f64,
+    /// K × false-alarm interval in rounds; × a metric's observations per round (counted at
+    /// its first round) gives its change-detector threshold c.
+    detector_budget: f64,
     settings: MonitorSettings,
     /// Rounds that measured something.
     rounds: u64,
@@ -197,6 +201,7 @@ impl TargetMonitor {
             rates.push(RateTrack {
                 metric,
                 strata,
+                detector_c: None,
                 incident: false,
             });
         }
@@ -227,13 +232,13 @@ impl TargetMonitor {
             });
         let k = rates.len() + usize::from(length.is_some());
         let threshold = k.max(1) as f64 / margins.alpha.clamp(1e-9, 0.5);
-        let detector_threshold = (k.max(1) as f64 * settings.false_alarm_rounds).max(2.0);
+        let detector_budget = (k.max(1) as f64 * settings.false_alarm_rounds).max(2.0);
         TargetMonitor {
             expectations,
             rates,
             length,
             threshold,
-            detector_threshold,
+            detector_budget,
             settings,
             rounds: 0,
         }
@@ -247,11 +252,6 @@ impl TargetMonitor {
     /// The e-value threshold K/alpha.
     pub fn threshold(&self) -> f64 {
         self.threshold
-    }
-
-    /// The change detector's threshold K × false-alarm interval (rounds).
-    pub fn detector_threshold(&self) -> f64 {
-        self.detector_threshold
     }
 
     /// Feeds one round and reads every monitored metric. A round that measured nothing is
@@ -287,15 +287,16 @@ impl TargetMonitor {
                 out.push((t.metric.id(), Observation::NoData));
                 continue;
             }
+            // c in observations, as the earlier CUSUM's budget: the e-detector bound would allow
+            // c in rounds, but that is ln(observations per round) nats less conservative and
+            // measured false alarms with fresh baselines (docs/statistics.md, "Monitor").
+            let c = *t
+                .detector_c
+                .get_or_insert((self.detector_budget * outcomes.len() as f64).max(2.0));
             t.strata.update(outcomes);
             out.push((
                 t.metric.id(),
-                read_rate(
-                    t,
-                    self.threshold,
-                    self.detector_threshold,
-                    self.settings.margins.flip_min_change,
-                ),
+                read_rate(t, self.threshold, c, self.settings.margins.flip_min_change),
             ));
         }
         let threshold = self.threshold;
