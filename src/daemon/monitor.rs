@@ -408,6 +408,55 @@ fn stratum_label(s: &Stratum) -> String {
     }
 }
 
+/// "probe s/p 62.0% since the change (30 samples) vs 10.0%" for each named stratum.
+fn stratum_figures(named: &[&Stratum], detector: bool) -> Vec<String> {
+    named
+        .iter()
+        .map(|s| {
+            let (x, n) = if detector {
+                s.since_change()
+            } else {
+                (s.events, s.trials)
+            };
+            format!(
+                "{} {:.1}% {} vs {:.1}%",
+                stratum_label(s),
+                rate(x, n) * 100.0,
+                if detector {
+                    format!("since the change ({n} samples)")
+                } else {
+                    format!("({n} samples)")
+                },
+                s.baseline_rate * 100.0
+            )
+        })
+        .collect()
+}
+
+/// Named probe strata first, then the probes that moved most in the bad direction; at most 5.
+fn flipped_probes(strata: &StratifiedRate, named: &[&Stratum], flip: f64) -> Vec<String> {
+    let mut flipped: Vec<String> = named
+        .iter()
+        .filter(|s| s.kind == StratumKind::Probe)
+        .map(|s| s.name.clone())
+        .collect();
+    let mut moved: Vec<(f64, &str)> = strata
+        .probes()
+        .filter_map(|s| {
+            let d = s.episode_rate() - s.baseline_rate;
+            (s.trials > 0 && d >= flip.min(0.34)).then_some((d, s.name.as_str()))
+        })
+        .collect();
+    moved.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    for (_, k) in moved {
+        if !flipped.iter().any(|f| f == k) {
+            flipped.push(k.to_string());
+        }
+    }
+    flipped.truncate(5);
+    flipped
+}
+
 /// One rate metric's reading after its round was fed (see the module doc).
 fn read_rate(t: &mut RateTrack, threshold: f64, detector_threshold: f64, flip: f64) -> Observation {
     // An open incident closes once every stratum that carried it is back inside its null.
@@ -472,47 +521,8 @@ fn read_rate(t: &mut RateTrack, threshold: f64, detector_threshold: f64, flip: f
     let now = rate(rx, rn);
     let episode = pooled.episode_rate();
     let current = if detector { now } else { episode };
-    let where_: Vec<String> = named
-        .iter()
-        .map(|s| {
-            let (x, n) = if detector {
-                s.since_change()
-            } else {
-                (s.events, s.trials)
-            };
-            format!(
-                "{} {:.1}% {} vs {:.1}%",
-                stratum_label(s),
-                rate(x, n) * 100.0,
-                if detector {
-                    format!("since the change ({n} samples)")
-                } else {
-                    format!("({n} samples)")
-                },
-                s.baseline_rate * 100.0
-            )
-        })
-        .collect();
-    let mut flipped: Vec<String> = named
-        .iter()
-        .filter(|s| s.kind == StratumKind::Probe)
-        .map(|s| s.name.clone())
-        .collect();
-    let mut moved: Vec<(f64, &str)> = t
-        .strata
-        .probes()
-        .filter_map(|s| {
-            let d = s.episode_rate() - s.baseline_rate;
-            (s.trials > 0 && d >= flip.min(0.34)).then_some((d, s.name.as_str()))
-        })
-        .collect();
-    moved.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-    for (_, k) in moved {
-        if !flipped.iter().any(|f| f == k) {
-            flipped.push(k.to_string());
-        }
-    }
-    flipped.truncate(5);
+    let where_ = stratum_figures(named, detector);
+    let flipped = flipped_probes(&t.strata, named, flip);
     let (value, bound) = if detector {
         (log_d.exp(), detector_threshold)
     } else {
