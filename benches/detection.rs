@@ -4,11 +4,12 @@
 //! (20 samples per probe), a [`TargetMonitor`] made from it with the daemon's settings, and
 //! simulated rounds of [`Sample`]s fed to `observe_round`; an alarm is the first `Breach`.
 //!
-//! The simulated target: 50 probes, per-probe rates drawn from Beta distributions around each
-//! metric's base rate (refusal 2 %, task failure 10 %, empty 0.5 %, structured failure 3 % on
-//! 10 JSON probes), lognormal lengths (truncated at a per-probe max-token cap that cuts ~1 %),
-//! 3 samples per probe per 10-minute round = 900 samples/hour, `false_alarm_interval` 90 days,
-//! default margins. Seeds are fixed: the same command prints the same figures.
+//! The simulated target: 50 probes in 5 suites of 10, per-probe rates drawn from Beta
+//! distributions around each metric's base rate (refusal 2 %, task failure 10 %, empty 0.5 %,
+//! structured failure 3 % on 10 JSON probes, 5 in each of two suites), lognormal lengths
+//! (truncated at a per-probe max-token cap that cuts ~1 %, or ~70 % in one scenario), 3 samples
+//! per probe per 10-minute round = 900 samples/hour, `false_alarm_interval` 90 days, default
+//! margins. Seeds are fixed: the same command prints the same figures.
 //!
 //! `cargo bench --bench detection` runs everything; `-- --quick` is a smoke run with few
 //! replicates. Results go to stdout (Markdown) and `benches/results/` (JSON and an SVG plot).
@@ -30,7 +31,12 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 const PROBES: usize = 50;
+const PROBES_PER_SUITE: usize = 10;
+/// JSON probes: indices 35..45, i.e. the last 5 of suite s3 and the first 5 of suite s4.
+const JSON_FIRST: usize = 35;
 const JSON_PROBES: usize = 10;
+/// The suite whose structured failures rise in the "one suite" scenario.
+const BROKEN_SUITE: usize = 3;
 const PER_ROUND: usize = 3;
 const ROUND_MINUTES: f64 = 10.0;
 const ROUNDS_PER_DAY: usize = (24.0 * 60.0 / ROUND_MINUTES) as usize;
@@ -42,6 +48,8 @@ const CONCENTRATION: f64 = 20.0;
 const LENGTH_SIGMA: f64 = 0.35;
 /// z of the max-token cap: P(lognormal above the cap) = 1 %.
 const CAP_Z: f64 = 2.326;
+/// z of a tight max-token cap: P(lognormal above the cap) = 70 %.
+const TIGHT_CAP_Z: f64 = -0.5244;
 
 // ---------------------------------------------------------------------------------------------
 // The simulated model.
@@ -51,6 +59,8 @@ const CAP_Z: f64 = 2.326;
 struct Rates {
     refusal: f64,
     task_failure: f64,
+    /// z of the max-token cap (share truncated = P(Z > z)).
+    cap_z: f64,
 }
 
 /// One probe's true behaviour.
@@ -74,8 +84,14 @@ enum Change {
     Refusal(f64),
     /// Additive shift of every probe's task-failure rate.
     TaskFailure(f64),
-    /// Task failure +0.5 on the first 10 % of probes only.
+    /// Task failure +0.5 on 10 % of probes only (every tenth: one per suite).
     FewProbes,
+    /// Task failure +0.5 on the first 10 % of probes only (all in one suite).
+    FirstProbes,
+    /// Structured failures +17 points on the JSON probes of one suite only.
+    OneSuiteStructured,
+    /// The max-token cap lowered so that every response is cut off.
+    TruncateAll,
     /// Every response this much longer.
     Length(f64),
     /// The max-token cap lowered so that ~15 % of responses are cut off.
@@ -92,10 +108,21 @@ impl Change {
             Change::Refusal(d) => q.refusal = (p.refusal + d).min(1.0),
             Change::TaskFailure(d) => q.task_failure = (p.task_failure + d).min(1.0),
             Change::FewProbes => {
+                if index.is_multiple_of(10) {
+                    q.task_failure = (p.task_failure + 0.5).min(1.0);
+                }
+            }
+            Change::FirstProbes => {
                 if index < PROBES / 10 {
                     q.task_failure = (p.task_failure + 0.5).min(1.0);
                 }
             }
+            Change::OneSuiteStructured => {
+                if index / PROBES_PER_SUITE == BROKEN_SUITE {
+                    q.json_failure = p.json_failure.map(|f| (f + 0.17).min(1.0));
+                }
+            }
+            Change::TruncateAll => q.cap_chars = p.median_chars * (-5.0 * LENGTH_SIGMA).exp(),
             Change::Length(f) => q.median_chars *= f,
             Change::Truncation => {
                 // P(z > 1.036) = 15 %.
@@ -123,10 +150,17 @@ impl Change {
             Change::Refusal(_) | Change::Ramp { .. } => {
                 Some(("refusal_rate", mean_changed(&|p| p.refusal)))
             }
-            Change::TaskFailure(_) | Change::FewProbes => {
+            Change::TaskFailure(_) | Change::FewProbes | Change::FirstProbes => {
                 Some(("task_success_rate", mean_changed(&|p| p.task_failure)))
             }
-            Change::Truncation => Some((
+            Change::OneSuiteStructured => {
+                let json: Vec<f64> = changed.iter().filter_map(|p| p.json_failure).collect();
+                Some((
+                    "structured_failure_rate",
+                    json.iter().sum::<f64>() / json.len().max(1) as f64,
+                ))
+            }
+            Change::Truncation | Change::TruncateAll => Some((
                 "truncation_rate",
                 mean_changed(&|p| upper_tail((p.cap_chars / p.median_chars).ln() / LENGTH_SIGMA)),
             )),
@@ -176,9 +210,11 @@ fn draw_probes(rng: &mut Rng, rates: Rates) -> Vec<ProbeModel> {
                 refusal: beta(rng, rates.refusal, CONCENTRATION),
                 task_failure: beta(rng, rates.task_failure, CONCENTRATION),
                 empty: beta(rng, 0.005, CONCENTRATION),
-                json_failure: (i >= PROBES - JSON_PROBES).then(|| beta(rng, 0.03, CONCENTRATION)),
+                json_failure: (JSON_FIRST..JSON_FIRST + JSON_PROBES)
+                    .contains(&i)
+                    .then(|| beta(rng, 0.03, CONCENTRATION)),
                 median_chars,
-                cap_chars: median_chars * (CAP_Z * LENGTH_SIGMA).exp(),
+                cap_chars: median_chars * (rates.cap_z * LENGTH_SIGMA).exp(),
                 latency_ms: rng.lognormal(800.0, 0.3),
             }
         })
@@ -219,7 +255,7 @@ fn round_template() -> Vec<Sample> {
         .flat_map(|i| {
             (0..PER_ROUND).map(move |k| Sample {
                 target: "sim".into(),
-                suite: "bench".into(),
+                suite: suite_name(i),
                 probe_id: format!("p{i:02}"),
                 probe_hash: format!("h{i:02}"),
                 index: k as u32,
@@ -239,6 +275,10 @@ fn round_template() -> Vec<Sample> {
         .collect()
 }
 
+fn suite_name(probe: usize) -> String {
+    format!("s{}", probe / PROBES_PER_SUITE)
+}
+
 fn fill_round(rng: &mut Rng, probes: &[ProbeModel], slots: &mut [Sample]) {
     for (j, s) in slots.iter_mut().enumerate() {
         respond(rng, &probes[j / PER_ROUND], s);
@@ -254,7 +294,7 @@ fn record_baseline(rng: &mut Rng, probes: &[ProbeModel]) -> Baseline {
         out.insert(
             format!("p{i:02}"),
             BaselineProbe {
-                suite: "bench".into(),
+                suite: suite_name(i),
                 hash: format!("h{i:02}"),
                 refusal_expected: false,
                 samples: Vec::new(),
@@ -285,7 +325,9 @@ fn record_baseline(rng: &mut Rng, probes: &[ProbeModel]) -> Baseline {
         format_version: FORMAT_VERSION,
         target: "sim".into(),
         fingerprint: Fingerprint::default(),
-        suites: BTreeMap::from([("bench".to_string(), "suitehash".to_string())]),
+        suites: (0..PROBES / PROBES_PER_SUITE)
+            .map(|k| (format!("s{k}"), format!("suitehash{k}")))
+            .collect(),
         probes: out,
         recorded: Recorded {
             at: "2026-01-01T00:00:00Z".into(),
@@ -338,6 +380,7 @@ fn null_replicate(kind: Null, seed: u64, rounds: usize) -> Option<usize> {
     let rates = Rates {
         refusal: 0.02,
         task_failure: 0.10,
+        cap_z: CAP_Z,
     };
     let probes = draw_probes(&mut rng, rates);
     let change_at = rng.below(rounds as u64) as usize;
@@ -405,23 +448,41 @@ fn run_null(kind: Null, replicates: usize, days: usize, threads: usize) -> NullR
 // ---------------------------------------------------------------------------------------------
 // Alternatives: delay from the change to the first alarm.
 
+/// When the change starts.
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    /// From the first round after the baseline.
+    Episode,
+    /// At a uniformly random round below this one.
+    Random(usize),
+    /// At exactly this round (after a quiet period).
+    After(usize),
+}
+
 #[derive(Debug, Clone)]
 struct Scenario {
     name: String,
     rates: Rates,
     change: Change,
+    starts: Vec<(&'static str, Start)>,
+    /// A detection window to report the share caught within (rounds, label).
+    within: Option<(usize, &'static str)>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Detection {
     /// Samples from the change to the end of the alarming round (None: missed within the cap).
     delay: Option<usize>,
+    /// The metric of the first alarm after the change.
+    metric: Option<String>,
     /// Alarms before the change (false alarms on the way).
     early: bool,
+    /// The metric of the first alarm before the change.
+    early_metric: Option<String>,
     /// Same-hypotheses Wald figure ln(K/α)/KL(p_true ‖ p0), in samples (None: not a rate shift
     /// or the true rate is inside the null).
     wald: Option<f64>,
-    /// The CUSUM's Lorden figure ln(ARL)/KL(p_true ‖ p0) at its threshold.
+    /// Lorden's figure ln(c)/KL(p_true ‖ p0) at the change detector's threshold c.
     lorden: Option<f64>,
     p0: f64,
     p_true: f64,
@@ -432,13 +493,13 @@ fn kl(p: f64, q: f64) -> f64 {
     t(p, q) + t(1.0 - p, 1.0 - q)
 }
 
-fn alt_replicate(sc: &Scenario, seed: u64, start_rounds: usize, cap_rounds: usize) -> Detection {
+fn alt_replicate(sc: &Scenario, seed: u64, start: Start, cap_rounds: usize) -> Detection {
     let mut rng = Rng::from_parts(&[0x414c_5400, seed]);
     let probes = draw_probes(&mut rng, sc.rates);
-    let change_at = if start_rounds == 0 {
-        0
-    } else {
-        rng.below(start_rounds as u64) as usize
+    let change_at = match start {
+        Start::Episode => 0,
+        Start::Random(r) => rng.below(r as u64) as usize,
+        Start::After(r) => r,
     };
     let mut monitor = TargetMonitor::new(&record_baseline(&mut rng, &probes), settings());
     // The hypotheses the monitor tests for the moved metric.
@@ -454,13 +515,16 @@ fn alt_replicate(sc: &Scenario, seed: u64, start_rounds: usize, cap_rounds: usiz
         if truth > p0 && !matches!(sc.change, Change::Ramp { .. }) {
             let d = kl(truth, p0);
             wald = Some((k / alpha).ln() / d);
-            let arl = FALSE_ALARM_DAYS * ROUNDS_PER_DAY as f64 * SAMPLES_PER_ROUND as f64 * k;
-            lorden = Some(arl.ln() / d);
+            // The detector's threshold c = K × the false-alarm interval in rounds.
+            let c = FALSE_ALARM_DAYS * ROUNDS_PER_DAY as f64 * k;
+            lorden = Some(c.ln() / d);
         }
     }
     let mut slots = round_template();
     let mut early = false;
     let mut delay = None;
+    let mut alarm_metric = None;
+    let mut early_metric = None;
     for r in 0..change_at + cap_rounds {
         let since = r.checked_sub(change_at);
         let current: Vec<ProbeModel> = match since {
@@ -472,11 +536,17 @@ fn alt_replicate(sc: &Scenario, seed: u64, start_rounds: usize, cap_rounds: usiz
                 .collect(),
         };
         fill_round(&mut rng, &current, &mut slots);
-        if breach(&monitor.observe_round(&slots)).is_some() {
+        if let Some(metric) = breach(&monitor.observe_round(&slots)) {
             match since {
-                None => early = true,
+                None => {
+                    if !early {
+                        early_metric = Some(metric);
+                    }
+                    early = true;
+                }
                 Some(t) => {
                     delay = Some((t + 1) * SAMPLES_PER_ROUND);
+                    alarm_metric = Some(metric);
                     break;
                 }
             }
@@ -484,6 +554,8 @@ fn alt_replicate(sc: &Scenario, seed: u64, start_rounds: usize, cap_rounds: usiz
     }
     Detection {
         delay,
+        metric: alarm_metric,
+        early_metric,
         early,
         wald,
         lorden,
@@ -535,18 +607,23 @@ struct AltResult {
     inside_null: usize,
     p0: Option<f64>,
     p_true: Option<f64>,
+    /// Caught within the scenario's window (count, label).
+    within: Option<(usize, &'static str)>,
+    /// Metrics of the first alarms, most frequent first, with counts.
+    metrics: Vec<(String, usize)>,
 }
 
 fn run_alt(
     sc: &Scenario,
     replicates: usize,
-    start: (&'static str, usize),
+    start: (&'static str, Start),
     cap_rounds: usize,
     threads: usize,
 ) -> AltResult {
     let seed0 = match start.1 {
-        0 => 0,
-        _ => 1_000_000,
+        Start::Episode => 0,
+        Start::Random(_) => 1_000_000,
+        Start::After(_) => 2_000_000,
     };
     let ds = parallel(replicates, threads, |i| {
         alt_replicate(sc, seed0 + i as u64, start.1, cap_rounds)
@@ -567,7 +644,25 @@ fn run_alt(
         .filter(|d| d.p_true.is_finite() && d.wald.is_none())
         .count();
     let finite = |v: Vec<f64>| median(v.into_iter().filter(|x| x.is_finite()).collect());
+    let within = sc.within.map(|(rounds, label)| {
+        let caught = delays
+            .iter()
+            .filter(|d| d.is_some_and(|x| x <= rounds * SAMPLES_PER_ROUND))
+            .count();
+        (caught, label)
+    });
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for m in ds.iter().filter_map(|d| d.metric.clone()) {
+        *counts.entry(m).or_default() += 1;
+    }
+    for m in ds.iter().filter_map(|d| d.early_metric.clone()) {
+        *counts.entry(format!("{m} before the change")).or_default() += 1;
+    }
+    let mut metrics: Vec<(String, usize)> = counts.into_iter().collect();
+    metrics.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     AltResult {
+        within,
+        metrics,
         name: sc.name.clone(),
         start: start.0,
         replicates,
@@ -821,64 +916,97 @@ fn main() {
     let base = Rates {
         refusal: 0.02,
         task_failure: 0.10,
+        cap_z: CAP_Z,
+    };
+    let both: Vec<(&'static str, Start)> = vec![
+        ("episode start", Start::Episode),
+        (
+            "random round in days 0–3",
+            Start::Random(3 * ROUNDS_PER_DAY),
+        ),
+    ];
+    let after_quiet: Vec<(&'static str, Start)> =
+        vec![("after 3 quiet days", Start::After(3 * ROUNDS_PER_DAY))];
+    let sc = |name: &str, rates: Rates, change: Change| Scenario {
+        name: name.into(),
+        rates,
+        change,
+        starts: both.clone(),
+        within: None,
     };
     let scenarios = vec![
-        Scenario {
-            name: "refusal 2 % → 7 %".into(),
-            rates: base,
-            change: Change::Refusal(0.05),
-        },
-        Scenario {
-            name: "refusal 5 % → 10 %".into(),
-            rates: Rates {
+        sc("refusal 2 % → 7 %", base, Change::Refusal(0.05)),
+        sc(
+            "refusal 5 % → 10 %",
+            Rates {
                 refusal: 0.05,
                 ..base
             },
-            change: Change::Refusal(0.05),
+            Change::Refusal(0.05),
+        ),
+        sc("task failure 10 % → 20 %", base, Change::TaskFailure(0.10)),
+        Scenario {
+            within: Some((ROUNDS_PER_DAY, "24 h")),
+            ..sc(
+                "10 % of probes (one per suite): task failure +50 points (pooled 10 % → 15 %)",
+                base,
+                Change::FewProbes,
+            )
         },
         Scenario {
-            name: "task failure 10 % → 20 %".into(),
-            rates: base,
-            change: Change::TaskFailure(0.10),
+            within: Some((ROUNDS_PER_DAY, "24 h")),
+            ..sc(
+                "10 % of probes (the first 5, one suite): task failure +50 points (pooled 10 % → 15 %)",
+                base,
+                Change::FirstProbes,
+            )
         },
         Scenario {
-            name: "10 % of probes: task failure +50 points (pooled 10 % → 15 %)".into(),
-            rates: base,
-            change: Change::FewProbes,
+            within: Some((ROUNDS_PER_DAY / 4, "6 h")),
+            ..sc(
+                "one suite's structured failures 3 % → 20 % (5 of 10 JSON probes; others unchanged)",
+                base,
+                Change::OneSuiteStructured,
+            )
+        },
+        sc("length ×1.15", base, Change::Length(1.15)),
+        sc("length ×1.3", base, Change::Length(1.3)),
+        sc(
+            "truncation at max tokens (1 % → 15 % cut off)",
+            base,
+            Change::Truncation,
+        ),
+        Scenario {
+            starts: after_quiet.clone(),
+            within: Some((3, "3 rounds")),
+            ..sc(
+                "truncation 70 % → 100 %",
+                Rates {
+                    cap_z: TIGHT_CAP_Z,
+                    ..base
+                },
+                Change::TruncateAll,
+            )
         },
         Scenario {
-            name: "length ×1.15".into(),
-            rates: base,
-            change: Change::Length(1.15),
+            starts: after_quiet.clone(),
+            within: Some((3, "3 rounds")),
+            ..sc("refusal 2 % → 20 %", base, Change::Refusal(0.18))
         },
-        Scenario {
-            name: "length ×1.3".into(),
-            rates: base,
-            change: Change::Length(1.3),
-        },
-        Scenario {
-            name: "truncation at max tokens (1 % → 15 % cut off)".into(),
-            rates: base,
-            change: Change::Truncation,
-        },
-        Scenario {
-            name: "slow ramp: refusal 2 % → 7 % over 2 days".into(),
-            rates: base,
-            change: Change::Ramp {
+        sc(
+            "slow ramp: refusal 2 % → 7 % over 2 days",
+            base,
+            Change::Ramp {
                 delta: 0.05,
                 rounds: 2 * ROUNDS_PER_DAY,
             },
-        },
+        ),
     ];
     let cap_rounds = 7 * ROUNDS_PER_DAY;
-    let starts: [(&'static str, usize); 2] = [
-        ("episode start", 0),
-        ("random round in days 0–3", 3 * ROUNDS_PER_DAY),
-    ];
     let _ = writeln!(
         md,
         "\n### Alternatives: delay from the change to the first alarm (cap {} days; misses count as +∞)\n\n\
-         | change | changed at | median delay (samples / h) | p90 (samples / h) | miss | alarm before change | p0 → p (median) | Wald ln(K/α)/KL | delay / Wald | delay / Wald in whole rounds | Lorden ln(ARL)/KL | delay / Lorden |\n|---|---|---|---|---|---|---|---|---|---|---|---|",
+         | change | changed at | median delay (samples / h) | p90 (samples / h) | miss | caught within | first alarm (metric: streams) | alarm before change | p0 → p (median) | Wald ln(K/α)/KL | delay / Wald | delay / Wald in whole rounds | Lorden ln(c)/KL | delay / Lorden |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         cap_rounds / ROUNDS_PER_DAY
     );
     let mut alts_json = Vec::new();
@@ -886,7 +1014,7 @@ fn main() {
         if only.as_ref().is_some_and(|o| !sc.name.contains(o.as_str())) {
             continue;
         }
-        for start in starts {
+        for &start in &sc.starts {
             let t0 = Instant::now();
             let r = run_alt(sc, alt_reps, start, cap_rounds, threads);
             eprintln!(
@@ -897,12 +1025,23 @@ fn main() {
             );
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {:.1} % | {:.1} % | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {:.1} % | {} | {} | {:.1} % | {} | {} | {} | {} | {} | {} |",
                 r.name,
                 r.start,
                 fmt_opt(r.median, |x| format!("{x:.0} / {:.1} h", hours(x))),
                 fmt_opt(r.p90, |x| format!("{x:.0} / {:.1} h", hours(x))),
                 r.miss * 100.0,
+                r.within.map_or("—".into(), |(n, label)| format!(
+                    "{:.1} % ({n}/{}) ≤ {label}",
+                    n as f64 * 100.0 / r.replicates as f64,
+                    r.replicates
+                )),
+                r.metrics
+                    .iter()
+                    .take(2)
+                    .map(|(m, n)| format!("{m}: {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 r.early * 100.0,
                 match (r.p0, r.p_true) {
                     (Some(a), Some(b)) if r.inside_null > 0 && r.wald.is_some() => format!(
@@ -928,6 +1067,8 @@ fn main() {
                 "median_delay_over_wald": r.ratio_wald,
                 "median_delay_over_wald_whole_rounds": r.ratio_wald_rounds, "lorden_same_hypotheses": r.lorden,
                 "median_delay_over_lorden": r.ratio_lorden,
+                "caught_within": r.within.map(|(n, label)| json!({"window": label, "caught": n})),
+                "first_alarm_metrics": r.metrics.iter().map(|(m, n)| json!({"metric": m, "streams": n})).collect::<Vec<_>>(),
                 "streams_inside_null": r.inside_null,
             }));
         }
@@ -983,8 +1124,16 @@ fn main() {
             name: format!("refusal +{:.0} points", effect * 100.0),
             rates: base,
             change: Change::Refusal(effect),
+            starts: Vec::new(),
+            within: None,
         };
-        let r = run_alt(&sc, sweep_reps, ("episode start", 0), cap_rounds, threads);
+        let r = run_alt(
+            &sc,
+            sweep_reps,
+            ("episode start", Start::Episode),
+            cap_rounds,
+            threads,
+        );
         points.push((effect * 100.0, r.median, r.wald, r.lorden));
     }
     let plot = svg(&points, base.refusal);

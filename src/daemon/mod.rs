@@ -25,6 +25,7 @@ pub mod outputs;
 pub mod promote;
 mod round;
 pub mod state;
+pub mod strata;
 
 use crate::alert::{
     self, AlertKey, AlertSink, AlertState, Evidence, MaintenanceWindow, Notification, Observation,

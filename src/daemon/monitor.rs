@@ -6,20 +6,26 @@
 //! outcome:
 //! - the **interval null** is `rate <= p0` with `p0` = the baseline's upper 95 % Clopper–Pearson
 //!   bound plus the metric's practical margin (`drift::Margins`);
-//! - a **beta-binomial mixture e-process** (`stats::sequential::BetaBinomialEProcess`) tests it
-//!   from the start of the *episode* (daemon start, a swap, or a new baseline). It alarms when
-//!   its e-value reaches K/alpha (K monitored metrics; Bonferroni over e-values is valid by
-//!   Ville's inequality), so the chance of any false alarm in an episode is at most `alpha`
-//!   however often the daemon looks;
-//! - a **Bernoulli CUSUM** (`BernoulliCusum`, in control at `p0`, out of control at
-//!   `p0 + margin`) runs alongside and restarts after each alarm, so a change late in a long
-//!   quiet episode (where the e-process has sunk far below 1) is still found quickly. Its threshold is
-//!   `h = ln(ARL)` with ARL the metric's share of the false-alarm budget in observations;
-//!   by Lorden's bound the in-control run length is then at least ARL (conservative; no
-//!   simulation needed at start-up).
+//! - evidence is kept **per stratum** (the whole target, each suite, each probe;
+//!   `daemon::strata`) and combined by weighted averages, which keeps each metric's share of
+//!   the false-alarm budget while a regression confined to a few probes or one suite is found
+//!   and named;
+//! - an **episode e-value** from the start of the *episode* (daemon start, a swap, or a new
+//!   baseline): the pooled beta-binomial mixture e-process (weight 0.9) averaged with per-suite
+//!   and per-probe grid-mixture e-processes. It alarms at K/alpha (K monitored metrics;
+//!   Bonferroni over e-values is valid by Ville's inequality), so the chance of any false alarm
+//!   in an episode is at most `alpha` however often the daemon looks;
+//! - a **change detector**: per stratum, e-CUSUMs at a grid of shift sizes from one margin
+//!   above p0 to near certainty (`stats::sequential::ShiftGrid`), averaged over the grid and the
+//!   strata. It alarms at c = K × the false-alarm interval in observations (rounds × the
+//!   metric's observations per round); as an e-detector its mean time to a false alarm is at
+//!   least c steps (Shin, Ramdas & Rinaldo 2024), so at least c observations' worth of rounds. Each CUSUM
+//!   restarts from zero whenever the evidence is against a change, so the delay after a jump
+//!   does not depend on how long the quiet period before it was, and the grid member nearest the
+//!   jump sets the pace (a jump to ~100 % is seen in one round).
 //!
 //! The false-alarm budget `false_alarm_interval` (default 90 days) is split evenly across the K
-//! metrics: false alarms of independent monitors add up as rates, so each metric gets a mean
+//! metrics: false alarms of separate monitors add up as rates, so each metric gets a mean
 //! time between false alarms of K × the interval.
 //!
 //! Response length (characters) is monitored with the rank e-process
@@ -27,13 +33,17 @@
 //! samples of the same probe, against the interval null |E[u] − ½| <= 0.05 + Cliff's-delta
 //! margin / 2.
 //!
-//! A metric reads **clear** only when its e-value is below 1 (the data favour the null) and no
-//! CUSUM alarm is recent; between 1 and the threshold it reads *no data*, so an alert neither
+//! A metric reads **clear** only when its episode e-value is below 1 (the data favour the null)
+//! and no change-detector incident is open; otherwise it reads *no data*, so an alert neither
 //! fires nor resolves on weak evidence (and a restart, which begins a new episode, does not
-//! resolve a firing alert while the model is still bad).
+//! resolve a firing alert while the model is still bad). An incident closes, and the detector
+//! restarts, once every stratum that carried the alarm serves a rate inside its null again over
+//! the last rounds.
 //!
-//! A breach also needs a practically large effect: the rate observed in the episode (or in the
-//! last rounds, for a CUSUM alarm) must exceed the baseline rate by the margin.
+//! A breach also needs a practically large effect in a stratum that carries it: the episode rate
+//! above the baseline rate by the margin (episode e-value), or the rate since the estimated
+//! change point above the null boundary (change detector). Alerts quote the rate being served
+//! now (last rounds) beside the episode figure, and name the suites and probes that carry them.
 
 use crate::alert::{Evidence, Observation};
 use crate::baseline::Baseline;
@@ -41,13 +51,13 @@ use crate::drift::{Expectations, Margins, Metric};
 use crate::sample::Sample;
 use crate::stats::Alternative;
 use crate::stats::clopper_pearson;
-use crate::stats::sequential::{BernoulliCusum, BetaBinomialEProcess, BetaPrior, RankEProcess};
-use std::collections::{BTreeMap, VecDeque};
+use crate::stats::sequential::{BetaBinomialEProcess, BetaPrior, RankEProcess};
+use std::collections::BTreeMap;
+
+use super::strata::{ProbeCounts, RECENT_ROUNDS, StratifiedRate, Stratum, StratumKind};
 
 /// Metric id of the length monitor.
 pub const LENGTH_METRIC: &str = "length_chars";
-/// Rounds kept for the "recent" effect of a CUSUM alarm.
-const RECENT_ROUNDS: usize = 5;
 /// Tolerated drift of the mean placement before the practical margin is added.
 const PLACEMENT_SLACK: f64 = 0.05;
 /// Weight of the e-process mixture at its centre, in expected events (strength a + b = this / p1).
@@ -59,8 +69,8 @@ const RATES: [Metric; 6] = crate::drift::BINARY;
 #[derive(Debug, Clone)]
 pub struct MonitorSettings {
     pub margins: Margins,
-    /// Mean time between false alarms of the CUSUMs, in rounds (false_alarm_interval /
-    /// interval); split across metrics inside.
+    /// Mean time between false alarms of the change detectors, in rounds
+    /// (false_alarm_interval / interval); split across metrics inside.
     pub false_alarm_rounds: f64,
 }
 
@@ -92,20 +102,11 @@ fn bad(metric: Metric, s: &Sample, expectations: &Expectations) -> Option<bool> 
 #[derive(Debug, Clone)]
 struct RateTrack {
     metric: Metric,
-    baseline_rate: f64,
-    p0: f64,
-    margin: f64,
-    eprocess: BetaBinomialEProcess,
-    cusum: Option<BernoulliCusum>,
-    /// Rounds since the last CUSUM alarm (None: no alarm yet).
-    since_cusum_alarm: Option<usize>,
-    events: u64,
-    trials: u64,
-    recent: VecDeque<(u64, u64)>,
-    /// Baseline bad rate per `suite/probe`.
-    baseline_probe: BTreeMap<String, f64>,
-    /// Episode (events, trials) per `suite/probe`.
-    probes: BTreeMap<String, (u64, u64)>,
+    strata: StratifiedRate,
+    /// The change detector's threshold (set at the first round).
+    detector_c: Option<f64>,
+    /// A change-detector incident is open (alarmed, not yet recovered).
+    incident: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -126,8 +127,11 @@ pub struct TargetMonitor {
     rates: Vec<RateTrack>,
     length: Option<LengthTrack>,
     threshold: f64,
+    /// K × false-alarm interval in rounds; × a metric's observations per round (counted at
+    /// its first round) gives its change-detector threshold c.
+    detector_budget: f64,
     settings: MonitorSettings,
-    /// Observations of the first round, per rate metric (sizes the CUSUM budget).
+    /// Rounds that measured something.
     rounds: u64,
 }
 
@@ -146,19 +150,23 @@ impl TargetMonitor {
         let margins = &settings.margins;
         let mut rates = Vec::new();
         for metric in RATES {
-            let mut per_probe: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+            let mut per_probe: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
             for s in samples {
                 if let Some(b) = bad(metric, s, &expectations) {
                     let e = per_probe
-                        .entry(format!("{}/{}", s.suite, s.probe_id))
+                        .entry((s.suite.clone(), format!("{}/{}", s.suite, s.probe_id)))
                         .or_default();
                     e.0 += u64::from(b);
                     e.1 += 1;
                 }
             }
-            let (x, n) = per_probe
-                .values()
-                .fold((0, 0), |(x, n), (a, b)| (x + a, n + b));
+            let probes: Vec<ProbeCounts> = per_probe
+                .into_iter()
+                .map(|((suite, key), (x, n))| (suite, key, x, n))
+                .collect();
+            let (x, n) = probes
+                .iter()
+                .fold((0, 0), |(a, b), (_, _, x, n)| (a + x, b + n));
             if n == 0 {
                 continue;
             }
@@ -174,22 +182,14 @@ impl TargetMonitor {
             let Ok(eprocess) = BetaBinomialEProcess::new(p0, prior) else {
                 continue;
             };
+            let Some(strata) = StratifiedRate::new(&probes, margin, eprocess) else {
+                continue;
+            };
             rates.push(RateTrack {
                 metric,
-                baseline_rate: x as f64 / n as f64,
-                p0,
-                margin,
-                eprocess,
-                cusum: None,
-                since_cusum_alarm: None,
-                events: 0,
-                trials: 0,
-                recent: VecDeque::new(),
-                baseline_probe: per_probe
-                    .iter()
-                    .map(|(k, (a, b))| (k.clone(), *a as f64 / (*b).max(1) as f64))
-                    .collect(),
-                probes: BTreeMap::new(),
+                strata,
+                detector_c: None,
+                incident: false,
             });
         }
         let mut lengths: BTreeMap<String, Vec<f64>> = BTreeMap::new();
@@ -219,11 +219,13 @@ impl TargetMonitor {
             });
         let k = rates.len() + usize::from(length.is_some());
         let threshold = k.max(1) as f64 / margins.alpha.clamp(1e-9, 0.5);
+        let detector_budget = (k.max(1) as f64 * settings.false_alarm_rounds).max(2.0);
         TargetMonitor {
             expectations,
             rates,
             length,
             threshold,
+            detector_budget,
             settings,
             rounds: 0,
         }
@@ -257,113 +259,34 @@ impl TargetMonitor {
             return out;
         }
         self.rounds += 1;
-        let k = self.metric_count().max(1) as f64;
-        let threshold = self.threshold;
-        let flip = self.settings.margins.flip_min_change;
+        let keys: Vec<String> = samples
+            .iter()
+            .map(|s| format!("{}/{}", s.suite, s.probe_id))
+            .collect();
         let mut out = Vec::new();
         for t in &mut self.rates {
-            let (mut x, mut n) = (0u64, 0u64);
-            for s in samples {
-                if let Some(b) = bad(t.metric, s, &self.expectations) {
-                    x += u64::from(b);
-                    n += 1;
-                    let e = t
-                        .probes
-                        .entry(format!("{}/{}", s.suite, s.probe_id))
-                        .or_default();
-                    e.0 += u64::from(b);
-                    e.1 += 1;
-                }
-            }
-            if n == 0 {
+            let outcomes: Vec<(&str, bool)> = samples
+                .iter()
+                .zip(&keys)
+                .filter_map(|(s, k)| bad(t.metric, s, &self.expectations).map(|b| (k.as_str(), b)))
+                .collect();
+            if outcomes.is_empty() {
                 out.push((t.metric.id(), Observation::NoData));
                 continue;
             }
-            // The e-value depends only on the counts, and is read once per round: one update
-            // per round costs one incomplete beta function instead of one per sample.
-            t.eprocess.update_counts(x, n);
-            if t.cusum.is_none() {
-                // Budget in observations: rounds × observations per round, × K for the split.
-                let arl = (self.settings.false_alarm_rounds * n as f64 * k).max(2.0);
-                // Out of control one margin above the null boundary: Page's CUSUM only drifts
-                // up for rates above a point between p0 and p1 (≈ p0 + margin / 2), so a wider
-                // p1 would leave shifts just past p0 to the e-process, which has sunk after a
-                // long quiet episode (see docs/statistics.md, "Monitor").
-                let p1 = (t.p0 + t.margin.max(0.01)).min(0.99);
-                t.cusum = BernoulliCusum::with_threshold(t.p0, p1, arl.ln()).ok();
-            }
-            let mut alarm = false;
-            if let Some(c) = t.cusum.as_mut() {
-                for s in samples {
-                    if let Some(b) = bad(t.metric, s, &self.expectations) {
-                        alarm |= c.update(b);
-                    }
-                }
-            }
-            t.since_cusum_alarm = if alarm {
-                Some(0)
-            } else {
-                t.since_cusum_alarm.map(|r| r + 1)
-            };
-            t.events += x;
-            t.trials += n;
-            t.recent.push_back((x, n));
-            while t.recent.len() > RECENT_ROUNDS {
-                t.recent.pop_front();
-            }
-            let episode = t.events as f64 / t.trials as f64;
-            let (rx, rn) = t
-                .recent
-                .iter()
-                .fold((0, 0), |(a, b), (x, n)| (a + x, b + n));
-            let recent = rx as f64 / rn.max(1) as f64;
-            let e = t.eprocess.e_value();
-            let by_eprocess = e >= threshold && episode >= t.baseline_rate + t.margin;
-            let by_cusum = t.since_cusum_alarm.is_some_and(|r| r < RECENT_ROUNDS) && recent >= t.p0;
-            if by_eprocess || by_cusum {
-                let current = if by_eprocess { episode } else { recent };
-                let ci = clopper_pearson(t.events, t.trials, 0.95).ok();
-                let mut flipped: Vec<(f64, String)> = t
-                    .probes
-                    .iter()
-                    .filter_map(|(k, (a, b))| {
-                        let now = *a as f64 / (*b).max(1) as f64;
-                        let before = t.baseline_probe.get(k).copied().unwrap_or(0.0);
-                        (now - before >= flip.min(0.34)).then(|| (now - before, k.clone()))
-                    })
-                    .collect();
-                flipped.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-                let evidence = Evidence {
-                    summary: format!(
-                        "{}: {:.1}% bad outcomes vs {:.1}% in the baseline ({} samples; {})",
-                        t.metric.label(),
-                        current * 100.0,
-                        t.baseline_rate * 100.0,
-                        t.trials,
-                        if by_eprocess {
-                            format!("e-value {e:.3e} >= {threshold:.0}")
-                        } else {
-                            "CUSUM alarm".to_string()
-                        }
-                    ),
-                    baseline: Some(t.baseline_rate),
-                    current: Some(current),
-                    effect: Some(current - t.baseline_rate),
-                    lower: ci.map(|c| c.lower),
-                    upper: ci.map(|c| c.upper),
-                    e_value: Some(e),
-                    threshold: Some(threshold),
-                    samples: t.trials,
-                    flipped_probes: flipped.into_iter().take(5).map(|(_, k)| k).collect(),
-                };
-                out.push((t.metric.id(), Observation::Breach(evidence)));
-            } else if e < 1.0 && t.since_cusum_alarm.is_none_or(|r| r >= RECENT_ROUNDS) {
-                out.push((t.metric.id(), Observation::Clear));
-            } else {
-                // Some evidence, not enough to alarm: neither fire nor resolve.
-                out.push((t.metric.id(), Observation::NoData));
-            }
+            // c in observations, as the earlier CUSUM's budget: the e-detector bound would allow
+            // c in rounds, but that is ln(observations per round) nats less conservative and
+            // measured false alarms with fresh baselines (docs/statistics.md, "Monitor").
+            let c = *t
+                .detector_c
+                .get_or_insert((self.detector_budget * outcomes.len() as f64).max(2.0));
+            t.strata.update(outcomes);
+            out.push((
+                t.metric.id(),
+                read_rate(t, self.threshold, c, self.settings.margins.flip_min_change),
+            ));
         }
+        let threshold = self.threshold;
         if let Some(l) = self.length.as_mut() {
             let mut n = 0;
             for s in samples {
@@ -426,14 +349,17 @@ impl TargetMonitor {
         let mut out: Vec<MetricSnapshot> = self
             .rates
             .iter()
-            .map(|t| MetricSnapshot {
-                metric: t.metric.id(),
-                baseline: t.baseline_rate,
-                current: (t.trials > 0).then(|| t.events as f64 / t.trials as f64),
-                null_bound: t.p0,
-                e_value: t.eprocess.e_value(),
-                threshold: self.threshold,
-                samples: t.trials,
+            .map(|t| {
+                let pooled = t.strata.pooled();
+                MetricSnapshot {
+                    metric: t.metric.id(),
+                    baseline: pooled.baseline_rate,
+                    current: (pooled.trials > 0).then(|| pooled.episode_rate()),
+                    null_bound: pooled.p0,
+                    e_value: t.strata.log_e_value().exp(),
+                    threshold: self.threshold,
+                    samples: pooled.trials,
+                }
             })
             .collect();
         if let Some(l) = &self.length {
@@ -454,6 +380,174 @@ impl TargetMonitor {
     pub fn metric_ids(&self) -> Vec<String> {
         self.snapshot().into_iter().map(|s| s.metric).collect()
     }
+}
+
+fn rate(x: u64, n: u64) -> f64 {
+    x as f64 / n.max(1) as f64
+}
+
+/// How a stratum is named in an alert.
+fn stratum_label(s: &Stratum) -> String {
+    match s.kind {
+        StratumKind::Pooled => "all probes".into(),
+        StratumKind::Suite => format!("suite {}", s.name),
+        StratumKind::Probe => format!("probe {}", s.name),
+    }
+}
+
+/// "probe s/p 62.0% since the change (30 samples) vs 10.0%" for each named stratum.
+fn stratum_figures(named: &[&Stratum], detector: bool) -> Vec<String> {
+    named
+        .iter()
+        .map(|s| {
+            let (x, n) = if detector {
+                s.since_change()
+            } else {
+                (s.events, s.trials)
+            };
+            format!(
+                "{} {:.1}% {} vs {:.1}%",
+                stratum_label(s),
+                rate(x, n) * 100.0,
+                if detector {
+                    format!("since the change ({n} samples)")
+                } else {
+                    format!("({n} samples)")
+                },
+                s.baseline_rate * 100.0
+            )
+        })
+        .collect()
+}
+
+/// Named probe strata first, then the probes that moved most in the bad direction; at most 5.
+fn flipped_probes(strata: &StratifiedRate, named: &[&Stratum], flip: f64) -> Vec<String> {
+    let mut flipped: Vec<String> = named
+        .iter()
+        .filter(|s| s.kind == StratumKind::Probe)
+        .map(|s| s.name.clone())
+        .collect();
+    let mut moved: Vec<(f64, &str)> = strata
+        .probes()
+        .filter_map(|s| {
+            let d = s.episode_rate() - s.baseline_rate;
+            (s.trials > 0 && d >= flip.min(0.34)).then_some((d, s.name.as_str()))
+        })
+        .collect();
+    moved.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    for (_, k) in moved {
+        if !flipped.iter().any(|f| f == k) {
+            flipped.push(k.to_string());
+        }
+    }
+    flipped.truncate(5);
+    flipped
+}
+
+/// One rate metric's reading after its round was fed (see the module doc).
+fn read_rate(t: &mut RateTrack, threshold: f64, detector_threshold: f64, flip: f64) -> Observation {
+    // An open incident closes once every stratum that carried it is back inside its null.
+    if t.incident
+        && t.strata
+            .carriers(true, detector_threshold.ln())
+            .iter()
+            .all(|s| {
+                let (x, n) = s.recent();
+                rate(x, n) < s.p0
+            })
+    {
+        t.strata.restart_detector();
+        t.incident = false;
+    }
+    // Exact sums only near a threshold (or 1, for a clear reading); otherwise their upper
+    // bounds decide the same way.
+    let (ue, ud) = t.strata.upper_bounds();
+    let log_e = if ue >= 0.0 {
+        t.strata.log_e_value()
+    } else {
+        ue
+    };
+    let log_d = if ud >= detector_threshold.ln() {
+        t.strata.log_detector()
+    } else {
+        ud
+    };
+    let by_episode: Vec<&Stratum> = if log_e >= threshold.ln() {
+        t.strata
+            .carriers(false, threshold.ln())
+            .into_iter()
+            .filter(|s| s.episode_rate() >= s.baseline_rate + s.margin)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let by_detector: Vec<&Stratum> = if log_d >= detector_threshold.ln() {
+        t.strata
+            .carriers(true, detector_threshold.ln())
+            .into_iter()
+            .filter(|s| {
+                let (x, n) = s.since_change();
+                n > 0 && rate(x, n) >= s.p0
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if by_episode.is_empty() && by_detector.is_empty() {
+        return if log_e < 0.0 && !t.incident {
+            Observation::Clear
+        } else {
+            // Some evidence, not enough to alarm: neither fire nor resolve.
+            Observation::NoData
+        };
+    }
+    let detector = by_episode.is_empty();
+    let named = if detector { &by_detector } else { &by_episode };
+    let pooled = t.strata.pooled();
+    let (rx, rn) = pooled.recent();
+    let now = rate(rx, rn);
+    let episode = pooled.episode_rate();
+    let current = if detector { now } else { episode };
+    let where_ = stratum_figures(named, detector);
+    let flipped = flipped_probes(&t.strata, named, flip);
+    let (value, bound) = if detector {
+        (log_d.exp(), detector_threshold)
+    } else {
+        (log_e.exp(), threshold)
+    };
+    let ci = clopper_pearson(pooled.events, pooled.trials, 0.95).ok();
+    let summary = format!(
+        "{}: {:.1}% bad outcomes now (last {} rounds, {rn} samples), {:.1}% over the episode \
+         ({} samples), {:.1}% in the baseline; {} {value:.3e} >= {bound:.0}; carried by {}",
+        t.metric.label(),
+        now * 100.0,
+        RECENT_ROUNDS,
+        episode * 100.0,
+        pooled.trials,
+        pooled.baseline_rate * 100.0,
+        if detector {
+            "change detector"
+        } else {
+            "e-value"
+        },
+        where_.join(", ")
+    );
+    if detector {
+        t.incident = true;
+    }
+    let pooled = t.strata.pooled();
+    Observation::Breach(Evidence {
+        summary,
+        baseline: Some(pooled.baseline_rate),
+        current: Some(current),
+        effect: Some(current - pooled.baseline_rate),
+        lower: ci.map(|c| c.lower),
+        upper: ci.map(|c| c.upper),
+        e_value: Some(value),
+        threshold: Some(bound),
+        samples: pooled.trials,
+        flipped_probes: flipped,
+    })
 }
 
 #[cfg(test)]
@@ -549,5 +643,93 @@ mod tests {
             }
         }
         assert!(cleared);
+    }
+
+    /// One round of `synth` samples with probe `p003` (a JSON task probe) always failing.
+    fn broken_probe_round(seed: u64, per_probe: u32) -> Vec<Sample> {
+        let mut v = synth(Profile::default(), seed, 20, per_probe);
+        for s in &mut v {
+            if s.probe_id == "p003"
+                && let Some(m) = s.measurements.as_mut()
+            {
+                m.task_success = Some(false);
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn one_broken_probe_mid_stream_raises_an_alert_that_names_it() {
+        let baseline = synth(Profile::default(), 11, 20, 20);
+        let mut m = TargetMonitor::from_samples(&baseline, Expectations::default(), settings());
+        for round in 0..500u64 {
+            let obs = m.observe_round(&synth(Profile::default(), 20_000 + round, 20, 3));
+            assert!(breaches(&obs).is_empty(), "quiet round {round}: {obs:?}");
+        }
+        let mut found = None;
+        for round in 0..60u64 {
+            let obs = m.observe_round(&broken_probe_round(30_000 + round, 3));
+            if let Some((metric, Observation::Breach(ev))) = obs
+                .iter()
+                .find(|(_, o)| matches!(o, Observation::Breach(_)))
+            {
+                found = Some((round, metric.clone(), ev.clone()));
+                break;
+            }
+        }
+        let (round, metric, ev) = found.expect("no breach within 60 rounds");
+        assert_eq!(metric, Metric::TaskSuccessRate.id());
+        assert_eq!(
+            ev.flipped_probes.first().map(String::as_str),
+            Some("json/p003")
+        );
+        assert!(ev.summary.contains("probe json/p003"), "{}", ev.summary);
+        assert!(ev.summary.contains("now (last 5 rounds"), "{}", ev.summary);
+        assert!(round < 40, "took {} rounds", round + 1);
+    }
+
+    #[test]
+    fn a_jump_after_a_long_quiet_period_is_seen_within_three_rounds_quoting_the_rate_now() {
+        let baseline = synth(
+            Profile {
+                truncation: 0.7,
+                ..Profile::default()
+            },
+            13,
+            20,
+            20,
+        );
+        let mut m = TargetMonitor::from_samples(&baseline, Expectations::default(), settings());
+        let quiet = Profile {
+            truncation: 0.7,
+            ..Profile::default()
+        };
+        for round in 0..1000u64 {
+            let obs = m.observe_round(&synth(quiet, 40_000 + round, 20, 3));
+            assert!(breaches(&obs).is_empty(), "quiet round {round}: {obs:?}");
+        }
+        let jump = Profile {
+            truncation: 1.0,
+            ..Profile::default()
+        };
+        let mut at = None;
+        for round in 0..3u64 {
+            let obs = m.observe_round(&synth(jump, 50_000 + round, 20, 3));
+            if let Some((metric, Observation::Breach(ev))) = obs
+                .iter()
+                .find(|(m, o)| m == "truncation_rate" && matches!(o, Observation::Breach(_)))
+            {
+                assert_eq!(metric, "truncation_rate");
+                // The rate served now is quoted beside the (lower) episode figure.
+                assert!(ev.current.unwrap() > 0.7, "{ev:?}");
+                assert!(ev.summary.contains("over the episode"), "{}", ev.summary);
+                at = Some(round);
+                break;
+            }
+        }
+        assert!(
+            at.is_some(),
+            "truncation 70 % -> 100 % not seen within 3 rounds"
+        );
     }
 }

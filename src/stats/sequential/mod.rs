@@ -13,6 +13,8 @@
 //!   average run length (false-alarm interval), reproducible from a seed.
 //! - [`RankEProcess`]: a betting e-process on mid-rank placements against a baseline, for
 //!   length shifts.
+//! - [`ShiftGrid`]: likelihood ratios at a grid of shift sizes, as an e-process and as an
+//!   e-CUSUM change detector whose delay does not depend on the quiet period before a jump.
 //!
 //! The e-processes satisfy Ville's inequality: under the null, P(∃t: Eₜ >= 1/α) <= α. The
 //! always-valid p-value is pₜ = min(1, 1 / max_{s<=t} Eₛ).
@@ -23,6 +25,7 @@ mod mcnemar;
 mod msprt;
 mod paired_diff;
 mod rank;
+mod shift_grid;
 
 pub use beta_binomial::{BetaBinomialEProcess, BetaPrior, log_beta_binomial_mixture};
 pub use cusum::BernoulliCusum;
@@ -30,6 +33,7 @@ pub use mcnemar::McNemarSequential;
 pub use msprt::{MixtureSprt, normal_mixture_halfwidth};
 pub use paired_diff::{PairedDiffCs, pairs_to_show_above, pairs_to_show_below};
 pub use rank::RankEProcess;
+pub use shift_grid::{ShiftGrid, log_sum_exp};
 
 /// Running maximum of a log e-value, shared by the e-processes.
 #[derive(Debug, Clone, Copy, PartialEq)]
