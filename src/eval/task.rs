@@ -158,25 +158,7 @@ impl CompiledTask {
                 value,
                 abs_tol,
                 rel_tol,
-            } => {
-                if !value.is_finite() {
-                    return Err(invalid("`value` must be a finite number".into()));
-                }
-                for (name, tol) in [("abs_tol", abs_tol), ("rel_tol", rel_tol)] {
-                    if let Some(t) = tol
-                        && !(t.is_finite() && *t >= 0.0)
-                    {
-                        return Err(invalid(format!(
-                            "`{name}` must be a finite number >= 0, got {t}"
-                        )));
-                    }
-                }
-                CompiledTask::Number {
-                    value: *value,
-                    abs_tol: *abs_tol,
-                    rel_tol: *rel_tol,
-                }
-            }
+            } => number_check(*value, *abs_tol, *rel_tol).map_err(invalid)?,
             TaskCheck::JsonEquals { pointer, value }
             | TaskCheck::JsonContains { pointer, value } => {
                 if !(pointer.is_empty() || pointer.starts_with('/')) {
@@ -574,6 +556,29 @@ pub fn json_contains(found: &Value, expected: &Value) -> bool {
         }),
         (f, e) => json_eq(f, e),
     }
+}
+
+/// A `number` check: a finite value and finite, non-negative tolerances.
+fn number_check(
+    value: f64,
+    abs_tol: Option<f64>,
+    rel_tol: Option<f64>,
+) -> Result<CompiledTask, String> {
+    if !value.is_finite() {
+        return Err("`value` must be a finite number".into());
+    }
+    for (name, tol) in [("abs_tol", abs_tol), ("rel_tol", rel_tol)] {
+        if let Some(t) = tol
+            && !(t.is_finite() && t >= 0.0)
+        {
+            return Err(format!("`{name}` must be a finite number >= 0, got {t}"));
+        }
+    }
+    Ok(CompiledTask::Number {
+        value,
+        abs_tol,
+        rel_tol,
+    })
 }
 
 #[cfg(test)]

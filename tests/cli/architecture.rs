@@ -38,10 +38,8 @@ const LONG_FILES: &[&str] = &[];
 /// aside. Remove an entry once it fits.
 const LONG_FNS: &[&str] = &[
     "demo.rs::monitor",
-    "eval/task.rs::compile",
     "eval/task.rs::run",
     "probe/load.rs::read_task",
-    "provider/http.rs::open",
     "report/terminal.rs::terminal",
     "sim/server.rs::malformed_body",
     "config/target.rs::read_target",
