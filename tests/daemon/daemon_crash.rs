@@ -213,7 +213,7 @@ fn kill_9_at_random_moments_loses_nothing_and_duplicates_nothing() {
                     assert!(Instant::now() < first, "life {cycle}: no round within 20 s");
                     std::thread::sleep(Duration::from_millis(2));
                 }
-                std::thread::sleep(Duration::from_millis((rng.f64() * 150.0) as u64));
+                std::thread::sleep(Duration::from_millis((rng.f64() * 60.0) as u64));
             } else {
                 std::thread::sleep(Duration::from_millis((rng.f64() * 200.0) as u64));
             }
