@@ -178,7 +178,7 @@ fn a_slack_webhook_url_in_a_readable_file_is_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(
         dir.path(),
-        "[alerts.webhook]\nurl = \"https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXX\"\n",
+        "[alerts.webhook]\nurl = \"https://hooks.slack.com/services/T000/B000/Zq9fK2mW7pLx\"\n",
         TARGET,
     );
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -188,7 +188,7 @@ fn a_slack_webhook_url_in_a_readable_file_is_a_warning() {
         err.contains("warning:") && err.contains("holds secrets") && err.contains("chmod 600"),
         "{err}"
     );
-    assert!(!err.contains("XXXXXXXXXXXX"), "{err}");
+    assert!(!err.contains("Zq9fK2mW7pLx"), "{err}");
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert!(!check_config(&cfg).1.contains("holds secrets"));
 }

@@ -16,6 +16,14 @@ pub fn profile(name: &str) -> Profile {
     Profile::from_toml(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The built-in simulator profile `name` without simulated delays (the answers are what
+/// matters, not the timing).
+pub fn fast(name: &str) -> Profile {
+    let mut p = Profile::builtin(name).expect("built-in profile");
+    p.latency_scale = 0.0;
+    p
+}
+
 /// Simulators served from a runtime of their own while the test thread runs the binary.
 pub struct Sims {
     pub rt: tokio::runtime::Runtime,
@@ -23,7 +31,18 @@ pub struct Sims {
 }
 
 impl Sims {
+    /// Simulators of the fixture profiles `name` with their seeds.
     pub fn start(profiles: &[(&str, u64)]) -> Sims {
+        Sims::of(
+            profiles
+                .iter()
+                .map(|(name, seed)| (profile(name), *seed))
+                .collect(),
+        )
+    }
+
+    /// Simulators of the given profiles with their seeds.
+    pub fn of(profiles: Vec<(Profile, u64)>) -> Sims {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -32,8 +51,8 @@ impl Sims {
         let handles = {
             let _guard = rt.enter();
             profiles
-                .iter()
-                .map(|(name, seed)| sim::spawn_on_free_port(profile(name), *seed).unwrap())
+                .into_iter()
+                .map(|(p, seed)| sim::spawn_on_free_port(p, seed).unwrap())
                 .collect()
         };
         Sims { rt, handles }

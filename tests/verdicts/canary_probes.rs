@@ -2,37 +2,10 @@
 //! through the real binary. Stratified evidence names probes that broke on their own; identical
 //! models with paired seeds give identical pairs and pass.
 
-use modelwatch::sim::{self, Profile, Rule, SimHandle};
+use crate::common_verdict::{Sims, fast};
+use modelwatch::sim::Rule;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-struct Sims {
-    _rt: tokio::runtime::Runtime,
-    handles: Vec<SimHandle>,
-}
-
-fn start(profiles: Vec<(Profile, u64)>) -> Sims {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let handles = {
-        let _guard = rt.enter();
-        profiles
-            .into_iter()
-            .map(|(p, seed)| sim::spawn_on_free_port(p, seed).unwrap())
-            .collect()
-    };
-    Sims { _rt: rt, handles }
-}
-
-/// The built-in healthy profile without simulated delays (the pairs are what matters here).
-fn healthy() -> Profile {
-    let mut p = Profile::builtin("healthy").unwrap();
-    p.latency_scale = 0.0;
-    p
-}
 
 /// Writes a configuration with the starter suites of `probes/` and one target per simulator.
 fn config(dir: &Path, sims: &Sims) -> PathBuf {
@@ -94,14 +67,14 @@ fn reasons(r: &serde_json::Value) -> String {
 
 #[test]
 fn two_probes_always_wrong_end_in_a_regression_that_names_them() {
-    let mut broken = healthy();
+    let mut broken = fast("healthy");
     for prompt in ["347 multiplied by 28", "A crate holds 24 apples"] {
         let mut rule = Rule::contains(prompt);
         rule.correct = Some(0.0);
         broken.rules.push(rule);
     }
     for (seed, pairing) in [(1u64, true), (2, false)] {
-        let sims = start(vec![(healthy(), seed), (broken.clone(), seed + 100)]);
+        let sims = Sims::of(vec![(fast("healthy"), seed), (broken.clone(), seed + 100)]);
         let dir = tempfile::tempdir().unwrap();
         let cfg = config(dir.path(), &sims);
         let extra: &[&str] = if pairing {
@@ -137,7 +110,7 @@ fn two_probes_always_wrong_end_in_a_regression_that_names_them() {
 
 #[test]
 fn identical_models_with_paired_seeds_pass_with_identical_pairs() {
-    let sims = start(vec![(healthy(), 3), (healthy(), 4)]);
+    let sims = Sims::of(vec![(fast("healthy"), 3), (fast("healthy"), 4)]);
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &sims);
     let (out, r) = canary(&cfg, &["--max-samples", "60"]);
@@ -154,7 +127,7 @@ fn identical_models_with_paired_seeds_pass_with_identical_pairs() {
 
 #[test]
 fn the_plan_is_printed_and_a_budget_that_cannot_pass_is_refused() {
-    let sims = start(vec![(healthy(), 5), (healthy(), 6)]);
+    let sims = Sims::of(vec![(fast("healthy"), 5), (fast("healthy"), 6)]);
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &sims);
     let run = |extra: &[&str]| {

@@ -4,38 +4,9 @@
 
 use crate::common_verdict;
 
-use common_verdict::{metrics_with, modelwatch, report, stderr};
+use common_verdict::{Sims, fast, metrics_with, modelwatch, report, stderr};
 use modelwatch::sim::profile::Rule;
-use modelwatch::sim::{self, Profile, SimHandle};
 use std::path::{Path, PathBuf};
-
-/// The built-in profile `name` without simulated delays.
-fn fast(name: &str) -> Profile {
-    let mut p = Profile::builtin(name).expect("built-in profile");
-    p.latency_scale = 0.0;
-    p
-}
-
-struct Sims {
-    _rt: tokio::runtime::Runtime,
-    handles: Vec<SimHandle>,
-}
-
-fn start(profiles: Vec<(Profile, u64)>) -> Sims {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let handles = {
-        let _guard = rt.enter();
-        profiles
-            .into_iter()
-            .map(|(p, seed)| sim::spawn_on_free_port(p, seed).unwrap())
-            .collect()
-    };
-    Sims { _rt: rt, handles }
-}
 
 /// A configuration with targets `current` and `candidate` on the starter suites.
 fn config(dir: &Path, sims: &Sims) -> PathBuf {
@@ -98,7 +69,7 @@ fn two_task_probes_gone_wrong_regress_and_are_named() {
         rule.correct = Some(0.0);
         broken.rules.push(rule);
     }
-    let sims = start(vec![(fast("healthy"), 71), (broken, 72)]);
+    let sims = Sims::of(vec![(fast("healthy"), 71), (broken, 72)]);
     let dir = tempfile::tempdir().unwrap();
     let (r, code) = canary(&config(dir.path(), &sims), "20");
     assert_eq!(r["verdict"], "regression", "{:#}", r["reasons"]);
@@ -135,7 +106,7 @@ fn two_task_probes_gone_wrong_regress_and_are_named() {
 /// metric says the served model changed; the same model with another seed is not flagged.
 #[test]
 fn other_wording_is_a_behaviour_change_and_the_same_model_is_not() {
-    let sims = start(vec![(fast("healthy"), 81), (fast("reworded"), 82)]);
+    let sims = Sims::of(vec![(fast("healthy"), 81), (fast("reworded"), 82)]);
     let dir = tempfile::tempdir().unwrap();
     let (r, code) = canary(&config(dir.path(), &sims), "10");
     assert!(
@@ -156,7 +127,7 @@ fn other_wording_is_a_behaviour_change_and_the_same_model_is_not() {
     assert!(b["p_value"].as_f64().unwrap() < 0.01);
 
     drop(sims);
-    let same = start(vec![(fast("healthy"), 81), (fast("healthy"), 83)]);
+    let same = Sims::of(vec![(fast("healthy"), 81), (fast("healthy"), 83)]);
     let dir = tempfile::tempdir().unwrap();
     let (r, _) = canary(&config(dir.path(), &same), "10");
     assert_eq!(
