@@ -19,6 +19,7 @@ use modelwatch::baseline::{
     Baseline, BaselineProbe, DEFAULT_SAMPLES_PER_PROBE, FORMAT_VERSION, Recorded, StoredSample,
 };
 use modelwatch::daemon::monitor::{MonitorSettings, TargetMonitor};
+use modelwatch::daemon::strata::NullConfidence;
 use modelwatch::drift::Margins;
 use modelwatch::probe::GenParams;
 use modelwatch::provider::Fingerprint;
@@ -342,7 +343,25 @@ fn settings() -> MonitorSettings {
     MonitorSettings {
         margins: Margins::default(),
         false_alarm_rounds: FALSE_ALARM_DAYS * ROUNDS_PER_DAY as f64,
+        null_confidence: null_confidence(),
     }
+}
+
+/// The monitor's null confidence; `DETECTION_NULL_CONF=pooled,suite,probe` (two-sided levels)
+/// overrides the default to compare levels without rebuilding.
+fn null_confidence() -> NullConfidence {
+    let mut c = NullConfidence::default();
+    if let Ok(v) = std::env::var("DETECTION_NULL_CONF") {
+        let l: Vec<f64> = v.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+        if let [pooled, suite, probe] = l[..] {
+            c = NullConfidence {
+                pooled,
+                suite,
+                probe,
+            };
+        }
+    }
+    c
 }
 
 /// First metric that breached in a round, if any.
@@ -399,11 +418,32 @@ fn null_replicate(kind: Null, seed: u64, rounds: usize) -> Option<usize> {
                 .collect();
         }
         fill_round(&mut rng, &current, &mut slots);
-        if breach(&monitor.observe_round(&slots)).is_some() {
+        let observed = monitor.observe_round(&slots);
+        if let Some(metric) = breach(&observed) {
+            if std::env::var_os("DETECTION_EXPLAIN").is_some() {
+                explain_alarm(kind, seed, r, &metric, &observed);
+            }
             return Some(r);
         }
     }
     None
+}
+
+/// `DETECTION_EXPLAIN=1`: what a null alarm rested on (metric, evidence, strata), on stderr.
+fn explain_alarm(kind: Null, seed: u64, round: usize, metric: &str, obs: &[(String, Observation)]) {
+    for (m, o) in obs {
+        if let (true, Observation::Breach(e)) = (m == metric, o) {
+            eprintln!(
+                "null alarm {kind:?} seed {seed} round {round} (day {}, round {} of the day): {m}: {} [e {:?} / {:?}; strata {:?}]",
+                round / ROUNDS_PER_DAY,
+                round % ROUNDS_PER_DAY,
+                e.summary,
+                e.e_value,
+                e.threshold,
+                e.flipped_probes
+            );
+        }
+    }
 }
 
 struct NullResult {
@@ -883,6 +923,14 @@ fn main() {
         Vec::new()
     } else {
         vec![Null::NoChange, Null::LatencyOnly, Null::FreshBaselineDaily]
+    };
+    // `DETECTION_NULLS=fresh` (a substring of the scenario name): only the matching nulls.
+    let nulls: Vec<Null> = match std::env::var("DETECTION_NULLS") {
+        Ok(f) => nulls
+            .into_iter()
+            .filter(|n| n.name().contains(f.as_str()))
+            .collect(),
+        Err(_) => nulls,
     };
     for kind in nulls {
         let t0 = Instant::now();

@@ -36,6 +36,7 @@ impl Scheduler {
                         margins: self.options.margins.clone(),
                         false_alarm_rounds: t.daemon.false_alarm_interval.as_secs_f64()
                             / t.interval.as_secs_f64().max(1.0),
+                        null_confidence: Default::default(),
                     },
                 },
             );

@@ -54,7 +54,9 @@ use crate::stats::clopper_pearson;
 use crate::stats::sequential::{BetaBinomialEProcess, BetaPrior, RankEProcess};
 use std::collections::BTreeMap;
 
-use super::strata::{ProbeCounts, RECENT_ROUNDS, StratifiedRate, Stratum, StratumKind};
+use super::strata::{
+    NullConfidence, ProbeCounts, RECENT_ROUNDS, StratifiedRate, Stratum, StratumKind, null_boundary,
+};
 
 /// Metric id of the length monitor.
 pub const LENGTH_METRIC: &str = "length_chars";
@@ -72,6 +74,8 @@ pub struct MonitorSettings {
     /// Mean time between false alarms of the change detectors, in rounds
     /// (false_alarm_interval / interval); split across metrics inside.
     pub false_alarm_rounds: f64,
+    /// Confidence of the baseline bounds that set the strata's null boundaries.
+    pub null_confidence: NullConfidence,
 }
 
 fn rate_margin(metric: Metric, m: &Margins) -> f64 {
@@ -170,9 +174,8 @@ impl TargetMonitor {
             if n == 0 {
                 continue;
             }
-            let upper = clopper_pearson(x, n, 0.95).map(|i| i.upper).unwrap_or(1.0);
             let margin = rate_margin(metric, margins);
-            let p0 = (upper + margin).min(0.98);
+            let p0 = null_boundary(StratumKind::Pooled, x, n, margin, settings.null_confidence);
             // The mixture is centred one margin above the null boundary (the smallest change
             // worth an alert) with PRIOR_EVENTS expected events' worth of weight there: close
             // to Wald's SPRT for that alternative, and a round of samples still carries larger
@@ -182,7 +185,9 @@ impl TargetMonitor {
             let Ok(eprocess) = BetaBinomialEProcess::new(p0, prior) else {
                 continue;
             };
-            let Some(strata) = StratifiedRate::new(&probes, margin, eprocess) else {
+            let Some(strata) =
+                StratifiedRate::new(&probes, margin, eprocess, settings.null_confidence)
+            else {
                 continue;
             };
             rates.push(RateTrack {
@@ -560,6 +565,7 @@ mod tests {
             margins: Margins::default(),
             // 90 days of 10-minute rounds.
             false_alarm_rounds: 90.0 * 144.0,
+            null_confidence: NullConfidence::default(),
         }
     }
 

@@ -40,6 +40,41 @@ pub const DETECTOR_POOLED: f64 = 0.5;
 /// is there to catch a probe that broke, not a drift of a few points, which the pooled and
 /// suite strata see.
 pub const PROBE_MARGIN: f64 = 0.10;
+/// Confidence (two-sided) of the Clopper–Pearson bound on a stratum's baseline rate that sets
+/// its null boundary, by kind of stratum. The e-processes are valid only while the boundary sits
+/// at or above the true rate, so the chance that a baseline saw far fewer bad outcomes than the
+/// model produces (3 task failures in 200 samples from a suite failing 10 %, no JSON failure in
+/// 200 samples at 3.9 %) is paid on top of α at every new baseline — measured: 2 false alarms in
+/// 3,000 target-days with a fresh baseline every day at 95 % (BENCHMARKS.md, "Detection"). A
+/// higher level costs sensitivity where baselines are small. Probe strata keep 95 %: their
+/// 10-point margin ([`PROBE_MARGIN`]) already covers a 20-sample baseline's error.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NullConfidence {
+    pub pooled: f64,
+    pub suite: f64,
+    pub probe: f64,
+}
+
+impl Default for NullConfidence {
+    fn default() -> Self {
+        NullConfidence {
+            pooled: 0.998,
+            suite: 0.998,
+            probe: 0.95,
+        }
+    }
+}
+
+impl NullConfidence {
+    fn of(&self, kind: StratumKind) -> f64 {
+        match kind {
+            StratumKind::Pooled => self.pooled,
+            StratumKind::Suite => self.suite,
+            StratumKind::Probe => self.probe,
+        }
+    }
+}
+
 /// Rounds in the "now" window quoted in alerts and used to judge recovery.
 pub const RECENT_ROUNDS: usize = 5;
 
@@ -58,7 +93,7 @@ pub struct Stratum {
     /// "all probes", the suite name, or `suite/probe`.
     pub name: String,
     pub baseline_rate: f64,
-    /// Null boundary: upper 95 % Clopper–Pearson bound of the baseline + margin.
+    /// Null boundary: upper Clopper–Pearson bound of the baseline + margin ([`null_boundary`]).
     pub p0: f64,
     /// The stratum's practical margin (the metric's; at least [`PROBE_MARGIN`] for a probe).
     pub margin: f64,
@@ -71,12 +106,17 @@ pub struct Stratum {
 }
 
 impl Stratum {
-    fn new(kind: StratumKind, name: String, x: u64, n: u64, margin: f64) -> Option<Stratum> {
+    fn new(
+        kind: StratumKind,
+        name: String,
+        (x, n): (u64, u64),
+        margin: f64,
+        conf: NullConfidence,
+    ) -> Option<Stratum> {
         if n == 0 {
             return None;
         }
-        let upper = clopper_pearson(x, n, 0.95).map(|i| i.upper).unwrap_or(1.0);
-        let p0 = (upper + margin).min(0.98);
+        let p0 = null_boundary(kind, x, n, margin, conf);
         let grid = ShiftGrid::new(p0, margin.max(0.01)).ok()?;
         Some(Stratum {
             kind,
@@ -111,6 +151,15 @@ impl Stratum {
     }
 }
 
+/// A stratum's null boundary p0: the upper Clopper–Pearson bound of its baseline rate (at
+/// the [`NullConfidence`] of its kind) plus its margin, capped at 0.98.
+pub fn null_boundary(kind: StratumKind, x: u64, n: u64, margin: f64, conf: NullConfidence) -> f64 {
+    let upper = clopper_pearson(x, n, conf.of(kind))
+        .map(|i| i.upper)
+        .unwrap_or(1.0);
+    (upper + margin).min(0.98)
+}
+
 /// Baseline counts of one probe: (suite, probe key `suite/probe`, events, trials).
 pub type ProbeCounts = (String, String, u64, u64);
 
@@ -133,11 +182,18 @@ impl StratifiedRate {
         probes: &[ProbeCounts],
         margin: f64,
         mixture: BetaBinomialEProcess,
+        conf: NullConfidence,
     ) -> Option<StratifiedRate> {
         let (x, n) = probes
             .iter()
             .fold((0, 0), |(a, b), (_, _, x, n)| (a + x, b + n));
-        let pooled = Stratum::new(StratumKind::Pooled, "all probes".into(), x, n, margin)?;
+        let pooled = Stratum::new(
+            StratumKind::Pooled,
+            "all probes".into(),
+            (x, n),
+            margin,
+            conf,
+        )?;
         let mut suites: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
         for (suite, _, x, n) in probes {
             let e = suites.entry(suite.as_str()).or_default();
@@ -148,7 +204,9 @@ impl StratifiedRate {
         let mut suite_index = BTreeMap::new();
         if suites.len() > 1 {
             for (name, (x, n)) in &suites {
-                if let Some(s) = Stratum::new(StratumKind::Suite, (*name).into(), *x, *n, margin) {
+                if let Some(s) =
+                    Stratum::new(StratumKind::Suite, (*name).into(), (*x, *n), margin, conf)
+                {
                     suite_index.insert(name.to_string(), strata.len());
                     strata.push(s);
                 }
@@ -158,7 +216,13 @@ impl StratifiedRate {
         let mut suite_of = BTreeMap::new();
         let probe_margin = margin.max(PROBE_MARGIN);
         for (suite, key, x, n) in probes {
-            if let Some(s) = Stratum::new(StratumKind::Probe, key.clone(), *x, *n, probe_margin) {
+            if let Some(s) = Stratum::new(
+                StratumKind::Probe,
+                key.clone(),
+                (*x, *n),
+                probe_margin,
+                conf,
+            ) {
                 if let Some(&si) = suite_index.get(suite) {
                     suite_of.insert(strata.len(), si);
                 }
@@ -344,7 +408,7 @@ mod tests {
         let (x, n) = probes.iter().fold((0, 0), |(a, b), p| (a + p.2, b + p.3));
         let p0 = clopper_pearson(x, n, 0.95).unwrap().upper + 0.03;
         let mixture = BetaBinomialEProcess::new(p0, BetaPrior::centered(p0 + 0.03, 12.0)).unwrap();
-        StratifiedRate::new(&probes, 0.03, mixture).unwrap()
+        StratifiedRate::new(&probes, 0.03, mixture, NullConfidence::default()).unwrap()
     }
 
     fn round(rng: &mut Rng, rate: impl Fn(usize) -> f64) -> Vec<(String, bool)> {
