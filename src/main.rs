@@ -33,6 +33,9 @@ enum Command {
     Run(cmd::run::Args),
     /// Validate the configuration and every suite it references.
     CheckConfig(cmd::check_config::Args),
+    /// Check in about a second per target that its server answers, speaks the configured
+    /// API, serves the model, and which fingerprint it has; a hint for each failure.
+    Doctor(cmd::doctor::Args),
     /// Judge saved responses against a suite and explain every measurement.
     Explain(cmd::explain::Args),
     /// Serve the built-in simulated model server (Ollama and OpenAI APIs).
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => cmd::run::exec(args, &cli.global),
         Command::CheckConfig(args) => cmd::check_config::exec(args, &cli.global),
+        Command::Doctor(args) => cmd::doctor::exec(args, &cli.global),
         Command::Explain(args) => cmd::explain::exec(args, &cli.global),
         Command::Sim(args) => cmd::sim::exec(args, &cli.global),
         Command::Baseline(args) => cmd::baseline::exec(args, &cli.global),

@@ -10,6 +10,7 @@ pub mod compare;
 pub mod completions;
 pub mod daemon;
 pub mod demo;
+pub mod doctor;
 pub mod explain;
 pub mod init;
 pub mod inventory;
