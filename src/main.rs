@@ -38,6 +38,9 @@ enum Command {
     Doctor(cmd::doctor::Args),
     /// Judge saved responses against a suite and explain every measurement.
     Explain(cmd::explain::Args),
+    /// Write stored responses (a target, round, probe or time window) as JSONL that `explain`
+    /// reads as is.
+    Export(cmd::export::Args),
     /// Serve the built-in simulated model server (Ollama and OpenAI APIs).
     Sim(cmd::sim::Args),
     /// Record, show, list and compare baseline files.
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         Command::CheckConfig(args) => cmd::check_config::exec(args, &cli.global),
         Command::Doctor(args) => cmd::doctor::exec(args, &cli.global),
         Command::Explain(args) => cmd::explain::exec(args, &cli.global),
+        Command::Export(args) => cmd::export::exec(args, &cli.global),
         Command::Sim(args) => cmd::sim::exec(args, &cli.global),
         Command::Baseline(args) => cmd::baseline::exec(args, &cli.global),
         Command::Compare(args) => cmd::compare::exec(args, &cli.global),
