@@ -51,6 +51,9 @@ enum Command {
     /// Before a swap: a candidate against the current model on the same probes, paired and
     /// interleaved, or against a stored baseline (exit 0 pass, 1 regression, 3 inconclusive).
     Canary(cmd::canary::Args),
+    /// The time view of stored rounds as an HTML (or JSON) file: each metric round by round,
+    /// swaps, alerts and their evidence, current verdicts.
+    Report(cmd::report::Args),
     /// Run continuously: scheduled rounds, swap detection, monitoring, alerts, HTTP status.
     Daemon(cmd::daemon::Args),
     /// List every target with the model it serves, pin status, baseline age and verdict.
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
         Command::Baseline(args) => cmd::baseline::exec(args, &cli.global),
         Command::Compare(args) => cmd::compare::exec(args, &cli.global),
         Command::Canary(args) => cmd::canary::exec(args, &cli.global),
+        Command::Report(args) => cmd::report::exec(args, &cli.global),
         Command::Daemon(args) => cmd::daemon::exec(args, &cli.global),
         Command::Inventory(args) => cmd::inventory::exec(args, &cli.global),
         Command::Silence(args) => cmd::silence::exec(args, &cli.global),

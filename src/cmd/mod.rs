@@ -19,6 +19,7 @@ mod live;
 mod progress;
 pub mod promote;
 mod record;
+pub mod report;
 pub mod run;
 pub mod silence;
 pub mod sim;
