@@ -95,8 +95,8 @@ pub struct VerdictRow {
 
 /// The id of the failed-request series: availability, never model quality.
 pub const REQUEST_FAILURES: &str = "request_failures";
-/// The id of the median-length series.
-pub const LENGTH_CHARS: &str = "length_chars";
+/// The id of the median-length series (not the `length_chars` verdict, a placement).
+pub const LENGTH_CHARS: &str = "length_chars_median";
 
 /// Running counts of one round.
 #[derive(Default)]
@@ -169,7 +169,9 @@ impl SeriesBuilder {
         };
         let expected = refusal_expected(&r.sample.probe_hash);
         for metric in BINARY {
-            if let Some(bad) = metric.outcome(m, expected) {
+            if let Some(outcome) = metric.outcome(m, expected) {
+                // The bad outcome, as the monitor and its alerts count it.
+                let bad = outcome == metric.higher_is_worse();
                 let e = t.rates.entry(metric.id()).or_default();
                 e.0 += u32::from(bad);
                 e.1 += 1;
@@ -200,8 +202,8 @@ fn series_of(tallies: &[Tally]) -> Vec<Series> {
             })
             .unzip();
         out.push(Series {
+            label: metric_label(&id),
             id,
-            label: metric.label(),
             is_rate: true,
             availability: false,
             values,
@@ -309,7 +311,9 @@ pub fn alert_markers(events: &[Event]) -> Vec<Marker> {
         .collect()
 }
 
-/// The human name of a metric id, the id itself when it names no known metric.
+/// The human name of a metric id, the id itself when it names no known metric. Every rate on
+/// the page is the share of bad outcomes (as the monitor and its alerts count it); a metric
+/// named for the good outcome says so.
 pub fn metric_label(id: &str) -> String {
     BINARY
         .iter()
@@ -319,7 +323,16 @@ pub fn metric_label(id: &str) -> String {
             Metric::LengthShape,
         ])
         .find(|m| m.id() == id)
-        .map_or_else(|| id.to_string(), |m| m.label())
+        .map_or_else(
+            || id.to_string(),
+            |m| {
+                if m.is_rate() && !m.higher_is_worse() {
+                    format!("{} (shown as failures)", m.label())
+                } else {
+                    m.label()
+                }
+            },
+        )
 }
 
 /// Verdict rows from stored alert states (the `report` command's view of the present).
@@ -361,7 +374,10 @@ pub fn num(v: f64) -> String {
         return "∞".into();
     }
     let a = v.abs();
-    if a >= 1e9 {
+    if a >= 1e12 {
+        let exp = a.log10().floor() as i32;
+        format!("{:.1}×10^{exp}", v / 10f64.powi(exp))
+    } else if a >= 1e9 {
         format!("{:.1} billion", v / 1e9)
     } else if a >= 1e6 {
         format!("{:.1} million", v / 1e6)
@@ -454,8 +470,24 @@ mod tests {
     }
 
     #[test]
+    fn every_rate_is_the_share_of_bad_outcomes_as_alerts_count_it() {
+        let mut samples = vec![rs(1, "a", 10, false, 100, false); 4];
+        for (i, s) in samples.iter_mut().enumerate() {
+            if let Some(m) = s.sample.measurements.as_mut() {
+                m.task_success = Some(i != 0);
+            }
+        }
+        let (_, series) = rounds_and_series(samples, &|_| false);
+        let task = series.iter().find(|s| s.id == "task_success_rate").unwrap();
+        assert_eq!(task.values, [Some(0.25)], "one failure in four");
+        assert_eq!(task.label, "Task success (shown as failures)");
+        assert_eq!(metric_label("refusal_rate"), "Refusal rate");
+    }
+
+    #[test]
     fn numbers_read_as_words_for_people() {
         assert_eq!(num(8.1e6), "8.1 million");
+        assert_eq!(num(2.751e32), "2.8×10^32");
         assert_eq!(num(20.0), "20.0");
         assert_eq!(num(0.5), "0.50");
         assert_eq!(num(f64::INFINITY), "∞");

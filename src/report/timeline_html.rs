@@ -133,6 +133,13 @@ fn verdict_table(o: &mut String, t: &TargetTimeline) {
             (Some(e), None) => num(e),
             _ => "–".into(),
         };
+        let shown = |x: f64| {
+            if v.metric.starts_with("length") {
+                format!("placement {x:.2}")
+            } else {
+                value_text(x)
+            }
+        };
         let _ = writeln!(
             o,
             "<tr data-metric=\"{0}\"><td title=\"{0}\">{1}</td><td><span class=\"v {2}\">{2}</span>\
@@ -140,8 +147,8 @@ fn verdict_table(o: &mut String, t: &TargetTimeline) {
             esc(&v.metric),
             esc(&v.label),
             esc(&v.status),
-            v.current.map_or("–".into(), value_text),
-            v.baseline.map_or("–".into(), value_text),
+            v.current.map_or("–".into(), shown),
+            v.baseline.map_or("–".into(), shown),
             esc(&evidence),
             v.samples,
             esc(&v.summary)

@@ -164,7 +164,7 @@ fn status_page_and_time_report_render_in_headless_chromium() {
     let sim0 = &sim0[..sim0.find("</section>").unwrap()];
     for needle in [
         "<svg class=\"chart\" data-metric=\"refusal_rate\"",
-        "<svg class=\"chart\" data-metric=\"length_chars\"",
+        "<svg class=\"chart\" data-metric=\"length_chars_median\"",
         "<svg class=\"chart\" data-metric=\"request_failures\"",
         "<line class=\"swap\"",
         "model swap: fingerprint aaaa000011112222 → bbbb333344445555",
