@@ -137,6 +137,7 @@ pub fn router_with_history(
     let token = access.token.clone();
     Router::new()
         .route("/", get(status_page))
+        .route("/report", get(report_page))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -223,11 +224,50 @@ async fn metrics(State(s): State<AppState>) -> Response {
 }
 
 async fn status_page(State(s): State<AppState>) -> Response {
+    html_page(s, None).await
+}
+
+#[derive(Debug, Deserialize)]
+struct ReportQuery {
+    target: String,
+    since: Option<String>,
+}
+
+/// `GET /report?target=T&since=7d`: one target's time view over a window.
+async fn report_page(
+    State(s): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<ReportQuery>,
+) -> Response {
+    let since = q.since.as_deref().unwrap_or("7d");
+    let Some(since) = parse_duration(since).filter(|d| !d.is_zero()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid duration `{since}` for since: expected e.g. \"24h\" or \"7d\""),
+        );
+    };
+    if !s.shared.status().targets.iter().any(|t| t.name == q.target) {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no target named `{}`", q.target),
+        );
+    }
+    html_page(
+        s,
+        Some(page::Focus {
+            target: q.target,
+            since,
+        }),
+    )
+    .await
+}
+
+async fn html_page(s: AppState, focus: Option<page::Focus>) -> Response {
     let status = s.shared.status();
     let history = s.history.clone();
     let now = SystemClock.now_ms();
     // SQLite reads block: off the async workers.
-    match tokio::task::spawn_blocking(move || page::render(&status, history.as_ref(), now)).await {
+    let render = move || page::render(&status, history.as_ref(), now, focus.as_ref());
+    match tokio::task::spawn_blocking(render).await {
         Ok(html) => (
             [
                 (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -238,7 +278,7 @@ async fn status_page(State(s): State<AppState>) -> Response {
             .into_response(),
         Err(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "the status page could not be rendered",
+            "the page could not be rendered",
         ),
     }
 }

@@ -1,6 +1,7 @@
 //! `GET /`: the status page. The same data as `/api/v1/status` (targets, fingerprints, current
 //! metric readings, alerts) plus each target's newest rounds read from the store, rendered as
 //! the time view (one self-contained HTML page, inline SVG, no scripts, refreshing itself).
+//! `GET /report?target=T&since=7d`: one target's report over a longer window, linked from it.
 
 use crate::daemon::state::StatusDoc;
 use crate::report::timeline::{Timeline, VerdictRow, attach_baselines, metric_label};
@@ -13,6 +14,17 @@ use std::sync::Arc;
 
 /// Rounds per target the page charts.
 pub const PAGE_ROUNDS: u32 = 60;
+/// Rounds at most in a `/report` view.
+pub const REPORT_ROUNDS: u32 = 500;
+/// The window of the report each target links to.
+const REPORT_WINDOW: &str = "7d";
+
+/// One target over a window (`/report`) instead of every target's newest rounds (`/`).
+#[derive(Debug, Clone)]
+pub struct Focus {
+    pub target: String,
+    pub since: std::time::Duration,
+}
 /// Seconds between the page's own reloads.
 const REFRESH_SECS: u32 = 30;
 
@@ -42,7 +54,12 @@ impl History {
 
 /// The page for `status`, with history when `history` is given and readable (an unreadable
 /// store is said on the page; the current state is still shown).
-pub fn render(status: &StatusDoc, history: Option<&History>, now_ms: i64) -> String {
+pub fn render(
+    status: &StatusDoc,
+    history: Option<&History>,
+    now_ms: i64,
+    focus: Option<&Focus>,
+) -> String {
     let mut problem = None;
     let store = history.and_then(|h| match Store::open_read_only(&h.store) {
         Ok(s) => Some(s),
@@ -56,15 +73,23 @@ pub fn render(status: &StatusDoc, history: Option<&History>, now_ms: i64) -> Str
             .and_then(|h| h.refusal_expected.get(hash).copied())
             .unwrap_or(false)
     };
+    let (since_ms, max_rounds) = match focus {
+        Some(f) => (Some(now_ms - f.since.as_millis() as i64), REPORT_ROUNDS),
+        None => (None, PAGE_ROUNDS),
+    };
     let mut targets = Vec::new();
-    for t in &status.targets {
+    for t in status
+        .targets
+        .iter()
+        .filter(|t| focus.is_none_or(|f| f.target == t.name))
+    {
         let info = TargetInfo {
             name: t.name.clone(),
             model: t.model.clone(),
             fingerprint: t.fingerprint.clone(),
         };
         let mut tl = match &store {
-            Some(s) => match load_target(s, &info, None, PAGE_ROUNDS, &expected) {
+            Some(s) => match load_target(s, &info, since_ms, max_rounds, &expected) {
                 Ok(tl) => tl,
                 Err(e) => {
                     problem = Some(format!("history unavailable: {e}"));
@@ -98,23 +123,55 @@ pub fn render(status: &StatusDoc, history: Option<&History>, now_ms: i64) -> Str
             })
             .collect();
         attach_baselines(&mut tl);
+        if focus.is_none() {
+            tl.link = Some((
+                format!("report over {REPORT_WINDOW}"),
+                format!("/report?target={}&since={REPORT_WINDOW}", encode(&t.name)),
+            ));
+        }
         targets.push(tl);
     }
-    let mut window = format!("last {PAGE_ROUNDS} rounds per target");
+    let mut window = match focus {
+        Some(f) => format!(
+            "last {} (at most {REPORT_ROUNDS} rounds)",
+            crate::config::duration::format_duration(f.since)
+        ),
+        None => format!("last {PAGE_ROUNDS} rounds per target"),
+    };
     if let Some(p) = problem {
         window.push_str(&format!(" ({p})"));
     }
+    let mut links = vec![
+        ("status JSON".to_string(), "/api/v1/status".to_string()),
+        ("metrics".to_string(), "/metrics".to_string()),
+    ];
+    let title = match focus {
+        Some(f) => {
+            links.insert(0, ("status page".into(), "/".into()));
+            format!("modelwatch: {} over time", f.target)
+        }
+        None => format!("modelwatch {} status", status.version),
+    };
     let page = Timeline {
-        title: format!("modelwatch {} status", status.version),
+        title,
         window,
         generated_at_ms: now_ms,
         targets,
-        links: vec![
-            ("status JSON".into(), "/api/v1/status".into()),
-            ("metrics".into(), "/metrics".into()),
-        ],
+        links,
     };
-    timeline_html(&page, Some(REFRESH_SECS))
+    timeline_html(&page, focus.is_none().then_some(REFRESH_SECS))
+}
+
+/// Percent-encodes a target name for a query string.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn empty(info: &TargetInfo) -> crate::report::timeline::TargetTimeline {

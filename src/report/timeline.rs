@@ -38,6 +38,8 @@ pub struct TargetTimeline {
     pub swaps: Vec<Marker>,
     pub alerts: Vec<Marker>,
     pub verdicts: Vec<VerdictRow>,
+    /// A link to more of this target's history (label, href), shown beside its name.
+    pub link: Option<(String, String)>,
 }
 
 /// One round's summary.

@@ -89,7 +89,7 @@ fn target_section(o: &mut String, t: &TargetTimeline) {
         o,
         "<section class=\"target\" id=\"t-{0}\" data-target=\"{0}\">\n<h2>{0} \
          <span class=\"v {1}\">{2}</span></h2>\n<p class=\"muted\">model {3} · fingerprint {4} \
-         · {5} rounds · {6} swap{7} · {8} alert event{9}</p>",
+         · {5} rounds · {6} swap{7} · {8} alert event{9}{10}</p>",
         esc(&t.name),
         if firing > 0 { "firing" } else { "ok" },
         if firing > 0 {
@@ -107,6 +107,14 @@ fn target_section(o: &mut String, t: &TargetTimeline) {
         if t.swaps.len() == 1 { "" } else { "s" },
         t.alerts.len(),
         if t.alerts.len() == 1 { "" } else { "s" },
+        t.link
+            .as_ref()
+            .map(|(label, href)| format!(
+                " · <a class=\"more\" href=\"{}\">{}</a>",
+                esc(href),
+                esc(label)
+            ))
+            .unwrap_or_default(),
     );
     verdict_table(o, t);
     o.push_str("<div class=\"charts\">\n");
@@ -380,6 +388,10 @@ mod tests {
                     samples: 30,
                     summary: "<b>up</b>".into(),
                 }],
+                link: Some((
+                    "report over 7 days".into(),
+                    "/report?target=chat&since=7d".into(),
+                )),
             }],
         }
     }
@@ -398,6 +410,7 @@ mod tests {
             "8.1 million of threshold 20.0",
             "&lt;b&gt;up&lt;/b&gt;",
             "1 alert firing",
+            "<a class=\"more\" href=\"/report?target=chat&amp;since=7d\">report over 7 days</a>",
             "<a href=\"/api/v1/status\">status JSON</a>",
         ] {
             assert!(html.contains(needle), "page lacks {needle}:\n{html}");

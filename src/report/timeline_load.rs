@@ -56,5 +56,6 @@ pub fn load_target(
         rounds,
         series,
         verdicts: Vec::new(),
+        link: None,
     })
 }

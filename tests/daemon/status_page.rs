@@ -141,9 +141,19 @@ fn status_page_and_time_report_render_in_headless_chromium() {
     wait_until("a round of each target", 60, || d.rounds() >= 2);
     let (code, page) = d.get("/");
     let (_, status) = d.get("/api/v1/status");
+    // Each target links to its report over a longer window, served by the daemon too.
+    let link = "/report?target=sim0&amp;since=7d";
+    assert!(page.contains(&format!("href=\"{link}\"")), "{page}");
+    let (report_code, served_report) = d.get(&link.replace("&amp;", "&"));
+    let (unknown, _) = d.get("/report?target=nope");
+    let (bad_window, _) = d.get("/report?target=sim0&since=soon");
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(code, 200, "{}", log.lock().unwrap());
+    assert_eq!((report_code, unknown, bad_window), (200, 404, 400));
+    assert!(served_report.contains("data-target=\"sim0\""));
+    assert!(!served_report.contains("data-target=\"sim1\""));
+    assert!(served_report.contains("<line class=\"swap\""));
 
     // The same data as the status API: every target with the fingerprint it serves.
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
