@@ -396,23 +396,16 @@ fn send_failure(what: &str, root: &Url, e: &reqwest::Error) -> Finding {
     )
 }
 
-/// The causes of a failed request, without the URL (it may carry credentials) or control
-/// characters.
+/// The root cause of a failed request (`Connection refused (os error 111)`), without the URL
+/// (it may carry credentials) or control characters.
 fn cause(e: &reqwest::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
+    let mut root = None;
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
+        root = Some(s.to_string());
         source = s.source();
     }
-    if parts.is_empty() {
-        return "request failed".to_string();
-    }
-    parts
-        .join(": ")
+    root.unwrap_or_else(|| "request failed".to_string())
         .chars()
         .filter(|c| !c.is_control())
         .take(300)

@@ -150,7 +150,11 @@ fn a_dead_port_is_unreachable_with_exit_3() {
     let port = free_port();
     let (code, out) = doctor_one("ollama", &format!("http://127.0.0.1:{port}"), "m", "");
     assert_eq!(code, 3, "{out}");
-    assert!(out.contains("dead port"), "{out}");
+    assert!(
+        out.contains("dead port: GET /api/tags on 127.0.0.1:")
+            && out.contains("could not connect: Connection refused"),
+        "{out}"
+    );
     assert!(
         out.contains(&format!("hint: nothing answers at 127.0.0.1:{port}")),
         "{out}"
