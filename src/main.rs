@@ -33,8 +33,14 @@ enum Command {
     Run(cmd::run::Args),
     /// Validate the configuration and every suite it references.
     CheckConfig(cmd::check_config::Args),
+    /// Check in about a second per target that its server answers, speaks the configured
+    /// API, serves the model, and which fingerprint it has; a hint for each failure.
+    Doctor(cmd::doctor::Args),
     /// Judge saved responses against a suite and explain every measurement.
     Explain(cmd::explain::Args),
+    /// Write stored responses (a target, round, probe or time window) as JSONL that `explain`
+    /// reads as is.
+    Export(cmd::export::Args),
     /// Serve the built-in simulated model server (Ollama and OpenAI APIs).
     Sim(cmd::sim::Args),
     /// Record, show, list and compare baseline files.
@@ -45,6 +51,9 @@ enum Command {
     /// Before a swap: a candidate against the current model on the same probes, paired and
     /// interleaved, or against a stored baseline (exit 0 pass, 1 regression, 3 inconclusive).
     Canary(cmd::canary::Args),
+    /// The time view of stored rounds as an HTML (or JSON) file: each metric round by round,
+    /// swaps, alerts and their evidence, current verdicts.
+    Report(cmd::report::Args),
     /// Run continuously: scheduled rounds, swap detection, monitoring, alerts, HTTP status.
     Daemon(cmd::daemon::Args),
     /// List every target with the model it serves, pin status, baseline age and verdict.
@@ -82,11 +91,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => cmd::run::exec(args, &cli.global),
         Command::CheckConfig(args) => cmd::check_config::exec(args, &cli.global),
+        Command::Doctor(args) => cmd::doctor::exec(args, &cli.global),
         Command::Explain(args) => cmd::explain::exec(args, &cli.global),
+        Command::Export(args) => cmd::export::exec(args, &cli.global),
         Command::Sim(args) => cmd::sim::exec(args, &cli.global),
         Command::Baseline(args) => cmd::baseline::exec(args, &cli.global),
         Command::Compare(args) => cmd::compare::exec(args, &cli.global),
         Command::Canary(args) => cmd::canary::exec(args, &cli.global),
+        Command::Report(args) => cmd::report::exec(args, &cli.global),
         Command::Daemon(args) => cmd::daemon::exec(args, &cli.global),
         Command::Inventory(args) => cmd::inventory::exec(args, &cli.global),
         Command::Silence(args) => cmd::silence::exec(args, &cli.global),

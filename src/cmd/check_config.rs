@@ -1,5 +1,6 @@
 //! `modelwatch check-config`: validates the configuration and every suite it references, prints
-//! every error, exits 0 when valid and 2 otherwise.
+//! every error, exits 0 when valid and 2 otherwise. With `--connect` it then runs `doctor`'s
+//! checks against every target and exits as `doctor` does.
 
 use modelwatch::config::{self, Loaded};
 use modelwatch::diag::render_all;
@@ -7,9 +8,15 @@ use std::io::Write;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Also check every target's server, as `modelwatch doctor` does.
+    #[arg(long)]
+    pub connect: bool,
+    #[command(flatten)]
+    pub check: super::doctor::CheckArgs,
+}
 
-pub fn exec(_args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
+pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
     let diags = match config::load_with_suites(&global.config, &config::process_env) {
@@ -18,6 +25,10 @@ pub fn exec(_args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
                 writeln!(stderr, "warning: {w}")?;
             }
             writeln!(stdout, "{}", summary(&loaded))?;
+            if args.connect {
+                drop(stdout);
+                return super::doctor::check_all(&loaded, &args.check);
+            }
             return Ok(ExitCode::SUCCESS);
         }
         Err(diags) => diags,

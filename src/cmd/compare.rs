@@ -35,15 +35,9 @@ pub struct Args {
 }
 
 pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
-    let since = match &args.since {
-        Some(s) => match parse_duration(s) {
-            Some(d) => Some(d),
-            None => {
-                eprintln!("error: invalid duration `{s}` for --since: {DURATION_EXPECTED}");
-                return Ok(ExitCode::from(EXIT_USAGE));
-            }
-        },
-        None => None,
+    let since = match parse_since(args.since.as_deref()) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
     };
 
     let loaded = match live::load(global) {
@@ -56,6 +50,13 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         .baseline
         .clone()
         .unwrap_or_else(|| live::default_baseline(&loaded, target));
+    if !path.exists() {
+        return Ok(missing_baseline(
+            &target.name,
+            &path,
+            args.baseline.is_some(),
+        ));
+    }
     let baseline = Baseline::load(&path)?;
     let compat = baseline.check(&suites)?;
     for w in compat.warnings() {
@@ -205,6 +206,34 @@ fn parse_rfc3339_utc(s: &str) -> Option<i64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Some(((days * 86_400 + h * 3600 + min * 60 + sec) * 1000) + ms)
+}
+
+/// `--since`, when given; a bad duration is reported.
+fn parse_since(since: Option<&str>) -> Result<Option<Duration>, ExitCode> {
+    let Some(s) = since else { return Ok(None) };
+    match parse_duration(s) {
+        Some(d) => Ok(Some(d)),
+        None => {
+            eprintln!("error: invalid duration `{s}` for --since: {DURATION_EXPECTED}");
+            Err(ExitCode::from(EXIT_USAGE))
+        }
+    }
+}
+
+/// A missing baseline file: says which path was tried and the command that records one.
+fn missing_baseline(target: &str, path: &std::path::Path, explicit: bool) -> ExitCode {
+    let out = if explicit {
+        format!(" --out {}", path.display())
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "error: cannot read baseline {}: no such file, so target {target} has no baseline \
+         yet\nhint: record one from the model as it serves now with `modelwatch baseline record \
+         --target {target}{out}`",
+        path.display(),
+    );
+    ExitCode::from(EXIT_USAGE)
 }
 
 #[cfg(test)]

@@ -63,7 +63,12 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
     let server = &loaded.config.server;
     let access =
         modelwatch::http::Access::for_listen(addr, server.token.clone(), server.public_metrics);
-    let router = modelwatch::http::router_with(shared.clone(), commands.clone(), access);
+    let router = modelwatch::http::router_with_history(
+        shared.clone(),
+        commands.clone(),
+        access,
+        Some(modelwatch::http::page::History::of(&loaded)),
+    );
     let limits = serve::Limits::within_budget(server.max_connections, serve::soft_nofile());
     tracing::info!(
         max_connections = limits.max_connections,

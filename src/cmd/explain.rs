@@ -1,5 +1,9 @@
 //! `modelwatch explain`: judge saved responses against a suite and print every measurement
 //! with the reason for each judgement.
+//!
+//! The probes come from `--suite FILE`, else from every suite the configuration names (when
+//! there is one). A line may name a probe as `run` prints it, `suite/id`, or by its bare id
+//! when no other suite has one of that name; `modelwatch export` writes such lines.
 
 use super::OutputFormat;
 use anyhow::Context;
@@ -13,7 +17,8 @@ use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Suite file the responses answer (needed when lines name a `probe`).
+    /// Suite file the responses answer. Default: the suites of the configuration (--config),
+    /// when it exists.
     #[arg(long, value_name = "FILE")]
     pub suite: Option<PathBuf>,
     /// Responses, one JSON object per line: {"probe": "<id>", "text": "...",
@@ -30,21 +35,23 @@ pub struct Args {
     pub refusal_exclusions: Vec<String>,
 }
 
-pub fn exec(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
+pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     let evaluator = Evaluator::new(&RefusalConfig {
         extra_patterns: args.refusal_patterns,
         exclusions: args.refusal_exclusions,
     })?;
-    let suite = args.suite.as_deref().map(read_suite).transpose()?;
-    let (suite, compiled) = match suite {
-        Some((s, compiled)) => {
-            let ids = ProbeIds {
-                suite: s.name.clone(),
-                ids: s.probes.iter().map(|p| p.id.clone()).collect(),
-            };
-            (Some(ids), compiled)
-        }
-        None => (None, HashMap::new()),
+    let suites = match &args.suite {
+        Some(path) => vec![read_suite(path)?],
+        None => match config_suites(global) {
+            Ok(s) => s,
+            Err(code) => return Ok(code),
+        },
+    };
+    let (suite, compiled) = if suites.is_empty() {
+        (None, HashMap::new())
+    } else {
+        let (ids, compiled) = probe_table(&suites)?;
+        (Some(ids), compiled)
     };
     let input = read_input(&args.responses)?;
     let explained = eval::explain::explain_lines(&evaluator, suite.as_ref(), &compiled, &input);
@@ -98,7 +105,59 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Loads and validates a suite; errors are printed located, like `check-config`'s.
-fn read_suite(path: &Path) -> anyhow::Result<(Suite, HashMap<String, CompiledChecks>)> {
+fn read_suite(path: &Path) -> anyhow::Result<Suite> {
     modelwatch::probe::load::load_suite_checked(path)
+        .map(|(suite, _)| suite)
         .map_err(|diags| anyhow::anyhow!("invalid suite\n{}", modelwatch::diag::render_all(&diags)))
+}
+
+/// The suites of the configuration: none when no configuration was named and the default one
+/// does not exist; its errors (printed) when it is invalid.
+fn config_suites(global: &super::Global) -> Result<Vec<Suite>, ExitCode> {
+    let named = global.config != Path::new(super::DEFAULT_CONFIG)
+        || std::env::var_os("MODELWATCH_CONFIG").is_some();
+    if !named && !global.config.exists() {
+        return Ok(Vec::new());
+    }
+    super::live::load(global).map(|loaded| loaded.suites)
+}
+
+/// The probes lines may name, with their compiled checks: `suite/id` for every probe, and the
+/// bare id of every probe whose id no other suite uses.
+fn probe_table(suites: &[Suite]) -> anyhow::Result<(ProbeIds, HashMap<String, CompiledChecks>)> {
+    let mut uses: HashMap<&str, usize> = HashMap::new();
+    for p in suites.iter().flat_map(|s| &s.probes) {
+        *uses.entry(p.id.as_str()).or_default() += 1;
+    }
+    let mut ids = Vec::new();
+    let mut compiled = HashMap::new();
+    for suite in suites {
+        let compile = || {
+            modelwatch::probe::compile_suite(suite)
+                .with_context(|| format!("suite {} ({})", suite.name, suite.path.display()))
+        };
+        for (id, checks) in compile()? {
+            compiled.insert(format!("{}/{id}", suite.name), checks);
+        }
+        for (id, checks) in compile()? {
+            if uses.get(id.as_str()) == Some(&1) {
+                compiled.insert(id, checks);
+            }
+        }
+        for p in &suite.probes {
+            ids.push(format!("{}/{}", suite.name, p.id));
+        }
+    }
+    // Bare ids first: with one suite, the list reads as its probes.
+    let bare = suites
+        .iter()
+        .flat_map(|s| &s.probes)
+        .filter(|p| uses.get(p.id.as_str()) == Some(&1))
+        .map(|p| p.id.clone());
+    let names: Vec<&str> = suites.iter().map(|s| s.name.as_str()).collect();
+    let ids = ProbeIds {
+        suite: names.join(", "),
+        ids: bare.chain(ids).collect(),
+    };
+    Ok((ids, compiled))
 }

@@ -10,19 +10,25 @@ pub mod compare;
 pub mod completions;
 pub mod daemon;
 pub mod demo;
+pub mod doctor;
 pub mod explain;
+pub mod export;
 pub mod init;
 pub mod inventory;
 mod live;
 mod progress;
 pub mod promote;
 mod record;
+pub mod report;
 pub mod run;
 pub mod silence;
 pub mod sim;
 
 use clap::ValueEnum;
 use std::path::PathBuf;
+
+/// The configuration file used when neither --config nor MODELWATCH_CONFIG names one.
+pub const DEFAULT_CONFIG: &str = "modelwatch.toml";
 
 pub const EXIT_REGRESSION: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
@@ -37,7 +43,7 @@ pub struct Global {
         short = 'c',
         global = true,
         env = "MODELWATCH_CONFIG",
-        default_value = "modelwatch.toml"
+        default_value = DEFAULT_CONFIG
     )]
     pub config: PathBuf,
     /// More log output (-v debug, -vv trace). RUST_LOG overrides.

@@ -1,5 +1,7 @@
 //! The daemon's HTTP endpoint (default `127.0.0.1:9464`):
 //!
+//! - `GET /`: the status page: the status below as HTML with each target's newest rounds as
+//!   small charts (see [`page`]);
 //! - `GET /healthz`: the process is alive;
 //! - `GET /readyz`: configuration loaded, store writable, scheduler ticking (503 with the
 //!   reason otherwise);
@@ -15,6 +17,7 @@
 //! evidence. Request bodies are limited to [`MAX_BODY`] bytes; connections, header size and
 //! timeouts are limited by [`serve::Limits`].
 
+pub mod page;
 pub mod serve;
 
 use crate::config::Secret;
@@ -74,6 +77,7 @@ struct AppState {
     shared: Arc<Shared>,
     commands: mpsc::Sender<Command>,
     token: Option<Secret>,
+    history: Option<page::History>,
 }
 
 /// Who may read what: see the module documentation.
@@ -120,8 +124,20 @@ pub fn router(
 
 /// The routes, ready to serve, under `access`.
 pub fn router_with(shared: Arc<Shared>, commands: mpsc::Sender<Command>, access: Access) -> Router {
+    router_with_history(shared, commands, access, None)
+}
+
+/// The routes under `access`, the status page charting the history `history` points at.
+pub fn router_with_history(
+    shared: Arc<Shared>,
+    commands: mpsc::Sender<Command>,
+    access: Access,
+    history: Option<page::History>,
+) -> Router {
     let token = access.token.clone();
     Router::new()
+        .route("/", get(status_page))
+        .route("/report", get(report_page))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -136,6 +152,7 @@ pub fn router_with(shared: Arc<Shared>, commands: mpsc::Sender<Command>, access:
             shared,
             commands,
             token,
+            history,
         })
 }
 
@@ -204,6 +221,66 @@ async fn metrics(State(s): State<AppState>) -> Response {
         s.shared.render_metrics(),
     )
         .into_response()
+}
+
+async fn status_page(State(s): State<AppState>) -> Response {
+    html_page(s, None).await
+}
+
+#[derive(Debug, Deserialize)]
+struct ReportQuery {
+    target: String,
+    since: Option<String>,
+}
+
+/// `GET /report?target=T&since=7d`: one target's time view over a window.
+async fn report_page(
+    State(s): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<ReportQuery>,
+) -> Response {
+    let since = q.since.as_deref().unwrap_or("7d");
+    let Some(since) = parse_duration(since).filter(|d| !d.is_zero()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid duration `{since}` for since: expected e.g. \"24h\" or \"7d\""),
+        );
+    };
+    if !s.shared.status().targets.iter().any(|t| t.name == q.target) {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no target named `{}`", q.target),
+        );
+    }
+    html_page(
+        s,
+        Some(page::Focus {
+            target: q.target,
+            since,
+        }),
+    )
+    .await
+}
+
+async fn html_page(s: AppState, focus: Option<page::Focus>) -> Response {
+    let status = s.shared.status();
+    let history = s.history.clone();
+    let now = SystemClock.now_ms();
+    // SQLite reads block: off the async workers.
+    let render = move || page::render(&status, history.as_ref(), now, focus.as_ref());
+    match tokio::task::spawn_blocking(render).await {
+        Ok(html) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            html,
+        )
+            .into_response(),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the page could not be rendered",
+        ),
+    }
 }
 
 async fn status(State(s): State<AppState>) -> Response {

@@ -8,11 +8,15 @@ mod junit;
 mod markdown;
 pub mod summary;
 mod terminal;
+pub mod timeline;
+mod timeline_html;
+pub mod timeline_load;
 
 pub use html::html;
 pub use junit::junit;
 pub use markdown::markdown;
 pub use terminal::terminal;
+pub use timeline_html::timeline_html;
 
 use crate::drift::{Category, MetricResult, Report, Side};
 

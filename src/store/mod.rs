@@ -13,6 +13,7 @@
 mod alerts;
 mod events;
 mod fingerprints;
+mod history;
 pub mod migrate;
 mod outbox;
 mod rounds;
@@ -20,6 +21,7 @@ mod samples;
 
 pub use events::{Event, EventId};
 pub use fingerprints::{FingerprintChange, FingerprintRecord};
+pub use history::{HistoryQuery, RoundSample};
 pub use outbox::{OutboxRow, OutboxStatus};
 pub use rounds::{RoundId, RoundInfo, RoundStatus};
 pub use samples::{PruneStats, SampleQuery};

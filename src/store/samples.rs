@@ -52,7 +52,8 @@ const INSERT_SAMPLE: &str = "INSERT INTO samples (
 ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
           ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)";
 
-const SELECT_SAMPLE: &str = "SELECT s.id, t.name, s.suite, s.probe_id, s.probe_hash, s.idx,
+pub(super) const SELECT_SAMPLE: &str =
+    "SELECT s.id, t.name, s.suite, s.probe_id, s.probe_hash, s.idx,
     s.started_at_ms, s.latency_ms, s.ttft_ms, s.attempts, s.finish_reason, s.input_tokens,
     s.response_model, s.system_fingerprint,
     s.chars, s.words, s.lines, s.output_tokens, s.tokens_estimated, s.truncated, s.empty,
@@ -254,7 +255,7 @@ fn decode_finish_reason(s: String) -> FinishReason {
     }
 }
 
-fn read_sample(r: &Row<'_>) -> rusqlite::Result<Result<Sample>> {
+pub(super) fn read_sample(r: &Row<'_>) -> rusqlite::Result<Result<Sample>> {
     let id: i64 = r.get(0)?;
     let corrupt = |detail: String| StoreError::Corrupt {
         table: "samples",

@@ -9,6 +9,7 @@ mod canary_docs;
 mod cli_meta;
 mod demo_e2e;
 mod docs_commands;
+mod doctor_cli;
 mod harden_files;
 mod init_cli;
 mod ops_files;

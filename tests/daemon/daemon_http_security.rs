@@ -204,7 +204,7 @@ pin = "{pin}"
                     .unwrap();
                 assert_eq!(r.status().as_u16(), 405, "{method}");
             }
-            for path in ["/api/v1/status", "/metrics", "/readyz", "/healthz"] {
+            for path in ["/api/v1/status", "/metrics", "/readyz", "/healthz", "/"] {
                 let (code, text) = get(path).await;
                 assert_eq!(code, 200, "{path}");
                 outputs.push((path.to_string(), text));

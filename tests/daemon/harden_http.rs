@@ -91,13 +91,19 @@ fn on_a_network_address_everything_but_health_needs_the_token() {
     let addr = serve(&rt, exposed(None, false), Limits::default());
     assert_eq!(get(addr, "/healthz", None), 200);
     assert_eq!(get(addr, "/readyz", None), 503, "not ready: no round yet");
-    for path in ["/metrics", "/api/v1/status", "/nowhere"] {
+    for path in [
+        "/metrics",
+        "/api/v1/status",
+        "/",
+        "/report?target=t",
+        "/nowhere",
+    ] {
         assert_eq!(get(addr, path, None), 403, "{path}");
         assert_eq!(get(addr, path, Some(TOKEN)), 403, "{path}");
     }
     // A token: required, and enough.
     let addr = serve(&rt, exposed(Some(TOKEN), false), Limits::default());
-    for path in ["/metrics", "/api/v1/status"] {
+    for path in ["/metrics", "/api/v1/status", "/"] {
         assert_eq!(get(addr, path, None), 401, "{path}");
         assert_eq!(
             get(addr, path, Some("wrong-token-0123456789")),

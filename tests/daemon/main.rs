@@ -18,3 +18,4 @@ mod harden_http;
 mod harden_pin;
 #[path = "../sinks_common/mod.rs"]
 mod sinks_common;
+mod status_page;

@@ -7,3 +7,4 @@ mod eval_corpus;
 mod eval_explain;
 mod eval_partial_refusal;
 mod eval_robustness;
+mod export_explain;
