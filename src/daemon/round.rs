@@ -60,13 +60,21 @@ impl Scheduler {
             let generation = self.generation;
             rounds.push(Box::pin(async move {
                 let evaluate = evaluate_fn(evaluator, checks);
-                let outcome = tokio::time::timeout(
-                    deadline,
-                    runner::run_round(client.as_ref(), &probes, &options, &*evaluate, &clock),
+                // The deadline ends the round, not its result: what finished is stored and
+                // the rest are `deadline` errors.
+                let limits = runner::RoundLimits {
+                    deadline: Some(deadline),
+                };
+                let outcome = runner::run_round_within(
+                    client.as_ref(),
+                    &probes,
+                    &options,
+                    &limits,
+                    &*evaluate,
+                    &clock,
                 )
-                .await
-                .ok();
-                (name, generation, outcome)
+                .await;
+                (name, generation, Some(outcome))
             }));
         }
     }

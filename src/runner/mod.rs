@@ -2,6 +2,7 @@
 //! across probes and bounded by a concurrency limit, each response evaluated into a
 //! [`Sample`]. No storage and no printing here: the caller decides what to do with the round.
 
+pub mod breaker;
 pub mod paired;
 pub mod recording;
 pub mod setup;
@@ -67,16 +68,19 @@ pub enum RoundStatus {
     Completed,
     /// The round could not measure anything (e.g. every request failed).
     Failed,
-    /// Stopped early (shutdown, round deadline).
+    /// Stopped early (shutdown).
     Cancelled,
+    /// The round deadline passed: what finished was kept, the rest are `deadline` errors.
+    Deadline,
 }
 
 impl RoundStatus {
-    pub const ALL: [RoundStatus; 4] = [
+    pub const ALL: [RoundStatus; 5] = [
         RoundStatus::Running,
         RoundStatus::Completed,
         RoundStatus::Failed,
         RoundStatus::Cancelled,
+        RoundStatus::Deadline,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +89,7 @@ impl RoundStatus {
             RoundStatus::Completed => "completed",
             RoundStatus::Failed => "failed",
             RoundStatus::Cancelled => "cancelled",
+            RoundStatus::Deadline => "deadline",
         }
     }
 
@@ -102,6 +107,8 @@ pub struct RoundOutcome {
     pub ended_at_ms: i64,
     /// One sample per plan item, in plan order.
     pub samples: Vec<Sample>,
+    /// The round deadline passed before every request finished.
+    pub cut: bool,
 }
 
 impl RoundOutcome {
@@ -115,10 +122,12 @@ impl RoundOutcome {
         self.samples.iter().any(|s| !s.is_error())
     }
 
-    /// How the round ended: `Completed` when it measured something, `Failed` when every
-    /// request failed.
+    /// How the round ended: `Deadline` when the deadline cut it, else `Completed` when it
+    /// measured something, `Failed` when every request failed.
     pub fn status(&self) -> RoundStatus {
-        if self.measured() {
+        if self.cut {
+            RoundStatus::Deadline
+        } else if self.measured() {
             RoundStatus::Completed
         } else {
             RoundStatus::Failed
@@ -138,8 +147,16 @@ pub struct RoundOptions {
     pub keep_text: bool,
 }
 
-/// Runs one round against `client`. Never fails as a whole: each request's failure is recorded
-/// in its sample as an infrastructure error.
+/// Limits of one round beyond its options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RoundLimits {
+    /// How long the round may take from its start. When it passes, the requests in flight are
+    /// cancelled and they and the ones not yet sent become `deadline` errors; what finished is
+    /// kept and the round is returned like any other (status `deadline`).
+    pub deadline: Option<std::time::Duration>,
+}
+
+/// Runs one round against `client` with no deadline. See [`run_round_within`].
 pub async fn run_round(
     client: &dyn ModelClient,
     probes: &[Arc<Probe>],
@@ -147,38 +164,135 @@ pub async fn run_round(
     evaluate: &Evaluate<'_>,
     clock: &dyn Clock,
 ) -> RoundOutcome {
+    let limits = RoundLimits::default();
+    run_round_within(client, probes, options, &limits, evaluate, clock).await
+}
+
+/// Runs one round against `client`. Never fails as a whole: each request's failure is recorded
+/// in its sample as an infrastructure error. A server that cannot be reached (see
+/// [`breaker::Breaker`]) costs one request: the rest fail fast with the same error.
+pub async fn run_round_within(
+    client: &dyn ModelClient,
+    probes: &[Arc<Probe>],
+    options: &RoundOptions,
+    limits: &RoundLimits,
+    evaluate: &Evaluate<'_>,
+    clock: &dyn Clock,
+) -> RoundOutcome {
     let started_at_ms = clock.now_ms();
-    let fingerprint = client.fingerprint().await;
+    let deadline = limits.deadline.map(|d| tokio::time::Instant::now() + d);
+    let breaker = breaker::Breaker::new(&options.target);
     let items = plan(probes, options.samples_override);
+    let Some(fingerprint) = before(deadline, client.fingerprint()).await else {
+        // Not even the fingerprint came back in time: nothing was sent.
+        let cut_ms = clock.now_ms();
+        let deadline_text = deadline_text(limits);
+        let error = breaker::deadline_error(&options.target, &deadline_text, None, cut_ms);
+        let samples = items
+            .iter()
+            .map(|item| {
+                breaker::deadline_sample(&options.target, item, &deadline_text, None, cut_ms)
+            })
+            .collect();
+        return RoundOutcome {
+            fingerprint: Err(error),
+            started_at_ms,
+            ended_at_ms: cut_ms,
+            samples,
+            cut: true,
+        };
+    };
+    if let Err(e) = &fingerprint {
+        breaker.observe(e);
+    }
     let concurrency = options.concurrency.max(1);
-    // Unordered, so a slow request never holds a free slot idle behind it; plan order is
-    // restored afterwards.
-    let mut done: Vec<(usize, Sample)> =
-        stream::iter(items.iter().enumerate().map(|(i, item)| async move {
-            let request = request_for(item, options.stream);
-            let at = clock.now_ms();
-            let result = client.complete(&request).await;
-            let sample = to_sample(
-                &options.target,
-                item,
-                at,
-                result,
-                evaluate,
-                options.keep_text,
-            );
-            (i, sample)
+    // When each request was sent, for the ones the deadline cuts.
+    let sent_at: Vec<std::sync::atomic::AtomicI64> = items
+        .iter()
+        .map(|_| std::sync::atomic::AtomicI64::new(-1))
+        .collect();
+    let mut done: Vec<Option<Sample>> = vec![None; items.len()];
+    let mut cut = false;
+    {
+        // Unordered, so a slow request never holds a free slot idle behind it; plan order is
+        // restored by index.
+        let mut requests = stream::iter(items.iter().enumerate().map(|(i, item)| {
+            let (breaker, sent_at) = (&breaker, &sent_at);
+            async move {
+                let at = clock.now_ms();
+                let result = match breaker.fast_fail() {
+                    Some(e) => Err(e),
+                    None => {
+                        sent_at[i].store(at, std::sync::atomic::Ordering::Relaxed);
+                        let request = request_for(item, options.stream);
+                        let result = client.complete(&request).await;
+                        if let Err(e) = &result {
+                            breaker.observe(e);
+                        }
+                        result
+                    }
+                };
+                let sample = to_sample(
+                    &options.target,
+                    item,
+                    at,
+                    result,
+                    evaluate,
+                    options.keep_text,
+                );
+                (i, sample)
+            }
         }))
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    done.sort_unstable_by_key(|(i, _)| *i);
-    let samples: Vec<Sample> = done.into_iter().map(|(_, s)| s).collect();
+        .buffer_unordered(concurrency);
+        while let Some(next) = before(deadline, requests.next()).await {
+            match next {
+                Some((i, sample)) => done[i] = Some(sample),
+                None => break,
+            }
+        }
+        if done.iter().any(Option::is_none) {
+            cut = true;
+        }
+    }
+    let ended_at_ms = clock.now_ms();
+    let deadline_text = deadline_text(limits);
+    let samples = done
+        .into_iter()
+        .zip(&items)
+        .zip(&sent_at)
+        .map(|((s, item), sent)| {
+            s.unwrap_or_else(|| {
+                let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+                let sent = (sent >= 0).then_some(sent);
+                breaker::deadline_sample(&options.target, item, &deadline_text, sent, ended_at_ms)
+            })
+        })
+        .collect();
     RoundOutcome {
         fingerprint,
         started_at_ms,
-        ended_at_ms: clock.now_ms(),
+        ended_at_ms,
         samples,
+        cut,
     }
+}
+
+/// Awaits `f` until `deadline` (forever without one); `None` when the deadline came first.
+async fn before<T>(
+    deadline: Option<tokio::time::Instant>,
+    f: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, f).await.ok(),
+        None => Some(f.await),
+    }
+}
+
+fn deadline_text(limits: &RoundLimits) -> String {
+    limits
+        .deadline
+        .map(|d| format!("{}s", d.as_secs_f64()))
+        .unwrap_or_default()
 }
 
 /// Builds the stored sample from a request's result.
@@ -215,7 +329,8 @@ pub fn to_sample(
         }
         Err(error) => {
             sample.latency_ms = error.latency_ms;
-            sample.attempts = error.attempts.max(1);
+            // 0 attempts: never sent (see `breaker`).
+            sample.attempts = error.attempts;
             sample.error = Some(error);
         }
     }
@@ -395,5 +510,174 @@ mod tests {
         );
         assert!(out.measured());
         assert_eq!(out.started_at_ms, 1_000);
+    }
+
+    /// Answers after `slow` for probe "slow", at once for the others; `refuse` makes the
+    /// fingerprint or the requests fail as an unreachable server would.
+    struct Scripted {
+        slow: std::time::Duration,
+        refuse_fingerprint: bool,
+        refuse_requests: bool,
+        calls: AtomicUsize,
+    }
+
+    fn refused() -> SampleError {
+        SampleError::new(
+            ErrorKind::Connect,
+            format!(
+                "on 127.0.0.1:9: {}: Connection refused",
+                crate::sample::COULD_NOT_CONNECT
+            ),
+        )
+    }
+
+    impl ModelClient for Scripted {
+        fn complete<'a>(
+            &'a self,
+            request: &'a CompletionRequest,
+        ) -> BoxFuture<'a, Result<Completion, SampleError>> {
+            Box::pin(async move {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+                if self.refuse_requests {
+                    return Err(refused());
+                }
+                if request.input.text().contains("slow") {
+                    tokio::time::sleep(self.slow).await;
+                }
+                Ok(Completion {
+                    text: "answer".into(),
+                    attempts: 1,
+                    ..Completion::default()
+                })
+            })
+        }
+
+        fn fingerprint(&self) -> BoxFuture<'_, Result<Fingerprint, SampleError>> {
+            let refuse = self.refuse_fingerprint;
+            Box::pin(async move {
+                if refuse {
+                    Err(refused())
+                } else {
+                    Ok(Fingerprint::default())
+                }
+            })
+        }
+    }
+
+    fn options(concurrency: usize) -> RoundOptions {
+        RoundOptions {
+            target: "t".into(),
+            concurrency,
+            stream: false,
+            samples_override: None,
+            keep_text: false,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_round_past_its_deadline_keeps_what_finished_and_marks_the_rest() {
+        let client = Scripted {
+            slow: std::time::Duration::from_secs(60),
+            refuse_fingerprint: false,
+            refuse_requests: false,
+            calls: AtomicUsize::new(0),
+        };
+        // Plan: fast0, slow0, fast1, slow1, fast2, fast3; two slots, so the two slow requests
+        // hold both slots until the deadline and fast2, fast3 are never sent.
+        let probes = vec![probe("fast", 4, None), probe("slow", 2, None)];
+        let limits = RoundLimits {
+            deadline: Some(std::time::Duration::from_secs(10)),
+        };
+        let out = run_round_within(
+            &client,
+            &probes,
+            &options(2),
+            &limits,
+            &measure,
+            &FixedClock,
+        )
+        .await;
+        assert_eq!(out.samples.len(), 6);
+        assert!(out.cut);
+        assert_eq!(out.status(), RoundStatus::Deadline);
+        let by = |id: &str, index: u32| {
+            out.samples
+                .iter()
+                .find(|s| s.probe_id == id && s.index == index)
+                .unwrap()
+        };
+        assert!(by("fast", 0).measurements.is_some());
+        assert!(by("fast", 1).measurements.is_some());
+        for i in 0..2 {
+            let s = by("slow", i);
+            let e = s.error.as_ref().expect("cut");
+            assert_eq!((e.kind, s.attempts), (ErrorKind::Deadline, 1));
+            assert!(e.message.contains("cancelled"), "{}", e.message);
+        }
+        for i in 2..4 {
+            let s = by("fast", i);
+            let e = s.error.as_ref().expect("never sent");
+            assert_eq!((e.kind, s.attempts), (ErrorKind::Deadline, 0));
+        }
+        assert_eq!(client.calls.load(Ordering::SeqCst), 4);
+        assert!(out.measured());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_round_within_its_deadline_is_not_cut() {
+        let client = Scripted {
+            slow: std::time::Duration::from_secs(1),
+            refuse_fingerprint: false,
+            refuse_requests: false,
+            calls: AtomicUsize::new(0),
+        };
+        let probes = vec![probe("fast", 2, None), probe("slow", 2, None)];
+        let limits = RoundLimits {
+            deadline: Some(std::time::Duration::from_secs(10)),
+        };
+        let out = run_round_within(
+            &client,
+            &probes,
+            &options(2),
+            &limits,
+            &measure,
+            &FixedClock,
+        )
+        .await;
+        assert!(!out.cut);
+        assert_eq!(out.status(), RoundStatus::Completed);
+        assert_eq!(out.errors(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_costs_one_request_per_round() {
+        let probes = vec![probe("a", 5, None), probe("b", 5, None)];
+        // The fingerprint finds the server down: no request is sent at all.
+        let down = Scripted {
+            slow: std::time::Duration::ZERO,
+            refuse_fingerprint: true,
+            refuse_requests: true,
+            calls: AtomicUsize::new(0),
+        };
+        let out = run_round(&down, &probes, &options(4), &measure, &FixedClock).await;
+        assert_eq!(down.calls.load(Ordering::SeqCst), 0);
+        assert_eq!(out.errors(), 10);
+        assert_eq!(out.status(), RoundStatus::Failed);
+        for s in &out.samples {
+            let e = s.error.as_ref().unwrap();
+            assert_eq!((e.kind, s.attempts), (ErrorKind::Connect, 0));
+            assert!(e.message.contains("Connection refused"), "{}", e.message);
+        }
+        // The fingerprint passed, then the server went away: one request finds out.
+        let gone = Scripted {
+            slow: std::time::Duration::ZERO,
+            refuse_fingerprint: false,
+            refuse_requests: true,
+            calls: AtomicUsize::new(0),
+        };
+        let out = run_round(&gone, &probes, &options(1), &measure, &FixedClock).await;
+        assert_eq!(gone.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(out.errors(), 10);
+        assert_eq!(out.samples.iter().map(|s| s.attempts).sum::<u32>(), 1);
     }
 }

@@ -12,6 +12,7 @@ mod daemon_load;
 #[path = "../daemon_proc/mod.rs"]
 mod daemon_proc;
 mod daemon_process;
+mod daemon_rounds;
 mod daemon_scheduler;
 mod daemon_storage;
 mod harden_http;
