@@ -12,4 +12,5 @@ mod docs_commands;
 mod harden_files;
 mod init_cli;
 mod ops_files;
+mod ops_rules;
 mod sim_cli;
