@@ -6,7 +6,7 @@
 //! error kind, without touching the network. The breaker lives for one round only, so the next
 //! round tries again.
 
-use super::PlanItem;
+use super::{PlanItem, RoundOutcome};
 use crate::sample::{ErrorKind, Sample, SampleError};
 use std::sync::Mutex;
 
@@ -118,9 +118,50 @@ pub fn deadline_sample(
     sample
 }
 
+/// The first error of a round that measured nothing (the fingerprint's, else a sample's).
+fn first_error(outcome: &RoundOutcome) -> Option<&SampleError> {
+    if outcome.measured() {
+        return None;
+    }
+    let fingerprint = outcome.fingerprint.as_ref().err();
+    fingerprint
+        .filter(|e| e.unreachable())
+        .or_else(|| outcome.samples.iter().find_map(|s| s.error.as_ref()))
+        .or(fingerprint)
+}
+
+/// One line naming why a round measured nothing, for the end of `run`: the unreachable server
+/// in plain words ("target chat: connection refused at http://127.0.0.1:9/v1 — is the server
+/// running?"), or the first error otherwise. `None` when the round measured something.
+pub fn failure_line(target: &str, base_url: &str, outcome: &RoundOutcome) -> Option<String> {
+    let error = first_error(outcome)?;
+    let url = crate::provider::http::display_url(base_url);
+    if !error.unreachable() {
+        return Some(format!(
+            "target {target}: every request failed at {url}; the first: {error}"
+        ));
+    }
+    let text = error.message.to_lowercase();
+    let cause = if text.contains("connection refused") {
+        "connection refused"
+    } else if error.kind == ErrorKind::Timeout {
+        "no connection within connect_timeout"
+    } else if text.contains("dns error") || text.contains("failed to lookup address") {
+        "host name not found"
+    } else if text.contains("certificate") || text.contains("tls") || text.contains("ssl") {
+        "TLS handshake failed"
+    } else {
+        "could not connect"
+    };
+    Some(format!(
+        "target {target}: {cause} at {url} — is the server running?"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sample::COULD_NOT_CONNECT;
 
     fn refused() -> SampleError {
         SampleError::new(
@@ -185,5 +226,54 @@ mod tests {
                 .message
                 .contains("not sent before the round deadline (10s)")
         );
+    }
+
+    #[test]
+    fn the_failure_line_names_the_cause_and_hides_credentials() {
+        let outcome =
+            |fingerprint: Result<crate::provider::Fingerprint, SampleError>| RoundOutcome {
+                fingerprint,
+                started_at_ms: 0,
+                ended_at_ms: 0,
+                samples: vec![],
+                cut: false,
+            };
+        let url = "http://user:secret@10.0.0.1:8000/v1";
+        let line = failure_line("chat", url, &outcome(Err(refused()))).unwrap();
+        assert_eq!(
+            line,
+            "target chat: connection refused at http://user:%5Bredacted%5D@10.0.0.1:8000/v1 — is the server running?"
+        );
+        let timeout = SampleError::new(
+            ErrorKind::Timeout,
+            format!(
+                "GET /v1/models on h:1: {}: x",
+                crate::sample::CONNECT_TIMED_OUT
+            ),
+        );
+        let line = failure_line("chat", url, &outcome(Err(timeout))).unwrap();
+        assert!(
+            line.contains(": no connection within connect_timeout at"),
+            "{line}"
+        );
+        let dns = SampleError::new(
+            ErrorKind::Connect,
+            format!(
+                "GET /v1/models on nohost:1: {}: dns error: failed to lookup address",
+                COULD_NOT_CONNECT
+            ),
+        );
+        let line = failure_line("chat", url, &outcome(Err(dns))).unwrap();
+        assert!(line.contains(": host name not found at"), "{line}");
+        let mut not_found = SampleError::new(ErrorKind::HttpStatus, "server answered 404");
+        not_found.status = Some(404);
+        let line = failure_line("chat", url, &outcome(Err(not_found))).unwrap();
+        assert!(line.contains("every request failed"), "{line}");
+        assert!(
+            line.contains("http_status 404: server answered 404"),
+            "{line}"
+        );
+        // Nothing failed, nothing to explain.
+        assert!(failure_line("chat", url, &outcome(Ok(Default::default()))).is_none());
     }
 }
