@@ -3,6 +3,7 @@
 //! [`Sample`]. No storage and no printing here: the caller decides what to do with the round.
 
 pub mod breaker;
+pub mod evalpool;
 pub mod paired;
 pub mod recording;
 pub mod setup;
@@ -12,6 +13,8 @@ use crate::provider::{CompletionRequest, Fingerprint, ModelClient};
 use crate::sample::{Completion, ErrorKind, Measurements, Sample, SampleError};
 use futures_util::stream::{self, StreamExt};
 use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+use std::sync::atomic::Ordering::Relaxed;
 
 pub use crate::time::{Clock, SystemClock};
 
@@ -148,8 +151,11 @@ pub struct RoundOptions {
 }
 
 /// Limits of one round beyond its options.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub struct RoundLimits {
+    /// Where answers are checked: on the pool's threads within its budget (see
+    /// [`evalpool`]), or inline with `evaluate` when `None`.
+    pub checks: Option<Arc<evalpool::EvalPool>>,
     /// How long the round may take from its start. When it passes, the requests in flight are
     /// cancelled and they and the ones not yet sent become `deadline` errors; what finished is
     /// kept and the round is returned like any other (status `deadline`).
@@ -186,13 +192,11 @@ pub async fn run_round_within(
     let Some(fingerprint) = before(deadline, client.fingerprint()).await else {
         // Not even the fingerprint came back in time: nothing was sent.
         let cut_ms = clock.now_ms();
-        let deadline_text = deadline_text(limits);
-        let error = breaker::deadline_error(&options.target, &deadline_text, None, cut_ms);
+        let text = deadline_text(limits);
+        let error = breaker::deadline_error(&options.target, &text, None, cut_ms);
         let samples = items
             .iter()
-            .map(|item| {
-                breaker::deadline_sample(&options.target, item, &deadline_text, None, cut_ms)
-            })
+            .map(|item| breaker::deadline_sample(&options.target, item, &text, None, cut_ms))
             .collect();
         return RoundOutcome {
             fingerprint: Err(error),
@@ -205,66 +209,40 @@ pub async fn run_round_within(
     if let Err(e) = &fingerprint {
         breaker.observe(e);
     }
-    let concurrency = options.concurrency.max(1);
-    // When each request was sent, for the ones the deadline cuts.
-    let sent_at: Vec<std::sync::atomic::AtomicI64> = items
-        .iter()
-        .map(|_| std::sync::atomic::AtomicI64::new(-1))
-        .collect();
+    let round = Round {
+        client,
+        options,
+        limits,
+        evaluate,
+        clock,
+        breaker,
+    };
+    // When each request was sent (-1: not yet), for the ones the deadline cuts.
+    let sent_at: Vec<AtomicI64> = items.iter().map(|_| AtomicI64::new(-1)).collect();
     let mut done: Vec<Option<Sample>> = vec![None; items.len()];
-    let mut cut = false;
     {
         // Unordered, so a slow request never holds a free slot idle behind it; plan order is
         // restored by index.
         let mut requests = stream::iter(items.iter().enumerate().map(|(i, item)| {
-            let (breaker, sent_at) = (&breaker, &sent_at);
-            async move {
-                let at = clock.now_ms();
-                let result = match breaker.fast_fail() {
-                    Some(e) => Err(e),
-                    None => {
-                        sent_at[i].store(at, std::sync::atomic::Ordering::Relaxed);
-                        let request = request_for(item, options.stream);
-                        let result = client.complete(&request).await;
-                        if let Err(e) = &result {
-                            breaker.observe(e);
-                        }
-                        result
-                    }
-                };
-                let sample = to_sample(
-                    &options.target,
-                    item,
-                    at,
-                    result,
-                    evaluate,
-                    options.keep_text,
-                );
-                (i, sample)
-            }
+            let (round, sent) = (&round, &sent_at[i]);
+            async move { (i, round.sample(item, sent).await) }
         }))
-        .buffer_unordered(concurrency);
-        while let Some(next) = before(deadline, requests.next()).await {
-            match next {
-                Some((i, sample)) => done[i] = Some(sample),
-                None => break,
-            }
-        }
-        if done.iter().any(Option::is_none) {
-            cut = true;
+        .buffer_unordered(options.concurrency.max(1));
+        while let Some(Some((i, sample))) = before(deadline, requests.next()).await {
+            done[i] = Some(sample);
         }
     }
+    let cut = done.iter().any(Option::is_none);
     let ended_at_ms = clock.now_ms();
-    let deadline_text = deadline_text(limits);
+    let text = deadline_text(limits);
     let samples = done
         .into_iter()
         .zip(&items)
         .zip(&sent_at)
         .map(|((s, item), sent)| {
             s.unwrap_or_else(|| {
-                let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
-                let sent = (sent >= 0).then_some(sent);
-                breaker::deadline_sample(&options.target, item, &deadline_text, sent, ended_at_ms)
+                let sent = Some(sent.load(Relaxed)).filter(|t| *t >= 0);
+                breaker::deadline_sample(&options.target, item, &text, sent, ended_at_ms)
             })
         })
         .collect();
@@ -274,6 +252,61 @@ pub async fn run_round_within(
         ended_at_ms,
         samples,
         cut,
+    }
+}
+
+/// What every request of a round shares.
+struct Round<'a> {
+    client: &'a dyn ModelClient,
+    options: &'a RoundOptions,
+    limits: &'a RoundLimits,
+    evaluate: &'a Evaluate<'a>,
+    clock: &'a dyn Clock,
+    breaker: breaker::Breaker,
+}
+
+impl Round<'_> {
+    /// Sends one request (unless the breaker has tripped) and evaluates the answer; `sent`
+    /// records when it went out.
+    async fn sample(&self, item: &PlanItem, sent: &AtomicI64) -> Sample {
+        let (options, at) = (self.options, self.clock.now_ms());
+        let result = match self.breaker.fast_fail() {
+            Some(e) => Err(e),
+            None => {
+                sent.store(at, Relaxed);
+                let result = self
+                    .client
+                    .complete(&request_for(item, options.stream))
+                    .await;
+                if let Err(e) = &result {
+                    self.breaker.observe(e);
+                }
+                result
+            }
+        };
+        match (result, self.limits.checks.as_ref()) {
+            (Ok(completion), Some(pool)) => {
+                let completion = Arc::new(completion);
+                let judged = pool.evaluate(&item.probe, &completion).await;
+                let completion = Arc::try_unwrap(completion).unwrap_or_else(|c| (*c).clone());
+                answered_sample(
+                    &options.target,
+                    item,
+                    at,
+                    completion,
+                    judged,
+                    options.keep_text,
+                )
+            }
+            (result, _) => to_sample(
+                &options.target,
+                item,
+                at,
+                result,
+                self.evaluate,
+                options.keep_text,
+            ),
+        }
     }
 }
 
@@ -295,13 +328,54 @@ fn deadline_text(limits: &RoundLimits) -> String {
         .unwrap_or_default()
 }
 
-/// Builds the stored sample from a request's result.
+/// Builds the stored sample from a request's result, evaluated inline.
 pub fn to_sample(
     target: &str,
     item: &PlanItem,
     started_at_ms: i64,
     result: Result<Completion, SampleError>,
     evaluate: &Evaluate<'_>,
+    keep_text: bool,
+) -> Sample {
+    match result {
+        Ok(completion) => {
+            let measured = evaluate(&item.probe, &completion);
+            answered_sample(
+                target,
+                item,
+                started_at_ms,
+                completion,
+                Ok(measured),
+                keep_text,
+            )
+        }
+        Err(error) => {
+            let probe = &item.probe;
+            let mut sample = Sample::pending(
+                target,
+                &probe.suite,
+                &probe.id,
+                &probe.hash,
+                item.index,
+                started_at_ms,
+            );
+            sample.latency_ms = error.latency_ms;
+            // 0 attempts: never sent (see `breaker`).
+            sample.attempts = error.attempts;
+            sample.error = Some(error);
+            sample
+        }
+    }
+}
+
+/// The sample of an answer: its measurements, or why it was not judged (a `check_timeout`
+/// error that keeps the answer's timing and text).
+pub fn answered_sample(
+    target: &str,
+    item: &PlanItem,
+    started_at_ms: i64,
+    completion: Completion,
+    judged: Result<Measurements, SampleError>,
     keep_text: bool,
 ) -> Sample {
     let probe = &item.probe;
@@ -313,26 +387,23 @@ pub fn to_sample(
         item.index,
         started_at_ms,
     );
-    match result {
-        Ok(completion) => {
-            sample.measurements = Some(evaluate(probe, &completion));
-            sample.latency_ms = completion.latency_ms;
-            sample.ttft_ms = completion.ttft_ms;
-            sample.attempts = completion.attempts.max(1);
-            sample.finish_reason = completion.finish_reason;
-            sample.input_tokens = completion.input_tokens;
-            sample.response_model = completion.response_model;
-            sample.system_fingerprint = completion.system_fingerprint;
-            if keep_text {
-                sample.text = Some(completion.text);
-            }
+    sample.latency_ms = completion.latency_ms;
+    sample.ttft_ms = completion.ttft_ms;
+    sample.attempts = completion.attempts.max(1);
+    sample.finish_reason = completion.finish_reason;
+    sample.input_tokens = completion.input_tokens;
+    sample.response_model = completion.response_model;
+    sample.system_fingerprint = completion.system_fingerprint;
+    match judged {
+        Ok(m) => sample.measurements = Some(m),
+        Err(mut e) => {
+            e.latency_ms = completion.latency_ms;
+            e.attempts = sample.attempts;
+            sample.error = Some(e);
         }
-        Err(error) => {
-            sample.latency_ms = error.latency_ms;
-            // 0 attempts: never sent (see `breaker`).
-            sample.attempts = error.attempts;
-            sample.error = Some(error);
-        }
+    }
+    if keep_text {
+        sample.text = Some(completion.text);
     }
     sample
 }
@@ -587,6 +658,7 @@ mod tests {
         let probes = vec![probe("fast", 4, None), probe("slow", 2, None)];
         let limits = RoundLimits {
             deadline: Some(std::time::Duration::from_secs(10)),
+            ..RoundLimits::default()
         };
         let out = run_round_within(
             &client,
@@ -634,6 +706,7 @@ mod tests {
         let probes = vec![probe("fast", 2, None), probe("slow", 2, None)];
         let limits = RoundLimits {
             deadline: Some(std::time::Duration::from_secs(10)),
+            ..RoundLimits::default()
         };
         let out = run_round_within(
             &client,
