@@ -90,18 +90,26 @@ pub enum ErrorKind {
     MalformedBody,
     /// The body exceeded the configured size cap.
     TooLarge,
-    /// The request was cancelled (shutdown, round deadline).
+    /// The request was cancelled (shutdown).
     Cancelled,
+    /// The round deadline passed before the request finished: cancelled in flight, or never
+    /// sent.
+    Deadline,
+    /// The model answered, but checking the answer ran past its budget (e.g. a backtracking
+    /// pattern against a huge answer): the sample is unjudged, not a quality failure.
+    CheckTimeout,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 6] = [
+    pub const ALL: [ErrorKind; 8] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::HttpStatus,
         ErrorKind::MalformedBody,
         ErrorKind::TooLarge,
         ErrorKind::Cancelled,
+        ErrorKind::Deadline,
+        ErrorKind::CheckTimeout,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -112,11 +120,18 @@ impl ErrorKind {
             ErrorKind::MalformedBody => "malformed_body",
             ErrorKind::TooLarge => "too_large",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Deadline => "deadline",
+            ErrorKind::CheckTimeout => "check_timeout",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// True when the model server did answer (the failure came after the answer).
+    pub fn answered(self) -> bool {
+        self == ErrorKind::CheckTimeout
     }
 }
 
@@ -140,7 +155,23 @@ pub struct SampleError {
     pub latency_ms: f64,
 }
 
+/// Marks, in a message, a failure to open a connection at all (as opposed to one that broke
+/// after the server accepted it): written by the HTTP transport, read by [`SampleError::unreachable`].
+pub const COULD_NOT_CONNECT: &str = "could not connect";
+/// See [`COULD_NOT_CONNECT`]: the connection was not established within `connect_timeout`.
+pub const CONNECT_TIMED_OUT: &str = "connecting timed out (connect_timeout)";
+
 impl SampleError {
+    /// True when no connection to the server could be opened (refused, unresolvable host, TLS
+    /// handshake, connect timeout): the server is down or unreachable, not slow or broken.
+    pub fn unreachable(&self) -> bool {
+        match self.kind {
+            ErrorKind::Connect => self.message.contains(COULD_NOT_CONNECT),
+            ErrorKind::Timeout => self.message.contains(CONNECT_TIMED_OUT),
+            _ => false,
+        }
+    }
+
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         SampleError {
             kind,

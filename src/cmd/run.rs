@@ -12,7 +12,7 @@ use modelwatch::diag;
 use modelwatch::eval::{Evaluator, RefusalConfig};
 use modelwatch::probe::Probe;
 use modelwatch::report::summary;
-use modelwatch::runner::{self, Clock, RoundOptions, RoundOutcome, SystemClock, setup};
+use modelwatch::runner::{self, Clock, RoundOptions, RoundOutcome, SystemClock, breaker, setup};
 use modelwatch::sim;
 use modelwatch::store::{FingerprintChange, Store};
 use std::io::IsTerminal;
@@ -126,21 +126,31 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         rounds.push(async move {
             let outcome =
                 runner::run_round(client.as_ref(), &probes, &options, &evaluate, &clock).await;
-            (target.name.clone(), outcome)
+            (*target, outcome)
         });
     }
     let outcomes = futures_util::future::join_all(rounds).await;
 
     let mut all_samples = Vec::new();
+    // Why each target that measured nothing failed, in one line each.
+    let mut failures = Vec::new();
     for (target, outcome) in outcomes {
-        store_round(&mut store, &target, &outcome, &clock)?;
+        store_round(&mut store, &target.name, &outcome, &clock)?;
+        failures.extend(breaker::failure_line(
+            &target.name,
+            &target.base_url,
+            &outcome,
+        ));
         all_samples.extend(outcome.samples);
     }
 
     let summary = summary::summarize(&all_samples);
     match args.format {
         OutputFormat::Text => {
-            print!("{}", summary.render_text(std::io::stdout().is_terminal()));
+            // A table of nothing but errors says less than the cause below.
+            if summary.measured() > 0 {
+                print!("{}", summary.render_text(std::io::stdout().is_terminal()));
+            }
             println!(
                 "stored {} samples in {}",
                 all_samples.len(),
@@ -150,11 +160,14 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
     }
     if summary.measured() == 0 {
-        eprintln!(
-            "error: the round measured nothing: every request failed (see the errors above); \
-             check that the model servers are up and reachable"
-        );
+        eprintln!("error: the round measured nothing: every request failed");
+        for line in &failures {
+            eprintln!("error: {line}");
+        }
         return Ok(ExitCode::from(EXIT_INCONCLUSIVE));
+    }
+    for line in &failures {
+        eprintln!("warning: {line}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -17,8 +17,18 @@ impl Scheduler {
             .map(|w| w / 2)
             .unwrap_or(MAX_TICK);
         if self.last_ping.is_none_or(|p| now - p >= ping_every / 2) {
-            self.options.notifier.watchdog_ping();
-            self.last_ping = Some(now);
+            let stuck = self.overdue_rounds();
+            if stuck.is_empty() {
+                self.options.notifier.watchdog_ping();
+                self.last_ping = Some(now);
+            } else {
+                // The loop turns but rounds do not end: feeding the watchdog would hide it.
+                tracing::error!(
+                    targets = ?stuck,
+                    "rounds are running far past their deadline: the scheduler makes no \
+                     progress; the watchdog is no longer fed, so systemd restarts the daemon"
+                );
+            }
         }
         if self.last_prune.is_none_or(|p| now - p >= PRUNE_EVERY) {
             self.last_prune = Some(now);
@@ -52,6 +62,20 @@ impl Scheduler {
                 }
             }
         }
+    }
+
+    /// Targets whose running round is far past its deadline (see [`overdue`]).
+    fn overdue_rounds(&self) -> Vec<&str> {
+        let now_ms = self.clock.now_ms();
+        self.round_starts
+            .iter()
+            .filter(|(name, started)| {
+                self.prepared
+                    .get(*name)
+                    .is_some_and(|p| overdue(**started, now_ms, p.target.daemon.round_deadline))
+            })
+            .map(|(name, _)| name.as_str())
+            .collect()
     }
 
     /// Counts a failed store operation and marks the store as not writable until the next
@@ -108,5 +132,32 @@ impl Scheduler {
             s.alerts = alerts;
             s.sinks = sinks;
         });
+    }
+}
+
+/// Slack past twice the deadline before a running round counts as stuck.
+const STUCK_SLACK_MS: i64 = 30_000;
+
+/// A round ends by its deadline (the runner cuts it), so one still running at twice its deadline
+/// plus some slack means the scheduler no longer makes progress.
+fn overdue(started_ms: i64, now_ms: i64, deadline: Duration) -> bool {
+    let deadline_ms = i64::try_from(deadline.as_millis()).unwrap_or(i64::MAX / 4);
+    now_ms - started_ms > deadline_ms.saturating_mul(2).saturating_add(STUCK_SLACK_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_is_overdue_only_well_past_its_deadline() {
+        let d = Duration::from_secs(60);
+        assert!(!overdue(0, 60_000, d), "at its deadline");
+        assert!(
+            !overdue(0, 150_000, d),
+            "within twice the deadline plus slack"
+        );
+        assert!(overdue(0, 150_001, d));
+        assert!(!overdue(0, i64::MAX / 2, Duration::MAX), "no overflow");
     }
 }

@@ -15,6 +15,7 @@ impl Shared {
         self.render_daemon(&mut o);
         render_monitor(&mut o, &status);
         render_targets(&mut o, &status);
+        self.render_target_up(&mut o, &status);
         self.render_counters(&mut o);
         self.render_sink_metrics(&mut o);
         self.render_store(&mut o);
@@ -145,6 +146,30 @@ impl Shared {
             &TOKEN_BUCKETS,
             &c.tokens,
         );
+    }
+
+    /// Whether each target's last round got an answer from the model (blackbox_exporter's
+    /// `probe_success`): 0 when the server is down, unreachable or failed every request.
+    fn render_target_up(&self, o: &mut String, status: &StatusDoc) {
+        let Ok(c) = self.counters.lock() else {
+            return;
+        };
+        family(
+            o,
+            "modelwatch_target_up",
+            "gauge",
+            "1 when the target's last round got at least one answer from the model, 0 when every request failed (server down, unreachable, erroring or past the round deadline).",
+        );
+        for t in &status.targets {
+            if let Some(up) = c.up.get(&t.name) {
+                let _ = writeln!(
+                    o,
+                    "modelwatch_target_up{{target=\"{}\"}} {}",
+                    esc(&t.name),
+                    u8::from(*up)
+                );
+            }
+        }
     }
 
     /// Store health.

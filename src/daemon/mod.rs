@@ -134,6 +134,8 @@ pub struct Options {
     /// them (`[alerts.webhook]`, `[alerts.sentry]`, `[telemetry]`, the targets' models)
     /// replaces `sinks` and `observers` without a restart. `None` keeps them as given.
     pub outputs: Option<OutputsFactory>,
+    /// How long one answer's checks may run before the sample is `check_timeout`.
+    pub check_budget: Duration,
 }
 
 /// See [`Options::outputs`]; [`outputs::from_config`] is the real one.
@@ -151,6 +153,7 @@ impl Default for Options {
             retry: alert::RetryPolicy::default(),
             observers: Vec::new(),
             outputs: None,
+            check_budget: runner::evalpool::CHECK_BUDGET,
         }
     }
 }

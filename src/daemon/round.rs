@@ -2,6 +2,7 @@
 //! fingerprint, the pin checked, the monitor fed, the alerts stepped.
 
 use super::*;
+use crate::runner::evalpool::{EvalPool, SharedEvaluate};
 
 /// The silences and maintenance windows in force while a round's alerts are stepped.
 struct Mutes {
@@ -56,17 +57,31 @@ impl Scheduler {
             let evaluator = self.evaluator.clone();
             let checks = self.checks.clone();
             let clock = self.clock;
+            let check_budget = self.options.check_budget;
             let name = name.clone();
             let generation = self.generation;
             rounds.push(Box::pin(async move {
-                let evaluate = evaluate_fn(evaluator, checks);
-                let outcome = tokio::time::timeout(
-                    deadline,
-                    runner::run_round(client.as_ref(), &probes, &options, &*evaluate, &clock),
+                let evaluate = evaluate_fn(evaluator.clone(), checks.clone());
+                // Checks run on the pool's threads within their budget, never on the
+                // scheduler's; the deadline ends the round, not its result: what finished is
+                // stored and the rest are `deadline` errors.
+                let shared: Arc<SharedEvaluate> = Arc::new(move |p: &Probe, c: &Completion| {
+                    evaluator.evaluate(c, checks.get(&p.hash))
+                });
+                let limits = runner::RoundLimits {
+                    deadline: Some(deadline),
+                    checks: Some(Arc::new(EvalPool::new(shared, check_budget))),
+                };
+                let outcome = runner::run_round_within(
+                    client.as_ref(),
+                    &probes,
+                    &options,
+                    &limits,
+                    &*evaluate,
+                    &clock,
                 )
-                .await
-                .ok();
-                (name, generation, outcome)
+                .await;
+                (name, generation, Some(outcome))
             }));
         }
     }

@@ -127,6 +127,8 @@ pub(super) struct Counters {
     pub(super) notifications: BTreeMap<String, u64>,
     /// (sink, outcome) → delivery attempts.
     pub(super) deliveries: BTreeMap<(String, String), u64>,
+    /// target → whether its last round got at least one answer from the model.
+    pub(super) up: BTreeMap<String, bool>,
 }
 
 /// Shared between the scheduler and the HTTP server.
@@ -194,6 +196,10 @@ impl Shared {
         *c.rounds
             .entry((target.to_string(), status.to_string()))
             .or_default() += 1;
+        let answered = samples
+            .iter()
+            .any(|s| s.error.as_ref().is_none_or(|e| e.kind.answered()));
+        c.up.insert(target.to_string(), answered);
         for s in samples {
             let outcome = s.error.as_ref().map(|e| e.kind.as_str()).unwrap_or("ok");
             *c.requests

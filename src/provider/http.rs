@@ -11,7 +11,7 @@
 use super::redact::Redactor;
 use super::{ClientConfig, ProviderError};
 use crate::rng::Rng;
-use crate::sample::{ErrorKind, SampleError};
+use crate::sample::{CONNECT_TIMED_OUT, COULD_NOT_CONNECT, ErrorKind, SampleError};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
@@ -472,12 +472,12 @@ fn classify_send_error(what: &str, e: reqwest::Error) -> Failure {
     let (kind, message) = if timeout {
         (
             ErrorKind::Timeout,
-            format!("{what}: connecting timed out (connect_timeout): {cause}"),
+            format!("{what}: {CONNECT_TIMED_OUT}: {cause}"),
         )
     } else if connect {
         (
             ErrorKind::Connect,
-            format!("{what}: could not connect: {cause}; is the server running at base_url?"),
+            format!("{what}: {COULD_NOT_CONNECT}: {cause}; is the server running at base_url?"),
         )
     } else {
         (

@@ -2,6 +2,8 @@
 //! across probes and bounded by a concurrency limit, each response evaluated into a
 //! [`Sample`]. No storage and no printing here: the caller decides what to do with the round.
 
+pub mod breaker;
+pub mod evalpool;
 pub mod paired;
 pub mod recording;
 pub mod setup;
@@ -11,6 +13,8 @@ use crate::provider::{CompletionRequest, Fingerprint, ModelClient};
 use crate::sample::{Completion, ErrorKind, Measurements, Sample, SampleError};
 use futures_util::stream::{self, StreamExt};
 use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+use std::sync::atomic::Ordering::Relaxed;
 
 pub use crate::time::{Clock, SystemClock};
 
@@ -67,16 +71,19 @@ pub enum RoundStatus {
     Completed,
     /// The round could not measure anything (e.g. every request failed).
     Failed,
-    /// Stopped early (shutdown, round deadline).
+    /// Stopped early (shutdown).
     Cancelled,
+    /// The round deadline passed: what finished was kept, the rest are `deadline` errors.
+    Deadline,
 }
 
 impl RoundStatus {
-    pub const ALL: [RoundStatus; 4] = [
+    pub const ALL: [RoundStatus; 5] = [
         RoundStatus::Running,
         RoundStatus::Completed,
         RoundStatus::Failed,
         RoundStatus::Cancelled,
+        RoundStatus::Deadline,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +92,7 @@ impl RoundStatus {
             RoundStatus::Completed => "completed",
             RoundStatus::Failed => "failed",
             RoundStatus::Cancelled => "cancelled",
+            RoundStatus::Deadline => "deadline",
         }
     }
 
@@ -102,6 +110,8 @@ pub struct RoundOutcome {
     pub ended_at_ms: i64,
     /// One sample per plan item, in plan order.
     pub samples: Vec<Sample>,
+    /// The round deadline passed before every request finished.
+    pub cut: bool,
 }
 
 impl RoundOutcome {
@@ -115,10 +125,12 @@ impl RoundOutcome {
         self.samples.iter().any(|s| !s.is_error())
     }
 
-    /// How the round ended: `Completed` when it measured something, `Failed` when every
-    /// request failed.
+    /// How the round ended: `Deadline` when the deadline cut it, else `Completed` when it
+    /// measured something, `Failed` when every request failed.
     pub fn status(&self) -> RoundStatus {
-        if self.measured() {
+        if self.cut {
+            RoundStatus::Deadline
+        } else if self.measured() {
             RoundStatus::Completed
         } else {
             RoundStatus::Failed
@@ -138,8 +150,19 @@ pub struct RoundOptions {
     pub keep_text: bool,
 }
 
-/// Runs one round against `client`. Never fails as a whole: each request's failure is recorded
-/// in its sample as an infrastructure error.
+/// Limits of one round beyond its options.
+#[derive(Clone, Default)]
+pub struct RoundLimits {
+    /// Where answers are checked: on the pool's threads within its budget (see
+    /// [`evalpool`]), or inline with `evaluate` when `None`.
+    pub checks: Option<Arc<evalpool::EvalPool>>,
+    /// How long the round may take from its start. When it passes, the requests in flight are
+    /// cancelled and they and the ones not yet sent become `deadline` errors; what finished is
+    /// kept and the round is returned like any other (status `deadline`).
+    pub deadline: Option<std::time::Duration>,
+}
+
+/// Runs one round against `client` with no deadline. See [`run_round_within`].
 pub async fn run_round(
     client: &dyn ModelClient,
     probes: &[Arc<Probe>],
@@ -147,47 +170,212 @@ pub async fn run_round(
     evaluate: &Evaluate<'_>,
     clock: &dyn Clock,
 ) -> RoundOutcome {
+    let limits = RoundLimits::default();
+    run_round_within(client, probes, options, &limits, evaluate, clock).await
+}
+
+/// Runs one round against `client`. Never fails as a whole: each request's failure is recorded
+/// in its sample as an infrastructure error. A server that cannot be reached (see
+/// [`breaker::Breaker`]) costs one request: the rest fail fast with the same error.
+pub async fn run_round_within(
+    client: &dyn ModelClient,
+    probes: &[Arc<Probe>],
+    options: &RoundOptions,
+    limits: &RoundLimits,
+    evaluate: &Evaluate<'_>,
+    clock: &dyn Clock,
+) -> RoundOutcome {
     let started_at_ms = clock.now_ms();
-    let fingerprint = client.fingerprint().await;
+    let deadline = limits.deadline.map(|d| tokio::time::Instant::now() + d);
+    let breaker = breaker::Breaker::new(&options.target);
     let items = plan(probes, options.samples_override);
-    let concurrency = options.concurrency.max(1);
-    // Unordered, so a slow request never holds a free slot idle behind it; plan order is
-    // restored afterwards.
-    let mut done: Vec<(usize, Sample)> =
-        stream::iter(items.iter().enumerate().map(|(i, item)| async move {
-            let request = request_for(item, options.stream);
-            let at = clock.now_ms();
-            let result = client.complete(&request).await;
-            let sample = to_sample(
+    let Some(fingerprint) = before(deadline, client.fingerprint()).await else {
+        // Not even the fingerprint came back in time: nothing was sent.
+        let cut_ms = clock.now_ms();
+        let text = deadline_text(limits);
+        let error = breaker::deadline_error(&options.target, &text, None, cut_ms);
+        let samples = items
+            .iter()
+            .map(|item| breaker::deadline_sample(&options.target, item, &text, None, cut_ms))
+            .collect();
+        return RoundOutcome {
+            fingerprint: Err(error),
+            started_at_ms,
+            ended_at_ms: cut_ms,
+            samples,
+            cut: true,
+        };
+    };
+    if let Err(e) = &fingerprint {
+        breaker.observe(e);
+    }
+    let round = Round {
+        client,
+        options,
+        limits,
+        evaluate,
+        clock,
+        breaker,
+    };
+    // When each request was sent (-1: not yet), for the ones the deadline cuts.
+    let sent_at: Vec<AtomicI64> = items.iter().map(|_| AtomicI64::new(-1)).collect();
+    let mut done: Vec<Option<Sample>> = vec![None; items.len()];
+    {
+        // Unordered, so a slow request never holds a free slot idle behind it; plan order is
+        // restored by index.
+        let mut requests = stream::iter(items.iter().enumerate().map(|(i, item)| {
+            let (round, sent) = (&round, &sent_at[i]);
+            async move { (i, round.sample(item, sent).await) }
+        }))
+        .buffer_unordered(options.concurrency.max(1));
+        while let Some(Some((i, sample))) = before(deadline, requests.next()).await {
+            done[i] = Some(sample);
+        }
+    }
+    let cut = done.iter().any(Option::is_none);
+    let ended_at_ms = clock.now_ms();
+    let text = deadline_text(limits);
+    let samples = done
+        .into_iter()
+        .zip(&items)
+        .zip(&sent_at)
+        .map(|((s, item), sent)| {
+            s.unwrap_or_else(|| {
+                let sent = Some(sent.load(Relaxed)).filter(|t| *t >= 0);
+                breaker::deadline_sample(&options.target, item, &text, sent, ended_at_ms)
+            })
+        })
+        .collect();
+    RoundOutcome {
+        fingerprint,
+        started_at_ms,
+        ended_at_ms,
+        samples,
+        cut,
+    }
+}
+
+/// What every request of a round shares.
+struct Round<'a> {
+    client: &'a dyn ModelClient,
+    options: &'a RoundOptions,
+    limits: &'a RoundLimits,
+    evaluate: &'a Evaluate<'a>,
+    clock: &'a dyn Clock,
+    breaker: breaker::Breaker,
+}
+
+impl Round<'_> {
+    /// Sends one request (unless the breaker has tripped) and evaluates the answer; `sent`
+    /// records when it went out.
+    async fn sample(&self, item: &PlanItem, sent: &AtomicI64) -> Sample {
+        let (options, at) = (self.options, self.clock.now_ms());
+        let result = match self.breaker.fast_fail() {
+            Some(e) => Err(e),
+            None => {
+                sent.store(at, Relaxed);
+                let result = self
+                    .client
+                    .complete(&request_for(item, options.stream))
+                    .await;
+                if let Err(e) = &result {
+                    self.breaker.observe(e);
+                }
+                result
+            }
+        };
+        match (result, self.limits.checks.as_ref()) {
+            (Ok(completion), Some(pool)) => {
+                let completion = Arc::new(completion);
+                let judged = pool.evaluate(&item.probe, &completion).await;
+                let completion = Arc::try_unwrap(completion).unwrap_or_else(|c| (*c).clone());
+                answered_sample(
+                    &options.target,
+                    item,
+                    at,
+                    completion,
+                    judged,
+                    options.keep_text,
+                )
+            }
+            (result, _) => to_sample(
                 &options.target,
                 item,
                 at,
                 result,
-                evaluate,
+                self.evaluate,
                 options.keep_text,
-            );
-            (i, sample)
-        }))
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    done.sort_unstable_by_key(|(i, _)| *i);
-    let samples: Vec<Sample> = done.into_iter().map(|(_, s)| s).collect();
-    RoundOutcome {
-        fingerprint,
-        started_at_ms,
-        ended_at_ms: clock.now_ms(),
-        samples,
+            ),
+        }
     }
 }
 
-/// Builds the stored sample from a request's result.
+/// Awaits `f` until `deadline` (forever without one); `None` when the deadline came first.
+async fn before<T>(
+    deadline: Option<tokio::time::Instant>,
+    f: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, f).await.ok(),
+        None => Some(f.await),
+    }
+}
+
+fn deadline_text(limits: &RoundLimits) -> String {
+    limits
+        .deadline
+        .map(|d| format!("{}s", d.as_secs_f64()))
+        .unwrap_or_default()
+}
+
+/// Builds the stored sample from a request's result, evaluated inline.
 pub fn to_sample(
     target: &str,
     item: &PlanItem,
     started_at_ms: i64,
     result: Result<Completion, SampleError>,
     evaluate: &Evaluate<'_>,
+    keep_text: bool,
+) -> Sample {
+    match result {
+        Ok(completion) => {
+            let measured = evaluate(&item.probe, &completion);
+            answered_sample(
+                target,
+                item,
+                started_at_ms,
+                completion,
+                Ok(measured),
+                keep_text,
+            )
+        }
+        Err(error) => {
+            let probe = &item.probe;
+            let mut sample = Sample::pending(
+                target,
+                &probe.suite,
+                &probe.id,
+                &probe.hash,
+                item.index,
+                started_at_ms,
+            );
+            sample.latency_ms = error.latency_ms;
+            // 0 attempts: never sent (see `breaker`).
+            sample.attempts = error.attempts;
+            sample.error = Some(error);
+            sample
+        }
+    }
+}
+
+/// The sample of an answer: its measurements, or why it was not judged (a `check_timeout`
+/// error that keeps the answer's timing and text).
+pub fn answered_sample(
+    target: &str,
+    item: &PlanItem,
+    started_at_ms: i64,
+    completion: Completion,
+    judged: Result<Measurements, SampleError>,
     keep_text: bool,
 ) -> Sample {
     let probe = &item.probe;
@@ -199,25 +387,23 @@ pub fn to_sample(
         item.index,
         started_at_ms,
     );
-    match result {
-        Ok(completion) => {
-            sample.measurements = Some(evaluate(probe, &completion));
-            sample.latency_ms = completion.latency_ms;
-            sample.ttft_ms = completion.ttft_ms;
-            sample.attempts = completion.attempts.max(1);
-            sample.finish_reason = completion.finish_reason;
-            sample.input_tokens = completion.input_tokens;
-            sample.response_model = completion.response_model;
-            sample.system_fingerprint = completion.system_fingerprint;
-            if keep_text {
-                sample.text = Some(completion.text);
-            }
+    sample.latency_ms = completion.latency_ms;
+    sample.ttft_ms = completion.ttft_ms;
+    sample.attempts = completion.attempts.max(1);
+    sample.finish_reason = completion.finish_reason;
+    sample.input_tokens = completion.input_tokens;
+    sample.response_model = completion.response_model;
+    sample.system_fingerprint = completion.system_fingerprint;
+    match judged {
+        Ok(m) => sample.measurements = Some(m),
+        Err(mut e) => {
+            e.latency_ms = completion.latency_ms;
+            e.attempts = sample.attempts;
+            sample.error = Some(e);
         }
-        Err(error) => {
-            sample.latency_ms = error.latency_ms;
-            sample.attempts = error.attempts.max(1);
-            sample.error = Some(error);
-        }
+    }
+    if keep_text {
+        sample.text = Some(completion.text);
     }
     sample
 }
@@ -395,5 +581,176 @@ mod tests {
         );
         assert!(out.measured());
         assert_eq!(out.started_at_ms, 1_000);
+    }
+
+    /// Answers after `slow` for probe "slow", at once for the others; `refuse` makes the
+    /// fingerprint or the requests fail as an unreachable server would.
+    struct Scripted {
+        slow: std::time::Duration,
+        refuse_fingerprint: bool,
+        refuse_requests: bool,
+        calls: AtomicUsize,
+    }
+
+    fn refused() -> SampleError {
+        SampleError::new(
+            ErrorKind::Connect,
+            format!(
+                "on 127.0.0.1:9: {}: Connection refused",
+                crate::sample::COULD_NOT_CONNECT
+            ),
+        )
+    }
+
+    impl ModelClient for Scripted {
+        fn complete<'a>(
+            &'a self,
+            request: &'a CompletionRequest,
+        ) -> BoxFuture<'a, Result<Completion, SampleError>> {
+            Box::pin(async move {
+                self.calls.fetch_add(1, Ordering::SeqCst);
+                if self.refuse_requests {
+                    return Err(refused());
+                }
+                if request.input.text().contains("slow") {
+                    tokio::time::sleep(self.slow).await;
+                }
+                Ok(Completion {
+                    text: "answer".into(),
+                    attempts: 1,
+                    ..Completion::default()
+                })
+            })
+        }
+
+        fn fingerprint(&self) -> BoxFuture<'_, Result<Fingerprint, SampleError>> {
+            let refuse = self.refuse_fingerprint;
+            Box::pin(async move {
+                if refuse {
+                    Err(refused())
+                } else {
+                    Ok(Fingerprint::default())
+                }
+            })
+        }
+    }
+
+    fn options(concurrency: usize) -> RoundOptions {
+        RoundOptions {
+            target: "t".into(),
+            concurrency,
+            stream: false,
+            samples_override: None,
+            keep_text: false,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_round_past_its_deadline_keeps_what_finished_and_marks_the_rest() {
+        let client = Scripted {
+            slow: std::time::Duration::from_secs(60),
+            refuse_fingerprint: false,
+            refuse_requests: false,
+            calls: AtomicUsize::new(0),
+        };
+        // Plan: fast0, slow0, fast1, slow1, fast2, fast3; two slots, so the two slow requests
+        // hold both slots until the deadline and fast2, fast3 are never sent.
+        let probes = vec![probe("fast", 4, None), probe("slow", 2, None)];
+        let limits = RoundLimits {
+            deadline: Some(std::time::Duration::from_secs(10)),
+            ..RoundLimits::default()
+        };
+        let out = run_round_within(
+            &client,
+            &probes,
+            &options(2),
+            &limits,
+            &measure,
+            &FixedClock,
+        )
+        .await;
+        assert_eq!(out.samples.len(), 6);
+        assert!(out.cut);
+        assert_eq!(out.status(), RoundStatus::Deadline);
+        let by = |id: &str, index: u32| {
+            out.samples
+                .iter()
+                .find(|s| s.probe_id == id && s.index == index)
+                .unwrap()
+        };
+        assert!(by("fast", 0).measurements.is_some());
+        assert!(by("fast", 1).measurements.is_some());
+        for i in 0..2 {
+            let s = by("slow", i);
+            let e = s.error.as_ref().expect("cut");
+            assert_eq!((e.kind, s.attempts), (ErrorKind::Deadline, 1));
+            assert!(e.message.contains("cancelled"), "{}", e.message);
+        }
+        for i in 2..4 {
+            let s = by("fast", i);
+            let e = s.error.as_ref().expect("never sent");
+            assert_eq!((e.kind, s.attempts), (ErrorKind::Deadline, 0));
+        }
+        assert_eq!(client.calls.load(Ordering::SeqCst), 4);
+        assert!(out.measured());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_round_within_its_deadline_is_not_cut() {
+        let client = Scripted {
+            slow: std::time::Duration::from_secs(1),
+            refuse_fingerprint: false,
+            refuse_requests: false,
+            calls: AtomicUsize::new(0),
+        };
+        let probes = vec![probe("fast", 2, None), probe("slow", 2, None)];
+        let limits = RoundLimits {
+            deadline: Some(std::time::Duration::from_secs(10)),
+            ..RoundLimits::default()
+        };
+        let out = run_round_within(
+            &client,
+            &probes,
+            &options(2),
+            &limits,
+            &measure,
+            &FixedClock,
+        )
+        .await;
+        assert!(!out.cut);
+        assert_eq!(out.status(), RoundStatus::Completed);
+        assert_eq!(out.errors(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_costs_one_request_per_round() {
+        let probes = vec![probe("a", 5, None), probe("b", 5, None)];
+        // The fingerprint finds the server down: no request is sent at all.
+        let down = Scripted {
+            slow: std::time::Duration::ZERO,
+            refuse_fingerprint: true,
+            refuse_requests: true,
+            calls: AtomicUsize::new(0),
+        };
+        let out = run_round(&down, &probes, &options(4), &measure, &FixedClock).await;
+        assert_eq!(down.calls.load(Ordering::SeqCst), 0);
+        assert_eq!(out.errors(), 10);
+        assert_eq!(out.status(), RoundStatus::Failed);
+        for s in &out.samples {
+            let e = s.error.as_ref().unwrap();
+            assert_eq!((e.kind, s.attempts), (ErrorKind::Connect, 0));
+            assert!(e.message.contains("Connection refused"), "{}", e.message);
+        }
+        // The fingerprint passed, then the server went away: one request finds out.
+        let gone = Scripted {
+            slow: std::time::Duration::ZERO,
+            refuse_fingerprint: false,
+            refuse_requests: true,
+            calls: AtomicUsize::new(0),
+        };
+        let out = run_round(&gone, &probes, &options(1), &measure, &FixedClock).await;
+        assert_eq!(gone.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(out.errors(), 10);
+        assert_eq!(out.samples.iter().map(|s| s.attempts).sum::<u32>(), 1);
     }
 }

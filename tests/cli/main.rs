@@ -13,4 +13,6 @@ mod doctor_cli;
 mod harden_files;
 mod init_cli;
 mod ops_files;
+mod ops_rules;
+mod run_dead_server;
 mod sim_cli;

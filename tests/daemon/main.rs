@@ -3,6 +3,7 @@
 //! One test binary per area: each module is one former test file; shared helpers are declared
 //! once here.
 
+mod daemon_checks;
 mod daemon_cli;
 mod daemon_crash;
 mod daemon_disk;
@@ -12,6 +13,7 @@ mod daemon_load;
 #[path = "../daemon_proc/mod.rs"]
 mod daemon_proc;
 mod daemon_process;
+mod daemon_rounds;
 mod daemon_scheduler;
 mod daemon_storage;
 mod harden_http;

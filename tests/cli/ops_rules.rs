@@ -1,0 +1,45 @@
+//! The shipped alert rules behave as documented, checked by promtool's rule unit tests
+//! (`ops/prometheus/modelwatch-rules.test.yml`): a dead target fires `ModelTargetDown` one
+//! minute after its first failed round and `ModelServerUnavailable` after fifteen, and not
+//! `ModelwatchNoRounds` (failed rounds are rounds); a daemon whose rounds stop fires
+//! `ModelwatchNoRounds`.
+
+use std::process::Command;
+
+#[test]
+fn promtool_rule_tests_pass() {
+    let Ok(out) = Command::new("promtool")
+        .args(["test", "rules", "ops/prometheus/modelwatch-rules.test.yml"])
+        .output()
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is missing in CI: scripts/test-deps.sh installs it"
+        );
+        eprintln!("skipped: promtool not installed (scripts/test-deps.sh installs it)");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_rule_tests_cover_the_availability_rules() {
+    let tests = std::fs::read_to_string("ops/prometheus/modelwatch-rules.test.yml").unwrap();
+    let rules = std::fs::read_to_string("ops/prometheus/modelwatch-rules.yml").unwrap();
+    for alert in [
+        "ModelTargetDown",
+        "ModelServerUnavailable",
+        "ModelwatchNoRounds",
+    ] {
+        assert!(rules.contains(&format!("alert: {alert}")), "{alert}");
+        assert!(
+            tests.contains(&format!("alertname: {alert}")),
+            "{alert} has no promtool test"
+        );
+    }
+}
