@@ -5,6 +5,7 @@
 
 mod daemon_cli;
 mod daemon_crash;
+mod daemon_crash_monitor;
 mod daemon_disk;
 mod daemon_e2e;
 mod daemon_http_security;
@@ -14,6 +15,7 @@ mod daemon_proc;
 mod daemon_process;
 mod daemon_scheduler;
 mod daemon_storage;
+mod daemon_store_heal;
 mod harden_http;
 mod harden_pin;
 #[path = "../sinks_common/mod.rs"]

@@ -1,0 +1,332 @@
+//! `kill -9` of the real `modelwatch daemon` at random (seeded) moments, 50 times, with targets
+//! monitored against their baselines: the monitor's evidence is saved in each round's
+//! transaction and restored at start, so a restart neither resets nor duplicates it.
+//!
+//! After every kill the test reads, with its own connection, the evidence the last committed
+//! round left and checks that it counts exactly the committed rounds and samples (a reset counts
+//! fewer, a duplicate more). Each next life's first status, published before its first round
+//! ends (the simulator answers in a few hundred milliseconds), must show exactly that evidence:
+//! the test rebuilds the monitor from the baseline and the saved state and compares the
+//! readings. At the end the final evidence must equal a replay of every stored round.
+
+use crate::daemon_proc;
+use daemon_proc::{free_port, integrity, runtime, server_config, write_suite};
+use modelwatch::baseline::Baseline;
+use modelwatch::daemon::monitor::{MonitorSettings, MonitorState, TargetMonitor};
+use modelwatch::drift::Margins;
+use modelwatch::rng::Rng;
+use modelwatch::sim::{self, Profile};
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CYCLES: usize = 50;
+const TARGETS: usize = 2;
+const PROBES: usize = 4;
+const SEED: u64 = 0x6d6f6e69;
+
+fn write_setup(dir: &Path, sim_url: &str, port: u16) -> PathBuf {
+    let probes = dir.join("probes");
+    write_suite(
+        &probes,
+        "mon",
+        (0..PROBES).map(|i| format!("Explain topic {i} in two sentences.")),
+    );
+    let mut cfg = server_config(&probes, &dir.join("m.db"), port);
+    for t in 0..TARGETS {
+        cfg.push_str(&format!(
+            r#"
+[[target]]
+name = "t{t}"
+provider = "ollama"
+base_url = "{sim_url}"
+model = "sim-7b"
+suites = ["mon"]
+samples = 1
+interval = "10s"
+jitter = "0s"
+baseline = "baselines/t{t}.json"
+"#
+        ));
+    }
+    let path = dir.join("modelwatch.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path
+}
+
+fn start(cfg: &Path, log: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+        .args(["daemon", "--config"])
+        .arg(cfg)
+        .env("RUST_LOG", "modelwatch=info")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap(),
+        )
+        .spawn()
+        .unwrap()
+}
+
+fn read_only(db: &Path) -> Connection {
+    let c = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    c.busy_timeout(Duration::from_secs(5)).unwrap();
+    c
+}
+
+/// The saved evidence of `target` (None before its first monitored round).
+fn saved(db: &Path, target: &str) -> Option<MonitorState> {
+    let c = read_only(db);
+    let json: Option<String> = c
+        .query_row(
+            "SELECT m.state FROM monitor_state m JOIN targets t ON t.id = m.target_id \
+             WHERE t.name = ?1",
+            [target],
+            |r| r.get(0),
+        )
+        .ok();
+    json.map(|j| serde_json::from_str(&j).unwrap())
+}
+
+/// Rounds of `target` stored after round `after`, and their samples that measured something.
+fn committed(db: &Path, target: &str, after: i64) -> (u64, u64) {
+    let c = read_only(db);
+    c.query_row(
+        "SELECT COUNT(DISTINCT r.id), COUNT(s.id) FROM rounds r JOIN targets t ON t.id = r.target_id \
+         JOIN samples s ON s.round_id = r.id AND s.error_kind IS NULL \
+         WHERE t.name = ?1 AND r.id > ?2",
+        rusqlite::params![target, after],
+        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+    )
+    .unwrap()
+}
+
+fn monitor(dir: &Path, target: &str) -> TargetMonitor {
+    let b = Baseline::load(&dir.join(format!("baselines/{target}.json"))).unwrap();
+    TargetMonitor::new(
+        &b,
+        MonitorSettings {
+            margins: Margins::default(),
+            false_alarm_rounds: 90.0 * 24.0 * 360.0,
+        },
+    )
+}
+
+/// The readings the daemon must show for `state` (its `/api/v1/status` metrics).
+fn readings(dir: &Path, target: &str, state: &MonitorState) -> serde_json::Value {
+    let mut m = monitor(dir, target);
+    m.restore(state).unwrap();
+    serde_json::to_value(m.snapshot()).unwrap()
+}
+
+/// Checks that the saved evidence of every target counts exactly its committed rounds.
+fn check_counts(db: &Path, first_round: i64, cycle: usize) -> u64 {
+    let mut rounds = 0;
+    for t in 0..TARGETS {
+        let name = format!("t{t}");
+        let (n_rounds, n_samples) = committed(db, &name, first_round);
+        let Some(s) = saved(db, &name) else {
+            assert_eq!(
+                n_rounds, 0,
+                "kill {cycle}: {name} has rounds but no evidence"
+            );
+            continue;
+        };
+        assert_eq!(
+            s.rounds, n_rounds,
+            "kill {cycle}: {name}'s evidence counts {} rounds, {n_rounds} are stored",
+            s.rounds
+        );
+        let empty = s.rates.iter().find(|r| r.metric == "empty_rate").unwrap();
+        assert_eq!(
+            empty.strata.mixture.trials, n_samples,
+            "kill {cycle}: {name}'s evidence counts other samples than the stored ones"
+        );
+        rounds += n_rounds;
+    }
+    rounds
+}
+
+#[test]
+fn kill_9_at_random_moments_keeps_the_monitor_evidence_of_the_committed_rounds() {
+    let started = Instant::now();
+    let rt = runtime(1);
+    let mut profile = Profile::builtin("healthy").unwrap();
+    profile.latency_scale = 0.25;
+    let sim = rt.block_on(async { sim::spawn_on_free_port(profile, 11).unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = write_setup(dir.path(), &sim.base_url(), port);
+    let db = dir.path().join("m.db");
+    let log = dir.path().join("daemon.log");
+    for t in 0..TARGETS {
+        let out = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+            .args(["baseline", "record", "--samples", "5", "--target"])
+            .arg(format!("t{t}"))
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Rounds after the baselines' own are the monitor's.
+    let first_round: i64 = read_only(&db)
+        .query_row("SELECT COALESCE(MAX(id), 0) FROM rounds", [], |r| r.get(0))
+        .unwrap();
+    let mut rng = Rng::new(SEED);
+    let status = |port: u16| -> Option<serde_json::Value> {
+        rt.block_on(async {
+            let r = reqwest::get(format!("http://127.0.0.1:{port}/api/v1/status"))
+                .await
+                .ok()?;
+            r.json().await.ok()
+        })
+    };
+    let mut compared = 0;
+    let mut restored_rounds = 0;
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for cycle in 0..CYCLES {
+            let expected: Vec<Option<MonitorState>> =
+                (0..TARGETS).map(|t| saved(&db, &format!("t{t}"))).collect();
+            let before = committed(&db, "t0", first_round).0 + committed(&db, "t1", first_round).0;
+            let mut child = start(&cfg, &log);
+            // The first status, published before the first round ends, shows what was restored.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let first = loop {
+                assert!(
+                    Instant::now() < deadline,
+                    "life {cycle}: no status within 20 s"
+                );
+                if let Some(s) = status(port)
+                    && s["targets"].as_array().is_some_and(|t| t.len() == TARGETS)
+                {
+                    break s;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            for (t, exp) in expected.iter().enumerate() {
+                let shown = &first["targets"][t];
+                assert_eq!(shown["name"], format!("t{t}"));
+                let (Some(exp), Some(0)) = (exp, shown["rounds"].as_u64()) else {
+                    continue;
+                };
+                assert_eq!(
+                    shown["metrics"],
+                    readings(dir.path(), &format!("t{t}"), exp),
+                    "life {cycle}: t{t} restored other evidence than the last committed round's"
+                );
+                compared += 1;
+                restored_rounds += exp.rounds;
+            }
+            // Kill at a random moment: most after a round was committed, some during the start.
+            if rng.f64() < 0.8 {
+                let until = Instant::now() + Duration::from_secs(20);
+                while committed(&db, "t0", first_round).0 + committed(&db, "t1", first_round).0
+                    == before
+                {
+                    assert!(Instant::now() < until, "life {cycle}: no round within 20 s");
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                std::thread::sleep(Duration::from_millis((rng.f64() * 300.0) as u64));
+            } else {
+                std::thread::sleep(Duration::from_millis((rng.f64() * 300.0) as u64));
+            }
+            child.kill().unwrap(); // SIGKILL
+            let exit = child.wait().unwrap();
+            assert!(
+                exit.code().is_none(),
+                "the daemon exited on its own: {exit:?}"
+            );
+            assert_eq!(integrity(&db), "ok", "integrity after kill {cycle}");
+            check_counts(&db, first_round, cycle);
+        }
+    }));
+    if let Err(e) = outcome {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(40).collect();
+        eprintln!("{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        std::panic::resume_unwind(e);
+    }
+    let rounds = check_counts(&db, first_round, CYCLES);
+    // The final evidence is a replay of every stored round, in order.
+    let store = modelwatch::store::Store::open(&db).unwrap();
+    for t in 0..TARGETS {
+        let name = format!("t{t}");
+        let mut replay = monitor(dir.path(), &name);
+        // Samples in the store's order (oldest round first), cut into their rounds.
+        let sizes: Vec<(i64, usize)> = read_only(&db)
+            .prepare(
+                "SELECT r.started_at_ms, COUNT(s.id) FROM rounds r \
+                 JOIN targets t ON t.id = r.target_id JOIN samples s ON s.round_id = r.id \
+                 WHERE t.name = ?1 GROUP BY r.id ORDER BY r.started_at_ms, r.id",
+            )
+            .unwrap()
+            .query_map([&name], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let all = store
+            .samples(&modelwatch::store::SampleQuery {
+                target: Some(name.clone()),
+                skip_text: true,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(all.len(), sizes.iter().map(|s| s.1).sum::<usize>());
+        let baseline_rounds = read_only(&db)
+            .query_row(
+                "SELECT COUNT(*) FROM rounds r JOIN targets t ON t.id = r.target_id \
+                 WHERE t.name = ?1 AND r.id <= ?2",
+                rusqlite::params![name, first_round],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap() as usize;
+        let mut at = 0;
+        for (i, (_, n)) in sizes.iter().enumerate() {
+            if i >= baseline_rounds {
+                replay.observe_round(&all[at..at + n]);
+            }
+            at += n;
+        }
+        let last = saved(&db, &name).unwrap();
+        let replayed = replay.state();
+        assert_eq!(replayed.rounds, last.rounds, "{name}");
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0);
+        for (x, y) in replay
+            .snapshot()
+            .iter()
+            .zip(readings(dir.path(), &name, &last).as_array().unwrap())
+        {
+            assert_eq!(
+                x.samples,
+                y["samples"].as_u64().unwrap(),
+                "{name} {}",
+                x.metric
+            );
+            assert!(
+                close(x.e_value, y["e_value"].as_f64().unwrap()),
+                "{name} {}: replay {} saved {}",
+                x.metric,
+                x.e_value,
+                y["e_value"]
+            );
+        }
+    }
+    println!(
+        "kill -9 with the monitor saved: {CYCLES} lives, {rounds} monitored rounds stored, \
+         restored evidence compared with the last committed round {compared} times \
+         ({restored_rounds} rounds of evidence carried over), final evidence = replay of every \
+         stored round; wall time {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(compared >= CYCLES, "too few restarts compared: {compared}");
+}
