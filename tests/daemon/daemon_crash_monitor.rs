@@ -1,6 +1,8 @@
 //! `kill -9` of the real `modelwatch daemon` at random (seeded) moments, 50 times, with targets
 //! monitored against their baselines: the monitor's evidence is saved in each round's
-//! transaction and restored at start, so a restart neither resets nor duplicates it.
+//! transaction and restored at start, so a restart neither resets nor duplicates it. Between
+//! lives the simulator now and then serves another model (another digest): the swap begins a
+//! new episode, which must stay begun across the kills that follow.
 //!
 //! After every kill the test reads, with its own connection, the evidence the last committed
 //! round left and checks that it counts exactly the committed rounds and samples (a reset counts
@@ -93,17 +95,54 @@ fn saved(db: &Path, target: &str) -> Option<MonitorState> {
     json.map(|j| serde_json::from_str(&j).unwrap())
 }
 
-/// Rounds of `target` stored after round `after`, and their samples that measured something.
+/// The first round of `target`'s current episode: the round of its last swap, or the first one
+/// after round `after` (the baselines' own).
+fn episode_start(db: &Path, target: &str, after: i64) -> i64 {
+    let c = read_only(db);
+    let swap: Option<i64> = c
+        .query_row(
+            "SELECT MAX(e.at_ms) FROM events e JOIN targets t ON t.id = e.target_id \
+             WHERE t.name = ?1 AND e.kind = 'swap'",
+            [target],
+            |r| r.get(0),
+        )
+        .unwrap();
+    c.query_row(
+        "SELECT COALESCE(MIN(r.id), 1 << 62) FROM rounds r JOIN targets t ON t.id = r.target_id \
+         WHERE t.name = ?1 AND r.id > ?2 AND r.started_at_ms >= ?3",
+        rusqlite::params![target, after, swap.unwrap_or(0)],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// Rounds of `target`'s current episode (after round `after`), and their samples that measured
+/// something.
 fn committed(db: &Path, target: &str, after: i64) -> (u64, u64) {
+    let from = episode_start(db, target, after);
     let c = read_only(db);
     c.query_row(
         "SELECT COUNT(DISTINCT r.id), COUNT(s.id) FROM rounds r JOIN targets t ON t.id = r.target_id \
          JOIN samples s ON s.round_id = r.id AND s.error_kind IS NULL \
-         WHERE t.name = ?1 AND r.id > ?2",
-        rusqlite::params![target, after],
+         WHERE t.name = ?1 AND r.id >= ?2",
+        rusqlite::params![target, from],
         |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
     )
     .unwrap()
+}
+
+/// Rounds stored so far, of every target.
+fn all_rounds(db: &Path) -> i64 {
+    read_only(db)
+        .query_row("SELECT COUNT(*) FROM rounds", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn profile(digest: char) -> Profile {
+    let mut p = Profile::builtin("healthy").unwrap();
+    p.latency_scale = 0.15;
+    p.fingerprint.digest = std::iter::repeat_n(digest, 64).collect();
+    p
 }
 
 fn monitor(dir: &Path, target: &str) -> TargetMonitor {
@@ -156,9 +195,7 @@ fn check_counts(db: &Path, first_round: i64, cycle: usize) -> u64 {
 fn kill_9_at_random_moments_keeps_the_monitor_evidence_of_the_committed_rounds() {
     let started = Instant::now();
     let rt = runtime(1);
-    let mut profile = Profile::builtin("healthy").unwrap();
-    profile.latency_scale = 0.25;
-    let sim = rt.block_on(async { sim::spawn_on_free_port(profile, 11).unwrap() });
+    let sim = rt.block_on(async { sim::spawn_on_free_port(profile('a'), 11).unwrap() });
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let cfg = write_setup(dir.path(), &sim.base_url(), port);
@@ -193,11 +230,21 @@ fn kill_9_at_random_moments_keeps_the_monitor_evidence_of_the_committed_rounds()
     };
     let mut compared = 0;
     let mut restored_rounds = 0;
+    let mut swaps = 0;
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         for cycle in 0..CYCLES {
             let expected: Vec<Option<MonitorState>> =
                 (0..TARGETS).map(|t| saved(&db, &format!("t{t}"))).collect();
-            let before = committed(&db, "t0", first_round).0 + committed(&db, "t1", first_round).0;
+            if cycle > 0 && rng.f64() < 0.15 {
+                let next = if sim.profile().fingerprint.digest.starts_with('a') {
+                    'b'
+                } else {
+                    'a'
+                };
+                sim.set_profile(profile(next));
+                swaps += 1;
+            }
+            let before = all_rounds(&db);
             let mut child = start(&cfg, &log);
             // The first status, published before the first round ends, shows what was restored.
             let deadline = Instant::now() + Duration::from_secs(20);
@@ -230,13 +277,11 @@ fn kill_9_at_random_moments_keeps_the_monitor_evidence_of_the_committed_rounds()
             // Kill at a random moment: most after a round was committed, some during the start.
             if rng.f64() < 0.8 {
                 let until = Instant::now() + Duration::from_secs(20);
-                while committed(&db, "t0", first_round).0 + committed(&db, "t1", first_round).0
-                    == before
-                {
+                while all_rounds(&db) == before {
                     assert!(Instant::now() < until, "life {cycle}: no round within 20 s");
                     std::thread::sleep(Duration::from_millis(2));
                 }
-                std::thread::sleep(Duration::from_millis((rng.f64() * 300.0) as u64));
+                std::thread::sleep(Duration::from_millis((rng.f64() * 150.0) as u64));
             } else {
                 std::thread::sleep(Duration::from_millis((rng.f64() * 300.0) as u64));
             }
@@ -256,7 +301,8 @@ fn kill_9_at_random_moments_keeps_the_monitor_evidence_of_the_committed_rounds()
         eprintln!("{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
         std::panic::resume_unwind(e);
     }
-    let rounds = check_counts(&db, first_round, CYCLES);
+    let episode_rounds = check_counts(&db, first_round, CYCLES);
+    let rounds = all_rounds(&db) - first_round;
     // The final evidence is a replay of every stored round, in order.
     let store = modelwatch::store::Store::open(&db).unwrap();
     for t in 0..TARGETS {
@@ -282,11 +328,13 @@ fn kill_9_at_random_moments_keeps_the_monitor_evidence_of_the_committed_rounds()
             })
             .unwrap();
         assert_eq!(all.len(), sizes.iter().map(|s| s.1).sum::<usize>());
+        // Rounds before the episode (the baselines', earlier episodes') are not replayed.
         let baseline_rounds = read_only(&db)
             .query_row(
                 "SELECT COUNT(*) FROM rounds r JOIN targets t ON t.id = r.target_id \
-                 WHERE t.name = ?1 AND r.id <= ?2",
-                rusqlite::params![name, first_round],
+                 WHERE t.name = ?1 AND r.id < ?2 \
+                 AND EXISTS (SELECT 1 FROM samples s WHERE s.round_id = r.id)",
+                rusqlite::params![name, episode_start(&db, &name, first_round)],
                 |r| r.get::<_, i64>(0),
             )
             .unwrap() as usize;
@@ -322,11 +370,13 @@ fn kill_9_at_random_moments_keeps_the_monitor_evidence_of_the_committed_rounds()
         }
     }
     println!(
-        "kill -9 with the monitor saved: {CYCLES} lives, {rounds} monitored rounds stored, \
+        "kill -9 with the monitor saved: {CYCLES} lives, {rounds} rounds stored \
+         ({episode_rounds} in the targets' current episodes), \
          restored evidence compared with the last committed round {compared} times \
-         ({restored_rounds} rounds of evidence carried over), final evidence = replay of every \
-         stored round; wall time {:.1} s",
+         ({restored_rounds} rounds of evidence carried over), {swaps} swaps, final evidence = \
+         replay of the episode's stored rounds; wall time {:.1} s",
         started.elapsed().as_secs_f64()
     );
     assert!(compared >= CYCLES, "too few restarts compared: {compared}");
+    assert!(swaps >= 3, "too few swaps: {swaps}");
 }
