@@ -157,6 +157,8 @@ mod tests {
             original.observe_round(&synth(p, 700 + round, 20, 1));
         }
         let json = serde_json::to_string(&original.state()).unwrap();
+        // What each stored round writes for a target of 20 probes.
+        println!("saved evidence, 20 probes: {} bytes", json.len());
         let saved: MonitorState = serde_json::from_str(&json).unwrap();
         let mut restored = monitor(3);
         assert_eq!(restored.basis(), original.basis());
