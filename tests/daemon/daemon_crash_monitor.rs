@@ -62,6 +62,7 @@ fn start(cfg: &Path, log: &Path) -> Child {
         .args(["daemon", "--config"])
         .arg(cfg)
         .env("RUST_LOG", "modelwatch=info")
+        .env("NO_COLOR", "1")
         .env_remove("NOTIFY_SOCKET")
         .stdout(Stdio::null())
         .stderr(
@@ -379,4 +380,91 @@ fn kill_9_at_random_moments_keeps_the_monitor_evidence_of_the_committed_rounds()
     );
     assert!(compared >= CYCLES, "too few restarts compared: {compared}");
     assert!(swaps >= 3, "too few swaps: {swaps}");
+}
+
+fn record(cfg: &Path, target: &str, samples: u32) {
+    let out = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+        .args(["baseline", "record", "--samples"])
+        .arg(samples.to_string())
+        .args(["--target", target, "--config"])
+        .arg(cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One life: start, wait until every target's evidence counts more rounds than `at_least`,
+/// stop with SIGTERM.
+fn life(cfg: &Path, db: &Path, log: &Path, at_least: &[u64]) {
+    let mut child = start(cfg, log);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(0..TARGETS).all(|t| saved(db, &format!("t{t}")).is_some_and(|s| s.rounds > at_least[t]))
+    {
+        assert!(Instant::now() < deadline, "no monitored round within 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn a_restart_keeps_the_evidence_unless_the_baseline_changed_meanwhile() {
+    let rt = runtime(1);
+    let sim = rt.block_on(async { sim::spawn_on_free_port(profile('a'), 12).unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_setup(dir.path(), &sim.base_url(), free_port());
+    let db = dir.path().join("m.db");
+    let log = dir.path().join("daemon.log");
+    for t in 0..TARGETS {
+        record(&cfg, &format!("t{t}"), 5);
+    }
+    let first_round = all_rounds(&db);
+    life(&cfg, &db, &log, &[0, 0]);
+    let first: Vec<MonitorState> = (0..TARGETS)
+        .map(|t| saved(&db, &format!("t{t}")).unwrap())
+        .collect();
+    // t1 gets a new baseline while the daemon is down: its evidence tested other nulls.
+    record(&cfg, "t1", 6);
+    std::fs::write(&log, "").unwrap();
+    life(&cfg, &db, &log, &[first[0].rounds, 0]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = |needle: &str, target: &str| {
+        text.lines().any(|l| {
+            l.contains(needle)
+                && (l.contains(&format!("target={target} "))
+                    || l.ends_with(&format!("target={target}"))
+                    || l.contains(&format!("target=\"{target}\"")))
+        })
+    };
+    assert!(
+        line("monitor restored: the episode goes on", "t0"),
+        "{text}"
+    );
+    assert!(
+        line("saved against another baseline", "t1"),
+        "t1's evidence was not dropped:\n{text}"
+    );
+    assert!(!line("monitor restored", "t1"), "{text}");
+    let t0 = saved(&db, "t0").unwrap();
+    let t1 = saved(&db, "t1").unwrap();
+    // t0 went on from its evidence; t1 began again.
+    assert!(
+        t0.rounds > first[0].rounds,
+        "{} -> {}",
+        first[0].rounds,
+        t0.rounds
+    );
+    assert_eq!(t0.rounds, committed(&db, "t0", first_round).0);
+    assert!(t1.rounds < first[1].rounds + 1, "t1 kept its evidence");
+    println!(
+        "restart: t0's evidence went on ({} -> {} rounds); t1's, saved against its old baseline, was dropped ({} -> {} rounds)",
+        first[0].rounds, t0.rounds, first[1].rounds, t1.rounds
+    );
 }
