@@ -120,3 +120,34 @@ pub(super) struct RestoredMonitor {
     pub monitor: TargetMonitor,
     pub episode_started_ms: Option<i64>,
 }
+
+impl Scheduler {
+    /// After a round's transaction failed: the monitor of `name` goes back to the evidence the
+    /// store holds, as a restart would find it, so that it never counts a round that is not
+    /// stored.
+    pub(super) fn monitor_as_stored(&mut self, name: &str) {
+        let Some(p) = self.prepared.get(name) else {
+            return;
+        };
+        // The store cannot even be read: keep what there is rather than lose the episode.
+        if self.store.monitor_state(name).is_err() {
+            return;
+        }
+        let restored = self.restored_monitor(p);
+        let Some(rt) = self.runtime.get_mut(name) else {
+            return;
+        };
+        match restored {
+            Some(r) => {
+                rt.baseline = Some(r.baseline);
+                rt.monitor = Some(r.monitor);
+                rt.episode_started_ms = r.episode_started_ms;
+            }
+            None => {
+                rt.baseline = None;
+                rt.monitor = None;
+                rt.episode_started_ms = None;
+            }
+        }
+    }
+}

@@ -143,6 +143,7 @@ impl Scheduler {
                 if let Ok(states) = self.store.alert_states() {
                     self.alerts = states.into_iter().map(|st| (st.key.clone(), st)).collect();
                 }
+                self.monitor_as_stored(name);
                 false
             }
         };
