@@ -43,19 +43,31 @@ impl Scheduler {
         }
         let now = Instant::now();
         self.runtime.retain(|name, _| prepared.contains_key(name));
-        for name in prepared.keys() {
-            self.runtime.entry(name.clone()).or_insert(Runtime {
-                next_due: now,
-                running: false,
-                monitor: None,
-                baseline: None,
-                fingerprint: None,
-                episode_started_ms: None,
-                rounds: 0,
-                swaps: 0,
-                last_round: None,
-                digest: None,
-            });
+        for (name, p) in &prepared {
+            if self.runtime.contains_key(name) {
+                continue;
+            }
+            // A target new to this process continues the episode its last stored round left.
+            let restored = self.restored_monitor(p);
+            let (baseline, monitor, episode_started_ms) = match restored {
+                Some(r) => (Some(r.baseline), Some(r.monitor), r.episode_started_ms),
+                None => (None, None, None),
+            };
+            self.runtime.insert(
+                name.clone(),
+                Runtime {
+                    next_due: now,
+                    running: false,
+                    monitor,
+                    baseline,
+                    fingerprint: None,
+                    episode_started_ms,
+                    rounds: 0,
+                    swaps: 0,
+                    last_round: None,
+                    digest: None,
+                },
+            );
         }
         // A changed baseline path or margins: start a new episode.
         for (name, rt) in self.runtime.iter_mut() {

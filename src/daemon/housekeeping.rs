@@ -30,6 +30,7 @@ impl Scheduler {
                 );
             }
         }
+        self.check_store();
         if self.last_prune.is_none_or(|p| now - p >= PRUNE_EVERY) {
             self.last_prune = Some(now);
             let storage = &self.loaded.config.storage;

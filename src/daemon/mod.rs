@@ -22,6 +22,7 @@ mod metrics;
 pub mod monitor;
 pub mod notify;
 pub mod outputs;
+mod persist;
 pub mod promote;
 mod round;
 pub mod state;
@@ -305,7 +306,7 @@ pub async fn run(
     s.start_workers(report_tx.clone());
     s.report_tx = Some(report_tx);
     s.apply(loaded)?;
-    s.shared.store_ok.store(true, Ordering::Relaxed);
+    s.store_at_start();
     s.publish();
     let tick = s
         .options

@@ -10,11 +10,12 @@
 //!   `daemon::strata`) and combined by weighted averages, which keeps each metric's share of
 //!   the false-alarm budget while a regression confined to a few probes or one suite is found
 //!   and named;
-//! - an **episode e-value** from the start of the *episode* (daemon start, a swap, or a new
-//!   baseline): the pooled beta-binomial mixture e-process (weight 0.9) averaged with per-suite
-//!   and per-probe grid-mixture e-processes. It alarms at K/alpha (K monitored metrics;
-//!   Bonferroni over e-values is valid by Ville's inequality), so the chance of any false alarm
-//!   in an episode is at most `alpha` however often the daemon looks;
+//! - an **episode e-value** from the start of the *episode* (the first round with the baseline,
+//!   a swap, or a new baseline; a restart continues it, see `monitor_state.rs`): the pooled
+//!   beta-binomial mixture e-process (weight 0.9) averaged with per-suite and per-probe
+//!   grid-mixture e-processes. It alarms at K/alpha (K monitored metrics; Bonferroni over
+//!   e-values is valid by Ville's inequality), so the chance of any false alarm in an episode
+//!   is at most `alpha` however often the daemon looks;
 //! - a **change detector**: per stratum, e-CUSUMs at a grid of shift sizes from one margin
 //!   above p0 to near certainty (`stats::sequential::ShiftGrid`), averaged over the grid and the
 //!   strata. It alarms at c = K × the false-alarm interval in observations (rounds × the
@@ -35,8 +36,7 @@
 //!
 //! A metric reads **clear** only when its episode e-value is below 1 (the data favour the null)
 //! and no change-detector incident is open; otherwise it reads *no data*, so an alert neither
-//! fires nor resolves on weak evidence (and a restart, which begins a new episode, does not
-//! resolve a firing alert while the model is still bad). An incident closes, and the detector
+//! fires nor resolves on weak evidence. An incident closes, and the detector
 //! restarts, once every stratum that carried the alarm serves a rate inside its null again over
 //! the last rounds.
 //!
@@ -57,6 +57,10 @@ use std::collections::BTreeMap;
 use super::strata::{
     NullConfidence, ProbeCounts, RECENT_ROUNDS, StratifiedRate, Stratum, StratumKind, null_boundary,
 };
+
+#[path = "monitor_state.rs"]
+mod state;
+pub use state::{FORMAT as STATE_FORMAT, MonitorState};
 
 /// Metric id of the length monitor.
 pub const LENGTH_METRIC: &str = "length_chars";

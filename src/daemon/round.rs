@@ -158,6 +158,7 @@ impl Scheduler {
                 if let Ok(states) = self.store.alert_states() {
                     self.alerts = states.into_iter().map(|st| (st.key.clone(), st)).collect();
                 }
+                self.monitor_as_stored(name);
                 false
             }
         };
@@ -257,6 +258,7 @@ impl Scheduler {
         observations
             .extend(self.monitor_observations(name, &target, settings, outcome, swapped, now_ms));
         notifications.append(&mut self.step_alerts(name, observations, now_ms, &mutes));
+        self.save_monitor(name, now_ms);
         self.assess(name, &quality);
         notifications
     }

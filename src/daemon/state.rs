@@ -148,6 +148,9 @@ pub struct Shared {
     pub(super) sinks: Mutex<SinkMetrics>,
     /// Store failures: counts per operation and the last error (`/metrics`, `/readyz`).
     store_health: Mutex<StoreHealth>,
+    /// What `quick_check` found in the database: `/readyz` fails for as long as the process
+    /// runs (writes are refused; recovery needs a stop).
+    store_damaged: Mutex<Option<String>>,
 }
 
 /// Failed store operations since the start, and the latest error message.
@@ -174,6 +177,7 @@ impl Default for Shared {
             tick_budget_ms: AtomicI64::new(60_000),
             sinks: Mutex::new(SinkMetrics::default()),
             store_health: Mutex::new(StoreHealth::default()),
+            store_damaged: Mutex::new(None),
         }
     }
 }
@@ -248,6 +252,15 @@ impl Shared {
         }
     }
 
+    /// The database is damaged: counted as a failed `quick_check`, and not ready from now on,
+    /// whatever succeeds later.
+    pub fn store_is_damaged(&self, error: &str) {
+        self.store_failed("quick_check", error);
+        if let Ok(mut d) = self.store_damaged.lock() {
+            *d = Some(error.to_string());
+        }
+    }
+
     /// Store failures per operation since the start.
     pub fn store_errors(&self) -> BTreeMap<String, u64> {
         self.store_health
@@ -260,6 +273,9 @@ impl Shared {
     pub fn ready(&self, now_ms: i64) -> Result<(), String> {
         if !self.config_loaded.load(Ordering::Relaxed) {
             return Err("configuration not loaded".into());
+        }
+        if let Some(e) = self.store_damaged.lock().ok().and_then(|d| d.clone()) {
+            return Err(format!("store damaged, writes refused ({e})"));
         }
         if !self.store_ok.load(Ordering::Relaxed) {
             let last = self
@@ -353,6 +369,20 @@ impl Shared {
 mod tests {
     use super::*;
     use crate::alert::{AlertKey, AlertState, Severity};
+
+    #[test]
+    fn a_damaged_store_stays_not_ready_whatever_succeeds_later() {
+        let shared = Shared::default();
+        shared.config_loaded.store(true, Ordering::Relaxed);
+        shared.last_tick_ms.store(1_000, Ordering::Relaxed);
+        shared.store_ok.store(true, Ordering::Relaxed);
+        shared.store_is_damaged("the database m.db is damaged (PRAGMA quick_check: x)");
+        let why = shared.ready(1_000).unwrap_err();
+        assert!(why.starts_with("store damaged, writes refused"), "{why}");
+        shared.store_ok.store(true, Ordering::Relaxed);
+        assert!(shared.ready(1_000).is_err());
+        assert_eq!(shared.store_errors().get("quick_check"), Some(&1));
+    }
 
     #[test]
     fn store_failures_are_counted_shown_and_cleared_by_a_success() {

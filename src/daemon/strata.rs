@@ -23,7 +23,9 @@
 //! the pooled rate. The strata that carry the combined statistic are named in the alert.
 
 use crate::stats::clopper_pearson;
-use crate::stats::sequential::{BetaBinomialEProcess, ShiftGrid, log_sum_exp};
+use crate::stats::sequential::{
+    BetaBinomialEProcess, BetaBinomialState, ShiftGrid, ShiftGridState, log_sum_exp,
+};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Weight of the pooled mixture e-process in the episode e-value. Most of the weight stays on the
@@ -158,6 +160,24 @@ pub fn null_boundary(kind: StratumKind, x: u64, n: u64, margin: f64, conf: NullC
         .map(|i| i.upper)
         .unwrap_or(1.0);
     (upper + margin).min(0.98)
+}
+
+/// The running part of a stratum, named so that it is restored into the same stratum.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StratumState {
+    pub name: String,
+    pub grid: ShiftGridState,
+    pub events: u64,
+    pub trials: u64,
+    /// (events, trials) of the last rounds, oldest first.
+    pub recent: Vec<(u64, u64)>,
+}
+
+/// The running part of a [`StratifiedRate`]; its nulls and weights follow from the baseline.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StratifiedState {
+    pub mixture: BetaBinomialState,
+    pub strata: Vec<StratumState>,
 }
 
 /// Baseline counts of one probe: (suite, probe key `suite/probe`, events, trials).
@@ -374,9 +394,65 @@ impl StratifiedRate {
         &self.mixture
     }
 
+    /// Every stratum, the pooled one first.
+    pub fn all(&self) -> impl Iterator<Item = &Stratum> {
+        self.strata.iter()
+    }
+
     /// The probe strata.
     pub fn probes(&self) -> impl Iterator<Item = &Stratum> {
         self.strata.iter().filter(|s| s.kind == StratumKind::Probe)
+    }
+
+    /// What [`Self::restore`] needs to continue where these statistics are.
+    pub fn state(&self) -> StratifiedState {
+        StratifiedState {
+            mixture: self.mixture.state(),
+            strata: self
+                .strata
+                .iter()
+                .map(|s| StratumState {
+                    name: s.name.clone(),
+                    grid: s.grid.state(),
+                    events: s.events,
+                    trials: s.trials,
+                    recent: s.recent.iter().copied().collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Continues from a saved state. `Err` (nothing changed) unless it has the same strata in
+    /// the same order with grids of the same size: built from another baseline, it would test
+    /// other nulls.
+    pub fn restore(&mut self, saved: &StratifiedState) -> Result<(), String> {
+        if saved.strata.len() != self.strata.len() {
+            return Err(format!(
+                "{} strata saved, {} expected",
+                saved.strata.len(),
+                self.strata.len()
+            ));
+        }
+        let mut next = self.clone();
+        for (s, st) in next.strata.iter_mut().zip(&saved.strata) {
+            if s.name != st.name {
+                return Err(format!("stratum {:?} saved where {:?} is", st.name, s.name));
+            }
+            s.grid.restore(&st.grid)?;
+            s.events = st.events.min(st.trials);
+            s.trials = st.trials;
+            s.recent = st
+                .recent
+                .iter()
+                .rev()
+                .take(RECENT_ROUNDS)
+                .rev()
+                .copied()
+                .collect();
+        }
+        next.mixture.restore(&saved.mixture);
+        *self = next;
+        Ok(())
     }
 
     /// Number of strata (pooled included).

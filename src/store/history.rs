@@ -49,7 +49,11 @@ impl Store {
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(open_error)?;
         super::migrate::check_not_newer(&conn)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            path: Some(path.to_path_buf()),
+            health: super::health::Health::new(true),
+        })
     }
 
     /// Calls `each` for every sample matching `query`, oldest round first, in insertion order

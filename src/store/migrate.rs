@@ -151,6 +151,20 @@ CREATE INDEX outbox_status ON outbox (status, sink);
         description: "partial refusals on samples",
         sql: "ALTER TABLE samples ADD COLUMN partial_refusal INTEGER;",
     },
+    Migration {
+        version: 6,
+        description: "the monitor's saved evidence",
+        sql: r#"
+CREATE TABLE monitor_state (
+    target_id INTEGER PRIMARY KEY REFERENCES targets (id),
+    format INTEGER NOT NULL,
+    basis TEXT NOT NULL,
+    episode_started_ms INTEGER,
+    state TEXT NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+"#,
+    },
 ];
 
 /// The schema version this build writes.

@@ -14,7 +14,9 @@ mod alerts;
 mod events;
 mod fingerprints;
 mod history;
+mod health;
 pub mod migrate;
+mod monitor;
 mod outbox;
 mod rounds;
 mod samples;
@@ -22,6 +24,8 @@ mod samples;
 pub use events::{Event, EventId};
 pub use fingerprints::{FingerprintChange, FingerprintRecord};
 pub use history::{HistoryQuery, RoundSample};
+pub use health::QUICK_CHECK_LIMIT;
+pub use monitor::MonitorRow;
 pub use outbox::{OutboxRow, OutboxStatus};
 pub use rounds::{RoundId, RoundInfo, RoundStatus};
 pub use samples::{PruneStats, SampleQuery};
@@ -86,6 +90,18 @@ pub enum StoreError {
         row: i64,
         detail: String,
     },
+    #[error(
+        "the database {path} is read-only (its permissions, those of its -wal/-shm files or \
+         of its directory, or a read-only filesystem): nothing is stored until the daemon's \
+         user can write it again, which modelwatch notices by itself"
+    )]
+    ReadOnly { path: PathBuf },
+    #[error(
+        "the database {path} is damaged (PRAGMA quick_check: {findings}); modelwatch will not \
+         write into it: stop modelwatch, keep a copy of the file and recover it as \
+         docs/storage.md (\"Recovering a damaged database\") describes"
+    )]
+    Damaged { path: PathBuf, findings: String },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
 }
@@ -95,6 +111,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// The modelwatch database. See the module documentation.
 pub struct Store {
     conn: Connection,
+    /// The file (None in memory): reopened when it becomes writable again, checked periodically.
+    path: Option<PathBuf>,
+    health: health::Health,
 }
 
 impl std::fmt::Debug for Store {
@@ -129,6 +148,7 @@ impl Store {
                 dir: dir.to_path_buf(),
             });
         }
+        health::fix_sidecars(path);
         // Created owner-only (SQLite gives its -wal and -shm files the same mode); an
         // existing file keeps its mode. A failure here is reported by the open below.
         let _ = crate::files::create_private_file(path);
@@ -139,7 +159,7 @@ impl Store {
             path: path.to_path_buf(),
             error,
         })?;
-        Self::setup(conn, true).map_err(|e| match e {
+        Self::setup(conn, Some(path)).map_err(|e| match e {
             StoreError::Sqlite(error) => StoreError::Open {
                 path: path.to_path_buf(),
                 error,
@@ -150,16 +170,35 @@ impl Store {
 
     /// A private database that lives as long as the `Store` (tests, dry runs).
     pub fn open_in_memory() -> Result<Store> {
-        Self::setup(Connection::open_in_memory()?, false)
+        Self::setup(Connection::open_in_memory()?, None)
     }
 
-    /// Connection settings, then migrations. The version check runs before anything that
-    /// writes (WAL mode changes the file header), so a too-new database is never touched.
-    fn setup(conn: Connection, on_disk: bool) -> Result<Store> {
+    /// Connection settings, then migrations. The version check and `quick_check` run before
+    /// anything that writes (WAL mode changes the file header), so a too-new or damaged
+    /// database is never touched. A file that can only be read (SQLite then opens it
+    /// read-only) is neither switched to WAL nor migrated: it is reopened once writable.
+    fn setup(conn: Connection, path: Option<&Path>) -> Result<Store> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "foreign_keys", true)?;
         migrate::check_not_newer(&conn)?;
-        if on_disk {
+        if let Some(path) = path {
+            let found = health::quick_check(&conn)?;
+            if !found.is_empty() {
+                return Err(health::damaged(path, &found));
+            }
+        }
+        let read_only = path.is_some() && conn.is_readonly(rusqlite::MAIN_DB)?;
+        let mut store = Store {
+            conn,
+            path: path.map(Path::to_path_buf),
+            health: health::Health::new(read_only),
+        };
+        if read_only {
+            tracing::warn!(path = %store.file().display(), "the database can only be read: nothing is stored until it is writable again");
+            return Ok(store);
+        }
+        if path.is_some() {
+            let conn = &store.conn;
             let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
             if !mode.eq_ignore_ascii_case("wal") {
                 tracing::warn!(
@@ -169,7 +208,6 @@ impl Store {
             }
             conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
-        let mut store = Store { conn };
         migrate::migrate(&mut store.conn)?;
         Ok(store)
     }
@@ -177,9 +215,14 @@ impl Store {
     /// Opens a write transaction spanning several calls, so that what belongs together (a
     /// round, its fingerprint, alert states, events and outbox rows) survives a crash
     /// entirely or not at all. Methods keep their own atomicity inside it (savepoints).
-    /// Waits for the lock up to the busy timeout (5 s).
+    /// Waits for the lock up to the busy timeout (5 s). Refused while the file is damaged; a
+    /// read-only file is reopened first when due (see [`Store::writable`]).
     pub fn begin(&mut self) -> Result<()> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.writable()?;
+        if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+            self.note_error(&e);
+            return Err(e.into());
+        }
         Ok(())
     }
 
@@ -193,6 +236,7 @@ impl Store {
         }
         if let Err(e) = self.conn.execute_batch("COMMIT") {
             let _ = self.conn.execute_batch("ROLLBACK");
+            self.note_error(&e);
             return Err(e.into());
         }
         Ok(())

@@ -6,6 +6,7 @@
 mod daemon_checks;
 mod daemon_cli;
 mod daemon_crash;
+mod daemon_crash_monitor;
 mod daemon_disk;
 mod daemon_e2e;
 mod daemon_http_security;
@@ -16,6 +17,7 @@ mod daemon_process;
 mod daemon_rounds;
 mod daemon_scheduler;
 mod daemon_storage;
+mod daemon_store_heal;
 mod harden_http;
 mod harden_pin;
 #[path = "../sinks_common/mod.rs"]

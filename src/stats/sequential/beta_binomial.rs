@@ -67,6 +67,15 @@ fn ln_upper_beta(a: f64, b: f64, x: f64) -> f64 {
     beta_reg(b, a, 1.0 - x).ln()
 }
 
+/// The running part of a [`BetaBinomialEProcess`] (its null and prior come from the baseline).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BetaBinomialState {
+    pub successes: u64,
+    pub trials: u64,
+    pub log_e: super::Exact,
+    pub max_log_e: super::Exact,
+}
+
 /// One-sided beta-binomial mixture e-process for H₀: p <= p0.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BetaBinomialEProcess {
@@ -135,6 +144,24 @@ impl BetaBinomialEProcess {
     /// Current e-value Eₜ.
     pub fn e_value(&self) -> f64 {
         self.log_e.exp()
+    }
+
+    /// What [`Self::restore`] needs to continue where this process is.
+    pub fn state(&self) -> BetaBinomialState {
+        BetaBinomialState {
+            successes: self.successes,
+            trials: self.trials,
+            log_e: super::Exact::of(self.log_e),
+            max_log_e: super::Exact::of(self.max.max_log_e),
+        }
+    }
+
+    /// Continues from a saved state (of a process with the same null and prior).
+    pub fn restore(&mut self, s: &BetaBinomialState) {
+        self.successes = s.successes.min(s.trials);
+        self.trials = s.trials;
+        self.log_e = s.log_e.get();
+        self.max.max_log_e = s.max_log_e.get();
     }
 
     /// Current ln Eₜ (finite or −∞).

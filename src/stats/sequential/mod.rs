@@ -27,13 +27,30 @@ mod paired_diff;
 mod rank;
 mod shift_grid;
 
-pub use beta_binomial::{BetaBinomialEProcess, BetaPrior, log_beta_binomial_mixture};
+pub use beta_binomial::{
+    BetaBinomialEProcess, BetaBinomialState, BetaPrior, log_beta_binomial_mixture,
+};
 pub use cusum::BernoulliCusum;
 pub use mcnemar::McNemarSequential;
 pub use msprt::{MixtureSprt, normal_mixture_halfwidth};
 pub use paired_diff::{PairedDiffCs, pairs_to_show_above, pairs_to_show_below};
-pub use rank::RankEProcess;
-pub use shift_grid::{ShiftGrid, log_sum_exp};
+pub use rank::{RankEProcess, RankState};
+pub use shift_grid::{ShiftGrid, ShiftGridState, log_sum_exp};
+
+/// An `f64` kept exactly, as its bit pattern: a JSON number loses infinities (an empty
+/// e-process holds ln 0 = −∞) and may round, and a restored statistic must equal the saved one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Exact(pub u64);
+
+impl Exact {
+    pub fn of(x: f64) -> Exact {
+        Exact(x.to_bits())
+    }
+    pub fn get(self) -> f64 {
+        f64::from_bits(self.0)
+    }
+}
 
 /// Running maximum of a log e-value, shared by the e-processes.
 #[derive(Debug, Clone, Copy, PartialEq)]

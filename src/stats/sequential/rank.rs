@@ -19,6 +19,15 @@ use crate::stats::{Alternative, Result, StatsError};
 
 const FRACTIONS: [f64; 5] = [0.5, 0.25, 0.125, 0.0625, 0.03125];
 
+/// The running part of a [`RankEProcess`] (its margin comes from the configuration).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RankState {
+    pub log_wealth_up: Vec<super::Exact>,
+    pub log_wealth_down: Vec<super::Exact>,
+    pub n: u64,
+    pub max_log_e: super::Exact,
+}
+
 /// Betting e-process on placements for a length shift.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RankEProcess {
@@ -112,6 +121,34 @@ impl RankEProcess {
 
     pub fn count(&self) -> u64 {
         self.n
+    }
+
+    /// What [`Self::restore`] needs to continue where this process is.
+    pub fn state(&self) -> RankState {
+        RankState {
+            log_wealth_up: self.log_wealth_up.map(super::Exact::of).to_vec(),
+            log_wealth_down: self.log_wealth_down.map(super::Exact::of).to_vec(),
+            n: self.n,
+            max_log_e: super::Exact::of(self.max.max_log_e),
+        }
+    }
+
+    /// Continues from a saved state; `Err` when it has another number of bets.
+    pub fn restore(&mut self, s: &RankState) -> std::result::Result<(), String> {
+        let n = FRACTIONS.len();
+        if s.log_wealth_up.len() != n || s.log_wealth_down.len() != n {
+            return Err(format!(
+                "{} bets saved, {n} expected",
+                s.log_wealth_up.len()
+            ));
+        }
+        for k in 0..n {
+            self.log_wealth_up[k] = s.log_wealth_up[k].get();
+            self.log_wealth_down[k] = s.log_wealth_down[k].get();
+        }
+        self.n = s.n;
+        self.max.max_log_e = s.max_log_e.get();
+        Ok(())
     }
 }
 

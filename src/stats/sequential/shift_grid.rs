@@ -45,6 +45,13 @@ struct Member {
     since: (u64, u64),
 }
 
+/// The running part of a [`ShiftGrid`], per member (the alternatives follow from p0 and the
+/// smallest shift): (ln ratio since the start, ln Mₜ of the e-CUSUM, its events and trials).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ShiftGridState {
+    pub members: Vec<(super::Exact, super::Exact, u64, u64)>,
+}
+
 /// Likelihood ratios of a Bernoulli rate at a grid of alternatives above `p0`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShiftGrid {
@@ -144,6 +151,43 @@ impl ShiftGrid {
 
     pub fn p0(&self) -> f64 {
         self.p0
+    }
+
+    /// What [`Self::restore`] needs to continue where this grid is.
+    pub fn state(&self) -> ShiftGridState {
+        use super::Exact;
+        ShiftGridState {
+            members: self
+                .members
+                .iter()
+                .map(|m| {
+                    (
+                        Exact::of(m.episode),
+                        Exact::of(m.cusum),
+                        m.since.0,
+                        m.since.1,
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Continues from a saved state; `Err` when it has another number of members (another
+    /// null or shift).
+    pub fn restore(&mut self, s: &ShiftGridState) -> std::result::Result<(), String> {
+        if s.members.len() != self.members.len() {
+            return Err(format!(
+                "{} grid members saved, {} expected",
+                s.members.len(),
+                self.members.len()
+            ));
+        }
+        for (m, (episode, cusum, x, n)) in self.members.iter_mut().zip(&s.members) {
+            m.episode = episode.get();
+            m.cusum = cusum.get();
+            m.since = (*x, *n);
+        }
+        Ok(())
     }
 
     /// The alternatives of the grid.
