@@ -435,7 +435,7 @@ async fn monitor(
         let evidence: Vec<Evidence> = [
             Metric::RefusalRate,
             Metric::StructuredFailureRate,
-            Metric::TaskSuccessRate,
+            Metric::TaskFailureRate,
             Metric::TruncationRate,
             Metric::EmptyRate,
         ]

@@ -242,7 +242,7 @@ fn show_text(s: &Summary) -> String {
     let _ = writeln!(
         o,
         "\n  {:<34} {:>7} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "probe", "samples", "errors", "refusal", "json", "task", "trunc", "chars"
+        "probe", "samples", "errors", "refusal", "json fail", "task fail", "trunc", "chars"
     );
     for p in &s.probes {
         let _ = writeln!(
@@ -253,7 +253,7 @@ fn show_text(s: &Summary) -> String {
             p.errors,
             refusal_cell(p),
             pct(p.structured_failure_rate),
-            pct(p.task_success_rate),
+            pct(p.task_failure_rate),
             pct(p.truncation_rate),
             p.median_chars
                 .map(|c| format!("{c:.0}"))
@@ -283,7 +283,7 @@ fn show_markdown(s: &Summary) -> String {
         };
         let _ = writeln!(o, "| {} | {value} | {extra} | {} |", m.metric, m.n);
     }
-    o.push_str("\n| Probe | Samples | Errors | Refusal | JSON failures | Task success | Median chars |\n|---|---|---|---|---|---|---|\n");
+    o.push_str("\n| Probe | Samples | Errors | Refusal | JSON failures | Task failures | Median chars |\n|---|---|---|---|---|---|---|\n");
     for p in &s.probes {
         let _ = writeln!(
             o,
@@ -294,7 +294,7 @@ fn show_markdown(s: &Summary) -> String {
             p.errors,
             refusal_cell(p),
             pct(p.structured_failure_rate),
-            pct(p.task_success_rate),
+            pct(p.task_failure_rate),
             p.median_chars
                 .map(|c| format!("{c:.0}"))
                 .unwrap_or_else(|| "–".into())

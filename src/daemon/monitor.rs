@@ -79,7 +79,7 @@ fn rate_margin(metric: Metric, m: &Margins) -> f64 {
         Metric::RefusalRate | Metric::MissedRefusalRate => m.refusal_points,
         Metric::EmptyRate => m.empty_points,
         Metric::StructuredFailureRate | Metric::StructuredKind(_) => m.structured_points,
-        Metric::TaskSuccessRate => m.task_success_points,
+        Metric::TaskFailureRate => m.task_failure_points,
         _ => m.truncation_points,
     }
 }
@@ -678,7 +678,7 @@ mod tests {
             }
         }
         let (round, metric, ev) = found.expect("no breach within 60 rounds");
-        assert_eq!(metric, Metric::TaskSuccessRate.id());
+        assert_eq!(metric, Metric::TaskFailureRate.id());
         assert_eq!(
             ev.flipped_probes.first().map(String::as_str),
             Some("json/p003")

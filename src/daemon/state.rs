@@ -394,7 +394,8 @@ mod tests {
                 if !seen.insert(name.to_string()) {
                     return Err(format!("family declared twice: {name}"));
                 }
-                if !name.starts_with("modelwatch_") {
+                // The standard process families keep their conventional names.
+                if !name.starts_with("modelwatch_") && !name.starts_with("process_") {
                     return Err(format!("unprefixed: {name}"));
                 }
                 if kind == "counter" && !name.ends_with("_total") {
@@ -469,7 +470,13 @@ mod tests {
             "modelwatch_alert_firing{target=\"a\",metric=\"refusal_rate\",severity=\"warning\"} 0"
         ));
         assert!(text.contains("modelwatch_build_info{version="));
-        assert!(text.contains("modelwatch_response_length_chars{target=\"a\",quantile=\"0.99\"}"));
+        assert!(
+            text.contains("modelwatch_response_length_chars_bucket{target=\"a\",le=\"+Inf\"} 12")
+        );
+        assert!(
+            text.contains("modelwatch_quality_ratio{target=\"a\",metric=\"refusal_rate\"} 0.2\n")
+        );
+        assert!(text.contains("modelwatch_build_info{version=") && text.contains("revision=\""));
         assert!(text.contains("modelwatch_response_length_chars_count{target=\"a\"} 12"));
         assert!(
             text.contains("modelwatch_round_metric_value{target=\"a\",metric=\"refusal_rate\"}")

@@ -79,7 +79,7 @@ pub(crate) fn rate_margin(metric: Metric, m: &Margins) -> f64 {
         Metric::RefusalRate | Metric::MissedRefusalRate => m.refusal_points,
         Metric::EmptyRate => m.empty_points,
         Metric::StructuredFailureRate | Metric::StructuredKind(_) => m.structured_points,
-        Metric::TaskSuccessRate => m.task_success_points,
+        Metric::TaskFailureRate => m.task_failure_points,
         _ => m.truncation_points,
     }
 }

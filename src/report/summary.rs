@@ -55,7 +55,8 @@ pub struct StructuredFigures {
     /// Count per outcome name (`ok`, `no_json`, `invalid_json`, `schema_violation`,
     /// `truncated`, `refused`); only outcomes that occurred.
     pub outcomes: BTreeMap<String, u32>,
-    pub ok_rate: f64,
+    /// Share of these samples whose structured output failed (any outcome but `ok`).
+    pub failure_rate: f64,
 }
 
 /// Task-check results.
@@ -63,8 +64,8 @@ pub struct StructuredFigures {
 pub struct TaskFigures {
     /// Measured samples with a task check result.
     pub samples: u32,
-    pub successes: u32,
-    pub success_rate: f64,
+    pub failures: u32,
+    pub failure_rate: f64,
 }
 
 /// The figures of one group of samples. Optional figures are `None` (JSON `null`) when no
@@ -142,11 +143,11 @@ impl Figures {
             for o in &structured {
                 *outcomes.entry(o.as_str().to_string()).or_insert(0) += 1;
             }
-            let ok = structured.iter().filter(|o| !o.is_failure()).count();
+            let failed = structured.iter().filter(|o| o.is_failure()).count();
             StructuredFigures {
                 samples: count(structured.len()),
                 outcomes,
-                ok_rate: ok as f64 / structured.len() as f64,
+                failure_rate: failed as f64 / structured.len() as f64,
             }
         });
         let tasks: Vec<bool> = measured
@@ -154,11 +155,11 @@ impl Figures {
             .filter_map(|(_, m)| m.task_success)
             .collect();
         let task = (!tasks.is_empty()).then(|| {
-            let successes = tasks.iter().filter(|t| **t).count();
+            let failures = tasks.iter().filter(|t| !**t).count();
             TaskFigures {
                 samples: count(tasks.len()),
-                successes: count(successes),
-                success_rate: successes as f64 / tasks.len() as f64,
+                failures: count(failures),
+                failure_rate: failures as f64 / tasks.len() as f64,
             }
         });
         Figures {
@@ -282,8 +283,8 @@ const COLUMNS: [(&str, Align); 14] = [
     ("refusal", Align::Right),
     ("empty", Align::Right),
     ("trunc", Align::Right),
-    ("json ok", Align::Right),
-    ("task", Align::Right),
+    ("json fail", Align::Right),
+    ("task fail", Align::Right),
     ("finish", Align::Left),
     ("errors", Align::Left),
 ];
@@ -363,12 +364,12 @@ fn row(label: String, f: &Figures, total: bool) -> Vec<Cell> {
             warn_if(f.truncation_rate.is_some_and(|r| r > 0.0)),
         ),
         cell(
-            percent(f.structured.as_ref().map(|s| s.ok_rate)),
-            warn_if(f.structured.as_ref().is_some_and(|s| s.ok_rate < 1.0)),
+            percent(f.structured.as_ref().map(|s| s.failure_rate)),
+            warn_if(f.structured.as_ref().is_some_and(|s| s.failure_rate > 0.0)),
         ),
         cell(
-            percent(f.task.as_ref().map(|t| t.success_rate)),
-            warn_if(f.task.as_ref().is_some_and(|t| t.success_rate < 1.0)),
+            percent(f.task.as_ref().map(|t| t.failure_rate)),
+            warn_if(f.task.as_ref().is_some_and(|t| t.failure_rate > 0.0)),
         ),
         cell(counts(&f.finish_reasons), plain),
         cell(counts(&f.errors_by_kind), errors),
@@ -559,9 +560,9 @@ mod tests {
             st.outcomes,
             BTreeMap::from([("ok".into(), 2), ("schema_violation".into(), 1)])
         );
-        assert!((st.ok_rate - 2.0 / 3.0).abs() < 1e-12);
+        assert!((st.failure_rate - 1.0 / 3.0).abs() < 1e-12);
         let task = inv.task.as_ref().unwrap();
-        assert_eq!((task.samples, task.successes), (3, 1));
+        assert_eq!((task.samples, task.failures), (3, 2));
         assert!((inv.empty_rate.unwrap() - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(inv.ttft_ms, None);
     }
@@ -612,7 +613,7 @@ mod tests {
         assert!(block[2].trim_start().starts_with("json/invoice"));
         assert!(block[3].trim_start().starts_with("total"));
         // Right-aligned columns end at the same position on every line of the block.
-        for col in ["chars p50/p90", "latency ms p50/p95", "json ok"] {
+        for col in ["chars p50/p90", "latency ms p50/p95", "json fail"] {
             let end = block[0].find(col).unwrap() + col.len();
             for l in &block[1..4] {
                 assert_ne!(l.as_bytes()[end - 1], b' ', "{col} misaligned in {l:?}");
@@ -678,7 +679,8 @@ mod tests {
             assert!(probe.get(key).is_some(), "missing {key}");
         }
         assert_eq!(probe["structured"]["outcomes"]["ok"], 2);
-        assert_eq!(probe["task"]["successes"], 1);
+        assert_eq!(probe["task"]["failures"], 2);
+        assert!((probe["task"]["failure_rate"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(probe["ttft_ms"], serde_json::Value::Null);
         assert_eq!(v["targets"][1]["total"]["chars"]["median"], 40.0);
     }

@@ -199,7 +199,7 @@ fn diff_gives_the_same_verdicts_as_the_live_comparison() {
             "length_tokens",
             "refusal_rate",
             "structured_failure_rate",
-            "task_success_rate"
+            "task_failure_rate"
         ]
     );
 }
