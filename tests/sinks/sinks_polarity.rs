@@ -318,7 +318,7 @@ async fn a_known_task_failure_rate_reads_the_same_everywhere() {
         .unwrap()
         .samples();
     assert!(
-        broken.len() >= 40 && broken.len() % 40 == 0,
+        broken.len() >= 40 && broken.len().is_multiple_of(40),
         "{}",
         broken.len()
     );
