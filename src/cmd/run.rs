@@ -37,7 +37,7 @@ pub struct Args {
     #[arg(long)]
     pub sim: bool,
     /// With `--sim`: the simulator profile, a TOML file or a built-in name (`healthy`,
-    /// `degraded`). Default: `healthy`.
+    /// `degraded`, `reworded`, `raw`). Default: `healthy`.
     #[arg(long, value_name = "FILE", requires = "sim")]
     pub sim_profile: Option<PathBuf>,
     /// With `--sim`: the simulator's seed.
