@@ -78,8 +78,7 @@ impl Output {
             ColorWhen::Never => false,
             ColorWhen::Auto => {
                 self.output.is_none()
-                    && std::io::stdout().is_terminal()
-                    && std::env::var_os("NO_COLOR").is_none()
+                    && modelwatch::report::use_color(std::io::stdout().is_terminal())
             }
         }
     }

@@ -32,6 +32,9 @@ pub struct Args {
     pub samples: Option<u32>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    /// Text output: one line per probe instead of the compact table (total, then per suite).
+    #[arg(long)]
+    pub probes: bool,
     /// Ignore the configuration: start the built-in simulator and probe it with the starter
     /// probes through both the Ollama and the OpenAI API. Samples go to `modelwatch-sim.db`.
     #[arg(long)]
@@ -140,7 +143,12 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     let summary = summary::summarize(&all_samples);
     match args.format {
         OutputFormat::Text => {
-            print!("{}", summary.render_text(std::io::stdout().is_terminal()));
+            let color = modelwatch::report::use_color(std::io::stdout().is_terminal());
+            if args.probes {
+                print!("{}", summary.render_text(color));
+            } else {
+                print!("{}", summary.render_suites(color));
+            }
             println!(
                 "stored {} samples in {}",
                 all_samples.len(),

@@ -32,6 +32,17 @@ pub enum Format {
     Html,
 }
 
+/// Whether output to a stream is coloured: only on a terminal, and never while `NO_COLOR` is
+/// set to anything non-empty (<https://no-color.org>).
+pub fn color_allowed(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+/// [`color_allowed`] with this process's `NO_COLOR`.
+pub fn use_color(is_terminal: bool) -> bool {
+    color_allowed(is_terminal, std::env::var_os("NO_COLOR").as_deref())
+}
+
 /// Renders `report` in `format`; `color` only affects [`Format::Text`].
 pub fn render(report: &Report, format: Format, color: bool) -> String {
     match format {

@@ -12,4 +12,5 @@ mod docs_commands;
 mod harden_files;
 mod init_cli;
 mod ops_files;
+mod run_output;
 mod sim_cli;
