@@ -7,6 +7,7 @@ mod daemon_cli;
 mod daemon_crash;
 mod daemon_disk;
 mod daemon_e2e;
+mod daemon_heartbeat;
 mod daemon_http_security;
 mod daemon_load;
 #[path = "../daemon_proc/mod.rs"]
