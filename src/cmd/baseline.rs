@@ -29,6 +29,9 @@ pub enum Command {
     },
     /// List the baseline files in a directory.
     List {
+        /// Directory holding baseline files (the same as `--dir`).
+        #[arg(value_name = "DIR", conflicts_with = "dir")]
+        path: Option<PathBuf>,
         /// Directory holding baseline files.
         #[arg(long, default_value = "baselines")]
         dir: PathBuf,
@@ -127,9 +130,9 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
             out.emit(&text)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::List { dir, out } => {
+        Command::List { path, dir, out } => {
             out.only_text_json_markdown("list")?;
-            let entries = list(&dir)?;
+            let entries = list(&path.unwrap_or(dir))?;
             let text = match out.format {
                 Format::Json => to_json(&entries)?,
                 Format::Markdown => list_markdown(&entries),
