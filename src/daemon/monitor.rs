@@ -319,9 +319,9 @@ impl TargetMonitor {
                         Observation::Breach(Evidence {
                             summary: format!(
                                 "Length (chars): mean placement {mean:.2} among baseline samples \
-                                 of the same probe (0.5 = unchanged; {} samples; e-value \
-                                 {e:.3e} >= {threshold:.0})",
-                                l.n
+                                 of the same probe (0.5 = unchanged; {} samples; {})",
+                                l.n,
+                                crate::report::evidence(e, Some(threshold))
                             ),
                             baseline: Some(0.5),
                             current: Some(mean),
@@ -518,7 +518,7 @@ fn read_rate(t: &mut RateTrack, threshold: f64, detector_threshold: f64, flip: f
     let ci = clopper_pearson(pooled.events, pooled.trials, 0.95).ok();
     let summary = format!(
         "{}: {:.1}% bad outcomes now (last {} rounds, {rn} samples), {:.1}% over the episode \
-         ({} samples), {:.1}% in the baseline; {} {value:.3e} >= {bound:.0}; carried by {}",
+         ({} samples), {:.1}% in the baseline; {}: {}; carried by {}",
         t.metric.label(),
         now * 100.0,
         RECENT_ROUNDS,
@@ -528,8 +528,9 @@ fn read_rate(t: &mut RateTrack, threshold: f64, detector_threshold: f64, flip: f
         if detector {
             "change detector"
         } else {
-            "e-value"
+            "anytime-valid test"
         },
+        crate::report::evidence(value, Some(bound)),
         where_.join(", ")
     );
     if detector {
