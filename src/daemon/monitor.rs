@@ -420,7 +420,12 @@ fn stratum_figures(named: &[&Stratum], detector: bool) -> Vec<String> {
         .collect()
 }
 
-/// Named probe strata first, then the probes that moved most in the bad direction; at most 5.
+/// Episode samples a probe needs before a move of its own rate is claimed as a flip: 0% → 100%
+/// from one sample is noise at any temperature (as for `compare`'s flipped probes).
+const FLIP_MIN_SAMPLES: u64 = 5;
+
+/// Named probe strata first, then the probes that moved most in the bad direction from enough
+/// samples; at most 5.
 fn flipped_probes(strata: &StratifiedRate, named: &[&Stratum], flip: f64) -> Vec<String> {
     let mut flipped: Vec<String> = named
         .iter()
@@ -431,7 +436,7 @@ fn flipped_probes(strata: &StratifiedRate, named: &[&Stratum], flip: f64) -> Vec
         .probes()
         .filter_map(|s| {
             let d = s.episode_rate() - s.baseline_rate;
-            (s.trials > 0 && d >= flip.min(0.34)).then_some((d, s.name.as_str()))
+            (s.trials >= FLIP_MIN_SAMPLES && d >= flip.min(0.34)).then_some((d, s.name.as_str()))
         })
         .collect();
     moved.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
@@ -732,5 +737,20 @@ mod tests {
             at.is_some(),
             "truncation 70 % -> 100 % not seen within 3 rounds"
         );
+    }
+
+    #[test]
+    fn a_probe_is_claimed_as_flipped_only_from_enough_samples() {
+        let probes: Vec<ProbeCounts> = (0..4)
+            .map(|i| ("s".to_string(), format!("s/p{i}"), 0, 20))
+            .collect();
+        let mixture = BetaBinomialEProcess::new(0.2, BetaPrior::centered(0.23, 12.0)).unwrap();
+        let mut strata = StratifiedRate::new(&probes, 0.03, mixture).unwrap();
+        // p0 goes bad once, p1 five times; p2 and p3 stay good.
+        strata.update([("s/p0", true), ("s/p2", false), ("s/p3", false)]);
+        for _ in 0..FLIP_MIN_SAMPLES {
+            strata.update([("s/p1", true)]);
+        }
+        assert_eq!(flipped_probes(&strata, &[], 0.5), ["s/p1"]);
     }
 }
