@@ -98,10 +98,14 @@ impl Shared {
             o,
             "modelwatch_notifications_total",
             "counter",
-            "Alert notifications by kind (muted ones included).",
+            "Alert notifications by target and kind (muted ones included).",
         );
-        for (k, v) in &c.notifications {
-            let _ = writeln!(o, "modelwatch_notifications_total{{kind=\"{k}\"}} {v}");
+        for ((t, k), v) in &c.notifications {
+            let _ = writeln!(
+                o,
+                "modelwatch_notifications_total{{target=\"{}\",kind=\"{k}\"}} {v}",
+                esc(t)
+            );
         }
         family(
             o,

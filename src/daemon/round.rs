@@ -147,7 +147,8 @@ impl Scheduler {
             }
         };
         for n in &notifications {
-            self.shared.count_notification(n.kind.as_str());
+            self.shared
+                .count_notification(&n.key.target, n.kind.as_str());
         }
         if committed {
             self.heartbeat(name, &outcome);
