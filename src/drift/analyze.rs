@@ -371,10 +371,8 @@ pub(crate) fn decide(r: &mut MetricResult, basis: &Basis, m: &Margins) {
                 Verdict::Inconclusive
             };
             if r.verdict == Verdict::Inconclusive {
-                r.more_samples = more_rate_samples(s, xb, nb, xc, nc, margin, m.confidence);
-                if worse >= margin - EPS {
-                    r.more_samples = at_the_adjusted_level(r.more_samples, r.p_adjusted, m, nc);
-                }
+                let more = more_rate_samples(s, xb, nb, xc, nc, margin, m.confidence);
+                r.more_samples = adjusted_level(more, worse >= margin - EPS, r.p_adjusted, m, nc);
             }
         }
         Basis::Shift {
@@ -408,10 +406,8 @@ pub(crate) fn decide(r: &mut MetricResult, basis: &Basis, m: &Margins) {
                 Verdict::Inconclusive
             };
             if r.verdict == Verdict::Inconclusive && n > 0 {
-                r.more_samples = more_shift_samples(hl, cd, log_margin, cd_margin, beyond, n);
-                if beyond {
-                    r.more_samples = at_the_adjusted_level(r.more_samples, r.p_adjusted, m, n);
-                }
+                let more = more_shift_samples(hl, cd, log_margin, cd_margin, beyond, n);
+                r.more_samples = adjusted_level(more, beyond, r.p_adjusted, m, n);
             }
             // Report first the effect the verdict rests on: Cliff's delta when it alone
             // reached its margin (regression, improvement) or alone kept the metric from
@@ -480,13 +476,15 @@ fn worse_view(s: f64, ci: Interval) -> (f64, f64, f64) {
 /// so an adjusted p of 0.5 could sit beside "about 1 more sample". With the effect unchanged,
 /// the test statistic grows as √n: from the adjusted p's normal score to alpha's takes
 /// n·((z_alpha / z_p)² − 1) more samples per side (`None` when that is out of reach).
-fn at_the_adjusted_level(
+/// `beyond`: the observed change is beyond the margin (otherwise the estimate stands).
+fn adjusted_level(
     estimate: Option<u64>,
+    beyond: bool,
     p_adjusted: Option<f64>,
     m: &Margins,
     n: u64,
 ) -> Option<u64> {
-    let (Some(p), Some(estimate)) = (p_adjusted, estimate) else {
+    let (true, Some(p), Some(estimate)) = (beyond, p_adjusted, estimate) else {
         return estimate;
     };
     if p <= m.alpha {
@@ -590,19 +588,18 @@ mod tests {
         let m = Margins::default();
         // An adjusted p of 0.512 with 20 samples per side: the interval alone said "about 1
         // more"; reaching alpha = 0.05 at the same effect takes about 8 times the samples.
-        let more = at_the_adjusted_level(Some(1), Some(0.512), &m, 20).unwrap();
+        let more = adjusted_level(Some(1), true, Some(0.512), &m, 20).unwrap();
         let z = |p: f64| crate::stats::dist::norm_ppf(1.0 - p / 2.0);
         let factor = (z(0.05) / z(0.512)).powi(2);
         assert!((7.5..9.5).contains(&factor), "{factor}");
         assert_eq!(more, (20.0 * (factor - 1.0)).ceil() as u64);
         // Near the level the interval's estimate stands; below it nothing changes.
-        assert_eq!(
-            at_the_adjusted_level(Some(40), Some(0.06), &m, 20),
-            Some(40)
-        );
-        assert_eq!(at_the_adjusted_level(Some(3), Some(0.01), &m, 20), Some(3));
+        assert_eq!(adjusted_level(Some(40), true, Some(0.06), &m, 20), Some(40));
+        assert_eq!(adjusted_level(Some(3), true, Some(0.01), &m, 20), Some(3));
         // Out of reach: no estimate rather than a huge one.
-        assert_eq!(at_the_adjusted_level(Some(3), Some(0.9999), &m, 20), None);
-        assert_eq!(at_the_adjusted_level(None, Some(0.3), &m, 20), None);
+        assert_eq!(adjusted_level(Some(3), true, Some(0.9999), &m, 20), None);
+        assert_eq!(adjusted_level(None, true, Some(0.3), &m, 20), None);
+        // A change inside the margin: the interval's estimate is about passing, not p.
+        assert_eq!(adjusted_level(Some(3), false, Some(0.9), &m, 20), Some(3));
     }
 }
