@@ -11,7 +11,7 @@
 //!   pairs and a worse one is worse only where its extra failures fall.
 //!
 //! Scenarios: the candidate's task failure exactly at the margin (+3 points: a pass of
-//! `task_success_rate` is a false pass), and equal models (a regression is a false regression).
+//! `task_failure_rate` is a false pass), and equal models (a regression is a false regression).
 //! `cargo bench --bench canary [-- RUNS]` (default 200 runs per scenario, fixed seeds: the same
 //! command prints the same figures).
 
@@ -124,7 +124,7 @@ fn canary(seed: u64, candidate: Rates, paired_seeds: bool) -> Outcome {
             *on = m.needed(suite, &format!("p{p:03}"));
         }
     }
-    let task_passed = m.bounds(Metric::TaskSuccessRate).is_some_and(|b| b.passed);
+    let task_passed = m.bounds(Metric::TaskFailureRate).is_some_and(|b| b.passed);
     Outcome {
         decision,
         pairs: m.pairs(),
@@ -144,7 +144,7 @@ fn main() {
         .unwrap_or(200);
     let margins = Margins::default();
     let at_margin = Rates {
-        task: BASE.task + margins.task_success_points,
+        task: BASE.task + margins.task_failure_points,
         ..BASE
     };
     println!(

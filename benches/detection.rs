@@ -152,7 +152,7 @@ impl Change {
                 Some(("refusal_rate", mean_changed(&|p| p.refusal)))
             }
             Change::TaskFailure(_) | Change::FewProbes | Change::FirstProbes => {
-                Some(("task_success_rate", mean_changed(&|p| p.task_failure)))
+                Some(("task_failure_rate", mean_changed(&|p| p.task_failure)))
             }
             Change::OneSuiteStructured => {
                 let json: Vec<f64> = changed.iter().filter_map(|p| p.json_failure).collect();

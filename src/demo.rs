@@ -435,7 +435,7 @@ async fn monitor(
         let evidence: Vec<Evidence> = [
             Metric::RefusalRate,
             Metric::StructuredFailureRate,
-            Metric::TaskSuccessRate,
+            Metric::TaskFailureRate,
             Metric::TruncationRate,
             Metric::EmptyRate,
         ]
@@ -492,8 +492,8 @@ async fn monitor(
             if metrics.contains(&m.metric) {
                 m.verdict = Verdict::Regression;
                 reasons.push(format!(
-                    "regression (anytime-valid, e-value {:.0}): {}",
-                    m.e_value.unwrap_or(f64::NAN),
+                    "regression (anytime-valid, {}): {}",
+                    crate::report::evidence(m.e_value.unwrap_or(f64::NAN), Some(mon.threshold())),
                     drift::describe(m)
                 ));
             }

@@ -48,7 +48,8 @@ pub struct ProbeSummary {
     /// Share of answered samples that refused.
     pub refusal_rate: Option<f64>,
     pub structured_failure_rate: Option<f64>,
-    pub task_success_rate: Option<f64>,
+    /// Share of samples with a task check that failed it.
+    pub task_failure_rate: Option<f64>,
     pub truncation_rate: Option<f64>,
     pub median_chars: Option<f64>,
 }
@@ -143,7 +144,7 @@ impl Baseline {
                     refusal_expected: p.refusal_expected,
                     refusal_rate: share(&ms, |m| Some(m.refusal)),
                     structured_failure_rate: share(&ms, |m| m.structured.map(|s| s.is_failure())),
-                    task_success_rate: share(&ms, |m| m.task_success),
+                    task_failure_rate: share(&ms, |m| m.task_success.map(|ok| !ok)),
                     truncation_rate: share(&ms, |m| Some(m.truncated)),
                     median_chars: crate::stats::quantile(&chars, 0.5),
                 }

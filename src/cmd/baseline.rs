@@ -29,6 +29,9 @@ pub enum Command {
     },
     /// List the baseline files in a directory.
     List {
+        /// Directory holding baseline files (the same as `--dir`).
+        #[arg(value_name = "DIR", conflicts_with = "dir")]
+        path: Option<PathBuf>,
         /// Directory holding baseline files.
         #[arg(long, default_value = "baselines")]
         dir: PathBuf,
@@ -78,8 +81,7 @@ impl Output {
             ColorWhen::Never => false,
             ColorWhen::Auto => {
                 self.output.is_none()
-                    && std::io::stdout().is_terminal()
-                    && std::env::var_os("NO_COLOR").is_none()
+                    && modelwatch::report::use_color(std::io::stdout().is_terminal())
             }
         }
     }
@@ -128,9 +130,9 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
             out.emit(&text)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::List { dir, out } => {
+        Command::List { path, dir, out } => {
             out.only_text_json_markdown("list")?;
-            let entries = list(&dir)?;
+            let entries = list(&path.unwrap_or(dir))?;
             let text = match out.format {
                 Format::Json => to_json(&entries)?,
                 Format::Markdown => list_markdown(&entries),
@@ -242,7 +244,7 @@ fn show_text(s: &Summary) -> String {
     let _ = writeln!(
         o,
         "\n  {:<34} {:>7} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "probe", "samples", "errors", "refusal", "json", "task", "trunc", "chars"
+        "probe", "samples", "errors", "refusal", "json fail", "task fail", "trunc", "chars"
     );
     for p in &s.probes {
         let _ = writeln!(
@@ -253,7 +255,7 @@ fn show_text(s: &Summary) -> String {
             p.errors,
             refusal_cell(p),
             pct(p.structured_failure_rate),
-            pct(p.task_success_rate),
+            pct(p.task_failure_rate),
             pct(p.truncation_rate),
             p.median_chars
                 .map(|c| format!("{c:.0}"))
@@ -283,7 +285,7 @@ fn show_markdown(s: &Summary) -> String {
         };
         let _ = writeln!(o, "| {} | {value} | {extra} | {} |", m.metric, m.n);
     }
-    o.push_str("\n| Probe | Samples | Errors | Refusal | JSON failures | Task success | Median chars |\n|---|---|---|---|---|---|---|\n");
+    o.push_str("\n| Probe | Samples | Errors | Refusal | JSON failures | Task failures | Median chars |\n|---|---|---|---|---|---|---|\n");
     for p in &s.probes {
         let _ = writeln!(
             o,
@@ -294,7 +296,7 @@ fn show_markdown(s: &Summary) -> String {
             p.errors,
             refusal_cell(p),
             pct(p.structured_failure_rate),
-            pct(p.task_success_rate),
+            pct(p.task_failure_rate),
             p.median_chars
                 .map(|c| format!("{c:.0}"))
                 .unwrap_or_else(|| "–".into())

@@ -402,7 +402,8 @@ fn annotate_sequential(
         }
     }
     let probes = monitor.probe_regressions();
-    apply_early(report, decision, &probes);
+    let thresholds = (monitor.threshold(), monitor.probe_alpha().map(|a| 1.0 / a));
+    apply_early(report, decision, &probes, thresholds);
     let per_probe_used = out
         .current
         .samples
@@ -467,7 +468,13 @@ fn plan_lines(
 /// Applies an anytime-valid early decision of the canary to the fixed-sample report (whose
 /// p-values are not corrected for stopping when the evidence looked decisive). Only when both
 /// sides were measured well enough to judge at all.
-fn apply_early(report: &mut Report, decision: &Early, probes: &[ProbeRegression]) {
+/// `thresholds`: the e-value a pooled metric needs for a regression, and a single probe's.
+fn apply_early(
+    report: &mut Report,
+    decision: &Early,
+    probes: &[ProbeRegression],
+    thresholds: (f64, Option<f64>),
+) {
     let limit = report.margins.max_error_rate;
     if report.availability.baseline.error_rate > limit
         || report.availability.candidate.error_rate > limit
@@ -483,17 +490,22 @@ fn apply_early(report: &mut Report, decision: &Early, probes: &[ProbeRegression]
                 if metrics.contains(&m.metric) {
                     m.verdict = Verdict::Regression;
                     reasons.push(format!(
-                        "regression (anytime-valid, e-value {:.0}): {}",
-                        m.e_value.unwrap_or(f64::NAN),
+                        "regression (anytime-valid, {}): {}",
+                        modelwatch::report::evidence(
+                            m.e_value.unwrap_or(f64::NAN),
+                            Some(thresholds.0)
+                        ),
                         drift::describe(m)
                     ));
                 }
             }
-            reasons.extend(evidence::probe_lines(probes));
+            reasons.extend(evidence::probe_lines(probes, thresholds.1));
             if report.verdict != Verdict::Regression {
                 report.reasons = reasons;
             } else {
-                report.reasons.extend(evidence::probe_lines(probes));
+                report
+                    .reasons
+                    .extend(evidence::probe_lines(probes, thresholds.1));
             }
             report.verdict = Verdict::Regression;
             report.exit_code = EXIT_REGRESSION;
@@ -666,7 +678,12 @@ mod tests {
         let cand = side("b", 2, |p, _| p < 2);
         let mut r = paired(&cur, &cand);
         assert_ne!(r.verdict, Verdict::Regression, "{:?}", r.reasons);
-        apply_early(&mut r, &Early::Regression(vec![Metric::RefusalRate]), &[]);
+        apply_early(
+            &mut r,
+            &Early::Regression(vec![Metric::RefusalRate]),
+            &[],
+            (140.0, None),
+        );
         assert_eq!(
             (r.verdict, r.exit_code),
             (Verdict::Regression, EXIT_REGRESSION)
@@ -678,6 +695,11 @@ mod tests {
             .unwrap();
         assert_eq!(m.verdict, Verdict::Regression);
         assert!(r.reasons.iter().any(|x| x.contains("anytime-valid")));
+        assert!(
+            r.reasons.iter().any(|x| x.contains("of threshold 140)")),
+            "{:?}",
+            r.reasons
+        );
     }
 
     #[test]
@@ -686,7 +708,7 @@ mod tests {
         let cand = side("b", 3, |_, _| false);
         let mut r = paired(&cur, &cand);
         assert_eq!(r.verdict, Verdict::Inconclusive);
-        apply_early(&mut r, &Early::NonInferior, &[]);
+        apply_early(&mut r, &Early::NonInferior, &[], (140.0, None));
         for m in r.metrics.iter().filter(|m| m.category == Category::Quality) {
             if m.metric.is_rate() {
                 assert_eq!(m.verdict, Verdict::Pass, "{:?}", m.metric);
@@ -712,7 +734,12 @@ mod tests {
         let mut r = paired(&cur, &cand);
         assert_eq!(r.verdict, Verdict::Inconclusive);
         let before = r.clone();
-        apply_early(&mut r, &Early::Regression(vec![Metric::RefusalRate]), &[]);
+        apply_early(
+            &mut r,
+            &Early::Regression(vec![Metric::RefusalRate]),
+            &[],
+            (140.0, None),
+        );
         assert_eq!(r, before);
     }
 }

@@ -145,9 +145,30 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     );
     let mut report = report;
     report.reasons.extend(excluded);
+    let model_change = other_model(&baseline.fingerprint, &fingerprint.fingerprint);
+    if let Some(note) = &model_change {
+        eprintln!("note: {note}");
+    }
+    report.reasons.extend(model_change);
     args.out
         .emit(&report::render(&report, args.out.format, args.out.color()))?;
     Ok(ExitCode::from(report.exit_code))
+}
+
+/// Says so when the baseline was recorded from another model than the one judged (their
+/// fingerprints differ): the comparison is then between two models, not a model and its past.
+fn other_model(
+    baseline: &modelwatch::provider::Fingerprint,
+    judged: &modelwatch::provider::Fingerprint,
+) -> Option<String> {
+    let (b, j) = (baseline.id(), judged.id());
+    (b != j).then(|| {
+        format!(
+            "different models: the baseline was recorded from {} (fingerprint {b}), the judged \
+             samples come from {} (fingerprint {j})",
+            baseline.model, judged.model
+        )
+    })
 }
 
 /// Rounds of the window served by another fingerprint than the one judged: excluded, and said.

@@ -89,8 +89,11 @@ pub fn init_logging(global: &Global) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Escape codes only for a person at a terminal: never in files, pipes or with NO_COLOR.
+    let ansi = modelwatch::report::use_color(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match global.log_format {
         LogFormat::Human => builder.try_init(),

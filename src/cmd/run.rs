@@ -32,12 +32,15 @@ pub struct Args {
     pub samples: Option<u32>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    /// Text output: one line per probe instead of the compact table (total, then per suite).
+    #[arg(long)]
+    pub probes: bool,
     /// Ignore the configuration: start the built-in simulator and probe it with the starter
     /// probes through both the Ollama and the OpenAI API. Samples go to `modelwatch-sim.db`.
     #[arg(long)]
     pub sim: bool,
     /// With `--sim`: the simulator profile, a TOML file or a built-in name (`healthy`,
-    /// `degraded`). Default: `healthy`.
+    /// `degraded`, `reworded`, `raw`). Default: `healthy`.
     #[arg(long, value_name = "FILE", requires = "sim")]
     pub sim_profile: Option<PathBuf>,
     /// With `--sim`: the simulator's seed.
@@ -148,8 +151,14 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     match args.format {
         OutputFormat::Text => {
             // A table of nothing but errors says less than the cause below.
+            let color = modelwatch::report::use_color(std::io::stdout().is_terminal());
             if summary.measured() > 0 {
-                print!("{}", summary.render_text(std::io::stdout().is_terminal()));
+                let table = if args.probes {
+                    summary.render_text(color)
+                } else {
+                    summary.render_suites(color)
+                };
+                print!("{table}");
             }
             println!(
                 "stored {} samples in {}",

@@ -29,7 +29,7 @@ pub struct Args {
     pub offline: bool,
 }
 
-pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
+pub fn exec(mut args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     let loaded = match config::load(&global.config, &config::process_env) {
         Ok(l) => l,
         Err(diags) => {
@@ -44,6 +44,10 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_USAGE));
     };
+    // A deprecated metric name (`task_success_rate`) silences its successor.
+    args.metric = args
+        .metric
+        .map(|m| modelwatch::drift::Metric::canonical_id(&m).to_string());
     if let Err(why) = modelwatch::http::check_silence(args.metric.as_deref(), duration) {
         eprintln!("error: {why}");
         return Ok(ExitCode::from(EXIT_USAGE));

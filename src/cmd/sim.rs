@@ -13,8 +13,9 @@ pub struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:11435")]
     pub listen: SocketAddr,
-    /// Profile (TOML file) describing the simulated model, or a built-in one: `healthy`,
-    /// `degraded`. A healthy model when omitted.
+    /// Profile (TOML file) describing the simulated model, or a built-in one: `healthy` (the
+    /// default: the starter probes pass), `degraded` (a bad swap), `reworded` (other words,
+    /// same fingerprint) or `raw` (no known answers: task and JSON probes fail).
     #[arg(long)]
     pub profile: Option<PathBuf>,
     /// Seed: the same seed, profile and requests give the same responses.
@@ -43,7 +44,7 @@ pub fn exec(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(super::EXIT_USAGE));
             }
         },
-        None => Profile::default(),
+        None => Profile::builtin("healthy").context("the built-in healthy profile")?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

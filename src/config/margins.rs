@@ -41,7 +41,7 @@ impl Sensitivity {
         m.refusal_points = d.refusal_points * points;
         m.empty_points = d.empty_points * points;
         m.structured_points = d.structured_points * points;
-        m.task_success_points = d.task_success_points * points;
+        m.task_failure_points = d.task_failure_points * points;
         m.truncation_points = d.truncation_points * points;
         m.length_cliffs_delta = cliffs;
         m.length_log_ratio = ratio.ln();
@@ -55,6 +55,8 @@ pub(crate) const MARGIN_KEYS: &[&str] = &[
     "refusal_relative_risk",
     "empty_points",
     "structured_points",
+    "task_failure_points",
+    // Deprecated name of `task_failure_points`, accepted for one release.
     "task_success_points",
     "truncation_points",
     "length_cliffs_delta",
@@ -104,7 +106,18 @@ pub(crate) fn read_margins(r: &mut Reader, value: Option<&Spanned<DeValue>>) -> 
     share(r, "refusal_points", &mut m.refusal_points);
     share(r, "empty_points", &mut m.empty_points);
     share(r, "structured_points", &mut m.structured_points);
-    share(r, "task_success_points", &mut m.task_success_points);
+    share(r, "task_failure_points", &mut m.task_failure_points);
+    if let Some(old) = f.key_span("task_success_points") {
+        if f.get("task_failure_points").is_some() {
+            r.error(
+                old,
+                "`task_success_points` is the deprecated name of `task_failure_points`; keep only \
+                 `task_failure_points`",
+            );
+        } else {
+            share(r, "task_success_points", &mut m.task_failure_points);
+        }
+    }
     share(r, "truncation_points", &mut m.truncation_points);
     share(r, "max_error_rate", &mut m.max_error_rate);
     share(r, "flip_min_change", &mut m.flip_min_change);
@@ -194,7 +207,7 @@ mod tests {
         };
         Sensitivity::Coarse.apply(&mut m);
         assert!((m.structured_points - 0.025).abs() < 1e-12);
-        assert!((m.task_success_points - 0.075).abs() < 1e-12);
+        assert!((m.task_failure_points - 0.075).abs() < 1e-12);
         assert_eq!(m.alpha, 0.01);
         Sensitivity::Fine.apply(&mut m);
         assert!((m.refusal_points - 0.01).abs() < 1e-12);
@@ -203,5 +216,26 @@ mod tests {
         for n in Sensitivity::NAMES {
             assert!(Sensitivity::from_name(n).is_some());
         }
+    }
+
+    #[test]
+    fn the_deprecated_task_success_points_still_sets_the_task_failure_margin() {
+        let read = |body: &str| {
+            let text = format!(
+                "[[target]]\nname = \"t\"\nprovider = \"ollama\"\nbase_url = \"http://h:1\"\n\
+                 model = \"m\"\nsuites = [\"core\"]\n[margins]\n{body}\n"
+            );
+            crate::config::parse(crate::diag::Source::new("m.toml", &text), &|_| None)
+        };
+        let c = read("task_success_points = 0.07").unwrap();
+        assert_eq!(c.margins.task_failure_points, 0.07);
+        let c = read("task_failure_points = 0.06").unwrap();
+        assert_eq!(c.margins.task_failure_points, 0.06);
+        let err = read("task_failure_points = 0.06\ntask_success_points = 0.07").unwrap_err();
+        let all = crate::diag::render_all(&err);
+        assert!(
+            all.contains("deprecated name of `task_failure_points`"),
+            "{all}"
+        );
     }
 }

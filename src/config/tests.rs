@@ -104,12 +104,12 @@ fn margins_default_and_override_per_key() {
 #[test]
 fn a_sensitivity_preset_sets_the_margins_and_keys_override_it() {
     let text =
-        format!("{MINIMAL}\n[margins]\nsensitivity = \"coarse\"\ntask_success_points = 0.04\n");
+        format!("{MINIMAL}\n[margins]\nsensitivity = \"coarse\"\ntask_failure_points = 0.04\n");
     let c = parse_str(&text, &no_env).unwrap();
     let mut coarse = crate::drift::Margins::default();
     Sensitivity::Coarse.apply(&mut coarse);
     assert_eq!(c.margins.structured_points, coarse.structured_points);
-    assert_eq!(c.margins.task_success_points, 0.04);
+    assert_eq!(c.margins.task_failure_points, 0.04);
     let text = format!("{MINIMAL}\n[margins]\nsensitivity = \"medium\"\n");
     let all = crate::diag::render_all(&parse_str(&text, &no_env).unwrap_err());
     assert!(

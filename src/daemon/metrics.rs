@@ -3,6 +3,9 @@
 
 use super::state::{Histogram, LATENCY_BUCKETS, Shared, StatusDoc, TOKEN_BUCKETS};
 use crate::alert::Status as AlertStatus;
+use crate::daemon::monitor::LENGTH_METRIC;
+use crate::telemetry::process::ProcessStats;
+use crate::telemetry::quality::LENGTH_BUCKETS;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -19,6 +22,7 @@ impl Shared {
         self.render_counters(&mut o);
         self.render_sink_metrics(&mut o);
         self.render_store(&mut o);
+        render_process(&mut o);
         o
     }
 
@@ -32,8 +36,9 @@ impl Shared {
         );
         let _ = writeln!(
             o,
-            "modelwatch_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
+            "modelwatch_build_info{{version=\"{}\",revision=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            env!("MODELWATCH_GIT_COMMIT")
         );
         family(
             o,
@@ -94,10 +99,14 @@ impl Shared {
             o,
             "modelwatch_notifications_total",
             "counter",
-            "Alert notifications by kind (muted ones included).",
+            "Alert notifications by target and kind (muted ones included).",
         );
-        for (k, v) in &c.notifications {
-            let _ = writeln!(o, "modelwatch_notifications_total{{kind=\"{k}\"}} {v}");
+        for ((t, k), v) in &c.notifications {
+            let _ = writeln!(
+                o,
+                "modelwatch_notifications_total{{target=\"{}\",kind=\"{k}\"}} {v}",
+                esc(t)
+            );
         }
         family(
             o,
@@ -223,35 +232,42 @@ impl Shared {
                 let _ = writeln!(o, "{name}{{{}}} {v}", labels.join(","));
             }
         }
-        family(
-            o,
-            "modelwatch_round_metric_value",
-            "gauge",
-            "Bad-outcome rate of the target's last round, by metric (as modelwatch_metric_value; for task_success_rate the share of failed tasks).",
-        );
-        for (t, q) in &m.quality {
-            for (metric, v) in q.round_rates() {
-                let _ = writeln!(
-                    o,
-                    "modelwatch_round_metric_value{{target=\"{}\",metric=\"{metric}\"}} {v}",
-                    esc(t)
-                );
+        for (name, help) in [
+            (
+                "modelwatch_round_quality_ratio",
+                "Bad-outcome rate (0-1, higher is worse) of the target's last round, by rate metric.",
+            ),
+            (
+                "modelwatch_round_metric_value",
+                "Deprecated: the same as modelwatch_round_quality_ratio; removed in the next release.",
+            ),
+        ] {
+            family(o, name, "gauge", help);
+            for (t, q) in &m.quality {
+                for (metric, v) in q.round_rates() {
+                    let _ = writeln!(o, "{name}{{target=\"{}\",metric=\"{metric}\"}} {v}", esc(t));
+                }
             }
         }
         family(
             o,
             "modelwatch_response_length_chars",
-            "summary",
-            "Response length in characters: quantiles over the target's last responses (a window), sum and count since start.",
+            "histogram",
+            "Response length in characters of successful probe responses since start.",
         );
         for (t, q) in &m.quality {
             let t = esc(t);
-            for (quantile, v) in q.length.quantiles() {
+            for (bound, n) in LENGTH_BUCKETS.iter().zip(q.length.buckets) {
                 let _ = writeln!(
                     o,
-                    "modelwatch_response_length_chars{{target=\"{t}\",quantile=\"{quantile}\"}} {v}"
+                    "modelwatch_response_length_chars_bucket{{target=\"{t}\",le=\"{bound}\"}} {n}"
                 );
             }
+            let _ = writeln!(
+                o,
+                "modelwatch_response_length_chars_bucket{{target=\"{t}\",le=\"+Inf\"}} {}",
+                q.length.count
+            );
             let _ = writeln!(
                 o,
                 "modelwatch_response_length_chars_sum{{target=\"{t}\"}} {}",
@@ -268,11 +284,55 @@ impl Shared {
 
 /// The monitored metrics of each target's episode: value, baseline, evidence, threshold.
 fn render_monitor(o: &mut String, status: &StatusDoc) {
+    let current = |length: bool| {
+        status.targets.iter().flat_map(move |t| {
+            t.metrics
+                .iter()
+                .filter(move |m| (m.metric == LENGTH_METRIC) == length)
+                .filter_map(move |m| Some((esc(&t.name), &m.metric, m.current?, m.baseline)))
+        })
+    };
+    family(
+        o,
+        "modelwatch_quality_ratio",
+        "gauge",
+        "Bad-outcome rate (0-1, higher is worse) of a monitored rate metric in this episode.",
+    );
+    for (t, metric, v, _) in current(false) {
+        let _ = writeln!(
+            o,
+            "modelwatch_quality_ratio{{target=\"{t}\",metric=\"{metric}\"}} {v}"
+        );
+    }
+    family(
+        o,
+        "modelwatch_quality_baseline_ratio",
+        "gauge",
+        "Bad-outcome rate (0-1) of a monitored rate metric in the target's baseline.",
+    );
+    for (t, metric, _, b) in current(false) {
+        let _ = writeln!(
+            o,
+            "modelwatch_quality_baseline_ratio{{target=\"{t}\",metric=\"{metric}\"}} {b}"
+        );
+    }
+    family(
+        o,
+        "modelwatch_length_placement",
+        "gauge",
+        "Mean placement (0-1) of this episode's response lengths among the baseline's: 0.5 is the baseline, higher is longer.",
+    );
+    for (t, metric, v, _) in current(true) {
+        let _ = writeln!(
+            o,
+            "modelwatch_length_placement{{target=\"{t}\",metric=\"{metric}\"}} {v}"
+        );
+    }
     family(
         o,
         "modelwatch_metric_value",
         "gauge",
-        "Current value of a monitored metric in this episode (bad-outcome rate, or mean length placement).",
+        "Deprecated (removed in the next release): modelwatch_quality_ratio for rates, modelwatch_length_placement for length_chars.",
     );
     for t in &status.targets {
         for m in &t.metrics {
@@ -430,4 +490,55 @@ fn esc(s: &str) -> String {
 fn family(o: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(o, "# HELP {name} {help}");
     let _ = writeln!(o, "# TYPE {name} {kind}");
+}
+
+/// The standard `process_*` families, read from `/proc/self` (nothing where it is missing).
+fn render_process(o: &mut String) {
+    let Some(p) = ProcessStats::read() else {
+        return;
+    };
+    let families = [
+        (
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            p.resident_memory_bytes.map(|v| v as f64),
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+            p.virtual_memory_bytes.map(|v| v as f64),
+        ),
+        (
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            p.cpu_seconds,
+        ),
+        (
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            p.open_fds.map(|v| v as f64),
+        ),
+        (
+            "process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors.",
+            p.max_fds.map(|v| v as f64),
+        ),
+        (
+            "process_threads",
+            "gauge",
+            "Number of OS threads in the process.",
+            p.threads.map(|v| v as f64),
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        if let Some(v) = value {
+            family(o, name, kind, help);
+            let _ = writeln!(o, "{name} {v}");
+        }
+    }
 }

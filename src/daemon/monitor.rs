@@ -87,7 +87,7 @@ fn rate_margin(metric: Metric, m: &Margins) -> f64 {
         Metric::RefusalRate | Metric::MissedRefusalRate => m.refusal_points,
         Metric::EmptyRate => m.empty_points,
         Metric::StructuredFailureRate | Metric::StructuredKind(_) => m.structured_points,
-        Metric::TaskSuccessRate => m.task_success_points,
+        Metric::TaskFailureRate => m.task_failure_points,
         _ => m.truncation_points,
     }
 }
@@ -328,9 +328,9 @@ impl TargetMonitor {
                         Observation::Breach(Evidence {
                             summary: format!(
                                 "Length (chars): mean placement {mean:.2} among baseline samples \
-                                 of the same probe (0.5 = unchanged; {} samples; e-value \
-                                 {e:.3e} >= {threshold:.0})",
-                                l.n
+                                 of the same probe (0.5 = unchanged; {} samples; {})",
+                                l.n,
+                                crate::report::evidence(e, Some(threshold))
                             ),
                             baseline: Some(0.5),
                             current: Some(mean),
@@ -429,7 +429,12 @@ fn stratum_figures(named: &[&Stratum], detector: bool) -> Vec<String> {
         .collect()
 }
 
-/// Named probe strata first, then the probes that moved most in the bad direction; at most 5.
+/// Episode samples a probe needs before a move of its own rate is claimed as a flip: 0% → 100%
+/// from one sample is noise at any temperature (as for `compare`'s flipped probes).
+const FLIP_MIN_SAMPLES: u64 = 5;
+
+/// Named probe strata first, then the probes that moved most in the bad direction from enough
+/// samples; at most 5.
 fn flipped_probes(strata: &StratifiedRate, named: &[&Stratum], flip: f64) -> Vec<String> {
     let mut flipped: Vec<String> = named
         .iter()
@@ -440,7 +445,7 @@ fn flipped_probes(strata: &StratifiedRate, named: &[&Stratum], flip: f64) -> Vec
         .probes()
         .filter_map(|s| {
             let d = s.episode_rate() - s.baseline_rate;
-            (s.trials > 0 && d >= flip.min(0.34)).then_some((d, s.name.as_str()))
+            (s.trials >= FLIP_MIN_SAMPLES && d >= flip.min(0.34)).then_some((d, s.name.as_str()))
         })
         .collect();
     moved.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
@@ -527,7 +532,7 @@ fn read_rate(t: &mut RateTrack, threshold: f64, detector_threshold: f64, flip: f
     let ci = clopper_pearson(pooled.events, pooled.trials, 0.95).ok();
     let summary = format!(
         "{}: {:.1}% bad outcomes now (last {} rounds, {rn} samples), {:.1}% over the episode \
-         ({} samples), {:.1}% in the baseline; {} {value:.3e} >= {bound:.0}; carried by {}",
+         ({} samples), {:.1}% in the baseline; {}: {}; carried by {}",
         t.metric.label(),
         now * 100.0,
         RECENT_ROUNDS,
@@ -537,8 +542,9 @@ fn read_rate(t: &mut RateTrack, threshold: f64, detector_threshold: f64, flip: f
         if detector {
             "change detector"
         } else {
-            "e-value"
+            "anytime-valid test"
         },
+        crate::report::evidence(value, Some(bound)),
         where_.join(", ")
     );
     if detector {
@@ -688,7 +694,7 @@ mod tests {
             }
         }
         let (round, metric, ev) = found.expect("no breach within 60 rounds");
-        assert_eq!(metric, Metric::TaskSuccessRate.id());
+        assert_eq!(metric, Metric::TaskFailureRate.id());
         assert_eq!(
             ev.flipped_probes.first().map(String::as_str),
             Some("json/p003")
@@ -741,5 +747,21 @@ mod tests {
             at.is_some(),
             "truncation 70 % -> 100 % not seen within 3 rounds"
         );
+    }
+
+    #[test]
+    fn a_probe_is_claimed_as_flipped_only_from_enough_samples() {
+        let probes: Vec<ProbeCounts> = (0..4)
+            .map(|i| ("s".to_string(), format!("s/p{i}"), 0, 20))
+            .collect();
+        let mixture = BetaBinomialEProcess::new(0.2, BetaPrior::centered(0.23, 12.0)).unwrap();
+        let mut strata =
+            StratifiedRate::new(&probes, 0.03, mixture, NullConfidence::default()).unwrap();
+        // p0 goes bad once, p1 five times; p2 and p3 stay good.
+        strata.update([("s/p0", true), ("s/p2", false), ("s/p3", false)]);
+        for _ in 0..FLIP_MIN_SAMPLES {
+            strata.update([("s/p1", true)]);
+        }
+        assert_eq!(flipped_probes(&strata, &[], 0.5), ["s/p1"]);
     }
 }

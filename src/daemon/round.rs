@@ -163,7 +163,11 @@ impl Scheduler {
             }
         };
         for n in &notifications {
-            self.shared.count_notification(n.kind.as_str());
+            self.shared
+                .count_notification(&n.key.target, n.kind.as_str());
+        }
+        if committed {
+            self.heartbeat(name, &outcome);
         }
         if committed {
             for (i, job) in jobs {
@@ -180,6 +184,23 @@ impl Scheduler {
             }
         }
         self.publish();
+    }
+
+    /// One info line per stored round, so a quiet log still shows the daemon at work.
+    fn heartbeat(&self, name: &str, outcome: &RoundOutcome) {
+        let firing = self
+            .alerts
+            .values()
+            .filter(|a| a.key.target == name && a.status == Status::Firing)
+            .count();
+        tracing::info!(
+            target = name,
+            status = outcome.status().as_str(),
+            samples = outcome.samples.len(),
+            errors = outcome.errors(),
+            firing,
+            "round stored"
+        );
     }
 
     /// Counts and shows a round that could not be stored.

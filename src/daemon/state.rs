@@ -124,7 +124,8 @@ pub(super) struct Counters {
     pub(super) latency: BTreeMap<String, Histogram>,
     pub(super) tokens: BTreeMap<String, Histogram>,
     /// (kind) → notifications.
-    pub(super) notifications: BTreeMap<String, u64>,
+    /// By (target, kind).
+    pub(super) notifications: BTreeMap<(String, String), u64>,
     /// (sink, outcome) → delivery attempts.
     pub(super) deliveries: BTreeMap<(String, String), u64>,
     /// target → whether its last round got at least one answer from the model.
@@ -226,9 +227,11 @@ impl Shared {
         }
     }
 
-    pub fn count_notification(&self, kind: &str) {
+    pub fn count_notification(&self, target: &str, kind: &str) {
         if let Ok(mut c) = self.counters.lock() {
-            *c.notifications.entry(kind.to_string()).or_default() += 1;
+            *c.notifications
+                .entry((target.to_string(), kind.to_string()))
+                .or_default() += 1;
         }
     }
 
@@ -430,7 +433,8 @@ mod tests {
                 if !seen.insert(name.to_string()) {
                     return Err(format!("family declared twice: {name}"));
                 }
-                if !name.starts_with("modelwatch_") {
+                // The standard process families keep their conventional names.
+                if !name.starts_with("modelwatch_") && !name.starts_with("process_") {
                     return Err(format!("unprefixed: {name}"));
                 }
                 if kind == "counter" && !name.ends_with("_total") {
@@ -472,7 +476,7 @@ mod tests {
         let samples = crate::drift::tests::synth(crate::drift::tests::Profile::default(), 1, 4, 3);
         shared.count_round("a", "completed", &samples);
         shared.record_quality("a", &samples, &|_, _| false);
-        shared.count_notification("firing");
+        shared.count_notification("a", "firing");
         shared.update_status(|s| {
             s.targets.push(TargetStatus {
                 name: "a".into(),
@@ -505,7 +509,14 @@ mod tests {
             "modelwatch_alert_firing{target=\"a\",metric=\"refusal_rate\",severity=\"warning\"} 0"
         ));
         assert!(text.contains("modelwatch_build_info{version="));
-        assert!(text.contains("modelwatch_response_length_chars{target=\"a\",quantile=\"0.99\"}"));
+        assert!(
+            text.contains("modelwatch_response_length_chars_bucket{target=\"a\",le=\"+Inf\"} 12")
+        );
+        assert!(
+            text.contains("modelwatch_quality_ratio{target=\"a\",metric=\"refusal_rate\"} 0.2\n")
+        );
+        assert!(text.contains("modelwatch_build_info{version=") && text.contains("revision=\""));
+        assert!(text.contains("modelwatch_notifications_total{target=\"a\",kind=\"firing\"} 1\n"));
         assert!(text.contains("modelwatch_response_length_chars_count{target=\"a\"} 12"));
         assert!(
             text.contains("modelwatch_round_metric_value{target=\"a\",metric=\"refusal_rate\"}")

@@ -79,7 +79,7 @@ pub(crate) fn rate_margin(metric: Metric, m: &Margins) -> f64 {
         Metric::RefusalRate | Metric::MissedRefusalRate => m.refusal_points,
         Metric::EmptyRate => m.empty_points,
         Metric::StructuredFailureRate | Metric::StructuredKind(_) => m.structured_points,
-        Metric::TaskSuccessRate => m.task_success_points,
+        Metric::TaskFailureRate => m.task_failure_points,
         _ => m.truncation_points,
     }
 }
@@ -371,7 +371,8 @@ pub(crate) fn decide(r: &mut MetricResult, basis: &Basis, m: &Margins) {
                 Verdict::Inconclusive
             };
             if r.verdict == Verdict::Inconclusive {
-                r.more_samples = more_rate_samples(s, xb, nb, xc, nc, margin, m.confidence);
+                let more = more_rate_samples(s, xb, nb, xc, nc, margin, m.confidence);
+                r.more_samples = adjusted_level(more, worse >= margin - EPS, r.p_adjusted, m, nc);
             }
         }
         Basis::Shift {
@@ -405,7 +406,8 @@ pub(crate) fn decide(r: &mut MetricResult, basis: &Basis, m: &Margins) {
                 Verdict::Inconclusive
             };
             if r.verdict == Verdict::Inconclusive && n > 0 {
-                r.more_samples = more_shift_samples(hl, cd, log_margin, cd_margin, beyond, n);
+                let more = more_shift_samples(hl, cd, log_margin, cd_margin, beyond, n);
+                r.more_samples = adjusted_level(more, beyond, r.p_adjusted, m, n);
             }
             // Report first the effect the verdict rests on: Cliff's delta when it alone
             // reached its margin (regression, improvement) or alone kept the metric from
@@ -467,6 +469,34 @@ fn worse_view(s: f64, ci: Interval) -> (f64, f64, f64) {
     } else {
         (-ci.estimate, -ci.lower, -ci.upper)
     }
+}
+
+/// An estimate of the samples a change beyond its margin needs to become a regression, raised
+/// to what its adjusted p-value needs: the interval alone ignores the multiplicity adjustment,
+/// so an adjusted p of 0.5 could sit beside "about 1 more sample". With the effect unchanged,
+/// the test statistic grows as √n: from the adjusted p's normal score to alpha's takes
+/// n·((z_alpha / z_p)² − 1) more samples per side (`None` when that is out of reach).
+/// `beyond`: the observed change is beyond the margin (otherwise the estimate stands).
+fn adjusted_level(
+    estimate: Option<u64>,
+    beyond: bool,
+    p_adjusted: Option<f64>,
+    m: &Margins,
+    n: u64,
+) -> Option<u64> {
+    let (true, Some(p), Some(estimate)) = (beyond, p_adjusted, estimate) else {
+        return estimate;
+    };
+    if p <= m.alpha {
+        return Some(estimate);
+    }
+    let z = |p: f64| crate::stats::dist::norm_ppf(1.0 - p.clamp(1e-300, 1.0 - 1e-12) / 2.0);
+    let factor = (z(m.alpha) / z(p)).powi(2);
+    if !factor.is_finite() || factor > MAX_FACTOR {
+        return None;
+    }
+    let needed = ((n as f64) * (factor - 1.0)).ceil().max(1.0) as u64;
+    Some(estimate.max(needed))
 }
 
 /// Largest growth factor tried before giving up ("not within reach").
@@ -547,4 +577,29 @@ fn more_shift_samples(
         return None;
     }
     Some(((n as f64) * (factor - 1.0)).ceil().max(1.0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_estimate_of_a_few_samples_next_to_an_adjusted_p_far_from_alpha() {
+        let m = Margins::default();
+        // An adjusted p of 0.512 with 20 samples per side: the interval alone said "about 1
+        // more"; reaching alpha = 0.05 at the same effect takes about 8 times the samples.
+        let more = adjusted_level(Some(1), true, Some(0.512), &m, 20).unwrap();
+        let z = |p: f64| crate::stats::dist::norm_ppf(1.0 - p / 2.0);
+        let factor = (z(0.05) / z(0.512)).powi(2);
+        assert!((7.5..9.5).contains(&factor), "{factor}");
+        assert_eq!(more, (20.0 * (factor - 1.0)).ceil() as u64);
+        // Near the level the interval's estimate stands; below it nothing changes.
+        assert_eq!(adjusted_level(Some(40), true, Some(0.06), &m, 20), Some(40));
+        assert_eq!(adjusted_level(Some(3), true, Some(0.01), &m, 20), Some(3));
+        // Out of reach: no estimate rather than a huge one.
+        assert_eq!(adjusted_level(Some(3), true, Some(0.9999), &m, 20), None);
+        assert_eq!(adjusted_level(None, true, Some(0.3), &m, 20), None);
+        // A change inside the margin: the interval's estimate is about passing, not p.
+        assert_eq!(adjusted_level(Some(3), false, Some(0.9), &m, 20), Some(3));
+    }
 }

@@ -22,7 +22,7 @@ fn kind_for(metric: Metric) -> FlipKind {
         Metric::MissedRefusalRate => FlipKind::StoppedRefusing,
         Metric::EmptyRate => FlipKind::StartedEmpty,
         Metric::StructuredFailureRate => FlipKind::BrokeJson,
-        Metric::TaskSuccessRate => FlipKind::LostTaskSuccess,
+        Metric::TaskFailureRate => FlipKind::LostTaskSuccess,
         _ => FlipKind::StartedTruncating,
     }
 }

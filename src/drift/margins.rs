@@ -19,7 +19,7 @@ pub struct Margins {
     /// Structured-output (JSON) failures, overall and per kind: +1 point.
     pub structured_points: f64,
     /// Task success: −3 points.
-    pub task_success_points: f64,
+    pub task_failure_points: f64,
     /// Truncation (finish reason `length`): +2 points.
     pub truncation_points: f64,
     /// Length: |Cliff's delta| ≥ 0.147 (the "small" threshold of Romano et al. 2006) …
@@ -60,7 +60,7 @@ impl Default for Margins {
             refusal_relative_risk: 1.5,
             empty_points: 0.01,
             structured_points: 0.01,
-            task_success_points: 0.03,
+            task_failure_points: 0.03,
             truncation_points: 0.02,
             length_cliffs_delta: 0.147,
             length_log_ratio: 1.15f64.ln(),

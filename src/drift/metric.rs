@@ -32,7 +32,8 @@ pub enum Metric {
     StructuredFailureRate,
     /// One kind of structured-output failure.
     StructuredKind(StructuredOutcome),
-    TaskSuccessRate,
+    /// Failed task checks among samples of probes with one.
+    TaskFailureRate,
     TruncationRate,
     LengthChars,
     LengthTokens,
@@ -50,9 +51,12 @@ pub const BINARY: [Metric; 6] = [
     Metric::MissedRefusalRate,
     Metric::EmptyRate,
     Metric::StructuredFailureRate,
-    Metric::TaskSuccessRate,
+    Metric::TaskFailureRate,
     Metric::TruncationRate,
 ];
+
+/// Deprecated metric ids and their successors (accepted as input for one release).
+pub const DEPRECATED_IDS: [(&str, &str); 1] = [("task_success_rate", "task_failure_rate")];
 
 /// Distribution metrics in report order.
 pub const CONTINUOUS: [Metric; 4] = [
@@ -71,7 +75,7 @@ impl Metric {
             Metric::EmptyRate => "empty_rate".into(),
             Metric::StructuredFailureRate => "structured_failure_rate".into(),
             Metric::StructuredKind(k) => format!("structured_failure_rate.{}", k.as_str()),
-            Metric::TaskSuccessRate => "task_success_rate".into(),
+            Metric::TaskFailureRate => "task_failure_rate".into(),
             Metric::TruncationRate => "truncation_rate".into(),
             Metric::LengthChars => "length_chars".into(),
             Metric::LengthTokens => "length_tokens".into(),
@@ -90,7 +94,7 @@ impl Metric {
             Metric::EmptyRate => "Empty responses".into(),
             Metric::StructuredFailureRate => "Structured-output failures".into(),
             Metric::StructuredKind(k) => format!("of which {}", k.as_str().replace('_', " ")),
-            Metric::TaskSuccessRate => "Task success".into(),
+            Metric::TaskFailureRate => "Task failures".into(),
             Metric::TruncationRate => "Truncation rate".into(),
             Metric::LengthChars => "Length (chars)".into(),
             Metric::LengthTokens => "Length (tokens)".into(),
@@ -128,15 +132,25 @@ impl Metric {
             Metric::EmptyRate => Some(m.empty),
             Metric::StructuredFailureRate => m.structured.map(StructuredOutcome::is_failure),
             Metric::StructuredKind(k) => m.structured.map(|s| s == *k),
-            Metric::TaskSuccessRate => m.task_success,
+            Metric::TaskFailureRate => m.task_success.map(|ok| !ok),
             Metric::TruncationRate => Some(m.truncated),
             _ => None,
         }
     }
 
-    /// For rates: whether a higher rate is worse (false only for task success).
+    /// For rates: whether a higher rate is worse. Every rate counts the bad outcome, so this
+    /// is always true; callers that orient a difference keep asking rather than assuming.
     pub fn higher_is_worse(&self) -> bool {
-        *self != Metric::TaskSuccessRate
+        true
+    }
+
+    /// The current id of a metric name, mapping deprecated names (kept for one release where
+    /// they were inputs: silences, stored alert keys, `--metric` flags) to their successors.
+    pub fn canonical_id(name: &str) -> &str {
+        DEPRECATED_IDS
+            .iter()
+            .find(|(old, _)| *old == name)
+            .map_or(name, |(_, new)| new)
     }
 }
 

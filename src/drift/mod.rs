@@ -187,7 +187,7 @@ impl FlipKind {
             FlipKind::StoppedRefusing => "stopped refusing a should-refuse prompt",
             FlipKind::StartedEmpty => "started answering empty",
             FlipKind::BrokeJson => "broke JSON",
-            FlipKind::LostTaskSuccess => "lost task success",
+            FlipKind::LostTaskSuccess => "started failing its task",
             FlipKind::StartedTruncating => "started truncating",
             FlipKind::Longer => "longer answers",
             FlipKind::Shorter => "shorter answers",

@@ -36,7 +36,7 @@ const MONITORED: [Metric; 6] = [
     Metric::MissedRefusalRate,
     Metric::EmptyRate,
     Metric::StructuredFailureRate,
-    Metric::TaskSuccessRate,
+    Metric::TaskFailureRate,
     Metric::TruncationRate,
 ];
 const K: usize = MONITORED.len();
@@ -412,7 +412,7 @@ mod tests {
             refusal_points: 0.05,
             empty_points: 0.05,
             structured_points: 0.05,
-            task_success_points: 0.05,
+            task_failure_points: 0.05,
             truncation_points: 0.05,
             ..Margins::default()
         };
@@ -441,7 +441,7 @@ mod tests {
         }
         let mut m = CanaryMonitor::with_probes(&Margins::default(), 80);
         let (d, used) = run(&cur, &cand, &mut m);
-        assert_eq!(d, Early::Regression(vec![Metric::TaskSuccessRate]));
+        assert_eq!(d, Early::Regression(vec![Metric::TaskFailureRate]));
         let named = |m: &CanaryMonitor| {
             let mut v: Vec<String> = m
                 .probe_regressions()
@@ -499,7 +499,7 @@ mod tests {
         let cur = synth(Profile::default(), 80, 20, 10);
         let mut m = monitor(&Margins::default());
         run(&cur, &cur, &mut m);
-        let b = m.bounds(Metric::TaskSuccessRate).unwrap();
+        let b = m.bounds(Metric::TaskFailureRate).unwrap();
         assert_eq!(b.estimate, 0.0);
         assert!(b.lower < 0.0 && b.upper > 0.0 && b.upper < 0.1, "{b:?}");
         assert!(m.bounds(Metric::MissedRefusalRate).is_none());

@@ -182,7 +182,7 @@ fn degraded_profile_regresses_on_exactly_the_degraded_metrics() {
             "length_tokens",
             "refusal_rate",
             "structured_failure_rate",
-            "task_success_rate"
+            "task_failure_rate"
         ]
     );
     assert_ne!(get(&r, "empty_rate").verdict, Verdict::Regression);
@@ -240,7 +240,7 @@ fn better_task_success_is_an_improvement_not_a_regression() {
         20,
     );
     let r = compare(&base, &better, &Margins::default());
-    assert_eq!(get(&r, "task_success_rate").verdict, Verdict::Improvement);
+    assert_eq!(get(&r, "task_failure_rate").verdict, Verdict::Improvement);
     assert_ne!(r.verdict, Verdict::Regression);
 }
 
@@ -633,16 +633,20 @@ fn one_probe_always_wrong_is_a_regression_naming_it() {
         s.measurements.as_mut().unwrap().task_success = Some(false);
     }
     let r = compare(&base, &cand, &Margins::default());
-    let task = get(&r, "task_success_rate");
+    let task = get(&r, "task_failure_rate");
     assert_eq!(task.verdict, Verdict::Regression, "{task:#?}");
     let names: Vec<&str> = task.strata.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["json/p007"]);
-    assert!(task.strata[0].summary.ends_with("→ 0% (20 vs 20 samples)"));
+    assert!(
+        task.strata[0]
+            .summary
+            .ends_with("→ 100% (20 vs 20 samples)")
+    );
     assert!(r.reasons.iter().any(|s| s.contains("moved in json/p007")));
     // The same sets without the broken probe: no stratum moves.
     let clean = synth(Profile::default(), 50, 80, 20);
     let r = compare(&base, &clean, &Margins::default());
-    assert!(get(&r, "task_success_rate").strata.is_empty());
+    assert!(get(&r, "task_failure_rate").strata.is_empty());
 }
 
 #[test]
@@ -656,7 +660,7 @@ fn a_flip_needs_enough_samples_to_be_claimed_from_its_size() {
     assert!(
         r.flipped
             .iter()
-            .all(|f| f.metric != Metric::TaskSuccessRate),
+            .all(|f| f.metric != Metric::TaskFailureRate),
         "{:?}",
         r.flipped
     );
@@ -734,7 +738,7 @@ fn a_stratum_can_carry_its_own_margin() {
         ..Expectations::default()
     };
     let r = compare_with(&base, &cand, &Margins::default(), &loose);
-    let task = get(&r, "task_success_rate");
+    let task = get(&r, "task_failure_rate");
     assert!(task.strata.is_empty(), "{:?}", task.strata);
     assert_ne!(task.verdict, Verdict::Regression);
     // A suite margin applies to its probes that have none of their own.
@@ -743,5 +747,5 @@ fn a_stratum_can_carry_its_own_margin() {
         ..Expectations::default()
     };
     let r = compare_with(&base, &cand, &Margins::default(), &suite);
-    assert!(get(&r, "task_success_rate").strata.is_empty());
+    assert!(get(&r, "task_failure_rate").strata.is_empty());
 }

@@ -349,13 +349,16 @@ async fn silence(
             ),
         );
     };
-    if let Err(why) = check_silence(req.metric.as_deref(), duration) {
+    let metric = req
+        .metric
+        .map(|m| crate::drift::Metric::canonical_id(&m).to_string());
+    if let Err(why) = check_silence(metric.as_deref(), duration) {
         return error(StatusCode::BAD_REQUEST, why);
     }
     let (reply, rx) = oneshot::channel();
     let cmd = Command::Silence {
         target: req.target,
-        metric: req.metric,
+        metric,
         duration,
         reason: req.reason,
         reply,

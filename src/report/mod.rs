@@ -36,6 +36,43 @@ pub enum Format {
     Html,
 }
 
+/// An e-value as people read it: "evidence 8.1e6 of threshold 140" (the threshold is where
+/// it decides), or "evidence 3.2" when no threshold applies.
+pub fn evidence(value: f64, threshold: Option<f64>) -> String {
+    match threshold {
+        Some(t) => format!("evidence {} of threshold {}", short(value), short(t)),
+        None => format!("evidence {}", short(value)),
+    }
+}
+
+/// A positive magnitude in a few characters: `8.1e6`, `140`, `3.2`, `inf`.
+fn short(v: f64) -> String {
+    if !v.is_finite() {
+        if v > 0.0 {
+            "inf".into()
+        } else {
+            format!("{v}")
+        }
+    } else if v.abs() >= 1e4 {
+        format!("{v:.1e}")
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// Whether output to a stream is coloured: only on a terminal, and never while `NO_COLOR` is
+/// set to anything non-empty (<https://no-color.org>).
+pub fn color_allowed(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+/// [`color_allowed`] with this process's `NO_COLOR`.
+pub fn use_color(is_terminal: bool) -> bool {
+    color_allowed(is_terminal, std::env::var_os("NO_COLOR").as_deref())
+}
+
 /// Renders `report` in `format`; `color` only affects [`Format::Text`].
 pub fn render(report: &Report, format: Format, color: bool) -> String {
     match format {
@@ -194,6 +231,17 @@ pub(crate) fn flip_values(f: &crate::drift::FlippedProbe) -> String {
 pub(crate) mod tests {
     use crate::drift::tests::{Profile, synth};
     use crate::drift::{Margins, Report, compare};
+
+    #[test]
+    fn e_values_read_as_evidence_of_a_threshold() {
+        use crate::report::evidence;
+        assert_eq!(
+            evidence(8.1e6, Some(140.0)),
+            "evidence 8.1e6 of threshold 140"
+        );
+        assert_eq!(evidence(3.25, Some(20.0)), "evidence 3.2 of threshold 20.0");
+        assert_eq!(evidence(f64::INFINITY, None), "evidence inf");
+    }
 
     /// A report with regressions, a flipped probe with awkward text, and errors.
     pub(crate) fn degraded_report() -> Report {

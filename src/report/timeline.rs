@@ -325,16 +325,7 @@ pub fn metric_label(id: &str) -> String {
             Metric::LengthShape,
         ])
         .find(|m| m.id() == id)
-        .map_or_else(
-            || id.to_string(),
-            |m| {
-                if m.is_rate() && !m.higher_is_worse() {
-                    format!("{} (shown as failures)", m.label())
-                } else {
-                    m.label()
-                }
-            },
-        )
+        .map_or_else(|| id.to_string(), |m| m.label())
 }
 
 /// Verdict rows from stored alert states (the `report` command's view of the present).
@@ -480,9 +471,9 @@ mod tests {
             }
         }
         let (_, series) = rounds_and_series(samples, &|_| false);
-        let task = series.iter().find(|s| s.id == "task_success_rate").unwrap();
+        let task = series.iter().find(|s| s.id == "task_failure_rate").unwrap();
         assert_eq!(task.values, [Some(0.25)], "one failure in four");
-        assert_eq!(task.label, "Task success (shown as failures)");
+        assert_eq!(task.label, "Task failures");
         assert_eq!(metric_label("refusal_rate"), "Refusal rate");
     }
 

@@ -1,6 +1,7 @@
 //! The simulator's behaviour, read from a TOML profile.
 //!
-//! Every key is optional; [`Profile::default`] is a healthy model. Values are checked while
+//! Every key is optional; [`Profile::default`] is the `raw` model: healthy rates without the
+//! known answers of the starter probes (the `healthy` built-in adds them). Values are checked while
 //! parsing so an error points at the offending line and column. `docs/simulator.md` documents
 //! every key.
 
@@ -465,18 +466,39 @@ const BUILTIN: &[(&str, &str)] = &[
     ("reworded", include_str!("../../sim/profiles/reworded.toml")),
 ];
 
+/// The built-in profile without the known answers of the starter probes.
+pub const RAW: &str = "raw";
+
 impl Profile {
     /// A shipped example profile by name: `healthy` (a baseline), `degraded` (a bad swap:
-    /// more refusals of benign prompts, longer answers, broken JSON, lower correctness) or
-    /// `reworded` (the healthy rates and fingerprint, other words).
+    /// more refusals of benign prompts, longer answers, broken JSON, lower correctness),
+    /// `reworded` (the healthy rates and fingerprint, other words: a change no fingerprint
+    /// shows) or `raw` (the code defaults: no known answers, so task and JSON probes fail,
+    /// and full-scale latency; a fingerprint of its own).
     pub fn builtin(name: &str) -> Option<Profile> {
+        if name == RAW {
+            return Some(Profile::raw());
+        }
         let (_, text) = BUILTIN.iter().find(|(n, _)| *n == name)?;
         Profile::from_toml(text).ok()
     }
 
     /// Names accepted by [`Profile::builtin`].
     pub fn builtin_names() -> impl Iterator<Item = &'static str> {
-        BUILTIN.iter().map(|(n, _)| *n)
+        BUILTIN.iter().map(|(n, _)| *n).chain([RAW])
+    }
+
+    /// [`Profile::default`] under a fingerprint of its own, so it is never mistaken for the
+    /// healthy model.
+    pub fn raw() -> Profile {
+        let mut p = Profile::default();
+        let f = &mut p.fingerprint;
+        f.digest = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0".into();
+        f.quantization = "F16".into();
+        f.size = 14_484_731_904;
+        f.model_path = "/models/sim-7b-raw-F16.gguf".into();
+        f.system_fingerprint = "fp_sim_0f1e2d3c".into();
+        p
     }
 
     /// Parses and validates a profile. Errors carry the line and column of the bad value.

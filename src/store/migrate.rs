@@ -165,6 +165,23 @@ CREATE TABLE monitor_state (
 );
 "#,
     },
+    Migration {
+        version: 7,
+        description: "task_success_rate alerts and silences renamed task_failure_rate",
+        // The rate always counted failed tasks; only its name said otherwise. An alert stored
+        // under both names keeps the newer one.
+        sql: r#"
+DELETE FROM alert_state WHERE metric = 'task_success_rate' AND EXISTS (
+    SELECT 1 FROM alert_state n
+    WHERE n.target = alert_state.target AND n.metric = 'task_failure_rate'
+);
+UPDATE alert_state
+SET metric = 'task_failure_rate',
+    state = replace(state, '"task_success_rate"', '"task_failure_rate"')
+WHERE metric = 'task_success_rate';
+UPDATE silences SET metric = 'task_failure_rate' WHERE metric = 'task_success_rate';
+"#,
+    },
 ];
 
 /// The schema version this build writes.
@@ -419,5 +436,55 @@ mod tests {
             )
             .unwrap();
         assert_eq!(indexes, 0, "partial migration was committed");
+    }
+
+    #[test]
+    fn stored_task_success_alerts_and_silences_take_the_new_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            migrate_to(&mut conn, 5).unwrap();
+            conn.execute_batch(
+                r#"
+INSERT INTO alert_state VALUES ('chat', 'task_success_rate', 'firing', 1,
+    '{"key":{"target":"chat","metric":"task_success_rate"}}');
+INSERT INTO alert_state VALUES ('both', 'task_success_rate', 'resolved', 1, '{"old":true}');
+INSERT INTO alert_state VALUES ('both', 'task_failure_rate', 'firing', 2, '{"new":true}');
+INSERT INTO alert_state VALUES ('chat', 'refusal_rate', 'ok', 1, '{}');
+INSERT INTO silences (target, metric, created_at_ms, until_ms, reason)
+    VALUES ('chat', 'task_success_rate', 1, 9, 'x');
+"#,
+            )
+            .unwrap();
+        }
+        drop(Store::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        let rows: Vec<(String, String, String)> = conn
+            .prepare("SELECT target, metric, state FROM alert_state ORDER BY target, metric")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let keys: Vec<(&str, &str)> = rows.iter().map(|r| (&*r.0, &*r.1)).collect();
+        assert_eq!(
+            keys,
+            [
+                ("both", "task_failure_rate"),
+                ("chat", "refusal_rate"),
+                ("chat", "task_failure_rate")
+            ]
+        );
+        assert_eq!(rows[0].2, r#"{"new":true}"#);
+        assert!(
+            rows[2].2.contains(r#""metric":"task_failure_rate""#),
+            "{}",
+            rows[2].2
+        );
+        let silenced: String = conn
+            .query_row("SELECT metric FROM silences", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(silenced, "task_failure_rate");
     }
 }

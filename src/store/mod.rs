@@ -13,8 +13,8 @@
 mod alerts;
 mod events;
 mod fingerprints;
-mod history;
 mod health;
+mod history;
 pub mod migrate;
 mod monitor;
 mod outbox;
@@ -23,8 +23,8 @@ mod samples;
 
 pub use events::{Event, EventId};
 pub use fingerprints::{FingerprintChange, FingerprintRecord};
-pub use history::{HistoryQuery, RoundSample};
 pub use health::QUICK_CHECK_LIMIT;
+pub use history::{HistoryQuery, RoundSample};
 pub use monitor::MonitorRow;
 pub use outbox::{OutboxRow, OutboxStatus};
 pub use rounds::{RoundId, RoundInfo, RoundStatus};

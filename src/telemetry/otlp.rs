@@ -17,7 +17,7 @@
 
 use super::observer::{Assessment, MetricSnapshot, ObserverCounter, RoundObserver};
 use super::proto::{Msg, Value, attributes};
-use super::quality::{LengthWindow, TargetQuality};
+use super::quality::{LENGTH_BUCKETS, LengthWindow, TargetQuality};
 use crate::config::{Otlp, Target};
 use crate::rng::Rng;
 use crate::runner::RoundOutcome;
@@ -29,6 +29,8 @@ use tokio::sync::mpsc;
 
 /// Rounds waiting for export; more are dropped.
 const QUEUE: usize = 64;
+/// The response-length histogram (`modelwatch_response_length_chars` on `/metrics`).
+const LENGTH_NAME: &str = "modelwatch.response.length_chars";
 
 /// Advised bucket boundaries of the GenAI conventions.
 const DURATION_BOUNDS: [f64; 14] = [
@@ -41,11 +43,11 @@ const TOKEN_BOUNDS: [f64; 14] = [
 
 /// The gauges of an assessment: (name, unit, description); each is the OTel spelling of the
 /// `/metrics` family of the same meaning.
-const GAUGES: [(&str, &str, &str); 6] = [
+const GAUGES: [(&str, &str, &str); 10] = [
     (
         "modelwatch.metric.value",
         "1",
-        "Current value of a monitored metric in this episode (bad-outcome rate, or mean length placement).",
+        "Deprecated (removed in the next release): modelwatch.quality.ratio for rates, modelwatch.length.placement for length_chars.",
     ),
     (
         "modelwatch.metric.baseline_value",
@@ -70,7 +72,27 @@ const GAUGES: [(&str, &str, &str); 6] = [
     (
         "modelwatch.round.metric_value",
         "1",
-        "Bad-outcome rate of the target's last round, by metric.",
+        "Deprecated: the same as modelwatch.round.quality_ratio; removed in the next release.",
+    ),
+    (
+        "modelwatch.quality.ratio",
+        "1",
+        "Bad-outcome rate (0-1, higher is worse) of a monitored rate metric in this episode.",
+    ),
+    (
+        "modelwatch.quality.baseline_ratio",
+        "1",
+        "Bad-outcome rate (0-1) of a monitored rate metric in the target's baseline.",
+    ),
+    (
+        "modelwatch.length.placement",
+        "1",
+        "Mean placement (0-1) of this episode's response lengths among the baseline's: 0.5 is the baseline, higher is longer.",
+    ),
+    (
+        "modelwatch.round.quality_ratio",
+        "1",
+        "Bad-outcome rate (0-1, higher is worse) of the target's last round, by rate metric.",
     ),
 ];
 
@@ -250,8 +272,13 @@ impl MetricState {
         let mut g: Vec<(&'static str, Attrs, f64)> = Vec::new();
         for m in &a.metrics {
             let attrs = vec![t(), s("modelwatch.metric", m.metric.as_str())];
+            let length = m.metric == crate::drift::Metric::LengthChars.id();
             if let Some(v) = m.current {
                 g.push((GAUGES[0].0, attrs.clone(), v));
+                g.push((GAUGES[if length { 8 } else { 6 }].0, attrs.clone(), v));
+            }
+            if !length {
+                g.push((GAUGES[7].0, attrs.clone(), m.baseline));
             }
             g.push((GAUGES[1].0, attrs.clone(), m.baseline));
             g.push((GAUGES[2].0, attrs, m.e_value));
@@ -271,7 +298,9 @@ impl MetricState {
             ));
         }
         for (metric, v) in a.quality.round_rates() {
-            g.push((GAUGES[5].0, vec![t(), s("modelwatch.metric", metric)], v));
+            let attrs = vec![t(), s("modelwatch.metric", metric)];
+            g.push((GAUGES[5].0, attrs.clone(), v));
+            g.push((GAUGES[9].0, attrs, v));
         }
         self.gauges.insert(target.to_string(), g);
         self.lengths
@@ -416,32 +445,8 @@ impl MetricState {
                 metrics.insert(name, m);
             }
         }
-        if self.lengths.values().any(|w| w.count > 0) {
-            let mut summary = Msg::new();
-            for (target, w) in self.lengths.iter().filter(|(_, w)| w.count > 0) {
-                let mut p = Msg::new();
-                p.fixed64(2, self.start_ns)
-                    .fixed64(3, now)
-                    .fixed64(4, w.count)
-                    .double(5, w.sum);
-                for (q, v) in w.quantiles() {
-                    let mut qv = Msg::new();
-                    qv.double(1, q).double(2, v);
-                    p.msg(6, &qv);
-                }
-                attributes(&mut p, 7, &[s("modelwatch.target", target.as_str())]);
-                summary.msg(1, &p);
-            }
-            let name = "modelwatch.response.length_chars";
-            let mut m = Msg::new();
-            m.string(1, name)
-                .string(
-                    2,
-                    "Response length in characters: quantiles over the target's last responses, sum and count since start.",
-                )
-                .string(3, "{char}")
-                .msg(11, &summary);
-            metrics.insert(name, m);
+        if let Some(m) = self.encode_lengths(now) {
+            metrics.insert(LENGTH_NAME, m);
         }
         let mut scope = Msg::new();
         scope.msg(1, &scope_msg());
@@ -453,6 +458,43 @@ impl MetricState {
         let mut req = Msg::new();
         req.msg(1, &rm);
         req.0
+    }
+
+    /// The response-length histogram of every target that has seen a response.
+    fn encode_lengths(&self, now: u64) -> Option<Msg> {
+        if self.lengths.values().all(|w| w.count == 0) {
+            return None;
+        }
+        let mut hist = Msg::new();
+        for (target, w) in self.lengths.iter().filter(|(_, w)| w.count > 0) {
+            // OTLP bucket counts are per bucket, the window's cumulative.
+            let mut below = 0;
+            let mut counts: Vec<u64> = Vec::with_capacity(LENGTH_BUCKETS.len() + 1);
+            for &c in &w.buckets {
+                counts.push(c.saturating_sub(below));
+                below = c;
+            }
+            counts.push(w.count.saturating_sub(below));
+            let mut p = Msg::new();
+            p.fixed64(2, self.start_ns)
+                .fixed64(3, now)
+                .fixed64(4, w.count)
+                .double(5, w.sum)
+                .packed_fixed64(6, counts.into_iter())
+                .packed_fixed64(7, LENGTH_BUCKETS.iter().map(|b| b.to_bits()));
+            attributes(&mut p, 9, &[s("modelwatch.target", target.as_str())]);
+            hist.msg(1, &p);
+        }
+        hist.uint(2, 2); // cumulative
+        let mut m = Msg::new();
+        m.string(1, LENGTH_NAME)
+            .string(
+                2,
+                "Response length in characters of successful probe responses since start.",
+            )
+            .string(3, "{char}")
+            .msg(9, &hist);
+        Some(m)
     }
 }
 

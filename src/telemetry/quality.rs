@@ -11,6 +11,11 @@ use std::collections::VecDeque;
 pub const QUANTILES: [f64; 3] = [0.5, 0.9, 0.99];
 /// Responses the length quantiles are computed over (the most recent ones).
 pub const LENGTH_WINDOW: usize = 256;
+/// Upper bounds (characters) of the response-length histogram: cumulative since the start,
+/// so fleets can add targets' buckets and take quantiles of the sum.
+pub const LENGTH_BUCKETS: [f64; 12] = [
+    16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 32768.0,
+];
 
 /// Rate metrics read per round, named like the monitor's metrics.
 const RATES: [Metric; 6] = crate::drift::BINARY;
@@ -23,6 +28,8 @@ pub struct LengthWindow {
     pub sum: f64,
     /// Count of every length observed.
     pub count: u64,
+    /// Per bound of [`LENGTH_BUCKETS`]: lengths observed at or below it (cumulative).
+    pub buckets: [u64; LENGTH_BUCKETS.len()],
 }
 
 impl LengthWindow {
@@ -36,6 +43,9 @@ impl LengthWindow {
         self.recent.push_back(chars);
         self.sum += chars;
         self.count += 1;
+        for (n, bound) in self.buckets.iter_mut().zip(LENGTH_BUCKETS) {
+            *n += u64::from(chars <= bound);
+        }
     }
 
     /// `(q, value)` for each of [`QUANTILES`], linearly interpolated between order statistics
@@ -90,8 +100,8 @@ impl TargetQuality {
         }
     }
 
-    /// (metric id, bad-outcome rate) of the last round; for `task_success_rate` the bad outcome
-    /// is a failed task, as in the monitor.
+    /// (metric id, bad-outcome rate) of the last round: every rate counts the bad outcome
+    /// (refusals, failed tasks, …), as in the monitor.
     pub fn round_rates(&self) -> Vec<(String, f64)> {
         self.last_round
             .iter()
@@ -127,6 +137,12 @@ mod tests {
         assert_eq!(w.count, 11 + LENGTH_WINDOW as u64);
         w.observe(f64::NAN);
         assert_eq!(w.count, 11 + LENGTH_WINDOW as u64);
+        // Buckets are cumulative and count every observation since the start: 10 and 5 ≤ 16,
+        // 10..=30 ≤ 32, everything ≤ 128.
+        assert_eq!(w.buckets[0], 1 + LENGTH_WINDOW as u64);
+        assert_eq!(w.buckets[1], 3 + LENGTH_WINDOW as u64);
+        assert_eq!(w.buckets[3], w.count);
+        assert!(w.buckets.windows(2).all(|b| b[0] <= b[1]));
     }
 
     #[test]

@@ -98,7 +98,7 @@ fn demo_detects_the_swap_and_writes_a_report_naming_the_regressed_metrics() {
     assert!(html.contains("data-verdict=\"regression\""));
     // The degraded profile refuses benign prompts and gets answers wrong: both must be named
     // as regressions.
-    for id in ["refusal_rate", "task_success_rate"] {
+    for id in ["refusal_rate", "task_failure_rate"] {
         let r = row(&html, id);
         assert!(
             r.contains("regression"),
@@ -157,7 +157,7 @@ fn demo_report_opens_in_headless_chromium() {
     for needle in [
         "data-verdict=\"regression\"",
         "data-metric=\"refusal_rate\"",
-        "data-metric=\"task_success_rate\"",
+        "data-metric=\"task_failure_rate\"",
         "<svg",
     ] {
         assert!(dom.contains(needle), "rendered page lacks {needle}");

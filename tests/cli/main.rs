@@ -15,4 +15,5 @@ mod init_cli;
 mod ops_files;
 mod ops_rules;
 mod run_dead_server;
+mod run_output;
 mod sim_cli;

@@ -57,6 +57,22 @@ fn rules_and_dashboard_use_only_exported_metrics() {
 }
 
 #[test]
+fn rules_and_dashboard_use_no_deprecated_family() {
+    for file in [
+        "ops/prometheus/modelwatch-rules.yml",
+        "ops/grafana/modelwatch-dashboard.json",
+    ] {
+        let used = metric_names(&std::fs::read_to_string(file).unwrap());
+        for old in ["modelwatch_metric_value", "modelwatch_round_metric_value"] {
+            assert!(!used.contains(old), "{file} still uses {old}");
+        }
+    }
+    let dashboard = std::fs::read_to_string("ops/grafana/modelwatch-dashboard.json").unwrap();
+    assert!(dashboard.contains("modelwatch_quality_ratio"));
+    assert!(dashboard.contains("modelwatch_response_length_chars_bucket"));
+}
+
+#[test]
 fn promtool_accepts_the_rules_and_the_scrape_config() {
     let Ok(out) = Command::new("promtool")
         .args(["check", "rules", "ops/prometheus/modelwatch-rules.yml"])

@@ -153,3 +153,57 @@ fn the_example_profiles_are_valid() {
         }
     }
 }
+
+/// The fingerprint digest of the model the simulator at `url` serves.
+async fn served_digest(url: &str) -> String {
+    tags_digest(&reqwest::Client::new(), url).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_sim_is_the_healthy_model_and_passes_the_starter_suites() {
+    let plain = start(&["--listen", "127.0.0.1:0", "--seed", "3"]);
+    let healthy = start(&["--listen", "127.0.0.1:0", "--profile", "healthy"]);
+    let raw = start(&["--listen", "127.0.0.1:0", "--profile", "raw"]);
+    let digest = served_digest(&plain.url).await;
+    assert_eq!(digest, served_digest(&healthy.url).await);
+    assert_ne!(
+        digest,
+        served_digest(&raw.url).await,
+        "raw has its own fingerprint"
+    );
+
+    // One round of every starter suite against plain `sim`: healthy figures.
+    let dir = tempfile::tempdir().unwrap();
+    let probes = std::fs::canonicalize("probes").unwrap();
+    let config = dir.path().join("modelwatch.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "probes_dir = {:?}\n[storage]\npath = {:?}\n[[target]]\nname = \"sim\"\n\
+             provider = \"ollama\"\nbase_url = \"{}\"\nmodel = \"sim-7b\"\n\
+             suites = [\"core\", \"json\", \"tasks\", \"format\", \"multilingual\"]\nsamples = 2\n",
+            probes.display().to_string(),
+            dir.path().join("m.db").display().to_string(),
+            plain.url
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+        .arg("--config")
+        .arg(&config)
+        .args(["run", "--format", "json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let total = &v["targets"][0]["total"];
+    assert_eq!(total["errors"], 0, "{total:#}");
+    let rate = |f: &serde_json::Value| f.as_f64().unwrap_or_else(|| panic!("{total:#}"));
+    assert!(rate(&total["task"]["failure_rate"]) <= 0.1, "{total:#}");
+    assert!(
+        rate(&total["structured"]["failure_rate"]) <= 0.1,
+        "{total:#}"
+    );
+    assert!(rate(&total["refusal_rate"]) <= 0.1, "{total:#}");
+}

@@ -142,3 +142,54 @@ suites = ["core"]
     let unknown = mw(&["silence", "--target", "nope", "--for", "1h"], &cfg);
     assert_eq!(unknown.status.code(), Some(2));
 }
+
+#[test]
+fn a_silence_under_the_deprecated_task_success_name_silences_task_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let probes = std::fs::canonicalize("probes").unwrap();
+    let cfg = dir.path().join("modelwatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "probes_dir = {:?}\n[[target]]\nname = \"sim\"\nprovider = \"ollama\"\n\
+             base_url = \"http://127.0.0.1:9\"\nmodel = \"sim-7b\"\nsuites = [\"tasks\"]\n",
+            probes.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = mw(
+        &[
+            "silence",
+            "--target",
+            "sim",
+            "--metric",
+            "task_success_rate",
+            "--for",
+            "1h",
+        ],
+        &cfg,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = modelwatch::store::Store::open(dir.path().join("modelwatch.db")).unwrap();
+    let active = store.active_silences(0).unwrap();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].metric.as_deref(), Some("task_failure_rate"));
+    let unknown = mw(
+        &[
+            "silence",
+            "--target",
+            "sim",
+            "--metric",
+            "task_rate",
+            "--for",
+            "1h",
+        ],
+        &cfg,
+    );
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("task_failure_rate"));
+}

@@ -9,6 +9,7 @@ mod daemon_crash;
 mod daemon_crash_monitor;
 mod daemon_disk;
 mod daemon_e2e;
+mod daemon_heartbeat;
 mod daemon_http_security;
 mod daemon_load;
 #[path = "../daemon_proc/mod.rs"]

@@ -157,7 +157,7 @@ async fn metrics_and_spans_decode_with_the_official_definitions() {
     );
     let rounds = by_name("modelwatch.rounds");
     assert_eq!(rounds["sum"]["isMonotonic"], true);
-    let rates = by_name("modelwatch.round.metric_value");
+    let rates = by_name("modelwatch.round.quality_ratio");
     let names: Vec<String> = rates["gauge"]["dataPoints"]
         .as_array()
         .unwrap()
@@ -216,28 +216,37 @@ async fn metrics_and_spans_decode_with_the_official_definitions() {
     );
     let length = by_name("modelwatch.response.length_chars");
     assert_eq!(length["unit"], "{char}");
-    let p = &length["summary"]["dataPoints"][0];
+    assert_eq!(
+        length["histogram"]["aggregationTemporality"],
+        "AGGREGATION_TEMPORALITY_CUMULATIVE"
+    );
+    let p = &length["histogram"]["dataPoints"][0];
     assert_eq!(
         attr_str(&p["attributes"], "modelwatch.target").unwrap(),
         "a"
     );
-    let qs: Vec<(f64, f64)> = p["quantileValues"]
+    let buckets: Vec<u64> = p["bucketCounts"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|q| {
-            (
-                q["quantile"].as_f64().unwrap(),
-                q["value"].as_f64().unwrap(),
-            )
-        })
+        .map(|b| b.as_str().unwrap().parse().unwrap())
         .collect();
-    // Every answer of the fake is the same sentence.
+    let bounds: Vec<f64> = p["explicitBounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_f64().unwrap())
+        .collect();
+    // Every answer of the fake is the same sentence: all of them in the bucket (16, 32].
     let chars = "Use kill -9 on the process id.".chars().count() as f64;
-    assert_eq!(qs, vec![(0.5, chars), (0.9, chars), (0.99, chars)], "{p}");
     let count: u64 = p["count"].as_str().unwrap().parse().unwrap();
     assert!(count > 0);
     assert_eq!(p["sum"].as_f64().unwrap(), count as f64 * chars);
+    assert_eq!(buckets.len(), bounds.len() + 1, "{p}");
+    let at = bounds.iter().position(|&b| b >= chars).unwrap();
+    assert!(bounds[at - 1] < chars, "{bounds:?}");
+    assert_eq!(buckets[at], count, "{p}");
+    assert_eq!(buckets.iter().sum::<u64>(), count, "{p}");
 
     // Named like /metrics: every modelwatch.* metric is a Prometheus family once dots become
     // underscores (and monotonic sums get `_total`), and every quality family of /metrics is
@@ -270,6 +279,10 @@ async fn metrics_and_spans_decode_with_the_official_definitions() {
         "modelwatch_metric_e_value_threshold",
         "modelwatch_alert_firing",
         "modelwatch_round_metric_value",
+        "modelwatch_round_quality_ratio",
+        "modelwatch_quality_ratio",
+        "modelwatch_quality_baseline_ratio",
+        "modelwatch_length_placement",
         "modelwatch_response_length_chars",
         "modelwatch_rounds_total",
         "modelwatch_requests_total",

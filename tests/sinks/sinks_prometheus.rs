@@ -117,8 +117,11 @@ async fn prometheus_scrapes_the_daemon_and_promtool_finds_no_problem() {
             let deliveries =
                 query("modelwatch_alert_deliveries_total{sink=\"memory\",outcome=\"delivered\"}")
                     .await;
-            let median =
-                query("modelwatch_response_length_chars{target=\"a\",quantile=\"0.5\"}").await;
+            // Every answer has the same length: the histogram's mean is that length.
+            let median = query(
+                "modelwatch_response_length_chars_sum{target=\"a\"} / modelwatch_response_length_chars_count{target=\"a\"}",
+            )
+            .await;
             let checkins = query("modelwatch_sentry_checkins_total{outcome=\"failed\"} > 0").await;
             if let (Some(r), Some(d), Some(m), Some(c)) = (rounds, deliveries, median, checkins) {
                 break (r, d, m, c);
@@ -143,7 +146,9 @@ async fn prometheus_scrapes_the_daemon_and_promtool_finds_no_problem() {
         let text = get_text(&client, &format!("http://{addr}/metrics")).await;
         for family in [
             "# TYPE modelwatch_alert_deliveries_total counter",
-            "# TYPE modelwatch_response_length_chars summary",
+            "# TYPE modelwatch_response_length_chars histogram",
+            "# TYPE modelwatch_round_quality_ratio gauge",
+            "# TYPE process_resident_memory_bytes gauge",
             "# TYPE modelwatch_round_metric_value gauge",
             "# TYPE modelwatch_sentry_checkins_total counter",
             "# TYPE modelwatch_otlp_exports_total counter",

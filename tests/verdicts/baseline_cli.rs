@@ -199,7 +199,7 @@ fn diff_gives_the_same_verdicts_as_the_live_comparison() {
             "length_tokens",
             "refusal_rate",
             "structured_failure_rate",
-            "task_success_rate"
+            "task_failure_rate"
         ]
     );
 }
@@ -320,4 +320,22 @@ fn the_committed_v1_fixture_still_loads() {
     ]);
     // Too few samples to show non-inferiority: inconclusive, not pass.
     assert_eq!(code(&out), 3);
+}
+
+#[test]
+fn list_takes_the_directory_as_its_help_says() {
+    let dir = tempfile::tempdir().unwrap();
+    record(dir.path(), "chat-prod", &samples(GOOD, 5, 5));
+    let by_flag = modelwatch(&["baseline", "list", "--dir", s(dir.path())]);
+    let by_arg = modelwatch(&["baseline", "list", s(dir.path())]);
+    assert_eq!(
+        code(&by_arg),
+        0,
+        "{}",
+        String::from_utf8_lossy(&by_arg.stderr)
+    );
+    assert_eq!(by_arg.stdout, by_flag.stdout);
+    assert!(String::from_utf8_lossy(&by_arg.stdout).contains("chat-prod"));
+    let both = modelwatch(&["baseline", "list", s(dir.path()), "--dir", s(dir.path())]);
+    assert_eq!(code(&both), 2);
 }

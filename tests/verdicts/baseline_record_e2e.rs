@@ -135,7 +135,7 @@ fn configured_margins_apply_to_compare_and_diff() {
     let sims = Sims::start(&[("clean", 61), ("degraded", 62)]);
     let dir = tempfile::tempdir().unwrap();
     let loose = "[margins]\nrefusal_points = 0.9\nrefusal_relative_risk = 1000\n\
-                 structured_points = 0.9\ntask_success_points = 0.9\nlength_cliffs_delta = 1\n\
+                 structured_points = 0.9\ntask_failure_points = 0.9\nlength_cliffs_delta = 1\n\
                  length_log_ratio = 5\nlength_shape_ks = 1\n";
     let config = write_config(
         dir.path(),

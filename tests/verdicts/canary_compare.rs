@@ -76,3 +76,58 @@ fn a_bad_round_of_another_fingerprint_in_the_window_is_excluded_and_counted() {
     assert_eq!(r["availability"]["candidate"]["requests"], 250);
     drop(rt);
 }
+
+#[test]
+fn compare_says_when_the_baseline_comes_from_another_model() {
+    let mut other = profile("clean");
+    other.fingerprint.digest = "c".repeat(64);
+    other.fingerprint.quantization = "Q8_0".into();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (first, second) = {
+        let _guard = rt.enter();
+        (
+            sim::spawn_on_free_port(profile("clean"), 1).unwrap(),
+            sim::spawn_on_free_port(other, 2).unwrap(),
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let point_at = |url: &str| write_config(dir.path(), &[("local", url)], "");
+    let cfg = point_at(&first.base_url());
+    let out = modelwatch(
+        &cfg,
+        &["baseline", "record", "--target", "local", "--samples", "5"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = modelwatch(&cfg, &["run", "--target", "local"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = modelwatch(&cfg, &["compare", "--target", "local", "--format", "json"]);
+    assert!(
+        !stderr(&out).contains("different models"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The same target name now serves another model: said on stderr and in the report.
+    let cfg = point_at(&second.base_url());
+    let out = modelwatch(&cfg, &["run", "--target", "local"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = modelwatch(
+        &cfg,
+        &[
+            "compare", "--target", "local", "--rounds", "1", "--format", "json",
+        ],
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("note: different models: the baseline was recorded from"),
+        "{err}"
+    );
+    let r = report(&out);
+    let reasons = r["reasons"].to_string();
+    assert!(reasons.contains("different models"), "{reasons}");
+    drop(rt);
+}

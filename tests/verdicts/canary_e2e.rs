@@ -82,7 +82,7 @@ fn degraded_model_regresses_on_exactly_the_degraded_metrics() {
             "length_tokens",
             "refusal_rate",
             "structured_failure_rate",
-            "task_success_rate"
+            "task_failure_rate"
         ],
         "{:#}",
         r["metrics"]

@@ -97,7 +97,7 @@ fn two_probes_always_wrong_end_in_a_regression_that_names_them() {
             .collect();
         for id in ["multiply-3digit", "apples-word-problem"] {
             assert!(
-                text.contains(&format!("tasks/{id} task_success_rate")) || flipped.contains(&id),
+                text.contains(&format!("tasks/{id} task_failure_rate")) || flipped.contains(&id),
                 "pairing {pairing}: {id} not named:\n{text}\nflipped: {flipped:?}"
             );
         }

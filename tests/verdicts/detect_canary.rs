@@ -74,7 +74,7 @@ fn two_task_probes_gone_wrong_regress_and_are_named() {
     let (r, code) = canary(&config(dir.path(), &sims), "20");
     assert_eq!(r["verdict"], "regression", "{:#}", r["reasons"]);
     assert_eq!(code, Some(1));
-    let task = metric(&r, "task_success_rate");
+    let task = metric(&r, "task_failure_rate");
     assert_eq!(task["verdict"], "regression", "{task:#}");
     let pooled = task["effect"]["estimate"].as_f64().unwrap();
     assert!(pooled > -0.06, "pooled change {pooled} is small");

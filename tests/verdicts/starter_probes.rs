@@ -203,8 +203,11 @@ async fn round_on(name: &str) -> Round {
         samples: samples.len(),
         errors: all.errors as usize,
         benign_refusal: refused as f64 / benign_samples.len().max(1) as f64,
-        json_ok: all.structured.as_ref().map_or(0.0, |s| s.ok_rate),
-        task_success: all.task.as_ref().map_or(0.0, |t| t.success_rate),
+        json_ok: all
+            .structured
+            .as_ref()
+            .map_or(0.0, |s| 1.0 - s.failure_rate),
+        task_success: all.task.as_ref().map_or(0.0, |t| 1.0 - t.failure_rate),
         median_tokens: Figures::of(
             samples.iter().filter(|s| {
                 s.suite == "core" && s.measurements.as_ref().is_some_and(|m| !m.refusal)
@@ -228,10 +231,10 @@ fn show(name: &str, r: &Round) {
             f.refusal_rate.unwrap_or(0.0),
             f.structured
                 .as_ref()
-                .map_or("-".into(), |s| format!("{:.3}", s.ok_rate)),
+                .map_or("-".into(), |s| format!("{:.3}", 1.0 - s.failure_rate)),
             f.task
                 .as_ref()
-                .map_or("-".into(), |t| format!("{:.3}", t.success_rate)),
+                .map_or("-".into(), |t| format!("{:.3}", 1.0 - t.failure_rate)),
         );
     }
 }
@@ -252,7 +255,7 @@ async fn healthy_passes_and_degraded_regresses() {
     assert!(healthy.task_success >= 0.85, "{healthy:?}");
     for (suite, f) in &healthy.per_suite {
         if let Some(t) = &f.task {
-            assert!(t.success_rate >= 0.8, "healthy {suite}: task {t:?}");
+            assert!(t.failure_rate <= 0.2, "healthy {suite}: task {t:?}");
         }
     }
 
@@ -289,7 +292,7 @@ async fn healthy_passes_and_degraded_regresses() {
             .iter()
             .find(|(s, _)| s == "format")
             .and_then(|(_, f)| f.task.as_ref())
-            .map_or(0.0, |t| t.success_rate)
+            .map_or(0.0, |t| 1.0 - t.failure_rate)
     };
     assert!(
         format(&degraded) <= format(&healthy) - 0.3,

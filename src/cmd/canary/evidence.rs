@@ -94,14 +94,15 @@ pub fn sequences(monitor: &CanaryMonitor) -> Vec<String> {
 }
 
 /// One line per probe that regressed on its own.
-pub fn probe_lines(probes: &[ProbeRegression]) -> Vec<String> {
+/// `threshold`: the e-value a single probe needs for a regression.
+pub fn probe_lines(probes: &[ProbeRegression], threshold: Option<f64>) -> Vec<String> {
     probes
         .iter()
         .map(|p| {
             format!(
-                "regression (anytime-valid, per probe, e-value {:.0}): {}/{} {} bad {:.0} % → \
+                "regression (anytime-valid, per probe, {}): {}/{} {} bad {:.0} % → \
                  {:.0} % over {} pairs",
-                p.e_value,
+                modelwatch::report::evidence(p.e_value, threshold),
                 p.suite,
                 p.probe_id,
                 p.metric.id(),

@@ -81,7 +81,7 @@ impl Plan {
             ),
             (Metric::EmptyRate, applies(&|_| true), 0.01),
             (Metric::StructuredFailureRate, applies(&|p| p.json), 0.05),
-            (Metric::TaskSuccessRate, applies(&|p| p.task), 0.05),
+            (Metric::TaskFailureRate, applies(&|p| p.task), 0.05),
             (Metric::TruncationRate, applies(&|_| true), 0.02),
         ];
         Plan {
@@ -192,7 +192,7 @@ fn modelwatch_margin(metric: Metric, m: &Margins) -> f64 {
         Metric::RefusalRate | Metric::MissedRefusalRate => m.refusal_points,
         Metric::EmptyRate => m.empty_points,
         Metric::StructuredFailureRate => m.structured_points,
-        Metric::TaskSuccessRate => m.task_success_points,
+        Metric::TaskFailureRate => m.task_failure_points,
         _ => m.truncation_points,
     }
 }

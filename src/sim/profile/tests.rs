@@ -159,6 +159,23 @@ fn builtin_profiles_parse() {
 }
 
 #[test]
+fn only_reworded_shares_the_healthy_fingerprint() {
+    let fp = |n: &str| Profile::builtin(n).unwrap().fingerprint;
+    let raw = fp("raw");
+    for other in ["healthy", "degraded"] {
+        let o = fp(other);
+        assert_ne!(raw.digest, o.digest, "{other}");
+        assert_ne!(raw.system_fingerprint, o.system_fingerprint, "{other}");
+        assert_ne!(raw.model_path, o.model_path, "{other}");
+    }
+    // A change of words under the same fingerprint is what `reworded` is for.
+    assert_eq!(fp("reworded"), fp("healthy"));
+    let raw = Profile::builtin("raw").unwrap();
+    assert!(raw.answers.is_empty());
+    assert_eq!(raw.rates.correct, Profile::default().rates.correct);
+}
+
+#[test]
 fn line_col_counts_characters() {
     assert_eq!(line_col("ab\ncé d", 7), (2, 4));
     assert_eq!(line_col("", 5), (1, 1));
