@@ -2,8 +2,9 @@
 //! servers on free loopback ports (killed on drop), writing configurations, running the
 //! `modelwatch` binary and its daemon, and reading the daemon's status API.
 //!
-//! The binary and the model come from `MODELWATCH_LLAMA_SERVER` and `MODELWATCH_LLAMA_MODEL`
-//! (the two lines `scripts/llama/install.sh` prints). The tests are `#[ignore]`d, so a plain
+//! The binary and the models come from `MODELWATCH_LLAMA_SERVER`, `MODELWATCH_LLAMA_MODEL`
+//! (Gemma 3 270M) and `MODELWATCH_LLAMA_MODEL2` (SmolLM2-135M-Instruct), the lines
+//! `scripts/llama/install.sh` prints. The tests are `#[ignore]`d, so a plain
 //! `cargo test` reports them as ignored, not passed; `scripts/test` runs them with `--ignored`
 //! when those variables are set, and always in CI (`CI` or `MODELWATCH_REQUIRE_LLAMA` set), where
 //! their absence is a broken pipeline and fails them.
@@ -103,6 +104,33 @@ pub fn installed() -> Option<(PathBuf, PathBuf)> {
             eprintln!(
                 "skipped: MODELWATCH_LLAMA_SERVER / MODELWATCH_LLAMA_MODEL are not set; \
                  run scripts/llama/install.sh and export the two lines it prints"
+            );
+            None
+        }
+    }
+}
+
+/// The second installed model (SmolLM2-135M-Instruct, `MODELWATCH_LLAMA_MODEL2`), or `None`
+/// (after saying so) when it is not configured outside CI.
+pub fn installed_second() -> Option<PathBuf> {
+    match std::env::var_os("MODELWATCH_LLAMA_MODEL2").filter(|v| !v.is_empty()) {
+        Some(m) => {
+            let m = PathBuf::from(m);
+            assert!(
+                m.is_file(),
+                "MODELWATCH_LLAMA_MODEL2={} does not exist: run scripts/llama/install.sh",
+                m.display()
+            );
+            Some(m)
+        }
+        None if in_ci() => panic!(
+            "CI (or MODELWATCH_REQUIRE_LLAMA) is set but MODELWATCH_LLAMA_MODEL2 is not: run \
+             `eval \"$(scripts/llama/install.sh)\"` and export the lines it prints (.ci/run does)"
+        ),
+        None => {
+            eprintln!(
+                "skipped: MODELWATCH_LLAMA_MODEL2 is not set; run scripts/llama/install.sh and \
+                 export the lines it prints"
             );
             None
         }
