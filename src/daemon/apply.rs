@@ -54,6 +54,8 @@ impl Scheduler {
                 swaps: 0,
                 last_round: None,
                 digest: None,
+                config_digest: None,
+                config_changes: 0,
             });
         }
         // A changed baseline path or margins: start a new episode.

@@ -512,7 +512,9 @@ mod tests {
         let a = fingerprint_from(
             "m:1",
             &entry,
-            &show("stop                           \"<|im_start|>\"\nstop \"<|im_end|>\"\ntemperature 0.7\nrepeat_penalty 1.05"),
+            &show(
+                "stop                           \"<|im_start|>\"\nstop \"<|im_end|>\"\ntemperature 0.7\nrepeat_penalty 1.05",
+            ),
             None,
         );
         let config = a.config();
@@ -522,7 +524,9 @@ mod tests {
         let b = fingerprint_from(
             "m:1",
             &entry,
-            &show("stop \"<|im_start|>\"\nstop \"<|im_end|>\"\ntemperature 0.7\nrepeat_penalty 1.5"),
+            &show(
+                "stop \"<|im_start|>\"\nstop \"<|im_end|>\"\ntemperature 0.7\nrepeat_penalty 1.5",
+            ),
             None,
         );
         assert_ne!(a.config_digest(), b.config_digest());

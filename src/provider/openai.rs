@@ -685,18 +685,34 @@ mod tests {
             r#"["penalties","dry","top_k","top_p","min_p","temperature"]"#
         );
         assert!(!config.contains_key("nested"), "{config:?}");
-        assert!(!config.contains_key("total_slots"), "per-server, not sampling");
-        let digest = plain.config_digest().expect("llama.cpp publishes its defaults");
+        assert!(
+            !config.contains_key("total_slots"),
+            "per-server, not sampling"
+        );
+        let digest = plain
+            .config_digest()
+            .expect("llama.cpp publishes its defaults");
         // Read again: the same digest and id.
         let again = fingerprint_from("m", &entry, None, Some(&props(1.0, 1024)), None);
-        assert_eq!((again.id(), again.config_digest()), (plain.id(), Some(digest.clone())));
+        assert_eq!(
+            (again.id(), again.config_digest()),
+            (plain.id(), Some(digest.clone()))
+        );
 
         let penalised = fingerprint_from("m", &entry, None, Some(&props(1.5, 1024)), None);
-        assert_eq!(penalised.id(), plain.id(), "same weights, same model fingerprint");
+        assert_eq!(
+            penalised.id(),
+            plain.id(),
+            "same weights, same model fingerprint"
+        );
         assert_ne!(penalised.config_digest().unwrap(), digest);
         let shrunk = fingerprint_from("m", &entry, None, Some(&props(1.0, 256)), None);
         assert_eq!(shrunk.id(), plain.id());
-        assert_ne!(shrunk.config_digest().unwrap(), digest, "a smaller slot context");
+        assert_ne!(
+            shrunk.config_digest().unwrap(),
+            digest,
+            "a smaller slot context"
+        );
 
         // A server without the settings (an older build, a gateway): no configuration at all.
         let mut bare = props(1.0, 1024);

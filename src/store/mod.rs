@@ -19,7 +19,7 @@ mod rounds;
 mod samples;
 
 pub use events::{Event, EventId};
-pub use fingerprints::{FingerprintChange, FingerprintRecord};
+pub use fingerprints::{ConfigChange, FingerprintChange, FingerprintRecord};
 pub use outbox::{OutboxRow, OutboxStatus};
 pub use rounds::{RoundId, RoundInfo, RoundStatus};
 pub use samples::{PruneStats, SampleQuery};

