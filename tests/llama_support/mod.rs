@@ -11,6 +11,8 @@
 
 #![allow(dead_code)]
 
+pub mod gateway;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -336,9 +338,41 @@ impl<'a> Target<'a> {
 /// the daemon's `[server]` section. Verdicts use `alpha = 0.001` (see docs/llama-cpp.md: the
 /// bound on a false regression of an unchanged server).
 pub fn write_config(dir: &Path, targets: &[Target], daemon_port: Option<u16>) -> PathBuf {
+    write_config_with(dir, SUITE, targets, daemon_port)
+}
+
+/// [`SUITE`] at `temperature` with `seed` declared in its defaults: sample `i` of every probe
+/// is sent with `seed + i` on every side, and the verdicts show seed-paired replay agreement.
+pub fn seeded_suite(seed: u64, temperature: f64) -> String {
+    let suite = SUITE
+        .replacen(
+            "stop = [\"\\n\"]",
+            &format!("stop = [\"\\n\"]\nseed = {seed}"),
+            1,
+        )
+        .replacen(
+            "temperature = 0.7",
+            &format!("temperature = {temperature}"),
+            1,
+        );
+    assert!(
+        suite.contains(&format!("seed = {seed}"))
+            && suite.contains(&format!("temperature = {temperature}")),
+        "the suite's defaults name its stop sequence and temperature"
+    );
+    suite
+}
+
+/// [`write_config`] with another text for the `stories` suite.
+pub fn write_config_with(
+    dir: &Path,
+    suite: &str,
+    targets: &[Target],
+    daemon_port: Option<u16>,
+) -> PathBuf {
     let probes = dir.join("probes");
     std::fs::create_dir_all(&probes).unwrap();
-    std::fs::write(probes.join("stories.toml"), SUITE).unwrap();
+    std::fs::write(probes.join("stories.toml"), suite).unwrap();
     let mut text = format!(
         "probes_dir = {:?}\n\n[storage]\npath = {:?}\n\n[margins]\nalpha = 0.001\n\n\
          [alerts]\nreminder = \"0s\"\n",
