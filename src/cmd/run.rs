@@ -137,6 +137,7 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     let mut all_samples = Vec::new();
     // Why each target that measured nothing failed, in one line each.
     let mut failures = Vec::new();
+    let mut served = Vec::new();
     for (target, outcome) in outcomes {
         store_round(&mut store, &target.name, &outcome, &clock)?;
         failures.extend(breaker::failure_line(
@@ -144,6 +145,14 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
             &target.base_url,
             &outcome,
         ));
+        if let Ok(fp) = &outcome.fingerprint {
+            served.push(format!(
+                "{}: fingerprint {}, config {}",
+                target.name,
+                fp.id(),
+                fp.config_digest().unwrap_or_else(|| "not published".into())
+            ));
+        }
         all_samples.extend(outcome.samples);
     }
 
@@ -165,6 +174,9 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
                 all_samples.len(),
                 loaded.config.storage.path.display()
             );
+            for line in &served {
+                println!("served by {line}");
+            }
         }
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
     }
@@ -181,8 +193,9 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Stores one target's round: its fingerprint (a change is logged as a swap), the round and
-/// its samples.
+/// Stores one target's round: its configuration (a change under the same model is logged as
+/// `config_changed`), its fingerprint (a change is logged as a swap), the round and its
+/// samples.
 pub(super) fn store_round(
     store: &mut Store,
     target: &str,
@@ -191,6 +204,16 @@ pub(super) fn store_round(
 ) -> anyhow::Result<()> {
     let fingerprint_id = match &outcome.fingerprint {
         Ok(fp) => {
+            if let Some(c) = store.record_config(target, fp, outcome.started_at_ms)? {
+                tracing::warn!(
+                    target,
+                    fingerprint = %c.fingerprint,
+                    previous = %c.previous,
+                    current = %c.current,
+                    changed = %c.changed.join(","),
+                    "the served configuration changed under the same model (config_changed)"
+                );
+            }
             match store.record_fingerprint(target, fp, outcome.started_at_ms)? {
                 FingerprintChange::Swap { previous } => tracing::warn!(
                     target,

@@ -66,6 +66,8 @@ impl Scheduler {
                     swaps: 0,
                     last_round: None,
                     digest: None,
+                    config_digest: None,
+                    config_changes: 0,
                 },
             );
         }

@@ -99,6 +99,8 @@ impl Scheduler {
                 model: t.model.clone(),
                 fingerprint: rt.fingerprint.clone(),
                 digest: rt.digest.clone(),
+                config_digest: rt.config_digest.clone(),
+                config_changes: rt.config_changes,
                 pin: t.daemon.pin.as_ref().map(|pin| PinStatus {
                     model: pin.model.clone(),
                     approved_by: pin.approved_by.clone(),

@@ -17,6 +17,7 @@ mod apply;
 pub mod checkins;
 mod delivery;
 mod housekeeping;
+mod identity;
 pub mod limit;
 mod metrics;
 pub mod monitor;
@@ -62,6 +63,8 @@ use tokio::time::Instant;
 pub const UNAPPROVED_MODEL: &str = "unapproved_model";
 /// Alert metric of swap notifications.
 pub const SWAP: &str = "swap";
+/// Alert metric of configuration-change notifications (same model, other generation defaults).
+pub const CONFIG_CHANGED: &str = "config_changed";
 /// How long shutdown waits for notifications being delivered (the rest are resumed at the next
 /// start).
 const DELIVERY_GRACE: Duration = Duration::from_secs(5);
@@ -209,6 +212,9 @@ struct Runtime {
     swaps: u64,
     last_round: Option<RoundSummary>,
     digest: Option<String>,
+    /// The served configuration's digest and how often it changed under the same model.
+    config_digest: Option<String>,
+    config_changes: u64,
 }
 
 type RoundResult = (String, u64, Option<RoundOutcome>);

@@ -139,6 +139,9 @@ pub struct InventoryRow {
     /// Fingerprint id served at the last round, and its digest.
     pub fingerprint: Option<String>,
     pub digest: Option<String>,
+    /// Digest of the generation defaults the server published at the last round (`None`: it
+    /// publishes none).
+    pub config_digest: Option<String>,
     pub last_seen_ms: Option<i64>,
     /// `approved`, `unapproved`, `unpinned` or `unknown` (no round yet).
     pub pin_status: String,
@@ -204,6 +207,7 @@ pub fn inventory(
             model: t.model.clone(),
             fingerprint: id.clone(),
             digest,
+            config_digest: fp.as_ref().and_then(|r| r.fingerprint.config_digest()),
             last_seen_ms: fp.as_ref().map(|r| r.last_seen_ms),
             pin_status: pin_status.into(),
             pin: t.daemon.pin.as_ref().map(|p| p.model.clone()),

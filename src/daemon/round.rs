@@ -237,6 +237,9 @@ impl Scheduler {
             silences: self.store.active_silences(now_ms).unwrap_or_default(),
             windows: self.loaded.config.alerts.maintenance.clone(),
         };
+        self.record_config(name, outcome, now_ms, &mut notifications, |k| {
+            mutes.muted(k, now_ms)
+        });
         let (fingerprint_id, swapped) =
             self.record_fingerprint(name, outcome, now_ms, &mutes, &mut notifications);
         self.store_round(name, fingerprint_id.as_deref(), outcome, now_ms);

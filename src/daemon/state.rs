@@ -54,6 +54,10 @@ pub struct TargetStatus {
     pub model: String,
     pub fingerprint: Option<String>,
     pub digest: Option<String>,
+    /// Digest of the generation defaults the server publishes (`None`: it publishes none).
+    pub config_digest: Option<String>,
+    /// Configuration changes seen under the same model fingerprint (`config_changed` events).
+    pub config_changes: u64,
     pub pin: Option<PinStatus>,
     pub baseline: Option<BaselineStatus>,
     /// When the current monitoring episode began (start, swap or new baseline).

@@ -50,6 +50,10 @@ impl Fingerprint {
     /// details. Facts that change on every call (creation timestamps, slot counts) are left out
     /// by the clients; the server version and build are kept, because a server upgrade can change
     /// outputs (sampling, templates, kernels) and is therefore reported as a swap.
+    ///
+    /// The server's published generation defaults (`details` keys under [`CONFIG_PREFIX`]) are
+    /// not part of it: they make the [`Fingerprint::config_digest`], so a server restarted
+    /// with other sampling defaults keeps its model identity and shows a configuration change.
     pub fn id(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
@@ -58,7 +62,11 @@ impl Fingerprint {
         h.update(self.model.as_bytes());
         h.update([0]);
         h.update(self.digest.as_deref().unwrap_or("").as_bytes());
-        for (k, v) in &self.details {
+        for (k, v) in self
+            .details
+            .iter()
+            .filter(|(k, _)| !k.starts_with(CONFIG_PREFIX))
+        {
             h.update([0]);
             h.update(k.as_bytes());
             h.update([1]);
@@ -66,6 +74,55 @@ impl Fingerprint {
         }
         crate::util::hex(&h.finalize()[..8])
     }
+
+    /// The generation defaults the server publishes (llama.cpp `/props`
+    /// `default_generation_settings`, Ollama `/api/show` `parameters`), prefix removed.
+    pub fn config(&self) -> BTreeMap<&str, &str> {
+        self.details
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(CONFIG_PREFIX)?, v.as_str())))
+            .collect()
+    }
+
+    /// Short stable digest of [`Fingerprint::config`] (16 hex digits of sha256), or `None`
+    /// when the server publishes no generation defaults.
+    pub fn config_digest(&self) -> Option<String> {
+        use sha2::{Digest, Sha256};
+        let config = self.config();
+        if config.is_empty() {
+            return None;
+        }
+        let mut h = Sha256::new();
+        for (k, v) in config {
+            h.update(k.as_bytes());
+            h.update([1]);
+            h.update(v.as_bytes());
+            h.update([0]);
+        }
+        Some(crate::util::hex(&h.finalize()[..8]))
+    }
+}
+
+/// Prefix of the [`Fingerprint::details`] keys that hold the server's published generation
+/// defaults (sampling settings, per-slot context): the configuration, not the model.
+pub const CONFIG_PREFIX: &str = "config.";
+
+/// At most this many configuration entries are kept from one server answer, each value cut to
+/// [`CONFIG_VALUE_CHARS`]: the answer is the server's to shape, the fingerprint stays small.
+pub(crate) const CONFIG_ENTRIES: usize = 128;
+pub(crate) const CONFIG_VALUE_CHARS: usize = 256;
+
+/// Adds one configuration entry under [`CONFIG_PREFIX`], bounded as above.
+pub(crate) fn insert_config(details: &mut BTreeMap<String, String>, key: &str, value: String) {
+    let kept = details
+        .keys()
+        .filter(|k| k.starts_with(CONFIG_PREFIX))
+        .count();
+    if kept >= CONFIG_ENTRIES || key.is_empty() || key.len() > 64 {
+        return;
+    }
+    let value: String = value.chars().take(CONFIG_VALUE_CHARS).collect();
+    details.insert(format!("{CONFIG_PREFIX}{key}"), value);
 }
 
 /// A client for one target's model server.
@@ -246,5 +303,33 @@ mod tests {
         assert_eq!(id, a.clone().id());
         a.details.insert("quantization".into(), "Q4_K_M".into());
         assert_ne!(id, a.id());
+    }
+
+    #[test]
+    fn configuration_entries_make_the_config_digest_not_the_id() {
+        let mut a = Fingerprint {
+            provider: "openai".into(),
+            model: "m".into(),
+            digest: Some("model.gguf".into()),
+            details: BTreeMap::new(),
+        };
+        let id = a.id();
+        assert_eq!(a.config_digest(), None, "nothing published, no digest");
+        insert_config(&mut a.details, "repeat_penalty", "1.0".into());
+        insert_config(&mut a.details, "top_k", "40".into());
+        let config = a.config_digest().expect("a digest");
+        assert_eq!(config.len(), 16);
+        assert_eq!(a.id(), id, "sampling defaults are not the model");
+        assert_eq!(a.config()["top_k"], "40");
+        insert_config(&mut a.details, "repeat_penalty", "1.5".into());
+        assert_ne!(a.config_digest().unwrap(), config);
+        assert_eq!(a.id(), id);
+        // Bounded: long values are cut, entries beyond the limit dropped.
+        insert_config(&mut a.details, "long", "x".repeat(10_000));
+        assert_eq!(a.config()["long"].len(), CONFIG_VALUE_CHARS);
+        for i in 0..2 * CONFIG_ENTRIES {
+            insert_config(&mut a.details, &format!("k{i}"), "v".into());
+        }
+        assert_eq!(a.config().len(), CONFIG_ENTRIES);
     }
 }

@@ -324,6 +324,9 @@ fn fingerprint_from(
             details.insert(format!("{key}_sha256"), sha256_hex(text));
         }
     }
+    if let Some(text) = show.get("parameters").and_then(Value::as_str) {
+        config_from_parameters(text, &mut details);
+    }
     if let Some(v) = version {
         details.insert("server_version".to_string(), v);
     }
@@ -332,6 +335,20 @@ fn fingerprint_from(
         model: model.to_string(),
         digest: entry.get("digest").and_then(scalar),
         details,
+    }
+}
+
+/// Ollama's `parameters`: one `name value` per line (the model's `PARAMETER` lines; `stop` may
+/// repeat). Values of a repeated name are kept in order, joined by a comma.
+fn config_from_parameters(text: &str, details: &mut BTreeMap<String, String>) {
+    let mut values: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for line in text.lines().take(super::CONFIG_ENTRIES * 4) {
+        if let Some((name, value)) = line.trim().split_once(char::is_whitespace) {
+            values.entry(name).or_default().push(value.trim());
+        }
+    }
+    for (name, v) in values {
+        super::insert_config(details, name, v.join(", "));
     }
 }
 
@@ -486,5 +503,36 @@ mod tests {
         assert_eq!(fp.details["server_version"], "0.5.1");
         let other = fingerprint_from("m:1", &entry, &json!({"template":"{{ .System }}"}), None);
         assert_ne!(fp.id(), other.id());
+    }
+
+    #[test]
+    fn show_parameters_become_the_configuration() {
+        let entry = json!({"name":"m:1","digest":"d1"});
+        let show = |params: &str| json!({"template":"{{ .Prompt }}","parameters": params});
+        let a = fingerprint_from(
+            "m:1",
+            &entry,
+            &show(
+                "stop                           \"<|im_start|>\"\nstop \"<|im_end|>\"\ntemperature 0.7\nrepeat_penalty 1.05",
+            ),
+            None,
+        );
+        let config = a.config();
+        assert_eq!(config["temperature"], "0.7");
+        assert_eq!(config["repeat_penalty"], "1.05");
+        assert_eq!(config["stop"], "\"<|im_start|>\", \"<|im_end|>\"");
+        let b = fingerprint_from(
+            "m:1",
+            &entry,
+            &show(
+                "stop \"<|im_start|>\"\nstop \"<|im_end|>\"\ntemperature 0.7\nrepeat_penalty 1.5",
+            ),
+            None,
+        );
+        assert_ne!(a.config_digest(), b.config_digest());
+        assert!(a.config_digest().is_some());
+        // No parameters (a model without PARAMETER lines): no configuration.
+        let none = fingerprint_from("m:1", &entry, &json!({"template":"{{ .Prompt }}"}), None);
+        assert_eq!(none.config_digest(), None);
     }
 }

@@ -433,6 +433,9 @@ fn fingerprint_from(
         if let Some(b) = p.get("build_info").and_then(scalar) {
             details.insert("build_info".to_string(), b);
         }
+        if let Some(settings) = p.get("default_generation_settings") {
+            config_from_props(settings, &mut details);
+        }
     }
     // TGI: the Hub revision of the weights is the strongest identity it offers.
     if let Some(i) = info.filter(|i| i.get("model_id").is_some()) {
@@ -454,6 +457,30 @@ fn fingerprint_from(
         model: model.to_string(),
         digest,
         details,
+    }
+}
+
+/// llama.cpp's `default_generation_settings`: the sampling defaults every request gets for
+/// what it does not send (`params`), and the per-slot context (`n_ctx`). Scalars are kept as
+/// text, lists (the sampler chain) as compact JSON; nested objects are left out.
+fn config_from_props(settings: &Value, details: &mut BTreeMap<String, String>) {
+    if let Some(n) = settings.get("n_ctx").and_then(scalar) {
+        super::insert_config(details, "n_ctx", n);
+    }
+    let Some(params) = settings.get("params").and_then(Value::as_object) else {
+        return;
+    };
+    for (key, v) in params {
+        let text = match v {
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Array(_) => serde_json::to_string(v).ok(),
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Null | Value::Object(_) => None,
+        };
+        if let Some(text) = text {
+            super::insert_config(details, key, text);
+        }
     }
 }
 
@@ -623,6 +650,78 @@ mod tests {
         assert_eq!(a.id(), fingerprint_from("m", &later, None, None, None).id());
         let lm = json!({"error":"Unexpected endpoint or method. (GET /props)"});
         assert_eq!(a, fingerprint_from("m", &entry, None, Some(&lm), Some(&lm)));
+    }
+
+    /// `/props` of llama-server (shortened), started plain and with `--repeat-penalty 1.5`.
+    fn props(repeat_penalty: f64, n_ctx: u64) -> Value {
+        json!({
+            "default_generation_settings": {
+                "params": {"seed": 4294967295u64, "temperature": 0.800000011920929,
+                    "top_k": 40, "top_p": 0.949999988079071, "min_p": 0.05000000074505806,
+                    "repeat_last_n": 64, "repeat_penalty": repeat_penalty,
+                    "presence_penalty": 0.0, "ignore_eos": false, "chat_format": "Content-only",
+                    "samplers": ["penalties", "dry", "top_k", "top_p", "min_p", "temperature"],
+                    "lora": [], "nested": {"ignored": 1}},
+                "n_ctx": n_ctx
+            },
+            "total_slots": 2, "model_alias": "gemma-3-270m", "model_ftype": "Q4_K - Medium",
+            "model_path": "/models/gemma-3-270m-q4_k_m.gguf", "chat_template": "gemma",
+            "media_marker": "<__media_random__>", "build_info": "b0-unknown"
+        })
+    }
+
+    #[test]
+    fn llama_cpp_sampling_defaults_change_the_config_digest_not_the_model_fingerprint() {
+        let entry = json!({"id":"gemma-3-270m","object":"model","owned_by":"llamacpp",
+                           "meta":{"n_params":268098176,"n_vocab":262144}});
+        let plain = fingerprint_from("m", &entry, None, Some(&props(1.0, 1024)), None);
+        let config = plain.config();
+        assert_eq!(config["repeat_penalty"], "1.0");
+        assert_eq!(config["top_k"], "40");
+        assert_eq!(config["n_ctx"], "1024");
+        assert_eq!(config["ignore_eos"], "false");
+        assert_eq!(
+            config["samplers"],
+            r#"["penalties","dry","top_k","top_p","min_p","temperature"]"#
+        );
+        assert!(!config.contains_key("nested"), "{config:?}");
+        assert!(
+            !config.contains_key("total_slots"),
+            "per-server, not sampling"
+        );
+        let digest = plain
+            .config_digest()
+            .expect("llama.cpp publishes its defaults");
+        // Read again: the same digest and id.
+        let again = fingerprint_from("m", &entry, None, Some(&props(1.0, 1024)), None);
+        assert_eq!(
+            (again.id(), again.config_digest()),
+            (plain.id(), Some(digest.clone()))
+        );
+
+        let penalised = fingerprint_from("m", &entry, None, Some(&props(1.5, 1024)), None);
+        assert_eq!(
+            penalised.id(),
+            plain.id(),
+            "same weights, same model fingerprint"
+        );
+        assert_ne!(penalised.config_digest().unwrap(), digest);
+        let shrunk = fingerprint_from("m", &entry, None, Some(&props(1.0, 256)), None);
+        assert_eq!(shrunk.id(), plain.id());
+        assert_ne!(
+            shrunk.config_digest().unwrap(),
+            digest,
+            "a smaller slot context"
+        );
+
+        // A server without the settings (an older build, a gateway): no configuration at all.
+        let mut bare = props(1.0, 1024);
+        bare.as_object_mut()
+            .unwrap()
+            .remove("default_generation_settings");
+        let bare = fingerprint_from("m", &entry, None, Some(&bare), None);
+        assert_eq!(bare.config_digest(), None);
+        assert_eq!(bare.id(), plain.id());
     }
 
     #[test]

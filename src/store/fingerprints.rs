@@ -1,5 +1,7 @@
 //! Fingerprints seen per target, and swap detection: a fingerprint different from the target's
-//! current one is a swap, stored as a `swap` event in the same transaction.
+//! current one is a swap, stored as a `swap` event in the same transaction. Under the same
+//! fingerprint, a different configuration digest (the server's published generation defaults)
+//! is a `config_changed` event: the same model served with other sampling settings.
 
 use super::{Result, Store, StoreError, existing_target_id, target_id};
 use crate::provider::Fingerprint;
@@ -16,6 +18,18 @@ pub enum FingerprintChange {
     First,
     /// The target now serves something else; `previous` is the fingerprint id it served before.
     Swap { previous: String },
+}
+
+/// The same model served with other published generation defaults ([`Store::record_config`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigChange {
+    /// The model fingerprint, unchanged.
+    pub fingerprint: String,
+    /// Configuration digests before and after.
+    pub previous: String,
+    pub current: String,
+    /// The configuration entries whose values differ (added, removed or changed), sorted.
+    pub changed: Vec<String>,
 }
 
 /// A stored fingerprint with when it was first and last seen.
@@ -94,6 +108,79 @@ impl Store {
         }
         tx.commit()?;
         Ok(change)
+    }
+
+    /// Checks whether `target`, still serving the model of its current fingerprint, now
+    /// publishes other generation defaults than when that fingerprint was last stored; if so,
+    /// stores a `config_changed` event (payload: `fingerprint`, `previous` and `current` config
+    /// digests, the `changed` entries with their previous and current values) and the new
+    /// configuration, in one transaction, and returns the change. Call it before
+    /// [`Store::record_fingerprint`] for the same reading.
+    ///
+    /// A swap is not a configuration change (the swap event carries both fingerprints whole),
+    /// and neither is a server starting or ceasing to publish its defaults: both digests must
+    /// be known.
+    pub fn record_config(
+        &mut self,
+        target: &str,
+        fingerprint: &Fingerprint,
+        at_ms: i64,
+    ) -> Result<Option<ConfigChange>> {
+        let Some(current) = fingerprint.config_digest() else {
+            return Ok(None);
+        };
+        let Some(stored) = self.latest_fingerprint(target)? else {
+            return Ok(None);
+        };
+        let id = fingerprint.id();
+        if stored.id != id {
+            return Ok(None);
+        }
+        let Some(previous) = stored.fingerprint.config_digest() else {
+            return Ok(None);
+        };
+        if previous == current {
+            return Ok(None);
+        }
+        let (before, after) = (stored.fingerprint.config(), fingerprint.config());
+        let keys: std::collections::BTreeSet<&str> =
+            before.keys().chain(after.keys()).copied().collect();
+        let changed: serde_json::Map<String, serde_json::Value> = keys
+            .into_iter()
+            .filter(|k| before.get(k) != after.get(k))
+            .map(|k| {
+                (
+                    k.to_string(),
+                    serde_json::json!({"previous": before.get(k), "current": after.get(k)}),
+                )
+            })
+            .collect();
+        let change = ConfigChange {
+            fingerprint: id.clone(),
+            previous,
+            current,
+            changed: changed.keys().cloned().collect(),
+        };
+        let payload = serde_json::json!({
+            "fingerprint": id,
+            "previous": change.previous,
+            "current": change.current,
+            "changed": changed,
+        });
+        let details = serde_json::to_string(fingerprint)
+            .map_err(|e| StoreError::Invalid(format!("fingerprint cannot be encoded: {e}")))?;
+        let tx = self.conn.savepoint()?;
+        let tid = target_id(&tx, target, at_ms)?;
+        tx.execute(
+            "INSERT INTO events (target_id, kind, at_ms, payload) VALUES (?1, 'config_changed', ?2, ?3)",
+            params![tid, at_ms, payload.to_string()],
+        )?;
+        tx.execute(
+            "UPDATE fingerprints SET details = ?3 WHERE target_id = ?1 AND fingerprint = ?2",
+            params![tid, id, details],
+        )?;
+        tx.commit()?;
+        Ok(Some(change))
     }
 
     /// The fingerprint `target` served at its last [`Store::record_fingerprint`].
@@ -193,6 +280,72 @@ mod tests {
         assert_eq!(events[0].payload["current"], b.id());
         assert_eq!(events[0].payload["previous_fingerprint"]["digest"], "aaa");
         assert_eq!(events[1].payload["current_fingerprint"]["digest"], "aaa");
+    }
+
+    fn llama(repeat_penalty: &str) -> Fingerprint {
+        let mut f = fp("gemma.gguf (Q4_K - Medium)");
+        crate::provider::insert_config(&mut f.details, "repeat_penalty", repeat_penalty.into());
+        crate::provider::insert_config(&mut f.details, "top_k", "40".into());
+        f
+    }
+
+    #[test]
+    fn other_generation_defaults_under_the_same_model_are_a_config_change_not_a_swap() {
+        let mut store = Store::open_in_memory().unwrap();
+        let (plain, penalised) = (llama("1.0"), llama("1.5"));
+        assert_eq!(plain.id(), penalised.id());
+        // Nothing stored yet: nothing to compare with.
+        assert_eq!(store.record_config("t", &plain, 10).unwrap(), None);
+        store.record_fingerprint("t", &plain, 10).unwrap();
+        assert_eq!(store.record_config("t", &plain, 20).unwrap(), None);
+        assert_eq!(
+            store.record_fingerprint("t", &plain, 20).unwrap(),
+            FingerprintChange::None
+        );
+
+        let change = store
+            .record_config("t", &penalised, 30)
+            .unwrap()
+            .expect("a configuration change");
+        assert_eq!(change.fingerprint, plain.id());
+        assert_eq!(change.previous, plain.config_digest().unwrap());
+        assert_eq!(change.current, penalised.config_digest().unwrap());
+        assert_eq!(change.changed, vec!["repeat_penalty".to_string()]);
+        assert_eq!(
+            store.record_fingerprint("t", &penalised, 30).unwrap(),
+            FingerprintChange::None,
+            "the model is the same"
+        );
+        // Recorded once: the next reading of the same configuration is no change.
+        assert_eq!(store.record_config("t", &penalised, 40).unwrap(), None);
+        let events = store.events(Some("t"), 0).unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].kind, "config_changed");
+        assert_eq!(events[0].at_ms, 30);
+        assert_eq!(events[0].payload["fingerprint"], plain.id());
+        assert_eq!(
+            events[0].payload["changed"]["repeat_penalty"],
+            serde_json::json!({"previous": "1.0", "current": "1.5"})
+        );
+        assert_eq!(
+            store.latest_fingerprint("t").unwrap().unwrap().fingerprint,
+            penalised
+        );
+
+        // A swap is not a configuration change; nor is a server that stops publishing.
+        let other = {
+            let mut f = llama("1.0");
+            f.digest = Some("other.gguf".into());
+            f
+        };
+        assert_eq!(store.record_config("t", &other, 50).unwrap(), None);
+        assert_eq!(
+            store
+                .record_config("t", &fp("gemma.gguf (Q4_K - Medium)"), 60)
+                .unwrap(),
+            None
+        );
+        assert_eq!(store.events(Some("t"), 0).unwrap().len(), 1);
     }
 
     #[test]

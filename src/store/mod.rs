@@ -22,7 +22,7 @@ mod rounds;
 mod samples;
 
 pub use events::{Event, EventId};
-pub use fingerprints::{FingerprintChange, FingerprintRecord};
+pub use fingerprints::{ConfigChange, FingerprintChange, FingerprintRecord};
 pub use health::QUICK_CHECK_LIMIT;
 pub use history::{HistoryQuery, RoundSample};
 pub use monitor::MonitorRow;

@@ -3,6 +3,8 @@
 //! One test binary per area: each module is one former test file; shared helpers are declared
 //! once here.
 
+mod llama_behaviour;
+mod llama_config;
 mod llama_fault;
 mod llama_fingerprint;
 mod llama_install;

@@ -2,13 +2,16 @@
 //! servers on free loopback ports (killed on drop), writing configurations, running the
 //! `modelwatch` binary and its daemon, and reading the daemon's status API.
 //!
-//! The binary and the model come from `MODELWATCH_LLAMA_SERVER` and `MODELWATCH_LLAMA_MODEL`
-//! (the two lines `scripts/llama/install.sh` prints). The tests are `#[ignore]`d, so a plain
+//! The binary and the models come from `MODELWATCH_LLAMA_SERVER`, `MODELWATCH_LLAMA_MODEL`
+//! (Gemma 3 270M) and `MODELWATCH_LLAMA_MODEL2` (SmolLM2-135M-Instruct), the lines
+//! `scripts/llama/install.sh` prints. The tests are `#[ignore]`d, so a plain
 //! `cargo test` reports them as ignored, not passed; `scripts/test` runs them with `--ignored`
 //! when those variables are set, and always in CI (`CI` or `MODELWATCH_REQUIRE_LLAMA` set), where
 //! their absence is a broken pipeline and fails them.
 
 #![allow(dead_code)]
+
+pub mod gateway;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -103,6 +106,33 @@ pub fn installed() -> Option<(PathBuf, PathBuf)> {
             eprintln!(
                 "skipped: MODELWATCH_LLAMA_SERVER / MODELWATCH_LLAMA_MODEL are not set; \
                  run scripts/llama/install.sh and export the two lines it prints"
+            );
+            None
+        }
+    }
+}
+
+/// The second installed model (SmolLM2-135M-Instruct, `MODELWATCH_LLAMA_MODEL2`), or `None`
+/// (after saying so) when it is not configured outside CI.
+pub fn installed_second() -> Option<PathBuf> {
+    match std::env::var_os("MODELWATCH_LLAMA_MODEL2").filter(|v| !v.is_empty()) {
+        Some(m) => {
+            let m = PathBuf::from(m);
+            assert!(
+                m.is_file(),
+                "MODELWATCH_LLAMA_MODEL2={} does not exist: run scripts/llama/install.sh",
+                m.display()
+            );
+            Some(m)
+        }
+        None if in_ci() => panic!(
+            "CI (or MODELWATCH_REQUIRE_LLAMA) is set but MODELWATCH_LLAMA_MODEL2 is not: run \
+             `eval \"$(scripts/llama/install.sh)\"` and export the lines it prints (.ci/run does)"
+        ),
+        None => {
+            eprintln!(
+                "skipped: MODELWATCH_LLAMA_MODEL2 is not set; run scripts/llama/install.sh and \
+                 export the lines it prints"
             );
             None
         }
@@ -308,9 +338,41 @@ impl<'a> Target<'a> {
 /// the daemon's `[server]` section. Verdicts use `alpha = 0.001` (see docs/llama-cpp.md: the
 /// bound on a false regression of an unchanged server).
 pub fn write_config(dir: &Path, targets: &[Target], daemon_port: Option<u16>) -> PathBuf {
+    write_config_with(dir, SUITE, targets, daemon_port)
+}
+
+/// [`SUITE`] at `temperature` with `seed` declared in its defaults: sample `i` of every probe
+/// is sent with `seed + i` on every side, and the verdicts show seed-paired replay agreement.
+pub fn seeded_suite(seed: u64, temperature: f64) -> String {
+    let suite = SUITE
+        .replacen(
+            "stop = [\"\\n\"]",
+            &format!("stop = [\"\\n\"]\nseed = {seed}"),
+            1,
+        )
+        .replacen(
+            "temperature = 0.7",
+            &format!("temperature = {temperature}"),
+            1,
+        );
+    assert!(
+        suite.contains(&format!("seed = {seed}"))
+            && suite.contains(&format!("temperature = {temperature}")),
+        "the suite's defaults name its stop sequence and temperature"
+    );
+    suite
+}
+
+/// [`write_config`] with another text for the `stories` suite.
+pub fn write_config_with(
+    dir: &Path,
+    suite: &str,
+    targets: &[Target],
+    daemon_port: Option<u16>,
+) -> PathBuf {
     let probes = dir.join("probes");
     std::fs::create_dir_all(&probes).unwrap();
-    std::fs::write(probes.join("stories.toml"), SUITE).unwrap();
+    std::fs::write(probes.join("stories.toml"), suite).unwrap();
     let mut text = format!(
         "probes_dir = {:?}\n\n[storage]\npath = {:?}\n\n[margins]\nalpha = 0.001\n\n\
          [alerts]\nreminder = \"0s\"\n",
