@@ -6,7 +6,7 @@
 //! download attempt fails at once.
 
 use crate::llama_support;
-use llama_support::installed;
+use llama_support::{installed, installed_second};
 use std::path::Path;
 use std::process::Command;
 

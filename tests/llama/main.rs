@@ -5,6 +5,7 @@
 
 mod llama_fault;
 mod llama_fingerprint;
+mod llama_gguf_license;
 mod llama_install;
 #[path = "../llama_support/mod.rs"]
 mod llama_support;
