@@ -56,6 +56,7 @@ impl Scheduler {
                 digest: None,
                 config_digest: None,
                 config_changes: 0,
+                license: None,
             });
         }
         // A changed baseline path or margins: start a new episode.

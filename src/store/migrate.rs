@@ -151,6 +151,15 @@ CREATE INDEX outbox_status ON outbox (status, sink);
         description: "partial refusals on samples",
         sql: "ALTER TABLE samples ADD COLUMN partial_refusal INTEGER;",
     },
+    Migration {
+        version: 6,
+        description: "license evidence with each fingerprint",
+        sql: r#"
+ALTER TABLE fingerprints ADD COLUMN license_id TEXT;
+ALTER TABLE fingerprints ADD COLUMN license_sha256 TEXT;
+ALTER TABLE fingerprints ADD COLUMN license_source TEXT;
+"#,
+    },
 ];
 
 /// The schema version this build writes.

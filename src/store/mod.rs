@@ -13,6 +13,7 @@
 mod alerts;
 mod events;
 mod fingerprints;
+mod licenses;
 pub mod migrate;
 mod outbox;
 mod rounds;
@@ -20,6 +21,7 @@ mod samples;
 
 pub use events::{Event, EventId};
 pub use fingerprints::{ConfigChange, FingerprintChange, FingerprintRecord};
+pub use licenses::{LicenseChange, StoredLicense};
 pub use outbox::{OutboxRow, OutboxStatus};
 pub use rounds::{RoundId, RoundInfo, RoundStatus};
 pub use samples::{PruneStats, SampleQuery};
