@@ -24,6 +24,12 @@ fn real_model_files_carry_their_licenses_in_the_header() {
         assert_eq!(h.text("general.license").as_deref(), Some(license));
         assert_eq!(h.text("general.basename").as_deref(), Some(basename));
         let size = std::fs::metadata(path).unwrap().len();
+        eprintln!(
+            "{}: {} metadata keys, header {} bytes of {size}",
+            path.display(),
+            h.metadata.len(),
+            h.bytes_read
+        );
         assert!(
             h.bytes_read < size / 4 && h.bytes_read <= limits.max_bytes,
             "{}: read {} of {size} bytes",
