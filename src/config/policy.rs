@@ -141,9 +141,14 @@ pub fn triage(policy: &Policy, input: TriageInput<'_>) -> Triage {
     let mut watch = Vec::new();
     let served = input.evidence.and_then(|e| e.license.as_deref());
     let served_sha = input.evidence.and_then(|e| e.sha256.as_deref());
+    // A review done by hand (`license_reviewed` without a `license` to check) stands in for
+    // evidence a server cannot give (managed APIs).
+    let reviewed_by_hand = input
+        .pin
+        .is_some_and(|p| p.license_reviewed && p.license.is_none());
     match input.evidence {
         None => watch.push("not observed yet: no round has read the served model".to_string()),
-        Some(e) if !e.identified() => watch.push(format!(
+        Some(e) if !e.identified() && !reviewed_by_hand => watch.push(format!(
             "terms unknown: no license evidence ({})",
             e.note.as_deref().unwrap_or("source none")
         )),
@@ -204,7 +209,7 @@ pub fn triage(policy: &Policy, input: TriageInput<'_>) -> Triage {
     } else {
         let license = served.or(served_sha).unwrap_or("reviewed terms");
         let age = review_age_days
-            .map(|d| format!(", approved {d} days ago"))
+            .map(|d| format!(" {d} days ago"))
             .unwrap_or_default();
         (
             Tier::Safe,

@@ -116,6 +116,12 @@ fn the_tiers_follow_the_rules() {
         Tier::Safe
     );
 
+    // A managed API reviewed by hand: no evidence to read, nothing to check against.
+    assert_eq!(
+        t(Some(&reviewed), Some(true), Some(&unknown)).tier,
+        Tier::Safe
+    );
+
     let not_observed = t(Some(&good), None, None);
     assert_eq!(not_observed.tier, Tier::Watch);
     assert!(not_observed.reason().contains("not observed yet"));
