@@ -19,7 +19,14 @@ pub(super) const ALERTS_KEYS: &[&str] = &[
     "sentry",
 ];
 const WINDOW_KEYS: &[&str] = &["start", "duration", "targets"];
-const PIN_KEYS: &[&str] = &["model", "approved_by", "approved_on", "license_reviewed"];
+const PIN_KEYS: &[&str] = &[
+    "model",
+    "approved_by",
+    "approved_on",
+    "license_reviewed",
+    "license",
+    "license_sha256",
+];
 
 /// `[daemon]`: limits of the whole process.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,8 +79,13 @@ pub struct Pin {
     /// A digest (as in the fingerprint's `digest`) or a fingerprint id.
     pub model: String,
     pub approved_by: Option<String>,
+    /// `YYYY-MM-DD`: the start of the review age (`[policy] review_after`).
     pub approved_on: Option<String>,
     pub license_reviewed: bool,
+    /// The license identifier approved with the model (lower case).
+    pub license: Option<String>,
+    /// SHA-256 (hex, lower case) of the approved license text.
+    pub license_sha256: Option<String>,
 }
 
 impl Pin {
@@ -197,17 +209,23 @@ pub(super) fn read_target_daemon(
                 approved_by: None,
                 approved_on: None,
                 license_reviewed: false,
+                license: None,
+                license_sha256: None,
             }),
             _ => r.table_value(v, "[target.pin]", PIN_KEYS).and_then(|pf| {
                 let model = r.nonempty_string(&pf, "model", true)?;
                 Some(Pin {
                     model: model.into_inner(),
                     approved_by: r.string(&pf, "approved_by").map(|s| s.into_inner()),
-                    approved_on: r.string(&pf, "approved_on").map(|s| s.into_inner()),
+                    approved_on: read_date(r, &pf, "approved_on"),
                     license_reviewed: r
                         .bool(&pf, "license_reviewed")
                         .map(|b| *b.get_ref())
                         .unwrap_or(false),
+                    license: r
+                        .nonempty_string(&pf, "license", false)
+                        .map(|s| s.into_inner().trim().to_lowercase()),
+                    license_sha256: read_sha256(r, &pf, "license_sha256"),
                 })
             }),
         },
@@ -247,6 +265,38 @@ pub(super) fn read_target_daemon(
         max_requests_per_second,
         round_deadline,
     })
+}
+
+/// A `YYYY-MM-DD` date, checked.
+fn read_date(r: &mut Reader, f: &Fields, key: &str) -> Option<String> {
+    let s = r.string(f, key)?;
+    if super::policy::parse_date(s.get_ref().trim()).is_none() {
+        r.error_help(
+            s.span(),
+            format!(
+                "invalid `{key}` `{}`: expected a date YYYY-MM-DD",
+                s.get_ref()
+            ),
+            "e.g. \"2026-11-01\"; the review age counts from it",
+        );
+        return None;
+    }
+    Some(s.get_ref().trim().to_string())
+}
+
+/// 64 hex digits (a SHA-256), lower-cased.
+fn read_sha256(r: &mut Reader, f: &Fields, key: &str) -> Option<String> {
+    let s = r.string(f, key)?;
+    let v = s.get_ref().trim().to_lowercase();
+    if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+        r.error_help(
+            s.span(),
+            format!("invalid `{key}`: expected 64 hex digits (a SHA-256 of the license text)"),
+            "`modelwatch inventory --format json` shows the served text's hash as license_sha256",
+        );
+        return None;
+    }
+    Some(v)
 }
 
 /// `"HH:MM"` → minutes after midnight.
@@ -302,6 +352,8 @@ mod tests {
             approved_by: None,
             approved_on: None,
             license_reviewed: true,
+            license: None,
+            license_sha256: None,
         };
         assert!(p.matches("ffff", Some("abc")));
         assert!(p.matches("ffff", Some("sha256:abc")));

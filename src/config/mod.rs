@@ -12,6 +12,7 @@ pub use crate::diag::env;
 use crate::files;
 use target::{available_suites, read_target};
 mod margins;
+pub mod policy;
 pub use margins::Sensitivity;
 pub mod secret;
 pub mod server;
@@ -21,6 +22,7 @@ mod values;
 
 pub use daemon::{Alerts, DaemonSettings, MaintenanceWindow, Pin, TargetDaemon};
 pub use env::{Env, process_env};
+pub use policy::{Policy, Tier, Triage};
 pub use secret::Secret;
 pub use server::Server;
 pub use sinks::{Otlp, Sentry, Telemetry, Webhook, WebhookFormat};
@@ -62,6 +64,8 @@ pub struct Config {
     pub alerts: Alerts,
     /// `[telemetry]`: OpenTelemetry export.
     pub telemetry: Telemetry,
+    /// `[policy]`: allowed licenses and the review period of approvals.
+    pub policy: Policy,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -144,6 +148,9 @@ pub struct Target {
     pub max_response_bytes: u64,
     /// Daemon settings: pin, jitter, false-alarm budget, rate limit, round deadline.
     pub daemon: TargetDaemon,
+    /// Where the served model's license evidence can be read on this host (`model_file`,
+    /// `model_dir`).
+    pub license_files: crate::provider::license::LicenseFiles,
     /// Where the `[[target]]` table starts.
     pub location: Location,
 }
@@ -197,6 +204,7 @@ const TOP_KEYS: &[&str] = &[
     "daemon",
     "alerts",
     "telemetry",
+    "policy",
 ];
 const STORAGE_KEYS: &[&str] = &["path", "raw_text_retention", "sample_retention"];
 const TARGET_KEYS: &[&str] = &[
@@ -225,6 +233,8 @@ const TARGET_KEYS: &[&str] = &[
     "false_alarm_interval",
     "max_requests_per_second",
     "round_deadline",
+    "model_file",
+    "model_dir",
 ];
 
 /// Reads and validates a configuration file. Suite files are neither checked for existence nor
@@ -453,6 +463,7 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
     let daemon_settings = daemon::read_daemon(&mut r, &top);
     let alerts = daemon::read_alerts(&mut r, &top, &dir);
     let telemetry = sinks::read_telemetry(&mut r, &top);
+    let policy = policy::read_policy(&mut r, &top);
     let probes_dir = r
         .nonempty_string(&top, "probes_dir", false)
         .map(|s| dir.join(s.get_ref()))
@@ -524,6 +535,7 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
                 daemon,
                 alerts,
                 telemetry,
+                policy,
             })
         }
         _ => None,

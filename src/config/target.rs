@@ -146,6 +146,14 @@ pub(super) fn read_target(
     let stream = r.bool(&f, "stream").map(|v| *v.get_ref()).unwrap_or(true);
     let max_response_bytes = read_size(r, &f, "max_response_bytes").unwrap_or(4 << 20);
     let daemon = daemon::read_target_daemon(r, &f, interval);
+    let license_files = crate::provider::license::LicenseFiles {
+        model_file: r
+            .nonempty_string(&f, "model_file", false)
+            .map(|s| dir.join(s.get_ref())),
+        model_dir: r
+            .nonempty_string(&f, "model_dir", false)
+            .map(|s| dir.join(s.get_ref())),
+    };
 
     if r.diags.len() > errors_before {
         return None;
@@ -171,6 +179,7 @@ pub(super) fn read_target(
         stream,
         max_response_bytes,
         daemon: daemon?,
+        license_files,
         location,
     })
 }

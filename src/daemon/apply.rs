@@ -68,6 +68,7 @@ impl Scheduler {
                     digest: None,
                     config_digest: None,
                     config_changes: 0,
+                    license: None,
                 },
             );
         }

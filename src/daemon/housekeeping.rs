@@ -87,12 +87,14 @@ impl Scheduler {
 
     /// Publishes the status document.
     pub(super) fn publish(&self) {
+        let now_ms = self.clock.now_ms();
         let mut targets = Vec::new();
         for (name, p) in &self.prepared {
             let Some(rt) = self.runtime.get(name) else {
                 continue;
             };
             let t = &p.target;
+            let triage = self.triage_of(t, rt, now_ms);
             targets.push(TargetStatus {
                 name: name.clone(),
                 provider: t.provider.as_str().to_string(),
@@ -111,6 +113,9 @@ impl Scheduler {
                         .as_ref()
                         .map(|id| pin.matches(id, rt.digest.as_deref())),
                 }),
+                license: rt.license.clone(),
+                tier: triage.tier.as_str().into(),
+                tier_reasons: triage.reasons,
                 baseline: rt.baseline.as_ref().map(|(path, _, b)| BaselineStatus {
                     path: path.display().to_string(),
                     fingerprint: b.fingerprint.id(),

@@ -434,6 +434,22 @@ fn render_targets(o: &mut String, status: &StatusDoc) {
     }
     family(
         o,
+        "modelwatch_target_tier",
+        "gauge",
+        "1 for the target's triage tier (safe, watch, act), 0 for the others.",
+    );
+    for t in &status.targets {
+        for tier in ["safe", "watch", "act"] {
+            let v = u8::from(t.tier == tier);
+            let n = esc(&t.name);
+            let _ = writeln!(
+                o,
+                "modelwatch_target_tier{{target=\"{n}\",tier=\"{tier}\"}} {v}"
+            );
+        }
+    }
+    family(
+        o,
         "modelwatch_swaps_total",
         "counter",
         "Model swaps seen since the daemon started.",

@@ -18,6 +18,7 @@ pub mod checkins;
 mod delivery;
 mod housekeeping;
 mod identity;
+mod license;
 pub mod limit;
 mod metrics;
 pub mod monitor;
@@ -65,6 +66,8 @@ pub const UNAPPROVED_MODEL: &str = "unapproved_model";
 pub const SWAP: &str = "swap";
 /// Alert metric of configuration-change notifications (same model, other generation defaults).
 pub const CONFIG_CHANGED: &str = "config_changed";
+/// Alert metric of license drift (other terms than the pinned or previously served ones).
+pub const LICENSE_CHANGED: &str = "license_changed";
 /// How long shutdown waits for notifications being delivered (the rest are resumed at the next
 /// start).
 const DELIVERY_GRACE: Duration = Duration::from_secs(5);
@@ -114,9 +117,7 @@ pub type ClientFactory = Arc<
 
 /// The HTTP clients of the configuration.
 pub fn http_clients() -> ClientFactory {
-    Arc::new(|t: &Target, cancel: CancelSignal| {
-        provider::build_client(setup::client_config(t, Some(cancel)))
-    })
+    Arc::new(|t: &Target, cancel: CancelSignal| setup::build_client_with(t, Some(cancel)))
 }
 
 pub use crate::telemetry::observer::{Assessment, ObserverCounter, RoundObserver};
@@ -215,6 +216,8 @@ struct Runtime {
     /// The served configuration's digest and how often it changed under the same model.
     config_digest: Option<String>,
     config_changes: u64,
+    /// The license evidence read with the last fingerprint.
+    license: Option<crate::provider::license::LicenseEvidence>,
 }
 
 type RoundResult = (String, u64, Option<RoundOutcome>);

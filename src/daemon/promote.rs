@@ -6,7 +6,7 @@ use crate::baseline::{self, Baseline, RecordInfo};
 use crate::config::{Loaded, Target};
 use crate::probe::Suite;
 use crate::store::{SampleQuery, Store};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// Why a promotion is impossible.
@@ -130,9 +130,12 @@ fn find<'a>(loaded: &'a Loaded, target: &str) -> Result<&'a Target, PromoteError
         .ok_or_else(|| PromoteError::UnknownTarget(target.into()))
 }
 
-/// One line of `modelwatch inventory`.
-#[derive(Debug, Clone, Serialize)]
+/// One line of `modelwatch inventory`; also what `inventory --from` reads back.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct InventoryRow {
+    /// The host whose daemon or store the row comes from.
+    pub host: Option<String>,
     pub target: String,
     pub provider: String,
     pub model: String,
@@ -157,6 +160,17 @@ pub struct InventoryRow {
     /// `ok`, `regression` (alerts firing: listed), `unapproved`, `no_baseline`.
     pub verdict: String,
     pub firing: Vec<String>,
+    /// The served model's terms as the evidence states them, and the evidence itself.
+    pub license: Option<String>,
+    pub license_sha256: Option<String>,
+    pub license_source: Option<String>,
+    pub license_evidence: Option<crate::provider::license::LicenseEvidence>,
+    pub pin_license: Option<String>,
+    /// Days since the pin's `approved_on`.
+    pub review_age_days: Option<i64>,
+    /// `safe`, `watch` or `act`, and every reason for it.
+    pub tier: String,
+    pub tier_reasons: Vec<String>,
 }
 
 /// What every target serves, under which approval, against which baseline.
@@ -201,7 +215,29 @@ pub fn inventory(
         } else {
             "ok"
         };
+        let evidence = fp.as_ref().and_then(|r| r.fingerprint.license());
+        let triage = crate::config::policy::triage(
+            &loaded.config.policy,
+            crate::config::policy::TriageInput {
+                pin: t.daemon.pin.as_ref(),
+                pin_matches: id
+                    .as_ref()
+                    .and(t.daemon.pin.as_ref())
+                    .map(|_| pin_status == "approved"),
+                evidence: evidence.as_ref(),
+                now_ms,
+            },
+        );
         rows.push(InventoryRow {
+            host: None,
+            license: evidence.as_ref().and_then(|e| e.license.clone()),
+            license_sha256: evidence.as_ref().and_then(|e| e.sha256.clone()),
+            license_source: evidence.as_ref().map(|e| e.source_label()),
+            license_evidence: evidence,
+            pin_license: t.daemon.pin.as_ref().and_then(|p| p.license.clone()),
+            review_age_days: triage.review_age_days,
+            tier: triage.tier.as_str().into(),
+            tier_reasons: triage.reasons,
             target: t.name.clone(),
             provider: t.provider.as_str().into(),
             model: t.model.clone(),

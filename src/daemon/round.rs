@@ -240,6 +240,7 @@ impl Scheduler {
         self.record_config(name, outcome, now_ms, &mut notifications, |k| {
             mutes.muted(k, now_ms)
         });
+        let license = self.check_license(name, outcome);
         let (fingerprint_id, swapped) =
             self.record_fingerprint(name, outcome, now_ms, &mutes, &mut notifications);
         self.store_round(name, fingerprint_id.as_deref(), outcome, now_ms);
@@ -264,6 +265,7 @@ impl Scheduler {
         let mut observations: Vec<(String, Severity, Observation)> = Vec::new();
         // Pin: before any statistics.
         observations.extend(self.pin_observation(name, &target, fingerprint_id.as_deref()));
+        observations.extend(license);
         // No pin any more (removed by a reload or before a restart): nothing is unapproved, so
         // an `unapproved_model` alert still firing from the old pin resolves.
         let unapproved = AlertKey::new(name, UNAPPROVED_MODEL);

@@ -59,6 +59,11 @@ pub struct TargetStatus {
     /// Configuration changes seen under the same model fingerprint (`config_changed` events).
     pub config_changes: u64,
     pub pin: Option<PinStatus>,
+    /// The served model's license evidence (`None` before the first fingerprint).
+    pub license: Option<crate::provider::license::LicenseEvidence>,
+    /// Triage: `safe`, `watch` or `act`, with every reason (docs/inventory.md).
+    pub tier: String,
+    pub tier_reasons: Vec<String>,
     pub baseline: Option<BaselineStatus>,
     /// When the current monitoring episode began (start, swap or new baseline).
     pub episode_started_ms: Option<i64>,

@@ -6,7 +6,9 @@
 //! Build one client per target with [`build_client`] from a [`ClientConfig`]; `http` holds the
 //! transport both clients share (timeouts, retries, size cap, classification).
 
+pub mod gguf;
 pub mod http;
+pub mod license;
 pub mod ollama;
 pub mod openai;
 mod redact;
@@ -54,6 +56,8 @@ impl Fingerprint {
     /// The server's published generation defaults (`details` keys under [`CONFIG_PREFIX`]) are
     /// not part of it: they make the [`Fingerprint::config_digest`], so a server restarted
     /// with other sampling defaults keeps its model identity and shows a configuration change.
+    /// The license evidence (keys under [`license::LICENSE_PREFIX`]) is not part of it either:
+    /// a change of terms is reported as `license_changed`, not as a swap.
     pub fn id(&self) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
@@ -62,11 +66,9 @@ impl Fingerprint {
         h.update(self.model.as_bytes());
         h.update([0]);
         h.update(self.digest.as_deref().unwrap_or("").as_bytes());
-        for (k, v) in self
-            .details
-            .iter()
-            .filter(|(k, _)| !k.starts_with(CONFIG_PREFIX))
-        {
+        for (k, v) in self.details.iter().filter(|(k, _)| {
+            !k.starts_with(CONFIG_PREFIX) && !k.starts_with(license::LICENSE_PREFIX)
+        }) {
             h.update([0]);
             h.update(k.as_bytes());
             h.update([1]);

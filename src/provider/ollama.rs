@@ -107,7 +107,9 @@ impl OllamaClient {
             Err(e) if e.status == Some(404) => None,
             Err(e) => return Err(e),
         };
-        Ok(fingerprint_from(&self.model, &entry, &show, version))
+        let mut fp = fingerprint_from(&self.model, &entry, &show, version);
+        super::license::from_ollama_show(&show).insert_into(&mut fp.details);
+        Ok(fp)
     }
 }
 

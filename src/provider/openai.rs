@@ -108,13 +108,28 @@ impl OpenAiClient {
 
         let props = self.optional_json("props").await?;
         let info = self.optional_json("info").await?;
-        Ok(fingerprint_from(
+        let mut fp = fingerprint_from(
             &self.model,
             &entry,
             served_id,
             props.as_ref(),
             info.as_ref(),
-        ))
+        );
+        // llama.cpp: the served file's GGUF header, when the file is readable on this host.
+        if let Some(path) = props
+            .as_ref()
+            .and_then(|p| p.get("model_path"))
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+        {
+            let path = std::path::PathBuf::from(path);
+            if let Ok(ev) =
+                tokio::task::spawn_blocking(move || super::license::read_gguf(&path)).await
+            {
+                ev.insert_into(&mut fp.details);
+            }
+        }
+        Ok(fp)
     }
 
     /// A server-specific endpoint (llama.cpp `/props`, TGI `/info`): a 4xx other than 429 means

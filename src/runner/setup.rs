@@ -60,5 +60,18 @@ pub fn target_probes(loaded: &Loaded, target: &Target, only_suites: &[String]) -
 pub fn build_client(
     target: &Target,
 ) -> Result<Arc<dyn provider::ModelClient>, provider::ProviderError> {
-    provider::build_client(client_config(target, None))
+    build_client_with(target, None)
+}
+
+/// Builds the client for a target; its fingerprints carry the license evidence of the served
+/// model (from the server, or the target's `model_file` / `model_dir`).
+pub fn build_client_with(
+    target: &Target,
+    cancel: Option<CancelSignal>,
+) -> Result<Arc<dyn provider::ModelClient>, provider::ProviderError> {
+    let client = provider::build_client(client_config(target, cancel))?;
+    Ok(provider::license::with_license(
+        client,
+        target.license_files.clone(),
+    ))
 }

@@ -331,7 +331,10 @@ pub(super) async fn show(
         format!("{}.context_length", f.family),
         json!(f.context_length),
     );
-    axum::Json(json!({
+    if !f.license_id.is_empty() {
+        info.insert("general.license".into(), json!(f.license_id));
+    }
+    let mut show = json!({
         "modelfile": modelfile,
         "parameters": f.parameters,
         "template": f.template,
@@ -339,8 +342,11 @@ pub(super) async fn show(
         "model_info": info,
         "capabilities": ["completion"],
         "modified_at": EPOCH_RFC3339,
-    }))
-    .into_response()
+    });
+    if !f.license.is_empty() {
+        show["license"] = json!(f.license);
+    }
+    axum::Json(show).into_response()
 }
 
 pub(super) async fn version(State(shared): State<Arc<Shared>>) -> Response {

@@ -86,6 +86,10 @@ pub struct FingerprintSpec {
     pub system_fingerprint: String,
     /// `owned_by` in `/v1/models`.
     pub owned_by: String,
+    /// License text served by Ollama `/api/show` (`license`); empty: none.
+    pub license: String,
+    /// `general.license` in Ollama `/api/show` `model_info`; empty: left out.
+    pub license_id: String,
 }
 
 impl Default for FingerprintSpec {
@@ -106,6 +110,9 @@ impl Default for FingerprintSpec {
             model_path: "/models/sim-7b-Q4_K_M.gguf".into(),
             system_fingerprint: "fp_sim_5e2c1b7f".into(),
             owned_by: "modelwatch-sim".into(),
+            license: "Apache License\nVersion 2.0, January 2004\nhttp://www.apache.org/licenses/\n"
+                .into(),
+            license_id: "apache-2.0".into(),
         }
     }
 }

@@ -73,6 +73,7 @@ impl Store {
                  last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)",
             params![tid, id, details, at_ms],
         )?;
+        super::licenses::store_license_columns(&tx, tid, &id, fingerprint)?;
         let change = match current {
             None => FingerprintChange::First,
             Some(prev) if prev == id => FingerprintChange::None,

@@ -182,6 +182,15 @@ WHERE metric = 'task_success_rate';
 UPDATE silences SET metric = 'task_failure_rate' WHERE metric = 'task_success_rate';
 "#,
     },
+    Migration {
+        version: 8,
+        description: "license evidence with each fingerprint",
+        sql: r#"
+ALTER TABLE fingerprints ADD COLUMN license_id TEXT;
+ALTER TABLE fingerprints ADD COLUMN license_sha256 TEXT;
+ALTER TABLE fingerprints ADD COLUMN license_source TEXT;
+"#,
+    },
 ];
 
 /// The schema version this build writes.

@@ -358,6 +358,8 @@ async fn a_hung_sink_does_not_stop_the_scheduler() {
             approved_by: None,
             approved_on: None,
             license_reviewed: false,
+            license: None,
+            license_sha256: None,
         })
     });
     let log = Arc::new(Log::default());

@@ -7,7 +7,9 @@ mod llama_behaviour;
 mod llama_config;
 mod llama_fault;
 mod llama_fingerprint;
+mod llama_gguf_license;
 mod llama_install;
+mod llama_license_swap;
 #[path = "../llama_support/mod.rs"]
 mod llama_support;
 mod llama_verdicts;

@@ -73,6 +73,8 @@ pub fn loaded(dir: &std::path::Path, names: &[&str], extra: &str, pinned: bool) 
                 approved_by: None,
                 approved_on: None,
                 license_reviewed: false,
+                license: None,
+                license_sha256: None,
             });
         }
     }
