@@ -157,6 +157,32 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     }
 
     let summary = summary::summarize(&all_samples);
+    let stored = Stored {
+        samples: all_samples.len(),
+        path: &loaded.config.storage.path,
+        served: &served,
+        failures: &failures,
+    };
+    report(&args, &summary, &stored)
+}
+
+/// What a `run` stored and where its targets stood, for the final output.
+struct Stored<'a> {
+    samples: usize,
+    path: &'a std::path::Path,
+    /// `target: fingerprint …, config …` per target whose fingerprint was read.
+    served: &'a [String],
+    /// Why each target that measured nothing failed, one line each.
+    failures: &'a [String],
+}
+
+/// Prints the summary (compact by default, per probe with `--probes`), then the cause of any
+/// failed target; the exit code says whether anything was measured.
+fn report(
+    args: &Args,
+    summary: &summary::RoundSummary,
+    stored: &Stored,
+) -> anyhow::Result<ExitCode> {
     match args.format {
         OutputFormat::Text => {
             // A table of nothing but errors says less than the cause below.
@@ -171,23 +197,23 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
             }
             println!(
                 "stored {} samples in {}",
-                all_samples.len(),
-                loaded.config.storage.path.display()
+                stored.samples,
+                stored.path.display()
             );
-            for line in &served {
+            for line in stored.served {
                 println!("served by {line}");
             }
         }
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(summary)?),
     }
     if summary.measured() == 0 {
         eprintln!("error: the round measured nothing: every request failed");
-        for line in &failures {
+        for line in stored.failures {
             eprintln!("error: {line}");
         }
         return Ok(ExitCode::from(EXIT_INCONCLUSIVE));
     }
-    for line in &failures {
+    for line in stored.failures {
         eprintln!("warning: {line}");
     }
     Ok(ExitCode::SUCCESS)

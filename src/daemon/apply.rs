@@ -94,7 +94,68 @@ impl Scheduler {
             .store(self.clock.now_ms(), Ordering::Relaxed);
         let path = self.loaded.config.path.display().to_string();
         self.shared.update_status(|s| s.config = path);
+        self.end_removed_targets_alerts();
         Ok(())
+    }
+
+    /// Resolves the firing alerts of targets no longer in the configuration (removed by a
+    /// reload or before a restart): nothing watches them any more, so nothing else would ever
+    /// end them. The resolution keeps the incident key, so a sink closes what it opened; it is
+    /// stored and queued in one transaction, and tried again at the next apply if the store
+    /// fails.
+    fn end_removed_targets_alerts(&mut self) {
+        let gone: Vec<AlertKey> = self
+            .alerts
+            .iter()
+            .filter(|(k, st)| st.status == Status::Firing && !self.prepared.contains_key(&k.target))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.begin() {
+            self.store_error("begin", &e);
+            tracing::error!(error = %e, "cannot resolve the alerts of removed targets now; trying again at the next reload");
+            return;
+        }
+        let now_ms = self.clock.now_ms();
+        let policy = Policy {
+            reminder_ms: None,
+            resolve_after: 1,
+        };
+        let mut notifications = Vec::new();
+        let mut states = Vec::new();
+        for key in gone {
+            let mut current = self.alerts[&key].clone();
+            let mut evidence = current.evidence.take().unwrap_or_default();
+            evidence.summary = format!(
+                "resolved: target '{}' is no longer in the configuration ({})",
+                key.target, evidence.summary
+            );
+            current.evidence = Some(evidence);
+            let (next, mut out) =
+                alert::transition(&current, &Observation::Clear, now_ms, &policy, false);
+            if let Err(e) = self.store.save_alert_state(&next, now_ms) {
+                self.store_error("alert_state", &e);
+            }
+            tracing::info!(alert = %key, "alert resolved: its target was removed from the configuration");
+            notifications.append(&mut out);
+            states.push(next);
+        }
+        let jobs = self.record_notifications(&notifications);
+        if let Err(e) = self.store.commit() {
+            self.store_error("commit", &e);
+            tracing::error!(error = %e, "cannot resolve the alerts of removed targets now; trying again at the next reload");
+            return;
+        }
+        for st in states {
+            self.alerts.insert(st.key.clone(), st);
+        }
+        for n in &notifications {
+            self.shared
+                .count_notification(&n.key.target, n.kind.as_str());
+        }
+        self.dispatch(jobs);
     }
 
     pub(super) async fn command(

@@ -16,6 +16,22 @@ impl Scheduler {
         jobs
     }
 
+    /// Hands committed delivery jobs to their sinks' workers.
+    pub(super) fn dispatch(&mut self, jobs: Vec<(usize, alert::outbox::Job)>) {
+        for (i, job) in jobs {
+            if let Some((name, tx, _)) = self.workers.get(i) {
+                self.sink_status
+                    .entry(name.clone())
+                    .or_insert_with(|| SinkStatus {
+                        name: name.clone(),
+                        ..SinkStatus::default()
+                    })
+                    .pending += 1;
+                let _ = tx.send(job);
+            }
+        }
+    }
+
     /// Records a notification as an event and, unless muted, as one outbox row per sink;
     /// returns the delivery jobs (worker index, job) for the rows written.
     pub(super) fn record_notification(

@@ -170,18 +170,7 @@ impl Scheduler {
             self.heartbeat(name, &outcome);
         }
         if committed {
-            for (i, job) in jobs {
-                if let Some((name, tx, _)) = self.workers.get(i) {
-                    self.sink_status
-                        .entry(name.clone())
-                        .or_insert_with(|| SinkStatus {
-                            name: name.clone(),
-                            ..SinkStatus::default()
-                        })
-                        .pending += 1;
-                    let _ = tx.send(job);
-                }
-            }
+            self.dispatch(jobs);
         }
         self.publish();
     }

@@ -269,6 +269,27 @@ impl Transport {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<Body<'_>, SampleError> {
+        self.send(method, path, body, true).await
+    }
+
+    /// [`Transport::open`] for the first contact of a round (the fingerprint): a server that
+    /// cannot be reached at all is not tried again, so a dead server costs one connection
+    /// attempt per round; the round's circuit breaker fails the rest without the network.
+    pub(crate) async fn open_first(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<Body<'_>, SampleError> {
+        self.send(method, path, None, false).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        retry_unreachable: bool,
+    ) -> Result<Body<'_>, SampleError> {
         let started = Instant::now();
         let url = match self.root.join(path) {
             Ok(u) => u,
@@ -354,7 +375,9 @@ impl Transport {
                 }
                 Ok(Ok(resp)) => self.status_failure(&what, resp, deadline).await,
             };
-            if failure.retryable && attempt < max_attempts {
+            let unreachable = failure.message.contains(COULD_NOT_CONNECT)
+                || failure.message.contains(CONNECT_TIMED_OUT);
+            if failure.retryable && attempt < max_attempts && (retry_unreachable || !unreachable) {
                 self.wait_to_retry(&what, &failure, attempt, started, &mut rng)
                     .await?;
                 continue;

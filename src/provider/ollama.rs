@@ -81,7 +81,7 @@ impl OllamaClient {
     }
 
     async fn read_fingerprint(&self) -> Result<Fingerprint, SampleError> {
-        let mut body = self.transport.open(Method::GET, "api/tags", None).await?;
+        let mut body = self.transport.open_first(Method::GET, "api/tags").await?;
         let tags: Value = body.json().await?;
         let entry = find_model(&tags, &self.model)
             .map_err(|m| body.error(ErrorKind::HttpStatus, m))?

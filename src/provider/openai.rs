@@ -99,7 +99,7 @@ impl OpenAiClient {
     }
 
     async fn read_fingerprint(&self) -> Result<Fingerprint, SampleError> {
-        let mut body = self.transport.open(Method::GET, "v1/models", None).await?;
+        let mut body = self.transport.open_first(Method::GET, "v1/models").await?;
         let models: Value = body.json().await?;
         let (entry, served_id) =
             find_model(&models, &self.model).map_err(|m| body.error(ErrorKind::HttpStatus, m))?;

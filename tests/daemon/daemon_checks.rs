@@ -192,5 +192,11 @@ jitter = "0s"
         metrics.contains("modelwatch_target_up{target=\"hostile\"} 1"),
         "{metrics}"
     );
-    assert!(!metrics.contains("modelwatch_alert_firing{target=\"hostile\""));
+    let firing: Vec<&str> = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("modelwatch_alert_firing{target=\"hostile\"") && l.ends_with(" 1")
+        })
+        .collect();
+    assert!(firing.is_empty(), "{firing:?}");
 }

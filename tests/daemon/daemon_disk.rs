@@ -151,7 +151,6 @@ fn fault_cycle(
     fault: impl FnOnce(),
     clear: impl FnOnce(),
 ) -> Duration {
-    let stored = sample_ids(&env.db);
     let errors_before = store_errors(env);
     fault();
     let rounds_at_fault = env.rounds();
@@ -160,6 +159,9 @@ fn fault_cycle(
         code == 503 && body.contains("store not writable")
     });
     let (_, why) = env.get("/readyz");
+    // Counted once the store has reported the fault: a round that committed just before the
+    // fault took hold is not "stored during the fault".
+    let stored = sample_ids(&env.db);
     let errors = store_errors(env);
     assert!(errors > errors_before, "{name}: no store error counted");
     assert!(

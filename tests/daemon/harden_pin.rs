@@ -119,3 +119,94 @@ async fn a_restart_without_the_pin_resolves_the_alert() {
         "{st:?}"
     );
 }
+
+/// `a`'s `unapproved_model` alert as stored: (status, incident).
+fn stored_unapproved(db: &std::path::Path) -> Option<(Status, u64)> {
+    Store::open(db)
+        .unwrap()
+        .alert_states()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.key.target == "a" && s.key.metric == "unapproved_model")
+        .map(|s| (s.status, s.incident))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_the_target_by_reload_resolves_its_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let both = loaded(dir.path(), &["a", "b"], "", true);
+    let only_b = loaded(dir.path(), &["b"], "", true);
+    let shared = Arc::new(Shared::default());
+    let (tx, rx) = mpsc::channel(1);
+    let s = shared.clone();
+    run_daemon(both, &db, options(), &shared, rx, async move {
+        poll(20, || match unapproved(&s) {
+            Some((Status::Firing, 1)) => Ok(()),
+            other => Err(format!("waiting for the alert to fire: {other:?}")),
+        })
+        .await;
+        tx.send(daemon::Command::Reload(Box::new(only_b)))
+            .await
+            .unwrap();
+        poll(20, || match unapproved(&s) {
+            Some((Status::Resolved, 1)) => Ok(()),
+            other => Err(format!(
+                "waiting for the removed target's alert to resolve: {other:?}"
+            )),
+        })
+        .await;
+    })
+    .await;
+    assert_eq!(stored_unapproved(&db), Some((Status::Resolved, 1)));
+    // The resolution was queued for the sinks with the firing's incident, and says why.
+    let events = Store::open(&db).unwrap().events(None, 0).unwrap();
+    let resolved = events
+        .iter()
+        .find(|e| e.kind == "alert" && e.payload["kind"] == "resolved" && e.target == "a")
+        .unwrap_or_else(|| panic!("no resolved event for a: {events:?}"));
+    assert!(
+        resolved.payload["evidence"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("no longer in the configuration"),
+        "{resolved:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_without_the_target_resolves_its_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let shared = Arc::new(Shared::default());
+    let (_tx, rx) = mpsc::channel(1);
+    let s = shared.clone();
+    run_daemon(
+        loaded(dir.path(), &["a", "b"], "", true),
+        &db,
+        options(),
+        &shared,
+        rx,
+        async move {
+            poll(20, || match unapproved(&s) {
+                Some((Status::Firing, 1)) => Ok(()),
+                other => Err(format!("waiting for the alert to fire: {other:?}")),
+            })
+            .await;
+        },
+    )
+    .await;
+    assert_eq!(stored_unapproved(&db), Some((Status::Firing, 1)));
+    let shared = Arc::new(Shared::default());
+    let (_tx, rx) = mpsc::channel(1);
+    run_daemon(
+        loaded(dir.path(), &["b"], "", true),
+        &db,
+        options(),
+        &shared,
+        rx,
+        async {},
+    )
+    .await;
+    assert_eq!(stored_unapproved(&db), Some((Status::Resolved, 1)));
+}
