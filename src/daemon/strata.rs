@@ -47,10 +47,10 @@ pub const PROBE_MARGIN: f64 = 0.10;
 /// at or above the true rate, so the chance that a baseline saw far fewer bad outcomes than the
 /// model produces (3 task failures in 200 samples from a suite failing 10 %, no JSON failure in
 /// 200 samples at 3.9 %) is paid on top of α at every new baseline — measured: 2 false alarms in
-/// 3,000 target-days with a fresh baseline every day at 95 %, none in 9,000 at 99 %
-/// (BENCHMARKS.md, "Detection"). A higher level costs sensitivity where baselines are small
-/// (99.8 % halved the share of one-suite regressions caught within 6 h). Probe strata keep
-/// 95 %: their 10-point margin ([`PROBE_MARGIN`]) already covers a 20-sample baseline's error.
+/// 3,000 target-days with a fresh baseline every day at 95 %; and with the probe strata at 95 %,
+/// a probe whose 20 baseline samples held no structured failure at a true 32.8 % (BENCHMARKS.md,
+/// "Detection"). Every stratum therefore uses 99 %. A higher level costs sensitivity where
+/// baselines are small (99.8 % halved the share of one-suite regressions caught within 6 h).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NullConfidence {
     pub pooled: f64,
@@ -63,7 +63,7 @@ impl Default for NullConfidence {
         NullConfidence {
             pooled: 0.99,
             suite: 0.99,
-            probe: 0.95,
+            probe: 0.99,
         }
     }
 }
@@ -526,6 +526,7 @@ mod tests {
             s.update(r.iter().map(|(k, b)| (k.as_str(), *b)));
         }
         assert!(s.log_detector() < 1000f64.ln());
+        let at_change = (s.pooled().events, s.pooled().trials);
         let mut rounds = 0;
         while s.log_detector() < 1e5f64.ln() {
             rounds += 1;
@@ -560,9 +561,17 @@ mod tests {
             "{names:?}"
         );
         assert!(!names.contains(&"all probes"), "{names:?}");
-        // The pooled rate moved by 6 points only: below its own null boundary.
-        let (x, n) = s.pooled().since_change();
-        assert!(n == 0 || (x as f64 / n as f64) < s.pooled().p0 + 0.05);
+        // The pooled rate moved by 8 points only (10 % → 18 %): about its own null boundary.
+        let (x, n) = (
+            s.pooled().events - at_change.0,
+            s.pooled().trials - at_change.1,
+        );
+        let rate = x as f64 / n as f64;
+        assert!(
+            (0.14..s.pooled().p0 + 0.05).contains(&rate),
+            "{x}/{n} p0 {}",
+            s.pooled().p0
+        );
     }
 
     #[test]
