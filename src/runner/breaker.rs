@@ -102,15 +102,7 @@ pub fn deadline_sample(
     sent_at_ms: Option<i64>,
     cut_at_ms: i64,
 ) -> Sample {
-    let probe = &item.probe;
-    let mut sample = Sample::pending(
-        target,
-        &probe.suite,
-        &probe.id,
-        &probe.hash,
-        item.index,
-        sent_at_ms.unwrap_or(cut_at_ms),
-    );
+    let mut sample = item.pending_sample(target, sent_at_ms.unwrap_or(cut_at_ms));
     let error = deadline_error(target, deadline, sent_at_ms, cut_at_ms);
     sample.attempts = error.attempts;
     sample.latency_ms = error.latency_ms;

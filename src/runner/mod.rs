@@ -28,6 +28,21 @@ pub struct PlanItem {
     pub index: u32,
 }
 
+impl PlanItem {
+    /// The sample of this item of `target`'s round, started at `at_ms`, not yet filled.
+    pub fn pending_sample(&self, target: &str, at_ms: i64) -> Sample {
+        let probe = &self.probe;
+        Sample::pending(
+            target,
+            &probe.suite,
+            &probe.id,
+            &probe.hash,
+            self.index,
+            at_ms,
+        )
+    }
+}
+
 /// The order of a round's requests: sample 0 of every probe, then sample 1 of every probe, …
 /// so that slow drifts during a round spread over all probes instead of hitting the last ones.
 /// `samples_override` replaces every probe's own sample count.
@@ -378,15 +393,7 @@ pub fn answered_sample(
     judged: Result<Measurements, SampleError>,
     keep_text: bool,
 ) -> Sample {
-    let probe = &item.probe;
-    let mut sample = Sample::pending(
-        target,
-        &probe.suite,
-        &probe.id,
-        &probe.hash,
-        item.index,
-        started_at_ms,
-    );
+    let mut sample = item.pending_sample(target, started_at_ms);
     sample.latency_ms = completion.latency_ms;
     sample.ttft_ms = completion.ttft_ms;
     sample.attempts = completion.attempts.max(1);
