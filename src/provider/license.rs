@@ -242,6 +242,37 @@ pub fn read_gguf(path: &Path) -> LicenseEvidence {
     }
 }
 
+/// The last GGUF evidence read per file, kept while the file's size and modification time stay
+/// the same: a fingerprint is read every round, and a model file's header is megabytes
+/// (6.5 MB for Gemma 3 270M) that only change when the file does.
+#[derive(Debug, Default)]
+pub struct GgufCache {
+    last: std::sync::Mutex<BTreeMap<PathBuf, (u64, std::time::SystemTime, LicenseEvidence)>>,
+}
+
+impl GgufCache {
+    /// [`read_gguf`], or the evidence read before from the same unchanged file.
+    pub fn read(&self, path: &Path) -> LicenseEvidence {
+        let stamp = std::fs::metadata(path)
+            .ok()
+            .and_then(|m| Some((m.len(), m.modified().ok()?)));
+        let Some((len, modified)) = stamp else {
+            return read_gguf(path);
+        };
+        if let Ok(last) = self.last.lock()
+            && let Some((l, m, ev)) = last.get(path)
+            && (*l, *m) == (len, modified)
+        {
+            return ev.clone();
+        }
+        let ev = read_gguf(path);
+        if let Ok(mut last) = self.last.lock() {
+            last.insert(path.to_path_buf(), (len, modified, ev.clone()));
+        }
+        ev
+    }
+}
+
 /// Evidence from a Hugging Face style model directory: the first `LICENSE*`/`LICENCE*` file
 /// (text hash, identifier from the text), `README.md` front matter (`license`,
 /// `license_name`, `license_link`, `base_model`), `config.json` (`_name_or_path`,
@@ -365,11 +396,16 @@ pub struct LicenseFiles {
 struct WithLicense {
     inner: Arc<dyn ModelClient>,
     files: LicenseFiles,
+    gguf: Arc<GgufCache>,
 }
 
 /// Wraps a client so that every fingerprint carries [`LicenseEvidence`].
 pub fn with_license(inner: Arc<dyn ModelClient>, files: LicenseFiles) -> Arc<dyn ModelClient> {
-    Arc::new(WithLicense { inner, files })
+    Arc::new(WithLicense {
+        inner,
+        files,
+        gguf: Arc::default(),
+    })
 }
 
 impl ModelClient for WithLicense {
@@ -384,12 +420,13 @@ impl ModelClient for WithLicense {
         Box::pin(async move {
             let mut fp = self.inner.fingerprint().await?;
             let files = self.files.clone();
+            let gguf = self.gguf.clone();
             let configured = if files.model_file.is_some() || files.model_dir.is_some() {
                 tokio::task::spawn_blocking(move || {
                     files
                         .model_file
                         .as_deref()
-                        .map(read_gguf)
+                        .map(|p| gguf.read(p))
                         .or_else(|| files.model_dir.as_deref().map(read_model_dir))
                 })
                 .await

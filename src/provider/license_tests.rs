@@ -67,6 +67,26 @@ fn gguf_headers_give_the_identifier_and_identity() {
 }
 
 #[test]
+fn a_gguf_file_is_read_again_only_when_it_changes() {
+    let bytes = crate::provider::gguf::tests::smol_like();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.gguf");
+    std::fs::write(&path, &bytes).unwrap();
+    let cache = GgufCache::default();
+    assert_eq!(cache.read(&path).license.as_deref(), Some("apache-2.0"));
+    // Same size and modification time: the earlier evidence, without reading the file.
+    let stamp = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::fs::write(&path, vec![0u8; bytes.len()]).unwrap();
+    let f = std::fs::File::options().write(true).open(&path).unwrap();
+    f.set_modified(stamp).unwrap();
+    assert_eq!(cache.read(&path).license.as_deref(), Some("apache-2.0"));
+    // A new modification time: read again (now not a GGUF file).
+    f.set_modified(stamp + std::time::Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(cache.read(&path).source, "none");
+}
+
+#[test]
 fn model_directories_give_license_file_front_matter_and_config() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("LICENSE"), APACHE).unwrap();

@@ -24,6 +24,9 @@ pub struct OpenAiClient {
     model: String,
     api: Api,
     stream: bool,
+    /// License evidence of the served file (`/props` `model_path`), read again only when the
+    /// file changes.
+    gguf: std::sync::Arc<super::license::GgufCache>,
 }
 
 impl OpenAiClient {
@@ -39,6 +42,7 @@ impl OpenAiClient {
             model: cfg.model.trim().to_string(),
             api: cfg.api,
             stream: cfg.stream,
+            gguf: Default::default(),
         })
     }
 
@@ -123,9 +127,8 @@ impl OpenAiClient {
             .filter(|p| !p.is_empty())
         {
             let path = std::path::PathBuf::from(path);
-            if let Ok(ev) =
-                tokio::task::spawn_blocking(move || super::license::read_gguf(&path)).await
-            {
+            let gguf = self.gguf.clone();
+            if let Ok(ev) = tokio::task::spawn_blocking(move || gguf.read(&path)).await {
                 ev.insert_into(&mut fp.details);
             }
         }

@@ -67,6 +67,10 @@ fn on_a_terminal(dir: &std::path::Path, no_color: Option<&str>) -> Option<String
 fn colour_on_a_terminal_only_without_no_color() {
     let dir = tempfile::tempdir().unwrap();
     let Some(tty) = on_a_terminal(dir.path(), None) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`script` (util-linux) is needed under CI to run on a pseudo-terminal"
+        );
         eprintln!("skipped: no `script` to run on a pseudo-terminal");
         return;
     };

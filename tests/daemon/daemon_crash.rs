@@ -21,7 +21,7 @@ use modelwatch::sim::{self, Profile};
 use rusqlite::{Connection, OpenFlags};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -114,21 +114,7 @@ pin = "{pin}"
 }
 
 fn start(cfg: &Path, log: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_modelwatch"))
-        .args(["daemon", "--config"])
-        .arg(cfg)
-        .env("RUST_LOG", "modelwatch=info")
-        .env_remove("NOTIFY_SOCKET")
-        .stdout(Stdio::null())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log)
-                .unwrap(),
-        )
-        .spawn()
-        .unwrap()
+    daemon_proc::start_logged(cfg, log)
 }
 
 fn read_only(db: &Path) -> Option<Connection> {

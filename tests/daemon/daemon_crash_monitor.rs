@@ -20,7 +20,7 @@ use modelwatch::rng::Rng;
 use modelwatch::sim::{self, Profile};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const CYCLES: usize = 50;
@@ -58,22 +58,7 @@ baseline = "baselines/t{t}.json"
 }
 
 fn start(cfg: &Path, log: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_modelwatch"))
-        .args(["daemon", "--config"])
-        .arg(cfg)
-        .env("RUST_LOG", "modelwatch=info")
-        .env("NO_COLOR", "1")
-        .env_remove("NOTIFY_SOCKET")
-        .stdout(Stdio::null())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(log)
-                .unwrap(),
-        )
-        .spawn()
-        .unwrap()
+    daemon_proc::start_logged(cfg, log)
 }
 
 fn read_only(db: &Path) -> Connection {

@@ -210,7 +210,9 @@ fn read_only_and_full_tmpfs() {
     let disk = match Tmpfs::mount("4m") {
         Ok(d) => d,
         Err(why) => {
-            println!("SKIPPED read-only and full tmpfs: mounting a tmpfs is not permitted ({why})");
+            daemon_proc::skip(&format!(
+                "read-only and full tmpfs: mounting a tmpfs is not permitted ({why})"
+            ));
             return;
         }
     };
@@ -386,14 +388,18 @@ fn filesystem_forced_read_only_by_the_kernel() {
     let disk = match Tmpfs::mount("16m") {
         Ok(d) => d,
         Err(why) => {
-            println!("SKIPPED forced read-only: mounting is not permitted ({why})");
+            daemon_proc::skip(&format!(
+                "forced read-only: mounting is not permitted ({why})"
+            ));
             return;
         }
     };
     let ext4 = match Ext4::create(&disk.path().join("img"), &disk.path().join("mnt")) {
         Ok(fs) => fs,
         Err(why) => {
-            println!("SKIPPED forced read-only: no ext4 on a loop device here ({why})");
+            daemon_proc::skip(&format!(
+                "forced read-only: no ext4 on a loop device here ({why})"
+            ));
             return;
         }
     };

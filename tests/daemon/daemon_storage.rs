@@ -155,7 +155,7 @@ fn full_disk_via_file_size_limit() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !available {
-        println!("SKIPPED full disk: `prlimit` (util-linux) is not installed");
+        daemon_proc::skip("full disk: `prlimit` (util-linux) is not installed");
         return;
     }
     fault_cycle(

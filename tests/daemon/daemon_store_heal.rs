@@ -53,44 +53,15 @@ fn read_only_wrapper(dir: &Path) -> Option<Vec<String>> {
 
 /// The daemon (behind `wrapper`) with its stderr collected, as `daemon_proc::start_piped`.
 fn start(env: &StoreDaemon, wrapper: &[String]) -> (Child, Arc<Mutex<String>>) {
-    let bin = env!("CARGO_BIN_EXE_modelwatch").to_string();
-    let mut argv: Vec<String> = wrapper.to_vec();
-    argv.push(bin);
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .args(["daemon", "--config"])
-        .arg(&env.cfg)
-        .env("RUST_LOG", "modelwatch=info")
-        .env("NO_COLOR", "1")
-        .env_remove("NOTIFY_SOCKET")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let mut stderr = child.stderr.take().unwrap();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        use std::io::Read;
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    (child, log)
+    daemon_proc::start_piped_under(wrapper, &env.cfg)
 }
 
 #[test]
 fn a_database_read_only_at_start_is_used_as_soon_as_it_is_writable_again() {
     let env = StoreDaemon::new(Path::new("m.db"), "Explain permissions.", TARGETS);
     let Some(wrapper) = read_only_wrapper(env.dir.path()) else {
-        println!(
-            "SKIPPED read-only at start: running as root and `setpriv` cannot drop the override"
+        daemon_proc::skip(
+            "read-only at start: running as root and `setpriv` cannot drop the override",
         );
         return;
     };

@@ -73,7 +73,47 @@ pub fn disk_config(probes: &Path, db: &Path, port: u16, sim_url: &str, targets: 
 /// is subject to neither file size limits nor a full or read-only disk, so logging keeps
 /// working whatever the storage does).
 pub fn start_piped(cfg: &Path) -> (Child, Arc<Mutex<String>>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+    start_piped_under(&[], cfg)
+}
+
+/// A test that cannot run here says so and returns; under CI (where `scripts/test-deps.sh` and
+/// the machine provide what it needs) that is a failure, never a silent pass.
+pub fn skip(reason: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "cannot run under CI: {reason}"
+    );
+    println!("SKIPPED {reason}");
+}
+
+/// The daemon on `cfg` with its stderr appended to the file `log` (kept across restarts, so a
+/// crash test reads every life's log in one place).
+pub fn start_logged(cfg: &Path, log: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+        .args(["daemon", "--config"])
+        .arg(cfg)
+        .env("RUST_LOG", "modelwatch=info")
+        .env("NO_COLOR", "1")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap(),
+        )
+        .spawn()
+        .unwrap()
+}
+
+/// [`start_piped`] with the daemon run through `wrapper` (a command and its arguments that end
+/// by running the daemon, such as `setpriv …`); an empty wrapper runs it directly.
+pub fn start_piped_under(wrapper: &[String], cfg: &Path) -> (Child, Arc<Mutex<String>>) {
+    let mut argv: Vec<String> = wrapper.to_vec();
+    argv.push(env!("CARGO_BIN_EXE_modelwatch").to_string());
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
         .args(["daemon", "--config"])
         .arg(cfg)
         .env("RUST_LOG", "modelwatch=info")
