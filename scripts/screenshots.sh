@@ -56,6 +56,8 @@ for _ in $(seq 120); do
 done
 curl -sf "$status" | grep -q '"status":"firing"' ||
     echo "screenshots: no alert fired yet; the status page shows none" >&2
+# A few more rounds, so the evidence charts show a line and not a point.
+sleep 35
 
 mkdir -p "$out"
 shoot "http://127.0.0.1:$port/" "$out/status-page.png"

@@ -385,6 +385,24 @@ impl TargetMonitor {
         out
     }
 
+    /// What the monitor reads now, per metric, as stored after each round: the evidence as a
+    /// natural log, which stays finite where the e-value itself overflows.
+    pub fn readings(&self) -> Vec<crate::store::Reading> {
+        let mut logs: Vec<f64> = self.rates.iter().map(|t| t.strata.log_e_value()).collect();
+        logs.extend(self.length.as_ref().map(|l| l.eprocess.log_e_value()));
+        self.snapshot()
+            .into_iter()
+            .zip(logs)
+            .map(|(s, log_e_value)| crate::store::Reading {
+                metric: s.metric,
+                log_e_value,
+                threshold: s.threshold,
+                current: s.current,
+                samples: s.samples,
+            })
+            .collect()
+    }
+
     /// Metric ids this monitor reports on.
     pub fn metric_ids(&self) -> Vec<String> {
         self.snapshot().into_iter().map(|s| s.metric).collect()

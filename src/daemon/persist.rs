@@ -1,7 +1,7 @@
 //! The scheduler's side of the store's health: readiness at start, the periodic integrity check.
 
 use super::*;
-use crate::store::MonitorRow;
+use crate::store::{MonitorRow, RoundId};
 use monitor::MonitorState;
 
 /// How often the database's pages are checked (`PRAGMA quick_check`) while the daemon runs.
@@ -36,8 +36,19 @@ impl Scheduler {
 
 impl Scheduler {
     /// Saves the monitor's evidence of `name` inside the round's transaction (or forgets it when
-    /// the target has no monitor), so that what a restart finds always matches the stored rounds.
-    pub(super) fn save_monitor(&mut self, name: &str, now_ms: i64) {
+    /// the target has no monitor), so that what a restart finds always matches the stored rounds,
+    /// and the readings it took after `round`, which the status page charts over time.
+    pub(super) fn save_monitor(&mut self, name: &str, now_ms: i64, round: Option<RoundId>) {
+        let Some(rt) = self.runtime.get(name) else {
+            return;
+        };
+        if let (Some(round), Some(m)) = (round, &rt.monitor) {
+            let readings = m.readings();
+            if let Err(e) = self.store.record_readings(round, &readings) {
+                self.store_error("readings", &e);
+                tracing::error!(target = name, error = %e, "cannot store the monitor's readings");
+            }
+        }
         let Some(rt) = self.runtime.get(name) else {
             return;
         };

@@ -232,7 +232,7 @@ impl Scheduler {
         let license = self.check_license(name, outcome);
         let (fingerprint_id, swapped) =
             self.record_fingerprint(name, outcome, now_ms, &mutes, &mut notifications);
-        self.store_round(name, fingerprint_id.as_deref(), outcome, now_ms);
+        let round = self.store_round(name, fingerprint_id.as_deref(), outcome, now_ms);
         let status = outcome.status().as_str();
         self.shared.count_round(name, status, &outcome.samples);
         let quality = self.record_quality(name, &outcome.samples);
@@ -273,7 +273,7 @@ impl Scheduler {
         observations
             .extend(self.monitor_observations(name, &target, settings, outcome, swapped, now_ms));
         notifications.append(&mut self.step_alerts(name, observations, now_ms, &mutes));
-        self.save_monitor(name, now_ms);
+        self.save_monitor(name, now_ms, round);
         self.assess(name, &quality);
         notifications
     }
@@ -352,15 +352,19 @@ impl Scheduler {
         fingerprint_id: Option<&str>,
         outcome: &RoundOutcome,
         now_ms: i64,
-    ) {
+    ) -> Option<crate::store::RoundId> {
         let stored = self
             .store
             .record_round(name, fingerprint_id, outcome, now_ms);
         match stored {
-            Ok(_) => self.shared.store_ok.store(true, Ordering::Relaxed),
+            Ok(id) => {
+                self.shared.store_ok.store(true, Ordering::Relaxed);
+                Some(id)
+            }
             Err(e) => {
                 self.shared.store_failed("round", &e.to_string());
                 tracing::error!(target = name, error = %e, "cannot store the round");
+                None
             }
         }
     }

@@ -9,7 +9,7 @@
 
 use crate::alert::AlertState;
 use crate::drift::{BINARY, Metric};
-use crate::store::{Event, RoundSample};
+use crate::store::{Event, RoundReading, RoundSample};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -35,6 +35,9 @@ pub struct TargetTimeline {
     /// The series charted, in order: every rate metric that applied in the window, then the
     /// median length and the share of failed requests.
     pub series: Vec<Series>,
+    /// The monitor's evidence against the baseline per metric, round by round (empty when the
+    /// target had no baseline in the window).
+    pub evidence: Vec<EvidenceSeries>,
     pub swaps: Vec<Marker>,
     pub alerts: Vec<Marker>,
     pub verdicts: Vec<VerdictRow>,
@@ -67,6 +70,21 @@ pub struct Series {
     pub counts: Vec<u32>,
     /// The baseline's value, drawn as a reference line.
     pub baseline: Option<f64>,
+}
+
+/// One metric's evidence against the baseline after each round: the anytime-valid e-value of
+/// the monitor (Ramdas et al., "Game-theoretic statistics and safe anytime-valid inference",
+/// 2023), which alarms where it crosses `threshold` (1/α). It restarts with a new episode (a new
+/// baseline, a swap), so a drop to 1 marks a restart, not evidence that went away.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EvidenceSeries {
+    pub metric: String,
+    pub label: String,
+    pub threshold: f64,
+    /// Natural log of the e-value per round (`None` where the round has no reading).
+    pub log_e: Vec<Option<f64>>,
+    /// Samples behind each reading.
+    pub samples: Vec<u64>,
 }
 
 /// Something that happened at a time: a swap (`from → to`) or an alert notification.
@@ -260,6 +278,52 @@ fn median(v: &[u32]) -> Option<f64> {
     })
 }
 
+/// Evidence series from stored readings, aligned on `rounds` (readings of rounds not shown are
+/// left out), one per metric, rates in the order of their charts, then length.
+pub fn evidence_series(rounds: &[RoundPoint], readings: &[RoundReading]) -> Vec<EvidenceSeries> {
+    let index: BTreeMap<i64, usize> = rounds
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.round, i))
+        .collect();
+    let mut out: Vec<EvidenceSeries> = Vec::new();
+    for r in readings {
+        let Some(&i) = index.get(&r.round.0) else {
+            continue;
+        };
+        let g = &r.reading;
+        let pos = match out.iter().position(|s| s.metric == g.metric) {
+            Some(p) => p,
+            None => {
+                out.push(EvidenceSeries {
+                    metric: g.metric.clone(),
+                    label: metric_label(&g.metric),
+                    threshold: g.threshold,
+                    log_e: vec![None; rounds.len()],
+                    samples: vec![0; rounds.len()],
+                });
+                out.len() - 1
+            }
+        };
+        let s = &mut out[pos];
+        s.log_e[i] = Some(g.log_e_value);
+        s.samples[i] = g.samples;
+        // The newest threshold is the one in force.
+        s.threshold = g.threshold;
+    }
+    // In the order of the rate charts, length last.
+    let order = |m: &str| {
+        BINARY
+            .iter()
+            .map(|b| b.id())
+            .chain([Metric::LengthChars.id()])
+            .position(|id| id == m)
+            .unwrap_or(usize::MAX)
+    };
+    out.sort_by_key(|s| order(&s.metric));
+    out
+}
+
 /// Swap markers: where a round's fingerprint differs from the previous known one.
 pub fn swaps(rounds: &[RoundPoint]) -> Vec<Marker> {
     let mut out = Vec::new();
@@ -383,6 +447,22 @@ pub fn num(v: f64) -> String {
     }
 }
 
+/// [`num`] of `exp(ln_v)`, also where `exp` overflows (e-values of 10^400 happen).
+pub fn num_from_ln(ln_v: f64) -> String {
+    let log10 = ln_v / std::f64::consts::LN_10;
+    if log10 >= 12.0 && log10.is_finite() {
+        let mut exp = log10.floor();
+        let mut m = (10f64.powf(log10 - exp) * 10.0).round() / 10.0;
+        if m >= 10.0 {
+            m /= 10.0;
+            exp += 1.0;
+        }
+        format!("{m:.1}×10^{exp}")
+    } else {
+        num(ln_v.exp())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,11 +558,52 @@ mod tests {
     }
 
     #[test]
+    fn evidence_is_aligned_on_the_rounds_shown_one_series_per_metric() {
+        let rounds: Vec<RoundPoint> = [7, 9, 12]
+            .iter()
+            .map(|&round| RoundPoint {
+                round,
+                ..RoundPoint::default()
+            })
+            .collect();
+        let reading = |round: i64, metric: &str, log_e: f64, threshold: f64| RoundReading {
+            round: RoundId(round),
+            started_at_ms: round,
+            reading: crate::store::Reading {
+                metric: metric.into(),
+                log_e_value: log_e,
+                threshold,
+                current: None,
+                samples: round as u64,
+            },
+        };
+        let got = evidence_series(
+            &rounds,
+            &[
+                reading(5, "refusal_rate", 9.0, 10.0), // a round not shown
+                reading(7, "refusal_rate", 0.5, 10.0),
+                reading(9, "length_chars", 1.5, 10.0),
+                reading(12, "refusal_rate", 2.0, 50.0),
+            ],
+        );
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].metric, "refusal_rate");
+        assert_eq!(got[0].log_e, [Some(0.5), None, Some(2.0)]);
+        assert_eq!(got[0].samples, [7, 0, 12]);
+        assert_eq!(got[0].threshold, 50.0, "the newest threshold is in force");
+        assert_eq!(got[1].metric, "length_chars", "length after the rates");
+        assert_eq!(got[1].log_e, [None, Some(1.5), None]);
+        assert_eq!(got[1].label, metric_label("length_chars"));
+    }
+
+    #[test]
     fn numbers_read_as_words_for_people() {
         assert_eq!(num(8.1e6), "8.1 million");
         assert_eq!(num(2.751e32), "2.8×10^32");
         assert_eq!(num(20.0), "20.0");
         assert_eq!(num(0.5), "0.50");
         assert_eq!(num(f64::INFINITY), "∞");
+        assert_eq!(num_from_ln(20f64.ln()), "20.0");
+        assert_eq!(num_from_ln(1000.0 * std::f64::consts::LN_10), "1.0×10^1000");
     }
 }

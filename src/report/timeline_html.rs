@@ -3,7 +3,7 @@
 //! every chart, the current verdicts as a table. Every piece of text is escaped.
 
 use super::html::esc;
-use super::timeline::{Marker, Series, TargetTimeline, Timeline, num};
+use super::timeline::{EvidenceSeries, Marker, Series, TargetTimeline, Timeline, num, num_from_ln};
 use std::fmt::Write;
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:1.5rem auto;\
@@ -122,6 +122,18 @@ fn target_section(o: &mut String, t: &TargetTimeline) {
         chart(o, t, s);
     }
     o.push_str("</div>\n");
+    if !t.evidence.is_empty() {
+        o.push_str(
+            "<p class=\"muted evidence-note\">Evidence against the baseline after each round \
+             (anytime-valid e-value, log scale): an alert fires where it crosses the threshold; \
+             it starts again at 1 with a new baseline or a swap.</p>\n<div class=\"charts \
+             evidence\">\n",
+        );
+        for e in &t.evidence {
+            evidence_chart(o, t, e);
+        }
+        o.push_str("</div>\n");
+    }
     events_list(o, t);
     o.push_str("</section>\n");
 }
@@ -295,6 +307,85 @@ fn chart(o: &mut String, t: &TargetTimeline, s: &Series) {
     o.push_str("</svg></figure>\n");
 }
 
+/// The evidence for `e.metric` round by round, on a log scale from 1 (no evidence) to above
+/// the threshold, with the threshold as a line.
+fn evidence_chart(o: &mut String, t: &TargetTimeline, e: &EvidenceSeries) {
+    let n = e.log_e.len();
+    let log_th = e.threshold.max(std::f64::consts::E).ln();
+    let highest = e.log_e.iter().flatten().copied().fold(0.0f64, f64::max);
+    // Enough room to show the crossing; an e-value of 10^300 is not drawn to scale.
+    let top = (highest * 1.1).clamp(log_th * 1.5, log_th * 4.0);
+    let y_of = |l: f64| H - PAD - (H - 2.0 * PAD) * (l / top).clamp(0.0, 1.0);
+    let last = e.log_e.iter().rev().flatten().next().copied();
+    let _ = write!(
+        o,
+        "<figure class=\"chart evidence\" data-metric=\"{0}\"><figcaption><span>{1}</span>\
+         <span class=\"last\">{2}</span></figcaption>\
+         <svg class=\"evidence\" data-metric=\"{0}\" width=\"{W}\" height=\"{H}\" \
+         viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"evidence for {3} per round\">\
+         <rect x=\"0\" y=\"0\" width=\"{W}\" height=\"{H}\" fill=\"#fbfbfb\"/>",
+        esc(&e.metric),
+        esc(&e.label),
+        last.map_or("no data".to_string(), |l| format!(
+            "{} of {}",
+            num_from_ln(l),
+            num(e.threshold)
+        )),
+        esc(&e.label),
+    );
+    for m in &t.swaps {
+        marker_line(o, t, m, n, SWAP, "swap", "2,2");
+    }
+    for m in t
+        .alerts
+        .iter()
+        .filter(|m| m.metric.as_deref() == Some(&e.metric))
+    {
+        marker_line(o, t, m, n, ALERT, "alert", "");
+    }
+    let y = y_of(log_th);
+    let _ = write!(
+        o,
+        "<line class=\"threshold\" x1=\"0\" x2=\"{W}\" y1=\"{y:.1}\" y2=\"{y:.1}\" \
+         stroke=\"{ALERT}\" stroke-dasharray=\"4,3\"><title>threshold {}</title></line>",
+        num(e.threshold)
+    );
+    let mut path = String::new();
+    for (i, l) in e.log_e.iter().enumerate() {
+        let Some(l) = l else { continue };
+        let cmd = if path.is_empty() || e.log_e[i - 1].is_none() {
+            'M'
+        } else {
+            'L'
+        };
+        let _ = write!(path, "{cmd}{:.1},{:.1} ", x_of(i, n), y_of(*l));
+    }
+    if !path.is_empty() {
+        let _ = write!(
+            o,
+            "<path class=\"series\" d=\"{}\" fill=\"none\" stroke=\"{LINE}\" stroke-width=\"1.5\"/>",
+            path.trim_end()
+        );
+    }
+    for (i, l) in e.log_e.iter().enumerate() {
+        let Some(l) = l else { continue };
+        let Some(r) = t.rounds.get(i) else { continue };
+        let _ = write!(
+            o,
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2\" fill=\"{LINE}\"><title>round {} · {} · \
+             evidence {} of threshold {} (n={})</title></circle>",
+            x_of(i, n),
+            y_of(*l),
+            r.round,
+            esc(&crate::time::rfc3339_utc(r.started_at_ms)),
+            num_from_ln(*l),
+            num(e.threshold),
+            e.samples.get(i).copied().unwrap_or(0)
+        );
+    }
+    o.push_str("</svg></figure>\n");
+}
+
 fn marker_line(
     o: &mut String,
     t: &TargetTimeline,
@@ -369,6 +460,13 @@ mod tests {
                     counts: vec![10, 0, 10, 10],
                     baseline: Some(0.05),
                 }],
+                evidence: vec![EvidenceSeries {
+                    metric: "refusal_rate".into(),
+                    label: "Refusal rate".into(),
+                    threshold: 20.0,
+                    log_e: vec![Some(0.0), None, Some(1.0), Some(1000.0)],
+                    samples: vec![10, 0, 20, 30],
+                }],
                 rounds,
                 swaps,
                 alerts: vec![Marker {
@@ -412,6 +510,12 @@ mod tests {
             "1 alert firing",
             "<a class=\"more\" href=\"/report?target=chat&amp;since=7d\">report over 7 days</a>",
             "<a href=\"/api/v1/status\">status JSON</a>",
+            "<svg class=\"evidence\" data-metric=\"refusal_rate\"",
+            "aria-label=\"evidence for Refusal rate per round\"",
+            "<line class=\"threshold\"",
+            // An e-value past f64's range still reads as a number.
+            "<span class=\"last\">2.0×10^434 of 20.0</span>",
+            "evidence 2.72 of threshold 20.0 (n=20)",
         ] {
             assert!(html.contains(needle), "page lacks {needle}:\n{html}");
         }
@@ -421,8 +525,8 @@ mod tests {
             !html.contains("http://") && !html.contains("https://"),
             "no external assets"
         );
-        // The gap round breaks the line: two segments start with M.
-        assert_eq!(html.matches("<path class=\"series\" d=\"M").count(), 1);
+        // The gap round breaks each line: two segments per chart, the second starting with M.
+        assert_eq!(html.matches("<path class=\"series\" d=\"M").count(), 2);
         assert!(html.contains(" M"), "a gap starts a new segment");
     }
 }

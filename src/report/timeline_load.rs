@@ -1,7 +1,8 @@
 //! Reads one target's time view out of the store: its newest rounds within a window, folded
-//! into per-round series as the samples stream by, plus swaps and alert events.
+//! into per-round series as the samples stream by, plus the monitor's stored readings, swaps and
+//! alert events.
 
-use super::timeline::{SeriesBuilder, TargetTimeline, alert_markers, swaps};
+use super::timeline::{SeriesBuilder, TargetTimeline, alert_markers, evidence_series, swaps};
 use crate::store::{HistoryQuery, Result, Store};
 
 /// What is known about a target besides its stored history.
@@ -43,6 +44,10 @@ pub fn load_target(
     }
     let (rounds, series) = builder.finish();
     let events = store.events(Some(&info.name), since.unwrap_or(0))?;
+    let readings = match rounds.first() {
+        Some(first) => store.readings(&info.name, first.started_at_ms)?,
+        None => Vec::new(),
+    };
     let fingerprint = info
         .fingerprint
         .clone()
@@ -52,6 +57,7 @@ pub fn load_target(
         model: info.model.clone(),
         fingerprint,
         swaps: swaps(&rounds),
+        evidence: evidence_series(&rounds, &readings),
         alerts: alert_markers(&events),
         rounds,
         series,

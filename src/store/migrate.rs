@@ -191,6 +191,21 @@ ALTER TABLE fingerprints ADD COLUMN license_sha256 TEXT;
 ALTER TABLE fingerprints ADD COLUMN license_source TEXT;
 "#,
     },
+    Migration {
+        version: 9,
+        description: "the monitor's readings per round",
+        sql: r#"
+CREATE TABLE readings (
+    round_id INTEGER NOT NULL REFERENCES rounds (id) ON DELETE CASCADE,
+    metric TEXT NOT NULL,
+    log_e_value REAL NOT NULL,
+    threshold REAL NOT NULL,
+    current REAL,
+    samples INTEGER NOT NULL,
+    PRIMARY KEY (round_id, metric)
+) WITHOUT ROWID;
+"#,
+    },
 ];
 
 /// The schema version this build writes.

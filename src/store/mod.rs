@@ -8,7 +8,7 @@
 //!
 //! Submodules, one job each: [`migrate`] (schema versions), `fingerprints` (swap detection),
 //! `rounds`, `samples` (batched ingest, queries, retention), `events`, `alerts` (alert state and
-//! silences), `outbox` (notifications awaiting delivery).
+//! silences), `outbox` (notifications awaiting delivery), `readings` (the monitor's evidence per round).
 
 mod alerts;
 mod events;
@@ -19,6 +19,7 @@ mod licenses;
 pub mod migrate;
 mod monitor;
 mod outbox;
+mod readings;
 mod rounds;
 mod samples;
 
@@ -29,6 +30,7 @@ pub use history::{HistoryQuery, RoundSample};
 pub use licenses::{LicenseChange, StoredLicense};
 pub use monitor::MonitorRow;
 pub use outbox::{OutboxRow, OutboxStatus};
+pub use readings::{Reading, RoundReading};
 pub use rounds::{RoundId, RoundInfo, RoundStatus};
 pub use samples::{PruneStats, SampleQuery};
 

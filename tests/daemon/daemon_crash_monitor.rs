@@ -178,6 +178,45 @@ fn check_counts(db: &Path, first_round: i64, cycle: usize) -> u64 {
     rounds
 }
 
+/// Checks that the readings stored with each target's newest round are what its saved evidence
+/// reads (both are written in the round's transaction, so a kill never separates them).
+fn check_readings(dir: &Path, db: &Path, cycle: usize) {
+    let store = modelwatch::store::Store::open(db).unwrap();
+    for t in 0..TARGETS {
+        let name = format!("t{t}");
+        let Some(state) = saved(db, &name) else {
+            continue;
+        };
+        let want = readings(dir, &name, &state);
+        let stored = store.readings(&name, 0).unwrap();
+        let newest = stored.last().map(|r| r.round).unwrap();
+        let got: Vec<_> = stored.iter().filter(|r| r.round == newest).collect();
+        let want = want.as_array().unwrap();
+        assert_eq!(got.len(), want.len(), "kill {cycle}: {name}: {got:?}");
+        for w in want {
+            let metric = w["metric"].as_str().unwrap();
+            let g = got
+                .iter()
+                .map(|g| &g.reading)
+                .find(|g| g.metric == metric)
+                .unwrap_or_else(|| panic!("kill {cycle}: {name} has no reading of {metric}"));
+            assert_eq!(
+                g.samples,
+                w["samples"].as_u64().unwrap(),
+                "kill {cycle}: {name}"
+            );
+            let e = w["e_value"].as_f64().unwrap();
+            assert!(
+                (g.log_e_value - e.ln()).abs() < 1e-9,
+                "kill {cycle}: {name} {}: stored ln e {} vs {}",
+                g.metric,
+                g.log_e_value,
+                e.ln()
+            );
+        }
+    }
+}
+
 #[test]
 fn kill_9_at_random_moments_keeps_the_monitor_evidence_of_the_committed_rounds() {
     let started = Instant::now();
@@ -280,6 +319,7 @@ fn kill_9_at_random_moments_keeps_the_monitor_evidence_of_the_committed_rounds()
             );
             assert_eq!(integrity(&db), "ok", "integrity after kill {cycle}");
             check_counts(&db, first_round, cycle);
+            check_readings(dir.path(), &db, cycle);
         }
     }));
     if let Err(e) = outcome {

@@ -60,6 +60,21 @@ fn seed_history(db: &Path) {
             })
             .collect();
         store.insert_samples(round, &samples).unwrap();
+        // The monitor's refusal evidence climbs after the swap and crosses the threshold
+        // (20) at round 7, where the alert fires.
+        let log_e = if r < 4 { -0.2 } else { (r - 3) as f64 * 1.2 };
+        store
+            .record_readings(
+                round,
+                &[modelwatch::store::Reading {
+                    metric: "refusal_rate".into(),
+                    log_e_value: log_e,
+                    threshold: 20.0,
+                    current: Some(0.1),
+                    samples: 10 * (r as u64 + 1),
+                }],
+            )
+            .unwrap();
     }
     let payload = serde_json::json!({
         "kind": "firing",
@@ -180,6 +195,9 @@ fn status_page_and_time_report_render_in_headless_chromium() {
         "model swap: fingerprint aaaa000011112222 → bbbb333344445555",
         "<line class=\"alert\"",
         "refusals 4% → 50% (evidence 8.1 million of threshold 20.0)",
+        "<svg class=\"evidence\" data-metric=\"refusal_rate\"",
+        "<line class=\"threshold\"",
+        "aria-label=\"evidence for Refusal rate per round\"",
     ] {
         assert!(sim0.contains(needle), "status page lacks {needle}");
     }
@@ -187,6 +205,15 @@ fn status_page_and_time_report_render_in_headless_chromium() {
     let refusal = &sim0[sim0.find("data-metric=\"refusal_rate\" width").unwrap()..];
     let refusal = &refusal[..refusal.find("</svg>").unwrap()];
     assert!(refusal.matches("<circle").count() >= 9, "{refusal}");
+    // The evidence chart: one point per seeded round (the daemon's rounds have no baseline
+    // here), the last one past the threshold, as the alert says.
+    let evidence = &sim0[sim0.find("<svg class=\"evidence\"").unwrap()..];
+    let evidence = &evidence[..evidence.find("</svg>").unwrap()];
+    assert_eq!(evidence.matches("<circle").count(), 8, "{evidence}");
+    assert!(
+        evidence.contains("evidence 121.5 of threshold 20.0 (n=80)"),
+        "{evidence}"
+    );
 
     let report = dir.join("report.html");
     let out = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
@@ -213,4 +240,5 @@ fn status_page_and_time_report_render_in_headless_chromium() {
     assert!(dom.contains("<line class=\"swap\""));
     assert!(dom.contains("<line class=\"alert\""));
     assert!(dom.contains("Failed requests (availability)"));
+    assert!(dom.contains("<svg class=\"evidence\" data-metric=\"refusal_rate\""));
 }
