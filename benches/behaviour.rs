@@ -11,6 +11,9 @@
 //! - false flags: `healthy` against `healthy`, new server seeds each replicate.
 //!
 //! `cargo bench --bench behaviour` prints a Markdown table; `-- --quick` is a smoke run.
+//! `-- --daemon` measures the daemon's behaviour check instead: the same test at the level and
+//! with the permutations of one check at the default cadence (`daemon::behaviour`), its power
+//! against `reworded`, its false flags and the CPU time of one check over the starter suites.
 //! Seeds are fixed: the same command prints the same figures.
 
 use modelwatch::baseline::excerpt;
@@ -126,8 +129,63 @@ fn upper_bound(k: usize, n: u64) -> f64 {
     hi
 }
 
+/// The daemon's check: power, false flags and CPU time per check at the default cadence.
+fn daemon_check(prompts: &[String], healthy: &Profile, reworded: &Profile, quick: bool) {
+    let settings = modelwatch::daemon::behaviour::BehaviourSettings::default();
+    let (alpha, permutations) = (settings.alpha_per_check(), settings.permutations());
+    let reps: u64 = if quick { 3 } else { 20 };
+    let null_reps: u64 = if quick { 5 } else { 100 };
+    println!(
+        "Daemon behaviour check, starter suites ({} probes), 10 texts per probe and side, \
+         alpha per check {alpha:.2e}, {permutations} permutations\n",
+        prompts.len()
+    );
+    println!("| comparison | replicates | flagged | median CPU per check | max |");
+    println!("|---|---|---|---|---|");
+    for (label, other, n, seed) in [
+        ("healthy vs reworded (power)", reworded, reps, 7_000u64),
+        (
+            "healthy vs healthy, new seeds (false flags)",
+            healthy,
+            null_reps,
+            9_000_000,
+        ),
+    ] {
+        let mut hits = 0;
+        let mut times = Vec::new();
+        for r in 0..n {
+            let ta = texts(healthy, seed + 2 * r, prompts, 10);
+            let tb = texts(other, seed + 2 * r + 1, prompts, 10);
+            let groups: Vec<PromptTexts> = ta
+                .iter()
+                .zip(&tb)
+                .map(|(x, y)| PromptTexts {
+                    baseline: x.iter().map(String::as_str).collect(),
+                    candidate: y.iter().map(String::as_str).collect(),
+                })
+                .collect();
+            let started = Instant::now();
+            let t = mmd_test(&groups, permutations, 0x6265_6861_7669_6f77).expect("texts");
+            times.push(started.elapsed().as_secs_f64());
+            hits += usize::from(t.p_value < alpha);
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "| {label} | {n} | {hits} | {:.3} s | {:.3} s |",
+            times[times.len() / 2],
+            times[times.len() - 1]
+        );
+    }
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    if std::env::args().any(|a| a == "--daemon") {
+        let healthy = Profile::builtin("healthy").expect("built-in profile");
+        let reworded = Profile::builtin("reworded").expect("built-in profile");
+        daemon_check(&starter_prompts(), &healthy, &reworded, quick);
+        return;
+    }
     let (power_reps, null_reps) = if quick { (10, 20) } else { (100, 500) };
     let healthy = Profile::builtin("healthy").expect("built-in profile");
     let reworded = Profile::builtin("reworded").expect("built-in profile");

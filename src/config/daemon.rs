@@ -1,6 +1,6 @@
 //! Daemon settings of the configuration: `[daemon]`, `[alerts]` (reminders, maintenance
 //! windows), and the daemon keys of a `[[target]]` (`pin`, `jitter`,
-//! `false_alarm_interval`, `max_requests_per_second`, `round_deadline`).
+//! `false_alarm_interval`, `max_requests_per_second`, `round_deadline`, `behaviour_check`).
 //!
 //! Kept apart from the rest of the configuration so each concern reads its own keys; the
 //! format is documented in `docs/daemon.md`.
@@ -110,6 +110,9 @@ pub struct TargetDaemon {
     pub max_requests_per_second: Option<f64>,
     /// A round still running after this long is cut off. Default: the interval.
     pub round_deadline: Duration,
+    /// Shortest time between two behaviour checks (is it still the baseline's model?);
+    /// `None`: off. Default: 6 hours.
+    pub behaviour_check: Option<Duration>,
 }
 
 pub(super) fn read_daemon(r: &mut Reader, top: &Fields) -> Option<DaemonSettings> {
@@ -255,6 +258,22 @@ pub(super) fn read_target_daemon(
         .number(f, "max_requests_per_second", 0.001, 100_000.0)
         .map(|v| *v.get_ref());
     let round_deadline = positive_duration(r, f, "round_deadline").unwrap_or(interval);
+    let behaviour_check = match f.get("behaviour_check") {
+        Some(v) if v.get_ref().as_str() == Some("off") => None,
+        _ => Some(
+            positive_duration(r, f, "behaviour_check").unwrap_or(Duration::from_secs(6 * 3600)),
+        ),
+    };
+    if behaviour_check.is_some_and(|d| d < Duration::from_secs(3600))
+        && let Some(v) = f.get("behaviour_check")
+    {
+        r.error_help(
+            v.span(),
+            "`behaviour_check` is shorter than 1h: expected \"off\" or a duration of at least \"1h\"",
+            "the 1 % false-flag budget of 30 days is split over the checks; more than 720 \
+             checks leave each too small a share to test",
+        );
+    }
     if r.diags.len() > before {
         return None;
     }
@@ -264,6 +283,7 @@ pub(super) fn read_target_daemon(
         false_alarm_interval,
         max_requests_per_second,
         round_deadline,
+        behaviour_check,
     })
 }
 

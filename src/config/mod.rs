@@ -233,6 +233,7 @@ const TARGET_KEYS: &[&str] = &[
     "false_alarm_interval",
     "max_requests_per_second",
     "round_deadline",
+    "behaviour_check",
     "model_file",
     "model_dir",
 ];

@@ -236,3 +236,22 @@ fn urls() {
     assert!(check_url("http://h/a?b=1").is_err());
     assert!(check_url("http://h /").is_err());
 }
+
+#[test]
+fn behaviour_checks_are_on_every_six_hours_can_be_slower_or_off_never_too_frequent() {
+    let with = |v: &str| MINIMAL.replace("suites", &format!("behaviour_check = {v}\nsuites"));
+    let every = |text: &str| {
+        parse_str(text, &no_env).unwrap().targets[0]
+            .daemon
+            .behaviour_check
+    };
+    assert_eq!(every(MINIMAL), Some(Duration::from_secs(6 * 3600)));
+    assert_eq!(every(&with("\"1d\"")), Some(Duration::from_secs(86_400)));
+    assert_eq!(every(&with("\"off\"")), None);
+    let err = parse_str(&with("\"30m\""), &no_env).unwrap_err();
+    let text = format!("{err:?}");
+    assert!(
+        text.contains("`behaviour_check` is shorter than 1h"),
+        "{text}"
+    );
+}

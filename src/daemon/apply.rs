@@ -53,6 +53,9 @@ impl Scheduler {
                 Some(r) => (Some(r.baseline), Some(r.monitor), r.episode_started_ms),
                 None => (None, None, None),
             };
+            let behaviour = baseline
+                .as_ref()
+                .and_then(|b| behaviour_watch(&p.target, &b.2, self.clock.now_ms()));
             self.runtime.insert(
                 name.clone(),
                 Runtime {
@@ -69,6 +72,7 @@ impl Scheduler {
                     config_digest: None,
                     config_changes: 0,
                     license: None,
+                    behaviour,
                 },
             );
         }
@@ -78,6 +82,7 @@ impl Scheduler {
             if rt.baseline.as_ref().map(|b| &b.0) != want.as_ref() {
                 rt.baseline = None;
                 rt.monitor = None;
+                rt.behaviour = None;
             }
         }
         self.global = global;

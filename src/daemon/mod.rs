@@ -14,6 +14,8 @@
 //! [`notify`] (systemd notifications), [`state`] (status and metrics).
 
 mod apply;
+pub mod behaviour;
+use behaviour::behaviour_watch;
 pub mod checkins;
 mod delivery;
 mod housekeeping;
@@ -66,6 +68,9 @@ pub const UNAPPROVED_MODEL: &str = "unapproved_model";
 pub const SWAP: &str = "swap";
 /// Alert metric of configuration-change notifications (same model, other generation defaults).
 pub const CONFIG_CHANGED: &str = "config_changed";
+/// Alert metric of behaviour-change notifications (the served texts no longer look like the
+/// baseline model's, whatever the fingerprint says).
+pub const BEHAVIOUR_CHANGED: &str = "behaviour_changed";
 /// Alert metric of license drift (other terms than the pinned or previously served ones).
 pub const LICENSE_CHANGED: &str = "license_changed";
 /// How long shutdown waits for notifications being delivered (the rest are resumed at the next
@@ -218,6 +223,8 @@ struct Runtime {
     config_changes: u64,
     /// The license evidence read with the last fingerprint.
     license: Option<crate::provider::license::LicenseEvidence>,
+    /// Whether the served texts still look like the baseline model's (per episode).
+    behaviour: Option<behaviour::BehaviourSlot>,
 }
 
 type RoundResult = (String, u64, Option<RoundOutcome>);

@@ -150,6 +150,7 @@ impl Scheduler {
         };
         match restored {
             Some(r) => {
+                rt.behaviour = behaviour_watch(&p.target, &r.baseline.2, self.clock.now_ms());
                 rt.baseline = Some(r.baseline);
                 rt.monitor = Some(r.monitor);
                 rt.episode_started_ms = r.episode_started_ms;
@@ -157,6 +158,7 @@ impl Scheduler {
             None => {
                 rt.baseline = None;
                 rt.monitor = None;
+                rt.behaviour = None;
                 rt.episode_started_ms = None;
             }
         }

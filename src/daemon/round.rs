@@ -272,6 +272,7 @@ impl Scheduler {
         }
         observations
             .extend(self.monitor_observations(name, &target, settings, outcome, swapped, now_ms));
+        notifications.extend(self.behaviour_event(name, outcome, now_ms, &mutes));
         notifications.append(&mut self.step_alerts(name, observations, now_ms, &mutes));
         self.save_monitor(name, now_ms, round);
         self.assess(name, &quality);
@@ -442,6 +443,7 @@ impl Scheduler {
             && let Some((_, _, b)) = &rt.baseline
         {
             rt.monitor = Some(TargetMonitor::new(b, settings));
+            rt.behaviour = behaviour_watch(target, b, now_ms);
             rt.episode_started_ms = Some(now_ms);
         }
         let tracked: Vec<String> = rt
@@ -466,6 +468,66 @@ impl Scheduler {
             }
         }
         observations
+    }
+
+    /// Feeds the round's texts to the behaviour watch; starts a due check on a blocking thread
+    /// (it can take a second, which the rounds in flight must not wait for) and reports a
+    /// finished one. A flag is a `behaviour_changed` event (severity warning), never a quality
+    /// alert.
+    fn behaviour_event(
+        &mut self,
+        name: &str,
+        outcome: &RoundOutcome,
+        now_ms: i64,
+        mutes: &Mutes,
+    ) -> Option<Notification> {
+        let slot = self.runtime.get_mut(name)?.behaviour.as_mut()?;
+        slot.watch.observe(&outcome.samples);
+        let finished = match slot.running.take() {
+            Some(h) if h.is_finished() => futures_util::FutureExt::now_or_never(h)
+                .and_then(Result::ok)
+                .flatten(),
+            Some(h) => {
+                slot.running = Some(h);
+                None
+            }
+            None => None,
+        };
+        if slot.running.is_none() && slot.watch.due(now_ms) {
+            let job = slot.watch.take_job(now_ms);
+            slot.running = Some(tokio::task::spawn_blocking(move || job.run()));
+        }
+        let check = finished?;
+        slot.watch.record(&check);
+        let summary = check.summary(name);
+        if !check.changed {
+            tracing::info!(
+                target = name,
+                p_value = check.p_value,
+                probes = check.probes,
+                "{summary}"
+            );
+            return None;
+        }
+        tracing::warn!(
+            target = name,
+            p_value = check.p_value,
+            alpha = check.alpha,
+            "{summary}"
+        );
+        let key = AlertKey::new(name, BEHAVIOUR_CHANGED);
+        let muted = mutes.muted(&key, now_ms);
+        let mut n = Notification::info(
+            key,
+            now_ms,
+            Evidence {
+                summary,
+                ..Evidence::default()
+            },
+            muted,
+        );
+        n.severity = Severity::Warning;
+        Some(n)
     }
 
     /// Steps the alert of each observation (pure transitions), persists the states that

@@ -26,6 +26,7 @@ pub mod sequential;
 mod shape;
 mod strata;
 
+pub use behaviour::stored_form;
 pub use margins::Margins;
 pub use metric::{BINARY, Category, Metric};
 pub use sequential::{Bounds, CanaryMonitor, Early, ProbeRegression};

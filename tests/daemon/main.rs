@@ -3,6 +3,7 @@
 //! One test binary per area: each module is one former test file; shared helpers are declared
 //! once here.
 
+mod behaviour_watch;
 mod daemon_checks;
 mod daemon_cli;
 mod daemon_crash;
