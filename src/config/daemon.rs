@@ -264,14 +264,14 @@ pub(super) fn read_target_daemon(
             positive_duration(r, f, "behaviour_check").unwrap_or(Duration::from_secs(6 * 3600)),
         ),
     };
-    if behaviour_check.is_some_and(|d| d < Duration::from_secs(3600))
+    if behaviour_check.is_some_and(|d| d < Duration::from_secs(3 * 3600))
         && let Some(v) = f.get("behaviour_check")
     {
         r.error_help(
             v.span(),
-            "`behaviour_check` is shorter than 1h: expected \"off\" or a duration of at least \"1h\"",
-            "the 1 % false-flag budget of 30 days is split over the checks; more than 720 \
-             checks leave each too small a share to test",
+            "`behaviour_check` is shorter than 3h: expected \"off\" or a duration of at least \"3h\"",
+            "the 0.5 % false-flag budget of 30 days is split over the checks; more than 240 \
+             checks leave each too small a share to test in a few seconds",
         );
     }
     if r.diags.len() > before {

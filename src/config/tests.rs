@@ -248,10 +248,11 @@ fn behaviour_checks_are_on_every_six_hours_can_be_slower_or_off_never_too_freque
     assert_eq!(every(MINIMAL), Some(Duration::from_secs(6 * 3600)));
     assert_eq!(every(&with("\"1d\"")), Some(Duration::from_secs(86_400)));
     assert_eq!(every(&with("\"off\"")), None);
-    let err = parse_str(&with("\"30m\""), &no_env).unwrap_err();
+    assert_eq!(every(&with("\"3h\"")), Some(Duration::from_secs(3 * 3600)));
+    let err = parse_str(&with("\"2h\""), &no_env).unwrap_err();
     let text = format!("{err:?}");
     assert!(
-        text.contains("`behaviour_check` is shorter than 1h"),
+        text.contains("`behaviour_check` is shorter than 3h"),
         "{text}"
     );
 }

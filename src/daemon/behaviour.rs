@@ -9,7 +9,8 @@
 //! the verdicts' `behaviour` metric uses. A check runs at most every `every` (6 h by default),
 //! once enough texts arrived; each check gets `alpha × every / 30 days` of the false-flag budget
 //! (Bonferroni over the checks of any 30 days), so that an unchanged model raises the event in
-//! any 30 days with probability at most `alpha` (1 %), under any dependence between checks.
+//! any 30 days with probability at most `alpha` (0.5 %, half the 1 % a target may spend on false
+//! alarms of every kind), under any dependence between checks.
 //! The permutations are enough to resolve that level (p ≥ 1/(B+1)).
 //!
 //! A flag is an event (`behaviour_changed`, severity warning), not a quality alert: another
@@ -43,7 +44,7 @@ impl Default for BehaviourSettings {
     fn default() -> Self {
         BehaviourSettings {
             every_ms: 6 * 3600 * 1000,
-            alpha: 0.01,
+            alpha: 0.005,
         }
     }
 }
@@ -364,8 +365,8 @@ mod tests {
     #[test]
     fn the_budget_is_split_over_the_checks_of_thirty_days() {
         let s = BehaviourSettings::default();
-        assert!((s.alpha_per_check() - 0.01 / 120.0).abs() < 1e-12);
-        assert_eq!(s.permutations(), 23_999);
+        assert!((s.alpha_per_check() - 0.005 / 120.0).abs() < 1e-12);
+        assert_eq!(s.permutations(), 47_999);
         let daily = BehaviourSettings {
             every_ms: 24 * 3600 * 1000,
             alpha: 0.01,
