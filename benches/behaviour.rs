@@ -79,6 +79,17 @@ fn texts(profile: &Profile, seed: u64, prompts: &[String], n: usize) -> Vec<Vec<
         .collect()
 }
 
+/// Each prompt's texts of both sides, as the test takes them.
+fn groups<'a>(a: &'a [Vec<String>], b: &'a [Vec<String>]) -> Vec<PromptTexts<'a>> {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| PromptTexts {
+            baseline: x.iter().map(String::as_str).collect(),
+            candidate: y.iter().map(String::as_str).collect(),
+        })
+        .collect()
+}
+
 /// The share of replicates flagged at `ALPHA`, and the median p-value.
 fn flagged(
     a: &Profile,
@@ -93,15 +104,8 @@ fn flagged(
     for r in 0..replicates {
         let ta = texts(a, base_seed + 2 * r, prompts, n);
         let tb = texts(b, base_seed + 2 * r + 1, prompts, n);
-        let groups: Vec<PromptTexts> = ta
-            .iter()
-            .zip(&tb)
-            .map(|(x, y)| PromptTexts {
-                baseline: x.iter().map(String::as_str).collect(),
-                candidate: y.iter().map(String::as_str).collect(),
-            })
-            .collect();
-        let t = mmd_test(&groups, PERMUTATIONS, 0x6265_6861_7669_6f75).expect("texts on both");
+        let t = mmd_test(&groups(&ta, &tb), PERMUTATIONS, 0x6265_6861_7669_6f75)
+            .expect("texts on both");
         hits += usize::from(t.p_value < ALPHA);
         ps.push(t.p_value);
     }
@@ -156,14 +160,7 @@ fn daemon_check(prompts: &[String], healthy: &Profile, reworded: &Profile, quick
         for r in 0..n {
             let ta = texts(healthy, seed + 2 * r, prompts, 10);
             let tb = texts(other, seed + 2 * r + 1, prompts, 10);
-            let groups: Vec<PromptTexts> = ta
-                .iter()
-                .zip(&tb)
-                .map(|(x, y)| PromptTexts {
-                    baseline: x.iter().map(String::as_str).collect(),
-                    candidate: y.iter().map(String::as_str).collect(),
-                })
-                .collect();
+            let groups = groups(&ta, &tb);
             let started = Instant::now();
             let t = mmd_test(&groups, permutations, 0x6265_6861_7669_6f77).expect("texts");
             times.push(started.elapsed().as_secs_f64());

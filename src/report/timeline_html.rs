@@ -248,16 +248,7 @@ fn chart(o: &mut String, t: &TargetTimeline, s: &Series) {
         )),
         fmt_value(s, top),
     );
-    for m in &t.swaps {
-        marker_line(o, t, m, n, SWAP, "swap", "2,2");
-    }
-    for m in t
-        .alerts
-        .iter()
-        .filter(|m| m.metric.as_deref() == Some(&s.id))
-    {
-        marker_line(o, t, m, n, ALERT, "alert", "");
-    }
+    markers(o, t, &s.id, n);
     if let Some(b) = s.baseline {
         let y = y_of(b);
         let _ = write!(
@@ -333,16 +324,7 @@ fn evidence_chart(o: &mut String, t: &TargetTimeline, e: &EvidenceSeries) {
         )),
         esc(&e.label),
     );
-    for m in &t.swaps {
-        marker_line(o, t, m, n, SWAP, "swap", "2,2");
-    }
-    for m in t
-        .alerts
-        .iter()
-        .filter(|m| m.metric.as_deref() == Some(&e.metric))
-    {
-        marker_line(o, t, m, n, ALERT, "alert", "");
-    }
+    markers(o, t, &e.metric, n);
     let y = y_of(log_th);
     let _ = write!(
         o,
@@ -384,6 +366,20 @@ fn evidence_chart(o: &mut String, t: &TargetTimeline, e: &EvidenceSeries) {
         );
     }
     o.push_str("</svg></figure>\n");
+}
+
+/// The swaps, and the alerts of `metric`, as vertical lines over a chart of `n` rounds.
+fn markers(o: &mut String, t: &TargetTimeline, metric: &str, n: usize) {
+    for m in &t.swaps {
+        marker_line(o, t, m, n, SWAP, "swap", "2,2");
+    }
+    for m in t
+        .alerts
+        .iter()
+        .filter(|m| m.metric.as_deref() == Some(metric))
+    {
+        marker_line(o, t, m, n, ALERT, "alert", "");
+    }
 }
 
 fn marker_line(

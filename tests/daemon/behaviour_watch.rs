@@ -39,6 +39,16 @@ fn answer(rng: &mut Rng, words: &[&str]) -> String {
         .join(" ")
 }
 
+/// The same model, as far as the fingerprint can tell, before and after.
+fn fingerprint() -> Fingerprint {
+    Fingerprint {
+        provider: "ollama".into(),
+        model: "fake".into(),
+        digest: Some("abc".into()),
+        details: BTreeMap::new(),
+    }
+}
+
 /// Answers from the baseline's words until `switch_after`, then from `later`.
 struct Server {
     start: tokio::time::Instant,
@@ -74,14 +84,7 @@ impl ModelClient for Server {
     }
 
     fn fingerprint(&self) -> BoxFuture<'_, Result<Fingerprint, SampleError>> {
-        Box::pin(async move {
-            Ok(Fingerprint {
-                provider: "ollama".into(),
-                model: "fake".into(),
-                digest: Some("abc".into()),
-                details: BTreeMap::new(),
-            })
-        })
+        Box::pin(async move { Ok(fingerprint()) })
     }
 }
 
@@ -114,12 +117,7 @@ fn setup(dir: &Path) -> Loaded {
         .collect();
     let b = Baseline::from_samples(
         "t",
-        Fingerprint {
-            provider: "ollama".into(),
-            model: "fake".into(),
-            digest: Some("abc".into()),
-            details: BTreeMap::new(),
-        },
+        fingerprint(),
         &l.suites,
         &samples,
         RecordInfo {
