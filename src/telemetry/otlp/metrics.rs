@@ -1,7 +1,7 @@
 //! The metrics of the export: cumulative counters and histograms of requests and rounds, the
 //! gauges of each target's last assessment, and their `ExportMetricsServiceRequest`.
 
-use super::genai::gen_ai_attrs;
+use super::genai::{self, gen_ai_attrs};
 use super::{Attrs, OwnedAssessment, RoundRecord, ms_to_ns, resource_msg, s, scope_msg};
 use crate::telemetry::proto::{Msg, attributes};
 use crate::telemetry::quality::{LENGTH_BUCKETS, LengthWindow};
@@ -20,56 +20,57 @@ const TOKEN_BOUNDS: [f64; 14] = [
 ];
 
 /// The gauges of an assessment: (name, unit, description); each is the OTel spelling of the
-/// `/metrics` family of the same meaning.
+/// `/metrics` family of the same meaning. No unit: the OTLP → Prometheus translation turns
+/// unit `1` into a `_ratio` suffix, which would move them away from the `/metrics` names.
 const GAUGES: [(&str, &str, &str); 10] = [
     (
         "modelwatch.metric.value",
-        "1",
+        "",
         "Deprecated (removed in the next release): modelwatch.quality.ratio for rates, modelwatch.length.placement for length_chars.",
     ),
     (
         "modelwatch.metric.baseline_value",
-        "1",
+        "",
         "Baseline value of a monitored metric.",
     ),
     (
         "modelwatch.metric.e_value",
-        "1",
+        "",
         "Anytime-valid e-value of the monitored metric against its interval null.",
     ),
     (
         "modelwatch.metric.e_value_threshold",
-        "1",
+        "",
         "E-value at which the metric alarms (metrics / alpha).",
     ),
     (
         "modelwatch.alert.firing",
-        "1",
+        "",
         "1 while the alert of a target and metric fires.",
     ),
     (
         "modelwatch.round.metric_value",
-        "1",
+        "",
         "Deprecated: the same as modelwatch.round.quality_ratio; removed in the next release.",
     ),
     (
         "modelwatch.quality.ratio",
-        "1",
+        "",
         "Bad-outcome rate (0-1, higher is worse) of a monitored rate metric in this episode.",
     ),
     (
         "modelwatch.quality.baseline_ratio",
-        "1",
+        "",
         "Bad-outcome rate (0-1) of a monitored rate metric in the target's baseline.",
     ),
     (
         "modelwatch.length.placement",
-        "1",
+        "",
         "Mean placement (0-1) of this episode's response lengths among the baseline's: 0.5 is the baseline, higher is longer.",
     ),
     (
         "modelwatch.round.quality_ratio",
-        "1",
+        "",
         "Bad-outcome rate (0-1, higher is worse) of the target's last round, by rate metric.",
     ),
 ];
@@ -202,23 +203,35 @@ impl MetricState {
                 / 1000.0;
             if secs.is_finite() {
                 self.observe(
-                    "gen_ai.client.operation.duration",
+                    genai::METRIC_OPERATION_DURATION,
                     &DURATION_BOUNDS,
                     attrs.clone(),
                     secs,
+                );
+            }
+            if let Some(ms) = sample
+                .ttft_ms
+                .filter(|v| v.is_finite() && sample.error.is_none())
+            {
+                self.observe(
+                    genai::METRIC_TIME_TO_FIRST_CHUNK,
+                    &DURATION_BOUNDS,
+                    attrs.clone(),
+                    ms / 1000.0,
                 );
             }
             if sample.error.is_none() {
                 let mut tokens = |ty: &str, n: Option<u32>| {
                     if let Some(n) = n {
                         let mut a = attrs.clone();
-                        a.push(s("gen_ai.token.type", ty));
-                        self.observe("gen_ai.client.token.usage", &TOKEN_BOUNDS, a, f64::from(n));
+                        a.push(s(genai::TOKEN_TYPE, ty));
+                        let n = f64::from(n);
+                        self.observe(genai::METRIC_TOKEN_USAGE, &TOKEN_BOUNDS, a, n);
                     }
                 };
-                tokens("input", sample.input_tokens);
+                tokens(genai::TOKEN_INPUT, sample.input_tokens);
                 tokens(
-                    "output",
+                    genai::TOKEN_OUTPUT,
                     sample.measurements.as_ref().map(|m| m.output_tokens),
                 );
             }
@@ -232,7 +245,7 @@ impl MetricState {
         let mut hist_points: BTreeMap<&'static str, Vec<Msg>> = BTreeMap::new();
         for ((name, _), (attrs, h)) in &self.hists {
             let bounds: &[f64] = match *name {
-                "gen_ai.client.token.usage" => &TOKEN_BOUNDS,
+                genai::METRIC_TOKEN_USAGE => &TOKEN_BOUNDS,
                 _ => &DURATION_BOUNDS,
             };
             let mut p = Msg::new();
@@ -252,8 +265,9 @@ impl MetricState {
             }
             h.uint(2, 2); // cumulative
             let (unit, desc) = match name {
-                "gen_ai.client.token.usage" => {
-                    ("{token}", "Tokens used per request, by token type.")
+                genai::METRIC_TOKEN_USAGE => ("{token}", "Tokens used per request, by token type."),
+                genai::METRIC_TIME_TO_FIRST_CHUNK => {
+                    ("s", "Time to the first chunk of streamed probe responses.")
                 }
                 _ => ("s", "Duration of GenAI client operations (probe requests)."),
             };

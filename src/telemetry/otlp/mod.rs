@@ -1,50 +1,54 @@
-//! OTLP/HTTP (protobuf) export of metrics and traces after every round.
+//! OTLP/HTTP (protobuf) export of metrics and traces.
 //!
 //! The scheduler hands each finished round to [`OtlpExporter`] through a bounded channel
 //! (`try_send`: when the exporter is behind, the round is dropped and counted), so a slow or
 //! dead collector never slows probing. The exporter task keeps cumulative metric state and
 //! posts `ExportTraceServiceRequest` to `{endpoint}/v1/traces` and
-//! `ExportMetricsServiceRequest` to `{endpoint}/v1/metrics`.
+//! `ExportMetricsServiceRequest` to `{endpoint}/v1/metrics`; failed exports are retried a
+//! bounded number of times with full-jitter backoff.
 //!
 //! Metrics follow the OpenTelemetry GenAI semantic conventions
-//! (`gen_ai.client.operation.duration`, `gen_ai.client.token.usage`) plus modelwatch's own
+//! (`gen_ai.client.operation.duration`, `gen_ai.client.token.usage`,
+//! `gen_ai.client.operation.time_to_first_chunk`; names in [`genai`]) plus modelwatch's own
 //! quality metrics, each the OTel spelling of a `/metrics` family (`modelwatch.metric.e_value`
 //! ↔ `modelwatch_metric_e_value`, attribute `modelwatch.target` ↔ label `target`): rounds,
 //! requests, per-metric values, baselines and e-values (the evidence), alert state, last-round
-//! rates and response-length quantiles. Traces go out when a round finishes, metrics once the
-//! scheduler has assessed it ([`RoundObserver::round_assessed`]). Each probe request is a client
-//! span `chat {model}` with one `gen_ai.evaluation.result` event per evaluation outcome.
+//! rates and response-length and latency histograms. Gauges carry no unit, so the OTLP →
+//! Prometheus translation adds no `_ratio` suffix and the names stay those of `/metrics`.
+//! Metrics go out once the scheduler has assessed a round
+//! ([`RoundObserver::round_assessed`]) and every `$OTEL_METRIC_EXPORT_INTERVAL` (default 60 s),
+//! traces when a round finishes: a root span `round {target}` with one client span
+//! `{operation} {model}` per request, each with a `gen_ai.evaluation.result` event per
+//! evaluation outcome.
 
-mod genai;
+mod export;
+pub mod genai;
 mod metrics;
 mod traces;
 
+pub use export::{ExportSettings, ExportStats, OtlpExporter};
+pub use genai::RequestInfo;
 pub use metrics::MetricState;
-pub use traces::encode_traces;
+pub use traces::{encode_traces, round_trace_id};
 
-use super::observer::{Assessment, MetricSnapshot, ObserverCounter, RoundObserver};
+use super::observer::{Assessment, MetricSnapshot};
 use super::proto::{Msg, Value, attributes};
 use super::quality::TargetQuality;
-use crate::config::{Otlp, Target};
-use crate::rng::Rng;
-use crate::runner::RoundOutcome;
 use crate::sample::Sample;
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::mpsc;
-
-/// Rounds waiting for export; more are dropped.
-const QUEUE: usize = 64;
+use std::sync::OnceLock;
 
 pub type Attrs = Vec<(String, Value)>;
 
 /// The resource: `service.name` (`$OTEL_SERVICE_NAME`, default `modelwatch`), `host.name`,
-/// `service.version`, and `$OTEL_RESOURCE_ATTRIBUTES` (`k=v,k=v`; explicit keys win).
+/// `service.version`, `service.instance.id` (random per process, so two daemons watching the
+/// same model never send the same series), and `$OTEL_RESOURCE_ATTRIBUTES` (`k=v,k=v`,
+/// percent-decoded; explicit keys win).
 pub fn resource(env: &dyn Fn(&str) -> Option<String>, host: Option<String>) -> Attrs {
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     map.insert("service.name".into(), "modelwatch".into());
     map.insert("service.version".into(), env!("CARGO_PKG_VERSION").into());
+    map.insert("service.instance.id".into(), instance_id().to_string());
     if let Some(h) = host.filter(|h| !h.is_empty()) {
         map.insert("host.name".into(), h);
     }
@@ -57,7 +61,7 @@ pub fn resource(env: &dyn Fn(&str) -> Option<String>, host: Option<String>) -> A
         {
             map.insert(
                 k.trim().into(),
-                v.trim().replace("%20", " ").replace("%2C", ","),
+                crate::config::sinks::percent_decode(v.trim()),
             );
         }
     }
@@ -65,6 +69,29 @@ pub fn resource(env: &dyn Fn(&str) -> Option<String>, host: Option<String>) -> A
         map.insert("service.name".into(), s);
     }
     map.into_iter().map(|(k, v)| (k, Value::Str(v))).collect()
+}
+
+/// This process's `service.instance.id`: a random (version 4) UUID, the same for every
+/// exporter the process builds (a reload keeps it).
+pub fn instance_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| uuid_v4(crate::rng::os_bytes()))
+}
+
+fn uuid_v4(b: [u8; 32]) -> String {
+    let mut u = [0u8; 16];
+    u.copy_from_slice(&b[..16]);
+    u[6] = (u[6] & 0x0f) | 0x40;
+    u[8] = (u[8] & 0x3f) | 0x80;
+    let h = crate::provider::trace::hex(&u);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 /// The host name (`$HOSTNAME`, else `/etc/hostname`).
@@ -82,6 +109,8 @@ pub struct RoundRecord {
     pub target: String,
     pub provider: String,
     pub model: String,
+    /// Operation, server and parameters of the target's requests.
+    pub request: RequestInfo,
     pub started_ms: i64,
     pub status: String,
     pub samples: Vec<Sample>,
@@ -126,148 +155,6 @@ impl From<&Assessment<'_>> for OwnedAssessment {
     }
 }
 
-/// Work for the exporter task.
-enum Work {
-    /// A finished round: counters, histograms, and its trace.
-    Round(RoundRecord),
-    /// The scheduler's assessment of a target after a round: gauges, then the metrics export.
-    Assessed {
-        target: String,
-        assessment: Box<OwnedAssessment>,
-        now_ms: i64,
-    },
-}
-
-/// Counters of the exporter, shown on `/metrics` as `modelwatch_otlp_exports_total`.
-#[derive(Debug, Default)]
-pub struct ExportStats {
-    /// Requests the collector accepted.
-    pub exported: AtomicU64,
-    /// Requests that failed (network error, no answer within the timeout, non-2xx).
-    pub failed: AtomicU64,
-    /// Rounds or assessments not exported because the queue was full (collector slow or dead).
-    pub dropped: AtomicU64,
-}
-
-/// The round observer that exports; see the module documentation.
-pub struct OtlpExporter {
-    tx: mpsc::Sender<Work>,
-    pub stats: Arc<ExportStats>,
-}
-
-impl OtlpExporter {
-    /// Starts the exporter task (needs a tokio runtime).
-    pub fn start(
-        config: &Otlp,
-        resource: Attrs,
-        seed: u64,
-        start_ms: i64,
-    ) -> Result<OtlpExporter, String> {
-        let client = crate::provider::http::outbound_client()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|e| format!("cannot build the OTLP HTTP client: {e}"))?;
-        let (tx, mut rx) = mpsc::channel::<Work>(QUEUE);
-        let stats = Arc::new(ExportStats::default());
-        let (traces_url, metrics_url) = (config.traces_url(), config.metrics_url());
-        let headers = config.headers.clone();
-        let st = stats.clone();
-        tokio::spawn(async move {
-            let mut state = MetricState::new(start_ms);
-            let mut rng = Rng::new(seed);
-            while let Some(work) = rx.recv().await {
-                let (signal, url, body) = match work {
-                    Work::Round(r) => {
-                        state.record(&r);
-                        if r.samples.is_empty() {
-                            continue;
-                        }
-                        (
-                            "traces",
-                            &traces_url,
-                            encode_traces(&resource, &r, &mut rng),
-                        )
-                    }
-                    Work::Assessed {
-                        target,
-                        assessment,
-                        now_ms,
-                    } => {
-                        state.assess(&target, &assessment);
-                        ("metrics", &metrics_url, state.encode(&resource, now_ms))
-                    }
-                };
-                let mut req = client
-                    .post(url.as_str())
-                    .header("content-type", "application/x-protobuf");
-                for (k, v) in &headers {
-                    req = req.header(k.as_str(), v.expose());
-                }
-                match req.body(body).send().await {
-                    Ok(resp) if resp.status().is_success() => {
-                        st.exported.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(resp) => {
-                        st.failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(status = %resp.status(), signal, "OTLP export refused");
-                    }
-                    Err(e) => {
-                        st.failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(error = %e.without_url(), signal, "OTLP export failed");
-                    }
-                }
-            }
-        });
-        Ok(OtlpExporter { tx, stats })
-    }
-
-    fn queue(&self, work: Work) {
-        if self.tx.try_send(work).is_err() {
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-impl RoundObserver for OtlpExporter {
-    fn round_finished(
-        &self,
-        target: &Target,
-        started_ms: i64,
-        outcome: Option<&RoundOutcome>,
-        status: &str,
-    ) {
-        self.queue(Work::Round(RoundRecord {
-            target: target.name.clone(),
-            provider: target.provider.as_str().to_string(),
-            model: target.model.clone(),
-            started_ms,
-            status: status.to_string(),
-            samples: outcome.map(|o| o.samples.clone()).unwrap_or_default(),
-        }));
-    }
-
-    fn round_assessed(&self, target: &Target, assessment: &Assessment<'_>) {
-        use crate::runner::Clock;
-        self.queue(Work::Assessed {
-            target: target.name.clone(),
-            assessment: Box::new(assessment.into()),
-            now_ms: crate::runner::SystemClock.now_ms(),
-        });
-    }
-
-    fn counters(&self) -> Vec<ObserverCounter> {
-        ObserverCounter::by_outcome(
-            "modelwatch_otlp_exports_total",
-            "OTLP export requests by outcome: exported, failed; dropped counts rounds not exported because the queue was full.",
-            &[
-                ("exported", &self.stats.exported),
-                ("failed", &self.stats.failed),
-                ("dropped", &self.stats.dropped),
-            ],
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,5 +185,37 @@ mod tests {
         assert!(plain.iter().any(|(k, v)| k == "service.name"
             && format!("{v:?}") == format!("{:?}", Value::from("modelwatch"))));
         assert!(!plain.iter().any(|(k, _)| k == "host.name"));
+        let id = |r: &Attrs| {
+            r.iter()
+                .find(|(k, _)| k == "service.instance.id")
+                .map(|(_, v)| format!("{v:?}"))
+        };
+        // One id per process, across exporters; the environment's wins.
+        assert_eq!(
+            id(&plain),
+            Some(format!("{:?}", Value::from(instance_id())))
+        );
+        assert_eq!(id(&resource(&|_: &str| None, None)), id(&plain));
+        let given = |k: &str| {
+            (k == "OTEL_RESOURCE_ATTRIBUTES").then(|| "service.instance.id=pod-7%2Ca".to_string())
+        };
+        assert_eq!(
+            id(&resource(&given, None)),
+            Some(format!("{:?}", Value::from("pod-7,a")))
+        );
+    }
+
+    #[test]
+    fn instance_ids_are_version_4_uuids() {
+        let id = uuid_v4([0xff; 32]);
+        assert_eq!(id, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        let id = instance_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
+        assert_ne!(
+            uuid_v4(crate::rng::os_bytes()),
+            uuid_v4(crate::rng::os_bytes())
+        );
     }
 }
