@@ -264,6 +264,28 @@ async fn metrics_and_spans_decode_with_the_official_definitions() {
     assert_eq!(buckets[at], count, "{p}");
     assert_eq!(buckets.iter().sum::<u64>(), count, "{p}");
 
+    // The latency distribution (HDR, at fixed bounds): every request of the fake takes 5 ms.
+    let latency = by_name("modelwatch.response.latency_seconds");
+    assert_eq!(latency["unit"], "s");
+    let p = &latency["histogram"]["dataPoints"][0];
+    let count: u64 = p["count"].as_str().unwrap().parse().unwrap();
+    let buckets: Vec<u64> = p["bucketCounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(count > 0);
+    assert_eq!(buckets.iter().sum::<u64>(), count, "{p}");
+    assert_eq!(
+        buckets[0], count,
+        "all within the first bound (0.05 s): {p}"
+    );
+    assert!(
+        (p["sum"].as_f64().unwrap() - count as f64 * 0.005).abs() < 1e-9,
+        "{p}"
+    );
+
     // Named like /metrics: every modelwatch.* metric is a Prometheus family once dots become
     // underscores (and monotonic sums get `_total`), and every quality family of /metrics is
     // exported.
@@ -300,6 +322,7 @@ async fn metrics_and_spans_decode_with_the_official_definitions() {
         "modelwatch_quality_baseline_ratio",
         "modelwatch_length_placement",
         "modelwatch_response_length_chars",
+        "modelwatch_response_latency_seconds",
         "modelwatch_rounds_total",
         "modelwatch_requests_total",
     ] {

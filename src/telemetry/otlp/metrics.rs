@@ -4,11 +4,29 @@
 use super::genai::{self, gen_ai_attrs};
 use super::{Attrs, OwnedAssessment, RoundRecord, ms_to_ns, resource_msg, s, scope_msg};
 use crate::telemetry::proto::{Msg, attributes};
-use crate::telemetry::quality::{LENGTH_BUCKETS, LengthWindow};
+use crate::telemetry::quality::{Distribution, LATENCY_BUCKETS, LENGTH_BUCKETS, TargetQuality};
 use std::collections::BTreeMap;
 
 /// The response-length histogram (`modelwatch_response_length_chars` on `/metrics`).
-const LENGTH_NAME: &str = "modelwatch.response.length_chars";
+/// The per-target distributions of successful responses, each the OTel spelling of a
+/// `/metrics` histogram: (name, unit, description, bounds, reading).
+type DistributionOf = fn(&TargetQuality) -> &Distribution;
+const DISTRIBUTIONS: [(&str, &str, &str, &[f64], DistributionOf); 2] = [
+    (
+        "modelwatch.response.length_chars",
+        "{char}",
+        "Response length in characters of successful probe responses since start.",
+        &LENGTH_BUCKETS,
+        |q| &q.lengths,
+    ),
+    (
+        "modelwatch.response.latency_seconds",
+        "s",
+        "Latency of successful probe responses since start.",
+        &LATENCY_BUCKETS,
+        |q| &q.latency,
+    ),
+];
 
 /// Advised bucket boundaries of the GenAI conventions.
 const DURATION_BOUNDS: [f64; 14] = [
@@ -91,8 +109,9 @@ pub struct MetricState {
     /// Per target: the gauges of its last assessment (replaced whole, so a metric that is no
     /// longer monitored disappears).
     gauges: BTreeMap<String, Vec<(&'static str, Attrs, f64)>>,
-    /// Per target: response lengths (the summary `modelwatch.response.length_chars`).
-    lengths: BTreeMap<String, LengthWindow>,
+    /// Per target: the quality readings of its last assessment (length and latency
+    /// distributions).
+    quality: BTreeMap<String, TargetQuality>,
 }
 
 fn attr_key(a: &Attrs) -> String {
@@ -165,14 +184,13 @@ impl MetricState {
             g.push((GAUGES[9].0, attrs, v));
         }
         self.gauges.insert(target.to_string(), g);
-        self.lengths
-            .insert(target.to_string(), a.quality.length.clone());
+        self.quality.insert(target.to_string(), a.quality.clone());
     }
 
     /// Forgets a target (removed from the configuration).
     pub fn forget(&mut self, target: &str) {
         self.gauges.remove(target);
-        self.lengths.remove(target);
+        self.quality.remove(target);
     }
 
     /// Adds a round.
@@ -320,8 +338,10 @@ impl MetricState {
                 metrics.insert(name, m);
             }
         }
-        if let Some(m) = self.encode_lengths(now) {
-            metrics.insert(LENGTH_NAME, m);
+        for d in &DISTRIBUTIONS {
+            if let Some(m) = self.encode_distribution(d, now) {
+                metrics.insert(d.0, m);
+            }
         }
         let mut scope = Msg::new();
         scope.msg(1, &scope_msg());
@@ -335,39 +355,38 @@ impl MetricState {
         req.0
     }
 
-    /// The response-length histogram of every target that has seen a response.
-    fn encode_lengths(&self, now: u64) -> Option<Msg> {
-        if self.lengths.values().all(|w| w.count == 0) {
-            return None;
-        }
+    /// One distribution's histogram, a point per target that has seen a response.
+    fn encode_distribution(
+        &self,
+        (name, unit, desc, bounds, of): &(&str, &str, &str, &[f64], DistributionOf),
+        now: u64,
+    ) -> Option<Msg> {
         let mut hist = Msg::new();
-        for (target, w) in self.lengths.iter().filter(|(_, w)| w.count > 0) {
-            // OTLP bucket counts are per bucket, the window's cumulative.
-            let mut below = 0;
-            let mut counts: Vec<u64> = Vec::with_capacity(LENGTH_BUCKETS.len() + 1);
-            for &c in &w.buckets {
-                counts.push(c.saturating_sub(below));
-                below = c;
+        let mut any = false;
+        for (target, q) in &self.quality {
+            let d = of(q);
+            if d.count() == 0 {
+                continue;
             }
-            counts.push(w.count.saturating_sub(below));
+            any = true;
             let mut p = Msg::new();
             p.fixed64(2, self.start_ns)
                 .fixed64(3, now)
-                .fixed64(4, w.count)
-                .double(5, w.sum)
-                .packed_fixed64(6, counts.into_iter())
-                .packed_fixed64(7, LENGTH_BUCKETS.iter().map(|b| b.to_bits()));
+                .fixed64(4, d.count())
+                .double(5, d.sum)
+                .packed_fixed64(6, d.bucket_counts(bounds).into_iter())
+                .packed_fixed64(7, bounds.iter().map(|b| b.to_bits()));
             attributes(&mut p, 9, &[s("modelwatch.target", target.as_str())]);
             hist.msg(1, &p);
         }
+        if !any {
+            return None;
+        }
         hist.uint(2, 2); // cumulative
         let mut m = Msg::new();
-        m.string(1, LENGTH_NAME)
-            .string(
-                2,
-                "Response length in characters of successful probe responses since start.",
-            )
-            .string(3, "{char}")
+        m.string(1, name)
+            .string(2, desc)
+            .string(3, unit)
             .msg(9, &hist);
         Some(m)
     }
