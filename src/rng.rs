@@ -85,6 +85,29 @@ impl Rng {
     }
 }
 
+/// 32 bytes from the operating system's randomness, for what must differ between processes
+/// (trace ids, retry jitter): a PID repeats across restarts and containers (PID 1). Should the
+/// OS source fail, the clock, the PID and an address are hashed instead: weaker, never a panic.
+pub fn os_bytes() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    if getrandom::fill(&mut b).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let mut sm = nanos ^ (u64::from(std::process::id()) << 32) ^ (&b as *const _ as u64);
+        for chunk in b.chunks_mut(8) {
+            chunk.copy_from_slice(&splitmix64(&mut sm).to_le_bytes());
+        }
+    }
+    b
+}
+
+/// A seed from [`os_bytes`].
+pub fn os_seed() -> u64 {
+    u64::from_le_bytes(os_bytes()[..8].try_into().expect("8 bytes"))
+}
+
 fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;

@@ -134,7 +134,7 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
         sinks: outputs.sinks,
         observers: outputs.observers,
         outputs: Some(Arc::new(daemon::outputs::from_config)),
-        seed: std::process::id() as u64,
+        seed: modelwatch::rng::os_seed(),
         ..daemon::Options::default()
     };
     let mut stop = stop_rx.clone();

@@ -50,6 +50,11 @@ pub struct Otlp {
     /// Base URL; `/v1/metrics` and `/v1/traces` are appended.
     pub endpoint: String,
     pub headers: Vec<(String, Secret)>,
+    /// The headers of trace exports: `headers` with `$OTEL_EXPORTER_OTLP_TRACES_HEADERS` over
+    /// the environment's general ones (the table's keys still win).
+    pub traces_headers: Vec<(String, Secret)>,
+    /// The same for metrics (`$OTEL_EXPORTER_OTLP_METRICS_HEADERS`).
+    pub metrics_headers: Vec<(String, Secret)>,
     pub timeout: Duration,
     /// Full URL for traces (`$OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), used as is.
     pub traces_endpoint: Option<String>,
@@ -232,8 +237,17 @@ pub(super) fn read_telemetry(r: &mut Reader, top: &Fields) -> Option<Telemetry> 
         .filter(|&ms| ms > 0)
         .map(Duration::from_millis);
     let disabled = nonempty(r, "OTEL_SDK_DISABLED").is_some_and(|s| s.eq_ignore_ascii_case("true"));
-    let env_headers = r.env("OTEL_EXPORTER_OTLP_HEADERS").unwrap_or_default();
-    let mut headers = parse_otel_headers(&env_headers);
+    let env_headers = |r: &Reader, k: &str| parse_otel_headers(&r.env(k).unwrap_or_default());
+    let mut headers = env_headers(r, "OTEL_EXPORTER_OTLP_HEADERS");
+    let traces_env = merge_headers(
+        &headers,
+        &env_headers(r, "OTEL_EXPORTER_OTLP_TRACES_HEADERS"),
+    );
+    let metrics_env = merge_headers(
+        &headers,
+        &env_headers(r, "OTEL_EXPORTER_OTLP_METRICS_HEADERS"),
+    );
+    let mut table: Vec<(String, Secret)> = Vec::new();
     let default_endpoint = || "http://127.0.0.1:4318".to_string();
     let Some(v) = top.get("telemetry") else {
         let on = env_endpoint.is_some() || traces_endpoint.is_some() || metrics_endpoint.is_some();
@@ -241,6 +255,8 @@ pub(super) fn read_telemetry(r: &mut Reader, top: &Fields) -> Option<Telemetry> 
             otlp: (on && !disabled).then(|| Otlp {
                 endpoint: env_endpoint.unwrap_or_else(default_endpoint),
                 headers,
+                traces_headers: traces_env,
+                metrics_headers: metrics_env,
                 timeout: env_timeout.unwrap_or(Duration::from_secs(10)),
                 traces_endpoint,
                 metrics_endpoint,
@@ -279,8 +295,7 @@ pub(super) fn read_telemetry(r: &mut Reader, top: &Fields) -> Option<Telemetry> 
                 return None;
             };
             let s = r.expand(s, val.span())?;
-            headers.retain(|(name, _)| !name.eq_ignore_ascii_case(k.get_ref()));
-            headers.push((k.get_ref().to_string(), Secret::new(s)));
+            table.push((k.get_ref().to_string(), Secret::new(s)));
         }
     }
     let timeout = if o.get("timeout").is_some() {
@@ -288,10 +303,13 @@ pub(super) fn read_telemetry(r: &mut Reader, top: &Fields) -> Option<Telemetry> 
     } else {
         env_timeout.unwrap_or(Duration::from_secs(10))
     };
+    headers = merge_headers(&headers, &table);
     Some(Telemetry {
         otlp: Some(Otlp {
             endpoint: endpoint?,
             headers,
+            traces_headers: merge_headers(&traces_env, &table),
+            metrics_headers: merge_headers(&metrics_env, &table),
             timeout,
             traces_endpoint,
             metrics_endpoint,
@@ -299,19 +317,51 @@ pub(super) fn read_telemetry(r: &mut Reader, top: &Fields) -> Option<Telemetry> 
     })
 }
 
-/// `OTEL_EXPORTER_OTLP_HEADERS`: `key1=value1,key2=value2` (values percent-decoded for `%20`
-/// and `%2C` only; malformed pairs are skipped).
+/// `OTEL_EXPORTER_OTLP_HEADERS`: `key1=value1,key2=value2`, values percent-decoded (W3C
+/// Baggage encoding, as the OpenTelemetry SDKs read it); malformed pairs are skipped.
 pub fn parse_otel_headers(s: &str) -> Vec<(String, Secret)> {
     s.split(',')
         .filter_map(|pair| {
             let (k, v) = pair.split_once('=')?;
             let k = k.trim();
-            (!k.is_empty()).then(|| {
-                let v = v.trim().replace("%20", " ").replace("%2C", ",");
-                (k.to_string(), Secret::new(v))
-            })
+            (!k.is_empty()).then(|| (k.to_string(), Secret::new(percent_decode(v.trim()))))
         })
         .collect()
+}
+
+/// `base` with every header of `over` replacing the one of the same name (case-insensitive).
+fn merge_headers(base: &[(String, Secret)], over: &[(String, Secret)]) -> Vec<(String, Secret)> {
+    let mut out: Vec<(String, Secret)> = base
+        .iter()
+        .filter(|(k, _)| !over.iter().any(|(o, _)| o.eq_ignore_ascii_case(k)))
+        .cloned()
+        .collect();
+    out.extend(over.iter().cloned());
+    out
+}
+
+/// Decodes every `%XX` escape (UTF-8 bytes); a `%` not followed by two hex digits is kept as
+/// written, and bytes that do not form UTF-8 are replaced (U+FFFD) rather than refused.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A parsed DSN: `{scheme}://{public_key}@{host}/{path/}{project_id}`.

@@ -5,7 +5,7 @@ use super::state::{Histogram, LATENCY_BUCKETS, Shared, StatusDoc, TOKEN_BUCKETS}
 use crate::alert::Status as AlertStatus;
 use crate::daemon::monitor::LENGTH_METRIC;
 use crate::telemetry::process::ProcessStats;
-use crate::telemetry::quality::LENGTH_BUCKETS;
+use crate::telemetry::quality::{Distribution, LENGTH_BUCKETS, TargetQuality};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -144,7 +144,7 @@ impl Shared {
         hist(
             o,
             "modelwatch_request_duration_seconds",
-            "Latency of successful probe requests.",
+            "Deprecated (removed in the next release): modelwatch_response_latency_seconds, the same latencies in an HDR histogram that forgets removed targets.",
             &LATENCY_BUCKETS,
             &c.latency,
         );
@@ -249,37 +249,40 @@ impl Shared {
                 }
             }
         }
-        family(
-            o,
-            "modelwatch_response_length_chars",
-            "histogram",
-            "Response length in characters of successful probe responses since start.",
-        );
-        for (t, q) in &m.quality {
-            let t = esc(t);
-            for (bound, n) in LENGTH_BUCKETS.iter().zip(q.length.buckets) {
-                let _ = writeln!(
-                    o,
-                    "modelwatch_response_length_chars_bucket{{target=\"{t}\",le=\"{bound}\"}} {n}"
-                );
+        for (name, help, bounds, of) in [
+            (
+                "modelwatch_response_length_chars",
+                "Response length in characters of successful probe responses since start.",
+                &LENGTH_BUCKETS[..],
+                (|q| &q.lengths) as fn(&TargetQuality) -> &Distribution,
+            ),
+            (
+                "modelwatch_response_latency_seconds",
+                "Latency of successful probe responses since start.",
+                &LATENCY_BUCKETS[..],
+                |q| &q.latency,
+            ),
+        ] {
+            family(o, name, "histogram", help);
+            for (t, q) in &m.quality {
+                distribution(o, name, &esc(t), bounds, of(q));
             }
-            let _ = writeln!(
-                o,
-                "modelwatch_response_length_chars_bucket{{target=\"{t}\",le=\"+Inf\"}} {}",
-                q.length.count
-            );
-            let _ = writeln!(
-                o,
-                "modelwatch_response_length_chars_sum{{target=\"{t}\"}} {}",
-                q.length.sum
-            );
-            let _ = writeln!(
-                o,
-                "modelwatch_response_length_chars_count{{target=\"{t}\"}} {}",
-                q.length.count
-            );
         }
     }
+}
+
+/// One target's histogram of a distribution: cumulative buckets, `+Inf`, sum and count.
+fn distribution(o: &mut String, name: &str, t: &str, bounds: &[f64], d: &Distribution) {
+    for (bound, n) in bounds.iter().zip(d.cumulative(bounds)) {
+        let _ = writeln!(o, "{name}_bucket{{target=\"{t}\",le=\"{bound}\"}} {n}");
+    }
+    let _ = writeln!(
+        o,
+        "{name}_bucket{{target=\"{t}\",le=\"+Inf\"}} {}",
+        d.count()
+    );
+    let _ = writeln!(o, "{name}_sum{{target=\"{t}\"}} {}", d.sum);
+    let _ = writeln!(o, "{name}_count{{target=\"{t}\"}} {}", d.count());
 }
 
 /// The monitored metrics of each target's episode: value, baseline, evidence, threshold.

@@ -48,14 +48,16 @@ pub fn from_config(config: &Config) -> Result<Outputs, SinkError> {
     }
     if let Some(o) = &config.telemetry.otlp {
         let env = |k: &str| std::env::var(k).ok();
+        let otlp_err = |reason| SinkError::permanent("otlp", "", reason);
+        let settings = crate::telemetry::otlp::ExportSettings::from_env(&env).map_err(otlp_err)?;
         let resource = crate::telemetry::otlp::resource(&env, crate::telemetry::otlp::host_name());
         let exporter = crate::telemetry::otlp::OtlpExporter::start(
             o,
+            settings,
             resource,
-            std::process::id() as u64,
             crate::runner::SystemClock.now_ms(),
         )
-        .map_err(|reason| SinkError::permanent("otlp", "", reason))?;
+        .map_err(otlp_err)?;
         observers.push(Arc::new(exporter));
     }
     Ok(Outputs { sinks, observers })

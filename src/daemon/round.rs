@@ -60,29 +60,33 @@ impl Scheduler {
             let check_budget = self.options.check_budget;
             let name = name.clone();
             let generation = self.generation;
-            rounds.push(Box::pin(async move {
-                let evaluate = evaluate_fn(evaluator.clone(), checks.clone());
-                // Checks run on the pool's threads within their budget, never on the
-                // scheduler's; the deadline ends the round, not its result: what finished is
-                // stored and the rest are `deadline` errors.
-                let shared: Arc<SharedEvaluate> = Arc::new(move |p: &Probe, c: &Completion| {
-                    evaluator.evaluate(c, checks.get(&p.hash))
-                });
-                let limits = runner::RoundLimits {
-                    deadline: Some(deadline),
-                    checks: Some(Arc::new(EvalPool::new(shared, check_budget))),
-                };
-                let outcome = runner::run_round_within(
-                    client.as_ref(),
-                    &probes,
-                    &options,
-                    &limits,
-                    &*evaluate,
-                    &clock,
-                )
-                .await;
-                (name, generation, Some(outcome))
-            }));
+            let trace = crate::provider::trace::IdKey::process().round_trace(&name, started_ms);
+            rounds.push(Box::pin(crate::provider::trace::in_round(
+                trace,
+                async move {
+                    let evaluate = evaluate_fn(evaluator.clone(), checks.clone());
+                    // Checks run on the pool's threads within their budget, never on the
+                    // scheduler's; the deadline ends the round, not its result: what finished is
+                    // stored and the rest are `deadline` errors.
+                    let shared: Arc<SharedEvaluate> = Arc::new(move |p: &Probe, c: &Completion| {
+                        evaluator.evaluate(c, checks.get(&p.hash))
+                    });
+                    let limits = runner::RoundLimits {
+                        deadline: Some(deadline),
+                        checks: Some(Arc::new(EvalPool::new(shared, check_budget))),
+                    };
+                    let outcome = runner::run_round_within(
+                        client.as_ref(),
+                        &probes,
+                        &options,
+                        &limits,
+                        &*evaluate,
+                        &clock,
+                    )
+                    .await;
+                    (name, generation, Some(outcome))
+                },
+            )));
         }
     }
 

@@ -322,6 +322,9 @@ impl Transport {
             let deadline = attempt_start + self.total_timeout;
             let header_deadline = deadline.min(attempt_start + self.first_byte_timeout);
             let mut req = self.client.request(method.clone(), url.clone());
+            if let Some(tp) = super::trace::traceparent() {
+                req = req.header("traceparent", tp);
+            }
             if let Some(p) = &payload {
                 req = req
                     .header(reqwest::header::CONTENT_TYPE, "application/json")

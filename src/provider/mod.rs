@@ -12,6 +12,7 @@ pub mod license;
 pub mod ollama;
 pub mod openai;
 mod redact;
+pub mod trace;
 
 pub use http::{CancelSignal, CancelTrigger};
 

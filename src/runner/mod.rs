@@ -289,10 +289,15 @@ impl Round<'_> {
             Some(e) => Err(e),
             None => {
                 sent.store(at, Relaxed);
-                let result = self
-                    .client
-                    .complete(&request_for(item, options.stream))
-                    .await;
+                let request = request_for(item, options.stream);
+                let p = &item.probe;
+                let result = crate::provider::trace::in_request(
+                    &p.suite,
+                    &p.id,
+                    item.index,
+                    self.client.complete(&request),
+                )
+                .await;
                 if let Err(e) = &result {
                     self.breaker.observe(e);
                 }

@@ -67,6 +67,8 @@ pub enum Value {
     Int(i64),
     Double(f64),
     Bool(bool),
+    /// An array of strings (`gen_ai.response.finish_reasons`).
+    StrArray(Vec<String>),
 }
 
 impl From<&str> for Value {
@@ -80,7 +82,8 @@ impl From<String> for Value {
     }
 }
 
-/// `KeyValue { key = 1; AnyValue value = 2 }`, `AnyValue { string 1, bool 2, int 3, double 4 }`.
+/// `KeyValue { key = 1; AnyValue value = 2 }`, `AnyValue { string 1, bool 2, int 3, double 4,
+/// array 5 }`.
 pub fn key_value(key: &str, v: &Value) -> Msg {
     let mut any = Msg::new();
     match v {
@@ -88,6 +91,16 @@ pub fn key_value(key: &str, v: &Value) -> Msg {
         Value::Bool(b) => any.boolean(2, *b),
         Value::Int(i) => any.uint(3, *i as u64),
         Value::Double(d) => any.double(4, *d),
+        Value::StrArray(items) => {
+            // ArrayValue { repeated AnyValue values = 1 }
+            let mut array = Msg::new();
+            for item in items {
+                let mut v = Msg::new();
+                v.string(1, item);
+                array.msg(1, &v);
+            }
+            any.msg(5, &array)
+        }
     };
     let mut kv = Msg::new();
     kv.string(1, key).msg(2, &any);

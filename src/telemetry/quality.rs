@@ -1,7 +1,9 @@
 //! Quality readings of a target's recent rounds: the bad-outcome rate of each rate metric in
-//! the last round and response-length quantiles over a window of recent responses. Computed
-//! once by the scheduler and shown by both `/metrics` and the OTLP exporter, so the two agree
-//! in names and values. Pure: samples in, numbers out.
+//! the last round, response-length quantiles over a window of recent responses, and the
+//! distributions of response length and latency since the start, kept in HDR histograms
+//! (bounded memory, exact merges) and exported as fixed-bucket histograms that add up across
+//! a fleet. Computed once by the scheduler and shown by both `/metrics` and the OTLP exporter,
+//! so the two agree in names and values. Pure: samples in, numbers out.
 
 use crate::drift::Metric;
 use crate::sample::Sample;
@@ -16,6 +18,96 @@ pub const LENGTH_WINDOW: usize = 256;
 pub const LENGTH_BUCKETS: [f64; 12] = [
     16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 32768.0,
 ];
+
+/// Upper bounds (seconds) of the response-latency histogram.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+
+/// A distribution of non-negative values since the start: an HDR histogram at two significant
+/// digits (a value is placed within 1 % of itself; a few kB whatever the count) plus the exact
+/// sum. Values are recorded in integer `unit`s (1 for characters, 1e-3 for seconds as ms).
+#[derive(Debug, Clone)]
+pub struct Distribution {
+    hist: hdrhistogram::Histogram<u64>,
+    /// Size of one recorded unit, in the distribution's unit.
+    unit: f64,
+    pub sum: f64,
+}
+
+impl Distribution {
+    /// Values of `unit` granularity up to `max` (larger ones are recorded as `max`).
+    pub fn new(unit: f64, max: f64) -> Distribution {
+        let high = (max / unit).ceil().max(2.0) as u64;
+        Distribution {
+            hist: hdrhistogram::Histogram::new_with_bounds(1, high, 2).expect("valid HDR bounds"),
+            unit,
+            sum: 0.0,
+        }
+    }
+
+    /// Response lengths in characters, up to 16 M.
+    pub fn lengths() -> Distribution {
+        Distribution::new(1.0, 16_777_216.0)
+    }
+
+    /// Latencies in seconds at millisecond granularity, up to an hour.
+    pub fn latency() -> Distribution {
+        Distribution::new(0.001, 3600.0)
+    }
+
+    pub fn record(&mut self, v: f64) {
+        if !v.is_finite() || v < 0.0 {
+            return;
+        }
+        let units = (v / self.unit).round().clamp(1.0, self.hist.high() as f64) as u64;
+        self.hist.saturating_record(units);
+        self.sum += v;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.hist.len()
+    }
+
+    /// Adds `other` (same unit): exact, whatever the order of merges.
+    pub fn merge(&mut self, other: &Distribution) {
+        let _ = self.hist.add(&other.hist);
+        self.sum += other.sum;
+    }
+
+    /// Per bucket of `bounds` (upper bounds, ascending) and one more above the last: how many
+    /// values fall there. Sums to [`Distribution::count`].
+    pub fn bucket_counts(&self, bounds: &[f64]) -> Vec<u64> {
+        let mut counts = vec![0u64; bounds.len() + 1];
+        for v in self.hist.iter_recorded() {
+            let at = self.hist.lowest_equivalent(v.value_iterated_to()) as f64 * self.unit;
+            let i = bounds
+                .iter()
+                .position(|b| at <= *b + self.unit / 2.0)
+                .unwrap_or(bounds.len());
+            counts[i] += v.count_at_value();
+        }
+        counts
+    }
+
+    /// Cumulative counts at each bound (Prometheus `le`), without the `+Inf` one.
+    pub fn cumulative(&self, bounds: &[f64]) -> Vec<u64> {
+        self.bucket_counts(bounds)
+            .iter()
+            .take(bounds.len())
+            .scan(0u64, |acc, n| {
+                *acc += n;
+                Some(*acc)
+            })
+            .collect()
+    }
+}
+
+impl PartialEq for Distribution {
+    fn eq(&self, other: &Self) -> bool {
+        self.unit == other.unit && self.sum == other.sum && self.hist == other.hist
+    }
+}
 
 /// Rate metrics read per round, named like the monitor's metrics.
 const RATES: [Metric; 6] = crate::drift::BINARY;
@@ -64,11 +156,26 @@ impl LengthWindow {
 }
 
 /// The quality readings of one target.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TargetQuality {
     /// (metric id, bad outcomes, applicable samples) of the last round that measured anything.
     last_round: Vec<(String, u64, u64)>,
     pub length: LengthWindow,
+    /// Lengths (characters) of every successful response since the start.
+    pub lengths: Distribution,
+    /// Latency (seconds) of every successful response since the start.
+    pub latency: Distribution,
+}
+
+impl Default for TargetQuality {
+    fn default() -> Self {
+        TargetQuality {
+            last_round: Vec::new(),
+            length: LengthWindow::default(),
+            lengths: Distribution::lengths(),
+            latency: Distribution::latency(),
+        }
+    }
 }
 
 impl TargetQuality {
@@ -96,7 +203,9 @@ impl TargetQuality {
         for s in samples.iter().filter(|s| s.error.is_none()) {
             if let Some(m) = &s.measurements {
                 self.length.observe(f64::from(m.chars));
+                self.lengths.record(f64::from(m.chars));
             }
+            self.latency.record(s.latency_ms / 1000.0);
         }
     }
 
@@ -143,6 +252,42 @@ mod tests {
         assert_eq!(w.buckets[1], 3 + LENGTH_WINDOW as u64);
         assert_eq!(w.buckets[3], w.count);
         assert!(w.buckets.windows(2).all(|b| b[0] <= b[1]));
+    }
+
+    #[test]
+    fn distributions_bucket_every_value_and_merge_exactly() {
+        let mut a = Distribution::lengths();
+        for v in [10.0, 16.0, 17.0, 30.0, 100.0, 5000.0, 40000.0] {
+            a.record(v);
+        }
+        a.record(f64::NAN);
+        a.record(-1.0);
+        let counts = a.bucket_counts(&LENGTH_BUCKETS);
+        assert_eq!(counts.len(), LENGTH_BUCKETS.len() + 1);
+        // ≤16: 10, 16; ≤32: 17, 30; ≤128: 100; ≤8192: 5000; above 32768: 40000.
+        assert_eq!(&counts[..4], &[2, 2, 0, 1]);
+        assert_eq!(counts[9], 1);
+        assert_eq!(counts[12], 1);
+        assert_eq!(counts.iter().sum::<u64>(), a.count());
+        assert_eq!(a.count(), 7);
+        assert_eq!(a.sum, 45173.0);
+        let cumulative = a.cumulative(&LENGTH_BUCKETS);
+        assert_eq!(cumulative[1], 4);
+        assert_eq!(*cumulative.last().unwrap(), 6);
+        // Merging is the same as recording everything in one.
+        let mut b = Distribution::lengths();
+        b.record(20.0);
+        let mut one = a.clone();
+        one.record(20.0);
+        a.merge(&b);
+        assert_eq!(a, one);
+        // Latency in seconds at millisecond granularity: 0.1 s falls in the 0.1 bucket.
+        let mut l = Distribution::latency();
+        for v in [0.004, 0.1, 0.101, 2.0] {
+            l.record(v);
+        }
+        assert_eq!(&l.bucket_counts(&LATENCY_BUCKETS)[..3], &[1, 1, 1]);
+        assert_eq!(l.count(), 4);
     }
 
     #[test]

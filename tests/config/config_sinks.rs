@@ -144,3 +144,47 @@ fn otel_variables_and_the_sentry_credential_file() {
     assert_eq!(on.traces_url(), "http://collector:4318/v1/traces");
     assert_eq!(on.timeout, Duration::from_secs(10));
 }
+
+/// Per-signal header variables override the general one key by key; the table's keys win
+/// over both; every `%XX` is decoded.
+#[test]
+fn otlp_headers_per_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.toml");
+    std::fs::write(
+        &path,
+        "[telemetry.otlp]\nheaders = { x-team = \"from-file\" }\n\n[[target]]\nname = \"a\"\nprovider = \"ollama\"\nbase_url = \"http://127.0.0.1:1\"\nmodel = \"m\"\nsuites = [\"chat\"]\n",
+    )
+    .unwrap();
+    let env = |k: &str| match k {
+        "OTEL_EXPORTER_OTLP_HEADERS" => Some("api-key=general,x-team=env".to_string()),
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS" => {
+            Some("api-key=tr%C3%A4ces%3D%2C%25,x-team=env-traces".to_string())
+        }
+        _ => None,
+    };
+    let c = config::load(&path, &env).unwrap_or_else(|d| panic!("{}", render_all(&d)));
+    let o = c.telemetry.otlp.unwrap();
+    let flat = |h: &[(String, modelwatch::config::Secret)]| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = h
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose().to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        flat(&o.traces_headers),
+        pairs(&[("api-key", "träces=,%"), ("x-team", "from-file")])
+    );
+    assert_eq!(
+        flat(&o.metrics_headers),
+        pairs(&[("api-key", "general"), ("x-team", "from-file")])
+    );
+    assert_eq!(flat(&o.headers), flat(&o.metrics_headers));
+}

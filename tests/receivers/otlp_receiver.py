@@ -1,6 +1,8 @@
 """An OTLP/HTTP receiver for tests: decodes each POSTed protobuf body with the official
 opentelemetry-proto definitions and appends one JSON line per request to argv[1].
-Prints its port. Rejects bodies that do not decode."""
+Prints its port. Rejects bodies that do not decode. Span ids are written in hex, as W3C trace
+context spells them (JSON mapping would give base64)."""
+import base64
 import json
 import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -11,6 +13,16 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 OUT = sys.argv[1]
 KINDS = {"/v1/metrics": ExportMetricsServiceRequest, "/v1/traces": ExportTraceServiceRequest}
+
+
+def hex_ids(body):
+    for rs in body.get("resourceSpans", []):
+        for ss in rs.get("scopeSpans", []):
+            for span in ss.get("spans", []):
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = base64.b64decode(span[key]).hex()
+    return body
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -33,7 +45,7 @@ class Handler(BaseHTTPRequestHandler):
             f.write(json.dumps({
                 "path": self.path,
                 "auth": self.headers.get("Authorization", ""),
-                "body": MessageToDict(msg),
+                "body": hex_ids(MessageToDict(msg)),
             }) + "\n")
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")

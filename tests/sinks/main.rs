@@ -11,6 +11,7 @@ mod secrets_exposure;
 #[path = "../sinks_common/mod.rs"]
 mod sinks_common;
 mod sinks_otlp;
+mod sinks_otlp_trace;
 mod sinks_polarity;
 mod sinks_prometheus;
 mod sinks_sentry;

@@ -132,10 +132,18 @@ async fn metrics_and_spans_decode_with_the_official_definitions() {
         ("gen_ai.provider.name", "ollama"),
         ("gen_ai.request.model", "fake"),
         ("gen_ai.response.model", "fake-1"),
+        ("modelwatch.target", "a"),
+        ("server.address", "127.0.0.1"),
     ] {
         let got = attr_str(&p["attributes"], key);
         assert_eq!(got.as_deref(), Some(want), "{key}: {p}");
     }
+    assert_eq!(
+        attr(&p["attributes"], "server.port").unwrap()["intValue"],
+        "9"
+    );
+    let instance = attr_str(&rm["resource"]["attributes"], "service.instance.id").unwrap();
+    assert_eq!(instance.len(), 36, "{instance}");
     let count: u64 = p["count"].as_str().unwrap().parse().unwrap();
     let buckets: u64 = p["bucketCounts"]
         .as_array()
@@ -191,6 +199,14 @@ async fn metrics_and_spans_decode_with_the_official_definitions() {
         for want in ["refusal_rate", "empty_rate", "length_chars"] {
             assert!(metrics.contains(&want.to_string()), "{n}: {metrics:?}");
         }
+    }
+    // Gauges carry no unit (unit `1` would be translated to a `_ratio` suffix).
+    for n in [
+        "modelwatch.metric.e_value",
+        "modelwatch.quality.ratio",
+        "modelwatch.alert.firing",
+    ] {
+        assert!(by_name(n).get("unit").is_none(), "{}", by_name(n));
     }
     let e = points("modelwatch.metric.e_value");
     assert!(e.iter().all(|p| p.1 >= 0.0), "{e:?}");
@@ -248,6 +264,28 @@ async fn metrics_and_spans_decode_with_the_official_definitions() {
     assert_eq!(buckets[at], count, "{p}");
     assert_eq!(buckets.iter().sum::<u64>(), count, "{p}");
 
+    // The latency distribution (HDR, at fixed bounds): every request of the fake takes 5 ms.
+    let latency = by_name("modelwatch.response.latency_seconds");
+    assert_eq!(latency["unit"], "s");
+    let p = &latency["histogram"]["dataPoints"][0];
+    let count: u64 = p["count"].as_str().unwrap().parse().unwrap();
+    let buckets: Vec<u64> = p["bucketCounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(count > 0);
+    assert_eq!(buckets.iter().sum::<u64>(), count, "{p}");
+    assert_eq!(
+        buckets[0], count,
+        "all within the first bound (0.05 s): {p}"
+    );
+    assert!(
+        (p["sum"].as_f64().unwrap() - count as f64 * 0.005).abs() < 1e-9,
+        "{p}"
+    );
+
     // Named like /metrics: every modelwatch.* metric is a Prometheus family once dots become
     // underscores (and monotonic sums get `_total`), and every quality family of /metrics is
     // exported.
@@ -284,6 +322,7 @@ async fn metrics_and_spans_decode_with_the_official_definitions() {
         "modelwatch_quality_baseline_ratio",
         "modelwatch_length_placement",
         "modelwatch_response_length_chars",
+        "modelwatch_response_latency_seconds",
         "modelwatch_rounds_total",
         "modelwatch_requests_total",
     ] {
@@ -301,13 +340,40 @@ async fn metrics_and_spans_decode_with_the_official_definitions() {
         "{prom}"
     );
 
-    // Traces: a client span per request with evaluation events.
+    // Traces: a root span per round, a client span per request under it with evaluation
+    // events.
     let t = items.iter().find(|i| i["path"] == "/v1/traces").unwrap();
-    let spans = t["body"]["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    let all = t["body"]["resourceSpans"][0]["scopeSpans"][0]["spans"]
         .as_array()
         .unwrap();
+    let (roots, spans): (Vec<&Value>, Vec<&Value>) =
+        all.iter().partition(|s| s["kind"] == "SPAN_KIND_INTERNAL");
+    assert_eq!(roots.len(), 1, "{all:#?}");
+    assert_eq!(roots[0]["name"], "round a");
     assert!(!spans.is_empty());
-    for span in spans {
+    for span in &spans {
+        assert_eq!(span["traceId"], roots[0]["traceId"]);
+        assert_eq!(span["parentSpanId"], roots[0]["spanId"]);
+        for (key, want) in [
+            ("gen_ai.output.type", "text"),
+            ("modelwatch.target", "a"),
+            ("server.address", "127.0.0.1"),
+        ] {
+            assert_eq!(
+                attr_str(&span["attributes"], key).as_deref(),
+                Some(want),
+                "{key}"
+            );
+        }
+        let reasons = attr(&span["attributes"], "gen_ai.response.finish_reasons").unwrap();
+        assert_eq!(reasons["arrayValue"]["values"][0]["stringValue"], "stop");
+        assert_eq!(
+            attr(&span["attributes"], "gen_ai.request.stream").unwrap()["boolValue"],
+            true, // the default of `stream`
+            "{span}"
+        );
+    }
+    for span in &spans {
         assert_eq!(span["name"], "chat fake");
         assert_eq!(span["kind"], "SPAN_KIND_CLIENT");
         assert_eq!(

@@ -1,0 +1,221 @@
+//! OTLP/HTTP (protobuf) export of metrics and traces.
+//!
+//! The scheduler hands each finished round to [`OtlpExporter`] through a bounded channel
+//! (`try_send`: when the exporter is behind, the round is dropped and counted), so a slow or
+//! dead collector never slows probing. The exporter task keeps cumulative metric state and
+//! posts `ExportTraceServiceRequest` to `{endpoint}/v1/traces` and
+//! `ExportMetricsServiceRequest` to `{endpoint}/v1/metrics`; failed exports are retried a
+//! bounded number of times with full-jitter backoff.
+//!
+//! Metrics follow the OpenTelemetry GenAI semantic conventions
+//! (`gen_ai.client.operation.duration`, `gen_ai.client.token.usage`,
+//! `gen_ai.client.operation.time_to_first_chunk`; names in [`genai`]) plus modelwatch's own
+//! quality metrics, each the OTel spelling of a `/metrics` family (`modelwatch.metric.e_value`
+//! ↔ `modelwatch_metric_e_value`, attribute `modelwatch.target` ↔ label `target`): rounds,
+//! requests, per-metric values, baselines and e-values (the evidence), alert state, last-round
+//! rates and response-length and latency histograms. Gauges carry no unit, so the OTLP →
+//! Prometheus translation adds no `_ratio` suffix and the names stay those of `/metrics`.
+//! Metrics go out once the scheduler has assessed a round
+//! ([`RoundObserver::round_assessed`]) and every `$OTEL_METRIC_EXPORT_INTERVAL` (default 60 s),
+//! traces when a round finishes: a root span `round {target}` with one client span
+//! `{operation} {model}` per request, each with a `gen_ai.evaluation.result` event per
+//! evaluation outcome.
+
+mod export;
+pub mod genai;
+mod metrics;
+mod traces;
+
+pub use export::{ExportSettings, ExportStats, OtlpExporter};
+pub use genai::RequestInfo;
+pub use metrics::MetricState;
+pub use traces::{encode_traces, round_trace_id};
+
+use super::observer::{Assessment, MetricSnapshot};
+use super::proto::{Msg, Value, attributes};
+use super::quality::TargetQuality;
+use crate::sample::Sample;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+pub type Attrs = Vec<(String, Value)>;
+
+/// The resource: `service.name` (`$OTEL_SERVICE_NAME`, default `modelwatch`), `host.name`,
+/// `service.version`, `service.instance.id` (random per process, so two daemons watching the
+/// same model never send the same series), and `$OTEL_RESOURCE_ATTRIBUTES` (`k=v,k=v`,
+/// percent-decoded; explicit keys win).
+pub fn resource(env: &dyn Fn(&str) -> Option<String>, host: Option<String>) -> Attrs {
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    map.insert("service.name".into(), "modelwatch".into());
+    map.insert("service.version".into(), env!("CARGO_PKG_VERSION").into());
+    map.insert("service.instance.id".into(), instance_id().to_string());
+    if let Some(h) = host.filter(|h| !h.is_empty()) {
+        map.insert("host.name".into(), h);
+    }
+    for pair in env("OTEL_RESOURCE_ATTRIBUTES")
+        .unwrap_or_default()
+        .split(',')
+    {
+        if let Some((k, v)) = pair.split_once('=')
+            && !k.trim().is_empty()
+        {
+            map.insert(
+                k.trim().into(),
+                crate::config::sinks::percent_decode(v.trim()),
+            );
+        }
+    }
+    if let Some(s) = env("OTEL_SERVICE_NAME").filter(|s| !s.is_empty()) {
+        map.insert("service.name".into(), s);
+    }
+    map.into_iter().map(|(k, v)| (k, Value::Str(v))).collect()
+}
+
+/// This process's `service.instance.id`: a random (version 4) UUID, the same for every
+/// exporter the process builds (a reload keeps it).
+pub fn instance_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| uuid_v4(crate::rng::os_bytes()))
+}
+
+fn uuid_v4(b: [u8; 32]) -> String {
+    let mut u = [0u8; 16];
+    u.copy_from_slice(&b[..16]);
+    u[6] = (u[6] & 0x0f) | 0x40;
+    u[8] = (u[8] & 0x3f) | 0x80;
+    let h = crate::provider::trace::hex(&u);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// The host name (`$HOSTNAME`, else `/etc/hostname`).
+pub fn host_name() -> Option<String> {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+}
+
+/// One finished round, as the exporter needs it.
+#[derive(Debug, Clone)]
+pub struct RoundRecord {
+    pub target: String,
+    pub provider: String,
+    pub model: String,
+    /// Operation, server and parameters of the target's requests.
+    pub request: RequestInfo,
+    pub started_ms: i64,
+    pub status: String,
+    pub samples: Vec<Sample>,
+}
+
+pub(super) fn s(k: &str, v: impl Into<Value>) -> (String, Value) {
+    (k.to_string(), v.into())
+}
+
+pub(super) fn ms_to_ns(ms: i64) -> u64 {
+    (ms.max(0) as u64).saturating_mul(1_000_000)
+}
+
+pub(super) fn scope_msg() -> Msg {
+    let mut s = Msg::new();
+    s.string(1, "modelwatch")
+        .string(2, env!("CARGO_PKG_VERSION"));
+    s
+}
+
+pub(super) fn resource_msg(attrs: &Attrs) -> Msg {
+    let mut r = Msg::new();
+    attributes(&mut r, 1, attrs);
+    r
+}
+
+/// A target's assessment, owned (it crosses to the exporter task).
+#[derive(Debug, Clone, Default)]
+pub struct OwnedAssessment {
+    pub metrics: Vec<MetricSnapshot>,
+    pub alerts: Vec<crate::alert::AlertState>,
+    pub quality: TargetQuality,
+}
+
+impl From<&Assessment<'_>> for OwnedAssessment {
+    fn from(a: &Assessment<'_>) -> Self {
+        OwnedAssessment {
+            metrics: a.metrics.to_vec(),
+            alerts: a.alerts.to_vec(),
+            quality: a.quality.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_reads_the_otel_variables_and_the_host() {
+        let env = |k: &str| match k {
+            "OTEL_SERVICE_NAME" => Some("watcher".to_string()),
+            "OTEL_RESOURCE_ATTRIBUTES" => Some(
+                "deployment.environment.name=prod, team=ml%20ops,service.name=ignored,broken"
+                    .into(),
+            ),
+            _ => None,
+        };
+        let r: BTreeMap<String, String> = resource(&env, Some("host-1".into()))
+            .into_iter()
+            .map(|(k, v)| (k, format!("{v:?}")))
+            .collect();
+        assert_eq!(r["service.name"], format!("{:?}", Value::from("watcher")));
+        assert_eq!(r["host.name"], format!("{:?}", Value::from("host-1")));
+        assert_eq!(r["team"], format!("{:?}", Value::from("ml ops")));
+        assert_eq!(
+            r["deployment.environment.name"],
+            format!("{:?}", Value::from("prod"))
+        );
+        assert!(r.contains_key("service.version"));
+        let plain = resource(&|_: &str| None, None);
+        assert!(plain.iter().any(|(k, v)| k == "service.name"
+            && format!("{v:?}") == format!("{:?}", Value::from("modelwatch"))));
+        assert!(!plain.iter().any(|(k, _)| k == "host.name"));
+        let id = |r: &Attrs| {
+            r.iter()
+                .find(|(k, _)| k == "service.instance.id")
+                .map(|(_, v)| format!("{v:?}"))
+        };
+        // One id per process, across exporters; the environment's wins.
+        assert_eq!(
+            id(&plain),
+            Some(format!("{:?}", Value::from(instance_id())))
+        );
+        assert_eq!(id(&resource(&|_: &str| None, None)), id(&plain));
+        let given = |k: &str| {
+            (k == "OTEL_RESOURCE_ATTRIBUTES").then(|| "service.instance.id=pod-7%2Ca".to_string())
+        };
+        assert_eq!(
+            id(&resource(&given, None)),
+            Some(format!("{:?}", Value::from("pod-7,a")))
+        );
+    }
+
+    #[test]
+    fn instance_ids_are_version_4_uuids() {
+        let id = uuid_v4([0xff; 32]);
+        assert_eq!(id, "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        let id = instance_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
+        assert_ne!(
+            uuid_v4(crate::rng::os_bytes()),
+            uuid_v4(crate::rng::os_bytes())
+        );
+    }
+}
