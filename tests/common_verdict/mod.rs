@@ -142,25 +142,28 @@ pub fn modelwatch(config: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs the real binary with `--config config`, `command` and then `args`.
+fn modelwatch_with(config: &Path, command: &[&str], args: &[&str]) -> Output {
+    let all: Vec<&str> = command.iter().chain(args).copied().collect();
+    modelwatch(config, &all)
+}
+
+/// [`modelwatch_with`], asking for the JSON report.
+fn with_json_report(config: &Path, command: &[&str], args: &[&str]) -> Output {
+    modelwatch_with(config, &[command, &["--format", "json"]].concat(), args)
+}
+
 /// `modelwatch canary` of target `candidate` against target `current`, a JSON report on
 /// stdout, with `args` added.
 pub fn canary(config: &Path, args: &[&str]) -> Output {
-    let mut all = vec![
-        "canary",
-        "--current",
-        "current",
-        "--candidate",
-        "candidate",
-        "--format",
-        "json",
-    ];
-    all.extend_from_slice(args);
-    modelwatch(config, &all)
+    let command = ["canary", "--current", "current", "--candidate", "candidate"];
+    with_json_report(config, &command, args)
 }
 
 /// `modelwatch baseline record` of `target` into `out`, `args` added.
 pub fn record(config: &Path, target: &str, samples: &str, out: &Path, args: &[&str]) -> Output {
-    let mut all = vec![
+    let out = out.to_str().unwrap();
+    let command = [
         "baseline",
         "record",
         "--target",
@@ -168,10 +171,9 @@ pub fn record(config: &Path, target: &str, samples: &str, out: &Path, args: &[&s
         "--samples",
         samples,
         "--out",
-        out.to_str().unwrap(),
+        out,
     ];
-    all.extend_from_slice(args);
-    modelwatch(config, &all)
+    modelwatch_with(config, &command, args)
 }
 
 /// [`record`] that must succeed.
@@ -183,32 +185,15 @@ pub fn record_ok(config: &Path, target: &str, samples: &str, out: &Path) {
 /// `modelwatch compare` of `target`'s stored samples with `baseline`, a JSON report, `args`
 /// added.
 pub fn compare(config: &Path, target: &str, baseline: &Path, args: &[&str]) -> Output {
-    let mut all = vec![
-        "compare",
-        "--target",
-        target,
-        "--baseline",
-        baseline.to_str().unwrap(),
-        "--format",
-        "json",
-    ];
-    all.extend_from_slice(args);
-    modelwatch(config, &all)
+    let baseline = baseline.to_str().unwrap();
+    let command = ["compare", "--target", target, "--baseline", baseline];
+    with_json_report(config, &command, args)
 }
 
 /// `modelwatch baseline diff a b`, a JSON report.
 pub fn diff(config: &Path, a: &Path, b: &Path) -> Output {
-    modelwatch(
-        config,
-        &[
-            "baseline",
-            "diff",
-            a.to_str().unwrap(),
-            b.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
-    )
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    modelwatch(config, &["baseline", "diff", a, b, "--format", "json"])
 }
 
 /// `modelwatch canary` of `candidate` against the recorded `baseline`, a JSON report, `args`
@@ -219,17 +204,9 @@ pub fn canary_vs_baseline(
     baseline: &Path,
     args: &[&str],
 ) -> Output {
-    let mut all = vec![
-        "canary",
-        "--candidate",
-        candidate,
-        "--baseline",
-        baseline.to_str().unwrap(),
-        "--format",
-        "json",
-    ];
-    all.extend_from_slice(args);
-    modelwatch(config, &all)
+    let baseline = baseline.to_str().unwrap();
+    let command = ["canary", "--candidate", candidate, "--baseline", baseline];
+    with_json_report(config, &command, args)
 }
 
 pub fn stderr(o: &Output) -> String {
