@@ -6,17 +6,19 @@
 //! [`DemoProgress`] so the CLI can show it live and tests can watch it silently.
 
 use crate::baseline::{self, Baseline, RecordInfo};
-use crate::config::{self, Loaded};
+use crate::config::{self, Loaded, Target};
 use crate::diag;
-use crate::drift::{self, CanaryMonitor, Early, Expectations, Metric, Verdict};
+use crate::drift::{self, CanaryMonitor, Early, Expectations, Margins, Metric, Report, Verdict};
 use crate::eval::{Evaluator, RefusalConfig};
-use crate::probe::Probe;
+use crate::probe::{Probe, Suite};
+use crate::provider::ModelClient;
 use crate::runner::{self, Clock, RoundOptions, RoundOutcome, SystemClock, recording, setup};
-use crate::sample::{Completion, Sample};
+use crate::sample::{Completion, Measurements, Sample};
 use crate::sim::{self, Profile};
 use crate::store::Store;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The starter suites, embedded so the demo runs from any directory.
 pub const STARTER_SUITES: [(&str, &str); 5] = [
@@ -278,6 +280,7 @@ baseline = "baselines/{TARGET}.json"
 
 type Monitored = (bool, Vec<Metric>, Option<u64>, Verdict);
 
+/// Records the baseline, monitors round by round across the swap, and writes the report.
 async fn monitor(
     options: &DemoOptions,
     loaded: &Loaded,
@@ -286,153 +289,241 @@ async fn monitor(
     report_path: &Path,
     progress: &dyn DemoProgress,
 ) -> Result<Monitored, DemoError> {
-    let target = loaded
-        .config
-        .targets
-        .first()
-        .ok_or_else(|| DemoError::Setup("no target".into()))?;
-    let suites: Vec<_> = loaded.target_suites(target).cloned().collect();
-    let probes = setup::target_probes(loaded, target, &[]);
-    let evaluator =
-        Evaluator::new(&RefusalConfig::default()).map_err(|e| DemoError::Setup(e.to_string()))?;
-    let checks = loaded.checks.clone();
-    let evaluate = |p: &Probe, c: &Completion| evaluator.evaluate(c, checks.get(&p.hash));
-    let client = setup::build_client(target).map_err(|e| DemoError::Setup(e.to_string()))?;
-    let store_err = |e: anyhow::Error| DemoError::Store {
+    let session = Session::open(loaded)?;
+    let mut store = Store::open(&loaded.config.storage.path)
+        .map_err(|e| store_error(loaded, anyhow::Error::new(e)))?;
+    let (base, base_samples) =
+        record_baseline(&session, &mut store, options, baseline_path, progress).await?;
+    let margins = &loaded.config.margins;
+    let mut expect = Expectations::from_suites(&session.suites);
+    expect
+        .refusal_expected
+        .extend(base.expectations().refusal_expected);
+    let start = Watch {
+        mon: CanaryMonitor::new(margins),
+        current_id: base.fingerprint.id(),
+        expect,
+        since_swap: Vec::new(),
+        swapped_seen: false,
+        found: None,
+    };
+    let watch = watch(
+        &session,
+        &mut store,
+        options,
+        handle,
+        &base_samples,
+        start,
+        progress,
+    )
+    .await?;
+    let verdict = write_report(&base, &watch, margins, report_path, progress)?;
+    let (detected, regressed, n) = match watch.found {
+        Some((m, n)) => (true, m, Some(n)),
+        None => (false, Vec::new(), None),
+    };
+    Ok((detected, regressed, n, verdict))
+}
+
+/// What every step of the demo works with: the target's suites and probes, how a response is
+/// judged, and the client. (The store, not shareable across threads, goes beside it.)
+struct Session<'a> {
+    loaded: &'a Loaded,
+    target: &'a Target,
+    suites: Vec<Suite>,
+    probes: Vec<Arc<Probe>>,
+    evaluator: Evaluator,
+    client: Arc<dyn ModelClient>,
+    clock: SystemClock,
+    round_options: RoundOptions,
+}
+
+impl<'a> Session<'a> {
+    fn open(loaded: &'a Loaded) -> Result<Session<'a>, DemoError> {
+        let target = loaded
+            .config
+            .targets
+            .first()
+            .ok_or_else(|| DemoError::Setup("no target".into()))?;
+        let evaluator = Evaluator::new(&RefusalConfig::default())
+            .map_err(|e| DemoError::Setup(e.to_string()))?;
+        let client = setup::build_client(target).map_err(|e| DemoError::Setup(e.to_string()))?;
+        Ok(Session {
+            loaded,
+            target,
+            suites: loaded.target_suites(target).cloned().collect(),
+            probes: setup::target_probes(loaded, target, &[]),
+            evaluator,
+            client,
+            clock: SystemClock,
+            round_options: RoundOptions {
+                target: target.name.clone(),
+                concurrency: target.max_concurrency as usize,
+                stream: target.stream,
+                samples_override: None,
+                keep_text: true,
+            },
+        })
+    }
+
+    fn evaluate(&self, p: &Probe, c: &Completion) -> Measurements {
+        self.evaluator.evaluate(c, self.loaded.checks.get(&p.hash))
+    }
+
+    /// Runs one monitoring round: one sample per probe, as a daemon's light round takes.
+    async fn round(&self) -> RoundOutcome {
+        let options = RoundOptions {
+            samples_override: Some(1),
+            ..self.round_options.clone()
+        };
+        let evaluate = |p: &Probe, c: &Completion| self.evaluate(p, c);
+        runner::run_round(
+            self.client.as_ref(),
+            &self.probes,
+            &options,
+            &evaluate,
+            &self.clock,
+        )
+        .await
+    }
+
+    fn store(&self, store: &mut Store, outcome: &RoundOutcome) -> Result<(), DemoError> {
+        store_round(store, &self.target.name, outcome, &self.clock)
+            .map_err(|e| store_error(self.loaded, e))
+    }
+}
+
+fn store_error(loaded: &Loaded, e: anyhow::Error) -> DemoError {
+    DemoError::Store {
         path: loaded.config.storage.path.clone(),
         message: format!("{e:#}"),
-    };
-    let mut store =
-        Store::open(&loaded.config.storage.path).map_err(|e| store_err(anyhow::Error::new(e)))?;
-    let clock = SystemClock;
-    let round_options = RoundOptions {
-        target: target.name.clone(),
-        concurrency: target.max_concurrency as usize,
-        stream: target.stream,
-        samples_override: None,
-        keep_text: true,
-    };
+    }
+}
 
-    // 1. The baseline.
-    let total = probes.len() * options.baseline_samples as usize;
+/// Step 1: records the baseline from the healthy model, stores its rounds and saves it.
+/// Returns the baseline and the samples recorded for it.
+async fn record_baseline(
+    s: &Session<'_>,
+    store: &mut Store,
+    options: &DemoOptions,
+    baseline_path: &Path,
+    progress: &dyn DemoProgress,
+) -> Result<(Baseline, Vec<Sample>), DemoError> {
+    let total = s.probes.len() * options.baseline_samples as usize;
     let mut rounds = Vec::new();
+    let evaluate = |p: &Probe, c: &Completion| s.evaluate(p, c);
     let rec = recording::record(
-        client.as_ref(),
-        &probes,
+        s.client.as_ref(),
+        &s.probes,
         options.baseline_samples,
-        &round_options,
+        &s.round_options,
         &evaluate,
-        &clock,
+        &s.clock,
         &|done| progress.event(&Event::Recording { done, total }),
         &mut |round| rounds.push(round.clone()),
     )
     .await;
     for round in &rounds {
-        store_round(&mut store, &target.name, round, &clock).map_err(store_err)?;
+        s.store(store, round)?;
     }
     let base_samples = rec.samples();
+    let failed = |e: &dyn std::fmt::Display| DemoError::Baseline(e.to_string());
     baseline::check_recording(&base_samples, baseline::DEFAULT_MAX_ERROR_RATE)
-        .map_err(|e| DemoError::Baseline(e.to_string()))?;
+        .map_err(|e| failed(&e))?;
     let fingerprint = rec
         .fingerprint()
         .cloned()
-        .ok_or_else(|| DemoError::Baseline("the simulator's fingerprint was unreadable".into()))?;
+        .ok_or_else(|| failed(&"the simulator's fingerprint was unreadable"))?;
     let base = Baseline::from_samples(
-        &target.name,
+        &s.target.name,
         fingerprint,
-        &suites,
+        &s.suites,
         &base_samples,
         RecordInfo {
-            at_unix_ms: clock.now_ms(),
+            at_unix_ms: s.clock.now_ms(),
             samples_per_probe: options.baseline_samples,
-            params: target.params.clone(),
+            params: s.target.params.clone(),
         },
     )
-    .map_err(|e| DemoError::Baseline(e.to_string()))?;
-    base.save(baseline_path)
-        .map_err(|e| DemoError::Baseline(e.to_string()))?;
-    let base_id = base.fingerprint.id();
+    .map_err(|e| failed(&e))?;
+    base.save(baseline_path).map_err(|e| failed(&e))?;
     progress.event(&Event::BaselineSaved {
         path: baseline_path.to_path_buf(),
         samples: base_samples.len(),
-        fingerprint: base_id.clone(),
+        fingerprint: base.fingerprint.id(),
     });
+    Ok((base, base_samples))
+}
 
-    // 2. Monitoring: each round pairs every probe's sample with a baseline sample of the same
-    // probe, so the paired anytime-valid monitor tests "no worse than the baseline".
-    let by_probe: HashMap<(&str, &str), Vec<&Sample>> =
-        base_samples.iter().fold(HashMap::new(), |mut m, s| {
-            m.entry((s.suite.as_str(), s.probe_id.as_str()))
-                .or_default()
-                .push(s);
-            m
+/// The monitor's state across rounds: the evidence since the served model last changed.
+struct Watch {
+    mon: CanaryMonitor,
+    /// The fingerprint id of the model being watched.
+    current_id: String,
+    /// What the probes expect (refusals included), as the baseline was judged.
+    expect: Expectations,
+    since_swap: Vec<Sample>,
+    swapped_seen: bool,
+    /// The regressed metrics and the pairs it took, once shown.
+    found: Option<(Vec<Metric>, u64)>,
+}
+
+/// Baseline samples by (suite, probe id).
+type ByProbe<'s> = HashMap<(&'s str, &'s str), Vec<&'s Sample>>;
+
+impl Watch {
+    /// A new fingerprint is a new model: its evidence starts from nothing.
+    fn note_fingerprint(
+        &mut self,
+        round: u32,
+        id: &str,
+        margins: &Margins,
+        progress: &dyn DemoProgress,
+    ) {
+        if id == self.current_id {
+            return;
+        }
+        progress.event(&Event::SwapSeen {
+            round,
+            previous: self.current_id.clone(),
+            current: id.to_string(),
         });
-    let margins = &loaded.config.margins;
-    let mut expect = Expectations::from_suites(&suites);
-    expect
-        .refusal_expected
-        .extend(base.expectations().refusal_expected);
-    let threshold = 6.0 / margins.alpha;
-    let mut mon = CanaryMonitor::new(margins);
-    let mut current_id = base_id.clone();
-    let mut since_swap: Vec<Sample> = Vec::new();
-    let mut degraded = false;
-    let mut swapped_seen = false;
-    let last = options.rounds_before_swap + options.max_rounds_after_swap;
-    let mut found: Option<(Vec<Metric>, u64)> = None;
-    // One sample per probe and round, as a daemon's light monitoring round would take.
-    let monitor_options = RoundOptions {
-        samples_override: Some(1),
-        ..round_options.clone()
-    };
-    for round in 1..=last {
-        if round == options.rounds_before_swap + 1 {
-            handle.set_profile(with_latency("degraded", options.latency_scale));
-            degraded = true;
-            progress.event(&Event::SwapInjected { round });
-        }
-        let outcome = runner::run_round(
-            client.as_ref(),
-            &probes,
-            &monitor_options,
-            &evaluate,
-            &clock,
-        )
-        .await;
-        store_round(&mut store, &target.name, &outcome, &clock).map_err(store_err)?;
-        let fp = outcome.fingerprint.as_ref().ok().map(|f| f.id());
-        if let Some(id) = &fp
-            && *id != current_id
-        {
-            progress.event(&Event::SwapSeen {
-                round,
-                previous: current_id.clone(),
-                current: id.clone(),
-            });
-            // A new model: its evidence starts from nothing.
-            current_id = id.clone();
-            mon = CanaryMonitor::new(margins);
-            since_swap.clear();
-            swapped_seen = true;
-        }
-        let slot = (round - 1) as usize;
-        let mut first_call: Option<(Vec<Metric>, u64)> = None;
-        for s in &outcome.samples {
+        self.current_id = id.to_string();
+        self.mon = CanaryMonitor::new(margins);
+        self.since_swap.clear();
+        self.swapped_seen = true;
+    }
+
+    /// Pairs each of the round's samples with a baseline sample of the same probe (`slot`
+    /// picks which) and pushes the pairs to the monitor. Returns the first regression call,
+    /// checked after every pair so the count says exactly when the evidence sufficed.
+    fn push_round(
+        &mut self,
+        by_probe: &ByProbe<'_>,
+        slot: usize,
+        samples: &[Sample],
+    ) -> Option<(Vec<Metric>, u64)> {
+        let mut first_call = None;
+        for s in samples {
             if let Some(b) = by_probe
                 .get(&(s.suite.as_str(), s.probe_id.as_str()))
                 .and_then(|v| v.get(slot % v.len().max(1)))
             {
-                mon.push(b, s, &expect);
-                // Checked after every pair, so the count says exactly when it sufficed.
+                self.mon.push(b, s, &self.expect);
                 if first_call.is_none()
-                    && let Early::Regression(metrics) = mon.decision()
+                    && let Early::Regression(metrics) = self.mon.decision()
                 {
-                    first_call = Some((metrics, mon.pairs()));
+                    first_call = Some((metrics, self.mon.pairs()));
                 }
             }
         }
-        since_swap.extend(outcome.samples.iter().cloned());
-        let evidence: Vec<Evidence> = [
+        self.since_swap.extend(samples.iter().cloned());
+        first_call
+    }
+
+    /// The e-value of every monitored metric that has one.
+    fn evidence(&self) -> Vec<Evidence> {
+        [
             Metric::RefusalRate,
             Metric::StructuredFailureRate,
             Metric::TaskFailureRate,
@@ -441,22 +532,64 @@ async fn monitor(
         ]
         .iter()
         .filter_map(|&m| {
-            mon.e_value(m)
+            self.mon
+                .e_value(m)
                 .map(|e_value| Evidence { metric: m, e_value })
         })
-        .collect();
+        .collect()
+    }
+}
+
+/// Step 2: monitoring rounds, the degraded model swapped in after `rounds_before_swap`, until
+/// the monitor shows a regression or the rounds run out. Each round pairs every probe's sample
+/// with a baseline sample of the same probe, so the paired anytime-valid monitor tests "no
+/// worse than the baseline".
+async fn watch(
+    s: &Session<'_>,
+    store: &mut Store,
+    options: &DemoOptions,
+    handle: &sim::SimHandle,
+    base_samples: &[Sample],
+    mut w: Watch,
+    progress: &dyn DemoProgress,
+) -> Result<Watch, DemoError> {
+    let by_probe: ByProbe = base_samples.iter().fold(HashMap::new(), |mut m, s| {
+        m.entry((s.suite.as_str(), s.probe_id.as_str()))
+            .or_default()
+            .push(s);
+        m
+    });
+    let margins = &s.loaded.config.margins;
+    let threshold = 6.0 / margins.alpha;
+    let mut degraded = false;
+    let last = options.rounds_before_swap + options.max_rounds_after_swap;
+    for round in 1..=last {
+        if round == options.rounds_before_swap + 1 {
+            handle.set_profile(with_latency("degraded", options.latency_scale));
+            degraded = true;
+            progress.event(&Event::SwapInjected { round });
+        }
+        let outcome = s.round().await;
+        s.store(store, &outcome)?;
+        let fp = outcome.fingerprint.as_ref().ok().map(|f| f.id());
+        if let Some(id) = &fp {
+            w.note_fingerprint(round, id, margins, progress);
+        }
+        let slot = (round - 1) as usize;
+        let first_call = w.push_round(&by_probe, slot, &outcome.samples);
+        let evidence = w.evidence();
         progress.event(&Event::Round(RoundReport {
             round,
             degraded,
             fingerprint: fp,
-            samples: mon.pairs(),
+            samples: w.mon.pairs(),
             errors: outcome.errors(),
             evidence: evidence.clone(),
             threshold,
         }));
         if let Some((first, n)) = first_call {
             // Every metric shown regressed by the end of the round, not just the first.
-            let metrics = match mon.decision() {
+            let metrics = match w.mon.decision() {
                 Early::Regression(all) => all,
                 _ => first,
             };
@@ -469,49 +602,35 @@ async fn monitor(
                 samples: n,
                 metrics: shown,
             });
-            found = Some((metrics, n));
+            w.found = Some((metrics, n));
             break;
         }
     }
+    Ok(w)
+}
 
-    // 3. The report: the baseline against what was served since the swap (or since monitoring
-    // began when no swap was seen), with the monitor's anytime-valid calls.
-    let mut report = drift::compare_with(&base.samples(), &since_swap, margins, &expect)
+/// Step 3: the report, the baseline against what was served since the swap (or since
+/// monitoring began when no swap was seen), with the monitor's anytime-valid calls. Returns
+/// its verdict.
+fn write_report(
+    base: &Baseline,
+    w: &Watch,
+    margins: &Margins,
+    report_path: &Path,
+    progress: &dyn DemoProgress,
+) -> Result<Verdict, DemoError> {
+    let mut report = drift::compare_with(&base.samples(), &w.since_swap, margins, &w.expect)
         .with_labels(
-            &format!("baseline {base_id}"),
-            &format!("served {current_id}"),
+            &format!("baseline {}", base.fingerprint.id()),
+            &format!("served {}", w.current_id),
         );
     for m in &mut report.metrics {
-        if let Some(e) = mon.e_value(m.metric) {
+        if let Some(e) = w.mon.e_value(m.metric) {
             m.e_value = Some(e);
         }
     }
-    if let Some((metrics, n)) = &found {
-        let mut reasons = Vec::new();
-        for m in report.metrics.iter_mut() {
-            if metrics.contains(&m.metric) {
-                m.verdict = Verdict::Regression;
-                reasons.push(format!(
-                    "regression (anytime-valid, {}): {}",
-                    crate::report::evidence(m.e_value.unwrap_or(f64::NAN), Some(mon.threshold())),
-                    drift::describe(m)
-                ));
-            }
-        }
-        if report.verdict != Verdict::Regression {
-            report.reasons = reasons;
-        }
-        report.verdict = Verdict::Regression;
-        report.exit_code = Verdict::Regression.exit_code();
-        let swap = if swapped_seen {
-            "after the fingerprint swap"
-        } else {
-            "since monitoring began"
-        };
-        report.reasons.insert(
-            0,
-            format!("demo monitor: regression shown {n} samples {swap}"),
-        );
+    if let Some((metrics, n)) = &w.found {
+        mark_regressed(&mut report, w, metrics, *n);
     }
     let html = crate::report::render(&report, crate::report::Format::Html, false);
     std::fs::write(report_path, html).map_err(|e| DemoError::Files {
@@ -521,11 +640,37 @@ async fn monitor(
     progress.event(&Event::ReportWritten {
         path: report_path.to_path_buf(),
     });
-    let (detected, regressed, n) = match found {
-        Some((m, n)) => (true, m, Some(n)),
-        None => (false, Vec::new(), None),
+    Ok(report.verdict)
+}
+
+/// The monitor's regression call overrides the fixed-sample verdict: the regressed metrics are
+/// marked, with their evidence, and the first reason says when the call came.
+fn mark_regressed(report: &mut Report, w: &Watch, metrics: &[Metric], n: u64) {
+    let mut reasons = Vec::new();
+    for m in report.metrics.iter_mut() {
+        if metrics.contains(&m.metric) {
+            m.verdict = Verdict::Regression;
+            reasons.push(format!(
+                "regression (anytime-valid, {}): {}",
+                crate::report::evidence(m.e_value.unwrap_or(f64::NAN), Some(w.mon.threshold())),
+                drift::describe(m)
+            ));
+        }
+    }
+    if report.verdict != Verdict::Regression {
+        report.reasons = reasons;
+    }
+    report.verdict = Verdict::Regression;
+    report.exit_code = Verdict::Regression.exit_code();
+    let swap = if w.swapped_seen {
+        "after the fingerprint swap"
+    } else {
+        "since monitoring began"
     };
-    Ok((detected, regressed, n, report.verdict))
+    report.reasons.insert(
+        0,
+        format!("demo monitor: regression shown {n} samples {swap}"),
+    );
 }
 
 /// Stores one round: fingerprint, round and samples.

@@ -21,111 +21,19 @@ pub(super) fn read_target(
     let errors_before = r.diags.len();
     let location = r.src.location(&item.span());
 
-    let name = r.nonempty_string(&f, "name", true);
-    if let Some(n) = &name
-        && !n
-            .get_ref()
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        r.error_help(
-            n.span(),
-            format!(
-                "invalid target name `{}`: expected letters, digits, `-`, `_` or `.`",
-                n.get_ref()
-            ),
-            "the name appears in metrics labels, alerts and file names",
-        );
-    }
-
-    let provider = r
-        .required_string(&f, "provider")
-        .and_then(|p| match p.get_ref().as_str() {
-            "ollama" => Some(Provider::Ollama),
-            "openai" => Some(Provider::OpenAi),
-            other => {
-                r.error_help(
-                p.span(),
-                format!("unknown provider `{other}`: expected \"ollama\" or \"openai\""),
-                "use \"openai\" for any OpenAI-compatible server (vLLM, llama.cpp, TGI, LM Studio)",
-            );
-                None
-            }
-        });
-
-    let base_url = r
-        .required_string(&f, "base_url")
-        .and_then(|u| match check_url(u.get_ref()) {
-            Ok(()) => Some(u.get_ref().trim_end_matches('/').to_owned()),
-            Err(why) => {
-                r.error_help(
-                    u.span(),
-                    format!("invalid `base_url` `{}`: {why}", u.get_ref()),
-                    "e.g. \"http://127.0.0.1:11434\" or \"https://api.example.com\"",
-                );
-                None
-            }
-        });
+    let name = read_name(r, &f);
+    let provider = read_provider(r, &f);
+    let base_url = read_base_url(r, &f);
     let model = r.nonempty_string(&f, "model", true);
-
-    let api = match r.string(&f, "api") {
-        None => Api::Chat,
-        Some(a) => match a.get_ref().as_str() {
-            "chat" => Api::Chat,
-            "completion" => {
-                if provider == Some(Provider::Ollama) {
-                    r.error_help(
-                        a.span(),
-                        "api = \"completion\" needs provider = \"openai\": Ollama targets use the chat API",
-                        "remove `api`, or use provider = \"openai\" with a server offering /v1/completions",
-                    );
-                }
-                Api::Completion
-            }
-            other => {
-                r.error(
-                    a.span(),
-                    format!("unknown api `{other}`: expected \"chat\" or \"completion\""),
-                );
-                Api::Chat
-            }
-        },
-    };
+    let api = read_api(r, &f, provider);
 
     let api_key = read_api_key(r, &f, dir);
     let headers = read_headers(r, &f);
     let suites = read_suite_refs(r, &f, dir, probes_dir, suite_refs);
 
-    let params = match f.get("params") {
-        Some(v) => match r.table_value(v, "[target.params]", &GEN_PARAM_KEYS) {
-            Some(pf) => read_gen_params(r, &pf),
-            None => GenParams::default(),
-        },
-        None => GenParams::default(),
-    };
-    let samples = r.u32(&f, "samples", 0).and_then(|s| {
-        if *s.get_ref() == 0 {
-            r.error(s.span(), "`samples` in [[target]] must be at least 1");
-            None
-        } else {
-            Some(*s.get_ref())
-        }
-    });
-
-    let interval = duration(r, &f, "interval").unwrap_or(Duration::from_secs(600));
-    if interval < MIN_INTERVAL
-        && let Some(v) = f.get("interval")
-    {
-        r.error_help(
-            v.span(),
-            format!(
-                "`interval` {} is too short: expected at least {}",
-                format_duration(interval),
-                format_duration(MIN_INTERVAL)
-            ),
-            "shorter intervals measure the server's load rather than the model",
-        );
-    }
+    let params = read_params(r, &f);
+    let samples = read_samples(r, &f);
+    let interval = read_interval(r, &f);
     let baseline = r
         .nonempty_string(&f, "baseline", false)
         .map(|b| dir.join(b.get_ref()));
@@ -182,6 +90,127 @@ pub(super) fn read_target(
         license_files,
         location,
     })
+}
+
+/// The target's name: it appears in metric labels, alerts and file names.
+fn read_name(r: &mut Reader, f: &Fields) -> Option<Spanned<String>> {
+    let name = r.nonempty_string(f, "name", true);
+    if let Some(n) = &name
+        && !n
+            .get_ref()
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        r.error_help(
+            n.span(),
+            format!(
+                "invalid target name `{}`: expected letters, digits, `-`, `_` or `.`",
+                n.get_ref()
+            ),
+            "the name appears in metrics labels, alerts and file names",
+        );
+    }
+    name
+}
+
+fn read_provider(r: &mut Reader, f: &Fields) -> Option<Provider> {
+    r.required_string(f, "provider")
+        .and_then(|p| match p.get_ref().as_str() {
+            "ollama" => Some(Provider::Ollama),
+            "openai" => Some(Provider::OpenAi),
+            other => {
+                r.error_help(
+                p.span(),
+                format!("unknown provider `{other}`: expected \"ollama\" or \"openai\""),
+                "use \"openai\" for any OpenAI-compatible server (vLLM, llama.cpp, TGI, LM Studio)",
+            );
+                None
+            }
+        })
+}
+
+/// The server's URL, without a trailing `/`.
+fn read_base_url(r: &mut Reader, f: &Fields) -> Option<String> {
+    r.required_string(f, "base_url")
+        .and_then(|u| match check_url(u.get_ref()) {
+            Ok(()) => Some(u.get_ref().trim_end_matches('/').to_owned()),
+            Err(why) => {
+                r.error_help(
+                    u.span(),
+                    format!("invalid `base_url` `{}`: {why}", u.get_ref()),
+                    "e.g. \"http://127.0.0.1:11434\" or \"https://api.example.com\"",
+                );
+                None
+            }
+        })
+}
+
+/// The API (chat unless given); the completion API needs an OpenAI-compatible server.
+fn read_api(r: &mut Reader, f: &Fields, provider: Option<Provider>) -> Api {
+    let Some(a) = r.string(f, "api") else {
+        return Api::Chat;
+    };
+    match a.get_ref().as_str() {
+        "chat" => Api::Chat,
+        "completion" => {
+            if provider == Some(Provider::Ollama) {
+                r.error_help(
+                    a.span(),
+                    "api = \"completion\" needs provider = \"openai\": Ollama targets use the chat API",
+                    "remove `api`, or use provider = \"openai\" with a server offering /v1/completions",
+                );
+            }
+            Api::Completion
+        }
+        other => {
+            r.error(
+                a.span(),
+                format!("unknown api `{other}`: expected \"chat\" or \"completion\""),
+            );
+            Api::Chat
+        }
+    }
+}
+
+/// `[target.params]`: the generation parameters, the suites' defaults where absent.
+fn read_params(r: &mut Reader, f: &Fields) -> GenParams {
+    match f.get("params") {
+        Some(v) => match r.table_value(v, "[target.params]", &GEN_PARAM_KEYS) {
+            Some(pf) => read_gen_params(r, &pf),
+            None => GenParams::default(),
+        },
+        None => GenParams::default(),
+    }
+}
+
+fn read_samples(r: &mut Reader, f: &Fields) -> Option<u32> {
+    r.u32(f, "samples", 0).and_then(|s| {
+        if *s.get_ref() == 0 {
+            r.error(s.span(), "`samples` in [[target]] must be at least 1");
+            None
+        } else {
+            Some(*s.get_ref())
+        }
+    })
+}
+
+/// The time between rounds: 10 minutes unless given, never under [`MIN_INTERVAL`].
+fn read_interval(r: &mut Reader, f: &Fields) -> Duration {
+    let interval = duration(r, f, "interval").unwrap_or(Duration::from_secs(600));
+    if interval < MIN_INTERVAL
+        && let Some(v) = f.get("interval")
+    {
+        r.error_help(
+            v.span(),
+            format!(
+                "`interval` {} is too short: expected at least {}",
+                format_duration(interval),
+                format_duration(MIN_INTERVAL)
+            ),
+            "shorter intervals measure the server's load rather than the model",
+        );
+    }
+    interval
 }
 
 /// `http` or `https`, a host, an optional numeric port, no whitespace.

@@ -241,28 +241,7 @@ impl CompiledTask {
                 mode,
                 case_sensitive,
                 negate,
-            } => {
-                let hay = fold(s.text, *case_sensitive);
-                let (found, missing): (Vec<&String>, Vec<&String>) =
-                    values.iter().partition(|v| hay.contains(v.as_str()));
-                let contains = match mode {
-                    MatchMode::Any => !found.is_empty(),
-                    MatchMode::All => missing.is_empty(),
-                };
-                let passed = contains != *negate;
-                let reason = match (negate, mode, passed) {
-                    (false, MatchMode::Any, true) | (true, MatchMode::Any, false) => {
-                        format!("found {:?}", found[0])
-                    }
-                    (false, MatchMode::Any, false) => format!("none of {values:?} found"),
-                    (true, MatchMode::Any, true) => format!("none of {values:?} found"),
-                    (false, MatchMode::All, true) | (true, MatchMode::All, false) => {
-                        format!("all of {values:?} found")
-                    }
-                    (_, MatchMode::All, _) => format!("missing {missing:?}"),
-                };
-                CheckResult::new(kind, passed, reason)
-            }
+            } => run_contains(kind, s.text, values, *mode, *case_sensitive, *negate),
             CompiledTask::Regex(re) => match re.find(s.text) {
                 Some(m) => CheckResult::new(
                     kind,
@@ -279,72 +258,15 @@ impl CompiledTask {
             CompiledTask::StartsWith {
                 value,
                 case_sensitive,
-            } => {
-                // Only the first characters matter: fold just that prefix.
-                let n = value.chars().count();
-                let text = s.text.trim_start();
-                let end = text.char_indices().nth(n).map_or(text.len(), |(i, _)| i);
-                let got = fold(&text[..end], *case_sensitive);
-                if got.starts_with(value.as_str()) {
-                    CheckResult::new(kind, true, format!("starts with {value:?}"))
-                } else {
-                    let head: String = text.chars().take(n.max(12)).collect();
-                    CheckResult::new(
-                        kind,
-                        false,
-                        format!("expected to start with {value:?}, starts with {head:?}"),
-                    )
-                }
-            }
+            } => run_starts_with(kind, s.text, value, *case_sensitive),
             CompiledTask::OneOf { values, answer } => {
-                let got = label(s.text);
-                match (values.contains(&got), answer) {
-                    (false, _) => CheckResult::new(
-                        kind,
-                        false,
-                        format!("label {:?} is not one of {values:?}", clip(&got)),
-                    ),
-                    (true, Some(a)) if &got != a => CheckResult::new(
-                        kind,
-                        false,
-                        format!("label {got:?} is allowed but the answer is {a:?}"),
-                    ),
-                    (true, Some(_)) => {
-                        CheckResult::new(kind, true, format!("label {got:?} is the answer"))
-                    }
-                    (true, None) => {
-                        CheckResult::new(kind, true, format!("label {got:?} is one of {values:?}"))
-                    }
-                }
+                run_one_of(kind, s.text, values, answer.as_deref())
             }
             CompiledTask::Number {
                 value,
                 abs_tol,
                 rel_tol,
-            } => match first_number(s.text) {
-                None => CheckResult::new(kind, false, "no number in the response"),
-                Some(x) => {
-                    let diff = (x - value).abs();
-                    let within = match (abs_tol, rel_tol) {
-                        (None, None) => diff == 0.0,
-                        (a, r) => {
-                            a.is_some_and(|a| diff <= a)
-                                || r.is_some_and(|r| diff <= r * value.abs())
-                        }
-                    };
-                    let tol = match (abs_tol, rel_tol) {
-                        (None, None) => "exactly".to_string(),
-                        (Some(a), None) => format!("within {a}"),
-                        (None, Some(r)) => format!("within {r} relative"),
-                        (Some(a), Some(r)) => format!("within {a} or {r} relative"),
-                    };
-                    let mut reason = format!("found {x}, expected {value} {tol}");
-                    if !within {
-                        reason.push_str(&format!(" (off by {diff})"));
-                    }
-                    CheckResult::new(kind, within, reason)
-                }
-            },
+            } => run_number(kind, s.text, *value, *abs_tol, *rel_tol),
             CompiledTask::JsonEquals { pointer, value } => match at_pointer(s, pointer) {
                 Err(reason) => CheckResult::new(kind, false, reason),
                 Ok(found) if json_eq(found, value) => {
@@ -378,44 +300,152 @@ impl CompiledTask {
                 ),
             },
             CompiledTask::All(cs) | CompiledTask::Any(cs) => {
-                let all = matches!(self, CompiledTask::All(_));
                 let results: Vec<CheckResult> = cs.iter().map(|c| c.run(s)).collect();
-                let passed_n = results.iter().filter(|r| r.passed).count();
-                let passed = if all {
-                    passed_n == results.len()
-                } else {
-                    passed_n > 0
-                };
-                let reason = match (all, passed) {
-                    (true, true) => format!("all {} checks passed", results.len()),
-                    (false, false) => format!("none of {} checks passed", results.len()),
-                    (true, false) => {
-                        let (i, r) = results
-                            .iter()
-                            .enumerate()
-                            .find(|(_, r)| !r.passed)
-                            .map(|(i, r)| (i, r.kind))
-                            .unwrap_or((0, ""));
-                        format!("check {} ({r}) failed", i + 1)
-                    }
-                    (false, true) => {
-                        let (i, r) = results
-                            .iter()
-                            .enumerate()
-                            .find(|(_, r)| r.passed)
-                            .map(|(i, r)| (i, r.kind))
-                            .unwrap_or((0, ""));
-                        format!("passed by check {} ({r})", i + 1)
-                    }
-                };
-                CheckResult {
-                    kind,
-                    passed,
-                    reason,
-                    checks: results,
-                }
+                combine(kind, matches!(self, CompiledTask::All(_)), results)
             }
         }
+    }
+}
+
+/// `contains` / `not_contains`: which values were found, and the reason that decided.
+fn run_contains(
+    kind: &'static str,
+    text: &str,
+    values: &[String],
+    mode: MatchMode,
+    case_sensitive: bool,
+    negate: bool,
+) -> CheckResult {
+    let hay = fold(text, case_sensitive);
+    let (found, missing): (Vec<&String>, Vec<&String>) =
+        values.iter().partition(|v| hay.contains(v.as_str()));
+    let contains = match mode {
+        MatchMode::Any => !found.is_empty(),
+        MatchMode::All => missing.is_empty(),
+    };
+    let passed = contains != negate;
+    let reason = match (negate, mode, passed) {
+        (false, MatchMode::Any, true) | (true, MatchMode::Any, false) => {
+            format!("found {:?}", found[0])
+        }
+        (false, MatchMode::Any, false) => format!("none of {values:?} found"),
+        (true, MatchMode::Any, true) => format!("none of {values:?} found"),
+        (false, MatchMode::All, true) | (true, MatchMode::All, false) => {
+            format!("all of {values:?} found")
+        }
+        (_, MatchMode::All, _) => format!("missing {missing:?}"),
+    };
+    CheckResult::new(kind, passed, reason)
+}
+
+fn run_starts_with(
+    kind: &'static str,
+    text: &str,
+    value: &str,
+    case_sensitive: bool,
+) -> CheckResult {
+    // Only the first characters matter: fold just that prefix.
+    let n = value.chars().count();
+    let text = text.trim_start();
+    let end = text.char_indices().nth(n).map_or(text.len(), |(i, _)| i);
+    let got = fold(&text[..end], case_sensitive);
+    if got.starts_with(value) {
+        CheckResult::new(kind, true, format!("starts with {value:?}"))
+    } else {
+        let head: String = text.chars().take(n.max(12)).collect();
+        CheckResult::new(
+            kind,
+            false,
+            format!("expected to start with {value:?}, starts with {head:?}"),
+        )
+    }
+}
+
+fn run_one_of(
+    kind: &'static str,
+    text: &str,
+    values: &[String],
+    answer: Option<&str>,
+) -> CheckResult {
+    let got = label(text);
+    match (values.contains(&got), answer) {
+        (false, _) => CheckResult::new(
+            kind,
+            false,
+            format!("label {:?} is not one of {values:?}", clip(&got)),
+        ),
+        (true, Some(a)) if got != a => CheckResult::new(
+            kind,
+            false,
+            format!("label {got:?} is allowed but the answer is {a:?}"),
+        ),
+        (true, Some(_)) => CheckResult::new(kind, true, format!("label {got:?} is the answer")),
+        (true, None) => CheckResult::new(kind, true, format!("label {got:?} is one of {values:?}")),
+    }
+}
+
+fn run_number(
+    kind: &'static str,
+    text: &str,
+    value: f64,
+    abs_tol: Option<f64>,
+    rel_tol: Option<f64>,
+) -> CheckResult {
+    let Some(x) = first_number(text) else {
+        return CheckResult::new(kind, false, "no number in the response");
+    };
+    let diff = (x - value).abs();
+    let within = match (abs_tol, rel_tol) {
+        (None, None) => diff == 0.0,
+        (a, r) => a.is_some_and(|a| diff <= a) || r.is_some_and(|r| diff <= r * value.abs()),
+    };
+    let tol = match (abs_tol, rel_tol) {
+        (None, None) => "exactly".to_string(),
+        (Some(a), None) => format!("within {a}"),
+        (None, Some(r)) => format!("within {r} relative"),
+        (Some(a), Some(r)) => format!("within {a} or {r} relative"),
+    };
+    let mut reason = format!("found {x}, expected {value} {tol}");
+    if !within {
+        reason.push_str(&format!(" (off by {diff})"));
+    }
+    CheckResult::new(kind, within, reason)
+}
+
+/// `all` / `any` over the sub-checks' results, naming the sub-check that decided.
+fn combine(kind: &'static str, all: bool, results: Vec<CheckResult>) -> CheckResult {
+    let passed_n = results.iter().filter(|r| r.passed).count();
+    let passed = if all {
+        passed_n == results.len()
+    } else {
+        passed_n > 0
+    };
+    // The first sub-check with the deciding outcome, 1-based.
+    let decided_by = |outcome: bool| {
+        results
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.passed == outcome)
+            .map(|(i, r)| (i, r.kind))
+            .unwrap_or((0, ""))
+    };
+    let reason = match (all, passed) {
+        (true, true) => format!("all {} checks passed", results.len()),
+        (false, false) => format!("none of {} checks passed", results.len()),
+        (true, false) => {
+            let (i, r) = decided_by(false);
+            format!("check {} ({r}) failed", i + 1)
+        }
+        (false, true) => {
+            let (i, r) = decided_by(true);
+            format!("passed by check {} ({r})", i + 1)
+        }
+    };
+    CheckResult {
+        kind,
+        passed,
+        reason,
+        checks: results,
     }
 }
 

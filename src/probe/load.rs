@@ -486,7 +486,62 @@ fn read_task(r: &mut Reader, v: &Spanned<DeValue>, what: &str) -> Option<TaskChe
         );
         return None;
     };
-    let Some(kind_v) = t.get("kind") else {
+    let kind = task_kind(r, v, t.get("kind"), what)?;
+    let (required, optional) = task_fields(&kind);
+    let allowed: Vec<&str> = ["kind"]
+        .iter()
+        .chain(required)
+        .chain(optional)
+        .copied()
+        .collect();
+    let what = format!("{what} (kind = \"{kind}\")");
+    let before = r.diags.len();
+    let f = r.fields(t, v.span(), what, &allowed);
+    for key in required {
+        if f.get(key).is_none() {
+            r.missing(&f, key, field_expected(&kind, key));
+        }
+    }
+    if r.diags.len() > before {
+        return None;
+    }
+    let case_sensitive = r
+        .bool(&f, "case_sensitive")
+        .map(Spanned::into_inner)
+        .unwrap_or(false);
+    let check = match kind.as_str() {
+        "equals" => TaskCheck::Equals {
+            value: r.string(&f, "value")?.into_inner(),
+            case_sensitive,
+            normalize_whitespace: r
+                .bool(&f, "normalize_whitespace")
+                .map(Spanned::into_inner)
+                .unwrap_or(true),
+        },
+        "contains" | "not_contains" => read_contains(r, &f, &kind, case_sensitive)?,
+        "regex" => TaskCheck::Regex {
+            pattern: r.nonempty_string(&f, "pattern", true)?.into_inner(),
+        },
+        "starts_with" => TaskCheck::StartsWith {
+            value: r.nonempty_string(&f, "value", true)?.into_inner(),
+            case_sensitive,
+        },
+        "one_of" => read_one_of(r, &f)?,
+        "number" => read_number(r, &f)?,
+        "json_equals" | "json_contains" => read_json_check(r, &f, &kind)?,
+        _ => read_composite(r, &f, &kind, v.span())?,
+    };
+    (r.diags.len() == before).then_some(check)
+}
+
+/// The check's `kind`: present, a string, and one of [`TASK_KINDS`].
+fn task_kind(
+    r: &mut Reader,
+    v: &Spanned<DeValue>,
+    kind_v: Option<&Spanned<DeValue>>,
+    what: &str,
+) -> Option<String> {
+    let Some(kind_v) = kind_v else {
         r.error_help(
             v.span().start..v.span().start + 1,
             format!(
@@ -522,160 +577,141 @@ fn read_task(r: &mut Reader, v: &Spanned<DeValue>, what: &str) -> Option<TaskChe
         );
         return None;
     }
-    let kind = kind.to_string();
-    let (required, optional) = task_fields(&kind);
-    let allowed: Vec<&str> = ["kind"]
-        .iter()
-        .chain(required)
-        .chain(optional)
-        .copied()
-        .collect();
-    let what = format!("{what} (kind = \"{kind}\")");
-    let before = r.diags.len();
-    let f = r.fields(t, v.span(), what, &allowed);
-    for key in required {
-        if f.get(key).is_none() {
-            r.missing(&f, key, field_expected(&kind, key));
+    Some(kind.to_string())
+}
+
+/// `contains` / `not_contains`: the values and the `mode` (`any` unless given).
+fn read_contains(
+    r: &mut Reader,
+    f: &Fields,
+    kind: &str,
+    case_sensitive: bool,
+) -> Option<TaskCheck> {
+    let values = nonempty_strings(r, f, "values")?;
+    let mode = match r.string(f, "mode") {
+        None => MatchMode::Any,
+        Some(m) if m.get_ref() == "any" => MatchMode::Any,
+        Some(m) if m.get_ref() == "all" => MatchMode::All,
+        Some(m) => {
+            r.error(
+                m.span(),
+                format!(
+                    "unknown mode `{}`: expected \"any\" or \"all\"",
+                    m.get_ref()
+                ),
+            );
+            return None;
         }
+    };
+    Some(if kind == "contains" {
+        TaskCheck::Contains {
+            values,
+            mode,
+            case_sensitive,
+        }
+    } else {
+        TaskCheck::NotContains {
+            values,
+            mode,
+            case_sensitive,
+        }
+    })
+}
+
+/// `one_of`: the labels, and the `answer`, which must be one of them.
+fn read_one_of(r: &mut Reader, f: &Fields) -> Option<TaskCheck> {
+    let values = nonempty_strings(r, f, "values")?;
+    let answer = r.string(f, "answer");
+    if let Some(a) = &answer
+        && !values.iter().any(|v| v.eq_ignore_ascii_case(a.get_ref()))
+    {
+        r.error(
+            a.span(),
+            format!(
+                "`answer` `{}` is not one of `values`: expected one of: {}",
+                a.get_ref(),
+                values.join(", ")
+            ),
+        );
+        return None;
     }
+    Some(TaskCheck::OneOf {
+        values,
+        answer: answer.map(Spanned::into_inner),
+    })
+}
+
+/// `number`: the value and its tolerances, every bad field reported at once.
+fn read_number(r: &mut Reader, f: &Fields) -> Option<TaskCheck> {
+    let before = r.diags.len();
+    let value = r.number(f, "value", f64::MIN, f64::MAX);
+    let abs_tol = r
+        .number(f, "abs_tol", 0.0, f64::MAX)
+        .map(Spanned::into_inner);
+    let rel_tol = r
+        .number(f, "rel_tol", 0.0, f64::MAX)
+        .map(Spanned::into_inner);
     if r.diags.len() > before {
         return None;
     }
-    let case_sensitive = r
-        .bool(&f, "case_sensitive")
-        .map(Spanned::into_inner)
-        .unwrap_or(false);
-    let check = match kind.as_str() {
-        "equals" => TaskCheck::Equals {
-            value: r.string(&f, "value")?.into_inner(),
-            case_sensitive,
-            normalize_whitespace: r
-                .bool(&f, "normalize_whitespace")
-                .map(Spanned::into_inner)
-                .unwrap_or(true),
-        },
-        "contains" | "not_contains" => {
-            let values = nonempty_strings(r, &f, "values")?;
-            let mode = match r.string(&f, "mode") {
-                None => MatchMode::Any,
-                Some(m) if m.get_ref() == "any" => MatchMode::Any,
-                Some(m) if m.get_ref() == "all" => MatchMode::All,
-                Some(m) => {
-                    r.error(
-                        m.span(),
-                        format!(
-                            "unknown mode `{}`: expected \"any\" or \"all\"",
-                            m.get_ref()
-                        ),
-                    );
-                    return None;
-                }
-            };
-            if kind == "contains" {
-                TaskCheck::Contains {
-                    values,
-                    mode,
-                    case_sensitive,
-                }
-            } else {
-                TaskCheck::NotContains {
-                    values,
-                    mode,
-                    case_sensitive,
-                }
-            }
-        }
-        "regex" => TaskCheck::Regex {
-            pattern: r.nonempty_string(&f, "pattern", true)?.into_inner(),
-        },
-        "starts_with" => TaskCheck::StartsWith {
-            value: r.nonempty_string(&f, "value", true)?.into_inner(),
-            case_sensitive,
-        },
-        "one_of" => {
-            let values = nonempty_strings(r, &f, "values")?;
-            let answer = r.string(&f, "answer");
-            if let Some(a) = &answer
-                && !values.iter().any(|v| v.eq_ignore_ascii_case(a.get_ref()))
-            {
-                r.error(
-                    a.span(),
-                    format!(
-                        "`answer` `{}` is not one of `values`: expected one of: {}",
-                        a.get_ref(),
-                        values.join(", ")
-                    ),
-                );
-                return None;
-            }
-            TaskCheck::OneOf {
-                values,
-                answer: answer.map(Spanned::into_inner),
-            }
-        }
-        "number" => {
-            let value = r.number(&f, "value", f64::MIN, f64::MAX);
-            let abs_tol = r
-                .number(&f, "abs_tol", 0.0, f64::MAX)
-                .map(Spanned::into_inner);
-            let rel_tol = r
-                .number(&f, "rel_tol", 0.0, f64::MAX)
-                .map(Spanned::into_inner);
-            if r.diags.len() > before {
-                return None;
-            }
-            TaskCheck::Number {
-                value: value?.into_inner(),
-                abs_tol,
-                rel_tol,
-            }
-        }
-        "json_equals" | "json_contains" => {
-            let pointer = r.string(&f, "pointer");
-            if let Some(p) = &pointer
-                && !(p.get_ref().is_empty() || p.get_ref().starts_with('/'))
-            {
-                r.error_help(
-                    p.span(),
-                    format!(
-                        "invalid JSON pointer `{}`: expected \"\" or a path starting with `/`",
-                        p.get_ref()
-                    ),
-                    "JSON pointers follow RFC 6901, e.g. \"/items/0/name\"",
-                );
-                return None;
-            }
-            let value = json_value(r, f.get("value")?)?;
-            let pointer = pointer?.into_inner();
-            if kind == "json_equals" {
-                TaskCheck::JsonEquals { pointer, value }
-            } else {
-                TaskCheck::JsonContains { pointer, value }
-            }
-        }
-        _ => {
-            let items = r.array(&f, "checks", "an array of checks")?;
-            if items.is_empty() {
-                let span = f.get("checks").map(|c| c.span()).unwrap_or(v.span());
-                r.error(
-                    span,
-                    format!("`checks` of an `{kind}` check is empty: expected at least one check"),
-                );
-                return None;
-            }
-            let checks: Vec<Option<TaskCheck>> = items
-                .iter()
-                .map(|c| read_task(r, c, "a sub-check"))
-                .collect();
-            let checks: Option<Vec<TaskCheck>> = checks.into_iter().collect();
-            if kind == "all" {
-                TaskCheck::All { checks: checks? }
-            } else {
-                TaskCheck::Any { checks: checks? }
-            }
-        }
-    };
-    (r.diags.len() == before).then_some(check)
+    Some(TaskCheck::Number {
+        value: value?.into_inner(),
+        abs_tol,
+        rel_tol,
+    })
+}
+
+/// `json_equals` / `json_contains`: an RFC 6901 pointer and the expected JSON value.
+fn read_json_check(r: &mut Reader, f: &Fields, kind: &str) -> Option<TaskCheck> {
+    let pointer = r.string(f, "pointer");
+    if let Some(p) = &pointer
+        && !(p.get_ref().is_empty() || p.get_ref().starts_with('/'))
+    {
+        r.error_help(
+            p.span(),
+            format!(
+                "invalid JSON pointer `{}`: expected \"\" or a path starting with `/`",
+                p.get_ref()
+            ),
+            "JSON pointers follow RFC 6901, e.g. \"/items/0/name\"",
+        );
+        return None;
+    }
+    let value = json_value(r, f.get("value")?)?;
+    let pointer = pointer?.into_inner();
+    Some(if kind == "json_equals" {
+        TaskCheck::JsonEquals { pointer, value }
+    } else {
+        TaskCheck::JsonContains { pointer, value }
+    })
+}
+
+/// `all` / `any`: a non-empty array of sub-checks, each read (and reported) in turn.
+fn read_composite(
+    r: &mut Reader,
+    f: &Fields,
+    kind: &str,
+    span: std::ops::Range<usize>,
+) -> Option<TaskCheck> {
+    let items = r.array(f, "checks", "an array of checks")?;
+    if items.is_empty() {
+        let span = f.get("checks").map(|c| c.span()).unwrap_or(span);
+        r.error(
+            span,
+            format!("`checks` of an `{kind}` check is empty: expected at least one check"),
+        );
+        return None;
+    }
+    let checks: Vec<Option<TaskCheck>> = items
+        .iter()
+        .map(|c| read_task(r, c, "a sub-check"))
+        .collect();
+    let checks: Option<Vec<TaskCheck>> = checks.into_iter().collect();
+    Some(if kind == "all" {
+        TaskCheck::All { checks: checks? }
+    } else {
+        TaskCheck::Any { checks: checks? }
+    })
 }
 
 fn nonempty_strings(r: &mut Reader, f: &Fields, key: &str) -> Option<Vec<String>> {

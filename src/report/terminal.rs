@@ -1,7 +1,7 @@
 //! The terminal table.
 
 use super::{decides, effect_text, flip_values, moved_lines, p_text, side_text};
-use crate::drift::{Category, Report, Verdict};
+use crate::drift::{Category, MetricResult, Report, Verdict};
 use std::fmt::Write;
 
 const RED: &str = "\x1b[31;1m";
@@ -85,6 +85,15 @@ fn moved_and_flips(out: &mut String, r: &Report, color: bool) {
 /// A plain-text report; `color` adds ANSI colours.
 pub fn terminal(r: &Report, color: bool) -> String {
     let mut out = String::new();
+    headline(&mut out, r, color);
+    metric_tables(&mut out, r, color);
+    moved_and_flips(&mut out, r, color);
+    availability_and_probes(&mut out, r);
+    out
+}
+
+/// The verdict line and its reasons.
+fn headline(out: &mut String, r: &Report, color: bool) {
     let v = r.verdict;
     let _ = writeln!(
         out,
@@ -103,6 +112,10 @@ pub fn terminal(r: &Report, color: bool) -> String {
     for reason in &r.reasons {
         let _ = writeln!(out, "  • {reason}");
     }
+}
+
+/// One table per metric category that has metrics, columns aligned.
+fn metric_tables(out: &mut String, r: &Report, color: bool) {
     let headers = [
         "metric",
         r.baseline_label.as_str(),
@@ -121,29 +134,7 @@ pub fn terminal(r: &Report, color: bool) -> String {
             "Served behaviour (a warning, not a quality verdict)",
         ),
     ] {
-        let rows: Vec<[String; 7]> = r
-            .metrics_in(cat)
-            .map(|m| {
-                let mut verdict = m.verdict.as_str().to_string();
-                if m.verdict == Verdict::Inconclusive
-                    && let Some(n) = m.more_samples
-                {
-                    verdict.push_str(&format!(" (~{n} more)"));
-                }
-                if m.verdict == Verdict::Regression && !decides(r, m) {
-                    verdict.push_str(" (not gating)");
-                }
-                [
-                    m.label.clone(),
-                    side_text(m, &m.baseline),
-                    side_text(m, &m.candidate),
-                    effect_text(m),
-                    m.test.clone(),
-                    p_text(m),
-                    verdict,
-                ]
-            })
-            .collect();
+        let rows: Vec<[String; 7]> = r.metrics_in(cat).map(|m| metric_row(r, m)).collect();
         if rows.is_empty() {
             continue;
         }
@@ -177,7 +168,33 @@ pub fn terminal(r: &Report, color: bool) -> String {
             let _ = writeln!(out, "  {}", cells.join("  "));
         }
     }
-    moved_and_flips(&mut out, r, color);
+}
+
+/// A metric's cells; the verdict says how many more samples an inconclusive one needs and
+/// whether a regression gates.
+fn metric_row(r: &Report, m: &MetricResult) -> [String; 7] {
+    let mut verdict = m.verdict.as_str().to_string();
+    if m.verdict == Verdict::Inconclusive
+        && let Some(n) = m.more_samples
+    {
+        verdict.push_str(&format!(" (~{n} more)"));
+    }
+    if m.verdict == Verdict::Regression && !decides(r, m) {
+        verdict.push_str(" (not gating)");
+    }
+    [
+        m.label.clone(),
+        side_text(m, &m.baseline),
+        side_text(m, &m.candidate),
+        effect_text(m),
+        m.test.clone(),
+        p_text(m),
+        verdict,
+    ]
+}
+
+/// Failed requests on each side (never quality), then the probes left out of the comparison.
+fn availability_and_probes(out: &mut String, r: &Report) {
     let a = &r.availability;
     let _ = writeln!(
         out,
@@ -212,7 +229,6 @@ pub fn terminal(r: &Report, color: bool) -> String {
             p.unpaired_samples
         );
     }
-    out
 }
 
 #[cfg(test)]

@@ -604,6 +604,28 @@ mod tests {
         calls: AtomicUsize,
     }
 
+    impl Scripted {
+        /// A server whose `slow` probe takes `slow`, the fingerprint and requests refused as
+        /// given.
+        fn new(slow: std::time::Duration, refuse_fingerprint: bool, refuse_requests: bool) -> Self {
+            Scripted {
+                slow,
+                refuse_fingerprint,
+                refuse_requests,
+                calls: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    /// A round of `probes` on two slots with a 10 s deadline.
+    async fn two_slots_ten_seconds(client: &Scripted, probes: &[Arc<Probe>]) -> RoundOutcome {
+        let limits = RoundLimits {
+            deadline: Some(std::time::Duration::from_secs(10)),
+            ..RoundLimits::default()
+        };
+        run_round_within(client, probes, &options(2), &limits, &measure, &FixedClock).await
+    }
+
     fn refused() -> SampleError {
         SampleError::new(
             ErrorKind::Connect,
@@ -659,28 +681,11 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_round_past_its_deadline_keeps_what_finished_and_marks_the_rest() {
-        let client = Scripted {
-            slow: std::time::Duration::from_secs(60),
-            refuse_fingerprint: false,
-            refuse_requests: false,
-            calls: AtomicUsize::new(0),
-        };
+        let client = Scripted::new(std::time::Duration::from_secs(60), false, false);
         // Plan: fast0, slow0, fast1, slow1, fast2, fast3; two slots, so the two slow requests
         // hold both slots until the deadline and fast2, fast3 are never sent.
         let probes = vec![probe("fast", 4, None), probe("slow", 2, None)];
-        let limits = RoundLimits {
-            deadline: Some(std::time::Duration::from_secs(10)),
-            ..RoundLimits::default()
-        };
-        let out = run_round_within(
-            &client,
-            &probes,
-            &options(2),
-            &limits,
-            &measure,
-            &FixedClock,
-        )
-        .await;
+        let out = two_slots_ten_seconds(&client, &probes).await;
         assert_eq!(out.samples.len(), 6);
         assert!(out.cut);
         assert_eq!(out.status(), RoundStatus::Deadline);
@@ -709,26 +714,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_round_within_its_deadline_is_not_cut() {
-        let client = Scripted {
-            slow: std::time::Duration::from_secs(1),
-            refuse_fingerprint: false,
-            refuse_requests: false,
-            calls: AtomicUsize::new(0),
-        };
+        let client = Scripted::new(std::time::Duration::from_secs(1), false, false);
         let probes = vec![probe("fast", 2, None), probe("slow", 2, None)];
-        let limits = RoundLimits {
-            deadline: Some(std::time::Duration::from_secs(10)),
-            ..RoundLimits::default()
-        };
-        let out = run_round_within(
-            &client,
-            &probes,
-            &options(2),
-            &limits,
-            &measure,
-            &FixedClock,
-        )
-        .await;
+        let out = two_slots_ten_seconds(&client, &probes).await;
         assert!(!out.cut);
         assert_eq!(out.status(), RoundStatus::Completed);
         assert_eq!(out.errors(), 0);
@@ -738,12 +726,7 @@ mod tests {
     async fn an_unreachable_server_costs_one_request_per_round() {
         let probes = vec![probe("a", 5, None), probe("b", 5, None)];
         // The fingerprint finds the server down: no request is sent at all.
-        let down = Scripted {
-            slow: std::time::Duration::ZERO,
-            refuse_fingerprint: true,
-            refuse_requests: true,
-            calls: AtomicUsize::new(0),
-        };
+        let down = Scripted::new(std::time::Duration::ZERO, true, true);
         let out = run_round(&down, &probes, &options(4), &measure, &FixedClock).await;
         assert_eq!(down.calls.load(Ordering::SeqCst), 0);
         assert_eq!(out.errors(), 10);
@@ -754,12 +737,7 @@ mod tests {
             assert!(e.message.contains("Connection refused"), "{}", e.message);
         }
         // The fingerprint passed, then the server went away: one request finds out.
-        let gone = Scripted {
-            slow: std::time::Duration::ZERO,
-            refuse_fingerprint: false,
-            refuse_requests: true,
-            calls: AtomicUsize::new(0),
-        };
+        let gone = Scripted::new(std::time::Duration::ZERO, false, true);
         let out = run_round(&gone, &probes, &options(1), &measure, &FixedClock).await;
         assert_eq!(gone.calls.load(Ordering::SeqCst), 1);
         assert_eq!(out.errors(), 10);

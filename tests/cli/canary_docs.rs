@@ -4,6 +4,7 @@
 //! configuration points `chat-prod` and `chat-candidate` at one healthy simulator (an
 //! unchanged candidate).
 
+use crate::common_verdict::{Sims, fast};
 use std::path::Path;
 use std::process::Command;
 
@@ -57,15 +58,7 @@ fn documented_canary_exit_codes_hold() {
     );
     commands.extend(ci);
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let _guard = rt.enter();
-    let mut profile = modelwatch::sim::Profile::builtin("healthy").unwrap();
-    profile.latency_scale = 0.0;
-    let sim = modelwatch::sim::spawn_on_free_port(profile, 9).unwrap();
+    let sims = Sims::of(vec![(fast("healthy"), 9)]);
     let dir = tempfile::tempdir().unwrap();
     modelwatch::demo::write_starter_probes(&dir.path().join("probes")).unwrap();
     let mut config = String::from("probes_dir = \"probes\"\n\n[storage]\npath = \"mw.db\"\n");
@@ -73,7 +66,7 @@ fn documented_canary_exit_codes_hold() {
         config.push_str(&format!(
             "\n[[target]]\nname = \"{name}\"\nprovider = \"openai\"\nbase_url = \"{}\"\n\
              model = \"sim-7b\"\nsuites = [\"core\", \"json\", \"tasks\"]\nmax_concurrency = 8\n",
-            sim.base_url()
+            sims.url(0)
         ));
     }
     std::fs::write(dir.path().join("modelwatch.toml"), config).unwrap();

@@ -4,6 +4,7 @@
 //! points them all at the built-in simulator. Only commands on the short `SKIP` list, each
 //! named with its reason, are not run.
 
+use crate::common_verdict::{Sims, fast};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -266,21 +267,13 @@ fn every_documented_command_runs_against_the_simulator() {
         );
     }
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let _guard = rt.enter();
-    let mut profile = modelwatch::sim::Profile::builtin("healthy").unwrap();
-    profile.latency_scale = 0.0;
-    let sim = modelwatch::sim::spawn_on_free_port(profile, 5).unwrap();
+    let sims = Sims::of(vec![(fast("healthy"), 5)]);
 
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path();
     modelwatch::demo::write_starter_probes(&work.join("probes")).unwrap();
     std::fs::write(work.join("probes/billing.toml"), BILLING).unwrap();
-    std::fs::write(work.join("modelwatch.toml"), config(&sim.base_url())).unwrap();
+    std::fs::write(work.join("modelwatch.toml"), config(&sims.url(0))).unwrap();
     std::fs::create_dir_all(work.join("sim/profiles")).unwrap();
     std::fs::copy(
         repo().join("sim/profiles/degraded.toml"),
@@ -350,8 +343,7 @@ fn every_documented_command_runs_against_the_simulator() {
             }
         }
     });
-    drop(_guard);
-    rt.block_on(sim.shutdown());
+    sims.shutdown();
     let failures = failures.into_inner().unwrap();
     assert!(
         failures.is_empty(),

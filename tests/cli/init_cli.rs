@@ -2,6 +2,8 @@
 //! valid starter configuration (here for the simulator it detects), and never overwrites one
 //! without `--force`.
 
+use crate::common_verdict::Sims;
+use modelwatch::sim::Profile;
 use std::process::{Command, Output};
 
 fn modelwatch(dir: &std::path::Path, args: &[&str]) -> Output {
@@ -38,19 +40,9 @@ fn a_missing_configuration_suggests_init() {
 
 #[test]
 fn init_writes_a_working_config_for_a_detected_server_and_never_overwrites() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let _guard = rt.enter();
-    let sim = modelwatch::sim::spawn_on_free_port(
-        modelwatch::sim::Profile::builtin("healthy").unwrap(),
-        3,
-    )
-    .unwrap();
+    let sims = Sims::of(vec![(Profile::builtin("healthy").unwrap(), 3)]);
     let dir = tempfile::tempdir().unwrap();
-    let url = sim.base_url();
+    let url = sims.url(0);
     let out = modelwatch(dir.path(), &["init", "--detect", &url]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
@@ -87,6 +79,5 @@ fn init_writes_a_working_config_for_a_detected_server_and_never_overwrites() {
     assert!(replaced.contains("base_url = \"http://127.0.0.1:11435\""));
     let out = modelwatch(dir.path(), &["check-config"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    drop(_guard);
-    rt.block_on(sim.shutdown());
+    sims.shutdown();
 }

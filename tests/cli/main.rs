@@ -7,6 +7,8 @@ mod architecture;
 mod bad_input;
 mod canary_docs;
 mod cli_meta;
+#[path = "../common_verdict/mod.rs"]
+mod common_verdict;
 mod demo_e2e;
 mod docs_commands;
 mod doctor_cli;

@@ -18,6 +18,24 @@ fn explain(args: &[&str]) -> Output {
         .expect("run modelwatch")
 }
 
+/// `explain` of `responses` judged with the probes of `suite`, `args` added.
+fn explain_with(suite: &Path, responses: &Path, args: &[&str]) -> Output {
+    let mut all = vec![
+        "--suite",
+        suite.to_str().unwrap(),
+        "--responses",
+        responses.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    explain(&all)
+}
+
+/// The error output of a run refused as bad input (exit 2).
+fn refused(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(2));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 fn json_lines(out: &Output) -> Vec<Value> {
     assert!(
         out.status.success(),
@@ -36,14 +54,7 @@ fn json_lines(out: &Output) -> Vec<Value> {
 fn json_output_has_one_object_per_line_in_order() {
     let suite = fixture("explain/suite.toml");
     let responses = fixture("explain/responses.jsonl");
-    let out = explain(&[
-        "--suite",
-        suite.to_str().unwrap(),
-        "--responses",
-        responses.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
+    let out = explain_with(&suite, &responses, &["--format", "json"]);
     let v = json_lines(&out);
     assert_eq!(v.len(), 11);
     let refusal: Vec<bool> = v.iter().map(|o| o["refusal"].as_bool().unwrap()).collect();
@@ -95,12 +106,7 @@ fn json_output_has_one_object_per_line_in_order() {
 fn text_output_says_why() {
     let suite = fixture("explain/suite.toml");
     let responses = fixture("explain/responses.jsonl");
-    let out = explain(&[
-        "--suite",
-        suite.to_str().unwrap(),
-        "--responses",
-        responses.to_str().unwrap(),
-    ]);
+    let out = explain_with(&suite, &responses, &[]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     for expected in [
@@ -135,14 +141,8 @@ fn unknown_probe_is_an_error_naming_the_line() {
     )
     .unwrap();
     let suite = fixture("explain/suite.toml");
-    let out = explain(&[
-        "--suite",
-        suite.to_str().unwrap(),
-        "--responses",
-        responses.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = explain_with(&suite, &responses, &[]);
+    let err = refused(&out);
     assert!(
         err.contains("line 2: unknown probe 'nope'; suite 'explain-demo' has: kill-hung-process, invoice-json, sentiment, arith"),
         "{err}"
@@ -159,8 +159,7 @@ fn bad_json_line_is_an_error_naming_the_line() {
     )
     .unwrap();
     let out = explain(&["--responses", responses.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&out);
     assert!(
         err.contains("line 2: not a response object: EOF while parsing a string"),
         "{err}"
@@ -177,14 +176,8 @@ fn invalid_check_config_names_probe_and_check() {
     )
     .unwrap();
     let responses = fixture("explain/responses.jsonl");
-    let out = explain(&[
-        "--suite",
-        suite.to_str().unwrap(),
-        "--responses",
-        responses.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = explain_with(&suite, &responses, &[]);
+    let err = refused(&out);
     assert!(
         err.contains(
             "probe 'p': check 'regex' (task.checks[1]): invalid regex \"(\": unclosed group"
@@ -197,14 +190,8 @@ fn invalid_check_config_names_probe_and_check() {
         "suite = \"bad\"\n[[probe]]\nid = \"j\"\nprompt = \"x\"\nexpect.json_schema = \"missing.json\"\n",
     )
     .unwrap();
-    let out = explain(&[
-        "--suite",
-        suite.to_str().unwrap(),
-        "--responses",
-        responses.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let out = explain_with(&suite, &responses, &[]);
+    let err = refused(&out);
     assert!(err.contains("probe 'j': json_schema ("), "{err}");
     assert!(
         err.contains("missing.json): cannot read the schema file"),

@@ -514,32 +514,45 @@ system_fingerprint = "fp_sim_9a0b1c2d"
 refusal = 1.0
 "#;
 
+/// What each fingerprint source answers: Ollama's tags, OpenAI's models, llama.cpp's props,
+/// a chat completion (its `system_fingerprint`) and Ollama's show.
+async fn fingerprint_sources(
+    c: &reqwest::Client,
+    sim: &SimHandle,
+) -> (Value, Value, Value, Value, Value) {
+    (
+        get(c, sim, "/api/tags").await.json(),
+        get(c, sim, "/v1/models").await.json(),
+        get(c, sim, "/props").await.json(),
+        post(c, sim, "/v1/chat/completions", openai_chat("hi", false))
+            .await
+            .json(),
+        post(c, sim, "/api/show", json!({"model": "sim-7b"}))
+            .await
+            .json(),
+    )
+}
+
+async fn put_profile(c: &reqwest::Client, sim: &SimHandle, toml: &str) -> Resp {
+    send(
+        c.put(format!("{}/admin/profile", sim.base_url()))
+            .body(toml.to_string()),
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_profile_swap_changes_every_fingerprint_source() {
     let sim = sim::spawn_on_free_port(quiet(), 8).unwrap();
     let c = client();
-    let before = (
-        get(&c, &sim, "/api/tags").await.json(),
-        get(&c, &sim, "/v1/models").await.json(),
-        get(&c, &sim, "/props").await.json(),
-        post(&c, &sim, "/v1/chat/completions", openai_chat("hi", false))
-            .await
-            .json(),
-        post(&c, &sim, "/api/show", json!({"model": "sim-7b"}))
-            .await
-            .json(),
-    );
+    let before = fingerprint_sources(&c, &sim).await;
     assert_eq!(
         get(&c, &sim, "/admin/profile").await.json()["generation"],
         0
     );
 
-    let bad = send(
-        c.put(format!("{}/admin/profile", sim.base_url()))
-            .body("[rates]\nrefusal = 3\n"),
-    )
-    .await
-    .unwrap();
+    let bad = put_profile(&c, &sim, "[rates]\nrefusal = 3\n").await;
     assert_eq!(bad.status, 400);
     assert!(
         bad.json()["error"]
@@ -549,25 +562,10 @@ async fn a_profile_swap_changes_every_fingerprint_source() {
     );
     assert_eq!(sim.generation(), 0, "a bad profile keeps the old one");
 
-    let ok = send(
-        c.put(format!("{}/admin/profile", sim.base_url()))
-            .body(DEGRADED),
-    )
-    .await
-    .unwrap();
+    let ok = put_profile(&c, &sim, DEGRADED).await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.json()["generation"], 1);
-    let after = (
-        get(&c, &sim, "/api/tags").await.json(),
-        get(&c, &sim, "/v1/models").await.json(),
-        get(&c, &sim, "/props").await.json(),
-        post(&c, &sim, "/v1/chat/completions", openai_chat("hi", false))
-            .await
-            .json(),
-        post(&c, &sim, "/api/show", json!({"model": "sim-7b"}))
-            .await
-            .json(),
-    );
+    let after = fingerprint_sources(&c, &sim).await;
     assert_ne!(
         before.0["models"][0]["digest"],
         after.0["models"][0]["digest"]

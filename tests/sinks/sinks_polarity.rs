@@ -12,11 +12,13 @@ use modelwatch::probe::ProbeInput;
 use modelwatch::provider::{CompletionRequest, Fingerprint, ModelClient};
 use modelwatch::report::{Format, render, summary::summarize};
 use modelwatch::runner::{Clock, SystemClock};
-use modelwatch::sample::{Completion, FinishReason, SampleError};
+use modelwatch::sample::{Completion, SampleError};
 use modelwatch::store::{SampleQuery, Store};
 use serde_json::Value;
-use sinks_common::{Http, get_text, lines, poll, run_daemon, start_receiver, venv_python};
-use std::collections::BTreeMap;
+use sinks_common::{
+    Http, answer, counted_fingerprint, get_text, lines, poll, run_daemon, start_receiver,
+    venv_python,
+};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -41,32 +43,11 @@ impl ModelClient for Answers {
             panic!("prompts only")
         };
         let wrong = self.broken && prompt.contains("(p4)");
-        Box::pin(async move {
-            Ok(Completion {
-                text: if wrong { "41" } else { "42" }.into(),
-                refusal: None,
-                finish_reason: Some(FinishReason::Stop),
-                output_tokens: Some(1),
-                input_tokens: Some(10),
-                response_model: Some("fake-1".into()),
-                system_fingerprint: None,
-                latency_ms: 5.0,
-                ttft_ms: None,
-                attempts: 1,
-            })
-        })
+        Box::pin(async move { Ok(answer(if wrong { "41" } else { "42" }, 1)) })
     }
 
     fn fingerprint(&self) -> BoxFuture<'_, Result<Fingerprint, SampleError>> {
-        Box::pin(async move {
-            self.rounds.fetch_add(1, Ordering::SeqCst);
-            Ok(Fingerprint {
-                provider: "ollama".into(),
-                model: "fake".into(),
-                digest: Some("abc".into()),
-                details: BTreeMap::new(),
-            })
-        })
+        Box::pin(async move { Ok(counted_fingerprint(&self.rounds)) })
     }
 }
 

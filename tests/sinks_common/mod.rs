@@ -31,31 +31,39 @@ impl ModelClient for Fake {
     ) -> BoxFuture<'a, Result<Completion, SampleError>> {
         Box::pin(async move {
             tokio::time::sleep(Duration::from_millis(5)).await;
-            Ok(Completion {
-                text: "Use kill -9 on the process id.".into(),
-                refusal: None,
-                finish_reason: Some(FinishReason::Stop),
-                output_tokens: Some(8),
-                input_tokens: Some(10),
-                response_model: Some("fake-1".into()),
-                system_fingerprint: None,
-                latency_ms: 5.0,
-                ttft_ms: None,
-                attempts: 1,
-            })
+            Ok(answer("Use kill -9 on the process id.", 8))
         })
     }
 
     fn fingerprint(&self) -> BoxFuture<'_, Result<Fingerprint, SampleError>> {
-        Box::pin(async move {
-            self.rounds.fetch_add(1, Ordering::SeqCst);
-            Ok(Fingerprint {
-                provider: "ollama".into(),
-                model: "fake".into(),
-                digest: Some("abc".into()),
-                details: BTreeMap::new(),
-            })
-        })
+        Box::pin(async move { Ok(counted_fingerprint(&self.rounds)) })
+    }
+}
+
+/// A quick, complete answer of `output_tokens` tokens from model `fake-1`.
+pub fn answer(text: &str, output_tokens: u32) -> Completion {
+    Completion {
+        text: text.into(),
+        refusal: None,
+        finish_reason: Some(FinishReason::Stop),
+        output_tokens: Some(output_tokens),
+        input_tokens: Some(10),
+        response_model: Some("fake-1".into()),
+        system_fingerprint: None,
+        latency_ms: 5.0,
+        ttft_ms: None,
+        attempts: 1,
+    }
+}
+
+/// The fake server's fingerprint, counted in `rounds` (every round reads it once).
+pub fn counted_fingerprint(rounds: &AtomicUsize) -> Fingerprint {
+    rounds.fetch_add(1, Ordering::SeqCst);
+    Fingerprint {
+        provider: "ollama".into(),
+        model: "fake".into(),
+        digest: Some("abc".into()),
+        details: BTreeMap::new(),
     }
 }
 

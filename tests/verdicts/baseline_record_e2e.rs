@@ -43,48 +43,14 @@ fn diff_of_recorded_files_matches_the_live_comparison() {
     }
 
     let b = dir.path().join("bad.json");
-    let out = modelwatch(
-        &config,
-        &[
-            "baseline",
-            "record",
-            "--target",
-            "bad",
-            "--samples",
-            "40",
-            "--out",
-            b.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    record_ok(&config, "bad", "40", &b);
     // Samples are stored too: 40 per probe at 50 per round is one round.
     let store = modelwatch::store::Store::open(dir.path().join("modelwatch.db")).unwrap();
     assert_eq!(store.rounds("bad", 10).unwrap().len(), 1);
     drop(store);
 
-    let live = modelwatch(
-        &config,
-        &[
-            "compare",
-            "--target",
-            "bad",
-            "--baseline",
-            a.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
-    );
-    let offline = modelwatch(
-        &config,
-        &[
-            "baseline",
-            "diff",
-            a.to_str().unwrap(),
-            b.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
-    );
+    let live = compare(&config, "bad", &a, &[]);
+    let offline = diff(&config, &a, &b);
     let (rl, ro) = (report(&live), report(&offline));
     assert_eq!(live.status.code(), Some(1), "{}", stderr(&live));
     assert_eq!(offline.status.code(), live.status.code());
@@ -105,20 +71,7 @@ fn diff_of_recorded_files_matches_the_live_comparison() {
     );
 
     // `--rounds 1` selects the same round; a window with no samples is inconclusive.
-    let one = modelwatch(
-        &config,
-        &[
-            "compare",
-            "--target",
-            "bad",
-            "--baseline",
-            a.to_str().unwrap(),
-            "--rounds",
-            "1",
-            "--format",
-            "json",
-        ],
-    );
+    let one = compare(&config, "bad", &a, &["--rounds", "1"]);
     assert_eq!(report(&one)["metrics"], rl["metrics"]);
     let none = modelwatch(&config, &["compare", "--target", "good", "--since", "1ms"]);
     assert_eq!(none.status.code(), Some(3), "{}", stderr(&none));
@@ -145,44 +98,10 @@ fn configured_margins_apply_to_compare_and_diff() {
     let a = dir.path().join("a.json");
     let b = dir.path().join("b.json");
     for (t, f) in [("good", &a), ("bad", &b)] {
-        let out = modelwatch(
-            &config,
-            &[
-                "baseline",
-                "record",
-                "--target",
-                t,
-                "--samples",
-                "20",
-                "--out",
-                f.to_str().unwrap(),
-            ],
-        );
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        record_ok(&config, t, "20", f);
     }
-    let live = report(&modelwatch(
-        &config,
-        &[
-            "compare",
-            "--target",
-            "bad",
-            "--baseline",
-            a.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
-    ));
-    let offline = report(&modelwatch(
-        &config,
-        &[
-            "baseline",
-            "diff",
-            a.to_str().unwrap(),
-            b.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
-    ));
+    let live = report(&compare(&config, "bad", &a, &[]));
+    let offline = report(&diff(&config, &a, &b));
     for r in [&live, &offline] {
         assert!(
             metrics_with(r, "quality", "regression").is_empty(),
@@ -192,17 +111,7 @@ fn configured_margins_apply_to_compare_and_diff() {
         assert_eq!(r["margins"]["refusal_points"], 0.9);
     }
     // Without the configuration the defaults apply and the same files regress.
-    let defaults = modelwatch(
-        &dir.path().join("absent.toml"),
-        &[
-            "baseline",
-            "diff",
-            a.to_str().unwrap(),
-            b.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
-    );
+    let defaults = diff(&dir.path().join("absent.toml"), &a, &b);
     assert_eq!(defaults.status.code(), Some(1), "{}", stderr(&defaults));
 }
 
@@ -213,19 +122,7 @@ fn recording_an_unreachable_target_is_refused_unless_forced() {
     let dead = dead_url();
     let config = write_config(dir.path(), &[("down", &dead)], "");
     let path = dir.path().join("down.json");
-    let out = modelwatch(
-        &config,
-        &[
-            "baseline",
-            "record",
-            "--target",
-            "down",
-            "--samples",
-            "200",
-            "--out",
-            path.to_str().unwrap(),
-        ],
-    );
+    let out = record(&config, "down", "200", &path, &[]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
@@ -234,20 +131,7 @@ fn recording_an_unreachable_target_is_refused_unless_forced() {
     );
     assert!(err.contains("--force"), "{err}");
     assert!(!path.exists());
-    let out = modelwatch(
-        &config,
-        &[
-            "baseline",
-            "record",
-            "--target",
-            "down",
-            "--samples",
-            "2",
-            "--out",
-            path.to_str().unwrap(),
-            "--force",
-        ],
-    );
+    let out = record(&config, "down", "2", &path, &["--force"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let b = Baseline::load(&path).unwrap();
     assert_eq!(b.counts(), (10, 10));
@@ -255,32 +139,8 @@ fn recording_an_unreachable_target_is_refused_unless_forced() {
     let sims = Sims::start(&[("clean", 71)]);
     let config = write_config(dir.path(), &[("up", &sims.url(0)), ("down", &dead)], "");
     let good = dir.path().join("good.json");
-    let out = modelwatch(
-        &config,
-        &[
-            "baseline",
-            "record",
-            "--target",
-            "up",
-            "--samples",
-            "10",
-            "--out",
-            good.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let out = modelwatch(
-        &config,
-        &[
-            "canary",
-            "--candidate",
-            "down",
-            "--baseline",
-            good.to_str().unwrap(),
-            "--format",
-            "json",
-        ],
-    );
+    record_ok(&config, "up", "10", &good);
+    let out = canary_vs_baseline(&config, "down", &good, &[]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let r = report(&out);
     assert!(metrics_with(&r, "quality", "regression").is_empty());
@@ -307,50 +167,11 @@ fn canary_against_a_baseline() {
         "",
     );
     let a = dir.path().join("prod.json");
-    let out = modelwatch(
-        &config,
-        &[
-            "baseline",
-            "record",
-            "--target",
-            "prod",
-            "--samples",
-            "200",
-            "--out",
-            a.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let same = modelwatch(
-        &config,
-        &[
-            "canary",
-            "--candidate",
-            "same",
-            "--baseline",
-            a.to_str().unwrap(),
-            "--samples",
-            "200",
-            "--format",
-            "json",
-        ],
-    );
+    record_ok(&config, "prod", "200", &a);
+    let same = canary_vs_baseline(&config, "same", &a, &["--samples", "200"]);
     let r = report(&same);
     assert_eq!(r["design"], "unpaired");
     assert_eq!(same.status.code(), Some(0), "{:#}", r["reasons"]);
-    let worse = modelwatch(
-        &config,
-        &[
-            "canary",
-            "--candidate",
-            "worse",
-            "--baseline",
-            a.to_str().unwrap(),
-            "--samples",
-            "30",
-            "--format",
-            "json",
-        ],
-    );
+    let worse = canary_vs_baseline(&config, "worse", &a, &["--samples", "30"]);
     assert_eq!(worse.status.code(), Some(1), "{}", stderr(&worse));
 }

@@ -14,20 +14,7 @@ fn identical_models_pass_and_never_regress() {
             &[("current", &sims.url(0)), ("candidate", &sims.url(1))],
             "",
         );
-        let out = modelwatch(
-            &config,
-            &[
-                "canary",
-                "--current",
-                "current",
-                "--candidate",
-                "candidate",
-                "--samples",
-                "200",
-                "--format",
-                "json",
-            ],
-        );
+        let out = canary(&config, &["--samples", "200"]);
         let r = report(&out);
         assert!(
             metrics_with(&r, "quality", "regression").is_empty(),
@@ -57,20 +44,7 @@ fn degraded_model_regresses_on_exactly_the_degraded_metrics() {
         &[("current", &sims.url(0)), ("candidate", &sims.url(1))],
         "",
     );
-    let out = modelwatch(
-        &config,
-        &[
-            "canary",
-            "--current",
-            "current",
-            "--candidate",
-            "candidate",
-            "--samples",
-            "60",
-            "--format",
-            "json",
-        ],
-    );
+    let out = canary(&config, &["--samples", "60"]);
     let r = report(&out);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(r["verdict"], "regression");
@@ -119,20 +93,7 @@ fn unreachable_candidate_is_inconclusive_not_a_regression() {
         "",
     );
     let started = std::time::Instant::now();
-    let out = modelwatch(
-        &config,
-        &[
-            "canary",
-            "--current",
-            "current",
-            "--candidate",
-            "candidate",
-            "--samples",
-            "200",
-            "--format",
-            "json",
-        ],
-    );
+    let out = canary(&config, &["--samples", "200"]);
     let r = report(&out);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(r["verdict"], "inconclusive");
@@ -159,20 +120,7 @@ fn max_samples_stops_early_on_a_clear_regression() {
         &[("current", &sims.url(0)), ("candidate", &sims.url(1))],
         "",
     );
-    let out = modelwatch(
-        &config,
-        &[
-            "canary",
-            "--current",
-            "current",
-            "--candidate",
-            "candidate",
-            "--max-samples",
-            "400",
-            "--format",
-            "json",
-        ],
-    );
+    let out = canary(&config, &["--max-samples", "400"]);
     let r = report(&out);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(r["verdict"], "regression");

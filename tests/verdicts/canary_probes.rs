@@ -2,56 +2,24 @@
 //! through the real binary. Stratified evidence names probes that broke on their own; identical
 //! models with paired seeds give identical pairs and pass.
 
-use crate::common_verdict::{Sims, fast};
+use crate::common_verdict::{self, Sims, fast, modelwatch, report, starter_config};
 use modelwatch::sim::Rule;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// Writes a configuration with the starter suites of `probes/` and one target per simulator.
 fn config(dir: &Path, sims: &Sims) -> PathBuf {
-    let probes = std::fs::canonicalize("probes").unwrap();
-    let mut text = format!(
-        "probes_dir = {:?}\n\n[storage]\npath = {:?}\n\n",
-        probes.display().to_string(),
-        dir.join("modelwatch.db").display().to_string()
-    );
-    for (name, h) in ["current", "candidate"].iter().zip(&sims.handles) {
-        text.push_str(&format!(
-            "[[target]]\nname = \"{name}\"\nprovider = \"openai\"\nbase_url = \"{}\"\n\
-             model = \"sim-7b\"\nsuites = [\"core\", \"json\", \"tasks\", \"format\", \
-             \"multilingual\"]\nstream = false\nretries = 0\nmax_concurrency = 8\n\n",
-            h.base_url()
-        ));
-    }
-    let path = dir.join("modelwatch.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    starter_config(
+        dir,
+        sims,
+        "suites = [\"core\", \"json\", \"tasks\", \"format\", \"multilingual\"]\n\
+         stream = false\nretries = 0\nmax_concurrency = 8\n",
+    )
 }
 
 fn canary(config: &Path, extra: &[&str]) -> (Output, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
-        .arg("--config")
-        .arg(config)
-        .args([
-            "canary",
-            "--current",
-            "current",
-            "--candidate",
-            "candidate",
-            "--format",
-            "json",
-        ])
-        .args(extra)
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap();
-    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not a JSON report ({e}); stderr:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let out = common_verdict::canary(config, extra);
+    let report = report(&out);
     (out, report)
 }
 
@@ -131,14 +99,9 @@ fn the_plan_is_printed_and_a_budget_that_cannot_pass_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &sims);
     let run = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_modelwatch"))
-            .arg("--config")
-            .arg(&cfg)
-            .args(["canary", "--current", "current", "--candidate", "candidate"])
-            .args(extra)
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap()
+        let mut args = vec!["canary", "--current", "current", "--candidate", "candidate"];
+        args.extend_from_slice(extra);
+        modelwatch(&cfg, &args)
     };
     let out = run(&["--plan"]);
     assert_eq!(out.status.code(), Some(0));

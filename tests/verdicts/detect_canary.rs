@@ -4,47 +4,23 @@
 
 use crate::common_verdict;
 
-use common_verdict::{Sims, fast, metrics_with, modelwatch, report, stderr};
+use common_verdict::{Sims, fast, metrics_with, report, starter_config, stderr};
 use modelwatch::sim::profile::Rule;
 use std::path::{Path, PathBuf};
 
 /// A configuration with targets `current` and `candidate` on the starter suites.
 fn config(dir: &Path, sims: &Sims) -> PathBuf {
-    let probes = std::fs::canonicalize("probes").unwrap();
-    let mut text = format!(
-        "probes_dir = {:?}\n\n[storage]\npath = {:?}\n\n",
-        probes.display().to_string(),
-        dir.join("modelwatch.db").display().to_string()
-    );
-    for (name, h) in ["current", "candidate"].iter().zip(&sims.handles) {
-        text.push_str(&format!(
-            "[[target]]\nname = \"{name}\"\nprovider = \"openai\"\nbase_url = \"{}\"\n\
-             model = \"sim-7b\"\nsuites = [\"core\", \"format\", \"json\", \"multilingual\", \
-             \"tasks\"]\nstream = false\nretries = 0\nmax_concurrency = 16\n\
-             connect_timeout = \"2s\"\nrequest_timeout = \"10s\"\n\n",
-            h.base_url()
-        ));
-    }
-    let path = dir.join("modelwatch.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    starter_config(
+        dir,
+        sims,
+        "suites = [\"core\", \"format\", \"json\", \"multilingual\", \"tasks\"]\n\
+         stream = false\nretries = 0\nmax_concurrency = 16\nconnect_timeout = \"2s\"\n\
+         request_timeout = \"10s\"\n",
+    )
 }
 
 fn canary(config: &Path, samples: &str) -> (serde_json::Value, Option<i32>) {
-    let out = modelwatch(
-        config,
-        &[
-            "canary",
-            "--current",
-            "current",
-            "--candidate",
-            "candidate",
-            "--samples",
-            samples,
-            "--format",
-            "json",
-        ],
-    );
+    let out = common_verdict::canary(config, &["--samples", samples]);
     let code = out.status.code();
     assert!(code != Some(2), "{}", stderr(&out));
     (report(&out), code)
