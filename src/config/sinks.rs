@@ -28,9 +28,42 @@ pub enum WebhookFormat {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Webhook {
     pub url: String,
-    /// Signs each body with HMAC-SHA256 (`X-Modelwatch-Signature: sha256=<hex>`).
+    /// Signs each request with HMAC-SHA256: the Standard Webhooks headers (`webhook-id`,
+    /// `webhook-timestamp`, `webhook-signature`) and, deprecated, `X-Modelwatch-Signature`.
     pub secret: Option<Secret>,
     pub format: WebhookFormat,
+}
+
+/// Prefix of a Standard Webhooks secret: the rest is the key, base64-encoded.
+pub const WHSEC_PREFIX: &str = "whsec_";
+
+impl Webhook {
+    /// The HMAC key of the `webhook-signature` header: a `whsec_<base64>` secret is decoded as
+    /// the Standard Webhooks libraries do; any other secret is used as its UTF-8 bytes.
+    pub fn signing_key(secret: &Secret) -> Result<Vec<u8>, String> {
+        use base64::Engine;
+        match secret.expose().strip_prefix(WHSEC_PREFIX) {
+            Some(b64) => base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                // The decoder's message would quote a byte of the secret: say only what is wrong.
+                .map_err(|_| {
+                    format!(
+                        "the part after `{WHSEC_PREFIX}` is not base64 (standard alphabet, padded)"
+                    )
+                })
+                .and_then(|k| {
+                    if k.len() < 16 {
+                        Err(format!(
+                            "the key after `{WHSEC_PREFIX}` is {} bytes: expected at least 16",
+                            k.len()
+                        ))
+                    } else {
+                        Ok(k)
+                    }
+                }),
+            None => Ok(secret.expose().as_bytes().to_vec()),
+        }
+    }
 }
 
 /// `[alerts.sentry]`: an event per alert transition and a cron check-in per round.
@@ -112,7 +145,21 @@ pub(super) fn read_webhook(r: &mut Reader, v: &toml::Spanned<DeValue<'_>>) -> Op
             );
             None
         }
-        Some(s) => Some(Some(Secret::new(s.into_inner()))),
+        Some(s) => {
+            let secret = Secret::new(s.get_ref().as_str());
+            match Webhook::signing_key(&secret) {
+                Ok(_) => Some(Some(secret)),
+                Err(e) => {
+                    r.error_help(
+                        s.span(),
+                        format!("`secret` in [alerts.webhook] is not a valid signing secret: {e}"),
+                        "a `whsec_` secret is `whsec_` + base64 of at least 16 random bytes, e.g. \
+                         `echo whsec_$(openssl rand -base64 32)`; any other secret is used as it is",
+                    );
+                    None
+                }
+            }
+        }
         None if f.get("secret").is_some() => None,
         None => Some(None),
     };

@@ -144,3 +144,34 @@ fn otel_variables_and_the_sentry_credential_file() {
     assert_eq!(on.traces_url(), "http://collector:4318/v1/traces");
     assert_eq!(on.timeout, Duration::from_secs(10));
 }
+
+#[test]
+fn a_whsec_webhook_secret_must_decode_and_the_error_quotes_none_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.toml");
+    let target = "[[target]]\nname = \"a\"\nprovider = \"ollama\"\nbase_url = \"http://127.0.0.1:1\"\nmodel = \"m\"\nsuites = [\"chat\"]\n";
+    let write = |secret: &str| {
+        std::fs::write(
+            &path,
+            format!(
+                "[alerts.webhook]\nurl = \"https://hooks.example.com/x\"\nsecret = \"{secret}\"\n\n{target}"
+            ),
+        )
+        .unwrap();
+    };
+    write("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    let c = config::load(&path, &|_: &str| None).unwrap_or_else(|d| panic!("{}", render_all(&d)));
+    assert!(c.alerts.webhook.unwrap().secret.is_some());
+    write("whsec_MfKQ9r8GKYqr!wjUPD8ILPZIo2LaLaSw");
+    let text = render_all(&config::load(&path, &|_: &str| None).unwrap_err());
+    assert!(text.contains("m.toml:3:"), "{text}");
+    assert!(
+        text.contains("not a valid signing secret") && text.contains("not base64"),
+        "{text}"
+    );
+    assert!(text.contains("openssl rand -base64 32"), "{text}");
+    assert!(
+        !text.contains("MfKQ9r8GKYqr"),
+        "the secret is quoted: {text}"
+    );
+}
