@@ -19,6 +19,9 @@ pub struct SinkError {
     pub permanent: bool,
     /// How long the receiver asked to be left alone (`Retry-After` of a 429 or 503).
     pub retry_after: Option<Duration>,
+    /// Nothing was sent: the sink waits out a rate limit the receiver announced earlier. Not
+    /// an attempt: it never brings the notification closer to expiry.
+    pub deferred: bool,
 }
 
 impl SinkError {
@@ -34,6 +37,21 @@ impl SinkError {
             reason: reason.into(),
             permanent: false,
             retry_after: None,
+            deferred: false,
+        }
+    }
+
+    /// Not sent: the receiver's rate limit lasts `wait` more.
+    pub fn deferred(
+        sink: impl Into<String>,
+        incident: impl Into<String>,
+        reason: impl Into<String>,
+        wait: Duration,
+    ) -> SinkError {
+        SinkError {
+            deferred: true,
+            retry_after: Some(wait),
+            ..SinkError::transient(sink, incident, reason)
         }
     }
 
