@@ -482,6 +482,9 @@ async fn a_reload_rebuilds_the_sinks() {
     assert!(store.pending_outbox("webhook").unwrap().is_empty());
 }
 
+/// One request as the verifier saw it: webhook-id, webhook-timestamp, webhook-signature, body.
+type Seen = (String, String, String, Vec<u8>);
+
 /// A receiver verifying the Standard Webhooks headers as its reference libraries do: the
 /// signature over `{id}.{timestamp}.{body}` (any `v1` entry), a timestamp within 5 minutes of
 /// its clock, and an id not seen before.
@@ -491,7 +494,7 @@ struct Verifier {
     skew: std::sync::atomic::AtomicI64,
     seen: Mutex<std::collections::HashSet<String>>,
     /// (id, timestamp, signature, body) of every request, accepted or not.
-    requests: Mutex<Vec<(String, String, String, Vec<u8>)>>,
+    requests: Mutex<Vec<Seen>>,
 }
 
 async fn verify(
