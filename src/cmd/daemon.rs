@@ -15,6 +15,10 @@ use tokio::signal::unix::{SignalKind, signal};
 
 /// SIGXFSZ (25 on Linux and the BSDs).
 const XFSZ: i32 = 25;
+
+/// Time asked of systemd (`EXTEND_TIMEOUT_USEC`) for each long start-up step: opening the store
+/// (its integrity check and migrations take longer as it grows) and the first scheduling.
+const START_STEP: std::time::Duration = std::time::Duration::from_secs(180);
 use tokio::sync::{mpsc, watch};
 
 #[derive(Debug, clap::Args)]
@@ -40,6 +44,11 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
+    let notifier = Notifier::from_env();
+    notifier.extend_timeout(
+        START_STEP,
+        "opening the sample store (integrity check, migrations)",
+    );
     let store = Store::open(&loaded.config.storage.path).with_context(|| {
         format!(
             "cannot open the sample store {}",
@@ -98,8 +107,9 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
     });
     let path = global.config.clone();
     let reload_shared = shared.clone();
-    let notifier = Notifier::from_env();
+    let signal_notifier = notifier.clone();
     let signals = tokio::spawn(async move {
+        let notifier = signal_notifier;
         loop {
             tokio::select! {
                 _ = hup.recv() => {
@@ -129,8 +139,12 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
     });
 
     let outputs = daemon::outputs::from_config(&loaded.config)?;
+    notifier.extend_timeout(
+        START_STEP,
+        "loading baselines and alert state; READY=1 follows",
+    );
     let options = daemon::Options {
-        notifier: Notifier::from_env(),
+        notifier,
         sinks: outputs.sinks,
         observers: outputs.observers,
         outputs: Some(Arc::new(daemon::outputs::from_config)),
