@@ -251,8 +251,13 @@ impl SentrySink {
     ) -> Result<SentrySink, SinkError> {
         let err = |reason: String| SinkError::permanent("sentry", "", reason);
         let dsn = Dsn::parse(config.dsn.expose()).map_err(|e| err(format!("invalid DSN: {e}")))?;
-        let client = crate::provider::http::outbound_client()
-            .timeout(timeout)
+        let mut builder = crate::provider::http::outbound_client().timeout(timeout);
+        if let Some(ca) = &config.ca_file {
+            builder = ca
+                .add_to(builder)
+                .map_err(|e| err(format!("ca_file `{}`: {e}", ca.path.display())))?;
+        }
+        let client = builder
             .build()
             .map_err(|e| err(format!("cannot build the HTTP client: {e}")))?;
         Ok(SentrySink {

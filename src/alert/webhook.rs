@@ -101,12 +101,14 @@ pub struct WebhookSink {
 
 impl WebhookSink {
     pub fn new(config: Webhook, timeout: Duration) -> Result<WebhookSink, SinkError> {
-        let client = crate::provider::http::outbound_client()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| {
-                SinkError::permanent("webhook", "", format!("cannot build the HTTP client: {e}"))
-            })?;
+        let err = |e: String| {
+            SinkError::permanent("webhook", "", format!("cannot build the HTTP client: {e}"))
+        };
+        let mut builder = crate::provider::http::outbound_client().timeout(timeout);
+        if let Some(ca) = &config.ca_file {
+            builder = ca.add_to(builder).map_err(err)?;
+        }
+        let client = builder.build().map_err(|e| err(e.to_string()))?;
         let key = match &config.secret {
             Some(s) => Some(Webhook::signing_key(s).map_err(|e| {
                 SinkError::permanent("webhook", "", format!("invalid signing secret: {e}"))

@@ -9,8 +9,15 @@ use std::path::Path;
 use std::time::Duration;
 use toml::de::DeValue;
 
-pub(super) const WEBHOOK_KEYS: &[&str] = &["url", "secret", "format"];
-pub(super) const SENTRY_KEYS: &[&str] = &["dsn", "dsn_file", "environment", "release", "monitor"];
+pub(super) const WEBHOOK_KEYS: &[&str] = &["url", "secret", "format", "ca_file"];
+pub(super) const SENTRY_KEYS: &[&str] = &[
+    "dsn",
+    "dsn_file",
+    "environment",
+    "release",
+    "monitor",
+    "ca_file",
+];
 pub(super) const TELEMETRY_KEYS: &[&str] = &["otlp"];
 pub(super) const OTLP_KEYS: &[&str] = &["endpoint", "headers", "timeout"];
 
@@ -32,6 +39,93 @@ pub struct Webhook {
     /// `webhook-timestamp`, `webhook-signature`) and, deprecated, `X-Modelwatch-Signature`.
     pub secret: Option<Secret>,
     pub format: WebhookFormat,
+    /// Extra trusted root certificates (`ca_file`), for a receiver behind an internal CA.
+    pub ca_file: Option<CaFile>,
+}
+
+/// A PEM file of root certificates trusted beside the bundled web roots (`ca_file`), read and
+/// checked when the configuration is loaded.
+#[derive(Clone, PartialEq)]
+pub struct CaFile {
+    pub path: std::path::PathBuf,
+    /// The file's PEM text.
+    pub pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for CaFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CaFile({})", self.path.display())
+    }
+}
+
+/// Largest `ca_file` read (a bundle of a few hundred roots fits).
+const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
+
+impl CaFile {
+    /// The certificates, each already accepted by the TLS stack.
+    pub fn certificates(&self) -> Result<Vec<reqwest::Certificate>, String> {
+        let certs = reqwest::Certificate::from_pem_bundle(&self.pem)
+            .map_err(|e| format!("not a PEM certificate bundle: {e}"))?;
+        if certs.is_empty() {
+            return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+        }
+        // The TLS stack parses each root when a client is built: a broken one fails here.
+        let mut b = reqwest::Client::builder();
+        for c in &certs {
+            b = b.add_root_certificate(c.clone());
+        }
+        b.build()
+            .map_err(|e| format!("a certificate is not valid: {e}"))?;
+        Ok(certs)
+    }
+
+    /// Adds the certificates to a client under construction.
+    pub fn add_to(&self, mut b: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, String> {
+        for c in self.certificates()? {
+            b = b.add_root_certificate(c);
+        }
+        Ok(b)
+    }
+}
+
+/// `ca_file` of the table `f` (relative to the configuration's directory): `Some(None)` when
+/// absent, `None` after an error.
+pub(super) fn read_ca_file(r: &mut Reader, f: &Fields, dir: &Path) -> Option<Option<CaFile>> {
+    let Some(file) = r.nonempty_string(f, "ca_file", false) else {
+        return if f.get("ca_file").is_some() {
+            None
+        } else {
+            Some(None)
+        };
+    };
+    let path = dir.join(file.get_ref());
+    let help = "a PEM file of the CA certificates to trust (-----BEGIN CERTIFICATE----- …), \
+                relative to the configuration file's directory";
+    let pem = match crate::files::read_limited(&path, MAX_CA_FILE_BYTES) {
+        Ok(pem) => pem,
+        Err(e) => {
+            r.error_help(
+                file.span(),
+                format!(
+                    "cannot read ca_file `{}` in {}: {e}",
+                    path.display(),
+                    f.what
+                ),
+                help,
+            );
+            return None;
+        }
+    };
+    let ca = CaFile { path, pem };
+    if let Err(e) = ca.certificates() {
+        r.error_help(
+            file.span(),
+            format!("ca_file `{}` in {}: {e}", ca.path.display(), f.what),
+            help,
+        );
+        return None;
+    }
+    Some(Some(ca))
 }
 
 /// Prefix of a Standard Webhooks secret: the rest is the key, base64-encoded.
@@ -75,6 +169,9 @@ pub struct Sentry {
     pub release: String,
     /// Monitor slug of the per-round check-ins (default `modelwatch-rounds`).
     pub monitor: String,
+    /// Extra trusted root certificates (`ca_file`), for a self-hosted Sentry behind an
+    /// internal CA.
+    pub ca_file: Option<CaFile>,
 }
 
 /// `[telemetry.otlp]`: OTLP/HTTP protobuf export of metrics and traces.
@@ -133,8 +230,13 @@ fn http_url(
 }
 
 /// `[alerts.webhook]`; `Some(None)` when absent, `None` after an error.
-pub(super) fn read_webhook(r: &mut Reader, v: &toml::Spanned<DeValue<'_>>) -> Option<Webhook> {
+pub(super) fn read_webhook(
+    r: &mut Reader,
+    v: &toml::Spanned<DeValue<'_>>,
+    dir: &Path,
+) -> Option<Webhook> {
     let f = r.table_value(v, "[alerts.webhook]", WEBHOOK_KEYS)?;
+    let ca_file = read_ca_file(r, &f, dir);
     let url = http_url(r, &f, "url", true, "https://hooks.example.com/modelwatch");
     let secret = match r.string(&f, "secret") {
         Some(s) if s.get_ref().len() < 16 => {
@@ -183,6 +285,7 @@ pub(super) fn read_webhook(r: &mut Reader, v: &toml::Spanned<DeValue<'_>>) -> Op
         url: url?,
         secret: secret?,
         format: format?,
+        ca_file: ca_file?,
     })
 }
 
@@ -253,11 +356,13 @@ pub(super) fn read_sentry(
         .nonempty_string(&f, "monitor", false)
         .map(|s| s.into_inner())
         .unwrap_or_else(|| "modelwatch-rounds".into());
+    let ca_file = read_ca_file(r, &f, dir)?;
     Some(Sentry {
         dsn: Secret::new(dsn.into_inner()),
         environment,
         release,
         monitor,
+        ca_file,
     })
 }
 

@@ -14,4 +14,5 @@ mod sinks_otlp;
 mod sinks_polarity;
 mod sinks_prometheus;
 mod sinks_sentry;
+mod sinks_tls;
 mod sinks_webhook;

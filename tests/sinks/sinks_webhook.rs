@@ -93,6 +93,7 @@ fn webhook(url: &str, format: WebhookFormat) -> WebhookSink {
             url: url.into(),
             secret: Some(Secret::new(SECRET)),
             format,
+            ca_file: None,
         },
         Duration::from_secs(5),
     )
@@ -575,6 +576,7 @@ async fn standard_webhook_headers_verify_and_a_replay_or_a_stale_timestamp_is_re
             url: url.clone(),
             secret: Some(Secret::new(secret)),
             format: WebhookFormat::Json,
+            ca_file: None,
         },
         Duration::from_secs(5),
     )
