@@ -32,6 +32,15 @@ pub fn exec(_args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     runtime.block_on(run(global))
 }
 
+/// Opens the store, first asking systemd for the time its integrity check and migrations take.
+fn open_store(path: &std::path::Path, notifier: &Notifier) -> anyhow::Result<Store> {
+    notifier.extend_timeout(
+        START_STEP,
+        "opening the sample store (integrity check, migrations)",
+    );
+    Store::open(path).with_context(|| format!("cannot open the sample store {}", path.display()))
+}
+
 async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
     let loaded = match config::load_with_suites(&global.config, &config::process_env) {
         Ok(l) => l,
@@ -45,16 +54,7 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
         tracing::warn!("{w}");
     }
     let notifier = Notifier::from_env();
-    notifier.extend_timeout(
-        START_STEP,
-        "opening the sample store (integrity check, migrations)",
-    );
-    let store = Store::open(&loaded.config.storage.path).with_context(|| {
-        format!(
-            "cannot open the sample store {}",
-            loaded.config.storage.path.display()
-        )
-    })?;
+    let store = open_store(&loaded.config.storage.path, &notifier)?;
     let listener = tokio::net::TcpListener::bind(loaded.config.server.listen)
         .await
         .with_context(|| {

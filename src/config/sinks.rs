@@ -70,7 +70,7 @@ impl CaFile {
             return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
         }
         // The TLS stack parses each root when a client is built: a broken one fails here.
-        let mut b = reqwest::Client::builder();
+        let mut b = crate::provider::http::outbound_client();
         for c in &certs {
             b = b.add_root_certificate(c.clone());
         }
