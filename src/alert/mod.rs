@@ -13,6 +13,7 @@ pub mod hmac;
 pub mod machine;
 pub mod mute;
 pub mod outbox;
+pub mod ratelimit;
 pub mod sentry;
 pub mod sink;
 pub mod webhook;

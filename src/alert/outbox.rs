@@ -94,6 +94,9 @@ pub enum Outcome {
     Expired,
     /// Refused by the receiver (a 4xx other than 408 and 429); not retried.
     Rejected,
+    /// Not sent: the sink waits out the receiver's rate limit. Retried when it ends; not
+    /// counted as an attempt.
+    Deferred,
 }
 
 impl Outcome {
@@ -103,6 +106,7 @@ impl Outcome {
             Outcome::Failed => "failed",
             Outcome::Expired => "expired",
             Outcome::Rejected => "rejected",
+            Outcome::Deferred => "deferred",
         }
     }
 }
@@ -183,11 +187,18 @@ async fn worker(
                 format!("no answer within {:?}", policy.timeout),
             )),
         };
-        job.attempts += 1;
+        let deferred = matches!(&result, Err(e) if e.deferred);
+        if !deferred {
+            job.attempts += 1;
+        }
         let mut retry_after = None;
         let (outcome, error) = match result {
             Ok(()) => (Outcome::Delivered, None),
             Err(e) if e.permanent => (Outcome::Rejected, Some(e.to_string())),
+            Err(e) if e.deferred => {
+                retry_after = e.retry_after;
+                (Outcome::Deferred, Some(e.to_string()))
+            }
             Err(e) if job.attempts >= policy.max_attempts => {
                 (Outcome::Expired, Some(e.to_string()))
             }
@@ -206,7 +217,7 @@ async fn worker(
         if reports.send(report).is_err() {
             return;
         }
-        if outcome == Outcome::Failed {
+        if matches!(outcome, Outcome::Failed | Outcome::Deferred) {
             // The receiver's Retry-After is honoured, up to the longest backoff.
             let wait = policy
                 .backoff(job.attempts, &mut rng)
@@ -302,6 +313,72 @@ mod tests {
                 Ok(())
             })
         }
+    }
+
+    /// Defers its first `defer` deliveries (a rate limit of `wait`), then records.
+    struct Limited {
+        defer: Mutex<u32>,
+        got: Mutex<Vec<(String, tokio::time::Instant)>>,
+    }
+
+    impl AlertSink for Limited {
+        fn name(&self) -> &str {
+            "limited"
+        }
+        fn deliver<'a>(&'a self, n: &'a Notification) -> SinkFuture<'a> {
+            Box::pin(async move {
+                let mut d = self.defer.lock().unwrap();
+                if *d > 0 {
+                    *d -= 1;
+                    return Err(SinkError::deferred(
+                        "limited",
+                        n.incident.clone(),
+                        "rate limited",
+                        Duration::from_secs(30),
+                    ));
+                }
+                let now = tokio::time::Instant::now();
+                self.got.lock().unwrap().push((n.incident.clone(), now));
+                Ok(())
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deferrals_wait_out_the_limit_and_never_use_up_attempts() {
+        let sink = Arc::new(Limited {
+            defer: Mutex::new(20),
+            got: Mutex::new(Vec::new()),
+        });
+        let policy = RetryPolicy {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(600),
+            max_attempts: 3,
+            timeout: Duration::from_secs(1),
+        };
+        let (rtx, mut rrx) = mpsc::unbounded_channel();
+        let jobs = spawn_worker(sink.clone(), policy, 1, rtx);
+        let start = tokio::time::Instant::now();
+        let note = n(NotificationKind::Firing, 1);
+        jobs.send(Job {
+            id: 1,
+            key: idempotency_key(&note),
+            notification: note,
+            attempts: 0,
+        })
+        .unwrap();
+        drop(jobs);
+        let mut reports = Vec::new();
+        while let Some(r) = rrx.recv().await {
+            reports.push((r.outcome, r.attempts));
+        }
+        // 20 deferrals (more than max_attempts), each 30 s apart, then one delivery.
+        assert_eq!(reports.len(), 21);
+        assert!(reports[..20].iter().all(|r| *r == (Outcome::Deferred, 0)));
+        assert_eq!(reports[20], (Outcome::Delivered, 1));
+        let got = sink.got.lock().unwrap();
+        assert_eq!(got.len(), 1, "delivered once");
+        assert!(got[0].1 - start >= Duration::from_secs(20 * 30));
     }
 
     #[tokio::test(start_paused = true)]

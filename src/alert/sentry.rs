@@ -7,8 +7,14 @@
 //! - Level: `error` for hard failures (an unapproved model), `warning` for drift, `info` for
 //!   swaps and resolutions.
 //! - Check-ins (`check_in` items) open at each round (`in_progress`) and close it (`ok` or
-//!   `error`): a Sentry cron monitor notices when the daemon stops running rounds.
+//!   `error`): a Sentry cron monitor notices when the daemon stops running rounds. Each carries
+//!   a `monitor_config` (an interval schedule from the round interval), so the first check-in
+//!   creates the monitor.
+//! - Rate limits ([`super::ratelimit`]) are honoured per category: a limited event is deferred
+//!   (it waits in the outbox, delivered once the limit passes), a limited check-in is skipped.
+//! - Events carry `server_name` (the host name), to tell the daemons of a fleet apart.
 
+use super::ratelimit::{Category, RateLimits};
 use super::{AlertSink, Notification, NotificationKind, Severity, SinkError, SinkFuture};
 use crate::config::Sentry;
 pub use crate::config::sinks::Dsn;
@@ -16,7 +22,7 @@ use crate::time::rfc3339_utc;
 use crate::util::hex;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 /// What the sink knows about a target beyond the notification.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -50,6 +56,7 @@ pub fn event(
     target: Option<&TargetInfo>,
     environment: &str,
     release: &str,
+    server_name: Option<&str>,
 ) -> Value {
     let summary = n
         .evidence
@@ -94,6 +101,9 @@ pub fn event(
         "tags": tags,
         "extra": { "incident": n.incident, "at": rfc3339_utc(n.at_ms) },
     });
+    if let Some(host) = server_name {
+        ev["server_name"] = json!(tag(host));
+    }
     // Contexts are objects; a notification without evidence has none.
     if let Some(e) = &n.evidence {
         ev["contexts"] = json!({ "evidence": e });
@@ -141,6 +151,42 @@ impl CheckInStatus {
     }
 }
 
+/// What Sentry expects of the round monitor, sent with every check-in so that the first one
+/// creates the monitor (and a changed interval updates it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonitorSchedule {
+    /// Time between rounds (the shortest of the targets seen).
+    pub interval: Duration,
+    /// Random delay added to an interval (the longest seen).
+    pub jitter: Duration,
+    /// A round still running after this long is cut off (the longest seen).
+    pub deadline: Duration,
+}
+
+impl MonitorSchedule {
+    /// Takes in one more target: the monitor expects the most frequent check-ins, and allows
+    /// the longest jitter and round.
+    pub fn merge(self, other: MonitorSchedule) -> MonitorSchedule {
+        MonitorSchedule {
+            interval: self.interval.min(other.interval),
+            jitter: self.jitter.max(other.jitter),
+            deadline: self.deadline.max(other.deadline),
+        }
+    }
+
+    /// Sentry's `monitor_config`: an interval schedule in whole minutes (at least one), a
+    /// check-in margin of the jitter plus a minute, a maximum runtime of the round deadline.
+    pub fn monitor_config(&self) -> Value {
+        let minutes = |d: Duration| d.as_secs().div_ceil(60).max(1);
+        json!({
+            "schedule": { "type": "interval", "value": minutes(self.interval), "unit": "minute" },
+            "checkin_margin": self.jitter.as_secs().div_ceil(60) + 1,
+            "max_runtime": minutes(self.deadline),
+            "timezone": "UTC",
+        })
+    }
+}
+
 /// A check-in payload; `check_in_id` (32 hex) ties the closing check-in to the opening one.
 pub fn check_in(
     check_in_id: &str,
@@ -149,6 +195,7 @@ pub fn check_in(
     duration: Option<Duration>,
     environment: &str,
     release: &str,
+    schedule: Option<&MonitorSchedule>,
 ) -> Value {
     let mut v = json!({
         "check_in_id": check_in_id,
@@ -160,7 +207,30 @@ pub fn check_in(
     if let Some(d) = duration {
         v["duration"] = json!(d.as_secs_f64());
     }
+    if let Some(s) = schedule {
+        v["monitor_config"] = s.monitor_config();
+    }
     v
+}
+
+/// Why a check-in was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckInError {
+    /// Not sent: Sentry's rate limit on check-ins lasts this long more.
+    RateLimited(Duration),
+    /// Sent and not accepted (network error, non-2xx).
+    Failed(String),
+}
+
+/// The host's name for `server_name`: `$HOSTNAME`, else the kernel's, else `/etc/hostname`.
+pub fn host_name() -> Option<String> {
+    let read = |p: &str| crate::files::read_text_limited(std::path::Path::new(p), 256).ok();
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| read("/proc/sys/kernel/hostname"))
+        .or_else(|| read("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
 }
 
 /// Sends events and check-ins to one Sentry project.
@@ -169,6 +239,8 @@ pub struct SentrySink {
     dsn: Dsn,
     targets: std::sync::Mutex<BTreeMap<String, TargetInfo>>,
     client: reqwest::Client,
+    limits: std::sync::Mutex<RateLimits>,
+    server_name: Option<String>,
 }
 
 impl SentrySink {
@@ -179,8 +251,13 @@ impl SentrySink {
     ) -> Result<SentrySink, SinkError> {
         let err = |reason: String| SinkError::permanent("sentry", "", reason);
         let dsn = Dsn::parse(config.dsn.expose()).map_err(|e| err(format!("invalid DSN: {e}")))?;
-        let client = crate::provider::http::outbound_client()
-            .timeout(timeout)
+        let mut builder = crate::provider::http::outbound_client().timeout(timeout);
+        if let Some(ca) = &config.ca_file {
+            builder = ca
+                .add_to(builder)
+                .map_err(|e| err(format!("ca_file `{}`: {e}", ca.path.display())))?;
+        }
+        let client = builder
             .build()
             .map_err(|e| err(format!("cannot build the HTTP client: {e}")))?;
         Ok(SentrySink {
@@ -188,6 +265,8 @@ impl SentrySink {
             dsn,
             targets: std::sync::Mutex::new(targets),
             client,
+            limits: std::sync::Mutex::new(RateLimits::default()),
+            server_name: host_name(),
         })
     }
 
@@ -199,9 +278,35 @@ impl SentrySink {
         }
     }
 
-    /// Posts one envelope; 408, 429 (Sentry's rate limit) and 5xx are transient, other 4xx
-    /// (a revoked key, an envelope Sentry refuses) permanent.
-    async fn post(&self, incident: &str, body: Vec<u8>) -> Result<(), SinkError> {
+    /// How long `category` is still rate-limited, if it is.
+    pub fn limited(&self, category: Category) -> Option<Duration> {
+        self.limits
+            .lock()
+            .ok()
+            .and_then(|l| l.remaining(category, Instant::now()))
+    }
+
+    /// Posts one envelope of `category`; 408, 429 (Sentry's rate limit) and 5xx are transient,
+    /// other 4xx (a revoked key, an envelope Sentry refuses) permanent. Nothing is sent while
+    /// the category is rate-limited (a deferral); every answer's limits are recorded.
+    async fn post(
+        &self,
+        category: Category,
+        incident: &str,
+        body: Vec<u8>,
+    ) -> Result<(), SinkError> {
+        if let Some(wait) = self.limited(category) {
+            return Err(SinkError::deferred(
+                "sentry",
+                incident,
+                format!(
+                    "Sentry rate-limits the `{}` category for {} s more",
+                    category.as_str(),
+                    wait.as_secs_f64().ceil()
+                ),
+                wait,
+            ));
+        }
         let resp = self
             .client
             .post(self.dsn.envelope_url())
@@ -217,17 +322,43 @@ impl SentrySink {
                     format!("request failed: {}", e.without_url()),
                 )
             })?;
-        super::sink::check_response("sentry", incident, &resp)
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        if let Ok(mut l) = self.limits.lock() {
+            l.update(
+                resp.status().as_u16(),
+                header("x-sentry-rate-limits").as_deref(),
+                header("retry-after").as_deref(),
+                Instant::now(),
+                SystemTime::now(),
+            );
+        }
+        super::sink::check_response("sentry", incident, &resp).map_err(|mut e| {
+            // The category's own limit may be longer than the answer's Retry-After.
+            if let Some(wait) = self.limited(category) {
+                e.retry_after = Some(e.retry_after.map_or(wait, |r| r.max(wait)));
+            }
+            e
+        })
     }
 
-    /// Sends one check-in of the round monitor (best effort: errors are returned, not retried).
+    /// Sends one check-in of the round monitor (best effort: errors are returned, not retried;
+    /// nothing is sent while Sentry rate-limits check-ins).
     pub async fn send_check_in(
         &self,
         check_in_id: &str,
         status: CheckInStatus,
         duration: Option<Duration>,
         now_ms: i64,
-    ) -> Result<(), String> {
+        schedule: Option<&MonitorSchedule>,
+    ) -> Result<(), CheckInError> {
+        if let Some(wait) = self.limited(Category::Monitor) {
+            return Err(CheckInError::RateLimited(wait));
+        }
         let payload = check_in(
             check_in_id,
             &self.config.monitor,
@@ -235,10 +366,16 @@ impl SentrySink {
             duration,
             &self.config.environment,
             &self.config.release,
+            schedule,
         );
-        self.post("check-in", envelope(None, now_ms, &[("check_in", payload)]))
-            .await
-            .map_err(|e| e.reason)
+        let body = envelope(None, now_ms, &[("check_in", payload)]);
+        match self.post(Category::Monitor, "check-in", body).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.deferred => {
+                Err(CheckInError::RateLimited(e.retry_after.unwrap_or_default()))
+            }
+            Err(e) => Err(CheckInError::Failed(e.reason)),
+        }
     }
 
     /// A fresh check-in id (32 hex) derived from a round's identity.
@@ -276,9 +413,10 @@ impl AlertSink for SentrySink {
                 info.as_ref(),
                 &self.config.environment,
                 &self.config.release,
+                self.server_name.as_deref(),
             );
-            self.post(&n.incident, envelope(Some(key), n.at_ms, &[("event", ev)]))
-                .await
+            let body = envelope(Some(key), n.at_ms, &[("event", ev)]);
+            self.post(Category::Event, &n.incident, body).await
         })
     }
 }
@@ -336,6 +474,7 @@ mod tests {
             None,
             "prod",
             "r",
+            None,
         );
         let b = event(
             "b",
@@ -343,6 +482,7 @@ mod tests {
             None,
             "prod",
             "r",
+            None,
         );
         assert_eq!(
             a["fingerprint"],
@@ -362,13 +502,67 @@ mod tests {
             None,
             "prod",
             "r",
+            None,
         );
         assert_eq!(c["level"], "error");
+        assert!(c.get("server_name").is_none());
+        let h = event(
+            "h",
+            &n(NotificationKind::Firing, Severity::Warning, 1),
+            None,
+            "prod",
+            "r",
+            Some("gpu-node-7"),
+        );
+        assert_eq!(h["server_name"], "gpu-node-7");
         let env = envelope(Some("a"), 5, &[("event", a)]);
         let text = String::from_utf8(env).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
         let item: Value = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(item["length"].as_u64().unwrap() as usize, lines[2].len());
+    }
+
+    #[test]
+    fn check_ins_carry_a_monitor_config_from_the_round_interval() {
+        let s = MonitorSchedule {
+            interval: Duration::from_secs(600),
+            jitter: Duration::from_secs(60),
+            deadline: Duration::from_secs(600),
+        };
+        let c = check_in(
+            "0".repeat(32).as_str(),
+            "m",
+            CheckInStatus::InProgress,
+            None,
+            "e",
+            "r",
+            Some(&s),
+        );
+        assert_eq!(
+            c["monitor_config"],
+            json!({
+                "schedule": { "type": "interval", "value": 10, "unit": "minute" },
+                "checkin_margin": 2,
+                "max_runtime": 10,
+                "timezone": "UTC",
+            })
+        );
+        // Sub-minute rounds are a one-minute schedule; merging keeps the most demanding.
+        let fast = MonitorSchedule {
+            interval: Duration::from_millis(200),
+            jitter: Duration::ZERO,
+            deadline: Duration::from_secs(5),
+        };
+        let m = s.merge(fast);
+        assert_eq!(m.interval, Duration::from_millis(200));
+        assert_eq!((m.jitter, m.deadline), (s.jitter, s.deadline));
+        assert_eq!(fast.monitor_config()["schedule"]["value"], 1);
+        assert_eq!(fast.monitor_config()["checkin_margin"], 1);
+        assert!(
+            check_in("x", "m", CheckInStatus::Ok, None, "e", "r", None)
+                .get("monitor_config")
+                .is_none()
+        );
     }
 }

@@ -19,6 +19,9 @@ pub struct SinkError {
     pub permanent: bool,
     /// How long the receiver asked to be left alone (`Retry-After` of a 429 or 503).
     pub retry_after: Option<Duration>,
+    /// Nothing was sent: the sink waits out a rate limit the receiver announced earlier. Not
+    /// an attempt: it never brings the notification closer to expiry.
+    pub deferred: bool,
 }
 
 impl SinkError {
@@ -34,6 +37,21 @@ impl SinkError {
             reason: reason.into(),
             permanent: false,
             retry_after: None,
+            deferred: false,
+        }
+    }
+
+    /// Not sent: the receiver's rate limit lasts `wait` more.
+    pub fn deferred(
+        sink: impl Into<String>,
+        incident: impl Into<String>,
+        reason: impl Into<String>,
+        wait: Duration,
+    ) -> SinkError {
+        SinkError {
+            deferred: true,
+            retry_after: Some(wait),
+            ..SinkError::transient(sink, incident, reason)
         }
     }
 
@@ -71,45 +89,7 @@ pub fn classify(status: u16, retry_after: Option<&str>, now: SystemTime) -> Http
     }
 }
 
-/// `Retry-After`: delay-seconds or an HTTP-date (RFC 9110 §10.2.3); a date in the past is 0.
-pub fn parse_retry_after(v: &str, now: SystemTime) -> Option<Duration> {
-    let v = v.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = parse_imf_fixdate(v)?;
-    let now = now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs() as i64;
-    Some(Duration::from_secs((at - now).max(0) as u64))
-}
-
-/// `Sun, 06 Nov 1994 08:49:37 GMT` → Unix seconds (the HTTP-date form senders must use).
-fn parse_imf_fixdate(v: &str) -> Option<i64> {
-    let rest = v.split_once(", ")?.1;
-    let mut it = rest.split(' ');
-    let day: i64 = it.next()?.parse().ok()?;
-    let mon = it.next()?;
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| *m == mon)? as i64
-        + 1;
-    let year: i64 = it.next()?.parse().ok()?;
-    let mut hms = it.next()?.split(':').map(|p| p.parse::<i64>().ok());
-    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
-    if it.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
-        return None;
-    }
-    // Days from civil (H. Hinnant).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + m * 60 + s)
-}
+pub use crate::time::parse_retry_after;
 
 /// Turns a receiver's answer into the sink's result.
 pub fn check_response(
@@ -226,10 +206,14 @@ mod http_tests {
             parse_retry_after("Sun, 06 Nov 1994 25:00:00 GMT", now),
             None
         );
-        assert_eq!(parse_imf_fixdate("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        let epoch = SystemTime::UNIX_EPOCH;
         assert_eq!(
-            parse_imf_fixdate("Thu, 26 Nov 2026 19:31:17 GMT"),
-            Some(1_795_721_477)
+            parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", epoch),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_retry_after("Thu, 26 Nov 2026 19:31:17 GMT", epoch),
+            Some(crate::time::MAX_RETRY_AFTER)
         );
     }
 }

@@ -2,12 +2,21 @@
 //!
 //! The body is the documented [`payload`] (format `json`) or `{"text": "…"}` (format `slack`,
 //! for Slack incoming webhooks and compatible services). Every request carries
-//! `Idempotency-Key` (the same on every retry of one notification) and, with a secret,
-//! `X-Modelwatch-Signature: sha256=<hex HMAC-SHA256 of the body>`. Any 2xx is success; 408, 429,
-//! 5xx and no answer are retried by the outbox (after `Retry-After`); any other 4xx is a
-//! rejection, not retried.
+//! `Idempotency-Key` (the same on every retry of one notification) and, with a secret, the
+//! Standard Webhooks signature headers:
+//!
+//! - `webhook-id`: the idempotency key;
+//! - `webhook-timestamp`: Unix seconds of this attempt (so a receiver can refuse a replay);
+//! - `webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, keyed with the
+//!   decoded key of a `whsec_<base64>` secret, else with the secret's bytes.
+//!
+//! `X-Modelwatch-Signature: sha256=<hex HMAC-SHA256 of the body>` is still sent, deprecated: it
+//! covers no timestamp, and goes away in the next release.
+//!
+//! Any 2xx is success; 408, 429, 5xx and no answer are retried by the outbox (after
+//! `Retry-After`); any other 4xx is a rejection, not retried.
 
-use super::hmac::hmac_sha256;
+use super::hmac::{hmac_sha256, hmac_sha256_parts};
 use super::{AlertSink, Notification, NotificationKind, SinkError, SinkFuture};
 use crate::config::{Secret, Webhook, WebhookFormat};
 use crate::time::rfc3339_utc;
@@ -62,7 +71,20 @@ pub fn text(n: &Notification) -> String {
     t
 }
 
-/// The signature header value of a body.
+/// The `webhook-signature` value (Standard Webhooks `v1`) of one attempt: `key` is
+/// [`Webhook::signing_key`] of the secret, `id` the `webhook-id`, `timestamp` the
+/// `webhook-timestamp`.
+pub fn standard_signature(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String {
+    use base64::Engine;
+    let ts = timestamp.to_string();
+    let mac = hmac_sha256_parts(key, &[id.as_bytes(), b".", ts.as_bytes(), b".", body]);
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac)
+    )
+}
+
+/// The deprecated `X-Modelwatch-Signature` value of a body (HMAC over the body alone).
 pub fn signature(secret: &Secret, body: &[u8]) -> String {
     format!(
         "sha256={}",
@@ -72,18 +94,32 @@ pub fn signature(secret: &Secret, body: &[u8]) -> String {
 
 pub struct WebhookSink {
     config: Webhook,
+    /// The `webhook-signature` key, decoded once.
+    key: Option<Vec<u8>>,
     client: reqwest::Client,
 }
 
 impl WebhookSink {
     pub fn new(config: Webhook, timeout: Duration) -> Result<WebhookSink, SinkError> {
-        let client = crate::provider::http::outbound_client()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| {
-                SinkError::permanent("webhook", "", format!("cannot build the HTTP client: {e}"))
-            })?;
-        Ok(WebhookSink { config, client })
+        let err = |e: String| {
+            SinkError::permanent("webhook", "", format!("cannot build the HTTP client: {e}"))
+        };
+        let mut builder = crate::provider::http::outbound_client().timeout(timeout);
+        if let Some(ca) = &config.ca_file {
+            builder = ca.add_to(builder).map_err(err)?;
+        }
+        let client = builder.build().map_err(|e| err(e.to_string()))?;
+        let key = match &config.secret {
+            Some(s) => Some(Webhook::signing_key(s).map_err(|e| {
+                SinkError::permanent("webhook", "", format!("invalid signing secret: {e}"))
+            })?),
+            None => None,
+        };
+        Ok(WebhookSink {
+            config,
+            key,
+            client,
+        })
     }
 }
 
@@ -117,8 +153,16 @@ impl WebhookSink {
             .post(&self.config.url)
             .header("content-type", "application/json")
             .header("idempotency-key", key);
-        if let Some(secret) = &self.config.secret {
-            req = req.header("x-modelwatch-signature", signature(secret, &body));
+        if let (Some(secret), Some(k)) = (&self.config.secret, &self.key) {
+            let ts = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            req = req
+                .header("webhook-id", key)
+                .header("webhook-timestamp", ts)
+                .header("webhook-signature", standard_signature(k, key, ts, &body))
+                .header("x-modelwatch-signature", signature(secret, &body));
         }
         // The URL may carry a token (Slack): errors name the host only.
         let resp = req
@@ -164,5 +208,31 @@ mod tests {
         let sig = signature(&Secret::new("0123456789abcdef"), b"{}");
         assert_eq!(sig.len(), 7 + 64);
         assert!(sig.starts_with("sha256="));
+    }
+
+    /// The specification's own example (secret, id, timestamp, body and signature).
+    #[test]
+    fn standard_signature_matches_the_specification_example() {
+        let secret = Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        let key = Webhook::signing_key(&secret).unwrap();
+        assert_eq!(
+            standard_signature(
+                &key,
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1_614_265_330,
+                br#"{"test": 2432232314}"#
+            ),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+        // A plain secret is its own bytes; the timestamp is covered.
+        let plain = Webhook::signing_key(&Secret::new("0123456789abcdef")).unwrap();
+        assert_eq!(plain, b"0123456789abcdef");
+        assert_ne!(
+            standard_signature(&plain, "a", 1, b"{}"),
+            standard_signature(&plain, "a", 2, b"{}")
+        );
+        for bad in ["whsec_not base64!", "whsec_c2hvcnQ="] {
+            assert!(Webhook::signing_key(&Secret::new(bad)).is_err(), "{bad}");
+        }
     }
 }

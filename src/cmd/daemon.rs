@@ -15,6 +15,10 @@ use tokio::signal::unix::{SignalKind, signal};
 
 /// SIGXFSZ (25 on Linux and the BSDs).
 const XFSZ: i32 = 25;
+
+/// Time asked of systemd (`EXTEND_TIMEOUT_USEC`) for each long start-up step: opening the store
+/// (its integrity check and migrations take longer as it grows) and the first scheduling.
+const START_STEP: std::time::Duration = std::time::Duration::from_secs(180);
 use tokio::sync::{mpsc, watch};
 
 #[derive(Debug, clap::Args)]
@@ -26,6 +30,15 @@ pub fn exec(_args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(run(global))
+}
+
+/// Opens the store, first asking systemd for the time its integrity check and migrations take.
+fn open_store(path: &std::path::Path, notifier: &Notifier) -> anyhow::Result<Store> {
+    notifier.extend_timeout(
+        START_STEP,
+        "opening the sample store (integrity check, migrations)",
+    );
+    Store::open(path).with_context(|| format!("cannot open the sample store {}", path.display()))
 }
 
 async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
@@ -40,12 +53,8 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let store = Store::open(&loaded.config.storage.path).with_context(|| {
-        format!(
-            "cannot open the sample store {}",
-            loaded.config.storage.path.display()
-        )
-    })?;
+    let notifier = Notifier::from_env();
+    let store = open_store(&loaded.config.storage.path, &notifier)?;
     let listener = tokio::net::TcpListener::bind(loaded.config.server.listen)
         .await
         .with_context(|| {
@@ -98,8 +107,9 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
     });
     let path = global.config.clone();
     let reload_shared = shared.clone();
-    let notifier = Notifier::from_env();
+    let signal_notifier = notifier.clone();
     let signals = tokio::spawn(async move {
+        let notifier = signal_notifier;
         loop {
             tokio::select! {
                 _ = hup.recv() => {
@@ -129,8 +139,12 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
     });
 
     let outputs = daemon::outputs::from_config(&loaded.config)?;
+    notifier.extend_timeout(
+        START_STEP,
+        "loading baselines and alert state; READY=1 follows",
+    );
     let options = daemon::Options {
-        notifier: Notifier::from_env(),
+        notifier,
         sinks: outputs.sinks,
         observers: outputs.observers,
         outputs: Some(Arc::new(daemon::outputs::from_config)),

@@ -15,6 +15,7 @@ pub mod explain;
 pub mod export;
 pub mod init;
 pub mod inventory;
+pub mod journal;
 mod live;
 mod progress;
 pub mod promote;
@@ -91,10 +92,12 @@ pub fn init_logging(global: &Global) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     // Escape codes only for a person at a terminal: never in files, pipes or with NO_COLOR.
     let ansi = modelwatch::report::use_color(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // Under systemd, lines carry their syslog priority for the journal.
+    let journal = journal::stderr_is_journal(std::env::var("JOURNAL_STREAM").ok().as_deref());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi && !journal)
+        .with_writer(journal::Stderr { journal });
     let _ = match global.log_format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

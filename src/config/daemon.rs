@@ -144,7 +144,7 @@ pub(super) fn read_alerts(r: &mut Reader, top: &Fields, dir: &std::path::Path) -
     }
     let mut ok = true;
     if let Some(v) = f.get("webhook") {
-        a.webhook = super::sinks::read_webhook(r, v);
+        a.webhook = super::sinks::read_webhook(r, v, dir);
         ok &= a.webhook.is_some();
     }
     if let Some(v) = f.get("sentry") {

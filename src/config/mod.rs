@@ -25,7 +25,7 @@ pub use env::{Env, process_env};
 pub use policy::{Policy, Tier, Triage};
 pub use secret::Secret;
 pub use server::Server;
-pub use sinks::{Otlp, Sentry, Telemetry, Webhook, WebhookFormat};
+pub use sinks::{CaFile, Otlp, Sentry, Telemetry, Webhook, WebhookFormat};
 
 use crate::diag::fields::{self, Fields, Reader, parse_document};
 use crate::diag::{Diagnostic, Source};

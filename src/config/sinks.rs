@@ -9,8 +9,15 @@ use std::path::Path;
 use std::time::Duration;
 use toml::de::DeValue;
 
-pub(super) const WEBHOOK_KEYS: &[&str] = &["url", "secret", "format"];
-pub(super) const SENTRY_KEYS: &[&str] = &["dsn", "dsn_file", "environment", "release", "monitor"];
+pub(super) const WEBHOOK_KEYS: &[&str] = &["url", "secret", "format", "ca_file"];
+pub(super) const SENTRY_KEYS: &[&str] = &[
+    "dsn",
+    "dsn_file",
+    "environment",
+    "release",
+    "monitor",
+    "ca_file",
+];
 pub(super) const TELEMETRY_KEYS: &[&str] = &["otlp"];
 pub(super) const OTLP_KEYS: &[&str] = &["endpoint", "headers", "timeout"];
 
@@ -28,9 +35,129 @@ pub enum WebhookFormat {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Webhook {
     pub url: String,
-    /// Signs each body with HMAC-SHA256 (`X-Modelwatch-Signature: sha256=<hex>`).
+    /// Signs each request with HMAC-SHA256: the Standard Webhooks headers (`webhook-id`,
+    /// `webhook-timestamp`, `webhook-signature`) and, deprecated, `X-Modelwatch-Signature`.
     pub secret: Option<Secret>,
     pub format: WebhookFormat,
+    /// Extra trusted root certificates (`ca_file`), for a receiver behind an internal CA.
+    pub ca_file: Option<CaFile>,
+}
+
+/// A PEM file of root certificates trusted beside the bundled web roots (`ca_file`), read and
+/// checked when the configuration is loaded.
+#[derive(Clone, PartialEq)]
+pub struct CaFile {
+    pub path: std::path::PathBuf,
+    /// The file's PEM text.
+    pub pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for CaFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CaFile({})", self.path.display())
+    }
+}
+
+/// Largest `ca_file` read (a bundle of a few hundred roots fits).
+const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
+
+impl CaFile {
+    /// The certificates, each already accepted by the TLS stack.
+    pub fn certificates(&self) -> Result<Vec<reqwest::Certificate>, String> {
+        let certs = reqwest::Certificate::from_pem_bundle(&self.pem)
+            .map_err(|e| format!("not a PEM certificate bundle: {e}"))?;
+        if certs.is_empty() {
+            return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+        }
+        // The TLS stack parses each root when a client is built: a broken one fails here.
+        let mut b = crate::provider::http::outbound_client();
+        for c in &certs {
+            b = b.add_root_certificate(c.clone());
+        }
+        b.build()
+            .map_err(|e| format!("a certificate is not valid: {e}"))?;
+        Ok(certs)
+    }
+
+    /// Adds the certificates to a client under construction.
+    pub fn add_to(&self, mut b: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, String> {
+        for c in self.certificates()? {
+            b = b.add_root_certificate(c);
+        }
+        Ok(b)
+    }
+}
+
+/// `ca_file` of the table `f` (relative to the configuration's directory): `Some(None)` when
+/// absent, `None` after an error.
+pub(super) fn read_ca_file(r: &mut Reader, f: &Fields, dir: &Path) -> Option<Option<CaFile>> {
+    let Some(file) = r.nonempty_string(f, "ca_file", false) else {
+        return if f.get("ca_file").is_some() {
+            None
+        } else {
+            Some(None)
+        };
+    };
+    let path = dir.join(file.get_ref());
+    let help = "a PEM file of the CA certificates to trust (-----BEGIN CERTIFICATE----- …), \
+                relative to the configuration file's directory";
+    let pem = match crate::files::read_limited(&path, MAX_CA_FILE_BYTES) {
+        Ok(pem) => pem,
+        Err(e) => {
+            r.error_help(
+                file.span(),
+                format!(
+                    "cannot read ca_file `{}` in {}: {e}",
+                    path.display(),
+                    f.what
+                ),
+                help,
+            );
+            return None;
+        }
+    };
+    let ca = CaFile { path, pem };
+    if let Err(e) = ca.certificates() {
+        r.error_help(
+            file.span(),
+            format!("ca_file `{}` in {}: {e}", ca.path.display(), f.what),
+            help,
+        );
+        return None;
+    }
+    Some(Some(ca))
+}
+
+/// Prefix of a Standard Webhooks secret: the rest is the key, base64-encoded.
+pub const WHSEC_PREFIX: &str = "whsec_";
+
+impl Webhook {
+    /// The HMAC key of the `webhook-signature` header: a `whsec_<base64>` secret is decoded as
+    /// the Standard Webhooks libraries do; any other secret is used as its UTF-8 bytes.
+    pub fn signing_key(secret: &Secret) -> Result<Vec<u8>, String> {
+        use base64::Engine;
+        match secret.expose().strip_prefix(WHSEC_PREFIX) {
+            Some(b64) => base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                // The decoder's message would quote a byte of the secret: say only what is wrong.
+                .map_err(|_| {
+                    format!(
+                        "the part after `{WHSEC_PREFIX}` is not base64 (standard alphabet, padded)"
+                    )
+                })
+                .and_then(|k| {
+                    if k.len() < 16 {
+                        Err(format!(
+                            "the key after `{WHSEC_PREFIX}` is {} bytes: expected at least 16",
+                            k.len()
+                        ))
+                    } else {
+                        Ok(k)
+                    }
+                }),
+            None => Ok(secret.expose().as_bytes().to_vec()),
+        }
+    }
 }
 
 /// `[alerts.sentry]`: an event per alert transition and a cron check-in per round.
@@ -42,6 +169,9 @@ pub struct Sentry {
     pub release: String,
     /// Monitor slug of the per-round check-ins (default `modelwatch-rounds`).
     pub monitor: String,
+    /// Extra trusted root certificates (`ca_file`), for a self-hosted Sentry behind an
+    /// internal CA.
+    pub ca_file: Option<CaFile>,
 }
 
 /// `[telemetry.otlp]`: OTLP/HTTP protobuf export of metrics and traces.
@@ -105,8 +235,13 @@ fn http_url(
 }
 
 /// `[alerts.webhook]`; `Some(None)` when absent, `None` after an error.
-pub(super) fn read_webhook(r: &mut Reader, v: &toml::Spanned<DeValue<'_>>) -> Option<Webhook> {
+pub(super) fn read_webhook(
+    r: &mut Reader,
+    v: &toml::Spanned<DeValue<'_>>,
+    dir: &Path,
+) -> Option<Webhook> {
     let f = r.table_value(v, "[alerts.webhook]", WEBHOOK_KEYS)?;
+    let ca_file = read_ca_file(r, &f, dir);
     let url = http_url(r, &f, "url", true, "https://hooks.example.com/modelwatch");
     let secret = match r.string(&f, "secret") {
         Some(s) if s.get_ref().len() < 16 => {
@@ -117,7 +252,21 @@ pub(super) fn read_webhook(r: &mut Reader, v: &toml::Spanned<DeValue<'_>>) -> Op
             );
             None
         }
-        Some(s) => Some(Some(Secret::new(s.into_inner()))),
+        Some(s) => {
+            let secret = Secret::new(s.get_ref().as_str());
+            match Webhook::signing_key(&secret) {
+                Ok(_) => Some(Some(secret)),
+                Err(e) => {
+                    r.error_help(
+                        s.span(),
+                        format!("`secret` in [alerts.webhook] is not a valid signing secret: {e}"),
+                        "a `whsec_` secret is `whsec_` + base64 of at least 16 random bytes, e.g. \
+                         `echo whsec_$(openssl rand -base64 32)`; any other secret is used as it is",
+                    );
+                    None
+                }
+            }
+        }
         None if f.get("secret").is_some() => None,
         None => Some(None),
     };
@@ -141,6 +290,7 @@ pub(super) fn read_webhook(r: &mut Reader, v: &toml::Spanned<DeValue<'_>>) -> Op
         url: url?,
         secret: secret?,
         format: format?,
+        ca_file: ca_file?,
     })
 }
 
@@ -211,11 +361,13 @@ pub(super) fn read_sentry(
         .nonempty_string(&f, "monitor", false)
         .map(|s| s.into_inner())
         .unwrap_or_else(|| "modelwatch-rounds".into());
+    let ca_file = read_ca_file(r, &f, dir)?;
     Some(Sentry {
         dsn: Secret::new(dsn.into_inner()),
         environment,
         release,
         monitor,
+        ca_file,
     })
 }
 

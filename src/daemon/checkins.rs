@@ -1,15 +1,17 @@
 //! Sentry Crons check-ins per round: `in_progress` when a round starts, `ok` when it measured
 //! something, `error` when it failed or hit its deadline. Sent off the scheduler (spawned, at
 //! most a few at once; a check-in that finds the queue full is dropped and counted), so a slow
-//! Sentry never delays a round. Outcomes are counted on `/metrics` as
-//! `modelwatch_sentry_checkins_total{outcome="sent|failed|dropped"}`.
+//! Sentry never delays a round. Every check-in carries the monitor's `monitor_config` (from the
+//! targets' intervals seen so far), so the first one creates the monitor. While Sentry
+//! rate-limits check-ins none is sent. Outcomes are counted on `/metrics` as
+//! `modelwatch_sentry_checkins_total{outcome="sent|failed|dropped|rate_limited"}`.
 
 use super::{ObserverCounter, RoundObserver};
-use crate::alert::sentry::{CheckInStatus, SentrySink};
+use crate::alert::sentry::{CheckInError, CheckInStatus, MonitorSchedule, SentrySink};
 use crate::config::Target;
 use crate::runner::RoundOutcome;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
@@ -25,6 +27,10 @@ pub struct SentryCheckIns {
     pub sent: Arc<AtomicU64>,
     /// Check-ins sent but not accepted (network error, non-2xx).
     pub failed: Arc<AtomicU64>,
+    /// Check-ins not sent: Sentry rate-limits the `monitor` category.
+    pub rate_limited: Arc<AtomicU64>,
+    /// The monitor's schedule, from every target seen so far.
+    schedule: Mutex<Option<MonitorSchedule>>,
 }
 
 impl SentryCheckIns {
@@ -40,31 +46,63 @@ impl SentryCheckIns {
             dropped: Arc::new(AtomicU64::new(0)),
             sent: Arc::new(AtomicU64::new(0)),
             failed: Arc::new(AtomicU64::new(0)),
+            rate_limited: Arc::new(AtomicU64::new(0)),
+            schedule: Mutex::new(None),
         }
+    }
+
+    /// Takes the target's interval into the monitor's schedule; returns the schedule.
+    fn schedule_with(&self, target: &Target) -> Option<MonitorSchedule> {
+        let own = MonitorSchedule {
+            interval: target.interval,
+            jitter: target.daemon.jitter,
+            deadline: target.daemon.round_deadline,
+        };
+        let mut s = self.schedule.lock().ok()?;
+        let merged = s.map_or(own, |s| s.merge(own));
+        *s = Some(merged);
+        Some(merged)
     }
 
     fn send(
         &self,
-        target: &str,
+        target: &Target,
         started_ms: i64,
         status: CheckInStatus,
         duration: Option<Duration>,
     ) {
+        let schedule = self.schedule_with(target);
+        if self
+            .sink
+            .limited(crate::alert::ratelimit::Category::Monitor)
+            .is_some()
+        {
+            self.rate_limited.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
         let sink = self.sink.clone();
         let (sent, failed) = (self.sent.clone(), self.failed.clone());
-        let id = SentrySink::check_in_id(target, started_ms);
+        let rate_limited = self.rate_limited.clone();
+        let id = SentrySink::check_in_id(&target.name, started_ms);
         let now_ms = started_ms + duration.map(|d| d.as_millis() as i64).unwrap_or(0);
-        let target = target.to_string();
+        let target = target.name.clone();
         tokio::spawn(async move {
-            match sink.send_check_in(&id, status, duration, now_ms).await {
+            let result = sink
+                .send_check_in(&id, status, duration, now_ms, schedule.as_ref())
+                .await;
+            match result {
                 Ok(()) => {
                     sent.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(e) => {
+                Err(CheckInError::RateLimited(wait)) => {
+                    rate_limited.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(target = %target, ?wait, "Sentry check-in skipped: rate-limited");
+                }
+                Err(CheckInError::Failed(e)) => {
                     failed.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(target = %target, error = %e, "Sentry check-in failed");
                 }
@@ -78,17 +116,18 @@ impl RoundObserver for SentryCheckIns {
     fn counters(&self) -> Vec<ObserverCounter> {
         ObserverCounter::by_outcome(
             "modelwatch_sentry_checkins_total",
-            "Sentry cron check-ins by outcome: sent (accepted), failed (not accepted), dropped (not sent: too many in flight).",
+            "Sentry cron check-ins by outcome: sent (accepted), failed (not accepted), dropped (not sent: too many in flight), rate_limited (not sent: Sentry rate-limits check-ins).",
             &[
                 ("sent", &self.sent),
                 ("failed", &self.failed),
                 ("dropped", &self.dropped),
+                ("rate_limited", &self.rate_limited),
             ],
         )
     }
 
     fn round_started(&self, target: &Target, started_ms: i64) {
-        self.send(&target.name, started_ms, CheckInStatus::InProgress, None);
+        self.send(target, started_ms, CheckInStatus::InProgress, None);
     }
 
     fn round_finished(
@@ -108,6 +147,6 @@ impl RoundObserver for SentryCheckIns {
         } else {
             CheckInStatus::Error
         };
-        self.send(&target.name, started_ms, s, Some(duration));
+        self.send(target, started_ms, s, Some(duration));
     }
 }

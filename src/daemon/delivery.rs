@@ -144,7 +144,7 @@ impl Scheduler {
         let now_ms = self.clock.now_ms();
         let status = match r.outcome {
             Outcome::Delivered => OutboxStatus::Delivered,
-            Outcome::Failed => OutboxStatus::Pending,
+            Outcome::Failed | Outcome::Deferred => OutboxStatus::Pending,
             Outcome::Expired => OutboxStatus::Expired,
             Outcome::Rejected => OutboxStatus::Rejected,
         };
@@ -161,6 +161,10 @@ impl Scheduler {
             Outcome::Delivered => {
                 entry.delivered += 1;
                 entry.pending = entry.pending.saturating_sub(1);
+            }
+            Outcome::Deferred => {
+                tracing::info!(sink = %r.sink, error = r.error.as_deref().unwrap_or(""), "alert delivery waits for the receiver's rate limit");
+                entry.last_error = r.error;
             }
             Outcome::Failed => {
                 entry.failed += 1;

@@ -1,7 +1,17 @@
-//! systemd notifications (`sd_notify`) without a library: one datagram per message to the
-//! unix socket named by `$NOTIFY_SOCKET` (a path, or an abstract name starting with `@`).
-//! Without the variable every call is a no-op.
+//! systemd notifications (`sd_notify`): one datagram per message to the unix socket named by
+//! `$NOTIFY_SOCKET` (a path, or an abstract name starting with `@`). Without the variable every
+//! call is a no-op.
+//!
+//! The states and the `CLOCK_MONOTONIC` reading come from the `sd-notify` crate; the datagram
+//! is sent here, non-blocking (its `notify` blocks on a full queue and reads the environment on
+//! every call, and tests need a socket of their own).
+//!
+//! A reload is `RELOADING=1` with `MONOTONIC_USEC=` in one message, then `READY=1` once the new
+//! configuration is applied (or rejected), as `Type=notify-reload` (systemd ≥ 253) requires;
+//! long start-up work (opening and checking the store) is announced with
+//! `EXTEND_TIMEOUT_USEC=`, so a large store does not hit `TimeoutStartSec=`.
 
+use sd_notify::NotifyState;
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
@@ -59,21 +69,59 @@ impl Notifier {
         }
     }
 
+    /// Sends `states` as one message.
+    pub fn send_states(&self, states: &[NotifyState<'_>]) {
+        if self.enabled() {
+            self.notify(&message(states));
+        }
+    }
+
     pub fn ready(&self, status: &str) {
-        self.notify(&format!("READY=1\nSTATUS={status}"));
+        self.send_states(&[NotifyState::Ready, NotifyState::Status(status)]);
     }
+
+    /// `RELOADING=1` with the `MONOTONIC_USEC=` systemd matches against the reload request.
     pub fn reloading(&self) {
-        self.notify("RELOADING=1");
+        match NotifyState::monotonic_usec_now() {
+            Ok(now) => self.send_states(&[
+                NotifyState::Reloading,
+                now,
+                NotifyState::Status("reloading the configuration"),
+            ]),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read CLOCK_MONOTONIC for sd_notify");
+                self.send_states(&[NotifyState::Reloading]);
+            }
+        }
     }
+
+    /// Asks for `more` time from now for the start-up work named in `status`.
+    pub fn extend_timeout(&self, more: Duration, status: &str) {
+        let usec = u32::try_from(more.as_micros()).unwrap_or(u32::MAX);
+        self.send_states(&[
+            NotifyState::ExtendTimeoutUsec(usec),
+            NotifyState::Status(status),
+        ]);
+    }
+
     pub fn stopping(&self) {
-        self.notify("STOPPING=1");
+        self.send_states(&[NotifyState::Stopping]);
     }
     pub fn status(&self, status: &str) {
-        self.notify(&format!("STATUS={status}"));
+        self.send_states(&[NotifyState::Status(status)]);
     }
     pub fn watchdog_ping(&self) {
-        self.notify("WATCHDOG=1");
+        self.send_states(&[NotifyState::Watchdog]);
     }
+}
+
+/// The lines of one message.
+fn message(states: &[NotifyState<'_>]) -> String {
+    states
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn send(path: &str, message: &str) -> std::io::Result<()> {
@@ -114,5 +162,46 @@ mod tests {
         assert_eq!(&buf[..len], b"WATCHDOG=1");
         // No socket: nothing happens, nothing fails.
         Notifier::default().stopping();
+    }
+
+    #[test]
+    fn reloads_carry_the_monotonic_clock_and_start_up_asks_for_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let rx = UnixDatagram::bind(&path).unwrap();
+        let n = Notifier::with_socket(path.to_str().unwrap(), None);
+        let mono = || match NotifyState::monotonic_usec_now().unwrap() {
+            NotifyState::MonotonicUsec(u) => u,
+            _ => unreachable!(),
+        };
+        let before = mono();
+        n.reloading();
+        let after = mono();
+        let mut buf = [0u8; 256];
+        let len = rx.recv(&mut buf).unwrap();
+        let msg = std::str::from_utf8(&buf[..len]).unwrap();
+        let lines: Vec<&str> = msg.lines().collect();
+        assert_eq!(lines[0], "RELOADING=1", "{msg}");
+        let usec: i128 = lines[1]
+            .strip_prefix("MONOTONIC_USEC=")
+            .unwrap_or_else(|| panic!("{msg}"))
+            .parse()
+            .unwrap();
+        assert!(before <= usec && usec <= after, "{before} {usec} {after}");
+
+        n.extend_timeout(Duration::from_secs(90), "opening the store");
+        let len = rx.recv(&mut buf).unwrap();
+        assert_eq!(
+            &buf[..len],
+            b"EXTEND_TIMEOUT_USEC=90000000\nSTATUS=opening the store"
+        );
+        // Past what the field holds: the longest it can ask for.
+        n.extend_timeout(Duration::from_secs(1 << 40), "x");
+        let len = rx.recv(&mut buf).unwrap();
+        assert!(
+            std::str::from_utf8(&buf[..len])
+                .unwrap()
+                .starts_with(&format!("EXTEND_TIMEOUT_USEC={}\n", u32::MAX))
+        );
     }
 }

@@ -310,8 +310,11 @@ fn error(code: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// Compares in time independent of where the first difference is.
+/// Constant-time equality (the length is not secret), so a token cannot be guessed byte by
+/// byte from response times.
 fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 async fn silence(

@@ -440,8 +440,7 @@ impl Transport {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| crate::time::parse_retry_after(v, std::time::SystemTime::now()));
         let redirect_to = resp
             .headers()
             .get(reqwest::header::LOCATION)

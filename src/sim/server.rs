@@ -415,7 +415,8 @@ pub(super) fn authorize(active: &Active, headers: &HeaderMap, api: Api) -> Resul
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 /// 404 for a model the profile does not serve, worded like the real server.

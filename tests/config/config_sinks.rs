@@ -188,3 +188,80 @@ fn otlp_headers_per_signal() {
     );
     assert_eq!(flat(&o.headers), flat(&o.metrics_headers));
 }
+
+#[test]
+fn a_whsec_webhook_secret_must_decode_and_the_error_quotes_none_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.toml");
+    let target = "[[target]]\nname = \"a\"\nprovider = \"ollama\"\nbase_url = \"http://127.0.0.1:1\"\nmodel = \"m\"\nsuites = [\"chat\"]\n";
+    let write = |secret: &str| {
+        std::fs::write(
+            &path,
+            format!(
+                "[alerts.webhook]\nurl = \"https://hooks.example.com/x\"\nsecret = \"{secret}\"\n\n{target}"
+            ),
+        )
+        .unwrap();
+    };
+    write("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+    let c = config::load(&path, &|_: &str| None).unwrap_or_else(|d| panic!("{}", render_all(&d)));
+    assert!(c.alerts.webhook.unwrap().secret.is_some());
+    write("whsec_MfKQ9r8GKYqr!wjUPD8ILPZIo2LaLaSw");
+    let text = render_all(&config::load(&path, &|_: &str| None).unwrap_err());
+    assert!(text.contains("m.toml:3:"), "{text}");
+    assert!(
+        text.contains("not a valid signing secret") && text.contains("not base64"),
+        "{text}"
+    );
+    assert!(text.contains("openssl rand -base64 32"), "{text}");
+    assert!(
+        !text.contains("MfKQ9r8GKYqr"),
+        "the secret is quoted: {text}"
+    );
+}
+
+#[test]
+fn ca_file_is_read_and_checked_where_it_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.toml");
+    let target = "[[target]]\nname = \"a\"\nprovider = \"ollama\"\nbase_url = \"http://127.0.0.1:1\"\nmodel = \"m\"\nsuites = [\"chat\"]\n";
+    let ca = std::fs::read(Path::new("tests/fixtures/tls/ca.pem")).unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &ca).unwrap();
+    std::fs::write(dir.path().join("junk.pem"), "not a certificate\n").unwrap();
+    let broken = String::from_utf8(ca.clone())
+        .unwrap()
+        .replace("MII", "XXX")
+        .replace("MIB", "XXX");
+    std::fs::write(dir.path().join("broken.pem"), broken).unwrap();
+    let write = |file: &str| {
+        std::fs::write(
+            &path,
+            format!(
+                "[alerts.webhook]\nurl = \"https://hooks.example.com/x\"\nca_file = \"{file}\"\n\n[alerts.sentry]\ndsn = \"https://k@sentry.internal/3\"\nca_file = \"{file}\"\n\n{target}"
+            ),
+        )
+        .unwrap();
+    };
+    write("ca.pem");
+    let c = config::load(&path, &|_: &str| None).unwrap_or_else(|d| panic!("{}", render_all(&d)));
+    let w = c.alerts.webhook.unwrap().ca_file.unwrap();
+    assert_eq!(w.pem, ca, "relative to the configuration's directory");
+    assert!(c.alerts.sentry.unwrap().ca_file.is_some());
+
+    for (file, want) in [
+        ("missing.pem", "cannot read ca_file"),
+        ("junk.pem", "holds no PEM certificate"),
+        ("broken.pem", "ca_file"),
+    ] {
+        write(file);
+        let text = render_all(&config::load(&path, &|_: &str| None).unwrap_err());
+        assert!(text.contains(want), "{file}: {text}");
+        assert!(text.contains(file), "{file}: {text}");
+        // Both tables are checked, each error at its own line.
+        assert!(
+            text.contains("m.toml:3:") && text.contains("m.toml:7:"),
+            "{file}: {text}"
+        );
+        assert!(text.contains("[alerts.webhook]") && text.contains("[alerts.sentry]"));
+    }
+}

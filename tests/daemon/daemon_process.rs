@@ -1,5 +1,5 @@
-//! The `modelwatch daemon` process: sd_notify messages (READY, WATCHDOG, RELOADING,
-//! STOPPING) on a NOTIFY_SOCKET the test listens on, SIGHUP with a broken configuration
+//! The `modelwatch daemon` process: sd_notify messages (EXTEND_TIMEOUT_USEC at start-up, READY,
+//! WATCHDOG, RELOADING with MONOTONIC_USEC, STOPPING) on a NOTIFY_SOCKET the test listens on, SIGHUP with a broken configuration
 //! (rejected, monitoring continues, reload metric 0) and with a good one (applied), and
 //! SIGTERM (clean exit 0).
 
@@ -48,6 +48,20 @@ fn expect(sock: &UnixDatagram, want: &str, within: Duration, seen: &mut Vec<Stri
         }
     }
     panic!("no {want} within {within:?}; received {seen:?}");
+}
+
+/// CLOCK_MONOTONIC in microseconds, as systemd compares `MONOTONIC_USEC` with it.
+fn monotonic_usec() -> i128 {
+    match sd_notify::NotifyState::monotonic_usec_now().unwrap() {
+        sd_notify::NotifyState::MonotonicUsec(u) => u,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The value of `KEY=` in one message.
+fn field<'a>(msg: &'a str, key: &str) -> Option<&'a str> {
+    msg.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
 }
 
 fn get(port: u16, path: &str) -> String {
@@ -124,6 +138,14 @@ fn notify_reload_and_stop() {
     let mut seen = Vec::new();
     let run = || {
         expect(&sock, "READY=1", Duration::from_secs(30), &mut seen);
+        // Start-up asked for time before opening the store, in a message before READY=1.
+        let extend = seen
+            .iter()
+            .position(|m| field(m, "EXTEND_TIMEOUT_USEC").is_some());
+        assert!(
+            extend.is_some_and(|i| i < seen.len() - 1),
+            "no EXTEND_TIMEOUT_USEC before READY=1: {seen:?}"
+        );
         expect(&sock, "WATCHDOG=1", Duration::from_secs(5), &mut seen);
         wait_until("/readyz", 30, || get(port, "/readyz") == "ready\n");
         wait_until("a round", 30, || rounds(port, "sim") >= 1);
@@ -143,9 +165,23 @@ fn notify_reload_and_stop() {
 
         // A good configuration with a second target: applied.
         std::fs::write(&cfg, config(&probes, &db, port, &sim.base_url(), true)).unwrap();
+        let sent_at = monotonic_usec();
         signal(pid, "-HUP");
         expect(&sock, "RELOADING=1", Duration::from_secs(30), &mut seen);
+        let after = monotonic_usec();
+        // Type=notify-reload: MONOTONIC_USEC in the RELOADING=1 message, taken after the signal.
+        let reloading = seen.last().unwrap().clone();
+        let usec: i128 = field(&reloading, "MONOTONIC_USEC")
+            .unwrap_or_else(|| panic!("RELOADING=1 without MONOTONIC_USEC: {reloading:?}"))
+            .parse()
+            .unwrap();
+        assert!(
+            sent_at <= usec && usec <= after,
+            "{sent_at} ≤ {usec} ≤ {after}"
+        );
+        let reloads = seen.len();
         expect(&sock, "READY=1", Duration::from_secs(30), &mut seen);
+        assert!(seen.len() > reloads, "READY=1 after RELOADING=1: {seen:?}");
         wait_until("the second target", 30, || rounds(port, "second") >= 1);
         assert!(get(port, "/metrics").contains("modelwatch_config_last_reload_successful 1"));
 

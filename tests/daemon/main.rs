@@ -12,6 +12,7 @@ mod daemon_disk;
 mod daemon_e2e;
 mod daemon_heartbeat;
 mod daemon_http_security;
+mod daemon_journal;
 mod daemon_license;
 mod daemon_load;
 #[path = "../daemon_proc/mod.rs"]

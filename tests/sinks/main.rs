@@ -15,4 +15,5 @@ mod sinks_otlp_trace;
 mod sinks_polarity;
 mod sinks_prometheus;
 mod sinks_sentry;
+mod sinks_tls;
 mod sinks_webhook;

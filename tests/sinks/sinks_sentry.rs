@@ -319,3 +319,104 @@ async fn swaps_are_info_events_and_failed_rounds_check_in_error() {
         "healthy rounds first"
     );
 }
+
+/// Sentry answers everything with a 429 and `X-Sentry-Rate-Limits` for 3 s: the daemon sends
+/// nothing more of either category until the limit has passed (check-ins are skipped and
+/// counted), then the alert event waiting in the outbox arrives exactly once. Check-ins carry
+/// the `monitor_config` that creates the monitor, events the `server_name`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_pause_both_categories_and_the_alert_arrives_once_after() {
+    const LIMITED: &str = "modelwatch_sentry_checkins_total{outcome=\"rate_limited\"}";
+    let Some(py) = venv_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("envelopes.jsonl");
+    let limit = serde_json::json!({
+        "seconds": 3,
+        "status": 429,
+        "headers": {
+            "X-Sentry-Rate-Limits": "3:error;monitor:organization:quota_exceeded, 60:transaction:key",
+            "Retry-After": "1",
+        },
+    });
+    let receiver = start_receiver(
+        &py,
+        "sentry_receiver.py",
+        &[out.to_str().unwrap(), &limit.to_string()],
+    );
+    let dsn = format!("http://publickey@127.0.0.1:{}/7", receiver.port);
+    let extra = format!("[alerts.sentry]\ndsn = \"{dsn}\"\n");
+    let l = loaded(dir.path(), &["a"], &extra, true);
+    let outputs = daemon::outputs::from_config(&l.config).unwrap();
+    let shared = Arc::new(Shared::default());
+    let (_tx, rx) = mpsc::channel(1);
+    let options = Options {
+        clients: fake_clients(Arc::new(AtomicUsize::new(0))),
+        sinks: outputs.sinks,
+        observers: outputs.observers,
+        ..Options::default()
+    };
+    let db = dir.path().join("m.db");
+    run_daemon(l, &db, options, &shared, rx, async {
+        envelopes_until(&out, |items| {
+            let events = items.iter().filter(|i| i["type"] == "event").count();
+            events >= 1 && check_ins(items, "ok") >= 2
+        })
+        .await;
+        // Time for a second delivery of the event, were there one.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    })
+    .await;
+
+    let items = lines(&out);
+    let at = |i: &serde_json::Value| i["received_at"].as_f64().unwrap();
+    let limited: Vec<f64> = items
+        .iter()
+        .filter(|i| i["type"] == "limited")
+        .map(at)
+        .collect();
+    let first = limited[0];
+    // Only what was already on its way when the first 429 came back: no request in the pause.
+    assert!(
+        limited.len() <= 3,
+        "{} requests in the limit: {limited:?}",
+        limited.len()
+    );
+    let accepted: Vec<&serde_json::Value> =
+        items.iter().filter(|i| i["type"] != "limited").collect();
+    for i in &accepted {
+        assert!(at(i) >= first + 3.0, "sent during the limit: {i}");
+    }
+    let events: Vec<&&serde_json::Value> =
+        accepted.iter().filter(|i| i["type"] == "event").collect();
+    assert_eq!(events.len(), 1, "exactly once: {events:#?}");
+    let host = events[0]["payload"]["server_name"].as_str().unwrap_or("");
+    assert!(!host.is_empty(), "{}", events[0]);
+    let check_in = accepted.iter().find(|i| i["type"] == "check_in").unwrap();
+    assert_eq!(
+        check_in["payload"]["monitor_config"],
+        serde_json::json!({
+            "schedule": { "type": "interval", "value": 1, "unit": "minute" },
+            "checkin_margin": 1,
+            "max_runtime": 1,
+            "timezone": "UTC",
+        })
+    );
+    let metrics = shared.render_metrics();
+    assert!(
+        sample(&metrics, LIMITED).is_some_and(|n| n >= 5),
+        "rounds every 200 ms skip their check-ins for 3 s: {metrics}"
+    );
+    let status = shared.status();
+    let sentry = status.sinks.iter().find(|k| k.name == "sentry").unwrap();
+    assert_eq!(
+        (
+            sentry.delivered,
+            sentry.pending,
+            sentry.expired,
+            sentry.rejected
+        ),
+        (1, 0, 0, 0),
+        "{sentry:?}"
+    );
+    drop(receiver);
+}

@@ -93,6 +93,7 @@ fn webhook(url: &str, format: WebhookFormat) -> WebhookSink {
             url: url.into(),
             secret: Some(Secret::new(SECRET)),
             format,
+            ca_file: None,
         },
         Duration::from_secs(5),
     )
@@ -480,4 +481,156 @@ async fn a_reload_rebuilds_the_sinks() {
         "{counts:?}"
     );
     assert!(store.pending_outbox("webhook").unwrap().is_empty());
+}
+
+/// One request as the verifier saw it: webhook-id, webhook-timestamp, webhook-signature, body.
+type Seen = (String, String, String, Vec<u8>);
+
+/// A receiver verifying the Standard Webhooks headers as its reference libraries do: the
+/// signature over `{id}.{timestamp}.{body}` (any `v1` entry), a timestamp within 5 minutes of
+/// its clock, and an id not seen before.
+struct Verifier {
+    key: Vec<u8>,
+    /// Added to the receiver's clock (seconds), to play a request back later.
+    skew: std::sync::atomic::AtomicI64,
+    seen: Mutex<std::collections::HashSet<String>>,
+    /// (id, timestamp, signature, body) of every request, accepted or not.
+    requests: Mutex<Vec<Seen>>,
+}
+
+async fn verify(
+    State(v): State<Arc<Verifier>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> (StatusCode, &'static str) {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|x| x.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let (id, ts, sig) = (
+        h("webhook-id"),
+        h("webhook-timestamp"),
+        h("webhook-signature"),
+    );
+    v.requests
+        .lock()
+        .unwrap()
+        .push((id.clone(), ts.clone(), sig.clone(), body.to_vec()));
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&v.key).unwrap();
+    mac.update(format!("{id}.{ts}.").as_bytes());
+    mac.update(&body);
+    let want = mac.finalize().into_bytes();
+    let signed = sig.split(' ').any(|entry| {
+        entry.strip_prefix("v1,").is_some_and(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .is_ok_and(|got| got == want.as_slice())
+        })
+    });
+    if !signed {
+        return (StatusCode::UNAUTHORIZED, "bad signature");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + v.skew.load(Ordering::SeqCst);
+    match ts.parse::<i64>() {
+        Ok(t) if (now - t).abs() <= 300 => {}
+        _ => return (StatusCode::UNAUTHORIZED, "stale timestamp"),
+    }
+    if !v.seen.lock().unwrap().insert(id) {
+        return (StatusCode::CONFLICT, "replayed id");
+    }
+    (StatusCode::NO_CONTENT, "")
+}
+
+#[tokio::test]
+async fn standard_webhook_headers_verify_and_a_replay_or_a_stale_timestamp_is_refused() {
+    use base64::Engine;
+    let key: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
+    let secret = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(&key)
+    );
+    let v = Arc::new(Verifier {
+        key,
+        skew: std::sync::atomic::AtomicI64::new(0),
+        seen: Mutex::new(Default::default()),
+        requests: Mutex::new(Vec::new()),
+    });
+    let app = axum::Router::new()
+        .route("/verified", axum::routing::post(verify))
+        .with_state(v.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/verified", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let sink = WebhookSink::new(
+        Webhook {
+            url: url.clone(),
+            secret: Some(Secret::new(secret)),
+            format: WebhookFormat::Json,
+            ca_file: None,
+        },
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    sink.deliver_keyed("0123456789abcdef0123456789abcdef", &note())
+        .await
+        .expect("the receiver verifies the signature and the timestamp");
+    let (id, ts, sig, body) = v.requests.lock().unwrap()[0].clone();
+    assert_eq!(
+        id, "0123456789abcdef0123456789abcdef",
+        "webhook-id is the key"
+    );
+    let age = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - ts.parse::<u64>().unwrap();
+    assert!(age <= 5, "webhook-timestamp is the time of sending: {ts}");
+
+    // The same request played back.
+    let client = reqwest::Client::new();
+    let replay = |ts: String, sig: String| {
+        client
+            .post(&url)
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", ts)
+            .header("webhook-signature", sig)
+            .body(body.clone())
+            .send()
+    };
+    let r = replay(ts.clone(), sig.clone()).await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::CONFLICT,
+        "a replay within the window"
+    );
+    // Ten minutes later, to a receiver that has forgotten the id: the timestamp gives it away.
+    v.seen.lock().unwrap().clear();
+    v.skew.store(600, Ordering::SeqCst);
+    let r = replay(ts.clone(), sig.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.text().await.unwrap(), "stale timestamp");
+    // A fresh timestamp on the old signature: the timestamp is signed.
+    let fresh = (ts.parse::<i64>().unwrap() + 600).to_string();
+    let r = replay(fresh, sig).await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "bad signature");
+    // Every attempt is signed anew at its own time: a retry is never stale.
+    v.skew.store(0, Ordering::SeqCst);
+    let e = sink
+        .deliver_keyed("fedcba9876543210fedcba9876543210", &note())
+        .await;
+    assert!(
+        e.is_ok(),
+        "a new delivery signs with the current time: {e:?}"
+    );
+    assert_eq!(v.requests.lock().unwrap().len(), 5);
 }
