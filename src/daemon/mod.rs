@@ -92,6 +92,8 @@ pub enum DaemonError {
     Refusal(String),
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
+    #[error("traffic: {0}")]
+    Traffic(#[from] crate::traffic::TrafficError),
 }
 
 /// Commands from outside the scheduler (HTTP API, signal handlers).
@@ -314,6 +316,7 @@ pub async fn run(
     s.shared.set_observers(s.options.observers.clone());
     s.start_workers(report_tx.clone());
     s.report_tx = Some(report_tx);
+    let traffic = start_traffic(&loaded.config, &s.shared)?;
     s.apply(loaded)?;
     s.store_at_start();
     s.publish();
@@ -360,8 +363,46 @@ pub async fn run(
             _ = tokio::time::sleep_until(wake) => {}
         }
     }
+    let shared = s.shared.clone();
     s.shut_down(rounds, reports).await;
+    if let Some(worker) = traffic {
+        // Accepted completions are measured and stored before the process ends.
+        if let Some(t) = shared.traffic() {
+            t.close();
+        }
+        let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+    }
     Ok(())
+}
+
+/// Starts production traffic ingestion when `[traffic]` is configured.
+fn start_traffic(
+    config: &crate::config::Config,
+    shared: &Shared,
+) -> Result<Option<crate::traffic::worker::Worker>, DaemonError> {
+    let Some(settings) = &config.traffic else {
+        return Ok(None);
+    };
+    let (traffic, worker) =
+        crate::traffic::start(settings, &config.storage, known_targets(config))?;
+    shared.set_traffic(Some(traffic));
+    tracing::info!(
+        store_text = settings.store_text,
+        "production traffic ingestion on (POST /api/v1/ingest)"
+    );
+    Ok(Some(worker))
+}
+
+/// The targets traffic lines may name.
+fn known_targets(config: &crate::config::Config) -> Vec<crate::traffic::KnownTarget> {
+    config
+        .targets
+        .iter()
+        .map(|t| crate::traffic::KnownTarget {
+            name: t.name.clone(),
+            model: t.model.clone(),
+        })
+        .collect()
 }
 
 impl Scheduler {

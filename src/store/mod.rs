@@ -21,6 +21,7 @@ mod monitor;
 mod outbox;
 mod rounds;
 mod samples;
+mod traffic;
 
 pub use events::{Event, EventId};
 pub use fingerprints::{ConfigChange, FingerprintChange, FingerprintRecord};
@@ -31,6 +32,7 @@ pub use monitor::MonitorRow;
 pub use outbox::{OutboxRow, OutboxStatus};
 pub use rounds::{RoundId, RoundInfo, RoundStatus};
 pub use samples::{PruneStats, SampleQuery};
+pub use traffic::{TrafficPruned, TrafficRow};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
