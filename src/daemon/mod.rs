@@ -29,6 +29,7 @@ pub mod promote;
 mod round;
 pub mod state;
 pub mod strata;
+pub mod traffic_watch;
 
 use crate::alert::{
     self, AlertKey, AlertSink, AlertState, Evidence, MaintenanceWindow, Notification, Observation,
@@ -316,7 +317,7 @@ pub async fn run(
     s.shared.set_observers(s.options.observers.clone());
     s.start_workers(report_tx.clone());
     s.report_tx = Some(report_tx);
-    let traffic = start_traffic(&loaded.config, &s.shared)?;
+    let traffic = start_traffic(&loaded.config, &s.shared, &s.options.margins)?;
     s.apply(loaded)?;
     s.store_at_start();
     s.publish();
@@ -378,13 +379,40 @@ pub async fn run(
 /// Starts production traffic ingestion when `[traffic]` is configured.
 fn start_traffic(
     config: &crate::config::Config,
-    shared: &Shared,
+    shared: &Arc<Shared>,
+    margins: &Margins,
 ) -> Result<Option<crate::traffic::worker::Worker>, DaemonError> {
     let Some(settings) = &config.traffic else {
         return Ok(None);
     };
     let (traffic, worker) =
         crate::traffic::start(settings, &config.storage, known_targets(config))?;
+    // The monitor learns of swaps from the status the scheduler publishes.
+    let status = Arc::downgrade(shared);
+    let lookup: traffic_watch::SwapLookup = Box::new(move |target| {
+        let shared = status.upgrade()?;
+        let mut found = None;
+        shared.update_status(|doc| {
+            found = doc
+                .targets
+                .iter()
+                .find(|t| t.name == target)
+                .and_then(|t| Some((t.fingerprint.clone()?, t.episode_started_ms)));
+        });
+        found
+    });
+    let monitor = MonitorSettings {
+        margins: margins.clone(),
+        // A batch is read as a round; about one a minute over the 90 days of the probes'
+        // default false-alarm interval.
+        false_alarm_rounds: 90.0 * 24.0 * 60.0,
+        null_confidence: Default::default(),
+    };
+    traffic.set_watch(Box::new(traffic_watch::TrafficWatch::new(
+        monitor,
+        traffic_watch::BASELINE_COMPLETIONS,
+        lookup,
+    )));
     shared.set_traffic(Some(traffic));
     tracing::info!(
         store_text = settings.store_text,

@@ -67,6 +67,13 @@ impl Reply {
     }
 }
 
+/// Told about every batch of measured completions, on the traffic task's thread (the daemon's
+/// monitor of production traffic). Its status is shown under `traffic.watch`.
+pub trait Watch: Send {
+    fn observe(&mut self, rows: &[TrafficRow]);
+    fn status(&self) -> serde_json::Value;
+}
+
 /// A configured target as lines may name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownTarget {
@@ -105,6 +112,9 @@ pub struct TrafficStatus {
     pub queue_capacity: usize,
     pub store_text: bool,
     pub streams: Vec<StreamStatus>,
+    /// The monitor's readings, when one watches the traffic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch: Option<serde_json::Value>,
 }
 
 /// A simple token bucket over completions.
@@ -142,6 +152,7 @@ pub struct Traffic {
     keys: Mutex<BTreeSet<StreamKey>>,
     pub(crate) streams: Mutex<BTreeMap<StreamKey, StreamStats>>,
     pub(crate) counters: Counters,
+    pub(crate) watch: Mutex<Option<Box<dyn Watch>>>,
 }
 
 impl std::fmt::Debug for Traffic {
@@ -177,6 +188,7 @@ pub fn start(
         keys: Mutex::new(BTreeSet::new()),
         streams: Mutex::new(BTreeMap::new()),
         counters: Counters::default(),
+        watch: Mutex::new(None),
     });
     let w = worker::spawn(traffic.clone(), store, rx, storage.clone())?;
     Ok((traffic, w))
@@ -190,6 +202,13 @@ impl Traffic {
     /// The bearer token of the ingest endpoint.
     pub fn token(&self) -> &Secret {
         &self.settings.token
+    }
+
+    /// Lets `watch` see every measured batch from now on.
+    pub fn set_watch(&self, watch: Box<dyn Watch>) {
+        if let Ok(mut w) = self.watch.lock() {
+            *w = Some(watch);
+        }
     }
 
     /// Replaces the targets lines may name (after a reload).
@@ -497,6 +516,11 @@ impl Traffic {
             queue_capacity: self.settings.queue,
             store_text: self.settings.store_text,
             streams,
+            watch: self
+                .watch
+                .lock()
+                .ok()
+                .and_then(|w| w.as_ref().map(|w| w.status())),
         }
     }
 

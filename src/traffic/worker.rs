@@ -90,6 +90,11 @@ fn process(traffic: &Traffic, store: &mut Store, rows: &[TrafficRow]) {
                 .observe(r);
         }
     }
+    if let Ok(mut w) = traffic.watch.lock()
+        && let Some(w) = w.as_mut()
+    {
+        w.observe(rows);
+    }
     let c = &traffic.counters;
     c.processed.fetch_add(rows.len() as u64, Ordering::Relaxed);
     match store.insert_traffic(rows) {

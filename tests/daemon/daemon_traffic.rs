@@ -1,8 +1,9 @@
 //! Production traffic through the real `modelwatch daemon` process: JSON lines posted to
 //! `POST /api/v1/ingest` over real HTTP show up per stream in `/api/v1/status` and `/metrics`
 //! and in the database (measurements only); a wrong token is 401, an oversized body 413, a bad
-//! line a per-line error naming line and field; and a flood of ingest requests neither loses
-//! what was accepted nor delays the prober's rounds.
+//! line a per-line error naming line and field; a flood of ingest requests neither loses what
+//! was accepted nor delays the prober's rounds; and after a silent swap the prober detects, a
+//! route that refuses more is reported naming the route and the swap, the other route not.
 
 use crate::daemon_proc;
 use daemon_proc::{free_port, runtime, server_config, start_piped, wait_until, write_suite};
@@ -17,7 +18,7 @@ const TOKEN: &str = "ingest-canary-3b9d0e7a41c2";
 
 struct Env {
     rt: tokio::runtime::Runtime,
-    _sim: SimHandle,
+    sim: SimHandle,
     dir: tempfile::TempDir,
     cfg: PathBuf,
     port: u16,
@@ -44,7 +45,7 @@ fn env(extra: &str) -> Env {
     std::fs::write(&cfg, text).unwrap();
     Env {
         rt,
-        _sim: sim,
+        sim,
         dir,
         cfg,
         port,
@@ -275,6 +276,77 @@ fn a_flood_loses_nothing_accepted_and_does_not_delay_the_rounds() {
             "a round started {gap} ms after the previous one (interval 10 s): {starts:?}"
         );
     }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `n` completions on `route`, one in `every` a refusal.
+fn lines(route: &str, n: usize, every: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let output = if i % every == every - 1 {
+                "I'm sorry, but I can't help with that request."
+            } else {
+                "Restart the router, wait a minute, then sign in again."
+            };
+            format!(
+                "{{\"target\":\"chat\",\"route\":\"{route}\",\"output\":\"{output}\",\"finish_reason\":\"stop\"}}\n"
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn production_drift_after_a_swap_names_the_route_and_the_swap() {
+    let env = env("");
+    let mut child = env.start();
+    wait_until("the first fingerprint", 30, || {
+        env.status()["targets"][0]["fingerprint"].is_string()
+    });
+    // The baseline: /support refuses 2 %, /search 10 %.
+    for _ in 0..3 {
+        let body = lines("/support", 100, 50) + &lines("/search", 100, 10);
+        assert_eq!(env.post(Some(TOKEN), body).0, 200);
+    }
+    wait_until("both baselines", 20, || {
+        let w = &env.status()["traffic"]["watch"]["targets"]["chat"]["routes"];
+        w["/support"]["monitored"] == true && w["/search"]["monitored"] == true
+    });
+    env.sim.set_profile(Profile::builtin("degraded").unwrap());
+    wait_until("the prober to see the swap", 30, || {
+        env.status()["targets"][0]["swaps"] == 1
+    });
+    // After the swap /support refuses one in six; /search is unchanged.
+    let mut sent = 0;
+    let breaches = loop {
+        let body = lines("/support", 100, 6) + &lines("/search", 100, 10);
+        assert_eq!(env.post(Some(TOKEN), body).0, 200);
+        sent += 100;
+        std::thread::sleep(Duration::from_millis(300));
+        let routes = env.status()["traffic"]["watch"]["targets"]["chat"]["routes"].clone();
+        let support = routes["/support"]["breaches"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !support.is_empty() || sent >= 3000 {
+            assert_eq!(
+                routes["/search"]["breaches"],
+                serde_json::json!([]),
+                "{routes}"
+            );
+            break support;
+        }
+    };
+    println!("production drift reported after {sent} completions on /support: {breaches:?}");
+    let msg = breaches
+        .iter()
+        .filter_map(|b| b.as_str())
+        .find(|b| b.starts_with("production refusal rate on route /support of chat 2.0 % → "))
+        .unwrap_or_else(|| panic!("no refusal breach: {breaches:?}"));
+    assert!(msg.contains(" since the swap at "), "{msg}");
+    assert!(msg.contains("(fingerprint "), "{msg}");
+    let swap = &env.status()["traffic"]["watch"]["targets"]["chat"]["last_swap"];
+    assert!(swap["from"] != swap["to"], "{swap}");
     let _ = child.kill();
     let _ = child.wait();
 }
