@@ -272,6 +272,7 @@ impl Scheduler {
         }
         observations
             .extend(self.monitor_observations(name, &target, settings, outcome, swapped, now_ms));
+        observations.extend(self.traffic_observations(name));
         notifications.append(&mut self.step_alerts(name, observations, now_ms, &mutes));
         self.save_monitor(name, now_ms);
         self.assess(name, &quality);

@@ -11,7 +11,9 @@
 //! against the same baseline, recorded before the swap; a breach then names the route and the
 //! swap: "production refusal rate on route /support of chat 1.1 % → 4.8 % since the swap at …
 //! (fingerprint a1b2 → c3d4)". A swap during the recording restarts the recording (a baseline
-//! never mixes two models). Breaches are logged and shown under `traffic.watch` in the status.
+//! never mixes two models). Breaches are logged, shown under `traffic.watch` in the status, and
+//! become alerts (metric `traffic:<route>:<metric>`) through the alert state machine and the
+//! sinks at the target's next round.
 
 use super::monitor::{MonitorSettings, TargetMonitor};
 use crate::alert::{Evidence, Observation};
@@ -52,6 +54,14 @@ struct TargetWatch {
     fingerprint: Option<String>,
     swap: Option<SwapSeen>,
     routes: BTreeMap<String, RouteWatch>,
+    /// The latest reading of each alert that has breached: alert metric → observation (a
+    /// clear one is kept until the alert is no longer firing).
+    alerts: BTreeMap<String, Observation>,
+}
+
+/// The alert metric of a traffic breach.
+pub fn alert_metric(route: &str, metric: &str) -> String {
+    format!("traffic:{route}:{metric}")
 }
 
 /// See the module documentation.
@@ -130,6 +140,7 @@ impl TrafficWatch {
         };
         let monitored = tw.routes.values().filter(|r| r.monitor.is_some()).count();
         let swap = tw.swap.clone();
+        let alerts = &mut tw.alerts;
         let rw = tw.routes.entry(route.to_string()).or_default();
         if rw.monitor.is_none() {
             let take = samples.len().min(size.saturating_sub(rw.baseline.len()));
@@ -150,17 +161,22 @@ impl TrafficWatch {
             return;
         };
         for (metric, obs) in m.observe_round(&samples) {
+            let key = alert_metric(route, &metric);
             match obs {
-                Observation::Breach(ev) => {
-                    if let std::collections::btree_map::Entry::Vacant(e) = rw.breaches.entry(metric)
-                    {
-                        let msg = message(target, route, e.key(), &ev, swap.as_ref());
-                        tracing::warn!(target, route, metric = %e.key(), "{msg}");
-                        e.insert(msg);
+                Observation::Breach(mut ev) => {
+                    let msg = message(target, route, &metric, &ev, swap.as_ref());
+                    if !rw.breaches.contains_key(&metric) {
+                        tracing::warn!(target, route, metric = %metric, "{msg}");
                     }
+                    ev.summary = msg.clone();
+                    rw.breaches.insert(metric, msg);
+                    alerts.insert(key, Observation::Breach(ev));
                 }
                 Observation::Clear => {
                     rw.breaches.remove(&metric);
+                    if let Some(a) = alerts.get_mut(&key) {
+                        *a = Observation::Clear;
+                    }
                 }
                 Observation::NoData => {}
             }
@@ -213,6 +229,52 @@ impl crate::traffic::Watch for TrafficWatch {
             "baseline_completions": self.baseline_size,
             "targets": targets,
         })
+    }
+
+    fn alerts(&self, target: &str) -> Vec<(String, Observation)> {
+        self.targets
+            .get(target)
+            .map(|t| {
+                t.alerts
+                    .iter()
+                    .map(|(k, o)| (k.clone(), o.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn settled(&mut self, target: &str, metric: &str) {
+        if let Some(t) = self.targets.get_mut(target)
+            && matches!(t.alerts.get(metric), Some(Observation::Clear))
+        {
+            t.alerts.remove(metric);
+        }
+    }
+}
+
+impl super::Scheduler {
+    /// The traffic alerts of target `name` to step with its round: every breached one's latest
+    /// reading, and clear readings only while the alert is still firing.
+    pub(super) fn traffic_observations(
+        &self,
+        name: &str,
+    ) -> Vec<(String, crate::alert::Severity, Observation)> {
+        let Some(traffic) = self.shared.traffic() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (metric, obs) in traffic.watch_alerts(name) {
+            let firing = self
+                .alerts
+                .get(&crate::alert::AlertKey::new(name, metric.as_str()))
+                .is_some_and(|s| s.status == crate::alert::Status::Firing);
+            if obs == Observation::Clear && !firing {
+                traffic.watch_settled(name, &metric);
+                continue;
+            }
+            out.push((metric, crate::alert::Severity::Warning, obs));
+        }
+        out
     }
 }
 
@@ -359,7 +421,7 @@ mod tests {
         assert!(
             refusal
                 .3
-                .starts_with("production refusal rate on route /support of chat 3.5 % → 15.1 %"),
+                .starts_with("production refusal rate on route /support of chat 3.5 % → 15."),
             "{}",
             refusal.3
         );
@@ -371,6 +433,20 @@ mod tests {
             refusal.3
         );
         assert!(breaches.iter().all(|b| b.1 == "/support"), "{breaches:?}");
+        // The same reading waits for the target's next round as an alert.
+        let alerts = w.alerts("chat");
+        assert!(
+            alerts
+                .iter()
+                .any(|(m, o)| m == "traffic:/support:refusal_rate"
+                    && matches!(o, Observation::Breach(ev) if ev.summary == refusal.3)),
+            "{alerts:?}"
+        );
+        assert!(
+            alerts
+                .iter()
+                .all(|(m, _)| m.starts_with("traffic:/support:"))
+        );
     }
 
     #[test]

@@ -72,6 +72,11 @@ impl Reply {
 pub trait Watch: Send {
     fn observe(&mut self, rows: &[TrafficRow]);
     fn status(&self) -> serde_json::Value;
+    /// The latest reading of each traffic alert of `target` (alert metric, observation),
+    /// stepped with the target's next round.
+    fn alerts(&self, target: &str) -> Vec<(String, crate::alert::Observation)>;
+    /// The alert `metric` of `target` is no longer firing: stop reporting its clear readings.
+    fn settled(&mut self, target: &str, metric: &str);
 }
 
 /// A configured target as lines may name it.
@@ -208,6 +213,24 @@ impl Traffic {
     pub fn set_watch(&self, watch: Box<dyn Watch>) {
         if let Ok(mut w) = self.watch.lock() {
             *w = Some(watch);
+        }
+    }
+
+    /// The watch's alert readings of `target` (see [`Watch::alerts`]).
+    pub fn watch_alerts(&self, target: &str) -> Vec<(String, crate::alert::Observation)> {
+        self.watch
+            .lock()
+            .ok()
+            .and_then(|w| w.as_ref().map(|w| w.alerts(target)))
+            .unwrap_or_default()
+    }
+
+    /// See [`Watch::settled`].
+    pub fn watch_settled(&self, target: &str, metric: &str) {
+        if let Ok(mut w) = self.watch.lock()
+            && let Some(w) = w.as_mut()
+        {
+            w.settled(target, metric);
         }
     }
 

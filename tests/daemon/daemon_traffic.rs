@@ -3,7 +3,8 @@
 //! and in the database (measurements only); a wrong token is 401, an oversized body 413, a bad
 //! line a per-line error naming line and field; a flood of ingest requests neither loses what
 //! was accepted nor delays the prober's rounds; and after a silent swap the prober detects, a
-//! route that refuses more is reported naming the route and the swap, the other route not.
+//! route that refuses more is reported naming the route and the swap, the other route not, and
+//! becomes an alert at the next round.
 
 use crate::daemon_proc;
 use daemon_proc::{free_port, runtime, server_config, start_piped, wait_until, write_suite};
@@ -347,6 +348,30 @@ fn production_drift_after_a_swap_names_the_route_and_the_swap() {
     assert!(msg.contains("(fingerprint "), "{msg}");
     let swap = &env.status()["traffic"]["watch"]["targets"]["chat"]["last_swap"];
     assert!(swap["from"] != swap["to"], "{swap}");
+    // At the target's next round the breach is an alert, with the same words.
+    let alert = |status: &serde_json::Value| {
+        status["alerts"].as_array().and_then(|a| {
+            a.iter()
+                .find(|a| a["key"]["metric"] == "traffic:/support:refusal_rate")
+                .cloned()
+        })
+    };
+    wait_until("the traffic alert", 20, || {
+        alert(&env.status()).is_some_and(|a| a["status"] == "firing")
+    });
+    let a = alert(&env.status()).unwrap();
+    assert_eq!(a["key"]["target"], "chat");
+    let summary = a["evidence"]["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.starts_with("production refusal rate on route /support of chat 2.0 % → ")
+            && summary.ends_with(msg.split_once(" since ").unwrap().1),
+        "{a}"
+    );
+    assert!(
+        env.get("/metrics").1.contains(
+            "modelwatch_alert_firing{target=\"chat\",metric=\"traffic:/support:refusal_rate\",severity=\"warning\"} 1"
+        )
+    );
     let _ = child.kill();
     let _ = child.wait();
 }
