@@ -3,7 +3,7 @@
 //! Checked before anything is read: ingestion is configured (`404` otherwise), the bearer token
 //! is `[traffic] token` (`401`), the declared size is within `[traffic] max_body_bytes` (`413`),
 //! and a parser slot is free (`503` with `Retry-After` otherwise). The body is then read up to
-//! that size (`413` past it) and handed to [`crate::traffic::Traffic::ingest`] on a blocking
+//! that size (`413` past it) within 30 s (`408` after) and handed to [`crate::traffic::Traffic::ingest`] on a blocking
 //! thread, whose reply lists every refused line as `line N: /field: what is wrong`.
 
 use super::{AppState, bearer_matches, error};
@@ -50,8 +50,19 @@ pub(super) async fn ingest(State(s): State<AppState>, headers: HeaderMap, body: 
             }),
         });
     };
-    let bytes = match read_bounded(body, max).await {
+    let read = tokio::time::timeout(BODY_TIMEOUT, read_bounded(body, max)).await;
+    let bytes = match read.unwrap_or(Err(Read::Slow)) {
         Ok(b) => b,
+        Err(Read::Slow) => {
+            traffic.refuse("slow");
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body took longer than {} s to arrive: send smaller batches",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            );
+        }
         Err(Read::TooLarge) => {
             traffic.refuse("too_large");
             return too_large(max);
@@ -78,8 +89,12 @@ pub(super) async fn ingest(State(s): State<AppState>, headers: HeaderMap, body: 
     }
 }
 
+/// Longest time a body may take to arrive (it holds one of the parser slots meanwhile).
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 enum Read {
     TooLarge,
+    Slow,
     Failed(String),
 }
 

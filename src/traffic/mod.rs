@@ -107,7 +107,8 @@ pub struct TrafficStatus {
     /// Lines refused for what they held (each listed in its response).
     pub invalid: u64,
     /// Requests refused as a whole, nothing of them accepted: `unauthorized`, `too_large`,
-    /// `rate_limited`, `busy` (queue full or parsers taken), `closed` (shutting down).
+    /// `rate_limited`, `busy` (queue full or parsers taken), `slow` (body not received within 30 s),
+    /// `closed` (shutting down).
     pub refused: BTreeMap<String, u64>,
     /// Lines measured by the traffic task.
     pub processed: u64,
@@ -571,7 +572,7 @@ impl Traffic {
             o,
             "modelwatch_traffic_ingest_refused_total",
             "counter",
-            "Requests to /api/v1/ingest refused as a whole by reason (unauthorized, too_large, rate_limited, busy, closed).",
+            "Requests to /api/v1/ingest refused as a whole by reason (unauthorized, too_large, rate_limited, busy, slow, closed).",
         );
         for (reason, n) in &st.refused {
             let _ = writeln!(
