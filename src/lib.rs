@@ -24,6 +24,7 @@
 //! - [`report`]: verdict renderers and the per-round summary.
 //! - [`telemetry`]: the round observer trait; OTLP export.
 //! - [`sim`]: the simulated model server.
+//! - [`traffic`]: production completions received by the daemon, measured per stream.
 //! - [`daemon`]: the scheduler, split by job; [`http`]: its HTTP endpoint.
 //! - [`demo`]: the one-command demo.
 //!
@@ -54,4 +55,5 @@ pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod time;
+pub mod traffic;
 pub mod util;

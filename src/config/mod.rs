@@ -18,6 +18,7 @@ pub mod secret;
 pub mod server;
 pub mod sinks;
 mod target;
+pub mod traffic;
 mod values;
 
 pub use daemon::{Alerts, DaemonSettings, MaintenanceWindow, Pin, TargetDaemon};
@@ -26,6 +27,7 @@ pub use policy::{Policy, Tier, Triage};
 pub use secret::Secret;
 pub use server::Server;
 pub use sinks::{CaFile, Otlp, Sentry, Telemetry, Webhook, WebhookFormat};
+pub use traffic::TrafficSettings;
 
 use crate::diag::fields::{self, Fields, Reader, parse_document};
 use crate::diag::{Diagnostic, Source};
@@ -66,6 +68,8 @@ pub struct Config {
     pub telemetry: Telemetry,
     /// `[policy]`: allowed licenses and the review period of approvals.
     pub policy: Policy,
+    /// `[traffic]`: production completions received by the daemon (`None`: off).
+    pub traffic: Option<TrafficSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -205,6 +209,7 @@ const TOP_KEYS: &[&str] = &[
     "alerts",
     "telemetry",
     "policy",
+    "traffic",
 ];
 const STORAGE_KEYS: &[&str] = &["path", "raw_text_retention", "sample_retention"];
 const TARGET_KEYS: &[&str] = &[
@@ -465,6 +470,8 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
     let alerts = daemon::read_alerts(&mut r, &top, &dir);
     let telemetry = sinks::read_telemetry(&mut r, &top);
     let policy = policy::read_policy(&mut r, &top);
+    // `None` reported an error, so no configuration is built below.
+    let traffic = traffic::read_traffic(&mut r, &top, &dir).flatten();
     let probes_dir = r
         .nonempty_string(&top, "probes_dir", false)
         .map(|s| dir.join(s.get_ref()))
@@ -537,6 +544,7 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
                 alerts,
                 telemetry,
                 policy,
+                traffic,
             })
         }
         _ => None,
@@ -561,6 +569,7 @@ fn literal_secret_spans(doc: &toml::de::DeTable) -> Vec<Range<usize>> {
     if let Some(DeValue::Table(server)) = doc.get("server").map(|v| v.get_ref()) {
         spans.extend(server.get("token").and_then(literal));
     }
+    spans.extend(traffic::literal_token_span(doc));
     if let Some(DeValue::Table(alerts)) = doc.get("alerts").map(|v| v.get_ref()) {
         if let Some(DeValue::Table(w)) = alerts.get("webhook").map(|v| v.get_ref()) {
             spans.extend(w.get("secret").and_then(literal));

@@ -41,6 +41,9 @@ impl Scheduler {
                 },
             );
         }
+        if let Some(t) = self.shared.traffic() {
+            t.set_targets(known_targets(&loaded.config));
+        }
         let now = Instant::now();
         self.runtime.retain(|name, _| prepared.contains_key(name));
         for (name, p) in &prepared {

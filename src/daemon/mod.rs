@@ -31,6 +31,7 @@ pub mod promote;
 mod round;
 pub mod state;
 pub mod strata;
+pub mod traffic_watch;
 
 use crate::alert::{
     self, AlertKey, AlertSink, AlertState, Evidence, MaintenanceWindow, Notification, Observation,
@@ -97,6 +98,8 @@ pub enum DaemonError {
     Refusal(String),
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
+    #[error("traffic: {0}")]
+    Traffic(#[from] crate::traffic::TrafficError),
 }
 
 /// Commands from outside the scheduler (HTTP API, signal handlers).
@@ -321,6 +324,7 @@ pub async fn run(
     s.shared.set_observers(s.options.observers.clone());
     s.start_workers(report_tx.clone());
     s.report_tx = Some(report_tx);
+    let traffic = start_traffic(&loaded.config, &s.shared, &s.options.margins)?;
     s.apply(loaded)?;
     s.store_at_start();
     s.publish();
@@ -367,8 +371,73 @@ pub async fn run(
             _ = tokio::time::sleep_until(wake) => {}
         }
     }
+    let shared = s.shared.clone();
     s.shut_down(rounds, reports).await;
+    if let Some(worker) = traffic {
+        // Accepted completions are measured and stored before the process ends.
+        if let Some(t) = shared.traffic() {
+            t.close();
+        }
+        let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+    }
     Ok(())
+}
+
+/// Starts production traffic ingestion when `[traffic]` is configured.
+fn start_traffic(
+    config: &crate::config::Config,
+    shared: &Arc<Shared>,
+    margins: &Margins,
+) -> Result<Option<crate::traffic::worker::Worker>, DaemonError> {
+    let Some(settings) = &config.traffic else {
+        return Ok(None);
+    };
+    let (traffic, worker) =
+        crate::traffic::start(settings, &config.storage, known_targets(config))?;
+    // The monitor learns of swaps from the status the scheduler publishes.
+    let status = Arc::downgrade(shared);
+    let lookup: traffic_watch::SwapLookup = Box::new(move |target| {
+        let shared = status.upgrade()?;
+        let mut found = None;
+        shared.update_status(|doc| {
+            found = doc
+                .targets
+                .iter()
+                .find(|t| t.name == target)
+                .and_then(|t| Some((t.fingerprint.clone()?, t.episode_started_ms)));
+        });
+        found
+    });
+    let monitor = MonitorSettings {
+        margins: margins.clone(),
+        // A batch is read as a round; about one a minute over the 90 days of the probes'
+        // default false-alarm interval.
+        false_alarm_rounds: 90.0 * 24.0 * 60.0,
+        null_confidence: Default::default(),
+    };
+    traffic.set_watch(Box::new(traffic_watch::TrafficWatch::new(
+        monitor,
+        traffic_watch::BASELINE_COMPLETIONS,
+        lookup,
+    )));
+    shared.set_traffic(Some(traffic));
+    tracing::info!(
+        store_text = settings.store_text,
+        "production traffic ingestion on (POST /api/v1/ingest)"
+    );
+    Ok(Some(worker))
+}
+
+/// The targets traffic lines may name.
+fn known_targets(config: &crate::config::Config) -> Vec<crate::traffic::KnownTarget> {
+    config
+        .targets
+        .iter()
+        .map(|t| crate::traffic::KnownTarget {
+            name: t.name.clone(),
+            model: t.model.clone(),
+        })
+        .collect()
 }
 
 impl Scheduler {

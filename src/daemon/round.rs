@@ -277,6 +277,7 @@ impl Scheduler {
         observations
             .extend(self.monitor_observations(name, &target, settings, outcome, swapped, now_ms));
         notifications.extend(self.behaviour_event(name, outcome, now_ms, &mutes));
+        observations.extend(self.traffic_observations(name));
         notifications.append(&mut self.step_alerts(name, observations, now_ms, &mutes));
         self.save_monitor(name, now_ms, round);
         self.assess(name, &quality);

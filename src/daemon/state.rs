@@ -161,6 +161,8 @@ pub struct Shared {
     /// What `quick_check` found in the database: `/readyz` fails for as long as the process
     /// runs (writes are refused; recovery needs a stop).
     store_damaged: Mutex<Option<String>>,
+    /// Production traffic ingestion (`[traffic]`), when configured.
+    traffic: Mutex<Option<std::sync::Arc<crate::traffic::Traffic>>>,
 }
 
 /// Failed store operations since the start, and the latest error message.
@@ -188,6 +190,7 @@ impl Default for Shared {
             sinks: Mutex::new(SinkMetrics::default()),
             store_health: Mutex::new(StoreHealth::default()),
             store_damaged: Mutex::new(None),
+            traffic: Mutex::new(None),
         }
     }
 }
@@ -195,6 +198,17 @@ impl Default for Shared {
 impl Shared {
     pub fn status(&self) -> StatusDoc {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Production traffic ingestion, when `[traffic]` is configured.
+    pub fn traffic(&self) -> Option<std::sync::Arc<crate::traffic::Traffic>> {
+        self.traffic.lock().ok().and_then(|t| t.clone())
+    }
+
+    pub fn set_traffic(&self, traffic: Option<std::sync::Arc<crate::traffic::Traffic>>) {
+        if let Ok(mut t) = self.traffic.lock() {
+            *t = traffic;
+        }
     }
 
     pub fn update_status(&self, f: impl FnOnce(&mut StatusDoc)) {

@@ -10,6 +10,8 @@
 //!   rounds, sink delivery);
 //! - `POST /api/v1/silence`: mute a target's notifications for a while; needs
 //!   `Authorization: Bearer <[server] token>` and is refused when no token is configured.
+//! - `POST /api/v1/ingest`: production completions as JSON lines (see [`ingest`]); needs
+//!   `Authorization: Bearer <[traffic] token>` and answers `404` without a `[traffic]` section.
 //!
 //! Bound to a non-loopback address ([`Access::exposed`]), every endpoint but `/healthz` and
 //! `/readyz` (and `/metrics` with `[server] public_metrics = true`) needs the bearer token, and
@@ -17,6 +19,7 @@
 //! evidence. Request bodies are limited to [`MAX_BODY`] bytes; connections, header size and
 //! timeouts are limited by [`serve::Limits`].
 
+pub mod ingest;
 pub mod page;
 pub mod serve;
 
@@ -75,8 +78,8 @@ pub fn check_silence(metric: Option<&str>, duration: std::time::Duration) -> Res
 }
 
 #[derive(Clone)]
-struct AppState {
-    shared: Arc<Shared>,
+pub(crate) struct AppState {
+    pub(crate) shared: Arc<Shared>,
     commands: mpsc::Sender<Command>,
     token: Option<Secret>,
     history: Option<page::History>,
@@ -145,6 +148,7 @@ pub fn router_with_history(
         .route("/metrics", get(metrics))
         .route("/api/v1/status", get(status))
         .route("/api/v1/silence", post(silence))
+        .route("/api/v1/ingest", post(ingest::ingest))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(access),
@@ -173,7 +177,10 @@ pub async fn serve(
 async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let open = !access.exposed
-        || matches!(path, "/healthz" | "/readyz" | "/api/v1/silence")
+        || matches!(
+            path,
+            "/healthz" | "/readyz" | "/api/v1/silence" | "/api/v1/ingest"
+        )
         || (path == "/metrics" && access.public_metrics);
     if open {
         return next.run(req).await;
@@ -195,7 +202,7 @@ async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) -> R
 }
 
 /// The request carries `Authorization: Bearer <token>`.
-fn bearer_matches(headers: &HeaderMap, token: &Secret) -> bool {
+pub(crate) fn bearer_matches(headers: &HeaderMap, token: &Secret) -> bool {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -220,7 +227,13 @@ async fn metrics(State(s): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        s.shared.render_metrics(),
+        {
+            let mut text = s.shared.render_metrics();
+            if let Some(t) = s.shared.traffic() {
+                t.render_metrics(&mut text);
+            }
+            text
+        },
     )
         .into_response()
 }
@@ -286,7 +299,18 @@ async fn html_page(s: AppState, focus: Option<page::Focus>) -> Response {
 }
 
 async fn status(State(s): State<AppState>) -> Response {
-    axum::Json(s.shared.status()).into_response()
+    let doc = s.shared.status();
+    match s.shared.traffic() {
+        None => axum::Json(doc).into_response(),
+        Some(t) => {
+            let mut v = serde_json::to_value(doc).unwrap_or_default();
+            if let (Some(obj), Ok(traffic)) = (v.as_object_mut(), serde_json::to_value(t.status()))
+            {
+                obj.insert("traffic".into(), traffic);
+            }
+            axum::Json(v).into_response()
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -301,7 +325,7 @@ struct SilenceRequest {
     reason: String,
 }
 
-fn error(code: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(code: StatusCode, message: impl Into<String>) -> Response {
     (
         code,
         axum::Json(serde_json::json!({ "error": message.into() })),

@@ -206,6 +206,36 @@ CREATE TABLE readings (
 ) WITHOUT ROWID;
 "#,
     },
+    Migration {
+        version: 10,
+        description: "production traffic: one row of measurements per received completion",
+        sql: r#"
+CREATE TABLE traffic_completions (
+    id INTEGER PRIMARY KEY,
+    target TEXT NOT NULL,
+    route TEXT NOT NULL,
+    received_at_ms INTEGER NOT NULL,
+    timestamp_ms INTEGER,
+    chars INTEGER,
+    output_tokens INTEGER,
+    finish_reason TEXT,
+    truncated INTEGER NOT NULL,
+    empty INTEGER,
+    refusal INTEGER,
+    partial_refusal INTEGER,
+    refusal_rule TEXT,
+    latency_ms REAL
+);
+CREATE INDEX traffic_completions_received ON traffic_completions (received_at_ms);
+CREATE INDEX traffic_completions_stream
+    ON traffic_completions (target, route, received_at_ms);
+CREATE TABLE traffic_texts (
+    completion_id INTEGER PRIMARY KEY
+        REFERENCES traffic_completions (id) ON DELETE CASCADE,
+    text TEXT NOT NULL
+);
+"#,
+    },
 ];
 
 /// The schema version this build writes.

@@ -22,6 +22,7 @@ mod outbox;
 mod readings;
 mod rounds;
 mod samples;
+mod traffic;
 
 pub use events::{Event, EventId};
 pub use fingerprints::{ConfigChange, FingerprintChange, FingerprintRecord};
@@ -33,6 +34,7 @@ pub use outbox::{OutboxRow, OutboxStatus};
 pub use readings::{Reading, RoundReading};
 pub use rounds::{RoundId, RoundInfo, RoundStatus};
 pub use samples::{PruneStats, SampleQuery};
+pub use traffic::{TrafficPruned, TrafficRow};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};

@@ -23,6 +23,7 @@ const LAYERS: &[&[&str]] = &[
     &["report"],
     &["telemetry"],
     &["sim"],
+    &["traffic"],
     &["daemon"],
     &["http"],
     &["demo"],

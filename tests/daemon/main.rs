@@ -22,6 +22,7 @@ mod daemon_rounds;
 mod daemon_scheduler;
 mod daemon_storage;
 mod daemon_store_heal;
+mod daemon_traffic;
 mod harden_http;
 mod harden_pin;
 #[path = "../sinks_common/mod.rs"]

@@ -1,0 +1,472 @@
+//! The monitor of production traffic: per target and route, a baseline of the first
+//! [`BASELINE_COMPLETIONS`] completions received with their text, then the probes' anytime-valid
+//! monitor ([`TargetMonitor`]) against it, fed every batch the traffic task measures.
+//!
+//! Each route has a monitor of its own, so a change in the routes' shares of the traffic (mix
+//! shift) is never read as a change of the model: every route is compared with its own
+//! baseline. At most [`MONITORED_ROUTES`] routes per target are monitored, each at α divided by
+//! that number (Bonferroni), so the target's false-alarm budget holds across its routes.
+//!
+//! A swap the prober saw (the target's fingerprint changed) starts a new episode of every route
+//! against the same baseline, recorded before the swap; a breach then names the route and the
+//! swap: "production refusal rate on route /support of chat 1.1 % → 4.8 % since the swap at …
+//! (fingerprint a1b2 → c3d4)". A swap during the recording restarts the recording (a baseline
+//! never mixes two models). Breaches are logged, shown under `traffic.watch` in the status, and
+//! become alerts (metric `traffic:<route>:<metric>`) through the alert state machine and the
+//! sinks at the target's next round.
+
+use super::monitor::{MonitorSettings, TargetMonitor};
+use crate::alert::{Evidence, Observation};
+use crate::drift::Expectations;
+use crate::sample::{FinishReason, Measurements, Sample};
+use crate::store::TrafficRow;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Completions with text recorded per route before it is monitored.
+pub const BASELINE_COMPLETIONS: usize = 200;
+/// Routes monitored per target (the first to complete their baseline).
+pub const MONITORED_ROUTES: usize = 20;
+/// The suite name routes are monitored under (each route is one "probe").
+const SUITE: &str = "traffic";
+
+/// The served fingerprint of a target and when its episode began (a swap), if known.
+pub type SwapLookup = Box<dyn Fn(&str) -> Option<(String, Option<i64>)> + Send>;
+
+/// A swap as the traffic monitor saw it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SwapSeen {
+    pub at_ms: i64,
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Default)]
+struct RouteWatch {
+    baseline: Vec<Sample>,
+    monitor: Option<TargetMonitor>,
+    /// Open breaches: metric → message.
+    breaches: BTreeMap<String, String>,
+}
+
+#[derive(Default)]
+struct TargetWatch {
+    fingerprint: Option<String>,
+    swap: Option<SwapSeen>,
+    routes: BTreeMap<String, RouteWatch>,
+    /// The latest reading of each alert that has breached: alert metric → observation (a
+    /// clear one is kept until the alert is no longer firing).
+    alerts: BTreeMap<String, Observation>,
+}
+
+/// The alert metric of a traffic breach.
+pub fn alert_metric(route: &str, metric: &str) -> String {
+    format!("traffic:{route}:{metric}")
+}
+
+/// See the module documentation.
+pub struct TrafficWatch {
+    settings: MonitorSettings,
+    baseline_size: usize,
+    lookup: SwapLookup,
+    targets: BTreeMap<String, TargetWatch>,
+}
+
+impl TrafficWatch {
+    /// `settings` as for the probes; α is divided across [`MONITORED_ROUTES`] here.
+    pub fn new(settings: MonitorSettings, baseline_size: usize, lookup: SwapLookup) -> Self {
+        let mut settings = settings;
+        settings.margins.alpha /= MONITORED_ROUTES as f64;
+        TrafficWatch {
+            settings,
+            baseline_size: baseline_size.max(1),
+            lookup,
+            targets: BTreeMap::new(),
+        }
+    }
+
+    /// The open breaches, as `(target, route, metric, message)`.
+    pub fn breaches(&self) -> Vec<(String, String, String, String)> {
+        let mut out = Vec::new();
+        for (t, tw) in &self.targets {
+            for (r, rw) in &tw.routes {
+                for (m, msg) in &rw.breaches {
+                    out.push((t.clone(), r.clone(), m.clone(), msg.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Notices a swap of `target` since the last batch.
+    fn check_swap(&mut self, target: &str, now_ms: i64) {
+        let seen = (self.lookup)(target);
+        let settings = self.settings.clone();
+        let tw = self.targets.entry(target.to_string()).or_default();
+        let Some((fingerprint, started)) = seen else {
+            return;
+        };
+        if let Some(old) = &tw.fingerprint
+            && *old != fingerprint
+        {
+            let swap = SwapSeen {
+                at_ms: started.unwrap_or(now_ms),
+                from: old.clone(),
+                to: fingerprint.clone(),
+            };
+            tracing::info!(target, from = %swap.from, to = %swap.to, "traffic: the target was swapped; every route starts a new episode against its baseline");
+            tw.swap = Some(swap);
+            for rw in tw.routes.values_mut() {
+                rw.breaches.clear();
+                if rw.monitor.is_some() {
+                    rw.monitor = Some(TargetMonitor::from_samples(
+                        &rw.baseline,
+                        Expectations::default(),
+                        settings.clone(),
+                    ));
+                } else {
+                    rw.baseline.clear();
+                }
+            }
+        }
+        tw.fingerprint = Some(fingerprint);
+    }
+
+    fn observe_route(&mut self, target: &str, route: &str, mut samples: Vec<Sample>) {
+        let settings = self.settings.clone();
+        let size = self.baseline_size;
+        let Some(tw) = self.targets.get_mut(target) else {
+            return;
+        };
+        let monitored = tw.routes.values().filter(|r| r.monitor.is_some()).count();
+        let swap = tw.swap.clone();
+        let alerts = &mut tw.alerts;
+        let rw = tw.routes.entry(route.to_string()).or_default();
+        if rw.monitor.is_none() {
+            let take = samples.len().min(size.saturating_sub(rw.baseline.len()));
+            rw.baseline.extend(samples.drain(..take));
+            if rw.baseline.len() < size || monitored >= MONITORED_ROUTES {
+                return;
+            }
+            rw.monitor = Some(TargetMonitor::from_samples(
+                &rw.baseline,
+                Expectations::default(),
+                settings,
+            ));
+            if samples.is_empty() {
+                return;
+            }
+        }
+        let Some(m) = rw.monitor.as_mut() else {
+            return;
+        };
+        for (metric, obs) in m.observe_round(&samples) {
+            let key = alert_metric(route, &metric);
+            match obs {
+                Observation::Breach(mut ev) => {
+                    let msg = message(target, route, &metric, &ev, swap.as_ref());
+                    if !rw.breaches.contains_key(&metric) {
+                        tracing::warn!(target, route, metric = %metric, "{msg}");
+                    }
+                    ev.summary = msg.clone();
+                    rw.breaches.insert(metric, msg);
+                    alerts.insert(key, Observation::Breach(ev));
+                }
+                Observation::Clear => {
+                    rw.breaches.remove(&metric);
+                    if let Some(a) = alerts.get_mut(&key) {
+                        *a = Observation::Clear;
+                    }
+                }
+                Observation::NoData => {}
+            }
+        }
+    }
+}
+
+impl crate::traffic::Watch for TrafficWatch {
+    fn observe(&mut self, rows: &[TrafficRow]) {
+        let mut by: BTreeMap<(String, String), Vec<Sample>> = BTreeMap::new();
+        for r in rows {
+            if let Some(s) = to_sample(r) {
+                by.entry((r.target.clone(), r.route.clone()))
+                    .or_default()
+                    .push(s);
+            }
+        }
+        let now = rows.iter().map(|r| r.received_at_ms).max().unwrap_or(0);
+        let mut checked: Option<String> = None;
+        for ((target, route), samples) in by {
+            if checked.as_deref() != Some(target.as_str()) {
+                self.check_swap(&target, now);
+                checked = Some(target.clone());
+            }
+            self.observe_route(&target, &route, samples);
+        }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let mut targets = serde_json::Map::new();
+        for (t, tw) in &self.targets {
+            let mut routes = serde_json::Map::new();
+            for (r, rw) in &tw.routes {
+                routes.insert(
+                    r.clone(),
+                    serde_json::json!({
+                        "baseline": rw.baseline.len(),
+                        "monitored": rw.monitor.is_some(),
+                        "readings": rw.monitor.as_ref().map(|m| m.snapshot()).unwrap_or_default(),
+                        "breaches": rw.breaches.values().collect::<Vec<_>>(),
+                    }),
+                );
+            }
+            targets.insert(
+                t.clone(),
+                serde_json::json!({ "last_swap": tw.swap, "routes": routes }),
+            );
+        }
+        serde_json::json!({
+            "baseline_completions": self.baseline_size,
+            "targets": targets,
+        })
+    }
+
+    fn alerts(&self, target: &str) -> Vec<(String, Observation)> {
+        self.targets
+            .get(target)
+            .map(|t| {
+                t.alerts
+                    .iter()
+                    .map(|(k, o)| (k.clone(), o.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn settled(&mut self, target: &str, metric: &str) {
+        if let Some(t) = self.targets.get_mut(target)
+            && matches!(t.alerts.get(metric), Some(Observation::Clear))
+        {
+            t.alerts.remove(metric);
+        }
+    }
+}
+
+impl super::Scheduler {
+    /// The traffic alerts of target `name` to step with its round: every breached one's latest
+    /// reading, and clear readings only while the alert is still firing.
+    pub(super) fn traffic_observations(
+        &self,
+        name: &str,
+    ) -> Vec<(String, crate::alert::Severity, Observation)> {
+        let Some(traffic) = self.shared.traffic() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (metric, obs) in traffic.watch_alerts(name) {
+            let firing = self
+                .alerts
+                .get(&crate::alert::AlertKey::new(name, metric.as_str()))
+                .is_some_and(|s| s.status == crate::alert::Status::Firing);
+            if obs == Observation::Clear && !firing {
+                traffic.watch_settled(name, &metric);
+                continue;
+            }
+            out.push((metric, crate::alert::Severity::Warning, obs));
+        }
+        out
+    }
+}
+
+/// A completion judged from its text as the monitor's sample (lengths-only completions carry
+/// no refusal judgement and are not monitored).
+fn to_sample(r: &TrafficRow) -> Option<Sample> {
+    let refusal = r.refusal?;
+    let mut s = Sample::pending(&r.target, SUITE, &r.route, "", 0, r.received_at_ms);
+    s.finish_reason = r.finish_reason.as_deref().map(FinishReason::parse);
+    s.latency_ms = r.latency_ms.unwrap_or(f64::NAN);
+    s.measurements = Some(Measurements {
+        chars: r.chars.unwrap_or(0),
+        output_tokens: r.output_tokens.unwrap_or(0),
+        tokens_estimated: r.output_tokens.is_none(),
+        truncated: r.truncated,
+        empty: r.empty.unwrap_or(false),
+        refusal,
+        refusal_rule: r.refusal_rule.clone(),
+        partial_refusal: r.partial_refusal.unwrap_or(false),
+        ..Measurements::default()
+    });
+    Some(s)
+}
+
+/// "production refusal rate on route /support of chat 1.1 % → 4.8 % since the swap at …".
+fn message(
+    target: &str,
+    route: &str,
+    metric: &str,
+    ev: &Evidence,
+    swap: Option<&SwapSeen>,
+) -> String {
+    let rate = metric != super::monitor::LENGTH_METRIC;
+    let show = |v: Option<f64>| match v {
+        Some(v) if rate => format!("{:.1} %", v * 100.0),
+        Some(v) => format!("{v:.2}"),
+        None => "?".into(),
+    };
+    let what = if rate {
+        metric.replace('_', " ")
+    } else {
+        "length (mean placement among the baseline's)".into()
+    };
+    let since = match swap {
+        Some(s) => format!(
+            "since the swap at {} (fingerprint {} → {})",
+            minute(s.at_ms),
+            short(&s.from),
+            short(&s.to)
+        ),
+        None => "since the traffic baseline".into(),
+    };
+    format!(
+        "production {what} on route {route} of {target} {} → {} {since}",
+        show(ev.baseline),
+        show(ev.current)
+    )
+}
+
+/// `2026-01-31 14:02 UTC`.
+fn minute(ms: i64) -> String {
+    let t = crate::time::rfc3339_utc(ms);
+    format!("{} {} UTC", &t[..10], &t[11..16])
+}
+
+fn short(fingerprint: &str) -> &str {
+    fingerprint.get(..12).unwrap_or(fingerprint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+    use crate::traffic::Watch;
+    use std::sync::{Arc, Mutex};
+
+    fn row(route: &str, refusal: bool, at: i64) -> TrafficRow {
+        TrafficRow {
+            target: "chat".into(),
+            route: route.into(),
+            received_at_ms: at,
+            chars: Some(300),
+            finish_reason: Some("stop".into()),
+            empty: Some(false),
+            refusal: Some(refusal),
+            partial_refusal: Some(false),
+            ..TrafficRow::default()
+        }
+    }
+
+    /// Batches of 100 completions: `support_share` of them on /support (refusing at
+    /// `support_rate`), the rest on /search (refusing at 10 %).
+    fn batch(rng: &mut Rng, support_share: f64, support_rate: f64, at: i64) -> Vec<TrafficRow> {
+        (0..100)
+            .map(|_| {
+                if rng.f64() < support_share {
+                    row("/support", rng.f64() < support_rate, at)
+                } else {
+                    row("/search", rng.f64() < 0.10, at)
+                }
+            })
+            .collect()
+    }
+
+    fn watch(fingerprint: Arc<Mutex<String>>) -> TrafficWatch {
+        let settings = MonitorSettings {
+            margins: crate::drift::Margins::default(),
+            false_alarm_rounds: 129_600.0,
+            null_confidence: Default::default(),
+        };
+        let lookup: SwapLookup =
+            Box::new(move |_| Some((fingerprint.lock().unwrap().clone(), Some(7_000))));
+        TrafficWatch::new(settings, BASELINE_COMPLETIONS, lookup)
+    }
+
+    #[test]
+    fn a_mix_shift_alone_raises_nothing_and_a_swap_that_refuses_more_is_named() {
+        let fp = Arc::new(Mutex::new("a1b2c3d4e5f6a7b8".to_string()));
+        let mut w = watch(fp.clone());
+        let mut rng = Rng::new(7);
+        for i in 0..10 {
+            w.observe(&batch(&mut rng, 0.5, 0.02, i));
+        }
+        let st = w.status();
+        assert_eq!(
+            st["targets"]["chat"]["routes"]["/support"]["monitored"],
+            true
+        );
+        // The share of /search (10 % refusals) triples: the pooled rate rises, no route changes.
+        for i in 0..60 {
+            w.observe(&batch(&mut rng, 0.1, 0.02, 100 + i));
+        }
+        assert!(w.breaches().is_empty(), "{:?}", w.breaches());
+        // The prober saw a swap; /support now refuses 15 %.
+        *fp.lock().unwrap() = "c3d4e5f6a7b8c9d0".to_string();
+        for i in 0..20 {
+            w.observe(&batch(&mut rng, 0.5, 0.15, 200 + i));
+        }
+        let breaches = w.breaches();
+        let refusal = breaches
+            .iter()
+            .find(|b| b.1 == "/support" && b.2 == "refusal_rate")
+            .unwrap_or_else(|| panic!("{breaches:?}"));
+        assert!(
+            refusal
+                .3
+                .starts_with("production refusal rate on route /support of chat 3.5 % → 15."),
+            "{}",
+            refusal.3
+        );
+        assert!(
+            refusal.3.ends_with(
+                "since the swap at 1970-01-01 00:00 UTC (fingerprint a1b2c3d4e5f6 → c3d4e5f6a7b8)"
+            ),
+            "{}",
+            refusal.3
+        );
+        assert!(breaches.iter().all(|b| b.1 == "/support"), "{breaches:?}");
+        // The same reading waits for the target's next round as an alert.
+        let alerts = w.alerts("chat");
+        assert!(
+            alerts
+                .iter()
+                .any(|(m, o)| m == "traffic:/support:refusal_rate"
+                    && matches!(o, Observation::Breach(ev) if ev.summary == refusal.3)),
+            "{alerts:?}"
+        );
+        assert!(
+            alerts
+                .iter()
+                .all(|(m, _)| m.starts_with("traffic:/support:"))
+        );
+    }
+
+    #[test]
+    fn lengths_only_completions_are_not_monitored_and_a_swap_restarts_the_recording() {
+        let fp = Arc::new(Mutex::new("a".repeat(16)));
+        let mut w = watch(fp.clone());
+        let mut lengths_only = row("/a", false, 1);
+        lengths_only.refusal = None;
+        w.observe(&vec![lengths_only; 50]);
+        w.observe(&vec![row("/a", false, 1); 50]);
+        assert_eq!(
+            w.status()["targets"]["chat"]["routes"]["/a"]["baseline"],
+            50
+        );
+        *fp.lock().unwrap() = "b".repeat(16);
+        w.observe(&vec![row("/a", false, 2); 10]);
+        assert_eq!(
+            w.status()["targets"]["chat"]["routes"]["/a"]["baseline"],
+            10,
+            "a baseline never mixes two models"
+        );
+    }
+}

@@ -1,0 +1,191 @@
+//! Production completions received by the daemon: one row of measurements each in
+//! `traffic_completions`, the text (only with `[traffic] store_text = true`) apart in
+//! `traffic_texts`, so that it is pruned as early as the probes' raw texts. Retention follows
+//! `[storage]` exactly as for samples: texts after `raw_text_retention`, rows after
+//! `sample_retention`, both by the time the daemon received the completion.
+
+use super::{Result, Store, StoreError};
+use rusqlite::params;
+
+/// What is kept of one received completion (the field list of `docs/traffic.md`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TrafficRow {
+    pub target: String,
+    /// The route or prompt class the application gave (`default` when none).
+    pub route: String,
+    /// When the daemon accepted it (Unix ms); retention counts from here.
+    pub received_at_ms: i64,
+    /// When the application says the completion happened, if it said.
+    pub timestamp_ms: Option<i64>,
+    /// `None` when only a token count was sent.
+    pub chars: Option<u32>,
+    pub output_tokens: Option<u32>,
+    pub finish_reason: Option<String>,
+    pub truncated: bool,
+    /// `None` when only lengths were sent (nothing to judge).
+    pub empty: Option<bool>,
+    pub refusal: Option<bool>,
+    pub partial_refusal: Option<bool>,
+    pub refusal_rule: Option<String>,
+    pub latency_ms: Option<f64>,
+    /// Only with `store_text = true`.
+    pub text: Option<String>,
+}
+
+/// What [`Store::prune_traffic`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrafficPruned {
+    pub texts: u64,
+    pub completions: u64,
+}
+
+const INSERT: &str = "INSERT INTO traffic_completions (
+    target, route, received_at_ms, timestamp_ms, chars, output_tokens, finish_reason,
+    truncated, empty, refusal, partial_refusal, refusal_rule, latency_ms
+) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+
+impl Store {
+    /// Stores `rows`, all or none, in one transaction.
+    pub fn insert_traffic(&mut self, rows: &[TrafficRow]) -> Result<()> {
+        let tx = self.conn.savepoint()?;
+        {
+            let mut insert = tx.prepare_cached(INSERT)?;
+            let mut text = tx.prepare_cached(
+                "INSERT INTO traffic_texts (completion_id, text) VALUES (?1, ?2)",
+            )?;
+            for r in rows {
+                insert.execute(params![
+                    r.target,
+                    r.route,
+                    r.received_at_ms,
+                    r.timestamp_ms,
+                    r.chars,
+                    r.output_tokens,
+                    r.finish_reason,
+                    r.truncated,
+                    r.empty,
+                    r.refusal,
+                    r.partial_refusal,
+                    r.refusal_rule,
+                    r.latency_ms.filter(|l| l.is_finite()),
+                ])?;
+                if let Some(t) = &r.text {
+                    text.execute(params![tx.last_insert_rowid(), t])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The stored completions of `target` received at or after `since_ms`, oldest first.
+    pub fn traffic_rows(&self, target: &str, since_ms: i64) -> Result<Vec<TrafficRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT c.target, c.route, c.received_at_ms, c.timestamp_ms, c.chars,
+                    c.output_tokens, c.finish_reason, c.truncated, c.empty, c.refusal,
+                    c.partial_refusal, c.refusal_rule, c.latency_ms, t.text
+             FROM traffic_completions c LEFT JOIN traffic_texts t ON t.completion_id = c.id
+             WHERE c.target = ?1 AND c.received_at_ms >= ?2 ORDER BY c.id",
+        )?;
+        let rows = stmt.query_map(params![target, since_ms], |r| {
+            Ok(TrafficRow {
+                target: r.get(0)?,
+                route: r.get(1)?,
+                received_at_ms: r.get(2)?,
+                timestamp_ms: r.get(3)?,
+                chars: r.get(4)?,
+                output_tokens: r.get(5)?,
+                finish_reason: r.get(6)?,
+                truncated: r.get(7)?,
+                empty: r.get(8)?,
+                refusal: r.get(9)?,
+                partial_refusal: r.get(10)?,
+                refusal_rule: r.get(11)?,
+                latency_ms: r.get(12)?,
+                text: r.get(13)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Deletes traffic texts received more than `raw_text_retention_ms` before `now_ms` and
+    /// rows received more than `sample_retention_ms` before it (the samples' rules).
+    pub fn prune_traffic(
+        &mut self,
+        now_ms: i64,
+        raw_text_retention_ms: i64,
+        sample_retention_ms: i64,
+    ) -> Result<TrafficPruned> {
+        if raw_text_retention_ms < 0 || sample_retention_ms < 0 {
+            return Err(StoreError::Invalid(format!(
+                "retention must not be negative (raw text {raw_text_retention_ms} ms, samples \
+                 {sample_retention_ms} ms)"
+            )));
+        }
+        let text_cutoff = now_ms.saturating_sub(raw_text_retention_ms);
+        let cutoff = now_ms.saturating_sub(sample_retention_ms);
+        let tx = self.conn.savepoint()?;
+        let texts = tx.execute(
+            "DELETE FROM traffic_texts WHERE completion_id IN
+                 (SELECT id FROM traffic_completions WHERE received_at_ms < ?1)",
+            [text_cutoff],
+        )?;
+        let completions = tx.execute(
+            "DELETE FROM traffic_completions WHERE received_at_ms < ?1",
+            [cutoff],
+        )?;
+        tx.commit()?;
+        Ok(TrafficPruned {
+            texts: texts as u64,
+            completions: completions as u64,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(route: &str, at: i64, text: Option<&str>) -> TrafficRow {
+        TrafficRow {
+            target: "chat".into(),
+            route: route.into(),
+            received_at_ms: at,
+            chars: Some(12),
+            refusal: Some(false),
+            latency_ms: Some(f64::NAN),
+            text: text.map(str::to_string),
+            ..TrafficRow::default()
+        }
+    }
+
+    #[test]
+    fn rows_round_trip_and_prune_by_the_sample_rules() {
+        let mut store = Store::open_in_memory().unwrap();
+        let rows = vec![
+            row("/a", 1_000, Some("old text")),
+            row("/b", 2_500, Some("newer text")),
+            row("/a", 3_000, None),
+        ];
+        store.insert_traffic(&rows).unwrap();
+        let back = store.traffic_rows("chat", 0).unwrap();
+        assert_eq!(back.len(), 3);
+        assert_eq!(back[0].text.as_deref(), Some("old text"));
+        assert_eq!(back[0].latency_ms, None, "NaN is stored as NULL");
+        assert_eq!(back[2].route, "/a");
+        assert!(store.traffic_rows("other", 0).unwrap().is_empty());
+        // Texts older than 1000 ms, rows older than 2000 ms (at now = 3600).
+        let pruned = store.prune_traffic(3_600, 1_000, 2_000).unwrap();
+        assert_eq!(
+            pruned,
+            TrafficPruned {
+                texts: 2,
+                completions: 1
+            }
+        );
+        let left = store.traffic_rows("chat", 0).unwrap();
+        assert_eq!(left.len(), 2);
+        assert!(left.iter().all(|r| r.text.is_none()));
+        assert!(store.prune_traffic(0, -1, 0).is_err());
+    }
+}
