@@ -108,6 +108,22 @@ pub struct BehaviourWatch {
     since_ms: i64,
     /// A check flagged this episode.
     flagged: bool,
+    /// Checks finished this episode, and the newest one's p-value.
+    checks: u64,
+    last_p_value: Option<f64>,
+}
+
+/// What `/api/v1/status` shows of a target's behaviour watch.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BehaviourStatus {
+    /// Checks finished in this episode.
+    pub checks: u64,
+    /// The newest check's p-value.
+    pub last_p_value: Option<f64>,
+    /// The level of each check.
+    pub alpha_per_check: f64,
+    /// A check of this episode found another model (one `behaviour_changed` event).
+    pub changed: bool,
 }
 
 impl BehaviourWatch {
@@ -134,6 +150,8 @@ impl BehaviourWatch {
             window: BTreeMap::new(),
             since_ms: now_ms,
             flagged: false,
+            checks: 0,
+            last_p_value: None,
         })
     }
 
@@ -195,6 +213,18 @@ impl BehaviourWatch {
     /// (a swap or a new baseline starts another); one event says it, not one every check.
     pub fn record(&mut self, check: &BehaviourCheck) {
         self.flagged |= check.changed;
+        self.checks += 1;
+        self.last_p_value = Some(check.p_value);
+    }
+
+    /// The watch as the status shows it.
+    pub fn status(&self) -> BehaviourStatus {
+        BehaviourStatus {
+            checks: self.checks,
+            last_p_value: self.last_p_value,
+            alpha_per_check: self.settings.alpha_per_check(),
+            changed: self.flagged,
+        }
     }
 }
 

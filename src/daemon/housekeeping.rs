@@ -131,6 +131,7 @@ impl Scheduler {
                     .as_ref()
                     .map(|m| m.snapshot())
                     .unwrap_or_default(),
+                behaviour: rt.behaviour.as_ref().map(|b| b.watch.status()),
             });
         }
         let alerts: Vec<AlertState> = self.alerts.values().cloned().collect();

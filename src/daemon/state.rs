@@ -71,6 +71,8 @@ pub struct TargetStatus {
     pub rounds: u64,
     pub swaps: u64,
     pub metrics: Vec<MetricSnapshot>,
+    /// The behaviour watch of the current episode (`None`: off, or no baseline with texts).
+    pub behaviour: Option<super::behaviour::BehaviourStatus>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -6,6 +6,7 @@
 use futures_util::future::BoxFuture;
 use modelwatch::baseline::{Baseline, RecordInfo};
 use modelwatch::config::{Loaded, Target};
+use modelwatch::daemon::behaviour::BehaviourStatus;
 use modelwatch::daemon::{self, Options, state::Shared};
 use modelwatch::provider::{CompletionRequest, Fingerprint, ModelClient};
 use modelwatch::rng::Rng;
@@ -137,13 +138,14 @@ fn setup(dir: &Path) -> Loaded {
     l
 }
 
-/// Runs the daemon for `run_for` of paused time; returns the stored notifications' payloads.
+/// Runs the daemon for `run_for` of paused time; returns the stored notifications' payloads
+/// and the behaviour watch as the status showed it last.
 async fn run(
     dir: &Path,
     switch_after: Duration,
     later: &'static [&'static str],
     run_for: Duration,
-) -> Vec<serde_json::Value> {
+) -> (Vec<serde_json::Value>, BehaviourStatus) {
     let loaded = setup(dir);
     let db = dir.join("m.db");
     let store = Store::open(&db).unwrap();
@@ -164,7 +166,7 @@ async fn run(
         ..Options::default()
     };
     let shared = Arc::new(Shared::default());
-    let fut = daemon::run(loaded, store, options, shared, rx, async move {
+    let fut = daemon::run(loaded, store, options, shared.clone(), rx, async move {
         let _ = stop_rx.wait_for(|s| *s).await;
     });
     // Paused time runs on while the runtime is idle, also while a check computes on its
@@ -183,13 +185,15 @@ async fn run(
     let (r, ()) = tokio::join!(fut, driver);
     r.unwrap();
     let store = Store::open(&db).unwrap();
-    store
+    let events = store
         .events(Some("t"), 0)
         .unwrap()
         .into_iter()
         .filter(|e| e.kind == "alert")
         .map(|e| e.payload)
-        .collect()
+        .collect();
+    let status = shared.status().targets[0].behaviour.clone().unwrap();
+    (events, status)
 }
 
 fn behaviour_events(events: &[serde_json::Value]) -> Vec<&serde_json::Value> {
@@ -204,7 +208,13 @@ async fn other_words_under_the_same_fingerprint_raise_one_behaviour_event() {
     let dir = tempfile::tempdir().unwrap();
     // Checks start at 6 h and 12 h; the words change at 7 h; the one flag stops the checks
     // for the rest of the episode.
-    let events = run(dir.path(), 7 * HOUR, OTHER, 30 * HOUR).await;
+    let (events, status) = run(dir.path(), 7 * HOUR, OTHER, 30 * HOUR).await;
+    assert!(status.changed, "{status:?}");
+    assert_eq!(
+        status.checks, 2,
+        "a quiet check, the flag, then no more: {status:?}"
+    );
+    assert!(status.last_p_value.unwrap() < status.alpha_per_check);
     let flagged = behaviour_events(&events);
     assert_eq!(flagged.len(), 1, "one event per episode: {events:#?}");
     let e = flagged[0];
@@ -226,6 +236,10 @@ async fn other_words_under_the_same_fingerprint_raise_one_behaviour_event() {
 async fn the_same_model_with_new_samples_raises_no_behaviour_event() {
     let dir = tempfile::tempdir().unwrap();
     // Four checks (6, 12, 18, 24 h) of a server that never changes its words.
-    let events = run(dir.path(), 100 * HOUR, OTHER, 24 * HOUR + HOUR / 2).await;
+    let (events, status) = run(dir.path(), 100 * HOUR, OTHER, 24 * HOUR + HOUR / 2).await;
     assert!(behaviour_events(&events).is_empty(), "{events:#?}");
+    // The checks ran, and found the same model.
+    assert!(status.checks >= 3, "{status:?}");
+    assert!(!status.changed);
+    assert!(status.last_p_value.unwrap() > status.alpha_per_check);
 }
