@@ -202,11 +202,23 @@ pub struct Notification {
 impl Notification {
     /// A stateless info notification (a model swap).
     pub fn info(key: AlertKey, at_ms: i64, evidence: Evidence, muted: bool) -> Notification {
+        Notification::event(key, Severity::Info, at_ms, evidence, muted)
+    }
+
+    /// A one-off event of `severity`: no state, no lifecycle (a swap is `Info`; a behaviour
+    /// change, which someone should look at, `Warning`).
+    pub fn event(
+        key: AlertKey,
+        severity: Severity,
+        at_ms: i64,
+        evidence: Evidence,
+        muted: bool,
+    ) -> Notification {
         Notification {
             kind: NotificationKind::Info,
             incident: format!("{key}@{at_ms}"),
             key,
-            severity: Severity::Info,
+            severity,
             at_ms,
             evidence: Some(evidence),
             muted,

@@ -522,17 +522,16 @@ impl Scheduler {
         );
         let key = AlertKey::new(name, BEHAVIOUR_CHANGED);
         let muted = mutes.muted(&key, now_ms);
-        let mut n = Notification::info(
+        Some(Notification::event(
             key,
+            Severity::Warning,
             now_ms,
             Evidence {
                 summary,
                 ..Evidence::default()
             },
             muted,
-        );
-        n.severity = Severity::Warning;
-        Some(n)
+        ))
     }
 
     /// Steps the alert of each observation (pure transitions), persists the states that

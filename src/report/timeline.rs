@@ -432,8 +432,8 @@ pub fn num(v: f64) -> String {
     }
     let a = v.abs();
     if a >= 1e12 {
-        let exp = a.log10().floor() as i32;
-        format!("{:.1}×10^{exp}", v / 10f64.powi(exp))
+        let sign = if v < 0.0 { "-" } else { "" };
+        format!("{sign}{}", scientific(a.log10()))
     } else if a >= 1e9 {
         format!("{:.1} billion", v / 1e9)
     } else if a >= 1e6 {
@@ -451,16 +451,21 @@ pub fn num(v: f64) -> String {
 pub fn num_from_ln(ln_v: f64) -> String {
     let log10 = ln_v / std::f64::consts::LN_10;
     if log10 >= 12.0 && log10.is_finite() {
-        let mut exp = log10.floor();
-        let mut m = (10f64.powf(log10 - exp) * 10.0).round() / 10.0;
-        if m >= 10.0 {
-            m /= 10.0;
-            exp += 1.0;
-        }
-        format!("{m:.1}×10^{exp}")
+        scientific(log10)
     } else {
         num(ln_v.exp())
     }
+}
+
+/// `m.m×10^e` of the number whose decimal log is `log10`: the one place that form is written.
+fn scientific(log10: f64) -> String {
+    let mut exp = log10.floor();
+    let mut m = (10f64.powf(log10 - exp) * 10.0).round() / 10.0;
+    if m >= 10.0 {
+        m /= 10.0;
+        exp += 1.0;
+    }
+    format!("{m:.1}×10^{exp}")
 }
 
 #[cfg(test)]

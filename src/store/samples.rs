@@ -160,14 +160,8 @@ impl Store {
         raw_text_retention_ms: i64,
         sample_retention_ms: i64,
     ) -> Result<PruneStats> {
-        if raw_text_retention_ms < 0 || sample_retention_ms < 0 {
-            return Err(StoreError::Invalid(format!(
-                "retention must not be negative (raw text {raw_text_retention_ms} ms, samples \
-                 {sample_retention_ms} ms)"
-            )));
-        }
-        let text_cutoff = now_ms.saturating_sub(raw_text_retention_ms);
-        let sample_cutoff = now_ms.saturating_sub(sample_retention_ms);
+        let (text_cutoff, sample_cutoff) =
+            retention_cutoffs(now_ms, raw_text_retention_ms, sample_retention_ms)?;
         let tx = self.conn.savepoint()?;
         let texts = tx.execute(
             "DELETE FROM sample_texts WHERE sample_id IN
@@ -190,6 +184,25 @@ impl Store {
             rounds: rounds as u64,
         })
     }
+}
+
+/// The times before which texts and rows go, under the two retention settings (samples and
+/// production traffic keep the same rules).
+pub(crate) fn retention_cutoffs(
+    now_ms: i64,
+    raw_text_retention_ms: i64,
+    sample_retention_ms: i64,
+) -> Result<(i64, i64)> {
+    if raw_text_retention_ms < 0 || sample_retention_ms < 0 {
+        return Err(StoreError::Invalid(format!(
+            "retention must not be negative (raw text {raw_text_retention_ms} ms, samples \
+             {sample_retention_ms} ms)"
+        )));
+    }
+    Ok((
+        now_ms.saturating_sub(raw_text_retention_ms),
+        now_ms.saturating_sub(sample_retention_ms),
+    ))
 }
 
 /// Writes one sample row (and its text row) with cached statements.

@@ -4,7 +4,7 @@
 //! `[storage]` exactly as for samples: texts after `raw_text_retention`, rows after
 //! `sample_retention`, both by the time the daemon received the completion.
 
-use super::{Result, Store, StoreError};
+use super::{Result, Store};
 use rusqlite::params;
 
 /// What is kept of one received completion (the field list of `docs/traffic.md`).
@@ -116,14 +116,8 @@ impl Store {
         raw_text_retention_ms: i64,
         sample_retention_ms: i64,
     ) -> Result<TrafficPruned> {
-        if raw_text_retention_ms < 0 || sample_retention_ms < 0 {
-            return Err(StoreError::Invalid(format!(
-                "retention must not be negative (raw text {raw_text_retention_ms} ms, samples \
-                 {sample_retention_ms} ms)"
-            )));
-        }
-        let text_cutoff = now_ms.saturating_sub(raw_text_retention_ms);
-        let cutoff = now_ms.saturating_sub(sample_retention_ms);
+        let (text_cutoff, cutoff) =
+            super::samples::retention_cutoffs(now_ms, raw_text_retention_ms, sample_retention_ms)?;
         let tx = self.conn.savepoint()?;
         let texts = tx.execute(
             "DELETE FROM traffic_texts WHERE completion_id IN

@@ -4,21 +4,10 @@
 //! `ModelwatchNoRounds` (failed rounds are rounds); a daemon whose rounds stop fires
 //! `ModelwatchNoRounds`.
 
-use std::process::Command;
-
 #[test]
 fn promtool_rule_tests_pass() {
-    let Ok(out) = Command::new("promtool")
-        .args(["test", "rules", "ops/prometheus/modelwatch-rules.test.yml"])
-        .output()
-    else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "promtool is missing in CI: scripts/test-deps.sh installs it"
-        );
-        eprintln!("skipped: promtool not installed (scripts/test-deps.sh installs it)");
-        return;
-    };
+    let out =
+        crate::ops_files::promtool(&["test", "rules", "ops/prometheus/modelwatch-rules.test.yml"]);
     assert!(
         out.status.success(),
         "{}{}",

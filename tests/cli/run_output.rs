@@ -47,8 +47,8 @@ fn the_compact_table_is_the_default_and_probes_are_on_request() {
     assert!(text.lines().any(|l| l.trim_start().starts_with("probe")));
 }
 
-/// `run` on a pseudo-terminal (`script`), with `no_color` as `NO_COLOR` when given.
-fn on_a_terminal(dir: &std::path::Path, no_color: Option<&str>) -> Option<String> {
+/// `run` on a pseudo-terminal (`script`, util-linux), with `no_color` as `NO_COLOR` when given.
+fn on_a_terminal(dir: &std::path::Path, no_color: Option<&str>) -> String {
     let command = format!("{} {}", env!("CARGO_BIN_EXE_modelwatch"), ROUND.join(" "));
     let mut c = Command::new("script");
     c.args(["-qec", &command, "/dev/null"])
@@ -58,25 +58,20 @@ fn on_a_terminal(dir: &std::path::Path, no_color: Option<&str>) -> Option<String
     if let Some(v) = no_color {
         c.env("NO_COLOR", v);
     }
-    let out = c.output().ok()?;
+    let out = c
+        .output()
+        .expect("`script` (util-linux) runs the command on a pseudo-terminal");
     assert!(out.status.success(), "{out:?}");
-    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
 fn colour_on_a_terminal_only_without_no_color() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(tty) = on_a_terminal(dir.path(), None) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "`script` (util-linux) is needed under CI to run on a pseudo-terminal"
-        );
-        eprintln!("skipped: no `script` to run on a pseudo-terminal");
-        return;
-    };
+    let tty = on_a_terminal(dir.path(), None);
     assert!(tty.contains("task fail"), "{tty}");
     assert!(tty.contains("\x1b["), "a terminal gets colour:\n{tty}");
-    let plain = on_a_terminal(dir.path(), Some("1")).unwrap();
+    let plain = on_a_terminal(dir.path(), Some("1"));
     assert!(plain.contains("task fail"), "{plain}");
     assert!(
         !plain.contains('\x1b'),

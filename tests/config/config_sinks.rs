@@ -228,11 +228,12 @@ fn ca_file_is_read_and_checked_where_it_is_set() {
     let ca = std::fs::read(Path::new("tests/fixtures/tls/ca.pem")).unwrap();
     std::fs::write(dir.path().join("ca.pem"), &ca).unwrap();
     std::fs::write(dir.path().join("junk.pem"), "not a certificate\n").unwrap();
-    let broken = String::from_utf8(ca.clone())
-        .unwrap()
-        .replace("MII", "XXX")
-        .replace("MIB", "XXX");
-    std::fs::write(dir.path().join("broken.pem"), broken).unwrap();
+    // Well-formed PEM whose DER is not a certificate: the first base64 line (the DER's outer
+    // SEQUENCE header) zeroed, so only the TLS stack's parser can refuse it.
+    let text = String::from_utf8(ca.clone()).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines[1] = "A".repeat(lines[1].len());
+    std::fs::write(dir.path().join("broken.pem"), lines.join("\n") + "\n").unwrap();
     let write = |file: &str| {
         std::fs::write(
             &path,
@@ -251,7 +252,7 @@ fn ca_file_is_read_and_checked_where_it_is_set() {
     for (file, want) in [
         ("missing.pem", "cannot read ca_file"),
         ("junk.pem", "holds no PEM certificate"),
-        ("broken.pem", "ca_file"),
+        ("broken.pem", "a certificate is not valid"),
     ] {
         write(file);
         let text = render_all(&config::load(&path, &|_: &str| None).unwrap_err());
