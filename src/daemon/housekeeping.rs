@@ -55,7 +55,11 @@ impl Scheduler {
                             "retention: pruned old data"
                         );
                     }
-                    self.shared.store_ok.store(true, Ordering::Relaxed);
+                    // A prune that deleted nothing wrote nothing: only a committed round
+                    // marks the store writable again.
+                    if stats.rounds + stats.samples + stats.texts > 0 {
+                        self.shared.store_ok.store(true, Ordering::Relaxed);
+                    }
                 }
                 Err(e) => {
                     self.store_error("prune", &e);

@@ -153,7 +153,12 @@ impl Scheduler {
         let notifications = self.step_round(name, &outcome, now_ms);
         let jobs = self.record_notifications(&notifications);
         let committed = match self.store.commit() {
-            Ok(()) => true,
+            Ok(()) => {
+                // Only a commit proves the store writable: the writes inside the transaction
+                // can succeed on a full disk and the commit still fail.
+                self.shared.store_ok.store(true, Ordering::Relaxed);
+                true
+            }
             Err(e) => {
                 self.store_error("commit", &e);
                 tracing::error!(target = name, error = %e, "cannot commit the round; its notifications are not sent");
@@ -363,10 +368,7 @@ impl Scheduler {
             .store
             .record_round(name, fingerprint_id, outcome, now_ms);
         match stored {
-            Ok(id) => {
-                self.shared.store_ok.store(true, Ordering::Relaxed);
-                Some(id)
-            }
+            Ok(id) => Some(id),
             Err(e) => {
                 self.shared.store_failed("round", &e.to_string());
                 tracing::error!(target = name, error = %e, "cannot store the round");
