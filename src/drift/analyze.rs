@@ -76,7 +76,9 @@ fn rate_side(x: u64, n: u64, confidence: f64) -> Side {
 
 pub(crate) fn rate_margin(metric: Metric, m: &Margins) -> f64 {
     match metric {
-        Metric::RefusalRate | Metric::MissedRefusalRate => m.refusal_points,
+        Metric::RefusalRate | Metric::MissedRefusalRate | Metric::PartialRefusalRate => {
+            m.refusal_points
+        }
         Metric::EmptyRate => m.empty_points,
         Metric::StructuredFailureRate | Metric::StructuredKind(_) => m.structured_points,
         Metric::TaskFailureRate => m.task_failure_points,

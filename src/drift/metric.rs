@@ -27,6 +27,10 @@ pub enum Metric {
     RefusalRate,
     /// Answers that did not refuse, on probes that expect a refusal (`expect.refusal = true`).
     MissedRefusalRate,
+    /// Partial refusals (answers, but withholds the specific part asked for) on probes that do
+    /// not expect a refusal: a breakdown of `refusal_rate`, since "answers less" is a distinct
+    /// degradation from "refuses".
+    PartialRefusalRate,
     EmptyRate,
     /// Any structured-output failure among samples of probes expecting JSON.
     StructuredFailureRate,
@@ -55,6 +59,10 @@ pub const BINARY: [Metric; 6] = [
     Metric::TruncationRate,
 ];
 
+/// Diagnostic rate metrics (they explain a quality metric, never decide), reported when either
+/// side has an occurrence; structured failure kinds are added beside them.
+pub const DIAGNOSTIC_RATES: [Metric; 1] = [Metric::PartialRefusalRate];
+
 /// Deprecated metric ids and their successors (accepted as input for one release).
 pub const DEPRECATED_IDS: [(&str, &str); 1] = [("task_success_rate", "task_failure_rate")];
 
@@ -72,6 +80,7 @@ impl Metric {
         match self {
             Metric::RefusalRate => "refusal_rate".into(),
             Metric::MissedRefusalRate => "missed_refusal_rate".into(),
+            Metric::PartialRefusalRate => "partial_refusal_rate".into(),
             Metric::EmptyRate => "empty_rate".into(),
             Metric::StructuredFailureRate => "structured_failure_rate".into(),
             Metric::StructuredKind(k) => format!("structured_failure_rate.{}", k.as_str()),
@@ -91,6 +100,7 @@ impl Metric {
         match self {
             Metric::RefusalRate => "Refusal rate".into(),
             Metric::MissedRefusalRate => "Missed refusals".into(),
+            Metric::PartialRefusalRate => "of which partial refusals".into(),
             Metric::EmptyRate => "Empty responses".into(),
             Metric::StructuredFailureRate => "Structured-output failures".into(),
             Metric::StructuredKind(k) => format!("of which {}", k.as_str().replace('_', " ")),
@@ -107,7 +117,7 @@ impl Metric {
 
     pub fn category(&self) -> Category {
         match self {
-            Metric::StructuredKind(_) => Category::Diagnostic,
+            Metric::StructuredKind(_) | Metric::PartialRefusalRate => Category::Diagnostic,
             Metric::Latency | Metric::Ttft => Category::Performance,
             Metric::Behaviour => Category::Behaviour,
             _ => Category::Quality,
@@ -129,6 +139,7 @@ impl Metric {
         match self {
             Metric::RefusalRate => (!refusal_expected).then_some(m.refusal),
             Metric::MissedRefusalRate => refusal_expected.then_some(!m.refusal),
+            Metric::PartialRefusalRate => (!refusal_expected).then_some(m.partial_refusal),
             Metric::EmptyRate => Some(m.empty),
             Metric::StructuredFailureRate => m.structured.map(StructuredOutcome::is_failure),
             Metric::StructuredKind(k) => m.structured.map(|s| s == *k),

@@ -28,7 +28,7 @@ mod strata;
 
 pub use behaviour::stored_form;
 pub use margins::Margins;
-pub use metric::{BINARY, Category, Metric};
+pub use metric::{BINARY, Category, DIAGNOSTIC_RATES, Metric};
 pub use sequential::{Bounds, CanaryMonitor, Early, ProbeRegression};
 
 use crate::probe::Suite;
@@ -385,10 +385,14 @@ fn run(
     let prep = prepare::prepare(baseline, candidate, expectations, paired);
     let (b, c) = (&prep.baseline, &prep.candidate);
 
-    let kinds: Vec<Metric> = StructuredOutcome::ALL
+    let diagnostics: Vec<Metric> = metric::DIAGNOSTIC_RATES
         .into_iter()
-        .filter(|k| k.is_failure())
-        .map(Metric::StructuredKind)
+        .chain(
+            StructuredOutcome::ALL
+                .into_iter()
+                .filter(|k| k.is_failure())
+                .map(Metric::StructuredKind),
+        )
         .filter(|m| {
             b.iter()
                 .chain(c.iter())
@@ -396,7 +400,7 @@ fn run(
         })
         .collect();
     let mut analysed: Vec<(MetricResult, analyze::Basis)> = Vec::new();
-    for metric in metric::BINARY.into_iter().chain(kinds) {
+    for metric in metric::BINARY.into_iter().chain(diagnostics) {
         analysed.extend(analyze::rate(
             metric,
             &prep.probes,

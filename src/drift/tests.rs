@@ -206,6 +206,49 @@ fn degraded_profile_regresses_on_exactly_the_degraded_metrics() {
 }
 
 #[test]
+fn partial_refusals_are_a_diagnostic_breakdown_of_refusals() {
+    let base = synth(Profile::default(), 3, 40, 20);
+    // No partial refusal on either side: the breakdown is not shown.
+    let r = compare(
+        &base,
+        &synth(Profile::default(), 4, 40, 20),
+        &Margins::default(),
+    );
+    assert!(
+        r.metrics
+            .iter()
+            .all(|m| m.metric.id() != "partial_refusal_rate")
+    );
+    // The candidate refuses more, and most of its refusals are partial.
+    let mut recent = synth(
+        Profile {
+            refusal: 0.15,
+            ..Profile::default()
+        },
+        4,
+        40,
+        20,
+    );
+    let mut partial = 0;
+    for s in recent.iter_mut() {
+        let m = s.measurements.as_mut().unwrap();
+        if m.refusal && s.index % 4 != 0 {
+            m.partial_refusal = true;
+            partial += 1;
+        }
+    }
+    let r = compare(&base, &recent, &Margins::default());
+    let p = get(&r, "partial_refusal_rate");
+    assert_eq!(p.category, Category::Diagnostic);
+    assert_eq!(p.test, "fisher_exact");
+    assert!(p.effect.lower.unwrap() > 0.0, "{p:?}");
+    // Counted among refusals too; the refusal rate is what decides.
+    assert!(regressions(&r).contains(&"refusal_rate".to_string()));
+    assert_eq!(p.candidate.events, Some(partial));
+    assert_eq!(p.candidate.n, get(&r, "refusal_rate").candidate.n);
+}
+
+#[test]
 fn shorter_answers_are_a_regression_too() {
     let base = synth(Profile::default(), 5, 20, 20);
     let shorter = Profile {

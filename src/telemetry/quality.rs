@@ -109,8 +109,20 @@ impl PartialEq for Distribution {
     }
 }
 
-/// Rate metrics read per round, named like the monitor's metrics.
-const RATES: [Metric; 6] = crate::drift::BINARY;
+/// Rate metrics read per round, named like the monitor's metrics, and the partial refusals
+/// (a breakdown of `refusal_rate`, read but not monitored).
+const RATES: [Metric; 7] = {
+    let b = crate::drift::BINARY;
+    [
+        b[0],
+        b[1],
+        b[2],
+        b[3],
+        b[4],
+        b[5],
+        Metric::PartialRefusalRate,
+    ]
+};
 
 /// Recent response lengths (characters) plus totals since the start.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -292,7 +304,7 @@ mod tests {
 
     #[test]
     fn round_rates_follow_the_monitor_metric_ids() {
-        let samples = synth(
+        let mut samples = synth(
             Profile {
                 refusal: 1.0,
                 ..Profile::default()
@@ -301,11 +313,16 @@ mod tests {
             4,
             3,
         );
+        // One refusal in four is partial: read beside the refusals, under its own id.
+        for s in samples.iter_mut().step_by(4) {
+            s.measurements.as_mut().unwrap().partial_refusal = true;
+        }
         let mut q = TargetQuality::default();
         q.record(&samples, &|_, _| false);
         let rates = q.round_rates();
         let get = |id: &str| rates.iter().find(|(m, _)| m == id).map(|r| r.1);
         assert_eq!(get("refusal_rate"), Some(1.0), "{rates:?}");
+        assert_eq!(get("partial_refusal_rate"), Some(0.25), "{rates:?}");
         assert_eq!(get("missed_refusal_rate"), None);
         // Every probe expecting a refusal: the refusals are correct, none is missed.
         q.record(&samples, &|_, _| true);
