@@ -19,6 +19,7 @@
 //! - [`baseline`]: baseline files.
 //! - [`config`]: the configuration file.
 //! - [`runner`]: one round: plan, concurrency, samples; recordings; the paired canary.
+//! - [`judge`]: the optional judge model asked about ambiguous refusal judgements (`explain`).
 //! - [`alert`]: the alert state machine (pure), mutes, the outbox and the sinks.
 //! - [`store`]: SQLite: rounds ([`store::Store::record_round`]), samples, fingerprints, alerts.
 //! - [`report`]: verdict renderers and the per-round summary.
@@ -44,6 +45,7 @@ pub mod drift;
 pub mod eval;
 pub mod files;
 pub mod http;
+pub mod judge;
 pub mod probe;
 pub mod provider;
 pub mod report;

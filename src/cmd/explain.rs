@@ -33,6 +33,11 @@ pub struct Args {
     /// Refusal exclusion (regex): a trigger overlapping a match is ignored. Repeatable.
     #[arg(long = "refusal-exclusion", value_name = "REGEX")]
     pub refusal_exclusions: Vec<String>,
+    /// Ask the configuration's [judge] model about ambiguous judgements (a refusal phrase a
+    /// guard set aside, the grammar layer deciding, a partial refusal) and report its agreement
+    /// with the detector. Its labels are shown, never used as the measurement.
+    #[arg(long)]
+    pub judge: bool,
 }
 
 pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
@@ -55,16 +60,42 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     };
     let input = read_input(&args.responses)?;
     let explained = eval::explain::explain_lines(&evaluator, suite.as_ref(), &compiled, &input);
+    let judged = match args.judge {
+        false => None,
+        true => match judge(global)? {
+            Ok(mut j) => Some(super::explain_judge::judge_all(
+                &mut j,
+                &input,
+                &explained.explanations,
+            )?),
+            Err(code) => return Ok(code),
+        },
+    };
+    let note = |i: usize| judged.as_ref().and_then(|j| j.notes[i].as_ref());
 
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for e in &explained.explanations {
+    for (i, e) in explained.explanations.iter().enumerate() {
         match args.format {
-            OutputFormat::Json => writeln!(out, "{}", serde_json::to_string(e)?)?,
-            OutputFormat::Text => writeln!(out, "{}", eval::explain::render_text(e))?,
+            OutputFormat::Json => {
+                let mut v = serde_json::to_value(e)?;
+                if let Some(n) = note(i) {
+                    v["judge"] = serde_json::to_value(n)?;
+                }
+                writeln!(out, "{v}")?
+            }
+            OutputFormat::Text => {
+                writeln!(out, "{}", eval::explain::render_text(e))?;
+                if let Some(n) = note(i) {
+                    writeln!(out, "{}", super::explain_judge::render(n))?;
+                }
+            }
         }
     }
     out.flush()?;
+    if let Some(j) = &judged {
+        eprintln!("{}", j.summary);
+    }
     if explained.bad_lines.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
@@ -77,6 +108,28 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         explained.bad_lines.len() + explained.explanations.len()
     );
     Ok(ExitCode::from(super::EXIT_USAGE))
+}
+
+/// The configuration's judge, or the exit code after saying why there is none.
+fn judge(
+    global: &super::Global,
+) -> anyhow::Result<Result<modelwatch::judge::ask::Judge, ExitCode>> {
+    let loaded = match super::live::load(global) {
+        Ok(l) => l,
+        Err(code) => return Ok(Err(code)),
+    };
+    let Some(settings) = &loaded.config.judge else {
+        eprintln!(
+            "error: --judge needs a [judge] table in {} (base_url and model of an \
+             OpenAI-compatible server); see docs/evaluation.md, \"The optional judge\"",
+            global.config.display()
+        );
+        return Ok(Err(ExitCode::from(super::EXIT_USAGE)));
+    };
+    Ok(modelwatch::judge::ask::Judge::new(settings).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(super::EXIT_USAGE)
+    }))
 }
 
 /// Responses files larger than this are refused rather than read into memory.

@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod demo;
 pub mod doctor;
 pub mod explain;
+pub mod explain_judge;
 pub mod export;
 pub mod init;
 pub mod inventory;

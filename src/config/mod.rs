@@ -8,6 +8,7 @@
 
 pub mod daemon;
 pub mod duration;
+pub mod judge;
 pub use crate::diag::env;
 use crate::files;
 use target::{available_suites, read_target};
@@ -23,6 +24,7 @@ mod values;
 
 pub use daemon::{Alerts, DaemonSettings, MaintenanceWindow, Pin, TargetDaemon};
 pub use env::{Env, process_env};
+pub use judge::JudgeSettings;
 pub use policy::{Policy, Tier, Triage};
 pub use secret::Secret;
 pub use server::Server;
@@ -70,6 +72,8 @@ pub struct Config {
     pub policy: Policy,
     /// `[traffic]`: production completions received by the daemon (`None`: off).
     pub traffic: Option<TrafficSettings>,
+    /// `[judge]`: a model `explain --judge` asks about ambiguous refusals (`None`: none).
+    pub judge: Option<JudgeSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -210,6 +214,7 @@ const TOP_KEYS: &[&str] = &[
     "telemetry",
     "policy",
     "traffic",
+    "judge",
 ];
 const STORAGE_KEYS: &[&str] = &["path", "raw_text_retention", "sample_retention"];
 const TARGET_KEYS: &[&str] = &[
@@ -472,13 +477,67 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
     let policy = policy::read_policy(&mut r, &top);
     // `None` reported an error, so no configuration is built below.
     let traffic = traffic::read_traffic(&mut r, &top, &dir).flatten();
+    let judge = judge::read_judge(
+        &mut r,
+        &top,
+        &dir,
+        storage.as_ref().map(|s| s.path.as_path()),
+    )
+    .flatten();
     let probes_dir = r
         .nonempty_string(&top, "probes_dir", false)
         .map(|s| dir.join(s.get_ref()))
         .unwrap_or_else(|| dir.join("probes"));
 
-    let mut targets: Vec<Target> = Vec::new();
     let mut suite_refs: Vec<SuiteRef> = Vec::new();
+    let targets = read_targets(&mut r, &top, &dir, &probes_dir, &mut suite_refs);
+
+    let diags = r.diags;
+    let config = match (
+        diags.is_empty(),
+        storage,
+        server,
+        daemon_settings,
+        alerts,
+        telemetry,
+    ) {
+        (true, Some(storage), Some(server), Some(daemon), Some(alerts), Some(telemetry)) => {
+            Some(Config {
+                path: src.path.clone(),
+                storage,
+                server,
+                probes_dir: probes_dir.clone(),
+                targets,
+                margins,
+                daemon,
+                alerts,
+                telemetry,
+                policy,
+                traffic,
+                judge,
+            })
+        }
+        _ => None,
+    };
+    Parsed {
+        config,
+        suite_refs,
+        probes_dir,
+        diags,
+        holds_secrets,
+    }
+}
+
+/// The `[[target]]` tables (the broken ones reported and left out), collecting every suite
+/// reference into `suite_refs`, also of broken targets.
+fn read_targets(
+    r: &mut Reader,
+    top: &Fields,
+    dir: &Path,
+    probes_dir: &Path,
+    suite_refs: &mut Vec<SuiteRef>,
+) -> Vec<Target> {
+    let mut targets: Vec<Target> = Vec::new();
     match top.get("target").map(|v| v.get_ref()) {
         None => r.error_help(
             0..0,
@@ -508,7 +567,7 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
                         None => names.push((s.to_owned(), here)),
                     }
                 }
-                if let Some(t) = read_target(&mut r, item, &dir, &probes_dir, &mut suite_refs) {
+                if let Some(t) = read_target(r, item, dir, probes_dir, suite_refs) {
                     targets.push(t);
                 }
             }
@@ -522,40 +581,7 @@ fn parse_partial(mut src: Source, env: Env<'_>) -> Parsed {
             );
         }
     }
-
-    let diags = r.diags;
-    let config = match (
-        diags.is_empty(),
-        storage,
-        server,
-        daemon_settings,
-        alerts,
-        telemetry,
-    ) {
-        (true, Some(storage), Some(server), Some(daemon), Some(alerts), Some(telemetry)) => {
-            Some(Config {
-                path: src.path.clone(),
-                storage,
-                server,
-                probes_dir: probes_dir.clone(),
-                targets,
-                margins,
-                daemon,
-                alerts,
-                telemetry,
-                policy,
-                traffic,
-            })
-        }
-        _ => None,
-    };
-    Parsed {
-        config,
-        suite_refs,
-        probes_dir,
-        diags,
-        holds_secrets,
-    }
+    targets
 }
 
 /// Spans of `api_key` and header values, masked in snippets (even a value that only references
@@ -589,6 +615,9 @@ fn literal_secret_spans(doc: &toml::de::DeTable) -> Vec<Range<usize>> {
         && let Some(DeValue::Table(h)) = o.get("headers").map(|v| v.get_ref())
     {
         spans.extend(h.iter().filter_map(|(_, v)| literal(v)));
+    }
+    if let Some(DeValue::Table(j)) = doc.get("judge").map(|v| v.get_ref()) {
+        spans.extend(j.get("api_key").and_then(literal));
     }
     let Some(DeValue::Array(targets)) = doc.get("target").map(|v| v.get_ref()) else {
         return spans;

@@ -130,7 +130,7 @@ fn read_provider(r: &mut Reader, f: &Fields) -> Option<Provider> {
 }
 
 /// The server's URL, without a trailing `/`.
-fn read_base_url(r: &mut Reader, f: &Fields) -> Option<String> {
+pub(super) fn read_base_url(r: &mut Reader, f: &Fields) -> Option<String> {
     r.required_string(f, "base_url")
         .and_then(|u| match check_url(u.get_ref()) {
             Ok(()) => Some(u.get_ref().trim_end_matches('/').to_owned()),

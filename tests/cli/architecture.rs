@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["baseline"],
     &["config"],
     &["runner"],
+    &["judge"],
     &["alert"],
     &["store"],
     &["report"],

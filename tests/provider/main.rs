@@ -3,6 +3,7 @@
 //! One test binary per area: each module is one former test file; shared helpers are declared
 //! once here.
 
+mod judge;
 mod parse_fuzz;
 #[path = "../provider_common/mod.rs"]
 mod provider_common;
