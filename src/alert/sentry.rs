@@ -343,6 +343,12 @@ impl SentrySink {
         })
     }
 
+    /// Posts an envelope the SDK built (an event of the daemon's own), under the same rate
+    /// limits as the alert events.
+    pub async fn post_envelope(&self, body: Vec<u8>) -> Result<(), SinkError> {
+        self.post(Category::Event, "daemon event", body).await
+    }
+
     /// Sends one check-in of the round monitor (best effort: errors are returned, not retried;
     /// nothing is sent while Sentry rate-limits check-ins).
     pub async fn send_check_in(
