@@ -36,32 +36,43 @@ fn event_with(out: &Path, needle: &str) -> serde_json::Value {
     }
 }
 
-#[test]
-fn the_daemons_own_panics_and_errors_reach_sentry_through_the_sdk() {
-    let py = venv_python();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("envelopes.jsonl");
-    let receiver = start_receiver(&py, "sentry_receiver.py", &[out.to_str().unwrap()]);
-    let probes = dir.path().join("probes");
+/// The real daemon, killed on drop.
+struct Daemon {
+    child: std::process::Child,
+    cfg: std::path::PathBuf,
+    config: String,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `modelwatch daemon` in `dir` with `[alerts.sentry]` at the receiver on `port`, one
+/// target at a dead port, and the panic test hook set.
+fn start_daemon(dir: &Path, port: u16) -> Daemon {
+    let probes = dir.join("probes");
     std::fs::create_dir_all(&probes).unwrap();
     std::fs::write(
         probes.join("mini.toml"),
         "suite = \"mini\"\n[[probe]]\nid = \"hello\"\nprompt = \"Say hello.\"\n",
     )
     .unwrap();
-    let cfg = dir.path().join("modelwatch.toml");
+    let cfg = dir.join("modelwatch.toml");
     let config = format!(
         "probes_dir = \"probes\"\n[storage]\npath = \"mw.db\"\n[server]\nlisten = \"127.0.0.1:{}\"\n\
-         [alerts.sentry]\ndsn = \"http://publickey@127.0.0.1:{}/7\"\nenvironment = \"test\"\n\
+         [alerts.sentry]\ndsn = \"http://publickey@127.0.0.1:{port}/7\"\nenvironment = \"test\"\n\
          release = \"modelwatch@sdk-test\"\n\
          [[target]]\nname = \"t\"\nprovider = \"ollama\"\nbase_url = \"http://127.0.0.1:9\"\n\
          model = \"m\"\nsuites = [\"mini\"]\nretries = 0\n",
         free_port(),
-        receiver.port
     );
     std::fs::write(&cfg, &config).unwrap();
-    let log = dir.path().join("daemon.log");
-    let mut daemon = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+    let log = dir.join("daemon.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
         .args(["daemon", "--config"])
         .arg(&cfg)
         .env("MODELWATCH_TEST_PANIC", "1")
@@ -72,14 +83,21 @@ fn the_daemons_own_panics_and_errors_reach_sentry_through_the_sdk() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    struct Kill<'a>(&'a mut std::process::Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
+    Daemon {
+        child,
+        cfg,
+        config,
+        log,
     }
-    let daemon = Kill(&mut daemon);
+}
+
+#[test]
+fn the_daemons_own_panics_and_errors_reach_sentry_through_the_sdk() {
+    let py = venv_python();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("envelopes.jsonl");
+    let receiver = start_receiver(&py, "sentry_receiver.py", &[out.to_str().unwrap()]);
+    let mut daemon = start_daemon(dir.path(), receiver.port);
 
     let panic = event_with(&out, "deliberate panic (MODELWATCH_TEST_PANIC=1)");
     let p = &panic["payload"];
@@ -103,8 +121,9 @@ fn the_daemons_own_panics_and_errors_reach_sentry_through_the_sdk() {
     );
 
     // An `error!` of the daemon: a reload of a broken configuration is rejected.
-    std::fs::write(&cfg, config.replace("[[target]]", "[[target]]\nbogus = 1")).unwrap();
-    let pid = daemon.0.id().to_string();
+    let broken = daemon.config.replace("[[target]]", "[[target]]\nbogus = 1");
+    std::fs::write(&daemon.cfg, broken).unwrap();
+    let pid = daemon.child.id().to_string();
     assert!(
         Command::new("kill")
             .args(["-HUP", &pid])
@@ -123,9 +142,9 @@ fn the_daemons_own_panics_and_errors_reach_sentry_through_the_sdk() {
         "{error:#}"
     );
     assert!(
-        daemon.0.try_wait().unwrap().is_none(),
+        daemon.child.try_wait().unwrap().is_none(),
         "the daemon kept running: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
+        std::fs::read_to_string(&daemon.log).unwrap_or_default()
     );
     // The panic and the error were sent once each.
     let events: Vec<_> = lines(&out)
@@ -133,4 +152,47 @@ fn the_daemons_own_panics_and_errors_reach_sentry_through_the_sdk() {
         .filter(|i| i["type"] == "event")
         .collect();
     assert_eq!(events.len(), 2, "{events:#?}");
+}
+
+/// Sentry rate-limits the `error` category for 6 s from the first request: the panic's event
+/// is not resent into the pause (one refused request, then the wait), and arrives once after.
+#[test]
+fn the_sdks_events_wait_out_a_rate_limit_and_arrive_once() {
+    let py = venv_python();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("envelopes.jsonl");
+    let limit = serde_json::json!({
+        "seconds": 6,
+        "status": 429,
+        "headers": {"X-Sentry-Rate-Limits": "6:error;monitor:organization"}
+    });
+    let receiver = start_receiver(
+        &py,
+        "sentry_receiver.py",
+        &[out.to_str().unwrap(), &limit.to_string()],
+    );
+    let _daemon = start_daemon(dir.path(), receiver.port);
+    let panic = event_with(&out, "deliberate panic (MODELWATCH_TEST_PANIC=1)");
+    let items = lines(&out);
+    let refused: Vec<f64> = items
+        .iter()
+        .filter(|i| i["type"] == "limited")
+        .map(|i| i["received_at"].as_f64().unwrap())
+        .collect();
+    assert!(!refused.is_empty(), "the pause was exercised: {items:#?}");
+    let arrived = panic["received_at"].as_f64().unwrap();
+    assert!(
+        arrived >= refused[0] + 6.0,
+        "after the pause: {arrived} vs {refused:?}"
+    );
+    // In the pause: the opening check-in, the one event request that learnt the limit, at
+    // most one more check-in already in flight. Retries ignoring the limit (backoff 1 s, 2 s,
+    // 4 s) would add more.
+    assert!(refused.len() <= 3, "{refused:?}");
+    std::thread::sleep(Duration::from_secs(2));
+    let panics = lines(&out)
+        .iter()
+        .filter(|i| i["type"] == "event" && i["payload"].to_string().contains("deliberate panic"))
+        .count();
+    assert_eq!(panics, 1, "delivered once");
 }
