@@ -15,9 +15,14 @@ use super::SinkError;
 use super::outbox::RetryPolicy;
 use super::sentry::SentrySink;
 use crate::config::Sentry;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// Whether a client is bound: until then [`SdkLayer`] converts nothing (every command logs
+/// through it, most never bind one).
+static BOUND: AtomicBool = AtomicBool::new(false);
 
 /// Envelopes queued at most; more are dropped (a panic loop must not eat the memory).
 const QUEUE: usize = 100;
@@ -89,6 +94,12 @@ pub struct Sdk {
     _guard: sentry::ClientInitGuard,
 }
 
+impl Drop for Sdk {
+    fn drop(&mut self) {
+        BOUND.store(false, Ordering::Relaxed);
+    }
+}
+
 /// Turns the SDK on for `config`: binds the client to the process and starts the delivery
 /// task on the current runtime. Call it on the thread that started the runtime, before other
 /// threads report through `tracing`, so every thread sees the client.
@@ -119,6 +130,7 @@ pub fn init(config: &Sentry, timeout: Duration) -> Result<Sdk, SinkError> {
     options.transport = Some(Arc::new(Factory(transport)));
     options.shutdown_timeout = Duration::from_secs(2);
     let guard = sentry::init(options);
+    BOUND.store(true, Ordering::Relaxed);
     Ok(Sdk { _guard: guard })
 }
 
@@ -137,6 +149,9 @@ where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
     fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        if !BOUND.load(Ordering::Relaxed) {
+            return;
+        }
         match *event.metadata().level() {
             tracing::Level::ERROR => self.errors.on_event(event, ctx),
             tracing::Level::WARN | tracing::Level::INFO => self.breadcrumbs.on_event(event, ctx),
