@@ -251,12 +251,13 @@ impl SentrySink {
     ) -> Result<SentrySink, SinkError> {
         let err = |reason: String| SinkError::permanent("sentry", "", reason);
         let dsn = Dsn::parse(config.dsn.expose()).map_err(|e| err(format!("invalid DSN: {e}")))?;
-        let mut builder = crate::provider::http::outbound_client().timeout(timeout);
-        if let Some(ca) = &config.ca_file {
-            builder = ca
-                .add_to(builder)
-                .map_err(|e| err(format!("ca_file `{}`: {e}", ca.path.display())))?;
-        }
+        let builder = config
+            .trust()
+            .apply(crate::provider::http::outbound_client().timeout(timeout))
+            .map_err(|e| match &config.ca_file {
+                Some(ca) => err(format!("ca_file `{}`: {e}", ca.path.display())),
+                None => err(e),
+            })?;
         let client = builder
             .build()
             .map_err(|e| err(format!("cannot build the HTTP client: {e}")))?;
@@ -316,11 +317,7 @@ impl SentrySink {
             .send()
             .await
             .map_err(|e| {
-                SinkError::transient(
-                    "sentry",
-                    incident,
-                    format!("request failed: {}", e.without_url()),
-                )
+                SinkError::transient("sentry", incident, crate::provider::tls::request_failure(e))
             })?;
         let header = |name: &str| {
             resp.headers()
@@ -344,6 +341,12 @@ impl SentrySink {
             }
             e
         })
+    }
+
+    /// Posts an envelope the SDK built (an event of the daemon's own), under the same rate
+    /// limits as the alert events.
+    pub async fn post_envelope(&self, body: Vec<u8>) -> Result<(), SinkError> {
+        self.post(Category::Event, "daemon event", body).await
     }
 
     /// Sends one check-in of the round monitor (best effort: errors are returned, not retried;

@@ -104,10 +104,10 @@ impl WebhookSink {
         let err = |e: String| {
             SinkError::permanent("webhook", "", format!("cannot build the HTTP client: {e}"))
         };
-        let mut builder = crate::provider::http::outbound_client().timeout(timeout);
-        if let Some(ca) = &config.ca_file {
-            builder = ca.add_to(builder).map_err(err)?;
-        }
+        let builder = config
+            .trust()
+            .apply(crate::provider::http::outbound_client().timeout(timeout))
+            .map_err(err)?;
         let client = builder.build().map_err(|e| err(e.to_string()))?;
         let key = match &config.secret {
             Some(s) => Some(Webhook::signing_key(s).map_err(|e| {
@@ -169,7 +169,7 @@ impl WebhookSink {
             .body(body)
             .send()
             .await
-            .map_err(|e| err(format!("request failed: {}", e.without_url())))?;
+            .map_err(|e| err(crate::provider::tls::request_failure(e)))?;
         super::sink::check_response("webhook", &n.incident, &resp)
     }
 }

@@ -41,6 +41,36 @@ fn open_store(path: &std::path::Path, notifier: &Notifier) -> anyhow::Result<Sto
     Store::open(path).with_context(|| format!("cannot open the sample store {}", path.display()))
 }
 
+/// The daemon's own panics and `error!`s go to the configured Sentry project, for the
+/// process's life (a reload does not change it); then the configuration's warnings are logged
+/// (so they are breadcrumbs of a later event).
+///
+/// Test hook: with `MODELWATCH_TEST_PANIC` set, a task of the daemon panics a second after the
+/// start (the daemon keeps running), so a test can see a panic reach Sentry as a real one would.
+fn start_reporting(
+    loaded: &config::Loaded,
+) -> anyhow::Result<Option<modelwatch::alert::sentry_sdk::Sdk>> {
+    let sdk = match &loaded.config.alerts.sentry {
+        Some(s) => modelwatch::alert::sentry_sdk::init(s, daemon::outputs::SINK_TIMEOUT)?,
+        None => {
+            loaded.warnings.iter().for_each(|w| tracing::warn!("{w}"));
+            return Ok(None);
+        }
+    };
+    loaded.warnings.iter().for_each(|w| tracing::warn!("{w}"));
+    if let Some(what) = std::env::var_os("MODELWATCH_TEST_PANIC") {
+        tracing::warn!("MODELWATCH_TEST_PANIC is set: a task panics in a second");
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            panic!(
+                "deliberate panic (MODELWATCH_TEST_PANIC={})",
+                what.display()
+            );
+        });
+    }
+    Ok(Some(sdk))
+}
+
 async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
     let loaded = match config::load_with_suites(&global.config, &config::process_env) {
         Ok(l) => l,
@@ -50,9 +80,7 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
-    for w in &loaded.warnings {
-        tracing::warn!("{w}");
-    }
+    let _sentry = start_reporting(&loaded)?;
     let notifier = Notifier::from_env();
     let store = open_store(&loaded.config.storage.path, &notifier)?;
     let listener = tokio::net::TcpListener::bind(loaded.config.server.listen)

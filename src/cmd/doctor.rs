@@ -308,7 +308,10 @@ fn raw_client(target: &Target, budget: Duration) -> Result<reqwest::Client, Find
         v.set_sensitive(true);
         headers.insert(n, v);
     }
-    outbound_client()
+    target
+        .trust()
+        .apply(outbound_client())
+        .map_err(|e| finding(Problem::Failed, e, "fix the target's ca_file"))?
         .connect_timeout(budget)
         .timeout(budget)
         .default_headers(headers)
@@ -383,6 +386,18 @@ fn send_failure(what: &str, root: &Url, e: &reqwest::Error) -> Finding {
             format!("{what}: no answer ({cause})"),
             "the server accepts connections but answers slowly or not at all; check its load, \
              or allow more with --timeout",
+        );
+    }
+    if let Some(tls) = provider::tls::tls_failure(e) {
+        let help = if provider::tls::untrusted_certificate(tls) {
+            provider::tls::UNTRUSTED_HELP
+        } else {
+            "does the server speak TLS at base_url (https://)?"
+        };
+        return finding(
+            Problem::Unreachable,
+            format!("{what}: could not connect: TLS handshake failed: {cause}"),
+            help,
         );
     }
     finding(

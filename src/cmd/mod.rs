@@ -99,9 +99,12 @@ pub fn init_logging(global: &Global) {
         .with_env_filter(filter)
         .with_ansi(ansi && !journal)
         .with_writer(journal::Stderr { journal });
+    // The Sentry SDK's layer: inert until the daemon binds a client (`[alerts.sentry]`).
+    use modelwatch::alert::sentry_sdk::SdkLayer;
+    use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
     let _ = match global.log_format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.finish().with(SdkLayer::default()).try_init(),
+        LogFormat::Json => builder.json().finish().with(SdkLayer::default()).try_init(),
     };
 }
 

@@ -19,16 +19,19 @@ pub mod secret;
 pub mod server;
 pub mod sinks;
 mod target;
+pub mod tls;
 pub mod traffic;
 mod values;
 
+pub use crate::provider::tls::TlsRoots;
 pub use daemon::{Alerts, DaemonSettings, MaintenanceWindow, Pin, TargetDaemon};
 pub use env::{Env, process_env};
 pub use judge::JudgeSettings;
 pub use policy::{Policy, Tier, Triage};
 pub use secret::Secret;
 pub use server::Server;
-pub use sinks::{CaFile, Otlp, Sentry, Telemetry, Webhook, WebhookFormat};
+pub use sinks::{Otlp, Sentry, Telemetry, Webhook, WebhookFormat};
+pub use tls::CaFile;
 pub use traffic::TrafficSettings;
 
 use crate::diag::fields::{self, Fields, Reader, parse_document};
@@ -159,11 +162,20 @@ pub struct Target {
     /// Where the served model's license evidence can be read on this host (`model_file`,
     /// `model_dir`).
     pub license_files: crate::provider::license::LicenseFiles,
+    /// Extra trusted root certificates (`ca_file`), for a server behind an internal CA.
+    pub ca_file: Option<CaFile>,
+    /// The root set the server's certificate is checked against (`tls_roots`).
+    pub tls_roots: TlsRoots,
     /// Where the `[[target]]` table starts.
     pub location: Location,
 }
 
 impl Target {
+    /// What the target's client trusts.
+    pub fn trust(&self) -> crate::provider::tls::Trust {
+        CaFile::trust(self.tls_roots, self.ca_file.as_ref())
+    }
+
     /// Generation parameters for a probe: the probe's resolved parameters, then the target's.
     pub fn params_for(&self, probe: &GenParams) -> GenParams {
         probe.or(&self.params)
@@ -246,6 +258,8 @@ const TARGET_KEYS: &[&str] = &[
     "behaviour_check",
     "model_file",
     "model_dir",
+    "ca_file",
+    "tls_roots",
 ];
 
 /// Reads and validates a configuration file. Suite files are neither checked for existence nor

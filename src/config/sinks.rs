@@ -3,13 +3,15 @@
 //! Secrets (the webhook's signing secret, the Sentry DSN, OTLP header values) are [`Secret`]s:
 //! never printed, masked in error snippets. Documented in `docs/alerting.md`.
 
+use super::tls::{CaFile, read_ca_file, read_tls_roots};
 use super::{Secret, positive_duration};
 use crate::diag::fields::{Fields, Reader};
+use crate::provider::tls::{TlsRoots, Trust};
 use std::path::Path;
 use std::time::Duration;
 use toml::de::DeValue;
 
-pub(super) const WEBHOOK_KEYS: &[&str] = &["url", "secret", "format", "ca_file"];
+pub(super) const WEBHOOK_KEYS: &[&str] = &["url", "secret", "format", "ca_file", "tls_roots"];
 pub(super) const SENTRY_KEYS: &[&str] = &[
     "dsn",
     "dsn_file",
@@ -17,6 +19,7 @@ pub(super) const SENTRY_KEYS: &[&str] = &[
     "release",
     "monitor",
     "ca_file",
+    "tls_roots",
 ];
 pub(super) const TELEMETRY_KEYS: &[&str] = &["otlp"];
 pub(super) const OTLP_KEYS: &[&str] = &["endpoint", "headers", "timeout"];
@@ -41,97 +44,19 @@ pub struct Webhook {
     pub format: WebhookFormat,
     /// Extra trusted root certificates (`ca_file`), for a receiver behind an internal CA.
     pub ca_file: Option<CaFile>,
-}
-
-/// A PEM file of root certificates trusted beside the bundled web roots (`ca_file`), read and
-/// checked when the configuration is loaded.
-#[derive(Clone, PartialEq)]
-pub struct CaFile {
-    pub path: std::path::PathBuf,
-    /// The file's PEM text.
-    pub pem: Vec<u8>,
-}
-
-impl std::fmt::Debug for CaFile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CaFile({})", self.path.display())
-    }
-}
-
-/// Largest `ca_file` read (a bundle of a few hundred roots fits).
-const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
-
-impl CaFile {
-    /// The certificates, each already accepted by the TLS stack.
-    pub fn certificates(&self) -> Result<Vec<reqwest::Certificate>, String> {
-        let certs = reqwest::Certificate::from_pem_bundle(&self.pem)
-            .map_err(|e| format!("not a PEM certificate bundle: {e}"))?;
-        if certs.is_empty() {
-            return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
-        }
-        // The TLS stack parses each root when a client is built: a broken one fails here.
-        let mut b = crate::provider::http::outbound_client();
-        for c in &certs {
-            b = b.add_root_certificate(c.clone());
-        }
-        b.build()
-            .map_err(|e| format!("a certificate is not valid: {e}"))?;
-        Ok(certs)
-    }
-
-    /// Adds the certificates to a client under construction.
-    pub fn add_to(&self, mut b: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, String> {
-        for c in self.certificates()? {
-            b = b.add_root_certificate(c);
-        }
-        Ok(b)
-    }
-}
-
-/// `ca_file` of the table `f` (relative to the configuration's directory): `Some(None)` when
-/// absent, `None` after an error.
-pub(super) fn read_ca_file(r: &mut Reader, f: &Fields, dir: &Path) -> Option<Option<CaFile>> {
-    let Some(file) = r.nonempty_string(f, "ca_file", false) else {
-        return if f.get("ca_file").is_some() {
-            None
-        } else {
-            Some(None)
-        };
-    };
-    let path = dir.join(file.get_ref());
-    let help = "a PEM file of the CA certificates to trust (-----BEGIN CERTIFICATE----- …), \
-                relative to the configuration file's directory";
-    let pem = match crate::files::read_limited(&path, MAX_CA_FILE_BYTES) {
-        Ok(pem) => pem,
-        Err(e) => {
-            r.error_help(
-                file.span(),
-                format!(
-                    "cannot read ca_file `{}` in {}: {e}",
-                    path.display(),
-                    f.what
-                ),
-                help,
-            );
-            return None;
-        }
-    };
-    let ca = CaFile { path, pem };
-    if let Err(e) = ca.certificates() {
-        r.error_help(
-            file.span(),
-            format!("ca_file `{}` in {}: {e}", ca.path.display(), f.what),
-            help,
-        );
-        return None;
-    }
-    Some(Some(ca))
+    /// The root set the receiver's certificate is checked against (`tls_roots`).
+    pub tls_roots: TlsRoots,
 }
 
 /// Prefix of a Standard Webhooks secret: the rest is the key, base64-encoded.
 pub const WHSEC_PREFIX: &str = "whsec_";
 
 impl Webhook {
+    /// What the webhook's client trusts.
+    pub fn trust(&self) -> Trust {
+        CaFile::trust(self.tls_roots, self.ca_file.as_ref())
+    }
+
     /// The HMAC key of the `webhook-signature` header: a `whsec_<base64>` secret is decoded as
     /// the Standard Webhooks libraries do; any other secret is used as its UTF-8 bytes.
     pub fn signing_key(secret: &Secret) -> Result<Vec<u8>, String> {
@@ -172,6 +97,15 @@ pub struct Sentry {
     /// Extra trusted root certificates (`ca_file`), for a self-hosted Sentry behind an
     /// internal CA.
     pub ca_file: Option<CaFile>,
+    /// The root set Sentry's certificate is checked against (`tls_roots`).
+    pub tls_roots: TlsRoots,
+}
+
+impl Sentry {
+    /// What the Sentry client trusts.
+    pub fn trust(&self) -> Trust {
+        CaFile::trust(self.tls_roots, self.ca_file.as_ref())
+    }
 }
 
 /// `[telemetry.otlp]`: OTLP/HTTP protobuf export of metrics and traces.
@@ -242,6 +176,7 @@ pub(super) fn read_webhook(
 ) -> Option<Webhook> {
     let f = r.table_value(v, "[alerts.webhook]", WEBHOOK_KEYS)?;
     let ca_file = read_ca_file(r, &f, dir);
+    let tls_roots = read_tls_roots(r, &f);
     let url = http_url(r, &f, "url", true, "https://hooks.example.com/modelwatch");
     let secret = match r.string(&f, "secret") {
         Some(s) if s.get_ref().len() < 16 => {
@@ -291,6 +226,7 @@ pub(super) fn read_webhook(
         secret: secret?,
         format: format?,
         ca_file: ca_file?,
+        tls_roots: tls_roots?,
     })
 }
 
@@ -362,12 +298,14 @@ pub(super) fn read_sentry(
         .map(|s| s.into_inner())
         .unwrap_or_else(|| "modelwatch-rounds".into());
     let ca_file = read_ca_file(r, &f, dir)?;
+    let tls_roots = read_tls_roots(r, &f)?;
     Some(Sentry {
         dsn: Secret::new(dsn.into_inner()),
         environment,
         release,
         monitor,
         ca_file,
+        tls_roots,
     })
 }
 

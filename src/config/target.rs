@@ -29,6 +29,8 @@ pub(super) fn read_target(
 
     let api_key = read_api_key(r, &f, dir);
     let headers = read_headers(r, &f);
+    let ca_file = tls::read_ca_file(r, &f, dir);
+    let tls_roots = tls::read_tls_roots(r, &f);
     let suites = read_suite_refs(r, &f, dir, probes_dir, suite_refs);
 
     let params = read_params(r, &f);
@@ -88,6 +90,8 @@ pub(super) fn read_target(
         max_response_bytes,
         daemon: daemon?,
         license_files,
+        ca_file: ca_file?,
+        tls_roots: tls_roots?,
         location,
     })
 }

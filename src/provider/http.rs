@@ -23,10 +23,13 @@ use tokio::time::Instant;
 /// The one way to build an outbound HTTP client (model servers, webhook, Sentry, OTLP): every
 /// client starts here so none can follow a redirect. A 3xx would carry the request's headers
 /// and body (API keys, signatures, Sentry keys, OTLP tokens) to whatever host the answer names,
-/// so a redirect is an answer like any other and the caller reports it.
+/// so a redirect is an answer like any other and the caller reports it. It trusts the bundled
+/// web roots alone; [`super::tls::Trust::apply`] changes that for a configured client.
 pub fn outbound_client() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .tls_built_in_webpki_certs(true)
+        .tls_built_in_native_certs(false)
         .user_agent(concat!("modelwatch/", env!("CARGO_PKG_VERSION")))
 }
 
@@ -218,7 +221,10 @@ impl Transport {
             headers.insert(n, v);
         }
 
-        let client = outbound_client()
+        let client = cfg
+            .tls
+            .apply(outbound_client())
+            .map_err(ProviderError::Tls)?
             .connect_timeout(cfg.connect_timeout)
             // Connections idle between rounds are closed instead of held for the default
             // 90 s: the pool (at most the target's concurrency) shrinks back while idle.
@@ -493,7 +499,11 @@ impl Transport {
 fn classify_send_error(what: &str, e: reqwest::Error) -> Failure {
     let timeout = e.is_timeout();
     let connect = e.is_connect();
-    let cause = error_chain(&e.without_url());
+    let e = e.without_url();
+    let cause = error_chain(&e);
+    if let Some(tls) = super::tls::tls_failure(&e) {
+        return tls_send_failure(what, tls, &cause);
+    }
     let (kind, message) = if timeout {
         (
             ErrorKind::Timeout,
@@ -513,6 +523,24 @@ fn classify_send_error(what: &str, e: reqwest::Error) -> Failure {
     Failure {
         retryable: true,
         ..Failure::new(kind, message)
+    }
+}
+
+/// A failed TLS handshake: no connection, so availability, named as TLS with what to set. An
+/// untrusted certificate is not retried: it will not change between attempts.
+fn tls_send_failure(what: &str, tls: &rustls::Error, cause: &str) -> Failure {
+    let certificate = super::tls::untrusted_certificate(tls);
+    let help = if certificate {
+        super::tls::UNTRUSTED_HELP
+    } else {
+        "does the server speak TLS at base_url (https://)?"
+    };
+    Failure {
+        retryable: !certificate,
+        ..Failure::new(
+            ErrorKind::Connect,
+            format!("{what}: {COULD_NOT_CONNECT}: TLS handshake failed: {cause}; {help}"),
+        )
     }
 }
 

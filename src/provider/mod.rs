@@ -12,6 +12,7 @@ pub mod license;
 pub mod ollama;
 pub mod openai;
 mod redact;
+pub mod tls;
 pub mod trace;
 
 pub use http::{CancelSignal, CancelTrigger};
@@ -207,6 +208,8 @@ pub struct ClientConfig {
     pub retry_seed: u64,
     /// When triggered, in-flight requests and backoff sleeps end with `ErrorKind::Cancelled`.
     pub cancel: Option<CancelSignal>,
+    /// The roots the server's certificate is checked against (`tls_roots`, `ca_file`).
+    pub tls: tls::Trust,
 }
 
 /// Prints everything except secrets: the API key and header values show as `[redacted]`.
@@ -234,6 +237,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("max_response_bytes", &self.max_response_bytes)
             .field("retry_seed", &self.retry_seed)
             .field("cancel", &self.cancel.is_some())
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -257,6 +261,7 @@ impl Default for ClientConfig {
             max_response_bytes: 4 * 1024 * 1024,
             retry_seed: 0,
             cancel: None,
+            tls: tls::Trust::default(),
         }
     }
 }
@@ -276,6 +281,8 @@ pub enum ProviderError {
     Zero { field: &'static str },
     #[error("could not build the HTTP client: {0}")]
     Http(String),
+    #[error("the TLS trust settings cannot be used: {0}; check the target's ca_file")]
+    Tls(String),
 }
 
 /// Builds the client for one target. Each client owns one pooled HTTP connection pool, so build

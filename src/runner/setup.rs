@@ -37,6 +37,7 @@ pub fn client_config(target: &Target, cancel: Option<CancelSignal>) -> ClientCon
         max_response_bytes: usize::try_from(target.max_response_bytes).unwrap_or(usize::MAX),
         retry_seed: crate::rng::hash_str(&target.name),
         cancel,
+        tls: target.trust(),
     }
 }
 

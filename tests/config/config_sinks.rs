@@ -266,3 +266,61 @@ fn ca_file_is_read_and_checked_where_it_is_set() {
         assert!(text.contains("[alerts.webhook]") && text.contains("[alerts.sentry]"));
     }
 }
+
+#[test]
+fn tls_roots_and_a_targets_ca_file_are_checked_where_they_are_set() {
+    use modelwatch::config::TlsRoots;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.toml");
+    let ca = std::fs::read(Path::new("tests/fixtures/tls/ca.pem")).unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &ca).unwrap();
+    std::fs::write(dir.path().join("junk.pem"), "not a certificate\n").unwrap();
+    let write = |target_tls: &str, sink_roots: &str| {
+        std::fs::write(
+            &path,
+            format!(
+                "[alerts.webhook]\nurl = \"https://hooks.example.com/x\"\ntls_roots = \"{sink_roots}\"\n\n\
+                 [alerts.sentry]\ndsn = \"https://k@sentry.internal/3\"\ntls_roots = \"{sink_roots}\"\n\n\
+                 [[target]]\nname = \"a\"\nprovider = \"openai\"\nbase_url = \"https://10.0.0.1:8000\"\n\
+                 model = \"m\"\nsuites = [\"chat\"]\n{target_tls}\n"
+            ),
+        )
+        .unwrap();
+    };
+    let load = || config::load(&path, &|_: &str| None);
+
+    write("ca_file = \"ca.pem\"\ntls_roots = \"both\"", "both");
+    let c = load().unwrap_or_else(|d| panic!("{}", render_all(&d)));
+    let t = &c.targets[0];
+    assert_eq!(t.tls_roots, TlsRoots::Both);
+    assert_eq!(
+        t.ca_file.as_ref().unwrap().pem,
+        ca,
+        "relative to the configuration"
+    );
+    assert_eq!(t.trust().extra_pem.as_deref(), Some(&ca[..]));
+    assert_eq!(c.alerts.webhook.unwrap().tls_roots, TlsRoots::Both);
+    assert_eq!(c.alerts.sentry.unwrap().tls_roots, TlsRoots::Both);
+
+    // Unset: the bundled roots alone, as before the settings existed.
+    write("", "bundled");
+    let c = load().unwrap_or_else(|d| panic!("{}", render_all(&d)));
+    assert_eq!(c.targets[0].tls_roots, TlsRoots::Bundled);
+    assert!(c.targets[0].ca_file.is_none());
+
+    write("ca_file = \"junk.pem\"\ntls_roots = \"native\"", "os");
+    let text = render_all(&load().unwrap_err());
+    for (line, want) in [
+        ("m.toml:3:", "unknown `tls_roots` `os` in [alerts.webhook]"),
+        ("m.toml:7:", "unknown `tls_roots` `os` in [alerts.sentry]"),
+        ("m.toml:15:", "ca_file `"),
+        ("m.toml:16:", "unknown `tls_roots` `native` in [[target]]"),
+    ] {
+        assert!(text.contains(line) && text.contains(want), "{want}: {text}");
+    }
+    assert!(text.contains("holds no PEM certificate"), "{text}");
+    assert!(
+        text.contains("\"bundled\""),
+        "says what is expected: {text}"
+    );
+}

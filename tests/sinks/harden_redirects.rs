@@ -120,6 +120,34 @@ async fn no_sink_follows_a_redirect() {
     );
 }
 
+/// The envelopes of the Sentry SDK (the daemon's own panics and errors) leave through the
+/// Sentry sink's client: a `307` is an answer, the key is not carried on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdks_envelopes_follow_no_redirect() {
+    use modelwatch::alert::sentry::SentrySink;
+    let (trap_port, trap) = receiver(None).await;
+    let (port, redirector) = receiver(Some(trap_port)).await;
+    let sink = SentrySink::new(
+        modelwatch::config::Sentry {
+            dsn: modelwatch::config::Secret::new(format!("http://publickey@127.0.0.1:{port}/42")),
+            environment: "test".into(),
+            release: "r".into(),
+            monitor: "m".into(),
+            ca_file: None,
+            tls_roots: Default::default(),
+        },
+        Default::default(),
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let envelope = b"{}\n{\"type\":\"event\"}\n{\"message\":\"x\"}\n".to_vec();
+    let e = sink.post_envelope(envelope).await.unwrap_err();
+    assert!(e.to_string().contains("307"), "{e}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(redirector.paths(), ["/api/42/envelope/"]);
+    assert_eq!(trap.paths(), Vec::<String>::new(), "followed the redirect");
+}
+
 /// Every outbound client is built by `provider::http::outbound_client`, which refuses
 /// redirects; a client built any other way would follow up to ten.
 #[test]

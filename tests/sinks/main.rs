@@ -15,5 +15,6 @@ mod sinks_otlp_trace;
 mod sinks_polarity;
 mod sinks_prometheus;
 mod sinks_sentry;
+mod sinks_sentry_sdk;
 mod sinks_tls;
 mod sinks_webhook;

@@ -94,6 +94,7 @@ fn webhook(url: &str, format: WebhookFormat) -> WebhookSink {
             secret: Some(Secret::new(SECRET)),
             format,
             ca_file: None,
+            tls_roots: Default::default(),
         },
         Duration::from_secs(5),
     )
@@ -577,6 +578,7 @@ async fn standard_webhook_headers_verify_and_a_replay_or_a_stale_timestamp_is_re
             secret: Some(Secret::new(secret)),
             format: WebhookFormat::Json,
             ca_file: None,
+            tls_roots: Default::default(),
         },
         Duration::from_secs(5),
     )
