@@ -158,6 +158,8 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
     .await;
     signals.abort();
     let _ = http.await;
+    // The daemon's last log records ("stopped") go out before the process ends.
+    modelwatch::telemetry::bridge::flush().await;
     result?;
     Ok(ExitCode::SUCCESS)
 }
