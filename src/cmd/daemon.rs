@@ -157,9 +157,7 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
     })
     .await;
     signals.abort();
-    let _ = http.await;
-    // The daemon's last log records ("stopped") go out before the process ends.
-    modelwatch::telemetry::bridge::flush().await;
+    let _ = (http.await, modelwatch::telemetry::bridge::flush().await);
     result?;
     Ok(ExitCode::SUCCESS)
 }

@@ -168,39 +168,30 @@ mod tests {
             ),
             _ => None,
         };
-        let r: BTreeMap<String, String> = resource(&env, Some("host-1".into()))
-            .into_iter()
-            .map(|kv| (kv.key.to_string(), format!("{:?}", kv.value)))
-            .collect();
-        assert_eq!(r["service.name"], format!("{:?}", Value::from("watcher")));
-        assert_eq!(r["host.name"], format!("{:?}", Value::from("host-1")));
-        assert_eq!(r["team"], format!("{:?}", Value::from("ml ops")));
-        assert_eq!(
-            r["deployment.environment.name"],
-            format!("{:?}", Value::from("prod"))
-        );
-        assert!(r.contains_key("service.version"));
-        let plain = resource(&|_: &str| None, None);
-        assert!(plain.iter().any(|kv| kv.key.as_str() == "service.name"
-            && format!("{:?}", kv.value) == format!("{:?}", Value::from("modelwatch"))));
-        assert!(!plain.iter().any(|kv| kv.key.as_str() == "host.name"));
-        let id = |r: &Attrs| {
-            r.iter()
-                .find(|kv| kv.key.as_str() == "service.instance.id")
-                .map(|kv| format!("{:?}", kv.value))
+        let map = |r: Attrs| -> BTreeMap<String, String> {
+            r.into_iter()
+                .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+                .collect()
         };
+        let r = map(resource(&env, Some("host-1".into())));
+        assert_eq!(r["service.name"], "watcher");
+        assert_eq!(r["host.name"], "host-1");
+        assert_eq!(r["team"], "ml ops");
+        assert_eq!(r["deployment.environment.name"], "prod");
+        assert!(r.contains_key("service.version"));
+        let plain = map(resource(&|_: &str| None, None));
+        assert_eq!(plain["service.name"], "modelwatch");
+        assert!(!plain.contains_key("host.name"));
         // One id per process, across exporters; the environment's wins.
-        assert_eq!(
-            id(&plain),
-            Some(format!("{:?}", Value::from(instance_id())))
-        );
-        assert_eq!(id(&resource(&|_: &str| None, None)), id(&plain));
+        assert_eq!(plain["service.instance.id"], instance_id());
+        let again = map(resource(&|_: &str| None, None));
+        assert_eq!(again["service.instance.id"], plain["service.instance.id"]);
         let given = |k: &str| {
             (k == "OTEL_RESOURCE_ATTRIBUTES").then(|| "service.instance.id=pod-7%2Ca".to_string())
         };
         assert_eq!(
-            id(&resource(&given, None)),
-            Some(format!("{:?}", Value::from("pod-7,a")))
+            map(resource(&given, None))["service.instance.id"],
+            "pod-7,a"
         );
     }
 
