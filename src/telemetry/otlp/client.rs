@@ -68,3 +68,67 @@ impl HttpClient for ReqwestClient {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers every connection with `status` and a body of `len` bytes, and
+    /// keeps the request heads it read.
+    async fn server(
+        status: &'static str,
+        len: usize,
+    ) -> (String, tokio::sync::mpsc::Receiver<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1/metrics", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 16 * 1024];
+                let n = conn.read(&mut buf).await.unwrap_or(0);
+                let _ = tx
+                    .send(String::from_utf8_lossy(&buf[..n]).to_string())
+                    .await;
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nlocation: http://127.0.0.1:1/\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n"
+                );
+                let _ = conn.write_all(head.as_bytes()).await;
+                let _ = conn.write_all(&vec![b'x'; len]).await;
+            }
+        });
+        (url, rx)
+    }
+
+    fn request(url: &str) -> Request<Bytes> {
+        let mut r = Request::builder()
+            .method("POST")
+            .uri(url)
+            .header("authorization", "from the environment")
+            .body(Bytes::from_static(b"body"))
+            .unwrap();
+        r.headers_mut()
+            .insert("content-type", "application/x-protobuf".parse().unwrap());
+        r
+    }
+
+    #[tokio::test]
+    async fn headers_win_answers_are_bounded_and_redirects_are_not_followed() {
+        let headers = vec![("Authorization".to_string(), Secret::new("Bearer t"))];
+        let client = ReqwestClient::new(std::time::Duration::from_secs(5), headers).unwrap();
+        assert!(!format!("{client:?}").contains("Bearer"));
+        let (url, mut heads) = server("200 OK", 10).await;
+        let resp = client.send_bytes(request(&url)).await.unwrap();
+        assert_eq!((resp.status().as_u16(), resp.body().len()), (200, 10));
+        let head = heads.recv().await.unwrap().to_ascii_lowercase();
+        assert!(head.contains("authorization: bearer t"), "{head}");
+        assert!(!head.contains("from the environment"), "{head}");
+        let (url, _heads) = server("200 OK", MAX_RESPONSE + 1).await;
+        let e = client.send_bytes(request(&url)).await.unwrap_err();
+        assert!(e.downcast_ref::<ResponseBodyTooLarge>().is_some(), "{e}");
+        // A redirect comes back as the answer; nothing follows it.
+        let (url, _heads) = server("307 Temporary Redirect", 0).await;
+        let resp = client.send_bytes(request(&url)).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 307);
+    }
+}

@@ -245,3 +245,19 @@ impl Drop for Providers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn given_ids_are_used_once_and_random_ones_otherwise() {
+        let ids = DerivedIds;
+        let (t, s) = with_ids([7; 16], [9; 8], || (ids.new_trace_id(), ids.new_span_id()));
+        assert_eq!(t, TraceId::from_bytes([7; 16]));
+        assert_eq!(s, SpanId::from_bytes([9; 8]));
+        let (a, b) = (ids.new_span_id(), ids.new_span_id());
+        assert!(a != SpanId::from_bytes([9; 8]) && a != b && a != SpanId::INVALID);
+        assert_ne!(ids.new_trace_id(), TraceId::from_bytes([7; 16]));
+    }
+}
