@@ -185,7 +185,7 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
     })
     .await;
     signals.abort();
-    let _ = http.await;
+    let _ = (http.await, modelwatch::telemetry::bridge::flush().await);
     result?;
     Ok(ExitCode::SUCCESS)
 }

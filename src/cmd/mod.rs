@@ -95,16 +95,21 @@ pub fn init_logging(global: &Global) {
     let ansi = modelwatch::report::use_color(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // Under systemd, lines carry their syslog priority for the journal.
     let journal = journal::stderr_is_journal(std::env::var("JOURNAL_STREAM").ok().as_deref());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // The daemon's spans and log records also go to `[telemetry.otlp]` once it is configured.
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi && !journal)
         .with_writer(journal::Stderr { journal });
     // The Sentry SDK's layer: inert until the daemon binds a client (`[alerts.sentry]`).
     use modelwatch::alert::sentry_sdk::SdkLayer;
-    use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(modelwatch::telemetry::bridge::layer())
+        .with(SdkLayer::default());
     let _ = match global.log_format {
-        LogFormat::Human => builder.finish().with(SdkLayer::default()).try_init(),
-        LogFormat::Json => builder.json().finish().with(SdkLayer::default()).try_init(),
+        LogFormat::Human => registry.with(fmt).try_init(),
+        LogFormat::Json => registry.with(fmt.json()).try_init(),
     };
 }
 

@@ -8,7 +8,6 @@ use crate::alert::sentry::{SentrySink, TargetInfo};
 use crate::alert::webhook::WebhookSink;
 use crate::alert::{AlertSink, LogSink, SinkError};
 use crate::config::Config;
-use crate::runner::Clock;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,14 +50,12 @@ pub fn from_config(config: &Config) -> Result<Outputs, SinkError> {
         let otlp_err = |reason| SinkError::permanent("otlp", "", reason);
         let settings = crate::telemetry::otlp::ExportSettings::from_env(&env).map_err(otlp_err)?;
         let resource = crate::telemetry::otlp::resource(&env, crate::telemetry::otlp::host_name());
-        let exporter = crate::telemetry::otlp::OtlpExporter::start(
-            o,
-            settings,
-            resource,
-            crate::runner::SystemClock.now_ms(),
-        )
-        .map_err(otlp_err)?;
+        crate::telemetry::bridge::install(Some((o, &resource))).map_err(otlp_err)?;
+        let exporter =
+            crate::telemetry::otlp::OtlpExporter::start(o, settings, resource).map_err(otlp_err)?;
         observers.push(Arc::new(exporter));
+    } else {
+        let _ = crate::telemetry::bridge::install(None);
     }
     Ok(Outputs { sinks, observers })
 }

@@ -1,6 +1,6 @@
 """An OTLP/HTTP receiver for tests: decodes each POSTed protobuf body with the official
 opentelemetry-proto definitions and appends one JSON line per request to argv[1].
-Prints its port. Rejects bodies that do not decode. Span ids are written in hex, as W3C trace
+Prints its port. Rejects bodies that do not decode. Trace and span ids (spans and log records) are written in hex, as W3C trace
 context spells them (JSON mapping would give base64)."""
 import base64
 import json
@@ -10,9 +10,14 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from google.protobuf.json_format import MessageToDict
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 OUT = sys.argv[1]
-KINDS = {"/v1/metrics": ExportMetricsServiceRequest, "/v1/traces": ExportTraceServiceRequest}
+KINDS = {
+    "/v1/metrics": ExportMetricsServiceRequest,
+    "/v1/traces": ExportTraceServiceRequest,
+    "/v1/logs": ExportLogsServiceRequest,
+}
 
 
 def hex_ids(body):
@@ -22,6 +27,12 @@ def hex_ids(body):
                 for key in ("traceId", "spanId", "parentSpanId"):
                     if key in span:
                         span[key] = base64.b64decode(span[key]).hex()
+    for rl in body.get("resourceLogs", []):
+        for sl in rl.get("scopeLogs", []):
+            for record in sl.get("logRecords", []):
+                for key in ("traceId", "spanId"):
+                    if key in record:
+                        record[key] = base64.b64decode(record[key]).hex()
     return body
 
 

@@ -5,12 +5,15 @@
 
 #[path = "../common_verdict/mod.rs"]
 mod common_verdict;
+#[path = "../daemon_proc/mod.rs"]
+mod daemon_proc;
 mod harden_redirects;
 mod harden_secrets;
 mod secrets_exposure;
 #[path = "../sinks_common/mod.rs"]
 mod sinks_common;
 mod sinks_otlp;
+mod sinks_otlp_logs;
 mod sinks_otlp_trace;
 mod sinks_polarity;
 mod sinks_prometheus;

@@ -169,9 +169,9 @@ async fn metrics_are_pushed_on_the_export_interval() {
     };
     let settings = ExportSettings {
         interval: Duration::from_millis(300),
+        ..ExportSettings::default()
     };
-    let exporter =
-        OtlpExporter::start(&config, settings, resource(&|_: &str| None, None), 0).unwrap();
+    let exporter = OtlpExporter::start(&config, settings, resource(&|_: &str| None, None)).unwrap();
     let started = std::time::Instant::now();
     poll(20, || {
         let n = lines(&out).len();
@@ -365,9 +365,9 @@ async fn a_refused_export_is_retried() {
     };
     let settings = ExportSettings {
         interval: Duration::from_millis(200),
+        ..ExportSettings::default()
     };
-    let exporter =
-        OtlpExporter::start(&config, settings, resource(&|_: &str| None, None), 0).unwrap();
+    let exporter = OtlpExporter::start(&config, settings, resource(&|_: &str| None, None)).unwrap();
     poll(20, || {
         let n = exporter
             .stats

@@ -1,14 +1,18 @@
-//! The exporter task: takes rounds and assessments from the scheduler, keeps the metric state,
-//! and posts traces and metrics with bounded, jittered retries; plus the export settings the
-//! OpenTelemetry SDKs read from the environment.
+//! The exporter task: takes rounds and assessments from the scheduler and hands them to the
+//! OpenTelemetry SDK pipeline ([`super::pipeline`]): instruments and spans; plus the export
+//! settings the OpenTelemetry SDKs read from the environment.
 
-use super::{Attrs, RequestInfo};
-use super::{MetricState, OwnedAssessment, RoundRecord, encode_traces};
-use crate::config::{Otlp, Secret, Target};
+use super::metrics::{Gauges, Instruments, assess};
+use super::pipeline::{Providers, Target as SignalTarget};
+use super::traces::record_trace;
+use super::{Attrs, OwnedAssessment, RequestInfo, RoundRecord};
+use crate::config::{Otlp, Target};
 use crate::provider::trace::IdKey;
-use crate::rng::Rng;
-use crate::runner::{Clock, RoundOutcome, SystemClock};
+use crate::runner::RoundOutcome;
 use crate::telemetry::observer::{Assessment, ObserverCounter, RoundObserver};
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::metrics::Temporality;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -18,10 +22,6 @@ use tokio::sync::mpsc;
 const QUEUE: usize = 64;
 /// The SDK default of `OTEL_METRIC_EXPORT_INTERVAL`.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
-/// Attempts per export (the first and two retries).
-const ATTEMPTS: u32 = 3;
-const BACKOFF_BASE: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// The only protocol spoken.
 const PROTOCOL: &str = "http/protobuf";
 
@@ -30,12 +30,16 @@ const PROTOCOL: &str = "http/protobuf";
 pub struct ExportSettings {
     /// How often metrics are pushed (`$OTEL_METRIC_EXPORT_INTERVAL`, milliseconds).
     pub interval: Duration,
+    /// `$OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`: `cumulative` (the default),
+    /// `delta` or `lowmemory`.
+    pub temporality: Temporality,
 }
 
 impl Default for ExportSettings {
     fn default() -> Self {
         ExportSettings {
             interval: DEFAULT_INTERVAL,
+            temporality: Temporality::Cumulative,
         }
     }
 }
@@ -71,7 +75,24 @@ impl ExportSettings {
                 }
             },
         };
-        Ok(ExportSettings { interval })
+        let temporality = match env("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("") | Some("cumulative") => Temporality::Cumulative,
+            Some("delta") => Temporality::Delta,
+            Some("lowmemory") => Temporality::LowMemory,
+            Some(other) => {
+                return Err(format!(
+                    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE={other} is not one of \
+                     cumulative, delta or lowmemory; set one of them or unset the variable"
+                ));
+            }
+        };
+        Ok(ExportSettings {
+            interval,
+            temporality,
+        })
     }
 }
 
@@ -91,7 +112,7 @@ enum Work {
 pub struct ExportStats {
     /// Requests the collector accepted.
     pub exported: AtomicU64,
-    /// Requests that failed after every attempt (network error, no answer within the
+    /// Exports that failed after every attempt (network error, no answer within the
     /// timeout, non-2xx).
     pub failed: AtomicU64,
     /// Rounds or assessments not exported because the queue was full (collector slow or dead).
@@ -104,101 +125,29 @@ pub struct OtlpExporter {
     pub stats: Arc<ExportStats>,
 }
 
-/// Where and how one signal is posted.
-struct Signal {
-    name: &'static str,
-    url: String,
-    headers: Vec<(String, Secret)>,
-}
-
-struct Poster {
-    client: reqwest::Client,
-    stats: Arc<ExportStats>,
-    /// Retry jitter, seeded from the OS so daemons restarted together do not retry in step.
-    rng: Rng,
-}
-
-impl Poster {
-    /// Posts `body`, retrying network failures, 429 and 5xx a bounded number of times.
-    async fn post(&mut self, signal: &Signal, body: Vec<u8>) {
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                let wait = crate::provider::http::full_jitter(
-                    &mut self.rng,
-                    BACKOFF_BASE,
-                    BACKOFF_MAX,
-                    attempt - 1,
-                );
-                tokio::time::sleep(wait).await;
-            }
-            let mut req = self
-                .client
-                .post(signal.url.as_str())
-                .header("content-type", "application/x-protobuf");
-            for (k, v) in &signal.headers {
-                req = req.header(k.as_str(), v.expose());
-            }
-            let retryable = match req.body(body.clone()).send().await {
-                Ok(resp) if resp.status().is_success() => {
-                    self.stats.exported.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                Ok(resp) => {
-                    let st = resp.status();
-                    tracing::debug!(status = %st, signal = signal.name, attempt, "OTLP export refused");
-                    st.as_u16() == 429 || st.is_server_error()
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e.without_url(), signal = signal.name, attempt, "OTLP export failed");
-                    true
-                }
-            };
-            if !retryable {
-                break;
-            }
-        }
-        self.stats.failed.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
 impl OtlpExporter {
-    /// Starts the exporter task (needs a tokio runtime). The task ends when the exporter is
-    /// dropped (a reload that replaces it).
+    /// Builds the SDK pipeline and starts the exporter task (needs a tokio runtime). The task
+    /// ends, and the pipeline shuts down after a last export, when the exporter is dropped (a
+    /// reload that replaces it).
     pub fn start(
         config: &Otlp,
         settings: ExportSettings,
         resource: Attrs,
-        start_ms: i64,
     ) -> Result<OtlpExporter, String> {
-        let client = crate::provider::http::outbound_client()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|e| format!("cannot build the OTLP HTTP client: {e}"))?;
-        let (tx, rx) = mpsc::channel::<Work>(QUEUE);
         let stats = Arc::new(ExportStats::default());
-        let traces = Signal {
-            name: "traces",
+        let traces = SignalTarget {
             url: config.traces_url(),
-            headers: config.traces_headers.clone(),
+            headers: &config.traces_headers,
+            timeout: config.timeout,
         };
-        let metrics = Signal {
-            name: "metrics",
+        let metrics = SignalTarget {
             url: config.metrics_url(),
-            headers: config.metrics_headers.clone(),
+            headers: &config.metrics_headers,
+            timeout: config.timeout,
         };
-        let poster = Poster {
-            client,
-            stats: stats.clone(),
-            rng: Rng::new(crate::rng::os_seed()),
-        };
-        tokio::spawn(run(
-            rx,
-            poster,
-            [traces, metrics],
-            settings,
-            resource,
-            start_ms,
-        ));
+        let providers = Providers::build(&traces, &metrics, &settings, &resource, &stats)?;
+        let (tx, rx) = mpsc::channel::<Work>(QUEUE);
+        tokio::spawn(run(rx, providers));
         Ok(OtlpExporter { tx, stats })
     }
 
@@ -209,48 +158,26 @@ impl OtlpExporter {
     }
 }
 
-/// The exporter task: metrics after every assessment and on the periodic timer, a trace per
-/// round.
-async fn run(
-    mut rx: mpsc::Receiver<Work>,
-    mut poster: Poster,
-    [traces, metrics]: [Signal; 2],
-    settings: ExportSettings,
-    resource: Attrs,
-    start_ms: i64,
-) {
-    let mut state = MetricState::new(start_ms);
+/// The exporter task: instruments and a trace per round, a metrics push after every
+/// assessment (the periodic reader pushes on its interval besides).
+async fn run(mut rx: mpsc::Receiver<Work>, providers: Providers) {
+    let scope = super::scope();
+    let tracer = providers.tracer.tracer_with_scope(scope.clone());
+    let meter = providers.meter.meter_with_scope(scope);
+    let gauges = Gauges::default();
+    let instruments = Instruments::new(&meter, &gauges);
     let key = IdKey::process();
-    let first = tokio::time::Instant::now() + settings.interval;
-    let mut tick = tokio::time::interval_at(first, settings.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let work = tokio::select! {
-            w = rx.recv() => match w {
-                Some(w) => w,
-                None => break,
-            },
-            _ = tick.tick() => {
-                let body = state.encode(&resource, SystemClock.now_ms());
-                poster.post(&metrics, body).await;
-                continue;
-            }
-        };
+    while let Some(work) = rx.recv().await {
         match work {
             Work::Round(r) => {
-                state.record(&r);
+                instruments.record(&r);
                 if !r.samples.is_empty() {
-                    poster
-                        .post(&traces, encode_traces(&resource, &r, key))
-                        .await;
+                    record_trace(&tracer, &r, key);
                 }
             }
             Work::Assessed { target, assessment } => {
-                state.assess(&target, &assessment);
-                let body = state.encode(&resource, SystemClock.now_ms());
-                poster.post(&metrics, body).await;
-                // The timer counts from the last push.
-                tick.reset();
+                assess(&gauges, &target, &assessment);
+                providers.flush_metrics().await;
             }
         }
     }
@@ -320,6 +247,19 @@ mod tests {
             ExportSettings::from_env(&bad).unwrap().interval,
             DEFAULT_INTERVAL
         );
+        const PREFERENCE: &str = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE";
+        assert_eq!(
+            ExportSettings::from_env(&none).unwrap().temporality,
+            Temporality::Cumulative
+        );
+        let delta = |k: &str| (k == PREFERENCE).then(|| "Delta".to_string());
+        assert_eq!(
+            ExportSettings::from_env(&delta).unwrap().temporality,
+            Temporality::Delta
+        );
+        let odd = |k: &str| (k == PREFERENCE).then(|| "sometimes".to_string());
+        let e = ExportSettings::from_env(&odd).unwrap_err();
+        assert!(e.contains("sometimes") && e.contains("cumulative"), "{e}");
         for (var, value) in [
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
             ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/json"),

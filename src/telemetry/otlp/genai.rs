@@ -7,7 +7,7 @@
 
 use super::{Attrs, RoundRecord, s};
 use crate::sample::{Sample, StructuredOutcome};
-use crate::telemetry::proto::Value;
+use opentelemetry::{Array, StringValue, Value};
 
 pub const OPERATION_NAME: &str = "gen_ai.operation.name";
 pub const OPERATION_CHAT: &str = "chat";
@@ -92,22 +92,22 @@ impl RequestInfo {
 pub(super) fn gen_ai_attrs(r: &RoundRecord, sample: &Sample) -> Attrs {
     let mut a = vec![
         s(OPERATION_NAME, r.request.operation),
-        s(PROVIDER_NAME, r.provider.as_str()),
-        s(REQUEST_MODEL, r.model.as_str()),
+        s(PROVIDER_NAME, r.provider.clone()),
+        s(REQUEST_MODEL, r.model.clone()),
     ];
     if let Some(m) = &sample.response_model {
-        a.push(s(RESPONSE_MODEL, m.as_str()));
+        a.push(s(RESPONSE_MODEL, m.clone()));
     }
     if let Some(h) = &r.request.server_address {
-        a.push(s(SERVER_ADDRESS, h.as_str()));
+        a.push(s(SERVER_ADDRESS, h.clone()));
     }
     if let Some(p) = r.request.server_port {
-        a.push(s(SERVER_PORT, Value::Int(i64::from(p))));
+        a.push(s(SERVER_PORT, Value::I64(i64::from(p))));
     }
     if let Some(e) = &sample.error {
-        a.push(s(ERROR_TYPE, e.kind.as_str()));
+        a.push(s(ERROR_TYPE, e.kind.as_str().to_string()));
     }
-    a.push(s("modelwatch.target", r.target.as_str()));
+    a.push(s("modelwatch.target", r.target.clone()));
     a
 }
 
@@ -116,18 +116,18 @@ pub(super) fn span_attrs(r: &RoundRecord, sample: &Sample) -> Attrs {
     let q = &r.request;
     let mut a = gen_ai_attrs(r, sample);
     if let Some(t) = q.temperature {
-        a.push(s(REQUEST_TEMPERATURE, Value::Double(t)));
+        a.push(s(REQUEST_TEMPERATURE, Value::F64(t)));
     }
     if let Some(t) = q.top_p {
-        a.push(s(REQUEST_TOP_P, Value::Double(t)));
+        a.push(s(REQUEST_TOP_P, Value::F64(t)));
     }
     if let Some(n) = q.max_tokens {
-        a.push(s(REQUEST_MAX_TOKENS, Value::Int(i64::from(n))));
+        a.push(s(REQUEST_MAX_TOKENS, Value::I64(i64::from(n))));
     }
     if let Some(n) = q.seed {
         // Each sample of a seeded probe is sent `seed + index`.
         let sent = n.wrapping_add(u64::from(sample.index));
-        a.push(s(REQUEST_SEED, Value::Int(sent as i64)));
+        a.push(s(REQUEST_SEED, Value::I64(sent as i64)));
     }
     a.push(s(REQUEST_STREAM, Value::Bool(q.stream)));
     let structured = sample
@@ -141,22 +141,24 @@ pub(super) fn span_attrs(r: &RoundRecord, sample: &Sample) -> Attrs {
     if let Some(f) = &sample.finish_reason {
         a.push(s(
             RESPONSE_FINISH_REASONS,
-            Value::StrArray(vec![f.as_str().to_string()]),
+            Value::Array(Array::String(vec![StringValue::from(
+                f.as_str().to_string(),
+            )])),
         ));
     }
     if let Some(ms) = sample.ttft_ms.filter(|v| v.is_finite()) {
-        a.push(s(RESPONSE_TIME_TO_FIRST_CHUNK, Value::Double(ms / 1000.0)));
+        a.push(s(RESPONSE_TIME_TO_FIRST_CHUNK, Value::F64(ms / 1000.0)));
     }
     if let Some(fp) = &sample.system_fingerprint {
-        a.push(s(SYSTEM_FINGERPRINT, fp.as_str()));
+        a.push(s(SYSTEM_FINGERPRINT, fp.clone()));
     }
     if let Some(n) = sample.input_tokens {
-        a.push(s(USAGE_INPUT_TOKENS, Value::Int(i64::from(n))));
+        a.push(s(USAGE_INPUT_TOKENS, Value::I64(i64::from(n))));
     }
     if let Some(m) = &sample.measurements {
         a.push(s(
             USAGE_OUTPUT_TOKENS,
-            Value::Int(i64::from(m.output_tokens)),
+            Value::I64(i64::from(m.output_tokens)),
         ));
     }
     a.push(s(

@@ -1,32 +1,14 @@
-//! The metrics of the export: cumulative counters and histograms of requests and rounds, the
-//! gauges of each target's last assessment, and their `ExportMetricsServiceRequest`.
+//! The metrics of the export, as SDK instruments: cumulative counters and histograms of
+//! requests and rounds (recorded per round), and observable gauges of each target's last
+//! assessment (observed at each collection, so a series no longer reported disappears).
 
 use super::genai::{self, gen_ai_attrs};
-use super::{Attrs, OwnedAssessment, RoundRecord, ms_to_ns, resource_msg, s, scope_msg};
-use crate::telemetry::proto::{Msg, attributes};
-use crate::telemetry::quality::{Distribution, LATENCY_BUCKETS, LENGTH_BUCKETS, TargetQuality};
+use super::{Attrs, OwnedAssessment, RoundRecord, s};
+use crate::telemetry::quality::{LATENCY_BUCKETS, LENGTH_BUCKETS};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram, Meter, ObservableGauge};
 use std::collections::BTreeMap;
-
-/// The response-length histogram (`modelwatch_response_length_chars` on `/metrics`).
-/// The per-target distributions of successful responses, each the OTel spelling of a
-/// `/metrics` histogram: (name, unit, description, bounds, reading).
-type DistributionOf = fn(&TargetQuality) -> &Distribution;
-const DISTRIBUTIONS: [(&str, &str, &str, &[f64], DistributionOf); 2] = [
-    (
-        "modelwatch.response.length_chars",
-        "{char}",
-        "Response length in characters of successful probe responses since start.",
-        &LENGTH_BUCKETS,
-        |q| &q.lengths,
-    ),
-    (
-        "modelwatch.response.latency_seconds",
-        "s",
-        "Latency of successful probe responses since start.",
-        &LATENCY_BUCKETS,
-        |q| &q.latency,
-    ),
-];
+use std::sync::{Arc, Mutex};
 
 /// Advised bucket boundaries of the GenAI conventions.
 const DURATION_BOUNDS: [f64; 14] = [
@@ -93,125 +75,137 @@ const GAUGES: [(&str, &str, &str); 10] = [
     ),
 ];
 
-#[derive(Debug, Clone, Default)]
-struct Hist {
-    counts: Vec<u64>,
-    count: u64,
-    sum: f64,
+/// Per target: the gauges of its last assessment (replaced whole, so a metric that is no
+/// longer monitored disappears), read by the gauges' callbacks.
+pub type Gauges = Arc<Mutex<BTreeMap<String, Vec<(&'static str, Attrs, f64)>>>>;
+
+/// The synchronous instruments; the observable gauges live in the meter.
+pub struct Instruments {
+    rounds: Counter<u64>,
+    requests: Counter<u64>,
+    duration: Histogram<f64>,
+    first_chunk: Histogram<f64>,
+    tokens: Histogram<u64>,
+    lengths: Histogram<f64>,
+    latency: Histogram<f64>,
+    _gauges: Vec<ObservableGauge<f64>>,
+    _build: ObservableGauge<u64>,
 }
 
-/// Cumulative metric state, keyed by metric name and encoded attributes.
-#[derive(Debug, Default)]
-pub struct MetricState {
-    start_ns: u64,
-    hists: BTreeMap<(&'static str, String), (Attrs, Hist)>,
-    sums: BTreeMap<(&'static str, String), (Attrs, u64)>,
-    /// Per target: the gauges of its last assessment (replaced whole, so a metric that is no
-    /// longer monitored disappears).
-    gauges: BTreeMap<String, Vec<(&'static str, Attrs, f64)>>,
-    /// Per target: the quality readings of its last assessment (length and latency
-    /// distributions).
-    quality: BTreeMap<String, TargetQuality>,
+fn histogram(
+    meter: &Meter,
+    name: &'static str,
+    unit: &'static str,
+    desc: &'static str,
+    bounds: &[f64],
+) -> Histogram<f64> {
+    meter
+        .f64_histogram(name)
+        .with_unit(unit)
+        .with_description(desc)
+        .with_boundaries(bounds.to_vec())
+        .build()
 }
 
-fn attr_key(a: &Attrs) -> String {
-    a.iter().map(|(k, v)| format!("{k}={v:?};")).collect()
-}
-
-impl MetricState {
-    pub fn new(start_ms: i64) -> MetricState {
-        MetricState {
-            start_ns: ms_to_ns(start_ms),
-            ..MetricState::default()
+impl Instruments {
+    /// Creates every instrument on `meter`; the gauges read `gauges`.
+    pub fn new(meter: &Meter, gauges: &Gauges) -> Instruments {
+        let observable = GAUGES
+            .iter()
+            .map(|&(name, _unit, desc)| {
+                let gauges = gauges.clone();
+                meter
+                    .f64_observable_gauge(name)
+                    .with_description(desc)
+                    .with_callback(move |o| {
+                        let g = gauges.lock().unwrap_or_else(|p| p.into_inner());
+                        for (n, attrs, v) in g.values().flatten() {
+                            if *n == name {
+                                o.observe(*v, attrs);
+                            }
+                        }
+                    })
+                    .build()
+            })
+            .collect();
+        let build = meter
+            .u64_observable_gauge("modelwatch.build_info")
+            .with_description("Build information; always 1.")
+            .with_callback(|o| {
+                o.observe(
+                    1,
+                    &[
+                        KeyValue::new("version", env!("CARGO_PKG_VERSION")),
+                        KeyValue::new("revision", env!("MODELWATCH_GIT_COMMIT")),
+                    ],
+                )
+            })
+            .build();
+        Instruments {
+            rounds: meter
+                .u64_counter("modelwatch.rounds")
+                .with_unit("{round}")
+                .with_description("Rounds by target and status.")
+                .build(),
+            requests: meter
+                .u64_counter("modelwatch.requests")
+                .with_unit("{request}")
+                .with_description(
+                    "Probe requests by target and outcome (ok or the infrastructure error kind).",
+                )
+                .build(),
+            duration: histogram(
+                meter,
+                genai::METRIC_OPERATION_DURATION,
+                "s",
+                "Duration of GenAI client operations (probe requests).",
+                &DURATION_BOUNDS,
+            ),
+            first_chunk: histogram(
+                meter,
+                genai::METRIC_TIME_TO_FIRST_CHUNK,
+                "s",
+                "Time to the first chunk of streamed probe responses.",
+                &DURATION_BOUNDS,
+            ),
+            tokens: meter
+                .u64_histogram(genai::METRIC_TOKEN_USAGE)
+                .with_unit("{token}")
+                .with_description("Tokens used per request, by token type.")
+                .with_boundaries(TOKEN_BOUNDS.to_vec())
+                .build(),
+            lengths: histogram(
+                meter,
+                "modelwatch.response.length_chars",
+                "{char}",
+                "Response length in characters of successful probe responses since start.",
+                &LENGTH_BUCKETS,
+            ),
+            latency: histogram(
+                meter,
+                "modelwatch.response.latency_seconds",
+                "s",
+                "Latency of successful probe responses since start.",
+                &LATENCY_BUCKETS,
+            ),
+            _gauges: observable,
+            _build: build,
         }
-    }
-
-    fn observe(&mut self, name: &'static str, bounds: &[f64], attrs: Attrs, v: f64) {
-        let e = self
-            .hists
-            .entry((name, attr_key(&attrs)))
-            .or_insert_with(|| (attrs, Hist::default()));
-        if e.1.counts.len() != bounds.len() + 1 {
-            e.1.counts = vec![0; bounds.len() + 1];
-        }
-        let i = bounds.iter().position(|b| v <= *b).unwrap_or(bounds.len());
-        e.1.counts[i] += 1;
-        e.1.count += 1;
-        e.1.sum += v;
-    }
-
-    fn add(&mut self, name: &'static str, attrs: Attrs, n: u64) {
-        self.sums
-            .entry((name, attr_key(&attrs)))
-            .or_insert_with(|| (attrs, 0))
-            .1 += n;
-    }
-
-    /// Takes a target's assessment: evidence, alert states, last-round rates, lengths.
-    pub fn assess(&mut self, target: &str, a: &OwnedAssessment) {
-        let t = || s("modelwatch.target", target);
-        let mut g: Vec<(&'static str, Attrs, f64)> = Vec::new();
-        for m in &a.metrics {
-            let attrs = vec![t(), s("modelwatch.metric", m.metric.as_str())];
-            let length = m.metric == crate::drift::Metric::LengthChars.id();
-            if let Some(v) = m.current {
-                g.push((GAUGES[0].0, attrs.clone(), v));
-                g.push((GAUGES[if length { 8 } else { 6 }].0, attrs.clone(), v));
-            }
-            if !length {
-                g.push((GAUGES[7].0, attrs.clone(), m.baseline));
-            }
-            g.push((GAUGES[1].0, attrs.clone(), m.baseline));
-            g.push((GAUGES[2].0, attrs, m.e_value));
-        }
-        if let Some(m) = a.metrics.first() {
-            g.push((GAUGES[3].0, vec![t()], m.threshold));
-        }
-        for al in &a.alerts {
-            g.push((
-                GAUGES[4].0,
-                vec![
-                    t(),
-                    s("modelwatch.metric", al.key.metric.as_str()),
-                    s("modelwatch.severity", al.severity.as_str()),
-                ],
-                f64::from(u8::from(al.status == crate::alert::Status::Firing)),
-            ));
-        }
-        for (metric, v) in a.quality.round_rates() {
-            let attrs = vec![t(), s("modelwatch.metric", metric)];
-            g.push((GAUGES[5].0, attrs.clone(), v));
-            g.push((GAUGES[9].0, attrs, v));
-        }
-        self.gauges.insert(target.to_string(), g);
-        self.quality.insert(target.to_string(), a.quality.clone());
-    }
-
-    /// Forgets a target (removed from the configuration).
-    pub fn forget(&mut self, target: &str) {
-        self.gauges.remove(target);
-        self.quality.remove(target);
     }
 
     /// Adds a round.
-    pub fn record(&mut self, r: &RoundRecord) {
-        let target = || s("modelwatch.target", r.target.as_str());
-        self.add(
-            "modelwatch.rounds",
-            vec![target(), s("modelwatch.status", r.status.as_str())],
-            1,
-        );
+    pub fn record(&self, r: &RoundRecord) {
+        let target = || s("modelwatch.target", r.target.clone());
+        self.rounds
+            .add(1, &[target(), s("modelwatch.status", r.status.clone())]);
         for sample in &r.samples {
             let outcome = sample
                 .error
                 .as_ref()
                 .map(|e| e.kind.as_str())
                 .unwrap_or("ok");
-            self.add(
-                "modelwatch.requests",
-                vec![target(), s("modelwatch.outcome", outcome)],
-                1,
-            );
+            self.requests
+                .add(1, &[target(), s("modelwatch.outcome", outcome.to_string())]);
             let attrs = gen_ai_attrs(r, sample);
             let secs = sample
                 .error
@@ -220,174 +214,77 @@ impl MetricState {
                 .unwrap_or(sample.latency_ms)
                 / 1000.0;
             if secs.is_finite() {
-                self.observe(
-                    genai::METRIC_OPERATION_DURATION,
-                    &DURATION_BOUNDS,
-                    attrs.clone(),
-                    secs,
-                );
+                self.duration.record(secs, &attrs);
             }
-            if let Some(ms) = sample
-                .ttft_ms
-                .filter(|v| v.is_finite() && sample.error.is_none())
-            {
-                self.observe(
-                    genai::METRIC_TIME_TO_FIRST_CHUNK,
-                    &DURATION_BOUNDS,
-                    attrs.clone(),
-                    ms / 1000.0,
-                );
-            }
-            if sample.error.is_none() {
-                let mut tokens = |ty: &str, n: Option<u32>| {
-                    if let Some(n) = n {
-                        let mut a = attrs.clone();
-                        a.push(s(genai::TOKEN_TYPE, ty));
-                        let n = f64::from(n);
-                        self.observe(genai::METRIC_TOKEN_USAGE, &TOKEN_BOUNDS, a, n);
-                    }
-                };
-                tokens(genai::TOKEN_INPUT, sample.input_tokens);
-                tokens(
-                    genai::TOKEN_OUTPUT,
-                    sample.measurements.as_ref().map(|m| m.output_tokens),
-                );
-            }
-        }
-    }
-
-    /// `ExportMetricsServiceRequest` with every metric, cumulative since the start.
-    pub fn encode(&self, resource: &Attrs, now_ms: i64) -> Vec<u8> {
-        let now = ms_to_ns(now_ms);
-        let mut metrics: BTreeMap<&'static str, Msg> = BTreeMap::new();
-        let mut hist_points: BTreeMap<&'static str, Vec<Msg>> = BTreeMap::new();
-        for ((name, _), (attrs, h)) in &self.hists {
-            let bounds: &[f64] = match *name {
-                genai::METRIC_TOKEN_USAGE => &TOKEN_BOUNDS,
-                _ => &DURATION_BOUNDS,
-            };
-            let mut p = Msg::new();
-            p.fixed64(2, self.start_ns)
-                .fixed64(3, now)
-                .fixed64(4, h.count)
-                .double(5, h.sum)
-                .packed_fixed64(6, h.counts.iter().copied())
-                .packed_fixed64(7, bounds.iter().map(|b| b.to_bits()));
-            attributes(&mut p, 9, attrs);
-            hist_points.entry(name).or_default().push(p);
-        }
-        for (name, points) in hist_points {
-            let mut h = Msg::new();
-            for p in &points {
-                h.msg(1, p);
-            }
-            h.uint(2, 2); // cumulative
-            let (unit, desc) = match name {
-                genai::METRIC_TOKEN_USAGE => ("{token}", "Tokens used per request, by token type."),
-                genai::METRIC_TIME_TO_FIRST_CHUNK => {
-                    ("s", "Time to the first chunk of streamed probe responses.")
-                }
-                _ => ("s", "Duration of GenAI client operations (probe requests)."),
-            };
-            let mut m = Msg::new();
-            m.string(1, name).string(2, desc).string(3, unit).msg(9, &h);
-            metrics.insert(name, m);
-        }
-        let mut sum_points: BTreeMap<&'static str, Vec<Msg>> = BTreeMap::new();
-        for ((name, _), (attrs, v)) in &self.sums {
-            let mut p = Msg::new();
-            p.fixed64(2, self.start_ns).fixed64(3, now).fixed64(6, *v);
-            attributes(&mut p, 7, attrs);
-            sum_points.entry(name).or_default().push(p);
-        }
-        for (name, points) in sum_points {
-            let mut sum = Msg::new();
-            for p in &points {
-                sum.msg(1, p);
-            }
-            sum.uint(2, 2).boolean(3, true);
-            let (unit, desc) = match name {
-                "modelwatch.rounds" => ("{round}", "Rounds by target and status."),
-                _ => (
-                    "{request}",
-                    "Probe requests by target and outcome (ok or the infrastructure error kind).",
-                ),
-            };
-            let mut m = Msg::new();
-            m.string(1, name)
-                .string(2, desc)
-                .string(3, unit)
-                .msg(7, &sum);
-            metrics.insert(name, m);
-        }
-        for (name, unit, desc) in GAUGES {
-            let mut g = Msg::new();
-            let mut any = false;
-            for (n, attrs, v) in self.gauges.values().flatten() {
-                if *n == name {
-                    let mut p = Msg::new();
-                    p.fixed64(3, now).double(4, *v);
-                    attributes(&mut p, 7, attrs);
-                    g.msg(1, &p);
-                    any = true;
-                }
-            }
-            if any {
-                let mut m = Msg::new();
-                m.string(1, name).string(2, desc).string(3, unit).msg(5, &g);
-                metrics.insert(name, m);
-            }
-        }
-        for d in &DISTRIBUTIONS {
-            if let Some(m) = self.encode_distribution(d, now) {
-                metrics.insert(d.0, m);
-            }
-        }
-        let mut scope = Msg::new();
-        scope.msg(1, &scope_msg());
-        for m in metrics.values() {
-            scope.msg(2, m);
-        }
-        let mut rm = Msg::new();
-        rm.msg(1, &resource_msg(resource)).msg(2, &scope);
-        let mut req = Msg::new();
-        req.msg(1, &rm);
-        req.0
-    }
-
-    /// One distribution's histogram, a point per target that has seen a response.
-    fn encode_distribution(
-        &self,
-        (name, unit, desc, bounds, of): &(&str, &str, &str, &[f64], DistributionOf),
-        now: u64,
-    ) -> Option<Msg> {
-        let mut hist = Msg::new();
-        let mut any = false;
-        for (target, q) in &self.quality {
-            let d = of(q);
-            if d.count() == 0 {
+            if sample.error.is_some() {
                 continue;
             }
-            any = true;
-            let mut p = Msg::new();
-            p.fixed64(2, self.start_ns)
-                .fixed64(3, now)
-                .fixed64(4, d.count())
-                .double(5, d.sum)
-                .packed_fixed64(6, d.bucket_counts(bounds).into_iter())
-                .packed_fixed64(7, bounds.iter().map(|b| b.to_bits()));
-            attributes(&mut p, 9, &[s("modelwatch.target", target.as_str())]);
-            hist.msg(1, &p);
+            if let Some(ms) = sample.ttft_ms.filter(|v| v.is_finite()) {
+                self.first_chunk.record(ms / 1000.0, &attrs);
+            }
+            let tokens = |ty: &'static str, n: Option<u32>| {
+                if let Some(n) = n {
+                    let mut a = attrs.clone();
+                    a.push(s(genai::TOKEN_TYPE, ty));
+                    self.tokens.record(u64::from(n), &a);
+                }
+            };
+            tokens(genai::TOKEN_INPUT, sample.input_tokens);
+            tokens(
+                genai::TOKEN_OUTPUT,
+                sample.measurements.as_ref().map(|m| m.output_tokens),
+            );
+            // The same responses, at the same bounds, as the HDR distributions of /metrics.
+            if let Some(m) = &sample.measurements {
+                self.lengths.record(f64::from(m.chars), &[target()]);
+            }
+            let latency = sample.latency_ms / 1000.0;
+            if latency.is_finite() && latency >= 0.0 {
+                self.latency.record(latency, &[target()]);
+            }
         }
-        if !any {
-            return None;
-        }
-        hist.uint(2, 2); // cumulative
-        let mut m = Msg::new();
-        m.string(1, name)
-            .string(2, desc)
-            .string(3, unit)
-            .msg(9, &hist);
-        Some(m)
     }
+}
+
+/// Takes a target's assessment: evidence, alert states, last-round rates.
+pub fn assess(gauges: &Gauges, target: &str, a: &OwnedAssessment) {
+    let t = || s("modelwatch.target", target.to_string());
+    let metric = |m: &str| s("modelwatch.metric", m.to_string());
+    let mut g: Vec<(&'static str, Attrs, f64)> = Vec::new();
+    for m in &a.metrics {
+        let attrs = vec![t(), metric(m.metric.as_str())];
+        let length = m.metric == crate::drift::Metric::LengthChars.id();
+        if let Some(v) = m.current {
+            g.push((GAUGES[0].0, attrs.clone(), v));
+            g.push((GAUGES[if length { 8 } else { 6 }].0, attrs.clone(), v));
+        }
+        if !length {
+            g.push((GAUGES[7].0, attrs.clone(), m.baseline));
+        }
+        g.push((GAUGES[1].0, attrs.clone(), m.baseline));
+        g.push((GAUGES[2].0, attrs, m.e_value));
+    }
+    if let Some(m) = a.metrics.first() {
+        g.push((GAUGES[3].0, vec![t()], m.threshold));
+    }
+    for al in &a.alerts {
+        g.push((
+            GAUGES[4].0,
+            vec![
+                t(),
+                metric(al.key.metric.as_str()),
+                s("modelwatch.severity", al.severity.as_str().to_string()),
+            ],
+            f64::from(u8::from(al.status == crate::alert::Status::Firing)),
+        ));
+    }
+    for (m, v) in a.quality.round_rates() {
+        let attrs = vec![t(), metric(&m)];
+        g.push((GAUGES[5].0, attrs.clone(), v));
+        g.push((GAUGES[9].0, attrs, v));
+    }
+    gauges
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(target.to_string(), g);
 }

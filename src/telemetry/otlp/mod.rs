@@ -1,11 +1,12 @@
-//! OTLP/HTTP (protobuf) export of metrics and traces.
+//! OTLP/HTTP (protobuf) export of metrics and traces through the OpenTelemetry SDK.
 //!
 //! The scheduler hands each finished round to [`OtlpExporter`] through a bounded channel
 //! (`try_send`: when the exporter is behind, the round is dropped and counted), so a slow or
-//! dead collector never slows probing. The exporter task keeps cumulative metric state and
-//! posts `ExportTraceServiceRequest` to `{endpoint}/v1/traces` and
-//! `ExportMetricsServiceRequest` to `{endpoint}/v1/metrics`; failed exports are retried a
-//! bounded number of times with full-jitter backoff.
+//! dead collector never slows probing. The exporter task feeds the SDK ([`pipeline`]): a
+//! tracer provider with a batch span processor and a meter provider with a periodic reader,
+//! both tasks on the tokio runtime, exporting with `opentelemetry-otlp` over the project's own
+//! reqwest client ([`client`]) to `{endpoint}/v1/traces` and `{endpoint}/v1/metrics`; the
+//! exporter retries refused and failed exports with its own backoff.
 //!
 //! Metrics follow the OpenTelemetry GenAI semantic conventions
 //! (`gen_ai.client.operation.duration`, `gen_ai.client.token.usage`,
@@ -13,32 +14,36 @@
 //! quality metrics, each the OTel spelling of a `/metrics` family (`modelwatch.metric.e_value`
 //! ↔ `modelwatch_metric_e_value`, attribute `modelwatch.target` ↔ label `target`): rounds,
 //! requests, per-metric values, baselines and e-values (the evidence), alert state, last-round
-//! rates and response-length and latency histograms. Gauges carry no unit, so the OTLP →
-//! Prometheus translation adds no `_ratio` suffix and the names stay those of `/metrics`.
-//! Metrics go out once the scheduler has assessed a round
-//! ([`RoundObserver::round_assessed`]) and every `$OTEL_METRIC_EXPORT_INTERVAL` (default 60 s),
-//! traces when a round finishes: a root span `round {target}` with one client span
-//! `{operation} {model}` per request, each with a `gen_ai.evaluation.result` event per
-//! evaluation outcome.
+//! rates, response-length and latency histograms, and `modelwatch.build_info` (so every push
+//! carries at least one point). Gauges carry no unit, so the OTLP → Prometheus translation adds
+//! no `_ratio` suffix and the names stay those of `/metrics`; they are observed at each
+//! collection from the last assessment, so a series that is no longer reported disappears.
+//! Metrics go out once the scheduler has assessed a round ([`RoundObserver::round_assessed`],
+//! a flush of the reader) and every `$OTEL_METRIC_EXPORT_INTERVAL` (default 60 s); spans in
+//! batches (`$OTEL_BSP_*`, default every 5 s): per round a root span `round {target}` with one
+//! client span `{operation} {model}` per request, each with a `gen_ai.evaluation.result` event
+//! per evaluation outcome.
 
+pub mod client;
 mod export;
 pub mod genai;
 mod metrics;
+pub mod pipeline;
 mod traces;
 
 pub use export::{ExportSettings, ExportStats, OtlpExporter};
 pub use genai::RequestInfo;
-pub use metrics::MetricState;
-pub use traces::{encode_traces, round_trace_id};
+pub use traces::round_trace_id;
 
 use super::observer::{Assessment, MetricSnapshot};
-use super::proto::{Msg, Value, attributes};
 use super::quality::TargetQuality;
 use crate::sample::Sample;
+use opentelemetry::{InstrumentationScope, KeyValue, Value};
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-pub type Attrs = Vec<(String, Value)>;
+/// Attributes of a resource, point, span or event.
+pub type Attrs = Vec<KeyValue>;
 
 /// The resource: `service.name` (`$OTEL_SERVICE_NAME`, default `modelwatch`), `host.name`,
 /// `service.version`, `service.instance.id` (random per process, so two daemons watching the
@@ -68,7 +73,7 @@ pub fn resource(env: &dyn Fn(&str) -> Option<String>, host: Option<String>) -> A
     if let Some(s) = env("OTEL_SERVICE_NAME").filter(|s| !s.is_empty()) {
         map.insert("service.name".into(), s);
     }
-    map.into_iter().map(|(k, v)| (k, Value::Str(v))).collect()
+    map.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect()
 }
 
 /// This process's `service.instance.id`: a random (version 4) UUID, the same for every
@@ -116,25 +121,19 @@ pub struct RoundRecord {
     pub samples: Vec<Sample>,
 }
 
-pub(super) fn s(k: &str, v: impl Into<Value>) -> (String, Value) {
-    (k.to_string(), v.into())
+pub(super) fn s(k: &str, v: impl Into<Value>) -> KeyValue {
+    KeyValue::new(k.to_string(), v)
 }
 
 pub(super) fn ms_to_ns(ms: i64) -> u64 {
     (ms.max(0) as u64).saturating_mul(1_000_000)
 }
 
-pub(super) fn scope_msg() -> Msg {
-    let mut s = Msg::new();
-    s.string(1, "modelwatch")
-        .string(2, env!("CARGO_PKG_VERSION"));
-    s
-}
-
-pub(super) fn resource_msg(attrs: &Attrs) -> Msg {
-    let mut r = Msg::new();
-    attributes(&mut r, 1, attrs);
-    r
+/// The instrumentation scope of every signal: `modelwatch` at its version.
+pub fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder("modelwatch")
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
 }
 
 /// A target's assessment, owned (it crosses to the exporter task).
@@ -169,39 +168,30 @@ mod tests {
             ),
             _ => None,
         };
-        let r: BTreeMap<String, String> = resource(&env, Some("host-1".into()))
-            .into_iter()
-            .map(|(k, v)| (k, format!("{v:?}")))
-            .collect();
-        assert_eq!(r["service.name"], format!("{:?}", Value::from("watcher")));
-        assert_eq!(r["host.name"], format!("{:?}", Value::from("host-1")));
-        assert_eq!(r["team"], format!("{:?}", Value::from("ml ops")));
-        assert_eq!(
-            r["deployment.environment.name"],
-            format!("{:?}", Value::from("prod"))
-        );
-        assert!(r.contains_key("service.version"));
-        let plain = resource(&|_: &str| None, None);
-        assert!(plain.iter().any(|(k, v)| k == "service.name"
-            && format!("{v:?}") == format!("{:?}", Value::from("modelwatch"))));
-        assert!(!plain.iter().any(|(k, _)| k == "host.name"));
-        let id = |r: &Attrs| {
-            r.iter()
-                .find(|(k, _)| k == "service.instance.id")
-                .map(|(_, v)| format!("{v:?}"))
+        let map = |r: Attrs| -> BTreeMap<String, String> {
+            r.into_iter()
+                .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+                .collect()
         };
+        let r = map(resource(&env, Some("host-1".into())));
+        assert_eq!(r["service.name"], "watcher");
+        assert_eq!(r["host.name"], "host-1");
+        assert_eq!(r["team"], "ml ops");
+        assert_eq!(r["deployment.environment.name"], "prod");
+        assert!(r.contains_key("service.version"));
+        let plain = map(resource(&|_: &str| None, None));
+        assert_eq!(plain["service.name"], "modelwatch");
+        assert!(!plain.contains_key("host.name"));
         // One id per process, across exporters; the environment's wins.
-        assert_eq!(
-            id(&plain),
-            Some(format!("{:?}", Value::from(instance_id())))
-        );
-        assert_eq!(id(&resource(&|_: &str| None, None)), id(&plain));
+        assert_eq!(plain["service.instance.id"], instance_id());
+        let again = map(resource(&|_: &str| None, None));
+        assert_eq!(again["service.instance.id"], plain["service.instance.id"]);
         let given = |k: &str| {
             (k == "OTEL_RESOURCE_ATTRIBUTES").then(|| "service.instance.id=pod-7%2Ca".to_string())
         };
         assert_eq!(
-            id(&resource(&given, None)),
-            Some(format!("{:?}", Value::from("pod-7,a")))
+            map(resource(&given, None))["service.instance.id"],
+            "pod-7,a"
         );
     }
 
