@@ -9,10 +9,15 @@
 //! task ([`worker`]) runs on its own thread with its own store connection: it writes the rows,
 //! updates the stream readings and prunes by the samples' retention rules.
 //!
-//! Submodules: [`line`] (parsing one line, pure), [`stream`] (per-stream readings, pure),
+//! `POST /v1/traces` and `POST /v1/logs` (OTLP/HTTP) take GenAI spans and log records through
+//! [`Traffic::ingest_otlp`] the same way.
+//!
+//! Submodules: [`line`] (parsing one line, pure), [`otlp`] (OTLP exports to records, pure),
+//! [`stream`] (per-stream readings, pure),
 //! [`worker`] (the traffic task).
 
 pub mod line;
+pub mod otlp;
 pub mod stream;
 pub mod worker;
 
@@ -79,6 +84,55 @@ pub trait Watch: Send {
     fn settled(&mut self, target: &str, metric: &str);
 }
 
+/// A decoded completion or why it was refused, with its 1-based number in the request.
+pub type Numbered = (usize, Result<Record, LineError>);
+
+/// What became of the completions of a request that was not refused as a whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Queued: always measured and stored.
+    pub accepted: u64,
+    pub errors: Vec<LineError>,
+}
+
+impl Outcome {
+    /// The answer of `POST /api/v1/ingest`: `200`, or `400` when every line was refused.
+    pub fn reply(&self) -> Reply {
+        let status = if self.accepted == 0 && !self.errors.is_empty() {
+            400
+        } else {
+            200
+        };
+        Reply {
+            status,
+            retry_after_s: None,
+            body: serde_json::json!({
+                "accepted": self.accepted,
+                "rejected": self.errors.len(),
+                "errors": self.listed_errors(),
+            }),
+        }
+    }
+
+    /// The errors as `line N: /field: what`, at most [`MAX_LISTED_ERRORS`] and a count of the
+    /// rest.
+    pub fn listed_errors(&self) -> Vec<String> {
+        let mut listed: Vec<String> = self
+            .errors
+            .iter()
+            .take(MAX_LISTED_ERRORS)
+            .map(|e| e.to_string())
+            .collect();
+        if self.errors.len() > MAX_LISTED_ERRORS {
+            listed.push(format!(
+                "… and {} more",
+                self.errors.len() - MAX_LISTED_ERRORS
+            ));
+        }
+        listed
+    }
+}
+
 /// A configured target as lines may name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownTarget {
@@ -108,7 +162,8 @@ pub struct TrafficStatus {
     pub invalid: u64,
     /// Requests refused as a whole, nothing of them accepted: `unauthorized`, `too_large`,
     /// `rate_limited`, `busy` (queue full or parsers taken), `slow` (body not received within 30 s),
-    /// `closed` (shutting down).
+    /// `closed` (shutting down), and for OTLP `malformed` (not a valid export) and
+    /// `unsupported` (content type or compression).
     pub refused: BTreeMap<String, u64>,
     /// Lines measured by the traffic task.
     pub processed: u64,
@@ -264,76 +319,123 @@ impl Traffic {
     /// Handles one request body received at `now_ms` (blocking: call it off the async
     /// workers). The body's size was checked by the caller.
     pub fn ingest(&self, body: &[u8], now_ms: i64) -> Reply {
-        let lines: Vec<&[u8]> = body
+        let records: Vec<Numbered> = body
             .split(|b| *b == b'\n')
             .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .enumerate()
+            .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+            .map(|(i, raw)| (i + 1, self.parse_raw(i + 1, raw)))
             .collect();
-        let nonblank = lines
-            .iter()
-            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-            .count() as u64;
+        match self.ingest_records("line", records, now_ms) {
+            Ok(outcome) => outcome.reply(),
+            Err(refused) => refused,
+        }
+    }
+
+    /// Takes a batch of decoded completions (JSON lines or OTLP spans and log records, each
+    /// already parsed or refused) through the same rate limit, resolution, measurement and
+    /// queue: all valid ones are queued, or none and the [`Reply`] says why. Errors name
+    /// each record by its number and `unit` (`line`, `span`, `log record`).
+    pub fn ingest_records(
+        &self,
+        unit: &'static str,
+        records: Vec<Numbered>,
+        now_ms: i64,
+    ) -> Result<Outcome, Reply> {
+        let count = records.len() as u64;
         let max_lines = u64::from(self.settings.max_rate);
-        if nonblank > max_lines {
+        if count > max_lines {
             self.refuse("too_large");
-            return Reply::error(
+            return Err(Reply::error(
                 413,
                 None,
                 format!(
-                    "{nonblank} lines in one request; at most {max_lines} ([traffic] max_rate) are accepted: split the batch"
+                    "{count} {unit}s in one request; at most {max_lines} ([traffic] max_rate) are accepted: split the batch"
                 ),
-            );
+            ));
         }
         let take = self
             .bucket
             .lock()
-            .map(|mut b| b.take(nonblank as f64, Instant::now()))
+            .map(|mut b| b.take(count as f64, Instant::now()))
             .unwrap_or(Ok(()));
         if let Err(wait) = take {
             self.refuse("rate_limited");
             let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-            return Reply::error(
+            return Err(Reply::error(
                 429,
                 Some(secs),
                 format!(
                     "more than {} completions/s ([traffic] max_rate): retry after {secs} s",
                     self.settings.max_rate
                 ),
-            );
+            ));
         }
-        let (rows, errors) = self.measure_lines(&lines, now_ms);
+        let (rows, errors) = self.measure_records(unit, records, now_ms);
         self.enqueue(rows, errors)
     }
 
-    /// Parses, resolves and measures every line; the rows to queue and the errors.
-    fn measure_lines(&self, lines: &[&[u8]], now_ms: i64) -> (Vec<TrafficRow>, Vec<LineError>) {
+    /// Handles one OTLP export (blocking, like [`Traffic::ingest`]): its GenAI spans or log
+    /// records, and how many spans or log records it held in all. An export that cannot be
+    /// decoded is refused with `400`.
+    pub fn ingest_otlp(
+        &self,
+        signal: otlp::Signal,
+        encoding: otlp::Encoding,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<(Outcome, usize), Reply> {
+        let (records, total) = otlp::decode(signal, encoding, body).map_err(|e| {
+            self.refuse("malformed");
+            Reply::error(400, None, e.0)
+        })?;
+        let mut outcome = self.ingest_records(signal.unit(), records, now_ms)?;
+        for e in &mut outcome.errors {
+            // Resolution errors name the line fields; an OTLP sender knows the attributes.
+            if let Some(attribute) = otlp::attribute_of(&e.pointer) {
+                e.pointer = format!("/{attribute}");
+            }
+        }
+        Ok((outcome, total))
+    }
+
+    /// Parses line `n` of a JSON-lines body.
+    fn parse_raw(&self, n: usize, raw: &[u8]) -> Result<Record, LineError> {
+        if raw.len() > self.settings.max_line_bytes {
+            return Err(LineError::new(
+                n,
+                "",
+                format!(
+                    "longer than {} bytes ([traffic] max_line_bytes)",
+                    self.settings.max_line_bytes
+                ),
+            ));
+        }
+        std::str::from_utf8(raw)
+            .map_err(|_| LineError::new(n, "", "not valid UTF-8"))
+            .and_then(|text| line::parse_line(n, text))
+    }
+
+    /// Resolves and measures every parsed record; the rows to queue and the errors.
+    fn measure_records(
+        &self,
+        unit: &'static str,
+        records: Vec<Numbered>,
+        now_ms: i64,
+    ) -> (Vec<TrafficRow>, Vec<LineError>) {
         let targets = self.targets.read().map(|t| t.clone()).unwrap_or_default();
         let mut rows = Vec::new();
         let mut errors = Vec::new();
-        for (i, raw) in lines.iter().enumerate() {
-            let n = i + 1;
-            if raw.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let parsed = if raw.len() > self.settings.max_line_bytes {
-                Err(LineError::new(
-                    n,
-                    "",
-                    format!(
-                        "longer than {} bytes ([traffic] max_line_bytes)",
-                        self.settings.max_line_bytes
-                    ),
-                ))
-            } else {
-                std::str::from_utf8(raw)
-                    .map_err(|_| LineError::new(n, "", "not valid UTF-8"))
-                    .and_then(|text| line::parse_line(n, text))
-            };
+        for (n, parsed) in records {
             match parsed
                 .and_then(|r| self.resolve(n, &targets, r))
                 .map(|(key, r)| self.measure(key, r, now_ms))
             {
                 Ok(row) => rows.push(row),
-                Err(e) => errors.push(e),
+                Err(mut e) => {
+                    e.unit = unit;
+                    errors.push(e);
+                }
             }
         }
         (rows, errors)
@@ -456,14 +558,18 @@ impl Traffic {
         row
     }
 
-    /// Queues the rows (all or none) and says what happened to each line.
-    fn enqueue(&self, rows: Vec<TrafficRow>, errors: Vec<LineError>) -> Reply {
+    /// Queues the rows (all or none) and says what happened to each record.
+    fn enqueue(&self, rows: Vec<TrafficRow>, errors: Vec<LineError>) -> Result<Outcome, Reply> {
         let accepted = rows.len() as u64;
         if !rows.is_empty() {
             let queue = self.queue.lock().ok().and_then(|q| q.clone());
             let Some(queue) = queue else {
                 self.refuse("closed");
-                return Reply::error(503, Some(5), "the daemon is shutting down: retry later");
+                return Err(Reply::error(
+                    503,
+                    Some(5),
+                    "the daemon is shutting down: retry later",
+                ));
             };
             self.counters.queued.fetch_add(1, Ordering::Relaxed);
             match queue.try_send(rows) {
@@ -471,19 +577,23 @@ impl Traffic {
                 Err(TrySendError::Full(_)) => {
                     self.counters.queued.fetch_sub(1, Ordering::Relaxed);
                     self.refuse("busy");
-                    return Reply::error(
+                    return Err(Reply::error(
                         503,
                         Some(1),
                         format!(
                             "the traffic queue is full ({} batches waiting): retry after 1 s; nothing of this request was accepted",
                             self.settings.queue
                         ),
-                    );
+                    ));
                 }
                 Err(TrySendError::Disconnected(_)) => {
                     self.counters.queued.fetch_sub(1, Ordering::Relaxed);
                     self.refuse("closed");
-                    return Reply::error(503, Some(5), "the traffic task has stopped: retry later");
+                    return Err(Reply::error(
+                        503,
+                        Some(5),
+                        "the traffic task has stopped: retry later",
+                    ));
                 }
             }
         }
@@ -493,28 +603,7 @@ impl Traffic {
         self.counters
             .invalid
             .fetch_add(errors.len() as u64, Ordering::Relaxed);
-        let mut listed: Vec<String> = errors
-            .iter()
-            .take(MAX_LISTED_ERRORS)
-            .map(|e| e.to_string())
-            .collect();
-        if errors.len() > MAX_LISTED_ERRORS {
-            listed.push(format!("… and {} more", errors.len() - MAX_LISTED_ERRORS));
-        }
-        let status = if accepted == 0 && !errors.is_empty() {
-            400
-        } else {
-            200
-        };
-        Reply {
-            status,
-            retry_after_s: None,
-            body: serde_json::json!({
-                "accepted": accepted,
-                "rejected": errors.len(),
-                "errors": listed,
-            }),
-        }
+        Ok(Outcome { accepted, errors })
     }
 
     /// The `traffic` object of the status document.
@@ -556,7 +645,7 @@ impl Traffic {
             o,
             "modelwatch_traffic_ingest_lines_total",
             "counter",
-            "Lines of /api/v1/ingest requests by outcome: accepted (queued) or invalid (listed in the response).",
+            "Completions of ingest requests (lines, GenAI spans, log records) by outcome: accepted (queued) or invalid (listed in the response).",
         );
         let _ = writeln!(
             o,
@@ -572,7 +661,7 @@ impl Traffic {
             o,
             "modelwatch_traffic_ingest_refused_total",
             "counter",
-            "Requests to /api/v1/ingest refused as a whole by reason (unauthorized, too_large, rate_limited, busy, slow, closed).",
+            "Ingest requests (/api/v1/ingest, /v1/traces, /v1/logs) refused as a whole by reason (unauthorized, too_large, rate_limited, busy, slow, closed, malformed, unsupported).",
         );
         for (reason, n) in &st.refused {
             let _ = writeln!(
