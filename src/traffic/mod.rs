@@ -17,6 +17,7 @@
 //! [`worker`] (the traffic task).
 
 pub mod line;
+pub mod mix;
 pub mod otlp;
 pub mod stream;
 pub mod worker;
@@ -173,6 +174,9 @@ pub struct TrafficStatus {
     pub queue_capacity: usize,
     pub store_text: bool,
     pub streams: Vec<StreamStatus>,
+    /// Each target's route mix: baseline and current share per route, and which moved (a mix
+    /// shift, never a quality alert).
+    pub mix: Vec<mix::MixStatus>,
     /// The monitor's readings, when one watches the traffic.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watch: Option<serde_json::Value>,
@@ -212,6 +216,8 @@ pub struct Traffic {
     /// Streams seen (bounded by `max_streams`).
     keys: Mutex<BTreeSet<StreamKey>>,
     pub(crate) streams: Mutex<BTreeMap<StreamKey, StreamStats>>,
+    /// The route mix per target.
+    pub(crate) mix: Mutex<BTreeMap<String, mix::Mix>>,
     pub(crate) counters: Counters,
     pub(crate) watch: Mutex<Option<Box<dyn Watch>>>,
 }
@@ -248,6 +254,7 @@ pub fn start(
         }),
         keys: Mutex::new(BTreeSet::new()),
         streams: Mutex::new(BTreeMap::new()),
+        mix: Mutex::new(BTreeMap::new()),
         counters: Counters::default(),
         watch: Mutex::new(None),
     });
@@ -629,6 +636,11 @@ impl Traffic {
             queue_capacity: self.settings.queue,
             store_text: self.settings.store_text,
             streams,
+            mix: self
+                .mix
+                .lock()
+                .map(|m| m.iter().map(|(t, m)| m.status(t)).collect())
+                .unwrap_or_default(),
             watch: self
                 .watch
                 .lock()
@@ -689,6 +701,40 @@ impl Traffic {
         );
         if let Ok(s) = self.streams.lock() {
             stream::render_streams(o, &s);
+        }
+        stream::family(
+            o,
+            "modelwatch_traffic_share",
+            "gauge",
+            "Share (0-1) of a target's most recent completions that went to the route: its traffic mix, not a quality reading.",
+        );
+        for m in &st.mix {
+            for r in &m.routes {
+                let _ = writeln!(
+                    o,
+                    "modelwatch_traffic_share{{target=\"{}\",route=\"{}\"}} {}",
+                    stream::esc(&m.target),
+                    stream::esc(&r.route),
+                    r.current
+                );
+            }
+        }
+        stream::family(
+            o,
+            "modelwatch_traffic_mix_shifted",
+            "gauge",
+            "1 while the route's share has moved away from the target's baseline mix (a mix shift, not model degradation).",
+        );
+        for m in &st.mix {
+            for r in &m.routes {
+                let _ = writeln!(
+                    o,
+                    "modelwatch_traffic_mix_shifted{{target=\"{}\",route=\"{}\"}} {}",
+                    stream::esc(&m.target),
+                    stream::esc(&r.route),
+                    u8::from(r.shifted)
+                );
+            }
         }
     }
 }
