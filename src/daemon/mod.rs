@@ -415,11 +415,19 @@ fn start_traffic(
         false_alarm_rounds: 90.0 * 24.0 * 60.0,
         null_confidence: Default::default(),
     };
-    traffic.set_watch(Box::new(traffic_watch::TrafficWatch::new(
-        monitor,
-        traffic_watch::BASELINE_COMPLETIONS,
-        lookup,
-    )));
+    let files = match &settings.baseline_file {
+        Some(path) => traffic
+            .baseline_file(path, crate::time::now_ms())
+            .map_err(crate::traffic::TrafficError::Baseline)?,
+        None => Vec::new(),
+    };
+    let kept = crate::store::Store::open(&config.storage.path)
+        .map_err(crate::traffic::TrafficError::Store)?;
+    traffic.set_watch(Box::new(
+        traffic_watch::TrafficWatch::new(monitor, traffic_watch::BASELINE_COMPLETIONS, lookup)
+            .with_store(kept, settings.baseline_window)
+            .with_file_baselines(files),
+    ));
     shared.set_traffic(Some(traffic));
     tracing::info!(
         store_text = settings.store_text,

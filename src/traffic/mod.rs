@@ -16,6 +16,7 @@
 //! [`stream`] (per-stream readings, pure),
 //! [`worker`] (the traffic task).
 
+pub mod baseline_file;
 pub mod line;
 pub mod mix;
 pub mod otlp;
@@ -52,6 +53,8 @@ pub enum TrafficError {
     Refusal(String),
     #[error("cannot start the traffic thread: {0}")]
     Thread(std::io::Error),
+    #[error("{0}")]
+    Baseline(String),
 }
 
 /// What an ingest request gets back: an HTTP status, an optional `Retry-After` (seconds) and a
