@@ -20,6 +20,7 @@ pub mod baseline_file;
 pub mod line;
 pub mod mix;
 pub mod otlp;
+pub mod redact;
 pub mod stream;
 pub mod worker;
 
@@ -223,6 +224,8 @@ pub struct Traffic {
     pub(crate) mix: Mutex<BTreeMap<String, mix::Mix>>,
     pub(crate) counters: Counters,
     pub(crate) watch: Mutex<Option<Box<dyn Watch>>>,
+    /// Applied to the texts that are stored.
+    redactor: RwLock<redact::TextRedactor>,
 }
 
 impl std::fmt::Debug for Traffic {
@@ -260,6 +263,7 @@ pub fn start(
         mix: Mutex::new(BTreeMap::new()),
         counters: Counters::default(),
         watch: Mutex::new(None),
+        redactor: RwLock::new(redact::TextRedactor::new([settings.token.expose()])),
     });
     let w = worker::spawn(traffic.clone(), store, rx, storage.clone())?;
     Ok((traffic, w))
@@ -297,6 +301,15 @@ impl Traffic {
             && let Some(w) = w.as_mut()
         {
             w.settled(target, metric);
+        }
+    }
+
+    /// The daemon's secrets (the targets' API keys and header values, the server token) to
+    /// redact from stored texts, besides the ingest token and the credential shapes.
+    pub fn set_secrets(&self, values: &[&str]) {
+        let all = values.iter().copied().chain([self.settings.token.expose()]);
+        if let Ok(mut r) = self.redactor.write() {
+            *r = redact::TextRedactor::new(all);
         }
     }
 
@@ -563,7 +576,13 @@ impl Traffic {
             row.refusal = Some(m.refusal);
             row.partial_refusal = Some(m.partial_refusal);
             row.refusal_rule = m.refusal_rule;
-            row.text = self.settings.store_text.then_some(completion.text);
+            if self.settings.store_text {
+                row.text = Some(match self.redactor.read() {
+                    Ok(r) => r.apply(&completion.text),
+                    // Never store an unredacted text.
+                    Err(_) => redact::REDACTED_TEXT.to_string(),
+                });
+            }
         }
         row
     }
