@@ -26,6 +26,7 @@ mod daemon_traffic;
 mod daemon_traffic_baseline;
 mod daemon_traffic_mix;
 mod daemon_traffic_otlp;
+mod daemon_traffic_privacy;
 mod harden_http;
 mod harden_pin;
 #[path = "../sinks_common/mod.rs"]
