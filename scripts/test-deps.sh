@@ -2,7 +2,8 @@
 # Installs what the test suite needs beyond the Rust toolchain, idempotently (a second run only
 # checks): Debian's chromium (renders HTML reports), prometheus and promtool (scrape and lint
 # /metrics), and a Python venv with the official Sentry envelope and OTLP protobuf parsers
-# (sentry-sdk, opentelemetry-proto) under ${MODELWATCH_CACHE:-$HOME/.cache/modelwatch}/venv.
+# (sentry-sdk, opentelemetry-proto) and the OpenTelemetry SDK with its OTLP/HTTP exporter (a
+# test application sending GenAI spans to the daemon) under ${MODELWATCH_CACHE:-$HOME/.cache/modelwatch}/venv.
 set -euo pipefail
 
 need=()
@@ -22,9 +23,10 @@ fi
 
 cache="${MODELWATCH_CACHE:-$HOME/.cache/modelwatch}"
 venv="$cache/venv"
-if ! "$venv/bin/python" -c 'import sentry_sdk.envelope, opentelemetry.proto.collector.metrics.v1.metrics_service_pb2' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import sentry_sdk.envelope, opentelemetry.proto.collector.metrics.v1.metrics_service_pb2, opentelemetry.exporter.otlp.proto.http.trace_exporter' 2>/dev/null; then
     mkdir -p "$cache"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check 'sentry-sdk>=2,<3' 'opentelemetry-proto>=1.27,<2'
+    "$venv/bin/pip" install -q --disable-pip-version-check 'sentry-sdk>=2,<3' \
+        'opentelemetry-proto==1.45.2' 'opentelemetry-sdk==1.45.2' 'opentelemetry-exporter-otlp-proto-http==1.45.2'
 fi
 echo "test-deps: ok (venv $venv)"

@@ -18,6 +18,8 @@ pub(super) const TRAFFIC_KEYS: &[&str] = &[
     "max_rate",
     "queue",
     "max_streams",
+    "baseline_window",
+    "baseline_file",
 ];
 
 /// Shortest accepted ingest token.
@@ -42,6 +44,12 @@ pub struct TrafficSettings {
     /// Distinct (target, route) streams; lines of further routes are refused, which keeps the
     /// label sets of `/metrics` bounded.
     pub max_streams: usize,
+    /// At a swap, rebuild each route's baseline from its completions received this long before
+    /// the swap (`None`: keep the baseline recorded from the first completions).
+    pub baseline_window: Option<std::time::Duration>,
+    /// A baseline per route from a JSON-lines file in the ingest format, instead of recording
+    /// one (resolved against the configuration's directory).
+    pub baseline_file: Option<std::path::PathBuf>,
 }
 
 impl TrafficSettings {
@@ -55,6 +63,8 @@ impl TrafficSettings {
             max_rate: 5_000,
             queue: 64,
             max_streams: 200,
+            baseline_window: None,
+            baseline_file: None,
         }
     }
 }
@@ -88,6 +98,12 @@ pub(super) fn read_traffic(
     }
     if let Some(n) = r.uint(&f, "max_streams", 1, 10_000) {
         t.max_streams = *n.get_ref() as usize;
+    }
+    if f.get("baseline_window").is_some() {
+        t.baseline_window = Some(super::positive_duration(r, &f, "baseline_window")?);
+    }
+    if let Some(p) = r.nonempty_string(&f, "baseline_file", false) {
+        t.baseline_file = Some(dir.join(p.get_ref()));
     }
     Some(Some(t))
 }

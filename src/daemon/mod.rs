@@ -415,11 +415,29 @@ fn start_traffic(
         false_alarm_rounds: 90.0 * 24.0 * 60.0,
         null_confidence: Default::default(),
     };
-    traffic.set_watch(Box::new(traffic_watch::TrafficWatch::new(
-        monitor,
-        traffic_watch::BASELINE_COMPLETIONS,
-        lookup,
-    )));
+    let files = match &settings.baseline_file {
+        Some(path) => traffic
+            .baseline_file(path, crate::time::now_ms())
+            .map_err(crate::traffic::TrafficError::Baseline)?,
+        None => Vec::new(),
+    };
+    let kept = crate::store::Store::open(&config.storage.path)
+        .map_err(crate::traffic::TrafficError::Store)?;
+    traffic.set_watch(Box::new(
+        traffic_watch::TrafficWatch::new(monitor, traffic_watch::BASELINE_COMPLETIONS, lookup)
+            .with_store(kept, settings.baseline_window)
+            .with_file_baselines(files),
+    ));
+    // Stored traffic texts never hold the daemon's own secrets.
+    let mut secrets: Vec<String> = Vec::new();
+    for t in &config.targets {
+        let values = t.api_key.iter().chain(t.headers.iter().map(|(_, v)| v));
+        secrets.extend(values.map(|s| s.expose().to_string()));
+        let url = reqwest::Url::parse(t.base_url.trim()).ok();
+        secrets.extend(url.and_then(|u| u.password().map(str::to_string)));
+    }
+    secrets.extend(config.server.token.as_ref().map(|t| t.expose().to_string()));
+    traffic.set_secrets(&secrets.iter().map(String::as_str).collect::<Vec<_>>());
     shared.set_traffic(Some(traffic));
     tracing::info!(
         store_text = settings.store_text,

@@ -14,12 +14,19 @@
 //! never mixes two models). Breaches are logged, shown under `traffic.watch` in the status, and
 //! become alerts (metric `traffic:<route>:<metric>`) through the alert state machine and the
 //! sinks at the target's next round.
+//!
+//! Baselines are kept in the store (`traffic_baselines`) as soon as they are made and reloaded
+//! at start, with the fingerprint they were made under: a swap while the daemon was stopped is
+//! still seen as one. With `[traffic] baseline_window`, a swap rebuilds each route's baseline
+//! from its completions received in that window before the swap (when there are at least
+//! [`MIN_WINDOW_COMPLETIONS`]); with `baseline_file`, the routes it names use its completions and
+//! are never re-recorded.
 
 use super::monitor::{MonitorSettings, TargetMonitor};
 use crate::alert::{Evidence, Observation};
 use crate::drift::Expectations;
 use crate::sample::{FinishReason, Measurements, Sample};
-use crate::store::TrafficRow;
+use crate::store::{Store, TrafficBaseline, TrafficRow};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -27,6 +34,10 @@ use std::collections::BTreeMap;
 pub const BASELINE_COMPLETIONS: usize = 200;
 /// Routes monitored per target (the first to complete their baseline).
 pub const MONITORED_ROUTES: usize = 20;
+/// Fewest completions of a window that can replace a route's baseline.
+pub const MIN_WINDOW_COMPLETIONS: usize = 30;
+/// Most completions a window baseline is made of (the most recent).
+const MAX_WINDOW_COMPLETIONS: usize = 5_000;
 /// The suite name routes are monitored under (each route is one "probe").
 const SUITE: &str = "traffic";
 
@@ -41,9 +52,43 @@ pub struct SwapSeen {
     pub to: String,
 }
 
+/// Where a route's baseline comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Source {
+    /// The route's first completions with text.
+    #[default]
+    Recorded,
+    /// Its completions in `[traffic] baseline_window` before a swap.
+    Window,
+    /// `[traffic] baseline_file`: never re-recorded.
+    File,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Recorded => "recorded",
+            Source::Window => "window",
+            Source::File => "file",
+        }
+    }
+
+    fn parse(s: &str) -> Source {
+        match s {
+            "window" => Source::Window,
+            "file" => Source::File,
+            _ => Source::Recorded,
+        }
+    }
+}
+
 #[derive(Default)]
 struct RouteWatch {
-    baseline: Vec<Sample>,
+    /// The baseline's completions (measurements, never texts).
+    baseline: Vec<TrafficRow>,
+    source: Source,
+    /// When the baseline was complete (0 while it is being recorded).
+    made_at_ms: i64,
     monitor: Option<TargetMonitor>,
     /// Open breaches: metric → message.
     breaches: BTreeMap<String, String>,
@@ -70,6 +115,9 @@ pub struct TrafficWatch {
     baseline_size: usize,
     lookup: SwapLookup,
     targets: BTreeMap<String, TargetWatch>,
+    /// Where baselines are kept and windows read (none in unit tests).
+    store: Option<Store>,
+    window_ms: Option<i64>,
 }
 
 impl TrafficWatch {
@@ -82,6 +130,89 @@ impl TrafficWatch {
             baseline_size: baseline_size.max(1),
             lookup,
             targets: BTreeMap::new(),
+            store: None,
+            window_ms: None,
+        }
+    }
+
+    /// Keeps baselines in `store`, starting from the ones it has; rebuilds them from `window`
+    /// before each swap when set.
+    pub fn with_store(mut self, store: Store, window: Option<std::time::Duration>) -> Self {
+        self.window_ms = window.map(|w| i64::try_from(w.as_millis()).unwrap_or(i64::MAX));
+        match store.traffic_baselines() {
+            Ok(kept) => {
+                for b in kept {
+                    self.install(b);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "traffic: kept baselines cannot be read; they are recorded again")
+            }
+        }
+        self.store = Some(store);
+        self
+    }
+
+    /// Monitors the routes of `baselines` against them from the start (they replace kept ones).
+    pub fn with_file_baselines(mut self, baselines: Vec<TrafficBaseline>) -> Self {
+        for b in baselines {
+            self.install(b);
+        }
+        self
+    }
+
+    /// Monitors `b.route` of `b.target` against `b` (within [`MONITORED_ROUTES`]).
+    fn install(&mut self, b: TrafficBaseline) {
+        let settings = self.settings.clone();
+        let tw = self.targets.entry(b.target.clone()).or_default();
+        let monitored = tw.routes.values().filter(|r| r.monitor.is_some()).count();
+        if monitored >= MONITORED_ROUTES && !tw.routes.contains_key(&b.route) {
+            return;
+        }
+        if tw.fingerprint.is_none() {
+            tw.fingerprint.clone_from(&b.fingerprint);
+        }
+        let samples: Vec<Sample> = b.rows.iter().filter_map(to_sample).collect();
+        if samples.is_empty() {
+            return;
+        }
+        tw.routes.insert(
+            b.route.clone(),
+            RouteWatch {
+                monitor: Some(TargetMonitor::from_samples(
+                    &samples,
+                    Expectations::default(),
+                    settings,
+                )),
+                baseline: b.rows,
+                source: Source::parse(&b.source),
+                made_at_ms: b.recorded_at_ms,
+                breaches: BTreeMap::new(),
+            },
+        );
+    }
+
+    /// Keeps the baseline of `route` (after it was made).
+    fn save(&mut self, target: &str, route: &str, fingerprint: Option<String>) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let Some(rw) = self.targets.get(target).and_then(|t| t.routes.get(route)) else {
+            return;
+        };
+        if rw.source == Source::File {
+            return;
+        }
+        let b = TrafficBaseline {
+            target: target.to_string(),
+            route: route.to_string(),
+            source: rw.source.as_str().to_string(),
+            recorded_at_ms: rw.made_at_ms,
+            fingerprint,
+            rows: rw.baseline.clone(),
+        };
+        if let Err(e) = store.put_traffic_baseline(&b) {
+            tracing::warn!(target, route, error = %e, "traffic: cannot keep the baseline; a restart records it again");
         }
     }
 
@@ -101,66 +232,133 @@ impl TrafficWatch {
     /// Notices a swap of `target` since the last batch.
     fn check_swap(&mut self, target: &str, now_ms: i64) {
         let seen = (self.lookup)(target);
-        let settings = self.settings.clone();
         let tw = self.targets.entry(target.to_string()).or_default();
         let Some((fingerprint, started)) = seen else {
             return;
         };
-        if let Some(old) = &tw.fingerprint
-            && *old != fingerprint
-        {
-            let swap = SwapSeen {
-                at_ms: started.unwrap_or(now_ms),
-                from: old.clone(),
-                to: fingerprint.clone(),
+        let swapped = tw
+            .fingerprint
+            .as_ref()
+            .is_some_and(|old| *old != fingerprint);
+        let from = tw.fingerprint.replace(fingerprint.clone());
+        if !swapped {
+            return;
+        }
+        let swap = SwapSeen {
+            at_ms: started.unwrap_or(now_ms),
+            from: from.unwrap_or_default(),
+            to: fingerprint,
+        };
+        tracing::info!(target, from = %swap.from, to = %swap.to, "traffic: the target was swapped; every route starts a new episode against its baseline");
+        let at = swap.at_ms;
+        let old = swap.from.clone();
+        tw.swap = Some(swap);
+        let routes: Vec<String> = tw.routes.keys().cloned().collect();
+        for route in routes {
+            let window = self.window(target, &route, at);
+            let settings = self.settings.clone();
+            let Some(rw) = self
+                .targets
+                .get_mut(target)
+                .and_then(|t| t.routes.get_mut(&route))
+            else {
+                continue;
             };
-            tracing::info!(target, from = %swap.from, to = %swap.to, "traffic: the target was swapped; every route starts a new episode against its baseline");
-            tw.swap = Some(swap);
-            for rw in tw.routes.values_mut() {
-                rw.breaches.clear();
-                if rw.monitor.is_some() {
-                    rw.monitor = Some(TargetMonitor::from_samples(
-                        &rw.baseline,
-                        Expectations::default(),
-                        settings.clone(),
-                    ));
-                } else {
-                    rw.baseline.clear();
-                }
+            rw.breaches.clear();
+            if let Some(rows) = window.filter(|_| rw.source != Source::File) {
+                tracing::info!(target, route = %route, completions = rows.len(), "traffic: the route's baseline is rebuilt from the window before the swap");
+                rw.baseline = rows;
+                rw.source = Source::Window;
+                rw.made_at_ms = at;
+                self.restart(target, &route, settings);
+                self.save(target, &route, Some(old.clone()));
+            } else if rw.monitor.is_some() {
+                self.restart(target, &route, settings);
+            } else {
+                rw.baseline.clear();
             }
         }
-        tw.fingerprint = Some(fingerprint);
     }
 
-    fn observe_route(&mut self, target: &str, route: &str, mut samples: Vec<Sample>) {
-        let settings = self.settings.clone();
+    /// The judged completions of a route in `[traffic] baseline_window` before `at_ms`, when
+    /// a window is configured and holds at least [`MIN_WINDOW_COMPLETIONS`].
+    fn window(&self, target: &str, route: &str, at_ms: i64) -> Option<Vec<TrafficRow>> {
+        let (store, w) = (self.store.as_ref()?, self.window_ms?);
+        match store.traffic_window(
+            target,
+            route,
+            at_ms.saturating_sub(w),
+            at_ms,
+            MAX_WINDOW_COMPLETIONS,
+        ) {
+            Ok(rows) if rows.len() >= MIN_WINDOW_COMPLETIONS => Some(rows),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(target, route, error = %e, "traffic: cannot read the window before the swap; the route keeps its baseline");
+                None
+            }
+        }
+    }
+
+    /// A new episode of `route` against its baseline.
+    fn restart(&mut self, target: &str, route: &str, settings: MonitorSettings) {
+        if let Some(rw) = self
+            .targets
+            .get_mut(target)
+            .and_then(|t| t.routes.get_mut(route))
+        {
+            let samples: Vec<Sample> = rw.baseline.iter().filter_map(to_sample).collect();
+            rw.monitor = Some(TargetMonitor::from_samples(
+                &samples,
+                Expectations::default(),
+                settings,
+            ));
+        }
+    }
+
+    /// Feeds the judged completions `rows` of a route: to its baseline while it is recorded,
+    /// then to its monitor.
+    fn observe_route(&mut self, target: &str, route: &str, mut rows: Vec<TrafficRow>) {
         let size = self.baseline_size;
         let Some(tw) = self.targets.get_mut(target) else {
             return;
         };
         let monitored = tw.routes.values().filter(|r| r.monitor.is_some()).count();
-        let swap = tw.swap.clone();
-        let alerts = &mut tw.alerts;
+        let fingerprint = tw.fingerprint.clone();
         let rw = tw.routes.entry(route.to_string()).or_default();
         if rw.monitor.is_none() {
-            let take = samples.len().min(size.saturating_sub(rw.baseline.len()));
-            rw.baseline.extend(samples.drain(..take));
+            let take = rows.len().min(size.saturating_sub(rw.baseline.len()));
+            rw.baseline.extend(rows.drain(..take));
             if rw.baseline.len() < size || monitored >= MONITORED_ROUTES {
                 return;
             }
-            rw.monitor = Some(TargetMonitor::from_samples(
-                &rw.baseline,
-                Expectations::default(),
-                settings,
-            ));
-            if samples.is_empty() {
+            rw.source = Source::Recorded;
+            rw.made_at_ms = rw.baseline.last().map_or(0, |r| r.received_at_ms);
+            let settings = self.settings.clone();
+            self.restart(target, route, settings);
+            self.save(target, route, fingerprint);
+            if rows.is_empty() {
                 return;
             }
         }
+        let samples: Vec<Sample> = rows.iter().filter_map(to_sample).collect();
+        self.step(target, route, &samples);
+    }
+
+    /// One monitor step of a route; breaches are named and kept for the alerts.
+    fn step(&mut self, target: &str, route: &str, samples: &[Sample]) {
+        let Some(tw) = self.targets.get_mut(target) else {
+            return;
+        };
+        let swap = tw.swap.clone();
+        let alerts = &mut tw.alerts;
+        let Some(rw) = tw.routes.get_mut(route) else {
+            return;
+        };
         let Some(m) = rw.monitor.as_mut() else {
             return;
         };
-        for (metric, obs) in m.observe_round(&samples) {
+        for (metric, obs) in m.observe_round(samples) {
             let key = alert_metric(route, &metric);
             match obs {
                 Observation::Breach(mut ev) => {
@@ -186,13 +384,14 @@ impl TrafficWatch {
 
 impl crate::traffic::Watch for TrafficWatch {
     fn observe(&mut self, rows: &[TrafficRow]) {
-        let mut by: BTreeMap<(String, String), Vec<Sample>> = BTreeMap::new();
-        for r in rows {
-            if let Some(s) = to_sample(r) {
-                by.entry((r.target.clone(), r.route.clone()))
-                    .or_default()
-                    .push(s);
-            }
+        let mut by: BTreeMap<(String, String), Vec<TrafficRow>> = BTreeMap::new();
+        for r in rows.iter().filter(|r| r.refusal.is_some()) {
+            by.entry((r.target.clone(), r.route.clone()))
+                .or_default()
+                .push(TrafficRow {
+                    text: None,
+                    ..r.clone()
+                });
         }
         let now = rows.iter().map(|r| r.received_at_ms).max().unwrap_or(0);
         let mut checked: Option<String> = None;
@@ -214,6 +413,8 @@ impl crate::traffic::Watch for TrafficWatch {
                     r.clone(),
                     serde_json::json!({
                         "baseline": rw.baseline.len(),
+                        "baseline_source": rw.source.as_str(),
+                        "baseline_made_at_ms": (rw.made_at_ms > 0).then_some(rw.made_at_ms),
                         "monitored": rw.monitor.is_some(),
                         "readings": rw.monitor.as_ref().map(|m| m.snapshot()).unwrap_or_default(),
                         "breaches": rw.breaches.values().collect::<Vec<_>>(),
@@ -227,6 +428,7 @@ impl crate::traffic::Watch for TrafficWatch {
         }
         serde_json::json!({
             "baseline_completions": self.baseline_size,
+            "baseline_window_ms": self.window_ms,
             "targets": targets,
         })
     }
@@ -447,6 +649,60 @@ mod tests {
                 .iter()
                 .all(|(m, _)| m.starts_with("traffic:/support:"))
         );
+    }
+
+    #[test]
+    fn baselines_are_kept_and_reloaded_with_their_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let fp = Arc::new(Mutex::new("a".repeat(16)));
+        let mut w = watch(fp.clone()).with_store(Store::open(&path).unwrap(), None);
+        w.observe(&vec![row("/a", false, 1); BASELINE_COMPLETIONS]);
+        assert_eq!(
+            w.status()["targets"]["chat"]["routes"]["/a"]["monitored"],
+            true
+        );
+        drop(w);
+        // A restart: the baseline is back, monitored before any new completion.
+        let mut w = watch(fp.clone()).with_store(Store::open(&path).unwrap(), None);
+        let route = &w.status()["targets"]["chat"]["routes"]["/a"];
+        assert_eq!(route["monitored"], true, "{route}");
+        assert_eq!(route["baseline"], BASELINE_COMPLETIONS);
+        assert_eq!(route["baseline_source"], "recorded");
+        // The model was swapped while the daemon was stopped: still seen as a swap.
+        *fp.lock().unwrap() = "b".repeat(16);
+        w.observe(&vec![row("/a", false, 2); 5]);
+        let swap = &w.status()["targets"]["chat"]["last_swap"];
+        assert_eq!(swap["from"], "a".repeat(16), "{swap}");
+        assert_eq!(
+            w.status()["targets"]["chat"]["routes"]["/a"]["baseline"],
+            BASELINE_COMPLETIONS,
+            "a monitored route keeps its baseline across the swap"
+        );
+    }
+
+    #[test]
+    fn a_swap_rebuilds_the_baseline_from_the_window_before_it() {
+        let mut store = Store::open_in_memory().unwrap();
+        // Stored traffic of the old model: 40 completions in the last hour before the swap at
+        // 7,000 ms (10 % refusals), 100 older ones outside the window.
+        let mut rows: Vec<TrafficRow> = (0..100).map(|_| row("/a", false, -4_000_000)).collect();
+        rows.extend((0..40).map(|i| row("/a", i % 10 == 0, 6_000 - i)));
+        store.insert_traffic(&rows).unwrap();
+        let fp = Arc::new(Mutex::new("a".repeat(16)));
+        let mut w =
+            watch(fp.clone()).with_store(store, Some(std::time::Duration::from_secs(3_600)));
+        w.observe(&vec![row("/a", false, 1); BASELINE_COMPLETIONS]);
+        assert_eq!(
+            w.status()["targets"]["chat"]["routes"]["/a"]["baseline_source"],
+            "recorded"
+        );
+        *fp.lock().unwrap() = "b".repeat(16);
+        w.observe(&vec![row("/a", false, 8_000); 5]);
+        let route = &w.status()["targets"]["chat"]["routes"]["/a"];
+        assert_eq!(route["baseline_source"], "window", "{route}");
+        assert_eq!(route["baseline"], 40, "{route}");
+        assert_eq!(route["baseline_made_at_ms"], 7_000, "{route}");
     }
 
     #[test]

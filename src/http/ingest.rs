@@ -8,27 +8,54 @@
 
 use super::{AppState, bearer_matches, error};
 use crate::runner::{Clock, SystemClock};
-use crate::traffic::Reply;
+use crate::traffic::{Reply, Traffic};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use std::sync::Arc;
+use tokio::sync::OwnedSemaphorePermit;
 
 pub(super) async fn ingest(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let (traffic, permit, bytes) = match receive(&s, &headers, body).await {
+        Ok(r) => r,
+        Err(reply) => return respond(reply),
+    };
+    let now = SystemClock.now_ms();
+    let work = move || {
+        let _permit = permit;
+        traffic.ingest(&bytes, now)
+    };
+    match tokio::task::spawn_blocking(work).await {
+        Ok(reply) => respond(reply),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the batch could not be processed; nothing of it was accepted",
+        ),
+    }
+}
+
+/// The checks every ingest endpoint makes before parsing (traffic configured, token, declared
+/// size, a free parser slot) and the body, read within its bounds; or the refusal to send.
+pub(super) async fn receive(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Arc<Traffic>, OwnedSemaphorePermit, Bytes), Reply> {
     let Some(traffic) = s.shared.traffic() else {
-        return error(
-            StatusCode::NOT_FOUND,
+        return Err(plain(
+            404,
             "production traffic ingestion is off: add a [traffic] section with a token \
              (docs/traffic.md) and restart the daemon",
-        );
+        ));
     };
-    if !bearer_matches(&headers, traffic.token()) {
+    if !bearer_matches(headers, traffic.token()) {
         traffic.refuse("unauthorized");
-        return error(
-            StatusCode::UNAUTHORIZED,
+        return Err(plain(
+            401,
             "missing or wrong bearer token: send Authorization: Bearer <[traffic] token>",
-        );
+        ));
     }
     let max = traffic.settings().max_body_bytes;
     let declared = headers
@@ -37,11 +64,11 @@ pub(super) async fn ingest(State(s): State<AppState>, headers: HeaderMap, body: 
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
         traffic.refuse("too_large");
-        return too_large(max);
+        return Err(too_large(max));
     }
     let Some(permit) = traffic.try_parser() else {
         traffic.refuse("busy");
-        return respond(Reply {
+        return Err(Reply {
             status: 503,
             retry_after_s: Some(1),
             body: serde_json::json!({
@@ -51,41 +78,35 @@ pub(super) async fn ingest(State(s): State<AppState>, headers: HeaderMap, body: 
         });
     };
     let read = tokio::time::timeout(BODY_TIMEOUT, read_bounded(body, max)).await;
-    let bytes = match read.unwrap_or(Err(Read::Slow)) {
-        Ok(b) => b,
+    match read.unwrap_or(Err(Read::Slow)) {
+        Ok(b) => Ok((traffic, permit, b)),
         Err(Read::Slow) => {
             traffic.refuse("slow");
-            return error(
-                StatusCode::REQUEST_TIMEOUT,
+            Err(plain(
+                408,
                 format!(
                     "the request body took longer than {} s to arrive: send smaller batches",
                     BODY_TIMEOUT.as_secs()
                 ),
-            );
+            ))
         }
         Err(Read::TooLarge) => {
             traffic.refuse("too_large");
-            return too_large(max);
+            Err(too_large(max))
         }
-        Err(Read::Failed(e)) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("the request body could not be read: {e}"),
-            );
-        }
-    };
-    let now = SystemClock.now_ms();
-    let t = traffic.clone();
-    let work = move || {
-        let _permit = permit;
-        t.ingest(&bytes, now)
-    };
-    match tokio::task::spawn_blocking(work).await {
-        Ok(reply) => respond(reply),
-        Err(_) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the batch could not be processed; nothing of it was accepted",
-        ),
+        Err(Read::Failed(e)) => Err(plain(
+            400,
+            format!("the request body could not be read: {e}"),
+        )),
+    }
+}
+
+/// A refusal with the body `{"error": message}`.
+fn plain(status: u16, message: impl Into<String>) -> Reply {
+    Reply {
+        status,
+        retry_after_s: None,
+        body: serde_json::json!({ "error": message.into() }),
     }
 }
 
@@ -112,8 +133,8 @@ async fn read_bounded(body: Body, max: usize) -> Result<Bytes, Read> {
     Ok(Bytes::from(buf))
 }
 
-fn too_large(max: usize) -> Response {
-    respond(Reply {
+fn too_large(max: usize) -> Reply {
+    Reply {
         status: 413,
         retry_after_s: None,
         body: serde_json::json!({
@@ -122,10 +143,10 @@ fn too_large(max: usize) -> Response {
             ),
             "accepted": 0,
         }),
-    })
+    }
 }
 
-fn respond(reply: Reply) -> Response {
+pub(super) fn respond(reply: Reply) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, axum::Json(reply.body)).into_response();
     if let Some(s) = reply.retry_after_s

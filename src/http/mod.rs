@@ -12,6 +12,8 @@
 //!   `Authorization: Bearer <[server] token>` and is refused when no token is configured.
 //! - `POST /api/v1/ingest`: production completions as JSON lines (see [`ingest`]); needs
 //!   `Authorization: Bearer <[traffic] token>` and answers `404` without a `[traffic]` section.
+//! - `POST /v1/traces`, `POST /v1/logs`: the same as OTLP/HTTP GenAI spans and log records (see
+//!   [`otlp_ingest`]), with the same token.
 //!
 //! Bound to a non-loopback address ([`Access::exposed`]), every endpoint but `/healthz` and
 //! `/readyz` (and `/metrics` with `[server] public_metrics = true`) needs the bearer token, and
@@ -20,6 +22,7 @@
 //! timeouts are limited by [`serve::Limits`].
 
 pub mod ingest;
+pub mod otlp_ingest;
 pub mod page;
 pub mod serve;
 
@@ -149,6 +152,8 @@ pub fn router_with_history(
         .route("/api/v1/status", get(status))
         .route("/api/v1/silence", post(silence))
         .route("/api/v1/ingest", post(ingest::ingest))
+        .route("/v1/traces", post(otlp_ingest::traces))
+        .route("/v1/logs", post(otlp_ingest::logs))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(access),
@@ -179,7 +184,12 @@ async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) -> R
     let open = !access.exposed
         || matches!(
             path,
-            "/healthz" | "/readyz" | "/api/v1/silence" | "/api/v1/ingest"
+            "/healthz"
+                | "/readyz"
+                | "/api/v1/silence"
+                | "/api/v1/ingest"
+                | "/v1/traces"
+                | "/v1/logs"
         )
         || (path == "/metrics" && access.public_metrics);
     if open {

@@ -11,7 +11,7 @@ pub mod http;
 pub mod license;
 pub mod ollama;
 pub mod openai;
-mod redact;
+pub(crate) mod redact;
 pub mod tls;
 pub mod trace;
 

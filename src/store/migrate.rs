@@ -236,6 +236,21 @@ CREATE TABLE traffic_texts (
 );
 "#,
     },
+    Migration {
+        version: 11,
+        description: "production traffic: each route's baseline, kept across restarts",
+        sql: r#"
+CREATE TABLE traffic_baselines (
+    target TEXT NOT NULL,
+    route TEXT NOT NULL,
+    source TEXT NOT NULL,
+    recorded_at_ms INTEGER NOT NULL,
+    fingerprint TEXT,
+    completions TEXT NOT NULL,
+    PRIMARY KEY (target, route)
+) WITHOUT ROWID;
+"#,
+    },
 ];
 
 /// The schema version this build writes.

@@ -34,7 +34,7 @@ pub use outbox::{OutboxRow, OutboxStatus};
 pub use readings::{Reading, RoundReading};
 pub use rounds::{RoundId, RoundInfo, RoundStatus};
 pub use samples::{PruneStats, SampleQuery};
-pub use traffic::{TrafficPruned, TrafficRow};
+pub use traffic::{TrafficBaseline, TrafficPruned, TrafficRow};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@ use super::{Result, Store};
 use rusqlite::params;
 
 /// What is kept of one received completion (the field list of `docs/traffic.md`).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TrafficRow {
     pub target: String,
     /// The route or prompt class the application gave (`default` when none).
@@ -28,8 +28,24 @@ pub struct TrafficRow {
     pub partial_refusal: Option<bool>,
     pub refusal_rule: Option<String>,
     pub latency_ms: Option<f64>,
-    /// Only with `store_text = true`.
+    /// Only with `store_text = true` (never part of a stored baseline).
+    #[serde(skip)]
     pub text: Option<String>,
+}
+
+/// A route's traffic baseline as kept in `traffic_baselines` (one per target and route): the
+/// measurements of the completions it was made of, never their texts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrafficBaseline {
+    pub target: String,
+    pub route: String,
+    /// `recorded` (the route's first completions), `window` (the window before a swap) or
+    /// `file` (`[traffic] baseline_file`).
+    pub source: String,
+    pub recorded_at_ms: i64,
+    /// The target's fingerprint when it was made, when known.
+    pub fingerprint: Option<String>,
+    pub rows: Vec<TrafficRow>,
 }
 
 /// What [`Store::prune_traffic`] removed.
@@ -110,6 +126,106 @@ impl Store {
 
     /// Deletes traffic texts received more than `raw_text_retention_ms` before `now_ms` and
     /// rows received more than `sample_retention_ms` before it (the samples' rules).
+    /// Keeps `b` as the baseline of its target and route (replacing the previous one).
+    pub fn put_traffic_baseline(&mut self, b: &TrafficBaseline) -> Result<()> {
+        let completions = serde_json::to_string(&b.rows).unwrap_or_else(|_| "[]".into());
+        self.conn.execute(
+            "INSERT OR REPLACE INTO traffic_baselines
+                 (target, route, source, recorded_at_ms, fingerprint, completions)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                b.target,
+                b.route,
+                b.source,
+                b.recorded_at_ms,
+                b.fingerprint,
+                completions
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Every kept baseline (a row whose completions cannot be read is skipped).
+    pub fn traffic_baselines(&self) -> Result<Vec<TrafficBaseline>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT target, route, source, recorded_at_ms, fingerprint, completions
+             FROM traffic_baselines ORDER BY target, route",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                TrafficBaseline {
+                    target: r.get(0)?,
+                    route: r.get(1)?,
+                    source: r.get(2)?,
+                    recorded_at_ms: r.get(3)?,
+                    fingerprint: r.get(4)?,
+                    rows: Vec::new(),
+                },
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut b, json) = row?;
+            match serde_json::from_str::<Vec<TrafficRow>>(&json) {
+                Ok(mut rows) => {
+                    for r in &mut rows {
+                        r.target.clone_from(&b.target);
+                        r.route.clone_from(&b.route);
+                    }
+                    b.rows = rows;
+                    out.push(b);
+                }
+                Err(e) => {
+                    tracing::warn!(target = %b.target, route = %b.route, error = %e, "traffic: a kept baseline cannot be read; it is recorded again");
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The most recent `limit` completions of a stream judged from their text (refusal known)
+    /// received in `[from_ms, to_ms)`, oldest first.
+    pub fn traffic_window(
+        &self,
+        target: &str,
+        route: &str,
+        from_ms: i64,
+        to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<TrafficRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT route, received_at_ms, timestamp_ms, chars, output_tokens, finish_reason,
+                    truncated, empty, refusal, partial_refusal, refusal_rule, latency_ms
+             FROM traffic_completions
+             WHERE target = ?1 AND route = ?2 AND received_at_ms >= ?3 AND received_at_ms < ?4
+                   AND refusal IS NOT NULL
+             ORDER BY received_at_ms DESC, id DESC LIMIT ?5",
+        )?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![target, route, from_ms, to_ms, limit], |r| {
+            Ok(TrafficRow {
+                target: target.to_string(),
+                route: r.get(0)?,
+                received_at_ms: r.get(1)?,
+                timestamp_ms: r.get(2)?,
+                chars: r.get(3)?,
+                output_tokens: r.get(4)?,
+                finish_reason: r.get(5)?,
+                truncated: r.get(6)?,
+                empty: r.get(7)?,
+                refusal: r.get(8)?,
+                partial_refusal: r.get(9)?,
+                refusal_rule: r.get(10)?,
+                latency_ms: r.get(11)?,
+                text: None,
+            })
+        })?;
+        let mut out = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
     pub fn prune_traffic(
         &mut self,
         now_ms: i64,
@@ -181,5 +297,52 @@ mod tests {
         assert_eq!(left.len(), 2);
         assert!(left.iter().all(|r| r.text.is_none()));
         assert!(store.prune_traffic(0, -1, 0).is_err());
+    }
+
+    #[test]
+    fn baselines_round_trip_without_texts_and_windows_hold_judged_rows() {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut b = TrafficBaseline {
+            target: "chat".into(),
+            route: "/a".into(),
+            source: "recorded".into(),
+            recorded_at_ms: 5,
+            fingerprint: Some("f1".into()),
+            rows: vec![row("/a", 1, Some("never kept")), row("/a", 2, None)],
+        };
+        store.put_traffic_baseline(&b).unwrap();
+        b.source = "window".into();
+        store.put_traffic_baseline(&b).unwrap();
+        let kept = store.traffic_baselines().unwrap();
+        assert_eq!(kept.len(), 1, "one baseline per target and route");
+        assert_eq!(kept[0].source, "window");
+        assert_eq!(kept[0].fingerprint.as_deref(), Some("f1"));
+        assert_eq!(kept[0].rows.len(), 2);
+        assert!(kept[0].rows.iter().all(|r| r.text.is_none()));
+        assert_eq!(kept[0].rows[0].route, "/a");
+        assert_eq!(kept[0].rows[1].chars, Some(12));
+
+        let mut lengths_only = row("/a", 150, None);
+        lengths_only.refusal = None;
+        store
+            .insert_traffic(&[
+                row("/a", 50, None),
+                row("/a", 100, None),
+                lengths_only,
+                row("/b", 120, None),
+                row("/a", 200, None),
+            ])
+            .unwrap();
+        let w = store.traffic_window("chat", "/a", 60, 200, 10).unwrap();
+        assert_eq!(
+            w.iter().map(|r| r.received_at_ms).collect::<Vec<_>>(),
+            vec![100]
+        );
+        let w = store.traffic_window("chat", "/a", 0, 1_000, 2).unwrap();
+        assert_eq!(
+            w.iter().map(|r| r.received_at_ms).collect::<Vec<_>>(),
+            vec![100, 200],
+            "the most recent, oldest first"
+        );
     }
 }

@@ -37,9 +37,11 @@ pub struct Record {
     pub timestamp_ms: Option<i64>,
 }
 
-/// What is wrong with one line: `line N: /field: what`.
+/// What is wrong with one line: `line N: /field: what` (or `span N`, `log record N` for OTLP).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineError {
+    /// What `line` counts: `line`, `span`, `log record`.
+    pub unit: &'static str,
     /// 1-based.
     pub line: usize,
     /// JSON pointer of the field (`""`: the line itself).
@@ -50,6 +52,7 @@ pub struct LineError {
 impl LineError {
     pub fn new(line: usize, field: &str, message: impl Into<String>) -> LineError {
         LineError {
+            unit: "line",
             line,
             pointer: if field.is_empty() {
                 String::new()
@@ -64,9 +67,13 @@ impl LineError {
 impl fmt::Display for LineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.pointer.is_empty() {
-            write!(f, "line {}: {}", self.line, self.message)
+            write!(f, "{} {}: {}", self.unit, self.line, self.message)
         } else {
-            write!(f, "line {}: {}: {}", self.line, self.pointer, self.message)
+            write!(
+                f,
+                "{} {}: {}: {}",
+                self.unit, self.line, self.pointer, self.message
+            )
         }
     }
 }

@@ -9,10 +9,18 @@
 //! task ([`worker`]) runs on its own thread with its own store connection: it writes the rows,
 //! updates the stream readings and prunes by the samples' retention rules.
 //!
-//! Submodules: [`line`] (parsing one line, pure), [`stream`] (per-stream readings, pure),
+//! `POST /v1/traces` and `POST /v1/logs` (OTLP/HTTP) take GenAI spans and log records through
+//! [`Traffic::ingest_otlp`] the same way.
+//!
+//! Submodules: [`line`] (parsing one line, pure), [`otlp`] (OTLP exports to records, pure),
+//! [`stream`] (per-stream readings, pure),
 //! [`worker`] (the traffic task).
 
+pub mod baseline_file;
 pub mod line;
+pub mod mix;
+pub mod otlp;
+pub mod redact;
 pub mod stream;
 pub mod worker;
 
@@ -46,6 +54,8 @@ pub enum TrafficError {
     Refusal(String),
     #[error("cannot start the traffic thread: {0}")]
     Thread(std::io::Error),
+    #[error("{0}")]
+    Baseline(String),
 }
 
 /// What an ingest request gets back: an HTTP status, an optional `Retry-After` (seconds) and a
@@ -79,6 +89,55 @@ pub trait Watch: Send {
     fn settled(&mut self, target: &str, metric: &str);
 }
 
+/// A decoded completion or why it was refused, with its 1-based number in the request.
+pub type Numbered = (usize, Result<Record, LineError>);
+
+/// What became of the completions of a request that was not refused as a whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Queued: always measured and stored.
+    pub accepted: u64,
+    pub errors: Vec<LineError>,
+}
+
+impl Outcome {
+    /// The answer of `POST /api/v1/ingest`: `200`, or `400` when every line was refused.
+    pub fn reply(&self) -> Reply {
+        let status = if self.accepted == 0 && !self.errors.is_empty() {
+            400
+        } else {
+            200
+        };
+        Reply {
+            status,
+            retry_after_s: None,
+            body: serde_json::json!({
+                "accepted": self.accepted,
+                "rejected": self.errors.len(),
+                "errors": self.listed_errors(),
+            }),
+        }
+    }
+
+    /// The errors as `line N: /field: what`, at most [`MAX_LISTED_ERRORS`] and a count of the
+    /// rest.
+    pub fn listed_errors(&self) -> Vec<String> {
+        let mut listed: Vec<String> = self
+            .errors
+            .iter()
+            .take(MAX_LISTED_ERRORS)
+            .map(|e| e.to_string())
+            .collect();
+        if self.errors.len() > MAX_LISTED_ERRORS {
+            listed.push(format!(
+                "… and {} more",
+                self.errors.len() - MAX_LISTED_ERRORS
+            ));
+        }
+        listed
+    }
+}
+
 /// A configured target as lines may name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownTarget {
@@ -108,7 +167,8 @@ pub struct TrafficStatus {
     pub invalid: u64,
     /// Requests refused as a whole, nothing of them accepted: `unauthorized`, `too_large`,
     /// `rate_limited`, `busy` (queue full or parsers taken), `slow` (body not received within 30 s),
-    /// `closed` (shutting down).
+    /// `closed` (shutting down), and for OTLP `malformed` (not a valid export) and
+    /// `unsupported` (content type or compression).
     pub refused: BTreeMap<String, u64>,
     /// Lines measured by the traffic task.
     pub processed: u64,
@@ -118,6 +178,9 @@ pub struct TrafficStatus {
     pub queue_capacity: usize,
     pub store_text: bool,
     pub streams: Vec<StreamStatus>,
+    /// Each target's route mix: baseline and current share per route, and which moved (a mix
+    /// shift, never a quality alert).
+    pub mix: Vec<mix::MixStatus>,
     /// The monitor's readings, when one watches the traffic.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watch: Option<serde_json::Value>,
@@ -157,8 +220,12 @@ pub struct Traffic {
     /// Streams seen (bounded by `max_streams`).
     keys: Mutex<BTreeSet<StreamKey>>,
     pub(crate) streams: Mutex<BTreeMap<StreamKey, StreamStats>>,
+    /// The route mix per target.
+    pub(crate) mix: Mutex<BTreeMap<String, mix::Mix>>,
     pub(crate) counters: Counters,
     pub(crate) watch: Mutex<Option<Box<dyn Watch>>>,
+    /// Applied to the texts that are stored.
+    redactor: RwLock<redact::TextRedactor>,
 }
 
 impl std::fmt::Debug for Traffic {
@@ -193,8 +260,10 @@ pub fn start(
         }),
         keys: Mutex::new(BTreeSet::new()),
         streams: Mutex::new(BTreeMap::new()),
+        mix: Mutex::new(BTreeMap::new()),
         counters: Counters::default(),
         watch: Mutex::new(None),
+        redactor: RwLock::new(redact::TextRedactor::new([settings.token.expose()])),
     });
     let w = worker::spawn(traffic.clone(), store, rx, storage.clone())?;
     Ok((traffic, w))
@@ -235,6 +304,15 @@ impl Traffic {
         }
     }
 
+    /// The daemon's secrets (the targets' API keys and header values, the server token) to
+    /// redact from stored texts, besides the ingest token and the credential shapes.
+    pub fn set_secrets(&self, values: &[&str]) {
+        let all = values.iter().copied().chain([self.settings.token.expose()]);
+        if let Ok(mut r) = self.redactor.write() {
+            *r = redact::TextRedactor::new(all);
+        }
+    }
+
     /// Replaces the targets lines may name (after a reload).
     pub fn set_targets(&self, targets: Vec<KnownTarget>) {
         if let Ok(mut t) = self.targets.write() {
@@ -264,76 +342,123 @@ impl Traffic {
     /// Handles one request body received at `now_ms` (blocking: call it off the async
     /// workers). The body's size was checked by the caller.
     pub fn ingest(&self, body: &[u8], now_ms: i64) -> Reply {
-        let lines: Vec<&[u8]> = body
+        let records: Vec<Numbered> = body
             .split(|b| *b == b'\n')
             .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .enumerate()
+            .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+            .map(|(i, raw)| (i + 1, self.parse_raw(i + 1, raw)))
             .collect();
-        let nonblank = lines
-            .iter()
-            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-            .count() as u64;
+        match self.ingest_records("line", records, now_ms) {
+            Ok(outcome) => outcome.reply(),
+            Err(refused) => refused,
+        }
+    }
+
+    /// Takes a batch of decoded completions (JSON lines or OTLP spans and log records, each
+    /// already parsed or refused) through the same rate limit, resolution, measurement and
+    /// queue: all valid ones are queued, or none and the [`Reply`] says why. Errors name
+    /// each record by its number and `unit` (`line`, `span`, `log record`).
+    pub fn ingest_records(
+        &self,
+        unit: &'static str,
+        records: Vec<Numbered>,
+        now_ms: i64,
+    ) -> Result<Outcome, Reply> {
+        let count = records.len() as u64;
         let max_lines = u64::from(self.settings.max_rate);
-        if nonblank > max_lines {
+        if count > max_lines {
             self.refuse("too_large");
-            return Reply::error(
+            return Err(Reply::error(
                 413,
                 None,
                 format!(
-                    "{nonblank} lines in one request; at most {max_lines} ([traffic] max_rate) are accepted: split the batch"
+                    "{count} {unit}s in one request; at most {max_lines} ([traffic] max_rate) are accepted: split the batch"
                 ),
-            );
+            ));
         }
         let take = self
             .bucket
             .lock()
-            .map(|mut b| b.take(nonblank as f64, Instant::now()))
+            .map(|mut b| b.take(count as f64, Instant::now()))
             .unwrap_or(Ok(()));
         if let Err(wait) = take {
             self.refuse("rate_limited");
             let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-            return Reply::error(
+            return Err(Reply::error(
                 429,
                 Some(secs),
                 format!(
                     "more than {} completions/s ([traffic] max_rate): retry after {secs} s",
                     self.settings.max_rate
                 ),
-            );
+            ));
         }
-        let (rows, errors) = self.measure_lines(&lines, now_ms);
+        let (rows, errors) = self.measure_records(unit, records, now_ms);
         self.enqueue(rows, errors)
     }
 
-    /// Parses, resolves and measures every line; the rows to queue and the errors.
-    fn measure_lines(&self, lines: &[&[u8]], now_ms: i64) -> (Vec<TrafficRow>, Vec<LineError>) {
+    /// Handles one OTLP export (blocking, like [`Traffic::ingest`]): its GenAI spans or log
+    /// records, and how many spans or log records it held in all. An export that cannot be
+    /// decoded is refused with `400`.
+    pub fn ingest_otlp(
+        &self,
+        signal: otlp::Signal,
+        encoding: otlp::Encoding,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<(Outcome, usize), Reply> {
+        let (records, total) = otlp::decode(signal, encoding, body).map_err(|e| {
+            self.refuse("malformed");
+            Reply::error(400, None, e.0)
+        })?;
+        let mut outcome = self.ingest_records(signal.unit(), records, now_ms)?;
+        for e in &mut outcome.errors {
+            // Resolution errors name the line fields; an OTLP sender knows the attributes.
+            if let Some(attribute) = otlp::attribute_of(&e.pointer) {
+                e.pointer = format!("/{attribute}");
+            }
+        }
+        Ok((outcome, total))
+    }
+
+    /// Parses line `n` of a JSON-lines body.
+    fn parse_raw(&self, n: usize, raw: &[u8]) -> Result<Record, LineError> {
+        if raw.len() > self.settings.max_line_bytes {
+            return Err(LineError::new(
+                n,
+                "",
+                format!(
+                    "longer than {} bytes ([traffic] max_line_bytes)",
+                    self.settings.max_line_bytes
+                ),
+            ));
+        }
+        std::str::from_utf8(raw)
+            .map_err(|_| LineError::new(n, "", "not valid UTF-8"))
+            .and_then(|text| line::parse_line(n, text))
+    }
+
+    /// Resolves and measures every parsed record; the rows to queue and the errors.
+    fn measure_records(
+        &self,
+        unit: &'static str,
+        records: Vec<Numbered>,
+        now_ms: i64,
+    ) -> (Vec<TrafficRow>, Vec<LineError>) {
         let targets = self.targets.read().map(|t| t.clone()).unwrap_or_default();
         let mut rows = Vec::new();
         let mut errors = Vec::new();
-        for (i, raw) in lines.iter().enumerate() {
-            let n = i + 1;
-            if raw.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let parsed = if raw.len() > self.settings.max_line_bytes {
-                Err(LineError::new(
-                    n,
-                    "",
-                    format!(
-                        "longer than {} bytes ([traffic] max_line_bytes)",
-                        self.settings.max_line_bytes
-                    ),
-                ))
-            } else {
-                std::str::from_utf8(raw)
-                    .map_err(|_| LineError::new(n, "", "not valid UTF-8"))
-                    .and_then(|text| line::parse_line(n, text))
-            };
+        for (n, parsed) in records {
             match parsed
                 .and_then(|r| self.resolve(n, &targets, r))
                 .map(|(key, r)| self.measure(key, r, now_ms))
             {
                 Ok(row) => rows.push(row),
-                Err(e) => errors.push(e),
+                Err(mut e) => {
+                    e.unit = unit;
+                    errors.push(e);
+                }
             }
         }
         (rows, errors)
@@ -451,19 +576,29 @@ impl Traffic {
             row.refusal = Some(m.refusal);
             row.partial_refusal = Some(m.partial_refusal);
             row.refusal_rule = m.refusal_rule;
-            row.text = self.settings.store_text.then_some(completion.text);
+            if self.settings.store_text {
+                row.text = Some(match self.redactor.read() {
+                    Ok(r) => r.apply(&completion.text),
+                    // Never store an unredacted text.
+                    Err(_) => redact::REDACTED_TEXT.to_string(),
+                });
+            }
         }
         row
     }
 
-    /// Queues the rows (all or none) and says what happened to each line.
-    fn enqueue(&self, rows: Vec<TrafficRow>, errors: Vec<LineError>) -> Reply {
+    /// Queues the rows (all or none) and says what happened to each record.
+    fn enqueue(&self, rows: Vec<TrafficRow>, errors: Vec<LineError>) -> Result<Outcome, Reply> {
         let accepted = rows.len() as u64;
         if !rows.is_empty() {
             let queue = self.queue.lock().ok().and_then(|q| q.clone());
             let Some(queue) = queue else {
                 self.refuse("closed");
-                return Reply::error(503, Some(5), "the daemon is shutting down: retry later");
+                return Err(Reply::error(
+                    503,
+                    Some(5),
+                    "the daemon is shutting down: retry later",
+                ));
             };
             self.counters.queued.fetch_add(1, Ordering::Relaxed);
             match queue.try_send(rows) {
@@ -471,19 +606,23 @@ impl Traffic {
                 Err(TrySendError::Full(_)) => {
                     self.counters.queued.fetch_sub(1, Ordering::Relaxed);
                     self.refuse("busy");
-                    return Reply::error(
+                    return Err(Reply::error(
                         503,
                         Some(1),
                         format!(
                             "the traffic queue is full ({} batches waiting): retry after 1 s; nothing of this request was accepted",
                             self.settings.queue
                         ),
-                    );
+                    ));
                 }
                 Err(TrySendError::Disconnected(_)) => {
                     self.counters.queued.fetch_sub(1, Ordering::Relaxed);
                     self.refuse("closed");
-                    return Reply::error(503, Some(5), "the traffic task has stopped: retry later");
+                    return Err(Reply::error(
+                        503,
+                        Some(5),
+                        "the traffic task has stopped: retry later",
+                    ));
                 }
             }
         }
@@ -493,28 +632,7 @@ impl Traffic {
         self.counters
             .invalid
             .fetch_add(errors.len() as u64, Ordering::Relaxed);
-        let mut listed: Vec<String> = errors
-            .iter()
-            .take(MAX_LISTED_ERRORS)
-            .map(|e| e.to_string())
-            .collect();
-        if errors.len() > MAX_LISTED_ERRORS {
-            listed.push(format!("… and {} more", errors.len() - MAX_LISTED_ERRORS));
-        }
-        let status = if accepted == 0 && !errors.is_empty() {
-            400
-        } else {
-            200
-        };
-        Reply {
-            status,
-            retry_after_s: None,
-            body: serde_json::json!({
-                "accepted": accepted,
-                "rejected": errors.len(),
-                "errors": listed,
-            }),
-        }
+        Ok(Outcome { accepted, errors })
     }
 
     /// The `traffic` object of the status document.
@@ -540,6 +658,11 @@ impl Traffic {
             queue_capacity: self.settings.queue,
             store_text: self.settings.store_text,
             streams,
+            mix: self
+                .mix
+                .lock()
+                .map(|m| m.iter().map(|(t, m)| m.status(t)).collect())
+                .unwrap_or_default(),
             watch: self
                 .watch
                 .lock()
@@ -556,7 +679,7 @@ impl Traffic {
             o,
             "modelwatch_traffic_ingest_lines_total",
             "counter",
-            "Lines of /api/v1/ingest requests by outcome: accepted (queued) or invalid (listed in the response).",
+            "Completions of ingest requests (lines, GenAI spans, log records) by outcome: accepted (queued) or invalid (listed in the response).",
         );
         let _ = writeln!(
             o,
@@ -572,7 +695,7 @@ impl Traffic {
             o,
             "modelwatch_traffic_ingest_refused_total",
             "counter",
-            "Requests to /api/v1/ingest refused as a whole by reason (unauthorized, too_large, rate_limited, busy, slow, closed).",
+            "Ingest requests (/api/v1/ingest, /v1/traces, /v1/logs) refused as a whole by reason (unauthorized, too_large, rate_limited, busy, slow, closed, malformed, unsupported).",
         );
         for (reason, n) in &st.refused {
             let _ = writeln!(
@@ -600,6 +723,40 @@ impl Traffic {
         );
         if let Ok(s) = self.streams.lock() {
             stream::render_streams(o, &s);
+        }
+        stream::family(
+            o,
+            "modelwatch_traffic_share",
+            "gauge",
+            "Share (0-1) of a target's most recent completions that went to the route: its traffic mix, not a quality reading.",
+        );
+        for m in &st.mix {
+            for r in &m.routes {
+                let _ = writeln!(
+                    o,
+                    "modelwatch_traffic_share{{target=\"{}\",route=\"{}\"}} {}",
+                    stream::esc(&m.target),
+                    stream::esc(&r.route),
+                    r.current
+                );
+            }
+        }
+        stream::family(
+            o,
+            "modelwatch_traffic_mix_shifted",
+            "gauge",
+            "1 while the route's share has moved away from the target's baseline mix (a mix shift, not model degradation).",
+        );
+        for m in &st.mix {
+            for r in &m.routes {
+                let _ = writeln!(
+                    o,
+                    "modelwatch_traffic_mix_shifted{{target=\"{}\",route=\"{}\"}} {}",
+                    stream::esc(&m.target),
+                    stream::esc(&r.route),
+                    u8::from(r.shifted)
+                );
+            }
         }
     }
 }

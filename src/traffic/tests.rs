@@ -120,6 +120,23 @@ fn texts_are_not_kept_unless_enabled() {
 }
 
 #[test]
+fn stored_texts_are_redacted_and_measured_as_received() {
+    let (dir, t, w) = setup(|s| s.store_text = true);
+    t.set_secrets(&["gw-internal-token-77"]);
+    let text = "Use sk-proj-abcdefghijklmnop1234 with gw-internal-token-77 and the token 0123456789abcdef.";
+    let line = serde_json::json!({"target": "chat", "output": text}).to_string();
+    assert_eq!(t.ingest(line.as_bytes(), 5).status, 200);
+    finish(&t, w);
+    let store = Store::open(dir.path().join("m.db")).unwrap();
+    let rows = store.traffic_rows("chat", 0).unwrap();
+    assert_eq!(
+        rows[0].text.as_deref(),
+        Some("Use [redacted] with [redacted] and the token [redacted].")
+    );
+    assert_eq!(rows[0].chars, Some(text.chars().count() as u32));
+}
+
+#[test]
 fn a_body_of_only_bad_lines_is_a_400_and_too_many_lines_a_413() {
     let (_dir, t, w) = setup(|s| s.max_rate = 3);
     let reply = t.ingest(b"not json\n", 5);

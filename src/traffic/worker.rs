@@ -90,6 +90,20 @@ fn process(traffic: &Traffic, store: &mut Store, rows: &[TrafficRow]) {
                 .observe(r);
         }
     }
+    if let Ok(mut mixes) = traffic.mix.lock() {
+        let mut touched = std::collections::BTreeSet::new();
+        for r in rows {
+            mixes.entry(r.target.clone()).or_default().observe(&r.route);
+            touched.insert(r.target.as_str());
+        }
+        for target in touched {
+            if let Some(m) = mixes.get_mut(target) {
+                for change in m.evaluate() {
+                    tracing::info!(target, route = %change.route, "{}", super::mix::describe(target, &change));
+                }
+            }
+        }
+    }
     if let Ok(mut w) = traffic.watch.lock()
         && let Some(w) = w.as_mut()
     {

@@ -15,19 +15,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "ingest-canary-3b9d0e7a41c2";
+pub(crate) const TOKEN: &str = "ingest-canary-3b9d0e7a41c2";
 
-struct Env {
-    rt: tokio::runtime::Runtime,
-    sim: SimHandle,
-    dir: tempfile::TempDir,
-    cfg: PathBuf,
-    port: u16,
+pub(crate) struct Env {
+    pub(crate) rt: tokio::runtime::Runtime,
+    pub(crate) sim: SimHandle,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) cfg: PathBuf,
+    pub(crate) port: u16,
 }
 
 /// The simulator, one target `chat` (model `sim-7b`) every 10 s, and `[traffic]` with
 /// `extra` settings and its token in a file.
-fn env(extra: &str) -> Env {
+pub(crate) fn env(extra: &str) -> Env {
     let rt = runtime(2);
     let mut profile = Profile::builtin("healthy").unwrap();
     profile.latency_scale = 0.0;
@@ -54,7 +54,7 @@ fn env(extra: &str) -> Env {
 }
 
 impl Env {
-    fn start(&self) -> Child {
+    pub(crate) fn start(&self) -> Child {
         let (child, log) = start_piped(&self.cfg);
         wait_until("the daemon to be ready", 30, || {
             self.get("/readyz").0 == 200
@@ -66,16 +66,20 @@ impl Env {
         child
     }
 
-    fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
         daemon_proc::get(&self.rt, self.port, path)
     }
 
-    fn status(&self) -> serde_json::Value {
+    pub(crate) fn status(&self) -> serde_json::Value {
         serde_json::from_str(&self.get("/api/v1/status").1).unwrap_or_default()
     }
 
     /// POSTs `body` to the ingest endpoint with `token`: status, `Retry-After`, JSON body.
-    fn post(&self, token: Option<&str>, body: String) -> (u16, Option<String>, serde_json::Value) {
+    pub(crate) fn post(
+        &self,
+        token: Option<&str>,
+        body: String,
+    ) -> (u16, Option<String>, serde_json::Value) {
         self.rt.block_on(post(self.port, token, body))
     }
 }

@@ -23,6 +23,10 @@ mod daemon_scheduler;
 mod daemon_storage;
 mod daemon_store_heal;
 mod daemon_traffic;
+mod daemon_traffic_baseline;
+mod daemon_traffic_mix;
+mod daemon_traffic_otlp;
+mod daemon_traffic_privacy;
 mod harden_http;
 mod harden_pin;
 #[path = "../sinks_common/mod.rs"]
