@@ -54,6 +54,11 @@ impl Guards {
         }
     }
 
+    /// The masked regions: sorted, non-overlapping.
+    pub(crate) fn masked(&self) -> &[Range<usize>] {
+        &self.masked
+    }
+
     /// `pos` lies inside code or a quotation.
     pub(crate) fn masked_at(&self, pos: usize) -> bool {
         let i = self.masked.partition_point(|m| m.end <= pos);
