@@ -70,8 +70,10 @@ fn measure(held_out: &str, verbose: bool) -> Result<(Counts, Counts), String> {
     if let Some(x) = env("TRAIN_LR") {
         params.learning_rate = x;
     }
-    let mut model = Classifier::from_bytes(train_with(&load(&dir, &files)?, params))
-        .map_err(|e| e.to_string())?;
+    let mut model = Classifier::from_bytes(
+        train_with(&load(&dir, &files)?, params).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
     if let Some(t) = env("THRESHOLD") {
         let partial = env("PARTIAL_THRESHOLD").unwrap_or(classifier::PARTIAL_THRESHOLD);
         model = model.with_threshold(t, partial);
@@ -160,7 +162,7 @@ fn main() -> Result<(), String> {
         }
         None => {
             let examples = load(&corpus_dir(), TRAINING_FILES)?;
-            let bytes = train(&examples);
+            let bytes = train(&examples).map_err(|e| e.to_string())?;
             let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/eval/refusal/classifier.bin");
             std::fs::write(&out, &bytes).map_err(|e| format!("{}: {e}", out.display()))?;
             println!(

@@ -311,7 +311,7 @@ impl RefusalDetector {
                 best = Some((rule, span));
             }
         }
-        let score = || self.classifier.score(text, guards().masked());
+        let score = || self.classifier.score(text, &guards().unread());
         if let Some((rule, span)) = best {
             let rule = self.rule_ids[rule].clone();
             return refusal(text, rule, Layer::Lexicon, span, score());
@@ -348,6 +348,14 @@ impl RefusalDetector {
             classifier: score,
             ..RefusalJudgement::default()
         }
+    }
+
+    /// What the classifier skips in `text`: code, quotations, dialogue and exclusions (the
+    /// trainer reads exactly what inference reads).
+    pub(crate) fn unread(&self, text: &str) -> Vec<Range<usize>> {
+        Guards::new(text, self.lexicon_candidates(text).1)
+            .unread()
+            .into_owned()
     }
 
     /// Lexicon candidates (phrases, and heads followed by one of their tails) and the spans

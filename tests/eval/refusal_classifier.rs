@@ -15,7 +15,7 @@ fn corpus_dir() -> std::path::PathBuf {
 fn the_shipped_weights_are_what_the_trainer_produces() {
     let examples = load(&corpus_dir(), TRAINING_FILES).unwrap();
     assert!(examples.len() > 1_000, "{} examples", examples.len());
-    let trained = train(&examples);
+    let trained = train(&examples).unwrap();
     let shipped = std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("src/eval/refusal/classifier.bin"),
     )

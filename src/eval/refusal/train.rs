@@ -5,7 +5,7 @@
 
 use super::classifier::{CLASSES, Class, Classifier, probabilities};
 use super::features::{BUCKETS, for_each_feature, windows};
-use super::guards::Guards;
+use super::{RefusalConfig, RefusalConfigError, RefusalDetector};
 use serde::Deserialize;
 
 const SEED: u64 = 0x5EED_2026_1205;
@@ -94,13 +94,13 @@ pub fn examples_from_jsonl(source: &str, name: &str) -> Result<Vec<Example>, Str
     Ok(out)
 }
 
-/// The features of one response, exactly as inference computes them.
-fn featurise(text: &str) -> Vec<u32> {
+/// The features of one response, exactly as inference computes them (with the built-in
+/// exclusions of `detector`, and no configured ones).
+fn featurise(detector: &RefusalDetector, text: &str) -> Vec<u32> {
     let (head, tail) = windows(text);
     let ws: Vec<_> = std::iter::once(head).chain(tail).collect();
-    let guards = Guards::new(text, Vec::new());
     let mut out = Vec::new();
-    for_each_feature(text, &ws, guards.masked(), |_, b| out.push(b as u32));
+    for_each_feature(text, &ws, &detector.unread(text), |_, b| out.push(b as u32));
     out
 }
 
@@ -116,15 +116,17 @@ fn shuffle(order: &mut [usize], state: &mut u64) {
 }
 
 /// Trains on `examples` with the default settings and returns the weights file.
-pub fn train(examples: &[Example]) -> Vec<u8> {
+pub fn train(examples: &[Example]) -> Result<Vec<u8>, RefusalConfigError> {
     train_with(examples, Params::default())
 }
 
-/// Trains on `examples` with `params` and returns the weights file.
-pub fn train_with(examples: &[Example], params: Params) -> Vec<u8> {
+/// Trains on `examples` with `params` and returns the weights file. Fails only when the
+/// built-in detector (whose guards decide what is read) does not compile.
+pub fn train_with(examples: &[Example], params: Params) -> Result<Vec<u8>, RefusalConfigError> {
+    let detector = RefusalDetector::new(&RefusalConfig::default())?;
     let data: Vec<(Vec<u32>, usize)> = examples
         .iter()
-        .map(|e| (featurise(&e.text), e.class as usize))
+        .map(|e| (featurise(&detector, &e.text), e.class as usize))
         .collect();
     let mut w = vec![0f32; BUCKETS * CLASSES];
     let mut bias = [0f32; CLASSES];
@@ -161,7 +163,7 @@ pub fn train_with(examples: &[Example], params: Params) -> Vec<u8> {
             }
         }
     }
-    quantise(&w, bias)
+    Ok(quantise(&w, bias))
 }
 
 /// One signed byte per weight: the scale maps the largest magnitude to 127.
@@ -198,8 +200,8 @@ mod tests {
                 Class::Partial,
             ),
         ];
-        let a = train(&examples);
-        assert_eq!(a, train(&examples));
+        let a = train(&examples).unwrap();
+        assert_eq!(a, train(&examples).unwrap());
         let c = Classifier::from_bytes(a).unwrap();
         let s = |t: &str| c.score(t, &[]).unwrap();
         assert!(s("I won't do that.").is_refusal());
