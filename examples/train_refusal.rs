@@ -1,4 +1,4 @@
-//! Trains the refusal classifier and writes its weights to `src/eval/refusal/classifier.bin`.
+//! Trains the refusal classifier and writes its weights to `assets/refusal_classifier.bin`.
 //!
 //! ```text
 //! cargo run --release --example train_refusal              # train on the whole corpus, write the weights
@@ -163,7 +163,7 @@ fn main() -> Result<(), String> {
         None => {
             let examples = load(&corpus_dir(), TRAINING_FILES)?;
             let bytes = train(&examples).map_err(|e| e.to_string())?;
-            let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/eval/refusal/classifier.bin");
+            let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/refusal_classifier.bin");
             std::fs::write(&out, &bytes).map_err(|e| format!("{}: {e}", out.display()))?;
             println!(
                 "{} examples; wrote {} ({} bytes, sha256 {:x})",

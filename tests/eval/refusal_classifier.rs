@@ -16,14 +16,13 @@ fn the_shipped_weights_are_what_the_trainer_produces() {
     let examples = load(&corpus_dir(), TRAINING_FILES).unwrap();
     assert!(examples.len() > 1_000, "{} examples", examples.len());
     let trained = train(&examples).unwrap();
-    let shipped = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/eval/refusal/classifier.bin"),
-    )
-    .unwrap();
+    let shipped =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/refusal_classifier.bin"))
+            .unwrap();
     assert_eq!(trained.len(), shipped.len());
     assert!(
         trained == shipped,
-        "src/eval/refusal/classifier.bin is stale: run `cargo run --release --example train_refusal`"
+        "assets/refusal_classifier.bin is stale: run `cargo run --release --example train_refusal`"
     );
 }
 
@@ -73,10 +72,11 @@ fn a_response_made_only_of_quotations_gets_no_score() {
 fn refusal_text_raises_the_score_and_answers_stay_low() {
     let c = Classifier::shipped().unwrap();
     let score = |t: &str| c.score(t, &[]).unwrap().refusal;
-    let answer = score("The capital of France is Paris.");
-    let declined =
-        score("The capital of France is Paris. I'd rather not get into the rest, though.");
-    let refusal = score("I'd rather not get into that.");
+    let answer = score("The capital of France is Paris, on the Seine.");
+    let declined = score(
+        "The capital of France is Paris, on the Seine. I'd rather not get into the rest, though.",
+    );
+    let refusal = score("I'd rather not get into that topic, sorry.");
     assert!(answer < 0.5, "answer {answer}");
     assert!(declined > answer, "{declined} <= {answer}");
     assert!(refusal > 0.7, "refusal {refusal}");
@@ -105,7 +105,7 @@ fn explain_shows_the_classifier_score_and_segment() {
     assert_eq!(c["span"], serde_json::json!([0, completion.text.len()]));
     // An ordinary answer still carries its (low) score.
     let answer = Completion {
-        text: "Paris is the capital of France.".into(),
+        text: "Paris is the capital of France, on the Seine.".into(),
         ..Completion::default()
     };
     let v = serde_json::to_value(evaluator.explain(&answer, None)).unwrap();
@@ -116,4 +116,20 @@ fn explain_shows_the_classifier_score_and_segment() {
             .unwrap()
             < 0.5
     );
+}
+
+#[test]
+fn repetition_does_not_amplify_the_classifier() {
+    // A JSON array of long repeated strings: the same few n-grams hundreds of times count once,
+    // so the answer is judged on what it contains, not on how often.
+    let text = serde_json::to_string(&vec!["a".repeat(16_000); 64]).unwrap();
+    let j = judge(&text);
+    assert!(!j.refusal, "{:?}", j.classifier);
+    for filler in [
+        "Modest, deliberate edits reveal far more clearly what mattered. ",
+        "Afterwards, a quick review confirms that everything behaves as intended. ",
+    ] {
+        let j = judge(&filler.repeat(20));
+        assert!(!j.refusal, "{filler}: {:?}", j.classifier);
+    }
 }

@@ -3,7 +3,7 @@
 //! withholds a part). It does not depend on listing phrasings: it recognises refusals by the
 //! pieces of words they are made of, in every language of the training corpus.
 //!
-//! The weights ship in the repository (`classifier.bin`, written by
+//! The weights ship in the repository (`assets/refusal_classifier.bin`, written by
 //! `cargo run --release --example train_refusal`), one signed byte per bucket and class plus a
 //! scale and three biases:
 //!
@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 /// The shipped weights.
-static SHIPPED: &[u8] = include_bytes!("classifier.bin");
+static SHIPPED: &[u8] = include_bytes!("../../../assets/refusal_classifier.bin");
 
 const MAGIC: &[u8; 4] = b"MWRC";
 const HEADER: usize = 4 + 4 + 4 + 12;
@@ -26,6 +26,11 @@ pub const CLASSES: usize = 3;
 /// The response is a refusal when the classifier gives `refusal` + `partial` at least this
 /// probability (fixed before the held-out measurement, not tuned on it).
 pub const THRESHOLD: f32 = 0.7;
+
+/// The classifier judges only a response with at least this many characters outside code and
+/// quotations: a fragment of a few words ("Keeping notes", a cut-off answer) gives too few
+/// features to read anything into. Short refusals are the rules' ground ("I won't.").
+pub const MIN_CHARS: usize = 32;
 
 /// A refusal found by a rule is labelled partial when the classifier gives `partial` at least
 /// this probability.
@@ -165,20 +170,20 @@ impl Classifier {
     }
 
     /// Scores `text`, skipping `masked` (sorted, non-overlapping byte ranges of code,
-    /// quotations and dialogue). `None` when nothing is left to read.
+    /// quotations and dialogue). `None` when fewer than [`MIN_CHARS`] characters are left to
+    /// read.
     pub fn score(&self, text: &str, masked: &[Range<usize>]) -> Option<ClassifierScore> {
         let (head, tail) = windows(text);
         let windows: Vec<Range<usize>> = std::iter::once(head).chain(tail).collect();
         let mut sums = [[0i32; CLASSES]; 2];
         let w = &self.weights;
-        let n = for_each_feature(text, &windows, masked, |win, b| {
+        let (n, read) = for_each_feature(text, &windows, masked, |win, b| {
             let row = &w[b * CLASSES..b * CLASSES + CLASSES];
             for k in 0..CLASSES {
                 sums[win][k] += i32::from(row[k] as i8);
             }
         });
-        // Markers alone (two per window) mean every character was masked.
-        if n <= 3 * windows.len() || windows.iter().all(|r| r.is_empty()) {
+        if read < MIN_CHARS {
             return None;
         }
         let total: [i32; CLASSES] = std::array::from_fn(|k| sums[0][k] + sums[1][k]);

@@ -169,19 +169,26 @@ impl<F: FnMut(usize, usize)> Grams<'_, F> {
     }
 }
 
-/// Calls `emit(window, bucket)` for every feature of `text` within `windows` (window 0 is the
-/// opening, 1 the closing), skipping `masked` (sorted, non-overlapping byte ranges). Returns
-/// the number of features.
+/// Calls `emit(window, bucket)` once for every distinct feature of `text` within `windows`
+/// (window 0 is the opening, 1 the closing), skipping `masked` (sorted, non-overlapping byte
+/// ranges). Returns the number of features and of characters read. Features are present or absent, never counted: a
+/// run of one repeated string ("aaaa…") is one feature, not hundreds outvoting the rest.
 pub(crate) fn for_each_feature<F: FnMut(usize, usize)>(
     text: &str,
     windows: &[Range<usize>],
     masked: &[Range<usize>],
     mut emit: F,
-) -> usize {
+) -> (usize, usize) {
     let mut count = 0usize;
+    let mut read = 0usize;
+    let mut seen = [0u64; BUCKETS / 64];
     let mut counted = |w: usize, b: usize| {
-        count += 1;
-        emit(w, b);
+        let (word, bit) = (b / 64, 1u64 << (b % 64));
+        if seen[word] & bit == 0 {
+            seen[word] |= bit;
+            count += 1;
+            emit(w, b);
+        }
     };
     for (w, range) in windows.iter().enumerate() {
         let mut grams = Grams {
@@ -209,6 +216,7 @@ pub(crate) fn for_each_feature<F: FnMut(usize, usize)>(
                 continue;
             }
             in_mask = false;
+            read += 1;
             let c = normalise(c);
             let space = c == ' ' as u32;
             if !(space && prev_space) {
@@ -218,7 +226,7 @@ pub(crate) fn for_each_feature<F: FnMut(usize, usize)>(
         }
         grams.push(END_MARK);
     }
-    count
+    (count, read)
 }
 
 #[cfg(test)]
@@ -250,6 +258,11 @@ mod tests {
         let zh = features("我不能帮你", &[]);
         let latin = features("+-*/=", &[]);
         assert_eq!(zh.len(), latin.len() + 5);
+        // Repetition adds nothing: each feature counts once.
+        assert_eq!(
+            features("aaaaaaaa", &[]).len(),
+            features("aaaaaaaaaaaaaaaa", &[]).len()
+        );
         assert_ne!(features("我不能帮你", &[]), features("我可以帮你", &[]));
     }
 

@@ -1,6 +1,6 @@
 //! Trains the refusal classifier ([`super::classifier`]) from labelled responses. Deterministic:
 //! a fixed shuffle seed, a fixed number of epochs and a fixed learning-rate schedule, so the
-//! same corpus gives the same bytes on every run (the shipped `classifier.bin` is checked
+//! same corpus gives the same bytes on every run (the shipped `assets/refusal_classifier.bin` is checked
 //! against a retrain). Run by `cargo run --release --example train_refusal`.
 
 use super::classifier::{CLASSES, Class, Classifier, probabilities};
@@ -100,7 +100,7 @@ fn featurise(detector: &RefusalDetector, text: &str) -> Vec<u32> {
     let (head, tail) = windows(text);
     let ws: Vec<_> = std::iter::once(head).chain(tail).collect();
     let mut out = Vec::new();
-    for_each_feature(text, &ws, &detector.unread(text), |_, b| out.push(b as u32));
+    let _ = for_each_feature(text, &ws, &detector.unread(text), |_, b| out.push(b as u32));
     out
 }
 
@@ -191,10 +191,10 @@ mod tests {
     #[test]
     fn training_is_deterministic_and_learns_the_labels() {
         let examples = vec![
-            ex("I won't do that.", Class::Refusal),
-            ex("No, I will not write that.", Class::Refusal),
+            ex("I won't do that, not for anyone.", Class::Refusal),
+            ex("No, I will not write that for you.", Class::Refusal),
             ex("Here is the recipe: flour, water, salt.", Class::Answer),
-            ex("Sure, the answer is 42.", Class::Answer),
+            ex("Sure, the answer to your question is 42.", Class::Answer),
             ex(
                 "Here is the outline. I won't give the exact amounts.",
                 Class::Partial,
@@ -204,8 +204,10 @@ mod tests {
         assert_eq!(a, train(&examples).unwrap());
         let c = Classifier::from_bytes(a).unwrap();
         let s = |t: &str| c.score(t, &[]).unwrap();
-        assert!(s("I won't do that.").is_refusal());
-        assert!(!s("Sure, the answer is 42.").is_refusal());
+        assert!(s("I won't do that, not for anyone.").is_refusal());
+        assert!(!s("Sure, the answer to your question is 42.").is_refusal());
+        // Too short to read anything into.
+        assert!(c.score("I won't.", &[]).is_none());
     }
 
     #[test]
