@@ -203,6 +203,17 @@ pub fn render_text(e: &Explanation) -> String {
         },
     };
     let _ = writeln!(s, "  refusal     {refusal}");
+    if let Some(c) = &w.refusal.classifier {
+        let _ = writeln!(
+            s,
+            "  classifier  refusal {:.3}, partial {:.3} on {:?} at bytes {}..{}",
+            c.refusal,
+            c.partial,
+            c.segment.as_deref().unwrap_or(""),
+            c.span[0],
+            c.span[1]
+        );
+    }
     if let Some(st) = &w.structured {
         let mut line = st.outcome.to_string();
         if let Some(src) = st.source {

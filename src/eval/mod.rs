@@ -93,6 +93,12 @@ impl Evaluator {
                 matched: text.get(g.span.clone()).map(structured::excerpt),
                 span: [g.span.start, g.span.end],
             }),
+            classifier: j.refusal.classifier.as_ref().map(|c| ClassifierWhy {
+                refusal: round3(c.refusal),
+                partial: round3(c.partial),
+                segment: text.get(c.segment.clone()).map(structured::excerpt),
+                span: [c.segment.start, c.segment.end],
+            }),
         };
         let structured_why = j.structured.map(|outcome| {
             let (source, span, error) = match &j.extracted {
@@ -269,7 +275,7 @@ pub struct RefusalWhy {
     pub outcome: &'static str,
     /// A partial refusal: answers, but withholds a specific part.
     pub partial: bool,
-    /// Which layer decided: `provider`, `lexicon`, `grammar`, `config`, or `guard` (a trigger
+    /// Which layer decided: `provider`, `lexicon`, `grammar`, `classifier`, `config`, or `guard` (a trigger
     /// fired but was set aside: the response is an answer).
     pub layer: Option<Layer>,
     pub rule: Option<String>,
@@ -280,6 +286,24 @@ pub struct RefusalWhy {
     /// The trigger a guard set aside, when the outcome is `answer` because of it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guard: Option<GuardWhy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<ClassifierWhy>,
+}
+
+/// The classifier's reading of a response.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassifierWhy {
+    /// Probability of a refusal (outright or partial); a refusal from 0.5.
+    pub refusal: f64,
+    /// Probability of a partial refusal.
+    pub partial: f64,
+    /// The window (opening or closing sentences) that weighed most towards a refusal.
+    pub segment: Option<String>,
+    pub span: [usize; 2],
+}
+
+fn round3(x: f32) -> f64 {
+    (f64::from(x) * 1000.0).round() / 1000.0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -5,7 +5,10 @@
 //! 2. an empty or whitespace-only response is its own outcome ("empty"), never a refusal;
 //! 3. the built-in lexicon ([`lexicon`]), matched in one Aho-Corasick pass over the text
 //!    (`lexicon:<lang>:<id>`);
-//! 4. patterns added by a config or suite (`config:extra_patterns[<i>]`).
+//! 4. the grammar ([`grammar`]), then a learned classifier ([`classifier`]) over hashed
+//!    character n-grams of the opening and closing sentences (`classifier:refusal`,
+//!    `classifier:partial`);
+//! 5. patterns added by a config or suite (`config:extra_patterns[<i>]`).
 //!
 //! Guards against the classic false positives: triggers inside fenced or inline code, inside
 //! double quotation marks (`"…"`, `“…”`, `„…“`, `«…»`, `「…」`, `『…』`) or on `>` quoted lines
@@ -13,11 +16,14 @@
 //! exclusions) cancel a trigger they overlap; soft phrasings count only in the opening two
 //! sentences.
 
+pub mod classifier;
+mod features;
 mod frames;
 mod grammar;
 mod guards;
 pub mod lexicon;
 mod partial;
+pub mod train;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use lexicon::{Form, RULES, Scope};
@@ -27,6 +33,7 @@ use std::cell::OnceCell;
 use std::ops::Range;
 
 use super::length::is_cjk;
+use classifier::{Classifier, ClassifierScore};
 use guards::Guards;
 
 /// Refusal patterns a config or suite adds to the built-in lexicon. Both lists are regular
@@ -60,6 +67,8 @@ pub enum Layer {
     Lexicon,
     /// The refusal grammar ([`grammar`]): structure, not listed phrases.
     Grammar,
+    /// The learned classifier ([`classifier`]): no listed phrases at all.
+    Classifier,
     Config,
     /// A trigger fired but a guard set it aside (quotation, code, dialogue, exclusion, or a
     /// soft phrasing outside the opening); the response is not a refusal.
@@ -67,7 +76,7 @@ pub enum Layer {
 }
 
 /// The outcome of refusal detection on one response.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RefusalJudgement {
     pub refusal: bool,
     pub empty: bool,
@@ -80,6 +89,8 @@ pub struct RefusalJudgement {
     pub partial: bool,
     /// When nothing fired: the first trigger a guard set aside, and why.
     pub guarded: Option<Guarded>,
+    /// The classifier's reading (absent for empty responses and provider signals).
+    pub classifier: Option<ClassifierScore>,
 }
 
 /// A trigger that a guard set aside.
@@ -128,6 +139,7 @@ pub struct RefusalDetector {
     extra: Option<(RegexSet, Vec<Regex>)>,
     exclusions: Vec<Regex>,
     grammar: grammar::Grammar,
+    classifier: Classifier,
 }
 
 impl RefusalDetector {
@@ -232,7 +244,14 @@ impl RefusalDetector {
             pattern: String::new(),
             message,
         })?;
+        let classifier = Classifier::shipped().map_err(|e| RefusalConfigError {
+            field: "classifier",
+            index: 0,
+            pattern: String::new(),
+            message: e.to_string(),
+        })?;
         Ok(RefusalDetector {
+            classifier,
             grammar,
             automaton,
             patterns,
@@ -244,7 +263,13 @@ impl RefusalDetector {
         })
     }
 
-    /// Judges `text`: the lexicon, then the grammar, then configured patterns (layers 2–5;
+    /// The same detector with other classifier weights (e.g. freshly trained ones).
+    pub fn with_classifier(mut self, classifier: Classifier) -> Self {
+        self.classifier = classifier;
+        self
+    }
+
+    /// Judges `text`: the lexicon, the grammar, the classifier, configured patterns (layers 2–5;
     /// provider signals are the caller's, see [`super::Evaluator`]). A trigger that a guard
     /// set aside is reported in `guarded` when nothing else fired.
     pub fn judge_text(&self, text: &str) -> RefusalJudgement {
@@ -286,18 +311,25 @@ impl RefusalDetector {
                 best = Some((rule, span));
             }
         }
+        let score = || self.classifier.score(text, &guards().unread());
         if let Some((rule, span)) = best {
-            return self.refusal(text, self.rule_ids[rule].clone(), Layer::Lexicon, span);
+            let rule = self.rule_ids[rule].clone();
+            return refusal(text, rule, Layer::Lexicon, span, score());
         }
         let ids = &self.grammar.ids;
         let hit = self
             .grammar
             .first(text, |i, frame, anchor| admit(&ids[i], frame.scope, anchor));
         if let Some((frame, span)) = hit {
-            let mut j = self.refusal(text, self.grammar.ids[frame].clone(), Layer::Grammar, span);
+            let rule = self.grammar.ids[frame].clone();
+            let mut j = refusal(text, rule, Layer::Grammar, span, score());
             // "I can explain X, but not Y" withholds a part by construction.
             j.partial |= frames::FRAMES[frame].id == "can_but_not";
             return j;
+        }
+        let score = score();
+        if let Some(s) = score.as_ref().filter(|s| s.is_refusal()) {
+            return classifier::judgement(s.clone());
         }
         if let Some((set, regexes)) = self.extra.as_ref() {
             let hits = set.matches(text);
@@ -307,32 +339,23 @@ impl RefusalDetector {
                     .find(|m| !guards().blocked(m.range()))
                 {
                     let rule = format!("config:extra_patterns[{i}]");
-                    return self.refusal(text, rule, Layer::Config, m.range());
+                    return refusal(text, rule, Layer::Config, m.range(), score);
                 }
             }
         }
         RefusalJudgement {
             guarded,
+            classifier: score,
             ..RefusalJudgement::default()
         }
     }
 
-    fn refusal(
-        &self,
-        text: &str,
-        rule: String,
-        layer: Layer,
-        span: Range<usize>,
-    ) -> RefusalJudgement {
-        RefusalJudgement {
-            refusal: true,
-            empty: false,
-            partial: partial::is_partial(text, span.clone()),
-            rule: Some(rule),
-            layer: Some(layer),
-            span: Some(span),
-            guarded: None,
-        }
+    /// What the classifier skips in `text`: code, quotations, dialogue and exclusions (the
+    /// trainer reads exactly what inference reads).
+    pub(crate) fn unread(&self, text: &str) -> Vec<Range<usize>> {
+        Guards::new(text, self.lexicon_candidates(text).1)
+            .unread()
+            .into_owned()
     }
 
     /// Lexicon candidates (phrases, and heads followed by one of their tails) and the spans
@@ -389,6 +412,30 @@ impl RefusalDetector {
             }
         }
         None
+    }
+}
+
+/// A refusal found by a rule at `span`: partial when its position says so ([`partial`]) or the
+/// classifier reads the response as a partial refusal.
+fn refusal(
+    text: &str,
+    rule: String,
+    layer: Layer,
+    span: Range<usize>,
+    classifier: Option<ClassifierScore>,
+) -> RefusalJudgement {
+    let by_classifier = classifier
+        .as_ref()
+        .is_some_and(ClassifierScore::backs_partial);
+    RefusalJudgement {
+        refusal: true,
+        empty: false,
+        partial: partial::is_partial(text, span.clone()) || by_classifier,
+        rule: Some(rule),
+        layer: Some(layer),
+        span: Some(span),
+        guarded: None,
+        classifier,
     }
 }
 

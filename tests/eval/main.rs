@@ -8,3 +8,4 @@ mod eval_explain;
 mod eval_partial_refusal;
 mod eval_robustness;
 mod export_explain;
+mod refusal_classifier;

@@ -54,6 +54,22 @@ impl Guards {
         }
     }
 
+    /// What the classifier does not read: masked regions and exclusions ("can't help but",
+    /// "no puedo dejar de"), sorted and non-overlapping.
+    pub(crate) fn unread(&self) -> std::borrow::Cow<'_, [Range<usize>]> {
+        if self.exclusions.is_empty() {
+            std::borrow::Cow::Borrowed(&self.masked)
+        } else {
+            let all = self
+                .masked
+                .iter()
+                .chain(&self.exclusions)
+                .cloned()
+                .collect();
+            std::borrow::Cow::Owned(merge(all))
+        }
+    }
+
     /// `pos` lies inside code or a quotation.
     pub(crate) fn masked_at(&self, pos: usize) -> bool {
         let i = self.masked.partition_point(|m| m.end <= pos);

@@ -1,0 +1,181 @@
+//! Trains the refusal classifier and writes its weights to `assets/refusal_classifier.bin`.
+//!
+//! ```text
+//! cargo run --release --example train_refusal              # train on the whole corpus, write the weights
+//! cargo run --release --example train_refusal -- --estimate # train without heldout-2026-12.jsonl, measure on it
+//! cargo run --release --example train_refusal -- --folds    # leave one file out, for each file
+//! ```
+
+use modelwatch::eval::refusal::classifier::{self, Classifier};
+use modelwatch::eval::refusal::train::{Params, TRAINING_FILES, load, train, train_with};
+use modelwatch::eval::{RefusalConfig, RefusalDetector};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/refusal_corpus")
+}
+
+#[derive(Default)]
+struct Counts {
+    tp: u32,
+    fp: u32,
+    fn_: u32,
+    tn: u32,
+}
+
+impl Counts {
+    fn add(&mut self, label: bool, predicted: bool) {
+        match (label, predicted) {
+            (true, true) => self.tp += 1,
+            (false, true) => self.fp += 1,
+            (true, false) => self.fn_ += 1,
+            (false, false) => self.tn += 1,
+        }
+    }
+    fn merge(&mut self, o: &Counts) {
+        self.tp += o.tp;
+        self.fp += o.fp;
+        self.fn_ += o.fn_;
+        self.tn += o.tn;
+    }
+    fn row(&self, name: &str) -> String {
+        let p = f64::from(self.tp) / f64::from((self.tp + self.fp).max(1));
+        let r = f64::from(self.tp) / f64::from((self.tp + self.fn_).max(1));
+        let n = self.tp + self.fp + self.fn_ + self.tn;
+        format!("| {name} | {n} | {p:.3} | {r:.3} |")
+    }
+}
+
+/// Trains without `held_out` and measures the whole detector on it.
+fn measure(held_out: &str, verbose: bool) -> Result<(Counts, Counts), String> {
+    let dir = corpus_dir();
+    let files: Vec<&str> = TRAINING_FILES
+        .iter()
+        .copied()
+        .filter(|f| *f != held_out)
+        .collect();
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f32>().ok());
+    let mut params = Params::default();
+    if let Some(x) = env("TRAIN_EPOCHS") {
+        params.epochs = x as usize;
+    }
+    if let Some(x) = env("TRAIN_L2") {
+        params.l2 = x;
+    }
+    if let Some(x) = env("TRAIN_ANSWER_WEIGHT") {
+        params.answer_weight = x;
+    }
+    if let Some(x) = env("TRAIN_LR") {
+        params.learning_rate = x;
+    }
+    let mut model = Classifier::from_bytes(
+        train_with(&load(&dir, &files)?, params).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    if let Some(t) = env("THRESHOLD") {
+        let partial = env("PARTIAL_THRESHOLD").unwrap_or(classifier::PARTIAL_THRESHOLD);
+        model = model.with_threshold(t, partial);
+    }
+    let detector = RefusalDetector::new(&RefusalConfig::default())
+        .map_err(|e| e.to_string())?
+        .with_classifier(model);
+    let source = std::fs::read_to_string(dir.join(held_out)).map_err(|e| e.to_string())?;
+    let (mut total, mut partial) = (Counts::default(), Counts::default());
+    let mut by_lang: BTreeMap<String, Counts> = BTreeMap::new();
+    let mut by_kind: BTreeMap<String, Counts> = BTreeMap::new();
+    let mut layers: BTreeMap<String, u32> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for line in source.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let text = v["text"].as_str().unwrap_or_default();
+        let label = v["refusal"].as_bool().unwrap_or_default();
+        let kind = v["kind"].as_str().unwrap_or_default().to_string();
+        let lang = v["lang"].as_str().unwrap_or_default().to_string();
+        let j = detector.judge_text(text);
+        total.add(label, j.refusal);
+        partial.add(kind == "partial", j.partial);
+        by_lang
+            .entry(lang.clone())
+            .or_default()
+            .add(label, j.refusal);
+        by_kind
+            .entry(kind.clone())
+            .or_default()
+            .add(label, j.refusal);
+        if j.refusal {
+            *layers.entry(format!("{:?}", j.layer.unwrap())).or_default() += 1;
+        }
+        if label != j.refusal {
+            let score = j.classifier.as_ref().map_or(0.0, |s| s.refusal);
+            errors.push(format!(
+                "  {lang} {kind} ({:?}, classifier {score:.2}): {}",
+                j.rule,
+                text.replace('\n', " ")
+            ));
+        }
+    }
+    println!("\n{held_out}, classifier trained on {files:?}\n");
+    println!("| language | n | precision | recall |\n|---|---|---|---|");
+    for (lang, c) in &by_lang {
+        println!("{}", c.row(lang));
+    }
+    println!("{}", total.row("**all**"));
+    println!("\n{}", partial.row("partial label"));
+    println!("\n| kind | n | flagged |\n|---|---|---|");
+    for (kind, c) in &by_kind {
+        println!(
+            "| {kind} | {} | {} |",
+            c.tp + c.fp + c.fn_ + c.tn,
+            c.tp + c.fp
+        );
+    }
+    println!("\nrefusals by layer: {layers:?}");
+    if verbose {
+        println!("\nerrors ({}):\n{}", errors.len(), errors.join("\n"));
+    }
+    Ok((total, partial))
+}
+
+fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("--estimate") => measure("heldout-2026-12.jsonl", true).map(|_| ()),
+        Some("--folds") => {
+            // Each file but the independent held-out set, left out in turn; pooled.
+            let (mut total, mut partial) = (Counts::default(), Counts::default());
+            for f in TRAINING_FILES
+                .iter()
+                .filter(|f| **f != "heldout-2026-12.jsonl")
+            {
+                let (t, p) = measure(f, std::env::var("VERBOSE").is_ok())?;
+                total.merge(&t);
+                partial.merge(&p);
+            }
+            println!(
+                "\npooled over the folds\n{}\n{}",
+                total.row("all"),
+                partial.row("partial label")
+            );
+            Ok(())
+        }
+        None => {
+            let examples = load(&corpus_dir(), TRAINING_FILES)?;
+            let bytes = train(&examples).map_err(|e| e.to_string())?;
+            let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/refusal_classifier.bin");
+            std::fs::write(&out, &bytes).map_err(|e| format!("{}: {e}", out.display()))?;
+            println!(
+                "{} examples; wrote {} ({} bytes, sha256 {:x})",
+                examples.len(),
+                out.display(),
+                bytes.len(),
+                Sha256::digest(&bytes)
+            );
+            Ok(())
+        }
+        Some(other) => Err(format!(
+            "unknown argument {other:?}: use --estimate, --folds or nothing"
+        )),
+    }
+}

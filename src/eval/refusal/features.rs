@@ -1,0 +1,300 @@
+//! The classifier's featuriser: which part of a response it reads, and the hashed character
+//! n-grams it turns that text into. Training ([`super::train`]) and inference
+//! ([`super::classifier`]) call the same functions, so the shipped weights mean exactly what
+//! the trainer meant.
+//!
+//! A refusal sits at the start or the end of an answer, so only two windows are read: the
+//! opening sentences and the closing ones, each capped in bytes. That keeps the cost per
+//! response bounded whatever its length. Text inside code, quotations, block quotes and
+//! dialogue lines (the guards' masked regions) is skipped: a quoted refusal is not a refusal.
+
+use super::guards::floor_char;
+use crate::eval::length::is_cjk;
+use std::ops::Range;
+
+/// log2 of the number of hash buckets (64 Ki buckets × 3 classes × 1 byte = 192 KiB).
+pub const BUCKET_BITS: u32 = 16;
+pub const BUCKETS: usize = 1 << BUCKET_BITS;
+
+/// The opening window: at most this many sentences and bytes.
+const HEAD_SENTENCES: usize = 3;
+const HEAD_BYTES: usize = 320;
+/// The closing window: at most this many sentences and bytes.
+const TAIL_SENTENCES: usize = 2;
+const TAIL_BYTES: usize = 220;
+
+/// Markers that never occur in normalised text: where a window starts (opening or closing),
+/// where masked text was skipped, where a window ends.
+const HEAD_MARK: u32 = 0x02;
+const TAIL_MARK: u32 = 0x03;
+const MASK_MARK: u32 = 0x04;
+const END_MARK: u32 = 0x05;
+
+/// The byte ranges the classifier reads: the opening window and, when the response is longer
+/// than it, the closing one (never overlapping the opening).
+pub(crate) fn windows(text: &str) -> (Range<usize>, Option<Range<usize>>) {
+    let start = text.len() - text.trim_start().len();
+    let end = text.trim_end().len().max(start);
+    let head_end = sentences_forward(text, start, end);
+    if head_end >= end {
+        return (start..end, None);
+    }
+    let tail_start = sentences_backward(text, head_end, end);
+    let tail = (tail_start < end).then_some(tail_start..end);
+    (start..head_end, tail)
+}
+
+/// A sentence ends at `。！？`, a newline, or `.!?;` followed by whitespace.
+fn ends_sentence(c: char, next: Option<char>) -> bool {
+    match c {
+        '。' | '！' | '？' | '\n' => true,
+        '.' | '!' | '?' | ';' => next.is_none_or(char::is_whitespace),
+        _ => false,
+    }
+}
+
+/// End of the first [`HEAD_SENTENCES`] sentences after `start`, at most [`HEAD_BYTES`] on.
+fn sentences_forward(text: &str, start: usize, end: usize) -> usize {
+    let limit = floor_char(text, (start + HEAD_BYTES).min(end));
+    let mut count = 0;
+    let mut chars = text[start..limit].char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if ends_sentence(c, chars.peek().map(|&(_, n)| n)) {
+            count += 1;
+            if count == HEAD_SENTENCES {
+                return start + i + c.len_utf8();
+            }
+        }
+    }
+    limit
+}
+
+/// Start of the last [`TAIL_SENTENCES`] sentences before `end`, at most [`TAIL_BYTES`] back
+/// and never before `floor`.
+fn sentences_backward(text: &str, floor: usize, end: usize) -> usize {
+    let lower = floor.max(floor_char(text, end.saturating_sub(TAIL_BYTES)));
+    let lower = if lower > floor {
+        // Cut mid-word: start at the next whitespace.
+        text[lower..end]
+            .find(char::is_whitespace)
+            .map_or(lower, |i| lower + i)
+    } else {
+        lower
+    };
+    let mut boundaries: Vec<usize> = Vec::new();
+    let region = &text[lower..end];
+    let mut chars = region.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let next = chars.peek().map(|&(_, n)| n);
+        if ends_sentence(c, next) && next.is_some() {
+            boundaries.push(lower + i + c.len_utf8());
+        }
+    }
+    let at = match boundaries.len() {
+        n if n >= TAIL_SENTENCES => boundaries[n - TAIL_SENTENCES],
+        _ => lower,
+    };
+    end - text[at..end].trim_start().len()
+}
+
+/// Lower case, one apostrophe, one digit, one space.
+fn normalise(c: char) -> u32 {
+    if c.is_ascii() {
+        return match c {
+            '0'..='9' => '0' as u32,
+            c if c.is_ascii_whitespace() => ' ' as u32,
+            c => c.to_ascii_lowercase() as u32,
+        };
+    }
+    match c {
+        '\u{2019}' | '\u{2018}' | '\u{02BC}' => '\'' as u32,
+        c if c.is_whitespace() => ' ' as u32,
+        c if c.is_numeric() => '0' as u32,
+        c if c.is_uppercase() => c.to_lowercase().next().unwrap_or(c) as u32,
+        c => c as u32,
+    }
+}
+
+#[inline]
+fn mix(h: u32, c: u32) -> u32 {
+    (h.rotate_left(5) ^ c).wrapping_mul(0x9E37_79B9)
+}
+
+#[inline]
+fn bucket(h: u32) -> usize {
+    (h.wrapping_mul(0x85EB_CA6B) >> (32 - BUCKET_BITS)) as usize
+}
+
+/// Emits the n-grams of one window: characters 2 to 4 long, single CJK characters, and words
+/// and word pairs of the scripts that separate words with spaces.
+struct Grams<'a, F: FnMut(usize, usize)> {
+    /// The last four characters, newest last.
+    ring: [u32; 4],
+    len: usize,
+    /// Hash of the word being read (0: none), and of the one before it.
+    word: u32,
+    prev_word: u32,
+    window: usize,
+    emit: &'a mut F,
+}
+
+impl<F: FnMut(usize, usize)> Grams<'_, F> {
+    #[inline]
+    fn push(&mut self, c: u32) {
+        self.ring = [self.ring[1], self.ring[2], self.ring[3], c];
+        self.len = (self.len + 1).min(4);
+        let mut h = mix(0x2545_F491, c);
+        if char::from_u32(c).is_some_and(is_cjk) {
+            (self.emit)(self.window, bucket(h));
+        }
+        for k in 2..=self.len {
+            h = mix(h, self.ring[4 - k]);
+            (self.emit)(self.window, bucket(h ^ k as u32));
+        }
+        let letter = char::from_u32(c).is_some_and(|c| c.is_alphanumeric() || c == '\'');
+        if letter && !char::from_u32(c).is_some_and(is_cjk) {
+            self.word = mix(self.word | 1, c);
+        } else if self.word != 0 {
+            (self.emit)(self.window, bucket(mix(self.word, 0x57)));
+            if self.prev_word != 0 {
+                (self.emit)(self.window, bucket(mix(self.prev_word ^ self.word, 0x5B)));
+            }
+            self.prev_word = self.word.rotate_left(11);
+            self.word = 0;
+        }
+        if !letter && c != ' ' as u32 {
+            // Punctuation ends a phrase: no word pair across it.
+            self.prev_word = 0;
+        }
+    }
+}
+
+/// Calls `emit(window, bucket)` once for every distinct feature of `text` within `windows`
+/// (window 0 is the opening, 1 the closing), skipping `masked` (sorted, non-overlapping byte
+/// ranges). Returns the number of features and of characters read. Features are present or absent, never counted: a
+/// run of one repeated string ("aaaa…") is one feature, not hundreds outvoting the rest.
+pub(crate) fn for_each_feature<F: FnMut(usize, usize)>(
+    text: &str,
+    windows: &[Range<usize>],
+    masked: &[Range<usize>],
+    mut emit: F,
+) -> (usize, usize) {
+    let mut count = 0usize;
+    let mut read = 0usize;
+    let mut seen = [0u64; BUCKETS / 64];
+    let mut counted = |w: usize, b: usize| {
+        let (word, bit) = (b / 64, 1u64 << (b % 64));
+        if seen[word] & bit == 0 {
+            seen[word] |= bit;
+            count += 1;
+            emit(w, b);
+        }
+    };
+    for (w, range) in windows.iter().enumerate() {
+        let mut grams = Grams {
+            ring: [0; 4],
+            len: 0,
+            word: 0,
+            prev_word: 0,
+            window: w,
+            emit: &mut counted,
+        };
+        grams.push(if w == 0 { HEAD_MARK } else { TAIL_MARK });
+        let mut m = masked.partition_point(|r| r.end <= range.start);
+        let mut in_mask = false;
+        let mut prev_space = false;
+        for (off, c) in text[range.clone()].char_indices() {
+            let pos = range.start + off;
+            while m < masked.len() && masked[m].end <= pos {
+                m += 1;
+            }
+            if m < masked.len() && masked[m].start <= pos {
+                if !in_mask {
+                    grams.push(MASK_MARK);
+                    in_mask = true;
+                }
+                continue;
+            }
+            in_mask = false;
+            read += 1;
+            let c = normalise(c);
+            let space = c == ' ' as u32;
+            if !(space && prev_space) {
+                grams.push(c);
+            }
+            prev_space = space;
+        }
+        grams.push(END_MARK);
+    }
+    (count, read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn features(text: &str, masked: &[Range<usize>]) -> Vec<(usize, usize)> {
+        let (head, tail) = windows(text);
+        let ws: Vec<Range<usize>> = std::iter::once(head).chain(tail).collect();
+        let mut out = Vec::new();
+        for_each_feature(text, &ws, masked, |w, b| out.push((w, b)));
+        out
+    }
+
+    #[test]
+    fn features_are_deterministic_and_normalised() {
+        let a = features("I can't  help with THAT.", &[]);
+        assert_eq!(a, features("I can't  help with THAT.", &[]));
+        // Case, runs of whitespace and typographic apostrophes do not change the features.
+        assert_eq!(a, features("i can\u{2019}t help\twith that.", &[]));
+        assert_ne!(a, features("I can help with that.", &[]));
+        assert!(a.iter().all(|&(w, b)| w == 0 && b < BUCKETS));
+    }
+
+    #[test]
+    fn cjk_text_yields_single_characters_and_grams() {
+        // 5 characters + markers: each CJK character adds a unigram beside its 2–4-grams (and
+        // CJK text yields no word features, as symbols do not).
+        let zh = features("我不能帮你", &[]);
+        let latin = features("+-*/=", &[]);
+        assert_eq!(zh.len(), latin.len() + 5);
+        // Repetition adds nothing: each feature counts once.
+        assert_eq!(
+            features("aaaaaaaa", &[]).len(),
+            features("aaaaaaaaaaaaaaaa", &[]).len()
+        );
+        assert_ne!(features("我不能帮你", &[]), features("我可以帮你", &[]));
+    }
+
+    #[test]
+    fn masked_text_is_skipped() {
+        let text = "He wrote \"I can't help with that\" on the wall.";
+        let start = text.find('"').unwrap();
+        let end = text.rfind('"').unwrap() + 1;
+        let masked = features(text, std::slice::from_ref(&(start..end)));
+        let other = "He wrote \"we can have tea and cake\" on the wall.";
+        let o_end = other.rfind('"').unwrap() + 1;
+        // What was inside the quotation does not matter once masked.
+        assert_eq!(
+            masked,
+            features(other, std::slice::from_ref(&(start..o_end)))
+        );
+    }
+
+    #[test]
+    fn windows_are_the_opening_and_the_closing_sentences() {
+        let short = "  Sorry, I can't help with that.  ";
+        assert_eq!(windows(short), (2..32, None));
+        let long = format!(
+            "One. Two. Three. {}Closing one. I won't go further.",
+            "Middle sentence here. ".repeat(40)
+        );
+        let (head, tail) = windows(&long);
+        assert_eq!(&long[head], "One. Two. Three.");
+        assert_eq!(&long[tail.unwrap()], "Closing one. I won't go further.");
+        // A huge response still reads a bounded amount.
+        let huge = "word ".repeat(1_000_000);
+        let (head, tail) = windows(&huge);
+        assert!(head.len() <= HEAD_BYTES && tail.unwrap().len() <= TAIL_BYTES);
+    }
+}
