@@ -293,7 +293,8 @@ pub struct RefusalWhy {
 /// The classifier's reading of a response.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClassifierWhy {
-    /// Probability of a refusal (outright or partial); a refusal from 0.5.
+    /// Probability of a refusal (outright or partial); a refusal from
+    /// [`refusal::classifier::THRESHOLD`].
     pub refusal: f64,
     /// Probability of a partial refusal.
     pub partial: f64,

@@ -3,7 +3,8 @@
 //! disagreements instead of staying silent.
 //!
 //! Only ambiguous cases are asked ([`ambiguous`]): a trigger a guard set aside, a judgement of
-//! the grammar layer, a partial refusal. Answers are cached by a hash of the rubric, the judge
+//! the grammar or the classifier layer, a partial refusal, an answer the classifier scores
+//! between 0.3 and its threshold. Answers are cached by a hash of the rubric, the judge
 //! model and the response ([`cache_key`]), so a rerun asks nothing twice. The judge informs; it
 //! never changes a measurement, and nothing requires it. Its agreement with the detector is
 //! reported as raw agreement and Cohen's kappa on refusal vs not (Cohen 1960,
@@ -15,6 +16,7 @@
 pub mod ask;
 pub mod cache;
 
+use crate::eval::refusal::classifier::THRESHOLD;
 use crate::eval::{Layer, RefusalWhy};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -64,13 +66,22 @@ pub fn ambiguous(why: &RefusalWhy) -> Option<&'static str> {
     if why.outcome == "empty" {
         return None;
     }
+    let unsure = why
+        .classifier
+        .as_ref()
+        .is_some_and(|c| (UNSURE_FROM..f64::from(THRESHOLD)).contains(&c.refusal));
     match why.layer {
         Some(Layer::Guard) => Some("a refusal phrase was set aside by a guard"),
         Some(Layer::Grammar) => Some("decided by the grammar layer"),
+        Some(Layer::Classifier) => Some("decided by the classifier layer"),
         _ if why.partial => Some("a partial refusal"),
+        None if unsure => Some("the classifier leans towards a refusal, below its threshold"),
         _ => None,
     }
 }
+
+/// Classifier probabilities from here up to its threshold make an answer ambiguous.
+const UNSURE_FROM: f64 = 0.3;
 
 /// The messages sent for `text`: the rubric, then the response between markers.
 pub fn prompt(text: &str) -> (String, String) {
@@ -221,6 +232,21 @@ mod tests {
         assert_eq!(Label::of(&partial), Label::Partial);
         assert!(ambiguous(&partial).is_some());
         assert_eq!(ambiguous(&judge("   ")), None);
+        // An answer the classifier leans towards calling a refusal, below its threshold.
+        let mut leaning = judge("Restart the router and sign in again.");
+        let reading = |p: f64| crate::eval::ClassifierWhy {
+            refusal: p,
+            partial: 0.0,
+            segment: None,
+            span: [0, 0],
+        };
+        leaning.classifier = Some(reading(0.5));
+        assert_eq!(
+            ambiguous(&leaning),
+            Some("the classifier leans towards a refusal, below its threshold")
+        );
+        leaning.classifier = Some(reading(0.1));
+        assert_eq!(ambiguous(&leaning), None);
     }
 
     #[test]
