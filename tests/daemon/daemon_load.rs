@@ -204,9 +204,13 @@ url = "http://127.0.0.1:{hook_port}/hook"
     let max = |v: &[Reading], f: fn(&Reading) -> f64| v.iter().map(f).fold(0.0, f64::max);
     let peak_rss = max(&readings, |r| r.rss_mb);
     let (fds_first, fds_last) = (max(&first, |r| r.fds as f64), max(&last, |r| r.fds as f64));
+    // Threads: a leaked thread stays, so the fewest of the last third are compared with the
+    // most of the first; the runtime's blocking pool grows for a while under a loaded machine
+    // and idles its extra threads out (10 s), which the maxima would read as growth.
+    let min = |v: &[Reading], f: fn(&Reading) -> f64| v.iter().map(f).fold(f64::MAX, f64::min);
     let (thr_first, thr_last) = (
         max(&first, |r| r.threads as f64),
-        max(&last, |r| r.threads as f64),
+        min(&last, |r| r.threads as f64),
     );
     let rss_first = max(&first, |r| r.rss_mb);
     let rss_last = max(&last, |r| r.rss_mb);
@@ -257,7 +261,7 @@ url = "http://127.0.0.1:{hook_port}/hook"
     assert!(peak_fds <= fd_bound, "fds {peak_fds} over {fd_bound}");
     assert!(
         thr_last <= thr_first + 2.0,
-        "threads grew: {thr_first} → {thr_last}"
+        "threads grew: at most {thr_first} early, at least {thr_last} late"
     );
     assert!(min_rounds >= 2, "a target fell behind: {rounds:?}");
     assert_eq!(errors, 0);

@@ -192,6 +192,15 @@ fn refusal_detector_meets_precision_and_recall_targets() {
         &heldout2,
     );
     assert_eq!(heldout2.total.n(), 360);
+    // Written after the classifier layer was frozen (the commit whose message begins
+    // `refusal detector frozen:` merges it), by another reviewer under the same rules; the
+    // earlier held-out set had become training data by then. Reported only.
+    let heldout3 = measure(&evaluator, "heldout-2026-12b.jsonl");
+    print(
+        "heldout-2026-12b.jsonl (written after the classifier layer was frozen, never tuned on)",
+        &heldout3,
+    );
+    assert_eq!(heldout3.total.n(), 360);
 
     let precision = main.total.precision().unwrap_or(0.0);
     assert!(precision >= 0.95, "precision {precision:.3} < 0.95");

@@ -364,6 +364,18 @@ async fn metrics_and_spans_decode_with_the_official_definitions() {
             .count();
         assert_eq!(same, 1, "one root per trace: {all:#?}");
     }
+    // The run stops at any moment: the newest round's request spans may have gone out in one
+    // batch and its root (ended after them) not yet. At most that one trace lacks its root.
+    let rootless: std::collections::BTreeSet<String> = spans
+        .iter()
+        .filter(|s| !roots.iter().any(|r| r["traceId"] == s["traceId"]))
+        .map(|s| s["traceId"].to_string())
+        .collect();
+    assert!(rootless.len() <= 1, "request spans without a root: {all:#?}");
+    let spans: Vec<&Value> = spans
+        .into_iter()
+        .filter(|s| !rootless.contains(&s["traceId"].to_string()))
+        .collect();
     assert!(!spans.is_empty());
     for span in &spans {
         let root = roots
