@@ -2,14 +2,18 @@
 //! integration) or a `tracing` `error!` (its tracing layer) becomes an event of the configured
 //! project, with the last `warn!`/`info!` lines as breadcrumbs. Alert events and Crons
 //! check-ins keep their own path ([`super::sentry`]): deliberate grouping, idempotent ids,
-//! the SQLite outbox.
+//! the alert outbox.
 //!
-//! The SDK builds the envelopes; [`QueueTransport`] only queues them (the SDK calls it from
-//! any thread, a panic hook included), and one task posts them through [`SentrySink`]: the
-//! project's HTTP client (no redirects, the sink's `ca_file` and `tls_roots`), its rate limits
-//! per category (a limited event waits the limit out), retries with backoff. The queue is held
-//! in memory and bounded: what is still queued when the process ends is lost, after the SDK's
-//! flush at shutdown.
+//! The SDK builds the envelopes; [`OutboxTransport`] writes each one into the SQLite outbox
+//! (an [`EnvelopeStore`] the daemon provides, rows of the sink [`OUTBOX_SINK`]) before it
+//! returns: the SDK calls it on the panicking thread, so a panic's event is on disk before the
+//! process can die. One task posts the rows through [`SentrySink`]: the project's HTTP client
+//! (no redirects, the sink's `ca_file` and `tls_roots`), its rate limits per category (a
+//! limited event waits the limit out, without using up an attempt), retries with backoff; a
+//! row is marked delivered once Sentry has accepted it, and rows still pending at the next
+//! start are sent then. When the store cannot be written (full disk, locked for longer than
+//! [`SAVE_WAIT`], read-only), the envelope is kept in memory only, as a bounded queue: it is
+//! lost if the process ends before Sentry has it.
 
 use super::SinkError;
 use super::outbox::RetryPolicy;
@@ -24,8 +28,47 @@ use tokio::sync::mpsc;
 /// through it, most never bind one).
 static BOUND: AtomicBool = AtomicBool::new(false);
 
-/// Envelopes queued at most; more are dropped (a panic loop must not eat the memory).
+/// Envelopes queued at most; more are dropped (a panic loop must not eat the memory). A
+/// dropped envelope that is in the store is sent at the next start.
 const QUEUE: usize = 100;
+/// The outbox's sink name for the SDK's envelopes.
+pub const OUTBOX_SINK: &str = "sentry-sdk";
+/// Longest wait for the store's lock when saving an envelope (another thread may be writing
+/// one; the thread holding it may be the one that panics).
+pub const SAVE_WAIT: Duration = Duration::from_secs(2);
+
+/// Where the SDK's envelopes are kept until Sentry has them (the daemon's store, through a
+/// connection of their own). Called synchronously, from any thread, a panic hook included;
+/// never logs at `error` (that would make another envelope).
+pub trait EnvelopeStore: Send + Sync {
+    /// Keeps one envelope under `key`; its row id, `None` when the key is already kept, or why
+    /// it could not be kept.
+    fn save(&self, key: &str, body: &[u8]) -> Result<Option<i64>, String>;
+    /// The envelopes kept and not finished by an earlier run, oldest first: (id, body, attempts).
+    fn pending(&self) -> Result<Vec<(i64, Vec<u8>, u32)>, String>;
+    /// Records an attempt on a kept envelope: `done` (delivered, refused or given up) or not,
+    /// attempts made, the last error.
+    fn record(&self, id: i64, outcome: Finish, attempts: u32, error: Option<&str>);
+}
+
+/// How an attempt on a kept envelope ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    Delivered,
+    /// Still pending: retried later (at the next start too).
+    Retry,
+    /// Refused by Sentry (a 4xx other than 408 and 429).
+    Rejected,
+    /// Given up after the last attempt.
+    Expired,
+}
+
+/// One envelope for the delivery task: its row in the store, if it has one.
+struct Item {
+    row: Option<i64>,
+    body: Vec<u8>,
+    attempts: u32,
+}
 /// Attempts per envelope before it is given up.
 const ATTEMPTS: u32 = 8;
 
@@ -56,20 +99,45 @@ impl Pending {
     }
 }
 
-/// The SDK's transport: queues each envelope's bytes for [`deliver`].
-pub struct QueueTransport {
-    tx: mpsc::Sender<Vec<u8>>,
+/// The SDK's transport: keeps each envelope in the store, then queues it for [`deliver`].
+pub struct OutboxTransport {
+    tx: mpsc::Sender<Item>,
     pending: Arc<Pending>,
+    store: Option<Arc<dyn EnvelopeStore>>,
 }
 
-impl sentry::Transport for QueueTransport {
+impl sentry::Transport for OutboxTransport {
     fn send_envelope(&self, envelope: sentry::Envelope) {
         let mut body = Vec::new();
         if envelope.to_writer(&mut body).is_err() {
             return;
         }
+        let key = match envelope.uuid() {
+            Some(id) => id.simple().to_string(),
+            None => {
+                use sha2::Digest;
+                crate::util::hex(&sha2::Sha256::digest(&body)[..16])
+            }
+        };
+        let row = match self.store.as_ref().map(|s| s.save(&key, &body)) {
+            Some(Ok(Some(id))) => Some(id),
+            // Already kept: an earlier copy is (or was) delivered.
+            Some(Ok(None)) => return,
+            Some(Err(e)) => {
+                eprintln!(
+                    "modelwatch: an event for Sentry could not be written to the store ({e}); it is kept in memory only"
+                );
+                None
+            }
+            None => None,
+        };
         self.pending.add(1);
-        if self.tx.try_send(body).is_err() {
+        let item = Item {
+            row,
+            body,
+            attempts: 0,
+        };
+        if self.tx.try_send(item).is_err() {
             self.pending.add(-1);
         }
     }
@@ -80,7 +148,7 @@ impl sentry::Transport for QueueTransport {
 }
 
 /// Hands the SDK the one transport built by [`init`].
-struct Factory(Arc<QueueTransport>);
+struct Factory(Arc<OutboxTransport>);
 
 impl sentry::TransportFactory for Factory {
     fn create_transport(&self, _: &sentry::ClientOptions) -> Arc<dyn sentry::Transport> {
@@ -101,9 +169,14 @@ impl Drop for Sdk {
 }
 
 /// Turns the SDK on for `config`: binds the client to the process and starts the delivery
-/// task on the current runtime. Call it on the thread that started the runtime, before other
-/// threads report through `tracing`, so every thread sees the client.
-pub fn init(config: &Sentry, timeout: Duration) -> Result<Sdk, SinkError> {
+/// task on the current runtime, which first sends what `store` kept from earlier runs. Call it
+/// on the thread that started the runtime, before other threads report through `tracing`, so
+/// every thread sees the client. Without a `store` the envelopes are held in memory only.
+pub fn init(
+    config: &Sentry,
+    timeout: Duration,
+    store: Option<Arc<dyn EnvelopeStore>>,
+) -> Result<Sdk, SinkError> {
     let err = |reason: String| SinkError::permanent("sentry", "", reason);
     let dsn: sentry::types::Dsn = config
         .dsn
@@ -115,13 +188,33 @@ pub fn init(config: &Sentry, timeout: Duration) -> Result<Sdk, SinkError> {
         Default::default(),
         timeout,
     )?);
+    let earlier = match store.as_ref().map(|s| s.pending()) {
+        Some(Ok(rows)) => rows,
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "cannot read the daemon's own Sentry events kept by an earlier run");
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    if !earlier.is_empty() {
+        tracing::info!(
+            events = earlier.len(),
+            "sending the daemon's own Sentry events kept by an earlier run"
+        );
+    }
     let (tx, rx) = mpsc::channel(QUEUE);
     let pending = Arc::new(Pending::default());
-    let transport = Arc::new(QueueTransport {
+    let transport = Arc::new(OutboxTransport {
         tx,
         pending: pending.clone(),
+        store: store.clone(),
     });
-    tokio::spawn(deliver(sink, rx, pending));
+    let earlier = earlier.into_iter().map(|(id, body, attempts)| Item {
+        row: Some(id),
+        body,
+        attempts,
+    });
+    tokio::spawn(deliver(sink, earlier.collect(), rx, pending, store));
     let mut options = sentry::ClientOptions::default();
     options.dsn = Some(dsn);
     options.release = Some(config.release.clone().into());
@@ -160,36 +253,67 @@ where
     }
 }
 
-/// Posts the queued envelopes one by one, waiting out rate limits and retrying failures with
-/// backoff; never logs at `error` (that would queue another event about itself).
-async fn deliver(sink: Arc<SentrySink>, mut rx: mpsc::Receiver<Vec<u8>>, pending: Arc<Pending>) {
-    let policy = RetryPolicy::default();
-    let mut rng = crate::rng::Rng::from_parts(&[crate::rng::hash_str("sentry-sdk")]);
-    while let Some(body) = rx.recv().await {
-        let mut attempts = 0;
-        loop {
-            match sink.post_envelope(body.clone()).await {
-                Ok(()) => break,
-                Err(e) if e.permanent => {
-                    tracing::warn!(error = %e, "Sentry refused an event of the daemon's own");
-                    break;
-                }
-                Err(e) => {
-                    if !e.deferred {
-                        attempts += 1;
-                    }
-                    if attempts >= ATTEMPTS {
-                        tracing::warn!(error = %e, "an event of the daemon's own was given up");
-                        break;
-                    }
-                    let wait = policy
-                        .backoff(attempts.max(1), &mut rng)
-                        .max(e.retry_after.unwrap_or_default().min(policy.max));
-                    tokio::time::sleep(wait).await;
-                }
-            }
-        }
+/// Posts the envelopes kept by earlier runs, then the queued ones, one by one, waiting out
+/// rate limits and retrying failures with backoff, and records each attempt in the store;
+/// never logs at `error` (that would queue another event about itself).
+async fn deliver(
+    sink: Arc<SentrySink>,
+    earlier: Vec<Item>,
+    mut rx: mpsc::Receiver<Item>,
+    pending: Arc<Pending>,
+    store: Option<Arc<dyn EnvelopeStore>>,
+) {
+    let mut rng =
+        crate::rng::Rng::from_parts(&[crate::rng::hash_str("sentry-sdk"), crate::rng::os_seed()]);
+    for item in earlier {
+        send(&sink, item, store.as_deref(), &mut rng).await;
+    }
+    while let Some(item) = rx.recv().await {
+        send(&sink, item, store.as_deref(), &mut rng).await;
         pending.add(-1);
+    }
+}
+
+/// Delivers one envelope (or gives it up), recording every attempt on its row.
+async fn send(
+    sink: &SentrySink,
+    mut item: Item,
+    store: Option<&dyn EnvelopeStore>,
+    rng: &mut crate::rng::Rng,
+) {
+    let policy = RetryPolicy::default();
+    let row = item.row;
+    loop {
+        let result = sink.post_envelope(item.body.clone()).await;
+        if !matches!(&result, Err(e) if e.deferred) {
+            item.attempts += 1;
+        }
+        let finish = match &result {
+            Ok(()) => Finish::Delivered,
+            Err(e) if e.permanent => {
+                tracing::warn!(error = %e, "Sentry refused an event of the daemon's own");
+                Finish::Rejected
+            }
+            Err(e) if !e.deferred && item.attempts >= ATTEMPTS => {
+                tracing::warn!(error = %e, "an event of the daemon's own was given up");
+                Finish::Expired
+            }
+            Err(_) => Finish::Retry,
+        };
+        if let (Some(store), Some(id)) = (store, row) {
+            let error = result.as_ref().err().map(ToString::to_string);
+            store.record(id, finish, item.attempts, error.as_deref());
+        }
+        let Err(e) = result else {
+            return;
+        };
+        if finish != Finish::Retry {
+            return;
+        }
+        let wait = policy
+            .backoff(item.attempts.max(1), rng)
+            .max(e.retry_after.unwrap_or_default().min(policy.max));
+        tokio::time::sleep(wait).await;
     }
 }
 

@@ -42,8 +42,9 @@ fn open_store(path: &std::path::Path, notifier: &Notifier) -> anyhow::Result<Sto
 }
 
 /// The daemon's own panics and `error!`s go to the configured Sentry project, for the
-/// process's life (a reload does not change it); then the configuration's warnings are logged
-/// (so they are breadcrumbs of a later event).
+/// process's life (a reload does not change it), kept in the store's outbox until Sentry has
+/// them (in memory only when a second connection to the store cannot be opened); then the
+/// configuration's warnings are logged (so they are breadcrumbs of a later event).
 ///
 /// Test hook: with `MODELWATCH_TEST_PANIC` set, a task of the daemon panics a second after the
 /// start (the daemon keeps running), so a test can see a panic reach Sentry as a real one would.
@@ -51,7 +52,18 @@ fn start_reporting(
     loaded: &config::Loaded,
 ) -> anyhow::Result<Option<modelwatch::alert::sentry_sdk::Sdk>> {
     let sdk = match &loaded.config.alerts.sentry {
-        Some(s) => modelwatch::alert::sentry_sdk::init(s, daemon::outputs::SINK_TIMEOUT)?,
+        Some(s) => {
+            let path = &loaded.config.storage.path;
+            let outbox: Option<Arc<dyn modelwatch::alert::sentry_sdk::EnvelopeStore>> =
+                match daemon::SdkOutbox::open(path) {
+                    Ok(o) => Some(Arc::new(o)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the daemon's own Sentry events are kept in memory only: cannot open the store for them");
+                        None
+                    }
+                };
+            modelwatch::alert::sentry_sdk::init(s, daemon::outputs::SINK_TIMEOUT, outbox)?
+        }
         None => {
             loaded.warnings.iter().for_each(|w| tracing::warn!("{w}"));
             return Ok(None);
@@ -80,9 +92,9 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
-    let _sentry = start_reporting(&loaded)?;
     let notifier = Notifier::from_env();
     let store = open_store(&loaded.config.storage.path, &notifier)?;
+    let _sentry = start_reporting(&loaded)?;
     let listener = tokio::net::TcpListener::bind(loaded.config.server.listen)
         .await
         .with_context(|| {

@@ -1,6 +1,75 @@
 //! Notifications into the durable outbox and out through the sink workers; their reports.
+//! The Sentry SDK's envelopes (the daemon's own panics and errors) into the same outbox.
 
 use super::*;
+use crate::alert::sentry_sdk::{EnvelopeStore, Finish, SAVE_WAIT};
+use std::sync::Mutex;
+
+/// The outbox for the Sentry SDK's envelopes: a connection of its own to the daemon's store,
+/// so that a panicking thread can write its event without the scheduler (which may be the
+/// thread that panics). SQLite serialises it with the scheduler's writes (its busy timeout).
+pub struct SdkOutbox {
+    store: Mutex<Store>,
+}
+
+impl SdkOutbox {
+    /// Opens a second connection to the (already opened and migrated) store at `path`.
+    pub fn open(path: &std::path::Path) -> crate::store::Result<SdkOutbox> {
+        Ok(SdkOutbox {
+            store: Mutex::new(Store::open(path)?),
+        })
+    }
+
+    /// The store, waiting at most [`SAVE_WAIT`] for another thread's write: `try_lock`, so a
+    /// thread that panics while holding it gets an error instead of waiting for itself.
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Store>, String> {
+        let deadline = std::time::Instant::now() + SAVE_WAIT;
+        loop {
+            match self.store.try_lock() {
+                Ok(s) => return Ok(s),
+                Err(std::sync::TryLockError::Poisoned(_)) => {
+                    return Err("the store's connection was poisoned by a panic".into());
+                }
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(format!("the store was busy for {SAVE_WAIT:?}"));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            }
+        }
+    }
+}
+
+impl EnvelopeStore for SdkOutbox {
+    fn save(&self, key: &str, body: &[u8]) -> Result<Option<i64>, String> {
+        self.lock()?
+            .enqueue_envelope(key, body, crate::time::now_ms())
+            .map_err(|e| e.to_string())
+    }
+
+    fn pending(&self) -> Result<Vec<(i64, Vec<u8>, u32)>, String> {
+        self.lock()?.pending_envelopes().map_err(|e| e.to_string())
+    }
+
+    fn record(&self, id: i64, finish: Finish, attempts: u32, error: Option<&str>) {
+        use crate::store::OutboxStatus;
+        let status = match finish {
+            Finish::Delivered => OutboxStatus::Delivered,
+            Finish::Retry => OutboxStatus::Pending,
+            Finish::Rejected => OutboxStatus::Rejected,
+            Finish::Expired => OutboxStatus::Expired,
+        };
+        let result = self.lock().and_then(|mut s| {
+            s.update_outbox(id, status, attempts, error, crate::time::now_ms())
+                .map_err(|e| e.to_string())
+        });
+        if let Err(e) = result {
+            // Not `error!`: that would make another event for Sentry.
+            tracing::warn!(error = %e, "cannot record the delivery of a Sentry event of the daemon's own");
+        }
+    }
+}
 
 impl Scheduler {
     /// Writes a round's notifications (events and outbox rows) inside the open transaction and

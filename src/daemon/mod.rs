@@ -129,6 +129,7 @@ pub fn http_clients() -> ClientFactory {
 }
 
 pub use crate::telemetry::observer::{Assessment, ObserverCounter, RoundObserver};
+pub use delivery::SdkOutbox;
 
 /// How the daemon runs, beyond its configuration.
 pub struct Options {

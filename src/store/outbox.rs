@@ -119,6 +119,35 @@ impl Store {
         Ok(())
     }
 
+    /// Records one envelope of the daemon's own (the Sentry SDK's) under
+    /// [`crate::alert::sentry_sdk::OUTBOX_SINK`]; `None` when the same key is already recorded.
+    pub fn enqueue_envelope(&mut self, key: &str, body: &[u8], now_ms: i64) -> Result<Option<i64>> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO outbox (sink, idempotency_key, notification, created_at_ms, status)
+                 VALUES (?1, ?2, ?3, ?4, 'pending')",
+            )?
+            .execute(params![crate::alert::sentry_sdk::OUTBOX_SINK, key, body, now_ms])?;
+        Ok((n > 0).then(|| self.conn.last_insert_rowid()))
+    }
+
+    /// The pending envelopes of the daemon's own, oldest first: (id, body, attempts).
+    pub fn pending_envelopes(&self) -> Result<Vec<(i64, Vec<u8>, u32)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, CAST(notification AS BLOB), attempts FROM outbox
+             WHERE status = 'pending' AND sink = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([crate::alert::sentry_sdk::OUTBOX_SINK], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, i64>(2)?.clamp(0, u32::MAX as i64) as u32,
+            ))
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
     /// Marks the pending rows of every sink not in `sinks` as `orphaned` (the sink was removed
     /// from the configuration), so they are neither retried nor counted as pending; returns
     /// how many rows per sink.
@@ -132,7 +161,8 @@ impl Store {
         drop(stmt);
         let mut out = Vec::new();
         for (sink, n) in rows {
-            if sinks.contains(&sink.as_str()) {
+            // The SDK's envelopes have no alert sink: they are delivered by its own task.
+            if sinks.contains(&sink.as_str()) || sink == crate::alert::sentry_sdk::OUTBOX_SINK {
                 continue;
             }
             self.conn
@@ -219,6 +249,25 @@ mod tests {
         );
         assert_eq!(s.prune_outbox(100).unwrap(), 1);
         assert_eq!(s.pending_outbox("webhook").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn envelopes_are_kept_apart_from_notifications_and_never_orphaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path().join("m.db")).unwrap();
+        let body = b"{\"event_id\":\"e1\"}\n{\"type\":\"event\"}\n{}\n".to_vec();
+        let id = s.enqueue_envelope("e1", &body, 10).unwrap().unwrap();
+        assert_eq!(s.enqueue_envelope("e1", &body, 11).unwrap(), None);
+        s.enqueue_outbox("sentry", "k1", &n(1), 10).unwrap();
+        assert_eq!(s.pending_envelopes().unwrap(), vec![(id, body, 0)]);
+        assert_eq!(s.pending_outbox("sentry").unwrap().len(), 1);
+        assert!(s.orphan_outbox(&["sentry"], 20).unwrap().is_empty());
+        s.update_outbox(id, OutboxStatus::Pending, 2, Some("503"), 30)
+            .unwrap();
+        assert_eq!(s.pending_envelopes().unwrap()[0].2, 2);
+        s.update_outbox(id, OutboxStatus::Delivered, 3, None, 40)
+            .unwrap();
+        assert!(s.pending_envelopes().unwrap().is_empty());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! with sentry-sdk's own parser: a panic inside the real daemon binary (the
 //! `MODELWATCH_TEST_PANIC` test hook) arrives as a panic event with the log lines before it as
 //! breadcrumbs, and an `error!` (a reload rejected for an invalid configuration) as an error
-//! event; the daemon keeps running through both.
+//! event; the daemon keeps running through both. A panic while Sentry is unreachable is kept
+//! in the store's outbox and arrives once after a restart.
 
 use crate::sinks_common::{lines, start_receiver, venv_python};
 use std::path::Path;
@@ -54,6 +55,11 @@ impl Drop for Daemon {
 /// Starts `modelwatch daemon` in `dir` with `[alerts.sentry]` at the receiver on `port`, one
 /// target at a dead port, and the panic test hook set.
 fn start_daemon(dir: &Path, port: u16) -> Daemon {
+    start_daemon_with(dir, port, true)
+}
+
+/// [`start_daemon`], with the panic test hook set or not.
+fn start_daemon_with(dir: &Path, port: u16, panic: bool) -> Daemon {
     let probes = dir.join("probes");
     std::fs::create_dir_all(&probes).unwrap();
     std::fs::write(
@@ -72,10 +78,15 @@ fn start_daemon(dir: &Path, port: u16) -> Daemon {
     );
     std::fs::write(&cfg, &config).unwrap();
     let log = dir.join("daemon.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_modelwatch"));
+    if panic {
+        command.env("MODELWATCH_TEST_PANIC", "1");
+    } else {
+        command.env_remove("MODELWATCH_TEST_PANIC");
+    }
+    let child = command
         .args(["daemon", "--config"])
         .arg(&cfg)
-        .env("MODELWATCH_TEST_PANIC", "1")
         .env("RUST_LOG", "modelwatch=info")
         .env("NO_COLOR", "1")
         .env_remove("NOTIFY_SOCKET")
@@ -195,4 +206,52 @@ fn the_sdks_events_wait_out_a_rate_limit_and_arrive_once() {
         .filter(|i| i["type"] == "event" && i["payload"].to_string().contains("deliberate panic"))
         .count();
     assert_eq!(panics, 1, "delivered once");
+}
+
+/// Sentry is unreachable when the daemon panics: the event is written to the store's outbox on
+/// the panicking thread, survives the process being killed, and is sent once by the next run,
+/// which finds Sentry back.
+#[test]
+fn a_panic_while_sentry_is_down_arrives_once_after_a_restart() {
+    let py = venv_python();
+    let dir = tempfile::tempdir().unwrap();
+    let mut down = start_daemon_with(dir.path(), free_port(), true);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = std::fs::read_to_string(&down.log).unwrap_or_default();
+        // The default panic message is printed after the SDK has captured (and stored) the event.
+        if log.contains("deliberate panic (MODELWATCH_TEST_PANIC=1)") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no panic: {log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Killed, not stopped: nothing is flushed at shutdown.
+    down.child.kill().unwrap();
+    down.child.wait().unwrap();
+    let log = std::fs::read_to_string(&down.log).unwrap_or_default();
+    assert!(!log.contains("kept in memory only"), "{log}");
+    drop(down);
+
+    let out = dir.path().join("envelopes.jsonl");
+    let receiver = start_receiver(&py, "sentry_receiver.py", &[out.to_str().unwrap()]);
+    let up = start_daemon_with(dir.path(), receiver.port, false);
+    let panic = event_with(&out, "deliberate panic (MODELWATCH_TEST_PANIC=1)");
+    assert_eq!(panic["payload"]["level"], "fatal", "{panic:#}");
+    assert_eq!(panic["payload"]["release"], "modelwatch@sdk-test");
+    // Marked delivered: neither resent by this run nor by the next.
+    std::thread::sleep(Duration::from_secs(3));
+    drop(up);
+    let again = start_daemon_with(dir.path(), receiver.port, false);
+    std::thread::sleep(Duration::from_secs(4));
+    let log = std::fs::read_to_string(&again.log).unwrap_or_default();
+    assert!(
+        !log.contains("kept by an earlier run"),
+        "nothing left pending: {log}"
+    );
+    let panics: Vec<_> = lines(&out)
+        .into_iter()
+        .filter(|i| i["type"] == "event" && i["payload"].to_string().contains("deliberate panic"))
+        .collect();
+    assert_eq!(panics.len(), 1, "delivered exactly once: {panics:#?}");
 }
