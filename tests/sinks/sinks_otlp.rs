@@ -371,7 +371,10 @@ async fn metrics_and_spans_decode_with_the_official_definitions() {
         .filter(|s| !roots.iter().any(|r| r["traceId"] == s["traceId"]))
         .map(|s| s["traceId"].to_string())
         .collect();
-    assert!(rootless.len() <= 1, "request spans without a root: {all:#?}");
+    assert!(
+        rootless.len() <= 1,
+        "request spans without a root: {all:#?}"
+    );
     let spans: Vec<&Value> = spans
         .into_iter()
         .filter(|s| !rootless.contains(&s["traceId"].to_string()))
