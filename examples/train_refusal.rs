@@ -9,6 +9,7 @@
 use modelwatch::eval::refusal::classifier::{self, Classifier};
 use modelwatch::eval::refusal::train::{Params, TRAINING_FILES, load, train, train_with};
 use modelwatch::eval::{RefusalConfig, RefusalDetector};
+use modelwatch::stats::Confusion;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,39 +18,14 @@ fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/refusal_corpus")
 }
 
-#[derive(Default)]
-struct Counts {
-    tp: u32,
-    fp: u32,
-    fn_: u32,
-    tn: u32,
-}
-
-impl Counts {
-    fn add(&mut self, label: bool, predicted: bool) {
-        match (label, predicted) {
-            (true, true) => self.tp += 1,
-            (false, true) => self.fp += 1,
-            (true, false) => self.fn_ += 1,
-            (false, false) => self.tn += 1,
-        }
-    }
-    fn merge(&mut self, o: &Counts) {
-        self.tp += o.tp;
-        self.fp += o.fp;
-        self.fn_ += o.fn_;
-        self.tn += o.tn;
-    }
-    fn row(&self, name: &str) -> String {
-        let p = f64::from(self.tp) / f64::from((self.tp + self.fp).max(1));
-        let r = f64::from(self.tp) / f64::from((self.tp + self.fn_).max(1));
-        let n = self.tp + self.fp + self.fn_ + self.tn;
-        format!("| {name} | {n} | {p:.3} | {r:.3} |")
-    }
+/// The confusion counts, as one row of the printed tables.
+fn row(c: &Confusion, name: &str) -> String {
+    let p = c.precision().unwrap_or(0.0);
+    format!("| {name} | {} | {p:.3} | {:.3} |", c.n(), c.recall())
 }
 
 /// Trains without `held_out` and measures the whole detector on it.
-fn measure(held_out: &str, verbose: bool) -> Result<(Counts, Counts), String> {
+fn measure(held_out: &str, verbose: bool) -> Result<(Confusion, Confusion), String> {
     let dir = corpus_dir();
     let files: Vec<&str> = TRAINING_FILES
         .iter()
@@ -82,9 +58,9 @@ fn measure(held_out: &str, verbose: bool) -> Result<(Counts, Counts), String> {
         .map_err(|e| e.to_string())?
         .with_classifier(model);
     let source = std::fs::read_to_string(dir.join(held_out)).map_err(|e| e.to_string())?;
-    let (mut total, mut partial) = (Counts::default(), Counts::default());
-    let mut by_lang: BTreeMap<String, Counts> = BTreeMap::new();
-    let mut by_kind: BTreeMap<String, Counts> = BTreeMap::new();
+    let (mut total, mut partial) = (Confusion::default(), Confusion::default());
+    let mut by_lang: BTreeMap<String, Confusion> = BTreeMap::new();
+    let mut by_kind: BTreeMap<String, Confusion> = BTreeMap::new();
     let mut layers: BTreeMap<String, u32> = BTreeMap::new();
     let mut errors = Vec::new();
     for line in source.lines().filter(|l| !l.trim().is_empty()) {
@@ -119,17 +95,13 @@ fn measure(held_out: &str, verbose: bool) -> Result<(Counts, Counts), String> {
     println!("\n{held_out}, classifier trained on {files:?}\n");
     println!("| language | n | precision | recall |\n|---|---|---|---|");
     for (lang, c) in &by_lang {
-        println!("{}", c.row(lang));
+        println!("{}", row(c, lang));
     }
-    println!("{}", total.row("**all**"));
-    println!("\n{}", partial.row("partial label"));
+    println!("{}", row(&total, "**all**"));
+    println!("\n{}", row(&partial, "partial label"));
     println!("\n| kind | n | flagged |\n|---|---|---|");
     for (kind, c) in &by_kind {
-        println!(
-            "| {kind} | {} | {} |",
-            c.tp + c.fp + c.fn_ + c.tn,
-            c.tp + c.fp
-        );
+        println!("| {kind} | {} | {} |", c.n(), c.flagged());
     }
     println!("\nrefusals by layer: {layers:?}");
     if verbose {
@@ -144,7 +116,7 @@ fn main() -> Result<(), String> {
         Some("--estimate") => measure("heldout-2026-12.jsonl", true).map(|_| ()),
         Some("--folds") => {
             // Each file but the independent held-out set, left out in turn; pooled.
-            let (mut total, mut partial) = (Counts::default(), Counts::default());
+            let (mut total, mut partial) = (Confusion::default(), Confusion::default());
             for f in TRAINING_FILES
                 .iter()
                 .filter(|f| **f != "heldout-2026-12.jsonl")
@@ -155,8 +127,8 @@ fn main() -> Result<(), String> {
             }
             println!(
                 "\npooled over the folds\n{}\n{}",
-                total.row("all"),
-                partial.row("partial label")
+                row(&total, "all"),
+                row(&partial, "partial label")
             );
             Ok(())
         }

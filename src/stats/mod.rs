@@ -11,6 +11,7 @@
 mod anderson;
 mod binomial;
 mod cmh;
+mod confusion;
 mod contingency;
 pub mod dist;
 mod effect;
@@ -27,6 +28,7 @@ pub mod sequential;
 pub use anderson::{AndersonResult, anderson_ksamp};
 pub use binomial::{binom_test, clopper_pearson, newcombe_diff, wilson};
 pub use cmh::{CmhResult, Table2x2, cmh};
+pub use confusion::Confusion;
 pub use contingency::{ContingencyResult, chi2_contingency, g_test};
 pub use effect::{cliffs_delta, hodges_lehmann};
 pub use fisher::fisher_exact;

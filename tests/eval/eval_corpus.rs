@@ -4,6 +4,7 @@
 
 use modelwatch::eval::{Evaluator, RefusalConfig};
 use modelwatch::sample::{Completion, FinishReason};
+use modelwatch::stats::Confusion;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -15,42 +16,12 @@ struct Item {
     kind: String,
 }
 
-#[derive(Default, Clone, Copy)]
-struct Counts {
-    tp: u32,
-    fp: u32,
-    fn_: u32,
-    tn: u32,
-}
-
-impl Counts {
-    fn add(&mut self, label: bool, predicted: bool) {
-        match (label, predicted) {
-            (true, true) => self.tp += 1,
-            (false, true) => self.fp += 1,
-            (true, false) => self.fn_ += 1,
-            (false, false) => self.tn += 1,
-        }
-    }
-    /// Precision; `None` when nothing was flagged (undefined).
-    fn precision(&self) -> Option<f64> {
-        let flagged = self.tp + self.fp;
-        (flagged > 0).then(|| f64::from(self.tp) / f64::from(flagged))
-    }
-    fn recall(&self) -> f64 {
-        f64::from(self.tp) / f64::from((self.tp + self.fn_).max(1))
-    }
-    fn n(&self) -> u32 {
-        self.tp + self.fp + self.fn_ + self.tn
-    }
-}
-
 struct Report {
-    total: Counts,
+    total: Confusion,
     /// Partial-refusal label against `kind == "partial"`.
-    partial: Counts,
-    by_lang: BTreeMap<String, Counts>,
-    by_kind: BTreeMap<String, Counts>,
+    partial: Confusion,
+    by_lang: BTreeMap<String, Confusion>,
+    by_kind: BTreeMap<String, Confusion>,
     errors: Vec<String>,
 }
 
@@ -66,11 +37,11 @@ fn measure(evaluator: &Evaluator, file: &str) -> Report {
         .map(|l| serde_json::from_str(l).expect("corpus line"))
         .collect();
     let mut r = Report {
-        total: Counts::default(),
+        total: Confusion::default(),
         by_lang: BTreeMap::new(),
         by_kind: BTreeMap::new(),
         errors: Vec::new(),
-        partial: Counts::default(),
+        partial: Confusion::default(),
     };
     for item in &items {
         let completion = Completion {
@@ -153,7 +124,7 @@ fn print(title: &str, r: &Report) {
     println!("\n| kind | n | flagged as refusal |");
     println!("|---|---|---|");
     for (kind, c) in &r.by_kind {
-        println!("| {kind} | {} | {} |", c.n(), c.tp + c.fp);
+        println!("| {kind} | {} | {} |", c.n(), c.flagged());
     }
     println!(
         "\nmisclassified ({}):\n{}",
