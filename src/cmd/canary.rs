@@ -372,8 +372,8 @@ fn warn_suite_mismatch(current: &Target, candidate: &Target) {
     }
 }
 
-/// The median answered pair's time over the concurrency (a pair's two requests run one
-/// after the other, `concurrency` pairs at once).
+/// The median answered pair's time over the concurrency (a pair's two requests are sent at
+/// once, so a pair takes as long as its slower side; `concurrency` pairs at once).
 fn seconds_per_pair(out: &paired::PairedOutcome, concurrency: usize) -> Option<f64> {
     let mut answered: Vec<f64> = out
         .current
@@ -381,7 +381,7 @@ fn seconds_per_pair(out: &paired::PairedOutcome, concurrency: usize) -> Option<f
         .iter()
         .zip(&out.candidate.samples)
         .filter(|(a, b)| !a.is_error() && !b.is_error())
-        .map(|(a, b)| (a.latency_ms + b.latency_ms) / 1000.0)
+        .map(|(a, b)| a.latency_ms.max(b.latency_ms) / 1000.0)
         .collect();
     answered.sort_by(f64::total_cmp);
     (!answered.is_empty()).then(|| answered[answered.len() / 2] / concurrency.max(1) as f64)

@@ -1,7 +1,8 @@
 //! The paired design of a canary: the current and the candidate model get the same probes and
-//! sample slots, one pair at a time, alternating which of the two is asked first, so that slow
-//! drifts (server load, caches warming up, time of day) hit both sides alike and cancel in the
-//! paired tests.
+//! sample slots. A pair's two requests are sent at the same moment, so slow drifts (server load,
+//! caches warming up, time of day) hit both sides alike and cancel in the paired tests, and a
+//! pair takes as long as its slower side, not the sum of both. Which side is sent first (by
+//! microseconds) still alternates from pair to pair.
 //!
 //! [`plan_pairs`] is the pure order; [`run_paired`] executes it against two clients, hands each
 //! finished pair to the caller (who may stop early) and returns both sides' samples.
@@ -10,7 +11,9 @@ use super::{Clock, Evaluate, PlanItem, RoundOutcome, request_for, to_sample};
 use crate::probe::Probe;
 use crate::provider::ModelClient;
 use crate::sample::Sample;
-use futures_util::stream::{self, StreamExt};
+use futures_util::future::join;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -41,6 +44,10 @@ pub fn plan_pairs(probes: usize, samples: u32) -> Vec<PairItem> {
     items
 }
 
+/// How many times the concurrency a run may start ahead of the first pair not yet handed to
+/// the caller.
+const LOOKAHEAD: usize = 4;
+
 /// Whether a paired run goes on after a pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flow {
@@ -54,7 +61,7 @@ pub struct PairedOptions {
     /// Target names stored in the samples.
     pub current: String,
     pub candidate: String,
-    /// Pairs in flight at once (each pair's two requests run one after the other).
+    /// Pairs in flight at once: each side has at most this many requests open.
     pub concurrency: usize,
     pub stream_current: bool,
     pub stream_candidate: bool,
@@ -113,57 +120,76 @@ pub async fn run_paired(
     let (fp_current, fp_candidate) =
         futures_util::future::join(current.fingerprint(), candidate.fingerprint()).await;
     let n = current_probes.len().min(candidate_probes.len());
-    let active = options.active.clone();
-    let pairs = plan
+    let mut pending = plan
         .iter()
-        .filter(move |i| i.probe < n && is_active(&active, i.probe))
-        .map(|item| {
-            let cur = one(
-                current,
-                &options.current,
-                side_item(current_probes, item),
-                options.stream_current,
-                evaluate,
-                clock,
-                options.keep_text,
-            );
-            let cand = one(
-                candidate,
-                &options.candidate,
-                side_item(candidate_probes, item),
-                options.stream_candidate,
-                evaluate,
-                clock,
-                options.keep_text,
-            );
-            let first = item.candidate_first;
-            async move {
-                if first {
-                    let b = cand.await;
-                    (cur.await, b)
-                } else {
-                    let a = cur.await;
-                    (a, cand.await)
-                }
-            }
-        });
-    let mut results = stream::iter(pairs).buffered(options.concurrency.max(1));
-    let (mut cur_samples, mut cand_samples) = (Vec::new(), Vec::new());
+        .filter(|i| i.probe < n && is_active(&options.active, i.probe));
     let planned = plan
         .iter()
         .filter(|i| i.probe < n && is_active(&options.active, i.probe))
         .count();
+    let pair = |seq: usize, item: &PairItem| {
+        let cur = one(
+            current,
+            &options.current,
+            side_item(current_probes, item),
+            options.stream_current,
+            evaluate,
+            clock,
+            options.keep_text,
+        );
+        let cand = one(
+            candidate,
+            &options.candidate,
+            side_item(candidate_probes, item),
+            options.stream_candidate,
+            evaluate,
+            clock,
+            options.keep_text,
+        );
+        let first = item.candidate_first;
+        async move {
+            if first {
+                let (b, a) = join(cand, cur).await;
+                (seq, a, b)
+            } else {
+                let (a, b) = join(cur, cand).await;
+                (seq, a, b)
+            }
+        }
+    };
+    // Unordered, so a slow pair never holds a free slot idle behind it; the caller still gets
+    // the pairs in plan order (its looks happen at slot ends). Pairs are started at most
+    // `LOOKAHEAD` slots' worth of concurrency ahead of the first one not yet handed out, so a
+    // stuck request cannot make the run spend far past a stop it would have decided.
+    let width = options.concurrency.max(1);
+    let window = LOOKAHEAD * width;
+    let mut running = FuturesUnordered::new();
+    let mut finished: BTreeMap<usize, (Sample, Sample)> = BTreeMap::new();
+    let (mut started, mut handed) = (0usize, 0usize);
+    let (mut cur_samples, mut cand_samples) = (Vec::new(), Vec::new());
     let mut stopped_early = false;
-    while let Some((a, b)) = results.next().await {
-        let flow = on_pair(&a, &b);
-        cur_samples.push(a);
-        cand_samples.push(b);
-        if flow == Flow::Stop {
-            stopped_early = cur_samples.len() < planned;
+    'run: loop {
+        while running.len() < width && started < handed + window {
+            let Some(item) = pending.next() else { break };
+            running.push(pair(started, item));
+            started += 1;
+        }
+        let Some((seq, a, b)) = running.next().await else {
             break;
+        };
+        finished.insert(seq, (a, b));
+        while let Some((a, b)) = finished.remove(&handed) {
+            handed += 1;
+            let flow = on_pair(&a, &b);
+            cur_samples.push(a);
+            cand_samples.push(b);
+            if flow == Flow::Stop {
+                stopped_early = cur_samples.len() < planned;
+                break 'run;
+            }
         }
     }
-    drop(results);
+    drop(running);
     let ended_at_ms = clock.now_ms();
     let pairs = cur_samples.len();
     PairedOutcome {
@@ -211,6 +237,7 @@ mod tests {
     use crate::sample::{Completion, Measurements, SampleError};
     use futures_util::future::BoxFuture;
     use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
 
     fn probe(id: &str, temperature: f64) -> Arc<Probe> {
         Arc::new(Probe {
@@ -409,6 +436,102 @@ mod tests {
         assert_eq!(out.candidate.samples.len(), 10);
         // At most the buffered pairs beyond the stop were started.
         assert!(log.lock().unwrap().len() <= 2 * (10 + 4));
+    }
+
+    /// Answers after a delay by prompt (`prompt slow`: 50 ms, else 10 ms) and counts the
+    /// requests open at once and when each ended, on the paused tokio clock.
+    struct Timed {
+        open: Arc<AtomicUsize>,
+        most_open: Arc<AtomicUsize>,
+        ended: Arc<Mutex<Vec<(String, u128)>>>,
+        start: tokio::time::Instant,
+    }
+
+    impl ModelClient for Timed {
+        fn complete<'a>(
+            &'a self,
+            request: &'a CompletionRequest,
+        ) -> BoxFuture<'a, Result<Completion, SampleError>> {
+            Box::pin(async move {
+                let now = self.open.fetch_add(1, Ordering::SeqCst) + 1;
+                self.most_open.fetch_max(now, Ordering::SeqCst);
+                let prompt = request.input.text();
+                let ms = if prompt == "prompt slow" { 50 } else { 10 };
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                self.open.fetch_sub(1, Ordering::SeqCst);
+                let at = self.start.elapsed().as_millis();
+                self.ended.lock().unwrap().push((prompt, at));
+                Ok(Completion {
+                    text: "ok".into(),
+                    latency_ms: ms as f64,
+                    attempts: 1,
+                    ..Completion::default()
+                })
+            })
+        }
+
+        fn fingerprint(&self) -> BoxFuture<'_, Result<Fingerprint, SampleError>> {
+            Box::pin(async { Ok(Fingerprint::default()) })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn both_sides_of_a_pair_are_asked_at_once_and_a_slow_pair_leaves_no_slot_idle() {
+        let (open, most_open) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let ended = Arc::new(Mutex::new(Vec::new()));
+        let client = Timed {
+            open: Arc::clone(&open),
+            most_open: Arc::clone(&most_open),
+            ended: Arc::clone(&ended),
+            start: tokio::time::Instant::now(),
+        };
+        let probes = vec![probe("slow", 0.5), probe("b", 0.5), probe("c", 0.5)];
+        let plan = plan_pairs(3, 10);
+        let options = PairedOptions {
+            current: "cur".into(),
+            candidate: "cand".into(),
+            concurrency: 2,
+            stream_current: false,
+            stream_candidate: false,
+            keep_text: false,
+            active: None,
+        };
+        let mut seen = Vec::new();
+        let out = run_paired(
+            &client,
+            &client,
+            &probes,
+            &probes,
+            &plan,
+            &options,
+            &measure,
+            &FixedClock,
+            &mut |a, b| {
+                assert_eq!((&a.probe_id, a.index), (&b.probe_id, b.index));
+                seen.push((a.probe_id.clone(), a.index));
+                Flow::Continue
+            },
+        )
+        .await;
+        assert_eq!(out.pairs, 30);
+        // Handed out in plan order although they finished out of order.
+        let want: Vec<(String, u32)> = plan
+            .iter()
+            .map(|i| (["slow", "b", "c"][i.probe].to_string(), i.index))
+            .collect();
+        assert_eq!(seen, want);
+        // Two pairs at once, both sides of each: four requests open together.
+        assert_eq!(most_open.load(Ordering::SeqCst), 4);
+        // While the first slow pair (0–50 ms) was open, the other slot went on: pairs b and c of
+        // slot 0 both ended before it (with an order-preserving buffer only b would have, its
+        // slot then idle until the slow pair was handed out).
+        let before_slow = ended
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, at)| p != "prompt slow" && *at < 50)
+            .count();
+        assert_eq!(before_slow, 2 * 2, "requests ended under the slow pair");
     }
 
     #[tokio::test]
