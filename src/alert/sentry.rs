@@ -1,26 +1,34 @@
-//! Sentry sink: an event per alert transition and cron check-ins per round, as envelopes built
-//! here (no SDK).
+//! Sentry sink: an event per alert transition and cron check-ins per round.
 //!
+//! - Events are the SDK's types: a [`sentry::protocol::Event`] per notification, written by the
+//!   SDK's [`sentry::Envelope`]. They are not captured through the SDK's client (that would give
+//!   them its random ids and its in-memory queue): the alert outbox keeps the notification, and
+//!   each delivery attempt builds the same event again and posts it here.
 //! - Events group by `fingerprint = ["modelwatch", target, metric]`, so one regression is one
 //!   Sentry issue however often it fires, reminds or resolves; the event id is the
-//!   notification's idempotency key, so a retried delivery is dropped by Sentry.
+//!   notification's idempotency key (its 32 hex read as a UUID), so a retried delivery, even
+//!   from a restarted daemon, is dropped by Sentry.
 //! - Level: `error` for hard failures (an unapproved model), `warning` for drift, `info` for
 //!   swaps and resolutions.
 //! - Check-ins (`check_in` items) open at each round (`in_progress`) and close it (`ok` or
 //!   `error`): a Sentry cron monitor notices when the daemon stops running rounds. Each carries
 //!   a `monitor_config` (an interval schedule from the round interval), so the first check-in
 //!   creates the monitor.
-//! - Rate limits ([`super::ratelimit`]) are honoured per category: a limited event is deferred
-//!   (it waits in the outbox, delivered once the limit passes), a limited check-in is skipped.
+//! - Rate limits ([`super::ratelimit`]) are honoured per category, events by the SDK's
+//!   `RateLimiter`, check-ins by the project's own (the SDK's has no `monitor` category): a
+//!   limited event is deferred (it waits in the outbox, delivered once the limit passes), a
+//!   limited check-in is skipped.
 //! - Events carry `server_name` (the host name), to tell the daemons of a fleet apart.
 
-use super::ratelimit::{Category, RateLimits};
+use super::ratelimit::{Category, EventLimits, RateLimits};
 use super::{AlertSink, Notification, NotificationKind, Severity, SinkError, SinkFuture};
 use crate::config::Sentry;
 pub use crate::config::sinks::Dsn;
 use crate::time::rfc3339_utc;
 use crate::util::hex;
+use sentry::protocol::{self as proto, Level, Uuid};
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -41,37 +49,44 @@ fn tag(v: &str) -> String {
 }
 
 /// Level of a notification's event.
-pub fn level(n: &Notification) -> &'static str {
+pub fn level(n: &Notification) -> Level {
     match (n.kind, n.severity) {
-        (NotificationKind::Resolved | NotificationKind::Info, _) | (_, Severity::Info) => "info",
-        (_, Severity::Critical) => "error",
-        (_, Severity::Warning) => "warning",
+        (NotificationKind::Resolved | NotificationKind::Info, _) | (_, Severity::Info) => {
+            Level::Info
+        }
+        (_, Severity::Critical) => Level::Error,
+        (_, Severity::Warning) => Level::Warning,
     }
 }
 
-/// The event of one notification. `event_id` must be 32 hex characters.
-pub fn event(
-    event_id: &str,
+/// The event id of an idempotency key: its 32 hex read as a UUID, so that every delivery of a
+/// notification carries the same id. A key that is no UUID (none is written) is hashed into
+/// one, the same for the same key.
+pub fn event_id(key: &str) -> Uuid {
+    Uuid::try_parse(key).unwrap_or_else(|_| {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(key.as_bytes());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        Uuid::from_bytes(bytes)
+    })
+}
+
+/// The tags of a notification's event (each value at most [`TAG_MAX`] characters).
+fn tags(
     n: &Notification,
     target: Option<&TargetInfo>,
     environment: &str,
-    release: &str,
-    server_name: Option<&str>,
-) -> Value {
-    let summary = n
-        .evidence
-        .as_ref()
-        .map(|e| e.summary.clone())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| format!("{} {}", n.key, n.kind.as_str()));
+) -> BTreeMap<String, String> {
     let mut tags = BTreeMap::new();
-    tags.insert("target", tag(&n.key.target));
-    tags.insert("metric", tag(&n.key.metric));
-    tags.insert("alert.state", n.kind.as_str().to_string());
-    tags.insert("alert.severity", n.severity.as_str().to_string());
-    tags.insert("environment", tag(environment));
+    let mut put = |k: &str, v: String| tags.insert(k.to_string(), v);
+    put("target", tag(&n.key.target));
+    put("metric", tag(&n.key.metric));
+    put("alert.state", n.kind.as_str().to_string());
+    put("alert.severity", n.severity.as_str().to_string());
+    put("environment", tag(environment));
     // A short fingerprint of the alert, for searching: the first 12 hex of its group hash.
-    tags.insert(
+    put(
         "alert.fingerprint",
         crate::alert::idempotency_key(&Notification {
             at_ms: 0,
@@ -82,36 +97,99 @@ pub fn event(
             .to_string(),
     );
     if let Some(t) = target {
-        tags.insert("model", tag(&t.model));
-        tags.insert("provider", tag(&t.provider));
+        put("model", tag(&t.model));
+        put("provider", tag(&t.provider));
         if let Some(f) = &t.fingerprint {
-            tags.insert("model.fingerprint", tag(f));
+            put("model.fingerprint", tag(f));
         }
     }
-    let mut ev = json!({
-        "event_id": event_id,
-        "timestamp": n.at_ms as f64 / 1000.0,
-        "platform": "other",
-        "logger": "modelwatch",
-        "level": level(n),
-        "message": { "formatted": format!("{} {}: {summary}", n.key, n.kind.as_str()) },
-        "fingerprint": ["modelwatch", n.key.target, n.key.metric],
-        "environment": environment,
-        "release": release,
-        "tags": tags,
-        "extra": { "incident": n.incident, "at": rfc3339_utc(n.at_ms) },
-    });
-    if let Some(host) = server_name {
-        ev["server_name"] = json!(tag(host));
-    }
-    // Contexts are objects; a notification without evidence has none.
-    if let Some(e) = &n.evidence {
-        ev["contexts"] = json!({ "evidence": e });
-    }
-    ev
+    tags
 }
 
-/// An envelope: header line, then per item a header line and a payload line.
+/// The event of one notification, as the SDK's type; `key` is its idempotency key (see
+/// [`event_id`]).
+pub fn alert_event(
+    key: &str,
+    n: &Notification,
+    target: Option<&TargetInfo>,
+    environment: &str,
+    release: &str,
+    server_name: Option<&str>,
+) -> proto::Event<'static> {
+    let summary = n
+        .evidence
+        .as_ref()
+        .map(|e| e.summary.clone())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("{} {}", n.key, n.kind.as_str()));
+    let fingerprint =
+        ["modelwatch", &n.key.target, &n.key.metric].map(|p| Cow::Owned(p.to_string()));
+    let mut extra = proto::Map::new();
+    extra.insert("incident".to_string(), json!(n.incident));
+    extra.insert("at".to_string(), json!(rfc3339_utc(n.at_ms)));
+    // Contexts are objects; a notification without evidence has none.
+    let mut contexts = proto::Map::new();
+    if let Some(Value::Object(e)) = n
+        .evidence
+        .as_ref()
+        .and_then(|e| serde_json::to_value(e).ok())
+    {
+        contexts.insert(
+            "evidence".to_string(),
+            proto::Context::Other(e.into_iter().collect()),
+        );
+    }
+    proto::Event {
+        event_id: event_id(key),
+        timestamp: SystemTime::UNIX_EPOCH + Duration::from_millis(n.at_ms.max(0) as u64),
+        logger: Some("modelwatch".to_string()),
+        level: level(n),
+        message: Some(format!("{} {}: {summary}", n.key, n.kind.as_str())),
+        fingerprint: Cow::Owned(fingerprint.to_vec()),
+        environment: Some(Cow::Owned(environment.to_string())),
+        release: Some(Cow::Owned(release.to_string())),
+        server_name: server_name.map(|h| Cow::Owned(tag(h))),
+        tags: tags(n, target, environment).into_iter().collect(),
+        extra,
+        contexts,
+        ..Default::default()
+    }
+}
+
+/// The event of one notification as Sentry receives it (the payload of its envelope item).
+pub fn event(
+    key: &str,
+    n: &Notification,
+    target: Option<&TargetInfo>,
+    environment: &str,
+    release: &str,
+    server_name: Option<&str>,
+) -> Value {
+    let ev = alert_event(key, n, target, environment, release, server_name);
+    serde_json::to_value(ev).unwrap_or(Value::Null)
+}
+
+/// The envelope of one notification's event, written by the SDK: `sent_at` is the time of this
+/// delivery attempt (Sentry corrects event timestamps by the drift between `sent_at` and its
+/// own clock; the notification's time there would move an event delivered late to its
+/// arrival). The envelope header's `event_id` is the event's, in the SDK's hyphenated form.
+pub fn alert_envelope(
+    event: proto::Event<'static>,
+    sent_at: SystemTime,
+) -> Result<Vec<u8>, String> {
+    let headers = proto::EnvelopeHeaders::new()
+        .with_event_id(event.event_id)
+        .with_sent_at(sent_at);
+    let envelope = sentry::Envelope::from(event).with_headers(headers);
+    let mut body = Vec::new();
+    envelope
+        .to_writer(&mut body)
+        .map_err(|e| format!("cannot write the event's envelope: {e}"))?;
+    Ok(body)
+}
+
+/// An envelope built by hand (the check-ins'): header line, then per item a header line and a
+/// payload line.
 pub fn envelope(event_id: Option<&str>, sent_at_ms: i64, items: &[(&str, Value)]) -> Vec<u8> {
     let mut head = json!({ "sent_at": rfc3339_utc(sent_at_ms) });
     if let Some(id) = event_id {
@@ -239,7 +317,10 @@ pub struct SentrySink {
     dsn: Dsn,
     targets: std::sync::Mutex<BTreeMap<String, TargetInfo>>,
     client: reqwest::Client,
+    /// Check-ins' rate limits (the `monitor` category).
     limits: std::sync::Mutex<RateLimits>,
+    /// Events' rate limits (the `error` category), kept by the SDK's limiter.
+    events: std::sync::Mutex<EventLimits>,
     server_name: Option<String>,
 }
 
@@ -267,6 +348,7 @@ impl SentrySink {
             targets: std::sync::Mutex::new(targets),
             client,
             limits: std::sync::Mutex::new(RateLimits::default()),
+            events: std::sync::Mutex::new(EventLimits::default()),
             server_name: host_name(),
         })
     }
@@ -281,10 +363,14 @@ impl SentrySink {
 
     /// How long `category` is still rate-limited, if it is.
     pub fn limited(&self, category: Category) -> Option<Duration> {
-        self.limits
-            .lock()
-            .ok()
-            .and_then(|l| l.remaining(category, Instant::now()))
+        match category {
+            Category::Event => self.events.lock().ok().and_then(|l| l.remaining()),
+            Category::Monitor => self
+                .limits
+                .lock()
+                .ok()
+                .and_then(|l| l.remaining(category, Instant::now())),
+        }
     }
 
     /// Posts one envelope of `category`; 408, 429 (Sentry's rate limit) and 5xx are transient,
@@ -325,14 +411,23 @@ impl SentrySink {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
+        let (status, limits, retry_after) = (
+            resp.status().as_u16(),
+            header("x-sentry-rate-limits"),
+            header("retry-after"),
+        );
         if let Ok(mut l) = self.limits.lock() {
+            let now = (Instant::now(), SystemTime::now());
             l.update(
-                resp.status().as_u16(),
-                header("x-sentry-rate-limits").as_deref(),
-                header("retry-after").as_deref(),
-                Instant::now(),
-                SystemTime::now(),
+                status,
+                limits.as_deref(),
+                retry_after.as_deref(),
+                now.0,
+                now.1,
             );
+        }
+        if let Ok(mut l) = self.events.lock() {
+            l.update(status, limits.as_deref(), retry_after.as_deref());
         }
         super::sink::check_response("sentry", incident, &resp).map_err(|mut e| {
             // The category's own limit may be longer than the answer's Retry-After.
@@ -410,7 +505,7 @@ impl AlertSink for SentrySink {
                 .lock()
                 .ok()
                 .and_then(|t| t.get(&n.key.target).cloned());
-            let ev = event(
+            let ev = alert_event(
                 key,
                 n,
                 info.as_ref(),
@@ -418,7 +513,8 @@ impl AlertSink for SentrySink {
                 &self.config.release,
                 self.server_name.as_deref(),
             );
-            let body = envelope(Some(key), n.at_ms, &[("event", ev)]);
+            let body = alert_envelope(ev, SystemTime::now())
+                .map_err(|e| SinkError::permanent("sentry", &n.incident, e))?;
             self.post(Category::Event, &n.incident, body).await
         })
     }
@@ -507,7 +603,8 @@ mod tests {
             "r",
             None,
         );
-        assert_eq!(c["level"], "error");
+        // `error` is the protocol's default level: the SDK leaves it out.
+        assert_eq!(c["level"].as_str().unwrap_or("error"), "error");
         assert!(c.get("server_name").is_none());
         let h = event(
             "h",
@@ -524,6 +621,113 @@ mod tests {
         assert_eq!(lines.len(), 3);
         let item: Value = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(item["length"].as_u64().unwrap() as usize, lines[2].len());
+    }
+
+    /// The envelope the SDK writes for an alert event, read back with the SDK's parser: the
+    /// grouping, the level, the tags, and the notification's id on every attempt.
+    #[test]
+    fn the_sdks_envelope_of_an_alert_carries_its_grouping_and_the_same_id_on_every_retry() {
+        let n = Notification {
+            kind: NotificationKind::Firing,
+            key: AlertKey::new("chat", "unapproved_model"),
+            severity: Severity::Critical,
+            incident: "chat/unapproved_model#3".into(),
+            at_ms: 1_700_000_000_000,
+            evidence: Some(Evidence {
+                summary: "served model not approved".into(),
+                ..Evidence::default()
+            }),
+            muted: false,
+        };
+        let key = crate::alert::idempotency_key(&n);
+        let target = TargetInfo {
+            provider: "ollama".into(),
+            model: "llama3".into(),
+            fingerprint: Some("abc123def456".into()),
+        };
+        let write = |sent_s: u64| {
+            let ev = alert_event(&key, &n, Some(&target), "prod", "r@1", Some("gpu-7"));
+            alert_envelope(ev, SystemTime::UNIX_EPOCH + Duration::from_secs(sent_s)).unwrap()
+        };
+        let (first, retry) = (write(1_700_000_001), write(1_700_090_000));
+        assert_ne!(first, retry, "`sent_at` is the attempt's");
+        let id = Uuid::try_parse(&key).unwrap();
+        for body in [&first, &retry] {
+            let envelope = sentry::Envelope::from_slice(body).unwrap();
+            assert_eq!(envelope.uuid(), Some(&id));
+            let ev = envelope.event().unwrap();
+            assert_eq!(ev.event_id, id);
+            assert_eq!(
+                ev.fingerprint.as_ref(),
+                ["modelwatch", "chat", "unapproved_model"]
+            );
+            assert_eq!(ev.level, Level::Error);
+            assert_eq!(
+                ev.timestamp,
+                SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+            );
+            let expected = [
+                ("target", "chat"),
+                ("metric", "unapproved_model"),
+                ("alert.state", "firing"),
+                ("alert.severity", "critical"),
+                ("environment", "prod"),
+                ("model", "llama3"),
+                ("provider", "ollama"),
+                ("model.fingerprint", "abc123def456"),
+            ];
+            for (k, v) in expected {
+                assert_eq!(ev.tags.get(k).map(String::as_str), Some(v), "{k}");
+            }
+            assert_eq!(ev.tags["alert.fingerprint"], key_of_group(&n));
+            assert_eq!(ev.tags.len(), expected.len() + 1);
+            assert_eq!(ev.server_name.as_deref(), Some("gpu-7"));
+            assert_eq!(ev.environment.as_deref(), Some("prod"));
+            assert_eq!(ev.release.as_deref(), Some("r@1"));
+            assert_eq!(
+                ev.message.as_deref(),
+                Some("chat/unapproved_model firing: served model not approved")
+            );
+            assert_eq!(ev.extra["incident"], "chat/unapproved_model#3");
+            let Some(proto::Context::Other(evidence)) = ev.contexts.get("evidence") else {
+                panic!("no evidence context: {:?}", ev.contexts);
+            };
+            assert_eq!(evidence["summary"], "served model not approved");
+        }
+        // On the wire: the item's id is the key itself; the header's is the same UUID in the
+        // SDK's hyphenated form; `sent_at` is the attempt's time.
+        let text = String::from_utf8(first).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        let head: Value = serde_json::from_str(lines[0]).unwrap();
+        let item: Value = serde_json::from_str(lines[1]).unwrap();
+        let body: Value = serde_json::from_str(lines[2]).unwrap();
+        assert_eq!(body["event_id"], key.as_str());
+        assert_eq!(head["event_id"], id.hyphenated().to_string());
+        assert_eq!(head["sent_at"], "2023-11-14T22:13:21Z");
+        assert_eq!(item["type"], "event");
+        assert_eq!(item["length"].as_u64().unwrap() as usize, lines[2].len());
+        // A warning states its level; `error` is the protocol's default, left out.
+        assert!(body.get("level").is_none(), "{body}");
+        let warn = Notification {
+            severity: Severity::Warning,
+            ..n.clone()
+        };
+        assert_eq!(event(&key, &warn, None, "p", "r", None)["level"], "warning");
+        // A key that is no UUID still gives one id, the same every time.
+        assert_eq!(event_id("not-hex"), event_id("not-hex"));
+        assert_ne!(event_id("not-hex"), event_id("not-hex2"));
+    }
+
+    /// The `alert.fingerprint` tag of a notification: its group's hash, 12 hex.
+    fn key_of_group(n: &Notification) -> String {
+        crate::alert::idempotency_key(&Notification {
+            at_ms: 0,
+            incident: String::new(),
+            kind: NotificationKind::Info,
+            ..n.clone()
+        })[..12]
+            .to_string()
     }
 
     #[test]

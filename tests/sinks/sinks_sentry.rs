@@ -91,10 +91,20 @@ async fn events_and_check_ins_parse_with_the_official_envelope_parser() {
         p["fingerprint"],
         serde_json::json!(["modelwatch", "a", "unapproved_model"])
     );
-    assert_eq!(p["level"], "error");
+    // `error` is the protocol's default level: the SDK leaves it out, and Sentry's ingestion
+    // reads a missing level as `error` (Relay, `relay-event-normalization/src/event.rs`:
+    // `event.level.get_or_insert_with(..)` gives `Level::Error` to all but transactions).
+    assert_eq!(p["level"].as_str().unwrap_or("error"), "error");
     assert_eq!(p["environment"], "staging");
     assert_eq!(p["release"], "modelwatch@test");
-    assert_eq!(event["envelope"]["event_id"], p["event_id"]);
+    // One id in the envelope's header and in the event. The SDK writes the header's hyphenated
+    // and the event's as 32 hex; Sentry's ingestion reads both as the same UUID (Relay,
+    // `relay-event-schema/src/protocol/event.rs`: `impl FromStr for EventId` is `Uuid`'s
+    // parser, which takes the simple and the hyphenated form; the envelope header's `event_id`
+    // is an `EventId` too, `relay-server/src/envelope/mod.rs`).
+    let id = |v: &serde_json::Value| sentry::types::Uuid::try_parse(v.as_str().unwrap()).unwrap();
+    assert_eq!(id(&event["envelope"]["event_id"]), id(&p["event_id"]));
+    assert_eq!(p["event_id"].as_str().unwrap().len(), 32, "{p}");
     let tags = &p["tags"];
     assert_eq!(tags["target"], "a");
     assert_eq!(tags["metric"], "unapproved_model");
