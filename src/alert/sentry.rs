@@ -180,35 +180,25 @@ pub fn alert_envelope(
     let headers = proto::EnvelopeHeaders::new()
         .with_event_id(event.event_id)
         .with_sent_at(sent_at);
-    let envelope = sentry::Envelope::from(event).with_headers(headers);
+    write(sentry::Envelope::from(event).with_headers(headers))
+}
+
+/// The envelope of one check-in, written by the SDK.
+pub fn check_in_envelope(
+    check_in: proto::MonitorCheckIn,
+    sent_at: SystemTime,
+) -> Result<Vec<u8>, String> {
+    let headers = proto::EnvelopeHeaders::new().with_sent_at(sent_at);
+    write(sentry::Envelope::from(check_in).with_headers(headers))
+}
+
+/// An envelope's bytes.
+fn write(envelope: sentry::Envelope) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     envelope
         .to_writer(&mut body)
-        .map_err(|e| format!("cannot write the event's envelope: {e}"))?;
+        .map_err(|e| format!("cannot write the envelope: {e}"))?;
     Ok(body)
-}
-
-/// An envelope built by hand (the check-ins'): header line, then per item a header line and a
-/// payload line.
-pub fn envelope(event_id: Option<&str>, sent_at_ms: i64, items: &[(&str, Value)]) -> Vec<u8> {
-    let mut head = json!({ "sent_at": rfc3339_utc(sent_at_ms) });
-    if let Some(id) = event_id {
-        head["event_id"] = json!(id);
-    }
-    let mut out = head.to_string().into_bytes();
-    out.push(b'\n');
-    for (ty, payload) in items {
-        let body = payload.to_string();
-        out.extend_from_slice(
-            json!({ "type": ty, "length": body.len() })
-                .to_string()
-                .as_bytes(),
-        );
-        out.push(b'\n');
-        out.extend_from_slice(body.as_bytes());
-        out.push(b'\n');
-    }
-    out
 }
 
 /// The status of a check-in.
@@ -225,6 +215,14 @@ impl CheckInStatus {
             CheckInStatus::InProgress => "in_progress",
             CheckInStatus::Ok => "ok",
             CheckInStatus::Error => "error",
+        }
+    }
+
+    fn sdk(self) -> proto::MonitorCheckInStatus {
+        match self {
+            CheckInStatus::InProgress => proto::MonitorCheckInStatus::InProgress,
+            CheckInStatus::Ok => proto::MonitorCheckInStatus::Ok,
+            CheckInStatus::Error => proto::MonitorCheckInStatus::Error,
         }
     }
 }
@@ -254,41 +252,65 @@ impl MonitorSchedule {
 
     /// Sentry's `monitor_config`: an interval schedule in whole minutes (at least one), a
     /// check-in margin of the jitter plus a minute, a maximum runtime of the round deadline.
-    pub fn monitor_config(&self) -> Value {
+    pub fn config(&self) -> proto::MonitorConfig {
         let minutes = |d: Duration| d.as_secs().div_ceil(60).max(1);
-        json!({
-            "schedule": { "type": "interval", "value": minutes(self.interval), "unit": "minute" },
-            "checkin_margin": self.jitter.as_secs().div_ceil(60) + 1,
-            "max_runtime": minutes(self.deadline),
-            "timezone": "UTC",
-        })
+        proto::MonitorConfig {
+            schedule: proto::MonitorSchedule::Interval {
+                value: minutes(self.interval),
+                unit: proto::MonitorIntervalUnit::Minute,
+            },
+            checkin_margin: Some(self.jitter.as_secs().div_ceil(60) + 1),
+            max_runtime: Some(minutes(self.deadline)),
+            timezone: Some("UTC".to_string()),
+            failure_issue_threshold: None,
+            recovery_threshold: None,
+        }
+    }
+
+    /// [`Self::config`] as Sentry receives it.
+    pub fn monitor_config(&self) -> Value {
+        serde_json::to_value(self.config()).unwrap_or(Value::Null)
     }
 }
 
-/// A check-in payload; `check_in_id` (32 hex) ties the closing check-in to the opening one.
+/// A check-in, as the SDK's type; `check_in_id` (32 hex, see [`event_id`]) ties the closing
+/// check-in to the opening one. No `release`: Sentry's check-ins have none.
+pub fn sdk_check_in(
+    check_in_id: &str,
+    monitor: &str,
+    status: CheckInStatus,
+    duration: Option<Duration>,
+    environment: &str,
+    schedule: Option<&MonitorSchedule>,
+) -> proto::MonitorCheckIn {
+    proto::MonitorCheckIn {
+        check_in_id: event_id(check_in_id),
+        monitor_slug: monitor.to_string(),
+        status: status.sdk(),
+        environment: Some(environment.to_string()),
+        duration: duration.map(|d| d.as_secs_f64()),
+        monitor_config: schedule.map(MonitorSchedule::config),
+    }
+}
+
+/// A check-in as Sentry receives it (the payload of its envelope item).
 pub fn check_in(
     check_in_id: &str,
     monitor: &str,
     status: CheckInStatus,
     duration: Option<Duration>,
     environment: &str,
-    release: &str,
     schedule: Option<&MonitorSchedule>,
 ) -> Value {
-    let mut v = json!({
-        "check_in_id": check_in_id,
-        "monitor_slug": monitor,
-        "status": status.as_str(),
-        "environment": environment,
-        "release": release,
-    });
-    if let Some(d) = duration {
-        v["duration"] = json!(d.as_secs_f64());
-    }
-    if let Some(s) = schedule {
-        v["monitor_config"] = s.monitor_config();
-    }
-    v
+    let c = sdk_check_in(
+        check_in_id,
+        monitor,
+        status,
+        duration,
+        environment,
+        schedule,
+    );
+    serde_json::to_value(c).unwrap_or(Value::Null)
 }
 
 /// Why a check-in was not accepted.
@@ -457,16 +479,16 @@ impl SentrySink {
         if let Some(wait) = self.limited(Category::Monitor) {
             return Err(CheckInError::RateLimited(wait));
         }
-        let payload = check_in(
+        let payload = sdk_check_in(
             check_in_id,
             &self.config.monitor,
             status,
             duration,
             &self.config.environment,
-            &self.config.release,
             schedule,
         );
-        let body = envelope(None, now_ms, &[("check_in", payload)]);
+        let sent_at = SystemTime::UNIX_EPOCH + Duration::from_millis(now_ms.max(0) as u64);
+        let body = check_in_envelope(payload, sent_at).map_err(CheckInError::Failed)?;
         match self.post(Category::Monitor, "check-in", body).await {
             Ok(()) => Ok(()),
             Err(e) if e.deferred => {
@@ -615,8 +637,12 @@ mod tests {
             Some("gpu-node-7"),
         );
         assert_eq!(h["server_name"], "gpu-node-7");
-        let env = envelope(Some("a"), 5, &[("event", a)]);
-        let text = String::from_utf8(env).unwrap();
+        let n1 = n(NotificationKind::Firing, Severity::Warning, 1);
+        let env = alert_envelope(
+            alert_event("a", &n1, None, "prod", "r", None),
+            SystemTime::now(),
+        );
+        let text = String::from_utf8(env.unwrap()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
         let item: Value = serde_json::from_str(lines[1]).unwrap();
@@ -743,7 +769,6 @@ mod tests {
             CheckInStatus::InProgress,
             None,
             "e",
-            "r",
             Some(&s),
         );
         assert_eq!(
@@ -766,8 +791,31 @@ mod tests {
         assert_eq!((m.jitter, m.deadline), (s.jitter, s.deadline));
         assert_eq!(fast.monitor_config()["schedule"]["value"], 1);
         assert_eq!(fast.monitor_config()["checkin_margin"], 1);
+        // The SDK's envelope: one `check_in` item, no event id; the id is the 32 hex given.
+        let id = "0123456789abcdef0123456789abcdef";
+        let c = sdk_check_in(
+            id,
+            "m",
+            CheckInStatus::Ok,
+            Some(Duration::from_millis(1500)),
+            "e",
+            None,
+        );
+        let body = check_in_envelope(c, SystemTime::UNIX_EPOCH).unwrap();
+        let text = String::from_utf8(body).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0], r#"{"sent_at":"1970-01-01T00:00:00Z"}"#);
+        assert_eq!(
+            serde_json::from_str::<Value>(lines[1]).unwrap()["type"],
+            "check_in"
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(lines[2]).unwrap(),
+            json!({"check_in_id": id, "monitor_slug": "m", "status": "ok", "environment": "e", "duration": 1.5})
+        );
         assert!(
-            check_in("x", "m", CheckInStatus::Ok, None, "e", "r", None)
+            check_in("x", "m", CheckInStatus::Ok, None, "e", None)
                 .get("monitor_config")
                 .is_none()
         );

@@ -430,3 +430,76 @@ async fn rate_limits_pause_both_categories_and_the_alert_arrives_once_after() {
     );
     drop(receiver);
 }
+
+/// Runs one daemon life with Sentry at `dsn` (an unapproved model: one alert) until the Sentry
+/// sink's status satisfies `done`; returns it.
+async fn sentry_life(
+    dir: &Path,
+    dsn: &str,
+    done: impl Fn(&modelwatch::daemon::state::SinkStatus) -> bool,
+) -> modelwatch::daemon::state::SinkStatus {
+    let extra = format!("[alerts.sentry]\ndsn = \"{dsn}\"\n");
+    let l = loaded(dir, &["a"], &extra, true);
+    let outputs = daemon::outputs::from_config(&l.config).unwrap();
+    let shared = Arc::new(Shared::default());
+    let (_tx, rx) = mpsc::channel(1);
+    let options = Options {
+        clients: fake_clients(Arc::new(AtomicUsize::new(0))),
+        sinks: outputs.sinks,
+        observers: outputs.observers,
+        retry: modelwatch::alert::RetryPolicy {
+            initial: std::time::Duration::from_millis(50),
+            max: std::time::Duration::from_millis(200),
+            max_attempts: 1000,
+            timeout: std::time::Duration::from_secs(2),
+        },
+        ..Options::default()
+    };
+    let sentry = |s: &Shared| s.status().sinks.into_iter().find(|k| k.name == "sentry");
+    run_daemon(l, &dir.join("m.db"), options, &shared, rx, async {
+        poll(30, || match sentry(&shared) {
+            Some(k) if done(&k) => Ok(()),
+            k => Err(format!("{k:?}")),
+        })
+        .await;
+    })
+    .await;
+    sentry(&shared).unwrap()
+}
+
+/// Sentry refuses connections when the alert fires: its event waits in the outbox through
+/// failed attempts and a restart; the next life, Sentry back, delivers it exactly once, with
+/// the event id it had from the start (the row's idempotency key), and nothing stays pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_during_an_outage_arrives_once_after_a_restart_with_its_first_id() {
+    let py = venv_python();
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let down = format!("http://publickey@127.0.0.1:{port}/7");
+    let first = sentry_life(dir.path(), &down, |k| k.pending == 1 && k.failed >= 2).await;
+    assert_eq!(first.delivered, 0, "{first:?}");
+    let store = modelwatch::store::Store::open(dir.path().join("m.db")).unwrap();
+    let rows = store.pending_outbox("sentry").unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let key = rows[0].idempotency_key.clone();
+    drop(store);
+
+    let (_receiver, out, dsn) = sentry_receiver(&py, dir.path());
+    let second = sentry_life(dir.path(), &dsn, |k| k.delivered == 1 && k.pending == 0).await;
+    assert_eq!((second.expired, second.rejected), (0, 0), "{second:?}");
+    let events: Vec<serde_json::Value> = lines(&out)
+        .into_iter()
+        .filter(|i| i["type"] == "event")
+        .collect();
+    assert_eq!(events.len(), 1, "exactly once: {events:#?}");
+    let p = &events[0]["payload"];
+    assert_eq!(p["event_id"], key.as_str(), "{p}");
+    assert_eq!(
+        p["fingerprint"],
+        serde_json::json!(["modelwatch", "a", "unapproved_model"])
+    );
+    let store = modelwatch::store::Store::open(dir.path().join("m.db")).unwrap();
+    assert!(store.pending_outbox("sentry").unwrap().is_empty());
+}
