@@ -1,7 +1,7 @@
-//! Sentry's rate limits, honoured per data category: `X-Sentry-Rate-Limits` on any answer, else
-//! the `Retry-After` of a 429 (60 s without one) for every category. While a category is
-//! limited nothing of it is sent: alert events wait in the outbox (a deferral, not a failed
-//! attempt), check-ins are skipped and counted.
+//! Sentry's rate limits, honoured per data category: `X-Sentry-Rate-Limits`, else `Retry-After`
+//! (60 s for a bare 429) for every category. While a category is limited nothing of it is sent:
+//! alert events wait in the outbox (a deferral, not a failed attempt), check-ins are skipped and
+//! counted.
 //!
 //! Two keepers, one per kind of request:
 //! - Events (alert events and the daemon's own) follow [`EventLimits`], the SDK's
@@ -21,8 +21,8 @@ use std::time::{Duration, Instant, SystemTime};
 /// What a request sends, as Sentry's rate limits name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Category {
-    /// Alert events: limited by the `error` and `default` categories (a message event without
-    /// an exception is counted as `default` by Sentry's ingestion, as `error` by the SDKs).
+    /// Events: the `error` category, which Sentry's ingestion counts message events in (see
+    /// [`EventLimits`]; the sink asks it). [`RateLimits`] pauses them on a `default` entry too.
     Event,
     /// Crons check-ins: the `monitor` category.
     Monitor,
@@ -53,8 +53,8 @@ pub const MAX_WAIT: Duration = crate::time::MAX_RETRY_AFTER;
 /// Longest `X-Sentry-Rate-Limits` value read; a longer one is ignored as a whole.
 const HEADER_MAX_LEN: usize = 4096;
 
-/// Until when each category is paused: the sink reads it for check-ins (`monitor`); events
-/// follow [`EventLimits`].
+/// Until when each category is paused: `X-Sentry-Rate-Limits` on any answer, else a 429's
+/// `Retry-After`. The sink reads it for check-ins (`monitor`); events follow [`EventLimits`].
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RateLimits {
     event: Option<Instant>,
