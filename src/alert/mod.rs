@@ -15,6 +15,7 @@ pub mod mute;
 pub mod outbox;
 pub mod ratelimit;
 pub mod sentry;
+pub mod sentry_envelope;
 pub mod sentry_sdk;
 pub mod sink;
 pub mod webhook;

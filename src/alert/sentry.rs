@@ -1,217 +1,33 @@
-//! Sentry sink: an event per alert transition and cron check-ins per round, as envelopes built
-//! here (no SDK).
+//! Sentry sink: an event per alert transition and cron check-ins per round.
 //!
+//! - Events are the SDK's types: a [`sentry::protocol::Event`] per notification, written by the
+//!   SDK's [`sentry::Envelope`] ([`super::sentry_envelope`]). They are not captured through the SDK's client (that would give
+//!   them its random ids and its in-memory queue): the alert outbox keeps the notification, and
+//!   each delivery attempt builds the same event again and posts it here.
 //! - Events group by `fingerprint = ["modelwatch", target, metric]`, so one regression is one
 //!   Sentry issue however often it fires, reminds or resolves; the event id is the
-//!   notification's idempotency key, so a retried delivery is dropped by Sentry.
+//!   notification's idempotency key (its 32 hex read as a UUID), so a retried delivery, even
+//!   from a restarted daemon, is dropped by Sentry.
 //! - Level: `error` for hard failures (an unapproved model), `warning` for drift, `info` for
 //!   swaps and resolutions.
 //! - Check-ins (`check_in` items) open at each round (`in_progress`) and close it (`ok` or
 //!   `error`): a Sentry cron monitor notices when the daemon stops running rounds. Each carries
 //!   a `monitor_config` (an interval schedule from the round interval), so the first check-in
 //!   creates the monitor.
-//! - Rate limits ([`super::ratelimit`]) are honoured per category: a limited event is deferred
-//!   (it waits in the outbox, delivered once the limit passes), a limited check-in is skipped.
+//! - Rate limits ([`super::ratelimit`]) are honoured per category, events by the SDK's
+//!   `RateLimiter`, check-ins by the project's own (the SDK's has no `monitor` category): a
+//!   limited event is deferred (it waits in the outbox, delivered once the limit passes), a
+//!   limited check-in is skipped.
 //! - Events carry `server_name` (the host name), to tell the daemons of a fleet apart.
 
-use super::ratelimit::{Category, RateLimits};
-use super::{AlertSink, Notification, NotificationKind, Severity, SinkError, SinkFuture};
+use super::ratelimit::{Category, EventLimits, RateLimits};
+pub use super::sentry_envelope::*;
+use super::{AlertSink, Notification, SinkError, SinkFuture};
 use crate::config::Sentry;
 pub use crate::config::sinks::Dsn;
-use crate::time::rfc3339_utc;
 use crate::util::hex;
-use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
-
-/// What the sink knows about a target beyond the notification.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TargetInfo {
-    pub provider: String,
-    pub model: String,
-    /// The served model's fingerprint id, short (the last one seen by a round).
-    pub fingerprint: Option<String>,
-}
-
-/// Sentry's limit on tag values.
-const TAG_MAX: usize = 200;
-
-fn tag(v: &str) -> String {
-    v.chars().take(TAG_MAX).collect()
-}
-
-/// Level of a notification's event.
-pub fn level(n: &Notification) -> &'static str {
-    match (n.kind, n.severity) {
-        (NotificationKind::Resolved | NotificationKind::Info, _) | (_, Severity::Info) => "info",
-        (_, Severity::Critical) => "error",
-        (_, Severity::Warning) => "warning",
-    }
-}
-
-/// The event of one notification. `event_id` must be 32 hex characters.
-pub fn event(
-    event_id: &str,
-    n: &Notification,
-    target: Option<&TargetInfo>,
-    environment: &str,
-    release: &str,
-    server_name: Option<&str>,
-) -> Value {
-    let summary = n
-        .evidence
-        .as_ref()
-        .map(|e| e.summary.clone())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| format!("{} {}", n.key, n.kind.as_str()));
-    let mut tags = BTreeMap::new();
-    tags.insert("target", tag(&n.key.target));
-    tags.insert("metric", tag(&n.key.metric));
-    tags.insert("alert.state", n.kind.as_str().to_string());
-    tags.insert("alert.severity", n.severity.as_str().to_string());
-    tags.insert("environment", tag(environment));
-    // A short fingerprint of the alert, for searching: the first 12 hex of its group hash.
-    tags.insert(
-        "alert.fingerprint",
-        crate::alert::idempotency_key(&Notification {
-            at_ms: 0,
-            incident: String::new(),
-            kind: NotificationKind::Info,
-            ..n.clone()
-        })[..12]
-            .to_string(),
-    );
-    if let Some(t) = target {
-        tags.insert("model", tag(&t.model));
-        tags.insert("provider", tag(&t.provider));
-        if let Some(f) = &t.fingerprint {
-            tags.insert("model.fingerprint", tag(f));
-        }
-    }
-    let mut ev = json!({
-        "event_id": event_id,
-        "timestamp": n.at_ms as f64 / 1000.0,
-        "platform": "other",
-        "logger": "modelwatch",
-        "level": level(n),
-        "message": { "formatted": format!("{} {}: {summary}", n.key, n.kind.as_str()) },
-        "fingerprint": ["modelwatch", n.key.target, n.key.metric],
-        "environment": environment,
-        "release": release,
-        "tags": tags,
-        "extra": { "incident": n.incident, "at": rfc3339_utc(n.at_ms) },
-    });
-    if let Some(host) = server_name {
-        ev["server_name"] = json!(tag(host));
-    }
-    // Contexts are objects; a notification without evidence has none.
-    if let Some(e) = &n.evidence {
-        ev["contexts"] = json!({ "evidence": e });
-    }
-    ev
-}
-
-/// An envelope: header line, then per item a header line and a payload line.
-pub fn envelope(event_id: Option<&str>, sent_at_ms: i64, items: &[(&str, Value)]) -> Vec<u8> {
-    let mut head = json!({ "sent_at": rfc3339_utc(sent_at_ms) });
-    if let Some(id) = event_id {
-        head["event_id"] = json!(id);
-    }
-    let mut out = head.to_string().into_bytes();
-    out.push(b'\n');
-    for (ty, payload) in items {
-        let body = payload.to_string();
-        out.extend_from_slice(
-            json!({ "type": ty, "length": body.len() })
-                .to_string()
-                .as_bytes(),
-        );
-        out.push(b'\n');
-        out.extend_from_slice(body.as_bytes());
-        out.push(b'\n');
-    }
-    out
-}
-
-/// The status of a check-in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckInStatus {
-    InProgress,
-    Ok,
-    Error,
-}
-
-impl CheckInStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckInStatus::InProgress => "in_progress",
-            CheckInStatus::Ok => "ok",
-            CheckInStatus::Error => "error",
-        }
-    }
-}
-
-/// What Sentry expects of the round monitor, sent with every check-in so that the first one
-/// creates the monitor (and a changed interval updates it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MonitorSchedule {
-    /// Time between rounds (the shortest of the targets seen).
-    pub interval: Duration,
-    /// Random delay added to an interval (the longest seen).
-    pub jitter: Duration,
-    /// A round still running after this long is cut off (the longest seen).
-    pub deadline: Duration,
-}
-
-impl MonitorSchedule {
-    /// Takes in one more target: the monitor expects the most frequent check-ins, and allows
-    /// the longest jitter and round.
-    pub fn merge(self, other: MonitorSchedule) -> MonitorSchedule {
-        MonitorSchedule {
-            interval: self.interval.min(other.interval),
-            jitter: self.jitter.max(other.jitter),
-            deadline: self.deadline.max(other.deadline),
-        }
-    }
-
-    /// Sentry's `monitor_config`: an interval schedule in whole minutes (at least one), a
-    /// check-in margin of the jitter plus a minute, a maximum runtime of the round deadline.
-    pub fn monitor_config(&self) -> Value {
-        let minutes = |d: Duration| d.as_secs().div_ceil(60).max(1);
-        json!({
-            "schedule": { "type": "interval", "value": minutes(self.interval), "unit": "minute" },
-            "checkin_margin": self.jitter.as_secs().div_ceil(60) + 1,
-            "max_runtime": minutes(self.deadline),
-            "timezone": "UTC",
-        })
-    }
-}
-
-/// A check-in payload; `check_in_id` (32 hex) ties the closing check-in to the opening one.
-pub fn check_in(
-    check_in_id: &str,
-    monitor: &str,
-    status: CheckInStatus,
-    duration: Option<Duration>,
-    environment: &str,
-    release: &str,
-    schedule: Option<&MonitorSchedule>,
-) -> Value {
-    let mut v = json!({
-        "check_in_id": check_in_id,
-        "monitor_slug": monitor,
-        "status": status.as_str(),
-        "environment": environment,
-        "release": release,
-    });
-    if let Some(d) = duration {
-        v["duration"] = json!(d.as_secs_f64());
-    }
-    if let Some(s) = schedule {
-        v["monitor_config"] = s.monitor_config();
-    }
-    v
-}
 
 /// Why a check-in was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,7 +55,10 @@ pub struct SentrySink {
     dsn: Dsn,
     targets: std::sync::Mutex<BTreeMap<String, TargetInfo>>,
     client: reqwest::Client,
+    /// Check-ins' rate limits (the `monitor` category).
     limits: std::sync::Mutex<RateLimits>,
+    /// Events' rate limits (the `error` category), kept by the SDK's limiter.
+    events: std::sync::Mutex<EventLimits>,
     server_name: Option<String>,
 }
 
@@ -267,6 +86,7 @@ impl SentrySink {
             targets: std::sync::Mutex::new(targets),
             client,
             limits: std::sync::Mutex::new(RateLimits::default()),
+            events: std::sync::Mutex::new(EventLimits::default()),
             server_name: host_name(),
         })
     }
@@ -281,10 +101,14 @@ impl SentrySink {
 
     /// How long `category` is still rate-limited, if it is.
     pub fn limited(&self, category: Category) -> Option<Duration> {
-        self.limits
-            .lock()
-            .ok()
-            .and_then(|l| l.remaining(category, Instant::now()))
+        match category {
+            Category::Event => self.events.lock().ok().and_then(|l| l.remaining()),
+            Category::Monitor => self
+                .limits
+                .lock()
+                .ok()
+                .and_then(|l| l.remaining(category, Instant::now())),
+        }
     }
 
     /// Posts one envelope of `category`; 408, 429 (Sentry's rate limit) and 5xx are transient,
@@ -325,14 +149,23 @@ impl SentrySink {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
+        let (status, limits, retry_after) = (
+            resp.status().as_u16(),
+            header("x-sentry-rate-limits"),
+            header("retry-after"),
+        );
         if let Ok(mut l) = self.limits.lock() {
+            let now = (Instant::now(), SystemTime::now());
             l.update(
-                resp.status().as_u16(),
-                header("x-sentry-rate-limits").as_deref(),
-                header("retry-after").as_deref(),
-                Instant::now(),
-                SystemTime::now(),
+                status,
+                limits.as_deref(),
+                retry_after.as_deref(),
+                now.0,
+                now.1,
             );
+        }
+        if let Ok(mut l) = self.events.lock() {
+            l.update(status, limits.as_deref(), retry_after.as_deref());
         }
         super::sink::check_response("sentry", incident, &resp).map_err(|mut e| {
             // The category's own limit may be longer than the answer's Retry-After.
@@ -362,16 +195,16 @@ impl SentrySink {
         if let Some(wait) = self.limited(Category::Monitor) {
             return Err(CheckInError::RateLimited(wait));
         }
-        let payload = check_in(
+        let payload = sdk_check_in(
             check_in_id,
             &self.config.monitor,
             status,
             duration,
             &self.config.environment,
-            &self.config.release,
             schedule,
         );
-        let body = envelope(None, now_ms, &[("check_in", payload)]);
+        let sent_at = SystemTime::UNIX_EPOCH + Duration::from_millis(now_ms.max(0) as u64);
+        let body = check_in_envelope(payload, sent_at).map_err(CheckInError::Failed)?;
         match self.post(Category::Monitor, "check-in", body).await {
             Ok(()) => Ok(()),
             Err(e) if e.deferred => {
@@ -410,7 +243,7 @@ impl AlertSink for SentrySink {
                 .lock()
                 .ok()
                 .and_then(|t| t.get(&n.key.target).cloned());
-            let ev = event(
+            let ev = alert_event(
                 key,
                 n,
                 info.as_ref(),
@@ -418,7 +251,8 @@ impl AlertSink for SentrySink {
                 &self.config.release,
                 self.server_name.as_deref(),
             );
-            let body = envelope(Some(key), n.at_ms, &[("event", ev)]);
+            let body = alert_envelope(ev, SystemTime::now())
+                .map_err(|e| SinkError::permanent("sentry", &n.incident, e))?;
             self.post(Category::Event, &n.incident, body).await
         })
     }
@@ -427,7 +261,9 @@ impl AlertSink for SentrySink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::{AlertKey, Evidence};
+    use crate::alert::{AlertKey, Evidence, NotificationKind, Severity};
+    use sentry::protocol::{self as proto, Level, Uuid};
+    use serde_json::Value;
 
     #[test]
     fn dsn_parses_and_hides_the_key() {
@@ -456,116 +292,110 @@ mod tests {
         }
     }
 
+    /// The envelope the SDK writes for an alert event, read back with the SDK's parser: the
+    /// grouping, the level, the tags, and the notification's id on every attempt.
     #[test]
-    fn events_group_by_target_and_metric_with_levels_and_tags() {
-        let n = |kind, severity, at| Notification {
-            kind,
-            key: AlertKey::new("chat", "refusal_rate"),
-            severity,
-            incident: "chat/refusal_rate#1".into(),
-            at_ms: at,
+    fn the_sdks_envelope_of_an_alert_carries_its_grouping_and_the_same_id_on_every_retry() {
+        let n = Notification {
+            kind: NotificationKind::Firing,
+            key: AlertKey::new("chat", "unapproved_model"),
+            severity: Severity::Critical,
+            incident: "chat/unapproved_model#3".into(),
+            at_ms: 1_700_000_000_000,
             evidence: Some(Evidence {
-                summary: "refusals up".into(),
-                e_value: Some(55.0),
+                summary: "served model not approved".into(),
                 ..Evidence::default()
             }),
             muted: false,
         };
-        let a = event(
-            "a",
-            &n(NotificationKind::Firing, Severity::Warning, 1),
-            None,
-            "prod",
-            "r",
-            None,
-        );
-        let b = event(
-            "b",
-            &n(NotificationKind::Resolved, Severity::Warning, 9),
-            None,
-            "prod",
-            "r",
-            None,
-        );
-        assert_eq!(
-            a["fingerprint"],
-            json!(["modelwatch", "chat", "refusal_rate"])
-        );
-        assert_eq!(a["fingerprint"], b["fingerprint"]);
-        assert_eq!(
-            a["tags"]["alert.fingerprint"],
-            b["tags"]["alert.fingerprint"]
-        );
-        assert_eq!(a["level"], "warning");
-        assert_eq!(b["level"], "info");
-        assert_eq!(a["contexts"]["evidence"]["e_value"], 55.0);
-        let c = event(
-            "c",
-            &n(NotificationKind::Firing, Severity::Critical, 1),
-            None,
-            "prod",
-            "r",
-            None,
-        );
-        assert_eq!(c["level"], "error");
-        assert!(c.get("server_name").is_none());
-        let h = event(
-            "h",
-            &n(NotificationKind::Firing, Severity::Warning, 1),
-            None,
-            "prod",
-            "r",
-            Some("gpu-node-7"),
-        );
-        assert_eq!(h["server_name"], "gpu-node-7");
-        let env = envelope(Some("a"), 5, &[("event", a)]);
-        let text = String::from_utf8(env).unwrap();
+        let key = crate::alert::idempotency_key(&n);
+        let target = TargetInfo {
+            provider: "ollama".into(),
+            model: "llama3".into(),
+            fingerprint: Some("abc123def456".into()),
+        };
+        let write = |sent_s: u64| {
+            let ev = alert_event(&key, &n, Some(&target), "prod", "r@1", Some("gpu-7"));
+            alert_envelope(ev, SystemTime::UNIX_EPOCH + Duration::from_secs(sent_s)).unwrap()
+        };
+        let (first, retry) = (write(1_700_000_001), write(1_700_090_000));
+        assert_ne!(first, retry, "`sent_at` is the attempt's");
+        let id = Uuid::try_parse(&key).unwrap();
+        for body in [&first, &retry] {
+            let envelope = sentry::Envelope::from_slice(body).unwrap();
+            assert_eq!(envelope.uuid(), Some(&id));
+            let ev = envelope.event().unwrap();
+            assert_eq!(ev.event_id, id);
+            assert_eq!(
+                ev.fingerprint.as_ref(),
+                ["modelwatch", "chat", "unapproved_model"]
+            );
+            assert_eq!(ev.level, Level::Error);
+            assert_eq!(
+                ev.timestamp,
+                SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+            );
+            let expected = [
+                ("target", "chat"),
+                ("metric", "unapproved_model"),
+                ("alert.state", "firing"),
+                ("alert.severity", "critical"),
+                ("environment", "prod"),
+                ("model", "llama3"),
+                ("provider", "ollama"),
+                ("model.fingerprint", "abc123def456"),
+            ];
+            for (k, v) in expected {
+                assert_eq!(ev.tags.get(k).map(String::as_str), Some(v), "{k}");
+            }
+            assert_eq!(ev.tags["alert.fingerprint"], key_of_group(&n));
+            assert_eq!(ev.tags.len(), expected.len() + 1);
+            assert_eq!(ev.server_name.as_deref(), Some("gpu-7"));
+            assert_eq!(ev.environment.as_deref(), Some("prod"));
+            assert_eq!(ev.release.as_deref(), Some("r@1"));
+            assert_eq!(
+                ev.message.as_deref(),
+                Some("chat/unapproved_model firing: served model not approved")
+            );
+            assert_eq!(ev.extra["incident"], "chat/unapproved_model#3");
+            let Some(proto::Context::Other(evidence)) = ev.contexts.get("evidence") else {
+                panic!("no evidence context: {:?}", ev.contexts);
+            };
+            assert_eq!(evidence["summary"], "served model not approved");
+        }
+        // On the wire: the item's id is the key itself; the header's is the same UUID in the
+        // SDK's hyphenated form; `sent_at` is the attempt's time.
+        let text = String::from_utf8(first).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 3);
+        assert_eq!(lines.len(), 3, "{text}");
+        let head: Value = serde_json::from_str(lines[0]).unwrap();
         let item: Value = serde_json::from_str(lines[1]).unwrap();
+        let body: Value = serde_json::from_str(lines[2]).unwrap();
+        assert_eq!(body["event_id"], key.as_str());
+        assert_eq!(head["event_id"], id.hyphenated().to_string());
+        assert_eq!(head["sent_at"], "2023-11-14T22:13:21Z");
+        assert_eq!(item["type"], "event");
         assert_eq!(item["length"].as_u64().unwrap() as usize, lines[2].len());
+        // A warning states its level; `error` is the protocol's default, left out.
+        assert!(body.get("level").is_none(), "{body}");
+        let warn = Notification {
+            severity: Severity::Warning,
+            ..n.clone()
+        };
+        assert_eq!(event(&key, &warn, None, "p", "r", None)["level"], "warning");
+        // A key that is no UUID still gives one id, the same every time.
+        assert_eq!(event_id("not-hex"), event_id("not-hex"));
+        assert_ne!(event_id("not-hex"), event_id("not-hex2"));
     }
 
-    #[test]
-    fn check_ins_carry_a_monitor_config_from_the_round_interval() {
-        let s = MonitorSchedule {
-            interval: Duration::from_secs(600),
-            jitter: Duration::from_secs(60),
-            deadline: Duration::from_secs(600),
-        };
-        let c = check_in(
-            "0".repeat(32).as_str(),
-            "m",
-            CheckInStatus::InProgress,
-            None,
-            "e",
-            "r",
-            Some(&s),
-        );
-        assert_eq!(
-            c["monitor_config"],
-            json!({
-                "schedule": { "type": "interval", "value": 10, "unit": "minute" },
-                "checkin_margin": 2,
-                "max_runtime": 10,
-                "timezone": "UTC",
-            })
-        );
-        // Sub-minute rounds are a one-minute schedule; merging keeps the most demanding.
-        let fast = MonitorSchedule {
-            interval: Duration::from_millis(200),
-            jitter: Duration::ZERO,
-            deadline: Duration::from_secs(5),
-        };
-        let m = s.merge(fast);
-        assert_eq!(m.interval, Duration::from_millis(200));
-        assert_eq!((m.jitter, m.deadline), (s.jitter, s.deadline));
-        assert_eq!(fast.monitor_config()["schedule"]["value"], 1);
-        assert_eq!(fast.monitor_config()["checkin_margin"], 1);
-        assert!(
-            check_in("x", "m", CheckInStatus::Ok, None, "e", "r", None)
-                .get("monitor_config")
-                .is_none()
-        );
+    /// The `alert.fingerprint` tag of a notification: its group's hash, 12 hex.
+    fn key_of_group(n: &Notification) -> String {
+        crate::alert::idempotency_key(&Notification {
+            at_ms: 0,
+            incident: String::new(),
+            kind: NotificationKind::Info,
+            ..n.clone()
+        })[..12]
+            .to_string()
     }
 }

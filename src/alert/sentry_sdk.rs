@@ -1,8 +1,8 @@
 //! The daemon's own failures in Sentry, through the `sentry` SDK: a panic (its panic
 //! integration) or a `tracing` `error!` (its tracing layer) becomes an event of the configured
-//! project, with the last `warn!`/`info!` lines as breadcrumbs. Alert events and Crons
-//! check-ins keep their own path ([`super::sentry`]): deliberate grouping, idempotent ids,
-//! the alert outbox.
+//! project, with the last `warn!`/`info!` lines as breadcrumbs. Alert events (the SDK's types,
+//! not captured through its client) and Crons check-ins keep their own path
+//! ([`super::sentry`]): deliberate grouping, idempotent ids, the alert outbox.
 //!
 //! The SDK builds the envelopes; [`OutboxTransport`] writes each one into the SQLite outbox
 //! (an [`EnvelopeStore`] the daemon provides, rows of the sink [`OUTBOX_SINK`]) before it

@@ -91,10 +91,20 @@ async fn events_and_check_ins_parse_with_the_official_envelope_parser() {
         p["fingerprint"],
         serde_json::json!(["modelwatch", "a", "unapproved_model"])
     );
-    assert_eq!(p["level"], "error");
+    // `error` is the protocol's default level: the SDK leaves it out, and Sentry's ingestion
+    // reads a missing level as `error` (Relay, `relay-event-normalization/src/event.rs`:
+    // `event.level.get_or_insert_with(..)` gives `Level::Error` to all but transactions).
+    assert_eq!(p["level"].as_str().unwrap_or("error"), "error");
     assert_eq!(p["environment"], "staging");
     assert_eq!(p["release"], "modelwatch@test");
-    assert_eq!(event["envelope"]["event_id"], p["event_id"]);
+    // One id in the envelope's header and in the event. The SDK writes the header's hyphenated
+    // and the event's as 32 hex; Sentry's ingestion reads both as the same UUID (Relay,
+    // `relay-event-schema/src/protocol/event.rs`: `impl FromStr for EventId` is `Uuid`'s
+    // parser, which takes the simple and the hyphenated form; the envelope header's `event_id`
+    // is an `EventId` too, `relay-server/src/envelope/mod.rs`).
+    let id = |v: &serde_json::Value| sentry::types::Uuid::try_parse(v.as_str().unwrap()).unwrap();
+    assert_eq!(id(&event["envelope"]["event_id"]), id(&p["event_id"]));
+    assert_eq!(p["event_id"].as_str().unwrap().len(), 32, "{p}");
     let tags = &p["tags"];
     assert_eq!(tags["target"], "a");
     assert_eq!(tags["metric"], "unapproved_model");
@@ -419,4 +429,77 @@ async fn rate_limits_pause_both_categories_and_the_alert_arrives_once_after() {
         "{sentry:?}"
     );
     drop(receiver);
+}
+
+/// Runs one daemon life with Sentry at `dsn` (an unapproved model: one alert) until the Sentry
+/// sink's status satisfies `done`; returns it.
+async fn sentry_life(
+    dir: &Path,
+    dsn: &str,
+    done: impl Fn(&modelwatch::daemon::state::SinkStatus) -> bool,
+) -> modelwatch::daemon::state::SinkStatus {
+    let extra = format!("[alerts.sentry]\ndsn = \"{dsn}\"\n");
+    let l = loaded(dir, &["a"], &extra, true);
+    let outputs = daemon::outputs::from_config(&l.config).unwrap();
+    let shared = Arc::new(Shared::default());
+    let (_tx, rx) = mpsc::channel(1);
+    let options = Options {
+        clients: fake_clients(Arc::new(AtomicUsize::new(0))),
+        sinks: outputs.sinks,
+        observers: outputs.observers,
+        retry: modelwatch::alert::RetryPolicy {
+            initial: std::time::Duration::from_millis(50),
+            max: std::time::Duration::from_millis(200),
+            max_attempts: 1000,
+            timeout: std::time::Duration::from_secs(2),
+        },
+        ..Options::default()
+    };
+    let sentry = |s: &Shared| s.status().sinks.into_iter().find(|k| k.name == "sentry");
+    run_daemon(l, &dir.join("m.db"), options, &shared, rx, async {
+        poll(30, || match sentry(&shared) {
+            Some(k) if done(&k) => Ok(()),
+            k => Err(format!("{k:?}")),
+        })
+        .await;
+    })
+    .await;
+    sentry(&shared).unwrap()
+}
+
+/// Sentry refuses connections when the alert fires: its event waits in the outbox through
+/// failed attempts and a restart; the next life, Sentry back, delivers it exactly once, with
+/// the event id it had from the start (the row's idempotency key), and nothing stays pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_during_an_outage_arrives_once_after_a_restart_with_its_first_id() {
+    let py = venv_python();
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let down = format!("http://publickey@127.0.0.1:{port}/7");
+    let first = sentry_life(dir.path(), &down, |k| k.pending == 1 && k.failed >= 2).await;
+    assert_eq!(first.delivered, 0, "{first:?}");
+    let store = modelwatch::store::Store::open(dir.path().join("m.db")).unwrap();
+    let rows = store.pending_outbox("sentry").unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let key = rows[0].idempotency_key.clone();
+    drop(store);
+
+    let (_receiver, out, dsn) = sentry_receiver(&py, dir.path());
+    let second = sentry_life(dir.path(), &dsn, |k| k.delivered == 1 && k.pending == 0).await;
+    assert_eq!((second.expired, second.rejected), (0, 0), "{second:?}");
+    let events: Vec<serde_json::Value> = lines(&out)
+        .into_iter()
+        .filter(|i| i["type"] == "event")
+        .collect();
+    assert_eq!(events.len(), 1, "exactly once: {events:#?}");
+    let p = &events[0]["payload"];
+    assert_eq!(p["event_id"], key.as_str(), "{p}");
+    assert_eq!(
+        p["fingerprint"],
+        serde_json::json!(["modelwatch", "a", "unapproved_model"])
+    );
+    let store = modelwatch::store::Store::open(dir.path().join("m.db")).unwrap();
+    assert!(store.pending_outbox("sentry").unwrap().is_empty());
 }
