@@ -452,6 +452,26 @@ impl crate::traffic::Watch for TrafficWatch {
             t.alerts.remove(metric);
         }
     }
+
+    /// The route's schema changed: its baselines (every target's) are recorded again, and its
+    /// open breaches are cleared.
+    fn route_changed(&mut self, route: &str) {
+        for (target, tw) in &mut self.targets {
+            if tw.routes.remove(route).is_none() {
+                continue;
+            }
+            let prefix = alert_metric(route, "");
+            for (_, obs) in tw.alerts.iter_mut().filter(|(k, _)| k.starts_with(&prefix)) {
+                *obs = Observation::Clear;
+            }
+            tracing::info!(target = %target, route, "traffic: the route's JSON Schema changed; its baseline is recorded again");
+            if let Some(store) = self.store.as_mut()
+                && let Err(e) = store.delete_traffic_baseline(target, route)
+            {
+                tracing::warn!(target = %target, route, error = %e, "traffic: cannot drop the kept baseline");
+            }
+        }
+    }
 }
 
 impl super::Scheduler {
@@ -496,6 +516,7 @@ fn to_sample(r: &TrafficRow) -> Option<Sample> {
         refusal,
         refusal_rule: r.refusal_rule.clone(),
         partial_refusal: r.partial_refusal.unwrap_or(false),
+        structured: r.structured,
         ..Measurements::default()
     });
     Some(s)

@@ -251,6 +251,13 @@ CREATE TABLE traffic_baselines (
 ) WITHOUT ROWID;
 "#,
     },
+    Migration {
+        version: 12,
+        description: "production traffic: the structured-output outcome of routes with a schema",
+        sql: r#"
+ALTER TABLE traffic_completions ADD COLUMN structured TEXT;
+"#,
+    },
 ];
 
 /// The schema version this build writes.
