@@ -746,4 +746,55 @@ mod tests {
             "a baseline never mixes two models"
         );
     }
+
+    #[test]
+    fn a_schema_route_is_monitored_for_structured_failures_and_restarts_when_its_schema_changes() {
+        use crate::sample::StructuredOutcome;
+        let fp = Arc::new(Mutex::new("a".repeat(16)));
+        let mut w = watch(fp.clone());
+        let mut rng = Rng::new(11);
+        let extract = |fail: f64, at: i64, rng: &mut Rng| -> Vec<TrafficRow> {
+            (0..100)
+                .map(|_| {
+                    let mut r = row("/extract", false, at);
+                    r.structured = Some(if rng.f64() < fail {
+                        StructuredOutcome::InvalidJson
+                    } else {
+                        StructuredOutcome::Ok
+                    });
+                    r
+                })
+                .collect()
+        };
+        for i in 0..3 {
+            w.observe(&extract(0.02, i, &mut rng));
+        }
+        for i in 0..20 {
+            w.observe(&extract(0.02, 10 + i, &mut rng));
+        }
+        assert!(w.breaches().is_empty(), "{:?}", w.breaches());
+        *fp.lock().unwrap() = "b".repeat(16);
+        for i in 0..10 {
+            w.observe(&extract(0.30, 100 + i, &mut rng));
+        }
+        let breaches = w.breaches();
+        let b = breaches
+            .iter()
+            .find(|b| b.2 == "structured_failure_rate")
+            .unwrap_or_else(|| panic!("{breaches:?}"));
+        assert!(
+            b.3.starts_with("production structured failure rate on route /extract of chat "),
+            "{}",
+            b.3
+        );
+        assert!(b.3.contains(" since the swap at "), "{}", b.3);
+        w.route_changed("/extract");
+        assert!(w.breaches().is_empty());
+        assert!(w.status()["targets"]["chat"]["routes"]["/extract"].is_null());
+        assert!(
+            w.alerts("chat")
+                .iter()
+                .all(|(_, o)| *o == Observation::Clear)
+        );
+    }
 }
