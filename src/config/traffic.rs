@@ -6,8 +6,8 @@
 use super::Secret;
 #[path = "traffic_route.rs"]
 mod route;
-pub use route::RouteSchema;
 use crate::diag::fields::{Fields, Reader};
+pub use route::RouteSchema;
 use std::path::Path;
 use toml::Spanned;
 use toml::de::DeValue;

@@ -39,6 +39,16 @@ impl RouteSchema {
         };
         CompiledChecks::compile(&expect, Path::new("."))
     }
+
+    /// What the outcomes were judged against (the schema and the extraction mode): kept with a
+    /// route's baseline so that one judged against another schema is recorded again.
+    pub fn digest(&self) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(serde_json::to_string(&self.schema).unwrap_or_default());
+        h.update([u8::from(self.extract == JsonExtract::Embedded)]);
+        crate::util::hex(&h.finalize()[..8])
+    }
 }
 
 /// Reads every `[[traffic.route]]`; `None` after an error was reported.
@@ -65,7 +75,10 @@ pub(super) fn read_routes(r: &mut Reader, f: &Fields, dir: &Path) -> Option<Vec<
                     let span = rf.get("name").map_or(item.span(), |v| v.span());
                     r.error_help(
                         span,
-                        format!("route `{}` is declared twice in [[traffic.route]]", route.route),
+                        format!(
+                            "route `{}` is declared twice in [[traffic.route]]",
+                            route.route
+                        ),
                         "keep one [[traffic.route]] per route",
                     );
                     ok = false;
@@ -232,10 +245,17 @@ mod tests {
         );
         assert!(e.contains("conf/modelwatch.toml:11:10"), "{e}");
         let e = load("[[traffic.route]]\nname = \"/x\"\nschema = '{nope'\n").unwrap_err();
-        assert!(e.contains("(inline) is not JSON: key must be a string"), "{e}");
+        assert!(
+            e.contains("(inline) is not JSON: key must be a string"),
+            "{e}"
+        );
         let e = load("[[traffic.route]]\nname = \"/x\"\n").unwrap_err();
-        assert!(e.contains("missing key `schema_file` in [[traffic.route]]"), "{e}");
-        let e = load("[[traffic.route]]\nname = \"/x\"\nschema_file = \"none.json\"\n").unwrap_err();
+        assert!(
+            e.contains("missing key `schema_file` in [[traffic.route]]"),
+            "{e}"
+        );
+        let e =
+            load("[[traffic.route]]\nname = \"/x\"\nschema_file = \"none.json\"\n").unwrap_err();
         assert!(
             e.contains("cannot read schema_file `conf/none.json` of route /x"),
             "{e}"
@@ -245,9 +265,14 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("route `/x` is declared twice"), "{e}");
-        let e = load("[[traffic.route]]\nname = \"/x\"\nschema = '{}'\nextract = \"prose\"\nshema = 1\n")
-            .unwrap_err();
+        let e = load(
+            "[[traffic.route]]\nname = \"/x\"\nschema = '{}'\nextract = \"prose\"\nshema = 1\n",
+        )
+        .unwrap_err();
         assert!(e.contains("unknown value \"prose\" for `extract`"), "{e}");
-        assert!(e.contains("unknown key `shema` in [[traffic.route]]"), "{e}");
+        assert!(
+            e.contains("unknown key `shema` in [[traffic.route]]"),
+            "{e}"
+        );
     }
 }

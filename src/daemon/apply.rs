@@ -49,7 +49,9 @@ impl Scheduler {
                     tracing::info!(routes = ?changed, "traffic: JSON Schemas of routes applied");
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "traffic: the routes' schemas were not applied"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "traffic: the routes' schemas were not applied")
+                }
             }
         }
         let now = Instant::now();

@@ -256,6 +256,7 @@ CREATE TABLE traffic_baselines (
         description: "production traffic: the structured-output outcome of routes with a schema",
         sql: r#"
 ALTER TABLE traffic_completions ADD COLUMN structured TEXT;
+ALTER TABLE traffic_baselines ADD COLUMN schema TEXT;
 "#,
     },
 ];

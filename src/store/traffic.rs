@@ -54,6 +54,8 @@ pub struct TrafficBaseline {
     pub recorded_at_ms: i64,
     /// The target's fingerprint when it was made, when known.
     pub fingerprint: Option<String>,
+    /// The digest of the route's JSON Schema its outcomes were judged against, if it had one.
+    pub schema: Option<String>,
     pub rows: Vec<TrafficRow>,
 }
 
@@ -148,15 +150,16 @@ impl Store {
         let completions = serde_json::to_string(&b.rows).unwrap_or_else(|_| "[]".into());
         self.conn.execute(
             "INSERT OR REPLACE INTO traffic_baselines
-                 (target, route, source, recorded_at_ms, fingerprint, completions)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 (target, route, source, recorded_at_ms, fingerprint, completions, schema)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 b.target,
                 b.route,
                 b.source,
                 b.recorded_at_ms,
                 b.fingerprint,
-                completions
+                completions,
+                b.schema
             ],
         )?;
         Ok(())
@@ -174,7 +177,7 @@ impl Store {
     /// Every kept baseline (a row whose completions cannot be read is skipped).
     pub fn traffic_baselines(&self) -> Result<Vec<TrafficBaseline>> {
         let mut stmt = self.conn.prepare(
-            "SELECT target, route, source, recorded_at_ms, fingerprint, completions
+            "SELECT target, route, source, recorded_at_ms, fingerprint, completions, schema
              FROM traffic_baselines ORDER BY target, route",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -185,6 +188,7 @@ impl Store {
                     source: r.get(2)?,
                     recorded_at_ms: r.get(3)?,
                     fingerprint: r.get(4)?,
+                    schema: r.get(6)?,
                     rows: Vec::new(),
                 },
                 r.get::<_, String>(5)?,
@@ -337,6 +341,7 @@ mod tests {
             source: "recorded".into(),
             recorded_at_ms: 5,
             fingerprint: Some("f1".into()),
+            schema: Some("5e1f".into()),
             rows: vec![row("/a", 1, Some("never kept")), row("/a", 2, None)],
         };
         store.put_traffic_baseline(&b).unwrap();
@@ -346,6 +351,7 @@ mod tests {
         assert_eq!(kept.len(), 1, "one baseline per target and route");
         assert_eq!(kept[0].source, "window");
         assert_eq!(kept[0].fingerprint.as_deref(), Some("f1"));
+        assert_eq!(kept[0].schema.as_deref(), Some("5e1f"));
         assert_eq!(kept[0].rows.len(), 2);
         assert!(kept[0].rows.iter().all(|r| r.text.is_none()));
         assert_eq!(kept[0].rows[0].route, "/a");

@@ -90,8 +90,9 @@ pub trait Watch: Send {
     fn alerts(&self, target: &str) -> Vec<(String, crate::alert::Observation)>;
     /// The alert `metric` of `target` is no longer firing: stop reporting its clear readings.
     fn settled(&mut self, target: &str, metric: &str);
-    /// The JSON Schema of `route` was declared, changed or removed: its baselines start again.
-    fn route_changed(&mut self, _route: &str) {}
+    /// The JSON Schema of `route` was declared, changed or removed (`schema`: the new one's
+    /// digest): its baselines start again.
+    fn route_changed(&mut self, _route: &str, _schema: Option<&str>) {}
 }
 
 /// A decoded completion or why it was refused, with its 1-based number in the request.

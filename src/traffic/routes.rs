@@ -51,6 +51,10 @@ impl Traffic {
     /// start their baselines again. Returns those routes.
     pub fn set_routes(&self, routes: &[RouteSchema]) -> Result<Vec<String>, String> {
         let new = compile(routes)?;
+        let new_digests: BTreeMap<String, String> = routes
+            .iter()
+            .map(|r| (r.route.clone(), r.digest()))
+            .collect();
         let changed = match self.routes.write() {
             Ok(mut current) => {
                 let changed = changed(&current, &new);
@@ -64,7 +68,8 @@ impl Traffic {
             && let Some(w) = w.as_mut()
         {
             for route in &changed {
-                w.route_changed(route);
+                let digest = new_digests.get(route).map(String::as_str);
+                w.route_changed(route, digest);
             }
         }
         Ok(changed)
@@ -75,6 +80,18 @@ impl Traffic {
         self.routes
             .read()
             .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Each declaring route's [`RouteSchema::digest`].
+    pub fn schema_digests(&self) -> BTreeMap<String, String> {
+        self.routes
+            .read()
+            .map(|r| {
+                r.iter()
+                    .map(|(k, (d, _))| (k.clone(), d.digest()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -108,6 +125,9 @@ mod tests {
         assert_eq!(changed(&a, &b), vec!["/a", "/b", "/c"]);
         assert!(changed(&a, &a.clone()).is_empty());
         let e = compile(&[route("/x", serde_json::json!({"type": 12}))]).unwrap_err();
-        assert!(e.starts_with("[[traffic.route]] /x: json_schema (inline): invalid schema: at /type"), "{e}");
+        assert!(
+            e.starts_with("[[traffic.route]] /x: json_schema (inline): invalid schema: at /type"),
+            "{e}"
+        );
     }
 }

@@ -81,9 +81,9 @@ impl StreamStats {
 
     /// Completions with a structured-output outcome, and the failures among them.
     pub fn structured_counts(&self) -> (u64, u64) {
-        self.structured
-            .iter()
-            .fold((0, 0), |(n, bad), (o, c)| (n + c, bad + c * u64::from(o.is_failure())))
+        self.structured.iter().fold((0, 0), |(n, bad), (o, c)| {
+            (n + c, bad + c * u64::from(o.is_failure()))
+        })
     }
 
     /// The bad-outcome rates, named like the probes' metrics; a rate is absent until something
