@@ -101,23 +101,11 @@ fn read_route(r: &mut Reader, f: &Fields, dir: &Path) -> Option<RouteSchema> {
         );
         return None;
     }
-    let extract = match r.string(f, "extract") {
-        None if f.get("extract").is_some() => return None,
-        None => JsonExtract::Whole,
-        Some(s) => match s.get_ref().as_str() {
-            "whole" => JsonExtract::Whole,
-            "embedded" => JsonExtract::Embedded,
-            other => {
-                r.error_help(
-                    s.span(),
-                    format!("unknown value \"{other}\" for `extract` in [[traffic.route]] {route}"),
-                    "expected \"whole\" (the answer is the JSON) or \"embedded\" (JSON inside prose)",
-                );
-                return None;
-            }
-        },
+    let extract = read_extract(r, f, &route);
+    let schema = read_schema(r, f, dir, &route);
+    let (Some(extract), Some((schema, origin, span))) = (extract, schema) else {
+        return None;
     };
-    let (schema, origin, span) = read_schema(r, f, dir, &route)?;
     let declared = RouteSchema {
         route,
         schema,
@@ -140,6 +128,25 @@ fn read_route(r: &mut Reader, f: &Fields, dir: &Path) -> Option<RouteSchema> {
         return None;
     }
     Some(declared)
+}
+
+/// `extract`: where the JSON may be in an answer (default `whole`).
+fn read_extract(r: &mut Reader, f: &Fields, route: &str) -> Option<JsonExtract> {
+    let Some(s) = r.string(f, "extract") else {
+        return f.get("extract").is_none().then_some(JsonExtract::Whole);
+    };
+    match s.get_ref().as_str() {
+        "whole" => Some(JsonExtract::Whole),
+        "embedded" => Some(JsonExtract::Embedded),
+        other => {
+            r.error_help(
+                s.span(),
+                format!("unknown value \"{other}\" for `extract` in [[traffic.route]] {route}"),
+                "expected \"whole\" (the answer is the JSON) or \"embedded\" (JSON inside prose)",
+            );
+            None
+        }
+    }
 }
 
 /// The schema from `schema` (JSON text) or `schema_file` (exactly one), its origin and the

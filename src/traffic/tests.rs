@@ -256,7 +256,7 @@ fn a_route_with_a_schema_gets_structured_outcomes_and_others_none() {
     assert_eq!(t.set_routes(&[]).unwrap(), vec!["/extract"]);
     assert!(t.schema_routes().is_empty());
     // The outcomes are stored with the measurements.
-    let store = Store::open(&dir.path().join("m.db")).unwrap();
+    let store = Store::open(dir.path().join("m.db")).unwrap();
     let rows = store.traffic_rows("chat", 0).unwrap();
     let outcomes: Vec<Option<&str>> = rows
         .iter()
