@@ -13,7 +13,7 @@
 //! [`Traffic::ingest_otlp`] the same way.
 //!
 //! Submodules: [`line`] (parsing one line, pure), [`otlp`] (OTLP exports to records, pure),
-//! [`stream`] (per-stream readings, pure),
+//! [`routes`] (the JSON Schemas routes declare), [`stream`] (per-stream readings, pure),
 //! [`worker`] (the traffic task).
 
 pub mod baseline_file;
