@@ -120,6 +120,9 @@ pub struct TrafficWatch {
     window_ms: Option<i64>,
     /// The digest of each route's JSON Schema, kept with its baselines.
     schemas: BTreeMap<String, String>,
+    /// When a route's schema last changed in this process: a window before a swap starts no
+    /// earlier (its outcomes were judged against one schema).
+    schema_changed_ms: BTreeMap<String, i64>,
 }
 
 impl TrafficWatch {
@@ -135,6 +138,7 @@ impl TrafficWatch {
             store: None,
             window_ms: None,
             schemas: BTreeMap::new(),
+            schema_changed_ms: BTreeMap::new(),
         }
     }
 
@@ -300,10 +304,15 @@ impl TrafficWatch {
     /// a window is configured and holds at least [`MIN_WINDOW_COMPLETIONS`].
     fn window(&self, target: &str, route: &str, at_ms: i64) -> Option<Vec<TrafficRow>> {
         let (store, w) = (self.store.as_ref()?, self.window_ms?);
+        let since = self
+            .schema_changed_ms
+            .get(route)
+            .copied()
+            .unwrap_or(i64::MIN);
         match store.traffic_window(
             target,
             route,
-            at_ms.saturating_sub(w),
+            at_ms.saturating_sub(w).max(since),
             at_ms,
             MAX_WINDOW_COMPLETIONS,
         ) {
@@ -476,6 +485,8 @@ impl crate::traffic::Watch for TrafficWatch {
             Some(s) => self.schemas.insert(route.to_string(), s.to_string()),
             None => self.schemas.remove(route),
         };
+        self.schema_changed_ms
+            .insert(route.to_string(), crate::time::now_ms());
         for (target, tw) in &mut self.targets {
             if tw.routes.remove(route).is_none() {
                 continue;

@@ -256,3 +256,20 @@ fn a_kept_baseline_judged_against_another_schema_is_recorded_again() {
         other.status()
     );
 }
+
+#[test]
+fn a_window_never_reaches_back_before_the_schema_changed() {
+    let mut store = Store::open_in_memory().unwrap();
+    // Judged against the old schema: 40 completions in the hour before the swap at 7,000 ms.
+    let rows: Vec<TrafficRow> = (0..40).map(|i| row("/a", false, 6_000 - i)).collect();
+    store.insert_traffic(&rows).unwrap();
+    let fp = Arc::new(Mutex::new("a".repeat(16)));
+    let mut w = watch(fp.clone()).with_store(store, Some(std::time::Duration::from_secs(3_600)));
+    w.route_changed("/a", Some("0f0f"));
+    w.observe(&vec![row("/a", false, 1); BASELINE_COMPLETIONS]);
+    *fp.lock().unwrap() = "b".repeat(16);
+    w.observe(&vec![row("/a", false, 8_000); 5]);
+    let route = &w.status()["targets"]["chat"]["routes"]["/a"];
+    assert_eq!(route["baseline_source"], "recorded", "{route}");
+    assert_eq!(route["baseline"], BASELINE_COMPLETIONS, "{route}");
+}
