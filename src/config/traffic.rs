@@ -4,7 +4,10 @@
 //! silence alerts. See `docs/traffic.md`.
 
 use super::Secret;
+#[path = "traffic_route.rs"]
+mod route;
 use crate::diag::fields::{Fields, Reader};
+pub use route::RouteSchema;
 use std::path::Path;
 use toml::Spanned;
 use toml::de::DeValue;
@@ -20,6 +23,7 @@ pub(super) const TRAFFIC_KEYS: &[&str] = &[
     "max_streams",
     "baseline_window",
     "baseline_file",
+    "route",
 ];
 
 /// Shortest accepted ingest token.
@@ -50,6 +54,9 @@ pub struct TrafficSettings {
     /// A baseline per route from a JSON-lines file in the ingest format, instead of recording
     /// one (resolved against the configuration's directory).
     pub baseline_file: Option<std::path::PathBuf>,
+    /// `[[traffic.route]]`: routes whose answers must satisfy a JSON Schema (read again at
+    /// each reload).
+    pub routes: Vec<RouteSchema>,
 }
 
 impl TrafficSettings {
@@ -65,6 +72,7 @@ impl TrafficSettings {
             max_streams: 200,
             baseline_window: None,
             baseline_file: None,
+            routes: Vec::new(),
         }
     }
 }
@@ -105,6 +113,7 @@ pub(super) fn read_traffic(
     if let Some(p) = r.nonempty_string(&f, "baseline_file", false) {
         t.baseline_file = Some(dir.join(p.get_ref()));
     }
+    t.routes = route::read_routes(r, &f, dir)?;
     Some(Some(t))
 }
 

@@ -43,6 +43,16 @@ impl Scheduler {
         }
         if let Some(t) = self.shared.traffic() {
             t.set_targets(known_targets(&loaded.config));
+            let routes = loaded.config.traffic.as_ref().map(|c| c.routes.as_slice());
+            match t.set_routes(routes.unwrap_or_default()) {
+                Ok(changed) if !changed.is_empty() => {
+                    tracing::info!(routes = ?changed, "traffic: JSON Schemas of routes applied");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "traffic: the routes' schemas were not applied")
+                }
+            }
         }
         let now = Instant::now();
         self.runtime.retain(|name, _| prepared.contains_key(name));

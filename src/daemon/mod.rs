@@ -426,6 +426,7 @@ fn start_traffic(
         .map_err(crate::traffic::TrafficError::Store)?;
     traffic.set_watch(Box::new(
         traffic_watch::TrafficWatch::new(monitor, traffic_watch::BASELINE_COMPLETIONS, lookup)
+            .with_schemas(traffic.schema_digests())
             .with_store(kept, settings.baseline_window)
             .with_file_baselines(files),
     ));

@@ -118,6 +118,11 @@ pub struct TrafficWatch {
     /// Where baselines are kept and windows read (none in unit tests).
     store: Option<Store>,
     window_ms: Option<i64>,
+    /// The digest of each route's JSON Schema, kept with its baselines.
+    schemas: BTreeMap<String, String>,
+    /// When a route's schema last changed in this process: a window before a swap starts no
+    /// earlier (its outcomes were judged against one schema).
+    schema_changed_ms: BTreeMap<String, i64>,
 }
 
 impl TrafficWatch {
@@ -132,16 +137,30 @@ impl TrafficWatch {
             targets: BTreeMap::new(),
             store: None,
             window_ms: None,
+            schemas: BTreeMap::new(),
+            schema_changed_ms: BTreeMap::new(),
         }
     }
 
-    /// Keeps baselines in `store`, starting from the ones it has; rebuilds them from `window`
-    /// before each swap when set.
+    /// The routes that declare a JSON Schema, by route: the digest of each (set before
+    /// [`TrafficWatch::with_store`]).
+    pub fn with_schemas(mut self, schemas: BTreeMap<String, String>) -> Self {
+        self.schemas = schemas;
+        self
+    }
+
+    /// Keeps baselines in `store`, starting from the ones it has (except those judged against
+    /// another JSON Schema than the route's); rebuilds them from `window` before each swap when
+    /// set.
     pub fn with_store(mut self, store: Store, window: Option<std::time::Duration>) -> Self {
         self.window_ms = window.map(|w| i64::try_from(w.as_millis()).unwrap_or(i64::MAX));
         match store.traffic_baselines() {
             Ok(kept) => {
                 for b in kept {
+                    if b.schema.as_ref() != self.schemas.get(&b.route) {
+                        tracing::info!(target = %b.target, route = %b.route, "traffic: the kept baseline was judged against another JSON Schema; it is recorded again");
+                        continue;
+                    }
                     self.install(b);
                 }
             }
@@ -209,6 +228,7 @@ impl TrafficWatch {
             source: rw.source.as_str().to_string(),
             recorded_at_ms: rw.made_at_ms,
             fingerprint,
+            schema: self.schemas.get(route).cloned(),
             rows: rw.baseline.clone(),
         };
         if let Err(e) = store.put_traffic_baseline(&b) {
@@ -284,10 +304,15 @@ impl TrafficWatch {
     /// a window is configured and holds at least [`MIN_WINDOW_COMPLETIONS`].
     fn window(&self, target: &str, route: &str, at_ms: i64) -> Option<Vec<TrafficRow>> {
         let (store, w) = (self.store.as_ref()?, self.window_ms?);
+        let since = self
+            .schema_changed_ms
+            .get(route)
+            .copied()
+            .unwrap_or(i64::MIN);
         match store.traffic_window(
             target,
             route,
-            at_ms.saturating_sub(w),
+            at_ms.saturating_sub(w).max(since),
             at_ms,
             MAX_WINDOW_COMPLETIONS,
         ) {
@@ -452,6 +477,32 @@ impl crate::traffic::Watch for TrafficWatch {
             t.alerts.remove(metric);
         }
     }
+
+    /// The route's schema changed: its baselines (every target's) are recorded again, and its
+    /// open breaches are cleared.
+    fn route_changed(&mut self, route: &str, schema: Option<&str>) {
+        match schema {
+            Some(s) => self.schemas.insert(route.to_string(), s.to_string()),
+            None => self.schemas.remove(route),
+        };
+        self.schema_changed_ms
+            .insert(route.to_string(), crate::time::now_ms());
+        for (target, tw) in &mut self.targets {
+            if tw.routes.remove(route).is_none() {
+                continue;
+            }
+            let prefix = alert_metric(route, "");
+            for (_, obs) in tw.alerts.iter_mut().filter(|(k, _)| k.starts_with(&prefix)) {
+                *obs = Observation::Clear;
+            }
+            tracing::info!(target = %target, route, "traffic: the route's JSON Schema changed; its baseline is recorded again");
+            if let Some(store) = self.store.as_mut()
+                && let Err(e) = store.delete_traffic_baseline(target, route)
+            {
+                tracing::warn!(target = %target, route, error = %e, "traffic: cannot drop the kept baseline");
+            }
+        }
+    }
 }
 
 impl super::Scheduler {
@@ -496,6 +547,7 @@ fn to_sample(r: &TrafficRow) -> Option<Sample> {
         refusal,
         refusal_rule: r.refusal_rule.clone(),
         partial_refusal: r.partial_refusal.unwrap_or(false),
+        structured: r.structured,
         ..Measurements::default()
     });
     Some(s)
@@ -547,182 +599,5 @@ fn short(fingerprint: &str) -> &str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rng::Rng;
-    use crate::traffic::Watch;
-    use std::sync::{Arc, Mutex};
-
-    fn row(route: &str, refusal: bool, at: i64) -> TrafficRow {
-        TrafficRow {
-            target: "chat".into(),
-            route: route.into(),
-            received_at_ms: at,
-            chars: Some(300),
-            finish_reason: Some("stop".into()),
-            empty: Some(false),
-            refusal: Some(refusal),
-            partial_refusal: Some(false),
-            ..TrafficRow::default()
-        }
-    }
-
-    /// Batches of 100 completions: `support_share` of them on /support (refusing at
-    /// `support_rate`), the rest on /search (refusing at 10 %).
-    fn batch(rng: &mut Rng, support_share: f64, support_rate: f64, at: i64) -> Vec<TrafficRow> {
-        (0..100)
-            .map(|_| {
-                if rng.f64() < support_share {
-                    row("/support", rng.f64() < support_rate, at)
-                } else {
-                    row("/search", rng.f64() < 0.10, at)
-                }
-            })
-            .collect()
-    }
-
-    fn watch(fingerprint: Arc<Mutex<String>>) -> TrafficWatch {
-        let settings = MonitorSettings {
-            margins: crate::drift::Margins::default(),
-            false_alarm_rounds: 129_600.0,
-            null_confidence: Default::default(),
-        };
-        let lookup: SwapLookup =
-            Box::new(move |_| Some((fingerprint.lock().unwrap().clone(), Some(7_000))));
-        TrafficWatch::new(settings, BASELINE_COMPLETIONS, lookup)
-    }
-
-    #[test]
-    fn a_mix_shift_alone_raises_nothing_and_a_swap_that_refuses_more_is_named() {
-        let fp = Arc::new(Mutex::new("a1b2c3d4e5f6a7b8".to_string()));
-        let mut w = watch(fp.clone());
-        let mut rng = Rng::new(7);
-        for i in 0..10 {
-            w.observe(&batch(&mut rng, 0.5, 0.02, i));
-        }
-        let st = w.status();
-        assert_eq!(
-            st["targets"]["chat"]["routes"]["/support"]["monitored"],
-            true
-        );
-        // The share of /search (10 % refusals) triples: the pooled rate rises, no route changes.
-        for i in 0..60 {
-            w.observe(&batch(&mut rng, 0.1, 0.02, 100 + i));
-        }
-        assert!(w.breaches().is_empty(), "{:?}", w.breaches());
-        // The prober saw a swap; /support now refuses 15 %.
-        *fp.lock().unwrap() = "c3d4e5f6a7b8c9d0".to_string();
-        for i in 0..20 {
-            w.observe(&batch(&mut rng, 0.5, 0.15, 200 + i));
-        }
-        let breaches = w.breaches();
-        let refusal = breaches
-            .iter()
-            .find(|b| b.1 == "/support" && b.2 == "refusal_rate")
-            .unwrap_or_else(|| panic!("{breaches:?}"));
-        assert!(
-            refusal
-                .3
-                .starts_with("production refusal rate on route /support of chat 3.5 % → 15."),
-            "{}",
-            refusal.3
-        );
-        assert!(
-            refusal.3.ends_with(
-                "since the swap at 1970-01-01 00:00 UTC (fingerprint a1b2c3d4e5f6 → c3d4e5f6a7b8)"
-            ),
-            "{}",
-            refusal.3
-        );
-        assert!(breaches.iter().all(|b| b.1 == "/support"), "{breaches:?}");
-        // The same reading waits for the target's next round as an alert.
-        let alerts = w.alerts("chat");
-        assert!(
-            alerts
-                .iter()
-                .any(|(m, o)| m == "traffic:/support:refusal_rate"
-                    && matches!(o, Observation::Breach(ev) if ev.summary == refusal.3)),
-            "{alerts:?}"
-        );
-        assert!(
-            alerts
-                .iter()
-                .all(|(m, _)| m.starts_with("traffic:/support:"))
-        );
-    }
-
-    #[test]
-    fn baselines_are_kept_and_reloaded_with_their_fingerprint() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m.db");
-        let fp = Arc::new(Mutex::new("a".repeat(16)));
-        let mut w = watch(fp.clone()).with_store(Store::open(&path).unwrap(), None);
-        w.observe(&vec![row("/a", false, 1); BASELINE_COMPLETIONS]);
-        assert_eq!(
-            w.status()["targets"]["chat"]["routes"]["/a"]["monitored"],
-            true
-        );
-        drop(w);
-        // A restart: the baseline is back, monitored before any new completion.
-        let mut w = watch(fp.clone()).with_store(Store::open(&path).unwrap(), None);
-        let route = &w.status()["targets"]["chat"]["routes"]["/a"];
-        assert_eq!(route["monitored"], true, "{route}");
-        assert_eq!(route["baseline"], BASELINE_COMPLETIONS);
-        assert_eq!(route["baseline_source"], "recorded");
-        // The model was swapped while the daemon was stopped: still seen as a swap.
-        *fp.lock().unwrap() = "b".repeat(16);
-        w.observe(&vec![row("/a", false, 2); 5]);
-        let swap = &w.status()["targets"]["chat"]["last_swap"];
-        assert_eq!(swap["from"], "a".repeat(16), "{swap}");
-        assert_eq!(
-            w.status()["targets"]["chat"]["routes"]["/a"]["baseline"],
-            BASELINE_COMPLETIONS,
-            "a monitored route keeps its baseline across the swap"
-        );
-    }
-
-    #[test]
-    fn a_swap_rebuilds_the_baseline_from_the_window_before_it() {
-        let mut store = Store::open_in_memory().unwrap();
-        // Stored traffic of the old model: 40 completions in the last hour before the swap at
-        // 7,000 ms (10 % refusals), 100 older ones outside the window.
-        let mut rows: Vec<TrafficRow> = (0..100).map(|_| row("/a", false, -4_000_000)).collect();
-        rows.extend((0..40).map(|i| row("/a", i % 10 == 0, 6_000 - i)));
-        store.insert_traffic(&rows).unwrap();
-        let fp = Arc::new(Mutex::new("a".repeat(16)));
-        let mut w =
-            watch(fp.clone()).with_store(store, Some(std::time::Duration::from_secs(3_600)));
-        w.observe(&vec![row("/a", false, 1); BASELINE_COMPLETIONS]);
-        assert_eq!(
-            w.status()["targets"]["chat"]["routes"]["/a"]["baseline_source"],
-            "recorded"
-        );
-        *fp.lock().unwrap() = "b".repeat(16);
-        w.observe(&vec![row("/a", false, 8_000); 5]);
-        let route = &w.status()["targets"]["chat"]["routes"]["/a"];
-        assert_eq!(route["baseline_source"], "window", "{route}");
-        assert_eq!(route["baseline"], 40, "{route}");
-        assert_eq!(route["baseline_made_at_ms"], 7_000, "{route}");
-    }
-
-    #[test]
-    fn lengths_only_completions_are_not_monitored_and_a_swap_restarts_the_recording() {
-        let fp = Arc::new(Mutex::new("a".repeat(16)));
-        let mut w = watch(fp.clone());
-        let mut lengths_only = row("/a", false, 1);
-        lengths_only.refusal = None;
-        w.observe(&vec![lengths_only; 50]);
-        w.observe(&vec![row("/a", false, 1); 50]);
-        assert_eq!(
-            w.status()["targets"]["chat"]["routes"]["/a"]["baseline"],
-            50
-        );
-        *fp.lock().unwrap() = "b".repeat(16);
-        w.observe(&vec![row("/a", false, 2); 10]);
-        assert_eq!(
-            w.status()["targets"]["chat"]["routes"]["/a"]["baseline"],
-            10,
-            "a baseline never mixes two models"
-        );
-    }
-}
+#[path = "traffic_watch_tests.rs"]
+mod tests;

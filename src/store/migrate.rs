@@ -251,6 +251,14 @@ CREATE TABLE traffic_baselines (
 ) WITHOUT ROWID;
 "#,
     },
+    Migration {
+        version: 12,
+        description: "production traffic: the structured-output outcome of routes with a schema",
+        sql: r#"
+ALTER TABLE traffic_completions ADD COLUMN structured TEXT;
+ALTER TABLE traffic_baselines ADD COLUMN schema TEXT;
+"#,
+    },
 ];
 
 /// The schema version this build writes.

@@ -5,6 +5,7 @@
 //! `sample_retention`, both by the time the daemon received the completion.
 
 use super::{Result, Store};
+use crate::sample::StructuredOutcome;
 use rusqlite::params;
 
 /// What is kept of one received completion (the field list of `docs/traffic.md`).
@@ -28,6 +29,14 @@ pub struct TrafficRow {
     pub partial_refusal: Option<bool>,
     pub refusal_rule: Option<String>,
     pub latency_ms: Option<f64>,
+    /// The structured-output outcome, when the route declares a JSON Schema and the text was
+    /// sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured: Option<StructuredOutcome>,
+    /// The route declared a JSON Schema when the completion was measured (a completion sent
+    /// as lengths only then has no outcome, and is counted as such). Not stored.
+    #[serde(skip)]
+    pub declares_schema: bool,
     /// Only with `store_text = true` (never part of a stored baseline).
     #[serde(skip)]
     pub text: Option<String>,
@@ -45,6 +54,8 @@ pub struct TrafficBaseline {
     pub recorded_at_ms: i64,
     /// The target's fingerprint when it was made, when known.
     pub fingerprint: Option<String>,
+    /// The digest of the route's JSON Schema its outcomes were judged against, if it had one.
+    pub schema: Option<String>,
     pub rows: Vec<TrafficRow>,
 }
 
@@ -57,8 +68,13 @@ pub struct TrafficPruned {
 
 const INSERT: &str = "INSERT INTO traffic_completions (
     target, route, received_at_ms, timestamp_ms, chars, output_tokens, finish_reason,
-    truncated, empty, refusal, partial_refusal, refusal_rule, latency_ms
-) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+    truncated, empty, refusal, partial_refusal, refusal_rule, latency_ms, structured
+) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+
+/// A stored structured outcome (an unknown word reads as none).
+fn outcome(value: Option<String>) -> Option<StructuredOutcome> {
+    value.as_deref().and_then(StructuredOutcome::parse)
+}
 
 impl Store {
     /// Stores `rows`, all or none, in one transaction.
@@ -84,6 +100,7 @@ impl Store {
                     r.partial_refusal,
                     r.refusal_rule,
                     r.latency_ms.filter(|l| l.is_finite()),
+                    r.structured.map(StructuredOutcome::as_str),
                 ])?;
                 if let Some(t) = &r.text {
                     text.execute(params![tx.last_insert_rowid(), t])?;
@@ -99,7 +116,7 @@ impl Store {
         let mut stmt = self.conn.prepare(
             "SELECT c.target, c.route, c.received_at_ms, c.timestamp_ms, c.chars,
                     c.output_tokens, c.finish_reason, c.truncated, c.empty, c.refusal,
-                    c.partial_refusal, c.refusal_rule, c.latency_ms, t.text
+                    c.partial_refusal, c.refusal_rule, c.latency_ms, t.text, c.structured
              FROM traffic_completions c LEFT JOIN traffic_texts t ON t.completion_id = c.id
              WHERE c.target = ?1 AND c.received_at_ms >= ?2 ORDER BY c.id",
         )?;
@@ -119,6 +136,8 @@ impl Store {
                 refusal_rule: r.get(11)?,
                 latency_ms: r.get(12)?,
                 text: r.get(13)?,
+                structured: outcome(r.get(14)?),
+                declares_schema: false,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -131,16 +150,26 @@ impl Store {
         let completions = serde_json::to_string(&b.rows).unwrap_or_else(|_| "[]".into());
         self.conn.execute(
             "INSERT OR REPLACE INTO traffic_baselines
-                 (target, route, source, recorded_at_ms, fingerprint, completions)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 (target, route, source, recorded_at_ms, fingerprint, completions, schema)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 b.target,
                 b.route,
                 b.source,
                 b.recorded_at_ms,
                 b.fingerprint,
-                completions
+                completions,
+                b.schema
             ],
+        )?;
+        Ok(())
+    }
+
+    /// Drops the kept baseline of a target's route (it is recorded again).
+    pub fn delete_traffic_baseline(&mut self, target: &str, route: &str) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM traffic_baselines WHERE target = ?1 AND route = ?2",
+            params![target, route],
         )?;
         Ok(())
     }
@@ -148,7 +177,7 @@ impl Store {
     /// Every kept baseline (a row whose completions cannot be read is skipped).
     pub fn traffic_baselines(&self) -> Result<Vec<TrafficBaseline>> {
         let mut stmt = self.conn.prepare(
-            "SELECT target, route, source, recorded_at_ms, fingerprint, completions
+            "SELECT target, route, source, recorded_at_ms, fingerprint, completions, schema
              FROM traffic_baselines ORDER BY target, route",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -159,6 +188,7 @@ impl Store {
                     source: r.get(2)?,
                     recorded_at_ms: r.get(3)?,
                     fingerprint: r.get(4)?,
+                    schema: r.get(6)?,
                     rows: Vec::new(),
                 },
                 r.get::<_, String>(5)?,
@@ -196,7 +226,8 @@ impl Store {
     ) -> Result<Vec<TrafficRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT route, received_at_ms, timestamp_ms, chars, output_tokens, finish_reason,
-                    truncated, empty, refusal, partial_refusal, refusal_rule, latency_ms
+                    truncated, empty, refusal, partial_refusal, refusal_rule, latency_ms,
+                    structured
              FROM traffic_completions
              WHERE target = ?1 AND route = ?2 AND received_at_ms >= ?3 AND received_at_ms < ?4
                    AND refusal IS NOT NULL
@@ -219,6 +250,8 @@ impl Store {
                 refusal_rule: r.get(10)?,
                 latency_ms: r.get(11)?,
                 text: None,
+                structured: outcome(r.get(12)?),
+                declares_schema: false,
             })
         })?;
         let mut out = rows.collect::<rusqlite::Result<Vec<_>>>()?;
@@ -308,6 +341,7 @@ mod tests {
             source: "recorded".into(),
             recorded_at_ms: 5,
             fingerprint: Some("f1".into()),
+            schema: Some("5e1f".into()),
             rows: vec![row("/a", 1, Some("never kept")), row("/a", 2, None)],
         };
         store.put_traffic_baseline(&b).unwrap();
@@ -317,6 +351,7 @@ mod tests {
         assert_eq!(kept.len(), 1, "one baseline per target and route");
         assert_eq!(kept[0].source, "window");
         assert_eq!(kept[0].fingerprint.as_deref(), Some("f1"));
+        assert_eq!(kept[0].schema.as_deref(), Some("5e1f"));
         assert_eq!(kept[0].rows.len(), 2);
         assert!(kept[0].rows.iter().all(|r| r.text.is_none()));
         assert_eq!(kept[0].rows[0].route, "/a");

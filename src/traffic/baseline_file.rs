@@ -74,6 +74,7 @@ impl Traffic {
             .into_iter()
             .map(|((target, route), rows)| TrafficBaseline {
                 target,
+                schema: self.schema_digests().remove(&route),
                 route,
                 source: "file".into(),
                 recorded_at_ms: now_ms,

@@ -13,7 +13,7 @@
 //! [`Traffic::ingest_otlp`] the same way.
 //!
 //! Submodules: [`line`] (parsing one line, pure), [`otlp`] (OTLP exports to records, pure),
-//! [`stream`] (per-stream readings, pure),
+//! [`routes`] (the JSON Schemas routes declare), [`stream`] (per-stream readings, pure),
 //! [`worker`] (the traffic task).
 
 pub mod baseline_file;
@@ -21,6 +21,7 @@ pub mod line;
 pub mod mix;
 pub mod otlp;
 pub mod redact;
+pub mod routes;
 pub mod stream;
 pub mod worker;
 
@@ -56,6 +57,8 @@ pub enum TrafficError {
     Thread(std::io::Error),
     #[error("{0}")]
     Baseline(String),
+    #[error("{0}")]
+    Schema(String),
 }
 
 /// What an ingest request gets back: an HTTP status, an optional `Retry-After` (seconds) and a
@@ -87,6 +90,9 @@ pub trait Watch: Send {
     fn alerts(&self, target: &str) -> Vec<(String, crate::alert::Observation)>;
     /// The alert `metric` of `target` is no longer firing: stop reporting its clear readings.
     fn settled(&mut self, target: &str, metric: &str);
+    /// The JSON Schema of `route` was declared, changed or removed (`schema`: the new one's
+    /// digest): its baselines start again.
+    fn route_changed(&mut self, _route: &str, _schema: Option<&str>) {}
 }
 
 /// A decoded completion or why it was refused, with its 1-based number in the request.
@@ -226,6 +232,8 @@ pub struct Traffic {
     pub(crate) watch: Mutex<Option<Box<dyn Watch>>>,
     /// Applied to the texts that are stored.
     redactor: RwLock<redact::TextRedactor>,
+    /// The checks of the routes that declare a JSON Schema (`[[traffic.route]]`).
+    routes: RwLock<routes::RouteChecks>,
 }
 
 impl std::fmt::Debug for Traffic {
@@ -246,6 +254,7 @@ pub fn start(
     let store = Store::open(&storage.path)?;
     let evaluator = Evaluator::new(&RefusalConfig::default())
         .map_err(|e| TrafficError::Refusal(e.to_string()))?;
+    let checks = routes::compile(&settings.routes).map_err(TrafficError::Schema)?;
     let (tx, rx) = std::sync::mpsc::sync_channel(settings.queue);
     let traffic = Arc::new(Traffic {
         settings: settings.clone(),
@@ -264,6 +273,7 @@ pub fn start(
         counters: Counters::default(),
         watch: Mutex::new(None),
         redactor: RwLock::new(redact::TextRedactor::new([settings.token.expose()])),
+        routes: RwLock::new(checks),
     });
     let w = worker::spawn(traffic.clone(), store, rx, storage.clone())?;
     Ok((traffic, w))
@@ -544,9 +554,11 @@ impl Traffic {
         Ok((key, r))
     }
 
-    /// Measures a record with the probes' evaluator when its text was sent; with lengths only,
-    /// refusal and emptiness stay unknown.
+    /// Measures a record with the probes' evaluator when its text was sent (with the route's
+    /// JSON Schema when it declares one); with lengths only, refusal, emptiness and the
+    /// structured outcome stay unknown.
     fn measure(&self, (target, route): StreamKey, r: Record, now_ms: i64) -> TrafficRow {
+        let checks = self.route_checks(&route);
         let finish = r.finish_reason.as_deref().map(FinishReason::parse);
         let truncated = finish == Some(FinishReason::Length);
         let mut row = TrafficRow {
@@ -559,6 +571,7 @@ impl Traffic {
             finish_reason: finish.as_ref().map(|f| f.as_str().to_string()),
             truncated,
             latency_ms: r.latency_ms,
+            declares_schema: checks.is_some(),
             ..TrafficRow::default()
         };
         if let Some(text) = r.output {
@@ -570,12 +583,13 @@ impl Traffic {
                 attempts: 1,
                 ..Completion::default()
             };
-            let m = self.evaluator.evaluate(&completion, None);
+            let m = self.evaluator.evaluate(&completion, checks.as_deref());
             row.chars = Some(m.chars);
             row.empty = Some(m.empty);
             row.refusal = Some(m.refusal);
             row.partial_refusal = Some(m.partial_refusal);
             row.refusal_rule = m.refusal_rule;
+            row.structured = m.structured;
             if self.settings.store_text {
                 row.text = Some(match self.redactor.read() {
                     Ok(r) => r.apply(&completion.text),

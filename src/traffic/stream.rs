@@ -2,6 +2,7 @@
 //! measurements as the probes' (length, refusal, partial refusal, empty answers, truncation,
 //! finish reasons, latency), counted since the daemon started. Pure: rows in, numbers out.
 
+use crate::sample::StructuredOutcome;
 use crate::store::TrafficRow;
 use crate::telemetry::quality::LENGTH_BUCKETS;
 use serde::Serialize;
@@ -34,6 +35,10 @@ pub struct StreamStats {
     pub latency_sum_ms: f64,
     pub latency_count: u64,
     pub last_received_ms: i64,
+    /// Completions received while the route declared a JSON Schema.
+    pub schema: u64,
+    /// Of these, the ones with a structured-output outcome (sent with their text), by outcome.
+    pub structured: BTreeMap<StructuredOutcome, u64>,
 }
 
 impl StreamStats {
@@ -68,6 +73,17 @@ impl StreamStats {
             self.latency_sum_ms += l;
             self.latency_count += 1;
         }
+        self.schema += u64::from(r.declares_schema);
+        if let Some(o) = r.structured {
+            *self.structured.entry(o).or_default() += 1;
+        }
+    }
+
+    /// Completions with a structured-output outcome, and the failures among them.
+    pub fn structured_counts(&self) -> (u64, u64) {
+        self.structured.iter().fold((0, 0), |(n, bad), (o, c)| {
+            (n + c, bad + c * u64::from(o.is_failure()))
+        })
     }
 
     /// The bad-outcome rates, named like the probes' metrics; a rate is absent until something
@@ -85,6 +101,10 @@ impl StreamStats {
                 "truncation_rate",
                 ratio(self.truncated, self.with_finish_reason),
             ),
+            ("structured_failure_rate", {
+                let (n, bad) = self.structured_counts();
+                ratio(bad, n)
+            }),
         ]
         .into_iter()
         .filter_map(|(m, v)| v.map(|v| (m, v)))
@@ -107,6 +127,22 @@ pub struct StreamStatus {
     pub mean_latency_ms: Option<f64>,
     pub finish_reasons: BTreeMap<String, u64>,
     pub last_received_ms: i64,
+    /// Only for a route that declares a JSON Schema.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub structured: Option<StructuredStatus>,
+}
+
+/// The structured-output outcomes of a stream whose route declares a JSON Schema.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StructuredStatus {
+    /// Completions with an outcome (sent with their text): the denominator of
+    /// `structured_failure_rate`.
+    pub checked: u64,
+    /// Completions sent as lengths only: no outcome.
+    pub lengths_only: u64,
+    /// By outcome (`ok`, `no_json`, `invalid_json`, `schema_violation`, `truncated`,
+    /// `refused`).
+    pub outcomes: BTreeMap<String, u64>,
 }
 
 pub fn stream_status(key: &StreamKey, s: &StreamStats) -> StreamStatus {
@@ -125,6 +161,18 @@ pub fn stream_status(key: &StreamKey, s: &StreamStats) -> StreamStatus {
         mean_latency_ms: mean(s.latency_sum_ms, s.latency_count),
         finish_reasons: s.finish_reasons.clone(),
         last_received_ms: s.last_received_ms,
+        structured: (s.schema > 0 || !s.structured.is_empty()).then(|| {
+            let (checked, _) = s.structured_counts();
+            StructuredStatus {
+                checked,
+                lengths_only: s.schema.saturating_sub(checked),
+                outcomes: s
+                    .structured
+                    .iter()
+                    .map(|(o, n)| (o.as_str().to_string(), *n))
+                    .collect(),
+            }
+        }),
     }
 }
 
@@ -168,6 +216,22 @@ pub fn render_streams(o: &mut String, streams: &BTreeMap<StreamKey, StreamStats>
             let _ = writeln!(
                 o,
                 "modelwatch_traffic_quality_ratio{{target=\"{}\",route=\"{}\",metric=\"{m}\"}} {v}",
+                esc(t),
+                esc(r)
+            );
+        }
+    }
+    family(
+        o,
+        "modelwatch_traffic_structured_outcomes_total",
+        "counter",
+        "Structured-output outcomes of production completions on routes that declare a JSON Schema, by target, route and outcome.",
+    );
+    for ((t, r), s) in streams {
+        for (outcome, n) in &s.structured {
+            let _ = writeln!(
+                o,
+                "modelwatch_traffic_structured_outcomes_total{{target=\"{}\",route=\"{}\",outcome=\"{outcome}\"}} {n}",
                 esc(t),
                 esc(r)
             );

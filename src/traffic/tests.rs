@@ -200,3 +200,77 @@ fn after_close_nothing_is_accepted_and_what_was_queued_is_processed() {
     assert_eq!((st.accepted, st.processed, st.queue_depth), (20, 20, 0));
     assert_eq!(st.refused["closed"], 1);
 }
+
+#[test]
+fn a_route_with_a_schema_gets_structured_outcomes_and_others_none() {
+    let schema = crate::config::traffic::RouteSchema {
+        route: "/extract".into(),
+        schema: serde_json::json!({"type": "object", "required": ["name"]}),
+        extract: crate::eval::JsonExtract::Whole,
+        origin: "inline".into(),
+    };
+    let (dir, t, w) = setup(|s| s.routes = vec![schema.clone()]);
+    let line = |route: &str, output: &str| {
+        serde_json::json!({"target": "chat", "route": route, "output": output}).to_string()
+    };
+    let body = [
+        line("/extract", r#"{"name": "Ada"}"#),
+        line("/extract", r#"{"name": "Ada",}"#),
+        line("/extract", r#"{"age": 3}"#),
+        line("/extract", "I'm sorry, but I can't help with that."),
+        r#"{"target":"chat","route":"/extract","output_chars":40}"#.to_string(),
+        line("/chat", r#"{"name": "Ada",}"#),
+    ]
+    .join("\n");
+    assert_eq!(t.ingest(body.as_bytes(), 1_000).body["accepted"], 6);
+    // A reload that changes nothing changes no route; dropping the schema changes /extract.
+    assert!(t.set_routes(&[schema]).unwrap().is_empty());
+    finish(&t, w);
+    let st = t.status();
+    let extract = st.streams.iter().find(|s| s.route == "/extract").unwrap();
+    let structured = extract.structured.as_ref().unwrap();
+    assert_eq!(structured.checked, 4);
+    assert_eq!(structured.lengths_only, 1);
+    assert_eq!(
+        structured.outcomes,
+        BTreeMap::from([
+            ("ok".to_string(), 1),
+            ("invalid_json".to_string(), 1),
+            ("schema_violation".to_string(), 1),
+            ("refused".to_string(), 1),
+        ])
+    );
+    assert_eq!(extract.rates["structured_failure_rate"], 0.75);
+    let chat = st.streams.iter().find(|s| s.route == "/chat").unwrap();
+    assert_eq!(chat.structured, None);
+    assert!(!chat.rates.contains_key("structured_failure_rate"));
+    let mut metrics = String::new();
+    t.render_metrics(&mut metrics);
+    assert!(metrics.contains(
+        "modelwatch_traffic_quality_ratio{target=\"chat\",route=\"/extract\",metric=\"structured_failure_rate\"} 0.75\n"
+    ), "{metrics}");
+    assert!(metrics.contains(
+        "modelwatch_traffic_structured_outcomes_total{target=\"chat\",route=\"/extract\",outcome=\"invalid_json\"} 1\n"
+    ));
+    assert!(!metrics.contains("route=\"/chat\",metric=\"structured_failure_rate\""));
+    assert_eq!(t.set_routes(&[]).unwrap(), vec!["/extract"]);
+    assert!(t.schema_routes().is_empty());
+    // The outcomes are stored with the measurements.
+    let store = Store::open(dir.path().join("m.db")).unwrap();
+    let rows = store.traffic_rows("chat", 0).unwrap();
+    let outcomes: Vec<Option<&str>> = rows
+        .iter()
+        .map(|r| r.structured.map(crate::sample::StructuredOutcome::as_str))
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            Some("ok"),
+            Some("invalid_json"),
+            Some("schema_violation"),
+            Some("refused"),
+            None,
+            None
+        ]
+    );
+}

@@ -27,6 +27,7 @@ mod daemon_traffic_baseline;
 mod daemon_traffic_mix;
 mod daemon_traffic_otlp;
 mod daemon_traffic_privacy;
+mod daemon_traffic_schema;
 mod harden_http;
 mod harden_pin;
 #[path = "../sinks_common/mod.rs"]
