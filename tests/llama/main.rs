@@ -4,6 +4,7 @@
 //! once here.
 
 mod llama_behaviour;
+mod llama_canary;
 mod llama_config;
 mod llama_fault;
 mod llama_fingerprint;
