@@ -190,10 +190,12 @@ impl RefusalDetector {
         for p in lexicon::EXCLUSIONS {
             add(p, usize::MAX, Role::Exclusion);
         }
+        // A contiguous NFA, not a DFA: the DFA of the lexicon took 5 MB of memory (one full
+        // transition row per state) for a pass that is a small part of an evaluation.
         let automaton = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
             .build(&strings)
             .or_else(|_| {
                 AhoCorasickBuilder::new()
