@@ -126,6 +126,8 @@ type Candidate = (usize, Range<usize>);
 /// The compiled lexicon plus configured patterns. Build once, share across threads.
 #[derive(Debug, Clone)]
 pub struct RefusalDetector {
+    /// A contiguous NFA, not a DFA: the lexicon's DFA held 5 MB of memory (one full transition
+    /// row per state) for as long as the detector lived.
     automaton: AhoCorasick,
     patterns: Vec<PatternMeta>,
     /// Tails of pair rules (with their left-boundary flag), indexed like `lexicon::RULES`.
@@ -190,8 +192,6 @@ impl RefusalDetector {
         for p in lexicon::EXCLUSIONS {
             add(p, usize::MAX, Role::Exclusion);
         }
-        // A contiguous NFA, not a DFA: the DFA of the lexicon took 5 MB of memory (one full
-        // transition row per state) for a pass that is a small part of an evaluation.
         let automaton = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
