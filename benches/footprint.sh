@@ -6,6 +6,11 @@
 #
 #   benches/footprint.sh                  # 10 probes × 3 samples, interval 1h, 60 s window
 #   DURATION=120 BIN=target/release/modelwatch benches/footprint.sh
+#   SMAPS=/tmp/idle.smaps benches/footprint.sh   # also keep /proc/PID/smaps at the end
+#
+# Besides the total it prints the RSS by kind (/proc/PID/status): anonymous memory (heap,
+# thread stacks, mmap'd allocations, relocated and written pages of the binary) and file
+# pages (the binary's code and read-only data that start-up and a round touched, libraries).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -103,8 +108,11 @@ sleep "$DURATION"
 t1=$(ticks); r1=$(rss); s1=$(date +%s.%N)
 threads=$(awk '/^Threads/ {print $2}' "/proc/$pid/status")
 hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
+anon=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status")
+file=$(awk '/^RssFile/ {print $2}' "/proc/$pid/status")
+[[ -z "${SMAPS:-}" ]] || cp "/proc/$pid/smaps" "$SMAPS"
 python3 - <<PY
 cpu = ($t1 - $t0) / $hz
 wall = $s1 - $s0
-print(f"idle over {wall:.0f} s: CPU {100 * cpu / wall:.3f} % ({cpu:.2f} s), RSS {$r0 / 1024:.1f} MB -> {$r1 / 1024:.1f} MB, peak RSS {$hwm / 1024:.1f} MB, threads $threads")
+print(f"idle over {wall:.0f} s: CPU {100 * cpu / wall:.3f} % ({cpu:.2f} s), RSS {$r0 / 1024:.1f} MB -> {$r1 / 1024:.1f} MB, peak RSS {$hwm / 1024:.1f} MB (anon {$anon / 1024:.1f}, file {$file / 1024:.1f}), threads $threads")
 PY

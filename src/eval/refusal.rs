@@ -126,6 +126,8 @@ type Candidate = (usize, Range<usize>);
 /// The compiled lexicon plus configured patterns. Build once, share across threads.
 #[derive(Debug, Clone)]
 pub struct RefusalDetector {
+    /// A contiguous NFA, not a DFA: the lexicon's DFA held 5 MB of memory (one full transition
+    /// row per state) for as long as the detector lived.
     automaton: AhoCorasick,
     patterns: Vec<PatternMeta>,
     /// Tails of pair rules (with their left-boundary flag), indexed like `lexicon::RULES`.
@@ -193,7 +195,7 @@ impl RefusalDetector {
         let automaton = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
             .build(&strings)
             .or_else(|_| {
                 AhoCorasickBuilder::new()

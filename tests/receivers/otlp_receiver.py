@@ -1,8 +1,10 @@
 """An OTLP/HTTP receiver for tests: decodes each POSTed protobuf body with the official
 opentelemetry-proto definitions and appends one JSON line per request to argv[1].
-Prints its port. Rejects bodies that do not decode. Trace and span ids (spans and log records) are written in hex, as W3C trace
+Prints its port. Rejects bodies that do not decode. A body sent with `Content-Encoding: gzip` is
+inflated first, as a collector does; the encoding each request came with is recorded. Trace and span ids (spans and log records) are written in hex, as W3C trace
 context spells them (JSON mapping would give base64)."""
 import base64
+import gzip
 import json
 import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -44,11 +46,16 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(404)
             self.end_headers()
             return
+        encoding = self.headers.get("Content-Encoding", "identity")
         try:
+            if encoding == "gzip":
+                body = gzip.decompress(body)
+            elif encoding != "identity":
+                raise ValueError(f"unsupported Content-Encoding {encoding}")
             msg = kind.FromString(body)
         except Exception as e:  # a decode error is the test's failure
             with open(OUT, "a") as f:
-                f.write(json.dumps({"path": self.path, "error": str(e)}) + "\n")
+                f.write(json.dumps({"path": self.path, "encoding": encoding, "error": str(e)}) + "\n")
             self.send_response(400)
             self.end_headers()
             return
@@ -56,6 +63,7 @@ class Handler(BaseHTTPRequestHandler):
             f.write(json.dumps({
                 "path": self.path,
                 "auth": self.headers.get("Authorization", ""),
+                "encoding": encoding,
                 "body": hex_ids(MessageToDict(msg)),
             }) + "\n")
         self.send_response(200)

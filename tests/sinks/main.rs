@@ -13,6 +13,7 @@ mod secrets_exposure;
 #[path = "../sinks_common/mod.rs"]
 mod sinks_common;
 mod sinks_otlp;
+mod sinks_otlp_gzip;
 mod sinks_otlp_logs;
 mod sinks_otlp_trace;
 mod sinks_polarity;

@@ -47,7 +47,8 @@ impl Default for ExportSettings {
 impl ExportSettings {
     /// Reads `OTEL_METRIC_EXPORT_INTERVAL` (a positive number of milliseconds; anything else
     /// keeps the default, as the SDKs do) and refuses an `OTEL_EXPORTER_OTLP_*PROTOCOL` other
-    /// than `http/protobuf`: a collector expecting gRPC or JSON would reject every export.
+    /// than `http/protobuf`: a collector expecting gRPC or JSON would reject every export;
+    /// refuses a compression other than gzip or none ([`check_compression`]).
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<ExportSettings, String> {
         for var in [
             "OTEL_EXPORTER_OTLP_PROTOCOL",
@@ -65,6 +66,7 @@ impl ExportSettings {
                 ));
             }
         }
+        check_compression(env)?;
         let interval = match env("OTEL_METRIC_EXPORT_INTERVAL") {
             None => DEFAULT_INTERVAL,
             Some(v) => match v.trim().parse::<u64>() {
@@ -94,6 +96,32 @@ impl ExportSettings {
             temporality,
         })
     }
+}
+
+/// The compression variables, general and per signal: the SDK's exporters read them
+/// themselves (a signal's own variable over the general one) and gzip the bodies for `gzip`;
+/// `none` or unset sends them as they are. Anything else the SDK would only warn about and send
+/// uncompressed, so it is refused here, at start, with what to set instead.
+fn check_compression(env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+    for var in [
+        "OTEL_EXPORTER_OTLP_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION",
+    ] {
+        let Some(value) = env(var).map(|v| v.trim().to_ascii_lowercase()) else {
+            continue;
+        };
+        let why = match value.as_str() {
+            "" | "none" | "gzip" => continue,
+            "zstd" => "zstd is not built in (it would bring the C zstd library)",
+            _ => "it is not a compression the OTLP exporters know",
+        };
+        return Err(format!(
+            "{var}={value} is not supported: {why}; set it to gzip or none, or unset it"
+        ));
+    }
+    Ok(())
 }
 
 /// Work for the exporter task.
@@ -268,6 +296,26 @@ mod tests {
             let e = ExportSettings::from_env(&env).unwrap_err();
             assert!(
                 e.contains(var) && e.contains(value) && e.contains("http/protobuf"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn gzip_and_none_pass_and_other_compressions_are_refused() {
+        for value in ["gzip", "GZIP", "none", ""] {
+            let env = |k: &str| (k == "OTEL_EXPORTER_OTLP_COMPRESSION").then(|| value.to_string());
+            assert!(ExportSettings::from_env(&env).is_ok(), "{value}");
+        }
+        for (var, value) in [
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"),
+            ("OTEL_EXPORTER_OTLP_LOGS_COMPRESSION", "zstd"),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "brotli"),
+        ] {
+            let env = |k: &str| (k == var).then(|| value.to_string());
+            let e = ExportSettings::from_env(&env).unwrap_err();
+            assert!(
+                e.contains(var) && e.contains(value) && e.contains("gzip or none"),
                 "{e}"
             );
         }
