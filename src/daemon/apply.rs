@@ -43,6 +43,7 @@ impl Scheduler {
         }
         if let Some(t) = self.shared.traffic() {
             t.set_targets(known_targets(&loaded.config));
+            set_traffic_secrets(&t, &loaded.config);
             let routes = loaded.config.traffic.as_ref().map(|c| c.routes.as_slice());
             match t.set_routes(routes.unwrap_or_default()) {
                 Ok(changed) if !changed.is_empty() => {

@@ -430,7 +430,19 @@ fn start_traffic(
             .with_store(kept, settings.baseline_window)
             .with_file_baselines(files),
     ));
-    // Stored traffic texts never hold the daemon's own secrets.
+    set_traffic_secrets(&traffic, config);
+    shared.set_traffic(Some(traffic));
+    tracing::info!(
+        store_text = settings.store_text,
+        "production traffic ingestion on (POST /api/v1/ingest)"
+    );
+    Ok(Some(worker))
+}
+
+/// Stored traffic texts never hold the daemon's own secrets: the targets' API keys, header
+/// values and URL passwords, and the server token, of the configuration applied (at start and
+/// on every reload, so a target added by a reload is covered at once).
+fn set_traffic_secrets(traffic: &crate::traffic::Traffic, config: &crate::config::Config) {
     let mut secrets: Vec<String> = Vec::new();
     for t in &config.targets {
         let values = t.api_key.iter().chain(t.headers.iter().map(|(_, v)| v));
@@ -440,12 +452,6 @@ fn start_traffic(
     }
     secrets.extend(config.server.token.as_ref().map(|t| t.expose().to_string()));
     traffic.set_secrets(&secrets.iter().map(String::as_str).collect::<Vec<_>>());
-    shared.set_traffic(Some(traffic));
-    tracing::info!(
-        store_text = settings.store_text,
-        "production traffic ingestion on (POST /api/v1/ingest)"
-    );
-    Ok(Some(worker))
 }
 
 /// The targets traffic lines may name.
