@@ -84,6 +84,33 @@ impl Env {
     }
 }
 
+/// Posts `batch()` (100 completions of route `watched` each) until the traffic monitor of
+/// target `chat` reports a breach on `watched` or `limit` completions were sent; `quiet` must
+/// have none by then. Returns how many were sent and `watched`'s breaches.
+pub(crate) fn send_until_breach(
+    env: &Env,
+    watched: &str,
+    quiet: &str,
+    limit: usize,
+    batch: impl Fn() -> String,
+) -> (usize, Vec<serde_json::Value>) {
+    let mut sent = 0;
+    loop {
+        assert_eq!(env.post(Some(TOKEN), batch()).0, 200);
+        sent += 100;
+        std::thread::sleep(Duration::from_millis(300));
+        let routes = env.status()["traffic"]["watch"]["targets"]["chat"]["routes"].clone();
+        let breaches = routes[watched]["breaches"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if !breaches.is_empty() || sent >= limit {
+            assert_eq!(routes[quiet]["breaches"], serde_json::json!([]), "{routes}");
+            return (sent, breaches);
+        }
+    }
+}
+
 async fn post(
     port: u16,
     token: Option<&str>,
@@ -322,26 +349,9 @@ fn production_drift_after_a_swap_names_the_route_and_the_swap() {
         env.status()["targets"][0]["swaps"] == 1
     });
     // After the swap /support refuses one in six; /search is unchanged.
-    let mut sent = 0;
-    let breaches = loop {
-        let body = lines("/support", 100, 6) + &lines("/search", 100, 10);
-        assert_eq!(env.post(Some(TOKEN), body).0, 200);
-        sent += 100;
-        std::thread::sleep(Duration::from_millis(300));
-        let routes = env.status()["traffic"]["watch"]["targets"]["chat"]["routes"].clone();
-        let support = routes["/support"]["breaches"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if !support.is_empty() || sent >= 3000 {
-            assert_eq!(
-                routes["/search"]["breaches"],
-                serde_json::json!([]),
-                "{routes}"
-            );
-            break support;
-        }
-    };
+    let (sent, breaches) = send_until_breach(&env, "/support", "/search", 3_000, || {
+        lines("/support", 100, 6) + &lines("/search", 100, 10)
+    });
     println!("production drift reported after {sent} completions on /support: {breaches:?}");
     // Within the delay `cargo bench --bench traffic_delay` predicts for 2 % → 16.7 % with this
     // baseline and batch size: median 300, p99 1,300 completions (Bernoulli refusals there; this

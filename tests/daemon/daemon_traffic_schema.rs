@@ -7,7 +7,7 @@
 //! swap, while a schema route served as before raises nothing.
 
 use crate::daemon_proc::wait_until;
-use crate::daemon_traffic::{TOKEN, env};
+use crate::daemon_traffic::{TOKEN, env, send_until_breach};
 use modelwatch::sim::Profile;
 use std::process::Command;
 use std::time::Duration;
@@ -225,26 +225,9 @@ fn a_swap_that_breaks_the_structured_output_of_a_schema_route_raises_its_alert()
         env.status()["targets"][0]["swaps"] == 1
     });
     // After the swap /extract breaks 30 % of its answers; /summary is unchanged.
-    let mut sent = 0;
-    let breaches = loop {
-        let body = answers("/extract", 100, 3, 10) + &answers("/summary", 100, 1, 50);
-        assert_eq!(env.post(Some(TOKEN), body).0, 200);
-        sent += 100;
-        std::thread::sleep(Duration::from_millis(300));
-        let routes = env.status()["traffic"]["watch"]["targets"]["chat"]["routes"].clone();
-        let extract = routes["/extract"]["breaches"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if !extract.is_empty() || sent >= 2_000 {
-            assert_eq!(
-                routes["/summary"]["breaches"],
-                serde_json::json!([]),
-                "{routes}"
-            );
-            break extract;
-        }
-    };
+    let (sent, breaches) = send_until_breach(&env, "/extract", "/summary", 2_000, || {
+        answers("/extract", 100, 3, 10) + &answers("/summary", 100, 1, 50)
+    });
     println!("structured failures reported after {sent} completions on /extract: {breaches:?}");
     // `cargo bench --bench traffic_delay` gives a p99 of 1,300 completions for a refusal rate
     // going from 2 % to 16.7 % with this baseline and batch size; 2 % → 30 % is a larger change,

@@ -64,20 +64,12 @@ impl std::fmt::Display for Behaviour {
 
 /// `canary --current current --candidate candidate` with every probe seeded at `seed`.
 fn paired_canary(dir: &Path, current: &str, candidate: &str, seed: u64) -> Behaviour {
-    let config = write_config_with(
+    let config = pair_config(
         dir,
         &seeded_suite(seed, TEMPERATURE),
-        &[
-            Target {
-                max_tokens: MAX_TOKENS,
-                ..Target::new("current", current)
-            },
-            Target {
-                max_tokens: MAX_TOKENS,
-                ..Target::new("candidate", candidate)
-            },
-        ],
-        None,
+        current,
+        candidate,
+        MAX_TOKENS,
     );
     let out = modelwatch(
         &config,

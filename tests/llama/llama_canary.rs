@@ -53,20 +53,12 @@ impl std::fmt::Display for Canary {
 }
 
 fn canary(dir: &std::path::Path, current: &str, candidate: &str) -> Canary {
-    let config = write_config_with(
+    let config = pair_config(
         dir,
         &seeded_suite(1_000, TEMPERATURE),
-        &[
-            Target {
-                max_tokens: MAX_TOKENS,
-                ..Target::new("current", current)
-            },
-            Target {
-                max_tokens: MAX_TOKENS,
-                ..Target::new("candidate", candidate)
-            },
-        ],
-        None,
+        current,
+        candidate,
+        MAX_TOKENS,
     );
     let out = modelwatch(
         &config,

@@ -420,6 +420,32 @@ round_deadline = "300s"
     path
 }
 
+/// A configuration with two targets, `current` and `candidate`, answering with at most
+/// `max_tokens` tokens, for a paired `canary --current current --candidate candidate`.
+pub fn pair_config(
+    dir: &Path,
+    suite: &str,
+    current: &str,
+    candidate: &str,
+    max_tokens: u32,
+) -> PathBuf {
+    write_config_with(
+        dir,
+        suite,
+        &[
+            Target {
+                max_tokens,
+                ..Target::new("current", current)
+            },
+            Target {
+                max_tokens,
+                ..Target::new("candidate", candidate)
+            },
+        ],
+        None,
+    )
+}
+
 pub struct Output {
     pub code: i32,
     pub stdout: String,
