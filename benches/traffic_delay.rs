@@ -16,6 +16,9 @@
 //! alarms.
 //!
 //! `cargo bench --bench traffic_delay` (fixed seeds: the same command prints the same figures).
+//! `BASELINE=2000 cargo bench --bench traffic_delay` takes a larger baseline per route (what
+//! `baseline_window` or a baseline file gives a low-rate route), recorded over as many batches
+//! before the swap.
 
 use modelwatch::daemon::monitor::MonitorSettings;
 use modelwatch::daemon::traffic_watch::{BASELINE_COMPLETIONS, SwapLookup, TrafficWatch};
@@ -27,8 +30,20 @@ use std::sync::{Arc, Mutex};
 
 const REPLICATES: u64 = 400;
 const BATCH: usize = 100;
-/// Batches per route before the swap (300 completions: the baseline and 100 monitored).
-const BEFORE: usize = 3;
+/// The baseline per route: `BASELINE` from the environment, else the daemon's default.
+fn baseline() -> usize {
+    std::env::var("BASELINE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(BASELINE_COMPLETIONS)
+}
+
+/// Batches per route before the swap: the baseline and one monitored batch (300 completions
+/// with the default baseline).
+fn before() -> usize {
+    baseline().div_ceil(BATCH) + 1
+}
 /// Completions per route after which a replicate counts as missed.
 const GIVE_UP: usize = 40_000;
 
@@ -55,7 +70,7 @@ fn watch(fingerprint: Arc<Mutex<String>>) -> TrafficWatch {
     };
     let lookup: SwapLookup =
         Box::new(move |_| Some((fingerprint.lock().unwrap().clone(), Some(1_000))));
-    TrafficWatch::new(settings, BASELINE_COMPLETIONS, lookup)
+    TrafficWatch::new(settings, baseline(), lookup)
 }
 
 /// One batch: `support` completions on /support refusing at `rate`, `search` on /search at 10 %.
@@ -83,7 +98,7 @@ fn replicate(
     let fp = Arc::new(Mutex::new("a1b2c3d4e5f6a7b8".to_string()));
     let mut w = watch(fp.clone());
     let mut at = 0;
-    for _ in 0..BEFORE {
+    for _ in 0..before() {
         at += 1;
         w.observe(&batch(&mut rng, BATCH, 0.02, BATCH, at));
     }
@@ -116,8 +131,9 @@ fn quantile(sorted: &[usize], q: f64) -> usize {
 fn main() {
     println!(
         "## Traffic monitor: detection delay ({REPLICATES} replicates per row; batches of \
-         {BATCH} completions per route; baseline {BASELINE_COMPLETIONS} per route; 90-day \
-         false-alarm interval, one batch read as a round)\n"
+         {BATCH} completions per route; baseline {} per route; 90-day \
+         false-alarm interval, one batch read as a round)\n",
+        baseline()
     );
     println!(
         "| /support refusal rate after the swap | detected | median | p90 | p95 | p99 | max | /search false alarms |"
