@@ -292,6 +292,20 @@ mod tests {
         }
     }
 
+    /// Targets `cur` and `cand`, `concurrency` pairs at once, no streaming, no texts kept,
+    /// every probe active.
+    fn options(concurrency: usize) -> PairedOptions {
+        PairedOptions {
+            current: "cur".into(),
+            candidate: "cand".into(),
+            concurrency,
+            stream_current: false,
+            stream_candidate: false,
+            keep_text: false,
+            active: None,
+        }
+    }
+
     struct FixedClock;
     impl Clock for FixedClock {
         fn now_ms(&self) -> i64 {
@@ -341,13 +355,8 @@ mod tests {
         let cand_probes = vec![probe("a", 0.9), probe("b", 0.9)];
         let plan = plan_pairs(2, 3);
         let options = PairedOptions {
-            current: "cur".into(),
-            candidate: "cand".into(),
-            concurrency: 1,
-            stream_current: false,
-            stream_candidate: false,
             keep_text: true,
-            active: None,
+            ..options(1)
         };
         let mut seen = 0;
         let out = run_paired(
@@ -406,13 +415,9 @@ mod tests {
         let probes = vec![probe("a", 0.5), probe("b", 0.5), probe("c", 0.5)];
         let plan = plan_pairs(3, 100);
         let options = PairedOptions {
-            current: "cur".into(),
-            candidate: "cand".into(),
-            concurrency: 4,
             stream_current: true,
             stream_candidate: true,
-            keep_text: false,
-            active: None,
+            ..options(4)
         };
         let mut n = 0;
         let out = run_paired(
@@ -487,15 +492,7 @@ mod tests {
         };
         let probes = vec![probe("slow", 0.5), probe("b", 0.5), probe("c", 0.5)];
         let plan = plan_pairs(3, 10);
-        let options = PairedOptions {
-            current: "cur".into(),
-            candidate: "cand".into(),
-            concurrency: 2,
-            stream_current: false,
-            stream_candidate: false,
-            keep_text: false,
-            active: None,
-        };
+        let options = options(2);
         let mut seen = Vec::new();
         let out = run_paired(
             &client,
@@ -550,13 +547,8 @@ mod tests {
         let active: Arc<Vec<AtomicBool>> =
             Arc::new((0..3).map(|_| AtomicBool::new(true)).collect());
         let options = PairedOptions {
-            current: "cur".into(),
-            candidate: "cand".into(),
-            concurrency: 1,
-            stream_current: false,
-            stream_candidate: false,
-            keep_text: false,
             active: Some(Arc::clone(&active)),
+            ..options(1)
         };
         let mut seen = Vec::new();
         let out = run_paired(

@@ -84,6 +84,19 @@ impl Env {
     }
 }
 
+/// The alert of `metric` once it fires (waits up to 20 s).
+pub(crate) fn firing_alert(env: &Env, metric: &str) -> serde_json::Value {
+    let alert = |status: serde_json::Value| {
+        status["alerts"]
+            .as_array()
+            .and_then(|a| a.iter().find(|a| a["key"]["metric"] == metric).cloned())
+    };
+    wait_until("the traffic alert", 20, || {
+        alert(env.status()).is_some_and(|a| a["status"] == "firing")
+    });
+    alert(env.status()).expect("the alert")
+}
+
 /// Posts `batch()` (100 completions of route `watched` each) until the traffic monitor of
 /// target `chat` reports a breach on `watched` or `limit` completions were sent; `quiet` must
 /// have none by then. Returns how many were sent and `watched`'s breaches.
@@ -371,17 +384,7 @@ fn production_drift_after_a_swap_names_the_route_and_the_swap() {
     let swap = &env.status()["traffic"]["watch"]["targets"]["chat"]["last_swap"];
     assert!(swap["from"] != swap["to"], "{swap}");
     // At the target's next round the breach is an alert, with the same words.
-    let alert = |status: &serde_json::Value| {
-        status["alerts"].as_array().and_then(|a| {
-            a.iter()
-                .find(|a| a["key"]["metric"] == "traffic:/support:refusal_rate")
-                .cloned()
-        })
-    };
-    wait_until("the traffic alert", 20, || {
-        alert(&env.status()).is_some_and(|a| a["status"] == "firing")
-    });
-    let a = alert(&env.status()).unwrap();
+    let a = firing_alert(&env, "traffic:/support:refusal_rate");
     assert_eq!(a["key"]["target"], "chat");
     let summary = a["evidence"]["summary"].as_str().unwrap_or_default();
     assert!(

@@ -7,7 +7,7 @@
 //! swap, while a schema route served as before raises nothing.
 
 use crate::daemon_proc::wait_until;
-use crate::daemon_traffic::{TOKEN, env, send_until_breach};
+use crate::daemon_traffic::{TOKEN, env, firing_alert, send_until_breach};
 use modelwatch::sim::Profile;
 use std::process::Command;
 use std::time::Duration;
@@ -245,17 +245,7 @@ fn a_swap_that_breaks_the_structured_output_of_a_schema_route_raises_its_alert()
         .unwrap_or_else(|| panic!("no structured breach: {breaches:?}"));
     assert!(msg.contains(" since the swap at "), "{msg}");
     assert!(msg.contains("(fingerprint "), "{msg}");
-    let alert = |status: &serde_json::Value| {
-        status["alerts"].as_array().and_then(|a| {
-            a.iter()
-                .find(|a| a["key"]["metric"] == "traffic:/extract:structured_failure_rate")
-                .cloned()
-        })
-    };
-    wait_until("the traffic alert", 20, || {
-        alert(&env.status()).is_some_and(|a| a["status"] == "firing")
-    });
-    let a = alert(&env.status()).unwrap();
+    let a = firing_alert(&env, "traffic:/extract:structured_failure_rate");
     let summary = a["evidence"]["summary"].as_str().unwrap_or_default();
     assert!(
         summary
