@@ -12,7 +12,7 @@ use super::{EXIT_REGRESSION, EXIT_USAGE, live};
 use modelwatch::baseline::{self, Baseline};
 use modelwatch::config::{Loaded, Target};
 use modelwatch::drift::{
-    self, CanaryMonitor, Category, Early, Expectations, ProbeRegression, Report, Verdict,
+    self, CanaryMonitor, Category, Early, Expectations, Margins, ProbeRegression, Report, Verdict,
 };
 use modelwatch::probe::Probe;
 use modelwatch::report;
@@ -218,6 +218,7 @@ async fn paired_canary(
     let ahead_ref = &ahead;
     let mut watch = Watch::new(
         CanaryMonitor::with_probes(margins, n),
+        margins,
         sequential,
         args.samples.unwrap_or(1),
         raw.iter()
@@ -239,26 +240,58 @@ async fn paired_canary(
 
     store_sides(loaded, current, candidate, &out)?;
 
-    let mut report = drift::compare_paired(
-        &out.current.samples,
-        &out.candidate.samples,
+    let report = canary_report(
+        &watch,
+        &out,
         margins,
-        &expect,
+        per_probe,
+        pair_seed.is_some(),
+        (&current.name, &candidate.name),
+    );
+    Ok(Ok(report))
+}
+
+/// The canary's report over the pairs the monitor saw. A sequential canary's report is one
+/// more look at the lengths (or the one that passed them), at that look's share of the miss
+/// chance.
+fn canary_report(
+    watch: &Watch<'_>,
+    out: &paired::PairedOutcome,
+    margins: &Margins,
+    per_probe: u32,
+    seeded: bool,
+    (current, candidate): (&str, &str),
+) -> Report {
+    let judged = if watch.sequential {
+        Margins {
+            confidence: watch
+                .lengths
+                .final_confidence(margins.confidence, watch.lengths_passed),
+            ..margins.clone()
+        }
+    } else {
+        margins.clone()
+    };
+    let used = watch.consumed().min(out.pairs);
+    let mut report = drift::compare_paired(
+        &out.current.samples[..used],
+        &out.candidate.samples[..used],
+        &judged,
+        watch.expect,
     )
-    .with_labels(&current.name, &candidate.name);
-    if sequential {
-        annotate_sequential(
-            &mut report,
-            &watch.monitor,
-            &watch.decision,
-            &out,
-            per_probe,
+    .with_labels(current, candidate);
+    if watch.sequential {
+        annotate_sequential(&mut report, &watch.monitor, &watch.decision, out, per_probe);
+        let at = report.reasons.len().min(2);
+        report.reasons.insert(
+            at,
+            evidence::length_looks(&watch.lengths, watch.lengths_passed, margins.confidence),
         );
     }
-    let pairing = watch.agreement.describe(pair_seed.is_some());
+    let pairing = watch.agreement.describe(seeded);
     eprintln!("canary: {pairing}");
     report.reasons.push(pairing);
-    Ok(Ok(report))
+    report
 }
 
 /// Stores both sides' samples as one round each.

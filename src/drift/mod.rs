@@ -29,7 +29,7 @@ mod strata;
 pub use behaviour::stored_form;
 pub use margins::Margins;
 pub use metric::{BINARY, Category, DIAGNOSTIC_RATES, Metric};
-pub use sequential::{Bounds, CanaryMonitor, Early, ProbeRegression};
+pub use sequential::{Bounds, CanaryMonitor, Early, LengthLooks, ProbeRegression};
 
 use crate::probe::Suite;
 use crate::sample::{Sample, StructuredOutcome};

@@ -2,10 +2,11 @@
 //! end of every slot (each probe sampled once more) whether the evidence is already decisive.
 //! Pure and stateful; the caller owns the loop.
 //!
-//! Rate metrics only (lengths are judged by the fixed-sample report at the end). For each
-//! metric the paired differences d = bad(candidate) − bad(current) ∈ {−1, 0, 1} feed a
-//! betting confidence sequence for their mean (Waudby-Smith & Ramdas 2023, see
-//! [`crate::stats::sequential::PairedDiffCs`]); the decision is two-sided:
+//! Rate metrics here; lengths are judged by the fixed-sample tests at a few looks that share
+//! the miss chance (see [`LengthLooks`]). For each metric the paired differences
+//! d = bad(candidate) − bad(current) ∈ {−1, 0, 1} feed a betting confidence sequence for
+//! their mean (Waudby-Smith & Ramdas 2023, see [`crate::stats::sequential::PairedDiffCs`]);
+//! the decision is two-sided:
 //!
 //! - **pass** on a metric once the sequence's upper end falls below the metric's margin: the
 //!   test of H₀ "worse by the margin or more" rejects at level alpha. The canary passes when
@@ -334,6 +335,55 @@ impl CanaryMonitor {
     }
 }
 
+/// Looks at the fixed-sample length tests (`length_chars`, `length_tokens`, `length_shape`)
+/// inside a sequential canary, which has no confidence sequence for them. Look j = 1, 2, …
+/// judges them at confidence 1 − (1 − conf)/(j(j+1)): since Σ 1/(j(j+1)) = 1, the chances that
+/// any look's interval misses add up to at most 1 − conf (a union bound over looks, valid
+/// whatever their dependence), so stopping at the first look where lengths pass keeps the
+/// fixed-sample test's false-pass rate. A look is due when the smallest suite's pairs have at
+/// least doubled since the last one (intervals narrow by about 1/√2 between looks, so few
+/// looks are spent) and are enough for the look to pass at all.
+#[derive(Debug, Clone, Default)]
+pub struct LengthLooks {
+    looks: u32,
+    last: u64,
+}
+
+impl LengthLooks {
+    /// Confidence of look `look` (1-based; 0 is taken as 1).
+    pub fn confidence(base: f64, look: u32) -> f64 {
+        let j = f64::from(look.max(1));
+        1.0 - (1.0 - base) / (j * (j + 1.0))
+    }
+
+    /// Whether a look is due with `smallest` pairs in the least-sampled suite: at least
+    /// doubled since the last look, and enough for the next look's KS band around a distance
+    /// of zero, c·√(2/n), to fall below `ks_margin` (a look that cannot pass is not spent).
+    pub fn due(&self, smallest: u64, base: f64, ks_margin: f64) -> bool {
+        let c = super::shape::kolmogorov_c(Self::confidence(base, self.looks + 1));
+        let fewest = (2.0 * c * c / (ks_margin * ks_margin)).floor() as u64 + 1;
+        smallest >= fewest.max(1) && (self.looks == 0 || smallest >= 2 * self.last)
+    }
+
+    /// Takes the next look at `smallest` pairs; returns its confidence.
+    pub fn take(&mut self, smallest: u64, base: f64) -> f64 {
+        self.looks += 1;
+        self.last = smallest;
+        Self::confidence(base, self.looks)
+    }
+
+    /// Looks taken so far.
+    pub fn looks(&self) -> u32 {
+        self.looks
+    }
+
+    /// The confidence the final report judges lengths at: that of the look that passed them,
+    /// else of one more look (the report is a look too).
+    pub fn final_confidence(&self, base: f64, passed: bool) -> f64 {
+        Self::confidence(base, if passed { self.looks } else { self.looks + 1 })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,5 +553,33 @@ mod tests {
         assert_eq!(b.estimate, 0.0);
         assert!(b.lower < 0.0 && b.upper > 0.0 && b.upper < 0.1, "{b:?}");
         assert!(m.bounds(Metric::MissedRefusalRate).is_none());
+    }
+
+    #[test]
+    fn length_looks_spend_at_most_the_fixed_miss_chance() {
+        let base = 0.95;
+        let spent: f64 = (1..=10_000)
+            .map(|j| 1.0 - LengthLooks::confidence(base, j))
+            .sum();
+        assert!(spent <= 1.0 - base + 1e-12, "{spent}");
+        assert!(spent > 0.9999 * (1.0 - base), "{spent}");
+        assert!((LengthLooks::confidence(base, 1) - 0.975).abs() < 1e-12);
+        assert!((LengthLooks::confidence(base, 3) - (1.0 - 0.05 / 12.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn length_looks_are_due_at_each_doubling() {
+        let mut l = LengthLooks::default();
+        // Look 1 (confidence 0.975, c = 1.4835) needs 2c²/0.25² = 70.4, so 71 pairs.
+        assert!(!l.due(0, 0.95, 0.25));
+        assert!(!l.due(70, 0.95, 0.25));
+        assert!(l.due(71, 0.95, 0.25));
+        assert!((l.take(100, 0.95) - 0.975).abs() < 1e-12);
+        assert!(!l.due(199, 0.95, 0.25));
+        assert!(l.due(200, 0.95, 0.25));
+        l.take(200, 0.95);
+        assert_eq!(l.looks(), 2);
+        assert!((l.final_confidence(0.95, true) - (1.0 - 0.05 / 6.0)).abs() < 1e-12);
+        assert!((l.final_confidence(0.95, false) - (1.0 - 0.05 / 12.0)).abs() < 1e-12);
     }
 }

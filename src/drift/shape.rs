@@ -88,7 +88,7 @@ fn centre(v: &mut [f64]) {
 }
 
 /// The Kolmogorov critical constant at confidence `conf`: √(−ln((1 − conf)/2)/2).
-fn kolmogorov_c(conf: f64) -> f64 {
+pub(crate) fn kolmogorov_c(conf: f64) -> f64 {
     (-((1.0 - conf) / 2.0).ln() / 2.0).sqrt()
 }
 

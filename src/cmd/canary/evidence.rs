@@ -2,7 +2,7 @@
 //! design, each metric's confidence sequence, the probes it named, and whether pairing by seed
 //! made the two sides' answers identical.
 
-use modelwatch::drift::{CanaryMonitor, ProbeRegression};
+use modelwatch::drift::{CanaryMonitor, LengthLooks, ProbeRegression};
 use modelwatch::sample::Sample;
 
 /// Share of answered pairs whose two texts are byte-identical.
@@ -67,6 +67,22 @@ pub fn error_rates(monitor: &CanaryMonitor) -> String {
          ≤ {:.2} %{per_probe}",
         100.0 * monitor.pass_alpha(),
         100.0 * monitor.regression_alpha()
+    )
+}
+
+/// How the lengths were judged: at which look, at what confidence.
+pub fn length_looks(looks: &LengthLooks, passed: bool, base: f64) -> String {
+    let look = if passed {
+        looks.looks()
+    } else {
+        looks.looks() + 1
+    };
+    format!(
+        "lengths: fixed-sample tests at look {look} (looks at each doubling of the smallest \
+         suite's pairs once every rate passed), confidence {:.4} — look j keeps \
+         (1 − {base})/(j(j+1)), so together the looks' false-pass chance stays within the \
+         fixed test's",
+        looks.final_confidence(base, passed)
     )
 }
 
