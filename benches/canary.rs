@@ -43,6 +43,7 @@ const BASE: Rates = Rates {
 
 fn sample(target: &str, probe: usize, index: u32, m: Measurements) -> Sample {
     Sample {
+        seed: None,
         target: target.into(),
         suite: if probe < JSON_PROBES { "json" } else { "core" }.into(),
         probe_id: format!("p{probe:03}"),

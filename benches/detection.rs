@@ -255,6 +255,7 @@ fn round_template() -> Vec<Sample> {
     (0..PROBES)
         .flat_map(|i| {
             (0..PER_ROUND).map(move |k| Sample {
+                seed: None,
                 target: "sim".into(),
                 suite: suite_name(i),
                 probe_id: format!("p{i:02}"),
@@ -312,6 +313,7 @@ fn record_baseline(rng: &mut Rng, probes: &[ProbeModel]) -> Baseline {
             }
             let entry = out.get_mut(&s.probe_id).expect("probe in template");
             entry.samples.push(StoredSample {
+                seed: None,
                 index,
                 latency_ms: s.latency_ms,
                 ttft_ms: None,

@@ -287,6 +287,9 @@ pub struct Sample {
     pub measurements: Option<Measurements>,
     /// Infrastructure failure; never a quality outcome.
     pub error: Option<SampleError>,
+    /// The `seed` the request was sent with, if any: samples of one probe sent the same seed
+    /// to servers that honour it pair up (`compare` by seed, the canary).
+    pub seed: Option<u64>,
     /// Raw response text, kept subject to the store's retention.
     pub text: Option<String>,
 }
@@ -303,6 +306,7 @@ impl Sample {
         started_at_ms: i64,
     ) -> Sample {
         Sample {
+            seed: None,
             target: target.to_string(),
             suite: suite.to_string(),
             probe_id: probe_id.to_string(),

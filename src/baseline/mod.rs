@@ -119,6 +119,9 @@ pub struct StoredSample {
     /// At most [`EXCERPT_CHARS`] characters of the response, whitespace collapsed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub excerpt: Option<String>,
+    /// The `seed` the request was sent with (see [`Sample::seed`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 /// How a recording was made, passed in so building a baseline needs no clock.
@@ -351,11 +354,13 @@ impl StoredSample {
                 s.measurements.clone()
             },
             excerpt: s.text.as_deref().map(excerpt).filter(|e| !e.is_empty()),
+            seed: s.seed,
         }
     }
 
     fn to_sample(&self, target: &str, id: &str, probe: &BaselineProbe) -> Sample {
         Sample {
+            seed: self.seed,
             target: target.to_string(),
             suite: probe.suite.clone(),
             probe_id: id.to_string(),

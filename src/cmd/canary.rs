@@ -77,7 +77,7 @@ pub struct Args {
 
 /// The default base seed of a paired canary (any fixed value: it only has to be the same on
 /// both sides).
-pub const DEFAULT_PAIR_SEED: u64 = 20_240_601;
+pub const DEFAULT_PAIR_SEED: u64 = setup::PAIR_SEED;
 
 pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     live::runtime()?.block_on(run(args, global))
@@ -357,12 +357,16 @@ fn budget(
     let (sequential, per_probe) = match (args.max_samples, args.samples) {
         (Some(m), _) => (true, m),
         (None, Some(fixed)) => (false, fixed),
-        // What an unchanged candidate needs to pass even when the answers are not identical.
+        // Twice what an unchanged candidate is expected to need when the answers are not
+        // identical: the expected path is typical, not a bound, and a run that needs more
+        // should still reach a verdict (the canary stops at the first decisive look anyway).
         (None, None) => (
             true,
             ahead
                 .pass_independent()
-                .map_or(plan::MAX_SLOTS, |(e, _)| e.slots)
+                .map_or(plan::MAX_SLOTS, |(e, _)| {
+                    e.slots.saturating_mul(2).min(plan::MAX_SLOTS)
+                })
                 .max(baseline::DEFAULT_SAMPLES_PER_PROBE),
         ),
     };
@@ -591,15 +595,17 @@ async fn against_baseline(
     for w in compat.warnings() {
         eprintln!("warning: {w}");
     }
-    let probes: Vec<Arc<Probe>> = setup::target_probes(loaded, candidate, &[])
-        .into_iter()
-        .filter(|p| {
-            baseline
-                .probes
-                .get(&p.id)
-                .is_some_and(|b| b.suite == p.suite && b.hash == p.hash)
-        })
-        .collect();
+    let seeded = (!args.no_seed_pairing).then_some(args.pair_seed);
+    let probes: Vec<Arc<Probe>> =
+        setup::with_pair_seed(setup::target_probes(loaded, candidate, &[]), seeded)
+            .into_iter()
+            .filter(|p| {
+                baseline
+                    .probes
+                    .get(&p.id)
+                    .is_some_and(|b| b.suite == p.suite && b.hash == p.hash)
+            })
+            .collect();
     if probes.is_empty() {
         anyhow::bail!(
             "no probe of target '{}' is in {} with the same content; record a new baseline",
@@ -623,13 +629,17 @@ async fn against_baseline(
     expect
         .refusal_expected
         .extend(baseline.expectations().refusal_expected);
-    Ok(drift::compare_with(
+    // Paired by seed when the baseline was recorded with the same seeds (see `compare`).
+    let (report, pairing) = super::compare::against(
         &baseline.comparable_samples(&compat),
         &rec.samples(),
         &loaded.config.margins,
         &expect,
-    )
-    .with_labels(&file_label(path), &candidate.name))
+    );
+    let mut report = report.with_labels(&file_label(path), &candidate.name);
+    eprintln!("canary: {pairing}");
+    report.reasons.push(pairing);
+    Ok(report)
 }
 
 /// Says on stderr which side could not be measured and why (the report says it too, but a CI
@@ -671,6 +681,7 @@ mod tests {
             for index in 0..per {
                 let refusal = refuses(p, index);
                 out.push(Sample {
+                    seed: None,
                     target: target.into(),
                     suite: "s".into(),
                     probe_id: format!("p{p}"),

@@ -4,8 +4,9 @@ use super::baseline::Output;
 use super::{EXIT_INCONCLUSIVE, EXIT_USAGE, live};
 use modelwatch::baseline::Baseline;
 use modelwatch::config::duration::{DURATION_EXPECTED, format_duration, parse_duration};
-use modelwatch::drift::{self, Expectations};
+use modelwatch::drift::{self, Expectations, Margins};
 use modelwatch::report;
+use modelwatch::sample::Sample;
 use modelwatch::store::SampleQuery;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,18 +82,7 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_INCONCLUSIVE));
     };
-    // Only probes whose content is unchanged since the baseline was recorded.
-    let hashes: Vec<String> = suites
-        .iter()
-        .flat_map(|s| &s.probes)
-        .filter(|p| {
-            baseline
-                .probes
-                .get(&p.id)
-                .is_some_and(|b| b.suite == p.suite && b.hash == p.hash)
-        })
-        .map(|p| p.hash.clone())
-        .collect();
+    let hashes = unchanged(&suites, &baseline);
     // Default window: after the baseline's recording, so its own rounds are never judged.
     let recorded_ms = parse_rfc3339_utc(&baseline.recorded.at);
     let since_ms = match (since, args.rounds, recorded_ms) {
@@ -133,18 +123,19 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     expect
         .refusal_expected
         .extend(baseline.expectations().refusal_expected);
-    let report = drift::compare_with(
+    let (report, pairing) = against(
         &baseline.comparable_samples(&compat),
         &recent,
         &loaded.config.margins,
         &expect,
-    )
-    .with_labels(
+    );
+    let mut report = report.with_labels(
         &super::baseline::file_label(&path),
         &format!("{} ({window})", target.name),
     );
-    let mut report = report;
     report.reasons.extend(excluded);
+    eprintln!("note: {pairing}");
+    report.reasons.push(pairing);
     let model_change = other_model(&baseline.fingerprint, &fingerprint.fingerprint);
     if let Some(note) = &model_change {
         eprintln!("note: {note}");
@@ -153,6 +144,66 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     args.out
         .emit(&report::render(&report, args.out.format, args.out.color()))?;
     Ok(ExitCode::from(report.exit_code))
+}
+
+/// Content hashes of the probes unchanged since the baseline was recorded: only those are
+/// compared.
+fn unchanged(suites: &[modelwatch::probe::Suite], baseline: &Baseline) -> Vec<String> {
+    suites
+        .iter()
+        .flat_map(|s| &s.probes)
+        .filter(|p| {
+            baseline
+                .probes
+                .get(&p.id)
+                .is_some_and(|b| b.suite == p.suite && b.hash == p.hash)
+        })
+        .map(|p| p.hash.clone())
+        .collect()
+}
+
+/// Later samples against baseline samples: paired by seed when enough of them pair, as two
+/// independent sets otherwise; with the line that says which.
+pub(super) fn against(
+    baseline: &[Sample],
+    recent: &[Sample],
+    margins: &Margins,
+    expect: &Expectations,
+) -> (drift::Report, String) {
+    let by_seed = drift::pair_by_seed(baseline, recent);
+    let report = if by_seed.usable() {
+        drift::compare_paired(&by_seed.baseline, &by_seed.recent, margins, expect)
+    } else {
+        drift::compare_with(baseline, recent, margins, expect)
+    };
+    (report, seed_pairing(&by_seed))
+}
+
+/// Whether the samples were judged pair by pair (same probe, same seed) or as two sets.
+fn seed_pairing(p: &drift::SeedPairs) -> String {
+    let total = p.pairs() + p.repeated + p.unmatched;
+    if p.usable() {
+        let mut line = format!(
+            "paired by seed: {} pairs of a baseline sample and a later one sent the same seed",
+            p.pairs()
+        );
+        if p.repeated + p.unmatched > 0 {
+            line.push_str(&format!(
+                "; left out: {} later samples repeating a seed a newer round sent again, {} \
+                 without a partner in the baseline",
+                p.repeated, p.unmatched
+            ));
+        }
+        line
+    } else {
+        format!(
+            "judged as two independent sets: {} of {total} later samples share a seed with the \
+             baseline (pairing needs {:.0} %; `run` and `baseline record` send seeds unless \
+             --no-seed-pairing, the daemon does not)",
+            p.pairs(),
+            100.0 * drift::MIN_PAIRED_SHARE
+        )
+    }
 }
 
 /// Says so when the baseline was recorded from another model than the one judged (their

@@ -26,6 +26,11 @@ pub struct Args {
     /// while recording.
     #[arg(long)]
     pub force: bool,
+    /// Send no seed with probes that declare none (each request samples freely). By default
+    /// they are sent seed 20240601 plus the sample index, so that `compare` can pair these
+    /// samples with the baseline's on servers that honour `seed`.
+    #[arg(long)]
+    pub no_seed_pairing: bool,
 }
 
 pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
@@ -47,7 +52,10 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     };
     // Checks the suites can form a baseline (unique probe ids) before sampling anything.
     Baseline::from_samples(&target.name, Fingerprint::default(), &suites, &[], info(0))?;
-    let probes = setup::target_probes(&loaded, target, &[]);
+    let probes = setup::with_pair_seed(
+        setup::target_probes(&loaded, target, &[]),
+        (!args.no_seed_pairing).then_some(setup::PAIR_SEED),
+    );
     if probes.is_empty() {
         anyhow::bail!("target '{}' has no probes to record", target.name);
     }

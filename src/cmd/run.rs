@@ -46,6 +46,11 @@ pub struct Args {
     /// With `--sim`: the simulator's seed.
     #[arg(long, value_name = "N", default_value_t = 1, requires = "sim")]
     pub sim_seed: u64,
+    /// Send no seed with probes that declare none (each request samples freely). By default
+    /// they are sent seed 20240601 plus the sample index, so that `compare` can pair these
+    /// samples with the baseline's on servers that honour `seed`.
+    #[arg(long)]
+    pub no_seed_pairing: bool,
 }
 
 pub fn exec(args: Args, _global: &super::Global) -> anyhow::Result<ExitCode> {
@@ -113,7 +118,10 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     };
     let mut rounds = Vec::new();
     for target in &targets {
-        let probes = setup::target_probes(&loaded, target, &args.suites);
+        let probes = setup::with_pair_seed(
+            setup::target_probes(&loaded, target, &args.suites),
+            (!args.no_seed_pairing).then_some(setup::PAIR_SEED),
+        );
         if probes.is_empty() {
             tracing::warn!(target = %target.name, "no probes selected; skipping");
             continue;

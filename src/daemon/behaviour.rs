@@ -341,6 +341,7 @@ mod tests {
                 .map(|p| {
                     let samples = (0..texts)
                         .map(|i| StoredSample {
+                            seed: None,
                             index: i as u32,
                             latency_ms: 1.0,
                             ttft_ms: None,

@@ -5,9 +5,8 @@
 //! Rates, unpaired: Fisher's exact test on counts pooled over probes, with Newcombe's hybrid
 //! score interval for the difference. Pooling is valid because every probe contributes the
 //! same number of samples to both sides in a balanced recording; per-probe changes are looked
-//! at separately (flipped probes). Rates, paired: exact McNemar on the discordant pairs; the
-//! interval is the unpaired Newcombe one (wider than a paired interval under the positive
-//! correlation pairing induces, so conservative for both pass and regression).
+//! at separately (flipped probes). Rates, paired: exact McNemar on the discordant pairs and
+//! Newcombe's paired interval (1998b, method 10), which the agreement of the pairs narrows.
 //! Distributions: each value is `ln(1 + x)` minus its probe's baseline median, so probes of
 //! different natural lengths pool into one shift; then Mann–Whitney U (two-sided), Cliff's
 //! delta and the Hodges–Lehmann shift, each with an interval.
@@ -33,6 +32,9 @@ pub(crate) enum Basis {
         min_rr: Option<f64>,
         /// A suite or probe moved on its own beyond its margin (see `strata`).
         strata_moved: bool,
+        /// Paired designs: the 2×2 table (bad on both, baseline only, candidate only,
+        /// neither), for the paired interval.
+        table: Option<[u64; 4]>,
     },
     Shift {
         /// Hodges–Lehmann shift of log values and Cliff's delta, with intervals.
@@ -119,6 +121,7 @@ pub(crate) fn rate(
     if nb == 0 && nc == 0 {
         return None;
     }
+    let mut table = None;
     let (test, p) = if paired {
         let disc_b = vb
             .iter()
@@ -129,12 +132,14 @@ pub(crate) fn rate(
             .zip(&vc)
             .filter(|(x, y)| **x == Some(false) && **y == Some(true));
         let (db, dc) = (disc_b.count() as u64, disc_c.count() as u64);
+        let both = xb - db;
+        table = Some([both, db, dc, nb - both - db - dc]);
         ("mcnemar_exact", mcnemar_p(db, dc))
     } else {
         ("fisher_exact", fisher_p(xc, nc, xb, nb))
     };
     let conf = margins.confidence;
-    let ci = rate_difference(xb, nb, xc, nc, conf);
+    let ci = difference(xb, nb, xc, nc, table, conf);
     let pb = if nb > 0 { xb as f64 / nb as f64 } else { 0.0 };
     let pc = if nc > 0 { xc as f64 / nc as f64 } else { 0.0 };
     let min_rr = (metric == Metric::RefusalRate).then_some(margins.refusal_relative_risk);
@@ -187,8 +192,27 @@ pub(crate) fn rate(
         nc,
         margin,
         min_rr,
+        table,
     };
     Some((result, basis))
+}
+
+/// The interval for the rate difference candidate − baseline: Newcombe's paired interval
+/// when the samples are pairs, the unpaired one otherwise.
+fn difference(
+    xb: u64,
+    nb: u64,
+    xc: u64,
+    nc: u64,
+    table: Option<[u64; 4]>,
+    conf: f64,
+) -> Option<crate::stats::Interval> {
+    match table {
+        Some([both, only_b, only_c, neither]) => {
+            crate::stats::newcombe_paired_diff(both, only_c, only_b, neither, conf).ok()
+        }
+        None => rate_difference(xb, nb, xc, nc, conf),
+    }
 }
 
 /// Whether a sample is an answer: not a refusal and not empty. Lengths are judged on answers
@@ -338,45 +362,7 @@ const EPS: f64 = 1e-12;
 pub(crate) fn decide(r: &mut MetricResult, basis: &Basis, m: &Margins) {
     let significant = r.p_adjusted.is_some_and(|p| p < m.alpha);
     match *basis {
-        Basis::Rate {
-            xb,
-            nb,
-            xc,
-            nc,
-            margin,
-            min_rr,
-            strata_moved,
-        } => {
-            let s = if r.metric.higher_is_worse() {
-                1.0
-            } else {
-                -1.0
-            };
-            let Some(ci) = rate_difference(xb, nb, xc, nc, m.confidence) else {
-                r.verdict = Verdict::Inconclusive;
-                return;
-            };
-            let (worse, worse_hi, _) = worse_view(s, ci);
-            let rr_ok = match (min_rr, r.secondary.as_ref().and_then(|e| e.estimate)) {
-                (None, _) => true,
-                (Some(min), Some(rr)) => rr >= min - EPS,
-                // A rate rising from zero has an unbounded relative risk.
-                (Some(_), None) => worse > 0.0,
-            };
-            r.verdict = if significant && (worse >= margin - EPS && rr_ok || strata_moved) {
-                Verdict::Regression
-            } else if significant && -worse >= margin - EPS {
-                Verdict::Improvement
-            } else if worse_hi < margin {
-                Verdict::Pass
-            } else {
-                Verdict::Inconclusive
-            };
-            if r.verdict == Verdict::Inconclusive {
-                let more = more_rate_samples(s, xb, nb, xc, nc, margin, m.confidence);
-                r.more_samples = adjusted_level(more, worse >= margin - EPS, r.p_adjusted, m, nc);
-            }
-        }
+        Basis::Rate { .. } => decide_rate(r, basis, significant, m),
         Basis::Shift {
             hl,
             cd,
@@ -456,6 +442,52 @@ pub(crate) fn decide(r: &mut MetricResult, basis: &Basis, m: &Margins) {
     }
 }
 
+/// [`decide`] for a rate: regression, improvement or pass from the interval of the difference.
+fn decide_rate(r: &mut MetricResult, basis: &Basis, significant: bool, m: &Margins) {
+    let Basis::Rate {
+        xb,
+        nb,
+        xc,
+        nc,
+        margin,
+        min_rr,
+        strata_moved,
+        table,
+    } = *basis
+    else {
+        return;
+    };
+    let s = if r.metric.higher_is_worse() {
+        1.0
+    } else {
+        -1.0
+    };
+    let Some(ci) = difference(xb, nb, xc, nc, table, m.confidence) else {
+        r.verdict = Verdict::Inconclusive;
+        return;
+    };
+    let (worse, worse_hi, _) = worse_view(s, ci);
+    let rr_ok = match (min_rr, r.secondary.as_ref().and_then(|e| e.estimate)) {
+        (None, _) => true,
+        (Some(min), Some(rr)) => rr >= min - EPS,
+        // A rate rising from zero has an unbounded relative risk.
+        (Some(_), None) => worse > 0.0,
+    };
+    r.verdict = if significant && (worse >= margin - EPS && rr_ok || strata_moved) {
+        Verdict::Regression
+    } else if significant && -worse >= margin - EPS {
+        Verdict::Improvement
+    } else if worse_hi < margin {
+        Verdict::Pass
+    } else {
+        Verdict::Inconclusive
+    };
+    if r.verdict == Verdict::Inconclusive {
+        let more = more_rate_samples(s, [xb, nb, xc, nc], table, margin, m.confidence);
+        r.more_samples = adjusted_level(more, worse >= margin - EPS, r.p_adjusted, m, nc);
+    }
+}
+
 fn better_hl(hl: [f64; 3], log_margin: f64) -> bool {
     hl[0] <= -log_margin + EPS
 }
@@ -508,12 +540,11 @@ const MAX_FACTOR: f64 = 1000.0;
 /// and both sides grow in proportion: the smallest growth factor at which the Newcombe
 /// interval either excludes a regression beyond the margin (observed change below it) or
 /// excludes no change (observed change at or beyond it). Found by doubling then bisection.
+/// `counts`: bad and all on each side, `[xb, nb, xc, nc]`; `table`: the paired 2×2 table.
 fn more_rate_samples(
     s: f64,
-    xb: u64,
-    nb: u64,
-    xc: u64,
-    nc: u64,
+    [xb, nb, xc, nc]: [u64; 4],
+    table: Option<[u64; 4]>,
     margin: f64,
     conf: f64,
 ) -> Option<u64> {
@@ -521,11 +552,14 @@ fn more_rate_samples(
     let worse = s * (pc - pb);
     let settled = |k: f64| {
         let (nb2, nc2) = ((nb as f64 * k).round(), (nc as f64 * k).round());
-        let Some(ci) = rate_difference(
+        // Paired: the same table, every cell k times as large.
+        let scaled = table.map(|t| t.map(|x| (x as f64 * k).round() as u64));
+        let Some(ci) = difference(
             (pb * nb2).round() as u64,
             nb2 as u64,
             (pc * nc2).round() as u64,
             nc2 as u64,
+            scaled,
             conf,
         ) else {
             return false;

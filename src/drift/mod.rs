@@ -22,6 +22,7 @@ mod flips;
 mod margins;
 mod metric;
 mod prepare;
+mod seeds;
 pub mod sequential;
 mod shape;
 mod strata;
@@ -29,6 +30,7 @@ mod strata;
 pub use behaviour::stored_form;
 pub use margins::Margins;
 pub use metric::{BINARY, Category, DIAGNOSTIC_RATES, Metric};
+pub use seeds::{MIN_PAIRED_SHARE, SeedPairs, pair_by_seed};
 pub use sequential::{Bounds, CanaryMonitor, Early, LengthLooks, ProbeRegression};
 
 use crate::probe::Suite;

@@ -40,6 +40,7 @@ pub(crate) fn synth(profile: Profile, seed: u64, probes: usize, samples: u32) ->
         let suite = if json { "json" } else { "core" };
         for index in 0..samples {
             let mut s = Sample {
+                seed: None,
                 target: "t".into(),
                 suite: suite.into(),
                 probe_id: format!("p{p:03}"),

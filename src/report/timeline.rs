@@ -479,6 +479,7 @@ mod tests {
             round: RoundId(round),
             fingerprint: Some(fp.into()),
             sample: Sample {
+                seed: None,
                 target: "t".into(),
                 suite: "s".into(),
                 probe_id: "p".into(),

@@ -32,14 +32,24 @@ impl PlanItem {
     /// The sample of this item of `target`'s round, started at `at_ms`, not yet filled.
     pub fn pending_sample(&self, target: &str, at_ms: i64) -> Sample {
         let probe = &self.probe;
-        Sample::pending(
+        let mut sample = Sample::pending(
             target,
             &probe.suite,
             &probe.id,
             &probe.hash,
             self.index,
             at_ms,
-        )
+        );
+        sample.seed = self.seed();
+        sample
+    }
+
+    /// The seed this sample's request carries: the probe's, advanced by the sample index.
+    pub fn seed(&self) -> Option<u64> {
+        self.probe
+            .params
+            .seed
+            .map(|s| s.wrapping_add(u64::from(self.index)))
     }
 }
 
@@ -68,7 +78,7 @@ pub fn plan(probes: &[Arc<Probe>], samples_override: Option<u32>) -> Vec<PlanIte
 /// which keeps rounds independent (what the drift tests assume).
 pub fn request_for(item: &PlanItem, stream: bool) -> CompletionRequest {
     let mut params = item.probe.params.clone();
-    params.seed = params.seed.map(|s| s.wrapping_add(item.index as u64));
+    params.seed = item.seed();
     CompletionRequest {
         input: item.probe.input.clone(),
         params,
@@ -370,15 +380,7 @@ pub fn to_sample(
             )
         }
         Err(error) => {
-            let probe = &item.probe;
-            let mut sample = Sample::pending(
-                target,
-                &probe.suite,
-                &probe.id,
-                &probe.hash,
-                item.index,
-                started_at_ms,
-            );
+            let mut sample = item.pending_sample(target, started_at_ms);
             sample.latency_ms = error.latency_ms;
             // 0 attempts: never sent (see `breaker`).
             sample.attempts = error.attempts;
@@ -556,6 +558,32 @@ mod tests {
         };
         assert_eq!(request_for(&free, true).params.seed, None);
         assert!(request_for(&free, true).stream);
+        // The sample records the seed its request carried (what `compare` pairs by).
+        assert_eq!(seeded.pending_sample("t", 0).seed, Some(102));
+        assert_eq!(free.pending_sample("t", 0).seed, None);
+        let failed = to_sample(
+            "t",
+            &seeded,
+            0,
+            Err(SampleError::new(ErrorKind::Timeout, "timed out")),
+            &|_, _| Measurements::default(),
+            false,
+        );
+        assert_eq!(failed.seed, Some(102));
+    }
+
+    #[test]
+    fn a_pair_seed_goes_to_probes_without_their_own() {
+        let probes = vec![probe("a", 1, Some(100)), probe("b", 1, None)];
+        let seeded = setup::with_pair_seed(probes.clone(), Some(7));
+        let seeds: Vec<_> = seeded.iter().map(|p| p.params.seed).collect();
+        assert_eq!(seeds, vec![Some(100), Some(7)]);
+        assert_eq!(
+            seeded[1].hash, "hash-b",
+            "the content hash is the probe's own"
+        );
+        let free = setup::with_pair_seed(probes, None);
+        assert_eq!(free[1].params.seed, None);
     }
 
     #[tokio::test]

@@ -57,6 +57,28 @@ pub fn target_probes(loaded: &Loaded, target: &Target, only_suites: &[String]) -
         .collect()
 }
 
+/// The seed sent, plus the sample index, with probes that declare none, by the commands whose
+/// samples are later paired (`run`, `baseline record`, the canary): servers that honour `seed`
+/// then answer an unchanged model alike on both sides of a pair. The daemon sends none, so its
+/// rounds stay independent draws.
+pub const PAIR_SEED: u64 = 20_240_601;
+
+/// `probes` with `seed` set on those that declare none (`None`: unchanged).
+pub fn with_pair_seed(probes: Vec<Arc<Probe>>, seed: Option<u64>) -> Vec<Arc<Probe>> {
+    let Some(seed) = seed else { return probes };
+    probes
+        .into_iter()
+        .map(|p| {
+            if p.params.seed.is_some() {
+                return p;
+            }
+            let mut p = (*p).clone();
+            p.params.seed = Some(seed);
+            Arc::new(p)
+        })
+        .collect()
+}
+
 /// Builds the client for a target (one connection pool per target).
 pub fn build_client(
     target: &Target,

@@ -127,9 +127,93 @@ pub fn newcombe_diff(x1: u64, n1: u64, x2: u64, n2: u64, conf: f64) -> Result<In
     })
 }
 
+/// Newcombe (1998b, "Improved confidence intervals for the difference between binomial
+/// proportions based on paired data", Stat Med 17:2635, method 10) interval for p1 − p2 on
+/// paired data: cells `both` (event on both sides), `only1`, `only2`, `neither`, so that
+/// p1 = (both + only1)/n and p2 = (both + only2)/n. The two Wilson intervals are combined
+/// with the correlation φ of the 2×2 table (its numerator ad − bc reduced by n/2 when
+/// above it, 0 when in [0, n/2]), so pairs that agree (identical answers) narrow the interval
+/// far below the unpaired one; with φ = 0 it is the unpaired [`newcombe_diff`].
+pub fn newcombe_paired_diff(
+    both: u64,
+    only1: u64,
+    only2: u64,
+    neither: u64,
+    conf: f64,
+) -> Result<Interval> {
+    let n = both + only1 + only2 + neither;
+    let w1 = wilson(both + only1, n, conf)?;
+    let w2 = wilson(both + only2, n, conf)?;
+    let (p1, p2) = (w1.estimate, w2.estimate);
+    let (a, b, c, d) = (both as f64, only1 as f64, only2 as f64, neither as f64);
+    let det = a * d - b * c;
+    let nf = n as f64;
+    let numerator = if det > nf / 2.0 {
+        det - nf / 2.0
+    } else if det < 0.0 {
+        det
+    } else {
+        0.0
+    };
+    let margins = (a + b) * (c + d) * (a + c) * (b + d);
+    let phi = if margins > 0.0 {
+        numerator / margins.sqrt()
+    } else {
+        0.0
+    };
+    let (dl1, du1) = (p1 - w1.lower, w1.upper - p1);
+    let (dl2, du2) = (p2 - w2.lower, w2.upper - p2);
+    let est = p1 - p2;
+    let delta = (dl1 * dl1 - 2.0 * phi * dl1 * du2 + du2 * du2)
+        .max(0.0)
+        .sqrt();
+    let epsilon = (du1 * du1 - 2.0 * phi * du1 * dl2 + dl2 * dl2)
+        .max(0.0)
+        .sqrt();
+    Ok(Interval {
+        estimate: est,
+        lower: (est - delta).max(-1.0),
+        upper: (est + epsilon).min(1.0),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paired_newcombe_without_correlation_is_the_unpaired_one() {
+        // ad − bc = 0: φ = 0, so the paired interval is the unpaired one on the margins.
+        let p = newcombe_paired_diff(10, 10, 10, 10, 0.95).unwrap();
+        let u = newcombe_diff(20, 40, 20, 40, 0.95).unwrap();
+        assert!((p.lower - u.lower).abs() < 1e-12 && (p.upper - u.upper).abs() < 1e-12);
+        // 0 ≤ ad − bc = 4 ≤ n/2 = 10: φ is taken as 0 too.
+        let p = newcombe_paired_diff(1, 3, 3, 13, 0.95).unwrap();
+        let u = newcombe_diff(4, 20, 4, 20, 0.95).unwrap();
+        assert!((p.lower - u.lower).abs() < 1e-12 && (p.upper - u.upper).abs() < 1e-12);
+    }
+
+    #[test]
+    fn paired_newcombe_matches_an_independent_implementation() {
+        // Reference: biostatUZH::confIntPairedProportion (Rufibach, after Newcombe 1998b and
+        // Altman et al. 2000, p. 52), its R code evaluated in Python.
+        let i = newcombe_paired_diff(8, 5, 1, 16, 0.95).unwrap();
+        assert!((i.estimate - 4.0 / 30.0).abs() < 1e-12);
+        assert!(
+            (i.lower + 0.031_799).abs() < 1e-5 && (i.upper - 0.287_216).abs() < 1e-5,
+            "{i:?}"
+        );
+        // Identical pairs (3 of 60 bad on both sides): far narrower than unpaired (±9.3).
+        let p = newcombe_paired_diff(3, 0, 0, 57, 0.95).unwrap();
+        assert!(
+            (p.lower + 0.062_734).abs() < 1e-5 && (p.upper - 0.062_734).abs() < 1e-5,
+            "{p:?}"
+        );
+        let u = newcombe_diff(3, 60, 3, 60, 0.95).unwrap();
+        assert!(p.upper < 0.7 * u.upper, "{p:?} vs {u:?}");
+        let q = newcombe_paired_diff(10, 10, 10, 10, 0.95).unwrap();
+        assert!((q.upper - 0.209_310).abs() < 1e-5, "{q:?}");
+    }
 
     #[test]
     fn wilson_matches_textbook_value() {

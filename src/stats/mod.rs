@@ -26,7 +26,7 @@ mod rank;
 pub mod sequential;
 
 pub use anderson::{AndersonResult, anderson_ksamp};
-pub use binomial::{binom_test, clopper_pearson, newcombe_diff, wilson};
+pub use binomial::{binom_test, clopper_pearson, newcombe_diff, newcombe_paired_diff, wilson};
 pub use cmh::{CmhResult, Table2x2, cmh};
 pub use confusion::Confusion;
 pub use contingency::{ContingencyResult, chi2_contingency, g_test};

@@ -103,8 +103,8 @@ impl Store {
         while let Some(row) = rows.next()? {
             let sample = read_sample(row)??;
             let item = RoundSample {
-                round: RoundId(row.get(32)?),
-                fingerprint: row.get(33)?,
+                round: RoundId(row.get(33)?),
+                fingerprint: row.get(34)?,
                 sample,
             };
             if !each(item) {
@@ -131,6 +131,7 @@ mod tests {
 
     fn sample(target: &str, probe: &str, at: i64, text: &str) -> Sample {
         Sample {
+            seed: None,
             target: target.into(),
             suite: "core".into(),
             probe_id: probe.into(),

@@ -259,6 +259,11 @@ ALTER TABLE traffic_completions ADD COLUMN structured TEXT;
 ALTER TABLE traffic_baselines ADD COLUMN schema TEXT;
 "#,
     },
+    Migration {
+        version: 13,
+        description: "the seed each sample's request was sent with, for pairing by seed",
+        sql: "ALTER TABLE samples ADD COLUMN seed INTEGER;",
+    },
 ];
 
 /// The schema version this build writes.
@@ -334,6 +339,7 @@ mod tests {
 
     fn sample(target: &str, i: u32, error: bool) -> Sample {
         Sample {
+            seed: None,
             target: target.into(),
             suite: "core".into(),
             probe_id: format!("p{}", i % 3),
@@ -407,18 +413,24 @@ mod tests {
             ],
         )
         .unwrap();
-        // The samples table gained `partial_refusal` in version 5; before that, rows are
-        // written by the current encoder into a temporary copy of the column, dropped after.
-        if version < 5 {
-            conn.execute_batch("ALTER TABLE samples ADD COLUMN partial_refusal INTEGER;")
-                .unwrap();
+        // The samples table gained `partial_refusal` in version 5 and `seed` in 13; before
+        // that, rows are written by the current encoder into a temporary copy of the column,
+        // dropped after.
+        let added = [(5, "partial_refusal"), (13, "seed")];
+        for (since, column) in added {
+            if version < since {
+                conn.execute_batch(&format!("ALTER TABLE samples ADD COLUMN {column} INTEGER;"))
+                    .unwrap();
+            }
         }
         for s in samples {
             crate::store::samples::insert_row(conn, 1, 1, s).unwrap();
         }
-        if version < 5 {
-            conn.execute_batch("ALTER TABLE samples DROP COLUMN partial_refusal;")
-                .unwrap();
+        for (since, column) in added {
+            if version < since {
+                conn.execute_batch(&format!("ALTER TABLE samples DROP COLUMN {column};"))
+                    .unwrap();
+            }
         }
     }
 

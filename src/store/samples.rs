@@ -48,9 +48,10 @@ const INSERT_SAMPLE: &str = "INSERT INTO samples (
     attempts, finish_reason, input_tokens, response_model, system_fingerprint,
     chars, words, lines, output_tokens, tokens_estimated, truncated, empty, refusal,
     refusal_rule, structured, task_success,
-    error_kind, error_status, error_message, error_attempts, error_latency_ms, partial_refusal
+    error_kind, error_status, error_message, error_attempts, error_latency_ms, partial_refusal,
+    seed
 ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
-          ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)";
+          ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)";
 
 pub(super) const SELECT_SAMPLE: &str =
     "SELECT s.id, t.name, s.suite, s.probe_id, s.probe_hash, s.idx,
@@ -59,7 +60,7 @@ pub(super) const SELECT_SAMPLE: &str =
     s.chars, s.words, s.lines, s.output_tokens, s.tokens_estimated, s.truncated, s.empty,
     s.refusal, s.refusal_rule, s.structured, s.task_success,
     s.error_kind, s.error_status, s.error_message, s.error_attempts, s.error_latency_ms,
-    s.partial_refusal";
+    s.partial_refusal, s.seed";
 
 impl Store {
     /// Stores `samples` in `round`, all or none, in one transaction with one prepared statement.
@@ -247,6 +248,8 @@ pub(crate) fn insert_row(
         e.map(|e| e.attempts),
         e.and_then(|e| nan_as_null(e.latency_ms)),
         m.map(|m| m.partial_refusal),
+        // SQLite integers are signed: the seed's bits are kept as they are.
+        s.seed.map(|x| x as i64),
     ])?;
     if let Some(text) = &s.text {
         let id = conn.last_insert_rowid();
@@ -332,7 +335,8 @@ pub(super) fn read_sample(r: &Row<'_>) -> rusqlite::Result<Result<Sample>> {
         system_fingerprint: r.get(13)?,
         measurements,
         error,
-        text: r.get(31)?,
+        seed: r.get::<_, Option<i64>>(31)?.map(|x| x as u64),
+        text: r.get(32)?,
     }))
 }
 
@@ -342,6 +346,7 @@ mod tests {
 
     fn base(target: &str, probe: &str, t: i64) -> Sample {
         Sample {
+            seed: None,
             target: target.into(),
             suite: "core".into(),
             probe_id: probe.into(),
@@ -381,6 +386,8 @@ mod tests {
         full.input_tokens = Some(u32::MAX);
         full.response_model = Some("qwen2.5:7b".into());
         full.system_fingerprint = Some("fp_44709d6fcb".into());
+        // Above i64::MAX: kept bit for bit in the signed column.
+        full.seed = Some(u64::MAX - 5);
         full.measurements = Some(Measurements {
             chars: 4000,
             words: 700,

@@ -11,6 +11,7 @@ use std::process::Command;
 
 fn sample(target: &str, probe: &str, at: i64, refusal: bool, failed: bool) -> Sample {
     Sample {
+        seed: None,
         target: target.into(),
         suite: "disk".into(),
         probe_id: probe.into(),

@@ -21,6 +21,7 @@ fn measure(text: &str) -> Measurements {
 
 fn sample(index: u32, m: Measurements) -> Sample {
     Sample {
+        seed: None,
         target: "chat".into(),
         suite: "core".into(),
         probe_id: "dosage".into(),

@@ -17,6 +17,7 @@ fn fingerprint(digest: &str) -> Fingerprint {
 
 fn sample(probe: &str, index: u32, at: i64) -> Sample {
     Sample {
+        seed: None,
         target: "chat".into(),
         suite: "core".into(),
         probe_id: probe.into(),

@@ -11,6 +11,7 @@ const N: usize = 10_000;
 fn samples(n: usize) -> Vec<Sample> {
     (0..n)
         .map(|i| Sample {
+            seed: None,
             target: "bench".into(),
             suite: "core".into(),
             probe_id: format!("probe-{}", i % 50),

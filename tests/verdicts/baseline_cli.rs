@@ -61,6 +61,7 @@ fn samples(model: Model, seed: u64, per_probe: u32) -> Vec<Sample> {
             let ok = structured == Some(StructuredOutcome::Ok);
             let task_success = json.then(|| ok && !rng.bernoulli(model.task_fail));
             out.push(Sample {
+                seed: None,
                 target: "chat-prod".into(),
                 suite: if json { "json" } else { "core" }.into(),
                 probe_id: format!("probe-{p:02}"),

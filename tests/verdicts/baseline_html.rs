@@ -9,6 +9,7 @@ use std::process::Command;
 
 fn sample(probe: usize, index: u32, refusal: bool, chars: u32) -> Sample {
     Sample {
+        seed: None,
         target: "t".into(),
         suite: if probe.is_multiple_of(2) {
             "core"

@@ -210,6 +210,7 @@ mod tests {
     fn sample(target: &str, i: usize, index: u32, chars: u32) -> Sample {
         let (suite, probe_id) = key(i);
         Sample {
+            seed: None,
             target: target.into(),
             suite,
             probe_id,

@@ -3,6 +3,7 @@ use crate::sample::{ErrorKind, FinishReason, Measurements, SampleError, Structur
 
 fn ok(target: &str, probe: &str, chars: u32, tokens: u32, latency: f64) -> Sample {
     Sample {
+        seed: None,
         target: target.into(),
         suite: "core".into(),
         probe_id: probe.into(),
