@@ -2,7 +2,7 @@
 //! with stored baseline files.
 
 use modelwatch::baseline::{Baseline, ProbeSummary, Summary};
-use modelwatch::drift::{self, Margins};
+use modelwatch::drift::Margins;
 use modelwatch::report::{self, Format};
 use std::fmt::Write as _;
 use std::io::IsTerminal;
@@ -160,8 +160,13 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
                 Ok(m) => m,
                 Err(code) => return Ok(code),
             };
-            let report = drift::compare_with(&ba.samples(), &bb.samples(), &margins, &expect)
-                .with_labels(&file_label(&a), &file_label(&b));
+            // Paired by seed as `compare` is, so a diff of two files and the live comparison of
+            // the same samples agree.
+            let (mut report, pairing) =
+                super::compare::against(&ba.samples(), &bb.samples(), &margins, &expect);
+            report = report.with_labels(&file_label(&a), &file_label(&b));
+            eprintln!("note: {pairing}");
+            report.reasons.push(pairing);
             out.emit(&report::render(&report, out.format, out.color()))?;
             if out.output.is_some() {
                 tracing::info!(verdict = %report.verdict, "report written");

@@ -168,10 +168,28 @@ fn canary_against_a_baseline() {
     );
     let a = dir.path().join("prod.json");
     record_ok(&config, "prod", "200", &a);
+    // The baseline was recorded with seeds and the candidate is sent the same ones: paired.
     let same = canary_vs_baseline(&config, "same", &a, &["--samples", "200"]);
     let r = report(&same);
-    assert_eq!(r["design"], "unpaired");
+    assert_eq!(r["design"], "paired");
+    assert!(
+        r["reasons"]
+            .to_string()
+            .contains("paired by seed: 1000 pairs"),
+        "{:#}",
+        r["reasons"]
+    );
     assert_eq!(same.status.code(), Some(0), "{:#}", r["reasons"]);
+    // Without seeds the candidate's answers are independent draws: two sets, unpaired.
+    let free = canary_vs_baseline(
+        &config,
+        "same",
+        &a,
+        &["--samples", "200", "--no-seed-pairing"],
+    );
+    let r = report(&free);
+    assert_eq!(r["design"], "unpaired");
+    assert_eq!(free.status.code(), Some(0), "{:#}", r["reasons"]);
     let worse = canary_vs_baseline(&config, "worse", &a, &["--samples", "30"]);
     assert_eq!(worse.status.code(), Some(1), "{}", stderr(&worse));
 }

@@ -59,11 +59,20 @@ fn a_bad_round_of_another_fingerprint_in_the_window_is_excluded_and_counted() {
     );
     let reasons = r["reasons"].to_string();
     assert!(reasons.contains("are excluded"), "{reasons}");
-    // The two good rounds after the baseline, not the baseline's own round: 2 × 50 × 5.
+    // The two good rounds after the baseline, not the baseline's own round: 2 × 50 × 5. Both
+    // sent the baseline's seeds: the newer one pairs with it, the older one is left out.
     let label = r["candidate_label"].as_str().unwrap();
     assert!(label.contains("since the baseline"), "{label}");
     let n: u64 = r["availability"]["candidate"]["requests"].as_u64().unwrap();
-    assert_eq!(n, 500, "{:#}", r["availability"]);
+    assert_eq!(n, 250, "{:#}", r["availability"]);
+    assert!(
+        err.contains(
+            "paired by seed: 250 pairs of a baseline sample and a later one sent the same seed; \
+             left out: 250 later samples repeating a seed a newer round sent again, 0 without a \
+             partner in the baseline"
+        ),
+        "{err}"
+    );
 
     // An explicit window still wins: the newest round of the judged fingerprint only.
     let out = modelwatch(
