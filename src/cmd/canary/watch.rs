@@ -209,31 +209,17 @@ mod tests {
 
     fn sample(target: &str, i: usize, index: u32, chars: u32) -> Sample {
         let (suite, probe_id) = key(i);
-        Sample {
-            seed: None,
-            target: target.into(),
-            suite,
-            probe_id,
-            probe_hash: format!("h{i}"),
-            index,
-            started_at_ms: 0,
-            latency_ms: 10.0,
-            ttft_ms: None,
-            attempts: 1,
-            finish_reason: None,
-            input_tokens: None,
-            response_model: None,
-            system_fingerprint: None,
-            measurements: Some(Measurements {
-                chars,
-                words: chars / 5,
-                lines: 1,
-                output_tokens: chars / 4,
-                ..Measurements::default()
-            }),
-            error: None,
-            text: None,
-        }
+        let mut s = Sample::pending(target, &suite, &probe_id, &format!("h{i}"), index, 0);
+        s.latency_ms = 10.0;
+        s.attempts = 1;
+        s.measurements = Some(Measurements {
+            chars,
+            words: chars / 5,
+            lines: 1,
+            output_tokens: chars / 4,
+            ..Measurements::default()
+        });
+        s
     }
 
     /// Feeds slot after slot, each active probe once per slot (as the paired runner does),
