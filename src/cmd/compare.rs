@@ -181,7 +181,6 @@ pub(super) fn against(
 
 /// Whether the samples were judged pair by pair (same probe, same seed) or as two sets.
 fn seed_pairing(p: &drift::SeedPairs) -> String {
-    let total = p.pairs() + p.repeated + p.unmatched;
     if p.usable() {
         let mut line = format!(
             "paired by seed: {} pairs of a baseline sample and a later one sent the same seed",
@@ -197,10 +196,11 @@ fn seed_pairing(p: &drift::SeedPairs) -> String {
         line
     } else {
         format!(
-            "judged as two independent sets: {} of {total} later samples share a seed with the \
+            "judged as two independent sets: {} of {} later samples share a seed with the \
              baseline (pairing needs {:.0} %; `run` and `baseline record` send seeds unless \
              --no-seed-pairing, the daemon does not)",
             p.pairs(),
+            p.pairs() + p.unmatched,
             100.0 * drift::MIN_PAIRED_SHARE
         )
     }

@@ -7,7 +7,8 @@
 use crate::sample::Sample;
 use std::collections::BTreeMap;
 
-/// Share of the later samples that must find a partner for the paired design to be used.
+/// Share of the later samples (not counting repeats of a paired seed) that must find a
+/// partner for the paired design to be used.
 pub const MIN_PAIRED_SHARE: f64 = 0.5;
 
 /// The two sides lined up pair by pair, and what was left out.
@@ -30,9 +31,10 @@ impl SeedPairs {
         self.baseline.len()
     }
 
-    /// Whether enough of the later samples paired for the paired design.
+    /// Whether enough of the later samples paired for the paired design. Repeats of a paired
+    /// seed do not count against it: on a server that honours `seed` they replay the pair.
     pub fn usable(&self) -> bool {
-        let total = self.pairs() + self.repeated + self.unmatched;
+        let total = self.pairs() + self.unmatched;
         self.pairs() > 0 && self.pairs() as f64 >= MIN_PAIRED_SHARE * total as f64
     }
 }
@@ -110,7 +112,14 @@ mod tests {
         assert_eq!((p.repeated, p.unmatched), (1, 2));
         assert_eq!(p.recent[0].started_at_ms, 9);
         assert_eq!(p.baseline[0].seed, Some(10));
-        assert!(!p.usable(), "1 of 4 later samples paired");
+        assert!(!p.usable(), "1 of 3 distinct later seeds paired");
+        // Three more rounds repeating the paired seed change nothing.
+        let more: Vec<Sample> = (0..3).map(|i| s("a", Some(10), 0, 10 + i)).collect();
+        let p = pair_by_seed(&baseline, &[recent.clone(), more].concat());
+        assert_eq!((p.pairs(), p.repeated, p.unmatched), (1, 4, 2));
+        assert_eq!(p.recent[0].started_at_ms, 12);
+        let p = pair_by_seed(&baseline, &[s("a", Some(10), 0, 5), s("a", Some(10), 0, 6)]);
+        assert!(p.usable(), "a repeat does not count against pairing");
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub struct Watch<'a> {
     kept: (Vec<Sample>, Vec<Sample>),
     /// Answered pairs per suite.
     per_suite: BTreeMap<String, u64>,
-    /// A length look failed: every probe stays sampled.
+    /// The rates passed but the lengths have not yet: every probe stays sampled.
     holding: bool,
     slot: u32,
     done: usize,
