@@ -381,11 +381,13 @@ fn budget(
     {
         eprintln!(
             "error: --max-samples {per_probe} is too small to ever pass: even identical answers \
-             need {} samples per probe to show {} within its margin of {:.1} points; raise \
-             --max-samples or choose a coarser --sensitivity",
+             need {} samples per probe to pass ({} within its margin of {:.1} points, and {} \
+             pairs in every suite for the lengths' first look); raise --max-samples or choose a \
+             coarser --sensitivity",
             need.slots,
             metric.id(),
-            100.0 * ahead.margin(metric).unwrap_or(f64::NAN)
+            100.0 * ahead.margin(metric).unwrap_or(f64::NAN),
+            ahead.first_look()
         );
         return Err(ExitCode::from(EXIT_USAGE));
     }

@@ -171,12 +171,19 @@ pub(super) fn against(
     expect: &Expectations,
 ) -> (drift::Report, String) {
     let by_seed = drift::pair_by_seed(baseline, recent);
-    let report = if by_seed.usable() {
-        drift::compare_paired(&by_seed.baseline, &by_seed.recent, margins, expect)
-    } else {
-        drift::compare_with(baseline, recent, margins, expect)
-    };
-    (report, seed_pairing(&by_seed))
+    if by_seed.usable() {
+        let report = drift::compare_paired(&by_seed.baseline, &by_seed.recent, margins, expect);
+        return (report, seed_pairing(&by_seed));
+    }
+    let (later, repeats) = drift::distinct_later(recent);
+    let report = drift::compare_with(baseline, &later, margins, expect);
+    let mut line = seed_pairing(&by_seed);
+    if repeats > 0 {
+        line.push_str(&format!(
+            "; left out: {repeats} later samples repeating a seed a newer one was sent"
+        ));
+    }
+    (report, line)
 }
 
 /// Whether the samples were judged pair by pair (same probe, same seed) or as two sets.
@@ -196,12 +203,12 @@ fn seed_pairing(p: &drift::SeedPairs) -> String {
         line
     } else {
         format!(
-            "judged as two independent sets: {} of {} later samples share a seed with the \
-             baseline (pairing needs {:.0} %; `run` and `baseline record` send seeds unless \
-             --no-seed-pairing, the daemon does not)",
+            "judged as two independent sets: {} of the {} seeded baseline samples pair by \
+             seed with a later one (pairing needs all of them, and half of the later samples; \
+             `run` and `baseline record` send seeds unless --no-seed-pairing, the daemon does \
+             not)",
             p.pairs(),
-            p.pairs() + p.unmatched,
-            100.0 * drift::MIN_PAIRED_SHARE
+            p.baseline_seeded
         )
     }
 }

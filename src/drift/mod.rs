@@ -30,7 +30,7 @@ mod strata;
 pub use behaviour::stored_form;
 pub use margins::Margins;
 pub use metric::{BINARY, Category, DIAGNOSTIC_RATES, Metric};
-pub use seeds::{MIN_PAIRED_SHARE, SeedPairs, pair_by_seed};
+pub use seeds::{MIN_PAIRED_SHARE, SeedPairs, distinct_later, pair_by_seed};
 pub use sequential::{Bounds, CanaryMonitor, Early, LengthLooks, ProbeRegression};
 
 use crate::probe::Suite;

@@ -24,6 +24,8 @@ pub struct SeedPairs {
     pub repeated: usize,
     /// Later samples with no baseline partner (no seed, or a seed the baseline never sent).
     pub unmatched: usize,
+    /// Baseline samples sent a seed: the paired design needs every one of them paired.
+    pub baseline_seeded: usize,
 }
 
 impl SeedPairs {
@@ -31,11 +33,15 @@ impl SeedPairs {
         self.baseline.len()
     }
 
-    /// Whether enough of the later samples paired for the paired design. Repeats of a paired
-    /// seed do not count against it: on a server that honours `seed` they replay the pair.
+    /// Whether the paired design applies: every seeded baseline sample found a partner (the
+    /// pairs leave none of the baseline out: with only part of it paired, a change would be
+    /// judged on fewer baseline samples than the unpaired design uses, and detected later),
+    /// and so did at least half of the later samples. Repeats of a paired seed do not count
+    /// against it: on a server that honours `seed` they replay the pair.
     pub fn usable(&self) -> bool {
-        let total = self.pairs() + self.unmatched;
-        self.pairs() > 0 && self.pairs() as f64 >= MIN_PAIRED_SHARE * total as f64
+        let later = (self.pairs() + self.unmatched) as f64;
+        let n = self.pairs();
+        n > 0 && n >= self.baseline_seeded && n as f64 >= MIN_PAIRED_SHARE * later
     }
 }
 
@@ -81,7 +87,33 @@ pub fn pair_by_seed(baseline: &[Sample], recent: &[Sample]) -> SeedPairs {
         recent: r,
         repeated,
         unmatched,
+        baseline_seeded: base.len(),
     }
+}
+
+/// The later samples for the unpaired design when samples carry seeds: one per seed (the
+/// newest). On a server that honours `seed`, a seed sent again (a later `run` of the same
+/// samples) replays its answer: repeats are not new draws and counting them would overstate
+/// the evidence. Samples without a seed are all kept. (Later samples that share a seed with a
+/// baseline sample stay: an unchanged model answers both alike, which only makes the unpaired
+/// test more cautious.)
+pub fn distinct_later(recent: &[Sample]) -> (Vec<Sample>, usize) {
+    let mut newest: BTreeMap<Key<'_>, &Sample> = BTreeMap::new();
+    let mut out = Vec::new();
+    for s in recent {
+        match key(s) {
+            None => out.push(s.clone()),
+            Some(k) => {
+                let slot = newest.entry(k).or_insert(s);
+                if s.started_at_ms > slot.started_at_ms {
+                    *slot = s;
+                }
+            }
+        }
+    }
+    let repeats = recent.len() - out.len() - newest.len();
+    out.extend(newest.into_values().cloned());
+    (out, repeats)
 }
 
 #[cfg(test)]
@@ -118,7 +150,10 @@ mod tests {
         let p = pair_by_seed(&baseline, &[recent.clone(), more].concat());
         assert_eq!((p.pairs(), p.repeated, p.unmatched), (1, 4, 2));
         assert_eq!(p.recent[0].started_at_ms, 12);
-        let p = pair_by_seed(&baseline, &[s("a", Some(10), 0, 5), s("a", Some(10), 0, 6)]);
+        let p = pair_by_seed(
+            &baseline[..1],
+            &[s("a", Some(10), 0, 5), s("a", Some(10), 0, 6)],
+        );
         assert!(p.usable(), "a repeat does not count against pairing");
     }
 
@@ -131,5 +166,31 @@ mod tests {
         assert_eq!((p.pairs(), p.unmatched), (1, 1));
         assert_eq!(p.recent[0].index, 3);
         assert!(p.usable());
+    }
+
+    #[test]
+    fn a_partly_paired_baseline_stays_unpaired() {
+        // Every later sample pairs, but 3 of the 4 baseline samples would be left out.
+        let baseline: Vec<Sample> = (0..4).map(|i| s("a", Some(10 + i), i as u32, 1)).collect();
+        let p = pair_by_seed(&baseline, &[s("a", Some(10), 0, 5)]);
+        assert_eq!((p.pairs(), p.unmatched, p.baseline_seeded), (1, 0, 4));
+        assert!(!p.usable());
+        let later: Vec<Sample> = (0..4).map(|i| s("a", Some(10 + i), i as u32, 5)).collect();
+        assert!(
+            pair_by_seed(&baseline, &later).usable(),
+            "the whole baseline pairs"
+        );
+    }
+
+    #[test]
+    fn distinct_later_samples_keep_the_newest_of_each_seed() {
+        let mut recent: Vec<Sample> = (0..3).map(|r| s("a", Some(10), 0, 5 + r)).collect();
+        recent.push(s("a", None, 0, 9));
+        recent.push(s("a", None, 1, 9));
+        let (kept, repeats) = distinct_later(&recent);
+        assert_eq!(repeats, 2);
+        let mut later: Vec<_> = kept.iter().map(|x| (x.seed, x.started_at_ms)).collect();
+        later.sort();
+        assert_eq!(later, vec![(None, 9), (None, 9), (Some(10), 7)]);
     }
 }

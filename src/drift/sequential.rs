@@ -360,9 +360,15 @@ impl LengthLooks {
     /// doubled since the last look, and enough for the next look's KS band around a distance
     /// of zero, c·√(2/n), to fall below `ks_margin` (a look that cannot pass is not spent).
     pub fn due(&self, smallest: u64, base: f64, ks_margin: f64) -> bool {
-        let c = super::shape::kolmogorov_c(Self::confidence(base, self.looks + 1));
-        let fewest = (2.0 * c * c / (ks_margin * ks_margin)).floor() as u64 + 1;
-        smallest >= fewest.max(1) && (self.looks == 0 || smallest >= 2 * self.last)
+        let fewest = Self::fewest(base, ks_margin, self.looks + 1);
+        smallest >= fewest && (self.looks == 0 || smallest >= 2 * self.last)
+    }
+
+    /// Pairs per suite for look `look` to pass at all: 2c²/margin² (c the Kolmogorov constant
+    /// at that look's confidence), so that the band c·√(2/n) around D = 0 lies below it.
+    pub fn fewest(base: f64, ks_margin: f64, look: u32) -> u64 {
+        let c = super::shape::kolmogorov_c(Self::confidence(base, look));
+        ((2.0 * c * c / (ks_margin * ks_margin)).floor() as u64 + 1).max(1)
     }
 
     /// Takes the next look at `smallest` pairs; returns its confidence.
@@ -574,6 +580,7 @@ mod tests {
         assert!(!l.due(0, 0.95, 0.25));
         assert!(!l.due(70, 0.95, 0.25));
         assert!(l.due(71, 0.95, 0.25));
+        assert_eq!(LengthLooks::fewest(0.95, 0.25, 1), 71);
         assert!((l.take(100, 0.95) - 0.975).abs() < 1e-12);
         assert!(!l.due(199, 0.95, 0.25));
         assert!(l.due(200, 0.95, 0.25));

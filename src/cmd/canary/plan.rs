@@ -8,9 +8,10 @@
 //! Two designs bracket the truth: answers identical pair by pair (seed pairing effective) and
 //! answers drawn independently on each side (a server that ignores `seed`).
 
-use modelwatch::drift::{Margins, Metric};
+use modelwatch::drift::{LengthLooks, Margins, Metric};
 use modelwatch::probe::Probe;
 use modelwatch::stats::sequential::{pairs_to_show_above, pairs_to_show_below};
+use std::collections::BTreeMap;
 
 /// Slots (samples per probe) beyond which a plan says "out of reach".
 pub const MAX_SLOTS: u32 = 100_000;
@@ -31,6 +32,10 @@ struct MetricPlan {
 pub struct Plan {
     metrics: Vec<MetricPlan>,
     probes: usize,
+    /// Each probe's suite (a hash of its name).
+    suites: Vec<u64>,
+    /// Pairs every suite needs before the first length look can pass (see `LengthLooks`).
+    first_look: u64,
     pass_alpha: f64,
     regression_alpha: f64,
 }
@@ -41,6 +46,8 @@ pub struct ProbeKind {
     pub refusal_expected: bool,
     pub json: bool,
     pub task: bool,
+    /// Its suite (a hash of the name): the lengths are judged per suite.
+    pub suite: u64,
 }
 
 impl ProbeKind {
@@ -49,6 +56,7 @@ impl ProbeKind {
             refusal_expected: p.expect.refusal == Some(true),
             json: p.expect.expects_json(),
             task: p.expect.task.is_some(),
+            suite: modelwatch::rng::hash_str(&p.suite),
         }
     }
 }
@@ -96,9 +104,16 @@ impl Plan {
                 })
                 .collect(),
             probes: probes.len(),
+            suites: probes.iter().map(|p| p.suite).collect(),
+            first_look: LengthLooks::fewest(margins.confidence, margins.length_shape_ks, 1),
             pass_alpha: margins.alpha,
             regression_alpha,
         }
+    }
+
+    /// Pairs every suite needs before the lengths' first look can pass.
+    pub fn first_look(&self) -> u64 {
+        self.first_look
     }
 
     /// The margin the plan uses for a metric (None: no probe informs it).
@@ -119,7 +134,8 @@ impl Plan {
     }
 
     /// Until every metric passed, each probe sampled until its last metric settled (the
-    /// canary drops probes whose metrics passed).
+    /// canary drops probes whose metrics passed); then, until every suite has the pairs the
+    /// first length look needs, every probe again.
     fn pass(&self, identical: bool) -> Option<(Estimate, Metric)> {
         let mut settle = vec![0u32; self.probes];
         let mut slowest = (0u32, None);
@@ -138,10 +154,21 @@ impl Plan {
                 slowest = (slots, Some(m.metric));
             }
         }
+        let mut by_suite: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+        for (&suite, &s) in self.suites.iter().zip(&settle) {
+            let e = by_suite.entry(suite).or_default();
+            *e = (e.0 + u64::from(s), e.1 + 1);
+        }
+        let more = by_suite
+            .values()
+            .map(|&(pairs, n)| self.first_look.saturating_sub(pairs).div_ceil(n))
+            .max()
+            .unwrap_or(0);
+        let rates: u64 = settle.iter().map(|&s| u64::from(s)).sum();
         Some((
             Estimate {
-                slots: slowest.0,
-                pairs: settle.iter().map(|&s| u64::from(s)).sum(),
+                slots: slowest.0.saturating_add(more as u32),
+                pairs: rates + more * self.probes as u64,
             },
             slowest.1?,
         ))
@@ -197,7 +224,7 @@ fn modelwatch_margin(metric: Metric, m: &Margins) -> f64 {
     }
 }
 
-/// "about 935 pairs (23 per probe)" or "out of reach".
+/// "about 1068 pairs (23 samples per probe, slowest metric …)" or "out of reach".
 pub fn describe(e: Option<(Estimate, Metric)>, seconds_per_pair: Option<f64>) -> String {
     match e {
         None => format!("out of reach (more than {MAX_SLOTS} samples per probe)"),
@@ -236,8 +263,40 @@ mod tests {
                 refusal_expected: false,
                 json: i < 20,
                 task: i < 40,
+                suite: 0,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_suite_whose_probes_settle_early_waits_for_the_first_length_look() {
+        // Suite 0: 2 probes whose rates (refusal, empty, truncation) settle early; suite 1:
+        // 20 JSON probes, sampled until the 1-point JSON margin is shown.
+        let refs: Vec<ProbeKind> = (0..22)
+            .map(|i| ProbeKind {
+                json: i >= 2,
+                suite: u64::from(i >= 2),
+                ..ProbeKind::default()
+            })
+            .collect();
+        let plan = Plan::new(&refs, &Margins::default(), 0.05 / 12.0);
+        assert_eq!(plan.first_look, 71);
+        let rates_only = Plan {
+            first_look: 0,
+            ..plan.clone()
+        };
+        let (e, _) = plan.pass_identical().unwrap();
+        let (r, _) = rates_only.pass_identical().unwrap();
+        // Every probe is sampled `more` slots longer: all 22 probes each time.
+        let more = e.slots - r.slots;
+        assert!(more >= 1, "{e:?} {r:?}");
+        assert_eq!(e.pairs - r.pairs, u64::from(more) * 22);
+        // One suite of the same probes: it has its 71 pairs long before the JSON margin.
+        let one: Vec<ProbeKind> = refs.iter().map(|p| ProbeKind { suite: 0, ..*p }).collect();
+        let (o, _) = Plan::new(&one, &Margins::default(), 0.05 / 12.0)
+            .pass_identical()
+            .unwrap();
+        assert_eq!(o, r);
     }
 
     #[test]
