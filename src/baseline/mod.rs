@@ -14,7 +14,7 @@ pub use file::BaselineError;
 pub use summary::{MetricSummary, ProbeSummary, Summary};
 
 use crate::drift::Expectations;
-use crate::probe::{GenParams, Suite};
+use crate::probe::{GenParams, Probe, Suite};
 use crate::provider::Fingerprint;
 use crate::sample::{ErrorKind, FinishReason, Measurements, Sample, SampleError};
 pub use crate::time::rfc3339_utc;
@@ -261,6 +261,14 @@ impl Baseline {
                 params: info.params,
             },
         })
+    }
+
+    /// Whether `probe` is in the baseline with the same suite and content: only such probes
+    /// are compared with it.
+    pub fn unchanged(&self, probe: &Probe) -> bool {
+        self.probes
+            .get(&probe.id)
+            .is_some_and(|b| b.suite == probe.suite && b.hash == probe.hash)
     }
 
     /// Checks the baseline against the current suites of its target. A different set of suite

@@ -129,14 +129,18 @@ async fn run(mut args: Args, global: &super::Global) -> anyhow::Result<ExitCode>
     Ok(ExitCode::from(report.exit_code))
 }
 
-/// A probe as a target runs it: that target's generation parameters under the probe's own.
-fn as_run_by(probe: &Probe, target: &Target, pair_seed: Option<u64>) -> Arc<Probe> {
-    let mut p = probe.clone();
-    p.params = target.params_for(&probe.params);
-    if p.params.seed.is_none() {
-        p.params.seed = pair_seed;
-    }
-    Arc::new(p)
+/// The probes as a target runs them: that target's generation parameters under each probe's
+/// own, and the pair seed where a probe has no seed of its own.
+fn as_run_by(probes: &[&Probe], target: &Target, pair_seed: Option<u64>) -> Vec<Arc<Probe>> {
+    let own = probes
+        .iter()
+        .map(|probe| {
+            let mut p = (*probe).clone();
+            p.params = target.params_for(&probe.params);
+            Arc::new(p)
+        })
+        .collect();
+    setup::with_pair_seed(own, pair_seed)
 }
 
 /// The report, or an exit code when the run ends before sampling (`--plan`, a budget that
@@ -175,14 +179,8 @@ async fn paired_canary(
     let sides = Sides {
         current: setup::build_client(current)?,
         candidate: setup::build_client(candidate)?,
-        current_probes: raw
-            .iter()
-            .map(|p| as_run_by(p, current, pair_seed))
-            .collect(),
-        candidate_probes: raw
-            .iter()
-            .map(|p| as_run_by(p, candidate, pair_seed))
-            .collect(),
+        current_probes: as_run_by(&raw, current, pair_seed),
+        candidate_probes: as_run_by(&raw, candidate, pair_seed),
         options: PairedOptions {
             current: current.name.clone(),
             candidate: candidate.name.clone(),
@@ -601,12 +599,7 @@ async fn against_baseline(
     let probes: Vec<Arc<Probe>> =
         setup::with_pair_seed(setup::target_probes(loaded, candidate, &[]), seeded)
             .into_iter()
-            .filter(|p| {
-                baseline
-                    .probes
-                    .get(&p.id)
-                    .is_some_and(|b| b.suite == p.suite && b.hash == p.hash)
-            })
+            .filter(|p| baseline.unchanged(p))
             .collect();
     if probes.is_empty() {
         anyhow::bail!(

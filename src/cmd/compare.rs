@@ -152,12 +152,7 @@ fn unchanged(suites: &[modelwatch::probe::Suite], baseline: &Baseline) -> Vec<St
     suites
         .iter()
         .flat_map(|s| &s.probes)
-        .filter(|p| {
-            baseline
-                .probes
-                .get(&p.id)
-                .is_some_and(|b| b.suite == p.suite && b.hash == p.hash)
-        })
+        .filter(|p| baseline.unchanged(p))
         .map(|p| p.hash.clone())
         .collect()
 }
