@@ -5,7 +5,7 @@
 //! Modules in layer order, bottom first; each imports only modules above it in this list
 //! (checked by `tests/cli/architecture.rs`, described in `docs/architecture.md`):
 //!
-//! - [`util`], [`time`], [`rng`]: hex and excerpts; the [`time::Clock`] trait and RFC 3339; the
+//! - `util` (private), [`time`], [`rng`]: hex and excerpts; the [`time::Clock`] trait and RFC 3339; the
 //!   seeded PRNG every random choice draws from.
 //! - [`diag`]: errors that point into a file (`file:line:column` and a caret), the TOML field
 //!   reader and `${VAR}` expansion shared by configuration and suite files.
@@ -58,4 +58,4 @@ pub mod store;
 pub mod telemetry;
 pub mod time;
 pub mod traffic;
-pub mod util;
+mod util;

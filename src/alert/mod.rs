@@ -9,13 +9,13 @@
 //! retrying worker per sink. The state is persisted by the store
 //! (`alert_state`, `silences`), so a restart neither fires twice nor forgets a resolution.
 
-pub mod hmac;
-pub mod machine;
-pub mod mute;
+mod hmac;
+mod machine;
+mod mute;
 pub mod outbox;
 pub mod ratelimit;
 pub mod sentry;
-pub mod sentry_envelope;
+mod sentry_envelope;
 pub mod sentry_sdk;
 pub mod sink;
 pub mod webhook;

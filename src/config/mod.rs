@@ -6,20 +6,20 @@
 //! every referenced suite and checks what needs both. The format is documented in
 //! `docs/configuration.md`.
 
-pub mod daemon;
+mod daemon;
 pub mod duration;
-pub mod judge;
+mod judge;
 pub use crate::diag::env;
 use crate::files;
 use target::{available_suites, read_target};
 mod margins;
 pub mod policy;
 pub use margins::Sensitivity;
-pub mod secret;
+mod secret;
 pub mod server;
 pub mod sinks;
 mod target;
-pub mod tls;
+mod tls;
 pub mod traffic;
 mod values;
 

@@ -8,6 +8,7 @@ use crate::diag::fields::{Fields, Reader};
 use crate::eval::{CheckError, CompiledChecks, Expect, JsonExtract, JsonSchemaSpec};
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
 use toml::de::DeValue;
 
 const ROUTE_KEYS: &[&str] = &["name", "schema", "schema_file", "extract"];
@@ -15,29 +16,56 @@ const ROUTE_KEYS: &[&str] = &["name", "schema", "schema_file", "extract"];
 /// Longest route name (as for ingested lines).
 const MAX_ROUTE_CHARS: usize = 200;
 
-/// A route's declared JSON Schema.
-#[derive(Debug, Clone, PartialEq)]
+/// A route's declared JSON Schema, with the checks compiled from it at load (once: the daemon
+/// applies these, it never compiles a route's schema again).
+#[derive(Debug, Clone)]
 pub struct RouteSchema {
     /// The route as completions name it (`/extract`).
     pub route: String,
-    /// The schema, already known to compile.
+    /// The schema.
     pub schema: serde_json::Value,
     /// Where the JSON may be in an answer (the probes' `json.extract`).
     pub extract: JsonExtract,
     /// `inline` or the schema file's path, for messages.
     pub origin: String,
+    checks: Arc<CompiledChecks>,
+}
+
+/// Equal when declared alike: the reload diff compares declarations, not compiled forms.
+impl PartialEq for RouteSchema {
+    fn eq(&self, other: &RouteSchema) -> bool {
+        (&self.route, &self.schema, self.extract, &self.origin)
+            == (&other.route, &other.schema, other.extract, &other.origin)
+    }
 }
 
 impl RouteSchema {
-    /// The probes' compiled checks for this route: JSON expected, valid against the schema.
-    pub fn compile(&self) -> Result<CompiledChecks, CheckError> {
+    /// Compiles the probes' checks for a route: JSON expected, valid against the schema.
+    pub fn new(
+        route: String,
+        schema: serde_json::Value,
+        extract: JsonExtract,
+        origin: String,
+    ) -> Result<RouteSchema, CheckError> {
         let expect = Expect {
             json: true,
-            json_schema: Some(JsonSchemaSpec::Inline(self.schema.clone())),
-            json_extract: self.extract,
+            json_schema: Some(JsonSchemaSpec::Inline(schema.clone())),
+            json_extract: extract,
             ..Expect::default()
         };
-        CompiledChecks::compile(&expect, Path::new("."))
+        let checks = Arc::new(CompiledChecks::compile(&expect, Path::new("."))?);
+        Ok(RouteSchema {
+            route,
+            schema,
+            extract,
+            origin,
+            checks,
+        })
+    }
+
+    /// The checks compiled at load.
+    pub fn checks(&self) -> &Arc<CompiledChecks> {
+        &self.checks
     }
 
     /// What the outcomes were judged against (the schema and the extraction mode): kept with a
@@ -106,28 +134,21 @@ fn read_route(r: &mut Reader, f: &Fields, dir: &Path) -> Option<RouteSchema> {
     let (Some(extract), Some((schema, origin, span))) = (extract, schema) else {
         return None;
     };
-    let declared = RouteSchema {
-        route,
-        schema,
-        extract,
-        origin,
-    };
-    if let Err(e) = declared.compile() {
-        let message = match e {
-            CheckError::InvalidSchema { message, .. } => message,
-            other => other.to_string(),
-        };
-        r.error_help(
-            span,
-            format!(
-                "the JSON Schema of route {} ({}) does not compile: {message}",
-                declared.route, declared.origin
-            ),
-            "drafts 7 and 2020-12 are supported (from `$schema`, default 2020-12); remote and file `$ref`s are not resolved",
-        );
-        return None;
+    match RouteSchema::new(route.clone(), schema, extract, origin.clone()) {
+        Ok(declared) => Some(declared),
+        Err(e) => {
+            let message = match e {
+                CheckError::InvalidSchema { message, .. } => message,
+                other => other.to_string(),
+            };
+            r.error_help(
+                span,
+                format!("the JSON Schema of route {route} ({origin}) does not compile: {message}"),
+                "drafts 7 and 2020-12 are supported (from `$schema`, default 2020-12); remote and file `$ref`s are not resolved",
+            );
+            None
+        }
     }
-    Some(declared)
 }
 
 /// `extract`: where the JSON may be in an answer (default `whole`).
@@ -235,9 +256,9 @@ mod tests {
         assert_eq!(routes.len(), 1);
         assert_eq!(routes[0].route, "/extract");
         assert_eq!(routes[0].extract, crate::eval::JsonExtract::Embedded);
-        let checks = routes[0].compile().unwrap();
+        let checks = routes[0].checks();
         assert!(checks.expects_json);
-        let v = checks.schema.unwrap();
+        let v = checks.schema.as_ref().unwrap();
         assert!(v.is_valid(&serde_json::json!({"name": "x"})));
         assert!(!v.is_valid(&serde_json::json!({})));
         assert!(load("").unwrap().is_empty());

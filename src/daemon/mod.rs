@@ -16,12 +16,12 @@
 mod apply;
 pub mod behaviour;
 use behaviour::behaviour_watch;
-pub mod checkins;
+mod checkins;
 mod delivery;
 mod housekeeping;
 mod identity;
 mod license;
-pub mod limit;
+mod limit;
 mod metrics;
 pub mod monitor;
 pub mod notify;

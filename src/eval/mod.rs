@@ -8,13 +8,13 @@
 //! - [`checks`]: a probe's checks compiled once at load;
 //! - [`explain`]: `modelwatch explain` over JSONL responses.
 
-pub mod checks;
+mod checks;
 pub mod expect;
 pub mod explain;
 pub mod length;
 pub mod refusal;
 pub mod structured;
-pub mod task;
+mod task;
 
 pub use checks::{CheckError, CompiledChecks};
 pub use expect::{Expect, JsonExtract, JsonSchemaSpec, MatchMode, TaskCheck};

@@ -21,8 +21,8 @@
 //! evidence. Request bodies are limited to [`MAX_BODY`] bytes; connections, header size and
 //! timeouts are limited by [`serve::Limits`].
 
-pub mod ingest;
-pub mod otlp_ingest;
+mod ingest;
+mod otlp_ingest;
 pub mod page;
 pub mod serve;
 

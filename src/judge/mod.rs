@@ -14,7 +14,7 @@
 //! [`cache`] the file it keeps.
 
 pub mod ask;
-pub mod cache;
+mod cache;
 
 use crate::eval::refusal::classifier::THRESHOLD;
 use crate::eval::{Layer, RefusalWhy};

@@ -3,7 +3,7 @@
 //! `probe` owns the data model and the loading of `probes/*.toml` (see `load`), which compiles
 //! every probe's checks once (see `checks`); the check language and its meaning live in `eval`.
 
-pub mod checks;
+mod checks;
 pub mod load;
 mod params;
 

@@ -16,7 +16,7 @@ mod fingerprints;
 mod health;
 mod history;
 mod licenses;
-pub mod migrate;
+mod migrate;
 mod monitor;
 mod outbox;
 mod readings;

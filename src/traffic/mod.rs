@@ -16,13 +16,13 @@
 //! [`routes`] (the JSON Schemas routes declare), [`stream`] (per-stream readings, pure),
 //! [`worker`] (the traffic task).
 
-pub mod baseline_file;
-pub mod line;
-pub mod mix;
+mod baseline_file;
+mod line;
+mod mix;
 pub mod otlp;
-pub mod redact;
-pub mod routes;
-pub mod stream;
+mod redact;
+mod routes;
+mod stream;
 pub mod worker;
 
 use crate::config::{Secret, Storage, TrafficSettings};
@@ -57,8 +57,6 @@ pub enum TrafficError {
     Thread(std::io::Error),
     #[error("{0}")]
     Baseline(String),
-    #[error("{0}")]
-    Schema(String),
 }
 
 /// What an ingest request gets back: an HTTP status, an optional `Retry-After` (seconds) and a
@@ -254,7 +252,7 @@ pub fn start(
     let store = Store::open(&storage.path)?;
     let evaluator = Evaluator::new(&RefusalConfig::default())
         .map_err(|e| TrafficError::Refusal(e.to_string()))?;
-    let checks = routes::compile(&settings.routes).map_err(TrafficError::Schema)?;
+    let checks = routes::by_route(&settings.routes);
     let (tx, rx) = std::sync::mpsc::sync_channel(settings.queue);
     let traffic = Arc::new(Traffic {
         settings: settings.clone(),

@@ -12,16 +12,11 @@ use std::sync::Arc;
 /// Per route: what was declared and its compiled checks.
 pub type RouteChecks = BTreeMap<String, (RouteSchema, Arc<CompiledChecks>)>;
 
-/// Compiles the declared routes (the configuration has compiled them once already, so an
-/// error here means the schema changed meanwhile).
-pub fn compile(routes: &[RouteSchema]) -> Result<RouteChecks, String> {
+/// The declared routes by name, with the checks the configuration compiled at load.
+pub fn by_route(routes: &[RouteSchema]) -> RouteChecks {
     routes
         .iter()
-        .map(|r| {
-            r.compile()
-                .map(|c| (r.route.clone(), (r.clone(), Arc::new(c))))
-                .map_err(|e| format!("[[traffic.route]] {}: {e}", r.route))
-        })
+        .map(|r| (r.route.clone(), (r.clone(), r.checks().clone())))
         .collect()
 }
 
@@ -50,7 +45,7 @@ impl Traffic {
     /// Applies the routes of a reloaded configuration; the routes whose declaration changed
     /// start their baselines again. Returns those routes.
     pub fn set_routes(&self, routes: &[RouteSchema]) -> Result<Vec<String>, String> {
-        let new = compile(routes)?;
+        let new = by_route(routes);
         let new_digests: BTreeMap<String, String> = routes
             .iter()
             .map(|r| (r.route.clone(), r.digest()))
@@ -102,31 +97,31 @@ mod tests {
     use crate::eval::JsonExtract;
 
     fn route(name: &str, schema: serde_json::Value) -> RouteSchema {
-        RouteSchema {
-            route: name.into(),
-            schema,
-            extract: JsonExtract::Whole,
-            origin: "inline".into(),
-        }
+        RouteSchema::new(name.into(), schema, JsonExtract::Whole, "inline".into()).unwrap()
     }
 
     #[test]
     fn changed_names_added_removed_and_edited_routes() {
-        let a = compile(&[
+        let a = by_route(&[
             route("/a", serde_json::json!({"type": "object"})),
             route("/b", serde_json::json!({})),
-        ])
-        .unwrap();
-        let b = compile(&[
+        ]);
+        let b = by_route(&[
             route("/a", serde_json::json!({"type": "array"})),
             route("/c", serde_json::json!({})),
-        ])
-        .unwrap();
+        ]);
         assert_eq!(changed(&a, &b), vec!["/a", "/b", "/c"]);
         assert!(changed(&a, &a.clone()).is_empty());
-        let e = compile(&[route("/x", serde_json::json!({"type": 12}))]).unwrap_err();
+        let e = RouteSchema::new(
+            "/x".into(),
+            serde_json::json!({"type": 12}),
+            JsonExtract::Whole,
+            "inline".into(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
-            e.starts_with("[[traffic.route]] /x: json_schema (inline): invalid schema: at /type"),
+            e.starts_with("json_schema (inline): invalid schema: at /type"),
             "{e}"
         );
     }

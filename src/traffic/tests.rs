@@ -203,12 +203,13 @@ fn after_close_nothing_is_accepted_and_what_was_queued_is_processed() {
 
 #[test]
 fn a_route_with_a_schema_gets_structured_outcomes_and_others_none() {
-    let schema = crate::config::traffic::RouteSchema {
-        route: "/extract".into(),
-        schema: serde_json::json!({"type": "object", "required": ["name"]}),
-        extract: crate::eval::JsonExtract::Whole,
-        origin: "inline".into(),
-    };
+    let schema = crate::config::traffic::RouteSchema::new(
+        "/extract".into(),
+        serde_json::json!({"type": "object", "required": ["name"]}),
+        crate::eval::JsonExtract::Whole,
+        "inline".into(),
+    )
+    .unwrap();
     let (dir, t, w) = setup(|s| s.routes = vec![schema.clone()]);
     let line = |route: &str, output: &str| {
         serde_json::json!({"target": "chat", "route": route, "output": output}).to_string()

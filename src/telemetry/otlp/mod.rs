@@ -24,9 +24,9 @@
 //! client span `{operation} {model}` per request, each with a `gen_ai.evaluation.result` event
 //! per evaluation outcome.
 
-pub mod client;
+mod client;
 mod export;
-pub mod genai;
+mod genai;
 mod metrics;
 pub mod pipeline;
 mod traces;
