@@ -4,6 +4,39 @@
 use super::*;
 use crate::runner::evalpool::{EvalPool, SharedEvaluate};
 
+/// What a finished round changes outside the scheduler's own state, published to the shared
+/// status once.
+struct RoundEffects<'o> {
+    /// `deadline`, or the round's [`crate::runner::RoundStatus`].
+    status: &'static str,
+    samples: &'o [crate::sample::Sample],
+    summary: RoundSummary,
+    notifications: Vec<Notification>,
+    /// The outbox jobs of the notifications, when the round's transaction committed (a round
+    /// not stored delivers nothing and logs no heartbeat).
+    delivery: Option<Vec<(usize, alert::outbox::Job)>>,
+}
+
+impl<'o> RoundEffects<'o> {
+    /// A finished round's effects before anything is stored: counted and shown only.
+    fn of(outcome: &'o RoundOutcome) -> RoundEffects<'o> {
+        let status = outcome.status().as_str();
+        RoundEffects {
+            status,
+            samples: &outcome.samples,
+            summary: RoundSummary {
+                started_at_ms: outcome.started_at_ms,
+                ended_at_ms: outcome.ended_at_ms,
+                samples: outcome.samples.len(),
+                errors: outcome.errors(),
+                status: status.into(),
+            },
+            notifications: Vec::new(),
+            delivery: None,
+        }
+    }
+}
+
 /// The silences and maintenance windows in force while a round's alerts are stepped.
 struct Mutes {
     silences: Vec<Silence>,
@@ -90,7 +123,8 @@ impl Scheduler {
         }
     }
 
-    /// Stores a finished round and steps the monitor and the alerts.
+    /// Stores a finished round and steps the monitor and the alerts; what the round changed is
+    /// then published once ([`Scheduler::publish_round`]).
     pub(super) async fn finish_round(
         &mut self,
         name: &str,
@@ -115,49 +149,61 @@ impl Scheduler {
         }
         let Some(outcome) = outcome else {
             tracing::warn!(target = name, "round cut off by the round deadline");
-            rt.last_round = Some(RoundSummary {
-                started_at_ms: now_ms,
-                ended_at_ms: now_ms,
-                samples: 0,
-                errors: 0,
-                status: "deadline".into(),
-            });
-            self.shared.count_round(name, "deadline", &[]);
-            let quality = self.record_quality(name, &[]);
-            self.assess(name, &quality);
-            self.publish();
+            let effects = RoundEffects {
+                status: "deadline",
+                samples: &[],
+                summary: RoundSummary {
+                    started_at_ms: now_ms,
+                    ended_at_ms: now_ms,
+                    samples: 0,
+                    errors: 0,
+                    status: "deadline".into(),
+                },
+                notifications: Vec::new(),
+                delivery: None,
+            };
+            self.publish_round(name, effects);
             return;
         };
+        let effects = self.round_effects(name, &outcome, now_ms);
+        self.publish_round(name, effects);
+    }
+
+    /// Stores the round in one transaction and returns its effects; a round the database
+    /// cannot take is counted and shown, but neither stored nor fed to the monitor (its
+    /// alerts could not be recorded).
+    fn round_effects<'o>(
+        &mut self,
+        name: &str,
+        outcome: &'o RoundOutcome,
+        now_ms: i64,
+    ) -> RoundEffects<'o> {
+        let mut effects = RoundEffects::of(outcome);
         if self.store_retry_at.is_some_and(|t| Instant::now() < t) {
             tracing::warn!(
                 target = name,
                 "round not stored: the database was not available moments ago"
             );
-            self.unstored_round(name, &outcome);
-            return;
+            return effects;
         }
         self.store_retry_at = None;
         if let Err(e) = self.store.begin() {
             self.store_retry_at = Some(Instant::now() + STORE_RETRY);
-            // The database is locked, unreadable or gone: probing goes on, the round is
-            // counted and shown, but neither stored nor fed to the monitor (its alerts could
-            // not be recorded).
             self.store_error("begin", &e);
             tracing::error!(target = name, error = %e, "cannot store the round: the database is not available");
-            self.unstored_round(name, &outcome);
-            return;
+            return effects;
         }
         // Everything the round changes (fingerprint, samples, alert states, events, outbox
         // rows) commits in one transaction: a crash keeps all of it or none, so a transition
         // is never stored without its notification, nor a swap without its alert.
-        let notifications = self.step_round(name, &outcome, now_ms);
-        let jobs = self.record_notifications(&notifications);
-        let committed = match self.store.commit() {
+        effects.notifications = self.step_round(name, outcome, now_ms);
+        let jobs = self.record_notifications(&effects.notifications);
+        match self.store.commit() {
             Ok(()) => {
                 // Only a commit proves the store writable: the writes inside the transaction
                 // can succeed on a full disk and the commit still fail.
                 self.shared.store_ok.store(true, Ordering::Relaxed);
-                true
+                effects.delivery = Some(jobs);
             }
             Err(e) => {
                 self.store_error("commit", &e);
@@ -168,24 +214,35 @@ impl Scheduler {
                     self.alerts = states.into_iter().map(|st| (st.key.clone(), st)).collect();
                 }
                 self.monitor_as_stored(name);
-                false
             }
-        };
-        for n in &notifications {
+        }
+        effects
+    }
+
+    /// Publishes a round's effects: the round's summary and counts, its quality readings and
+    /// notifications in the shared status, the observers told, and (for a stored round) the
+    /// heartbeat line and the notifications' delivery.
+    fn publish_round(&mut self, name: &str, effects: RoundEffects<'_>) {
+        if let Some(rt) = self.runtime.get_mut(name) {
+            rt.last_round = Some(effects.summary.clone());
+        }
+        self.shared
+            .count_round(name, effects.status, effects.samples);
+        let quality = self.record_quality(name, effects.samples);
+        for n in &effects.notifications {
             self.shared
                 .count_notification(&n.key.target, n.kind.as_str());
         }
-        if committed {
-            self.heartbeat(name, &outcome);
-        }
-        if committed {
+        self.assess(name, &quality);
+        if let Some(jobs) = effects.delivery {
+            self.heartbeat(name, &effects.summary);
             self.dispatch(jobs);
         }
         self.publish();
     }
 
     /// One info line per stored round, so a quiet log still shows the daemon at work.
-    fn heartbeat(&self, name: &str, outcome: &RoundOutcome) {
+    fn heartbeat(&self, name: &str, summary: &RoundSummary) {
         let firing = self
             .alerts
             .values()
@@ -193,34 +250,16 @@ impl Scheduler {
             .count();
         tracing::info!(
             target = name,
-            status = outcome.status().as_str(),
-            samples = outcome.samples.len(),
-            errors = outcome.errors(),
+            status = summary.status.as_str(),
+            samples = summary.samples,
+            errors = summary.errors,
             firing,
             "round stored"
         );
     }
 
-    /// Counts and shows a round that could not be stored.
-    pub(super) fn unstored_round(&mut self, name: &str, outcome: &RoundOutcome) {
-        let status = outcome.status().as_str();
-        self.shared.count_round(name, status, &outcome.samples);
-        if let Some(rt) = self.runtime.get_mut(name) {
-            rt.last_round = Some(RoundSummary {
-                started_at_ms: outcome.started_at_ms,
-                ended_at_ms: outcome.ended_at_ms,
-                samples: outcome.samples.len(),
-                errors: outcome.errors(),
-                status: status.into(),
-            });
-        }
-        let quality = self.record_quality(name, &outcome.samples);
-        self.assess(name, &quality);
-        self.publish();
-    }
-
-    /// Stores the round, checks fingerprint and pin, feeds the monitor and steps the alerts;
-    /// returns the notifications produced.
+    /// Inside the round's transaction: stores the round, checks fingerprint and pin, feeds the
+    /// monitor and steps the alerts; returns the notifications produced.
     pub(super) fn step_round(
         &mut self,
         name: &str,
@@ -242,19 +281,6 @@ impl Scheduler {
         let (fingerprint_id, swapped) =
             self.record_fingerprint(name, outcome, now_ms, &mutes, &mut notifications);
         let round = self.store_round(name, fingerprint_id.as_deref(), outcome, now_ms);
-        let status = outcome.status().as_str();
-        self.shared.count_round(name, status, &outcome.samples);
-        let quality = self.record_quality(name, &outcome.samples);
-        let Some(rt) = self.runtime.get_mut(name) else {
-            return notifications;
-        };
-        rt.last_round = Some(RoundSummary {
-            started_at_ms: outcome.started_at_ms,
-            ended_at_ms: outcome.ended_at_ms,
-            samples: outcome.samples.len(),
-            errors: outcome.errors(),
-            status: status.into(),
-        });
         let Some(p) = self.prepared.get(name) else {
             return notifications;
         };
@@ -285,7 +311,6 @@ impl Scheduler {
         observations.extend(self.traffic_observations(name));
         notifications.append(&mut self.step_alerts(name, observations, now_ms, &mutes));
         self.save_monitor(name, now_ms, round);
-        self.assess(name, &quality);
         notifications
     }
 
