@@ -74,6 +74,9 @@ struct ProbeModel {
     median_chars: f64,
     cap_chars: f64,
     latency_ms: f64,
+    /// 1, or each response's length × this or ÷ this with equal chance (a bimodal shape with
+    /// the median unchanged).
+    bimodal: f64,
 }
 
 /// What changed, applied to a probe's model at a given round after the change.
@@ -95,6 +98,8 @@ enum Change {
     TruncateAll,
     /// Every response this much longer.
     Length(f64),
+    /// Half the responses this much longer, half this much shorter: the median stays.
+    Bimodal(f64),
     /// The max-token cap lowered so that ~15 % of responses are cut off.
     Truncation,
     /// Refusal rate rising linearly by `delta` over `rounds`.
@@ -125,6 +130,7 @@ impl Change {
             }
             Change::TruncateAll => q.cap_chars = p.median_chars * (-5.0 * LENGTH_SIGMA).exp(),
             Change::Length(f) => q.median_chars *= f,
+            Change::Bimodal(f) => q.bimodal = f,
             Change::Truncation => {
                 // P(z > 1.036) = 15 %.
                 q.cap_chars = p.median_chars * (1.036 * LENGTH_SIGMA).exp();
@@ -217,6 +223,7 @@ fn draw_probes(rng: &mut Rng, rates: Rates) -> Vec<ProbeModel> {
                 median_chars,
                 cap_chars: median_chars * (rates.cap_z * LENGTH_SIGMA).exp(),
                 latency_ms: rng.lognormal(800.0, 0.3),
+                bimodal: 1.0,
             }
         })
         .collect()
@@ -224,7 +231,14 @@ fn draw_probes(rng: &mut Rng, rates: Rates) -> Vec<ProbeModel> {
 
 /// Fills `s` with one simulated response of probe model `p`.
 fn respond(rng: &mut Rng, p: &ProbeModel, s: &mut Sample) {
-    let chars = rng.lognormal(p.median_chars, LENGTH_SIGMA);
+    let mut chars = rng.lognormal(p.median_chars, LENGTH_SIGMA);
+    if p.bimodal != 1.0 {
+        chars *= if rng.bernoulli(0.5) {
+            p.bimodal
+        } else {
+            1.0 / p.bimodal
+        };
+    }
     let truncated = chars >= p.cap_chars;
     let empty = rng.bernoulli(p.empty);
     let chars = if empty { 0.0 } else { chars.min(p.cap_chars) };
@@ -1027,6 +1041,16 @@ fn main() {
         },
         sc("length ×1.15", base, Change::Length(1.15)),
         sc("length ×1.3", base, Change::Length(1.3)),
+        sc(
+            "length bimodal: half ×1.5, half ÷1.5 (median unchanged)",
+            base,
+            Change::Bimodal(1.5),
+        ),
+        sc(
+            "length bimodal: half ×2, half ÷2 (median unchanged)",
+            base,
+            Change::Bimodal(2.0),
+        ),
         sc(
             "truncation at max tokens (1 % → 15 % cut off)",
             base,

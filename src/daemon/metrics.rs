@@ -3,7 +3,7 @@
 
 use super::state::{Histogram, LATENCY_BUCKETS, Shared, StatusDoc, TOKEN_BUCKETS};
 use crate::alert::Status as AlertStatus;
-use crate::daemon::monitor::LENGTH_METRIC;
+use crate::daemon::monitor::{LENGTH_METRIC, LENGTH_SHAPE_METRIC};
 use crate::telemetry::process::ProcessStats;
 use crate::telemetry::quality::{Distribution, LENGTH_BUCKETS, TargetQuality};
 use std::collections::BTreeMap;
@@ -287,11 +287,20 @@ fn distribution(o: &mut String, name: &str, t: &str, bounds: &[f64], d: &Distrib
 
 /// The monitored metrics of each target's episode: value, baseline, evidence, threshold.
 fn render_monitor(o: &mut String, status: &StatusDoc) {
-    let current = |length: bool| {
+    // The rates, the length placement and the length spread are three kinds of value, each in
+    // its own family.
+    let current = |kind: &'static str| {
         status.targets.iter().flat_map(move |t| {
             t.metrics
                 .iter()
-                .filter(move |m| (m.metric == LENGTH_METRIC) == length)
+                .filter(move |m| {
+                    let of = match m.metric.as_str() {
+                        LENGTH_METRIC => "placement",
+                        LENGTH_SHAPE_METRIC => "spread",
+                        _ => "rate",
+                    };
+                    of == kind
+                })
                 .filter_map(move |m| Some((esc(&t.name), &m.metric, m.current?, m.baseline)))
         })
     };
@@ -301,7 +310,7 @@ fn render_monitor(o: &mut String, status: &StatusDoc) {
         "gauge",
         "Bad-outcome rate (0-1, higher is worse) of a monitored rate metric in this episode.",
     );
-    for (t, metric, v, _) in current(false) {
+    for (t, metric, v, _) in current("rate") {
         let _ = writeln!(
             o,
             "modelwatch_quality_ratio{{target=\"{t}\",metric=\"{metric}\"}} {v}"
@@ -313,7 +322,7 @@ fn render_monitor(o: &mut String, status: &StatusDoc) {
         "gauge",
         "Bad-outcome rate (0-1) of a monitored rate metric in the target's baseline.",
     );
-    for (t, metric, _, b) in current(false) {
+    for (t, metric, _, b) in current("rate") {
         let _ = writeln!(
             o,
             "modelwatch_quality_baseline_ratio{{target=\"{t}\",metric=\"{metric}\"}} {b}"
@@ -325,7 +334,7 @@ fn render_monitor(o: &mut String, status: &StatusDoc) {
         "gauge",
         "Mean placement (0-1) of this episode's response lengths among the baseline's: 0.5 is the baseline, higher is longer.",
     );
-    for (t, metric, v, _) in current(true) {
+    for (t, metric, v, _) in current("placement") {
         let _ = writeln!(
             o,
             "modelwatch_length_placement{{target=\"{t}\",metric=\"{metric}\"}} {v}"
@@ -333,9 +342,26 @@ fn render_monitor(o: &mut String, status: &StatusDoc) {
     }
     family(
         o,
+        "modelwatch_length_spread",
+        "gauge",
+        "Mean spread (0-1) of this episode's answer lengths away from the middle of their probe's baseline: 0.5 is the baseline, higher means more answers in both tails (a change of shape).",
+    );
+    for (t, metric, v, _) in current("spread") {
+        let _ = writeln!(
+            o,
+            "modelwatch_length_spread{{target=\"{t}\",metric=\"{metric}\"}} {v}"
+        );
+    }
+    render_metric_evidence(o, status);
+}
+
+/// Every monitored metric by id: value (deprecated), baseline, evidence and its threshold.
+fn render_metric_evidence(o: &mut String, status: &StatusDoc) {
+    family(
+        o,
         "modelwatch_metric_value",
         "gauge",
-        "Deprecated (removed in the next release): modelwatch_quality_ratio for rates, modelwatch_length_placement for length_chars.",
+        "Deprecated (removed in the next release): modelwatch_quality_ratio for rates, modelwatch_length_placement for length_chars, modelwatch_length_spread for length_shape.",
     );
     for t in &status.targets {
         for m in &t.metrics {

@@ -58,12 +58,17 @@ use super::strata::{
     NullConfidence, ProbeCounts, RECENT_ROUNDS, StratifiedRate, Stratum, StratumKind, null_boundary,
 };
 
+#[path = "monitor_length.rs"]
+mod length;
 #[path = "monitor_state.rs"]
 mod state;
+use length::{LengthTrack, ShapeTrack, answer_chars, length_metrics};
 pub use state::{FORMAT as STATE_FORMAT, MonitorState};
 
 /// Metric id of the length monitor.
 pub const LENGTH_METRIC: &str = "length_chars";
+/// Metric id of the length-shape monitor (the same name as the fixed-sample shape test).
+pub const LENGTH_SHAPE_METRIC: &str = "length_shape";
 /// Tolerated drift of the mean placement before the practical margin is added.
 const PLACEMENT_SLACK: f64 = 0.05;
 /// Weight of the e-process mixture at its centre, in expected events (strength a + b = this / p1).
@@ -115,15 +120,6 @@ struct RateTrack {
     detector_c: Option<f64>,
     /// A change-detector incident is open (alarmed, not yet recovered).
     incident: bool,
-}
-
-#[derive(Debug, Clone)]
-struct LengthTrack {
-    baseline: BTreeMap<String, Vec<f64>>,
-    eprocess: RankEProcess,
-    margin: f64,
-    sum_u: f64,
-    n: u64,
 }
 
 pub use crate::telemetry::observer::MetricSnapshot;
@@ -203,30 +199,42 @@ impl TargetMonitor {
         }
         let mut lengths: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         for s in samples {
-            if s.error.is_none()
-                && let Some(m) = &s.measurements
-            {
+            if let Some(chars) = answer_chars(s) {
                 lengths
                     .entry(format!("{}/{}", s.suite, s.probe_id))
                     .or_default()
-                    .push(f64::from(m.chars));
+                    .push(chars);
             }
         }
         for v in lengths.values_mut() {
             v.sort_by(f64::total_cmp);
         }
         let margin = (PLACEMENT_SLACK + margins.length_cliffs_delta / 2.0).min(0.45);
-        let length = (!lengths.is_empty())
-            .then(|| RankEProcess::new(margin, Alternative::TwoSided).ok())
-            .flatten()
-            .map(|eprocess| LengthTrack {
+        // A share q of answers moved into the tails raises E[s] by about q/2 and the KS
+        // distance by q/2 to q: half the fixed-sample shape margin is the spread that matters.
+        let shape_margin = (PLACEMENT_SLACK + margins.length_shape_ks / 2.0).min(0.45);
+        let length = match (
+            lengths.is_empty(),
+            RankEProcess::new(margin, Alternative::TwoSided),
+            RankEProcess::new(shape_margin, Alternative::Greater),
+        ) {
+            (false, Ok(eprocess), Ok(shape)) => Some(LengthTrack {
                 baseline: lengths,
                 eprocess,
                 margin,
                 sum_u: 0.0,
                 n: 0,
-            });
-        let k = rates.len() + usize::from(length.is_some());
+                shape: ShapeTrack {
+                    eprocess: shape,
+                    margin: shape_margin,
+                    sum_s: 0.0,
+                    outside: 0,
+                    expected_outside: 0.0,
+                },
+            }),
+            _ => None,
+        };
+        let k = rates.len() + length_metrics(&length);
         let threshold = k.max(1) as f64 / margins.alpha.clamp(1e-9, 0.5);
         let detector_budget = (k.max(1) as f64 * settings.false_alarm_rounds).max(2.0);
         TargetMonitor {
@@ -242,7 +250,7 @@ impl TargetMonitor {
 
     /// How many metrics are monitored (K).
     pub fn metric_count(&self) -> usize {
-        self.rates.len() + usize::from(self.length.is_some())
+        self.rates.len() + length_metrics(&self.length)
     }
 
     /// The e-value threshold K/alpha.
@@ -264,6 +272,7 @@ impl TargetMonitor {
                 .collect();
             if self.length.is_some() {
                 out.push((LENGTH_METRIC.into(), Observation::NoData));
+                out.push((LENGTH_SHAPE_METRIC.into(), Observation::NoData));
             }
             return out;
         }
@@ -295,60 +304,8 @@ impl TargetMonitor {
                 read_rate(t, self.threshold, c, self.settings.margins.flip_min_change),
             ));
         }
-        let threshold = self.threshold;
         if let Some(l) = self.length.as_mut() {
-            let mut n = 0;
-            for s in samples {
-                if s.error.is_some() {
-                    continue;
-                }
-                let (Some(m), Some(base)) = (
-                    &s.measurements,
-                    l.baseline.get(&format!("{}/{}", s.suite, s.probe_id)),
-                ) else {
-                    continue;
-                };
-                if base.is_empty() {
-                    continue;
-                }
-                let u = crate::stats::placement(base, f64::from(m.chars));
-                l.eprocess.update_placement(u);
-                l.sum_u += u;
-                l.n += 1;
-                n += 1;
-            }
-            if n == 0 {
-                out.push((LENGTH_METRIC.into(), Observation::NoData));
-            } else {
-                let mean = l.sum_u / l.n as f64;
-                let e = l.eprocess.e_value();
-                if e >= threshold && (mean - 0.5).abs() > l.margin {
-                    out.push((
-                        LENGTH_METRIC.into(),
-                        Observation::Breach(Evidence {
-                            summary: format!(
-                                "Length (chars): mean placement {mean:.2} among baseline samples \
-                                 of the same probe (0.5 = unchanged; {} samples; {})",
-                                l.n,
-                                crate::report::evidence(e, Some(threshold))
-                            ),
-                            baseline: Some(0.5),
-                            current: Some(mean),
-                            effect: Some(mean - 0.5),
-                            lower: None,
-                            upper: None,
-                            e_value: Some(e),
-                            threshold: Some(threshold),
-                            samples: l.n,
-                            flipped_probes: Vec::new(),
-                        }),
-                    ));
-                } else if e < 1.0 {
-                    out.push((LENGTH_METRIC.into(), Observation::Clear));
-                } else {
-                    out.push((LENGTH_METRIC.into(), Observation::NoData));
-                }
-            }
+            out.extend(l.observe(samples, self.threshold));
         }
         out
     }
@@ -381,6 +338,15 @@ impl TargetMonitor {
                 threshold: self.threshold,
                 samples: l.n,
             });
+            out.push(MetricSnapshot {
+                metric: LENGTH_SHAPE_METRIC.into(),
+                baseline: 0.5,
+                current: (l.n > 0).then(|| l.shape.sum_s / l.n as f64),
+                null_bound: 0.5 + l.shape.margin,
+                e_value: l.shape.eprocess.e_value(),
+                threshold: self.threshold,
+                samples: l.n,
+            });
         }
         out
     }
@@ -389,7 +355,10 @@ impl TargetMonitor {
     /// natural log, which stays finite where the e-value itself overflows.
     pub fn readings(&self) -> Vec<crate::store::Reading> {
         let mut logs: Vec<f64> = self.rates.iter().map(|t| t.strata.log_e_value()).collect();
-        logs.extend(self.length.as_ref().map(|l| l.eprocess.log_e_value()));
+        if let Some(l) = &self.length {
+            logs.push(l.eprocess.log_e_value());
+            logs.push(l.shape.eprocess.log_e_value());
+        }
         self.snapshot()
             .into_iter()
             .zip(logs)
@@ -584,11 +553,11 @@ fn read_rate(t: &mut RateTrack, threshold: f64, detector_threshold: f64, flip: f
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::drift::tests::{Profile, synth};
 
-    fn settings() -> MonitorSettings {
+    pub(in crate::daemon) fn settings() -> MonitorSettings {
         MonitorSettings {
             margins: Margins::default(),
             // 90 days of 10-minute rounds.
@@ -597,7 +566,7 @@ mod tests {
         }
     }
 
-    fn breaches(obs: &[(String, Observation)]) -> Vec<String> {
+    pub(in crate::daemon) fn breaches(obs: &[(String, Observation)]) -> Vec<String> {
         obs.iter()
             .filter(|(_, o)| matches!(o, Observation::Breach(_)))
             .map(|(m, _)| m.clone())

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 /// Version of the saved state. A row of another version is dropped (with a log line), never
 /// misread: change it with any change of the types below.
-pub const FORMAT: i64 = 1;
+pub const FORMAT: i64 = 2;
 
 /// The running part of a [`TargetMonitor`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -39,6 +39,10 @@ pub struct LengthState {
     pub eprocess: RankState,
     pub sum_u: Exact,
     pub n: u64,
+    pub shape: RankState,
+    pub sum_s: Exact,
+    pub outside: u64,
+    pub expected_outside: Exact,
 }
 
 impl TargetMonitor {
@@ -60,6 +64,10 @@ impl TargetMonitor {
                 eprocess: l.eprocess.state(),
                 sum_u: Exact::of(l.sum_u),
                 n: l.n,
+                shape: l.shape.eprocess.state(),
+                sum_s: Exact::of(l.shape.sum_s),
+                outside: l.shape.outside,
+                expected_outside: Exact::of(l.shape.expected_outside),
             }),
         }
     }
@@ -88,6 +96,10 @@ impl TargetMonitor {
             l.eprocess.restore(&s.eprocess)?;
             l.sum_u = s.sum_u.get();
             l.n = s.n;
+            l.shape.eprocess.restore(&s.shape)?;
+            l.shape.sum_s = s.sum_s.get();
+            l.shape.outside = s.outside;
+            l.shape.expected_outside = s.expected_outside.get();
         }
         self.rates = rates;
         self.length = length;
@@ -114,6 +126,7 @@ impl TargetMonitor {
         }
         if let Some(l) = &self.length {
             num(&mut h, l.margin);
+            num(&mut h, l.shape.margin);
             for (probe, values) in &l.baseline {
                 h.update(probe.as_bytes());
                 h.update([0]);

@@ -50,11 +50,12 @@ const MAX_SILENCE_MS: u128 = 30 * 86_400_000;
 pub const MIN_SILENCE_MS: u128 = 60_000;
 
 /// The metrics an alert can be about: the monitor's rate metrics, `length_chars`,
-/// `unapproved_model` and `license_changed`. A silence naming anything else would silently
+/// `length_shape`, `unapproved_model` and `license_changed`. A silence naming anything else would silently
 /// mute nothing.
 pub fn alert_metrics() -> Vec<String> {
     let mut ids: Vec<String> = crate::drift::BINARY.iter().map(|m| m.id()).collect();
     ids.push(crate::daemon::monitor::LENGTH_METRIC.to_string());
+    ids.push(crate::daemon::monitor::LENGTH_SHAPE_METRIC.to_string());
     ids.push(crate::daemon::UNAPPROVED_MODEL.to_string());
     ids.push(crate::daemon::LICENSE_CHANGED.to_string());
     ids

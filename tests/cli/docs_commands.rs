@@ -168,6 +168,8 @@ fn bin() -> &'static str {
 
 struct Ran {
     code: Option<i32>,
+    /// How the process ended, for messages (names the signal when one ended it).
+    status: String,
     stderr: String,
 }
 
@@ -181,6 +183,7 @@ fn run_in(dir: &Path, args: &[String]) -> Ran {
         .expect("run modelwatch");
     Ran {
         code: out.status.code(),
+        status: out.status.to_string(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
@@ -238,7 +241,7 @@ fn check(cmd: &DocCommand, work: &Path) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("exit {:?}:\n{}", ran.code, ran.stderr))
+        Err(format!("{}:\n{}", ran.status, ran.stderr))
     }
 }
 

@@ -21,15 +21,10 @@ use tokio::sync::{mpsc, watch};
 const SAME: &[&str] = &[
     "the", "answer", "is", "simple", "first", "we", "add", "then",
 ];
+/// Other words of the same lengths as [`SAME`]'s, so answers keep their length distribution:
+/// only the wording changes.
 const OTHER: &[&str] = &[
-    "well",
-    "let",
-    "us",
-    "think",
-    "about",
-    "it",
-    "step",
-    "carefully",
+    "you", "mostly", "on", "rather", "think", "it", "let", "step",
 ];
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -107,13 +102,16 @@ fn setup(dir: &Path) -> Loaded {
         .probes
         .iter()
         .flat_map(|p| (0..10u32).map(move |i| (p, i)))
-        .map(|(p, i)| Sample {
-            measurements: Some(Measurements {
-                chars: 60,
-                ..Measurements::default()
-            }),
-            text: Some(answer(&mut rng, SAME)),
-            ..Sample::pending("t", "core", &p.id, &p.hash, i, 0)
+        .map(|(p, i)| {
+            let text = answer(&mut rng, SAME);
+            Sample {
+                measurements: Some(Measurements {
+                    chars: text.chars().count() as u32,
+                    ..Measurements::default()
+                }),
+                text: Some(text),
+                ..Sample::pending("t", "core", &p.id, &p.hash, i, 0)
+            }
         })
         .collect();
     let b = Baseline::from_samples(

@@ -22,11 +22,11 @@ const TOKEN_BOUNDS: [f64; 14] = [
 /// The gauges of an assessment: (name, unit, description); each is the OTel spelling of the
 /// `/metrics` family of the same meaning. No unit: the OTLP → Prometheus translation turns
 /// unit `1` into a `_ratio` suffix, which would move them away from the `/metrics` names.
-const GAUGES: [(&str, &str, &str); 10] = [
+const GAUGES: [(&str, &str, &str); 11] = [
     (
         "modelwatch.metric.value",
         "",
-        "Deprecated (removed in the next release): modelwatch.quality.ratio for rates, modelwatch.length.placement for length_chars.",
+        "Deprecated (removed in the next release): modelwatch.quality.ratio for rates, modelwatch.length.placement for length_chars, modelwatch.length.spread for length_shape.",
     ),
     (
         "modelwatch.metric.baseline_value",
@@ -72,6 +72,11 @@ const GAUGES: [(&str, &str, &str); 10] = [
         "modelwatch.round.quality_ratio",
         "",
         "Bad-outcome rate (0-1, higher is worse) of the target's last round, by rate metric.",
+    ),
+    (
+        "modelwatch.length.spread",
+        "",
+        "Mean spread (0-1) of this episode's answer lengths away from the middle of their probe's baseline: 0.5 is the baseline, higher means more answers in both tails (a change of shape).",
     ),
 ];
 
@@ -253,10 +258,20 @@ pub fn assess(gauges: &Gauges, target: &str, a: &OwnedAssessment) {
     let mut g: Vec<(&'static str, Attrs, f64)> = Vec::new();
     for m in &a.metrics {
         let attrs = vec![t(), metric(m.metric.as_str())];
-        let length = m.metric == crate::drift::Metric::LengthChars.id();
+        // Rates, the length placement and the length spread each have their own gauge.
+        let placement = m.metric == crate::drift::Metric::LengthChars.id();
+        let spread = m.metric == crate::drift::Metric::LengthShape.id();
+        let length = placement || spread;
         if let Some(v) = m.current {
             g.push((GAUGES[0].0, attrs.clone(), v));
-            g.push((GAUGES[if length { 8 } else { 6 }].0, attrs.clone(), v));
+            let gauge = if placement {
+                8
+            } else if spread {
+                10
+            } else {
+                6
+            };
+            g.push((GAUGES[gauge].0, attrs.clone(), v));
         }
         if !length {
             g.push((GAUGES[7].0, attrs.clone(), m.baseline));
