@@ -1,14 +1,21 @@
 //! The one-command demo: the built-in simulator serves a healthy model, a baseline is recorded,
 //! monitoring rounds compare it with the baseline, the simulator is swapped to a degraded model
-//! mid-way, and the anytime-valid canary monitor says as soon as the evidence suffices.
+//! mid-way, and an alert fires as soon as the evidence suffices. The rounds are judged by the
+//! daemon's own pieces (its monitor, its alert lifecycle, its store), so what the demo shows is
+//! what the daemon would do.
 //!
 //! Everything runs in-process against real HTTP on 127.0.0.1; what happens is told to a
 //! [`DemoProgress`] so the CLI can show it live and tests can watch it silently.
 
+use crate::alert::{self, AlertKey, AlertState, Policy, Severity, Status};
 use crate::baseline::{self, Baseline, RecordInfo};
 use crate::config::{self, Loaded, Target};
+use crate::daemon::{
+    self,
+    monitor::{MonitorSettings, TargetMonitor},
+};
 use crate::diag;
-use crate::drift::{self, CanaryMonitor, Early, Expectations, Margins, Metric, Report, Verdict};
+use crate::drift::{self, Expectations, Margins, Metric, Report, Verdict};
 use crate::eval::{Evaluator, RefusalConfig};
 use crate::probe::{Probe, Suite};
 use crate::provider::ModelClient;
@@ -16,7 +23,7 @@ use crate::runner::{self, Clock, RoundOptions, RoundOutcome, SystemClock, record
 use crate::sample::{Completion, Measurements, Sample};
 use crate::sim::{self, Profile};
 use crate::store::Store;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -138,8 +145,8 @@ pub enum Event {
         current: String,
     },
     Round(RoundReport),
-    /// The monitor showed a regression after `samples` post-swap samples; `metrics` are those
-    /// regressed by the end of that round, with their e-values then.
+    /// An alert fired after `samples` post-swap samples; `metrics` are those whose alerts are
+    /// firing by the end of that round, with their e-values then.
     Detected {
         round: u32,
         samples: u64,
@@ -292,31 +299,26 @@ async fn monitor(
     let session = Session::open(loaded)?;
     let mut store = Store::open(&loaded.config.storage.path)
         .map_err(|e| store_error(loaded, anyhow::Error::new(e)))?;
-    let (base, base_samples) =
-        record_baseline(&session, &mut store, options, baseline_path, progress).await?;
+    let base = record_baseline(&session, &mut store, options, baseline_path, progress).await?;
     let margins = &loaded.config.margins;
     let mut expect = Expectations::from_suites(&session.suites);
     expect
         .refusal_expected
         .extend(base.expectations().refusal_expected);
+    let settings = MonitorSettings::for_target(margins, session.target);
     let start = Watch {
-        mon: CanaryMonitor::new(margins),
+        baseline: &base,
+        monitor: TargetMonitor::new(&base, settings.clone()),
+        settings,
+        policy: daemon::alert_policy(&loaded.config.alerts),
         current_id: base.fingerprint.id(),
         expect,
         since_swap: Vec::new(),
         swapped_seen: false,
+        alerts: BTreeMap::new(),
         found: None,
     };
-    let watch = watch(
-        &session,
-        &mut store,
-        options,
-        handle,
-        &base_samples,
-        start,
-        progress,
-    )
-    .await?;
+    let watch = watch(&session, &mut store, options, handle, start, progress).await?;
     let verdict = write_report(&base, &watch, margins, report_path, progress)?;
     let (detected, regressed, n) = match watch.found {
         Some((m, n)) => (true, m, Some(n)),
@@ -401,14 +403,13 @@ fn store_error(loaded: &Loaded, e: anyhow::Error) -> DemoError {
 }
 
 /// Step 1: records the baseline from the healthy model, stores its rounds and saves it.
-/// Returns the baseline and the samples recorded for it.
 async fn record_baseline(
     s: &Session<'_>,
     store: &mut Store,
     options: &DemoOptions,
     baseline_path: &Path,
     progress: &dyn DemoProgress,
-) -> Result<(Baseline, Vec<Sample>), DemoError> {
+) -> Result<Baseline, DemoError> {
     let total = s.probes.len() * options.baseline_samples as usize;
     let mut rounds = Vec::new();
     let evaluate = |p: &Probe, c: &Completion| s.evaluate(p, c);
@@ -452,34 +453,32 @@ async fn record_baseline(
         samples: base_samples.len(),
         fingerprint: base.fingerprint.id(),
     });
-    Ok((base, base_samples))
+    Ok(base)
 }
 
-/// The monitor's state across rounds: the evidence since the served model last changed.
-struct Watch {
-    mon: CanaryMonitor,
+/// The daemon's pieces run after each round, in the daemon's order: the fingerprint (a swap
+/// starts a new episode against the baseline), the monitor ([`TargetMonitor`]), then the alert
+/// transitions; the alert states are stored as the daemon stores them.
+struct Watch<'b> {
+    baseline: &'b Baseline,
+    settings: MonitorSettings,
+    policy: Policy,
+    monitor: TargetMonitor,
     /// The fingerprint id of the model being watched.
     current_id: String,
     /// What the probes expect (refusals included), as the baseline was judged.
     expect: Expectations,
     since_swap: Vec<Sample>,
     swapped_seen: bool,
-    /// The regressed metrics and the pairs it took, once shown.
+    /// Alert states by metric id.
+    alerts: BTreeMap<String, AlertState>,
+    /// The metrics whose alerts fired and the samples it took, once one did.
     found: Option<(Vec<Metric>, u64)>,
 }
 
-/// Baseline samples by (suite, probe id).
-type ByProbe<'s> = HashMap<(&'s str, &'s str), Vec<&'s Sample>>;
-
-impl Watch {
-    /// A new fingerprint is a new model: its evidence starts from nothing.
-    fn note_fingerprint(
-        &mut self,
-        round: u32,
-        id: &str,
-        margins: &Margins,
-        progress: &dyn DemoProgress,
-    ) {
+impl Watch<'_> {
+    /// A new fingerprint is a new model: a new episode, its evidence starting from nothing.
+    fn note_fingerprint(&mut self, round: u32, id: &str, progress: &dyn DemoProgress) {
         if id == self.current_id {
             return;
         }
@@ -489,78 +488,90 @@ impl Watch {
             current: id.to_string(),
         });
         self.current_id = id.to_string();
-        self.mon = CanaryMonitor::new(margins);
+        self.monitor = TargetMonitor::new(self.baseline, self.settings.clone());
         self.since_swap.clear();
         self.swapped_seen = true;
     }
 
-    /// Pairs each of the round's samples with a baseline sample of the same probe (`slot`
-    /// picks which) and pushes the pairs to the monitor. Returns the first regression call,
-    /// checked after every pair so the count says exactly when the evidence sufficed.
+    /// Feeds a round to the monitor and steps the alerts (stored); returns the metrics whose
+    /// alerts are firing after a round in which one started to fire.
     fn push_round(
         &mut self,
-        by_probe: &ByProbe<'_>,
-        slot: usize,
+        store: &mut Store,
         samples: &[Sample],
-    ) -> Option<(Vec<Metric>, u64)> {
-        let mut first_call = None;
-        for s in samples {
-            if let Some(b) = by_probe
-                .get(&(s.suite.as_str(), s.probe_id.as_str()))
-                .and_then(|v| v.get(slot % v.len().max(1)))
-            {
-                self.mon.push(b, s, &self.expect);
-                if first_call.is_none()
-                    && let Early::Regression(metrics) = self.mon.decision()
-                {
-                    first_call = Some((metrics, self.mon.pairs()));
-                }
-            }
-        }
+        now_ms: i64,
+    ) -> anyhow::Result<Option<Vec<Metric>>> {
         self.since_swap.extend(samples.iter().cloned());
-        first_call
+        let mut fired = false;
+        for (metric, obs) in self.monitor.observe_round(samples) {
+            let key = AlertKey::new(TARGET, metric.as_str());
+            let current = self
+                .alerts
+                .get(&metric)
+                .cloned()
+                .unwrap_or_else(|| AlertState::new(key, Severity::Warning, now_ms));
+            let (next, _) = alert::transition(&current, &obs, now_ms, &self.policy, false);
+            fired |= next.status == Status::Firing && current.status != Status::Firing;
+            if next != current {
+                store.save_alert_state(&next, now_ms)?;
+            }
+            self.alerts.insert(metric, next);
+        }
+        Ok(fired.then(|| self.firing()))
     }
 
-    /// The e-value of every monitored metric that has one.
+    fn firing(&self) -> Vec<Metric> {
+        self.alerts
+            .iter()
+            .filter(|(_, st)| st.status == Status::Firing)
+            .filter_map(|(id, _)| metric_of(id))
+            .collect()
+    }
+
+    /// Samples the monitor has judged in this episode.
+    fn samples(&self) -> u64 {
+        self.monitor
+            .snapshot()
+            .iter()
+            .map(|m| m.samples)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The e-value of every monitored metric.
     fn evidence(&self) -> Vec<Evidence> {
-        [
-            Metric::RefusalRate,
-            Metric::StructuredFailureRate,
-            Metric::TaskFailureRate,
-            Metric::TruncationRate,
-            Metric::EmptyRate,
-        ]
-        .iter()
-        .filter_map(|&m| {
-            self.mon
-                .e_value(m)
-                .map(|e_value| Evidence { metric: m, e_value })
-        })
-        .collect()
+        self.monitor
+            .snapshot()
+            .iter()
+            .filter_map(|m| {
+                Some(Evidence {
+                    metric: metric_of(&m.metric)?,
+                    e_value: m.e_value,
+                })
+            })
+            .collect()
     }
 }
 
+/// The monitor's metric of an id.
+fn metric_of(id: &str) -> Option<Metric> {
+    drift::BINARY
+        .into_iter()
+        .chain([Metric::LengthChars, Metric::LengthShape])
+        .find(|m| m.id() == id)
+}
+
 /// Step 2: monitoring rounds, the degraded model swapped in after `rounds_before_swap`, until
-/// the monitor shows a regression or the rounds run out. Each round pairs every probe's sample
-/// with a baseline sample of the same probe, so the paired anytime-valid monitor tests "no
-/// worse than the baseline".
-async fn watch(
+/// an alert fires or the rounds run out. Each round is judged as the daemon judges it: the
+/// anytime-valid monitor against the baseline, the alert lifecycle on its readings.
+async fn watch<'b>(
     s: &Session<'_>,
     store: &mut Store,
     options: &DemoOptions,
     handle: &sim::SimHandle,
-    base_samples: &[Sample],
-    mut w: Watch,
+    mut w: Watch<'b>,
     progress: &dyn DemoProgress,
-) -> Result<Watch, DemoError> {
-    let by_probe: ByProbe = base_samples.iter().fold(HashMap::new(), |mut m, s| {
-        m.entry((s.suite.as_str(), s.probe_id.as_str()))
-            .or_default()
-            .push(s);
-        m
-    });
-    let margins = &s.loaded.config.margins;
-    let threshold = 6.0 / margins.alpha;
+) -> Result<Watch<'b>, DemoError> {
     let mut degraded = false;
     let last = options.rounds_before_swap + options.max_rounds_after_swap;
     for round in 1..=last {
@@ -573,36 +584,33 @@ async fn watch(
         s.store(store, &outcome)?;
         let fp = outcome.fingerprint.as_ref().ok().map(|f| f.id());
         if let Some(id) = &fp {
-            w.note_fingerprint(round, id, margins, progress);
+            w.note_fingerprint(round, id, progress);
         }
-        let slot = (round - 1) as usize;
-        let first_call = w.push_round(&by_probe, slot, &outcome.samples);
+        let fired = w
+            .push_round(store, &outcome.samples, s.clock.now_ms())
+            .map_err(|e| store_error(s.loaded, e))?;
         let evidence = w.evidence();
+        let samples = w.samples();
         progress.event(&Event::Round(RoundReport {
             round,
             degraded,
             fingerprint: fp,
-            samples: w.mon.pairs(),
+            samples,
             errors: outcome.errors(),
             evidence: evidence.clone(),
-            threshold,
+            threshold: w.monitor.threshold(),
         }));
-        if let Some((first, n)) = first_call {
-            // Every metric shown regressed by the end of the round, not just the first.
-            let metrics = match w.mon.decision() {
-                Early::Regression(all) => all,
-                _ => first,
-            };
+        if let Some(metrics) = fired {
             let shown = evidence
                 .into_iter()
                 .filter(|e| metrics.contains(&e.metric))
                 .collect();
             progress.event(&Event::Detected {
                 round,
-                samples: n,
+                samples,
                 metrics: shown,
             });
-            w.found = Some((metrics, n));
+            w.found = Some((metrics, samples));
             break;
         }
     }
@@ -624,9 +632,9 @@ fn write_report(
             &format!("baseline {}", base.fingerprint.id()),
             &format!("served {}", w.current_id),
         );
-    for m in &mut report.metrics {
-        if let Some(e) = w.mon.e_value(m.metric) {
-            m.e_value = Some(e);
+    for e in w.evidence() {
+        if let Some(m) = report.metrics.iter_mut().find(|m| m.metric == e.metric) {
+            m.e_value = Some(e.e_value);
         }
     }
     if let Some((metrics, n)) = &w.found {
@@ -651,8 +659,8 @@ fn mark_regressed(report: &mut Report, w: &Watch, metrics: &[Metric], n: u64) {
         if metrics.contains(&m.metric) {
             m.verdict = Verdict::Regression;
             reasons.push(format!(
-                "regression (anytime-valid, {}): {}",
-                crate::report::evidence(m.e_value.unwrap_or(f64::NAN), Some(w.mon.threshold())),
+                "regression (the daemon's monitor, {}): {}",
+                crate::report::evidence(m.e_value.unwrap_or(f64::NAN), Some(w.monitor.threshold())),
                 drift::describe(m)
             ));
         }
@@ -667,10 +675,9 @@ fn mark_regressed(report: &mut Report, w: &Watch, metrics: &[Metric], n: u64) {
     } else {
         "since monitoring began"
     };
-    report.reasons.insert(
-        0,
-        format!("demo monitor: regression shown {n} samples {swap}"),
-    );
+    report
+        .reasons
+        .insert(0, format!("daemon monitor: alert fired {n} samples {swap}"));
 }
 
 /// Stores one round: fingerprint, round and samples.

@@ -32,12 +32,7 @@ impl Scheduler {
                     target: t.clone(),
                     probes: setup::target_probes(&loaded, t, &[]),
                     client,
-                    monitor_settings: MonitorSettings {
-                        margins: self.options.margins.clone(),
-                        false_alarm_rounds: t.daemon.false_alarm_interval.as_secs_f64()
-                            / t.interval.as_secs_f64().max(1.0),
-                        null_confidence: Default::default(),
-                    },
+                    monitor_settings: MonitorSettings::for_target(&self.options.margins, t),
                 },
             );
         }

@@ -124,6 +124,14 @@ pub type ClientFactory = Arc<
 >;
 
 /// The HTTP clients of the configuration.
+/// The alert lifecycle's settings from `[alerts]`.
+pub fn alert_policy(alerts: &crate::config::Alerts) -> Policy {
+    Policy {
+        reminder_ms: alerts.reminder.map(|d| d.as_millis() as i64),
+        resolve_after: alerts.resolve_after,
+    }
+}
+
 pub fn http_clients() -> ClientFactory {
     Arc::new(|t: &Target, cancel: CancelSignal| setup::build_client_with(t, Some(cancel)))
 }

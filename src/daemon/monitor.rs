@@ -87,6 +87,18 @@ pub struct MonitorSettings {
     pub null_confidence: NullConfidence,
 }
 
+impl MonitorSettings {
+    /// The settings the daemon gives a target's monitor.
+    pub fn for_target(margins: &Margins, target: &crate::config::Target) -> MonitorSettings {
+        MonitorSettings {
+            margins: margins.clone(),
+            false_alarm_rounds: target.daemon.false_alarm_interval.as_secs_f64()
+                / target.interval.as_secs_f64().max(1.0),
+            null_confidence: NullConfidence::default(),
+        }
+    }
+}
+
 fn rate_margin(metric: Metric, m: &Margins) -> f64 {
     match metric {
         Metric::RefusalRate | Metric::MissedRefusalRate => m.refusal_points,

@@ -571,15 +571,7 @@ impl Scheduler {
         mutes: &Mutes,
     ) -> Vec<Notification> {
         let mut notifications = Vec::new();
-        let policy = Policy {
-            reminder_ms: self
-                .loaded
-                .config
-                .alerts
-                .reminder
-                .map(|d| d.as_millis() as i64),
-            resolve_after: self.loaded.config.alerts.resolve_after,
-        };
+        let policy = alert_policy(&self.loaded.config.alerts);
         for (metric, severity, obs) in observations {
             let key = AlertKey::new(name, metric);
             let current = self
