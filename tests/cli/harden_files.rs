@@ -5,7 +5,7 @@
 //! `max_response_bytes` has an upper bound. One test per item, through the real binary.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 const TARGET: &str = "[[target]]\nname = \"a\"\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9\"\nmodel = \"m\"\nsuites = [\"s\"]\n";
@@ -24,16 +24,7 @@ fn config(dir: &Path, head: &str, target: &str) -> PathBuf {
     cfg
 }
 
-fn modelwatch(cfg: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_modelwatch"))
-        .args(args)
-        .arg("--config")
-        .arg(cfg)
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
+use crate::common_verdict::modelwatch;
 
 /// `check-config`, killed (and failing the test) if it runs longer than 10 s.
 fn check_config(cfg: &Path) -> (ExitStatus, String, Duration) {

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use std::path::Path;
-use std::process::{Command, Output};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -65,16 +65,7 @@ fn server() -> u16 {
     rx.recv().unwrap()
 }
 
-fn modelwatch(config: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_modelwatch"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
+use crate::common_verdict::modelwatch;
 
 /// The first 8-character piece of the key found in `text`.
 fn key_piece(text: &str) -> Option<&'static str> {
