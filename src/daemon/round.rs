@@ -73,7 +73,11 @@ impl Scheduler {
             // The next round is due one interval (plus jitter) after this one starts.
             rt.next_due = now + p.target.interval + extra;
             let client = p.client.clone();
-            let probes = p.probes.clone();
+            // Rounds are numbered by the clock (start ÷ interval), so the seeds a probe declares
+            // move on every round, across restarts too.
+            let round_number =
+                (self.clock.now_ms().max(0) as u64) / (p.target.interval.as_millis().max(1) as u64);
+            let probes = setup::with_round_seed(&p.probes, round_number);
             let options = RoundOptions {
                 target: name.clone(),
                 concurrency: p.target.max_concurrency as usize,

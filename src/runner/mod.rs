@@ -586,6 +586,31 @@ mod tests {
         assert_eq!(free[1].params.seed, None);
     }
 
+    #[test]
+    fn daemon_rounds_move_a_declared_seed_past_every_earlier_round() {
+        let probes = vec![probe("a", 3, Some(100)), probe("b", 3, None)];
+        let seeds = |round: u64| -> Vec<Option<u64>> {
+            let probes = setup::with_round_seed(&probes, round);
+            plan(&probes, None).iter().map(PlanItem::seed).collect()
+        };
+        // Round 0 sends the declared seeds (what `run` and the baseline sent) ...
+        assert_eq!(
+            seeds(0),
+            vec![Some(100), None, Some(101), None, Some(102), None]
+        );
+        // ... and every later round fresh ones: no request of one round repeats another's.
+        assert_eq!(
+            seeds(1),
+            vec![Some(103), None, Some(104), None, Some(105), None]
+        );
+        let mut all: Vec<u64> = (0..50).flat_map(seeds).flatten().collect();
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), n, "a seed repeated across rounds");
+        assert_eq!(setup::with_round_seed(&probes, 9)[0].hash, "hash-a");
+    }
+
     #[tokio::test]
     async fn round_records_errors_as_errors_and_bounds_concurrency() {
         let fake = Fake::new(4);

@@ -59,8 +59,9 @@ pub fn target_probes(loaded: &Loaded, target: &Target, only_suites: &[String]) -
 
 /// The seed sent, plus the sample index, with probes that declare none, by the commands whose
 /// samples are later paired (`run`, `baseline record`, the canary): servers that honour `seed`
-/// then answer an unchanged model alike on both sides of a pair. The daemon sends none, so its
-/// rounds stay independent draws.
+/// then answer an unchanged model alike on both sides of a pair. The daemon sends none, and
+/// moves a probe's own seed on every round ([`with_round_seed`]), so its rounds stay
+/// independent draws.
 pub const PAIR_SEED: u64 = 20_240_601;
 
 /// `probes` with `seed` set on those that declare none (`None`: unchanged).
@@ -75,6 +76,26 @@ pub fn with_pair_seed(probes: Vec<Arc<Probe>>, seed: Option<u64>) -> Vec<Arc<Pro
             let mut p = (*p).clone();
             p.params.seed = Some(seed);
             Arc::new(p)
+        })
+        .collect()
+}
+
+/// `probes` for the daemon's round number `round`: a probe that declares a `seed` gets it moved
+/// past the seeds of every earlier round (`seed + round × samples`, the round adding the sample
+/// index as always). Repeating one round's seeds every round would, on a server that honours
+/// `seed`, replay the same answers: the monitor would count one draw again and again as new
+/// evidence. Other probes are unchanged (they carry no seed in the daemon).
+pub fn with_round_seed(probes: &[Arc<Probe>], round: u64) -> Vec<Arc<Probe>> {
+    probes
+        .iter()
+        .map(|p| match p.params.seed {
+            Some(seed) if round > 0 => {
+                let mut q = (**p).clone();
+                let step = round.wrapping_mul(u64::from(p.samples.max(1)));
+                q.params.seed = Some(seed.wrapping_add(step));
+                Arc::new(q)
+            }
+            _ => Arc::clone(p),
         })
         .collect()
 }

@@ -22,6 +22,8 @@ struct Log {
     requests: Mutex<Vec<(String, Instant)>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    /// The `seed` of every request, in order.
+    seeds: Mutex<Vec<Option<u64>>>,
 }
 
 struct Fake {
@@ -33,9 +35,10 @@ struct Fake {
 impl ModelClient for Fake {
     fn complete<'a>(
         &'a self,
-        _request: &'a CompletionRequest,
+        request: &'a CompletionRequest,
     ) -> BoxFuture<'a, Result<Completion, SampleError>> {
         Box::pin(async move {
+            self.log.seeds.lock().unwrap().push(request.params.seed);
             let now = self.log.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.log.max_in_flight.fetch_max(now, Ordering::SeqCst);
             self.log
@@ -160,6 +163,29 @@ async fn first_round_at_start_then_every_interval_plus_jitter() {
     let gaps: Vec<Duration> = rounds.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(gaps.iter().any(|g| *g != gaps[0]));
     assert_eq!(shared.status().targets[0].rounds as usize, rounds.len());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_declared_seed_moves_on_every_round_so_no_answer_is_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = loaded(dir.path(), &["a"], "", |t| {
+        t.interval = Duration::from_secs(60);
+        t.samples = Some(2);
+    });
+    // Every probe of the suite declares a seed, as a suite written for replays would.
+    for p in &mut l.suites[0].probes {
+        p.params.seed = Some(42);
+    }
+    let (log, shared) = run(l, Duration::from_millis(10), Duration::from_secs(300)).await;
+    let rounds = shared.status().targets[0].rounds as usize;
+    assert!(rounds >= 4, "{rounds} rounds");
+    let seeds = log.seeds.lock().unwrap().clone();
+    assert!(seeds.iter().all(Option::is_some), "{seeds:?}");
+    // 9 probes × 2 samples a round; each round's seeds are new (its two samples differ by 1).
+    let mut distinct: Vec<u64> = seeds.iter().flatten().copied().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 2 * rounds, "{seeds:?}");
 }
 
 #[tokio::test(start_paused = true)]
