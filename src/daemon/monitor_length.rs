@@ -119,29 +119,15 @@ impl LengthTrack {
     fn read_location(&self, threshold: f64) -> Observation {
         let mean = self.sum_u / self.n as f64;
         let e = self.eprocess.e_value();
-        if e >= threshold && (mean - 0.5).abs() > self.margin {
-            Observation::Breach(Evidence {
-                summary: format!(
-                    "Length (chars): mean placement {mean:.2} among baseline answers of the \
-                     same probe (0.5 = unchanged; {} answers; {})",
-                    self.n,
-                    crate::report::evidence(e, Some(threshold))
-                ),
-                baseline: Some(0.5),
-                current: Some(mean),
-                effect: Some(mean - 0.5),
-                lower: None,
-                upper: None,
-                e_value: Some(e),
-                threshold: Some(threshold),
-                samples: self.n,
-                flipped_probes: Vec::new(),
-            })
-        } else if e < 1.0 {
-            Observation::Clear
-        } else {
-            Observation::NoData
-        }
+        let breach = (mean - 0.5).abs() > self.margin;
+        reading(e, threshold, breach, mean, self.n, || {
+            format!(
+                "Length (chars): mean placement {mean:.2} among baseline answers of the same \
+                 probe (0.5 = unchanged; {} answers; {})",
+                self.n,
+                crate::report::evidence(e, Some(threshold))
+            )
+        })
     }
 
     fn read_shape(&self, threshold: f64) -> Observation {
@@ -149,33 +135,50 @@ impl LengthTrack {
         let mean = shape.sum_s / self.n as f64;
         let e = shape.eprocess.e_value();
         let location = self.sum_u / self.n as f64;
-        if e >= threshold && mean - 0.5 > shape.margin && (location - 0.5).abs() <= self.margin {
-            let pct = |x: f64| 100.0 * x / self.n as f64;
-            Observation::Breach(Evidence {
-                summary: format!(
-                    "Length shape (chars): {:.0} % of answers beyond their probe's baseline p10 \
-                     or p90, {:.0} % if unchanged (mean spread {mean:.2}, 0.5 = unchanged; {} \
-                     answers; {})",
-                    pct(shape.outside as f64),
-                    pct(shape.expected_outside),
-                    self.n,
-                    crate::report::evidence(e, Some(threshold))
-                ),
-                baseline: Some(0.5),
-                current: Some(mean),
-                effect: Some(mean - 0.5),
-                lower: None,
-                upper: None,
-                e_value: Some(e),
-                threshold: Some(threshold),
-                samples: self.n,
-                flipped_probes: Vec::new(),
-            })
-        } else if e < 1.0 {
-            Observation::Clear
-        } else {
-            Observation::NoData
-        }
+        let breach = mean - 0.5 > shape.margin && (location - 0.5).abs() <= self.margin;
+        let pct = |x: f64| 100.0 * x / self.n as f64;
+        reading(e, threshold, breach, mean, self.n, || {
+            format!(
+                "Length shape (chars): {:.0} % of answers beyond their probe's baseline p10 or \
+                 p90, {:.0} % if unchanged (mean spread {mean:.2}, 0.5 = unchanged; {} answers; \
+                 {})",
+                pct(shape.outside as f64),
+                pct(shape.expected_outside),
+                self.n,
+                crate::report::evidence(e, Some(threshold))
+            )
+        })
+    }
+}
+
+/// A length metric's reading: a breach when the evidence reaches the threshold and the effect
+/// is practically large (`breach`), clear when the data favour the null (e < 1), otherwise no
+/// data (neither fire nor resolve on weak evidence). Both metrics are centred on ½.
+fn reading(
+    e: f64,
+    threshold: f64,
+    breach: bool,
+    mean: f64,
+    n: u64,
+    summary: impl FnOnce() -> String,
+) -> Observation {
+    if e >= threshold && breach {
+        Observation::Breach(Evidence {
+            summary: summary(),
+            baseline: Some(0.5),
+            current: Some(mean),
+            effect: Some(mean - 0.5),
+            lower: None,
+            upper: None,
+            e_value: Some(e),
+            threshold: Some(threshold),
+            samples: n,
+            flipped_probes: Vec::new(),
+        })
+    } else if e < 1.0 {
+        Observation::Clear
+    } else {
+        Observation::NoData
     }
 }
 
