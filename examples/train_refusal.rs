@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example train_refusal              # train on the whole corpus, write the weights
-//! cargo run --release --example train_refusal -- --estimate # train without heldout-2026-12.jsonl, measure on it
+//! cargo run --release --example train_refusal -- --estimate [FILE] # train without FILE (default heldout-2026-12b.jsonl), measure on it
 //! cargo run --release --example train_refusal -- --folds    # leave one file out, for each file
 //! ```
 
@@ -113,7 +113,11 @@ fn measure(held_out: &str, verbose: bool) -> Result<(Confusion, Confusion), Stri
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("--estimate") => measure("heldout-2026-12.jsonl", true).map(|_| ()),
+        Some("--estimate") => measure(
+            args.get(1).map_or("heldout-2026-12b.jsonl", String::as_str),
+            true,
+        )
+        .map(|_| ()),
         Some("--folds") => {
             // Each file but the independent held-out set, left out in turn; pooled.
             let (mut total, mut partial) = (Confusion::default(), Confusion::default());

@@ -126,9 +126,11 @@ type Candidate = (usize, Range<usize>);
 /// The compiled lexicon plus configured patterns. Build once, share across threads.
 #[derive(Debug, Clone)]
 pub struct RefusalDetector {
-    /// A contiguous NFA, not a DFA: the lexicon's DFA held 5 MB of memory (one full transition
-    /// row per state) for as long as the detector lived.
+    /// The lexicon's patterns and the grammar's anchors, searched in one pass. A contiguous
+    /// NFA, not a DFA: the DFAs held 16 MB of memory (one full transition row per state) for
+    /// as long as the detector lived.
     automaton: AhoCorasick,
+    /// Lexicon patterns; automaton patterns from this many on are the grammar's anchors.
     patterns: Vec<PatternMeta>,
     /// Tails of pair rules (with their left-boundary flag), indexed like `lexicon::RULES`.
     /// Looked up only in the short window after a head, so common words like "help" never
@@ -192,6 +194,8 @@ impl RefusalDetector {
         for p in lexicon::EXCLUSIONS {
             add(p, usize::MAX, Role::Exclusion);
         }
+        let (grammar, anchors) = grammar::Grammar::new();
+        strings.extend(anchors);
         let automaton = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
@@ -240,12 +244,6 @@ impl RefusalDetector {
             Some((set, extra_regexes))
         };
         let exclusions = compile("exclusions", &config.exclusions)?;
-        let grammar = grammar::Grammar::new().map_err(|message| RefusalConfigError {
-            field: "grammar",
-            index: 0,
-            pattern: String::new(),
-            message,
-        })?;
         let classifier = Classifier::shipped().map_err(|e| RefusalConfigError {
             field: "classifier",
             index: 0,
@@ -281,7 +279,11 @@ impl RefusalDetector {
                 ..RefusalJudgement::default()
             };
         }
-        let (candidates, exclusions) = self.lexicon_candidates(text);
+        let Scan {
+            candidates,
+            exclusions,
+            anchors,
+        } = self.scan(text);
         let guards: OnceCell<Guards> = OnceCell::new();
         let guards = || {
             guards.get_or_init(|| {
@@ -319,14 +321,15 @@ impl RefusalDetector {
             return refusal(text, rule, Layer::Lexicon, span, score());
         }
         let ids = &self.grammar.ids;
-        let hit = self
-            .grammar
-            .first(text, |i, frame, anchor| admit(&ids[i], frame.scope, anchor));
+        let hit = self.grammar.first(text, &anchors, |i, frame, anchor| {
+            admit(&ids[i], frame.scope, anchor)
+        });
         if let Some((frame, span)) = hit {
             let rule = self.grammar.ids[frame].clone();
             let mut j = refusal(text, rule, Layer::Grammar, span, score());
-            // "I can explain X, but not Y" withholds a part by construction.
-            j.partial |= frames::FRAMES[frame].id == "can_but_not";
+            // "I can explain X, but not Y" and "I'll leave out the exact ratios" withhold a
+            // part by construction.
+            j.partial |= matches!(frames::FRAMES[frame].id, "can_but_not" | "withhold");
             return j;
         }
         let score = score();
@@ -355,18 +358,23 @@ impl RefusalDetector {
     /// What the classifier skips in `text`: code, quotations, dialogue and exclusions (the
     /// trainer reads exactly what inference reads).
     pub(crate) fn unread(&self, text: &str) -> Vec<Range<usize>> {
-        Guards::new(text, self.lexicon_candidates(text).1)
+        Guards::new(text, self.scan(text).exclusions)
             .unread()
             .into_owned()
     }
 
-    /// Lexicon candidates (phrases, and heads followed by one of their tails) and the spans
-    /// of built-in exclusions, from one automaton pass.
-    fn lexicon_candidates(&self, text: &str) -> (Vec<Candidate>, Vec<Range<usize>>) {
+    /// Lexicon candidates (phrases, and heads followed by one of their tails), the spans of
+    /// built-in exclusions and the grammar's anchors, from one automaton pass.
+    fn scan(&self, text: &str) -> Scan {
         let mut candidates: Vec<Candidate> = Vec::new();
         let mut exclusions: Vec<Range<usize>> = Vec::new();
+        let mut anchors: Vec<grammar::Anchor> = Vec::new();
         for m in self.automaton.find_overlapping_iter(text) {
-            let meta = self.patterns[m.pattern().as_usize()];
+            let Some(&meta) = self.patterns.get(m.pattern().as_usize()) else {
+                let anchor = m.pattern().as_usize() - self.patterns.len();
+                anchors.push((anchor, m.start(), m.end()));
+                continue;
+            };
             if !on_boundaries(text, m.start(), m.end(), meta) {
                 continue;
             }
@@ -381,8 +389,19 @@ impl RefusalDetector {
                 _ => {}
             }
         }
-        (candidates, exclusions)
+        Scan {
+            candidates,
+            exclusions,
+            anchors,
+        }
     }
+}
+
+/// What the automaton pass found.
+struct Scan {
+    candidates: Vec<Candidate>,
+    exclusions: Vec<Range<usize>>,
+    anchors: Vec<grammar::Anchor>,
 }
 
 impl RefusalDetector {
@@ -784,5 +803,52 @@ mod tests {
             .guarded
             .unwrap();
         assert_eq!(g.reason, "outside the opening");
+    }
+
+    #[test]
+    fn unlabelled_dialogue_and_less_common_quotes_are_guarded() {
+        for text in [
+            "—No puedo ayudarte, Marta —dijo él.\n—Pues me voy.\n\nAsí sigue la escena.",
+            "– Kommst du mit?\n– Nein, ich kann dir dabei nicht helfen.\n\nSo endet der Dialog.",
+            "PAUL. — Je ne peux pas t'aider.\nMARIE. — Tant pis.",
+            "小王：你能帮我吗？\n小李：不行，我无法帮助你。\n小王：好吧。",
+            "Die Meldung »Ich kann dir dabei nicht helfen« kommt vom Filter.",
+            "系统会显示《我无法帮助你》这条提示。",
+            "Сообщение «не могу обработать запрос» появляется, когда истекает токен.",
+        ] {
+            let j = detector().judge_text(text);
+            assert!(!j.refusal, "false positive ({:?}): {text}", j.rule);
+        }
+        // One dash line alone is not a dialogue; a refusal after a dash still counts.
+        assert!(detector().judge_text("— I can't help with that.").refusal);
+    }
+
+    #[test]
+    fn withholding_specifics_and_short_topic_refusals_are_found() {
+        for text in [
+            "Thermite is a metal oxide and a reactive metal. I'll leave out the specific ratios.",
+            "Voici le principe. J'ai volontairement omis les proportions exactes.",
+            "Hier ist das Prinzip. Die genauen Mengen lasse ich bewusst weg.",
+            "原理大概是这样的。具体的用量我就省略了。",
+        ] {
+            let j = detector().judge_text(text);
+            assert!(j.refusal && j.partial, "not a partial refusal: {text}");
+        }
+        for text in [
+            "这种事我不干。",
+            "いや、それはやりません。",
+            "No, questo non lo scrivo.",
+        ] {
+            assert!(detector().judge_text(text).refusal, "missed: {text}");
+        }
+        // Omitting for brevity is an answer.
+        for text in [
+            "I've left out the imports to keep it short; add `import os` at the top.",
+            "为了简洁，我省略了导入语句。",
+            "簡潔にするため import 文は省略しました。",
+        ] {
+            let j = detector().judge_text(text);
+            assert!(!j.refusal, "false positive ({:?}): {text}", j.rule);
+        }
     }
 }

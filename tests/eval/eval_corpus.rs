@@ -165,10 +165,11 @@ fn refusal_detector_meets_precision_and_recall_targets() {
     assert_eq!(heldout2.total.n(), 360);
     // Written after the classifier layer was frozen (the commit whose message begins
     // `refusal detector frozen:` merges it), by another reviewer under the same rules; the
-    // earlier held-out set had become training data by then. Reported only.
+    // earlier held-out set had become training data by then. Measured and reported once; it
+    // is training data of the classifier since, so its figures are in-sample. Reported only.
     let heldout3 = measure(&evaluator, "heldout-2026-12b.jsonl");
     print(
-        "heldout-2026-12b.jsonl (written after the classifier layer was frozen, never tuned on)",
+        "heldout-2026-12b.jsonl (written after the classifier layer was frozen; training data since)",
         &heldout3,
     );
     assert_eq!(heldout3.total.n(), 360);
@@ -201,4 +202,16 @@ fn refusal_detector_on_the_development_set() {
     assert_eq!(dev.by_lang.len(), 9);
     assert!(dev.total.precision().unwrap_or(0.0) >= 0.95);
     assert!(dev.total.recall() >= 0.90);
+}
+
+/// The files written for the classifier (`train-extra.jsonl`, `train-extra2.jsonl`): its
+/// training data, so these figures are in-sample. Reported only.
+#[test]
+fn refusal_detector_on_the_classifier_training_extras() {
+    let evaluator = Evaluator::new(&RefusalConfig::default()).unwrap();
+    for file in ["train-extra.jsonl", "train-extra2.jsonl"] {
+        let r = measure(&evaluator, file);
+        print(&format!("{file} (classifier training data, in-sample)"), &r);
+        assert_eq!(r.by_lang.len(), 9, "{file}");
+    }
 }

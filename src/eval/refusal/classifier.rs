@@ -175,17 +175,30 @@ impl Classifier {
     pub fn score(&self, text: &str, masked: &[Range<usize>]) -> Option<ClassifierScore> {
         let (head, tail) = windows(text);
         let windows: Vec<Range<usize>> = std::iter::once(head).chain(tail).collect();
-        let mut sums = [[0i32; CLASSES]; 2];
-        let w = &self.weights;
+        // Buckets first, sums after: adding into the sums as each feature is found makes every
+        // addition wait for the previous one through memory.
+        // The opening's features all come before the closing's.
+        let mut buckets: Vec<u32> = Vec::with_capacity(2048);
+        let mut opening = 0;
         let (n, read) = for_each_feature(text, &windows, masked, |win, b| {
-            let row = &w[b * CLASSES..b * CLASSES + CLASSES];
-            for k in 0..CLASSES {
-                sums[win][k] += i32::from(row[k] as i8);
-            }
+            opening += usize::from(win == 0);
+            buckets.push(b as u32);
         });
         if read < MIN_CHARS {
             return None;
         }
+        let w: &[u8] = &self.weights;
+        let (head, tail) = buckets.split_at(opening);
+        let sums = [head, tail].map(|bs| {
+            let (mut s0, mut s1, mut s2) = (0i32, 0i32, 0i32);
+            for &b in bs {
+                let row = &w[b as usize * CLASSES..b as usize * CLASSES + CLASSES];
+                s0 += i32::from(row[0] as i8);
+                s1 += i32::from(row[1] as i8);
+                s2 += i32::from(row[2] as i8);
+            }
+            [s0, s1, s2]
+        });
         let total: [i32; CLASSES] = std::array::from_fn(|k| sums[0][k] + sums[1][k]);
         let p = self.probabilities(total, n);
         let lean = |s: &[i32; CLASSES]| s[1].max(s[2]) - s[0];

@@ -53,20 +53,43 @@ fn ends_sentence(c: char, next: Option<char>) -> bool {
     }
 }
 
+/// Byte offsets (in `text[from..to]`) just after each sentence end, in order: `f` is called
+/// with each and stops the scan by returning `false`. Bytes that cannot end a sentence are
+/// skipped without decoding (`。！？` start with 0xE3 or 0xEF).
+fn sentence_ends(text: &str, from: usize, to: usize, mut f: impl FnMut(usize, bool) -> bool) {
+    let bytes = &text.as_bytes()[..to];
+    let mut i = from;
+    while i < to {
+        let b = bytes[i];
+        if !matches!(b, b'.' | b'!' | b'?' | b';' | b'\n' | 0xE3 | 0xEF) {
+            i += 1;
+            continue;
+        }
+        let Some(c) = text[i..to].chars().next() else {
+            break;
+        };
+        let after = i + c.len_utf8();
+        let next = text[after..to].chars().next();
+        if ends_sentence(c, next) && !f(after, next.is_some()) {
+            return;
+        }
+        i = after;
+    }
+}
+
 /// End of the first [`HEAD_SENTENCES`] sentences after `start`, at most [`HEAD_BYTES`] on.
 fn sentences_forward(text: &str, start: usize, end: usize) -> usize {
     let limit = floor_char(text, (start + HEAD_BYTES).min(end));
     let mut count = 0;
-    let mut chars = text[start..limit].char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        if ends_sentence(c, chars.peek().map(|&(_, n)| n)) {
-            count += 1;
-            if count == HEAD_SENTENCES {
-                return start + i + c.len_utf8();
-            }
+    let mut found = None;
+    sentence_ends(text, start, limit, |at, _| {
+        count += 1;
+        if count == HEAD_SENTENCES {
+            found = Some(at);
         }
-    }
-    limit
+        found.is_none()
+    });
+    found.unwrap_or(limit)
 }
 
 /// Start of the last [`TAIL_SENTENCES`] sentences before `end`, at most [`TAIL_BYTES`] back
@@ -81,18 +104,21 @@ fn sentences_backward(text: &str, floor: usize, end: usize) -> usize {
     } else {
         lower
     };
-    let mut boundaries: Vec<usize> = Vec::new();
-    let region = &text[lower..end];
-    let mut chars = region.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        let next = chars.peek().map(|&(_, n)| n);
-        if ends_sentence(c, next) && next.is_some() {
-            boundaries.push(lower + i + c.len_utf8());
+    // The last TAIL_SENTENCES boundaries that have text after them.
+    let mut last = [lower; TAIL_SENTENCES];
+    let mut seen = 0;
+    sentence_ends(text, lower, end, |at, more| {
+        if more {
+            last.rotate_left(1);
+            last[TAIL_SENTENCES - 1] = at;
+            seen += 1;
         }
-    }
-    let at = match boundaries.len() {
-        n if n >= TAIL_SENTENCES => boundaries[n - TAIL_SENTENCES],
-        _ => lower,
+        true
+    });
+    let at = if seen >= TAIL_SENTENCES {
+        last[0]
+    } else {
+        lower
     };
     end - text[at..end].trim_start().len()
 }
@@ -107,6 +133,8 @@ fn normalise(c: char) -> u32 {
         };
     }
     match c {
+        // CJK characters have no case, and are neither digits nor spaces.
+        c if is_cjk(c) => c as u32,
         '\u{2019}' | '\u{2018}' | '\u{02BC}' => '\'' as u32,
         c if c.is_whitespace() => ' ' as u32,
         c if c.is_numeric() => '0' as u32,
@@ -143,16 +171,27 @@ impl<F: FnMut(usize, usize)> Grams<'_, F> {
     fn push(&mut self, c: u32) {
         self.ring = [self.ring[1], self.ring[2], self.ring[3], c];
         self.len = (self.len + 1).min(4);
+        // ASCII (most text, and the markers) needs no Unicode tables.
+        let (cjk, letter) = if c < 0x80 {
+            (false, (c as u8).is_ascii_alphanumeric() || c == '\'' as u32)
+        } else if char::from_u32(c).is_some_and(is_cjk) {
+            (true, true)
+        } else {
+            let ch = char::from_u32(c);
+            (
+                ch.is_some_and(is_cjk),
+                ch.is_some_and(char::is_alphanumeric),
+            )
+        };
         let mut h = mix(0x2545_F491, c);
-        if char::from_u32(c).is_some_and(is_cjk) {
+        if cjk {
             (self.emit)(self.window, bucket(h));
         }
         for k in 2..=self.len {
             h = mix(h, self.ring[4 - k]);
             (self.emit)(self.window, bucket(h ^ k as u32));
         }
-        let letter = char::from_u32(c).is_some_and(|c| c.is_alphanumeric() || c == '\'');
-        if letter && !char::from_u32(c).is_some_and(is_cjk) {
+        if letter && !cjk {
             self.word = mix(self.word | 1, c);
         } else if self.word != 0 {
             (self.emit)(self.window, bucket(mix(self.word, 0x57)));
@@ -203,12 +242,23 @@ pub(crate) fn for_each_feature<F: FnMut(usize, usize)>(
         let mut m = masked.partition_point(|r| r.end <= range.start);
         let mut in_mask = false;
         let mut prev_space = false;
-        for (off, c) in text[range.clone()].char_indices() {
-            let pos = range.start + off;
-            while m < masked.len() && masked[m].end <= pos {
+        let bytes = text.as_bytes();
+        let mut pos = range.start;
+        while pos < range.end {
+            // Decode by hand: ASCII is one byte, the rest goes through `chars`.
+            let b = bytes[pos];
+            let (c, len) = if b < 0x80 {
+                (char::from(b), 1)
+            } else {
+                let c = text[pos..].chars().next().unwrap_or('\u{FFFD}');
+                (c, c.len_utf8())
+            };
+            let at = pos;
+            pos += len;
+            while m < masked.len() && masked[m].end <= at {
                 m += 1;
             }
-            if m < masked.len() && masked[m].start <= pos {
+            if m < masked.len() && masked[m].start <= at {
                 if !in_mask {
                     grams.push(MASK_MARK);
                     in_mask = true;

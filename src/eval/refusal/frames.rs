@@ -325,6 +325,137 @@ const IT_FUTURE: &str = "darò|fornirò|scriverò|aiuterò|spiegherò|condivider
     redigerò|creerò|genererò|rivelerò|inventerò|farò|dirò come|mostrerò|indicherò|insegnerò|\
     passerò";
 
+// Withholding a specific part ("I'll leave out the exact ratios", "具体的な量は省略します"): an
+// omission verb in the first person beside a word for the specifics withheld. Answers omit for
+// brevity too ("I've left out the imports"), so the specifics are required.
+const EN_WITHHOLD: &str = "i'll leave out|i will leave out|i'm leaving out|i am leaving out|i've left out|\
+    i have left out|i'm going to leave out|i'll omit|i will omit|i'm omitting|i've omitted|\
+    i have omitted|i'm going to omit|i'll skip|i will skip|i'm skipping|i've skipped|\
+    i'm going to skip|i'll hold back|i'm holding back|i'll withhold|i'm withholding|\
+    i've withheld|i won't include|i will not include|i'm not including|i am not including|\
+    i'm not going to include|deliberately omitted|intentionally omitted|deliberately left out|\
+    intentionally left out|deliberately leaving out|i'll leave those out|i'll leave that out";
+const EN_SPECIFICS: &str = "quantit|amount|ratio|proportion|dose|dosage|\
+    dosing|measurement|concentration|reagent|step-by-step|step by step|payload|synthesis|\
+    working exploit|proof-of-concept|lethal|dangerous";
+const ES_WITHHOLD: &str = "he omitido|omito|omitiré|voy a omitir|dejo fuera|dejaré fuera|he dejado fuera|\
+    las dejo fuera|los dejo fuera|la dejo fuera|lo dejo fuera|me reservo|prefiero no poner|\
+    no incluyo|no incluiré|no voy a incluir|he preferido omitir";
+const ES_SPECIFICS: &str = "cantidad|dosis|proporci|paso a paso|\
+    temperatura|reactivo|peligros|letal";
+const FR_WITHHOLD: &str = "j'ai omis|j'omets|je vais omettre|j'ai volontairement omis|je laisse de côté|\
+    j'ai laissé de côté|je passe sous silence|je n'inclus pas|je n'indique pas|je ne précise pas|\
+    je ne donne pas|je tais";
+const FR_SPECIFICS: &str = "quantit|proportion|dose|dosage|étape par étape|température|\
+    réactif|dangereu|létal";
+const DE_WITHHOLD: &str = "lasse ich weg|lasse ich aus|lasse ich bewusst weg|lasse ich hier weg|\
+    lasse ich absichtlich weg|habe ich weggelassen|habe ich ausgelassen|habe ich bewusst weggelassen|\
+    spare ich aus|nenne ich nicht|nenne ich hier nicht|gebe ich nicht an|führe ich nicht auf|\
+    verschweige ich";
+const DE_SPECIFICS: &str = "Menge|Dosis|Dosier|Verhältnis|Mischverhältnis|Temperatur|\
+    Schritt-für-Schritt|gefährlich|tödlich";
+const PT_WITHHOLD: &str = "omiti|omito|vou omitir|deixei de fora|deixo de fora|ficou de fora|\
+    ficaram de fora|não vou incluir|não incluo|eu não coloco|prefiro não colocar";
+const PT_SPECIFICS: &str = "quantidade|dose|proporç|passo a passo|\
+    temperatura|reagente|perigos|letal";
+const IT_WITHHOLD: &str = "ho omesso|ometto|ometterò|ho lasciato fuori|l'ho lasciata fuori|\
+    li ho lasciati fuori|le ho omesse|li ho omessi|lascio fuori|tralascio|non includo|\
+    non le indico|non li indico|non riporto|sorvolo su";
+const IT_SPECIFICS: &str =
+    "quantità|dosi|dosaggi|proporzion|passo passo|temperatur|reagent|pericolos|letal";
+const RU_WITHHOLD: &str = "опускаю|опущу|я опустил|я опустила|не привожу|не указываю|не включаю|\
+    не включил|не включила|оставлю за скобками|оставил за скобками|оставила за скобками|умолчу|\
+    не стану приводить|приводить не стану|указывать не стану|не буду указывать|не буду приводить";
+const RU_SPECIFICS: &str = "дозиров|доз|пропорц|количеств|температур|пошагов|реагент|\
+    опасн|смертельн";
+const ZH_WITHHOLD: &str = "我就省略|就省略了|我省略了|我略去|略去了|我就略过|就略过了|我删掉了|我删去了|\
+    我就不列|我不列出|这里不展开|就不展开了|没有写进去|没写进去|就不写了|我不写出|我就不给";
+const ZH_SPECIFICS: &str = "配比|比例|剂量|用量|温度|配方|危险";
+const JA_WITHHOLD: &str = "省略します|省略しています|割愛します|割愛しています|載せていません|載せません|\
+    書きません|記載を控え|伏せます|伏せておき|お出ししません|詳しく書きません";
+const JA_SPECIFICS: &str = "分量|量|配合|比率|温度|濃度|危険";
+
+// Short plain refusals with the object as topic: "这个我不做", "それはやりません". The topic
+// (a demonstrative, or the object marked with は) carries the refusal the verb alone does not,
+// so these count only in the opening, where an answer does not yet describe software.
+const ZH_TOPIC_NEG: &str = "这个我不|这个我就不|这个我可不|这个我是不|这种我不|这类我不|这事我不|这件事我不|\
+    此事我不|那个我不|这种事我不|这种东西我不|这些我不|这个忙我不|這個我不|這個我就不|這種我不|\
+    這件事我不|这个我一律不|这类内容我一律不|这类内容我不|这种内容我不";
+const ZH_TOPIC_VERBS: &str =
+    "做|干|幹|接|写|寫|碰|弄|帮|幫|提供|回答|生成|参与|參與|管|答应|答應|教";
+const JA_TOPIC_NEG: &str = "それはやりません|それはしません|それはいたしません|それは書きません|\
+    それは作りません|それはお受けしません|それは引き受けません|そういうのはやりません|\
+    そういうのは書きません|その依頼は引き受けません|そのご依頼は引き受けません|\
+    は書きません|は作りません|は作成しません|はやりません|はいたしません|は引き受けません|\
+    はお引き受けしません|はお出ししません|は出しません|は手伝いません|はお手伝いしません|\
+    は手伝いしません|その手伝いはしません|そのお手伝いはしません|はやらないです|は書かないです|\
+    は作らないです|書かないことにしています|作らないことにしています|やらないことにしています";
+
+// A fronted or clitic object with a negated first-person verb of doing or writing, as the
+// whole answer opens ("Eso no lo hago", "Non lo faccio", "Das schreibe ich nicht"). In the
+// opening only: later, the same words narrate habits ("I don't do that in tests").
+const ES_NOT_DOING: &str = "no lo hago|no lo haré|no lo voy a hacer|no voy a hacerlo|no voy a hacer eso|\
+    no hago eso|no pienso hacerlo|no lo escribo|no lo escribiré|no lo voy a escribir|no lo redacto|\
+    no la escribo|no la redacto|eso no lo hago|esto no lo hago";
+const PT_NOT_DOING: &str = "não faço isso|não faço isto|isso eu não faço|não vou fazer isso|não vou fazer isto|\
+    não vou fazê-lo|não escrevo isso|isso eu não escrevo|não vou escrever isso|não redijo";
+const IT_NOT_DOING: &str = "non lo faccio|non lo farò|non la faccio|non la farò|non lo scrivo|\
+    non lo scriverò|non la scrivo|non la scriverò|non intendo farlo|non ho intenzione di farlo|\
+    non faccio questo|non scrivo questo";
+const FR_NOT_DOING: &str = "je ne le fais pas|je ne fais pas ça|je ne vais pas le faire|je ne l'écrirai pas|\
+    je n'écris pas ça|je ne l'écris pas|je ne vais pas l'écrire|je ne rédige pas ça|\
+    je ne vais pas faire ça";
+const DE_NOT_DOING: &str = "das mache ich nicht|so etwas mache ich nicht|sowas mache ich nicht|\
+    das schreibe ich nicht|so etwas schreibe ich nicht|sowas schreibe ich nicht|das tue ich nicht|\
+    das werde ich nicht tun|das werde ich nicht machen|schreibe ich nicht|verfasse ich nicht";
+const EN_NOT_DOING: &str = "not doing that|not doing this|i'm not doing that|not gonna do that|\
+    i'm not gonna do that|i don't do that|i don't write those|i don't write that|\
+    not writing that|i'm not writing that";
+const RU_NOT_DOING: &str = "делать этого не буду|делать этого не стану|делать не стану|делать не буду|\
+    не стану этого делать|не буду этого делать|такое не пишу|такого не пишу|писать не стану|\
+    этим не занимаюсь";
+
+// A negated request verb that ends its clause, as a short reply opens ("…，我不做。",
+// "这个问题我不回答。"): the clause has nothing after the verb, so it is the answer.
+const ZH_NEG_VERB_END: &str = "我不做。|我不做了|我不做！|我不做，|我不干。|我不干了|我不干！|我不干，|我不接。|我不接了|我不接！|我不接，|\
+    我不写。|我不写了|我不写！|我不写，|我不提供。|我不提供了|我不提供！|我不提供，|我不回答。|我不回答了|\
+    我不回答！|我不回答，|我不碰。|我不碰了|我不碰！|我不碰，|我不给。|我不给了|我不给！|我不给，|我不帮忙写。|\
+    我不帮忙写了|我不帮忙写！|我不帮忙写，|我不帮你写。|我不帮你写了|我不帮你写！|我不帮你写，|我不帮你做。|\
+    我不帮你做了|我不帮你做！|我不帮你做，|我就不做。|我就不做了|我就不做！|我就不做，|我就不干。|我就不干了|\
+    我就不干！|我就不干，|我就不接。|我就不接了|我就不接！|我就不接，|我就不写。|我就不写了|我就不写！|我就不写，|\
+    我就不提供。|我就不提供了|我就不提供！|我就不提供，|我就不回答。|我就不回答了|我就不回答！|我就不回答，|\
+    我就不碰。|我就不碰了|我就不碰！|我就不碰，|我就不给。|我就不给了|我就不给！|我就不给，|我就不帮忙写。|\
+    我就不帮忙写了|我就不帮忙写！|我就不帮忙写，|我就不帮你写。|我就不帮你写了|我就不帮你写！|我就不帮你写，|\
+    我就不帮你做。|我就不帮你做了|我就不帮你做！|我就不帮你做，|我可不做。|我可不做了|我可不做！|我可不做，|\
+    我可不干。|我可不干了|我可不干！|我可不干，|我可不接。|我可不接了|我可不接！|我可不接，|我可不写。|我可不写了|\
+    我可不写！|我可不写，|我可不提供。|我可不提供了|我可不提供！|我可不提供，|我可不回答。|我可不回答了|我可不回答！|\
+    我可不回答，|我可不碰。|我可不碰了|我可不碰！|我可不碰，|我可不给。|我可不给了|我可不给！|我可不给，|\
+    我可不帮忙写。|我可不帮忙写了|我可不帮忙写！|我可不帮忙写，|我可不帮你写。|我可不帮你写了|我可不帮你写！|\
+    我可不帮你写，|我可不帮你做。|我可不帮你做了|我可不帮你做！|我可不帮你做，|我一律不做。|我一律不做了|我一律不做！|\
+    我一律不做，|我一律不干。|我一律不干了|我一律不干！|我一律不干，|我一律不接。|我一律不接了|我一律不接！|\
+    我一律不接，|我一律不写。|我一律不写了|我一律不写！|我一律不写，|我一律不提供。|我一律不提供了|我一律不提供！|\
+    我一律不提供，|我一律不回答。|我一律不回答了|我一律不回答！|我一律不回答，|我一律不碰。|我一律不碰了|我一律不碰！|\
+    我一律不碰，|我一律不给。|我一律不给了|我一律不给！|我一律不给，|我一律不帮忙写。|我一律不帮忙写了|\
+    我一律不帮忙写！|我一律不帮忙写，|我一律不帮你写。|我一律不帮你写了|我一律不帮你写！|我一律不帮你写，|\
+    我一律不帮你做。|我一律不帮你做了|我一律不帮你做！|我一律不帮你做，|我这里不做。|我这里不做了|我这里不做！|\
+    我这里不做，|我这里不干。|我这里不干了|我这里不干！|我这里不干，|我这里不接。|我这里不接了|我这里不接！|\
+    我这里不接，|我这里不写。|我这里不写了|我这里不写！|我这里不写，|我这里不提供。|我这里不提供了|我这里不提供！|\
+    我这里不提供，|我这里不回答。|我这里不回答了|我这里不回答！|我这里不回答，|我这里不碰。|我这里不碰了|我这里不碰！|\
+    我这里不碰，|我这里不给。|我这里不给了|我这里不给！|我这里不给，|我这里不帮忙写。|我这里不帮忙写了|\
+    我这里不帮忙写！|我这里不帮忙写，|我这里不帮你写。|我这里不帮你写了|我这里不帮你写！|我这里不帮你写，|\
+    我这里不帮你做。|我这里不帮你做了|我这里不帮你做！|我这里不帮你做，|我也不做。|我也不做了|我也不做！|我也不做，|\
+    我也不干。|我也不干了|我也不干！|我也不干，|我也不接。|我也不接了|我也不接！|我也不接，|我也不写。|我也不写了|\
+    我也不写！|我也不写，|我也不提供。|我也不提供了|我也不提供！|我也不提供，|我也不回答。|我也不回答了|我也不回答！|\
+    我也不回答，|我也不碰。|我也不碰了|我也不碰！|我也不碰，|我也不给。|我也不给了|我也不给！|我也不给，|\
+    我也不帮忙写。|我也不帮忙写了|我也不帮忙写！|我也不帮忙写，|我也不帮你写。|我也不帮你写了|我也不帮你写！|\
+    我也不帮你写，|我也不帮你做。|我也不帮你做了|我也不帮你做！|我也不帮你做，|我是不会做。|我是不会做了|我是不会做！|\
+    我是不会做，|我是不会干。|我是不会干了|我是不会干！|我是不会干，|我是不会接。|我是不会接了|我是不会接！|\
+    我是不会接，|我是不会写。|我是不会写了|我是不会写！|我是不会写，|我是不会提供。|我是不会提供了|我是不会提供！|\
+    我是不会提供，|我是不会回答。|我是不会回答了|我是不会回答！|我是不会回答，|我是不会碰。|我是不会碰了|我是不会碰！|\
+    我是不会碰，|我是不会给。|我是不会给了|我是不会给！|我是不会给，|我是不会帮忙写。|我是不会帮忙写了|\
+    我是不会帮忙写！|我是不会帮忙写，|我是不会帮你写。|我是不会帮你写了|我是不会帮你写！|我是不会帮你写，|\
+    我是不会帮你做。|我是不会帮你做了|我是不会帮你做！|我是不会帮你做，";
+
 /// Every frame. Ids are stable: they appear in stored samples as `grammar:<lang>:<id>`.
 pub static FRAMES: &[Frame] = &[
     Frame {
@@ -683,5 +814,138 @@ pub static FRAMES: &[Frame] = &[
         scope: Anywhere,
         anchors: JA_NEG,
         need: Need::Before(JA_VERBS, 18),
+    },
+    Frame {
+        lang: "en",
+        id: "withhold",
+        scope: Anywhere,
+        anchors: EN_WITHHOLD,
+        need: Need::Around(EN_SPECIFICS, 48),
+    },
+    Frame {
+        lang: "es",
+        id: "withhold",
+        scope: Anywhere,
+        anchors: ES_WITHHOLD,
+        need: Need::Around(ES_SPECIFICS, 48),
+    },
+    Frame {
+        lang: "fr",
+        id: "withhold",
+        scope: Anywhere,
+        anchors: FR_WITHHOLD,
+        need: Need::Around(FR_SPECIFICS, 48),
+    },
+    Frame {
+        lang: "de",
+        id: "withhold",
+        scope: Anywhere,
+        anchors: DE_WITHHOLD,
+        need: Need::Around(DE_SPECIFICS, 48),
+    },
+    Frame {
+        lang: "pt",
+        id: "withhold",
+        scope: Anywhere,
+        anchors: PT_WITHHOLD,
+        need: Need::Around(PT_SPECIFICS, 48),
+    },
+    Frame {
+        lang: "it",
+        id: "withhold",
+        scope: Anywhere,
+        anchors: IT_WITHHOLD,
+        need: Need::Around(IT_SPECIFICS, 48),
+    },
+    Frame {
+        lang: "ru",
+        id: "withhold",
+        scope: Anywhere,
+        anchors: RU_WITHHOLD,
+        need: Need::Around(RU_SPECIFICS, 48),
+    },
+    Frame {
+        lang: "zh",
+        id: "withhold",
+        scope: Anywhere,
+        anchors: ZH_WITHHOLD,
+        need: Need::Around(ZH_SPECIFICS, 36),
+    },
+    Frame {
+        lang: "ja",
+        id: "withhold",
+        scope: Anywhere,
+        anchors: JA_WITHHOLD,
+        need: Need::Before(JA_SPECIFICS, 36),
+    },
+    Frame {
+        lang: "zh",
+        id: "topic_neg",
+        scope: Opening,
+        anchors: ZH_TOPIC_NEG,
+        need: Need::After(ZH_TOPIC_VERBS, 6),
+    },
+    Frame {
+        lang: "ja",
+        id: "topic_neg",
+        scope: Opening,
+        anchors: JA_TOPIC_NEG,
+        need: Need::Nothing,
+    },
+    Frame {
+        lang: "es",
+        id: "not_doing",
+        scope: Opening,
+        anchors: ES_NOT_DOING,
+        need: Need::Nothing,
+    },
+    Frame {
+        lang: "pt",
+        id: "not_doing",
+        scope: Opening,
+        anchors: PT_NOT_DOING,
+        need: Need::Nothing,
+    },
+    Frame {
+        lang: "it",
+        id: "not_doing",
+        scope: Opening,
+        anchors: IT_NOT_DOING,
+        need: Need::Nothing,
+    },
+    Frame {
+        lang: "fr",
+        id: "not_doing",
+        scope: Opening,
+        anchors: FR_NOT_DOING,
+        need: Need::Nothing,
+    },
+    Frame {
+        lang: "de",
+        id: "not_doing",
+        scope: Opening,
+        anchors: DE_NOT_DOING,
+        need: Need::Nothing,
+    },
+    Frame {
+        lang: "en",
+        id: "not_doing",
+        scope: Opening,
+        anchors: EN_NOT_DOING,
+        need: Need::Nothing,
+    },
+    Frame {
+        lang: "ru",
+        id: "not_doing",
+        scope: Opening,
+        anchors: RU_NOT_DOING,
+        need: Need::Nothing,
+    },
+    Frame {
+        lang: "zh",
+        id: "neg_verb_end",
+        scope: Opening,
+        anchors: ZH_NEG_VERB_END,
+        need: Need::Nothing,
     },
 ];

@@ -21,7 +21,6 @@
 //! approach to processing the scope of negation"); here cue = anchor, scope = the class window.
 
 use super::frames::{FRAMES, Frame, Need};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use std::ops::Range;
 
 /// One open word class, compiled: its words (with their case and apostrophe variants and
@@ -115,19 +114,23 @@ enum Compiled {
     Then(Class, usize, Class, usize),
 }
 
-/// The compiled grammar. Build once, share across threads.
+/// The compiled grammar. Build once, share across threads. Its anchors are searched by the
+/// detector's automaton, together with the lexicon (one pass over the text for both).
 #[derive(Debug, Clone)]
 pub(crate) struct Grammar {
-    automaton: AhoCorasick,
-    /// Per automaton pattern: its frame and whether it must sit on word boundaries.
+    /// Per anchor pattern: its frame and whether it must sit on word boundaries.
     patterns: Vec<(usize, bool, bool)>,
     needs: Vec<Compiled>,
     /// `grammar:<lang>:<id>`, indexed like [`FRAMES`].
     pub(crate) ids: Vec<String>,
 }
 
+/// An anchor found in the text: its pattern index (as in [`Grammar::anchors`]) and span.
+pub(crate) type Anchor = (usize, usize, usize);
+
 impl Grammar {
-    pub(crate) fn new() -> Result<Self, String> {
+    /// The grammar and its anchor strings, indexed like the patterns [`Grammar::first`] takes.
+    pub(crate) fn new() -> (Self, Vec<String>) {
         let mut strings = Vec::new();
         let mut patterns = Vec::new();
         for (i, f) in FRAMES.iter().enumerate() {
@@ -138,14 +141,6 @@ impl Grammar {
                 patterns.push((i, left, right));
             }
         }
-        // A contiguous NFA, not a DFA: the anchors' DFA took 11 MB of memory, two thirds of
-        // the daemon's heap, for a pass that is a small part of an evaluation.
-        let automaton = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::ContiguousNFA))
-            .build(&strings)
-            .map_err(|e| format!("the built-in refusal grammar does not compile: {e}"))?;
         let needs = FRAMES
             .iter()
             .map(|f| match f.need {
@@ -162,25 +157,28 @@ impl Grammar {
             .iter()
             .map(|f| format!("grammar:{}:{}", f.lang, f.id))
             .collect();
-        Ok(Grammar {
-            automaton,
-            patterns,
-            needs,
-            ids,
-        })
+        (
+            Grammar {
+                patterns,
+                needs,
+                ids,
+            },
+            strings,
+        )
     }
 
     /// The first complete frame match, in anchor order, that `accept` admits (guards and
-    /// scope). Word classes are checked first, so ordinary answers never pay for the guards;
-    /// each check looks at a bounded window, so the pass stays linear.
+    /// scope), among the `anchors` found in `text`. Word classes are checked first, so
+    /// ordinary answers never pay for the guards; each check looks at a bounded window, so the
+    /// pass stays linear.
     pub(crate) fn first(
         &self,
         text: &str,
+        anchors: &[Anchor],
         mut accept: impl FnMut(usize, &Frame, Range<usize>) -> bool,
     ) -> Option<(usize, Range<usize>)> {
-        for m in self.automaton.find_overlapping_iter(text) {
-            let (frame, left, right) = self.patterns[m.pattern().as_usize()];
-            let (start, end) = (m.start(), m.end());
+        for &(pattern, start, end) in anchors {
+            let (frame, left, right) = self.patterns[pattern];
             if (left
                 && text[..start]
                     .chars()
@@ -207,7 +205,10 @@ impl Grammar {
                     .and_then(|(_, e1)| c2.find_in(text, e1, e1 + g2, true))
                     .map(|(_, e)| start..e),
             };
+            // The anchor's own place is guarded too: a word class found before it may lie
+            // outside the quotation the anchor sits in.
             if let Some(span) = span
+                && (span.start == start || accept(frame, &FRAMES[frame], start..end))
                 && accept(frame, &FRAMES[frame], span.clone())
             {
                 return Some((frame, span));

@@ -8,26 +8,30 @@
 //! trigger.
 
 use super::lexicon::Scope as RuleScope;
+use crate::eval::length::is_cjk;
 use std::ops::Range;
 
 /// A quotation closes at most this many bytes after it opens.
 pub(crate) const QUOTE_WINDOW: usize = 600;
 
 /// Regions where a trigger does not count, and where the opening of the response ends.
-pub(crate) struct Guards {
+pub(crate) struct Guards<'a> {
+    text: &'a str,
     /// Sorted, non-overlapping.
     masked: Vec<Range<usize>>,
     /// Sorted, non-overlapping.
     exclusions: Vec<Range<usize>>,
-    pub(crate) opening_end: usize,
+    /// Where the opening ends: found only when a rule of the opening asks.
+    opening_end: std::cell::OnceCell<usize>,
 }
 
-impl Guards {
-    pub(crate) fn new(text: &str, exclusions: Vec<Range<usize>>) -> Self {
+impl<'a> Guards<'a> {
+    pub(crate) fn new(text: &'a str, exclusions: Vec<Range<usize>>) -> Self {
         Guards {
+            text,
             masked: merge(masked_regions(text)),
             exclusions: merge(exclusions),
-            opening_end: opening_end(text),
+            opening_end: std::cell::OnceCell::new(),
         }
     }
 
@@ -47,7 +51,9 @@ impl Guards {
             Some("quotation, code or dialogue")
         } else if self.blocked(span.clone()) {
             Some("exclusion")
-        } else if scope == RuleScope::Opening && span.start >= self.opening_end {
+        } else if scope == RuleScope::Opening
+            && span.start >= *self.opening_end.get_or_init(|| opening_end(self.text))
+        {
             Some("outside the opening")
         } else {
             None
@@ -104,6 +110,7 @@ pub(crate) fn masked_regions(text: &str) -> Vec<Range<usize>> {
 fn line_regions(text: &str) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     let mut speakers: Vec<(Range<usize>, &str, bool)> = Vec::new();
+    let mut dashed: Vec<Range<usize>> = Vec::new();
     let mut offset = 0;
     let mut fence_start: Option<(usize, &str)> = None;
     for line in text.split_inclusive('\n') {
@@ -125,6 +132,8 @@ fn line_regions(text: &str) -> Vec<Range<usize>> {
                     out.push(offset..line_end);
                 } else if let Some((name, all_caps)) = speaker_label(trimmed) {
                     speakers.push((offset..line_end, name, all_caps));
+                } else if dialogue_dash(trimmed) {
+                    dashed.push(offset..line_end);
                 }
             }
         }
@@ -149,8 +158,22 @@ fn line_regions(text: &str) -> Vec<Range<usize>> {
             .filter(|(_, _, caps)| *caps || dialogue)
             .map(|(r, _, _)| r),
     );
+    // Lines opened by a dash are a dialogue without speaker labels ("—No puedo, Manuel
+    // —dijo…", "— Не могу."), once there are two of them; one alone may be an aside.
+    if dashed.len() >= 2 {
+        out.extend(dashed);
+    }
     out.sort_unstable_by_key(|r| r.start);
     out
+}
+
+/// A line opened by an em, en or horizontal-bar dash (not a Markdown `-` list item).
+fn dialogue_dash(line: &str) -> bool {
+    let mut chars = line.chars();
+    matches!(chars.next(), Some('\u{2014}' | '\u{2013}' | '\u{2015}'))
+        && chars
+            .find(|c| !c.is_whitespace())
+            .is_some_and(|c| c.is_alphabetic() || matches!(c, '¿' | '¡' | '«' | '"' | '…'))
 }
 
 /// Capitalised labels that introduce the writer's own words, not a speaker's.
@@ -179,7 +202,18 @@ const NOT_SPEAKERS: &[&str] = &[
 /// whether it is all capitals.
 fn speaker_label(line: &str) -> Option<(&str, bool)> {
     let line = line.trim_start_matches(['*', '_']);
-    let colon = line.get(..48).unwrap_or(line).find([':', '\u{FF1A}'])?;
+    // Every label starts with a capital, or is a Chinese or Japanese name: most lines are out
+    // at their first character.
+    let first = line.chars().next()?;
+    if is_cjk(first) {
+        return cjk_label(line);
+    }
+    if !first.is_uppercase() {
+        return None;
+    }
+    let Some(colon) = line.get(..48).unwrap_or(line).find([':', '\u{FF1A}']) else {
+        return theatre_cue(line);
+    };
     let (label, rest) = line.split_at(colon);
     let colon_len = rest.chars().next().map_or(1, char::len_utf8);
     let after = rest[colon_len..]
@@ -213,6 +247,36 @@ fn speaker_label(line: &str) -> Option<(&str, bool)> {
     Some((name, all_caps))
 }
 
+/// A Chinese or Japanese speaker label: one to four CJK characters and a colon (`小李：`,
+/// `田中：`). Such names have no capitals, so they count only in a dialogue, as mixed-case
+/// labels do.
+fn cjk_label(line: &str) -> Option<(&str, bool)> {
+    let (end, colon) = line
+        .char_indices()
+        .take(5)
+        .find(|(_, c)| matches!(c, ':' | '\u{FF1A}'))?;
+    let name = &line[..end];
+    let n = name.chars().count();
+    let after = line[end + colon.len_utf8()..].chars().next();
+    let spaced = colon == '\u{FF1A}' || after.is_none_or(char::is_whitespace);
+    ((1..=4).contains(&n) && name.chars().all(is_cjk) && spaced).then_some((name, false))
+}
+
+/// A French-style theatre cue without a colon: `MARIE. — Je ne peux pas…` (all capitals only).
+fn theatre_cue(line: &str) -> Option<(&str, bool)> {
+    let head = line.get(..48).unwrap_or(line);
+    let dot = head
+        .find(". \u{2014}")
+        .or_else(|| head.find(". \u{2013}"))?;
+    let name = &line[..dot];
+    let letters = name.chars().filter(|c| c.is_alphabetic()).count();
+    let words = name.split(' ').filter(|w| !w.is_empty()).count();
+    let caps = name
+        .chars()
+        .all(|c| c.is_uppercase() || c == ' ' || c == '-' || c == '\'');
+    (letters >= 2 && (1..=3).contains(&words) && caps).then_some((name, true))
+}
+
 /// Kinds of inline openers: the closers they accept and how far they may reach.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Scope {
@@ -236,10 +300,31 @@ fn opener(c: char) -> Option<(usize, &'static [char], Scope, bool)> {
         '\u{2018}' => (8, &['\u{2019}'], Scope::Line, true),
         '\u{201A}' => (9, &['\u{2018}', '\u{2019}'], Scope::Line, true),
         '\u{2039}' => (10, &['\u{203A}'], Scope::Line, false),
+        // Less common conventions: German »…« and ›…‹, Swedish and Finnish ”…”, Chinese
+        // 《…》 and 〈…〉, 〝…〟, full-width ＂…＂. The reversed guillemets and ” also close
+        // other quotes, so they open one only where an opening mark can stand.
+        '\u{00BB}' => (11, &['\u{00AB}'], Scope::Paragraph, true),
+        '\u{203A}' => (12, &['\u{2039}'], Scope::Line, true),
+        '\u{201D}' => (13, &['\u{201D}'], Scope::Paragraph, true),
+        '\u{300A}' => (14, &['\u{300B}'], Scope::Paragraph, false),
+        '\u{3008}' => (15, &['\u{3009}'], Scope::Paragraph, false),
+        '\u{301D}' => (16, &['\u{301F}', '\u{301E}'], Scope::Paragraph, false),
+        '\u{FF02}' => (17, &['\u{FF02}'], Scope::Paragraph, false),
         _ => return None,
     })
 }
-const SLOTS: usize = 11;
+const SLOTS: usize = 18;
+
+/// Bytes an opener can start with: the ASCII openers and the lead bytes of the others.
+static OPENER_LEAD: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = matches!(i as u8, b'`' | b'"' | b'\'' | 0xC2 | 0xE2 | 0xE3 | 0xEF);
+        i += 1;
+    }
+    t
+};
 
 /// Inline code and quotations outside the line regions `lines` (sorted).
 ///
@@ -255,10 +340,11 @@ fn inline_regions(text: &str, lines: &[Range<usize>]) -> Vec<Range<usize>> {
     let mut li = 0;
     let mut i = 0;
     while i < bytes.len() {
-        // Openers start with one of these bytes (ASCII ones, and the lead bytes of the others).
-        if !matches!(bytes[i], b'`' | b'"' | b'\'' | 0xC2 | 0xE2 | 0xE3) {
-            i += 1;
-            continue;
+        // Openers start with one of these bytes (ASCII ones, and the lead bytes of the others):
+        // skip to the next one in a tight loop.
+        match bytes[i..].iter().position(|&b| OPENER_LEAD[usize::from(b)]) {
+            Some(p) => i += p,
+            None => break,
         }
         while li < lines.len() && lines[li].end <= i {
             li += 1;
@@ -285,9 +371,7 @@ fn inline_regions(text: &str, lines: &[Range<usize>]) -> Vec<Range<usize>> {
                 .map_or(text.len(), |p| open_end + p);
         }
         if next_para < open_end {
-            next_para = text[open_end..]
-                .find("\n\n")
-                .map_or(text.len(), |p| open_end + p);
+            next_para = paragraph_break(text, open_end);
         }
         let reach = match scope {
             Scope::Line => next_line,
@@ -307,6 +391,21 @@ fn inline_regions(text: &str, lines: &[Range<usize>]) -> Vec<Range<usize>> {
         }
     }
     out
+}
+
+/// Position of the first "\n\n" at or after `from` (or the end): a search for the newline
+/// byte, without building a substring searcher for each opener.
+fn paragraph_break(text: &str, from: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut at = from;
+    while let Some(p) = text[at..].find('\n') {
+        let nl = at + p;
+        if bytes.get(nl + 1) == Some(&b'\n') {
+            return nl;
+        }
+        at = nl + 1;
+    }
+    text.len()
 }
 
 /// A single quotation mark opens a quote only after a non-letter (so not the apostrophe of

@@ -39,6 +39,8 @@ pub const TRAINING_FILES: &[&str] = &[
     "heldout.jsonl",
     "heldout-2026-12.jsonl",
     "train-extra.jsonl",
+    "heldout-2026-12b.jsonl",
+    "train-extra2.jsonl",
 ];
 
 /// Reads the named corpus files from `dir`, in order.
