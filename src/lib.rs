@@ -27,13 +27,15 @@
 //! - [`sim`]: the simulated model server.
 //! - [`traffic`]: production completions received by the daemon, measured per stream.
 //! - [`daemon`]: the scheduler, split by job; [`http`]: its HTTP endpoint.
-//! - [`demo`]: the one-command demo.
+//! - [`demo`]: the one-command demo, judged by the daemon's monitor and alert lifecycle.
 //!
 //! # Data flow
 //!
 //! `config` + `probe` → `runner` → `provider` → model server; responses → `eval` →
 //! [`sample::Sample`] → `store`; `baseline` + samples → `drift` → verdicts → `report`; in the
 //! daemon, samples → `daemon::monitor` → `alert` transitions → sinks and `telemetry`.
+//!
+//! Modules nothing outside its folder uses are private; `docs/architecture.md` lists them.
 
 pub mod alert;
 pub mod baseline;
