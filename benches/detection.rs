@@ -100,6 +100,9 @@ enum Change {
     Length(f64),
     /// Half the responses this much longer, half this much shorter: the median stays.
     Bimodal(f64),
+    /// The same with the max-token cap raised by the factor, so truncation does not rise:
+    /// the length monitors alone.
+    BimodalUncapped(f64),
     /// The max-token cap lowered so that ~15 % of responses are cut off.
     Truncation,
     /// Refusal rate rising linearly by `delta` over `rounds`.
@@ -131,6 +134,10 @@ impl Change {
             Change::TruncateAll => q.cap_chars = p.median_chars * (-5.0 * LENGTH_SIGMA).exp(),
             Change::Length(f) => q.median_chars *= f,
             Change::Bimodal(f) => q.bimodal = f,
+            Change::BimodalUncapped(f) => {
+                q.bimodal = f;
+                q.cap_chars = p.cap_chars * f;
+            }
             Change::Truncation => {
                 // P(z > 1.036) = 15 %.
                 q.cap_chars = p.median_chars * (1.036 * LENGTH_SIGMA).exp();
@@ -1050,6 +1057,16 @@ fn main() {
             "length bimodal: half ×2, half ÷2 (median unchanged)",
             base,
             Change::Bimodal(2.0),
+        ),
+        sc(
+            "length bimodal ×1.5 / ÷1.5, max-token cap raised ×1.5 (truncation does not rise)",
+            base,
+            Change::BimodalUncapped(1.5),
+        ),
+        sc(
+            "length bimodal ×2 / ÷2, max-token cap raised ×2 (truncation does not rise)",
+            base,
+            Change::BimodalUncapped(2.0),
         ),
         sc(
             "truncation at max tokens (1 % → 15 % cut off)",

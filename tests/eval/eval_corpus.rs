@@ -173,6 +173,16 @@ fn refusal_detector_meets_precision_and_recall_targets() {
         &heldout3,
     );
     assert_eq!(heldout3.total.n(), 360);
+    // Written after the second freeze (the commit whose message begins `refusal detector
+    // frozen: heldout-2026-12b and train-extra2`), by a reviewer who saw neither the detector
+    // nor any example data, and never ran the detector. Not training data: the honest figure
+    // of the detector as shipped. Reported only.
+    let heldout4 = measure(&evaluator, "heldout-2026-12c.jsonl");
+    print(
+        "heldout-2026-12c.jsonl (written after the second freeze, never tuned on)",
+        &heldout4,
+    );
+    assert_eq!(heldout4.total.n(), 360);
 
     let precision = main.total.precision().unwrap_or(0.0);
     assert!(precision >= 0.95, "precision {precision:.3} < 0.95");
