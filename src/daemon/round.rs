@@ -35,6 +35,23 @@ impl<'o> RoundEffects<'o> {
             delivery: None,
         }
     }
+
+    /// A round cut off by its deadline: nothing measured, nothing stored.
+    fn deadline(now_ms: i64) -> RoundEffects<'static> {
+        RoundEffects {
+            status: "deadline",
+            samples: &[],
+            summary: RoundSummary {
+                started_at_ms: now_ms,
+                ended_at_ms: now_ms,
+                samples: 0,
+                errors: 0,
+                status: "deadline".into(),
+            },
+            notifications: Vec::new(),
+            delivery: None,
+        }
+    }
 }
 
 /// The silences and maintenance windows in force while a round's alerts are stepped.
@@ -153,20 +170,7 @@ impl Scheduler {
         }
         let Some(outcome) = outcome else {
             tracing::warn!(target = name, "round cut off by the round deadline");
-            let effects = RoundEffects {
-                status: "deadline",
-                samples: &[],
-                summary: RoundSummary {
-                    started_at_ms: now_ms,
-                    ended_at_ms: now_ms,
-                    samples: 0,
-                    errors: 0,
-                    status: "deadline".into(),
-                },
-                notifications: Vec::new(),
-                delivery: None,
-            };
-            self.publish_round(name, effects);
+            self.publish_round(name, RoundEffects::deadline(now_ms));
             return;
         };
         let effects = self.round_effects(name, &outcome, now_ms);
