@@ -561,17 +561,19 @@ fn message(
     ev: &Evidence,
     swap: Option<&SwapSeen>,
 ) -> String {
-    let rate = metric != super::monitor::LENGTH_METRIC;
+    let what = match metric {
+        super::monitor::LENGTH_METRIC => Some("length (mean placement among the baseline's)"),
+        super::monitor::LENGTH_SHAPE_METRIC => {
+            Some("length shape (mean spread from the middle of the baseline's)")
+        }
+        _ => None,
+    };
     let show = |v: Option<f64>| match v {
-        Some(v) if rate => format!("{:.1} %", v * 100.0),
+        Some(v) if what.is_none() => format!("{:.1} %", v * 100.0),
         Some(v) => format!("{v:.2}"),
         None => "?".into(),
     };
-    let what = if rate {
-        metric.replace('_', " ")
-    } else {
-        "length (mean placement among the baseline's)".into()
-    };
+    let what = what.map_or_else(|| metric.replace('_', " "), str::to_string);
     let since = match swap {
         Some(s) => format!(
             "since the swap at {} (fingerprint {} → {})",

@@ -273,3 +273,27 @@ fn a_window_never_reaches_back_before_the_schema_changed() {
     assert_eq!(route["baseline_source"], "recorded", "{route}");
     assert_eq!(route["baseline"], BASELINE_COMPLETIONS, "{route}");
 }
+
+#[test]
+fn length_alerts_read_as_placements_and_rates_as_percentages() {
+    let ev = |baseline: f64, current: f64| Evidence {
+        baseline: Some(baseline),
+        current: Some(current),
+        ..Evidence::default()
+    };
+    let shape = message("chat", "/x", "length_shape", &ev(0.5, 0.86), None);
+    assert!(
+        shape.contains("length shape (mean spread from the middle of the baseline's) on route /x of chat 0.50 → 0.86"),
+        "{shape}"
+    );
+    let length = message("chat", "/x", "length_chars", &ev(0.5, 0.71), None);
+    assert!(
+        length.contains("0.50 → 0.71") && !length.contains('%'),
+        "{length}"
+    );
+    let rate = message("chat", "/x", "refusal_rate", &ev(0.011, 0.048), None);
+    assert!(
+        rate.contains("refusal rate on route /x of chat 1.1 % → 4.8 %"),
+        "{rate}"
+    );
+}
