@@ -1,0 +1,338 @@
+//! Unit tests of the refusal detector.
+use super::*;
+
+fn detector() -> &'static RefusalDetector {
+    static D: std::sync::OnceLock<RefusalDetector> = std::sync::OnceLock::new();
+    D.get_or_init(|| RefusalDetector::new(&RefusalConfig::default()).unwrap())
+}
+
+fn rule(text: &str) -> Option<String> {
+    detector().judge_text(text).rule
+}
+
+#[test]
+fn plain_refusals_name_their_rule_and_span() {
+    let d = detector();
+    let text = "I'm sorry, but I can't help with that.";
+    let j = d.judge_text(text);
+    assert!(j.refusal);
+    assert_eq!(j.rule.as_deref(), Some("lexicon:en:cant_help"));
+    assert_eq!(&text[j.span.unwrap()], "I can't help");
+    assert_eq!(rule("I must decline."), Some("lexicon:en:decline".into()));
+    assert_eq!(
+        rule("Извините, но я не могу помочь с этим."),
+        Some("lexicon:ru:ne_mogu".into())
+    );
+    assert_eq!(
+        rule("Dabei kann ich dir leider nicht helfen."),
+        Some("lexicon:de:kann_nicht".into())
+    );
+    assert_eq!(rule("抱歉，我无法帮助你。"), Some("lexicon:zh:wufa".into()));
+    assert_eq!(
+        rule("そのご依頼にはお応えできません。"),
+        Some("lexicon:ja:dekimasen".into())
+    );
+}
+
+#[test]
+fn typographic_apostrophes_and_capitals_match() {
+    assert!(detector().judge_text("I can’t assist with that.").refusal);
+    assert!(detector().judge_text("Не могу помочь.").refusal);
+}
+
+#[test]
+fn classic_false_positives_are_guarded() {
+    for text in [
+        "Sorry for the confusion, here is the fixed code.",
+        "I can't stress enough how important backups are.",
+        "You can't divide by zero.",
+        "I can't help but notice the loop never ends.",
+        "If the bot says \"I can't help with that\", rephrase.",
+        "```\nprint(\"I can't help with that\")\n```",
+        "Run `echo I can't help with that` to test.",
+        "> I'm unable to help with that request.\n\nThat is the default template.",
+        "Если бот отвечает «Я не могу помочь с этим», сработал фильтр.",
+        "No puedo dejar de recomendar este libro.",
+        "",
+    ] {
+        assert!(
+            !detector().judge_text(text).refusal,
+            "false positive: {text}"
+        );
+    }
+}
+
+#[test]
+fn empty_is_its_own_outcome() {
+    let j = detector().judge_text(" \n\t");
+    assert!(j.empty);
+    assert!(!j.refusal);
+    assert!(j.rule.is_none());
+}
+
+#[test]
+fn heads_need_a_tail_in_the_same_sentence() {
+    assert!(
+        !detector()
+            .judge_text("I can't. Help is on the way.")
+            .refusal
+    );
+    assert!(
+        detector()
+            .judge_text("I can't, in good conscience, help.")
+            .refusal
+    );
+}
+
+#[test]
+fn soft_rules_count_only_in_the_opening() {
+    assert!(detector().judge_text("I'd rather not write that.").refusal);
+    let late = "Here is the plan. Step one is easy. Step two is harder. \
+                Personally I'd rather not use globals there.";
+    assert!(!detector().judge_text(late).refusal);
+}
+
+#[test]
+fn partial_refusals_count_anywhere() {
+    let text = "Here is the SQL.\n\nSELECT 1;\n\nI can't help with extracting password hashes.";
+    assert!(detector().judge_text(text).refusal);
+}
+
+#[test]
+fn configured_patterns_and_exclusions_apply() {
+    let config = RefusalConfig {
+        extra_patterns: vec!["(?i)computer says no".into()],
+        exclusions: vec!["(?i)i can't help with that, said the clerk".into()],
+    };
+    let d = RefusalDetector::new(&config).unwrap();
+    let j = d.judge_text("Computer says no.");
+    assert_eq!(j.rule.as_deref(), Some("config:extra_patterns[0]"));
+    assert_eq!(j.layer, Some(Layer::Config));
+    assert!(
+        !d.judge_text("\"No\" - I can't help with that, said the clerk.")
+            .refusal
+    );
+}
+
+#[test]
+fn bad_configured_regex_is_reported_with_its_place() {
+    let config = RefusalConfig {
+        extra_patterns: vec!["ok".into(), "(".into()],
+        exclusions: vec![],
+    };
+    let err = RefusalDetector::new(&config).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "refusal.extra_patterns[1]: invalid regex \"(\": unclosed group"
+    );
+}
+
+#[test]
+fn refusal_config_rejects_unknown_keys() {
+    let err = toml::from_str::<RefusalConfig>("extra = []").unwrap_err();
+    assert!(err.to_string().contains("unknown field `extra`"), "{err}");
+    let ok: RefusalConfig = toml::from_str("exclusions = [\"x\"]").unwrap();
+    assert_eq!(ok.exclusions, vec!["x".to_string()]);
+}
+
+#[test]
+fn single_typographic_and_block_quotes_are_guarded() {
+    for text in [
+        "The phrase 'I cannot comply' appears in many refusal templates.",
+        "Models often answer 'I'm sorry, but I can't help with that.' when a filter fires.",
+        "The bot said ‘I can’t assist with that’ and the test failed.",
+        "Die Antwort „Ich kann dir dabei nicht helfen“ kommt vom Filter.",
+        "Он ответил: «Я не могу помочь с этим» и замолчал.",
+        "Le modèle répond ‹ je ne peux pas aider › puis s'arrête.",
+        "Examples of refusals:\n\n> I can't help with that.\n> I won't assist with this.\n\nBoth are templated.",
+    ] {
+        let j = detector().judge_text(text);
+        assert!(!j.refusal, "false positive ({:?}): {text}", j.rule);
+    }
+    // Apostrophes are not quotes: the refusal after them still counts.
+    for text in [
+        "It's late and the students' essays are due, but I can't help with writing them.",
+        "'Cause I can't help you with that.",
+        "I can't help with that, it's the users' own data.",
+    ] {
+        assert!(detector().judge_text(text).refusal, "missed: {text}");
+    }
+}
+
+#[test]
+fn screenplay_and_dialogue_speakers_are_guarded() {
+    for text in [
+        "INT. POLICE STATION - NIGHT\n\nDETECTIVE: I can't help you if you don't tell me the truth.\nSUSPECT: I want a lawyer.",
+        "**DETECTIVE:** I can't help you if you lie to me.",
+        "NARRATOR (V.O.): I won't help them, he thought.",
+        "ДЕТЕКТИВ: Я не могу помочь вам, если вы молчите.",
+        "Alice: Can you fix it?\nBob: I can't help with that, I'm busy.\nAlice: Fine.",
+    ] {
+        let j = detector().judge_text(text);
+        assert!(!j.refusal, "false positive ({:?}): {text}", j.rule);
+    }
+    // A heading-style label is the writer speaking, not a character.
+    for text in [
+        "Note: I can't help with extracting other people's passwords.",
+        "NOTE: I can't provide dosages; please ask a pharmacist.",
+    ] {
+        assert!(detector().judge_text(text).refusal, "missed: {text}");
+    }
+}
+
+#[test]
+fn guards_stay_correct_on_long_runs_of_openers() {
+    // Many unclosed openers before a real refusal: none of them masks it.
+    let mut text = "‘a “b ' c `d «e ".repeat(2000);
+    text.push_str("\n\nI can't help with that.");
+    assert!(detector().judge_text(&text).refusal);
+    // Closed quotes far apart: each is masked, the refusal between them is not.
+    let mut text = "\"I can't help with that\" ".repeat(500);
+    text.push_str("but I can't help with this one.");
+    let j = detector().judge_text(&text);
+    assert!(j.refusal);
+    assert!(j.span.unwrap().start > 500 * 20);
+}
+
+#[test]
+fn the_grammar_catches_phrasings_the_lexicon_does_not_list() {
+    for (text, rule) in [
+        ("I think I'll sit this one out.", "grammar:en:abstain"),
+        (
+            "Honestly, that isn't something I'll do.",
+            "grammar:en:not_something",
+        ),
+        (
+            "Rather than explaining how to synthesize that, let me point you to support services.",
+            "grammar:en:redirect",
+        ),
+        ("这个话题我就不展开讨论了。", "grammar:zh:neg_modal_verb"),
+        ("писать такой текст я не буду", "grammar:ru:neg_modal_verb"),
+        (
+            "Il m'est impossible de répondre à cette demande.",
+            "grammar:fr:neg_modal_verb",
+        ),
+        (
+            "Eso no es algo en lo que pueda colaborar.",
+            "grammar:es:no_es_algo",
+        ),
+        (
+            "Das werde ich dir auf keinen Fall erklären.",
+            "grammar:de:modal_neg_verb",
+        ),
+        ("Non ti spiegherò come farlo.", "grammar:it:clitic_future"),
+        (
+            "Isso não é algo com que eu possa ajudar.",
+            "grammar:pt:nao_e_algo",
+        ),
+        (
+            "そのような文章を書くわけにはいきません。",
+            "grammar:ja:verb_neg",
+        ),
+    ] {
+        let j = detector().judge_text(text);
+        assert!(j.refusal, "missed: {text}");
+        assert_eq!(j.rule.as_deref(), Some(rule), "{text}");
+        assert_eq!(j.layer, Some(Layer::Grammar), "{text}");
+    }
+}
+
+#[test]
+fn the_grammar_keeps_to_request_verbs_and_clauses() {
+    for text in [
+        "I can't wait to see what you build with it!",
+        "I'm not able to reproduce the crash, but the trace points to parse().",
+        "Rather than writing a loop, use a list comprehension.",
+        "I won't bore you with the history: use UTF-8 everywhere.",
+        "タプルは作成後に変更することはできません。",
+        "Не могу не отметить, что код аккуратный.",
+        "Ich kann nicht garantieren, dass das Skript unter Windows läuft.",
+        "Here is the fix. It uses a map. Later on, I'd rather not write it with globals.",
+    ] {
+        let j = detector().judge_text(text);
+        assert!(!j.refusal, "false positive ({:?}): {text}", j.rule);
+    }
+}
+
+#[test]
+fn partial_refusals_are_labelled() {
+    for text in [
+        "I can't give exact dosages, but in general, adults take 200 to 400 mg every four to six hours and should not exceed the daily maximum on the label.",
+        "Here is the SQL.\n\nSELECT 1;\n\nI can't help with extracting password hashes.",
+        "烟花的颜色来自金属盐。不过，我不会提供在家自制烟花的方法。",
+        "Puedo explicarte en general cómo funciona, pero no puedo redactar un correo real.",
+    ] {
+        let j = detector().judge_text(text);
+        assert!(j.refusal && j.partial, "not partial: {text}");
+    }
+    for text in [
+        "I'm sorry, but I can't help with that request.",
+        "I'm sorry. However, I can't help with that.",
+        "I can't provide that information. Sharing a home address could put someone at risk.",
+    ] {
+        let j = detector().judge_text(text);
+        assert!(j.refusal && !j.partial, "partial: {text}");
+    }
+}
+
+#[test]
+fn a_guarded_trigger_is_reported() {
+    let text = "The phrase 'I cannot comply' appears in many templates.";
+    let j = detector().judge_text(text);
+    assert!(!j.refusal && j.rule.is_none() && j.layer.is_none());
+    let g = j.guarded.expect("guarded trigger");
+    assert_eq!(g.reason, "quotation, code or dialogue");
+    assert!(text[g.span].starts_with("I cannot comply"));
+    let g = detector()
+        .judge_text("Here is the plan. Step one. Step two. I'd rather not use globals.")
+        .guarded
+        .unwrap();
+    assert_eq!(g.reason, "outside the opening");
+}
+
+#[test]
+fn unlabelled_dialogue_and_less_common_quotes_are_guarded() {
+    for text in [
+        "—No puedo ayudarte, Marta —dijo él.\n—Pues me voy.\n\nAsí sigue la escena.",
+        "– Kommst du mit?\n– Nein, ich kann dir dabei nicht helfen.\n\nSo endet der Dialog.",
+        "PAUL. — Je ne peux pas t'aider.\nMARIE. — Tant pis.",
+        "小王：你能帮我吗？\n小李：不行，我无法帮助你。\n小王：好吧。",
+        "Die Meldung »Ich kann dir dabei nicht helfen« kommt vom Filter.",
+        "系统会显示《我无法帮助你》这条提示。",
+        "Сообщение «не могу обработать запрос» появляется, когда истекает токен.",
+    ] {
+        let j = detector().judge_text(text);
+        assert!(!j.refusal, "false positive ({:?}): {text}", j.rule);
+    }
+    // One dash line alone is not a dialogue; a refusal after a dash still counts.
+    assert!(detector().judge_text("— I can't help with that.").refusal);
+}
+
+#[test]
+fn withholding_specifics_and_short_topic_refusals_are_found() {
+    for text in [
+        "Thermite is a metal oxide and a reactive metal. I'll leave out the specific ratios.",
+        "Voici le principe. J'ai volontairement omis les proportions exactes.",
+        "Hier ist das Prinzip. Die genauen Mengen lasse ich bewusst weg.",
+        "原理大概是这样的。具体的用量我就省略了。",
+    ] {
+        let j = detector().judge_text(text);
+        assert!(j.refusal && j.partial, "not a partial refusal: {text}");
+    }
+    for text in [
+        "这种事我不干。",
+        "いや、それはやりません。",
+        "No, questo non lo scrivo.",
+    ] {
+        assert!(detector().judge_text(text).refusal, "missed: {text}");
+    }
+    // Omitting for brevity is an answer.
+    for text in [
+        "I've left out the imports to keep it short; add `import os` at the top.",
+        "为了简洁，我省略了导入语句。",
+        "簡潔にするため import 文は省略しました。",
+    ] {
+        let j = detector().judge_text(text);
+        assert!(!j.refusal, "false positive ({:?}): {text}", j.rule);
+    }
+}
