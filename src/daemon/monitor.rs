@@ -243,6 +243,9 @@ impl TargetMonitor {
                     outside: 0,
                     expected_outside: 0.0,
                 },
+                detector_c: None,
+                recent: Default::default(),
+                incident: (false, false),
             }),
             _ => None,
         };
@@ -317,7 +320,7 @@ impl TargetMonitor {
             ));
         }
         if let Some(l) = self.length.as_mut() {
-            out.extend(l.observe(samples, self.threshold));
+            out.extend(l.observe(samples, self.threshold, self.detector_budget));
         }
         out
     }

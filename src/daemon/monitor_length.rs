@@ -1,8 +1,17 @@
 //! The length monitors of a target: `length_chars` (location) and `length_shape` (spread), both
 //! on answers only, from each answer's placement among its probe's baseline answers.
 
+//!
+//! Each has two routes to an alarm, as the rates do: the episode e-process (threshold K/α) and
+//! its bets' e-CUSUMs (`RankEProcess::log_detector`, threshold c = K × the false-alarm interval
+//! in rounds × the answers of a round, so a mean time to a false alarm of at least K × the
+//! interval), which find a change late in a long quiet episode as fast as one at its start. A
+//! detector alarm needs the last rounds' mean to be past the margin; the incident closes, and
+//! the detector starts again, once that mean is back inside.
+
+use super::RECENT_ROUNDS;
 use super::{Evidence, LENGTH_METRIC, LENGTH_SHAPE_METRIC, Observation, RankEProcess, Sample};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 #[derive(Debug, Clone)]
 pub(super) struct LengthTrack {
@@ -12,6 +21,12 @@ pub(super) struct LengthTrack {
     pub(super) sum_u: f64,
     pub(super) n: u64,
     pub(super) shape: ShapeTrack,
+    /// The change detectors' threshold in answers (set at the first round that measured).
+    pub(super) detector_c: Option<f64>,
+    /// The last rounds (at most [`RECENT_ROUNDS`]): answers, Σu, Σs.
+    pub(super) recent: VecDeque<(u64, f64, f64)>,
+    /// A change-detector incident is open, of the location and of the shape.
+    pub(super) incident: (bool, bool),
 }
 
 /// The length-shape monitor: how far answers sit from the middle of their probe's baseline.
@@ -75,13 +90,16 @@ pub(super) fn length_metrics(length: &Option<LengthTrack>) -> usize {
 }
 
 impl LengthTrack {
-    /// Feeds a round's answers to the location and shape e-processes and reads both.
+    /// Feeds a round's answers to the location and shape e-processes and reads both;
+    /// `detector_budget` × the round's answers sets the change detectors' threshold.
     pub(super) fn observe(
         &mut self,
         samples: &[Sample],
         threshold: f64,
+        detector_budget: f64,
     ) -> [(String, Observation); 2] {
         let mut n = 0;
+        let (mut round_u, mut round_s) = (0.0, 0.0);
         for s in samples {
             let (Some(chars), Some(base)) = (
                 answer_chars(s),
@@ -95,10 +113,12 @@ impl LengthTrack {
             let u = crate::stats::placement(base, chars);
             self.eprocess.update_placement(u);
             self.sum_u += u;
+            round_u += u;
             let spread = (2.0 * u - 1.0).abs() * 0.5 / spread_centre(base.len());
             let shape = &mut self.shape;
             shape.eprocess.update_placement(spread);
             shape.sum_s += spread;
+            round_s += spread;
             shape.outside += u64::from(!(0.1..=0.9).contains(&u));
             shape.expected_outside += outside_share(base.len());
             self.n += 1;
@@ -110,75 +130,150 @@ impl LengthTrack {
                 (LENGTH_SHAPE_METRIC.into(), Observation::NoData),
             ];
         }
+        if self.recent.len() == RECENT_ROUNDS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((n, round_u, round_s));
+        let c = *self
+            .detector_c
+            .get_or_insert((detector_budget * n as f64).max(2.0));
         [
-            (LENGTH_METRIC.into(), self.read_location(threshold)),
-            (LENGTH_SHAPE_METRIC.into(), self.read_shape(threshold)),
+            (LENGTH_METRIC.into(), self.read_location(threshold, c)),
+            (LENGTH_SHAPE_METRIC.into(), self.read_shape(threshold, c)),
         ]
     }
 
-    fn read_location(&self, threshold: f64) -> Observation {
+    /// The last rounds' mean placement and mean spread.
+    fn recent_means(&self) -> (f64, f64) {
+        let (n, u, s) = self
+            .recent
+            .iter()
+            .fold((0, 0.0, 0.0), |(n, u, s), r| (n + r.0, u + r.1, s + r.2));
+        let n = n.max(1) as f64;
+        (u / n, s / n)
+    }
+
+    fn read_location(&mut self, threshold: f64, c: f64) -> Observation {
+        let (now, _) = self.recent_means();
+        let moved = |m: f64| (m - 0.5).abs() > self.margin;
+        if self.incident.0 && !moved(now) {
+            self.eprocess.restart_detector();
+            self.incident.0 = false;
+        }
         let mean = self.sum_u / self.n as f64;
         let e = self.eprocess.e_value();
-        let breach = (mean - 0.5).abs() > self.margin;
-        reading(e, threshold, breach, mean, self.n, || {
+        let by_episode = e >= threshold && moved(mean);
+        let by_detector = !by_episode && self.eprocess.log_detector() >= c.ln() && moved(now);
+        self.incident.0 |= by_detector;
+        let route = Route::of(by_episode, by_detector, e, threshold, &self.eprocess, c);
+        let current = if by_detector { now } else { mean };
+        reading(route, e < 1.0 && !self.incident.0, current, self.n, |r| {
             format!(
-                "Length (chars): mean placement {mean:.2} among baseline answers of the same \
-                 probe (0.5 = unchanged; {} answers; {})",
+                "Length (chars): mean placement {current:.2} among baseline answers of the same \
+                 probe {} (0.5 = unchanged; {} answers; {r})",
+                if by_detector {
+                    "over the last rounds"
+                } else {
+                    "over the episode"
+                },
                 self.n,
-                crate::report::evidence(e, Some(threshold))
             )
         })
     }
 
-    fn read_shape(&self, threshold: f64) -> Observation {
-        let shape = &self.shape;
+    fn read_shape(&mut self, threshold: f64, c: f64) -> Observation {
+        let (now_u, now_s) = self.recent_means();
+        let located = |u: f64| (u - 0.5).abs() <= self.margin;
+        let shape = &mut self.shape;
+        let spread = |s: f64| s - 0.5 > shape.margin;
+        if self.incident.1 && !spread(now_s) {
+            shape.eprocess.restart_detector();
+            self.incident.1 = false;
+        }
         let mean = shape.sum_s / self.n as f64;
         let e = shape.eprocess.e_value();
-        let location = self.sum_u / self.n as f64;
-        let breach = mean - 0.5 > shape.margin && (location - 0.5).abs() <= self.margin;
+        let by_episode = e >= threshold && spread(mean) && located(self.sum_u / self.n as f64);
+        let by_detector = !by_episode
+            && shape.eprocess.log_detector() >= c.ln()
+            && spread(now_s)
+            && located(now_u);
+        self.incident.1 |= by_detector;
+        let route = Route::of(by_episode, by_detector, e, threshold, &shape.eprocess, c);
+        let current = if by_detector { now_s } else { mean };
         let pct = |x: f64| 100.0 * x / self.n as f64;
-        reading(e, threshold, breach, mean, self.n, || {
+        let (outside, expected) = (pct(shape.outside as f64), pct(shape.expected_outside));
+        reading(route, e < 1.0 && !self.incident.1, current, self.n, |r| {
             format!(
-                "Length shape (chars): {:.0} % of answers beyond their probe's baseline p10 or \
-                 p90, {:.0} % if unchanged (mean spread {mean:.2}, 0.5 = unchanged; {} answers; \
-                 {})",
-                pct(shape.outside as f64),
-                pct(shape.expected_outside),
+                "Length shape (chars): {outside:.0} % of answers beyond their probe's baseline \
+                 p10 or p90 over the episode, {expected:.0} % if unchanged (mean spread \
+                 {current:.2} {}, 0.5 = unchanged; {} answers; {r})",
+                if by_detector {
+                    "over the last rounds"
+                } else {
+                    "over the episode"
+                },
                 self.n,
-                crate::report::evidence(e, Some(threshold))
             )
         })
     }
 }
 
-/// A length metric's reading: a breach when the evidence reaches the threshold and the effect
-/// is practically large (`breach`), clear when the data favour the null (e < 1), otherwise no
-/// data (neither fire nor resolve on weak evidence). Both metrics are centred on ½.
+/// Which route alarmed, with its evidence and threshold.
+enum Route {
+    None,
+    Alarm { value: f64, bound: f64 },
+}
+
+impl Route {
+    fn of(
+        by_episode: bool,
+        by_detector: bool,
+        e: f64,
+        threshold: f64,
+        process: &RankEProcess,
+        c: f64,
+    ) -> Route {
+        if by_episode {
+            Route::Alarm {
+                value: e,
+                bound: threshold,
+            }
+        } else if by_detector {
+            Route::Alarm {
+                value: process.log_detector().exp(),
+                bound: c,
+            }
+        } else {
+            Route::None
+        }
+    }
+}
+
+/// A length metric's reading: a breach when a route alarmed, clear when the data favour the
+/// null and no incident is open, otherwise no data (neither fire nor resolve on weak evidence).
+/// Both metrics are centred on ½.
 fn reading(
-    e: f64,
-    threshold: f64,
-    breach: bool,
-    mean: f64,
+    route: Route,
+    clear: bool,
+    current: f64,
     n: u64,
-    summary: impl FnOnce() -> String,
+    summary: impl FnOnce(String) -> String,
 ) -> Observation {
-    if e >= threshold && breach {
-        Observation::Breach(Evidence {
-            summary: summary(),
+    match route {
+        Route::Alarm { value, bound } => Observation::Breach(Evidence {
+            summary: summary(crate::report::evidence(value, Some(bound))),
             baseline: Some(0.5),
-            current: Some(mean),
-            effect: Some(mean - 0.5),
+            current: Some(current),
+            effect: Some(current - 0.5),
             lower: None,
             upper: None,
-            e_value: Some(e),
-            threshold: Some(threshold),
+            e_value: Some(value),
+            threshold: Some(bound),
             samples: n,
             flipped_probes: Vec::new(),
-        })
-    } else if e < 1.0 {
-        Observation::Clear
-    } else {
-        Observation::NoData
+        }),
+        Route::None if clear => Observation::Clear,
+        Route::None => Observation::NoData,
     }
 }
 
@@ -274,6 +369,46 @@ mod tests {
                 !b.contains(&LENGTH_METRIC.to_string())
                     && !b.contains(&LENGTH_SHAPE_METRIC.to_string()),
                 "round {r}: {obs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn length_changes_after_a_long_quiet_episode_are_seen_within_a_few_rounds() {
+        let baseline = synth(Profile::default(), 13, 20, 20);
+        let longer = Profile {
+            median_chars: 600.0,
+            ..Profile::default()
+        };
+        for (name, metric) in [("longer", LENGTH_METRIC), ("bimodal", LENGTH_SHAPE_METRIC)] {
+            let mut m = TargetMonitor::from_samples(&baseline, Expectations::default(), settings());
+            for r in 0..432u64 {
+                let obs = m.observe_round(&synth(Profile::default(), 10_000 + r, 20, 1));
+                assert!(
+                    breaches(&obs).is_empty(),
+                    "{name}, quiet round {r}: {obs:?}"
+                );
+            }
+            let fired = (0..20u64).find_map(|r| {
+                let round = if name == "longer" {
+                    synth(longer, 20_000 + r, 20, 1)
+                } else {
+                    bimodal(synth(Profile::default(), 20_000 + r, 20, 1), 2.0)
+                };
+                let obs = m.observe_round(&round);
+                obs.into_iter()
+                    .find(|(id, o)| id == metric && matches!(o, Observation::Breach(_)))
+                    .map(|(_, o)| (r, o))
+            });
+            let (r, o) = fired.unwrap_or_else(|| panic!("{name}: no {metric} alarm"));
+            assert!(r <= 5, "{name}: {} rounds after three quiet days", r + 1);
+            let Observation::Breach(ev) = o else {
+                unreachable!()
+            };
+            assert!(
+                ev.summary.contains("over the last rounds"),
+                "{}",
+                ev.summary
             );
         }
     }

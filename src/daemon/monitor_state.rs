@@ -43,6 +43,11 @@ pub struct LengthState {
     pub sum_s: Exact,
     pub outside: u64,
     pub expected_outside: Exact,
+    pub detector_c: Option<Exact>,
+    /// The last rounds: answers, Σu, Σs.
+    pub recent: Vec<(u64, Exact, Exact)>,
+    /// Open change-detector incidents: location, shape.
+    pub incident: (bool, bool),
 }
 
 impl TargetMonitor {
@@ -68,6 +73,13 @@ impl TargetMonitor {
                 sum_s: Exact::of(l.shape.sum_s),
                 outside: l.shape.outside,
                 expected_outside: Exact::of(l.shape.expected_outside),
+                detector_c: l.detector_c.map(Exact::of),
+                recent: l
+                    .recent
+                    .iter()
+                    .map(|&(n, u, s)| (n, Exact::of(u), Exact::of(s)))
+                    .collect(),
+                incident: l.incident,
             }),
         }
     }
@@ -100,6 +112,13 @@ impl TargetMonitor {
             l.shape.sum_s = s.sum_s.get();
             l.shape.outside = s.outside;
             l.shape.expected_outside = s.expected_outside.get();
+            l.detector_c = s.detector_c.map(Exact::get);
+            l.recent = s
+                .recent
+                .iter()
+                .map(|(n, u, s)| (*n, u.get(), s.get()))
+                .collect();
+            l.incident = s.incident;
         }
         self.rates = rates;
         self.length = length;

@@ -13,6 +13,13 @@
 //! of a fixed grid of bets λ = f/m, f ∈ {1/2, 1/4, …, 1/32} (a mixture of e-processes is an
 //! e-process), which adapts to the effect size without tuning. Two-sided averages the "longer"
 //! and "shorter" e-processes.
+//!
+//! Beside it, the same bets kept as **e-CUSUMs** (Shin, Ramdas & Rinaldo 2024, "E-detectors"):
+//! per bet, ln Mₜ = max(ln Mₜ₋₁, 0) + ln(1 + λ(uₜ − m)), averaged like the wealth. Each factor
+//! has conditional mean at most 1 under H₀, so this is an e-detector: its mean time to a false
+//! alarm at threshold c is at least c observations, and, restarting from zero whenever the
+//! evidence is against a change, it finds a change late in a long quiet stream as fast as one at
+//! the start.
 
 use super::RunningMax;
 use crate::stats::{Alternative, Result, StatsError};
@@ -26,6 +33,9 @@ pub struct RankState {
     pub log_wealth_down: Vec<super::Exact>,
     pub n: u64,
     pub max_log_e: super::Exact,
+    /// The e-CUSUMs of the bets.
+    pub log_cusum_up: Vec<super::Exact>,
+    pub log_cusum_down: Vec<super::Exact>,
 }
 
 /// Betting e-process on placements for a length shift.
@@ -38,6 +48,8 @@ pub struct RankEProcess {
     lo: f64,
     log_wealth_up: [f64; 5],
     log_wealth_down: [f64; 5],
+    log_cusum_up: [f64; 5],
+    log_cusum_down: [f64; 5],
     n: u64,
     max: RunningMax,
 }
@@ -60,6 +72,8 @@ impl RankEProcess {
             lo: 0.5 - margin,
             log_wealth_up: [0.0; 5],
             log_wealth_down: [0.0; 5],
+            log_cusum_up: [0.0; 5],
+            log_cusum_down: [0.0; 5],
             n: 0,
             max: RunningMax::new(),
         })
@@ -74,9 +88,13 @@ impl RankEProcess {
         self.n += 1;
         for (k, f) in FRACTIONS.iter().enumerate() {
             let lam_up = f / self.hi;
-            self.log_wealth_up[k] += (lam_up * (u - self.hi)).ln_1p();
+            let up = (lam_up * (u - self.hi)).ln_1p();
+            self.log_wealth_up[k] += up;
+            self.log_cusum_up[k] = self.log_cusum_up[k].max(0.0) + up;
             let lam_down = f / (1.0 - self.lo);
-            self.log_wealth_down[k] += (lam_down * (self.lo - u)).ln_1p();
+            let down = (lam_down * (self.lo - u)).ln_1p();
+            self.log_wealth_down[k] += down;
+            self.log_cusum_down[k] = self.log_cusum_down[k].max(0.0) + down;
         }
         self.max.observe(self.log_e_value());
     }
@@ -95,8 +113,24 @@ impl RankEProcess {
     }
 
     pub fn log_e_value(&self) -> f64 {
-        let up = Self::log_mean_exp(&self.log_wealth_up);
-        let down = Self::log_mean_exp(&self.log_wealth_down);
+        self.combine(&self.log_wealth_up, &self.log_wealth_down)
+    }
+
+    /// The change detector: the bets' e-CUSUMs averaged as the wealth is (see the module
+    /// documentation); compare with a threshold in observations.
+    pub fn log_detector(&self) -> f64 {
+        self.combine(&self.log_cusum_up, &self.log_cusum_down)
+    }
+
+    /// Starts the change detector again (after an incident closed).
+    pub fn restart_detector(&mut self) {
+        self.log_cusum_up = [0.0; 5];
+        self.log_cusum_down = [0.0; 5];
+    }
+
+    fn combine(&self, up: &[f64; 5], down: &[f64; 5]) -> f64 {
+        let up = Self::log_mean_exp(up);
+        let down = Self::log_mean_exp(down);
         match self.alternative {
             Alternative::Greater => up,
             Alternative::Less => down,
@@ -130,13 +164,23 @@ impl RankEProcess {
             log_wealth_down: self.log_wealth_down.map(super::Exact::of).to_vec(),
             n: self.n,
             max_log_e: super::Exact::of(self.max.max_log_e),
+            log_cusum_up: self.log_cusum_up.map(super::Exact::of).to_vec(),
+            log_cusum_down: self.log_cusum_down.map(super::Exact::of).to_vec(),
         }
     }
 
     /// Continues from a saved state; `Err` when it has another number of bets.
     pub fn restore(&mut self, s: &RankState) -> std::result::Result<(), String> {
         let n = FRACTIONS.len();
-        if s.log_wealth_up.len() != n || s.log_wealth_down.len() != n {
+        if [
+            &s.log_wealth_up,
+            &s.log_wealth_down,
+            &s.log_cusum_up,
+            &s.log_cusum_down,
+        ]
+        .iter()
+        .any(|v| v.len() != n)
+        {
             return Err(format!(
                 "{} bets saved, {n} expected",
                 s.log_wealth_up.len()
@@ -145,6 +189,8 @@ impl RankEProcess {
         for k in 0..n {
             self.log_wealth_up[k] = s.log_wealth_up[k].get();
             self.log_wealth_down[k] = s.log_wealth_down[k].get();
+            self.log_cusum_up[k] = s.log_cusum_up[k].get();
+            self.log_cusum_down[k] = s.log_cusum_down[k].get();
         }
         self.n = s.n;
         self.max.max_log_e = s.max_log_e.get();
@@ -167,5 +213,32 @@ mod tests {
             e.update_placement(1.0);
         }
         assert!(e.rejected(0.01));
+    }
+
+    #[test]
+    fn the_detector_sees_a_late_shift_as_fast_as_an_early_one() {
+        let mut early = RankEProcess::new(0.05, Alternative::Greater).unwrap();
+        let mut late = early.clone();
+        // A long quiet stream sinks the e-process's wealth; the CUSUM stays at zero.
+        for i in 0..5000 {
+            late.update_placement(if i % 2 == 0 { 0.2 } else { 0.6 });
+        }
+        assert!(late.log_e_value() < -20.0);
+        let steps = |e: &mut RankEProcess| {
+            (1..=200)
+                .find(|_| {
+                    e.update_placement(0.95);
+                    e.log_detector() >= 1000f64.ln()
+                })
+                .unwrap()
+        };
+        let (a, b) = (steps(&mut early), steps(&mut late));
+        assert_eq!(a, b, "the quiet period must not delay the detector");
+        assert!(
+            late.log_e_value() < 1000f64.ln(),
+            "the episode e-value lags"
+        );
+        late.restart_detector();
+        assert_eq!(late.log_detector(), 0.0);
     }
 }
