@@ -52,26 +52,23 @@ pub(super) struct ShapeTrack {
 }
 
 /// E|2u − 1| for a new answer's placement u = r/n among n baseline answers when nothing
-/// changed: the rank r is uniform on 0..=n (exchangeability).
+/// changed: the rank r is uniform on 0..=n (exchangeability). Σᵣ |2r − n| / (n(n + 1)) in closed
+/// form, (n + 2) / (2(n + 1)) for even n and (n + 1) / 2n for odd n, so each answer costs O(1).
 fn spread_centre(n: usize) -> f64 {
     let n = n.max(1) as f64;
-    let total: f64 = (0..=n as u64)
-        .map(|r| (2.0 * r as f64 / n - 1.0).abs())
-        .sum();
-    (total / (n + 1.0)).max(0.5)
+    if n % 2.0 == 0.0 {
+        (n + 2.0) / (2.0 * (n + 1.0))
+    } else {
+        (n + 1.0) / (2.0 * n)
+    }
 }
 
 /// The share of placements r/n (r uniform on 0..=n) below 0.1 or above 0.9: what no change
-/// gives for "beyond the baseline's p10 or p90".
+/// gives for "beyond the baseline's p10 or p90". r/n < 0.1 ⇔ 10r < n, for ⌈n / 10⌉ ranks,
+/// and as many above 0.9 by symmetry.
 fn outside_share(n: usize) -> f64 {
-    let nf = n.max(1) as f64;
-    let count = (0..=n.max(1) as u64)
-        .filter(|&r| {
-            let u = r as f64 / nf;
-            !(0.1..=0.9).contains(&u)
-        })
-        .count();
-    count as f64 / (nf + 1.0)
+    let n = n.max(1);
+    (2 * n.div_ceil(10)) as f64 / (n + 1) as f64
 }
 
 /// Whether a sample's length is an answer's: refusals and empty responses are set apart
