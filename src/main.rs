@@ -3,6 +3,7 @@
 mod cmd;
 
 use clap::{CommandFactory, Parser, Subcommand};
+use cmd::pipe::ClosedPipe;
 use std::process::ExitCode;
 
 /// The version with build information: git commit, target triple, profile.
@@ -81,12 +82,20 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    // A command whose output is cut short (`modelwatch … | head`) ends quietly, as Unix tools
-    // do, instead of panicking on the broken pipe. The long-running servers keep ignoring
-    // SIGPIPE: a closed log pipe must not stop monitoring.
-    if !matches!(cli.command, Command::Daemon(_) | Command::Sim(_)) {
-        default_sigpipe();
-    }
+    // A command whose output is cut short (`modelwatch … | head`) ends quietly by SIGPIPE, as
+    // Unix tools do; how depends on whether it has sockets (`cmd::pipe`).
+    let closed_pipe = match cli.command {
+        Command::Daemon(_) | Command::Sim(_) => ClosedPipe::Ignore,
+        Command::CheckConfig(_)
+        | Command::Export(_)
+        | Command::Compare(_)
+        | Command::Report(_)
+        | Command::Inventory(_)
+        | Command::Completions(_)
+        | Command::Man(_) => ClosedPipe::Signal,
+        _ => ClosedPipe::EndOnOutput,
+    };
+    closed_pipe.install();
     cmd::init_logging(&cli.global);
     let result = match cli.command {
         Command::Run(args) => cmd::run::exec(args, &cli.global),
@@ -109,28 +118,12 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) if closed_pipe == ClosedPipe::EndOnOutput && cmd::pipe::is_closed_pipe(&e) => {
+            cmd::pipe::end_by_sigpipe()
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(cmd::EXIT_USAGE)
         }
     }
 }
-
-/// Restores the default action of SIGPIPE (terminate), which the Rust runtime sets to ignore.
-#[cfg(unix)]
-fn default_sigpipe() {
-    unsafe extern "C" {
-        fn signal(signum: i32, handler: usize) -> usize;
-    }
-    /// SIGPIPE on Linux and the BSDs.
-    const SIGPIPE: i32 = 13;
-    const SIG_DFL: usize = 0;
-    // SAFETY: `signal` from the C library with a valid signal number and SIG_DFL, called from
-    // the main thread before any other thread exists; no handler of ours is replaced.
-    unsafe {
-        signal(SIGPIPE, SIG_DFL);
-    }
-}
-
-#[cfg(not(unix))]
-fn default_sigpipe() {}

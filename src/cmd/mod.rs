@@ -18,6 +18,7 @@ pub mod init;
 pub mod inventory;
 pub mod journal;
 mod live;
+pub mod pipe;
 mod progress;
 pub mod promote;
 mod record;

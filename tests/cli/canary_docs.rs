@@ -86,8 +86,9 @@ fn documented_canary_exit_codes_hold() {
         assert_eq!(
             out.status.code(),
             Some(*code),
-            "{doc}: modelwatch {}\n{}",
+            "{doc}: modelwatch {} ended with {}\n{}",
             args.join(" "),
+            out.status,
             String::from_utf8_lossy(&out.stderr)
         );
     }
@@ -150,7 +151,11 @@ fn the_first_run_path_of_getting_started_ends_in_a_pass() {
             .unwrap();
         (
             out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+            format!(
+                "ended with {}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ),
         )
     };
     for (line, code) in &block {

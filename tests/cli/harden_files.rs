@@ -212,6 +212,86 @@ fn output_to_a_closed_pipe_ends_quietly() {
     }
 }
 
+/// SIGPIPE's disposition in a running process, from `/proc/<pid>/status` (`SigIgn` is a hex
+/// mask with bit n − 1 for signal n).
+#[cfg(target_os = "linux")]
+fn sigpipe_ignored(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .map(|m| u64::from_str_radix(m.trim(), 16).unwrap())
+        .unwrap();
+    mask & (1 << (13 - 1)) != 0
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_command_that_talks_http_keeps_sigpipe_ignored() {
+    use std::io::Read;
+    // A server that takes the connection and never answers: `run` waits in its request. With
+    // SIGPIPE's default action there, a write to a connection the peer had reset (hyper writes
+    // with writev, which cannot ask for no signal) would kill the run instead of recording an
+    // error sample.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "",
+        &TARGET.replace("http://127.0.0.1:9", &url).replace(
+            "suites = [\"s\"]\n",
+            "suites = [\"s\"]\nrequest_timeout = \"30s\"\nfirst_byte_timeout = \"30s\"\n",
+        ),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+        .args(["run", "--samples", "1", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the request has arrived, the command is past its start-up.
+    let (mut conn, _) = listener.accept().unwrap();
+    let mut head = [0u8; 16];
+    let _ = conn.read(&mut head);
+    let ignored = sigpipe_ignored(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        ignored,
+        "`run` has SIGPIPE's default action while it talks HTTP"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_command_that_talks_http_still_ends_quietly_on_a_closed_pipe() {
+    use std::os::unix::process::ExitStatusExt;
+    // `run --sim` hosts the simulator in-process: it keeps SIGPIPE ignored, and its first
+    // write to the closed stdout ends it by SIGPIPE instead of a panic.
+    let dir = tempfile::tempdir().unwrap();
+    for stderr_too in [false, true] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let stderr = if stderr_too {
+            Stdio::from(writer.try_clone().unwrap())
+        } else {
+            Stdio::piped()
+        };
+        let out = Command::new(env!("CARGO_BIN_EXE_modelwatch"))
+            .args(["run", "--sim", "--suite", "tasks", "--samples", "1"])
+            .current_dir(dir.path())
+            .stdout(writer)
+            .stderr(stderr)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(out.status.signal(), Some(13), "{:?}: {err}", out.status);
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn the_store_and_baselines_are_created_owner_only() {
