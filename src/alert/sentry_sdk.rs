@@ -124,7 +124,11 @@ impl sentry::Transport for OutboxTransport {
             // Already kept: an earlier copy is (or was) delivered.
             Some(Ok(None)) => return,
             Some(Err(e)) => {
-                eprintln!(
+                // Not `eprintln!`: it panics when stderr is a closed pipe, and this runs in the
+                // daemon, which must outlive its log pipe.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
                     "modelwatch: an event for Sentry could not be written to the store ({e}); it is kept in memory only"
                 );
                 None
