@@ -11,7 +11,7 @@
 //! "MWRC" | version u8 = 1 | bucket bits u8 | 0u16 | scale f32 LE | bias [f32 LE; 3] | i8 × buckets × 3
 //! ```
 
-use super::features::{BUCKET_BITS, BUCKETS, for_each_feature, windows};
+use super::features::{BUCKET_BITS, BUCKETS, collect_features, windows};
 use super::{Layer, RefusalJudgement};
 use std::borrow::Cow;
 use std::ops::Range;
@@ -178,12 +178,9 @@ impl Classifier {
         // Buckets first, sums after: adding into the sums as each feature is found makes every
         // addition wait for the previous one through memory.
         // The opening's features all come before the closing's.
-        let mut buckets: Vec<u32> = Vec::with_capacity(2048);
-        let mut opening = 0;
-        let (n, read) = for_each_feature(text, &windows, masked, |win, b| {
-            opening += usize::from(win == 0);
-            buckets.push(b as u32);
-        });
+        let mut buckets: Vec<u32> = Vec::new();
+        let (opening, read) = collect_features(text, &windows, masked, &mut buckets);
+        let n = buckets.len();
         if read < MIN_CHARS {
             return None;
         }

@@ -126,11 +126,7 @@ fn sentences_backward(text: &str, floor: usize, end: usize) -> usize {
 /// Lower case, one apostrophe, one digit, one space.
 fn normalise(c: char) -> u32 {
     if c.is_ascii() {
-        return match c {
-            '0'..='9' => '0' as u32,
-            c if c.is_ascii_whitespace() => ' ' as u32,
-            c => c.to_ascii_lowercase() as u32,
-        };
+        return u32::from(ASCII_NORMAL[c as usize]);
     }
     match c {
         // CJK characters have no case, and are neither digits nor spaces.
@@ -143,6 +139,24 @@ fn normalise(c: char) -> u32 {
     }
 }
 
+/// [`normalise`] of each ASCII character, as a table: most text is ASCII.
+const ASCII_NORMAL: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut i = 0;
+    while i < 128 {
+        let c = i as u8;
+        t[i] = if c.is_ascii_digit() {
+            b'0'
+        } else if c.is_ascii_whitespace() {
+            b' '
+        } else {
+            c.to_ascii_lowercase()
+        };
+        i += 1;
+    }
+    t
+};
+
 #[inline]
 fn mix(h: u32, c: u32) -> u32 {
     (h.rotate_left(5) ^ c).wrapping_mul(0x9E37_79B9)
@@ -153,50 +167,66 @@ fn bucket(h: u32) -> usize {
     (h.wrapping_mul(0x85EB_CA6B) >> (32 - BUCKET_BITS)) as usize
 }
 
-/// Emits the n-grams of one window: characters 2 to 4 long, single CJK characters, and words
-/// and word pairs of the scripts that separate words with spaces.
-struct Grams<'a, F: FnMut(usize, usize)> {
+/// Which buckets were already emitted, one bit each.
+type Seen = [u64; BUCKETS / 64];
+
+/// Collects the n-grams of one window: characters 2 to 4 long, single CJK characters, and
+/// words and word pairs of the scripts that separate words with spaces.
+struct Grams<'a> {
     /// The last four characters, newest last.
     ring: [u32; 4],
     len: usize,
     /// Hash of the word being read (0: none), and of the one before it.
     word: u32,
     prev_word: u32,
-    window: usize,
-    emit: &'a mut F,
+    seen: &'a mut Seen,
+    /// Distinct buckets in order of first appearance: `out[..n]`. Sized for the most one
+    /// window can emit, so a bucket is written before knowing whether it is new.
+    out: &'a mut [u32],
+    n: usize,
 }
 
-impl<F: FnMut(usize, usize)> Grams<'_, F> {
-    #[inline]
+impl Grams<'_> {
+    /// Keeps bucket `b` when no window emitted it before. Whether it is new is as good as
+    /// random, so the outcome only moves the end of `out`, without a branch.
+    #[inline(always)]
+    fn emit(&mut self, b: usize) {
+        let (word, bit) = (b / 64, 1u64 << (b % 64));
+        let old = self.seen[word];
+        self.seen[word] = old | bit;
+        self.out[self.n] = b as u32;
+        self.n += usize::from(old & bit == 0);
+    }
+
+    #[inline(always)]
     fn push(&mut self, c: u32) {
         self.ring = [self.ring[1], self.ring[2], self.ring[3], c];
         self.len = (self.len + 1).min(4);
         // ASCII (most text, and the markers) needs no Unicode tables.
         let (cjk, letter) = if c < 0x80 {
             (false, (c as u8).is_ascii_alphanumeric() || c == '\'' as u32)
-        } else if char::from_u32(c).is_some_and(is_cjk) {
-            (true, true)
         } else {
             let ch = char::from_u32(c);
-            (
-                ch.is_some_and(is_cjk),
-                ch.is_some_and(char::is_alphanumeric),
-            )
+            if ch.is_some_and(is_cjk) {
+                (true, true)
+            } else {
+                (false, ch.is_some_and(char::is_alphanumeric))
+            }
         };
         let mut h = mix(0x2545_F491, c);
         if cjk {
-            (self.emit)(self.window, bucket(h));
+            self.emit(bucket(h));
         }
         for k in 2..=self.len {
             h = mix(h, self.ring[4 - k]);
-            (self.emit)(self.window, bucket(h ^ k as u32));
+            self.emit(bucket(h ^ k as u32));
         }
         if letter && !cjk {
             self.word = mix(self.word | 1, c);
         } else if self.word != 0 {
-            (self.emit)(self.window, bucket(mix(self.word, 0x57)));
+            self.emit(bucket(mix(self.word, 0x57)));
             if self.prev_word != 0 {
-                (self.emit)(self.window, bucket(mix(self.prev_word ^ self.word, 0x5B)));
+                self.emit(bucket(mix(self.prev_word ^ self.word, 0x5B)));
             }
             self.prev_word = self.word.rotate_left(11);
             self.word = 0;
@@ -208,75 +238,112 @@ impl<F: FnMut(usize, usize)> Grams<'_, F> {
     }
 }
 
-/// Calls `emit(window, bucket)` once for every distinct feature of `text` within `windows`
-/// (window 0 is the opening, 1 the closing), skipping `masked` (sorted, non-overlapping byte
-/// ranges). Returns the number of features and of characters read. Features are present or absent, never counted: a
-/// run of one repeated string ("aaaa…") is one feature, not hundreds outvoting the rest.
+/// Appends to `out` the bucket of every feature of `text` within `windows` (window 0 is the
+/// opening, 1 the closing) that is not there yet, in order of first appearance, skipping
+/// `masked` (sorted, non-overlapping byte ranges). Returns how many the opening window added
+/// and the number of characters read. Features are present or absent, never counted: a run
+/// of one repeated string ("aaaa…") is one feature, not hundreds outvoting the rest.
+pub(crate) fn collect_features(
+    text: &str,
+    windows: &[Range<usize>],
+    masked: &[Range<usize>],
+    out: &mut Vec<u32>,
+) -> (usize, usize) {
+    let mut seen: Seen = [0; BUCKETS / 64];
+    let (mut opening, mut read) = (0, 0);
+    for (w, range) in windows.iter().enumerate() {
+        let before = out.len();
+        read += window_features(text, w, range, masked, &mut seen, out);
+        if w == 0 {
+            opening = out.len() - before;
+        }
+    }
+    (opening, read)
+}
+
+/// Calls `emit(window, bucket)` once for every distinct feature, as [`collect_features`]
+/// finds them. Returns the number of features and of characters read.
 pub(crate) fn for_each_feature<F: FnMut(usize, usize)>(
     text: &str,
     windows: &[Range<usize>],
     masked: &[Range<usize>],
     mut emit: F,
 ) -> (usize, usize) {
-    let mut count = 0usize;
-    let mut read = 0usize;
-    let mut seen = [0u64; BUCKETS / 64];
-    let mut counted = |w: usize, b: usize| {
-        let (word, bit) = (b / 64, 1u64 << (b % 64));
-        if seen[word] & bit == 0 {
-            seen[word] |= bit;
-            count += 1;
-            emit(w, b);
-        }
-    };
+    let mut seen: Seen = [0; BUCKETS / 64];
+    let mut out = Vec::new();
+    let mut read = 0;
     for (w, range) in windows.iter().enumerate() {
-        let mut grams = Grams {
-            ring: [0; 4],
-            len: 0,
-            word: 0,
-            prev_word: 0,
-            window: w,
-            emit: &mut counted,
-        };
-        grams.push(if w == 0 { HEAD_MARK } else { TAIL_MARK });
-        let mut m = masked.partition_point(|r| r.end <= range.start);
-        let mut in_mask = false;
-        let mut prev_space = false;
-        let bytes = text.as_bytes();
-        let mut pos = range.start;
-        while pos < range.end {
-            // Decode by hand: ASCII is one byte, the rest goes through `chars`.
-            let b = bytes[pos];
-            let (c, len) = if b < 0x80 {
-                (char::from(b), 1)
-            } else {
-                let c = text[pos..].chars().next().unwrap_or('\u{FFFD}');
-                (c, c.len_utf8())
-            };
-            let at = pos;
-            pos += len;
-            while m < masked.len() && masked[m].end <= at {
-                m += 1;
-            }
-            if m < masked.len() && masked[m].start <= at {
-                if !in_mask {
-                    grams.push(MASK_MARK);
-                    in_mask = true;
-                }
-                continue;
-            }
-            in_mask = false;
-            read += 1;
-            let c = normalise(c);
-            let space = c == ' ' as u32;
-            if !(space && prev_space) {
-                grams.push(c);
-            }
-            prev_space = space;
-        }
-        grams.push(END_MARK);
+        let before = out.len();
+        read += window_features(text, w, range, masked, &mut seen, &mut out);
+        out[before..].iter().for_each(|&b| emit(w, b as usize));
     }
-    (count, read)
+    (out.len(), read)
+}
+
+/// The features of window `w` ([`collect_features`]), appended to `out`; returns the
+/// characters read.
+fn window_features(
+    text: &str,
+    w: usize,
+    range: &Range<usize>,
+    masked: &[Range<usize>],
+    seen: &mut Seen,
+    out: &mut Vec<u32>,
+) -> usize {
+    let start = out.len();
+    // A mark or a character is at most one push per byte, plus the two marks around the
+    // window, and a push emits at most six features (a CJK unigram, three n-grams, a word and
+    // a word pair).
+    out.resize(start + 6 * (range.len() + 2), 0);
+    let mut grams = Grams {
+        ring: [0; 4],
+        len: 0,
+        word: 0,
+        prev_word: 0,
+        seen,
+        out: &mut out[start..],
+        n: 0,
+    };
+    grams.push(if w == 0 { HEAD_MARK } else { TAIL_MARK });
+    let mut read = 0usize;
+    let mut m = masked.partition_point(|r| r.end <= range.start);
+    let mut in_mask = false;
+    let mut prev_space = false;
+    let bytes = text.as_bytes();
+    let mut pos = range.start;
+    while pos < range.end {
+        // Decode by hand: ASCII is one byte, the rest goes through `chars`.
+        let b = bytes[pos];
+        let (c, len) = if b < 0x80 {
+            (u32::from(ASCII_NORMAL[usize::from(b)]), 1)
+        } else {
+            let c = text[pos..].chars().next().unwrap_or('\u{FFFD}');
+            (normalise(c), c.len_utf8())
+        };
+        let at = pos;
+        pos += len;
+        while m < masked.len() && masked[m].end <= at {
+            m += 1;
+        }
+        if m < masked.len() && masked[m].start <= at {
+            if !in_mask {
+                grams.push(MASK_MARK);
+                in_mask = true;
+            }
+            continue;
+        }
+        in_mask = false;
+        read += 1;
+        let space = c == ' ' as u32;
+        if !(space && prev_space) {
+            grams.push(c);
+        }
+        prev_space = space;
+    }
+    grams.push(END_MARK);
+    let n = grams.n;
+    out.truncate(start + n);
+    read
 }
 
 #[cfg(test)]
