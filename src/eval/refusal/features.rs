@@ -8,7 +8,7 @@
 //! response bounded whatever its length. Text inside code, quotations, block quotes and
 //! dialogue lines (the guards' masked regions) is skipped: a quoted refusal is not a refusal.
 
-use super::guards::floor_char;
+use super::guards::{floor_char, skip_plain};
 use crate::eval::length::is_cjk;
 use std::ops::Range;
 
@@ -59,7 +59,16 @@ fn ends_sentence(c: char, next: Option<char>) -> bool {
 fn sentence_ends(text: &str, from: usize, to: usize, mut f: impl FnMut(usize, bool) -> bool) {
     let bytes = &text.as_bytes()[..to];
     let mut i = from;
+    // Bytes before this are looked at one by one; from it, plain ASCII is skipped in blocks.
+    let mut block_end = from;
     while i < to {
+        if i >= block_end {
+            i = skip_plain(bytes, i, [b'.', b'!', b'?', b';', b'\n']);
+            block_end = i + 8;
+            if i >= to {
+                break;
+            }
+        }
         let b = bytes[i];
         if !matches!(b, b'.' | b'!' | b'?' | b';' | b'\n' | 0xE3 | 0xEF) {
             i += 1;
@@ -179,23 +188,17 @@ struct Grams<'a> {
     /// Hash of the word being read (0: none), and of the one before it.
     word: u32,
     prev_word: u32,
-    seen: &'a mut Seen,
-    /// Distinct buckets in order of first appearance: `out[..n]`. Sized for the most one
-    /// window can emit, so a bucket is written before knowing whether it is new.
+    /// Every bucket, repeats included, in order: `out[..n]`. Sized for the most one window
+    /// can emit.
     out: &'a mut [u32],
     n: usize,
 }
 
 impl Grams<'_> {
-    /// Keeps bucket `b` when no window emitted it before. Whether it is new is as good as
-    /// random, so the outcome only moves the end of `out`, without a branch.
     #[inline(always)]
     fn emit(&mut self, b: usize) {
-        let (word, bit) = (b / 64, 1u64 << (b % 64));
-        let old = self.seen[word];
-        self.seen[word] = old | bit;
         self.out[self.n] = b as u32;
-        self.n += usize::from(old & bit == 0);
+        self.n += 1;
     }
 
     #[inline(always)]
@@ -217,9 +220,19 @@ impl Grams<'_> {
         if cjk {
             self.emit(bucket(h));
         }
-        for k in 2..=self.len {
-            h = mix(h, self.ring[4 - k]);
-            self.emit(bucket(h ^ k as u32));
+        if self.len == 4 {
+            // After the first characters of a window: all three n-grams.
+            h = mix(h, self.ring[2]);
+            self.emit(bucket(h ^ 2));
+            h = mix(h, self.ring[1]);
+            self.emit(bucket(h ^ 3));
+            h = mix(h, self.ring[0]);
+            self.emit(bucket(h ^ 4));
+        } else {
+            for k in 2..=self.len {
+                h = mix(h, self.ring[4 - k]);
+                self.emit(bucket(h ^ k as u32));
+            }
         }
         if letter && !cjk {
             self.word = mix(self.word | 1, c);
@@ -300,7 +313,6 @@ fn window_features(
         len: 0,
         word: 0,
         prev_word: 0,
-        seen,
         out: &mut out[start..],
         n: 0,
     };
@@ -341,7 +353,19 @@ fn window_features(
         prev_space = space;
     }
     grams.push(END_MARK);
-    let n = grams.n;
+    // Keep the first occurrence of each bucket not seen before, in place. Whether a bucket is
+    // new is as good as random, so the outcome only moves the end, without a branch.
+    let all = grams.n;
+    let kept = &mut out[start..start + all];
+    let mut n = 0;
+    for i in 0..all {
+        let b = kept[i] as usize;
+        let (word, bit) = (b / 64, 1u64 << (b % 64));
+        let old = seen[word];
+        seen[word] = old | bit;
+        kept[n] = b as u32;
+        n += usize::from(old & bit == 0);
+    }
     out.truncate(start + n);
     read
 }

@@ -342,8 +342,8 @@ fn inline_regions(text: &str, lines: &[Range<usize>]) -> Vec<Range<usize>> {
     while i < bytes.len() {
         // Openers start with one of these bytes (ASCII ones, and the lead bytes of the others):
         // skip to the next one in a tight loop.
-        match bytes[i..].iter().position(|&b| OPENER_LEAD[usize::from(b)]) {
-            Some(p) => i += p,
+        match next_opener(bytes, i) {
+            Some(p) => i = p,
             None => break,
         }
         while li < lines.len() && lines[li].end <= i {
@@ -391,6 +391,50 @@ fn inline_regions(text: &str, lines: &[Range<usize>]) -> Vec<Range<usize>> {
         }
     }
     out
+}
+
+/// Position of the first opener lead byte ([`OPENER_LEAD`]) at or after `from`: plain ASCII
+/// is skipped eight bytes at a time, the rest looked up a byte at a time.
+fn next_opener(bytes: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        from = skip_plain(bytes, from, [b'`', b'"', b'\'']);
+        let end = (from + 8).min(bytes.len());
+        if let Some(p) = bytes
+            .get(from..end)?
+            .iter()
+            .position(|&b| OPENER_LEAD[usize::from(b)])
+        {
+            return Some(from + p);
+        }
+        if end == bytes.len() {
+            return None;
+        }
+        from = end;
+    }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Skips, eight bytes at a time, bytes from `from` on that are ASCII and none of `ascii`:
+/// returns the first byte that may need a closer look (non-ASCII or one of `ascii`), or
+/// where fewer than eight bytes are left.
+#[inline]
+pub(crate) fn skip_plain<const N: usize>(bytes: &[u8], mut from: usize, ascii: [u8; N]) -> usize {
+    while let Some(chunk) = bytes.get(from..from + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().unwrap_or([0x80; 8]));
+        let mut hits = x & HIGH;
+        for a in ascii {
+            let v = x ^ (ONES * u64::from(a));
+            // The high bit of each byte of `v` that is zero, exactly (no borrow between bytes).
+            hits |= !(((v & !HIGH) + !HIGH) | v) & HIGH;
+        }
+        if hits != 0 {
+            return from + (hits.trailing_zeros() / 8) as usize;
+        }
+        from += 8;
+    }
+    from
 }
 
 /// Position of the first "\n\n" at or after `from` (or the end): a search for the newline
