@@ -249,7 +249,7 @@ pub(crate) fn is_partial(text: &str, span: Range<usize>) -> bool {
     // 2. An answer clause joined by a contrast in the same sentence.
     if let Some(at) = CLAUSE_CONTRASTS
         .iter()
-        .filter_map(|c| head_lower.find(c))
+        .filter_map(|c| find(&head_lower, c))
         .min()
     {
         let clause = &head_lower[..at];
@@ -258,21 +258,44 @@ pub(crate) fn is_partial(text: &str, span: Range<usize>) -> bool {
         }
     }
     let inner = text[span.clone()].to_lowercase();
-    if weight(sentence_head) >= 20 && INNER_CONTRASTS.iter().any(|c| inner.contains(c)) {
+    if weight(sentence_head) >= 20 && INNER_CONTRASTS.iter().any(|c| find(&inner, c).is_some()) {
         return true;
     }
-    if weight(sentence_head) >= 20 && ABILITY_CLAUSES.iter().any(|c| sentence_head.contains(c)) {
+    if weight(sentence_head) >= 20
+        && ABILITY_CLAUSES
+            .iter()
+            .any(|c| find(sentence_head, c).is_some())
+    {
         return true;
     }
     // 3. A general answer right after it, with content (weights are taken over bounded
     // windows so that the check stays linear whatever the response length).
     let after = text[span.end..floor_char(text, span.end + 80)].to_lowercase();
     GENERAL_ANSWERS.iter().any(|m| {
-        after.find(m).is_some_and(|i| {
+        find(&after, m).is_some_and(|i| {
             let from = floor_char(text, span.end + i);
             weight(&text[from..floor_char(text, from + 400)]) >= 60
         })
     })
+}
+
+/// Where `needle` first occurs in `hay`, as `str::find` says: the haystacks here are short and
+/// the needles many, so a plain scan costs less than building a searcher for each needle.
+fn find(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let Some((&first, rest)) = n.split_first() else {
+        return Some(0);
+    };
+    let last_start = h.len().checked_sub(n.len())?;
+    let mut i = 0;
+    while i <= last_start {
+        i += h[i..=last_start].iter().position(|&b| b == first)?;
+        if h[i + 1..i + n.len()] == *rest {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Where the sentence containing byte `at` starts.
@@ -305,6 +328,6 @@ fn weight(s: &str) -> usize {
 fn is_preface(s: &str) -> bool {
     weight(s) < 100 && {
         let lower = s.to_lowercase();
-        PREFACES.iter().any(|p| lower.contains(p))
+        PREFACES.iter().any(|p| find(&lower, p).is_some())
     }
 }
