@@ -263,6 +263,7 @@ pub(crate) fn collect_features(
     out: &mut Vec<u32>,
 ) -> (usize, usize) {
     let mut seen: Seen = [0; BUCKETS / 64];
+    out.reserve(windows.iter().map(room).sum());
     let (mut opening, mut read) = (0, 0);
     for (w, range) in windows.iter().enumerate() {
         let before = out.len();
@@ -293,6 +294,13 @@ pub(crate) fn for_each_feature<F: FnMut(usize, usize)>(
     (out.len(), read)
 }
 
+/// The most buckets one window can emit, repeats included: a mark or a character is at most
+/// one push per byte, plus the two marks around the window, and a push emits at most six
+/// features (a CJK unigram, three n-grams, a word and a word pair).
+fn room(range: &Range<usize>) -> usize {
+    6 * (range.len() + 2)
+}
+
 /// The features of window `w` ([`collect_features`]), appended to `out`; returns the
 /// characters read.
 fn window_features(
@@ -304,10 +312,7 @@ fn window_features(
     out: &mut Vec<u32>,
 ) -> usize {
     let start = out.len();
-    // A mark or a character is at most one push per byte, plus the two marks around the
-    // window, and a push emits at most six features (a CJK unigram, three n-grams, a word and
-    // a word pair).
-    out.resize(start + 6 * (range.len() + 2), 0);
+    out.resize(start + room(range), 0);
     let mut grams = Grams {
         ring: [0; 4],
         len: 0,
@@ -319,6 +324,8 @@ fn window_features(
     grams.push(if w == 0 { HEAD_MARK } else { TAIL_MARK });
     let mut read = 0usize;
     let mut m = masked.partition_point(|r| r.end <= range.start);
+    // Where `masked[m]` starts: characters before it need no look at the masked regions.
+    let mut next_mask = masked.get(m).map_or(usize::MAX, |r| r.start);
     let mut in_mask = false;
     let mut prev_space = false;
     let bytes = text.as_bytes();
@@ -334,15 +341,18 @@ fn window_features(
         };
         let at = pos;
         pos += len;
-        while m < masked.len() && masked[m].end <= at {
-            m += 1;
-        }
-        if m < masked.len() && masked[m].start <= at {
-            if !in_mask {
-                grams.push(MASK_MARK);
-                in_mask = true;
+        if at >= next_mask {
+            while m < masked.len() && masked[m].end <= at {
+                m += 1;
             }
-            continue;
+            next_mask = masked.get(m).map_or(usize::MAX, |r| r.start);
+            if next_mask <= at {
+                if !in_mask {
+                    grams.push(MASK_MARK);
+                    in_mask = true;
+                }
+                continue;
+            }
         }
         in_mask = false;
         read += 1;

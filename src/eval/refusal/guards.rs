@@ -479,6 +479,12 @@ fn find_closer(
     if from >= to {
         return None;
     }
+    if let ([closer], false) = (closers, word_rules) {
+        // Any occurrence closes: a byte search finds the first.
+        return text[from..to]
+            .find(*closer)
+            .map(|p| from + p + closer.len_utf8());
+    }
     let mut prev_space = text[..from]
         .chars()
         .next_back()
