@@ -470,14 +470,24 @@ fn fold(s: &str, case_sensitive: bool) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Trimmed, whitespace runs made one space, lower-cased as `fold` does: built in one string.
 fn normalise(s: &str, case_sensitive: bool, whitespace: bool) -> String {
     let s = s.trim();
-    let s = if whitespace {
-        s.split_whitespace().collect::<Vec<_>>().join(" ")
+    let mut out = String::with_capacity(s.len());
+    if whitespace {
+        for word in s.split_whitespace() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(word);
+        }
     } else {
-        s.to_string()
-    };
-    fold(&s, case_sensitive).into_owned()
+        out.push_str(s);
+    }
+    if !case_sensitive && out.chars().any(char::is_uppercase) {
+        out = out.to_lowercase();
+    }
+    out
 }
 
 /// A classification label, normalised (see the module docs).
