@@ -5,6 +5,8 @@
 //! other maximal run of non-whitespace characters is one word when it contains at least one
 //! letter or digit, so a lone dash or bullet is not a word.
 
+use super::swar::{all_ascii, byte_bits, chunk_at, in_range, lower_letters};
+
 /// Counts taken from one response text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Length {
@@ -38,25 +40,6 @@ const ASCII_CLASS: [u8; 128] = {
     t
 };
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-
-/// The high bit of each byte of `x` (all ASCII) that lies in `lo..=hi`: adding `0x80 - lo`
-/// sets it from `lo` up, adding `0x7F - hi` sets it above `hi`, and no byte carries into the
-/// next.
-#[inline(always)]
-fn in_range(x: u64, lo: u8, hi: u8) -> u64 {
-    let from_lo = x + ONES * u64::from(0x80 - lo);
-    let above_hi = x + ONES * u64::from(0x7F - hi);
-    from_lo & !above_hi & HIGH
-}
-
-/// One bit per byte (byte `i` to bit `i`) from the high bits [`in_range`] leaves.
-#[inline(always)]
-fn byte_bits(m: u64) -> u32 {
-    ((m >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
-}
-
 /// Measures `text`. Words in one pass: eight ASCII bytes at a time where they are all ASCII,
 /// otherwise a byte or character at a time; characters and lines by counting loops the
 /// compiler vectorises.
@@ -69,20 +52,18 @@ pub fn measure(text: &str) -> Length {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        if let Some(chunk) = bytes.get(i..i + 8) {
-            let x = u64::from_le_bytes(chunk.try_into().unwrap_or([0x80; 8]));
-            if x & HIGH == 0 {
-                let space = byte_bits(in_range(x, 0x09, 0x0D) | in_range(x, b' ', b' '));
-                let alnum =
-                    byte_bits(in_range(x, b'0', b'9') | in_range(x | (ONES * 0x20), b'a', b'z'));
-                // A run of non-spaces with a letter or digit, or continuing a word, carries
-                // into the space after it (a word ends there) or out of the chunk.
-                let ends = (!space & 0xFF) + alnum + in_word;
-                words += (ends & space).count_ones();
-                in_word = ends >> 8;
-                i += 8;
-                continue;
-            }
+        if let Some(x) = chunk_at(bytes, i)
+            && all_ascii(x)
+        {
+            let space = byte_bits(in_range(x, 0x09, 0x0D) | in_range(x, b' ', b' '));
+            let alnum = byte_bits(in_range(x, b'0', b'9') | in_range(lower_letters(x), b'a', b'z'));
+            // A run of non-spaces with a letter or digit, or continuing a word, carries
+            // into the space after it (a word ends there) or out of the chunk.
+            let ends = (!space & 0xFF) + alnum + in_word;
+            words += (ends & space).count_ones();
+            in_word = ends >> 8;
+            i += 8;
+            continue;
         }
         let b = bytes[i];
         if b < 0x80 {

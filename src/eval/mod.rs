@@ -14,6 +14,7 @@ pub mod explain;
 pub mod length;
 pub mod refusal;
 pub mod structured;
+mod swar;
 mod task;
 
 pub use checks::{CheckError, CompiledChecks};

@@ -8,8 +8,9 @@
 //! response bounded whatever its length. Text inside code, quotations, block quotes and
 //! dialogue lines (the guards' masked regions) is skipped: a quoted refusal is not a refusal.
 
-use super::guards::{floor_char, skip_plain};
+use super::guards::floor_char;
 use crate::eval::length::is_cjk;
+use crate::eval::swar::skip_plain;
 use std::ops::Range;
 
 /// log2 of the number of hash buckets (64 Ki buckets × 3 classes × 1 byte = 192 KiB).

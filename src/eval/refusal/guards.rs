@@ -9,6 +9,7 @@
 
 use super::lexicon::Scope as RuleScope;
 use crate::eval::length::is_cjk;
+use crate::eval::swar::skip_plain;
 use std::ops::Range;
 
 /// A quotation closes at most this many bytes after it opens.
@@ -411,30 +412,6 @@ fn next_opener(bytes: &[u8], mut from: usize) -> Option<usize> {
         }
         from = end;
     }
-}
-
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-
-/// Skips, eight bytes at a time, bytes from `from` on that are ASCII and none of `ascii`:
-/// returns the first byte that may need a closer look (non-ASCII or one of `ascii`), or
-/// where fewer than eight bytes are left.
-#[inline]
-pub(crate) fn skip_plain<const N: usize>(bytes: &[u8], mut from: usize, ascii: [u8; N]) -> usize {
-    while let Some(chunk) = bytes.get(from..from + 8) {
-        let x = u64::from_le_bytes(chunk.try_into().unwrap_or([0x80; 8]));
-        let mut hits = x & HIGH;
-        for a in ascii {
-            let v = x ^ (ONES * u64::from(a));
-            // The high bit of each byte of `v` that is zero, exactly (no borrow between bytes).
-            hits |= !(((v & !HIGH) + !HIGH) | v) & HIGH;
-        }
-        if hits != 0 {
-            return from + (hits.trailing_zeros() / 8) as usize;
-        }
-        from += 8;
-    }
-    from
 }
 
 /// Position of the first "\n\n" at or after `from` (or the end): a search for the newline
