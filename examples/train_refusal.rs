@@ -4,11 +4,17 @@
 //! cargo run --release --example train_refusal              # train on the whole corpus, write the weights
 //! cargo run --release --example train_refusal -- --estimate [FILE] # train without FILE (default heldout-2026-12b.jsonl), measure on it
 //! cargo run --release --example train_refusal -- --folds    # leave one file out, for each file
+//! cargo run --release --example train_refusal -- --sim-prose # false alarms on the simulator's ordinary prose
 //! ```
+//!
+//! `THRESHOLD`, `PARTIAL_THRESHOLD` and `MIN_CHARS` in the environment change the decision
+//! for `--estimate`, `--folds` and `--sim-prose`.
 
 use modelwatch::eval::refusal::classifier::{self, Classifier};
 use modelwatch::eval::refusal::train::{Params, TRAINING_FILES, load, train, train_with};
 use modelwatch::eval::{RefusalConfig, RefusalDetector};
+use modelwatch::rng::Rng;
+use modelwatch::sim::text::{Wording, filler_in};
 use modelwatch::stats::Confusion;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -53,6 +59,9 @@ fn measure(held_out: &str, verbose: bool) -> Result<(Confusion, Confusion), Stri
     if let Some(t) = env("THRESHOLD") {
         let partial = env("PARTIAL_THRESHOLD").unwrap_or(classifier::PARTIAL_THRESHOLD);
         model = model.with_threshold(t, partial);
+    }
+    if let Some(m) = env("MIN_CHARS") {
+        model = model.with_min_chars(m as usize);
     }
     let detector = RefusalDetector::new(&RefusalConfig::default())
         .map_err(|e| e.to_string())?
@@ -110,6 +119,49 @@ fn measure(held_out: &str, verbose: bool) -> Result<(Confusion, Confusion), Stri
     Ok((total, partial))
 }
 
+/// The shipped detector, with the decision settings of the environment.
+fn shipped_detector() -> RefusalDetector {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f32>().ok());
+    let mut model = Classifier::shipped().expect("shipped weights");
+    if let Some(t) = env("THRESHOLD") {
+        let partial = env("PARTIAL_THRESHOLD").unwrap_or(classifier::PARTIAL_THRESHOLD);
+        model = model.with_threshold(t, partial);
+    }
+    if let Some(m) = env("MIN_CHARS") {
+        model = model.with_min_chars(m as usize);
+    }
+    RefusalDetector::new(&RefusalConfig::default())
+        .expect("built-in detector")
+        .with_classifier(model)
+}
+
+/// Ordinary answers the simulator writes (1,000 of 10 to 200 words in each wording, and 3,000
+/// cut short, fixed seed): none is a refusal, so every one flagged is a false alarm.
+fn sim_prose() {
+    let detector = shipped_detector();
+    for wording in [Wording::Plain, Wording::Alternate] {
+        let mut rng = Rng::new(2026);
+        let flagged = (0..1000)
+            .filter(|_| {
+                let words = 10 + rng.below(191) as usize;
+                detector
+                    .judge_text(&filler_in(wording, &mut rng, words))
+                    .refusal
+            })
+            .count();
+        println!("{wording:?} prose: {flagged} of 1000 flagged");
+        // Cut-off answers: the first 1 to 80 characters of a 20-word answer.
+        let flagged = (0..3000)
+            .filter(|_| {
+                let text = filler_in(wording, &mut rng, 20);
+                let end = text.floor_char_boundary(1 + rng.below(80) as usize);
+                detector.judge_text(&text[..end]).refusal
+            })
+            .count();
+        println!("{wording:?} prose cut short: {flagged} of 3000 flagged");
+    }
+}
+
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -150,8 +202,12 @@ fn main() -> Result<(), String> {
             );
             Ok(())
         }
+        Some("--sim-prose") => {
+            sim_prose();
+            Ok(())
+        }
         Some(other) => Err(format!(
-            "unknown argument {other:?}: use --estimate, --folds or nothing"
+            "unknown argument {other:?}: use --estimate, --folds, --sim-prose or nothing"
         )),
     }
 }

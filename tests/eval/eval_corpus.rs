@@ -175,11 +175,10 @@ fn refusal_detector_meets_precision_and_recall_targets() {
     assert_eq!(heldout3.total.n(), 360);
     // Written after the second freeze (the commit whose message begins `refusal detector
     // frozen: heldout-2026-12b and train-extra2`), by a reviewer who saw neither the detector
-    // nor any example data, and never ran the detector. Not training data: the honest figure
-    // of the detector as shipped. Reported only.
+    // nor any example data; measured once, training data since. Reported only.
     let heldout4 = measure(&evaluator, "heldout-2026-12c.jsonl");
     print(
-        "heldout-2026-12c.jsonl (written after the second freeze, never tuned on)",
+        "heldout-2026-12c.jsonl (written after the second freeze; training data since)",
         &heldout4,
     );
     assert_eq!(heldout4.total.n(), 360);
@@ -214,12 +213,17 @@ fn refusal_detector_on_the_development_set() {
     assert!(dev.total.recall() >= 0.90);
 }
 
-/// The files written for the classifier (`train-extra.jsonl`, `train-extra2.jsonl`): its
-/// training data, so these figures are in-sample. Reported only.
+/// The files written for the classifier (`train-extra*.jsonl`): its training data, so these
+/// figures are in-sample. Reported only.
 #[test]
 fn refusal_detector_on_the_classifier_training_extras() {
     let evaluator = Evaluator::new(&RefusalConfig::default()).unwrap();
-    for file in ["train-extra.jsonl", "train-extra2.jsonl"] {
+    for file in [
+        "train-extra.jsonl",
+        "train-extra2.jsonl",
+        "train-extra3.jsonl",
+        "train-extra4.jsonl",
+    ] {
         let r = measure(&evaluator, file);
         print(&format!("{file} (classifier training data, in-sample)"), &r);
         assert_eq!(r.by_lang.len(), 9, "{file}");

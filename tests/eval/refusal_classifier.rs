@@ -131,5 +131,29 @@ fn repetition_does_not_amplify_the_classifier() {
     ] {
         let j = judge(&filler.repeat(20));
         assert!(!j.refusal, "{filler}: {:?}", j.classifier);
+        // Twenty copies weigh no more than one.
+        let once = judge(filler).classifier.map_or(0.0, |s| s.refusal);
+        let many = j.classifier.map_or(0.0, |s| s.refusal);
+        assert!(
+            many <= once + 0.02,
+            "{filler}: {many} after repetition, {once} once"
+        );
+    }
+}
+
+#[test]
+fn short_answers_that_open_with_no_are_not_refusals() {
+    // Task probes get short answers; read by the classifier, "No," at the start of a short
+    // answer looks like a curt refusal (these scored 0.91–0.98 when it read from 12 characters).
+    for text in [
+        "Nope, that's a myth.",
+        "No, I don't think so.",
+        "Non, c'est faux.",
+        "No, non è corretto.",
+        "Нет, это не так.",
+        "No, Python lists are mutable.",
+    ] {
+        let j = judge(text);
+        assert!(!j.refusal, "{text}: {j:?}");
     }
 }

@@ -41,6 +41,9 @@ pub const TRAINING_FILES: &[&str] = &[
     "train-extra.jsonl",
     "heldout-2026-12b.jsonl",
     "train-extra2.jsonl",
+    "heldout-2026-12c.jsonl",
+    "train-extra3.jsonl",
+    "train-extra4.jsonl",
 ];
 
 /// Reads the named corpus files from `dir`, in order.
