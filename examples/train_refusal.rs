@@ -154,7 +154,10 @@ fn sim_prose() {
         let flagged = (0..3000)
             .filter(|_| {
                 let text = filler_in(wording, &mut rng, 20);
-                let end = text.floor_char_boundary(1 + rng.below(80) as usize);
+                let mut end = (1 + rng.below(80) as usize).min(text.len());
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
                 detector.judge_text(&text[..end]).refusal
             })
             .count();
