@@ -52,17 +52,12 @@ fn measure(held_out: &str, verbose: bool) -> Result<(Confusion, Confusion), Stri
     if let Some(x) = env("TRAIN_LR") {
         params.learning_rate = x;
     }
-    let mut model = Classifier::from_bytes(
-        train_with(&load(&dir, &files)?, params).map_err(|e| e.to_string())?,
-    )
-    .map_err(|e| e.to_string())?;
-    if let Some(t) = env("THRESHOLD") {
-        let partial = env("PARTIAL_THRESHOLD").unwrap_or(classifier::PARTIAL_THRESHOLD);
-        model = model.with_threshold(t, partial);
-    }
-    if let Some(m) = env("MIN_CHARS") {
-        model = model.with_min_chars(m as usize);
-    }
+    let model = decision(
+        Classifier::from_bytes(
+            train_with(&load(&dir, &files)?, params).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?,
+    );
     let detector = RefusalDetector::new(&RefusalConfig::default())
         .map_err(|e| e.to_string())?
         .with_classifier(model);
@@ -119,10 +114,10 @@ fn measure(held_out: &str, verbose: bool) -> Result<(Confusion, Confusion), Stri
     Ok((total, partial))
 }
 
-/// The shipped detector, with the decision settings of the environment.
-fn shipped_detector() -> RefusalDetector {
+/// `model` with the decision settings of the environment (`THRESHOLD`, `PARTIAL_THRESHOLD`,
+/// `MIN_CHARS`), where set.
+fn decision(mut model: Classifier) -> Classifier {
     let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f32>().ok());
-    let mut model = Classifier::shipped().expect("shipped weights");
     if let Some(t) = env("THRESHOLD") {
         let partial = env("PARTIAL_THRESHOLD").unwrap_or(classifier::PARTIAL_THRESHOLD);
         model = model.with_threshold(t, partial);
@@ -130,9 +125,14 @@ fn shipped_detector() -> RefusalDetector {
     if let Some(m) = env("MIN_CHARS") {
         model = model.with_min_chars(m as usize);
     }
+    model
+}
+
+/// The shipped detector, with the decision settings of the environment.
+fn shipped_detector() -> RefusalDetector {
     RefusalDetector::new(&RefusalConfig::default())
         .expect("built-in detector")
-        .with_classifier(model)
+        .with_classifier(decision(Classifier::shipped().expect("shipped weights")))
 }
 
 /// Ordinary answers the simulator writes (1,000 of 10 to 200 words in each wording, and 3,000
