@@ -27,8 +27,8 @@ pub const CLASSES: usize = 3;
 /// probability. Kept at 0.7 by cross-validation by file over the training corpus, before the
 /// held-out measurement and not tuned on it: pooled precision / recall 0.969 / 0.810 at 0.7,
 /// 0.958 / 0.841 at 0.6. At 0.6 the simulator's alternate prose (ordinary answers) was flagged
-/// 5.1 % of the time against 1.7 % at 0.7 (`train_refusal -- --sim-prose`), enough to call a
-/// change of wording a refusal regression (docs/evaluation.md).
+/// 5.1 % of the time against 1.7 % at 0.7 (`train_refusal -- --sim-prose`); a change of
+/// wording would read as more refusals (docs/evaluation.md).
 pub const THRESHOLD: f32 = 0.7;
 
 /// The classifier judges only a response with at least this many characters outside code and
