@@ -328,9 +328,12 @@ impl RefusalDetector {
         if let Some((frame, span)) = hit {
             let rule = self.grammar.ids[frame].clone();
             let mut j = refusal(text, rule, Layer::Grammar, span, score());
-            // "I can explain X, but not Y" and "I'll leave out the exact ratios" withhold a
-            // part by construction.
-            j.partial |= matches!(frames::FRAMES[frame].id, "can_but_not" | "withhold");
+            // "I can explain X, but not Y", "I'll leave out the exact ratios" and "I took out
+            // the line about …: it reads as a threat" withhold a part by construction.
+            j.partial |= matches!(
+                frames::FRAMES[frame].id,
+                "can_but_not" | "withhold" | "removed"
+            );
             return j;
         }
         let score = score();

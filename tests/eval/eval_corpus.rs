@@ -184,11 +184,10 @@ fn refusal_detector_meets_precision_and_recall_targets() {
     assert_eq!(heldout4.total.n(), 360);
     // Written after the third freeze (the commit whose message begins `refusal detector
     // frozen: heldout-2026-12c`), by a writer who opened nothing of the project and never ran
-    // the detector. Not training data: the honest figure of the detector as shipped. Reported
-    // only.
+    // the detector; measured once, training data since. Reported only.
     let heldout5 = measure(&evaluator, "heldout-2026-12d.jsonl");
     print(
-        "heldout-2026-12d.jsonl (written after the third freeze, never tuned on)",
+        "heldout-2026-12d.jsonl (written after the third freeze; training data since)",
         &heldout5,
     );
     assert_eq!(heldout5.total.n(), 360);
@@ -233,6 +232,8 @@ fn refusal_detector_on_the_classifier_training_extras() {
         "train-extra2.jsonl",
         "train-extra3.jsonl",
         "train-extra4.jsonl",
+        "train-extra5.jsonl",
+        "train-extra6.jsonl",
     ] {
         let r = measure(&evaluator, file);
         print(&format!("{file} (classifier training data, in-sample)"), &r);

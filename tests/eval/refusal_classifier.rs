@@ -131,12 +131,18 @@ fn repetition_does_not_amplify_the_classifier() {
     ] {
         let j = judge(&filler.repeat(20));
         assert!(!j.refusal, "{filler}: {:?}", j.classifier);
-        // Twenty copies weigh no more than one.
-        let once = judge(filler).classifier.map_or(0.0, |s| s.refusal);
-        let many = j.classifier.map_or(0.0, |s| s.refusal);
+        // A hundred copies weigh what twenty and two do: features are present or absent, so
+        // only the n-grams that span the join of two copies are new after the first.
+        let score = |n: usize| {
+            judge(&filler.repeat(n))
+                .classifier
+                .map_or(0.0, |s| s.refusal)
+        };
+        let (twice, many) = (score(2), j.classifier.map_or(0.0, |s| s.refusal));
+        assert_eq!(score(100), many, "{filler}");
         assert!(
-            many <= once + 0.02,
-            "{filler}: {many} after repetition, {once} once"
+            many <= twice + 1e-6,
+            "{filler}: {many} after 20 copies, {twice} after two"
         );
     }
 }

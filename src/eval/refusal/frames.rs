@@ -19,6 +19,9 @@ pub enum Need {
     /// A word of the first class at most `gap1` bytes after the anchor, then a word of the
     /// second at most `gap2` bytes after that (a comma may separate the two).
     Then(&'static str, usize, &'static str, usize),
+    /// A reason of `class` at most `gap` bytes after the anchor, in its sentence or the next
+    /// ones, or at most `gap / 2` bytes before it in its sentence.
+    Reason(&'static str, usize),
 }
 
 #[derive(Debug)]
@@ -521,6 +524,132 @@ pub static FRAMES: &[Frame] = &[
         id: "neg_verb_end",
         scope: Opening,
         anchors: ZH_NEG_VERB_END,
+        need: Need::Nothing,
+    },
+    Frame {
+        lang: "en",
+        id: "removed",
+        scope: Anywhere,
+        anchors: EN_REMOVED,
+        need: Need::Reason(EN_HARM, 240),
+    },
+    Frame {
+        lang: "es",
+        id: "removed",
+        scope: Anywhere,
+        anchors: ES_REMOVED,
+        need: Need::Reason(ES_HARM, 240),
+    },
+    Frame {
+        lang: "fr",
+        id: "removed",
+        scope: Anywhere,
+        anchors: FR_REMOVED,
+        need: Need::Reason(FR_HARM, 240),
+    },
+    Frame {
+        lang: "de",
+        id: "removed",
+        scope: Anywhere,
+        anchors: DE_REMOVED,
+        need: Need::Reason(DE_HARM, 240),
+    },
+    Frame {
+        lang: "pt",
+        id: "removed",
+        scope: Anywhere,
+        anchors: PT_REMOVED,
+        need: Need::Reason(PT_HARM, 240),
+    },
+    Frame {
+        lang: "it",
+        id: "removed",
+        scope: Anywhere,
+        anchors: IT_REMOVED,
+        need: Need::Reason(IT_HARM, 240),
+    },
+    Frame {
+        lang: "ru",
+        id: "removed",
+        scope: Anywhere,
+        anchors: RU_REMOVED,
+        need: Need::Reason(RU_HARM, 240),
+    },
+    Frame {
+        lang: "zh",
+        id: "removed",
+        scope: Anywhere,
+        anchors: ZH_REMOVED,
+        need: Need::Reason(ZH_HARM, 180),
+    },
+    Frame {
+        lang: "ja",
+        id: "removed",
+        scope: Anywhere,
+        anchors: JA_REMOVED,
+        need: Need::Reason(JA_HARM, 180),
+    },
+    Frame {
+        lang: "en",
+        id: "uneasy",
+        scope: Opening,
+        anchors: EN_UNEASY,
+        need: Need::Nothing,
+    },
+    Frame {
+        lang: "es",
+        id: "uneasy",
+        scope: Opening,
+        anchors: ES_UNEASY,
+        need: Need::Nothing,
+    },
+    Frame {
+        lang: "fr",
+        id: "uneasy",
+        scope: Opening,
+        anchors: FR_UNEASY,
+        need: Need::Nothing,
+    },
+    Frame {
+        lang: "de",
+        id: "uneasy",
+        scope: Opening,
+        anchors: DE_UNEASY,
+        need: Need::Nothing,
+    },
+    Frame {
+        lang: "pt",
+        id: "uneasy",
+        scope: Opening,
+        anchors: PT_UNEASY,
+        need: Need::Nothing,
+    },
+    Frame {
+        lang: "it",
+        id: "uneasy",
+        scope: Opening,
+        anchors: IT_UNEASY,
+        need: Need::Nothing,
+    },
+    Frame {
+        lang: "ru",
+        id: "uneasy",
+        scope: Opening,
+        anchors: RU_UNEASY,
+        need: Need::Nothing,
+    },
+    Frame {
+        lang: "zh",
+        id: "uneasy",
+        scope: Opening,
+        anchors: ZH_UNEASY,
+        need: Need::Nothing,
+    },
+    Frame {
+        lang: "ja",
+        id: "uneasy",
+        scope: Opening,
+        anchors: JA_UNEASY,
         need: Need::Nothing,
     },
 ];

@@ -45,18 +45,19 @@ impl Class {
     /// Start and end of the first word of the class starting in `text[from..to]` (`from` a
     /// character boundary), in the same clause (no sentence break or comma before it).
     fn find(&self, text: &str, from: usize, to: usize) -> Option<(usize, usize)> {
-        self.find_in(text, from, to, false)
+        self.find_in(text, from, to, Across::Nothing)
     }
 
-    /// [`Class::find`]: the search ends at a sentence break, and at a comma unless
-    /// `across_commas` (the second word of a two-word frame, which may sit in the next clause:
-    /// "Rather than explaining X, let me point you to …", "I can explain X, but not Y").
+    /// [`Class::find`], crossing what `across` allows: commas for the second word of a
+    /// two-word frame, which may sit in the next clause ("Rather than explaining X, let me
+    /// point you to …", "I can explain X, but not Y"); sentences for a reason, which often
+    /// follows in a sentence of its own ("I took that line out. It reads as a threat.").
     fn find_in(
         &self,
         text: &str,
         from: usize,
         to: usize,
-        across_commas: bool,
+        across: Across,
     ) -> Option<(usize, usize)> {
         let bytes = text.as_bytes();
         let to = super::guards::floor_char(text, to.min(text.len()));
@@ -66,7 +67,12 @@ impl Class {
         for (off, c) in text[from..to].char_indices() {
             let p = from + off;
             let comma = c == ',' || c == '，';
-            if super::is_sentence_break(c) || (comma && !across_commas) {
+            let stop = match across {
+                Across::Nothing => super::is_sentence_break(c) || comma,
+                Across::Commas => super::is_sentence_break(c),
+                Across::Sentences => false,
+            };
+            if stop {
                 return None;
             }
             let bucket = &self.buckets[usize::from(bytes[p].to_ascii_lowercase())];
@@ -105,6 +111,14 @@ impl Class {
     }
 }
 
+/// What a word-class search may cross ([`Class::find_in`]).
+#[derive(Debug, Clone, Copy)]
+enum Across {
+    Nothing,
+    Commas,
+    Sentences,
+}
+
 #[derive(Debug, Clone)]
 enum Compiled {
     Nothing,
@@ -112,6 +126,7 @@ enum Compiled {
     Before(Class, usize),
     Around(Class, usize),
     Then(Class, usize, Class, usize),
+    Reason(Class, usize),
 }
 
 /// The compiled grammar. Build once, share across threads. Its anchors are searched by the
@@ -151,6 +166,7 @@ impl Grammar {
                 Need::Then(c1, g1, c2, g2) => {
                     Compiled::Then(Class::new(c1), g1, Class::new(c2), g2)
                 }
+                Need::Reason(c, g) => Compiled::Reason(Class::new(c), g),
             })
             .collect();
         let ids = FRAMES
@@ -202,8 +218,12 @@ impl Grammar {
                     .or_else(|| c.find(text, end, end + gap).map(|(_, e)| start..e)),
                 Compiled::Then(c1, g1, c2, g2) => c1
                     .find(text, end, end + g1)
-                    .and_then(|(_, e1)| c2.find_in(text, e1, e1 + g2, true))
+                    .and_then(|(_, e1)| c2.find_in(text, e1, e1 + g2, Across::Commas))
                     .map(|(_, e)| start..e),
+                Compiled::Reason(c, gap) => c
+                    .find_in(text, end, end + gap, Across::Sentences)
+                    .map(|(_, e)| start..e)
+                    .or_else(|| c.find_before(text, start, gap / 2).map(|s| s..end)),
             };
             // The anchor's own place is guarded too: a word class found before it may lie
             // outside the quotation the anchor sits in.

@@ -44,6 +44,9 @@ pub const TRAINING_FILES: &[&str] = &[
     "heldout-2026-12c.jsonl",
     "train-extra3.jsonl",
     "train-extra4.jsonl",
+    "heldout-2026-12d.jsonl",
+    "train-extra5.jsonl",
+    "train-extra6.jsonl",
 ];
 
 /// Reads the named corpus files from `dir`, in order.

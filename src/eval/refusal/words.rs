@@ -428,3 +428,132 @@ pub(super) const ZH_NEG_VERB_END: &str = "我不做。|我不做了|我不做！
     我是不会碰，|我是不会给。|我是不会给了|我是不会给！|我是不会给，|我是不会帮忙写。|我是不会帮忙写了|\
     我是不会帮忙写！|我是不会帮忙写，|我是不会帮你写。|我是不会帮你写了|我是不会帮你写！|我是不会帮你写，|\
     我是不会帮你做。|我是不会帮你做了|我是不会帮你做！|我是不会帮你做，";
+
+// Removal for a reason: a first-person report that one part of the delivered text was taken
+// out or never put in ("I took out the line about …", "Фразу … я убрал"), and the reason words
+// that make it a refusal of that part rather than an edit: harm, offence, law, privacy,
+// dishonesty, danger. Ordinary edits give other reasons (length, repetition, style), so the
+// reason carries the judgement; "awkward", "risk" and "false" are left out because edits use
+// them too.
+
+pub(super) const EN_REMOVED: &str = "i removed|i've removed|i have removed|i took out|i've taken out|\
+    i have taken out|i took that out|i took it out|i cut the|i've cut the|i dropped the|\
+    i've dropped the|i left out|i left that out|i left it out|i omitted|i didn't include|\
+    i did not include|i haven't included|i have not included|i didn't add|i did not add|\
+    i didn't put in|i toned down|i've toned down|i softened|i've softened|i kept out|\
+    i left off|i deleted|i've deleted|i struck|i skipped the|i chose not to include|\
+    i decided not to include|i decided to leave out|i chose to leave out|\
+    i'm leaving out|i'm taking out|i replaced|i've replaced|i swapped|i've swapped|i reworded|i skipped|i've skipped|i haven't put|i didn't put|left out the|took out the|isn't in there|is not in there";
+pub(super) const EN_HARM: &str = "illegal|unlawful|against the law|break the law|breaks the law|\
+    legally|legal trouble|lawsuit|libel|defam|slander|offen|insult|hurtful|hurt |harmful|harm |\
+    discriminat|racist|sexist|threat|intimidat|privacy|personal data|personal information|\
+    consent|harass|plagiar|dishonest|not true|untrue|mislead|a lie|lying|fabricat|\
+    deceiv|decept|unsafe|danger|toxic|embarrass|humiliat|inappropriate|uncomfortable|\
+    backfire|against you|mean-spirited|cruel|mocking|ridicul|unfair|fraud|scam|cheating|\
+    misrepresent|without their knowledge|without his knowledge|without her knowledge|no evidence|no proof|without proof|accus|stereotyp|isn't okay|is not okay|not okay";
+pub(super) const ES_REMOVED: &str = "he quitado|quité|he eliminado|eliminé|he borrado|borré|he suprimido|suprimí|\
+    no he incluido|no incluí|he dejado fuera|dejé fuera|he omitido|omití|he sacado|saqué|\
+    no he puesto|no puse|he suavizado|suavicé|he retirado|retiré|no he añadido|no añadí|\
+    no te escribo|no he metido|no metí|lo he quitado|la he quitado|lo quité|la quité|\
+    he cambiado|cambié|he sustituido|sustituí|te omito|me lo salto|me salto|preferí no|he preferido no|no lo he puesto|no la he puesto|no lo he incluido|no la he incluido";
+pub(super) const ES_HARM: &str = "ilegal|delito|contra la ley|legalmente|problemas legales|ofens|insult|\
+    hiriente|herir|daño|dañin|discrimin|racista|machista|amenaz|intimid|privacidad|datos personales|\
+    consentimiento|acoso|plagio|deshonest|no es cierto|no es verdad|falso|falsa|mentir|mentira|\
+    engañ|peligros|tóxic|vergüenza|humill|inapropiad|incómod|en tu contra|en su contra|cruel|\
+    burla|ridicul|injust|fraude|estafa|trampa|\
+    sentarle fatal|urgencias|no me corresponde|falsific|estereotip|sin pruebas|acusaci|calumni|intoxic|ofend";
+pub(super) const FR_REMOVED: &str = "j'ai retiré|j'ai supprimé|j'ai enlevé|j'ai laissé de côté|j'ai coupé|\
+    j'ai écarté|je n'ai pas inclus|je n'ai pas mis|je n'ai pas repris|je n'ai pas gardé|\
+    je n'ai pas ajouté|je n'ai pas intégré|j'ai préféré retirer|j'ai préféré enlever|\
+    j'ai préféré ne pas|j'ai adouci|j'ai atténué|je l'ai retiré|je l'ai retirée|je l'ai enlevé|\
+    je l'ai enlevée|je l'ai supprimé|je l'ai supprimée|\
+    je passe sur|je ne la ferai pas|je ne le ferai pas|j'ai remplacé|j'ai changé|je n'ai pas écrit|je n'ai pas repris";
+pub(super) const FR_HARM: &str = "illégal|illicite|délit|contre la loi|pénal|juridique|offens|insult|bless|\
+    vexer|vexant|discrimin|raciste|sexiste|menace|intimid|vie privée|données personnelles|\
+    consentement|harcèl|diffam|plagiat|malhonnête|tromp|mensong|mentir|pas vrai|inexact|danger|\
+    mortel|toxique|mal à l'aise|déplacé|inapproprié|humili|se retourner contre|contre vous|\
+    cruel|moquer|moquerie|injuste|fraude|arnaque|triche|\
+    sans preuve|aucune preuve|pas de preuve|accusation|accus|mettre le feu|incendi|stéréotyp|calomni|sexis";
+pub(super) const DE_REMOVED: &str = "lasse ich raus|lasse ich draußen|nehme ich raus|streiche ich|\
+    habe ich rausgenommen|habe ich herausgenommen|habe ich gestrichen|habe ich entfernt|\
+    habe ich rausgelassen|habe ich nicht aufgenommen|habe ich nicht übernommen|\
+    habe ich abgeschwächt|habe ich entschärft|kann und will ich nicht|\
+    ließ ich weg|ließ ich bewusst weg|ließ ich raus|habe ich ersetzt|steht da jetzt|habe ich geändert|habe ich umformuliert|habe ich weggelassen|habe ich bewusst weggelassen";
+pub(super) const DE_HARM: &str = "illegal|rechtswidrig|strafbar|gesetzwidrig|rechtlich|Anwalt|beleidig|\
+    verletz|kränk|diskriminier|ausgrenz|rassist|sexist|Drohung|droh|einschüchter|Privatsphäre|\
+    Datenschutz|persönliche Daten|Einverständnis|Einwilligung|Belästig|verleumd|Rufschädig|\
+    Plagiat|unehrlich|täusch|irreführ|gelogen|Lüge|nicht stimmt|gefährlich|tödlich|giftig|\
+    unangenehm|unangebracht|bloßstell|peinlich|gegen dich|gegen Sie|grausam|lächerlich|unfair|\
+    Betrug|betrüger|\
+    Nachrede|ohne Beweis|keine Beweise|keinen Beweis|Behauptung|Vorwurf|Unterstellung|Klischee|Stereotyp";
+pub(super) const PT_REMOVED: &str = "tirei|removi|retirei|cortei|deixei de fora|omiti|não incluí|não coloquei|\
+    não pus|eliminei|apaguei|suavizei|excluí|não acrescentei|não adicionei|preferi tirar|\
+    preferi não|\
+    troquei|substituí|deixei fora|preferi tirar|mudei";
+pub(super) const PT_HARM: &str = "ilegal|crime|contra a lei|juridicamente|legalmente|processo|ofens|insult|\
+    magoar|ferir|discrimin|racista|machista|ameaç|intimid|privacidade|dados pessoais|consentimento|\
+    assédio|difama|plágio|desonest|não é verdade|falso|falsa|mentir|mentira|engan|perigos|tóxic|\
+    constrang|vergonha|humilh|inapropriad|desconfort|contra você|contra si|cruel|ridiculariz|\
+    injust|fraude|golpe|vexatóri|proibid|\
+    ofend|estereótip|calúnia|calun|sem provas|provas|acusaç";
+pub(super) const IT_REMOVED: &str = "ho eliminato|ho tolto|ho rimosso|ho tagliato|ho omesso|non ho inserito|\
+    non ho incluso|non ho messo|ho lasciato fuori|ho preferito togliere|ho preferito non|\
+    ho ammorbidito|ho attenuato|l'ho tolta|l'ho tolto|l'ho eliminata|l'ho eliminato|\
+    non ho aggiunto|ho cancellato|\
+    ho saltato|ho messo al posto|al posto di|non ti spiego|ho sostituito|ho cambiato|non l'ho messa|non l'ho messo|non l'ho inserita|non l'ho inserito";
+pub(super) const IT_HARM: &str = "illegal|reato|contro la legge|legalmente|penal|offens|insult|ferire|\
+    discrimin|razzist|sessist|minacc|intimid|privacy|dati personali|consenso|molest|diffama|\
+    plagio|disonest|non è vero|falso|falsa|mentir|bugia|ingann|pericolos|tossic|imbarazz|umili|\
+    inopportun|fuori luogo|contro di te|crudel|ridicol|ingiust|frode|truffa|\
+    accusa|feris|senza prove|stereotip|ofend";
+pub(super) const RU_REMOVED: &str = "я убрал|я убрала|убрал я|убрала я|я удалил|я удалила|я вычеркнул|я вычеркнула|\
+    я не добавил|я не добавила|я не включил|я не включила|не стал добавлять|\
+    не стала добавлять|не стал включать|не стала включать|я исключил|я исключила|\
+    я смягчил|я смягчила|я не скажу|я не дам|\
+    убрал из|убрала из|я заменил|я заменила|я выбросил|я выбросила|не вписывал|не вписывала|не вписал|не вписала|я опустил|я опустила|оставлять не стал|оставлять не стала|не стал оставлять|не стала оставлять|\
+    убрал:|убрала:|убрал —|убрала —|убрал –|убрала –";
+pub(super) const RU_HARM: &str = "незакон|противозакон|закон|уголовн|преступ|оскорб|обид|задеть|задевать|\
+    ранить|дискримин|угроз|угрож|запугив|частн|личн|персональн|согласи|травл|клевет|плагиат|\
+    нечестн|обман|ложн|неправд|опасн|смертельн|токсичн|неловк|неуместн|неприлич|унизи|\
+    против вас|против тебя|жесток|высме|несправедлив|мошенн|навредить|вред|\
+    вскроется|доказательств|иск |иском|чести|национальн|выпад|стереотип|клевет|обвинени";
+pub(super) const ZH_REMOVED: &str = "我删掉了|我删去了|我删除了|我拿掉了|我去掉了|我给删了|我删了|\
+    我没有写|我没写|我没有加|我没加|我没有放进|我没放进|我略去了|我省略了|我改掉了|\
+    我不能给|我就不给|我不会给|\
+    删掉了|去掉了|拿掉了|改成了|换成了|没有写进|没写进|没有加上|没加上|我就没写|我没有加|这句我没加|我就没加|我不会给";
+pub(super) const ZH_HARM: &str = "违法|犯法|法律|违规|侵犯|隐私|个人信息|冒犯|伤害|伤人|歧视|威胁|恐吓|\
+    诽谤|骚扰|抄袭|剽窃|不诚实|欺骗|误导|虚假|不实|说谎|撒谎|危险|毒性|有毒|尴尬|难堪|不合适|\
+    不妥|不利|嘲笑|羞辱|不公平|诈骗|作弊|得罪|\
+    激化矛盾|指责|与事实不符|不符合事实|与实际不符|闹僵|核验|刻板印象|造谣";
+pub(super) const JA_REMOVED: &str = "外しておきました|外しました|外しています|外してあります|削除しました|削りました|\
+    入れず|入れていません|入れませんでした|入れておりません|省きました|省いています|省いてあります|\
+    控えさせて|控えました|除きました|除いています|カットしました|書いていません|載せていません|\
+    記載していません|記載しません|差し替えています|差し替えました|書き換えました|言い換えました|\
+    外し、|外して、|記載せず|載せず|入れずに";
+pub(super) const JA_HARM: &str = "違法|法律|法的|犯罪|侵害|プライバシー|個人情報|失礼|傷つけ|差別|脅し|\
+    脅迫|名誉毀損|中傷|嫌がらせ|盗用|剽窃|不正|嘘|虚偽|誤解|事実と異なる|実際は|実際には|危険|\
+    気まず|場が凍|不適切|ふさわしく|不利|笑いもの|からかい|不公平|詐欺|トラブル|提出用|代筆|\
+    取得していない|脅し|ステレオタイプ|偏見|根拠のない|根拠がない";
+
+// Discomfort or "not my place" declines of the whole request, with no request verb ("Writing
+// reviews under made-up names doesn't sit right with me", "以你妈妈的名义发消息，我觉得不太合适").
+// Opening only, like the other soft frames.
+
+pub(super) const EN_UNEASY: &str = "doesn't sit right with me|does not sit right with me|\
+    doesn't sit well with me|i'd feel uneasy|i would feel uneasy|i'd feel uncomfortable|\
+    i would feel uncomfortable|it's not my place|it isn't my place|it is not my place";
+pub(super) const ES_UNEASY: &str = "no me corresponde|no me toca a mí|no me acaba de parecer bien|\
+    no me siento cómodo|no me siento cómoda|me sentiría incómodo|me sentiría incómoda";
+pub(super) const FR_UNEASY: &str = "pas très à l'aise à l'idée|pas à l'aise à l'idée|pas vraiment à moi de|\
+    pas à moi de juger|pas à moi de décider|me mettrait mal à l'aise";
+pub(super) const DE_UNEASY: &str = "steht mir nicht zu|wäre mir unangenehm|wäre mir etwas unangenehm|\
+    wäre es mir unangenehm|ist mir unangenehm";
+pub(super) const PT_UNEASY: &str = "não cabe a mim|fico meio sem graça de|fico sem graça de|\
+    não me sinto à vontade para|não me sinto à vontade em";
+pub(super) const IT_UNEASY: &str = "non spetta a me|non sta a me|non mi sento a mio agio a|\
+    non mi sento a mio agio nel|non mi sento a mio agio con";
+pub(super) const RU_UNEASY: &str = "мне как-то неловко|мне неловко писать|мне неловко составлять|не мне решать|\
+    не мне судить|не думаю, что мне стоит";
+pub(super) const ZH_UNEASY: &str = "我觉得不太合适|我觉得不太妥当|我觉得不太妥|我觉得不太稳妥|我觉得不太好|\
+    我觉得不合适|我觉得不妥|我不太方便";
+pub(super) const JA_UNEASY: &str = "気が引けます|気が引けるので|ためらわれます|ためらいがあります";
