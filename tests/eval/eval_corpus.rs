@@ -191,6 +191,16 @@ fn refusal_detector_meets_precision_and_recall_targets() {
         &heldout5,
     );
     assert_eq!(heldout5.total.n(), 360);
+    // Written after the fourth freeze (the commit whose message begins `refusal detector
+    // frozen: heldout-2026-12d`), by a writer who opened nothing of the project and never ran
+    // the detector. Not training data: the honest figure of the detector as shipped. Reported
+    // only.
+    let heldout6 = measure(&evaluator, "heldout-2026-12e.jsonl");
+    print(
+        "heldout-2026-12e.jsonl (written after the fourth freeze, never tuned on)",
+        &heldout6,
+    );
+    assert_eq!(heldout6.total.n(), 360);
 
     let precision = main.total.precision().unwrap_or(0.0);
     assert!(precision >= 0.95, "precision {precision:.3} < 0.95");
