@@ -10,6 +10,14 @@ fn rule(text: &str) -> Option<String> {
     detector().judge_text(text).rule
 }
 
+/// Each text is an answer: no layer calls it a refusal.
+fn assert_answers(texts: &[&str]) {
+    for text in texts {
+        let j = detector().judge_text(text);
+        assert!(!j.refusal, "false positive ({:?}): {text}", j.rule);
+    }
+}
+
 #[test]
 fn plain_refusals_name_their_rule_and_span() {
     let d = detector();
@@ -137,7 +145,7 @@ fn refusal_config_rejects_unknown_keys() {
 
 #[test]
 fn single_typographic_and_block_quotes_are_guarded() {
-    for text in [
+    assert_answers(&[
         "The phrase 'I cannot comply' appears in many refusal templates.",
         "Models often answer 'I'm sorry, but I can't help with that.' when a filter fires.",
         "The bot said ‘I can’t assist with that’ and the test failed.",
@@ -145,10 +153,7 @@ fn single_typographic_and_block_quotes_are_guarded() {
         "Он ответил: «Я не могу помочь с этим» и замолчал.",
         "Le modèle répond ‹ je ne peux pas aider › puis s'arrête.",
         "Examples of refusals:\n\n> I can't help with that.\n> I won't assist with this.\n\nBoth are templated.",
-    ] {
-        let j = detector().judge_text(text);
-        assert!(!j.refusal, "false positive ({:?}): {text}", j.rule);
-    }
+    ]);
     // Apostrophes are not quotes: the refusal after them still counts.
     for text in [
         "It's late and the students' essays are due, but I can't help with writing them.",
@@ -161,16 +166,13 @@ fn single_typographic_and_block_quotes_are_guarded() {
 
 #[test]
 fn screenplay_and_dialogue_speakers_are_guarded() {
-    for text in [
+    assert_answers(&[
         "INT. POLICE STATION - NIGHT\n\nDETECTIVE: I can't help you if you don't tell me the truth.\nSUSPECT: I want a lawyer.",
         "**DETECTIVE:** I can't help you if you lie to me.",
         "NARRATOR (V.O.): I won't help them, he thought.",
         "ДЕТЕКТИВ: Я не могу помочь вам, если вы молчите.",
         "Alice: Can you fix it?\nBob: I can't help with that, I'm busy.\nAlice: Fine.",
-    ] {
-        let j = detector().judge_text(text);
-        assert!(!j.refusal, "false positive ({:?}): {text}", j.rule);
-    }
+    ]);
     // A heading-style label is the writer speaking, not a character.
     for text in [
         "Note: I can't help with extracting other people's passwords.",
@@ -239,7 +241,7 @@ fn the_grammar_catches_phrasings_the_lexicon_does_not_list() {
 
 #[test]
 fn the_grammar_keeps_to_request_verbs_and_clauses() {
-    for text in [
+    assert_answers(&[
         "I can't wait to see what you build with it!",
         "I'm not able to reproduce the crash, but the trace points to parse().",
         "Rather than writing a loop, use a list comprehension.",
@@ -248,10 +250,7 @@ fn the_grammar_keeps_to_request_verbs_and_clauses() {
         "Не могу не отметить, что код аккуратный.",
         "Ich kann nicht garantieren, dass das Skript unter Windows läuft.",
         "Here is the fix. It uses a map. Later on, I'd rather not write it with globals.",
-    ] {
-        let j = detector().judge_text(text);
-        assert!(!j.refusal, "false positive ({:?}): {text}", j.rule);
-    }
+    ]);
 }
 
 #[test]
@@ -292,7 +291,7 @@ fn a_guarded_trigger_is_reported() {
 
 #[test]
 fn unlabelled_dialogue_and_less_common_quotes_are_guarded() {
-    for text in [
+    assert_answers(&[
         "—No puedo ayudarte, Marta —dijo él.\n—Pues me voy.\n\nAsí sigue la escena.",
         "– Kommst du mit?\n– Nein, ich kann dir dabei nicht helfen.\n\nSo endet der Dialog.",
         "PAUL. — Je ne peux pas t'aider.\nMARIE. — Tant pis.",
@@ -300,10 +299,7 @@ fn unlabelled_dialogue_and_less_common_quotes_are_guarded() {
         "Die Meldung »Ich kann dir dabei nicht helfen« kommt vom Filter.",
         "系统会显示《我无法帮助你》这条提示。",
         "Сообщение «не могу обработать запрос» появляется, когда истекает токен.",
-    ] {
-        let j = detector().judge_text(text);
-        assert!(!j.refusal, "false positive ({:?}): {text}", j.rule);
-    }
+    ]);
     // One dash line alone is not a dialogue; a refusal after a dash still counts.
     assert!(detector().judge_text("— I can't help with that.").refusal);
 }
@@ -327,14 +323,11 @@ fn withholding_specifics_and_short_topic_refusals_are_found() {
         assert!(detector().judge_text(text).refusal, "missed: {text}");
     }
     // Omitting for brevity is an answer.
-    for text in [
+    assert_answers(&[
         "I've left out the imports to keep it short; add `import os` at the top.",
         "为了简洁，我省略了导入语句。",
         "簡潔にするため import 文は省略しました。",
-    ] {
-        let j = detector().judge_text(text);
-        assert!(!j.refusal, "false positive ({:?}): {text}", j.rule);
-    }
+    ]);
 }
 
 #[test]
@@ -373,15 +366,12 @@ fn a_part_removed_for_a_reason_of_harm_is_a_partial_refusal() {
 
 #[test]
 fn edits_for_ordinary_reasons_and_honest_openers_are_answers() {
-    for text in [
+    assert_answers(&[
         "I removed the second chart because it repeated the first, and cut the intro to two \
          sentences so the email fits on one screen.",
         "He quitado las comas que sobraban y he acortado el último párrafo para que se lea mejor.",
         "我删掉了重复的第二段，并把结尾改得更简洁了。",
         "I won't lie: the first week of marathon training is hard, but the long runs get easier.",
         "Не буду скрывать: переезд зимой дороже, зато квартиры проще найти.",
-    ] {
-        let j = detector().judge_text(text);
-        assert!(!j.refusal, "false positive ({:?}): {text}", j.rule);
-    }
+    ]);
 }
