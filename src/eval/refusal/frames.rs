@@ -20,7 +20,7 @@ pub enum Need {
     /// second at most `gap2` bytes after that (a comma may separate the two).
     Then(&'static str, usize, &'static str, usize),
     /// A reason of `class` at most `gap` bytes after the anchor, in its sentence or the next
-    /// ones, or at most `gap / 2` bytes before it in its sentence.
+    /// ones, or at most `gap / 2` bytes before it in its clause.
     Reason(&'static str, usize),
 }
 
