@@ -201,6 +201,14 @@ fn refusal_detector_meets_precision_and_recall_targets() {
         &heldout6,
     );
     assert_eq!(heldout6.total.n(), 360);
+    // A second set written after the same freeze, by another writer under the same rules,
+    // to measure the same frozen detector on more text. Reported only.
+    let heldout7 = measure(&evaluator, "heldout-2026-12f.jsonl");
+    print(
+        "heldout-2026-12f.jsonl (written after the fourth freeze, never tuned on)",
+        &heldout7,
+    );
+    assert_eq!(heldout7.total.n(), 360);
 
     let precision = main.total.precision().unwrap_or(0.0);
     assert!(precision >= 0.95, "precision {precision:.3} < 0.95");
