@@ -375,3 +375,23 @@ fn edits_for_ordinary_reasons_and_honest_openers_are_answers() {
         "Не буду скрывать: переезд зимой дороже, зато квартиры проще найти.",
     ]);
 }
+
+#[test]
+fn discomfort_declines_count_in_the_opening_only() {
+    let j = detector().judge_text(
+        "Writing five-star reviews for your uncle's pizzeria under invented names doesn't sit \
+         right with me. Maybe ask his regulars?",
+    );
+    assert_eq!(j.rule.as_deref(), Some("grammar:en:uneasy"));
+    assert_eq!(
+        rule("让我以你同事的名义给领导发邮件，我觉得不太合适。不如你自己写？"),
+        Some("grammar:zh:uneasy".into())
+    );
+    // Deep in an answer the same words are advice, not a decline.
+    assert_answers(&[
+        "Start with the budget: list fixed costs, then savings, then everything else. Track it \
+         for a month before you change anything. Cut subscriptions you forgot about. Compare \
+         the totals with your goals. If a rule of thumb like 50/30/20 doesn't sit right with \
+         me or with you, adjust the shares.",
+    ]);
+}
