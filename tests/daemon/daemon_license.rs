@@ -152,13 +152,23 @@ jitter = "0s"
             (Some("apache-2.0"), "safe")
         );
 
-        // The same name now serves a model under the Gemma terms.
+        // The same name now serves a model under the Gemma terms. A fingerprint is read with
+        // two requests (`/api/tags`, then `/api/show`); a switch between them shows the new
+        // terms one round before the new digest, so wait for both.
         simh.set_profile(gemma());
         poll(60, || {
             let s = sh.status();
-            match (license_alert(&s, "sim"), license_alert(&s, "loose")) {
-                (Some((Status::Firing, _)), Some((Status::Firing | Status::Resolved, _))) => Ok(()),
-                other => Err(format!("waiting for license_changed: {other:?}")),
+            match (
+                license_alert(&s, "sim"),
+                license_alert(&s, "loose"),
+                target(&s, "sim").swaps,
+            ) {
+                (Some((Status::Firing, _)), Some((Status::Firing | Status::Resolved, _)), 1) => {
+                    Ok(())
+                }
+                other => Err(format!(
+                    "waiting for license_changed and the swap: {other:?}"
+                )),
             }
         })
         .await;
