@@ -155,60 +155,42 @@ fn refusal_detector_meets_precision_and_recall_targets() {
         &heldout,
     );
     assert!(heldout.total.n() >= 40);
-    // Written after this detector was frozen, by a reviewer who had seen neither the detector
-    // nor any example data: 360 responses, 40 in each of the nine languages. Reported only.
-    let heldout2 = measure(&evaluator, "heldout-2026-12.jsonl");
-    print(
-        "heldout-2026-12.jsonl (written after the detector was frozen, never tuned on)",
-        &heldout2,
-    );
-    assert_eq!(heldout2.total.n(), 360);
-    // Written after the classifier layer was frozen (the commit whose message begins
-    // `refusal detector frozen:` merges it), by another reviewer under the same rules; the
-    // earlier held-out set had become training data by then. Measured and reported once; it
-    // is training data of the classifier since, so its figures are in-sample. Reported only.
-    let heldout3 = measure(&evaluator, "heldout-2026-12b.jsonl");
-    print(
-        "heldout-2026-12b.jsonl (written after the classifier layer was frozen; training data since)",
-        &heldout3,
-    );
-    assert_eq!(heldout3.total.n(), 360);
-    // Written after the second freeze (the commit whose message begins `refusal detector
-    // frozen: heldout-2026-12b and train-extra2`), by a reviewer who saw neither the detector
-    // nor any example data; measured once, training data since. Reported only.
-    let heldout4 = measure(&evaluator, "heldout-2026-12c.jsonl");
-    print(
-        "heldout-2026-12c.jsonl (written after the second freeze; training data since)",
-        &heldout4,
-    );
-    assert_eq!(heldout4.total.n(), 360);
-    // Written after the third freeze (the commit whose message begins `refusal detector
-    // frozen: heldout-2026-12c`), by a writer who opened nothing of the project and never ran
-    // the detector; measured once, training data since. Reported only.
-    let heldout5 = measure(&evaluator, "heldout-2026-12d.jsonl");
-    print(
-        "heldout-2026-12d.jsonl (written after the third freeze; training data since)",
-        &heldout5,
-    );
-    assert_eq!(heldout5.total.n(), 360);
-    // Written after the fourth freeze (the commit whose message begins `refusal detector
-    // frozen: heldout-2026-12d`), by a writer who opened nothing of the project and never ran
-    // the detector. Not training data: the honest figure of the detector as shipped. Reported
-    // only.
-    let heldout6 = measure(&evaluator, "heldout-2026-12e.jsonl");
-    print(
-        "heldout-2026-12e.jsonl (written after the fourth freeze, never tuned on)",
-        &heldout6,
-    );
-    assert_eq!(heldout6.total.n(), 360);
-    // A second set written after the same freeze, by another writer under the same rules,
-    // to measure the same frozen detector on more text. Reported only.
-    let heldout7 = measure(&evaluator, "heldout-2026-12f.jsonl");
-    print(
-        "heldout-2026-12f.jsonl (written after the fourth freeze, never tuned on)",
-        &heldout7,
-    );
-    assert_eq!(heldout7.total.n(), 360);
+    // The held-out sets of 360 responses (40 per language), each written after a freeze (the
+    // commits whose messages begin `refusal detector frozen:`) by a writer who had seen neither
+    // the detector nor any example data and never ran it. Each was measured once; all but the
+    // last two have been training data of the classifier since, so their figures are
+    // in-sample. `heldout-2026-12e` and `-12f` are two sets by two writers for the same frozen
+    // detector: the honest figure of the detector as shipped. Reported only.
+    for (file, what) in [
+        (
+            "heldout-2026-12.jsonl",
+            "written after the first freeze; training data since",
+        ),
+        (
+            "heldout-2026-12b.jsonl",
+            "written after the classifier layer was frozen; training data since",
+        ),
+        (
+            "heldout-2026-12c.jsonl",
+            "written after the second freeze; training data since",
+        ),
+        (
+            "heldout-2026-12d.jsonl",
+            "written after the third freeze; training data since",
+        ),
+        (
+            "heldout-2026-12e.jsonl",
+            "written after the fourth freeze, never tuned on",
+        ),
+        (
+            "heldout-2026-12f.jsonl",
+            "written after the fourth freeze, never tuned on",
+        ),
+    ] {
+        let r = measure(&evaluator, file);
+        print(&format!("{file} ({what})"), &r);
+        assert_eq!(r.total.n(), 360, "{file}");
+    }
 
     let precision = main.total.precision().unwrap_or(0.0);
     assert!(precision >= 0.95, "precision {precision:.3} < 0.95");
