@@ -154,11 +154,8 @@ fn sim_prose() {
         let flagged = (0..3000)
             .filter(|_| {
                 let text = filler_in(wording, &mut rng, 20);
-                let mut end = (1 + rng.below(80) as usize).min(text.len());
-                while !text.is_char_boundary(end) {
-                    end -= 1;
-                }
-                detector.judge_text(&text[..end]).refusal
+                let cut: String = text.chars().take(1 + rng.below(80) as usize).collect();
+                detector.judge_text(&cut).refusal
             })
             .count();
         println!("{wording:?} prose cut short: {flagged} of 3000 flagged");

@@ -1,7 +1,18 @@
-//! Small helpers shared across layers: hex encoding and one-line text excerpts.
+//! Small helpers shared across layers: hex encoding, one-line text excerpts and cutting text at
+//! a character boundary.
 
 /// Longest stored text excerpt, in characters.
 pub const EXCERPT_CHARS: usize = 240;
+
+/// The largest character boundary of `s` at or below byte `i` (`s.len()` when beyond it).
+#[inline]
+pub(crate) fn floor_char_boundary(s: &str, i: usize) -> usize {
+    let mut i = i.min(s.len());
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
 
 /// Lower-case hexadecimal of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {

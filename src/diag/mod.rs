@@ -3,6 +3,7 @@
 //!
 //! Lines and columns are 1-based; columns count characters, not bytes.
 
+use crate::util::floor_char_boundary;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -241,13 +242,6 @@ impl Source {
         let gutter = " ".repeat(number.len());
         format!("{gutter} |\n{number} | {shown}\n{gutter} | {pad}{carets}")
     }
-}
-
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
 }
 
 /// Levenshtein distance, for "did you mean" hints.

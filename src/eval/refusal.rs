@@ -328,12 +328,7 @@ impl RefusalDetector {
         if let Some((frame, span)) = hit {
             let rule = self.grammar.ids[frame].clone();
             let mut j = refusal(text, rule, Layer::Grammar, span, score());
-            // "I can explain X, but not Y", "I'll leave out the exact ratios" and "I took out
-            // the line about …: it reads as a threat" withhold a part by construction.
-            j.partial |= matches!(
-                frames::FRAMES[frame].id,
-                "can_but_not" | "withhold" | "removed"
-            );
+            j.partial |= frames::FRAMES[frame].withholds_part();
             return j;
         }
         let score = score();

@@ -8,9 +8,9 @@
 //! response bounded whatever its length. Text inside code, quotations, block quotes and
 //! dialogue lines (the guards' masked regions) is skipped: a quoted refusal is not a refusal.
 
-use super::guards::floor_char;
 use crate::eval::length::is_cjk;
 use crate::eval::swar::skip_plain;
+use crate::util::floor_char_boundary;
 use std::ops::Range;
 
 /// log2 of the number of hash buckets (64 Ki buckets × 3 classes × 1 byte = 192 KiB).
@@ -89,7 +89,7 @@ fn sentence_ends(text: &str, from: usize, to: usize, mut f: impl FnMut(usize, bo
 
 /// End of the first [`HEAD_SENTENCES`] sentences after `start`, at most [`HEAD_BYTES`] on.
 fn sentences_forward(text: &str, start: usize, end: usize) -> usize {
-    let limit = floor_char(text, (start + HEAD_BYTES).min(end));
+    let limit = floor_char_boundary(text, (start + HEAD_BYTES).min(end));
     let mut count = 0;
     let mut found = None;
     sentence_ends(text, start, limit, |at, _| {
@@ -105,7 +105,7 @@ fn sentences_forward(text: &str, start: usize, end: usize) -> usize {
 /// Start of the last [`TAIL_SENTENCES`] sentences before `end`, at most [`TAIL_BYTES`] back
 /// and never before `floor`.
 fn sentences_backward(text: &str, floor: usize, end: usize) -> usize {
-    let lower = floor.max(floor_char(text, end.saturating_sub(TAIL_BYTES)));
+    let lower = floor.max(floor_char_boundary(text, end.saturating_sub(TAIL_BYTES)));
     let lower = if lower > floor {
         // Cut mid-word: start at the next whitespace.
         text[lower..end]

@@ -34,6 +34,15 @@ pub struct Frame {
     pub need: Need,
 }
 
+impl Frame {
+    /// A match withholds only a part by construction: "I can explain X, but not Y"
+    /// (`can_but_not`), "I'll leave out the exact ratios" (`withhold`), "I took out the line
+    /// about …: it reads as a threat" (`removed`).
+    pub fn withholds_part(&self) -> bool {
+        matches!(self.id, "can_but_not" | "withhold" | "removed")
+    }
+}
+
 /// Every frame. Ids are stable: they appear in stored samples as `grammar:<lang>:<id>`.
 pub static FRAMES: &[Frame] = &[
     Frame {

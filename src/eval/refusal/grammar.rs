@@ -60,7 +60,7 @@ impl Class {
         across: Across,
     ) -> Option<(usize, usize)> {
         let bytes = text.as_bytes();
-        let to = super::guards::floor_char(text, to.min(text.len()));
+        let to = crate::util::floor_char_boundary(text, to.min(text.len()));
         if from >= to {
             return None;
         }
@@ -102,7 +102,7 @@ impl Class {
     /// Start of the first word of the class in the `gap` bytes before `at`, within the
     /// sentence that contains `at`.
     fn find_before(&self, text: &str, at: usize, gap: usize) -> Option<usize> {
-        let lo = super::guards::floor_char(text, at.saturating_sub(gap));
+        let lo = crate::util::floor_char_boundary(text, at.saturating_sub(gap));
         let start = text[lo..at]
             .char_indices()
             .rfind(|(_, c)| super::is_sentence_break(*c) || matches!(c, ',' | '，'))

@@ -10,6 +10,7 @@
 use super::lexicon::Scope as RuleScope;
 use crate::eval::length::is_cjk;
 use crate::eval::swar::skip_plain;
+use crate::util::floor_char_boundary;
 use std::ops::Range;
 
 /// A quotation closes at most this many bytes after it opens.
@@ -378,7 +379,7 @@ fn inline_regions(text: &str, lines: &[Range<usize>]) -> Vec<Range<usize>> {
             Scope::Line => next_line,
             Scope::Paragraph => next_para,
         };
-        let window_end = floor_char(text, reach.min(open_end + QUOTE_WINDOW));
+        let window_end = floor_char_boundary(text, reach.min(open_end + QUOTE_WINDOW));
         let from = open_end.max(no_closer_until[slot]);
         match find_closer(text, from, window_end, closers, word_rules) {
             Some(end) => {
@@ -485,18 +486,10 @@ fn find_closer(
     None
 }
 
-pub(crate) fn floor_char(s: &str, mut i: usize) -> usize {
-    i = i.min(s.len());
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
 /// Byte offset where the opening two sentences end (at most 400 bytes in). A sentence ends at
 /// `。！？`, a newline, or `.!?` followed by whitespace.
 pub(crate) fn opening_end(text: &str) -> usize {
-    let limit = floor_char(text, text.len().min(400));
+    let limit = floor_char_boundary(text, text.len().min(400));
     let start = text.len() - text.trim_start().len();
     if start >= limit {
         return limit;

@@ -10,7 +10,7 @@
 //! 3. a general answer after it: "…, but in general …", "…, pero en general …" followed by
 //!    at least a sentence of content.
 
-use super::guards::floor_char;
+use crate::util::floor_char_boundary;
 use std::ops::Range;
 
 /// Words that make a preceding sentence a preface rather than an answer.
@@ -239,7 +239,7 @@ pub(crate) fn is_partial(text: &str, span: Range<usize>) -> bool {
     let head_lower = sentence_head.to_lowercase();
     let opens_with_contrast = OPENING_CONTRASTS.iter().any(|c| head_lower.starts_with(c));
     // 1. Answer text before the refusal's sentence.
-    let before_lower = before[..floor_char(before, 64)].to_lowercase();
+    let before_lower = before[..floor_char_boundary(before, 64)].to_lowercase();
     let answered = ANSWER_OPENERS.iter().any(|a| before_lower.starts_with(a));
     if weight(before) >= 15
         && (opens_with_contrast || answered || (weight(before) >= 40 && !is_preface(before)))
@@ -270,11 +270,11 @@ pub(crate) fn is_partial(text: &str, span: Range<usize>) -> bool {
     }
     // 3. A general answer right after it, with content (weights are taken over bounded
     // windows so that the check stays linear whatever the response length).
-    let after = text[span.end..floor_char(text, span.end + 80)].to_lowercase();
+    let after = text[span.end..floor_char_boundary(text, span.end + 80)].to_lowercase();
     GENERAL_ANSWERS.iter().any(|m| {
         find(&after, m).is_some_and(|i| {
-            let from = floor_char(text, span.end + i);
-            weight(&text[from..floor_char(text, from + 400)]) >= 60
+            let from = floor_char_boundary(text, span.end + i);
+            weight(&text[from..floor_char_boundary(text, from + 400)]) >= 60
         })
     })
 }
