@@ -333,7 +333,15 @@ impl RefusalDetector {
         }
         let score = score();
         if let Some(s) = score.as_ref().filter(|s| s.is_refusal()) {
-            return classifier::judgement(s.clone());
+            let mut j = classifier::judgement(s.clone());
+            if !j.partial
+                && let Some(span) = self.refusing_sentence(text, &s.windows, &guards().unread())
+                && partial::follows_answer(text, span.clone())
+            {
+                j.partial = true;
+                j.span = Some(span);
+            }
+            return j;
         }
         if let Some((set, regexes)) = self.extra.as_ref() {
             let hits = set.matches(text);
@@ -352,6 +360,32 @@ impl RefusalDetector {
             classifier: score,
             ..RefusalJudgement::default()
         }
+    }
+
+    /// Where an outright refusal the classifier found sits: the first sentence of the windows
+    /// it read that it flags on its own (too short a sentence is not judged). When an answer
+    /// that opens with a delivery comes before it ([`partial::follows_answer`]), the refusal
+    /// is partial: "Here is the itinerary. With the trick to dodge the fine, I can't help."
+    /// Runs only when the classifier flagged the response, so it costs nothing on answers.
+    fn refusing_sentence(
+        &self,
+        text: &str,
+        windows: &[Range<usize>],
+        unread: &[Range<usize>],
+    ) -> Option<Range<usize>> {
+        windows
+            .iter()
+            .flat_map(|w| sentences(text, w.clone()))
+            .find(|s| {
+                let masked: Vec<Range<usize>> = unread
+                    .iter()
+                    .filter(|u| u.start < s.end && u.end > s.start)
+                    .map(|u| u.start.max(s.start) - s.start..u.end.min(s.end) - s.start)
+                    .collect();
+                self.classifier
+                    .score(&text[s.clone()], &masked)
+                    .is_some_and(|sc| sc.is_refusal())
+            })
     }
 
     /// What the classifier skips in `text`: code, quotations, dialogue and exclusions (the
@@ -492,6 +526,38 @@ fn on_boundaries(text: &str, start: usize, end: usize, meta: PatternMeta) -> boo
             .is_some_and(is_spaced_letter);
     let right_ok = !meta.bound_right || !text[end..].chars().next().is_some_and(is_spaced_letter);
     left_ok && right_ok
+}
+
+/// The sentences of `text[range]` (trimmed, non-empty), in order: each ends at `。！？；`, a
+/// newline, or `.!?;` followed by whitespace.
+fn sentences(text: &str, range: Range<usize>) -> impl Iterator<Item = Range<usize>> + '_ {
+    let mut from = range.start;
+    let mut chars = text[range.clone()].char_indices().peekable();
+    std::iter::from_fn(move || {
+        while let Some((off, c)) = chars.next() {
+            let end = range.start + off + c.len_utf8();
+            let next_space = chars.peek().is_none_or(|&(_, n)| n.is_whitespace());
+            let ends = match c {
+                '.' | '!' | '?' | ';' => next_space,
+                _ => is_sentence_break(c),
+            };
+            if ends || end == range.end {
+                let s = trimmed(text, from..end);
+                from = end;
+                if !s.is_empty() {
+                    return Some(s);
+                }
+            }
+        }
+        None
+    })
+}
+
+/// `range` without the whitespace at its ends.
+fn trimmed(text: &str, range: Range<usize>) -> Range<usize> {
+    let s = &text[range.clone()];
+    let start = range.start + (s.len() - s.trim_start().len());
+    start..start.max(range.start + s.trim_end().len())
 }
 
 fn is_sentence_break(c: char) -> bool {

@@ -158,9 +158,10 @@ fn refusal_detector_meets_precision_and_recall_targets() {
     // The held-out sets of 360 responses (40 per language), each written after a freeze (the
     // commits whose messages begin `refusal detector frozen:`) by a writer who had seen neither
     // the detector nor any example data and never ran it. Each was measured once; all but the
-    // last two have been training data of the classifier since, so their figures are
-    // in-sample. `heldout-2026-12e` and `-12f` are two sets by two writers for the same frozen
-    // detector: the honest figure of the detector as shipped. Reported only.
+    // last two have been training data of the classifier since, and the rules of the fifth
+    // round were written from the misses of those two (`heldout-2026-12e` and `-12f`, two
+    // sets by two writers for the fourth freeze), so every figure here is in-sample. Reported
+    // only.
     for (file, what) in [
         (
             "heldout-2026-12.jsonl",
@@ -180,11 +181,11 @@ fn refusal_detector_meets_precision_and_recall_targets() {
         ),
         (
             "heldout-2026-12e.jsonl",
-            "written after the fourth freeze, never tuned on",
+            "written after the fourth freeze; the fifth round's rules were tuned on it",
         ),
         (
             "heldout-2026-12f.jsonl",
-            "written after the fourth freeze, never tuned on",
+            "written after the fourth freeze; the fifth round's rules were tuned on it",
         ),
     ] {
         let r = measure(&evaluator, file);

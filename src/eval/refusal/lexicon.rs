@@ -228,6 +228,10 @@ const IT_HEADS: &[&str] = &[
     "non riesco a",
     "non sono in grado di",
     "non potrò",
+    "non ti posso",
+    "non vi posso",
+    "non le posso",
+    "non ti potrò",
 ];
 const IT_TAILS: &[&str] = &[
     "aiutar",
@@ -784,4 +788,11 @@ pub static EXCLUSIONS: &[&str] = &[
     "не стану скрывать",
     "не буду врать",
     "не буду лукавить",
+    // "Se non ti aiuto io, chi …": a condition or an emphatic subject, not a refusal.
+    "se non ti aiuto",
+    "non ti aiuto io",
+    "si no te ayudo",
+    "no te ayudo yo",
+    "se não te ajudo",
+    "se eu não ajudo",
 ];

@@ -279,6 +279,16 @@ pub(crate) fn is_partial(text: &str, span: Range<usize>) -> bool {
     })
 }
 
+/// Whether the refusal at `span` follows an answer that opens the response with a delivery
+/// ("Here is …", "Ecco …", "Вот …", "Ich kann dir erklären …"): the stricter test used where
+/// the refusal's place is only estimated (a sentence the classifier flags on its own), since
+/// soft declines often open with a sentence of deferral that is not an answer.
+pub(crate) fn follows_answer(text: &str, span: Range<usize>) -> bool {
+    let before = text[..sentence_start(text, span.start)].trim();
+    let before_lower = before[..floor_char_boundary(before, 64)].to_lowercase();
+    weight(before) >= 15 && ANSWER_OPENERS.iter().any(|a| before_lower.starts_with(a))
+}
+
 /// Where `needle` first occurs in `hay`, as `str::find` says: the haystacks here are short and
 /// the needles many, so a plain scan costs less than building a searcher for each needle.
 fn find(hay: &str, needle: &str) -> Option<usize> {

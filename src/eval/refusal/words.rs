@@ -256,7 +256,7 @@ pub(super) const ZH_VERBS: &str = "帮|幫|协助|協助|提供|满足|滿足|�
     細說|多说|多說|说明|說明|解释|解釋|告诉|告訴|给出|給出|给你|給你|教|指导|指導|评论|評論|发表|發表|做|处理|處理|答复|答覆|回应|回應|介绍|介紹|描述|\
     列出|制作|製作|翻译|翻譯|谈|談|聊|深入|具体|具體|评价|評價|猜测|猜測|推测|推測|配合|这样做|這樣做|这么做";
 pub(super) const ZH_PHRASES: &str = "我不掺和|我不插手|我不参与|我不參與|就不说了|就不多说了|就不展开了|就不细说了|就不提供了|就不写了|就不透露了|就不详细|就不具体|就不說了|就不多說了|帮不上忙|帮不了忙|幫不上忙|幫不了忙|不予处理|不予提供|不予协助|不予處理|超出了我可以|超出我可以|超出了我能|不在我可以|无能为力|無能為力|超出了我的服务范围|超出我的服务范围|不在我的服务范围|我拒绝|我得拒绝|只能拒绝|必须拒绝|不得不拒绝|无可奉告|無可奉告|不便透露|不便回答|不便评论|不便評論|不予置评|不予置評|不予回答|恕不|请恕我|請恕我|这个忙我帮不了|這個忙我幫不了|我帮不了|我幫不了|我帮不上|\
-    我幫不上|超出了我能|不在我能提供|爱莫能助|愛莫能助";
+    我幫不上|超出了我能|不在我能提供|爱莫能助|愛莫能助|这个忙我真帮不了|这个忙真帮不了|我真帮不了|我实在帮不了|這個忙我真幫不了|我真幫不了|我實在幫不了";
 
 pub(super) const RU_PHRASES: &str = "не помощник|не помощница|за рамки того, что я могу|выходит за рамки моих|я пропущу этот|пропущу этот вопрос|я пас|воздержусь|вынужден отказаться|вынуждена отказаться|вынужден отказать|\
     вынуждена отказать|откажусь от|позвольте мне не";
@@ -292,7 +292,9 @@ pub(super) const IT_SOFT: &str = "preferisco non|preferirei non|non mi sento a m
 pub(super) const RU_SOFT: &str = "мне не хотелось бы|не хотелось бы мне|я бы не стал|я бы не стала|я бы предпочёл не|я бы предпочел не|я бы предпочла не|\
     мне лучше не|лучше я не|мне некомфортно|мне неудобно|я бы не хотел|я бы не хотела";
 pub(super) const DE_VERB_FIRST: &str = "mache ich|übernehme ich|tue ich|helfe ich|ich helfe|gebe ich|schreibe ich|erkläre ich|liefere ich|verrate ich|\
-    ich verrate|nenne ich|teile ich dir|unterstütze ich|ich unterstütze";
+    ich verrate|nenne ich|teile ich dir|unterstütze ich|ich unterstütze|formuliere ich|bestätige ich|verfasse ich|erstelle ich|\
+    verrate ich dir|formuliere ich dir|bestätige ich dir|schreibe ich dir|erkläre ich dir|gebe ich dir|nenne ich dir|\
+    erstelle ich dir|verrate ich ihnen|bestätige ich ihnen|erkläre ich ihnen|nenne ich ihnen";
 pub(super) const IT_CLITIC: &str = "non ti|non vi|non le|non gli|non la|non lo";
 pub(super) const IT_FUTURE: &str = "darò|fornirò|scriverò|aiuterò|spiegherò|condividerò|risponderò|descriverò|preparerò|\
     redigerò|creerò|genererò|rivelerò|inventerò|farò|dirò come|mostrerò|indicherò|insegnerò|\
@@ -369,15 +371,19 @@ pub(super) const JA_TOPIC_NEG: &str = "それはやりません|それはしま�
 // opening only: later, the same words narrate habits ("I don't do that in tests").
 pub(super) const ES_NOT_DOING: &str = "no lo hago|no lo haré|no lo voy a hacer|no voy a hacerlo|no voy a hacer eso|\
     no hago eso|no pienso hacerlo|no lo escribo|no lo escribiré|no lo voy a escribir|no lo redacto|\
-    no la escribo|no la redacto|eso no lo hago|esto no lo hago";
+    no la escribo|no la redacto|eso no lo hago|esto no lo hago|no te ayudo|no le ayudo|no os ayudo|ahí no te ayudo|en eso no te ayudo|\
+    lo que no haré es|lo que no voy a hacer es|lo que no puedo hacer es";
 pub(super) const PT_NOT_DOING: &str = "não faço isso|não faço isto|isso eu não faço|não vou fazer isso|não vou fazer isto|\
-    não vou fazê-lo|não escrevo isso|isso eu não escrevo|não vou escrever isso|não redijo";
+    não vou fazê-lo|não escrevo isso|isso eu não escrevo|não vou escrever isso|não redijo|não te ajudo|não lhe ajudo|aí eu não ajudo|aí não ajudo|nisso eu não ajudo|\
+    nisso não ajudo|o que não posso fazer é|o que não vou fazer é|o que não farei é";
 pub(super) const IT_NOT_DOING: &str = "non lo faccio|non lo farò|non la faccio|non la farò|non lo scrivo|\
     non lo scriverò|non la scrivo|non la scriverò|non intendo farlo|non ho intenzione di farlo|\
-    non faccio questo|non scrivo questo";
+    non faccio questo|non scrivo questo|non ti aiuto|non vi aiuto|non la aiuto|non ti scrivo|non ti preparo|\
+    non ti spiego come|quello che non farò è|quello che non posso fare è|ciò che non farò è";
 pub(super) const FR_NOT_DOING: &str = "je ne le fais pas|je ne fais pas ça|je ne vais pas le faire|je ne l'écrirai pas|\
     je n'écris pas ça|je ne l'écris pas|je ne vais pas l'écrire|je ne rédige pas ça|\
-    je ne vais pas faire ça";
+    je ne vais pas faire ça|je vais m'abstenir|je préfère m'abstenir|je vais m'en abstenir|\
+    je préfère m'en abstenir|ce que je ne ferai pas, c'est|ce que je ne peux pas faire, c'est";
 pub(super) const DE_NOT_DOING: &str = "das mache ich nicht|so etwas mache ich nicht|sowas mache ich nicht|\
     das schreibe ich nicht|so etwas schreibe ich nicht|sowas schreibe ich nicht|das tue ich nicht|\
     das werde ich nicht tun|das werde ich nicht machen|schreibe ich nicht|verfasse ich nicht";
