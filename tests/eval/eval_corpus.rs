@@ -187,6 +187,14 @@ fn refusal_detector_meets_precision_and_recall_targets() {
             "heldout-2026-12f.jsonl",
             "written after the fourth freeze; the fifth round's rules were tuned on it",
         ),
+        (
+            "heldout-2026-12g.jsonl",
+            "written after the fifth freeze, never tuned on",
+        ),
+        (
+            "heldout-2026-12h.jsonl",
+            "written after the fifth freeze, never tuned on",
+        ),
     ] {
         let r = measure(&evaluator, file);
         print(&format!("{file} ({what})"), &r);
