@@ -141,12 +141,18 @@ fn sim_prose() {
     let detector = shipped_detector();
     for wording in [Wording::Plain, Wording::Alternate] {
         let mut rng = Rng::new(2026);
+        let mut shown = 0;
         let flagged = (0..1000)
             .filter(|_| {
                 let words = 10 + rng.below(191) as usize;
-                detector
-                    .judge_text(&filler_in(wording, &mut rng, words))
-                    .refusal
+                let text = filler_in(wording, &mut rng, words);
+                let j = detector.judge_text(&text);
+                if j.refusal && shown < 3 {
+                    shown += 1;
+                    let at = j.span.clone().unwrap_or(0..0);
+                    println!("  flagged ({:?}): …{}…", j.rule, &text[at]);
+                }
+                j.refusal
             })
             .count();
         println!("{wording:?} prose: {flagged} of 1000 flagged");

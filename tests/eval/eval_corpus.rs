@@ -158,10 +158,9 @@ fn refusal_detector_meets_precision_and_recall_targets() {
     // The held-out sets of 360 responses (40 per language), each written after a freeze (the
     // commits whose messages begin `refusal detector frozen:`) by a writer who had seen neither
     // the detector nor any example data and never ran it. Each was measured once; all but the
-    // last two have been training data of the classifier since, and the rules of the fifth
-    // round were written from the misses of those two (`heldout-2026-12e` and `-12f`, two
-    // sets by two writers for the fourth freeze), so every figure here is in-sample. Reported
-    // only.
+    // last two have been training data of the classifier since, so their figures are
+    // in-sample; the last two are the sets written after the latest freeze, by two writers:
+    // the honest figure of the detector as shipped. Reported only.
     for (file, what) in [
         (
             "heldout-2026-12.jsonl",
@@ -181,19 +180,19 @@ fn refusal_detector_meets_precision_and_recall_targets() {
         ),
         (
             "heldout-2026-12e.jsonl",
-            "written after the fourth freeze; the fifth round's rules were tuned on it",
+            "written after the fourth freeze; tuned on and training data since",
         ),
         (
             "heldout-2026-12f.jsonl",
-            "written after the fourth freeze; the fifth round's rules were tuned on it",
+            "written after the fourth freeze; tuned on and training data since",
         ),
         (
             "heldout-2026-12g.jsonl",
-            "written after the fifth freeze, never tuned on",
+            "written after the fifth freeze; training data since",
         ),
         (
             "heldout-2026-12h.jsonl",
-            "written after the fifth freeze, never tuned on",
+            "written after the fifth freeze; training data since",
         ),
     ] {
         let r = measure(&evaluator, file);
@@ -243,6 +242,7 @@ fn refusal_detector_on_the_classifier_training_extras() {
         "train-extra4.jsonl",
         "train-extra5.jsonl",
         "train-extra6.jsonl",
+        "train-extra7.jsonl",
     ] {
         let r = measure(&evaluator, file);
         print(&format!("{file} (classifier training data, in-sample)"), &r);

@@ -131,19 +131,18 @@ fn repetition_does_not_amplify_the_classifier() {
     ] {
         let j = judge(&filler.repeat(20));
         assert!(!j.refusal, "{filler}: {:?}", j.classifier);
-        // A hundred copies weigh what twenty and two do: features are present or absent, so
-        // only the n-grams that span the join of two copies are new after the first.
+        // Once the opening window (three sentences) and the closing one (two) are full — five
+        // copies — more copies change nothing: a hundred weigh exactly what five do. (Two
+        // copies fill only the opening, so their score differs by the closing window's own
+        // n-grams, by an amount that depends on the weights.)
         let score = |n: usize| {
             judge(&filler.repeat(n))
                 .classifier
                 .map_or(0.0, |s| s.refusal)
         };
-        let (twice, many) = (score(2), j.classifier.map_or(0.0, |s| s.refusal));
+        let many = j.classifier.map_or(0.0, |s| s.refusal);
         assert_eq!(score(100), many, "{filler}");
-        assert!(
-            many <= twice + 1e-6,
-            "{filler}: {many} after 20 copies, {twice} after two"
-        );
+        assert_eq!(score(5), many, "{filler}");
     }
 }
 

@@ -67,6 +67,27 @@ const PREFACES: &[&str] = &[
     "恐れ入り",
     "ありがとう",
     "お気持ち",
+    // A restated request ("This request asks for …", "Votre demande consiste à …") before a
+    // refusal is not an answer either.
+    "request",
+    "you've asked",
+    "you asked",
+    "solicitud",
+    "petición",
+    "me pides",
+    "votre demande",
+    "ta demande",
+    "anfrage",
+    "richiesta",
+    "hai chiesto",
+    "mi chiedi",
+    "pedido",
+    "solicitação",
+    "запрос",
+    "просите",
+    "请求",
+    "依頼",
+    "ご要望",
 ];
 
 /// An answer begins: the text before the refusal delivers something.

@@ -47,6 +47,11 @@ pub const TRAINING_FILES: &[&str] = &[
     "heldout-2026-12d.jsonl",
     "train-extra5.jsonl",
     "train-extra6.jsonl",
+    "heldout-2026-12e.jsonl",
+    "heldout-2026-12f.jsonl",
+    "heldout-2026-12g.jsonl",
+    "heldout-2026-12h.jsonl",
+    "train-extra7.jsonl",
 ];
 
 /// Reads the named corpus files from `dir`, in order.
