@@ -194,6 +194,14 @@ fn refusal_detector_meets_precision_and_recall_targets() {
             "heldout-2026-12h.jsonl",
             "written after the fifth freeze; training data since",
         ),
+        (
+            "heldout-2026-12i.jsonl",
+            "written after the sixth freeze, never tuned on",
+        ),
+        (
+            "heldout-2026-12j.jsonl",
+            "written after the sixth freeze, never tuned on",
+        ),
     ] {
         let r = measure(&evaluator, file);
         print(&format!("{file} ({what})"), &r);
