@@ -196,11 +196,11 @@ fn refusal_detector_meets_precision_and_recall_targets() {
         ),
         (
             "heldout-2026-12i.jsonl",
-            "written after the sixth freeze, never tuned on",
+            "written after the sixth freeze; training data since",
         ),
         (
             "heldout-2026-12j.jsonl",
-            "written after the sixth freeze, never tuned on",
+            "written after the sixth freeze; training data since",
         ),
     ] {
         let r = measure(&evaluator, file);

@@ -52,6 +52,8 @@ pub const TRAINING_FILES: &[&str] = &[
     "heldout-2026-12g.jsonl",
     "heldout-2026-12h.jsonl",
     "train-extra7.jsonl",
+    "heldout-2026-12i.jsonl",
+    "heldout-2026-12j.jsonl",
 ];
 
 /// Reads the named corpus files from `dir`, in order.
