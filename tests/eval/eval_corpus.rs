@@ -202,6 +202,14 @@ fn refusal_detector_meets_precision_and_recall_targets() {
             "heldout-2026-12j.jsonl",
             "written after the sixth freeze; training data since",
         ),
+        (
+            "heldout-2026-12k.jsonl",
+            "written after the seventh freeze, never tuned on",
+        ),
+        (
+            "heldout-2026-12l.jsonl",
+            "written after the seventh freeze, never tuned on",
+        ),
     ] {
         let r = measure(&evaluator, file);
         print(&format!("{file} ({what})"), &r);
