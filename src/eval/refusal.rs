@@ -528,36 +528,25 @@ fn on_boundaries(text: &str, start: usize, end: usize, meta: PatternMeta) -> boo
     left_ok && right_ok
 }
 
-/// The sentences of `text[range]` (trimmed, non-empty), in order: each ends at `。！？；`, a
-/// newline, or `.!?;` followed by whitespace.
-fn sentences(text: &str, range: Range<usize>) -> impl Iterator<Item = Range<usize>> + '_ {
+/// The sentences of `text[range]` (trimmed, non-empty), in order, split where the
+/// classifier's windows split them ([`features::sentence_ends`]).
+fn sentences(text: &str, range: Range<usize>) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
     let mut from = range.start;
-    let mut chars = text[range.clone()].char_indices().peekable();
-    std::iter::from_fn(move || {
-        while let Some((off, c)) = chars.next() {
-            let end = range.start + off + c.len_utf8();
-            let next_space = chars.peek().is_none_or(|&(_, n)| n.is_whitespace());
-            let ends = match c {
-                '.' | '!' | '?' | ';' => next_space,
-                _ => is_sentence_break(c),
-            };
-            if ends || end == range.end {
-                let s = trimmed(text, from..end);
-                from = end;
-                if !s.is_empty() {
-                    return Some(s);
-                }
-            }
+    let mut push = |end: usize, from: usize| {
+        let s = &text[from..end];
+        let start = from + (s.len() - s.trim_start().len());
+        if start < from + s.trim_end().len() {
+            out.push(start..from + s.trim_end().len());
         }
-        None
-    })
-}
-
-/// `range` without the whitespace at its ends.
-fn trimmed(text: &str, range: Range<usize>) -> Range<usize> {
-    let s = &text[range.clone()];
-    let start = range.start + (s.len() - s.trim_start().len());
-    start..start.max(range.start + s.trim_end().len())
+    };
+    features::sentence_ends(text, range.start, range.end, |at, _| {
+        push(at, from);
+        from = at;
+        true
+    });
+    push(range.end, from);
+    out
 }
 
 fn is_sentence_break(c: char) -> bool {

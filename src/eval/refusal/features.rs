@@ -57,7 +57,12 @@ fn ends_sentence(c: char, next: Option<char>) -> bool {
 /// Byte offsets (in `text[from..to]`) just after each sentence end, in order: `f` is called
 /// with each and stops the scan by returning `false`. Bytes that cannot end a sentence are
 /// skipped without decoding (`。！？` start with 0xE3 or 0xEF).
-fn sentence_ends(text: &str, from: usize, to: usize, mut f: impl FnMut(usize, bool) -> bool) {
+pub(super) fn sentence_ends(
+    text: &str,
+    from: usize,
+    to: usize,
+    mut f: impl FnMut(usize, bool) -> bool,
+) {
     let bytes = &text.as_bytes()[..to];
     let mut i = from;
     // Bytes before this are looked at one by one; from it, plain ASCII is skipped in blocks.

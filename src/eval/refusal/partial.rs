@@ -260,8 +260,7 @@ pub(crate) fn is_partial(text: &str, span: Range<usize>) -> bool {
     let head_lower = sentence_head.to_lowercase();
     let opens_with_contrast = OPENING_CONTRASTS.iter().any(|c| head_lower.starts_with(c));
     // 1. Answer text before the refusal's sentence.
-    let before_lower = before[..floor_char_boundary(before, 64)].to_lowercase();
-    let answered = ANSWER_OPENERS.iter().any(|a| before_lower.starts_with(a));
+    let answered = opens_with_answer(before);
     if weight(before) >= 15
         && (opens_with_contrast || answered || (weight(before) >= 40 && !is_preface(before)))
     {
@@ -306,8 +305,13 @@ pub(crate) fn is_partial(text: &str, span: Range<usize>) -> bool {
 /// soft declines often open with a sentence of deferral that is not an answer.
 pub(crate) fn follows_answer(text: &str, span: Range<usize>) -> bool {
     let before = text[..sentence_start(text, span.start)].trim();
-    let before_lower = before[..floor_char_boundary(before, 64)].to_lowercase();
-    weight(before) >= 15 && ANSWER_OPENERS.iter().any(|a| before_lower.starts_with(a))
+    weight(before) >= 15 && opens_with_answer(before)
+}
+
+/// Whether `before` (the text before the refusal's sentence) opens with an answer opener.
+fn opens_with_answer(before: &str) -> bool {
+    let lower = before[..floor_char_boundary(before, 64)].to_lowercase();
+    ANSWER_OPENERS.iter().any(|a| lower.starts_with(a))
 }
 
 /// Where `needle` first occurs in `hay`, as `str::find` says: the haystacks here are short and
