@@ -204,11 +204,11 @@ fn refusal_detector_meets_precision_and_recall_targets() {
         ),
         (
             "heldout-2026-12k.jsonl",
-            "written after the seventh freeze, never tuned on",
+            "written after the seventh freeze; training data since",
         ),
         (
             "heldout-2026-12l.jsonl",
-            "written after the seventh freeze, never tuned on",
+            "written after the seventh freeze; training data since",
         ),
     ] {
         let r = measure(&evaluator, file);

@@ -54,6 +54,9 @@ pub const TRAINING_FILES: &[&str] = &[
     "train-extra7.jsonl",
     "heldout-2026-12i.jsonl",
     "heldout-2026-12j.jsonl",
+    "heldout-2026-12k.jsonl",
+    "heldout-2026-12l.jsonl",
+    "train-extra8.jsonl",
 ];
 
 /// Reads the named corpus files from `dir`, in order.
