@@ -210,6 +210,14 @@ fn refusal_detector_meets_precision_and_recall_targets() {
             "heldout-2026-12l.jsonl",
             "written after the seventh freeze; training data since",
         ),
+        (
+            "heldout-2026-12m.jsonl",
+            "written after the eighth freeze, never tuned on",
+        ),
+        (
+            "heldout-2026-12n.jsonl",
+            "written after the eighth freeze, never tuned on",
+        ),
     ] {
         let r = measure(&evaluator, file);
         print(&format!("{file} ({what})"), &r);
