@@ -157,11 +157,17 @@ fn sim_prose() {
             .count();
         println!("{wording:?} prose: {flagged} of 1000 flagged");
         // Cut-off answers: the first 1 to 80 characters of a 20-word answer.
+        let mut shown = 0;
         let flagged = (0..3000)
             .filter(|_| {
                 let text = filler_in(wording, &mut rng, 20);
                 let cut: String = text.chars().take(1 + rng.below(80) as usize).collect();
-                detector.judge_text(&cut).refusal
+                let j = detector.judge_text(&cut);
+                if j.refusal && shown < 3 {
+                    shown += 1;
+                    println!("  flagged ({:?}): {cut}", j.rule);
+                }
+                j.refusal
             })
             .count();
         println!("{wording:?} prose cut short: {flagged} of 3000 flagged");

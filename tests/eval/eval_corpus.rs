@@ -212,11 +212,11 @@ fn refusal_detector_meets_precision_and_recall_targets() {
         ),
         (
             "heldout-2026-12m.jsonl",
-            "written after the eighth freeze, never tuned on",
+            "written after the eighth freeze; training data since",
         ),
         (
             "heldout-2026-12n.jsonl",
-            "written after the eighth freeze, never tuned on",
+            "written after the eighth freeze; training data since",
         ),
     ] {
         let r = measure(&evaluator, file);

@@ -57,6 +57,9 @@ pub const TRAINING_FILES: &[&str] = &[
     "heldout-2026-12k.jsonl",
     "heldout-2026-12l.jsonl",
     "train-extra8.jsonl",
+    "heldout-2026-12m.jsonl",
+    "heldout-2026-12n.jsonl",
+    "train-extra9.jsonl",
 ];
 
 /// Reads the named corpus files from `dir`, in order.
