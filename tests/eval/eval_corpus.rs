@@ -218,6 +218,14 @@ fn refusal_detector_meets_precision_and_recall_targets() {
             "heldout-2026-12n.jsonl",
             "written after the eighth freeze; training data since",
         ),
+        (
+            "heldout-2026-12o.jsonl",
+            "written after the ninth freeze, never tuned on",
+        ),
+        (
+            "heldout-2026-12p.jsonl",
+            "written after the ninth freeze, never tuned on",
+        ),
     ] {
         let r = measure(&evaluator, file);
         print(&format!("{file} ({what})"), &r);
