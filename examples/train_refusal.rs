@@ -145,14 +145,7 @@ fn sim_prose() {
         let flagged = (0..1000)
             .filter(|_| {
                 let words = 10 + rng.below(191) as usize;
-                let text = filler_in(wording, &mut rng, words);
-                let j = detector.judge_text(&text);
-                if j.refusal && shown < 3 {
-                    shown += 1;
-                    let at = j.span.clone().unwrap_or(0..0);
-                    println!("  flagged ({:?}): …{}…", j.rule, &text[at]);
-                }
-                j.refusal
+                flags(&detector, &filler_in(wording, &mut rng, words), &mut shown)
             })
             .count();
         println!("{wording:?} prose: {flagged} of 1000 flagged");
@@ -162,16 +155,23 @@ fn sim_prose() {
             .filter(|_| {
                 let text = filler_in(wording, &mut rng, 20);
                 let cut: String = text.chars().take(1 + rng.below(80) as usize).collect();
-                let j = detector.judge_text(&cut);
-                if j.refusal && shown < 3 {
-                    shown += 1;
-                    println!("  flagged ({:?}): {cut}", j.rule);
-                }
-                j.refusal
+                flags(&detector, &cut, &mut shown)
             })
             .count();
         println!("{wording:?} prose cut short: {flagged} of 3000 flagged");
     }
+}
+
+/// Whether the detector flags `text`; the first three flagged (counted in `shown`) are
+/// printed with the span that decided.
+fn flags(detector: &RefusalDetector, text: &str, shown: &mut usize) -> bool {
+    let j = detector.judge_text(text);
+    if j.refusal && *shown < 3 {
+        *shown += 1;
+        let at = j.span.clone().unwrap_or(0..text.len());
+        println!("  flagged ({:?}): …{}…", j.rule, &text[at]);
+    }
+    j.refusal
 }
 
 fn main() -> Result<(), String> {

@@ -2,6 +2,7 @@
 //! (`tests/fixtures/refusal_corpus/corpus.jsonl`), overall and per language.
 //! Run with `cargo test --test eval eval_corpus:: -- --nocapture` to see the figures.
 
+use modelwatch::eval::refusal::train::TRAINING_FILES;
 use modelwatch::eval::{Evaluator, RefusalConfig};
 use modelwatch::sample::{Completion, FinishReason};
 use modelwatch::stats::Confusion;
@@ -267,15 +268,10 @@ fn refusal_detector_on_the_development_set() {
 #[test]
 fn refusal_detector_on_the_classifier_training_extras() {
     let evaluator = Evaluator::new(&RefusalConfig::default()).unwrap();
-    for file in [
-        "train-extra.jsonl",
-        "train-extra2.jsonl",
-        "train-extra3.jsonl",
-        "train-extra4.jsonl",
-        "train-extra5.jsonl",
-        "train-extra6.jsonl",
-        "train-extra7.jsonl",
-    ] {
+    let extras = TRAINING_FILES
+        .iter()
+        .filter(|f| f.starts_with("train-extra"));
+    for file in extras {
         let r = measure(&evaluator, file);
         print(&format!("{file} (classifier training data, in-sample)"), &r);
         assert_eq!(r.by_lang.len(), 9, "{file}");
