@@ -8,7 +8,9 @@
 //! ```
 //!
 //! `THRESHOLD`, `PARTIAL_THRESHOLD` and `MIN_CHARS` in the environment change the decision
-//! for `--estimate`, `--folds` and `--sim-prose`.
+//! for `--estimate`, `--folds` and `--sim-prose`; `TRAIN_EPOCHS`, `TRAIN_L2`,
+//! `TRAIN_ANSWER_WEIGHT` and `TRAIN_LR` change the training for `--estimate` and `--folds`, and
+//! for `--sim-prose` with `RETRAIN` set.
 
 use modelwatch::eval::refusal::classifier::{self, Classifier};
 use modelwatch::eval::refusal::train::{Params, TRAINING_FILES, load, train, train_with};
@@ -38,26 +40,7 @@ fn measure(held_out: &str, verbose: bool) -> Result<(Confusion, Confusion), Stri
         .copied()
         .filter(|f| *f != held_out)
         .collect();
-    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f32>().ok());
-    let mut params = Params::default();
-    if let Some(x) = env("TRAIN_EPOCHS") {
-        params.epochs = x as usize;
-    }
-    if let Some(x) = env("TRAIN_L2") {
-        params.l2 = x;
-    }
-    if let Some(x) = env("TRAIN_ANSWER_WEIGHT") {
-        params.answer_weight = x;
-    }
-    if let Some(x) = env("TRAIN_LR") {
-        params.learning_rate = x;
-    }
-    let model = decision(
-        Classifier::from_bytes(
-            train_with(&load(&dir, &files)?, params).map_err(|e| e.to_string())?,
-        )
-        .map_err(|e| e.to_string())?,
-    );
+    let model = decision(trained(&files)?);
     let detector = RefusalDetector::new(&RefusalConfig::default())
         .map_err(|e| e.to_string())?
         .with_classifier(model);
@@ -114,6 +97,27 @@ fn measure(held_out: &str, verbose: bool) -> Result<(Confusion, Confusion), Stri
     Ok((total, partial))
 }
 
+/// The classifier trained on `files` with the training settings of the environment
+/// (`TRAIN_EPOCHS`, `TRAIN_L2`, `TRAIN_ANSWER_WEIGHT`, `TRAIN_LR`), where set.
+fn trained(files: &[&str]) -> Result<Classifier, String> {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f32>().ok());
+    let mut params = Params::default();
+    if let Some(x) = env("TRAIN_EPOCHS") {
+        params.epochs = x as usize;
+    }
+    if let Some(x) = env("TRAIN_L2") {
+        params.l2 = x;
+    }
+    if let Some(x) = env("TRAIN_ANSWER_WEIGHT") {
+        params.answer_weight = x;
+    }
+    if let Some(x) = env("TRAIN_LR") {
+        params.learning_rate = x;
+    }
+    let weights = train_with(&load(&corpus_dir(), files)?, params).map_err(|e| e.to_string())?;
+    Classifier::from_bytes(weights).map_err(|e| e.to_string())
+}
+
 /// `model` with the decision settings of the environment (`THRESHOLD`, `PARTIAL_THRESHOLD`,
 /// `MIN_CHARS`), where set.
 fn decision(mut model: Classifier) -> Classifier {
@@ -128,11 +132,18 @@ fn decision(mut model: Classifier) -> Classifier {
     model
 }
 
-/// The shipped detector, with the decision settings of the environment.
+/// The shipped detector, with the decision settings of the environment; with `RETRAIN` set,
+/// its classifier is trained afresh on `TRAINING_FILES` with the environment's training
+/// settings instead (to compare settings without writing weights).
 fn shipped_detector() -> RefusalDetector {
+    let model = if std::env::var("RETRAIN").is_ok() {
+        trained(TRAINING_FILES).expect("training")
+    } else {
+        Classifier::shipped().expect("shipped weights")
+    };
     RefusalDetector::new(&RefusalConfig::default())
         .expect("built-in detector")
-        .with_classifier(decision(Classifier::shipped().expect("shipped weights")))
+        .with_classifier(decision(model))
 }
 
 /// Ordinary answers the simulator writes (1,000 of 10 to 200 words in each wording, and 3,000

@@ -221,11 +221,11 @@ fn refusal_detector_meets_precision_and_recall_targets() {
         ),
         (
             "heldout-2026-12o.jsonl",
-            "written after the ninth freeze, never tuned on",
+            "written after the ninth freeze; training data since",
         ),
         (
             "heldout-2026-12p.jsonl",
-            "written after the ninth freeze, never tuned on",
+            "written after the ninth freeze; training data since",
         ),
     ] {
         let r = measure(&evaluator, file);

@@ -515,6 +515,13 @@ pub static FRAMES: &[Frame] = &[
         need: Need::Nothing,
     },
     Frame {
+        lang: "de",
+        id: "present_neg",
+        scope: Opening,
+        anchors: DE_PRESENT_1SG,
+        need: Need::After("kein", 12),
+    },
+    Frame {
         lang: "en",
         id: "not_doing",
         scope: Opening,

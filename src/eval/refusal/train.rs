@@ -26,7 +26,7 @@ impl Default for Params {
         Params {
             epochs: 30,
             learning_rate: 0.5,
-            l2: 1e-5,
+            l2: 2e-4,
             answer_weight: 2.0,
         }
     }
@@ -60,6 +60,8 @@ pub const TRAINING_FILES: &[&str] = &[
     "heldout-2026-12m.jsonl",
     "heldout-2026-12n.jsonl",
     "train-extra9.jsonl",
+    "heldout-2026-12o.jsonl",
+    "heldout-2026-12p.jsonl",
 ];
 
 /// Reads the named corpus files from `dir`, in order.

@@ -84,7 +84,8 @@ pub(super) const ES_DECLINED: &str = "fuera de lo que puedo|fuera de lo que yo p
     no atenderé|no proporcionaré|no escribiré|no ayudaré|no daré|no redactaré|no compartiré|\
     no explicaré|no facilitaré|no crearé|no generaré|no detallaré|no participaré";
 pub(super) const JA_DECLINED: &str = "私にはできません|わたしにはできません|私にはできかねます|お伝えしません|お教えしません|お答えしません|ご提供しません|ご説明しません|提供しません|説明しません|回答しません|お手伝いしません|協力しません|いたしかねます|致しかねます|お断りします|お断りいたします|ご期待に沿え|\
-    ご希望に沿え|お受けできません|お引き受けできません|応じかねます|お応えしかねます";
+    ご希望に沿え|お受けできません|お引き受けできません|応じかねます|お応えしかねます|\
+    手伝えないよ|手伝えないです|手伝えません|手伝えないな|手伝えないの";
 
 /// First-person future or explicit declining: the verb is part of the anchor.
 pub(super) const FR_DECLINED: &str = "contraint de refuser|contrainte de refuser|obligé de refuser|obligée de refuser|dans l'obligation de refuser|sort du cadre de ce que je|hors du cadre de ce que je|au-delà de ce que je peux|je passe mon tour|je vais devoir refuser|je vais devoir décliner|je dois malheureusement refuser|je n'aiderai pas|je ne participerai pas|je ne créerai pas|je ne générerai pas|je ne t'aiderai|je ne vous aiderai|je ne fournirai|je ne donnerai|je n'écrirai|je ne rédigerai|je ne partagerai|je ne répondrai|je ne détaillerai|je ne te donnerai|je ne vous donnerai|je ne t'expliquerai|je ne vous expliquerai|je ne le ferai|je ne ferai pas|je me dois de refuser|je dois refuser|je dois décliner|je décline";
@@ -127,7 +128,7 @@ pub(super) const ES_VERBS: &str = "ayud|inclu|asist|colabor|proporcion|facilit|d
     cumpl|invent|compart|respond|contest|hacer|hacerlo|atend|ofrec|explic|detall|describ|\
     indic|enseñ|particip|elabor|desarroll|prepar|fabric|sintetiz|revel|divulg|entrar en|\
     profundiz|opin|coment|especul|apoy|contribu|brind|aport|suministr|traduc|resum|orient|\
-    guiar|entreg|mostr|seguir con|continuar con|involucr|meterme|prestar";
+    guiar|entreg|mostr|seguir con|continuar con|involucr|meterme|prestar|pasar|pasarte";
 pub(super) const ES_SOMETHING: &str = "no es algo en lo que|no es algo con lo que|no es algo que|no es algo para lo que|\
     no es un tema en el que|no es un tema que|no es algo a lo que|no es algo sobre";
 pub(super) const ES_SOMETHING_TAIL: &str = "pued|podr|vaya|voy|esté|deb|quier|me sienta|me corresponda|me toca|haga|ayude|colabore|\
@@ -145,7 +146,8 @@ pub(super) const FR_NEG: &str = "je crains de ne pas pouvoir|je regrette de ne p
     je ne souhaite pas|je refuse de|je refuse d'|je me refuse à|je vais m'abstenir|\
     je dois m'abstenir|il m'est impossible|il ne m'est pas possible|il ne m'est pas permis|\
     je ne suis pas autorisé|je ne suis pas autorisée|je n'ai pas le droit|je ne compte pas|\
-    je ne vais pas pouvoir|je ne pourrais pas|hors de question que je";
+    je ne vais pas pouvoir|je ne pourrais pas|hors de question que je|\
+    je peux pas|j'peux pas|je vais pas|j'vais pas";
 pub(super) const FR_VERBS: &str = "faire ça|faire cela|faire ce|le fair|faire de faux|faire un faux|m'exprimer|exprimer|\
     aid|inclure|t'aid|vous aid|fourn|répond|donn|rédig|écri|créer|génér|partag|invent|\
     satisf|communiqu|expliqu|détaill|décri|indiqu|enseign|particip|collabor|contribu|dévoil|\
@@ -267,7 +269,8 @@ pub(super) const RU_SOMETHING: &str = "не то, с чем я|не то, в ч�
 
 pub(super) const JA_NEG: &str = "られません|れません|けません|せません|えません|やめておいた|やめておきたい|やめておこう|控えたほうが|遠慮したほうが|ことはできません|ことができません|ことはできかねます|いたしかねます|しかねます|わけにはいきません|わけにはいかない|は控えます|を控えます|のは控え|は控えさせて|\
     は差し控え|を差し控え|ことはしません|つもりはありません|ことはお断り|はお断り|をお断り|できないです|できません|はいたしません|ことは致しかねます|致しかねます|\
-    ことは遠慮|のは遠慮|は遠慮させて|はやめておきます|のはやめて";
+    ことは遠慮|のは遠慮|は遠慮させて|はやめておきます|のはやめて|\
+    はしません";
 pub(super) const JA_VERBS: &str = "言|受け|お受け|引き受け|書|作成|提供|説明|回答|答え|お答え|教え|お教え|伝え|お伝え|手伝|協力|生成|共有|開示|公開|紹介|作る|作り|案内|詳しく|詳細|述べ|申し上げ|解説|お話し|\
     話す|手助け|支援|応じ|対応|記載|翻訳|助言|アドバイス|具体的|コメント|言及|推測|お手伝い|ご案内|ご提供|ご説明|ご回答|お渡し|作業|お応え|応え|参加|関与|\
     お勧め|おすすめ|推奨|明か|教示|ご教示|提示|示す|示し|意見";
@@ -372,27 +375,46 @@ pub(super) const JA_TOPIC_NEG: &str = "それはやりません|それはしま�
 pub(super) const ES_NOT_DOING: &str = "no lo hago|no lo haré|no lo voy a hacer|no voy a hacerlo|no voy a hacer eso|\
     no hago eso|no pienso hacerlo|no lo escribo|no lo escribiré|no lo voy a escribir|no lo redacto|\
     no la escribo|no la redacto|eso no lo hago|esto no lo hago|no te ayudo|no le ayudo|no os ayudo|ahí no te ayudo|en eso no te ayudo|\
-    lo que no haré es|lo que no voy a hacer es|lo que no puedo hacer es";
+    lo que no haré es|lo que no voy a hacer es|lo que no puedo hacer es|\
+    no doy instrucciones|no doy indicaciones|no doy consejos|no doy datos|no escribo|no redacto|no genero|\
+    no fabrico|no comparto|no explico cómo|no facilito|no proporciono|no elaboro|no invento";
 pub(super) const PT_NOT_DOING: &str = "não faço isso|não faço isto|isso eu não faço|não vou fazer isso|não vou fazer isto|\
     não vou fazê-lo|não escrevo isso|isso eu não escrevo|não vou escrever isso|não redijo|não te ajudo|não lhe ajudo|aí eu não ajudo|aí não ajudo|nisso eu não ajudo|\
-    nisso não ajudo|o que não posso fazer é|o que não vou fazer é|o que não farei é";
+    nisso não ajudo|o que não posso fazer é|o que não vou fazer é|o que não farei é|\
+    não escrevo|não redijo|não forneço|não dou instruções|não dou dicas|não explico como|não preparo|\
+    não gero|não invento";
 pub(super) const IT_NOT_DOING: &str = "non lo faccio|non lo farò|non la faccio|non la farò|non lo scrivo|\
     non lo scriverò|non la scrivo|non la scriverò|non intendo farlo|non ho intenzione di farlo|\
     non faccio questo|non scrivo questo|non ti aiuto|non vi aiuto|non la aiuto|non ti scrivo|non ti preparo|\
-    non ti spiego come|quello che non farò è|quello che non posso fare è|ciò che non farò è";
+    non ti spiego come|quello che non farò è|quello che non posso fare è|ciò che non farò è|\
+    non spiego|non scrivo|non fornisco|non forniamo|non do istruzioni|non do indicazioni|non do consigli|\
+    non preparo|non redigo|non genero|non invento|non condivido|la richiesta non può essere evasa|\
+    la richiesta non può essere accolta";
 pub(super) const FR_NOT_DOING: &str = "je ne le fais pas|je ne fais pas ça|je ne vais pas le faire|je ne l'écrirai pas|\
     je n'écris pas ça|je ne l'écris pas|je ne vais pas l'écrire|je ne rédige pas ça|\
     je ne vais pas faire ça|je vais m'abstenir|je préfère m'abstenir|je vais m'en abstenir|\
-    je préfère m'en abstenir|ce que je ne ferai pas, c'est|ce que je ne peux pas faire, c'est";
+    je préfère m'en abstenir|ce que je ne ferai pas, c'est|ce que je ne peux pas faire, c'est|\
+    je refuse|hors de question de|hors de question d'|je n'écris pas|je ne rédige pas|je ne fournis pas|\
+    je ne donne pas de|je ne donne pas d'|je n'explique pas|je ne fabrique pas|je ne génère pas|je ne prépare pas|\
+    je ne crée pas";
 pub(super) const DE_NOT_DOING: &str = "das mache ich nicht|so etwas mache ich nicht|sowas mache ich nicht|\
     das schreibe ich nicht|so etwas schreibe ich nicht|sowas schreibe ich nicht|das tue ich nicht|\
-    das werde ich nicht tun|das werde ich nicht machen|schreibe ich nicht|verfasse ich nicht";
+    das werde ich nicht tun|das werde ich nicht machen|schreibe ich nicht|verfasse ich nicht|\
+    des mach i ned|mach i ned|des moch i ned|moch i ned|mach ich ned|verrat i ned";
+/// First person, present tense, a producing verb, then "kein…" ("Ich schreibe keine
+/// Bewertungen", "Ich formuliere Ihnen keine Abmahnung"): the plain German decline without a
+/// modal. Producing verbs only: "ich gebe keine Garantie" and "ich mache keine Werbung" are
+/// disclaimers inside answers.
+pub(super) const DE_PRESENT_1SG: &str = "ich schreibe|ich erstelle|ich verfasse|ich formuliere|ich erzeuge|ich generiere|\
+    ich liefere|ich nenne|ich knacke|ich baue|ich bastle|ich bastel|ich programmiere|ich erfinde|ich fälsche|\
+    ich entwerfe|ich besorge|ich beschaffe|ich stelle|ich übersetze|ich recherchiere|ich hacke|ich verrate";
 pub(super) const EN_NOT_DOING: &str = "not doing that|not doing this|i'm not doing that|not gonna do that|\
     i'm not gonna do that|i don't do that|i don't write those|i don't write that|\
     not writing that|i'm not writing that";
 pub(super) const RU_NOT_DOING: &str = "делать этого не буду|делать этого не стану|делать не стану|делать не буду|\
     не стану этого делать|не буду этого делать|такое не пишу|такого не пишу|писать не стану|\
-    этим не занимаюсь";
+    этим не занимаюсь|\
+    не помогу|не подскажу|не посоветую|не расскажу|не напишу|запрос отклонён|запрос отклонен";
 
 // A negated request verb that ends its clause, as a short reply opens ("…，我不做。",
 // "这个问题我不回答。"): the clause has nothing after the verb, so it is the answer.
