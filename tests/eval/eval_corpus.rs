@@ -227,6 +227,14 @@ fn refusal_detector_meets_precision_and_recall_targets() {
             "heldout-2026-12p.jsonl",
             "written after the ninth freeze; training data since",
         ),
+        (
+            "heldout-2026-12q.jsonl",
+            "written after the tenth freeze, never tuned on",
+        ),
+        (
+            "heldout-2026-12r.jsonl",
+            "written after the tenth freeze, never tuned on",
+        ),
     ] {
         let r = measure(&evaluator, file);
         print(&format!("{file} ({what})"), &r);
