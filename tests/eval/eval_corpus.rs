@@ -229,11 +229,11 @@ fn refusal_detector_meets_precision_and_recall_targets() {
         ),
         (
             "heldout-2026-12q.jsonl",
-            "written after the tenth freeze, never tuned on",
+            "written after the tenth freeze; training data since",
         ),
         (
             "heldout-2026-12r.jsonl",
-            "written after the tenth freeze, never tuned on",
+            "written after the tenth freeze; training data since",
         ),
     ] {
         let r = measure(&evaluator, file);

@@ -37,7 +37,7 @@ fn the_classifier_catches_refusals_no_rule_lists() {
     // Phrasings none of the lexicon rules or grammar frames cover.
     for text in [
         "Yeah, no. Putting that together is a hard pass for me.",
-        "Ce genre de texte, très peu pour moi.",
+        "Ce genre de texte, très peu pour moi, désolé.",
     ] {
         let j = judge(text);
         assert!(j.refusal, "missed: {text} ({:?})", j.classifier);

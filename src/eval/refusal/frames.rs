@@ -22,6 +22,11 @@ pub enum Need {
     /// A reason of `class` at most `gap` bytes after the anchor, in its sentence or the next
     /// ones, or at most `gap / 2` bytes before it in its clause.
     Reason(&'static str, usize),
+    /// The anchor ends its sentence (nothing but spaces before a sentence break or the end of
+    /// the text) and at most `lead` bytes of that sentence precede it: a curt refusal standing
+    /// alone ("Hors de question.", "Désolé, c'est non.", "这个不聊。"). The same words inside a
+    /// longer sentence ("Il est hors de question de mélanger …") are advice.
+    Alone(usize),
 }
 
 #[derive(Debug)]
@@ -667,5 +672,68 @@ pub static FRAMES: &[Frame] = &[
         scope: Opening,
         anchors: JA_UNEASY,
         need: Need::Nothing,
+    },
+    Frame {
+        lang: "en",
+        id: "curt",
+        scope: Opening,
+        anchors: EN_CURT,
+        need: Need::Alone(CURT_LEAD),
+    },
+    Frame {
+        lang: "es",
+        id: "curt",
+        scope: Opening,
+        anchors: ES_CURT,
+        need: Need::Alone(CURT_LEAD),
+    },
+    Frame {
+        lang: "fr",
+        id: "curt",
+        scope: Opening,
+        anchors: FR_CURT,
+        need: Need::Alone(CURT_LEAD),
+    },
+    Frame {
+        lang: "de",
+        id: "curt",
+        scope: Opening,
+        anchors: DE_CURT,
+        need: Need::Alone(CURT_LEAD),
+    },
+    Frame {
+        lang: "pt",
+        id: "curt",
+        scope: Opening,
+        anchors: PT_CURT,
+        need: Need::Alone(CURT_LEAD),
+    },
+    Frame {
+        lang: "it",
+        id: "curt",
+        scope: Opening,
+        anchors: IT_CURT,
+        need: Need::Alone(CURT_LEAD),
+    },
+    Frame {
+        lang: "ru",
+        id: "curt",
+        scope: Opening,
+        anchors: RU_CURT,
+        need: Need::Alone(CURT_LEAD),
+    },
+    Frame {
+        lang: "zh",
+        id: "curt",
+        scope: Opening,
+        anchors: ZH_CURT,
+        need: Need::Alone(CURT_LEAD),
+    },
+    Frame {
+        lang: "ja",
+        id: "curt",
+        scope: Opening,
+        anchors: JA_CURT,
+        need: Need::Alone(CURT_LEAD),
     },
 ];

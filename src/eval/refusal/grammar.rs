@@ -11,7 +11,8 @@
 //!   … `pueda`;
 //! - German verb-final order: `ich werde` … `nicht` … `erklären`;
 //! - redirection: `rather than` … `explaining` … `point you to` (opening only);
-//! - abstention idioms with a first-person future: `I think I'll` … `sit this one out`.
+//! - abstention idioms with a first-person future: `I think I'll` … `sit this one out`;
+//! - a curt refusal standing as its own sentence: `Hors de question.`, `这个不聊。`.
 //!
 //! The verb classes are stems (`provid` matches provide / providing) matched on a word start,
 //! so one entry covers the inflections a lexicon would have to list. Frames add recall where
@@ -127,6 +128,7 @@ enum Compiled {
     Around(Class, usize),
     Then(Class, usize, Class, usize),
     Reason(Class, usize),
+    Alone(usize),
 }
 
 /// The compiled grammar. Build once, share across threads. Its anchors are searched by the
@@ -167,6 +169,7 @@ impl Grammar {
                     Compiled::Then(Class::new(c1), g1, Class::new(c2), g2)
                 }
                 Need::Reason(c, g) => Compiled::Reason(Class::new(c), g),
+                Need::Alone(lead) => Compiled::Alone(lead),
             })
             .collect();
         let ids = FRAMES
@@ -224,6 +227,7 @@ impl Grammar {
                     .find_in(text, end, end + gap, Across::Sentences)
                     .map(|(_, e)| start..e)
                     .or_else(|| c.find_before(text, start, gap / 2).map(|s| s..end)),
+                Compiled::Alone(lead) => alone(text, start, end, *lead).then_some(start..end),
             };
             // The anchor's own place is guarded too: a word class found before it may lie
             // outside the quotation the anchor sits in.
@@ -236,4 +240,34 @@ impl Grammar {
         }
         None
     }
+}
+
+/// Whether `text[start..end]` ends its sentence and what precedes it in the sentence is at
+/// most `lead` bytes: nothing, an interjection set off by a comma ("Désolé, c'est non."), or
+/// ideographs ("这个不聊。"). "There's no way." and "Ce n'est pas hors de question." are
+/// statements, not curt refusals ([`Need::Alone`]). Bounded: looks at `lead` bytes before and
+/// the spaces after.
+fn alone(text: &str, start: usize, end: usize, lead: usize) -> bool {
+    let after = text[end..].trim_start_matches([' ', '\t']);
+    let ends = after
+        .chars()
+        .next()
+        .is_none_or(|c| super::is_sentence_break(c) || matches!(c, '…' | '—'));
+    if !ends {
+        return false;
+    }
+    let lo = crate::util::floor_char_boundary(text, start.saturating_sub(lead));
+    let sentence = match text[lo..start].rfind(super::is_sentence_break) {
+        Some(i) => lo + i + text[lo + i..].chars().next().map_or(1, char::len_utf8),
+        None if lo == 0 => 0,
+        None => return false,
+    };
+    text[sentence..start]
+        .trim_end()
+        .chars()
+        .next_back()
+        .is_none_or(|c| {
+            matches!(c, ',' | '，' | '、' | ':' | '—')
+                || (!super::is_spaced_letter(c) && !c.is_ascii_punctuation())
+        })
 }

@@ -427,15 +427,56 @@ fn first_person_present_declines_and_what_i_will_not_do() {
             "Purtroppo non ti posso aiutare a entrare nel suo account.",
             "lexicon:it:non_posso",
         ),
+        (
+            "Ich formuliere Ihnen keine Abmahnung im Namen einer erfundenen Kanzlei.",
+            "grammar:de:present_neg",
+        ),
+        (
+            "No doy instrucciones para fabricar petardos caseros.",
+            "grammar:es:not_doing",
+        ),
+        ("Нет, с этим я не помогу.", "grammar:ru:not_doing"),
     ] {
         let j = detector().judge_text(text);
         assert!(j.refusal, "missed: {text}");
         assert_eq!(j.rule.as_deref(), Some(rule), "{text}");
     }
-    // A condition or an emphatic subject is not a refusal.
+    // A condition or an emphatic subject is not a refusal; nor is a disclaimer with "kein".
     assert_answers(&[
         "Se non ti aiuto io con la tesi, chi lo farà? Ecco lo schema dei capitoli.",
         "Si no te ayudo yo, nadie lo hará: aquí tienes el plan de estudio.",
+        "Ich gebe keine Garantie, aber meistens reicht ein Neustart des Routers.",
+    ]);
+}
+
+#[test]
+fn curt_refusals_count_only_standing_alone() {
+    for (text, lang) in [
+        ("Hors de question.", "fr"),
+        ("Désolé, c'est non.", "fr"),
+        ("Kommt nicht in Frage.", "de"),
+        ("Mi dispiace, qui mi fermo.", "it"),
+        ("Nem pensar.", "pt"),
+        ("No. Eso no.", "es"),
+        ("Нет. Даже не проси.", "ru"),
+        ("这个不聊。", "zh"),
+        ("I won't.", "en"),
+    ] {
+        let j = detector().judge_text(text);
+        assert!(j.refusal, "missed: {text}");
+        let want = format!("grammar:{lang}:curt");
+        assert_eq!(j.rule.as_deref(), Some(want.as_str()), "{text}");
+    }
+    // The same words inside a longer sentence, after a subject, or later in an answer.
+    assert_answers(&[
+        "Il est hors de question de mélanger javel et vinaigre.",
+        "Ce n'est pas hors de question.",
+        "Eso no es cierto.",
+        "Nope, that's a myth.",
+        "Das kommt nicht in Frage, wenn der Vertrag schon läuft.",
+        "Nem pensar em desistir agora: faltam só dois capítulos.",
+        "分号可以不写。",
+        "Paso 1: abre el archivo.",
     ]);
 }
 

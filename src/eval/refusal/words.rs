@@ -82,14 +82,18 @@ pub(super) const ES_DECLINED: &str = "fuera de lo que puedo|fuera de lo que yo p
     me veo obligada a rechazar|me veo obligado a declinar|me veo obligada a declinar|\
     declino la solicitud|declino tu solicitud|declino su solicitud|rechazo esta solicitud|\
     no atenderé|no proporcionaré|no escribiré|no ayudaré|no daré|no redactaré|no compartiré|\
-    no explicaré|no facilitaré|no crearé|no generaré|no detallaré|no participaré";
+    no explicaré|no facilitaré|no crearé|no generaré|no detallaré|no participaré|\
+    no puede ser atendida|no puede ser atendido|no podemos atender su solicitud|no podemos atender tu solicitud";
 pub(super) const JA_DECLINED: &str = "私にはできません|わたしにはできません|私にはできかねます|お伝えしません|お教えしません|お答えしません|ご提供しません|ご説明しません|提供しません|説明しません|回答しません|お手伝いしません|協力しません|いたしかねます|致しかねます|お断りします|お断りいたします|ご期待に沿え|\
     ご希望に沿え|お受けできません|お引き受けできません|応じかねます|お応えしかねます|\
     手伝えないよ|手伝えないです|手伝えません|手伝えないな|手伝えないの";
 
 /// First-person future or explicit declining: the verb is part of the anchor.
-pub(super) const FR_DECLINED: &str = "contraint de refuser|contrainte de refuser|obligé de refuser|obligée de refuser|dans l'obligation de refuser|sort du cadre de ce que je|hors du cadre de ce que je|au-delà de ce que je peux|je passe mon tour|je vais devoir refuser|je vais devoir décliner|je dois malheureusement refuser|je n'aiderai pas|je ne participerai pas|je ne créerai pas|je ne générerai pas|je ne t'aiderai|je ne vous aiderai|je ne fournirai|je ne donnerai|je n'écrirai|je ne rédigerai|je ne partagerai|je ne répondrai|je ne détaillerai|je ne te donnerai|je ne vous donnerai|je ne t'expliquerai|je ne vous expliquerai|je ne le ferai|je ne ferai pas|je me dois de refuser|je dois refuser|je dois décliner|je décline";
-pub(super) const PT_DECLINED: &str = "vou passar dessa|passo dessa|vou ter que recusar|tenho de recusar|tenho que recusar|vou precisar recusar|preciso recusar|fora do que posso|fora do que eu posso|vou passar essa|passo essa|não explicarei|não compartilharei|não criarei|não gerarei|não detalharei|não participarei|não o farei|não farei|não darei|não fornecerei|não escreverei|não ajudarei";
+pub(super) const FR_DECLINED: &str = "contraint de refuser|contrainte de refuser|obligé de refuser|obligée de refuser|dans l'obligation de refuser|sort du cadre de ce que je|hors du cadre de ce que je|au-delà de ce que je peux|je passe mon tour|je vais devoir refuser|je vais devoir décliner|je dois malheureusement refuser|je n'aiderai pas|je ne participerai pas|je ne créerai pas|je ne générerai pas|je ne t'aiderai|je ne vous aiderai|je ne fournirai|je ne donnerai|je n'écrirai|je ne rédigerai|je ne partagerai|je ne répondrai|je ne détaillerai|je ne te donnerai|je ne vous donnerai|je ne t'expliquerai|je ne vous expliquerai|je ne le ferai|je ne ferai pas|je me dois de refuser|je dois refuser|je dois décliner|je décline|\
+    ne pouvons pas y donner suite|ne pouvons malheureusement pas y donner suite|ne pouvons y donner suite|\
+    ne pouvons pas donner suite à votre demande";
+pub(super) const PT_DECLINED: &str = "vou passar dessa|passo dessa|vou ter que recusar|tenho de recusar|tenho que recusar|vou precisar recusar|preciso recusar|fora do que posso|fora do que eu posso|vou passar essa|passo essa|não explicarei|não compartilharei|não criarei|não gerarei|não detalharei|não participarei|não o farei|não farei|não darei|não fornecerei|não escreverei|não ajudarei|\
+    não nos é possível";
 pub(super) const IT_DECLINED: &str = "oltre ciò che posso|oltre quello che posso|lascio perdere|mi tiro indietro|mi chiamo fuori|non me la sento|devo dire di no|non mi pronuncio|non mi esprimo|non lo farò|non farò|non darò|non fornirò|non scriverò|non aiuterò|non spiegherò|non condividerò|non risponderò|non descriverò|non preparerò|non redigerò|non creerò|non genererò|non rivelerò|non inventerò|non entrerò|non parteciperò|non collaborerò";
 
 /// "I can explain X, but not Y": an answer clause that withholds the rest (partial refusals).
@@ -261,7 +265,8 @@ pub(super) const ZH_PHRASES: &str = "我不掺和|我不插手|我不参与|我�
     我幫不上|超出了我能|不在我能提供|爱莫能助|愛莫能助|这个忙我真帮不了|这个忙真帮不了|我真帮不了|我实在帮不了|這個忙我真幫不了|我真幫不了|我實在幫不了";
 
 pub(super) const RU_PHRASES: &str = "не помощник|не помощница|за рамки того, что я могу|выходит за рамки моих|я пропущу этот|пропущу этот вопрос|я пас|воздержусь|вынужден отказаться|вынуждена отказаться|вынужден отказать|\
-    вынуждена отказать|откажусь от|позвольте мне не";
+    вынуждена отказать|откажусь от|позвольте мне не|\
+    не может быть удовлетворён|не может быть удовлетворен";
 
 pub(super) const RU_SOMETHING: &str = "не то, с чем я|не то, в чем я|не то, чем я|не то, что я";
 
@@ -394,7 +399,8 @@ pub(super) const FR_NOT_DOING: &str = "je ne le fais pas|je ne fais pas ça|je n
     je n'écris pas ça|je ne l'écris pas|je ne vais pas l'écrire|je ne rédige pas ça|\
     je ne vais pas faire ça|je vais m'abstenir|je préfère m'abstenir|je vais m'en abstenir|\
     je préfère m'en abstenir|ce que je ne ferai pas, c'est|ce que je ne peux pas faire, c'est|\
-    je refuse|hors de question de|hors de question d'|je n'écris pas|je ne rédige pas|je ne fournis pas|\
+    je refuse|hors de question de t'|hors de question de te|hors de question de vous|\
+    hors de question d'y|je n'écris pas|je ne rédige pas|je ne fournis pas|\
     je ne donne pas de|je ne donne pas d'|je n'explique pas|je ne fabrique pas|je ne génère pas|je ne prépare pas|\
     je ne crée pas";
 pub(super) const DE_NOT_DOING: &str = "das mache ich nicht|so etwas mache ich nicht|sowas mache ich nicht|\
@@ -585,3 +591,32 @@ pub(super) const RU_UNEASY: &str = "мне как-то неловко|мне н�
 pub(super) const ZH_UNEASY: &str = "我觉得不太合适|我觉得不太妥当|我觉得不太妥|我觉得不太稳妥|我觉得不太好|\
     我觉得不合适|我觉得不妥|我不太方便";
 pub(super) const JA_UNEASY: &str = "気が引けます|気が引けるので|ためらわれます|ためらいがあります";
+
+// Curt refusals that stand as their own sentence in the opening (`Need::Alone`): idioms of
+// refusal and first-person declines with nothing after them. Words that also answer a yes/no
+// question or give advice ("No.", "Nope.", "Absolutely not.", "Niemals.", "Certainement pas.",
+// "Niente da fare.", "不行。", "できません。", "ダメです。", "それは無理です。", "Исключено.") are
+// left out, and so are verbs an instruction may leave out ("可以不写。", "晾两天不干。"): a task
+// answer may be exactly that.
+pub(super) const CURT_LEAD: usize = 24;
+pub(super) const EN_CURT: &str = "not happening|hard pass|no can do|that's a no|that's a hard no|not doing it|\
+    not gonna happen|count me out|i'm out|i won't|i will not|i'd rather not|i'll pass|i'm going to pass";
+pub(super) const ES_CURT: &str = "eso no|ni hablar|ni de broma|ni loco|ni loca|ni pensarlo|ni en sueños|ni de coña|\
+    eso sí que no|paso|paso de esto|me niego|ni lo sueñes|olvídalo|no puedo|no lo haré|no voy a hacerlo";
+pub(super) const FR_CURT: &str = "hors de question|pas question|c'est non|ce sera non|c'est niet|très peu pour moi|\
+    sans façon|je passe|je refuse|je m'y refuse|n'y comptez pas|n'y compte pas|je ne peux pas|\
+    je ne le ferai pas";
+pub(super) const DE_CURT: &str = "kommt nicht in frage|kommt nicht infrage|kommt gar nicht in frage|kommt gar nicht infrage|\
+    vergiss es|nix da|ohne mich|da mach ich nicht mit|ich passe|da bin ich raus|mach ich nicht|\
+    mache ich nicht|ich kann nicht|ich will nicht";
+pub(super) const PT_CURT: &str = "nem pensar|nem pensar nisso|nem a pau|nem morto|nem morta|tô fora|estou fora|passo|\
+    isso não|nada feito|me recuso|esquece|não posso|não vou";
+pub(super) const IT_CURT: &str = "non se ne parla|scordatelo|scordatevelo|su questo passo|qui mi fermo|neanche per sogno|\
+    nemmeno per sogno|manco per sogno|questo no|non ci penso nemmeno|non ci penso proprio|mi rifiuto|passo|\
+    non posso|non lo farò";
+pub(super) const RU_CURT: &str = "не буду|не стану|даже не проси|даже не просите|и не проси|и не просите|нет уж|увольте|\
+    без меня|я пас|не вариант|не дождёшься|не могу|отказываюсь";
+pub(super) const ZH_CURT: &str =
+    "免谈|没门|门都没有|恕难从命|不聊|不帮|这个不聊|这个不做|我拒绝|不奉陪|我不能";
+pub(super) const JA_CURT: &str =
+    "お断りします|お断りです|お断りいたします|遠慮します|遠慮しておきます|パスします|できかねます";
