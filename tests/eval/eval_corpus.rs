@@ -235,6 +235,14 @@ fn refusal_detector_meets_precision_and_recall_targets() {
             "heldout-2026-12r.jsonl",
             "written after the tenth freeze; training data since",
         ),
+        (
+            "heldout-2026-12s.jsonl",
+            "written after the eleventh freeze, never tuned on",
+        ),
+        (
+            "heldout-2026-12t.jsonl",
+            "written after the eleventh freeze, never tuned on",
+        ),
     ] {
         let r = measure(&evaluator, file);
         print(&format!("{file} ({what})"), &r);
