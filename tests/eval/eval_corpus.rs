@@ -237,11 +237,11 @@ fn refusal_detector_meets_precision_and_recall_targets() {
         ),
         (
             "heldout-2026-12s.jsonl",
-            "written after the eleventh freeze, never tuned on",
+            "written after the eleventh freeze; training data since",
         ),
         (
             "heldout-2026-12t.jsonl",
-            "written after the eleventh freeze, never tuned on",
+            "written after the eleventh freeze; training data since",
         ),
     ] {
         let r = measure(&evaluator, file);

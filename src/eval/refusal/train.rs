@@ -26,7 +26,7 @@ impl Default for Params {
         Params {
             epochs: 30,
             learning_rate: 0.5,
-            l2: 3e-4,
+            l2: 4e-4,
             answer_weight: 2.0,
         }
     }
@@ -64,6 +64,8 @@ pub const TRAINING_FILES: &[&str] = &[
     "heldout-2026-12p.jsonl",
     "heldout-2026-12q.jsonl",
     "heldout-2026-12r.jsonl",
+    "heldout-2026-12s.jsonl",
+    "heldout-2026-12t.jsonl",
 ];
 
 /// Reads the named corpus files from `dir`, in order.
