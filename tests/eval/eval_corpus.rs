@@ -243,6 +243,14 @@ fn refusal_detector_meets_precision_and_recall_targets() {
             "heldout-2026-12t.jsonl",
             "written after the eleventh freeze; training data since",
         ),
+        (
+            "heldout-2026-12u.jsonl",
+            "written after the twelfth freeze, never tuned on",
+        ),
+        (
+            "heldout-2026-12v.jsonl",
+            "written after the twelfth freeze, never tuned on",
+        ),
     ] {
         let r = measure(&evaluator, file);
         print(&format!("{file} ({what})"), &r);
