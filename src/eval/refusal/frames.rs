@@ -48,6 +48,17 @@ impl Frame {
     }
 }
 
+/// The `curt` frame of `lang`: a refusal idiom standing as its own sentence in the opening.
+const fn curt(lang: &'static str, anchors: &'static str) -> Frame {
+    Frame {
+        lang,
+        id: "curt",
+        scope: Opening,
+        anchors,
+        need: Need::Alone(CURT_LEAD),
+    }
+}
+
 /// Every frame. Ids are stable: they appear in stored samples as `grammar:<lang>:<id>`.
 pub static FRAMES: &[Frame] = &[
     Frame {
@@ -673,67 +684,13 @@ pub static FRAMES: &[Frame] = &[
         anchors: JA_UNEASY,
         need: Need::Nothing,
     },
-    Frame {
-        lang: "en",
-        id: "curt",
-        scope: Opening,
-        anchors: EN_CURT,
-        need: Need::Alone(CURT_LEAD),
-    },
-    Frame {
-        lang: "es",
-        id: "curt",
-        scope: Opening,
-        anchors: ES_CURT,
-        need: Need::Alone(CURT_LEAD),
-    },
-    Frame {
-        lang: "fr",
-        id: "curt",
-        scope: Opening,
-        anchors: FR_CURT,
-        need: Need::Alone(CURT_LEAD),
-    },
-    Frame {
-        lang: "de",
-        id: "curt",
-        scope: Opening,
-        anchors: DE_CURT,
-        need: Need::Alone(CURT_LEAD),
-    },
-    Frame {
-        lang: "pt",
-        id: "curt",
-        scope: Opening,
-        anchors: PT_CURT,
-        need: Need::Alone(CURT_LEAD),
-    },
-    Frame {
-        lang: "it",
-        id: "curt",
-        scope: Opening,
-        anchors: IT_CURT,
-        need: Need::Alone(CURT_LEAD),
-    },
-    Frame {
-        lang: "ru",
-        id: "curt",
-        scope: Opening,
-        anchors: RU_CURT,
-        need: Need::Alone(CURT_LEAD),
-    },
-    Frame {
-        lang: "zh",
-        id: "curt",
-        scope: Opening,
-        anchors: ZH_CURT,
-        need: Need::Alone(CURT_LEAD),
-    },
-    Frame {
-        lang: "ja",
-        id: "curt",
-        scope: Opening,
-        anchors: JA_CURT,
-        need: Need::Alone(CURT_LEAD),
-    },
+    curt("en", EN_CURT),
+    curt("es", ES_CURT),
+    curt("fr", FR_CURT),
+    curt("de", DE_CURT),
+    curt("pt", PT_CURT),
+    curt("it", IT_CURT),
+    curt("ru", RU_CURT),
+    curt("zh", ZH_CURT),
+    curt("ja", JA_CURT),
 ];

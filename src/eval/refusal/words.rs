@@ -411,9 +411,10 @@ pub(super) const DE_NOT_DOING: &str = "das mache ich nicht|so etwas mache ich ni
 /// Bewertungen", "Ich formuliere Ihnen keine Abmahnung"): the plain German decline without a
 /// modal. Producing verbs only: "ich gebe keine Garantie" and "ich mache keine Werbung" are
 /// disclaimers inside answers.
-pub(super) const DE_PRESENT_1SG: &str = "ich schreibe|ich erstelle|ich verfasse|ich formuliere|ich erzeuge|ich generiere|\
-    ich liefere|ich nenne|ich knacke|ich baue|ich bastle|ich bastel|ich programmiere|ich erfinde|ich fälsche|\
-    ich entwerfe|ich besorge|ich beschaffe|ich stelle|ich übersetze|ich recherchiere|ich hacke|ich verrate";
+pub(super) const DE_PRESENT_1SG: &str = "ich schreibe|ich erstelle|ich verfasse|ich formuliere|ich erzeuge|\
+    ich generiere|ich liefere|ich nenne|ich knacke|ich baue|ich bastle|ich bastel|ich programmiere|\
+    ich erfinde|ich fälsche|ich entwerfe|ich besorge|ich beschaffe|ich stelle|ich übersetze|\
+    ich recherchiere|ich hacke";
 pub(super) const EN_NOT_DOING: &str = "not doing that|not doing this|i'm not doing that|not gonna do that|\
     i'm not gonna do that|i don't do that|i don't write those|i don't write that|\
     not writing that|i'm not writing that";
@@ -597,26 +598,24 @@ pub(super) const JA_UNEASY: &str = "気が引けます|気が引けるので|た
 // question or give advice ("No.", "Nope.", "Absolutely not.", "Niemals.", "Certainement pas.",
 // "Niente da fare.", "不行。", "できません。", "ダメです。", "それは無理です。", "Исключено.") are
 // left out, and so are verbs an instruction may leave out ("可以不写。", "晾两天不干。"): a task
-// answer may be exactly that.
+// answer may be exactly that. Idioms an earlier layer already takes ("Count me out.", "I'll
+// pass.", "お断りします。", "我拒绝。", "Я пас.") are not repeated here; "Passo." is Portuguese's.
 pub(super) const CURT_LEAD: usize = 24;
-pub(super) const EN_CURT: &str = "not happening|hard pass|no can do|that's a no|that's a hard no|not doing it|\
-    not gonna happen|count me out|i'm out|i won't|i will not|i'd rather not|i'll pass|i'm going to pass";
-pub(super) const ES_CURT: &str = "eso no|ni hablar|ni de broma|ni loco|ni loca|ni pensarlo|ni en sueños|ni de coña|\
-    eso sí que no|paso|paso de esto|me niego|ni lo sueñes|olvídalo|no puedo|no lo haré|no voy a hacerlo";
-pub(super) const FR_CURT: &str = "hors de question|pas question|c'est non|ce sera non|c'est niet|très peu pour moi|\
-    sans façon|je passe|je refuse|je m'y refuse|n'y comptez pas|n'y compte pas|je ne peux pas|\
-    je ne le ferai pas";
-pub(super) const DE_CURT: &str = "kommt nicht in frage|kommt nicht infrage|kommt gar nicht in frage|kommt gar nicht infrage|\
-    vergiss es|nix da|ohne mich|da mach ich nicht mit|ich passe|da bin ich raus|mach ich nicht|\
-    mache ich nicht|ich kann nicht|ich will nicht";
+pub(super) const EN_CURT: &str = "not happening|hard pass|that's a no|that's a hard no|not doing it|\
+    not gonna happen|i'm out|i won't|i will not";
+pub(super) const ES_CURT: &str = "eso no|ni hablar|ni de broma|ni loco|ni loca|ni pensarlo|ni en sueños|\
+    ni de coña|eso sí que no|paso|paso de esto|me niego|ni lo sueñes|olvídalo|no puedo";
+pub(super) const FR_CURT: &str = "hors de question|pas question|c'est non|ce sera non|c'est niet|\
+    très peu pour moi|sans façon|je passe|je m'y refuse|n'y comptez pas|n'y compte pas|je ne peux pas";
+pub(super) const DE_CURT: &str = "kommt nicht in frage|kommt nicht infrage|kommt gar nicht in frage|\
+    kommt gar nicht infrage|vergiss es|nix da|ohne mich|da mach ich nicht mit|ich passe|da bin ich raus|\
+    mach ich nicht|ich kann nicht|ich will nicht";
 pub(super) const PT_CURT: &str = "nem pensar|nem pensar nisso|nem a pau|nem morto|nem morta|tô fora|estou fora|passo|\
     isso não|nada feito|me recuso|esquece|não posso|não vou";
-pub(super) const IT_CURT: &str = "non se ne parla|scordatelo|scordatevelo|su questo passo|qui mi fermo|neanche per sogno|\
-    nemmeno per sogno|manco per sogno|questo no|non ci penso nemmeno|non ci penso proprio|mi rifiuto|passo|\
-    non posso|non lo farò";
-pub(super) const RU_CURT: &str = "не буду|не стану|даже не проси|даже не просите|и не проси|и не просите|нет уж|увольте|\
-    без меня|я пас|не вариант|не дождёшься|не могу|отказываюсь";
-pub(super) const ZH_CURT: &str =
-    "免谈|没门|门都没有|恕难从命|不聊|不帮|这个不聊|这个不做|我拒绝|不奉陪|我不能";
-pub(super) const JA_CURT: &str =
-    "お断りします|お断りです|お断りいたします|遠慮します|遠慮しておきます|パスします|できかねます";
+pub(super) const IT_CURT: &str = "non se ne parla|scordatelo|scordatevelo|su questo passo|qui mi fermo|\
+    neanche per sogno|nemmeno per sogno|manco per sogno|questo no|non ci penso nemmeno|non ci penso proprio|\
+    mi rifiuto|non posso";
+pub(super) const RU_CURT: &str = "не буду|не стану|даже не проси|даже не просите|и не проси|и не просите|\
+    нет уж|увольте|без меня|не вариант|не дождёшься|не могу|отказываюсь";
+pub(super) const ZH_CURT: &str = "免谈|没门|门都没有|不聊|不帮|这个不聊|这个不做|不奉陪|我不能";
+pub(super) const JA_CURT: &str = "お断りです|遠慮します|パスします";
