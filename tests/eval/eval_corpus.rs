@@ -245,11 +245,11 @@ fn refusal_detector_meets_precision_and_recall_targets() {
         ),
         (
             "heldout-2026-12u.jsonl",
-            "written after the twelfth freeze, never tuned on",
+            "written after the twelfth freeze; training data since",
         ),
         (
             "heldout-2026-12v.jsonl",
-            "written after the twelfth freeze, never tuned on",
+            "written after the twelfth freeze; training data since",
         ),
     ] {
         let r = measure(&evaluator, file);

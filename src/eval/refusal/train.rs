@@ -26,7 +26,7 @@ impl Default for Params {
         Params {
             epochs: 30,
             learning_rate: 0.5,
-            l2: 4e-4,
+            l2: 5e-4,
             answer_weight: 2.0,
         }
     }
@@ -66,6 +66,8 @@ pub const TRAINING_FILES: &[&str] = &[
     "heldout-2026-12r.jsonl",
     "heldout-2026-12s.jsonl",
     "heldout-2026-12t.jsonl",
+    "heldout-2026-12u.jsonl",
+    "heldout-2026-12v.jsonl",
 ];
 
 /// Reads the named corpus files from `dir`, in order.
