@@ -251,6 +251,14 @@ fn refusal_detector_meets_precision_and_recall_targets() {
             "heldout-2026-12v.jsonl",
             "written after the twelfth freeze; training data since",
         ),
+        (
+            "heldout-2026-12w.jsonl",
+            "written after the thirteenth freeze, never tuned on",
+        ),
+        (
+            "heldout-2026-12x.jsonl",
+            "written after the thirteenth freeze, never tuned on",
+        ),
     ] {
         let r = measure(&evaluator, file);
         print(&format!("{file} ({what})"), &r);
