@@ -17,6 +17,7 @@
 //! sentences.
 
 pub mod classifier;
+mod exclusions;
 mod features;
 mod frames;
 mod grammar;
@@ -192,7 +193,7 @@ impl RefusalDetector {
                 set
             })
             .collect();
-        for p in lexicon::EXCLUSIONS {
+        for p in exclusions::EXCLUSIONS {
             add(p, usize::MAX, Role::Exclusion);
         }
         let (grammar, anchors) = grammar::Grammar::new();

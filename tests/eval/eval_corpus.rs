@@ -253,11 +253,11 @@ fn refusal_detector_meets_precision_and_recall_targets() {
         ),
         (
             "heldout-2026-12w.jsonl",
-            "written after the thirteenth freeze, never tuned on",
+            "written after the thirteenth freeze, training data since",
         ),
         (
             "heldout-2026-12x.jsonl",
-            "written after the thirteenth freeze, never tuned on",
+            "written after the thirteenth freeze, training data since",
         ),
     ] {
         let r = measure(&evaluator, file);

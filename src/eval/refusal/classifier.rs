@@ -296,4 +296,17 @@ mod tests {
         let q = probabilities([0.0; 3], [0.0, 8.0, 0.0], 4);
         assert!(q[1] > p[1]);
     }
+
+    #[test]
+    fn a_cjk_character_counts_for_three_towards_the_minimum() {
+        let c = Classifier::shipped().unwrap();
+        // 21 characters: read (63 ≥ 32), where 21 Latin letters would not be.
+        assert!(
+            c.score("药物剂量的问题，建议您咨询医生或者药师哦。", &[])
+                .is_some()
+        );
+        assert!(c.score("Ask the pharmacist.", &[]).is_none());
+        // Ten characters stay below it, like a short task answer.
+        assert!(c.score("答案是四十二，没错。", &[]).is_none());
+    }
 }

@@ -307,8 +307,14 @@ fn room(range: &Range<usize>) -> usize {
     6 * (range.len() + 2)
 }
 
+/// What one CJK character counts for in the characters read, against the classifier's
+/// minimum (`MIN_CHARS`): a Chinese or Japanese character carries about as much as a word of
+/// three Latin letters, so "药物剂量的问题，建议您咨询医生。" (16 characters) is read like an
+/// English sentence of some fifty.
+pub(crate) const WIDE: usize = 3;
+
 /// The features of window `w` ([`collect_features`]), appended to `out`; returns the
-/// characters read.
+/// characters read (CJK characters counting [`WIDE`]).
 fn window_features(
     text: &str,
     w: usize,
@@ -361,7 +367,11 @@ fn window_features(
             }
         }
         in_mask = false;
-        read += 1;
+        read += if c >= 0x3040 && char::from_u32(c).is_some_and(crate::eval::length::is_cjk) {
+            WIDE
+        } else {
+            1
+        };
         let space = c == ' ' as u32;
         if !(space && prev_space) {
             grams.push(c);

@@ -484,7 +484,7 @@ pub static FRAMES: &[Frame] = &[
     Frame {
         lang: "zh",
         id: "topic_neg",
-        scope: Opening,
+        scope: Anywhere,
         anchors: ZH_TOPIC_NEG,
         need: Need::After(ZH_TOPIC_VERBS, 6),
     },
@@ -554,7 +554,7 @@ pub static FRAMES: &[Frame] = &[
     Frame {
         lang: "zh",
         id: "neg_verb_end",
-        scope: Opening,
+        scope: Anywhere,
         anchors: ZH_NEG_VERB_END,
         need: Need::Nothing,
     },
@@ -693,4 +693,11 @@ pub static FRAMES: &[Frame] = &[
     curt("ru", RU_CURT),
     curt("zh", ZH_CURT),
     curt("ja", JA_CURT),
+    Frame {
+        lang: "it",
+        id: "clitic_neg_present",
+        scope: Anywhere,
+        anchors: IT_CLITIC,
+        need: Need::After(IT_PRESENT_1SG, 2),
+    },
 ];

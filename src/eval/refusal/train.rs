@@ -26,7 +26,7 @@ impl Default for Params {
         Params {
             epochs: 30,
             learning_rate: 0.5,
-            l2: 5e-4,
+            l2: 6e-4,
             answer_weight: 2.0,
         }
     }
@@ -68,6 +68,8 @@ pub const TRAINING_FILES: &[&str] = &[
     "heldout-2026-12t.jsonl",
     "heldout-2026-12u.jsonl",
     "heldout-2026-12v.jsonl",
+    "heldout-2026-12w.jsonl",
+    "heldout-2026-12x.jsonl",
 ];
 
 /// Reads the named corpus files from `dir`, in order.

@@ -115,10 +115,14 @@ pub(super) const DE_BUT_NOT: &str = "aber nicht die|aber nicht den|aber nicht da
     aber nicht wie|jedoch nicht|jedoch keine";
 pub(super) const RU_BUT_NOT: &str = "но не конкрет|но не точн|но не подробн|но не рецепт|но не инструкц|но не как|\
     но без конкрет|но без подробн|но без точн|однако не конкрет|однако не точн";
+/// First-person present tenses of request verbs after a clitic ("non te lo calcolo", "non lo
+/// indico"): only verbs whose form is no prefix of their third-person plural, since classes
+/// match as stems ("scrivo" would also match "non lo scrivono").
+pub(super) const IT_PRESENT_1SG: &str = "calcolo|indico|insegno|riporto|invento|elenco|procuro";
 pub(super) const IT_CLITIC2: &str =
     "non te lo|non te la|non te le|non te li|non glielo|non gliela|non glieli";
 pub(super) const IT_CLITIC2_VERBS: &str = "do|darò|dirò|dico|scrivo|scriverò|spiego|spiegherò|fornisco|fornirò|\
-    posso|passo|mostro|mostrerò|preparo|preparerò";
+    posso|passo|mostro|mostrerò|preparo|preparerò|indico|calcolo|insegno";
 
 // Spanish ---------------------------------------------------------------------------------
 
@@ -299,7 +303,7 @@ pub(super) const IT_SOFT: &str = "preferisco non|preferirei non|non mi sento a m
     credo sia meglio non|è meglio che io non";
 pub(super) const RU_SOFT: &str = "мне не хотелось бы|не хотелось бы мне|я бы не стал|я бы не стала|я бы предпочёл не|я бы предпочел не|я бы предпочла не|\
     мне лучше не|лучше я не|мне некомфортно|мне неудобно|я бы не хотел|я бы не хотела";
-pub(super) const DE_VERB_FIRST: &str = "mache ich|übernehme ich|tue ich|helfe ich|ich helfe|gebe ich|schreibe ich|erkläre ich|liefere ich|verrate ich|\
+pub(super) const DE_VERB_FIRST: &str = "mache ich|baue ich|trage ich|beschreibe ich|beantworte ich|recherchiere ich|erfinde ich|übernehme ich|tue ich|helfe ich|ich helfe|gebe ich|schreibe ich|erkläre ich|liefere ich|verrate ich|\
     ich verrate|nenne ich|teile ich dir|unterstütze ich|ich unterstütze|formuliere ich|bestätige ich|verfasse ich|erstelle ich|\
     verrate ich dir|formuliere ich dir|bestätige ich dir|schreibe ich dir|erkläre ich dir|gebe ich dir|nenne ich dir|\
     erstelle ich dir|verrate ich ihnen|bestätige ich ihnen|erkläre ich ihnen|nenne ich ihnen";
