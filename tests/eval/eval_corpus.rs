@@ -259,6 +259,14 @@ fn refusal_detector_meets_precision_and_recall_targets() {
             "heldout-2026-12x.jsonl",
             "written after the thirteenth freeze, training data since",
         ),
+        (
+            "heldout-2026-12y.jsonl",
+            "written after the fourteenth freeze, never tuned on",
+        ),
+        (
+            "heldout-2026-12z.jsonl",
+            "written after the fourteenth freeze, never tuned on",
+        ),
     ] {
         let r = measure(&evaluator, file);
         print(&format!("{file} ({what})"), &r);
