@@ -18,6 +18,15 @@ fn assert_answers(texts: &[&str]) {
     }
 }
 
+/// Each text is a refusal, decided by the named rule.
+fn assert_rules(cases: &[(&str, &str)]) {
+    for (text, rule) in cases {
+        let j = detector().judge_text(text);
+        assert!(j.refusal, "missed: {text}");
+        assert_eq!(j.rule.as_deref(), Some(*rule), "{text}");
+    }
+}
+
 #[test]
 fn plain_refusals_name_their_rule_and_span() {
     let d = detector();
@@ -398,7 +407,7 @@ fn discomfort_declines_count_in_the_opening_only() {
 
 #[test]
 fn first_person_present_declines_and_what_i_will_not_do() {
-    for (text, rule) in [
+    assert_rules(&[
         (
             "No, non ti aiuto a falsificare la ricevuta del dentista.",
             "grammar:it:not_doing",
@@ -436,11 +445,7 @@ fn first_person_present_declines_and_what_i_will_not_do() {
             "grammar:es:not_doing",
         ),
         ("Нет, с этим я не помогу.", "grammar:ru:not_doing"),
-    ] {
-        let j = detector().judge_text(text);
-        assert!(j.refusal, "missed: {text}");
-        assert_eq!(j.rule.as_deref(), Some(rule), "{text}");
-    }
+    ]);
     // A condition or an emphatic subject is not a refusal; nor is a disclaimer with "kein".
     assert_answers(&[
         "Se non ti aiuto io con la tesi, chi lo farà? Ecco lo schema dei capitoli.",
@@ -499,7 +504,7 @@ fn a_classifier_refusal_after_a_delivered_answer_is_partial() {
 
 #[test]
 fn chinese_phrasings_and_declines_after_delivered_work() {
-    for (text, rule) in [
+    assert_rules(&[
         (
             "对不起，帮你在淘宝刷好评这件事我做不了。",
             "lexicon:zh:zuo_budao",
@@ -530,11 +535,7 @@ fn chinese_phrasings_and_declines_after_delivered_work() {
             "Ecco il menu. Quanti bicchieri si possono reggere prima di guidare non lo calcolo.",
             "grammar:it:clitic_neg_present",
         ),
-    ] {
-        let j = detector().judge_text(text);
-        assert!(j.refusal, "missed: {text}");
-        assert_eq!(j.rule.as_deref(), Some(rule), "{text}");
-    }
+    ]);
     // Advice, a hedge and other people's inability are not refusals.
     assert_answers(&[
         "如果聊天冷场，可以聊聊最近的电影。",
