@@ -311,7 +311,7 @@ fn room(range: &Range<usize>) -> usize {
 /// minimum (`MIN_CHARS`): a Chinese or Japanese character carries about as much as a word of
 /// three Latin letters, so "药物剂量的问题，建议您咨询医生。" (16 characters) is read like an
 /// English sentence of some fifty.
-pub(crate) const WIDE: usize = 3;
+const WIDE: usize = 3;
 
 /// The features of window `w` ([`collect_features`]), appended to `out`; returns the
 /// characters read (CJK characters counting [`WIDE`]).

@@ -7,8 +7,8 @@
 //! A rule is either a list of phrases, or a head followed by a tail within a few bytes in the
 //! same sentence ("i can't" … "help"), which keeps the list short while staying anchored on
 //! first-person refusals: "you can't divide by zero" has no head, "I can't stress enough" has no
-//! tail. Exclusions are phrases that, where they overlap a trigger, mean something else
-//! ("can't help but notice", "no puedo dejar de recomendar").
+//! tail. Exclusions (`exclusions.rs`) are phrases that, where they overlap a trigger, mean
+//! something else ("can't help but notice", "no puedo dejar de recomendar").
 
 /// Where in a response a rule counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
