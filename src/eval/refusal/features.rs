@@ -345,11 +345,12 @@ fn window_features(
     while pos < range.end {
         // Decode by hand: ASCII is one byte, the rest goes through `chars`.
         let b = bytes[pos];
-        let (c, len) = if b < 0x80 {
-            (u32::from(ASCII_NORMAL[usize::from(b)]), 1)
+        let (c, len, weight) = if b < 0x80 {
+            (u32::from(ASCII_NORMAL[usize::from(b)]), 1, 1)
         } else {
             let c = text[pos..].chars().next().unwrap_or('\u{FFFD}');
-            (normalise(c), c.len_utf8())
+            let weight = if is_cjk(c) { WIDE } else { 1 };
+            (normalise(c), c.len_utf8(), weight)
         };
         let at = pos;
         pos += len;
@@ -367,11 +368,7 @@ fn window_features(
             }
         }
         in_mask = false;
-        read += if c >= 0x3040 && char::from_u32(c).is_some_and(crate::eval::length::is_cjk) {
-            WIDE
-        } else {
-            1
-        };
+        read += weight;
         let space = c == ' ' as u32;
         if !(space && prev_space) {
             grams.push(c);
