@@ -92,6 +92,10 @@ struct RouteWatch {
     monitor: Option<TargetMonitor>,
     /// Open breaches: metric → message.
     breaches: BTreeMap<String, String>,
+    /// In the store (it survives a restart). A baseline that could not be kept (the store was
+    /// busy) is kept again at the route's next batch, under `unkept`'s fingerprint.
+    kept: bool,
+    unkept: Option<Option<String>>,
 }
 
 #[derive(Default)]
@@ -207,6 +211,8 @@ impl TrafficWatch {
                 source: Source::parse(&b.source),
                 made_at_ms: b.recorded_at_ms,
                 breaches: BTreeMap::new(),
+                kept: b.source != Source::File.as_str(),
+                unkept: None,
             },
         );
     }
@@ -216,7 +222,11 @@ impl TrafficWatch {
         let Some(store) = self.store.as_mut() else {
             return;
         };
-        let Some(rw) = self.targets.get(target).and_then(|t| t.routes.get(route)) else {
+        let Some(rw) = self
+            .targets
+            .get_mut(target)
+            .and_then(|t| t.routes.get_mut(route))
+        else {
             return;
         };
         if rw.source == Source::File {
@@ -231,8 +241,12 @@ impl TrafficWatch {
             schema: self.schemas.get(route).cloned(),
             rows: rw.baseline.clone(),
         };
-        if let Err(e) = store.put_traffic_baseline(&b) {
-            tracing::warn!(target, route, error = %e, "traffic: cannot keep the baseline; a restart records it again");
+        match store.put_traffic_baseline(&b) {
+            Ok(()) => (rw.kept, rw.unkept) = (true, None),
+            Err(e) => {
+                tracing::warn!(target, route, error = %e, "traffic: cannot keep the baseline; it is tried again at the route's next batch");
+                (rw.kept, rw.unkept) = (false, Some(b.fingerprint));
+            }
         }
     }
 
@@ -351,6 +365,16 @@ impl TrafficWatch {
         let monitored = tw.routes.values().filter(|r| r.monitor.is_some()).count();
         let fingerprint = tw.fingerprint.clone();
         let rw = tw.routes.entry(route.to_string()).or_default();
+        if let Some(fingerprint) = rw.unkept.take() {
+            self.save(target, route, fingerprint);
+        }
+        let Some(rw) = self
+            .targets
+            .get_mut(target)
+            .and_then(|t| t.routes.get_mut(route))
+        else {
+            return;
+        };
         if rw.monitor.is_none() {
             let take = rows.len().min(size.saturating_sub(rw.baseline.len()));
             rw.baseline.extend(rows.drain(..take));
@@ -440,6 +464,7 @@ impl crate::traffic::Watch for TrafficWatch {
                         "baseline": rw.baseline.len(),
                         "baseline_source": rw.source.as_str(),
                         "baseline_made_at_ms": (rw.made_at_ms > 0).then_some(rw.made_at_ms),
+                        "baseline_kept": rw.kept,
                         "monitored": rw.monitor.is_some(),
                         "readings": rw.monitor.as_ref().map(|m| m.snapshot()).unwrap_or_default(),
                         "breaches": rw.breaches.values().collect::<Vec<_>>(),

@@ -134,6 +134,32 @@ fn baselines_are_kept_and_reloaded_with_their_fingerprint() {
 }
 
 #[test]
+fn a_baseline_the_busy_store_could_not_keep_is_kept_at_the_next_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let fp = Arc::new(Mutex::new("a".repeat(16)));
+    let mut w = watch(fp.clone()).with_store(Store::open(&path).unwrap(), None);
+    // Another writer holds the database past the busy timeout while the baseline is made.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    w.observe(&vec![row("/a", false, 1); BASELINE_COMPLETIONS]);
+    let route = &w.status()["targets"]["chat"]["routes"]["/a"];
+    assert_eq!(route["monitored"], true, "{route}");
+    assert_eq!(route["baseline_kept"], false, "{route}");
+    other.execute_batch("COMMIT").unwrap();
+    w.observe(&vec![row("/a", false, 2); 5]);
+    assert_eq!(
+        w.status()["targets"]["chat"]["routes"]["/a"]["baseline_kept"],
+        true
+    );
+    drop(w);
+    let w = watch(fp).with_store(Store::open(&path).unwrap(), None);
+    let route = &w.status()["targets"]["chat"]["routes"]["/a"];
+    assert_eq!(route["baseline"], BASELINE_COMPLETIONS, "{route}");
+    assert_eq!(route["baseline_kept"], true, "{route}");
+}
+
+#[test]
 fn a_swap_rebuilds_the_baseline_from_the_window_before_it() {
     let mut store = Store::open_in_memory().unwrap();
     // Stored traffic of the old model: 40 completions in the last hour before the swap at

@@ -23,6 +23,8 @@ pub(crate) struct Env {
     pub(crate) dir: tempfile::TempDir,
     pub(crate) cfg: PathBuf,
     pub(crate) port: u16,
+    /// The stderr of the daemon's current life (replaced by each [`Env::start`]).
+    log: std::sync::Mutex<Arc<std::sync::Mutex<String>>>,
 }
 
 /// The simulator, one target `chat` (model `sim-7b`) every 10 s, and `[traffic]` with
@@ -50,20 +52,31 @@ pub(crate) fn env(extra: &str) -> Env {
         dir,
         cfg,
         port,
+        log: Default::default(),
     }
 }
 
 impl Env {
+    /// Starts the daemon and waits until it is ready; it must still be running then (a
+    /// daemon that could not bind its port would leave another process answering).
     pub(crate) fn start(&self) -> Child {
-        let (child, log) = start_piped(&self.cfg);
+        let (mut child, log) = start_piped(&self.cfg);
+        *self.log.lock().unwrap() = log.clone();
         wait_until("the daemon to be ready", 30, || {
             self.get("/readyz").0 == 200
         });
         assert!(
-            !log.lock().unwrap().contains(TOKEN),
-            "the token is never logged"
+            matches!(child.try_wait(), Ok(None)),
+            "the daemon exited while another process answered on its port:\n{}",
+            self.log()
         );
+        assert!(!self.log().contains(TOKEN), "the token is never logged");
         child
+    }
+
+    /// What the daemon's current life has logged so far.
+    pub(crate) fn log(&self) -> String {
+        self.log.lock().unwrap().lock().unwrap().clone()
     }
 
     pub(crate) fn get(&self, path: &str) -> (u16, String) {

@@ -35,17 +35,19 @@ fn a_recorded_baseline_survives_a_restart() {
     let mut child = env.start();
     let (code, _, reply) = env.post(Some(TOKEN), lines("/support", 200));
     assert_eq!(code, 200, "{reply}");
-    wait_until("the baseline to be recorded", 20, || {
-        route_watch(&env, "/support")["monitored"] == true
+    wait_until("the baseline to be recorded and kept", 20, || {
+        let route = route_watch(&env, "/support");
+        route["monitored"] == true && route["baseline_kept"] == true
     });
     let _ = child.kill();
     let _ = child.wait();
 
     let mut child = env.start();
     let route = route_watch(&env, "/support");
-    assert_eq!(route["monitored"], true, "{route}");
-    assert_eq!(route["baseline"], 200, "{route}");
-    assert_eq!(route["baseline_source"], "recorded", "{route}");
+    let log = env.log();
+    assert_eq!(route["monitored"], true, "{route}\n{log}");
+    assert_eq!(route["baseline"], 200, "{route}\n{log}");
+    assert_eq!(route["baseline_source"], "recorded", "{route}\n{log}");
     // Monitored at once: the next completions are checked, not recorded.
     let (code, _, _) = env.post(Some(TOKEN), lines("/support", 20));
     assert_eq!(code, 200);
