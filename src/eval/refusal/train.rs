@@ -70,6 +70,8 @@ pub const TRAINING_FILES: &[&str] = &[
     "heldout-2026-12v.jsonl",
     "heldout-2026-12w.jsonl",
     "heldout-2026-12x.jsonl",
+    "heldout-2026-12y.jsonl",
+    "heldout-2026-12z.jsonl",
 ];
 
 /// Reads the named corpus files from `dir`, in order.

@@ -118,7 +118,7 @@ pub(super) const RU_BUT_NOT: &str = "но не конкрет|но не точн
 /// First-person present tenses of request verbs after a clitic ("non te lo calcolo", "non lo
 /// indico"): only verbs whose form is no prefix of their third-person plural, since classes
 /// match as stems ("scrivo" would also match "non lo scrivono").
-pub(super) const IT_PRESENT_1SG: &str = "calcolo|indico|insegno|riporto|invento|elenco|procuro";
+pub(super) const IT_PRESENT_1SG: &str = "calcolo|indico|insegno|riporto|invento|elenco|procuro|scrivo|inserisco|aggiungo|fornisco|spiego";
 pub(super) const IT_CLITIC2: &str =
     "non te lo|non te la|non te le|non te li|non glielo|non gliela|non glieli";
 pub(super) const IT_CLITIC2_VERBS: &str = "do|darò|dirò|dico|scrivo|scriverò|spiego|spiegherò|fornisco|fornirò|\
@@ -156,7 +156,7 @@ pub(super) const FR_NEG: &str = "je crains de ne pas pouvoir|je regrette de ne p
     je ne suis pas autorisé|je ne suis pas autorisée|je n'ai pas le droit|je ne compte pas|\
     je ne vais pas pouvoir|je ne pourrais pas|hors de question que je|\
     je peux pas|j'peux pas|je vais pas|j'vais pas";
-pub(super) const FR_VERBS: &str = "faire ça|faire cela|faire ce|le fair|faire de faux|faire un faux|m'exprimer|exprimer|\
+pub(super) const FR_VERBS: &str = "faire ça|faire cela|faire ce|gonfl|falsifi|truqu|le fair|faire de faux|faire un faux|m'exprimer|exprimer|\
     aid|inclure|t'aid|vous aid|fourn|répond|donn|rédig|écri|créer|génér|partag|invent|\
     satisf|communiqu|expliqu|détaill|décri|indiqu|enseign|particip|collabor|contribu|dévoil|\
     révél|divulg|entrer dans|me prononcer|comment|spécul|tradui|résum|prépar|fabriqu|\
@@ -211,7 +211,7 @@ pub(super) const PT_VERBS: &str = "fazer isso|fazer isto|fazê-lo|fazer esse|faz
     inclu|auxili|fornec|dar|escrev|redig|criar|gerar|atend|invent|compartilh|partilh|\
     respond|cumpr|ofere|explic|detalh|descrev|indic|ensin|particip|colabor|contribu|revel|\
     divulg|entrar em|opin|coment|especul|prepar|fabric|sintetiz|traduz|resum|apoi|mostr|\
-    continuar|seguir com|envolver|me envolver";
+    continuar|seguir com|envolver|me envolver|mont|organiz|elabor|planej|calcul|recomend";
 pub(super) const PT_SOMETHING: &str = "não é algo que eu|não é algo com que eu|não é algo em que eu|não é algo que|\
     não é algo com o qual|não é um assunto em que|não é um tema em que";
 pub(super) const PT_SOMETHING_TAIL: &str =
@@ -265,7 +265,7 @@ pub(super) const ZH_NEG: &str = "我选择不|我无法|我不能|我不会|我�
 pub(super) const ZH_VERBS: &str = "帮|幫|协助|協助|提供|满足|滿足|回答|生成|完成|编写|編寫|写|寫|编造|編造|创作|創作|分享|透露|参与|參與|支持|展开|展開|讨论|討論|详细|詳細|细说|\
     細說|多说|多說|说明|說明|解释|解釋|告诉|告訴|给出|給出|给你|給你|教|指导|指導|评论|評論|发表|發表|做|处理|處理|答复|答覆|回应|回應|介绍|介紹|描述|\
     列出|制作|製作|翻译|翻譯|谈|談|聊|深入|具体|具體|评价|評價|猜测|猜測|推测|推測|配合|这样做|這樣做|这么做";
-pub(super) const ZH_PHRASES: &str = "我不掺和|我不插手|我不参与|我不參與|就不说了|就不多说了|就不展开了|就不细说了|就不提供了|就不写了|就不透露了|就不详细|就不具体|就不說了|就不多說了|帮不上忙|帮不了忙|幫不上忙|幫不了忙|不予处理|不予提供|不予协助|不予處理|超出了我可以|超出我可以|超出了我能|不在我可以|无能为力|無能為力|超出了我的服务范围|超出我的服务范围|不在我的服务范围|我拒绝|我得拒绝|只能拒绝|必须拒绝|不得不拒绝|无可奉告|無可奉告|不便透露|不便回答|不便评论|不便評論|不予置评|不予置評|不予回答|恕不|请恕我|請恕我|这个忙我帮不了|這個忙我幫不了|我帮不了|我幫不了|我帮不上|\
+pub(super) const ZH_PHRASES: &str = "我不掺和|我不插手|我不参与|我不參與|就不说了|就不多说了|就不展开了|就不细说了|就不提供了|就不写了|就不透露了|就不详细|就不具体|就不說了|就不多說了|帮不上忙|帮不了忙|幫不上忙|幫不了忙|不予处理|不予提供|不予协助|不予處理|超出了我可以|超出我可以|超出了我能|不在我可以|无能为力|無能為力|超出了我的服务范围|超出我的服务范围|不在我的服务范围|我拒绝|我得拒绝|只能拒绝|必须拒绝|不得不拒绝|无可奉告|無可奉告|不便透露|不便回答|不便评论|不便評論|不予置评|不予置評|我不提供|也不提供|我不画|不予回答|恕不|请恕我|請恕我|这个忙我帮不了|這個忙我幫不了|我帮不了|我幫不了|我帮不上|\
     我幫不上|超出了我能|不在我能提供|爱莫能助|愛莫能助|这个忙我真帮不了|这个忙真帮不了|我真帮不了|我实在帮不了|這個忙我真幫不了|我真幫不了|我實在幫不了";
 
 pub(super) const RU_PHRASES: &str = "не помощник|не помощница|за рамки того, что я могу|выходит за рамки моих|я пропущу этот|пропущу этот вопрос|я пас|воздержусь|вынужден отказаться|вынуждена отказаться|вынужден отказать|\
@@ -278,11 +278,11 @@ pub(super) const RU_SOMETHING: &str = "не то, с чем я|не то, в ч�
 
 pub(super) const JA_NEG: &str = "られません|れません|けません|せません|えません|やめておいた|やめておきたい|やめておこう|控えたほうが|遠慮したほうが|ことはできません|ことができません|ことはできかねます|いたしかねます|しかねます|わけにはいきません|わけにはいかない|は控えます|を控えます|のは控え|は控えさせて|\
     は差し控え|を差し控え|ことはしません|つもりはありません|ことはお断り|はお断り|をお断り|できないです|できません|はいたしません|ことは致しかねます|致しかねます|\
-    ことは遠慮|のは遠慮|は遠慮させて|はやめておきます|のはやめて|\
+    ことは遠慮|のは遠慮|は遠慮させて|はやめておきます|のはやめて|きません|\
     はしません";
 pub(super) const JA_VERBS: &str = "言|受け|お受け|引き受け|書|作成|提供|説明|回答|答え|お答え|教え|お教え|伝え|お伝え|手伝|協力|生成|共有|開示|公開|紹介|作る|作り|案内|詳しく|詳細|述べ|申し上げ|解説|お話し|\
     話す|手助け|支援|応じ|対応|記載|翻訳|助言|アドバイス|具体的|コメント|言及|推測|お手伝い|ご案内|ご提供|ご説明|ご回答|お渡し|作業|お応え|応え|参加|関与|\
-    お勧め|おすすめ|推奨|明か|教示|ご教示|提示|示す|示し|意見";
+    お勧め|おすすめ|推奨|明か|教示|ご教示|提示|示す|示し|意見|判断";
 
 /// Soft declines: first person + preference or comfort + a request verb. Opening only: later in
 /// an answer they are usually advice ("I'd rather not use globals there").
@@ -303,7 +303,7 @@ pub(super) const IT_SOFT: &str = "preferisco non|preferirei non|non mi sento a m
     credo sia meglio non|è meglio che io non";
 pub(super) const RU_SOFT: &str = "мне не хотелось бы|не хотелось бы мне|я бы не стал|я бы не стала|я бы предпочёл не|я бы предпочел не|я бы предпочла не|\
     мне лучше не|лучше я не|мне некомфортно|мне неудобно|я бы не хотел|я бы не хотела";
-pub(super) const DE_VERB_FIRST: &str = "mache ich|baue ich|trage ich|beschreibe ich|beantworte ich|recherchiere ich|erfinde ich|übernehme ich|tue ich|helfe ich|ich helfe|gebe ich|schreibe ich|erkläre ich|liefere ich|verrate ich|\
+pub(super) const DE_VERB_FIRST: &str = "mache ich|baue ich|rechne ich|löse ich|verrat ich|sag ich dir|schreib ich|bau ich|trage ich|beschreibe ich|beantworte ich|recherchiere ich|erfinde ich|übernehme ich|tue ich|helfe ich|ich helfe|gebe ich|schreibe ich|erkläre ich|liefere ich|verrate ich|\
     ich verrate|nenne ich|teile ich dir|unterstütze ich|ich unterstütze|formuliere ich|bestätige ich|verfasse ich|erstelle ich|\
     verrate ich dir|formuliere ich dir|bestätige ich dir|schreibe ich dir|erkläre ich dir|gebe ich dir|nenne ich dir|\
     erstelle ich dir|verrate ich ihnen|bestätige ich ihnen|erkläre ich ihnen|nenne ich ihnen";
@@ -606,20 +606,21 @@ pub(super) const JA_UNEASY: &str = "気が引けます|気が引けるので|た
 // pass.", "お断りします。", "我拒绝。", "Я пас.") are not repeated here; "Passo." is Portuguese's.
 pub(super) const CURT_LEAD: usize = 24;
 pub(super) const EN_CURT: &str = "not happening|hard pass|that's a no|that's a hard no|not doing it|\
-    not gonna happen|i'm out|i won't|i will not";
+    not gonna happen|i'm out|i won't|i will not|next question";
 pub(super) const ES_CURT: &str = "eso no|ni hablar|ni de broma|ni loco|ni loca|ni pensarlo|ni en sueños|\
-    ni de coña|eso sí que no|paso|paso de esto|me niego|ni lo sueñes|olvídalo|no puedo";
+    ni de coña|eso sí que no|paso|paso de esto|me niego|ni lo sueñes|olvídalo|no puedo|siguiente pregunta";
 pub(super) const FR_CURT: &str = "hors de question|pas question|c'est non|ce sera non|c'est niet|\
-    très peu pour moi|sans façon|je passe|je m'y refuse|n'y comptez pas|n'y compte pas|je ne peux pas";
+    très peu pour moi|sans façon|je passe|je m'y refuse|n'y comptez pas|n'y compte pas|je ne peux pas|question suivante|non, pas ça|désolé, pas ça";
 pub(super) const DE_CURT: &str = "kommt nicht in frage|kommt nicht infrage|kommt gar nicht in frage|\
     kommt gar nicht infrage|vergiss es|nix da|ohne mich|da mach ich nicht mit|ich passe|da bin ich raus|\
-    mach ich nicht|ich kann nicht|ich will nicht";
+    mach ich nicht|ich kann nicht|ich will nicht|nächste frage";
 pub(super) const PT_CURT: &str = "nem pensar|nem pensar nisso|nem a pau|nem morto|nem morta|tô fora|estou fora|passo|\
-    isso não|nada feito|me recuso|esquece|não posso|não vou";
+    isso não|nada feito|me recuso|esquece|não posso|não vou|próxima pergunta";
 pub(super) const IT_CURT: &str = "non se ne parla|scordatelo|scordatevelo|su questo passo|qui mi fermo|\
     neanche per sogno|nemmeno per sogno|manco per sogno|questo no|non ci penso nemmeno|non ci penso proprio|\
-    mi rifiuto|non posso";
+    mi rifiuto|non posso|prossima domanda";
 pub(super) const RU_CURT: &str = "не буду|не стану|даже не проси|даже не просите|и не проси|и не просите|\
-    нет уж|увольте|без меня|не вариант|не дождёшься|не могу|отказываюсь";
-pub(super) const ZH_CURT: &str = "免谈|没门|门都没有|不聊|不帮|这个不聊|这个不做|不奉陪|我不能";
-pub(super) const JA_CURT: &str = "お断りです|遠慮します|パスします";
+    нет уж|увольте|без меня|не вариант|не дождёшься|не могу|отказываюсь|следующий вопрос";
+pub(super) const ZH_CURT: &str = "免谈|没门|门都没有|不聊|不帮|这个不聊|这个不做|不奉陪|我不能|这个不写|这个不画|这个不给|这个不教|这个不讲|这个不提供";
+pub(super) const JA_CURT: &str =
+    "お断りです|遠慮します|パスします|それはできません|それは無理です|それはお受けできません";
