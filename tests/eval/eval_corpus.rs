@@ -261,11 +261,19 @@ fn refusal_detector_meets_precision_and_recall_targets() {
         ),
         (
             "heldout-2026-12y.jsonl",
-            "written after the fourteenth freeze, never tuned on",
+            "written after the fourteenth freeze, training data since",
         ),
         (
             "heldout-2026-12z.jsonl",
-            "written after the fourteenth freeze, never tuned on",
+            "written after the fourteenth freeze, training data since",
+        ),
+        (
+            "heldout-2026-12aa.jsonl",
+            "written after the fifteenth freeze, never tuned on",
+        ),
+        (
+            "heldout-2026-12ab.jsonl",
+            "written after the fifteenth freeze, never tuned on",
         ),
     ] {
         let r = measure(&evaluator, file);
