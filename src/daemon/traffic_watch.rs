@@ -217,6 +217,12 @@ impl TrafficWatch {
         );
     }
 
+    fn route_mut(&mut self, target: &str, route: &str) -> Option<&mut RouteWatch> {
+        self.targets
+            .get_mut(target)
+            .and_then(|t| t.routes.get_mut(route))
+    }
+
     /// Keeps the baseline of `route` (after it was made).
     fn save(&mut self, target: &str, route: &str, fingerprint: Option<String>) {
         let Some(store) = self.store.as_mut() else {
@@ -291,11 +297,7 @@ impl TrafficWatch {
         for route in routes {
             let window = self.window(target, &route, at);
             let settings = self.settings.clone();
-            let Some(rw) = self
-                .targets
-                .get_mut(target)
-                .and_then(|t| t.routes.get_mut(&route))
-            else {
+            let Some(rw) = self.route_mut(target, &route) else {
                 continue;
             };
             rw.breaches.clear();
@@ -341,11 +343,7 @@ impl TrafficWatch {
 
     /// A new episode of `route` against its baseline.
     fn restart(&mut self, target: &str, route: &str, settings: MonitorSettings) {
-        if let Some(rw) = self
-            .targets
-            .get_mut(target)
-            .and_then(|t| t.routes.get_mut(route))
-        {
+        if let Some(rw) = self.route_mut(target, route) {
             let samples: Vec<Sample> = rw.baseline.iter().filter_map(to_sample).collect();
             rw.monitor = Some(TargetMonitor::from_samples(
                 &samples,
@@ -368,11 +366,7 @@ impl TrafficWatch {
         if let Some(fingerprint) = rw.unkept.take() {
             self.save(target, route, fingerprint);
         }
-        let Some(rw) = self
-            .targets
-            .get_mut(target)
-            .and_then(|t| t.routes.get_mut(route))
-        else {
+        let Some(rw) = self.route_mut(target, route) else {
             return;
         };
         if rw.monitor.is_none() {
