@@ -430,7 +430,12 @@ fn start_traffic(
             .map_err(crate::traffic::TrafficError::Baseline)?,
         None => Vec::new(),
     };
-    let kept = crate::store::Store::open(&config.storage.path)
+    let mut kept = crate::store::Store::open(&config.storage.path)
+        .map_err(crate::traffic::TrafficError::Store)?;
+    // The monitor writes a baseline while it holds the traffic state; a busy database holds it
+    // (and the status and the ingest with it) at most this long, and the write is tried again
+    // with the route's next batch.
+    kept.set_busy_timeout(traffic_watch::SAVE_WAIT)
         .map_err(crate::traffic::TrafficError::Store)?;
     traffic.set_watch(Box::new(
         traffic_watch::TrafficWatch::new(monitor, traffic_watch::BASELINE_COMPLETIONS, lookup)

@@ -34,6 +34,8 @@ use std::collections::BTreeMap;
 pub const BASELINE_COMPLETIONS: usize = 200;
 /// Routes monitored per target (the first to complete their baseline).
 pub const MONITORED_ROUTES: usize = 20;
+/// Longest wait for the database's lock when a baseline is kept (it is tried again later).
+pub const SAVE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 /// Fewest completions of a window that can replace a route's baseline.
 pub const MIN_WINDOW_COMPLETIONS: usize = 30;
 /// Most completions a window baseline is made of (the most recent).
@@ -92,10 +94,17 @@ struct RouteWatch {
     monitor: Option<TargetMonitor>,
     /// Open breaches: metric → message.
     breaches: BTreeMap<String, String>,
-    /// In the store (it survives a restart). A baseline that could not be kept (the store was
-    /// busy) is kept again at the route's next batch, under `unkept`'s fingerprint.
+    /// In the store (it survives a restart).
     kept: bool,
-    unkept: Option<Option<String>>,
+    /// A baseline the store could not take, written again with the route's next batch.
+    unkept: Option<PendingSave>,
+}
+
+/// A save that failed (the database busy past its timeout, a full disk): the fingerprint the
+/// baseline is kept under, and how many times in a row it failed (only the first is a warning).
+struct PendingSave {
+    fingerprint: Option<String>,
+    failures: u32,
 }
 
 #[derive(Default)]
@@ -223,7 +232,8 @@ impl TrafficWatch {
             .and_then(|t| t.routes.get_mut(route))
     }
 
-    /// Keeps the baseline of `route` (after it was made).
+    /// Keeps the baseline of `route` (after it was made); on failure, marks it to be written
+    /// again with the route's next batch.
     fn save(&mut self, target: &str, route: &str, fingerprint: Option<String>) {
         let Some(store) = self.store.as_mut() else {
             return;
@@ -250,8 +260,17 @@ impl TrafficWatch {
         match store.put_traffic_baseline(&b) {
             Ok(()) => (rw.kept, rw.unkept) = (true, None),
             Err(e) => {
-                tracing::warn!(target, route, error = %e, "traffic: cannot keep the baseline; it is tried again at the route's next batch");
-                (rw.kept, rw.unkept) = (false, Some(b.fingerprint));
+                let failures = rw.unkept.as_ref().map_or(0, |p| p.failures) + 1;
+                if failures == 1 {
+                    tracing::warn!(target, route, error = %e, "traffic: cannot keep the baseline; it is tried again with each batch of the route until it is kept");
+                } else {
+                    tracing::debug!(target, route, failures, error = %e, "traffic: the baseline is still not kept");
+                }
+                rw.kept = false;
+                rw.unkept = Some(PendingSave {
+                    fingerprint: b.fingerprint,
+                    failures,
+                });
             }
         }
     }
@@ -363,7 +382,7 @@ impl TrafficWatch {
         let monitored = tw.routes.values().filter(|r| r.monitor.is_some()).count();
         let fingerprint = tw.fingerprint.clone();
         let rw = tw.routes.entry(route.to_string()).or_default();
-        if let Some(fingerprint) = rw.unkept.take() {
+        if let Some(fingerprint) = rw.unkept.as_ref().map(|p| p.fingerprint.clone()) {
             self.save(target, route, fingerprint);
         }
         let Some(rw) = self.route_mut(target, route) else {

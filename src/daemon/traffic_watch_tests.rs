@@ -138,7 +138,9 @@ fn a_baseline_the_busy_store_could_not_keep_is_kept_at_the_next_batch() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.db");
     let fp = Arc::new(Mutex::new("a".repeat(16)));
-    let mut w = watch(fp.clone()).with_store(Store::open(&path).unwrap(), None);
+    let mut store = Store::open(&path).unwrap();
+    store.set_busy_timeout(SAVE_WAIT).unwrap();
+    let mut w = watch(fp.clone()).with_store(store, None);
     // Another writer holds the database past the busy timeout while the baseline is made.
     let other = rusqlite::Connection::open(&path).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();

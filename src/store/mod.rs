@@ -179,6 +179,14 @@ impl Store {
         Self::setup(Connection::open_in_memory()?, None)
     }
 
+    /// Waits at most `wait` for another writer's lock (instead of the default 5 s): for a
+    /// connection whose writes can be tried again later, so that a busy database holds its
+    /// caller only briefly.
+    pub fn set_busy_timeout(&mut self, wait: Duration) -> Result<()> {
+        self.conn.busy_timeout(wait)?;
+        Ok(())
+    }
+
     /// Connection settings, then migrations. The version check and `quick_check` run before
     /// anything that writes (WAL mode changes the file header), so a too-new or damaged
     /// database is never touched. A file that can only be read (SQLite then opens it
