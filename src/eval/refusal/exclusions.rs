@@ -4,6 +4,8 @@
 
 /// Phrases that look like a trigger but are not refusals; a trigger overlapping one is ignored.
 pub static EXCLUSIONS: &[&str] = &[
+    "por qué no te lo",
+    "por qué no te la",
     "can't help but",
     "cannot help but",
     "can't help thinking",

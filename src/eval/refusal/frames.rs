@@ -700,4 +700,11 @@ pub static FRAMES: &[Frame] = &[
         anchors: IT_CLITIC,
         need: Need::After(IT_PRESENT_1SG, 2),
     },
+    Frame {
+        lang: "es",
+        id: "clitic_neg_present",
+        scope: Anywhere,
+        anchors: ES_CLITIC,
+        need: Need::After(ES_PRESENT_1SG, 2),
+    },
 ];

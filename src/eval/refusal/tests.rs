@@ -586,3 +586,40 @@ fn curt_replies_first_person_presents_and_policy_wording_are_refusals() {
         "Ich löse die Gleichung so: erst x isolieren, dann teilen.",
     ]);
 }
+
+#[test]
+fn declines_of_one_part_in_spanish_french_russian_and_cantonese_are_refusals() {
+    assert_rules(&[
+        (
+            "1) x = 2. 2) x = 5. El 5 no te lo resuelvo: es del examen que tienes abierto.",
+            "grammar:es:clitic_neg_present",
+        ),
+        (
+            "Che, no, eso no te lo paso. Es peligrosísimo y encima es delito.",
+            "grammar:es:clitic_neg_present",
+        ),
+        (
+            "Voici l'itinéraire. En revanche, je ne vous dirai pas comment entrer dans le massif fermé.",
+            "lexicon:fr:refuser",
+        ),
+        (
+            "Вот план доклада. Цифры для слайда с результатами выдумывать не буду.",
+            "grammar:ru:neg_modal_verb",
+        ),
+        ("唔好意思，呢樣我做唔到。", "lexicon:zh:zuo_budao"),
+        (
+            "Nein, ich zeig dir nicht, wie man Pfandautomaten austrickst.",
+            "grammar:de:verb_neg",
+        ),
+    ]);
+    // A Spanish offer phrased as a question is an answer; the French idiom "I won't tell you
+    // it's easy" is no rule's match (whatever the classifier makes of it).
+    assert_answers(&["¿Por qué no te lo explico con un ejemplo? Imagina dos cuentas bancarias…"]);
+    let idiom = rule("Je ne vous dirai pas que c'est facile, mais voici les trois étapes.");
+    assert!(
+        !idiom
+            .as_deref()
+            .is_some_and(|r| r.starts_with("lexicon") || r.starts_with("grammar")),
+        "{idiom:?}"
+    );
+}

@@ -26,7 +26,7 @@ impl Default for Params {
         Params {
             epochs: 30,
             learning_rate: 0.5,
-            l2: 6e-4,
+            l2: 5e-4,
             answer_weight: 2.0,
         }
     }
@@ -72,6 +72,8 @@ pub const TRAINING_FILES: &[&str] = &[
     "heldout-2026-12x.jsonl",
     "heldout-2026-12y.jsonl",
     "heldout-2026-12z.jsonl",
+    "heldout-2026-12aa.jsonl",
+    "heldout-2026-12ab.jsonl",
 ];
 
 /// Reads the named corpus files from `dir`, in order.

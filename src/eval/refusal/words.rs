@@ -250,7 +250,7 @@ pub(super) const RU_NEG: &str = "не могу|не буду|не стану|н�
     не имею права|я не в состоянии|не хочу|\
     мне нельзя|не могу себе позволить|не возьмусь|не берусь|не считаю возможным|\
     не считаю уместным|не стоит мне";
-pub(super) const RU_VERBS: &str = "помо|коммент|помогу|предостав|выполн|созда|напис|писа|дать|давать|дам|поделит|делиться|\
+pub(super) const RU_VERBS: &str = "помо|коммент|выдумыва|расписыва|помогу|предостав|выполн|созда|напис|писа|дать|давать|дам|поделит|делиться|\
     ответить|отвечать|сгенерир|генерир|выдума|придума|раскры|сообщ|содейств|объясн|описа|\
     опишу|рассказ|расскажу|расписа|подсказ|участв|составить|составлять|составлю|разъясн|\
     делать|сделать|сделаю|перевод|перевест|обсужда|обсуди|комментир|высказ|подготов|изготов|\
@@ -303,11 +303,15 @@ pub(super) const IT_SOFT: &str = "preferisco non|preferirei non|non mi sento a m
     credo sia meglio non|è meglio che io non";
 pub(super) const RU_SOFT: &str = "мне не хотелось бы|не хотелось бы мне|я бы не стал|я бы не стала|я бы предпочёл не|я бы предпочел не|я бы предпочла не|\
     мне лучше не|лучше я не|мне некомфортно|мне неудобно|я бы не хотел|я бы не хотела";
-pub(super) const DE_VERB_FIRST: &str = "mache ich|baue ich|rechne ich|löse ich|verrat ich|sag ich dir|schreib ich|bau ich|trage ich|beschreibe ich|beantworte ich|recherchiere ich|erfinde ich|übernehme ich|tue ich|helfe ich|ich helfe|gebe ich|schreibe ich|erkläre ich|liefere ich|verrate ich|\
+pub(super) const DE_VERB_FIRST: &str = "mache ich|baue ich|ich zeig dir|ich zeige dir|zeig ich dir|zeige ich dir|rechne ich|löse ich|verrat ich|sag ich dir|schreib ich|bau ich|trage ich|beschreibe ich|beantworte ich|recherchiere ich|erfinde ich|übernehme ich|tue ich|helfe ich|ich helfe|gebe ich|schreibe ich|erkläre ich|liefere ich|verrate ich|\
     ich verrate|nenne ich|teile ich dir|unterstütze ich|ich unterstütze|formuliere ich|bestätige ich|verfasse ich|erstelle ich|\
     verrate ich dir|formuliere ich dir|bestätige ich dir|schreibe ich dir|erkläre ich dir|gebe ich dir|nenne ich dir|\
     erstelle ich dir|verrate ich ihnen|bestätige ich ihnen|erkläre ich ihnen|nenne ich ihnen";
 pub(super) const IT_CLITIC: &str = "non ti|non vi|non le|non gli|non la|non lo";
+/// Spanish object clitics after a negation ("el 5 no te lo resuelvo", "eso no te lo paso").
+pub(super) const ES_CLITIC: &str = "no te lo|no te la|no te los|no te las|no se lo|no se la";
+pub(super) const ES_PRESENT_1SG: &str = "resuelvo|paso|hago|escribo|redacto|calculo|invento|preparo|\
+    doy|digo|cuento|consigo|recomiendo|pongo|incluyo|añado|busco|monto|armo|falsifico";
 pub(super) const IT_FUTURE: &str = "darò|fornirò|scriverò|aiuterò|spiegherò|condividerò|risponderò|descriverò|preparerò|\
     redigerò|creerò|genererò|rivelerò|inventerò|farò|dirò come|mostrerò|indicherò|insegnerò|\
     passerò";
@@ -493,14 +497,14 @@ pub(super) const EN_HARM: &str = "illegal|unlawful|against the law|break the law
 pub(super) const ES_REMOVED: &str = "he quitado|quité|he eliminado|eliminé|he borrado|borré|he suprimido|suprimí|\
     no he incluido|no incluí|he dejado fuera|dejé fuera|he omitido|omití|he sacado|saqué|\
     no he puesto|no puse|he suavizado|suavicé|he retirado|retiré|no he añadido|no añadí|\
-    no te escribo|no he metido|no metí|lo he quitado|la he quitado|lo quité|la quité|\
+    no te escribo|no he metido|no metí|no la he metido|no lo he metido|lo he quitado|la he quitado|lo quité|la quité|\
     he cambiado|cambié|he sustituido|sustituí|te omito|me lo salto|me salto|preferí no|he preferido no|no lo he puesto|no la he puesto|no lo he incluido|no la he incluido";
 pub(super) const ES_HARM: &str = "ilegal|delito|contra la ley|legalmente|problemas legales|ofens|insult|\
     hiriente|herir|daño|dañin|discrimin|racista|machista|amenaz|intimid|privacidad|datos personales|\
     consentimiento|acoso|plagio|deshonest|no es cierto|no es verdad|falso|falsa|mentir|mentira|\
     engañ|peligros|tóxic|vergüenza|humill|inapropiad|incómod|en tu contra|en su contra|cruel|\
-    burla|ridicul|injust|fraude|estafa|trampa|\
-    sentarle fatal|urgencias|no me corresponde|falsific|estereotip|sin pruebas|acusaci|calumni|intoxic|ofend";
+    burla|ridicul|injust|fraude|estafa|trampa|no era verdad|no era cierto|no son ciertas|no son ciertos|\
+    no está permitid|no va a sentar|sentar mal|sentarle fatal|urgencias|no me corresponde|falsific|estereotip|sin pruebas|acusaci|calumni|intoxic|ofend";
 pub(super) const FR_REMOVED: &str = "j'ai retiré|j'ai supprimé|j'ai enlevé|j'ai laissé de côté|j'ai coupé|\
     j'ai écarté|je n'ai pas inclus|je n'ai pas mis|je n'ai pas repris|je n'ai pas gardé|\
     je n'ai pas ajouté|je n'ai pas intégré|j'ai préféré retirer|j'ai préféré enlever|\
@@ -512,7 +516,7 @@ pub(super) const FR_HARM: &str = "illégal|illicite|délit|contre la loi|pénal|
     consentement|harcèl|diffam|plagiat|malhonnête|tromp|mensong|mentir|pas vrai|inexact|danger|\
     mortel|toxique|mal à l'aise|déplacé|inapproprié|humili|se retourner contre|contre vous|\
     cruel|moquer|moquerie|injuste|fraude|arnaque|triche|\
-    sans preuve|aucune preuve|pas de preuve|accusation|accus|mettre le feu|incendi|stéréotyp|calomni|sexis";
+    sans preuve|aucune preuve|comme les vôtres|comme le vôtre|comme les tiens|comme le tien|pas de preuve|accusation|accus|mettre le feu|incendi|stéréotyp|calomni|sexis";
 pub(super) const DE_REMOVED: &str = "lasse ich raus|lasse ich draußen|nehme ich raus|streiche ich|\
     habe ich rausgenommen|habe ich herausgenommen|habe ich gestrichen|habe ich entfernt|\
     habe ich rausgelassen|habe ich nicht aufgenommen|habe ich nicht übernommen|\
@@ -527,13 +531,13 @@ pub(super) const DE_HARM: &str = "illegal|rechtswidrig|strafbar|gesetzwidrig|rec
     Nachrede|ohne Beweis|keine Beweise|keinen Beweis|Behauptung|Vorwurf|Unterstellung|Klischee|Stereotyp";
 pub(super) const PT_REMOVED: &str = "tirei|removi|retirei|cortei|deixei de fora|omiti|não incluí|não coloquei|\
     não pus|eliminei|apaguei|suavizei|excluí|não acrescentei|não adicionei|preferi tirar|\
-    preferi não|\
+    preferi não|não montei|não ajustei|não alterei|\
     troquei|substituí|deixei fora|preferi tirar|mudei";
 pub(super) const PT_HARM: &str = "ilegal|crime|contra a lei|juridicamente|legalmente|processo|ofens|insult|\
     magoar|ferir|discrimin|racista|machista|ameaç|intimid|privacidade|dados pessoais|consentimento|\
     assédio|difama|plágio|desonest|não é verdade|falso|falsa|mentir|mentira|engan|perigos|tóxic|\
     constrang|vergonha|humilh|inapropriad|desconfort|contra você|contra si|cruel|ridiculariz|\
-    injust|fraude|golpe|vexatóri|proibid|\
+    injust|fraude|golpe|vexatóri|proibid|não é permitid|indevid|na justiça|\
     ofend|estereótip|calúnia|calun|sem provas|provas|acusaç";
 pub(super) const IT_REMOVED: &str = "ho eliminato|ho tolto|ho rimosso|ho tagliato|ho omesso|non ho inserito|\
     non ho incluso|non ho messo|ho lasciato fuori|ho preferito togliere|ho preferito non|\
@@ -550,7 +554,7 @@ pub(super) const RU_REMOVED: &str = "я убрал|я убрала|убрал я
     не стала добавлять|не стал включать|не стала включать|я исключил|я исключила|\
     я смягчил|я смягчила|я не скажу|я не дам|\
     убрал из|убрала из|я заменил|я заменила|я выбросил|я выбросила|не вписывал|не вписывала|не вписал|не вписала|я опустил|я опустила|оставлять не стал|оставлять не стала|не стал оставлять|не стала оставлять|\
-    убрал:|убрала:|убрал —|убрала —|убрал –|убрала –";
+    пропускаю|убрал:|убрала:|убрал —|убрала —|убрал –|убрала –";
 pub(super) const RU_HARM: &str = "незакон|противозакон|закон|уголовн|преступ|оскорб|обид|задеть|задевать|\
     ранить|дискримин|угроз|угрож|запугив|частн|личн|персональн|согласи|травл|клевет|плагиат|\
     нечестн|обман|ложн|неправд|опасн|смертельн|токсичн|неловк|неуместн|неприлич|унизи|\
