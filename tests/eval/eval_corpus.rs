@@ -269,11 +269,19 @@ fn refusal_detector_meets_precision_and_recall_targets() {
         ),
         (
             "heldout-2026-12aa.jsonl",
-            "written after the fifteenth freeze, never tuned on",
+            "written after the fifteenth freeze, training data since",
         ),
         (
             "heldout-2026-12ab.jsonl",
-            "written after the fifteenth freeze, never tuned on",
+            "written after the fifteenth freeze, training data since",
+        ),
+        (
+            "heldout-2026-12ac.jsonl",
+            "written after the sixteenth freeze, never tuned on",
+        ),
+        (
+            "heldout-2026-12ad.jsonl",
+            "written after the sixteenth freeze, never tuned on",
         ),
     ] {
         let r = measure(&evaluator, file);
