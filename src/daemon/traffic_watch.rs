@@ -94,8 +94,6 @@ struct RouteWatch {
     monitor: Option<TargetMonitor>,
     /// Open breaches: metric → message.
     breaches: BTreeMap<String, String>,
-    /// In the store (it survives a restart).
-    kept: bool,
     /// A baseline the store could not take, written again with the route's next batch.
     unkept: Option<PendingSave>,
 }
@@ -220,10 +218,19 @@ impl TrafficWatch {
                 source: Source::parse(&b.source),
                 made_at_ms: b.recorded_at_ms,
                 breaches: BTreeMap::new(),
-                kept: b.source != Source::File.as_str(),
                 unkept: None,
             },
         );
+    }
+
+    /// Whether the route's baseline is in the store (it survives a restart): every made
+    /// baseline is saved when it is made, so it is unless that save is still pending; a file
+    /// baseline is read from its file instead.
+    fn kept(&self, rw: &RouteWatch) -> bool {
+        self.store.is_some()
+            && rw.monitor.is_some()
+            && rw.source != Source::File
+            && rw.unkept.is_none()
     }
 
     fn route_mut(&mut self, target: &str, route: &str) -> Option<&mut RouteWatch> {
@@ -258,7 +265,7 @@ impl TrafficWatch {
             rows: rw.baseline.clone(),
         };
         match store.put_traffic_baseline(&b) {
-            Ok(()) => (rw.kept, rw.unkept) = (true, None),
+            Ok(()) => rw.unkept = None,
             Err(e) => {
                 let failures = rw.unkept.as_ref().map_or(0, |p| p.failures) + 1;
                 if failures == 1 {
@@ -266,7 +273,6 @@ impl TrafficWatch {
                 } else {
                     tracing::debug!(target, route, failures, error = %e, "traffic: the baseline is still not kept");
                 }
-                rw.kept = false;
                 rw.unkept = Some(PendingSave {
                     fingerprint: b.fingerprint,
                     failures,
@@ -477,7 +483,7 @@ impl crate::traffic::Watch for TrafficWatch {
                         "baseline": rw.baseline.len(),
                         "baseline_source": rw.source.as_str(),
                         "baseline_made_at_ms": (rw.made_at_ms > 0).then_some(rw.made_at_ms),
-                        "baseline_kept": rw.kept,
+                        "baseline_kept": self.kept(rw),
                         "monitored": rw.monitor.is_some(),
                         "readings": rw.monitor.as_ref().map(|m| m.snapshot()).unwrap_or_default(),
                         "breaches": rw.breaches.values().collect::<Vec<_>>(),

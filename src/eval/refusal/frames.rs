@@ -1,6 +1,7 @@
 //! The frames of the refusal grammar (see [`super::grammar`]): per language, anchors and the
 //! word classes that must accompany them. Alternatives are separated by `|`; words are matched
-//! ASCII-case-insensitively on a word start, as prefixes (stems).
+//! ASCII-case-insensitively on a word start, as prefixes (stems), or as whole words when they
+//! end with `$`.
 
 use super::lexicon::Scope::{self, Anywhere, Opening};
 use super::words::*;

@@ -24,20 +24,25 @@
 use super::frames::{FRAMES, Frame, Need};
 use std::ops::Range;
 
-/// One open word class, compiled: its words (with their case and apostrophe variants and
-/// whether they must start a word), bucketed by lower-cased first byte.
+/// One open word class, compiled: its words (with their case and apostrophe variants,
+/// whether they must start a word and whether they must end one), bucketed by lower-cased
+/// first byte.
 #[derive(Debug, Clone)]
 struct Class {
-    buckets: Vec<Vec<(String, bool)>>,
+    buckets: Vec<Vec<(String, bool, bool)>>,
 }
 
 impl Class {
     fn new(alternatives: &str) -> Self {
         let mut buckets = vec![Vec::new(); 256];
-        for w in alternatives.split('|').flat_map(super::variants) {
-            let bound = w.chars().next().is_some_and(super::is_spaced_letter);
-            if let Some(&b) = w.as_bytes().first() {
-                buckets[usize::from(b.to_ascii_lowercase())].push((w, bound));
+        for alternative in alternatives.split('|') {
+            // `scrivo$`: the whole word, not a stem ("scrivono" is another person).
+            let whole = alternative.ends_with('$');
+            for w in super::variants(alternative.trim_end_matches('$')) {
+                let bound = w.chars().next().is_some_and(super::is_spaced_letter);
+                if let Some(&b) = w.as_bytes().first() {
+                    buckets[usize::from(b.to_ascii_lowercase())].push((w, bound, whole));
+                }
             }
         }
         Class { buckets }
@@ -87,11 +92,16 @@ impl Class {
                     .next_back()
                     .is_some_and(super::is_spaced_letter)
             };
-            for (w, bound) in bucket {
+            for (w, bound, whole) in bucket {
                 let w = w.as_bytes();
                 if rest.len() >= w.len()
                     && rest[..w.len()].eq_ignore_ascii_case(w)
                     && !(*bound && after_letter())
+                    && !(*whole
+                        && text[p + w.len()..]
+                            .chars()
+                            .next()
+                            .is_some_and(super::is_spaced_letter))
                 {
                     return Some((p, p + w.len()));
                 }

@@ -584,6 +584,9 @@ fn curt_replies_first_person_presents_and_policy_wording_are_refusals() {
         "Não. A capital da Austrália é Camberra, não Sydney.",
         "Utilise plutôt une boucle for, pas ça : la récursion débordera la pile.",
         "Ich löse die Gleichung so: erst x isolieren, dann teilen.",
+        // Another person's present, of which the first person's form is a prefix.
+        "I giornali non lo scrivono, ma il comune ha pubblicato l'avviso sul sito.",
+        "I tecnici non lo aggiungono mai al preventivo, quindi chiedilo tu.",
     ]);
 }
 

@@ -116,9 +116,10 @@ pub(super) const DE_BUT_NOT: &str = "aber nicht die|aber nicht den|aber nicht da
 pub(super) const RU_BUT_NOT: &str = "но не конкрет|но не точн|но не подробн|но не рецепт|но не инструкц|но не как|\
     но без конкрет|но без подробн|но без точн|однако не конкрет|однако не точн";
 /// First-person present tenses of request verbs after a clitic ("non te lo calcolo", "non lo
-/// indico"): only verbs whose form is no prefix of their third-person plural, since classes
-/// match as stems ("scrivo" would also match "non lo scrivono").
-pub(super) const IT_PRESENT_1SG: &str = "calcolo|indico|insegno|riporto|invento|elenco|procuro|scrivo|inserisco|aggiungo|fornisco|spiego";
+/// indico"); a form that is a prefix of its third-person plural is a whole word (`scrivo$`),
+/// since classes match as stems ("scrivo" would also match "non lo scrivono").
+pub(super) const IT_PRESENT_1SG: &str = "calcolo|indico|insegno|riporto|invento|elenco|procuro|\
+    scrivo$|inserisco$|aggiungo$|fornisco$|spiego$";
 pub(super) const IT_CLITIC2: &str =
     "non te lo|non te la|non te le|non te li|non glielo|non gliela|non glieli";
 pub(super) const IT_CLITIC2_VERBS: &str = "do|darò|dirò|dico|scrivo|scriverò|spiego|spiegherò|fornisco|fornirò|\
