@@ -308,9 +308,19 @@ fn fill_round(rng: &mut Rng, probes: &[ProbeModel], slots: &mut [Sample]) {
     }
 }
 
-/// A baseline as `baseline record` stores it: every probe sampled `DEFAULT_SAMPLES_PER_PROBE`
-/// times from the (unchanged) model.
+/// Samples per probe in a recorded baseline: `baseline record`'s default, or
+/// `DETECTION_BASELINE_SAMPLES` (how the sensitivity grows with the baseline's size).
+fn baseline_samples() -> u32 {
+    std::env::var("DETECTION_BASELINE_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_SAMPLES_PER_PROBE)
+}
+
+/// A baseline as `baseline record` stores it: every probe sampled [`baseline_samples`] times
+/// from the (unchanged) model.
 fn record_baseline(rng: &mut Rng, probes: &[ProbeModel]) -> Baseline {
+    let per_probe = baseline_samples();
     let mut template = round_template();
     let mut out: BTreeMap<String, BaselineProbe> = BTreeMap::new();
     for i in 0..PROBES {
@@ -324,12 +334,12 @@ fn record_baseline(rng: &mut Rng, probes: &[ProbeModel]) -> Baseline {
             },
         );
     }
-    let rounds = (DEFAULT_SAMPLES_PER_PROBE as usize).div_ceil(PER_ROUND);
+    let rounds = (per_probe as usize).div_ceil(PER_ROUND);
     for r in 0..rounds {
         fill_round(rng, probes, &mut template);
         for s in &template {
             let index = (r * PER_ROUND) as u32 + s.index;
-            if index >= DEFAULT_SAMPLES_PER_PROBE {
+            if index >= per_probe {
                 continue;
             }
             let entry = out.get_mut(&s.probe_id).expect("probe in template");
@@ -356,7 +366,7 @@ fn record_baseline(rng: &mut Rng, probes: &[ProbeModel]) -> Baseline {
         recorded: Recorded {
             at: "2026-01-01T00:00:00Z".into(),
             modelwatch_version: env!("CARGO_PKG_VERSION").into(),
-            samples_per_probe: DEFAULT_SAMPLES_PER_PROBE,
+            samples_per_probe: per_probe,
             params: GenParams::default(),
         },
     }
@@ -416,14 +426,18 @@ impl Null {
     }
 }
 
-/// Rounds until the first alarm (None: none within `rounds`).
-fn null_replicate(kind: Null, seed: u64, rounds: usize) -> Option<usize> {
-    // `DETECTION_SEED_OFFSET=N`: another set of streams, to check a figure on replicates that
-    // were not looked at when a setting was chosen.
-    let offset: u64 = std::env::var("DETECTION_SEED_OFFSET")
+/// `DETECTION_SEED_OFFSET=N`: another set of streams (nulls and alternatives), to check a
+/// figure on replicates that were not looked at when a setting was chosen.
+fn seed_offset() -> u64 {
+    std::env::var("DETECTION_SEED_OFFSET")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// Rounds until the first alarm (None: none within `rounds`).
+fn null_replicate(kind: Null, seed: u64, rounds: usize) -> Option<usize> {
+    let offset = seed_offset();
     let mut rng = Rng::from_parts(&[0x4e55_4c4c, kind as u64, seed + offset]);
     let rates = Rates {
         refusal: 0.02,
@@ -563,7 +577,7 @@ fn kl(p: f64, q: f64) -> f64 {
 }
 
 fn alt_replicate(sc: &Scenario, seed: u64, start: Start, cap_rounds: usize) -> Detection {
-    let mut rng = Rng::from_parts(&[0x414c_5400, seed]);
+    let mut rng = Rng::from_parts(&[0x414c_5400, seed + seed_offset()]);
     let probes = draw_probes(&mut rng, sc.rates);
     let change_at = match start {
         Start::Episode => 0,

@@ -26,8 +26,11 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const FORMAT_VERSION: u32 = 1;
 /// Formats this build reads.
 pub const SUPPORTED_VERSIONS: &[u32] = &[1];
-/// Samples per probe a recording aims for unless told otherwise.
-pub const DEFAULT_SAMPLES_PER_PROBE: u32 = 20;
+/// Samples per probe a recording aims for unless told otherwise. The daemon's null for each
+/// stratum is its baseline rate's 99 % upper bound plus a margin, so the baseline's size sets
+/// how small a regression of one probe or one suite can be caught: 20 samples pin a probe's
+/// 10 % rate only to below 39 %, 80 to below 22 % (docs/statistics.md, "Null boundaries").
+pub const DEFAULT_SAMPLES_PER_PROBE: u32 = 80;
 /// Above this share of failed requests a recording is refused (unless forced).
 pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.20;
 

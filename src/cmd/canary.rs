@@ -9,7 +9,7 @@ mod watch;
 use super::baseline::{Output, file_label};
 use super::progress::Progress;
 use super::{EXIT_REGRESSION, EXIT_USAGE, live};
-use modelwatch::baseline::{self, Baseline};
+use modelwatch::baseline::Baseline;
 use modelwatch::config::{Loaded, Target};
 use modelwatch::drift::{
     self, CanaryMonitor, Category, Early, Expectations, Margins, ProbeRegression, Report, Verdict,
@@ -78,6 +78,9 @@ pub struct Args {
 /// The default base seed of a paired canary (any fixed value: it only has to be the same on
 /// both sides).
 pub const DEFAULT_PAIR_SEED: u64 = setup::PAIR_SEED;
+/// Samples per probe on each side of a fixed-sample canary, and the least a sequential one
+/// takes before it may stop. (A baseline records more: its rates are the daemon's nulls.)
+pub const DEFAULT_SAMPLES: u32 = 20;
 
 pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     live::runtime()?.block_on(run(args, global))
@@ -365,7 +368,7 @@ fn budget(
                 .map_or(plan::MAX_SLOTS, |(e, _)| {
                     e.slots.saturating_mul(2).min(plan::MAX_SLOTS)
                 })
-                .max(baseline::DEFAULT_SAMPLES_PER_PROBE),
+                .max(DEFAULT_SAMPLES),
         ),
     };
     if !sequential || args.plan {
@@ -608,7 +611,7 @@ async fn against_baseline(
             path.display()
         );
     }
-    let samples = args.samples.unwrap_or(baseline::DEFAULT_SAMPLES_PER_PROBE);
+    let samples = args.samples.unwrap_or(DEFAULT_SAMPLES);
     let judge = live::Judge::new(loaded)?;
     let mut store = live::open_store(loaded)?;
     let rec = live::record(

@@ -15,7 +15,8 @@ pub struct Args {
     /// The target to record.
     #[arg(long, value_name = "NAME")]
     pub target: String,
-    /// Samples per probe (default 20).
+    /// Samples per probe (default 80: the baseline's rates are the daemon's nulls, and more
+    /// samples pin them closer).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub samples: Option<u32>,
     /// Baseline file to write. Default: the target's `baseline` key, else

@@ -83,6 +83,26 @@ fn diff_of_recorded_files_matches_the_live_comparison() {
 }
 
 /// Margins from the configuration decide both the live and the offline comparison.
+/// Without `--samples` a baseline takes the documented default per probe (docs/verdicts.md):
+/// the size the daemon's null boundaries were measured with, not the canary's 20.
+#[test]
+fn a_baseline_records_the_default_samples_per_probe() {
+    let sims = Sims::start(&[("clean", 53)]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &[("good", &sims.url(0))], "");
+    let out = modelwatch(&config, &["baseline", "record", "--target", "good"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("recorded 400 samples (0 failed requests) of 5 probes"),
+        "{stdout}"
+    );
+    let b = Baseline::load(&dir.path().join("baselines/good.json")).unwrap();
+    assert_eq!(b.recorded.samples_per_probe, 80);
+    assert_eq!(modelwatch::baseline::DEFAULT_SAMPLES_PER_PROBE, 80);
+    assert!(b.probes.values().all(|p| p.samples.len() == 80));
+}
+
 #[test]
 fn configured_margins_apply_to_compare_and_diff() {
     let sims = Sims::start(&[("clean", 61), ("degraded", 62)]);
