@@ -121,6 +121,21 @@ pub fn promote(
     Ok((b, path))
 }
 
+/// The rounds `promote` freezes unless told: enough of the newest for every probe of `target`
+/// to reach the samples `baseline record` takes (the daemon's nulls are only as tight as the
+/// baseline), at the fewest samples any of its probes gets per round.
+pub fn default_rounds(loaded: &Loaded, target: &str) -> Result<u32, PromoteError> {
+    let t = find(loaded, target)?;
+    let per_round = loaded
+        .target_suites(t)
+        .flat_map(|s| s.probes.iter())
+        .map(|p| t.samples_for(p.samples))
+        .min()
+        .unwrap_or(1)
+        .max(1);
+    Ok(baseline::DEFAULT_SAMPLES_PER_PROBE.div_ceil(per_round))
+}
+
 fn find<'a>(loaded: &'a Loaded, target: &str) -> Result<&'a Target, PromoteError> {
     loaded
         .config

@@ -96,6 +96,11 @@ suites = ["core"]
             .values()
             .all(|p| p.samples.iter().map(|s| s.index).eq(0..2))
     );
+    // Without --rounds, promote asks for as many rounds as 80 samples per probe take, as
+    // `baseline record` records: 80 rounds of `samples = 1`, 27 of the suites' 3.
+    let loaded = modelwatch::config::load_with_suites(&cfg, &|_: &str| None).expect("config loads");
+    let rounds = |t| modelwatch::daemon::promote::default_rounds(&loaded, t).unwrap();
+    assert_eq!((rounds("sim"), rounds("idle")), (80, 27));
 
     let out = mw(&["inventory", "--format", "json"], &cfg);
     assert!(
