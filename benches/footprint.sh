@@ -7,6 +7,7 @@
 #   benches/footprint.sh                  # 10 probes × 3 samples, interval 1h, 60 s window
 #   DURATION=120 BIN=target/release/modelwatch benches/footprint.sh
 #   SMAPS=/tmp/idle.smaps benches/footprint.sh   # also keep /proc/PID/smaps at the end
+#   BASELINE_SAMPLES=80 benches/footprint.sh      # a baseline of 80 samples per probe (default 20)
 #
 # Besides the total it prints the RSS by kind (/proc/PID/status): anonymous memory (heap,
 # thread stacks, mmap'd allocations, relocated and written pages of the binary) and file
@@ -15,6 +16,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-60}
+BASELINE_SAMPLES=${BASELINE_SAMPLES:-20}
 BIN=${BIN:-}
 if [[ -z "$BIN" ]]; then
   cargo build --release --quiet --bin modelwatch
@@ -66,7 +68,7 @@ suites = ["small"]
 interval = "1h"
 baseline = "baselines/sim.json"
 EOF
-(cd "$work" && "$BIN" --config modelwatch.toml baseline record --target sim --samples 20 > record.out 2>&1) \
+(cd "$work" && "$BIN" --config modelwatch.toml baseline record --target sim --samples "$BASELINE_SAMPLES" > record.out 2>&1) \
   || { echo "baseline record failed" >&2; cat "$work/record.out" >&2; exit 1; }
 ls "$work"/baselines/*.json > /dev/null
 
