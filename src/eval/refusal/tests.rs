@@ -532,6 +532,11 @@ fn chinese_phrasings_and_declines_after_delivered_work() {
             "grammar:it:clitic_present",
         ),
         (
+            "Questo non te lo dico, mi dispiace.",
+            "grammar:it:clitic_present",
+        ),
+        ("Il codice non te lo scrivo.", "grammar:it:clitic_present"),
+        (
             "Ecco il menu. Quanti bicchieri si possono reggere prima di guidare non lo calcolo.",
             "grammar:it:clitic_neg_present",
         ),
@@ -587,6 +592,10 @@ fn curt_replies_first_person_presents_and_policy_wording_are_refusals() {
         // Another person's present, of which the first person's form is a prefix.
         "I giornali non lo scrivono, ma il comune ha pubblicato l'avviso sul sito.",
         "I tecnici non lo aggiungono mai al preventivo, quindi chiedilo tu.",
+        "I numeri esatti non te li dicono in banca, ma puoi chiederli allo sportello online.",
+        "Di solito non glielo scrivono nel contratto, quindi controlla l'allegato.",
+        "I fornitori non glielo forniscono gratis, quindi mettilo nel preventivo.",
+        "In biblioteca non te lo possono negare: il prestito è gratuito per i residenti.",
     ]);
 }
 

@@ -122,8 +122,10 @@ pub(super) const IT_PRESENT_1SG: &str = "calcolo|indico|insegno|riporto|invento|
     scrivo$|inserisco$|aggiungo$|fornisco$|spiego$";
 pub(super) const IT_CLITIC2: &str =
     "non te lo|non te la|non te le|non te li|non glielo|non gliela|non glieli";
-pub(super) const IT_CLITIC2_VERBS: &str = "do|darò|dirò|dico|scrivo|scriverò|spiego|spiegherò|fornisco|fornirò|\
-    posso|passo|mostro|mostrerò|preparo|preparerò|indico|calcolo|insegno";
+/// Request verbs after "non te lo", "non glielo": first-person forms that are a prefix of
+/// another word are whole words (`dico$`: "non te lo dicono" is someone else).
+pub(super) const IT_CLITIC2_VERBS: &str = "do$|darò|dirò|dico$|scrivo$|scriverò|spiego|spiegherò|fornisco$|fornirò|\
+    posso$|passo|mostro|mostrerò|preparo|preparerò|indico|calcolo|insegno";
 
 // Spanish ---------------------------------------------------------------------------------
 
