@@ -58,13 +58,15 @@ impl Scheduler {
             }
             // A target new to this process continues the episode its last stored round left.
             let restored = self.restored_monitor(p);
-            let (baseline, monitor, episode_started_ms) = match restored {
-                Some(r) => (Some(r.baseline), Some(r.monitor), r.episode_started_ms),
-                None => (None, None, None),
+            let (baseline, monitor, behaviour, episode_started_ms) = match restored {
+                Some(r) => (
+                    Some(r.baseline),
+                    Some(r.monitor),
+                    r.behaviour,
+                    r.episode_started_ms,
+                ),
+                None => (None, None, None, None),
             };
-            let behaviour = baseline
-                .as_ref()
-                .and_then(|b| behaviour_watch(&p.target, &b.2, self.clock.now_ms()));
             self.runtime.insert(
                 name.clone(),
                 Runtime {
@@ -88,7 +90,7 @@ impl Scheduler {
         // A changed baseline path or margins: start a new episode.
         for (name, rt) in self.runtime.iter_mut() {
             let want = prepared.get(name).and_then(|p| p.target.baseline.clone());
-            if rt.baseline.as_ref().map(|b| &b.0) != want.as_ref() {
+            if rt.baseline.as_ref().map(|b| &b.path) != want.as_ref() {
                 rt.baseline = None;
                 rt.monitor = None;
                 rt.behaviour = None;

@@ -120,11 +120,11 @@ impl Scheduler {
                 license: rt.license.clone(),
                 tier: triage.tier.as_str().into(),
                 tier_reasons: triage.reasons,
-                baseline: rt.baseline.as_ref().map(|(path, _, b)| BaselineStatus {
-                    path: path.display().to_string(),
-                    fingerprint: b.fingerprint.id(),
-                    recorded_at: b.recorded.at.clone(),
-                    same_fingerprint: rt.fingerprint.as_ref().map(|f| *f == b.fingerprint.id()),
+                baseline: rt.baseline.as_ref().map(|b| BaselineStatus {
+                    path: b.path.display().to_string(),
+                    fingerprint: b.fingerprint.clone(),
+                    recorded_at: b.recorded_at.clone(),
+                    same_fingerprint: rt.fingerprint.as_ref().map(|f| *f == b.fingerprint),
                 }),
                 episode_started_ms: rt.episode_started_ms,
                 last_round: rt.last_round.clone(),

@@ -32,6 +32,7 @@ mod round;
 pub mod state;
 pub mod strata;
 pub mod traffic_watch;
+mod trim;
 
 use crate::alert::{
     self, AlertKey, AlertSink, AlertState, Evidence, MaintenanceWindow, Notification, Observation,
@@ -217,13 +218,36 @@ struct Prepared {
     monitor_settings: MonitorSettings,
 }
 
+/// A loaded baseline as the scheduler keeps it between rounds: its file, the modification
+/// time it was read at (a newer one is a new baseline) and what the status shows. The stored
+/// samples are read when an episode starts (the load itself, a swap) and then dropped: the
+/// monitor keeps only counts and lengths, and a 50-probe baseline of 80 samples per probe is
+/// about 2 MB per target.
+struct HeldBaseline {
+    path: PathBuf,
+    mtime: Option<SystemTime>,
+    fingerprint: String,
+    recorded_at: String,
+}
+
+impl HeldBaseline {
+    fn of(path: PathBuf, mtime: Option<SystemTime>, baseline: &Baseline) -> HeldBaseline {
+        HeldBaseline {
+            path,
+            mtime,
+            fingerprint: baseline.fingerprint.id(),
+            recorded_at: baseline.recorded.at.clone(),
+        }
+    }
+}
+
 /// Per-target scheduler state that survives reloads.
 struct Runtime {
     next_due: Instant,
     running: bool,
     monitor: Option<TargetMonitor>,
-    /// Baseline file and the modification time it was loaded at.
-    baseline: Option<(PathBuf, Option<SystemTime>, Baseline)>,
+    /// The baseline the episode compares against.
+    baseline: Option<HeldBaseline>,
     fingerprint: Option<String>,
     episode_started_ms: Option<i64>,
     rounds: u64,
@@ -368,6 +392,9 @@ pub async fn run(
             _ = &mut shutdown => break,
             Some((name, generation, outcome)) = rounds.next(), if !rounds.is_empty() => {
                 s.finish_round(&name, generation, outcome).await;
+                if rounds.is_empty() {
+                    trim::release_free_memory();
+                }
             }
             Some(cmd) = commands.recv() => s.command(cmd, &mut reports).await,
             Some(report) = reports.recv() => {

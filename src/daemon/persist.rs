@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::store::{MonitorRow, RoundId};
+use behaviour::BehaviourSlot;
 use monitor::MonitorState;
 
 /// How often the database's pages are checked (`PRAGMA quick_check`) while the daemon runs.
@@ -112,7 +113,8 @@ impl Scheduler {
                 Ok(rounds) => {
                     tracing::info!(target = %name, rounds, episode_started_ms = ?row.episode_started_ms, "monitor restored: the episode goes on");
                     return Some(RestoredMonitor {
-                        baseline: (path, mtime, baseline),
+                        behaviour: behaviour_watch(&p.target, &baseline, self.clock.now_ms()),
+                        baseline: HeldBaseline::of(path, mtime, &baseline),
                         monitor,
                         episode_started_ms: row.episode_started_ms,
                     });
@@ -125,10 +127,11 @@ impl Scheduler {
     }
 }
 
-/// A monitor restored at start, with the baseline it was built from.
+/// A monitor restored at start, with the baseline it was built from and a fresh behaviour watch.
 pub(super) struct RestoredMonitor {
-    pub baseline: (PathBuf, Option<SystemTime>, Baseline),
+    pub baseline: HeldBaseline,
     pub monitor: TargetMonitor,
+    pub behaviour: Option<BehaviourSlot>,
     pub episode_started_ms: Option<i64>,
 }
 
@@ -150,7 +153,7 @@ impl Scheduler {
         };
         match restored {
             Some(r) => {
-                rt.behaviour = behaviour_watch(&p.target, &r.baseline.2, self.clock.now_ms());
+                rt.behaviour = r.behaviour;
                 rt.baseline = Some(r.baseline);
                 rt.monitor = Some(r.monitor);
                 rt.episode_started_ms = r.episode_started_ms;

@@ -458,17 +458,19 @@ impl Scheduler {
             return observations;
         };
         let mut reset = swapped;
+        let mut loaded = None;
         if let Some(path) = &target.baseline {
             let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
             let changed = match &rt.baseline {
                 None => true,
-                Some((p, t, _)) => p != path || *t != mtime,
+                Some(b) => b.path != *path || b.mtime != mtime,
             };
             if changed && mtime.is_some() {
                 match Baseline::load(path) {
                     Ok(b) => {
                         tracing::info!(target = name, baseline = %path.display(), fingerprint = %b.fingerprint.id(), "baseline loaded: new monitoring episode");
-                        rt.baseline = Some((path.clone(), mtime, b));
+                        rt.baseline = Some(HeldBaseline::of(path.clone(), mtime, &b));
+                        loaded = Some(b);
                         reset = true;
                     }
                     Err(e) => {
@@ -480,11 +482,24 @@ impl Scheduler {
             }
         }
         if (reset || rt.monitor.is_none())
-            && let Some((_, _, b)) = &rt.baseline
+            && let Some(held) = &rt.baseline
         {
-            rt.monitor = Some(TargetMonitor::new(b, settings));
-            rt.behaviour = behaviour_watch(target, b, now_ms);
-            rt.episode_started_ms = Some(now_ms);
+            // The samples are not kept between episodes (`HeldBaseline`): a swap reads the
+            // file again. One that cannot be read any more leaves the target unmonitored until
+            // it can, rather than compare the new model with the last one's episode.
+            match loaded.map_or_else(|| Baseline::load(&held.path), Ok) {
+                Ok(b) => {
+                    rt.monitor = Some(TargetMonitor::new(&b, settings));
+                    rt.behaviour = behaviour_watch(target, &b, now_ms);
+                    rt.episode_started_ms = Some(now_ms);
+                }
+                Err(e) => {
+                    tracing::warn!(target = name, error = %e, "cannot read the baseline again for the new episode; monitoring waits for it");
+                    rt.baseline = None;
+                    rt.monitor = None;
+                    rt.behaviour = None;
+                }
+            }
         }
         let tracked: Vec<String> = rt
             .monitor

@@ -281,6 +281,66 @@ async fn swap_fires_is_visible_over_http_and_resolves_after_promote_and_survives
     assert!(fired_first_life >= 1);
 }
 
+/// Between rounds the daemon keeps only a summary of the baseline; a swap reads the file
+/// again for the new episode. A file that has gone by then leaves the swapped model
+/// unmonitored (no baseline in the status, no quality alert against the last model's episode)
+/// until it is back, which starts an episode against it that finds the degradation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_reads_the_baseline_again_and_waits_for_it_when_it_has_gone() {
+    let env = setup();
+    let shared = Arc::new(Shared::default());
+    let (_tx, rx) = mpsc::channel(8);
+    let options = Options {
+        seed: 5,
+        ..Options::default()
+    };
+    let driver = async {
+        wait_for(&shared, 60, "3 rounds", |s| rounds(s) >= 3).await;
+        let loaded = load(&env.config);
+        let path = loaded.config.targets[0].baseline.clone().unwrap();
+        {
+            let store = Store::open(&env.db).unwrap();
+            promote(&loaded, &store, "sim", 20, SystemClock.now_ms()).unwrap();
+        }
+        wait_for(&shared, 60, "baseline loaded", |s| {
+            s.targets[0].baseline.is_some() && !s.targets[0].metrics.is_empty()
+        })
+        .await;
+
+        let aside = path.with_extension("aside");
+        std::fs::rename(&path, &aside).unwrap();
+        env.sim.set_profile(Profile::builtin("degraded").unwrap());
+        wait_for(&shared, 60, "the swap", |s| s.targets[0].swaps == 1).await;
+        let at_swap = rounds(&shared.status());
+        wait_for(&shared, 60, "8 rounds after the swap", |s| {
+            rounds(s) >= at_swap + 8
+        })
+        .await;
+        let status = shared.status();
+        assert!(
+            status.targets[0].baseline.is_none(),
+            "{:#?}",
+            status.targets[0]
+        );
+        assert!(
+            status.targets[0].metrics.is_empty(),
+            "{:#?}",
+            status.targets[0]
+        );
+        assert!(firing(&status).is_empty(), "{:#?}", status.alerts);
+
+        std::fs::rename(&aside, &path).unwrap();
+        wait_for(
+            &shared,
+            90,
+            "a quality alert against the restored baseline",
+            |s| s.targets[0].baseline.is_some() && !firing(s).is_empty(),
+        )
+        .await;
+    };
+    run_daemon(load(&env.config), &env.db, options, &shared, rx, driver).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_applies_a_new_configuration_and_silences_go_through_the_api() {
     let env = setup();
