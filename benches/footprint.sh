@@ -12,6 +12,9 @@
 # Besides the total it prints the RSS by kind (/proc/PID/status): anonymous memory (heap,
 # thread stacks, mmap'd allocations, relocated and written pages of the binary) and file
 # pages (the binary's code and read-only data that start-up and a round touched, libraries).
+#
+# A binary written minutes before (a fresh build, a copy) maps about 1 MB more of its file for
+# a quarter of an hour: compare binaries of the same age (BENCHMARKS.md, "Daemon idle footprint").
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
