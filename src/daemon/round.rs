@@ -487,8 +487,11 @@ impl Scheduler {
             // The samples are not kept between episodes (`HeldBaseline`): a swap reads the
             // file again. One that cannot be read any more leaves the target unmonitored until
             // it can, rather than compare the new model with the last one's episode.
-            match loaded.map_or_else(|| Baseline::load(&held.path), Ok) {
+            let (path, mtime) = (held.path.clone(), held.mtime);
+            match loaded.map_or_else(|| Baseline::load(&path), Ok) {
                 Ok(b) => {
+                    // What the status shows is what the episode compares against.
+                    rt.baseline = Some(HeldBaseline::of(path, mtime, &b));
                     rt.monitor = Some(TargetMonitor::new(&b, settings));
                     rt.behaviour = behaviour_watch(target, &b, now_ms);
                     rt.episode_started_ms = Some(now_ms);
