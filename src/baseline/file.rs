@@ -120,8 +120,9 @@ impl Baseline {
     pub fn parse(path: &Path, text: &str) -> Result<Baseline, BaselineError> {
         // A valid file of a supported version goes straight into the struct: a `Value` tree
         // of the whole file first costs several times its size in small allocations, which
-        // the daemon's heap keeps after they are freed. Anything else is read again below to
-        // say precisely what is wrong.
+        // the daemon's heap keeps after they are freed. Only an object (serde would read the
+        // struct from an array too). Anything else is read again below to say precisely what
+        // is wrong.
         if text.trim_start().starts_with('{')
             && let Ok(b) = serde_json::from_str::<Baseline>(text)
             && SUPPORTED_VERSIONS.contains(&b.format_version)

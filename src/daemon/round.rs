@@ -458,7 +458,8 @@ impl Scheduler {
             return observations;
         };
         let mut reset = swapped;
-        let mut loaded = None;
+        // The baseline an episode starting now compares against, read from its file.
+        let mut fresh = None;
         if let Some(path) = &target.baseline {
             let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
             let changed = match &rt.baseline {
@@ -469,8 +470,7 @@ impl Scheduler {
                 match Baseline::load(path) {
                     Ok(b) => {
                         tracing::info!(target = name, baseline = %path.display(), fingerprint = %b.fingerprint.id(), "baseline loaded: new monitoring episode");
-                        rt.baseline = Some(HeldBaseline::of(path.clone(), mtime, &b));
-                        loaded = Some(b);
+                        fresh = Some((path.clone(), mtime, b));
                         reset = true;
                     }
                     Err(e) => {
@@ -481,21 +481,15 @@ impl Scheduler {
                 }
             }
         }
-        if (reset || rt.monitor.is_none())
+        // The samples are not kept between episodes (`HeldBaseline`): a swap reads the file
+        // again. One that cannot be read any more leaves the target unmonitored until it can,
+        // rather than compare the new model with the last one's episode.
+        if fresh.is_none()
+            && (reset || rt.monitor.is_none())
             && let Some(held) = &rt.baseline
         {
-            // The samples are not kept between episodes (`HeldBaseline`): a swap reads the
-            // file again. One that cannot be read any more leaves the target unmonitored until
-            // it can, rather than compare the new model with the last one's episode.
-            let (path, mtime) = (held.path.clone(), held.mtime);
-            match loaded.map_or_else(|| Baseline::load(&path), Ok) {
-                Ok(b) => {
-                    // What the status shows is what the episode compares against.
-                    rt.baseline = Some(HeldBaseline::of(path, mtime, &b));
-                    rt.monitor = Some(TargetMonitor::new(&b, settings));
-                    rt.behaviour = behaviour_watch(target, &b, now_ms);
-                    rt.episode_started_ms = Some(now_ms);
-                }
+            match Baseline::load(&held.path) {
+                Ok(b) => fresh = Some((held.path.clone(), held.mtime, b)),
                 Err(e) => {
                     tracing::warn!(target = name, error = %e, "cannot read the baseline again for the new episode; monitoring waits for it");
                     rt.baseline = None;
@@ -503,6 +497,13 @@ impl Scheduler {
                     rt.behaviour = None;
                 }
             }
+        }
+        if let Some((path, mtime, b)) = fresh {
+            // What the status shows is what the episode compares against.
+            rt.baseline = Some(HeldBaseline::of(path, mtime, &b));
+            rt.monitor = Some(TargetMonitor::new(&b, settings));
+            rt.behaviour = behaviour_watch(target, &b, now_ms);
+            rt.episode_started_ms = Some(now_ms);
         }
         let tracked: Vec<String> = rt
             .monitor
