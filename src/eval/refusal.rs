@@ -3,8 +3,8 @@
 //! 1. provider signals: OpenAI's `refusal` field (`provider:refusal_field`), finish reason
 //!    `content_filter` (`provider:content_filter`);
 //! 2. an empty or whitespace-only response is its own outcome ("empty"), never a refusal;
-//! 3. the built-in lexicon ([`lexicon`]), matched in one Aho-Corasick pass over the text
-//!    (`lexicon:<lang>:<id>`);
+//! 3. the built-in lexicon ([`lexicon`]), matched in one pass of an Aho-Corasick automaton
+//!    walked from each place a pattern may start ([`starts`]) (`lexicon:<lang>:<id>`);
 //! 4. the grammar ([`grammar`]), then a learned classifier ([`classifier`]) over hashed
 //!    character n-grams of the opening and closing sentences (`classifier:refusal`,
 //!    `classifier:partial`);
@@ -24,10 +24,10 @@ mod grammar;
 mod guards;
 pub mod lexicon;
 mod partial;
+mod starts;
 pub mod train;
 mod words;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use lexicon::{Form, RULES, Scope};
 use regex::{Regex, RegexSet};
 use serde::Deserialize;
@@ -128,10 +128,10 @@ type Candidate = (usize, Range<usize>);
 /// The compiled lexicon plus configured patterns. Build once, share across threads.
 #[derive(Debug, Clone)]
 pub struct RefusalDetector {
-    /// The lexicon's patterns and the grammar's anchors, searched in one pass. A contiguous
-    /// NFA, not a DFA: the DFAs held 16 MB of memory (one full transition row per state) for
-    /// as long as the detector lived.
-    automaton: AhoCorasick,
+    /// The lexicon's patterns and the grammar's anchors, searched in one pass from the places
+    /// they may start ([`starts`]). A contiguous NFA, not a DFA: the DFAs held 16 MB of memory
+    /// (one full transition row per state) for as long as the detector lived.
+    starts: starts::Starts,
     /// Lexicon patterns; automaton patterns from this many on are the grammar's anchors.
     patterns: Vec<PatternMeta>,
     /// Tails of pair rules (with their left-boundary flag), indexed like `lexicon::RULES`.
@@ -148,8 +148,18 @@ pub struct RefusalDetector {
     classifier: Classifier,
 }
 
-impl RefusalDetector {
-    pub fn new(config: &RefusalConfig) -> Result<Self, RefusalConfigError> {
+/// The automaton's patterns: the lexicon's phrases and pair heads, the built-in exclusions,
+/// then the grammar's anchors; and what each means.
+struct Patterns {
+    strings: Vec<String>,
+    /// Indexed like `strings`, up to the grammar's anchors.
+    patterns: Vec<PatternMeta>,
+    tails: Vec<Vec<(String, bool)>>,
+    grammar: grammar::Grammar,
+}
+
+impl Patterns {
+    fn built_in() -> Self {
         let mut strings: Vec<String> = Vec::new();
         let mut patterns: Vec<PatternMeta> = Vec::new();
         let mut add = |text: &str, rule: usize, role: Role| {
@@ -180,6 +190,28 @@ impl RefusalDetector {
                 }
             }
         }
+        for p in exclusions::EXCLUSIONS {
+            add(p, usize::MAX, Role::Exclusion);
+        }
+        let (grammar, anchors) = grammar::Grammar::new();
+        strings.extend(anchors);
+        Patterns {
+            strings,
+            patterns,
+            tails,
+            grammar,
+        }
+    }
+}
+
+impl RefusalDetector {
+    pub fn new(config: &RefusalConfig) -> Result<Self, RefusalConfigError> {
+        let Patterns {
+            strings,
+            patterns,
+            tails,
+            grammar,
+        } = Patterns::built_in();
         let tail_starts = tails
             .iter()
             .map(|ts| {
@@ -193,28 +225,12 @@ impl RefusalDetector {
                 set
             })
             .collect();
-        for p in exclusions::EXCLUSIONS {
-            add(p, usize::MAX, Role::Exclusion);
-        }
-        let (grammar, anchors) = grammar::Grammar::new();
-        strings.extend(anchors);
-        let automaton = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::ContiguousNFA))
-            .build(&strings)
-            .or_else(|_| {
-                AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    .build(&strings)
-            })
-            .map_err(|e| RefusalConfigError {
-                field: "lexicon",
-                index: 0,
-                pattern: String::new(),
-                message: format!("the built-in lexicon does not compile: {e}"),
-            })?;
+        let starts = starts::Starts::new(&strings).map_err(|e| RefusalConfigError {
+            field: "lexicon",
+            index: 0,
+            pattern: String::new(),
+            message: format!("the built-in lexicon does not compile: {e}"),
+        })?;
         let rule_ids = RULES
             .iter()
             .map(|r| format!("lexicon:{}:{}", r.lang, r.id))
@@ -255,7 +271,7 @@ impl RefusalDetector {
         Ok(RefusalDetector {
             classifier,
             grammar,
-            automaton,
+            starts,
             patterns,
             tails,
             tail_starts,
@@ -403,21 +419,22 @@ impl RefusalDetector {
         let mut candidates: Vec<Candidate> = Vec::new();
         let mut exclusions: Vec<Range<usize>> = Vec::new();
         let mut anchors: Vec<grammar::Anchor> = Vec::new();
-        for m in self.automaton.find_overlapping_iter(text) {
-            let Some(&meta) = self.patterns.get(m.pattern().as_usize()) else {
-                let anchor = m.pattern().as_usize() - self.patterns.len();
-                anchors.push((anchor, m.start(), m.end()));
+        let mut found = Vec::new();
+        self.starts.find_all(text, &mut found);
+        for (pattern, start, end) in found {
+            let Some(&meta) = self.patterns.get(pattern) else {
+                anchors.push((pattern - self.patterns.len(), start, end));
                 continue;
             };
-            if !on_boundaries(text, m.start(), m.end(), meta) {
+            if !on_boundaries(text, start, end, meta) {
                 continue;
             }
             match (meta.role, RULES.get(meta.rule).map(|r| &r.form)) {
-                (Role::Exclusion, _) => exclusions.push(m.range()),
-                (Role::Phrase, _) => candidates.push((meta.rule, m.range())),
+                (Role::Exclusion, _) => exclusions.push(start..end),
+                (Role::Phrase, _) => candidates.push((meta.rule, start..end)),
                 (Role::Head, Some(Form::Pair { max_gap, .. })) => {
-                    if let Some(end) = self.tail_after(text, meta.rule, m.end(), *max_gap) {
-                        candidates.push((meta.rule, m.start()..end));
+                    if let Some(end) = self.tail_after(text, meta.rule, end, *max_gap) {
+                        candidates.push((meta.rule, start..end));
                     }
                 }
                 _ => {}

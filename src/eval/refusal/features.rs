@@ -8,7 +8,7 @@
 //! response bounded whatever its length. Text inside code, quotations, block quotes and
 //! dialogue lines (the guards' masked regions) is skipped: a quoted refusal is not a refusal.
 
-use crate::eval::length::is_cjk;
+use crate::eval::length::{is_cjk, is_cjk_punctuation};
 use crate::eval::swar::skip_plain;
 use crate::util::floor_char_boundary;
 use std::ops::Range;
@@ -144,8 +144,9 @@ fn normalise(c: char) -> u32 {
         return u32::from(ASCII_NORMAL[c as usize]);
     }
     match c {
-        // CJK characters have no case, and are neither digits nor spaces.
-        c if is_cjk(c) => c as u32,
+        // CJK characters and their punctuation have no case, and are neither digits nor
+        // spaces.
+        c if is_cjk(c) || is_cjk_punctuation(c) => c as u32,
         '\u{2019}' | '\u{2018}' | '\u{02BC}' => '\'' as u32,
         c if c.is_whitespace() => ' ' as u32,
         c if c.is_numeric() => '0' as u32,
@@ -218,6 +219,8 @@ impl Grams<'_> {
             let ch = char::from_u32(c);
             if ch.is_some_and(is_cjk) {
                 (true, true)
+            } else if ch.is_some_and(is_cjk_punctuation) {
+                (false, false)
             } else {
                 (false, ch.is_some_and(char::is_alphanumeric))
             }

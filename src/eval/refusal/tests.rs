@@ -635,3 +635,86 @@ fn declines_of_one_part_in_spanish_french_russian_and_cantonese_are_refusals() {
         "{idiom:?}"
     );
 }
+
+/// The reference for the word-start search: every overlapping match of an unanchored search,
+/// minus those starting on a word character right after another one.
+fn unanchored(ac: &aho_corasick::AhoCorasick, text: &str) -> Vec<(usize, usize, usize)> {
+    ac.find_overlapping_iter(text)
+        .filter(|m| {
+            let first = text[m.start()..].chars().next();
+            !(first.is_some_and(is_spaced_letter)
+                && text[..m.start()]
+                    .chars()
+                    .next_back()
+                    .is_some_and(is_spaced_letter))
+        })
+        .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
+        .collect()
+}
+
+#[test]
+fn the_word_start_search_finds_what_an_unanchored_search_does_on_every_labelled_response() {
+    let strings = Patterns::built_in().strings;
+    let ac = aho_corasick::AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .build(&strings)
+        .unwrap();
+    let starts = starts::Starts::new(&strings).unwrap();
+    let check = |text: &str| {
+        let mut found = Vec::new();
+        starts.find_all(text, &mut found);
+        assert_eq!(found, unanchored(&ac, text), "{text:?}");
+        found.len()
+    };
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/refusal_corpus");
+    let (mut texts, mut matches) = (0, 0);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "jsonl") {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if let Some(text) = v.get("text").and_then(|t| t.as_str()) {
+                matches += check(text);
+                texts += 1;
+            }
+        }
+    }
+    assert!(
+        texts > 10_000 && matches > 10_000,
+        "{texts} texts, {matches} matches"
+    );
+    // Pieces of patterns glued to letters of every kind, digits, marks and CJK, in random order
+    // and case.
+    let glue = [
+        " ", "", "x", "é", "Я", "9", "'", "’", "。", "我", "\n", "-", "«", "ß",
+    ];
+    let mut rng = crate::rng::Rng::new(7);
+    for _ in 0..4_000 {
+        let mut text = String::new();
+        for _ in 0..1 + rng.below(6) {
+            text.push_str(glue[rng.below(glue.len() as u64) as usize]);
+            let p = &strings[rng.below(strings.len() as u64) as usize];
+            let cut = p
+                .char_indices()
+                .map(|(i, _)| i)
+                .nth(rng.below(3) as usize)
+                .unwrap_or(0);
+            let piece = if rng.bernoulli(0.5) {
+                &p[cut..]
+            } else {
+                p.as_str()
+            };
+            if rng.bernoulli(0.3) {
+                text.push_str(&piece.to_ascii_uppercase());
+            } else {
+                text.push_str(piece);
+            }
+        }
+        check(&text);
+    }
+}
