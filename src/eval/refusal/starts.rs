@@ -177,6 +177,24 @@ fn key(bytes: &[u8], at: usize) -> usize {
     ((word | 0x2020_2020).wrapping_mul(0x9E37_79B1) >> (32 - FILTER_BITS)) as usize
 }
 
+/// What [`Starts::find_all`] must find, for tests: every match of an overlapping unanchored
+/// search with `ac` (built over the same patterns), minus those starting with a word character
+/// right after another one.
+#[cfg(test)]
+pub(super) fn reference(ac: &aho_corasick::AhoCorasick, text: &str) -> Vec<Found> {
+    ac.find_overlapping_iter(text)
+        .filter(|m| {
+            let first = text[m.start()..].chars().next();
+            !(first.is_some_and(is_word_char)
+                && text[..m.start()]
+                    .chars()
+                    .next_back()
+                    .is_some_and(is_word_char))
+        })
+        .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,25 +217,14 @@ mod tests {
         .collect()
     }
 
-    /// The reference: every overlapping match, minus those starting with a word character
-    /// right after another one.
+    /// The reference: every overlapping match of an unanchored search over `patterns`.
     fn unanchored(patterns: &[String], text: &str) -> Vec<Found> {
         let ac = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .kind(Some(AhoCorasickKind::ContiguousNFA))
             .build(patterns)
             .unwrap();
-        ac.find_overlapping_iter(text)
-            .filter(|m| {
-                let first = text[m.start()..].chars().next().unwrap();
-                !(is_word_char(first)
-                    && text[..m.start()]
-                        .chars()
-                        .next_back()
-                        .is_some_and(is_word_char))
-            })
-            .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
-            .collect()
+        reference(&ac, text)
     }
 
     fn found(patterns: &[String], text: &str) -> Vec<Found> {
