@@ -11,8 +11,9 @@
 //! search's, minus the matches that a word-boundary check would drop, in the same order; a
 //! test compares the two on every labelled response.
 
+use super::is_spaced_letter;
 use crate::eval::length::{is_cjk, is_cjk_punctuation};
-use crate::eval::swar::{byte_bits, chunk_at, in_range, lower_letters};
+use crate::eval::swar::{all_ascii, byte_bits, chunk_at, in_range, lower_letters};
 use aho_corasick::automaton::Automaton;
 use aho_corasick::nfa::contiguous::NFA;
 use aho_corasick::{Anchored, PatternID};
@@ -49,8 +50,8 @@ impl Starts {
     pub(super) fn new(patterns: &[String]) -> Result<Self, StartsError> {
         let mut firsts = vec![0u64; 1 << (FILTER_BITS - 6)].into_boxed_slice();
         for p in patterns {
-            let first = p.chars().next();
-            if p.len() < 3 || !first.is_some_and(|c| is_word_char(c) || is_cjk(c)) {
+            let lead = p.chars().next();
+            if p.len() < 3 || !lead.is_some_and(|c| is_spaced_letter(c) || is_cjk(c)) {
                 return Err(StartsError::Pattern(p.clone()));
             }
             // A three-byte pattern may be followed by any byte, or by none.
@@ -80,7 +81,7 @@ impl Starts {
         let mut i = 0;
         while i < bytes.len() {
             // Eight ASCII bytes at a time: a word start is a letter or digit after neither.
-            if let Some(x) = chunk_at(bytes, i).filter(|&x| x & 0x8080_8080_8080_8080 == 0) {
+            if let Some(x) = chunk_at(bytes, i).filter(|&x| all_ascii(x)) {
                 let word =
                     byte_bits(in_range(x, b'0', b'9') | in_range(lower_letters(x), b'a', b'z'));
                 let mut starts = word & !((word << 1) | u32::from(prev_word));
@@ -156,12 +157,6 @@ impl Starts {
     }
 }
 
-/// A letter or digit of a script that separates words with spaces (as the word-boundary
-/// checks of the lexicon and the grammar define it).
-fn is_word_char(c: char) -> bool {
-    c.is_alphanumeric() && !is_cjk(c)
-}
-
 /// Hash of the four bytes at `at` (missing bytes as zero), each with bit 5 set so that ASCII
 /// letters hash alike in either case (other bytes merge in pairs, which only lets a few more
 /// places through).
@@ -185,11 +180,11 @@ pub(super) fn reference(ac: &aho_corasick::AhoCorasick, text: &str) -> Vec<Found
     ac.find_overlapping_iter(text)
         .filter(|m| {
             let first = text[m.start()..].chars().next();
-            !(first.is_some_and(is_word_char)
+            !(first.is_some_and(is_spaced_letter)
                 && text[..m.start()]
                     .chars()
                     .next_back()
-                    .is_some_and(is_word_char))
+                    .is_some_and(is_spaced_letter))
         })
         .map(|m| (m.pattern().as_usize(), m.start(), m.end()))
         .collect()
