@@ -35,6 +35,16 @@ struct Logging {
     log: Log,
 }
 
+/// A current and a candidate client logging into one shared log.
+fn logging_sides() -> (Logging, Logging, Log) {
+    let log: Log = Arc::new(Mutex::new(Vec::new()));
+    let side = |side| Logging {
+        side,
+        log: Arc::clone(&log),
+    };
+    (side("current"), side("candidate"), log)
+}
+
 impl ModelClient for Logging {
     fn complete<'a>(
         &'a self,
@@ -111,15 +121,7 @@ fn plan_is_slot_major_and_alternates_the_first_side() {
 
 #[tokio::test]
 async fn pairs_run_in_the_planned_order_with_each_sides_parameters() {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let cur = Logging {
-        side: "current",
-        log: Arc::clone(&log),
-    };
-    let cand = Logging {
-        side: "candidate",
-        log: Arc::clone(&log),
-    };
+    let (cur, cand, log) = logging_sides();
     let cur_probes = vec![probe("a", 0.1), probe("b", 0.1)];
     let cand_probes = vec![probe("a", 0.9), probe("b", 0.9)];
     let plan = plan_pairs(2, 3);
@@ -173,15 +175,7 @@ async fn pairs_run_in_the_planned_order_with_each_sides_parameters() {
 
 #[tokio::test]
 async fn stopping_early_keeps_only_the_pairs_handed_out() {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let cur = Logging {
-        side: "current",
-        log: Arc::clone(&log),
-    };
-    let cand = Logging {
-        side: "candidate",
-        log: Arc::clone(&log),
-    };
+    let (cur, cand, log) = logging_sides();
     let probes = vec![probe("a", 0.5), probe("b", 0.5), probe("c", 0.5)];
     let plan = plan_pairs(3, 100);
     let options = PairedOptions {
@@ -213,6 +207,16 @@ async fn stopping_early_keeps_only_the_pairs_handed_out() {
     assert!(log.lock().unwrap().len() <= 2 * (10 + 4));
 }
 
+/// The answer "ok" after `ms` milliseconds.
+fn answered_ok(ms: u64) -> Completion {
+    Completion {
+        text: "ok".into(),
+        latency_ms: ms as f64,
+        attempts: 1,
+        ..Completion::default()
+    }
+}
+
 /// Answers after a delay by prompt (`prompt slow`: 50 ms, else 10 ms) and counts the
 /// requests open at once and when each ended, on the paused tokio clock.
 struct Timed {
@@ -236,12 +240,7 @@ impl ModelClient for Timed {
             self.open.fetch_sub(1, Ordering::SeqCst);
             let at = self.start.elapsed().as_millis();
             self.ended.lock().unwrap().push((prompt, at));
-            Ok(Completion {
-                text: "ok".into(),
-                latency_ms: ms as f64,
-                attempts: 1,
-                ..Completion::default()
-            })
+            Ok(answered_ok(ms))
         })
     }
 
@@ -262,25 +261,8 @@ async fn both_sides_of_a_pair_are_asked_at_once_and_a_slow_pair_leaves_no_slot_i
     };
     let probes = vec![probe("slow", 0.5), probe("b", 0.5), probe("c", 0.5)];
     let plan = plan_pairs(3, 10);
-    let options = options(2);
-    let mut seen = Vec::new();
-    let out = run_paired(
-        &client,
-        &client,
-        &probes,
-        &probes,
-        &plan,
-        &options,
-        &measure,
-        &FixedClock,
-        &mut |a, b| {
-            assert_eq!((&a.probe_id, a.index), (&b.probe_id, b.index));
-            seen.push((a.probe_id.clone(), a.index));
-            Flow::Continue
-        },
-    )
-    .await;
-    assert_eq!(out.pairs, 30);
+    let seen = run_all(&client, &client, &probes, 10, 2).await;
+    assert_eq!(seen.len(), 30);
     // Handed out in plan order although they finished out of order.
     let want: Vec<(String, u32)> = plan
         .iter()
@@ -334,12 +316,7 @@ impl ModelClient for Paced {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
             let ended = self.start.elapsed().as_millis();
             self.log.lock().unwrap().push((prompt, began, ended));
-            Ok(Completion {
-                text: "ok".into(),
-                latency_ms: ms as f64,
-                attempts: 1,
-                ..Completion::default()
-            })
+            Ok(answered_ok(ms))
         })
     }
 
@@ -351,8 +328,8 @@ impl ModelClient for Paced {
 /// Runs `probes` × `samples` pairs at `concurrency`, every pair handed out; returns the
 /// pairs in the order the caller saw them.
 async fn run_all(
-    cur: &Paced,
-    cand: &Paced,
+    cur: &dyn ModelClient,
+    cand: &dyn ModelClient,
     probes: &[Arc<Probe>],
     samples: u32,
     concurrency: usize,
@@ -440,15 +417,7 @@ async fn the_faster_side_runs_at_most_the_lookahead_ahead() {
 
 #[tokio::test]
 async fn dropped_probes_are_skipped_from_their_next_turn() {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let cur = Logging {
-        side: "current",
-        log: Arc::clone(&log),
-    };
-    let cand = Logging {
-        side: "candidate",
-        log: Arc::clone(&log),
-    };
+    let (cur, cand, _) = logging_sides();
     let probes = vec![probe("a", 0.5), probe("b", 0.5), probe("c", 0.5)];
     let plan = plan_pairs(3, 4);
     let active: Arc<Vec<AtomicBool>> = Arc::new((0..3).map(|_| AtomicBool::new(true)).collect());
