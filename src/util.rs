@@ -1,4 +1,4 @@
-//! Small helpers shared across layers: hex encoding, one-line text excerpts and cutting text at
+//! Small helpers shared across layers: hex encoding and SHA-256 digests, one-line text excerpts and cutting text at
 //! a character boundary.
 
 /// Longest stored text excerpt, in characters.
@@ -22,6 +22,13 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+/// Lower-case hexadecimal SHA-256 of `bytes`: the form every digest takes in stored rows,
+/// fingerprints and cache keys.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(bytes))
 }
 
 /// At most [`EXCERPT_CHARS`] characters of `text` on one line (whitespace runs collapsed),

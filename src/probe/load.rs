@@ -746,7 +746,7 @@ pub fn probe_hash(p: &Probe) -> String {
     });
     let mut canonical = String::new();
     write_canonical(&value, &mut canonical);
-    crate::util::hex(&Sha256::digest(canonical.as_bytes()))
+    crate::util::sha256_hex(canonical.as_bytes())
 }
 
 /// Hex sha256 over the probe hashes, in order.

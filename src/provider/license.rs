@@ -13,6 +13,7 @@
 use super::gguf::{self, GgufHeader};
 use super::{Fingerprint, ModelClient};
 use crate::sample::{Completion, SampleError};
+use crate::util::sha256_hex;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -130,11 +131,6 @@ impl Fingerprint {
 fn clean(s: &str) -> Option<String> {
     let s = s.trim().trim_matches(['"', '\'']).trim();
     (!s.is_empty()).then(|| s.chars().take(MAX_VALUE).collect())
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    crate::util::hex(&Sha256::digest(bytes))
 }
 
 /// A license identifier from well-known license texts, for sources that give a text but no

@@ -116,6 +116,15 @@ pub const CONFIG_PREFIX: &str = "config.";
 pub(crate) const CONFIG_ENTRIES: usize = 128;
 pub(crate) const CONFIG_VALUE_CHARS: usize = 256;
 
+/// A JSON string or number from a server's metadata as text; empty strings count as absent.
+pub(crate) fn scalar(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 /// Adds one configuration entry under [`CONFIG_PREFIX`], bounded as above.
 pub(crate) fn insert_config(details: &mut BTreeMap<String, String>, key: &str, value: String) {
     let kept = details

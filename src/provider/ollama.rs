@@ -3,8 +3,11 @@
 //! `/api/tags`, `/api/show` and `/api/version`.
 
 use super::http::{Body, Transport, parse_base_url};
-use super::{Api, ClientConfig, CompletionRequest, Fingerprint, ModelClient, ProviderError};
+use super::{
+    Api, ClientConfig, CompletionRequest, Fingerprint, ModelClient, ProviderError, scalar,
+};
 use crate::sample::{Completion, ErrorKind, FinishReason, SampleError};
+use crate::util::sha256_hex;
 use futures_util::future::BoxFuture;
 use reqwest::Method;
 use serde::Deserialize;
@@ -252,20 +255,6 @@ impl Accumulator {
     }
 }
 
-/// A string or number as text; empty strings count as absent.
-fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn sha256_hex(s: &str) -> String {
-    use sha2::{Digest, Sha256};
-    crate::util::hex(&Sha256::digest(s.as_bytes()))
-}
-
 /// The `/api/tags` entry of `model`. A name without a tag means `:latest`, as in Ollama.
 fn find_model<'v>(tags: &'v Value, model: &str) -> Result<&'v Value, String> {
     let Some(models) = tags.get("models").and_then(Value::as_array) else {
@@ -323,7 +312,7 @@ fn fingerprint_from(
     }
     for key in ["template", "parameters", "system"] {
         if let Some(text) = show.get(key).and_then(Value::as_str) {
-            details.insert(format!("{key}_sha256"), sha256_hex(text));
+            details.insert(format!("{key}_sha256"), sha256_hex(text.as_bytes()));
         }
     }
     if let Some(text) = show.get("parameters").and_then(Value::as_str) {
@@ -501,7 +490,7 @@ mod tests {
         assert_eq!(fp.digest.as_deref(), Some("d1"));
         assert_eq!(fp.details["size"], "123");
         assert_eq!(fp.details["quantization_level"], "Q4_K_M");
-        assert_eq!(fp.details["template_sha256"], sha256_hex("{{ .Prompt }}"));
+        assert_eq!(fp.details["template_sha256"], sha256_hex(b"{{ .Prompt }}"));
         assert_eq!(fp.details["server_version"], "0.5.1");
         let other = fingerprint_from("m:1", &entry, &json!({"template":"{{ .System }}"}), None);
         assert_ne!(fp.id(), other.id());

@@ -9,8 +9,11 @@
 //! `finish_reason` arrived; anything shorter is a truncated stream.
 
 use super::http::{Body, Transport, parse_base_url, shorten};
-use super::{Api, ClientConfig, CompletionRequest, Fingerprint, ModelClient, ProviderError};
+use super::{
+    Api, ClientConfig, CompletionRequest, Fingerprint, ModelClient, ProviderError, scalar,
+};
 use crate::sample::{Completion, ErrorKind, FinishReason, SampleError};
+use crate::util::sha256_hex;
 use futures_util::future::BoxFuture;
 use reqwest::Method;
 use serde::Deserialize;
@@ -353,20 +356,6 @@ impl Accumulator {
     }
 }
 
-/// A string or number as text; empty strings count as absent.
-fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn sha256_hex(s: &str) -> String {
-    use sha2::{Digest, Sha256};
-    crate::util::hex(&Sha256::digest(s.as_bytes()))
-}
-
 /// The `/v1/models` entry for `model`. Single-model servers (llama.cpp, TGI) answer whatever
 /// name is asked for, so when the name is not listed and exactly one model is, that one is
 /// served; its id is returned too so the fingerprint records it.
@@ -446,7 +435,7 @@ fn fingerprint_from(
             details.insert("model_ftype".to_string(), t);
         }
         if let Some(t) = p.get("chat_template").and_then(Value::as_str) {
-            details.insert("chat_template_sha256".to_string(), sha256_hex(t));
+            details.insert("chat_template_sha256".to_string(), sha256_hex(t.as_bytes()));
         }
         if let Some(b) = p.get("build_info").and_then(scalar) {
             details.insert("build_info".to_string(), b);
