@@ -19,20 +19,25 @@ pub enum FinishReason {
     ContentFilter,
     /// The model asked for a tool call.
     ToolCalls,
-    /// Anything else, kept verbatim.
+    /// Anything else, kept as the provider spelled it (cut by [`FinishReason::parse`]).
     #[serde(untagged)]
     Other(String),
 }
 
 impl FinishReason {
-    /// Maps a provider's reason string (`stop`, `eos`, `length`, `content_filter`, …).
+    /// The most characters of an unknown reason that are kept: the string is the server's to
+    /// choose, and it is stored with every sample and printed in reports.
+    pub const MAX_OTHER_CHARS: usize = 64;
+
+    /// Maps a provider's reason string (`stop`, `eos`, `length`, `content_filter`, …); an
+    /// unknown one is kept, cut to [`Self::MAX_OTHER_CHARS`].
     pub fn parse(s: &str) -> Self {
         match s {
             "stop" | "eos" | "stop_sequence" | "end_turn" => FinishReason::Stop,
             "length" | "max_tokens" => FinishReason::Length,
             "content_filter" => FinishReason::ContentFilter,
             "tool_calls" | "function_call" => FinishReason::ToolCalls,
-            other => FinishReason::Other(other.to_string()),
+            other => FinishReason::Other(other.chars().take(Self::MAX_OTHER_CHARS).collect()),
         }
     }
 
@@ -343,6 +348,8 @@ mod tests {
             FinishReason::parse("weird"),
             FinishReason::Other("weird".into())
         );
+        let long = FinishReason::parse(&"y".repeat(50_000));
+        assert_eq!(long.as_str().len(), FinishReason::MAX_OTHER_CHARS);
         let json = serde_json::to_string(&FinishReason::Other("weird".into())).unwrap();
         assert_eq!(json, "\"weird\"");
         let back: FinishReason = serde_json::from_str("\"length\"").unwrap();

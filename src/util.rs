@@ -34,13 +34,18 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// At most [`EXCERPT_CHARS`] characters of `text` on one line (whitespace runs collapsed),
 /// with `…` when cut.
 pub fn excerpt(text: &str) -> String {
+    excerpt_chars(text, EXCERPT_CHARS)
+}
+
+/// [`excerpt`] with another limit: at most `max` characters, `…` included.
+pub fn excerpt_chars(text: &str, max: usize) -> String {
     let mut out = String::new();
     let mut count = 0;
     for word in text.split_whitespace() {
         let sep = usize::from(!out.is_empty());
         let len = word.chars().count();
-        if count + sep + len > EXCERPT_CHARS {
-            let room = EXCERPT_CHARS.saturating_sub(count + sep + 1);
+        if count + sep + len > max {
+            let room = max.saturating_sub(count + sep + 1);
             if sep == 1 && room > 0 {
                 out.push(' ');
             }

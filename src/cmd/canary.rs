@@ -43,8 +43,13 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["current", "candidate", "baseline"])]
     pub sim: bool,
     /// With --sim: the candidate's simulator profile, a TOML file or a built-in name
-    /// (`healthy`, `degraded`). Default: healthy.
-    #[arg(long, value_name = "PROFILE", requires = "sim")]
+    /// (`healthy`, `degraded`, `reworded`, `raw`). Default: healthy. `--sim-profile` as in `run`.
+    #[arg(
+        long,
+        visible_alias = "sim-profile",
+        value_name = "PROFILE",
+        requires = "sim"
+    )]
     pub sim_candidate: Option<PathBuf>,
     /// Compare the candidate with this stored baseline instead of a live current model.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["current", "max_samples"])]
@@ -282,7 +287,13 @@ fn canary_report(
     )
     .with_labels(current, candidate);
     if watch.sequential {
-        annotate_sequential(&mut report, &watch.monitor, &watch.decision, out, per_probe);
+        annotate_sequential(
+            &mut report,
+            &watch.monitor,
+            &watch.decision,
+            (out, used),
+            per_probe,
+        );
         let at = report.reasons.len().min(2);
         report.reasons.insert(
             at,
@@ -428,12 +439,13 @@ fn seconds_per_pair(out: &paired::PairedOutcome, concurrency: usize) -> Option<f
 }
 
 /// The sequential canary's part of the report: e-values, the early decision, how far it went,
-/// the design's error rates and each metric's confidence sequence.
+/// the design's error rates and each metric's confidence sequence. `used`: the pairs the
+/// monitor judged (a pair answered after its decision is stored, not counted).
 fn annotate_sequential(
     report: &mut Report,
     monitor: &CanaryMonitor,
     decision: &Early,
-    out: &paired::PairedOutcome,
+    (out, used): (&paired::PairedOutcome, usize),
     per_probe: u32,
 ) {
     for m in &mut report.metrics {
@@ -444,17 +456,13 @@ fn annotate_sequential(
     let probes = monitor.probe_regressions();
     let thresholds = (monitor.threshold(), monitor.probe_alpha().map(|a| 1.0 / a));
     apply_early(report, decision, &probes, thresholds);
-    let per_probe_used = out
-        .current
-        .samples
+    let per_probe_used = out.current.samples[..used]
         .iter()
         .map(|s| s.index + 1)
         .max()
         .unwrap_or(0);
-    let used = format!(
-        "{} pairs (up to {per_probe_used} of at most {per_probe} samples per probe)",
-        out.pairs
-    );
+    let used =
+        format!("{used} pairs (up to {per_probe_used} of at most {per_probe} samples per probe)");
     let note = match decision {
         Early::Regression(_) => format!("stopped early after {used}: regression shown"),
         Early::NonInferior => format!("stopped early after {used}: non-inferiority shown"),
@@ -541,7 +549,7 @@ fn apply_early(
             }
             reasons.extend(evidence::probe_lines(probes, thresholds.1));
             if report.verdict != Verdict::Regression {
-                report.reasons = reasons;
+                report.reasons = with_warnings(&report.reasons, reasons);
             } else {
                 report
                     .reasons
@@ -576,14 +584,22 @@ fn apply_early(
             {
                 report.verdict = Verdict::Pass;
                 report.exit_code = Verdict::Pass.exit_code();
-                report.reasons = vec![format!(
+                let pass = format!(
                     "all {} quality metrics are within their margins (rates by the \
                      anytime-valid confidence sequence)",
                     deciding.len()
-                )];
+                );
+                report.reasons = with_warnings(&report.reasons, vec![pass]);
             }
         }
     }
+}
+
+/// `reasons`, followed by the `warning:` lines of `old` (a change of served behaviour, say):
+/// the sequential decision replaces the fixed-sample reasons, never the warnings beside them.
+fn with_warnings(old: &[String], mut reasons: Vec<String>) -> Vec<String> {
+    reasons.extend(old.iter().filter(|r| r.starts_with("warning: ")).cloned());
+    reasons
 }
 
 async fn against_baseline(
@@ -763,6 +779,27 @@ mod tests {
             .filter(|m| m.category == Category::Quality && !m.metric.is_rate())
             .all(|m| matches!(m.verdict, Verdict::Pass | Verdict::Improvement));
         assert_eq!(r.verdict == Verdict::Pass, lengths_pass);
+    }
+
+    #[test]
+    fn an_early_decision_keeps_the_warnings() {
+        let warning = "warning: the served behaviour changed (not a quality verdict): x";
+        let cur = side("a", 2, |_, _| false);
+        let cand = side("b", 2, |p, _| p < 2);
+        let mut r = paired(&cur, &cand);
+        r.reasons.push(warning.into());
+        let early = Early::Regression(vec![Metric::RefusalRate]);
+        apply_early(&mut r, &early, &[], (140.0, None));
+        assert_eq!(r.verdict, Verdict::Regression);
+        assert_eq!(r.reasons.last().map(String::as_str), Some(warning));
+
+        let same = side("a", 20, |_, _| false);
+        let mut r = paired(&same, &side("b", 20, |_, _| false));
+        r.reasons.push(warning.into());
+        apply_early(&mut r, &Early::NonInferior, &[], (140.0, None));
+        assert_eq!(r.verdict, Verdict::Pass, "{:?}", r.reasons);
+        assert!(r.reasons[0].starts_with("all "), "{:?}", r.reasons);
+        assert_eq!(r.reasons.last().map(String::as_str), Some(warning));
     }
 
     #[test]

@@ -83,13 +83,25 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_INCONCLUSIVE));
     };
     let hashes = unchanged(&suites, &baseline);
-    // Default window: after the baseline's recording, so its own rounds are never judged.
+    // Every window starts after the baseline's recording: its own rounds (stored by
+    // `baseline record`) are never judged against it, whatever --since or --rounds reach back to.
     let recorded_ms = parse_rfc3339_utc(&baseline.recorded.at);
-    let since_ms = match (since, args.rounds, recorded_ms) {
-        (Some(d), _, _) => Some(live::now_ms() - d.as_millis() as i64),
-        (None, Some(_), _) => None,
-        (None, None, Some(at)) => Some(at + 1),
-        (None, None, None) => Some(live::now_ms() - DEFAULT_SINCE.as_millis() as i64),
+    let floor = recorded_ms.map(|at| at + 1);
+    let since_ms = match (since, args.rounds) {
+        (Some(d), _) => {
+            let from = live::now_ms() - d.as_millis() as i64;
+            if floor.is_some_and(|f| f > from) {
+                eprintln!(
+                    "note: the window starts when the baseline was recorded ({}), not {} ago: \
+                     its own rounds are not judged against it",
+                    baseline.recorded.at,
+                    format_duration(d)
+                );
+            }
+            Some(floor.map_or(from, |f| f.max(from)))
+        }
+        (None, Some(_)) => floor,
+        (None, None) => floor.or(Some(live::now_ms() - DEFAULT_SINCE.as_millis() as i64)),
     };
     let excluded = other_fingerprints(&store, &target.name, since_ms, &fingerprint.id)?;
     let query = SampleQuery {
@@ -103,7 +115,7 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     let recent = store.samples(&query)?;
     let window = match (since, args.rounds, recorded_ms) {
         (Some(d), _, _) => format!("last {}", format_duration(d)),
-        (None, Some(n), _) => format!("last {n} rounds"),
+        (None, Some(n), _) => format!("last {}", super::count(n as usize, "round")),
         (None, None, Some(_)) => format!("since the baseline, {}", baseline.recorded.at),
         (None, None, None) => format!("last {}", format_duration(DEFAULT_SINCE)),
     };

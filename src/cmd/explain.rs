@@ -96,6 +96,15 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     if let Some(j) = &judged {
         eprintln!("{}", j.summary);
     }
+    if explained.bad_lines.is_empty() && explained.explanations.is_empty() {
+        // An empty file, or `export` that found nothing: not a clean bill of health.
+        eprintln!(
+            "error: no responses in {}: nothing was judged; give one JSON object per line \
+             ({{\"probe\": \"<id>\", \"text\": \"...\"}})",
+            args.responses.display()
+        );
+        return Ok(ExitCode::from(super::EXIT_INCONCLUSIVE));
+    }
     if explained.bad_lines.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }

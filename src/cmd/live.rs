@@ -152,9 +152,9 @@ pub async fn record(
     let all = rec.samples();
     let errors = all.iter().filter(|s| s.is_error()).count();
     progress.finish(&format!(
-        "{} samples in {} rounds, {errors} failed requests",
+        "{} samples in {}, {errors} failed requests",
         all.len(),
-        rec.rounds.len()
+        super::count(rec.rounds.len(), "round")
     ));
     if let Some(e) = store_error {
         return Err(e.context("cannot store the recorded samples"));

@@ -71,6 +71,11 @@ pub enum OutputFormat {
     Json,
 }
 
+/// `n` and the noun, plural unless `n` is 1: "1 round", "3 rounds".
+pub fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 /// When the configuration file does not exist, says which path was tried and how to get one.
 /// Printed after the configuration errors.
 pub fn hint_missing_config(path: &std::path::Path) {

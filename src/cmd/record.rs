@@ -131,11 +131,11 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     let (n, errors) = b.counts();
     println!(
         "recorded {n} samples ({errors} failed requests) of {} probes from target {} \
-         (fingerprint {}) in {} rounds: {}",
+         (fingerprint {}) in {}: {}",
         b.probes.len(),
         b.target,
         b.fingerprint.id(),
-        rec.rounds.len(),
+        super::count(rec.rounds.len(), "round"),
         out.display()
     );
     Ok(ExitCode::SUCCESS)

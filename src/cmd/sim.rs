@@ -30,8 +30,13 @@ pub fn load(path: &Path) -> anyhow::Result<Profile> {
     {
         return Ok(p);
     }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read simulator profile {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read simulator profile {}; give a profile file or a built-in name ({})",
+            path.display(),
+            Profile::builtin_names().collect::<Vec<_>>().join(", ")
+        )
+    })?;
     Profile::from_toml(&text).with_context(|| format!("in {}", path.display()))
 }
 

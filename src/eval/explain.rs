@@ -42,6 +42,35 @@ struct InputLine {
     output_tokens: Option<u32>,
 }
 
+/// An unknown probe id is quoted in the error up to this many characters.
+const MAX_SHOWN_ID_CHARS: usize = 80;
+/// An unknown probe's error lists at most this many of the suite's ids.
+const MAX_SHOWN_IDS: usize = 12;
+
+/// The suite's ids for an unknown probe's error: all of a small suite, else the first
+/// [`MAX_SHOWN_IDS`] and how many more; a likely typo's correction first.
+fn known_ids(ids: &[String], probe: &str) -> String {
+    // Edit distances cost length × length: a typo is short.
+    let near = (probe.len() <= 2 * MAX_SHOWN_ID_CHARS)
+        .then(|| crate::diag::suggest(probe, ids.iter().map(String::as_str)))
+        .flatten();
+    let mut out = match near {
+        Some(near) => format!("(did you mean '{near}'?) "),
+        None => String::new(),
+    };
+    out.push_str(
+        &ids.iter()
+            .take(MAX_SHOWN_IDS)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    if ids.len() > MAX_SHOWN_IDS {
+        let _ = write!(out, ", … ({} more)", ids.len() - MAX_SHOWN_IDS);
+    }
+    out
+}
+
 /// The suite whose probes responses may name: its name and probe ids in order (for messages).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeIds {
@@ -127,9 +156,9 @@ fn explain_line(
             if !s.ids.iter().any(|q| q == p) {
                 return Err(ExplainError::UnknownProbe {
                     line,
-                    probe: p.clone(),
+                    probe: crate::util::excerpt_chars(p, MAX_SHOWN_ID_CHARS),
                     suite: s.suite.clone(),
-                    known: s.ids.join(", "),
+                    known: known_ids(&s.ids, p),
                 });
             }
             compiled.get(p)
@@ -346,6 +375,22 @@ mod tests {
             err.to_string(),
             "line 2: unknown probe 'nope'; suite 's' has: count"
         );
+        // A large suite: a few ids and the count; a typo's correction; a long id cut.
+        let big = ProbeIds {
+            suite: "big".into(),
+            ids: (0..300).map(|i| format!("probe-{i:03}")).collect(),
+        };
+        let line = |probe: &str| format!("{{\"probe\": \"{probe}\", \"text\": \"x\"}}");
+        let err = explain_jsonl(&ev, Some(&big), &compiled, &line("prob-042")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 1: unknown probe 'prob-042'; suite 'big' has: (did you mean 'probe-042'?) \
+             probe-000, probe-001, probe-002, probe-003, probe-004, probe-005, probe-006, \
+             probe-007, probe-008, probe-009, probe-010, probe-011, … (288 more)"
+        );
+        let long = "x".repeat(100_000);
+        let err = explain_jsonl(&ev, Some(&big), &compiled, &line(&long)).unwrap_err();
+        assert!(err.to_string().len() < 400, "{err}");
         let err = explain_jsonl(
             &ev,
             None,

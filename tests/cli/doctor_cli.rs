@@ -333,6 +333,37 @@ fn check_config_connect_runs_the_same_checks() {
     assert!(out.contains("ok    up  ollama"), "{out}");
     assert!(out.contains("FAIL  down  ollama"), "{out}");
     assert!(out.contains("doctor: 1 of 2 targets healthy"), "{out}");
+
+    // JSON: every stdout line parses, the configuration's first, then one per target.
+    let (code, out, err) = run(
+        &cfg,
+        &[
+            "check-config",
+            "--connect",
+            "--timeout",
+            "1s",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 3, "{out}{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0]["valid"], true);
+    assert_eq!(lines[0]["targets"], 2);
+    // An invalid configuration: the errors as JSON on stdout, positions included.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{text}\nbogus = 1\n")).unwrap();
+    let (code, out, err) = run(&cfg, &["check-config", "--format", "json"]);
+    assert_eq!(code, 2, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect(&out);
+    assert_eq!(v["valid"], false);
+    let e = &v["errors"][0];
+    assert!(e["message"].as_str().unwrap().contains("bogus"), "{v}");
+    assert!(e["line"].as_u64().unwrap() > 1 && e["column"] == 1, "{v}");
 }
 
 #[test]

@@ -150,6 +150,20 @@ fn unknown_probe_is_an_error_naming_the_line() {
 }
 
 #[test]
+fn input_without_a_response_judges_nothing_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [("empty.jsonl", ""), ("blank.jsonl", "\n  \n")] {
+        let responses = dir.path().join(name);
+        std::fs::write(&responses, text).unwrap();
+        let out = explain(&["--responses", responses.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{name}: {err}");
+        assert!(err.contains("no responses in"), "{name}: {err}");
+        assert!(out.stdout.is_empty(), "{name}");
+    }
+}
+
+#[test]
 fn bad_json_line_is_an_error_naming_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let responses = dir.path().join("r.jsonl");

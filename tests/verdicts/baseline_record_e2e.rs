@@ -80,6 +80,26 @@ fn diff_of_recorded_files_matches_the_live_comparison() {
         "{}",
         stderr(&none)
     );
+    // A window reaching back before the baseline still leaves the baseline's own rounds out:
+    // `good` has no rounds but those it was recorded from.
+    for window in [["--since", "1h"], ["--rounds", "5"]] {
+        let own = modelwatch(
+            &config,
+            &["compare", "--target", "good", window[0], window[1]],
+        );
+        assert_eq!(own.status.code(), Some(3), "{window:?}: {}", stderr(&own));
+        assert!(
+            stderr(&own).contains("no stored samples"),
+            "{window:?}: {}",
+            stderr(&own)
+        );
+    }
+    let own = modelwatch(&config, &["compare", "--target", "good", "--since", "1h"]);
+    assert!(
+        stderr(&own).contains("the window starts when the baseline was recorded"),
+        "{}",
+        stderr(&own)
+    );
 }
 
 /// Margins from the configuration decide both the live and the offline comparison.
