@@ -186,6 +186,14 @@ impl Scheduler {
                 match self.apply(*loaded) {
                     Ok(()) => {
                         tracing::info!("configuration reloaded");
+                        for key in start_only_changes(&previous, &self.loaded.config) {
+                            tracing::warn!(
+                                key,
+                                "{key} changed in the file but is read at start only: the \
+                                 reload applied everything else, the daemon keeps the value it \
+                                 started with; restart it to apply the new one"
+                            );
+                        }
                         self.reload_outputs(&previous, reports).await;
                     }
                     Err(e) => {
@@ -283,6 +291,55 @@ impl Scheduler {
             sinks = ?self.workers.iter().map(|w| w.0.as_str()).collect::<Vec<_>>(),
             observers = self.options.observers.len(),
             "alert sinks and telemetry rebuilt for the new configuration"
+        );
+    }
+}
+
+/// The settings a reload cannot change, because the listener and the store are opened at start:
+/// those that differ between `before` and `after`, named as in the file.
+fn start_only_changes(
+    before: &crate::config::Config,
+    after: &crate::config::Config,
+) -> Vec<&'static str> {
+    let (a, b) = (&before.server, &after.server);
+    [
+        ("[server] listen", a.listen != b.listen),
+        ("[server] token", a.token != b.token),
+        (
+            "[server] max_connections",
+            a.max_connections != b.max_connections,
+        ),
+        (
+            "[server] public_metrics",
+            a.public_metrics != b.public_metrics,
+        ),
+        ("[storage] path", before.storage.path != after.storage.path),
+    ]
+    .into_iter()
+    .filter_map(|(key, changed)| changed.then_some(key))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> crate::config::Config {
+        let text = format!(
+            "{extra}\n[[target]]\nname = \"t\"\nprovider = \"ollama\"\n\
+             base_url = \"http://127.0.0.1:11434\"\nmodel = \"m\"\nsuites = [\"core\"]\n"
+        );
+        crate::config::parse(crate::diag::Source::new("m.toml", &text), &|_| None).unwrap()
+    }
+
+    #[test]
+    fn a_reload_names_the_settings_it_cannot_apply() {
+        let before = config("");
+        assert!(start_only_changes(&before, &config("")).is_empty());
+        let after = config("[storage]\npath = \"other.db\"\n[server]\nlisten = \"127.0.0.1:9999\"");
+        assert_eq!(
+            start_only_changes(&before, &after),
+            ["[server] listen", "[storage] path"]
         );
     }
 }

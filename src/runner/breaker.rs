@@ -78,8 +78,10 @@ pub fn deadline_error(
         ),
         None => (
             format!(
-                "{target}: not sent before the round deadline ({deadline}). Raise \
-                 round_deadline or max_concurrency, or lower the samples per round"
+                "{target}: not sent before the round deadline ({deadline}): the round's earlier \
+                 requests took all of it (slow answers, or retries of failures: see their \
+                 errors). Check the server; else raise round_deadline or max_concurrency, or \
+                 lower the samples per round"
             ),
             0,
             0.0,
@@ -94,6 +96,37 @@ pub fn deadline_error(
     }
 }
 
+/// The round deadline passed before the server answered the fingerprint request, the round's
+/// first: that request was sent and hung (`sent`), no probe was sent (the others). The advice is
+/// about the server, not the deadline.
+pub fn fingerprint_hung(
+    target: &str,
+    deadline: &str,
+    sent: bool,
+    started_at_ms: i64,
+    cut_at_ms: i64,
+) -> SampleError {
+    let what = if sent {
+        "no answer to the fingerprint request"
+    } else {
+        "not sent: no answer to the fingerprint request, sent first,"
+    };
+    SampleError {
+        kind: ErrorKind::Deadline,
+        status: None,
+        message: format!(
+            "{target}: {what} before the round deadline ({deadline}); no probe was sent. The \
+             server hangs or is overloaded: check it with `modelwatch doctor`"
+        ),
+        attempts: u32::from(sent),
+        latency_ms: if sent {
+            (cut_at_ms - started_at_ms).max(0) as f64
+        } else {
+            0.0
+        },
+    }
+}
+
 /// The sample of a plan item the round deadline cut (see [`deadline_error`]).
 pub fn deadline_sample(
     target: &str,
@@ -102,8 +135,13 @@ pub fn deadline_sample(
     sent_at_ms: Option<i64>,
     cut_at_ms: i64,
 ) -> Sample {
-    let mut sample = item.pending_sample(target, sent_at_ms.unwrap_or(cut_at_ms));
     let error = deadline_error(target, deadline, sent_at_ms, cut_at_ms);
+    cut_sample(target, item, error, sent_at_ms.unwrap_or(cut_at_ms))
+}
+
+/// The sample of a plan item that failed with `error` at `at_ms`, before or without an answer.
+pub fn cut_sample(target: &str, item: &PlanItem, error: SampleError, at_ms: i64) -> Sample {
+    let mut sample = item.pending_sample(target, at_ms);
     sample.attempts = error.attempts;
     sample.latency_ms = error.latency_ms;
     sample.error = Some(error);
