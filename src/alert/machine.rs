@@ -276,7 +276,18 @@ pub fn transition(
                 next.status = Status::Resolved;
                 next.since_ms = now_ms;
                 next.clear_streak = 0;
-                out.push(notify(&next, NotificationKind::Resolved));
+                // Says why it ended, so the firing text is not read as the present state.
+                let mut n = notify(&next, NotificationKind::Resolved);
+                let rounds = policy.resolve_after.max(1);
+                n.evidence = next.evidence.as_ref().map(|e| Evidence {
+                    summary: format!(
+                        "cleared: no breach in {rounds} consecutive round{}; it fired on: {}",
+                        if rounds == 1 { "" } else { "s" },
+                        e.summary
+                    ),
+                    ..e.clone()
+                });
+                out.push(n);
             }
         }
     }
@@ -334,6 +345,15 @@ mod tests {
         assert_eq!(n.len(), 1);
         assert_eq!(n[0].kind, NotificationKind::Resolved);
         assert_eq!(n[0].incident, "t/refusal_rate#1");
+        // It says why it ended, then what it fired on; the state keeps the firing evidence.
+        assert_eq!(
+            n[0].evidence.as_ref().unwrap().summary,
+            "cleared: no breach in 2 consecutive rounds; it fired on: refusal rate 30% vs 2%"
+        );
+        assert_eq!(
+            s.evidence.as_ref().unwrap().summary,
+            "refusal rate 30% vs 2%"
+        );
         // A new breach is a new incident.
         let (s, n) = transition(&s, &Observation::Breach(ev(60.0)), 5000, &policy, false);
         assert_eq!(s.incident, 2);

@@ -22,7 +22,13 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
     let json = args.check.format == OutputFormat::Json;
-    let diags = match config::load_with_suites(&global.config, &config::process_env) {
+    let loaded = config::load_with_suites(&global.config, &config::process_env).and_then(|l| {
+        match environment_error(&l) {
+            Some(e) => Err(vec![Diagnostic::file(&global.config, e)]),
+            None => Ok(l),
+        }
+    });
+    let diags = match loaded {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 writeln!(stderr, "warning: {w}")?;
@@ -102,4 +108,14 @@ fn invalid_json(global: &super::Global, diags: &[Diagnostic]) -> serde_json::Val
         "valid": false,
         "errors": errors,
     })
+}
+
+/// What the daemon would refuse at start that the file does not show: the OpenTelemetry
+/// exporter's environment (`OTEL_EXPORTER_OTLP_PROTOCOL=grpc`, an unknown compression).
+fn environment_error(loaded: &Loaded) -> Option<String> {
+    loaded.config.telemetry.otlp.as_ref()?;
+    let env = |k: &str| std::env::var(k).ok();
+    modelwatch::telemetry::otlp::ExportSettings::from_env(&env)
+        .err()
+        .map(|e| format!("[telemetry.otlp] cannot export with this environment: {e}"))
 }

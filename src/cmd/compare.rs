@@ -83,26 +83,7 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_INCONCLUSIVE));
     };
     let hashes = unchanged(&suites, &baseline);
-    // Every window starts after the baseline's recording: its own rounds (stored by
-    // `baseline record`) are never judged against it, whatever --since or --rounds reach back to.
-    let recorded_ms = parse_rfc3339_utc(&baseline.recorded.at);
-    let floor = recorded_ms.map(|at| at + 1);
-    let since_ms = match (since, args.rounds) {
-        (Some(d), _) => {
-            let from = live::now_ms() - d.as_millis() as i64;
-            if floor.is_some_and(|f| f > from) {
-                eprintln!(
-                    "note: the window starts when the baseline was recorded ({}), not {} ago: \
-                     its own rounds are not judged against it",
-                    baseline.recorded.at,
-                    format_duration(d)
-                );
-            }
-            Some(floor.map_or(from, |f| f.max(from)))
-        }
-        (None, Some(_)) => floor,
-        (None, None) => floor.or(Some(live::now_ms() - DEFAULT_SINCE.as_millis() as i64)),
-    };
+    let (since_ms, window) = window(since, args.rounds, &baseline.recorded.at);
     let excluded = other_fingerprints(&store, &target.name, since_ms, &fingerprint.id)?;
     let query = SampleQuery {
         target: Some(target.name.clone()),
@@ -113,12 +94,6 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         skip_text: false,
     };
     let recent = store.samples(&query)?;
-    let window = match (since, args.rounds, recorded_ms) {
-        (Some(d), _, _) => format!("last {}", format_duration(d)),
-        (None, Some(n), _) => format!("last {}", super::count(n as usize, "round")),
-        (None, None, Some(_)) => format!("since the baseline, {}", baseline.recorded.at),
-        (None, None, None) => format!("last {}", format_duration(DEFAULT_SINCE)),
-    };
     if let Some(note) = &excluded {
         eprintln!("note: {note}");
     }
@@ -320,6 +295,38 @@ fn missing_baseline(target: &str, path: &std::path::Path, explicit: bool) -> Exi
         path.display(),
     );
     ExitCode::from(EXIT_USAGE)
+}
+
+/// Where the window of recent samples starts (`None`: the newest `--rounds` whatever their
+/// time) and how to name it. Every window starts after the baseline's recording (`recorded_at`):
+/// its own rounds, stored by `baseline record`, are never judged against it, whatever --since
+/// or --rounds reach back to.
+fn window(
+    since: Option<std::time::Duration>,
+    rounds: Option<u32>,
+    recorded_at: &str,
+) -> (Option<i64>, String) {
+    let floor = parse_rfc3339_utc(recorded_at).map(|at| at + 1);
+    match (since, rounds) {
+        (Some(d), _) => {
+            let from = live::now_ms() - d.as_millis() as i64;
+            if floor.is_some_and(|f| f > from) {
+                eprintln!(
+                    "note: the window starts when the baseline was recorded ({recorded_at}), not \
+                     {} ago: its own rounds are not judged against it",
+                    format_duration(d)
+                );
+            }
+            let since_ms = floor.map_or(from, |f| f.max(from));
+            (Some(since_ms), format!("last {}", format_duration(d)))
+        }
+        (None, Some(n)) => (floor, format!("last {}", super::count(n as usize, "round"))),
+        (None, None) if floor.is_some() => (floor, format!("since the baseline, {recorded_at}")),
+        (None, None) => (
+            Some(live::now_ms() - DEFAULT_SINCE.as_millis() as i64),
+            format!("last {}", format_duration(DEFAULT_SINCE)),
+        ),
+    }
 }
 
 #[cfg(test)]

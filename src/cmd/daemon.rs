@@ -178,7 +178,13 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
         let _ = stop_tx.send(true);
     });
 
-    let outputs = daemon::outputs::from_config(&loaded.config)?;
+    let outputs = daemon::outputs::from_config(&loaded.config).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot set up the {} output: {}; fix it and start the daemon again",
+            e.sink,
+            e.reason
+        )
+    })?;
     notifier.extend_timeout(
         START_STEP,
         "loading baselines and alert state; READY=1 follows",

@@ -235,7 +235,7 @@ impl Shared {
         for (name, help) in [
             (
                 "modelwatch_round_quality_ratio",
-                "Bad-outcome rate (0-1, higher is worse) of the target's last round, by rate metric.",
+                "Bad-outcome rate (0-1, higher is worse) of the target's newest round with answers, by rate metric (a round without answers keeps it: see modelwatch_target_up).",
             ),
             (
                 "modelwatch_round_metric_value",

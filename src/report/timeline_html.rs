@@ -89,7 +89,7 @@ fn target_section(o: &mut String, t: &TargetTimeline) {
         o,
         "<section class=\"target\" id=\"t-{0}\" data-target=\"{0}\">\n<h2>{0} \
          <span class=\"v {1}\">{2}</span></h2>\n<p class=\"muted\">model {3} · fingerprint {4} \
-         · {5} rounds · {6} swap{7} · {8} alert event{9}{10}</p>",
+         · charted: {5} round{11}, {6} swap{7}, {8} alert event{9}{10}</p>",
         esc(&t.name),
         if firing > 0 { "firing" } else { "ok" },
         if firing > 0 {
@@ -115,6 +115,7 @@ fn target_section(o: &mut String, t: &TargetTimeline) {
                 esc(label)
             ))
             .unwrap_or_default(),
+        if t.rounds.len() == 1 { "" } else { "s" },
     );
     verdict_table(o, t);
     o.push_str("<div class=\"charts\">\n");
@@ -153,12 +154,11 @@ fn verdict_table(o: &mut String, t: &TargetTimeline) {
             (Some(e), None) => num(e),
             _ => "–".into(),
         };
-        let shown = |x: f64| {
-            if v.metric.starts_with("length") {
-                format!("placement {x:.2}")
-            } else {
-                value_text(x)
-            }
+        // The names /metrics gives these values: modelwatch_length_placement and _spread.
+        let shown = |x: f64| match v.metric.as_str() {
+            "length_shape" => format!("spread {x:.2}"),
+            m if m.starts_with("length") => format!("placement {x:.2}"),
+            _ => value_text(x),
         };
         let _ = writeln!(
             o,
@@ -524,5 +524,32 @@ mod tests {
         // The gap round breaks each line: two segments per chart, the second starting with M.
         assert_eq!(html.matches("<path class=\"series\" d=\"M").count(), 2);
         assert!(html.contains(" M"), "a gap starts a new segment");
+    }
+
+    #[test]
+    fn length_values_carry_the_names_the_metrics_endpoint_gives_them() {
+        let mut p = page();
+        let row = p.targets[0].verdicts[0].clone();
+        p.targets[0].verdicts = ["length_chars", "length_shape"]
+            .into_iter()
+            .map(|metric| VerdictRow {
+                metric: metric.into(),
+                current: Some(0.62),
+                baseline: Some(0.5),
+                ..row.clone()
+            })
+            .collect();
+        let html = timeline_html(&p, None);
+        let row_of = |metric: &str| {
+            let at = html.find(&format!("data-metric=\"{metric}\"><td")).unwrap();
+            html[at..].split("</tr>").next().unwrap().to_string()
+        };
+        assert!(row_of("length_chars").contains("placement 0.62"), "{html}");
+        let shape = row_of("length_shape");
+        assert!(
+            shape.contains("spread 0.62") && shape.contains("spread 0.50"),
+            "{shape}"
+        );
+        assert!(!shape.contains("placement"), "{shape}");
     }
 }

@@ -366,6 +366,40 @@ fn check_config_connect_runs_the_same_checks() {
     assert!(e["line"].as_u64().unwrap() > 1 && e["column"] == 1, "{v}");
 }
 
+/// The daemon refuses an OpenTelemetry environment it cannot export with; check-config (the
+/// unit's ExecStartPre) refuses it first, so a restart loop never starts.
+#[test]
+fn check_config_refuses_an_otlp_environment_the_daemon_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "[telemetry.otlp]\nendpoint = \"http://127.0.0.1:4318\"\n";
+    let cfg = config(
+        dir.path(),
+        &[("t", "ollama", "http://127.0.0.1:9", "m", "")],
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{text}\n{extra}")).unwrap();
+    let check = |protocol: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_modelwatch"));
+        cmd.args(["check-config", "-c"]).arg(&cfg);
+        cmd.env_remove("OTEL_EXPORTER_OTLP_PROTOCOL");
+        if let Some(p) = protocol {
+            cmd.env("OTEL_EXPORTER_OTLP_PROTOCOL", p);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(check(None).0, Some(0), "{}", check(None).1);
+    let (code, err) = check(Some("grpc"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported"),
+        "{err}"
+    );
+}
+
 #[test]
 fn compare_without_a_baseline_says_how_to_record_one() {
     let dir = tempfile::tempdir().unwrap();

@@ -56,15 +56,42 @@ fn rules_and_dashboard_use_only_exported_metrics() {
     assert!(dashboard["panels"].as_array().is_some_and(|p| p.len() >= 6));
 }
 
+/// The families whose help text in `src/daemon/metrics.rs` begins "Deprecated": the name is
+/// the last `modelwatch_*` string before that help.
+fn deprecated() -> BTreeSet<String> {
+    let src = std::fs::read_to_string("src/daemon/metrics.rs").unwrap();
+    let mut out = BTreeSet::new();
+    for (at, _) in src.match_indices("\"Deprecated") {
+        let before = &src[..at];
+        let name = before.rfind("\"modelwatch_").map(|i| {
+            let rest = &before[i + 1..];
+            rest[..rest.find('"').unwrap()].to_string()
+        });
+        out.extend(name);
+    }
+    out
+}
+
 #[test]
 fn rules_and_dashboard_use_no_deprecated_family() {
+    let old = deprecated();
+    for name in [
+        "modelwatch_metric_value",
+        "modelwatch_round_metric_value",
+        "modelwatch_request_duration_seconds",
+    ] {
+        assert!(old.contains(name), "{name} not found deprecated: {old:?}");
+    }
     for file in [
         "ops/prometheus/modelwatch-rules.yml",
         "ops/grafana/modelwatch-dashboard.json",
     ] {
         let used = metric_names(&std::fs::read_to_string(file).unwrap());
-        for old in ["modelwatch_metric_value", "modelwatch_round_metric_value"] {
-            assert!(!used.contains(old), "{file} still uses {old}");
+        for name in &old {
+            for series in ["", "_bucket", "_count", "_sum"] {
+                let series = format!("{name}{series}");
+                assert!(!used.contains(&series), "{file} still uses {series}");
+            }
         }
     }
     let dashboard = std::fs::read_to_string("ops/grafana/modelwatch-dashboard.json").unwrap();

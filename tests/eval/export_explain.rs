@@ -124,7 +124,8 @@ fn exported_responses_explain_as_is_with_the_configured_suites() {
         Some(bare.as_bytes()),
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    // An unknown probe is named with the ones that exist.
+    // An unknown probe is named with some of the ones that exist (a bounded list), and a
+    // near miss with its correction.
     let wrong = text(&exported).replace("json/meeting-date", "json/nope");
     let out = modelwatch(
         &cfg,
@@ -133,8 +134,20 @@ fn exported_responses_explain_as_is_with_the_configured_suites() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("unknown probe 'json/nope'")
-            && text(&out.stderr).contains("json/meeting-date"),
+        text(&out.stderr).contains("unknown probe 'json/nope'; suite 'json' has: invoice-json,")
+            && text(&out.stderr).contains(" more); line skipped"),
+        "{}",
+        text(&out.stderr)
+    );
+    let typo = text(&exported).replace("json/meeting-date", "json/meeting-dat");
+    let out = modelwatch(
+        &cfg,
+        &["explain", "--responses", "-"],
+        Some(typo.as_bytes()),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("(did you mean 'json/meeting-date'?)"),
         "{}",
         text(&out.stderr)
     );

@@ -71,7 +71,7 @@ const GAUGES: [(&str, &str, &str); 11] = [
     (
         "modelwatch.round.quality_ratio",
         "",
-        "Bad-outcome rate (0-1, higher is worse) of the target's last round, by rate metric.",
+        "Bad-outcome rate (0-1, higher is worse) of the target's newest round with answers, by rate metric (a round without answers keeps it: see modelwatch_target_up).",
     ),
     (
         "modelwatch.length.spread",
