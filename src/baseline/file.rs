@@ -132,7 +132,7 @@ impl Baseline {
         let value: Value = serde_json::from_str(text).map_err(|e| BaselineError::NotJson {
             path: path.to_path_buf(),
             line: e.line(),
-            column: e.column(),
+            column: e.column().max(1),
             message: strip_position(&e),
         })?;
         let Some(obj) = value.as_object() else {
@@ -162,7 +162,7 @@ impl Baseline {
         serde_json::from_str(text).map_err(|e| BaselineError::Invalid {
             path: path.to_path_buf(),
             line: e.line(),
-            column: e.column(),
+            column: e.column().max(1),
             message: strip_position(&e),
         })
     }

@@ -83,6 +83,22 @@ fn start_reporting(
     Ok(Some(sdk))
 }
 
+/// A file size limit (`LimitFSIZE=`, `ulimit -f`) would kill the process with SIGXFSZ on the
+/// first write past it; with a handler the write fails (EFBIG) and is handled as a store error,
+/// so the daemon keeps probing and recovers when the limit is raised.
+fn survive_file_size_limit() -> anyhow::Result<()> {
+    let mut xfsz =
+        signal(SignalKind::from_raw(XFSZ)).context("cannot install the SIGXFSZ handler")?;
+    tokio::spawn(async move {
+        while xfsz.recv().await.is_some() {
+            tracing::error!(
+                "SIGXFSZ: a write exceeded the file size limit (ulimit -f / LimitFSIZE)"
+            );
+        }
+    });
+    Ok(())
+}
+
 async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
     let loaded = match config::load_with_suites(&global.config, &config::process_env) {
         Ok(l) => l,
@@ -133,18 +149,7 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
     let mut hup = signal(SignalKind::hangup()).context("cannot install the SIGHUP handler")?;
     let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
-    // A file size limit (`LimitFSIZE=`, `ulimit -f`) would kill the process with SIGXFSZ on the
-    // first write past it; with a handler the write fails (EFBIG) and is handled as a store
-    // error, so the daemon keeps probing and recovers when the limit is raised.
-    let mut xfsz =
-        signal(SignalKind::from_raw(XFSZ)).context("cannot install the SIGXFSZ handler")?;
-    tokio::spawn(async move {
-        while xfsz.recv().await.is_some() {
-            tracing::error!(
-                "SIGXFSZ: a write exceeded the file size limit (ulimit -f / LimitFSIZE)"
-            );
-        }
-    });
+    survive_file_size_limit()?;
     let path = global.config.clone();
     let reload_shared = shared.clone();
     let signal_notifier = notifier.clone();
@@ -180,7 +185,7 @@ async fn run(global: &super::Global) -> anyhow::Result<ExitCode> {
 
     let outputs = daemon::outputs::from_config(&loaded.config).map_err(|e| {
         anyhow::anyhow!(
-            "cannot set up the {} output: {}; fix it and start the daemon again",
+            "cannot set up the {} output: {}; fix it and start again",
             e.sink,
             e.reason
         )

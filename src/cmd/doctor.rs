@@ -227,9 +227,11 @@ async fn check(target: &Target, budget: Duration) -> Checked {
             c.digest = fp.digest;
         }
         Err(f) => {
+            // A server may echo the credentials into a page title or a model list.
+            let cfg = setup::client_config(target, None);
             c.problem = Some(f.problem);
-            c.message = Some(f.message);
-            c.hint = Some(f.hint);
+            c.message = Some(provider::redact_secrets(&cfg, &f.message));
+            c.hint = Some(provider::redact_secrets(&cfg, &f.hint));
         }
     }
     c

@@ -19,6 +19,16 @@ pub(crate) fn parse_document<'i>(
     if errors.is_empty() {
         return Ok(doc);
     }
+    // The file did not parse, so its secrets are unknown: a line that may hold one (an API
+    // key, a header value) is shown with its strings masked.
+    let mut shown = src.clone();
+    for e in &errors {
+        let at = e.span().map_or(0, |r| r.start);
+        if let Some(span) = super::secret_line_strings(&src.text, at) {
+            shown.add_secret(span);
+        }
+    }
+    let src = &shown;
     Err(errors
         .iter()
         .map(|e| {

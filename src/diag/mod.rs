@@ -360,6 +360,32 @@ mod tests {
     }
 
     #[test]
+    fn syntax_errors_on_lines_that_may_hold_a_secret_are_masked() {
+        for (text, secret) in [
+            (
+                "[[target]]\napi_key = \"sk-canary-1234\" x\n",
+                "canary-1234",
+            ),
+            ("headers = { X-Tok = \"hdr-canary-99\" },\n", "canary-99"),
+            (
+                "[[target]]\napi_key = \"sk-unterminated-77\n",
+                "unterminated-77",
+            ),
+        ] {
+            let src = Source::new("c.toml", text);
+            let diags = fields::parse_document(&src, &src.text).unwrap_err();
+            let shown = render_all(&diags);
+            assert!(shown.contains("invalid TOML"), "{shown}");
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(shown.contains('*'), "{shown}");
+        }
+        // Other lines keep their text.
+        let src = Source::new("c.toml", "name = \"chat\" x\n");
+        let diags = fields::parse_document(&src, &src.text).unwrap_err();
+        assert!(render_all(&diags).contains("name = \"chat\" x"));
+    }
+
+    #[test]
     fn utf16_is_named_as_such() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.toml");

@@ -399,15 +399,22 @@ pub(crate) fn decide(r: &mut MetricResult, basis: &Basis, m: &Margins) {
             }
             // Report first the effect the verdict rests on: Cliff's delta when it alone
             // reached its margin (regression, improvement) or alone kept the metric from
-            // passing (inconclusive); the Hodges–Lehmann shift otherwise.
+            // passing (inconclusive); for a pass, the one whose interval came nearer its
+            // margin (ties can collapse the shift's interval to [0, 0] while Cliff's delta
+            // decides); the Hodges–Lehmann shift otherwise.
             let hl_moved = reaches(hl, log_margin) || (!two_sided && better_hl(hl, log_margin));
             let cd_moved = reaches(cd, cd_margin) || (!two_sided && better_cd(cd, cd_margin));
+            let reach = |e: [f64; 3], margin: f64| {
+                let far = if two_sided { e[2].max(-e[1]) } else { e[2] };
+                far / margin
+            };
             let on_cd = match r.verdict {
                 Verdict::Regression | Verdict::Improvement => cd_moved && !hl_moved,
                 Verdict::Inconclusive => {
                     inside(hl, log_margin) && !inside(cd, cd_margin) || cd_moved && !hl_moved
                 }
-                Verdict::Pass | Verdict::Changed => false,
+                Verdict::Pass => reach(cd, cd_margin) > reach(hl, log_margin),
+                Verdict::Changed => false,
             };
             if on_cd && let Some(secondary) = r.secondary.take() {
                 r.secondary = Some(std::mem::replace(&mut r.effect, secondary));

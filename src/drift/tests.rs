@@ -668,6 +668,34 @@ fn the_effect_shown_is_the_one_the_verdict_rests_on() {
 }
 
 #[test]
+fn a_pass_shows_the_effect_nearer_its_margin() {
+    // Every answer but a few is 100 characters long: the Hodges–Lehmann shift and its interval
+    // are exactly zero, Cliff's delta carries the uncertainty the pass had to overcome.
+    let mut base = synth(Profile::default(), 51, 20, 20);
+    let mut cand = synth(Profile::default(), 52, 20, 20);
+    for s in base.iter_mut().chain(cand.iter_mut()) {
+        if let Some(m) = s.measurements.as_mut() {
+            m.refusal = false;
+            m.chars = 100;
+        }
+    }
+    for s in cand
+        .iter_mut()
+        .filter(|s| s.index == 0 && s.probe_id.as_str() < "p005")
+    {
+        s.measurements.as_mut().unwrap().chars = 104;
+    }
+    let r = compare(&base, &cand, &Margins::default());
+    let len = get(&r, "length_chars");
+    assert_eq!(len.verdict, Verdict::Pass, "{len:#?}");
+    assert_eq!(len.effect.measure, "cliffs_delta", "{len:#?}");
+    assert!(len.effect.upper.unwrap() > 0.0, "{len:#?}");
+    let hl = len.secondary.as_ref().unwrap();
+    assert_eq!(hl.measure, "hodges_lehmann_log_ratio");
+    assert_eq!((hl.lower, hl.upper), (Some(0.0), Some(0.0)), "{hl:#?}");
+}
+
+#[test]
 fn one_probe_always_wrong_is_a_regression_naming_it() {
     // 80 probes, 40 with a task check; one of them always fails: pooled task success moves
     // about 2.4 points (below the 3-point margin), the probe alone about 95 % → 0 %.

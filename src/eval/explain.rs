@@ -140,9 +140,19 @@ fn explain_line(
     if raw.trim().is_empty() {
         return Ok(None);
     }
-    let parsed: InputLine = serde_json::from_str(raw).map_err(|e| ExplainError::BadLine {
-        line,
-        message: format!("not a response object: {e}"),
+    let parsed: InputLine = serde_json::from_str(raw).map_err(|e| {
+        // serde_json counts lines within this one input line: keep only its column.
+        let text = e.to_string();
+        let what = text
+            .rsplit_once(" at line ")
+            .map_or(text.as_str(), |(m, _)| m);
+        ExplainError::BadLine {
+            line,
+            message: format!(
+                "not a response object: {what} (column {})",
+                e.column().max(1)
+            ),
+        }
     })?;
     let checks = match (&parsed.probe, suite) {
         (None, _) => None,

@@ -352,7 +352,7 @@ fn failure(text: &str, offset: usize, e: &serde_json::Error, unclosed: bool) -> 
     let (line, column) = if e.line() <= 1 {
         (base_line, base_col + e.column().saturating_sub(1))
     } else {
-        (base_line + e.line() - 1, e.column())
+        (base_line + e.line() - 1, e.column().max(1))
     };
     let message = e.to_string();
     // serde_json appends " at line L column C" relative to the candidate: drop it.

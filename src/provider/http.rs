@@ -367,6 +367,8 @@ impl Transport {
                         attempts: attempt,
                         read: 0,
                         pending: Vec::new(),
+                        head: 0,
+                        scanned: 0,
                         what,
                     };
                     if let Some(len) = body.response.content_length()
@@ -624,7 +626,13 @@ pub(crate) struct Body<'t> {
     deadline: Instant,
     attempts: u32,
     read: usize,
+    /// Bytes read and not handed out yet: `pending[head..]`. The lines before `head` are
+    /// dropped when the next chunk arrives, so handing out a line never moves the rest.
     pending: Vec<u8>,
+    head: usize,
+    /// `pending[head..scanned]` holds no newline: each byte is searched once, so a line of any
+    /// length costs time linear in its length.
+    scanned: usize,
     what: String,
 }
 
@@ -647,8 +655,12 @@ impl Body<'_> {
         )
     }
 
-    /// The next piece of the body, `None` at its end.
+    /// The next piece of the body, `None` at its end. The deadline holds even against a
+    /// server whose next chunk is always ready: it is checked before each read.
     pub(crate) async fn chunk(&mut self) -> Result<Option<Vec<u8>>, SampleError> {
+        if Instant::now() >= self.deadline {
+            return Err(self.timed_out());
+        }
         let next = tokio::select! {
             biased;
             _ = cancelled(self.transport.cancel.as_ref()) => {
@@ -660,15 +672,7 @@ impl Body<'_> {
             r = tokio::time::timeout_at(self.deadline, self.response.chunk()) => r,
         };
         match next {
-            Err(_) => Err(self.error(
-                ErrorKind::Timeout,
-                format!(
-                    "body not complete within total_timeout ({}) after {} bytes; the server \
-                     is too slow or stalled",
-                    secs(self.transport.total_timeout),
-                    self.read
-                ),
-            )),
+            Err(_) => Err(self.timed_out()),
             Ok(Err(e)) => {
                 let cause = error_chain(&e.without_url());
                 Err(self.error(
@@ -693,9 +697,22 @@ impl Body<'_> {
         }
     }
 
+    fn timed_out(&self) -> SampleError {
+        self.error(
+            ErrorKind::Timeout,
+            format!(
+                "body not complete within total_timeout ({}) after {} bytes; the server is too \
+                 slow or stalled",
+                secs(self.transport.total_timeout),
+                self.read
+            ),
+        )
+    }
+
     /// The whole body as UTF-8 text.
     pub(crate) async fn text(&mut self) -> Result<String, SampleError> {
-        let mut all = std::mem::take(&mut self.pending);
+        let mut all = std::mem::take(&mut self.pending).split_off(self.head);
+        (self.head, self.scanned) = (0, 0);
         while let Some(c) = self.chunk().await? {
             all.extend_from_slice(&c);
         }
@@ -725,19 +742,31 @@ impl Body<'_> {
     /// lack a newline. `None` at the end of the body.
     pub(crate) async fn line(&mut self) -> Result<Option<String>, SampleError> {
         loop {
-            if let Some(pos) = self.pending.iter().position(|&b| b == b'\n') {
-                let mut line: Vec<u8> = self.pending.drain(..=pos).collect();
-                line.pop();
+            let from = self.scanned.max(self.head);
+            if let Some(at) = self.pending[from..].iter().position(|&b| b == b'\n') {
+                let end = from + at;
+                let mut line = &self.pending[self.head..end];
                 if line.last() == Some(&b'\r') {
-                    line.pop();
+                    line = &line[..line.len() - 1];
                 }
+                let line = line.to_vec();
+                (self.head, self.scanned) = (end + 1, end + 1);
                 return self.decode_line(line).map(Some);
             }
+            self.scanned = self.pending.len();
             match self.chunk().await? {
-                Some(c) => self.pending.extend_from_slice(&c),
-                None if self.pending.is_empty() => return Ok(None),
+                Some(c) => {
+                    // Drop the lines handed out: one move of the rest per chunk, not per line.
+                    self.pending.drain(..self.head);
+                    self.scanned -= self.head;
+                    self.head = 0;
+                    self.pending.extend_from_slice(&c);
+                }
+                None if self.head == self.pending.len() => return Ok(None),
                 None => {
-                    let line = std::mem::take(&mut self.pending);
+                    let line = self.pending.split_off(self.head);
+                    (self.head, self.scanned) = (0, 0);
+                    self.pending.clear();
                     return self.decode_line(line).map(Some);
                 }
             }

@@ -116,6 +116,13 @@ pub const CONFIG_PREFIX: &str = "config.";
 pub(crate) const CONFIG_ENTRIES: usize = 128;
 pub(crate) const CONFIG_VALUE_CHARS: usize = 256;
 
+/// `text` with the secrets of the target `cfg` describes (API key, header values, URL
+/// password) replaced by `[redacted]`: for what a command prints from a server's answer
+/// without going through a client (`doctor`'s model lists and page titles).
+pub fn redact_secrets(cfg: &ClientConfig, text: &str) -> String {
+    redact::Redactor::for_config(cfg).apply(text)
+}
+
 /// A JSON string or number from a server's metadata as text; empty strings count as absent.
 pub(crate) fn scalar(v: &serde_json::Value) -> Option<String> {
     match v {

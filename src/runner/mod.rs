@@ -348,6 +348,8 @@ async fn before<T>(
     f: impl std::future::Future<Output = T>,
 ) -> Option<T> {
     match deadline {
+        // Checked first: a future that is always ready would otherwise outrun the timer.
+        Some(d) if tokio::time::Instant::now() >= d => None,
         Some(d) => tokio::time::timeout_at(d, f).await.ok(),
         None => Some(f.await),
     }

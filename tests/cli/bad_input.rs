@@ -70,7 +70,7 @@ const BASELINES: &[(&str, &str)] = &[
     ),
     (
         "empty.json",
-        "{p}:1:0: not valid JSON: EOF while parsing a value",
+        "{p}:1:1: not valid JSON: EOF while parsing a value",
     ),
     (
         "truncated.json",

@@ -183,6 +183,40 @@ fn an_html_page_is_named_as_a_web_server() {
     );
 }
 
+/// A server that echoes the credentials into a page title or a model list: doctor prints
+/// neither the key nor a header value.
+#[test]
+fn credentials_a_server_echoes_are_redacted() {
+    const KEY: &str = "sk-doctor-canary-7f3a";
+    const HEADER: &str = "hdr-doctor-canary-51b2";
+    let extra = format!("api_key = \"{KEY}\"\nheaders = {{ X-Token = \"{HEADER}\" }}\n");
+    let (page, _) = fixed_server(|_| {
+        Some(response(
+            "200 OK",
+            "content-type: text/html\r\n",
+            &format!("<html><head><title>Bearer {KEY} {HEADER}</title></head></html>"),
+        ))
+    });
+    let (list, _) = fixed_server(|_| {
+        let body =
+            format!("{{\"data\":[{{\"id\":\"a\"}},{{\"id\":\"{KEY}\"}},{{\"id\":\"{HEADER}\"}}]}}");
+        Some(response(
+            "200 OK",
+            "content-type: application/json\r\n",
+            &body,
+        ))
+    });
+    for url in [page, list] {
+        let (code, out) = doctor_one("openai", &url, "m", &extra);
+        assert_eq!(code, 2, "{out}");
+        assert!(
+            out.contains("[redacted]"),
+            "the echo reached the output: {out}"
+        );
+        assert!(!out.contains(KEY) && !out.contains(HEADER), "{out}");
+    }
+}
+
 #[test]
 fn an_ollama_url_ending_in_v1_says_to_remove_it() {
     let rt = runtime();

@@ -426,6 +426,51 @@ async fn every_server_fault_is_classified_bounded_and_free_of_secrets() {
     join_all(runs).await;
 }
 
+/// A streamed answer whose line never ends and whose bytes never pause: the deadline is checked
+/// before each read, so the request ends at its total timeout even though every read finds
+/// data ready (both APIs; the size cap is set far above what arrives in that time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_line_at_full_speed_ends_at_the_total_timeout() {
+    fn endless(_: &Recorded, _: usize) -> Reply {
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+                    Transfer-Encoding: chunked\r\n\r\n";
+        let start = b"data: {\"choices\":[{\"delta\":{\"content\":\"";
+        let chunk = |data: &[u8]| {
+            let mut c = format!("{:x}\r\n", data.len()).into_bytes();
+            c.extend_from_slice(data);
+            c.extend_from_slice(b"\r\n");
+            c
+        };
+        Reply {
+            steps: vec![
+                Step::Write(head.as_bytes().to_vec()),
+                Step::Write(chunk(start)),
+                Step::Repeat(chunk(&[b'a'; 4096]), 4_000_000),
+            ],
+            then: Then::Close,
+        }
+    }
+    for kind in [ProviderKind::OpenAi, ProviderKind::Ollama] {
+        let server = provider_common::Server::start(endless).await;
+        let mut cfg = config(kind, Api::Chat, server.url(), "m");
+        cfg.total_timeout = Duration::from_millis(1500);
+        cfg.max_response_bytes = 1 << 40;
+        cfg.retries = 0;
+        let client = build_client(cfg).unwrap();
+        let started = Instant::now();
+        let answer = tokio::time::timeout(Duration::from_secs(60), client.complete(&req(true)))
+            .await
+            .unwrap_or_else(|_| panic!("{kind:?}: still reading after 60 s"));
+        let e = answer.expect_err("an endless line is no answer");
+        assert_eq!(e.kind, ErrorKind::Timeout, "{kind:?}: {e}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{kind:?}: ended after {:?}",
+            started.elapsed()
+        );
+    }
+}
+
 #[tokio::test]
 async fn refused_connections_and_unresolvable_hosts_are_connect_errors_retried_a_bounded_number_of_times()
  {

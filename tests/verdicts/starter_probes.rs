@@ -220,21 +220,27 @@ async fn round_on(name: &str) -> Round {
 }
 
 fn show(name: &str, r: &Round) {
+    // Named for the bad outcome, as every rate modelwatch prints.
     eprintln!(
-        "{name}: {} samples, {} errors, benign refusal {:.3}, JSON ok {:.3}, task success {:.3}, \
-         core median tokens {:.0}",
-        r.samples, r.errors, r.benign_refusal, r.json_ok, r.task_success, r.median_tokens
+        "{name}: {} samples, {} errors, benign refusal {:.3}, structured failure {:.3}, task \
+         failure {:.3}, core median tokens {:.0}",
+        r.samples,
+        r.errors,
+        r.benign_refusal,
+        1.0 - r.json_ok,
+        1.0 - r.task_success,
+        r.median_tokens
     );
     for (suite, f) in &r.per_suite {
         eprintln!(
-            "  {suite:<13} refusal {:.3}  JSON ok {}  task {}",
+            "  {suite:<13} refusal {:.3}  structured failure {}  task failure {}",
             f.refusal_rate.unwrap_or(0.0),
             f.structured
                 .as_ref()
-                .map_or("-".into(), |s| format!("{:.3}", 1.0 - s.failure_rate)),
+                .map_or("-".into(), |s| format!("{:.3}", s.failure_rate)),
             f.task
                 .as_ref()
-                .map_or("-".into(), |t| format!("{:.3}", 1.0 - t.failure_rate)),
+                .map_or("-".into(), |t| format!("{:.3}", t.failure_rate)),
         );
     }
 }
