@@ -125,12 +125,23 @@ pub async fn detect(candidates: &[String]) -> Found {
     Found::Nothing
 }
 
+/// A model list larger than this is not read further (every read is bounded): no server
+/// worth detecting lists megabytes of models.
+const MAX_LIST_BYTES: usize = 1 << 20;
+
 async fn first_model(client: &reqwest::Client, url: &str, list: &str, key: &str) -> Option<String> {
-    let resp = client.get(url).send().await.ok()?;
+    let mut resp = client.get(url).send().await.ok()?;
     if !resp.status().is_success() {
         return None;
     }
-    let body: serde_json::Value = resp.json().await.ok()?;
+    let mut bytes = Vec::new();
+    while let Some(c) = resp.chunk().await.ok()? {
+        bytes.extend_from_slice(&c);
+        if bytes.len() > MAX_LIST_BYTES {
+            return None;
+        }
+    }
+    let body: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     body.get(list)?
         .as_array()?
         .iter()

@@ -146,8 +146,20 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     // Why each target that measured nothing failed, in one line each.
     let mut failures = Vec::new();
     let mut served = Vec::new();
+    // A store that cannot take a round (locked, full) loses that round, not the others, nor
+    // the results printed below.
+    let mut unstored = Vec::new();
+    let mut stored_samples = 0;
     for (target, outcome) in outcomes {
-        store_round(&mut store, &target.name, &outcome, &clock)?;
+        match store_round(&mut store, &target.name, &outcome, &clock) {
+            Ok(()) => stored_samples += outcome.samples.len(),
+            Err(e) => unstored.push(format!(
+                "cannot store the round of target {} in {}: {e:#}; its results are printed but \
+                 not stored",
+                target.name,
+                loaded.config.storage.path.display()
+            )),
+        }
         failures.extend(breaker::failure_line(
             &target.name,
             &target.base_url,
@@ -166,12 +178,19 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
 
     let summary = summary::summarize(&all_samples);
     let stored = Stored {
-        samples: all_samples.len(),
+        samples: stored_samples,
         path: &loaded.config.storage.path,
         served: &served,
         failures: &failures,
     };
-    report(&args, &summary, &stored)
+    let code = report(&args, &summary, &stored)?;
+    if unstored.is_empty() {
+        return Ok(code);
+    }
+    for line in &unstored {
+        eprintln!("error: {line}");
+    }
+    Ok(ExitCode::from(super::EXIT_USAGE))
 }
 
 /// What a `run` stored and where its targets stood, for the final output.

@@ -163,21 +163,24 @@ pub fn parse_suite(src: &Source) -> Result<Suite, Vec<Diagnostic>> {
                 "add a [[probe]] with an `id` and a `prompt`",
             ),
             DeValue::Array(items) if items.iter().all(|i| i.get_ref().is_table()) => {
-                let mut ids: Vec<(String, Location)> = Vec::new();
+                // Where each id was first defined (a map: a suite may hold many probes).
+                let mut ids: std::collections::HashMap<String, Location> =
+                    std::collections::HashMap::new();
                 for item in items.iter() {
                     // Duplicates are found on the raw ids, so that a broken first probe still
                     // counts.
                     if let Some(id) = item.get_ref().as_table().and_then(|t| t.get("id"))
                         && let Some(s) = id.get_ref().as_str()
                     {
-                        let here = r.src.location(&item.span());
-                        match ids.iter().find(|(other, _)| other == s) {
-                            Some((_, first)) => r.error_help(
+                        match ids.get(s) {
+                            Some(first) => r.error_help(
                                 id.span(),
                                 format!("duplicate probe id `{s}`: expected unique ids in a suite"),
                                 format!("first defined at {first}"),
                             ),
-                            None => ids.push((s.to_owned(), here)),
+                            None => {
+                                ids.insert(s.to_owned(), r.src.location(&item.span()));
+                            }
                         }
                     }
                     if let Some(mut p) = read_probe(&mut r, item, &name, &defaults, samples) {

@@ -506,6 +506,19 @@ fn classify_send_error(what: &str, e: reqwest::Error) -> Failure {
     if let Some(tls) = super::tls::tls_failure(&e) {
         return tls_send_failure(what, tls, &cause);
     }
+    if let Some(head) = unparsable_head(&e) {
+        // The server answered, with a head no HTTP client accepts (an endless or huge header,
+        // garbage): the same again next time, so not retried.
+        let kind = if head.is_parse_too_large() {
+            ErrorKind::TooLarge
+        } else {
+            ErrorKind::MalformedBody
+        };
+        return Failure::new(
+            kind,
+            format!("{what}: the response head is unusable: {cause}"),
+        );
+    }
     let (kind, message) = if timeout {
         (
             ErrorKind::Timeout,
@@ -526,6 +539,21 @@ fn classify_send_error(what: &str, e: reqwest::Error) -> Failure {
         retryable: true,
         ..Failure::new(kind, message)
     }
+}
+
+/// The HTTP parse error behind a failed send, when the server's response head could not be
+/// read as HTTP.
+fn unparsable_head<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e hyper::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(h) = err.downcast_ref::<hyper::Error>()
+            && h.is_parse()
+        {
+            return Some(h);
+        }
+        cur = err.source();
+    }
+    None
 }
 
 /// A failed TLS handshake: no connection, so availability, named as TLS with what to set. An

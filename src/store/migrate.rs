@@ -299,6 +299,11 @@ pub(crate) fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
             description: m.description,
             error,
         };
+        // A database already at this version needs no write lock: a read-only command must
+        // not wait for (or fail on) another process's write.
+        if user_version(conn)? >= m.version {
+            continue;
+        }
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(fail)?;
@@ -328,6 +333,21 @@ mod tests {
     use crate::provider::Fingerprint;
     use crate::sample::{ErrorKind, Measurements, Sample, SampleError, StructuredOutcome};
     use crate::store::{RoundStatus, SampleQuery, Store};
+
+    #[test]
+    fn an_up_to_date_store_opens_while_another_process_holds_the_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        drop(Store::open(&path).unwrap());
+        let writer = Connection::open(&path).unwrap();
+        writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let started = std::time::Instant::now();
+        let opened = Store::open(&path);
+        assert!(opened.is_ok(), "{:?}", opened.err());
+        // Not after waiting out the busy timeout either.
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        writer.execute_batch("COMMIT").unwrap();
+    }
     use std::collections::BTreeMap;
 
     #[test]

@@ -81,3 +81,42 @@ fn init_writes_a_working_config_for_a_detected_server_and_never_overwrites() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     sims.shutdown();
 }
+
+/// Detection reads a model list up to a bound: a server answering megabytes is not taken for a
+/// model server (the read stops at 1 MiB), and init falls back to the simulator.
+#[test]
+fn a_huge_model_list_is_not_read_to_its_end() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let mut body = String::from("{\"models\":[");
+            body.push_str(&"{\"name\":\"padding\"},".repeat(150_000));
+            body.push_str("{\"name\":\"m\"}]}");
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(body.as_bytes());
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = modelwatch(dir.path(), &["init", "--detect", &url]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stdout).contains("found Ollama"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stdout).contains("modelwatch sim"),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -78,3 +78,30 @@ fn colour_on_a_terminal_only_without_no_color() {
         "NO_COLOR: no escape codes:\n{plain}"
     );
 }
+
+/// A store another process keeps locked past the busy timeout: `run` still prints what it
+/// measured, names the rounds it could not store, and exits 2.
+#[test]
+fn a_locked_store_loses_the_rounds_not_the_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = run(dir.path(), &[]);
+    assert!(first.status.success(), "{first:?}");
+    let db = dir.path().join("modelwatch-sim.db");
+    let writer = rusqlite::Connection::open(&db).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let out = run(dir.path(), &[]);
+    writer.execute_batch("ROLLBACK").unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}{err}");
+    assert!(
+        text.contains("task fail"),
+        "the results are printed: {text}"
+    );
+    assert!(text.contains("stored 0 samples"), "{text}");
+    assert_eq!(
+        err.matches("cannot store the round of target").count(),
+        2,
+        "one line per target: {err}"
+    );
+}

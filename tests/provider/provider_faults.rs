@@ -285,6 +285,34 @@ fn generic_cases() -> Vec<Case> {
             None,
             1,
         ),
+        case(
+            "endless response head",
+            |_, _| Reply {
+                steps: vec![
+                    Step::Write(b"HTTP/1.1 200 OK\r\n".to_vec()),
+                    Step::Repeat(
+                        b"X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n".to_vec(),
+                        100_000,
+                    ),
+                ],
+                then: Then::Close,
+            },
+            false,
+            TooLarge,
+            None,
+            1,
+        ),
+        case(
+            "response head that is not HTTP",
+            |_, _| Reply {
+                steps: vec![Step::Write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n".to_vec())],
+                then: Then::Close,
+            },
+            false,
+            MalformedBody,
+            None,
+            1,
+        ),
     ]
 }
 
