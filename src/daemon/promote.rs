@@ -29,6 +29,20 @@ pub enum PromoteError {
          for the current probes: let the daemon complete a round first"
     )]
     NoSamples { target: String, fingerprint: String },
+    #[error(
+        "{failed} of {total} requests failed ({kinds}) in the newest {rounds} stored rounds of \
+         target '{target}', above the {limit_percent:.0}% limit: an outage in those rounds counts; \
+         pass --rounds N to take only the rounds since (`modelwatch report` shows them), or let \
+         the server complete more rounds"
+    )]
+    TooManyErrors {
+        target: String,
+        rounds: u32,
+        failed: usize,
+        total: usize,
+        kinds: String,
+        limit_percent: f64,
+    },
     #[error("cannot create the baseline directory {dir}: {source}")]
     CreateDir {
         dir: PathBuf,
@@ -75,7 +89,24 @@ pub fn promote(
             fingerprint: fp.id,
         });
     }
-    baseline::check_recording(&samples, baseline::DEFAULT_MAX_ERROR_RATE)?;
+    match baseline::check_recording(&samples, baseline::DEFAULT_MAX_ERROR_RATE) {
+        Err(baseline::BaselineError::TooManyErrors {
+            failed,
+            total,
+            kinds,
+            limit_percent,
+        }) => {
+            return Err(PromoteError::TooManyErrors {
+                target: target.into(),
+                rounds: rounds.max(1),
+                failed,
+                total,
+                kinds,
+                limit_percent,
+            });
+        }
+        other => other?,
+    }
     // Several rounds reuse sample indices: renumber per probe in time order.
     samples.sort_by(|a, b| {
         (&a.suite, &a.probe_id, a.started_at_ms, a.index).cmp(&(

@@ -563,10 +563,10 @@ pub fn describe(r: &MetricResult) -> String {
             .as_ref()
             .map(|w| format!(" — {w}"))
             .unwrap_or_default();
-        let est = r
-            .effect
-            .estimate
-            .map_or_else(|| "n/a".into(), |v| format!("{v:.2}"));
+        let est = r.effect.estimate.map_or_else(
+            || "n/a".into(),
+            |v| format!("{:.2}", if v.abs() < 0.005 { 0.0 } else { v }),
+        );
         let p = if r.metric == Metric::Behaviour {
             p.replace("adjusted p", "p")
         } else {

@@ -194,7 +194,14 @@ pub(crate) fn length_shape(
             baseline_rate: None,
             candidate_rate: None,
             p_adjusted: t.p_holm,
-            summary: format!("{} (KS D = {:.2})", t.words, t.d),
+            // The stratum names its suite already: its words without the "core: " prefix.
+            summary: format!(
+                "{} (KS D = {:.2})",
+                t.words
+                    .strip_prefix(&format!("{}: ", t.suite))
+                    .unwrap_or(&t.words),
+                t.d
+            ),
         })
         .collect();
     // Pass needs every suite's band below the margin; the suite furthest from that decides

@@ -586,6 +586,9 @@ fn a_bimodal_change_with_equal_median_is_a_shape_regression_in_words() {
     let words = shape.detail.as_deref().unwrap();
     assert!(words.starts_with("core: p10 length -"), "{words}");
     assert!(words.contains("answers under"), "{words}");
+    // The stratum's own line names the suite once ("suite core: p10 …").
+    let summary = &shape.strata[0].summary;
+    assert!(summary.starts_with("p10 length -"), "{summary}");
     assert_eq!(r.verdict, Verdict::Regression);
     assert!(r.reasons.iter().any(|s| s.contains("length_shape")));
 }

@@ -355,8 +355,20 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 async fn silence(
     State(s): State<AppState>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    // A body over the limit answers in JSON like every other API error.
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                e.status(),
+                format!(
+                    "cannot read the request body: {e}; a silence request is a small JSON object"
+                ),
+            );
+        }
+    };
     let Some(token) = &s.token else {
         return error(
             StatusCode::FORBIDDEN,

@@ -150,6 +150,8 @@ pub(crate) fn effect_text(m: &MetricResult) -> String {
     };
     if let Some((name, signed)) = named {
         let f = |x: f64| {
+            // An unbiased MMD² a hair below zero rounds to 0.00, not -0.00.
+            let x = if x.abs() < 0.005 { 0.0 } else { x };
             if signed {
                 format!("{x:+.2}")
             } else {

@@ -185,10 +185,18 @@ pin = "{pin}"
                 post(Some(format!("Bearer {TOKEN}")), body.as_bytes().to_vec()).await;
             assert_eq!(code, 201, "{text}");
             outputs.push(("201".into(), text));
-            // Over the limit (16 KiB): 413, with or without the token.
+            // Over the limit (16 KiB): 413, with or without the token, in JSON like every
+            // other API error.
             for auth in [Some(format!("Bearer {TOKEN}")), None] {
-                let (code, _) = post(auth, vec![b' '; 17 * 1024]).await;
+                let (code, text) = post(auth, vec![b' '; 17 * 1024]).await;
                 assert_eq!(code, 413);
+                let v: serde_json::Value = serde_json::from_str(&text).expect(&text);
+                assert!(
+                    v["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("request body")),
+                    "{v}"
+                );
             }
             // No other method changes anything.
             for method in [
