@@ -25,7 +25,7 @@ pub enum Command {
         /// The baseline file.
         file: PathBuf,
         #[command(flatten)]
-        out: Output,
+        out: TableOutput,
     },
     /// List the baseline files in a directory.
     List {
@@ -36,7 +36,7 @@ pub enum Command {
         #[arg(long, default_value = "baselines")]
         dir: PathBuf,
         #[command(flatten)]
-        out: Output,
+        out: TableOutput,
     },
     /// Compare two stored baselines (A as reference, B as candidate) with the verdict
     /// machinery, no server needed. Exit code 0 pass, 1 regression, 3 inconclusive.
@@ -55,7 +55,7 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct Output {
-    /// Output format (`junit` and `html` are for verdict reports: `diff`, `compare`, `canary`).
+    /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
     /// Write to this file instead of standard output.
@@ -64,6 +64,42 @@ pub struct Output {
     /// Colour in text output.
     #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
     pub color: ColorWhen,
+}
+
+/// The output options of `show` and `list`: tables, so no verdict formats.
+#[derive(Debug, clap::Args)]
+pub struct TableOutput {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TableFormat::Text)]
+    pub format: TableFormat,
+    /// Write to this file instead of standard output.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Colour in text output.
+    #[arg(long, value_enum, default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+impl TableOutput {
+    /// The same options as a report's, for writing.
+    fn output(&self) -> Output {
+        Output {
+            format: match self.format {
+                TableFormat::Text => Format::Text,
+                TableFormat::Json => Format::Json,
+                TableFormat::Markdown => Format::Markdown,
+            },
+            output: self.output.clone(),
+            color: self.color,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -103,23 +139,13 @@ impl Output {
             }
         }
     }
-
-    fn only_text_json_markdown(&self, command: &str) -> anyhow::Result<()> {
-        if matches!(self.format, Format::Junit | Format::Html) {
-            anyhow::bail!(
-                "`baseline {command}` prints text, json or markdown; junit and html are for \
-                 `baseline diff`"
-            );
-        }
-        Ok(())
-    }
 }
 
 pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Record(args) => super::record::exec(args, global),
         Command::Show { file, out } => {
-            out.only_text_json_markdown("show")?;
+            let out = out.output();
             let b = Baseline::load(&file)?;
             let s = b.summary();
             let text = match out.format {
@@ -131,7 +157,7 @@ pub fn exec(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::List { path, dir, out } => {
-            out.only_text_json_markdown("list")?;
+            let out = out.output();
             let entries = list(&path.unwrap_or(dir))?;
             let text = match out.format {
                 Format::Json => to_json(&entries)?,

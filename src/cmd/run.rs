@@ -84,28 +84,10 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         }
     };
 
-    let targets: Vec<&config::Target> = loaded
-        .config
-        .targets
-        .iter()
-        .filter(|t| args.targets.is_empty() || args.targets.contains(&t.name))
-        .collect();
-    for name in &args.targets {
-        if !loaded.config.targets.iter().any(|t| &t.name == name) {
-            let known: Vec<&str> = loaded
-                .config
-                .targets
-                .iter()
-                .map(|t| t.name.as_str())
-                .collect();
-            eprintln!(
-                "error: no target named '{name}' in {}; targets: {}",
-                loaded.config.path.display(),
-                known.join(", ")
-            );
-            return Ok(ExitCode::from(EXIT_USAGE));
-        }
-    }
+    let targets = match selected_targets(&loaded.config, &args.targets) {
+        Ok(t) => t,
+        Err(code) => return Ok(code),
+    };
 
     let evaluator = Evaluator::new(&RefusalConfig::default())?;
     let checks = loaded.checks.clone();
@@ -191,6 +173,31 @@ async fn run(args: Args, global: &super::Global) -> anyhow::Result<ExitCode> {
         eprintln!("error: {line}");
     }
     Ok(ExitCode::from(super::EXIT_USAGE))
+}
+
+/// The targets named with `--target` (all when none is), or the exit code after saying which
+/// name is unknown.
+fn selected_targets<'c>(
+    config: &'c config::Config,
+    names: &[String],
+) -> Result<Vec<&'c config::Target>, ExitCode> {
+    if let Some(name) = names
+        .iter()
+        .find(|n| !config.targets.iter().any(|t| &t.name == *n))
+    {
+        let known: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
+        eprintln!(
+            "error: no target named '{name}' in {}; targets: {}",
+            config.path.display(),
+            known.join(", ")
+        );
+        return Err(ExitCode::from(EXIT_USAGE));
+    }
+    Ok(config
+        .targets
+        .iter()
+        .filter(|t| names.is_empty() || names.contains(&t.name))
+        .collect())
 }
 
 /// What a `run` stored and where its targets stood, for the final output.

@@ -14,7 +14,6 @@ use crate::diag::fields::{Fields, Reader, article, parse_document};
 use crate::diag::{Diagnostic, Source};
 use crate::eval::CompiledChecks;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::Path;
 use toml::Spanned;
@@ -110,7 +109,20 @@ fn line_span(text: &str, line: usize) -> Option<std::ops::Range<usize>> {
 
 /// Validates suite text; `src.path` names the file in errors and in [`Location`]s.
 pub fn parse_suite(src: &Source) -> Result<Suite, Vec<Diagnostic>> {
-    let doc = parse_document(src, &src.text)?;
+    let doc = parse_document(src, &src.text).map_err(|mut diags| {
+        // JSON or YAML given as a suite: one error that says so, not a stream of TOML ones.
+        let ext = src.path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if ["json", "yaml", "yml"].contains(&ext.to_ascii_lowercase().as_str()) {
+            diags.truncate(1);
+            for d in &mut diags {
+                d.help = Some(format!(
+                    "suite files are TOML, not {ext}: write the probes as [[probe]] tables \
+                     (docs/probes.md, \"Anatomy of a suite\")"
+                ));
+            }
+        }
+        diags
+    })?;
     let mut r = Reader::new(src, None);
     let top = r.fields(doc.get_ref(), doc.span(), "the suite", SUITE_KEYS);
 
@@ -733,67 +745,8 @@ fn nonempty_strings(r: &mut Reader, f: &Fields, key: &str) -> Option<Vec<String>
     Some(values.into_iter().map(Spanned::into_inner).collect())
 }
 
-/// Hex sha256 over a canonical JSON of what is sent and judged: id, input, resolved parameters,
-/// samples and checks. Description and tags are left out: editing them keeps baselines valid.
-pub fn probe_hash(p: &Probe) -> String {
-    let expect = crate::probe::Expect {
-        margin: None,
-        ..p.expect.clone()
-    };
-    let value = serde_json::json!({
-        "id": p.id,
-        "input": p.input,
-        "params": p.params,
-        "samples": p.samples,
-        "expect": expect,
-    });
-    let mut canonical = String::new();
-    write_canonical(&value, &mut canonical);
-    crate::util::sha256_hex(canonical.as_bytes())
-}
-
-/// Hex sha256 over the probe hashes, in order.
-pub fn suite_hash(probes: &[Probe]) -> String {
-    let mut h = Sha256::new();
-    for p in probes {
-        h.update(p.hash.as_bytes());
-        h.update(b"\n");
-    }
-    crate::util::hex(&h.finalize())
-}
-
-/// JSON with object keys sorted and no whitespace, so equal content hashes equally whatever
-/// the order in the file.
-fn write_canonical(v: &serde_json::Value, out: &mut String) {
-    use serde_json::Value;
-    match v {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String((*k).clone()).to_string());
-                out.push(':');
-                write_canonical(&map[k.as_str()], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
+mod hash;
+pub use hash::{probe_hash, suite_hash};
 
 #[cfg(test)]
 mod tests;

@@ -197,3 +197,18 @@ fn starter_suites_load() {
         );
     }
 }
+
+#[test]
+fn a_json_or_yaml_suite_is_one_error_that_says_suites_are_toml() {
+    let yaml = "suite: s\nprobes:\n  - id: a\n    prompt: hi\n";
+    let json = "{\"suite\": \"s\", \"probes\": [{\"id\": \"a\"}]}";
+    for (path, text) in [("probes/s.yaml", yaml), ("probes/s.json", json)] {
+        let d = parse_suite(&Source::new(path, text)).unwrap_err();
+        assert_eq!(d.len(), 1, "{}", crate::diag::render_all(&d));
+        let help = d[0].help.as_deref().unwrap_or_default();
+        assert!(help.contains("suite files are TOML"), "{help}");
+    }
+    // A .toml file keeps every syntax error and the TOML hint.
+    let d = parse_suite(&Source::new("probes/s.toml", yaml)).unwrap_err();
+    assert!(d[0].help.as_deref().unwrap_or_default().contains("toml.io"));
+}
