@@ -638,18 +638,25 @@ fn lengths_are_judged_on_answers_not_refusals() {
     );
 }
 
-#[test]
-fn the_effect_shown_is_the_one_the_verdict_rests_on() {
-    // Every baseline answer of a probe has the same length: the Hodges–Lehmann shift is zero
-    // while 40 % of candidate answers triple, so Cliff's delta alone reaches its margin.
-    let mut base = synth(Profile::default(), 47, 20, 20);
-    let mut cand = synth(Profile::default(), 48, 20, 20);
+/// Baseline (seed `seed`) and candidate (`seed + 1`), 20 probes × 20 samples, every one an
+/// answer of exactly 100 characters: ties everywhere, so the Hodges–Lehmann shift is zero.
+fn all_answers_100_chars(seed: u64) -> (Vec<Sample>, Vec<Sample>) {
+    let mut base = synth(Profile::default(), seed, 20, 20);
+    let mut cand = synth(Profile::default(), seed + 1, 20, 20);
     for s in base.iter_mut().chain(cand.iter_mut()) {
         if let Some(m) = s.measurements.as_mut() {
             m.refusal = false;
             m.chars = 100;
         }
     }
+    (base, cand)
+}
+
+#[test]
+fn the_effect_shown_is_the_one_the_verdict_rests_on() {
+    // Every baseline answer of a probe has the same length: the Hodges–Lehmann shift is zero
+    // while 40 % of candidate answers triple, so Cliff's delta alone reaches its margin.
+    let (base, mut cand) = all_answers_100_chars(47);
     for s in cand.iter_mut().filter(|s| s.index % 5 < 2) {
         s.measurements.as_mut().unwrap().chars = 300;
     }
@@ -674,14 +681,7 @@ fn the_effect_shown_is_the_one_the_verdict_rests_on() {
 fn a_pass_shows_the_effect_nearer_its_margin() {
     // Every answer but a few is 100 characters long: the Hodges–Lehmann shift and its interval
     // are exactly zero, Cliff's delta carries the uncertainty the pass had to overcome.
-    let mut base = synth(Profile::default(), 51, 20, 20);
-    let mut cand = synth(Profile::default(), 52, 20, 20);
-    for s in base.iter_mut().chain(cand.iter_mut()) {
-        if let Some(m) = s.measurements.as_mut() {
-            m.refusal = false;
-            m.chars = 100;
-        }
-    }
+    let (base, mut cand) = all_answers_100_chars(51);
     for s in cand
         .iter_mut()
         .filter(|s| s.index == 0 && s.probe_id.as_str() < "p005")
