@@ -81,8 +81,10 @@ pub fn exec(mut args: Args, global: &super::Global) -> anyhow::Result<ExitCode> 
         match sent {
             Ok(resp) if resp.status().is_success() => {
                 println!(
-                    "silenced {} for {} (through the daemon)",
-                    args.target, args.duration
+                    "silenced {} of {} for {} (through the daemon)",
+                    what(&args),
+                    args.target,
+                    args.duration
                 );
                 return Ok(ExitCode::SUCCESS);
             }
@@ -108,11 +110,20 @@ pub fn exec(mut args: Args, global: &super::Global) -> anyhow::Result<ExitCode> 
         &args.reason,
     )?;
     println!(
-        "silenced {} for {} (silence {} in {})",
+        "silenced {} of {} for {} (silence {} in {})",
+        what(&args),
         s.target,
         args.duration,
         s.id,
         loaded.storage.path.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a silence mutes, in words: one metric's alerts or all of them.
+fn what(args: &Args) -> String {
+    match &args.metric {
+        Some(m) => format!("{m} alerts"),
+        None => "every alert".into(),
+    }
 }

@@ -224,6 +224,7 @@ impl Scheduler {
                 };
                 if let Ok(s) = &result {
                     tracing::info!(target = %s.target, until_ms = s.until_ms, "silence added");
+                    self.publish();
                 }
                 let _ = reply.send(result);
             }

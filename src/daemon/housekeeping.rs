@@ -140,10 +140,12 @@ impl Scheduler {
         }
         let alerts: Vec<AlertState> = self.alerts.values().cloned().collect();
         let sinks: Vec<SinkStatus> = self.sink_status.values().cloned().collect();
+        let silences = self.store.active_silences(now_ms).unwrap_or_default();
         self.shared.update_status(|s| {
             s.targets = targets;
             s.alerts = alerts;
             s.sinks = sinks;
+            s.silences = silences;
         });
     }
 }

@@ -102,6 +102,9 @@ pub struct StatusDoc {
     pub targets: Vec<TargetStatus>,
     pub alerts: Vec<AlertState>,
     pub sinks: Vec<SinkStatus>,
+    /// Silences in force (`modelwatch silence`): their alerts fire and resolve as usual, their
+    /// notifications are recorded, not delivered.
+    pub silences: Vec<crate::alert::Silence>,
 }
 
 #[derive(Debug, Default)]

@@ -122,6 +122,23 @@ pub fn render(
                 }
             })
             .collect();
+        tl.silenced = status
+            .silences
+            .iter()
+            .filter(|s| s.target == t.name)
+            .map(|s| {
+                format!(
+                    "{} muted until {}{}",
+                    s.metric.as_deref().unwrap_or("all alerts"),
+                    crate::time::rfc3339_utc(s.until_ms),
+                    if s.reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", s.reason)
+                    }
+                )
+            })
+            .collect();
         attach_baselines(&mut tl);
         if focus.is_none() {
             tl.link = Some((

@@ -43,6 +43,8 @@ pub struct TargetTimeline {
     pub verdicts: Vec<VerdictRow>,
     /// A link to more of this target's history (label, href), shown beside its name.
     pub link: Option<(String, String)>,
+    /// The silences in force, in words ("refusal_rate muted until …: reason").
+    pub silenced: Vec<String>,
 }
 
 /// One round's summary.

@@ -10,7 +10,7 @@ const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,sans-seri
 max-width:1200px;color:#222;padding:0 1rem}h1{font-size:1.4rem;margin-bottom:.2rem}\
 h2{font-size:1.15rem;margin:2rem 0 .3rem}table{border-collapse:collapse;width:100%;font-size:.85rem}\
 th,td{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left}th{background:#f5f5f5}\
-.muted{color:#666;font-size:.85rem}.charts{display:flex;flex-wrap:wrap;gap:.6rem;margin:.6rem 0}\
+.muted{color:#666;font-size:.85rem}.silenced{color:#8a5a00;font-size:.85rem}.charts{display:flex;flex-wrap:wrap;gap:.6rem;margin:.6rem 0}\
 figure{margin:0;border:1px solid #e3e3e3;border-radius:.3rem;padding:.3rem .4rem;width:270px}\
 figcaption{font-size:.8rem;font-weight:600;display:flex;justify-content:space-between}\
 figcaption .last{font-weight:400;color:#444}svg{display:block}\
@@ -117,6 +117,9 @@ fn target_section(o: &mut String, t: &TargetTimeline) {
             .unwrap_or_default(),
         if t.rounds.len() == 1 { "" } else { "s" },
     );
+    for line in &t.silenced {
+        let _ = writeln!(o, "<p class=\"silenced\">Silenced: {}</p>", esc(line));
+    }
     verdict_table(o, t);
     o.push_str("<div class=\"charts\">\n");
     for s in &t.series {
@@ -486,6 +489,7 @@ mod tests {
                     "report over 7 days".into(),
                     "/report?target=chat&since=7d".into(),
                 )),
+                silenced: vec!["all alerts muted until 2026-12-08T03:00:00Z: <deploy>".into()],
             }],
         }
     }
@@ -512,6 +516,7 @@ mod tests {
             // An e-value past f64's range still reads as a number.
             "<span class=\"last\">2.0×10^434 of 20.0</span>",
             "evidence 2.72 of threshold 20.0 (n=20)",
+            "<p class=\"silenced\">Silenced: all alerts muted until 2026-12-08T03:00:00Z: &lt;deploy&gt;</p>",
         ] {
             assert!(html.contains(needle), "page lacks {needle}:\n{html}");
         }

@@ -63,5 +63,6 @@ pub fn load_target(
         series,
         verdicts: Vec::new(),
         link: None,
+        silenced: Vec::new(),
     })
 }

@@ -396,6 +396,31 @@ async fn reload_applies_a_new_configuration_and_silences_go_through_the_api() {
             let shown = &body[..body.len().min(60)];
             assert_eq!(status, want, "{shown}: {:?}", answer.text().await);
         }
+        // The silence in force is visible: in the status JSON and on the status page.
+        let status: serde_json::Value = client
+            .get(format!("http://{addr}/api/v1/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let silences = status["silences"].as_array().expect("a silences list");
+        assert_eq!(silences.len(), 1, "{status:#}");
+        assert_eq!(silences[0]["target"], "sim");
+        assert_eq!(silences[0]["reason"], "upgrade");
+        let page = client
+            .get(format!("http://{addr}/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            page.contains("Silenced: all alerts muted until") && page.contains(": upgrade</p>"),
+            "{page}"
+        );
     };
     let options = Options::default();
     run_daemon(load(&env.config), &env.db, options, &shared, rx, driver).await;
