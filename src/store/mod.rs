@@ -56,6 +56,12 @@ pub enum StoreError {
          to a file in a writable directory"
     )]
     NotADirectory { path: PathBuf, dir: PathBuf },
+    #[error(
+        "cannot write the database {path}: its directory {dir} is not writable by this user \
+         (SQLite keeps {path}-wal and -shm beside it); give the user write access to {dir}, or \
+         set [storage] path to a file in a writable directory"
+    )]
+    ReadOnlyDirectory { path: PathBuf, dir: PathBuf },
     #[error("cannot open the database {path}: {error}; check the path and its permissions")]
     Open {
         path: PathBuf,
@@ -130,6 +136,20 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Whether a file can be created in `dir` (tried, on the error path only).
+fn writable(dir: &Path) -> bool {
+    let probe = dir.join(format!(".modelwatch-write-test-{}", std::process::id()));
+    let ok = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .is_ok();
+    if ok {
+        let _ = std::fs::remove_file(&probe);
+    }
+    ok
+}
+
 impl Store {
     /// Opens (creating the file if needed) and migrates the database at `path`.
     ///
@@ -161,15 +181,26 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|error| StoreError::Open {
-            path: path.to_path_buf(),
-            error,
-        })?;
-        Self::setup(conn, Some(path)).map_err(|e| match e {
-            StoreError::Sqlite(error) => StoreError::Open {
+        let opened = |error: rusqlite::Error| {
+            // A read-only directory shows as a read-only database: say which it is.
+            let readonly = matches!(
+                error.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
+            );
+            if readonly && !writable(dir) {
+                return StoreError::ReadOnlyDirectory {
+                    path: path.to_path_buf(),
+                    dir: dir.to_path_buf(),
+                };
+            }
+            StoreError::Open {
                 path: path.to_path_buf(),
                 error,
-            },
+            }
+        };
+        let conn = Connection::open_with_flags(path, flags).map_err(opened)?;
+        Self::setup(conn, Some(path)).map_err(|e| match e {
+            StoreError::Sqlite(error) => opened(error),
             other => other,
         })
     }
