@@ -122,23 +122,7 @@ pub fn render(
                 }
             })
             .collect();
-        tl.silenced = status
-            .silences
-            .iter()
-            .filter(|s| s.target == t.name)
-            .map(|s| {
-                format!(
-                    "{} muted until {}{}",
-                    s.metric.as_deref().unwrap_or("all alerts"),
-                    crate::time::rfc3339_utc(s.until_ms),
-                    if s.reason.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", s.reason)
-                    }
-                )
-            })
-            .collect();
+        tl.silenced = silenced(status, &t.name);
         attach_baselines(&mut tl);
         if focus.is_none() {
             tl.link = Some((
@@ -187,6 +171,27 @@ fn encode(s: &str) -> String {
                 (b as char).to_string()
             }
             _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The silences of `target` in force, in words: "refusal_rate muted until …: reason".
+fn silenced(status: &StatusDoc, target: &str) -> Vec<String> {
+    status
+        .silences
+        .iter()
+        .filter(|s| s.target == target)
+        .map(|s| {
+            let reason = if s.reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", s.reason)
+            };
+            format!(
+                "{} muted until {}{reason}",
+                s.metric.as_deref().unwrap_or("all alerts"),
+                crate::time::rfc3339_utc(s.until_ms),
+            )
         })
         .collect()
 }
