@@ -13,7 +13,7 @@ use modelwatch::daemon::{self, Command, Options, promote::promote, state::Shared
 use modelwatch::runner::{Clock, SystemClock};
 use modelwatch::sim::{self, Profile, SimHandle};
 use modelwatch::store::Store;
-use sinks_common::{Http, get_text, poll, run_daemon};
+use sinks_common::{Http, get_json, get_text, poll, run_daemon};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -162,14 +162,7 @@ async fn swap_fires_is_visible_over_http_and_resolves_after_promote_and_survives
 
         // Visible over HTTP.
         let client = reqwest::Client::new();
-        let json: serde_json::Value = client
-            .get(format!("http://{addr}/api/v1/status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let json = get_json(&client, &format!("http://{addr}/api/v1/status")).await;
         let alerts = json["alerts"].as_array().unwrap();
         let fired = alerts
             .iter()
@@ -397,14 +390,7 @@ async fn reload_applies_a_new_configuration_and_silences_go_through_the_api() {
             assert_eq!(status, want, "{shown}: {:?}", answer.text().await);
         }
         // The silence in force is visible: in the status JSON and on the status page.
-        let status: serde_json::Value = client
-            .get(format!("http://{addr}/api/v1/status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status = get_json(&client, &format!("http://{addr}/api/v1/status")).await;
         let silences = status["silences"].as_array().expect("a silences list");
         assert_eq!(silences.len(), 1, "{status:#}");
         assert_eq!(silences[0]["target"], "sim");

@@ -245,6 +245,11 @@ pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
     client.get(url).send().await.unwrap().text().await.unwrap()
 }
 
+/// The body of a GET of `url` as JSON, which must answer with JSON.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    serde_json::from_str(&get_text(client, url).await).expect("a JSON body")
+}
+
 /// A configuration in `dir` whose targets `names` (fake Ollama models, suite `core` of
 /// `probes`, one sample per probe) follow the `extra` text, loaded with its suites.
 pub fn fake_targets(
