@@ -1,5 +1,5 @@
-//! Small helpers shared across layers: hex encoding and SHA-256 digests, one-line text excerpts and cutting text at
-//! a character boundary.
+//! Small helpers shared across layers: hex encoding and SHA-256 digests, one-line text
+//! excerpts and cutting text at a character boundary.
 
 /// Longest stored text excerpt, in characters.
 pub const EXCERPT_CHARS: usize = 240;
@@ -22,6 +22,12 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+/// `x` for printing at two decimals: a value that rounds to zero is zero, so an estimate a hair
+/// below it (an unbiased MMD², say) prints `0.00`, never `-0.00`.
+pub fn zero_at_two_decimals(x: f64) -> f64 {
+    if x.abs() < 0.005 { 0.0 } else { x }
 }
 
 /// Lower-case hexadecimal SHA-256 of `bytes`: the form every digest takes in stored rows,

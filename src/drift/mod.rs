@@ -554,8 +554,9 @@ pub fn describe(r: &MetricResult) -> String {
         } else {
             "KS distance"
         };
+        let two = crate::util::zero_at_two_decimals;
         let ci = match (r.effect.lower, r.effect.upper) {
-            (Some(l), Some(u)) => format!(" (CI {l:.2} to {u:.2})"),
+            (Some(l), Some(u)) => format!(" (CI {:.2} to {:.2})", two(l), two(u)),
             _ => String::new(),
         };
         let words = r
@@ -563,10 +564,10 @@ pub fn describe(r: &MetricResult) -> String {
             .as_ref()
             .map(|w| format!(" — {w}"))
             .unwrap_or_default();
-        let est = r.effect.estimate.map_or_else(
-            || "n/a".into(),
-            |v| format!("{:.2}", if v.abs() < 0.005 { 0.0 } else { v }),
-        );
+        let est = r
+            .effect
+            .estimate
+            .map_or_else(|| "n/a".into(), |v| format!("{:.2}", two(v)));
         let p = if r.metric == Metric::Behaviour {
             p.replace("adjusted p", "p")
         } else {

@@ -121,7 +121,7 @@ pub fn cache_key(model: &str, text: &str) -> String {
         h.update(part.as_bytes());
         h.update([0u8]);
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::util::hex(&h.finalize())
 }
 
 /// Detector and judge side by side over the responses the judge labelled.

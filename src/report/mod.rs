@@ -150,8 +150,7 @@ pub(crate) fn effect_text(m: &MetricResult) -> String {
     };
     if let Some((name, signed)) = named {
         let f = |x: f64| {
-            // An unbiased MMD² a hair below zero rounds to 0.00, not -0.00.
-            let x = if x.abs() < 0.005 { 0.0 } else { x };
+            let x = crate::util::zero_at_two_decimals(x);
             if signed {
                 format!("{x:+.2}")
             } else {
@@ -243,6 +242,17 @@ pub(crate) mod tests {
         );
         assert_eq!(evidence(3.25, Some(20.0)), "evidence 3.2 of threshold 20.0");
         assert_eq!(evidence(f64::INFINITY, None), "evidence inf");
+    }
+
+    #[test]
+    fn an_effect_a_hair_below_zero_prints_as_zero() {
+        let mut m = degraded_report().metrics[0].clone();
+        m.effect.measure = "mmd2".into();
+        (m.effect.estimate, m.effect.lower, m.effect.upper) =
+            (Some(-0.001), Some(-0.004), Some(0.02));
+        assert_eq!(crate::report::effect_text(&m), "MMD² 0.00 [0.00, 0.02]");
+        m.effect.lower = Some(-0.006);
+        assert_eq!(crate::report::effect_text(&m), "MMD² 0.00 [-0.01, 0.02]");
     }
 
     /// A report with regressions, a flipped probe with awkward text, and errors.

@@ -157,22 +157,11 @@ fn secs(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::{Expect, GenParams, Location, ProbeInput};
+    use crate::probe::GenParams;
     use std::sync::mpsc;
 
     fn probe(id: &str) -> Arc<Probe> {
-        Arc::new(Probe {
-            id: id.into(),
-            suite: "s".into(),
-            description: None,
-            input: ProbeInput::Prompt("p".into()),
-            params: GenParams::default(),
-            samples: 1,
-            tags: vec![],
-            expect: Expect::default(),
-            location: Location::default(),
-            hash: format!("hash-{id}"),
-        })
+        crate::runner::test_probe(id, 1, GenParams::default())
     }
 
     fn answer(text: &str) -> Arc<Completion> {

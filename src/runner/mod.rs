@@ -435,5 +435,23 @@ pub fn errors_by_kind(samples: &[Sample]) -> Vec<(ErrorKind, usize)> {
     counts.into_iter().collect()
 }
 
+/// A probe for the runner's unit tests: prompt `prompt {id}`, suite `s`, hash `hash-{id}`.
+#[cfg(test)]
+pub(crate) fn test_probe(id: &str, samples: u32, params: crate::probe::GenParams) -> Arc<Probe> {
+    use crate::probe::{Expect, Location, ProbeInput};
+    Arc::new(Probe {
+        id: id.into(),
+        suite: "s".into(),
+        description: None,
+        input: ProbeInput::Prompt(format!("prompt {id}")),
+        params,
+        samples,
+        tags: vec![],
+        expect: Expect::default(),
+        location: Location::default(),
+        hash: format!("hash-{id}"),
+    })
+}
+
 #[cfg(test)]
 mod tests;

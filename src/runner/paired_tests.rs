@@ -1,7 +1,7 @@
 //! Unit tests of the paired runner (`runner::paired`).
 
 use super::*;
-use crate::probe::{Expect, GenParams, Location, ProbeInput};
+use crate::probe::GenParams;
 use crate::provider::{CompletionRequest, Fingerprint};
 use crate::sample::{Completion, Measurements, SampleError};
 use futures_util::future::BoxFuture;
@@ -9,21 +9,11 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicUsize;
 
 fn probe(id: &str, temperature: f64) -> Arc<Probe> {
-    Arc::new(Probe {
-        id: id.into(),
-        suite: "s".into(),
-        description: None,
-        input: ProbeInput::Prompt(format!("prompt {id}")),
-        params: GenParams {
-            temperature: Some(temperature),
-            ..GenParams::default()
-        },
-        samples: 3,
-        tags: vec![],
-        expect: Expect::default(),
-        location: Location::default(),
-        hash: format!("hash-{id}"),
-    })
+    let params = GenParams {
+        temperature: Some(temperature),
+        ..GenParams::default()
+    };
+    crate::runner::test_probe(id, 3, params)
 }
 
 /// `(side, prompt, temperature)` of every request, in the order they were sent.

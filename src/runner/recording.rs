@@ -144,26 +144,16 @@ pub async fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::{Expect, GenParams, Location, ProbeInput};
+    use crate::probe::GenParams;
     use crate::sample::{ErrorKind, Measurements};
     use std::sync::Mutex;
 
     fn probe(id: &str, per_round: u32, seed: Option<u64>) -> Arc<Probe> {
-        Arc::new(Probe {
-            id: id.into(),
-            suite: "s".into(),
-            description: None,
-            input: ProbeInput::Prompt(format!("prompt {id}")),
-            params: GenParams {
-                seed,
-                ..GenParams::default()
-            },
-            samples: per_round,
-            tags: vec![],
-            expect: Expect::default(),
-            location: Location::default(),
-            hash: format!("hash-{id}"),
-        })
+        let params = GenParams {
+            seed,
+            ..GenParams::default()
+        };
+        crate::runner::test_probe(id, per_round, params)
     }
 
     /// Echoes the request seed; fails everything when `down`.

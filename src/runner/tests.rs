@@ -1,27 +1,17 @@
 //! Unit tests of one round: order, concurrency, deadlines and the breaker.
 
 use super::*;
-use crate::probe::{Expect, GenParams, Location, ProbeInput};
+use crate::probe::GenParams;
 use futures_util::future::BoxFuture;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn probe(id: &str, samples: u32, seed: Option<u64>) -> Arc<Probe> {
-    Arc::new(Probe {
-        id: id.into(),
-        suite: "s".into(),
-        description: None,
-        input: ProbeInput::Prompt(format!("prompt {id}")),
-        params: GenParams {
-            seed,
-            ..GenParams::default()
-        },
-        samples,
-        tags: vec![],
-        expect: Expect::default(),
-        location: Location::default(),
-        hash: format!("hash-{id}"),
-    })
+    let params = GenParams {
+        seed,
+        ..GenParams::default()
+    };
+    test_probe(id, samples, params)
 }
 
 /// Answers with the prompt text; fails every `fail_every`-th request; records concurrency.

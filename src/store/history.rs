@@ -131,26 +131,13 @@ mod tests {
 
     fn sample(target: &str, probe: &str, at: i64, text: &str) -> Sample {
         Sample {
-            seed: None,
-            target: target.into(),
-            suite: "core".into(),
-            probe_id: probe.into(),
-            probe_hash: format!("h-{probe}"),
-            index: 0,
-            started_at_ms: at,
             latency_ms: 10.0,
-            ttft_ms: None,
-            attempts: 1,
-            finish_reason: None,
-            input_tokens: None,
-            response_model: None,
-            system_fingerprint: None,
             measurements: Some(Measurements {
                 chars: text.len() as u32,
                 ..Measurements::default()
             }),
-            error: None,
             text: Some(text.into()),
+            ..Sample::pending(target, "core", probe, &format!("h-{probe}"), 0, at)
         }
     }
 

@@ -10,21 +10,9 @@ fn side(target: &str, per: u32, refuses: impl Fn(usize, u32) -> bool) -> Vec<Sam
     for p in 0..10 {
         for index in 0..per {
             let refusal = refuses(p, index);
+            let (id, hash) = (format!("p{p}"), format!("h{p}"));
             out.push(Sample {
-                seed: None,
-                target: target.into(),
-                suite: "s".into(),
-                probe_id: format!("p{p}"),
-                probe_hash: format!("h{p}"),
-                index,
-                started_at_ms: 0,
                 latency_ms: 10.0,
-                ttft_ms: None,
-                attempts: 1,
-                finish_reason: None,
-                input_tokens: None,
-                response_model: None,
-                system_fingerprint: None,
                 measurements: Some(Measurements {
                     chars: 100 + p as u32 + index % 7,
                     words: 20,
@@ -33,8 +21,7 @@ fn side(target: &str, per: u32, refuses: impl Fn(usize, u32) -> bool) -> Vec<Sam
                     refusal,
                     ..Measurements::default()
                 }),
-                error: None,
-                text: None,
+                ..Sample::pending(target, "s", &id, &hash, index, 0)
             });
         }
     }
